@@ -1,0 +1,76 @@
+"""metajit: a lazy, JIT-fused deep-learning framework built on a few meta-operators.
+
+    import metajit as jt
+    x = jt.array([[1.0, 2.0], [3.0, 4.0]])
+    y = (x.exp() * 2).sum()
+    print(y.item(), jt.grad(y, x))
+
+See docs/architecture.md for the layers and docs/env.md for settings.
+"""
+from . import dtypes, plugins
+from .autodiff import grad, jvp, vjp
+from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,
+                       rand_like, randint, randint_like, randn, randn_like, random, seed, zeros,
+                       zeros_like)
+from .dtypes import (DType, bool_, float16, float32, float64, int8, int16, int32, int64,
+                     uint8)
+from .errors import (MetajitCompileError, MetajitDeviceError, MetajitDtypeError, MetajitError,
+                     MetajitIndexError, MetajitShapeError, MetajitValueError)
+from .flags import enable_grad, flags, no_grad
+from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where
+from .plugins import devices, get_device, set_device
+from .reductions import (all, any, argmax, argmin, max, mean, min, norm, prod, std, sum,
+                         var)
+from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, flatten, flip,
+                        pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
+                        stack, t, tile, transpose, unsqueeze, view)
+from .var import Var, liveness_info, number_of_lived_vars, sync_all
+from . import var_methods as _var_methods  # attaches operators and methods to Var
+from . import graph as _graph
+
+__version__ = "0.1.0"
+
+bool = bool_
+float = float32
+double = float64
+half = float16
+int = int32
+long = int64
+
+set_global_seed = seed
+manual_seed = seed
+clip = clamp
+
+
+def index(shape, dim, dtype="int32"):
+    """Jittor's ``jt.index``: a Var whose element at ``(i0, i1, ...)`` is ``i<dim>``.
+
+    Example: ``jt.index((2, 3), 1)`` is ``[[0, 1, 2], [0, 1, 2]]``.
+    """
+    shape = tuple(shape)
+    return Var.from_node(_graph.index_leaf(shape, _graph.normalise_axes(dim, len(shape))[0],
+                                           dtypes.as_dtype(dtype)))
+
+
+def _module_function(method_name):
+    method = getattr(Var, method_name)
+
+    def function(x, *args, **kwargs):
+        if not isinstance(x, Var):
+            x = array(x)
+        return method(x, *args, **kwargs)
+    function.__name__ = method_name
+    function.__doc__ = f"``jt.{method_name}(x, ...)`` is ``x.{method_name}(...)``."
+    return function
+
+
+for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+              "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round", "abs",
+              "neg", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "log2",
+              "log10", "log1p", "expm1", "rsqrt", "reciprocal", "sqr", "square",
+              "maximum", "minimum", "logical_and", "logical_or", "logical_xor", "logical_not",
+              "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "pow", "floor_divide",
+              "mod", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+              "add", "sub", "mul", "div", "subtract", "multiply", "divide"):
+    globals()[_name] = _module_function(_name)
+del _name

@@ -1,0 +1,184 @@
+"""Creating Vars: from data (``jt.array``), constants, ranges and random numbers.
+
+Constant fills and ranges are meta-ops (constant / index leaves broadcast and
+combined element-wise), so they fuse into their consumers; random numbers are
+host-generated leaves, reproducible with `seed`.
+"""
+import numbers
+
+import numpy as np
+
+from . import dtypes, graph
+from .errors import MetajitShapeError, MetajitValueError
+from .var import Var
+
+_generator = np.random.default_rng()
+
+
+def seed(value):
+    """Seed metajit's random numbers (``jt.set_global_seed`` / ``jt.seed`` / ``manual_seed``)."""
+    global _generator
+    _generator = np.random.default_rng(value)
+
+
+def _default_dtype_for(data):
+    if isinstance(data, (np.ndarray, np.generic)):
+        return dtypes.as_dtype(data.dtype)
+    flat = np.asarray(data)
+    if flat.dtype.kind == "f":
+        return dtypes.DEFAULT_FLOAT
+    if flat.dtype.kind in "iu":
+        return dtypes.DEFAULT_INT
+    if flat.dtype.kind == "b":
+        return dtypes.bool_
+    raise MetajitValueError(f"cannot make a Var from {type(data).__name__} with numpy dtype {flat.dtype}")
+
+
+def array_node(data, dtype=None):
+    """A leaf node holding a copy of ``data`` (Var, numpy array, torch tensor, list, scalar)."""
+    if isinstance(data, Var):
+        from .math_ops import cast_node
+        node = data._node if dtype is None else cast_node(data._node, dtypes.as_dtype(dtype))
+        return graph.elementwise("cast", [node], node.dtype)
+    if hasattr(data, "detach") and hasattr(data, "numpy") and not isinstance(data, np.ndarray):
+        data = data.detach().cpu().numpy()
+    if isinstance(data, (list, tuple)) and any(isinstance(v, Var) for v in _flatten(data)):
+        data = [v.numpy() if isinstance(v, Var) else v for v in data]
+    target = dtypes.as_dtype(dtype) if dtype is not None else _default_dtype_for(data)
+    try:
+        host = np.array(data, dtype=target.numpy, copy=True, order="C")
+    except (ValueError, TypeError) as error:
+        raise MetajitValueError(f"cannot make a Var from this data: {error}") from None
+    return graph.array_leaf(host)
+
+
+def _flatten(data):
+    for value in data:
+        if isinstance(value, (list, tuple)):
+            yield from _flatten(value)
+        else:
+            yield value
+
+
+def array(data, dtype=None):
+    """A Var holding a copy of ``data``.
+
+    Python floats become float32, ints int32, bools bool; numpy arrays keep their
+    dtype. Example: ``jt.array([[1, 2], [3, 4]], dtype="float32")``.
+    """
+    return Var.from_node(array_node(data, dtype))
+
+
+def _shape(args):
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        args = tuple(args[0])
+    for size in args:
+        if not isinstance(size, (numbers.Integral, np.integer)) or size < 0:
+            raise MetajitShapeError(f"shape {tuple(args)} must be non-negative integers")
+    return tuple(int(s) for s in args)
+
+
+def full(shape, value, dtype=None):
+    """A Var of ``shape`` filled with ``value`` (dtype from the value unless given)."""
+    dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(value)
+    shape = _shape((shape,) if isinstance(shape, int) else tuple(shape))
+    return Var.from_node(graph.broadcast_to(graph.constant_leaf(value, dtype), shape))
+
+
+def zeros(*shape, dtype="float32"):
+    """A Var of zeros: ``jt.zeros(2, 3)`` or ``jt.zeros((2, 3), dtype="int32")``."""
+    return full(_shape(shape), 0, dtype)
+
+
+def ones(*shape, dtype="float32"):
+    """A Var of ones: ``jt.ones(2, 3)``."""
+    return full(_shape(shape), 1, dtype)
+
+
+def empty(*shape, dtype="float32"):
+    """PyTorch spelling; metajit fills with zeros so values are never garbage."""
+    return zeros(*shape, dtype=dtype)
+
+
+def _like(make):
+    def like(x, dtype=None):
+        return make(x.shape, dtype=dtype or x.dtype)
+    like.__name__ = make.__name__ + "_like"
+    like.__doc__ = f"`{make.__name__}` with the shape (and, unless given, dtype) of ``x``."
+    return like
+
+
+zeros_like = _like(zeros)
+ones_like = _like(ones)
+
+
+def full_like(x, value, dtype=None):
+    """`full` with the shape (and, unless given, dtype) of ``x``."""
+    return full(x.shape, value, dtype or x.dtype)
+
+
+def arange(start, end=None, step=1, dtype=None):
+    """``[start, end)`` with ``step``, like ``numpy.arange``; int32 for ints, else float32."""
+    if end is None:
+        start, end = 0, start
+    values = (start, end, step)
+    if step == 0:
+        raise MetajitValueError("arange: step must not be zero")
+    if dtype is None:
+        dtype = dtypes.DEFAULT_INT if all(isinstance(v, (int, np.integer)) for v in values) \
+            else dtypes.DEFAULT_FLOAT
+    dtype = dtypes.as_dtype(dtype)
+    count = max(0, int(np.ceil((end - start) / step)))
+    from .math_ops import binary, cast
+    index = Var.from_node(graph.index_leaf((count,), 0, dtypes.int64 if dtype == dtypes.int64 else dtypes.int32))
+    compute_dtype = dtype if dtypes.is_float(dtype) or dtype == dtypes.int64 else dtypes.int32
+    result = binary("add", binary("mul", cast(index, compute_dtype), step), start)
+    return cast(result, dtype)
+
+
+def linspace(start, end, steps, dtype="float32"):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    from .math_ops import binary, cast
+    dtype = dtypes.as_dtype(dtype)
+    compute = dtype if dtypes.is_float(dtype) else dtypes.DEFAULT_FLOAT
+    index = cast(Var.from_node(graph.index_leaf((int(steps),), 0)), compute)
+    delta = (end - start) / (steps - 1) if steps > 1 else 0.0
+    return cast(binary("add", binary("mul", index, delta), float(start)), dtype)
+
+
+def _random(shape, dtype, sample):
+    dtype = dtypes.as_dtype(dtype)
+    return Var.from_node(graph.array_leaf(np.ascontiguousarray(sample(_shape(shape)), dtype=dtype.numpy)))
+
+
+def rand(*shape, dtype="float32"):
+    """Uniform random numbers in ``[0, 1)``."""
+    return _random(shape, dtype, lambda s: _generator.random(s))
+
+
+def randn(*shape, dtype="float32"):
+    """Standard normal random numbers."""
+    return _random(shape, dtype, lambda s: _generator.standard_normal(s))
+
+
+def randint(low, high=None, shape=(1,), dtype="int32"):
+    """Random integers in ``[low, high)`` (``[0, low)`` when ``high`` is None)."""
+    if high is None:
+        low, high = 0, low
+    return _random(shape, dtype, lambda s: _generator.integers(low, high, s))
+
+
+def random(shape, type="uniform", dtype="float32"):
+    """Jittor's ``jt.random(shape, dtype, type)``: ``"uniform"`` in [0, 1) or ``"normal"``."""
+    if type not in ("uniform", "normal"):
+        raise MetajitValueError(f"random: type must be 'uniform' or 'normal', got {type!r}")
+    return rand(shape, dtype=dtype) if type == "uniform" else randn(shape, dtype=dtype)
+
+
+rand_like = _like(rand)
+randn_like = _like(randn)
+
+
+def randint_like(x, low, high=None):
+    """`randint` with the shape and dtype of ``x``."""
+    return randint(low, high, x.shape, x.dtype)

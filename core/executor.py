@@ -1,0 +1,110 @@
+"""Realisation: upload host leaves, fuse, compile in a batch, launch, free intermediates.
+
+`realise` is the single place where the lazy graph turns into device work. It is
+called by ``Var.sync``/``numpy``/``item`` and `metajit.sync_all`.
+"""
+import numpy as np
+
+from . import fusion, plugins
+from .errors import MetajitDtypeError
+from .graph import numel
+
+
+class DeviceBuffer:
+    """A device allocation owned by one or more realised nodes; freed when the last one dies."""
+
+    __slots__ = ("handle", "raw", "nbytes")
+    live_count = 0
+
+    def __init__(self, handle, nbytes):
+        self.handle = handle
+        self.nbytes = nbytes
+        self.raw = handle.allocate(nbytes)
+        DeviceBuffer.live_count += 1
+
+    def __del__(self):
+        DeviceBuffer.live_count -= 1
+        self.handle.free(self.raw)
+
+
+def _nbytes(node):
+    return numel(node.shape) * node.dtype.itemsize
+
+
+def upload(handle, array):
+    """Copy a host numpy array into a new `DeviceBuffer` on ``handle``'s device."""
+    array = np.ascontiguousarray(array)
+    buffer = DeviceBuffer(handle, array.nbytes)
+    handle.copy_from_host(buffer.raw, array)
+    return buffer
+
+
+def to_host(node):
+    """The value of a realised node as a fresh numpy array."""
+    if node.host_data is not None:
+        return node.host_data.copy()
+    array = np.empty(node.shape, dtype=node.dtype.numpy)
+    node.buffer.handle.copy_to_host(node.buffer.raw, array)
+    return array
+
+
+def _check_dtypes(handle, nodes):
+    for node in nodes:
+        if node.dtype not in handle.dtypes:
+            raise MetajitDtypeError(
+                f"device {handle.name!r} does not support {node.dtype}; it supports "
+                f"{', '.join(sorted(handle.dtypes))}: cast the Var or choose another device")
+
+
+def _migrate(handle, node):
+    """Move a node's buffer to ``handle``'s device through the host when it lives elsewhere."""
+    if node.buffer is not None and node.buffer.handle is not handle:
+        node.buffer = upload(handle, to_host(node))
+
+
+def compile_kernels(handle, kernels):
+    """Programs for ``kernels`` on ``handle``: cached, library-lowered, or compiled in one batch."""
+    programs = handle.programs
+    missing = []
+    for kernel in kernels:
+        if kernel in programs or kernel in missing:
+            continue
+        lowered = handle.lower_library_kernel(kernel) if handle.lower_library_kernel else None
+        if lowered is not None:
+            programs[kernel] = lowered
+        else:
+            missing.append(kernel)
+    if missing:
+        sources = handle.codegen(missing)
+        for kernel, program in zip(missing, handle.compile(sources)):
+            programs[kernel] = program
+    return [programs[k] for k in kernels]
+
+
+def realise(nodes):
+    """Compute every node in ``nodes`` that has no value yet, on the current device."""
+    pending = [n for n in nodes if n.buffer is None]
+    if not pending:
+        return
+    handle = plugins.current()
+    pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+    plan = fusion.plan(pending)
+    for step in plan.steps:
+        _check_dtypes(handle, step.output_nodes)
+    for node in plan.uploads:
+        _check_dtypes(handle, [node])
+        node.buffer = upload(handle, node.host_data)
+        node.host_data = None
+    programs = compile_kernels(handle, [step.kernel for step in plan.steps])
+    for step, program in zip(plan.steps, programs):
+        for node in step.input_nodes:
+            _migrate(handle, node)
+        for node in step.output_nodes:
+            node.buffer = DeviceBuffer(handle, _nbytes(node))
+        handle.launch(program, [n.buffer.raw for n in step.input_nodes],
+                      [n.buffer.raw for n in step.output_nodes])
+    for node in plan.intermediates:
+        node.buffer = None
+    for node in pending:
+        if not node.requires_grad:
+            node.inputs = ()

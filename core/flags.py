@@ -1,0 +1,68 @@
+"""Global switches (``jt.flags``) and the ``jt.no_grad()`` / ``jt.enable_grad()`` contexts.
+
+Every flag is listed in docs/env.md. Unknown flag names raise, so a typo is not
+silently ignored.
+"""
+import functools
+
+from .errors import MetajitValueError
+
+
+class Flags:
+    """``jt.flags``: ``lazy_execution`` (1: realise on demand, 0: run every op at once
+    for debugging) and ``no_grad`` (True inside `no_grad`)."""
+
+    __slots__ = ("lazy_execution", "no_grad")
+
+    def __init__(self):
+        object.__setattr__(self, "lazy_execution", 1)
+        object.__setattr__(self, "no_grad", False)
+
+    def __setattr__(self, name, value):
+        if name not in Flags.__slots__:
+            raise MetajitValueError(f"unknown flag {name!r}; flags are {', '.join(Flags.__slots__)}")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self):
+        return "flags(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in Flags.__slots__) + ")"
+
+
+flags = Flags()
+
+
+class _GradMode:
+    enabled_inside = None
+
+    def __enter__(self):
+        self._saved = flags.no_grad
+        flags.no_grad = not self.enabled_inside
+        return self
+
+    def __exit__(self, *exc):
+        flags.no_grad = self._saved
+        return False
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return function(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Context manager / decorator: Vars created inside do not track gradients.
+
+    Example::
+
+        with jt.no_grad():
+            w -= lr * g      # not recorded for autodiff
+    """
+
+    enabled_inside = False
+
+
+class enable_grad(_GradMode):
+    """Context manager / decorator re-enabling gradient tracking inside `no_grad`."""
+
+    enabled_inside = True

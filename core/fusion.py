@@ -1,0 +1,214 @@
+"""Fusion: turn the unrealised part of the lazy graph into backend-neutral `Kernel` s.
+
+Rules (Jittor's, plus duplication of cheap producers):
+
+* A node is *materialised* (written to a buffer by its own kernel) when it is a
+  realisation target, a reduce or reindex_reduce, an extra index input of a
+  reindex, or an expensive node consumed by more than one other node.
+* Everything else is inlined into its consumers: element-wise chains, broadcasts
+  and reindex reads compose into one value tree, with reindex index expressions
+  substituted into the loads and out-of-range reads turned into ``select``\\ s.
+* Leaves without inputs (constants, loop coordinates) and index-only nodes over
+  materialised data are always inlined, never stored.
+
+The result is a `Plan`: host leaves to upload and kernel steps in execution order.
+"""
+from . import indexexpr, kernel as K
+from .graph import numel
+
+
+class Step:
+    """One kernel launch: ``kernel`` reads ``input_nodes`` and writes ``output_nodes``."""
+
+    __slots__ = ("kernel", "input_nodes", "output_nodes")
+
+    def __init__(self, kernel, input_nodes, output_nodes):
+        self.kernel = kernel
+        self.input_nodes = input_nodes
+        self.output_nodes = output_nodes
+
+
+class Plan:
+    """What a realisation does: ``uploads`` (host leaves) and ``steps`` (kernels) in order."""
+
+    __slots__ = ("uploads", "steps", "intermediates")
+
+    def __init__(self, uploads, steps, intermediates):
+        self.uploads = uploads
+        self.steps = steps
+        self.intermediates = intermediates
+
+
+def topological_order(targets, is_boundary):
+    """Nodes reachable from ``targets`` (inputs first), not descending below boundary nodes."""
+    order, visited = [], set()
+    for target in targets:
+        if id(target) in visited:
+            continue
+        stack = [(target, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            if not is_boundary(node):
+                stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in visited)
+    return order
+
+
+_ALWAYS_INLINED = ("constant", "index")
+_INDEX_ONLY = ("broadcast_to", "reindex")
+
+
+def plan(targets):
+    """Fuse the unrealised graph behind ``targets`` into a `Plan`."""
+    order = topological_order(targets, lambda n: n.is_realised)
+    consumers = {}
+    for node in order:
+        if node.is_realised:
+            continue
+        for source in {id(i): i for i in node.inputs}.values():
+            consumers[id(source)] = consumers.get(id(source), 0) + 1
+    target_ids = {id(t) for t in targets}
+    materialised = set()
+    uploads = []
+    for node in order:
+        if node.is_realised:
+            if node.buffer is None:
+                uploads.append(node)
+            continue
+        if node.op in ("reindex", "reindex_reduce"):
+            materialised.update(id(e) for e in node.inputs[1:] if not e.is_realised)
+        if (id(node) in target_ids or node.op in ("reduce", "reindex_reduce")
+                or (consumers.get(id(node), 0) > 1 and not _is_cheap(node, materialised))):
+            materialised.add(id(node))
+    steps = [_build_step(node, materialised) for node in order
+             if id(node) in materialised and not node.is_realised]
+    intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
+                     and not n.is_realised]
+    return Plan(uploads, steps, intermediates)
+
+
+def _is_cheap(node, materialised):
+    if node.op in _ALWAYS_INLINED:
+        return True
+    if node.op in _INDEX_ONLY:
+        source = node.inputs[0]
+        return source.is_realised or id(source) in materialised or source.op in _ALWAYS_INLINED
+    return False
+
+
+class _KernelBuilder:
+    """Builds one kernel's value tree; inputs are deduplicated into slots."""
+
+    def __init__(self, root, materialised, domain):
+        self.root = root
+        self.materialised = materialised
+        self.domain = domain
+        self.slots = {}
+        self.input_nodes = []
+        self.memo = {}
+
+    def slot(self, node):
+        found = self.slots.get(id(node))
+        if found is None:
+            found = self.slots[id(node)] = len(self.input_nodes)
+            self.input_nodes.append(node)
+        return found
+
+    def is_loaded(self, node):
+        return node is not self.root and (node.is_realised or id(node) in self.materialised)
+
+    def value(self, node, index):
+        key = (id(node), index)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = self._compute(node, index)
+        return found
+
+    def _compute(self, node, index):
+        if self.is_loaded(node):
+            return K.load(self.slot(node), index, node.dtype)
+        op = node.op
+        if op == "constant":
+            return K.constant(node.attrs[0], node.dtype)
+        if op == "index":
+            return K.index_value(index[node.attrs[0]], node.dtype)
+        if op == "broadcast_to":
+            source = node.inputs[0]
+            offset = len(node.shape) - len(source.shape)
+            source_index = tuple(
+                indexexpr.const(0) if size == 1 and node.shape[offset + axis] != 1
+                else index[offset + axis] for axis, size in enumerate(source.shape))
+            return self.value(source, source_index)
+        if op == "reindex":
+            return self._reindex_value(node, index)
+        operands = [self.value(i, index) for i in node.inputs]
+        return K.apply(op, operands, node.dtype)
+
+    def extra_slots(self, node):
+        return [self.slot(e) for e in node.inputs[1:]]
+
+    def in_range(self, exprs, shape):
+        """Conditions that ``exprs`` index inside ``shape`` (only those not provable)."""
+        conditions = []
+        for expr, size in zip(exprs, shape):
+            low, high = indexexpr.bounds(expr, self.domain)
+            if low < 0:
+                conditions.append(indexexpr.binary("ge", expr, 0))
+            if high >= size:
+                conditions.append(indexexpr.binary("lt", expr, size))
+        return conditions
+
+    def _reindex_value(self, node, index):
+        exprs, overflow_value, overflow_conditions = node.attrs
+        source = node.inputs[0]
+        extra_slots = self.extra_slots(node)
+        source_index = tuple(indexexpr.substitute(e, index, extra_slots) for e in exprs)
+        valid = self.in_range(source_index, source.shape)
+        valid += [indexexpr.logical_not(indexexpr.substitute(c, index, extra_slots))
+                  for c in overflow_conditions]
+        condition = indexexpr.all_of(valid)
+        if condition == indexexpr.const(0) or numel(source.shape) == 0:
+            return K.constant(overflow_value, node.dtype)
+        inner = self.value(source, source_index)
+        if condition == indexexpr.const(1):
+            return inner
+        return K.apply("select", [K.index_value(condition, "bool"), inner,
+                                  K.constant(overflow_value, node.dtype)], node.dtype)
+
+
+def _build_step(node, materialised):
+    if node.op in ("reduce", "reindex_reduce"):
+        domain = node.inputs[0].shape
+    else:
+        domain = node.shape
+    builder = _KernelBuilder(node, materialised, domain)
+    loops = tuple(indexexpr.loop(a) for a in range(len(domain)))
+    condition = None
+    reduce_op = None
+    if node.op == "reduce":
+        reduce_op, axes, keepdims = node.attrs
+        value = builder.value(node.inputs[0], loops)
+        index = tuple(indexexpr.const(0) if axis in axes else loops[axis]
+                      for axis in range(len(domain)) if keepdims or axis not in axes)
+    elif node.op == "reindex_reduce":
+        reduce_op, exprs, overflow_conditions = node.attrs
+        value = builder.value(node.inputs[0], loops)
+        extra_slots = builder.extra_slots(node)
+        index = tuple(indexexpr.substitute(e, loops, extra_slots) for e in exprs)
+        valid = builder.in_range(index, node.shape)
+        valid += [indexexpr.logical_not(indexexpr.substitute(c, loops, extra_slots))
+                  for c in overflow_conditions]
+        condition = indexexpr.all_of(valid)
+    else:
+        value = builder._compute(node, loops)
+        index = loops
+    store = K.Store(0, index, value, reduce_op, condition)
+    kernel = K.Kernel(domain, [(n.dtype, n.shape) for n in builder.input_nodes],
+                      [(node.dtype, node.shape)], [store])
+    return Step(kernel, builder.input_nodes, [node])

@@ -1,0 +1,194 @@
+"""Lazy graph nodes and the meta-op constructors with their shape and dtype rules.
+
+A `Node` is one meta-op application: ``op``, ``inputs`` (Nodes), ``attrs``
+(hashable parameters), ``shape`` and ``dtype``. Leaves are host arrays
+(``"array"``), scalars (``"constant"``) and loop coordinates (``"index"``).
+A realised node holds a device ``buffer``; when no gradient can flow through it,
+it forgets its inputs so the graph behind it can be freed.
+
+Users never build Nodes directly: `metajit.Var` wraps one, and the front end
+calls the constructors here.
+"""
+import numpy as np
+
+from . import dtypes, indexexpr, opset
+from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
+
+
+class Node:
+    """One meta-op application in the lazy graph (see the module docstring)."""
+
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "buffer", "host_data",
+                 "requires_grad", "__weakref__")
+    live_count = 0
+
+    def __init__(self, op, inputs, attrs, shape, dtype, requires_grad=False, host_data=None):
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.shape = shape
+        self.dtype = dtype
+        self.buffer = None
+        self.host_data = host_data
+        self.requires_grad = requires_grad
+        Node.live_count += 1
+
+    def __del__(self):
+        Node.live_count -= 1
+
+    @property
+    def is_realised(self):
+        """True once the node's value exists (on a device or as host data)."""
+        return self.buffer is not None or self.host_data is not None
+
+    def __repr__(self):
+        return f"Node({self.op}, shape={self.shape}, dtype={self.dtype})"
+
+
+def numel(shape):
+    """Number of elements of ``shape``."""
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _grad_mode():
+    from .flags import flags
+    return not flags.no_grad
+
+
+def _derived_requires_grad(dtype, inputs):
+    return (dtypes.is_float(dtype) and _grad_mode()
+            and any(i.requires_grad for i in inputs))
+
+
+def array_leaf(data):
+    """A leaf holding a host numpy array (copied by the caller when needed)."""
+    dtype = dtypes.as_dtype(data.dtype)
+    return Node("array", (), (), tuple(data.shape), dtype,
+                requires_grad=dtypes.is_float(dtype) and _grad_mode(), host_data=data)
+
+
+def constant_leaf(value, dtype):
+    """A 0-d leaf holding the scalar ``value`` as ``dtype``; fused as a literal."""
+    value = dtype.numpy.type(value).item()
+    return Node("constant", (), (value,), (), dtype)
+
+
+def index_leaf(shape, axis, dtype=dtypes.int32):
+    """A leaf whose element at position ``(i0, i1, ...)`` is ``i<axis>``."""
+    return Node("index", (), (axis,), tuple(shape), dtype)
+
+
+def elementwise(op, inputs, target_dtype=None):
+    """Apply element-wise meta-op ``op``; inputs must share a shape (and dtype)."""
+    shape = inputs[0].shape
+    for other in inputs[1:]:
+        if other.shape != shape:
+            raise MetajitShapeError(f"{op}: shapes {[i.shape for i in inputs]} differ; "
+                                    "broadcast them first")
+    operands = inputs[1:] if op == "select" else inputs
+    if op == "select" and inputs[0].dtype != dtypes.bool_:
+        raise MetajitDtypeError(f"select: condition must be bool, got {inputs[0].dtype}")
+    if len({i.dtype for i in operands}) > 1:
+        raise MetajitDtypeError(f"{op}: dtypes {[str(i.dtype) for i in operands]} differ; "
+                                "cast them first")
+    dtype = opset.result_dtype(op, [i.dtype for i in operands], target_dtype)
+    attrs = (dtype,) if op == "cast" else ()
+    return Node(op, tuple(inputs), attrs, shape, dtype,
+                requires_grad=_derived_requires_grad(dtype, operands))
+
+
+def normalise_axes(axes, ndim, op="reduce"):
+    """Sorted tuple of non-negative axes; accepts None (all), an int, or a sequence."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, (int, np.integer)):
+        axes = (axes,)
+    result = set()
+    for axis in axes:
+        if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < max(ndim, 1):
+            raise MetajitShapeError(f"{op}: axis {axis} is out of range for {ndim}-d input")
+        result.add(int(axis) % ndim if ndim else 0)
+    return tuple(sorted(result)) if ndim else ()
+
+
+def reduce(op, x, axes, keepdims=False):
+    """Reduce ``x`` with ``op`` (sum/prod/max/min/any/all) over ``axes``."""
+    op = opset.normalise_reduce_op(op)
+    axes = normalise_axes(axes, len(x.shape), op)
+    if op in ("sum", "prod") and x.dtype == dtypes.bool_:
+        raise MetajitDtypeError(f"{op} of bool: cast to an integer dtype first")
+    dtype = dtypes.bool_ if op in ("any", "all") else x.dtype
+    if op in ("any", "all") and x.dtype != dtypes.bool_:
+        raise MetajitDtypeError(f"{op} needs a bool input, got {x.dtype}")
+    shape = tuple(1 if a in axes else s for a, s in enumerate(x.shape) if keepdims or a not in axes)
+    return Node("reduce", (x,), (op, axes, keepdims), shape, dtype,
+                requires_grad=_derived_requires_grad(dtype, (x,)) and op in ("sum", "prod", "max", "min"))
+
+
+def broadcast_to(x, shape):
+    """Broadcast ``x`` to ``shape`` with numpy's right-aligned rule."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < len(x.shape) or any(
+            xs != s and xs != 1 for xs, s in zip(x.shape[::-1], shape[::-1])):
+        raise MetajitShapeError(f"cannot broadcast shape {x.shape} to {shape}")
+    if shape == x.shape:
+        return x
+    return Node("broadcast_to", (x,), (), shape, x.dtype,
+                requires_grad=_derived_requires_grad(x.dtype, (x,)))
+
+
+def _check_exprs(kind, exprs, count, what):
+    if len(exprs) != count:
+        raise MetajitShapeError(f"{kind}: {len(exprs)} index expressions given for {what} "
+                                f"with {count} dims; one per dimension is needed")
+
+
+def _simplify_all(exprs, domain):
+    return tuple(indexexpr.simplify(e, domain) for e in exprs)
+
+
+def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()):
+    """Gather: ``out[i] = x[exprs(i)]``, or ``overflow_value`` out of range / when a condition holds.
+
+    ``exprs`` (one per dim of ``x``) and ``overflow_conditions`` are IndexExprs over the
+    output indices; extras are integer Nodes read by ``@e<k>`` loads.
+    """
+    shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise MetajitShapeError(f"reindex: negative size in shape {shape}")
+    _check_exprs("reindex", exprs, len(x.shape), f"input of shape {x.shape}")
+    _check_extras("reindex", extras)
+    exprs = _simplify_all(exprs, shape)
+    conditions = tuple(c for c in _simplify_all(overflow_conditions, shape)
+                       if c != indexexpr.const(0))
+    value = x.dtype.numpy.type(overflow_value).item()
+    identity = tuple(indexexpr.loop(a) for a in range(len(shape)))
+    if shape == x.shape and exprs == identity and not conditions and not extras:
+        return x
+    return Node("reindex", (x,) + tuple(extras), (exprs, value, conditions), shape, x.dtype,
+                requires_grad=_derived_requires_grad(x.dtype, (x,)))
+
+
+def reindex_reduce(op, x, shape, exprs, overflow_conditions=(), extras=()):
+    """Scatter-reduce: ``out[exprs(i)] op= x[i]``; positions out of range or under a condition are skipped."""
+    op = opset.normalise_reduce_op(op)
+    shape = tuple(int(s) for s in shape)
+    _check_exprs("reindex_reduce", exprs, len(shape), f"output of shape {shape}")
+    _check_extras("reindex_reduce", extras)
+    if op in ("any", "all") and x.dtype != dtypes.bool_:
+        raise MetajitDtypeError(f"reindex_reduce {op} needs a bool input, got {x.dtype}")
+    exprs = _simplify_all(exprs, x.shape)
+    conditions = tuple(c for c in _simplify_all(overflow_conditions, x.shape)
+                       if c != indexexpr.const(0))
+    return Node("reindex_reduce", (x,) + tuple(extras), (op, exprs, conditions), shape, x.dtype,
+                requires_grad=_derived_requires_grad(x.dtype, (x,)) and op != "any" and op != "all")
+
+
+def _check_extras(kind, extras):
+    for k, node in enumerate(extras):
+        if not dtypes.is_integer(node.dtype):
+            raise MetajitValueError(f"{kind}: extra input @e{k} must be an integer Var, "
+                                    f"got {node.dtype}")

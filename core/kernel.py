@@ -1,0 +1,156 @@
+"""Backend-neutral fused kernels: the plain data that core hands to every backend.
+
+A `Kernel` is a loop domain (a shape), input buffers read through `ValueExpr`
+``load`` nodes at `IndexExpr` positions, a tree of element-wise meta-ops, and one
+or more `Store` s. A store with a ``reduce_op`` accumulates into its output (a
+reduction, or a reindex_reduce scatter when its index is not a plain subset of the
+loop indices); the output starts at the reduction's identity. A store only writes
+where its ``condition`` holds (the overflow rule of reindex_reduce).
+
+Kernels are immutable, hashable and printable; equal kernels compile to the same
+program, which is what backend caches key on.
+"""
+from . import indexexpr
+from .indexexpr import IndexExpr
+
+
+class ValueExpr:
+    """A node of a kernel's value tree.
+
+    ``op`` is ``"load"`` (args: input slot, tuple of IndexExpr), ``"const"`` (args:
+    a Python scalar), ``"index"`` (args: one IndexExpr, its value as ``dtype``), or
+    an element-wise meta-op from `metajit.opset` (args: operand ValueExprs; ``cast``
+    converts to ``dtype``).
+    """
+
+    __slots__ = ("op", "args", "dtype", "_key", "_hash")
+
+    def __init__(self, op, args, dtype):
+        self.op = op
+        self.args = args
+        self.dtype = dtype
+        self._key = (op, str(dtype), (repr(args[0]),) if op == "const" else args)
+        self._hash = hash(self._key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return self is other or (isinstance(other, ValueExpr) and self._hash == other._hash
+                                 and self._key == other._key)
+
+    def __str__(self):
+        if self.op == "load":
+            return f"in{self.args[0]}[{', '.join(map(str, self.args[1]))}]"
+        if self.op == "const":
+            return f"{self.args[0]!r}:{self.dtype}"
+        if self.op == "index":
+            return f"({self.args[0]}):{self.dtype}"
+        if self.op == "cast":
+            return f"cast<{self.dtype}>({self.args[0]})"
+        return f"{self.op}({', '.join(map(str, self.args))})"
+
+    __repr__ = __str__
+
+
+def load(slot, index, dtype):
+    """Read input ``slot`` at the IndexExpr tuple ``index``."""
+    return ValueExpr("load", (slot, tuple(index)), dtype)
+
+
+def constant(value, dtype):
+    """A scalar constant of ``dtype``."""
+    return ValueExpr("const", (value,), dtype)
+
+
+def index_value(expr, dtype):
+    """The integer IndexExpr ``expr`` as a value of ``dtype`` (e.g. a bool condition)."""
+    if expr.is_const:
+        return constant(expr.args[0] if dtype != "bool" else bool(expr.args[0]), dtype)
+    return ValueExpr("index", (expr,), dtype)
+
+
+def apply(op, operands, dtype):
+    """Element-wise meta-op ``op`` over ``operands`` giving ``dtype``."""
+    return ValueExpr(op, tuple(operands), dtype)
+
+
+class Store:
+    """Write ``value`` to output ``slot`` at ``index``, where ``condition`` holds.
+
+    With ``reduce_op`` (a `metajit.opset.REDUCE_OPS` name) several loop iterations
+    may hit one position and are combined; otherwise each position is written once.
+    """
+
+    __slots__ = ("slot", "index", "value", "reduce_op", "condition", "_key")
+
+    def __init__(self, slot, index, value, reduce_op=None, condition=None):
+        self.slot = slot
+        self.index = tuple(index)
+        self.value = value
+        self.reduce_op = reduce_op
+        self.condition = condition if condition is not None else indexexpr.const(1)
+        self._key = (slot, self.index, value, reduce_op, self.condition)
+
+    def __eq__(self, other):
+        return isinstance(other, Store) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def reduced_axes(self, ndim):
+        """Loop axes a plain reduction folds, or None when the store is a scatter.
+
+        A plain reduction stores at a subset of the loop indices in increasing order
+        (constants 0 for keepdims); the axes not stored are the reduced ones.
+        """
+        kept = [e.args[0] for e in self.index if e.op == "loop"]
+        plain = all(e.op == "loop" or e == indexexpr.const(0) for e in self.index)
+        if not plain or kept != sorted(set(kept)) or not self.condition.is_const:
+            return None
+        return tuple(a for a in range(ndim) if a not in kept)
+
+
+class Kernel:
+    """One fused loop nest: ``domain`` shape, typed ``inputs``/``outputs``, ``stores``.
+
+    ``inputs`` and ``outputs`` are tuples of ``(dtype, shape)``. Example (a fused
+    ``relu(a*b)`` over 4 elements)::
+
+        kernel domain=(4,) inputs=[float32(4,), float32(4,)] outputs=[float32(4,)]
+          out0[i0] = maximum(mul(in0[i0], in1[i0]), 0.0:float32)
+    """
+
+    __slots__ = ("domain", "inputs", "outputs", "stores", "_hash")
+
+    def __init__(self, domain, inputs, outputs, stores):
+        self.domain = tuple(domain)
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self.stores = tuple(stores)
+        self._hash = hash((self.domain, self.inputs, self.outputs, self.stores))
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return (isinstance(other, Kernel) and self._hash == other._hash
+                and (self.domain, self.inputs, self.outputs, self.stores)
+                == (other.domain, other.inputs, other.outputs, other.stores))
+
+    def __str__(self):
+        def typed(entries):
+            return "[" + ", ".join(f"{d}{tuple(s)}" for d, s in entries) + "]"
+        lines = [f"kernel domain={self.domain} inputs={typed(self.inputs)} "
+                 f"outputs={typed(self.outputs)}"]
+        for store in self.stores:
+            target = f"out{store.slot}[{', '.join(map(str, store.index))}]"
+            assign = f" {store.reduce_op}= " if store.reduce_op else " = "
+            guard = "" if store.condition == indexexpr.const(1) else f"if ({store.condition}) "
+            lines.append(f"  {guard}{target}{assign}{store.value}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+__all__ = ["ValueExpr", "Store", "Kernel", "IndexExpr", "load", "constant", "index_value", "apply"]

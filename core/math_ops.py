@@ -1,0 +1,192 @@
+"""Element-wise front end: dtype promotion, numpy broadcasting, unary and binary math.
+
+Each function takes Vars, numpy arrays or Python scalars and returns a lazy Var
+built from element-wise meta-ops plus the broadcasts and casts it needs.
+"""
+import numbers
+
+import numpy as np
+
+from . import dtypes, graph, opset
+from .errors import MetajitShapeError
+from .var import Var
+
+
+def as_node(value, dtype=None):
+    """The graph node of a Var, or a new leaf for an array, list or scalar."""
+    if isinstance(value, Var):
+        return value._node
+    if isinstance(value, (numbers.Number, np.number, np.bool_)) and not isinstance(value, complex):
+        return graph.constant_leaf(value, dtypes.as_dtype(dtype) if dtype else dtypes.scalar_dtype(value))
+    from .creation import array_node
+    return array_node(value, dtype)
+
+
+def wrap(node):
+    """A Var holding ``node``."""
+    return Var.from_node(node)
+
+
+def broadcast_shapes(*shapes, op="broadcast"):
+    """numpy's broadcast of ``shapes``; raises `MetajitShapeError` naming them."""
+    ndim = max((len(s) for s in shapes), default=0)
+    result = []
+    for axis in range(-ndim, 0):
+        sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+        if len(sizes) > 1:
+            raise MetajitShapeError(
+                f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} do not broadcast "
+                f"(dimension {axis} has sizes {sorted(sizes)})")
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)
+
+
+def cast_node(node, dtype):
+    """``node`` converted to ``dtype`` (no node added when it already is)."""
+    return node if node.dtype == dtype else graph.elementwise("cast", [node], dtype)
+
+
+def _is_scalar(value):
+    return isinstance(value, (bool, int, float)) and not isinstance(value, Var)
+
+
+def _operand_dtype(values):
+    """Common dtype of Var/array operands, treating Python scalars as weak."""
+    arrays = [v for v in values if not _is_scalar(v)]
+    if not arrays:
+        return dtypes.promote(*(dtypes.scalar_dtype(v) for v in values))
+    dtype = dtypes.promote(*(as_node(v).dtype if isinstance(v, Var) else
+                             dtypes.as_dtype(np.asarray(v).dtype) for v in arrays))
+    for scalar in values:
+        if _is_scalar(scalar):
+            dtype = dtypes.promote_with_scalar(dtype, scalar)
+    return dtype
+
+
+def _prepare(op, values, dtype):
+    nodes = [as_node(v, dtype if _is_scalar(v) else None) for v in values]
+    nodes = [cast_node(n, dtype) for n in nodes]
+    shape = broadcast_shapes(*(n.shape for n in nodes), op=op)
+    return [graph.broadcast_to(n, shape) for n in nodes]
+
+
+def binary(op, a, b):
+    """Apply binary meta-op ``op`` with promotion and broadcasting, e.g. ``binary("add", x, 1)``."""
+    dtype = _operand_dtype([a, b])
+    if op == "div" and not dtypes.is_float(dtype):
+        dtype = dtypes.DEFAULT_FLOAT
+    if op in opset.LOGICAL_BINARY:
+        dtype = dtypes.bool_
+    return wrap(graph.elementwise(op, _prepare(op, [a, b], dtype)))
+
+
+def unary(op, x):
+    """Apply unary meta-op ``op``; integer inputs of float functions become float32."""
+    node = as_node(x)
+    if op in opset.FLOAT_UNARY and not dtypes.is_float(node.dtype):
+        if op in ("floor", "ceil", "round"):
+            return wrap(node)
+        node = cast_node(node, dtypes.DEFAULT_FLOAT)
+    if op == "logical_not":
+        node = cast_node(node, dtypes.bool_)
+    return wrap(graph.elementwise(op, [node]))
+
+
+def where(condition, x=None, y=None):
+    """``x`` where ``condition`` else ``y`` (broadcast). With one argument: the indices of
+    true elements, a tuple of int32 Vars per dimension (a sync point, like numpy)."""
+    if x is None and y is None:
+        return nonzero(condition, as_tuple=True)
+    dtype = _operand_dtype([x, y])
+    condition_node = cast_node(as_node(condition), dtypes.bool_)
+    nodes = _prepare("where", [x, y], dtype)
+    shape = broadcast_shapes(condition_node.shape, nodes[0].shape, op="where")
+    nodes = [graph.broadcast_to(n, shape) for n in [condition_node] + nodes]
+    return wrap(graph.elementwise("select", nodes))
+
+
+def nonzero(x, as_tuple=False):
+    """Indices of nonzero elements: an int32 Var of shape (count, ndim), or a tuple per dim.
+
+    The count decides the output shape, so this realises ``x``.
+    """
+    mask = as_node(x)
+    host = np.nonzero(Var.from_node(mask).numpy())
+    columns = [wrap(graph.array_leaf(np.ascontiguousarray(c, dtype=np.int32))) for c in host]
+    if as_tuple:
+        return tuple(columns)
+    from .shape_ops import stack
+    return stack(columns, dim=1) if columns else wrap(graph.array_leaf(np.zeros((0, 0), np.int32)))
+
+
+def cast(x, dtype):
+    """``x`` converted to ``dtype`` (Jittor's ``Var.cast`` / ``astype``; PyTorch ``to``)."""
+    return wrap(cast_node(as_node(x), dtypes.as_dtype(dtype)))
+
+
+def clamp(x, min_v=None, max_v=None, *, min=None, max=None):
+    """Limit ``x`` to ``[min_v, max_v]`` (either bound may be None)."""
+    low = min_v if min_v is not None else min
+    high = max_v if max_v is not None else max
+    result = x if isinstance(x, Var) else wrap(as_node(x))
+    if low is not None:
+        result = binary("maximum", result, low)
+    if high is not None:
+        result = binary("minimum", result, high)
+    return result
+
+
+def sign(x):
+    """-1, 0 or 1 by the sign of each element (nan stays nan)."""
+    x = x if isinstance(x, Var) else wrap(as_node(x))
+    positive = cast(binary("gt", x, 0), x.dtype)
+    negative = cast(binary("lt", x, 0), x.dtype)
+    result = binary("sub", positive, negative)
+    if dtypes.is_float(x.dtype):
+        result = where(binary("ne", x, x), x, result)
+    return result
+
+
+def isnan(x):
+    """True where ``x`` is nan."""
+    return binary("ne", x, x)
+
+
+def isinf(x):
+    """True where ``x`` is +inf or -inf."""
+    return binary("eq", unary("abs", x), float("inf"))
+
+
+def isfinite(x):
+    """True where ``x`` is neither nan nor infinite."""
+    return binary("lt", unary("abs", x), float("inf"))
+
+
+def relu(x):
+    """``max(x, 0)``."""
+    return binary("maximum", x, 0)
+
+
+def matmul(a, b):
+    """Matrix product with numpy's rules (1-d operands, batch broadcasting), as broadcast + mul + sum.
+
+    ``a @ b``. Backends may lower the recognised pattern to a BLAS kernel.
+    """
+    from .reductions import sum as reduce_sum
+    from .shape_ops import unsqueeze, squeeze
+    a = a if isinstance(a, Var) else wrap(as_node(a))
+    b = b if isinstance(b, Var) else wrap(as_node(b))
+    if a.ndim == 0 or b.ndim == 0:
+        raise MetajitShapeError("matmul: both operands need at least one dimension")
+    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
+    b2 = unsqueeze(b, 1) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise MetajitShapeError(f"matmul: shapes {a.shape} and {b.shape} do not match "
+                                f"({a2.shape[-1]} != {b2.shape[-2]})")
+    product = binary("mul", unsqueeze(a2, -1), unsqueeze(b2, -3))
+    result = reduce_sum(product, dim=-2)
+    if a.ndim == 1:
+        result = squeeze(result, -2)
+    if b.ndim == 1:
+        result = squeeze(result, -1)
+    return result

@@ -1,0 +1,235 @@
+"""Backend registry: pluggy plugin manager, device listing and selection.
+
+Built-in backends register directly; others come from the ``metajit.backends``
+entry-point group unless ``METAJIT_DISABLE_PLUGIN_AUTOLOAD`` is set. A plugin that
+fails to import, misspells a hook or lacks a required one is reported by name in
+`devices` and the others keep working.
+"""
+import dataclasses
+import importlib
+import importlib.metadata
+import os
+
+import pluggy
+
+from . import hookspec
+from .errors import MetajitDeviceError
+
+ENTRY_POINT_GROUP = "metajit.backends"
+BUILTIN_BACKENDS = {"reference": "metajit.backends.reference"}
+PREFERRED_DEFAULTS = ("cpu", "reference")
+REQUIRED_HOOKS = ("describe", "unavailable_reason", "codegen", "compile", "launch",
+                  "synchronize", "allocate", "free", "copy_from_host", "copy_to_host",
+                  "copy_device_to_device")
+OPTIONAL_HOOKS = ("lower_library_kernel",)
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendDescription:
+    """What `metajit_backend_describe` returns; see that hook."""
+
+    name: str
+    device_kind: str
+    dtypes: tuple = ("bool", "uint8", "int8", "int16", "int32", "int64",
+                     "float16", "float32", "float64")
+    native_ops: tuple = ()
+    library_kernels: tuple = ()
+    summary: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSource:
+    """Generated code for one kernel: what codegen returns and compile consumes."""
+
+    kernel: object
+    language: str
+    text: str
+    entry_name: str
+    options: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceInfo:
+    """One row of ``jt.devices()``: a backend and whether it can run here."""
+
+    name: str
+    available: bool
+    reason: str = ""
+    description: BackendDescription = None
+
+    def __str__(self):
+        state = "available" if self.available else f"unavailable: {self.reason}"
+        return f"{self.name}: {state}"
+
+
+class BackendHandle:
+    """A device's hooks, resolved once; core's hot path calls these attributes directly.
+
+    Attributes are the plugin's hook functions without the ``metajit_backend_``
+    prefix (``allocate``, ``launch``...); ``lower_library_kernel`` is None when the
+    plugin has none. ``programs`` caches compiled programs by `Kernel`.
+    """
+
+    def __init__(self, name, description, functions):
+        self.name = name
+        self.description = description
+        self.dtypes = frozenset(description.dtypes)
+        for hook in REQUIRED_HOOKS + OPTIONAL_HOOKS:
+            setattr(self, hook, functions.get(hook))
+        self.programs = {}
+
+    def __repr__(self):
+        return f"<metajit backend {self.name}>"
+
+
+class _Registry:
+    def __init__(self):
+        self.manager = pluggy.PluginManager("metajit")
+        self.manager.add_hookspecs(hookspec)
+        self.load_errors = {}
+        self.handles = {}
+        self.infos = None
+        for name, module in BUILTIN_BACKENDS.items():
+            self.register(importlib.import_module(module), name)
+        if not os.environ.get("METAJIT_DISABLE_PLUGIN_AUTOLOAD"):
+            self._load_entry_points()
+
+    def _load_entry_points(self):
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if self.manager.get_plugin(entry_point.name) is not None:
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as error:  # a broken plugin must not break the others
+                self.load_errors[entry_point.name] = (
+                    f"plugin {entry_point.value!r} failed to load: {type(error).__name__}: {error}")
+                continue
+            self.register(plugin, entry_point.name)
+
+    def register(self, plugin, name):
+        try:
+            self.manager.register(plugin, name=name)
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as error:
+            if self.manager.is_registered(plugin):
+                self.manager.unregister(plugin)
+            self.load_errors[name] = f"invalid plugin: {error}"
+            return
+        missing = [h for h in REQUIRED_HOOKS if self._function(name, h) is None]
+        if missing:
+            self.manager.unregister(plugin)
+            self.load_errors[name] = ("invalid plugin: missing required hooks "
+                                      + ", ".join("metajit_backend_" + h for h in missing))
+            return
+        self.load_errors.pop(name, None)
+        self.infos = None
+        self.handles.pop(name, None)
+
+    def _function(self, name, hook):
+        caller = getattr(self.manager.hook, "metajit_backend_" + hook)
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name == name:
+                return impl.function
+        return None
+
+    def device_infos(self):
+        if self.infos is None:
+            infos = {}
+            for name, _ in self.manager.list_name_plugin():
+                try:
+                    description = self._function(name, "describe")()
+                    reason = self._function(name, "unavailable_reason")()
+                except Exception as error:
+                    description, reason = None, f"backend raised {type(error).__name__}: {error}"
+                infos[name] = DeviceInfo(name, reason is None, reason or "", description)
+            for name, reason in self.load_errors.items():
+                infos[name] = DeviceInfo(name, False, reason)
+            self.infos = infos
+        return self.infos
+
+    def handle(self, name):
+        handle = self.handles.get(name)
+        if handle is not None:
+            return handle
+        infos = self.device_infos()
+        info = infos.get(name)
+        if info is None:
+            raise MetajitDeviceError(
+                f"unknown device {name!r}; installed devices: {', '.join(sorted(infos))}")
+        if not info.available:
+            raise MetajitDeviceError(f"device {name!r} is unavailable: {info.reason}")
+        functions = {hook: self._function(name, hook) for hook in REQUIRED_HOOKS + OPTIONAL_HOOKS}
+        handle = self.handles[name] = BackendHandle(name, info.description, functions)
+        return handle
+
+
+_registry = None
+_current = None
+
+
+def registry():
+    """The process-wide registry, created on first use."""
+    global _registry
+    if _registry is None:
+        _registry = _Registry()
+    return _registry
+
+
+def register_backend(plugin, name):
+    """Register a backend plugin object or module under ``name`` (as an entry point would).
+
+    Example: ``jt.plugins.register_backend(my_backend_module, "mydev")``. Problems are
+    reported by `devices`, like those of entry-point plugins.
+    """
+    registry().register(plugin, name)
+
+
+def unregister_backend(name):
+    """Remove the backend ``name``; switches back to the default device if it was current."""
+    global _current
+    reg = registry()
+    plugin = reg.manager.get_plugin(name)
+    if plugin is not None:
+        reg.manager.unregister(plugin)
+    reg.load_errors.pop(name, None)
+    reg.handles.pop(name, None)
+    reg.infos = None
+    if _current is not None and _current.name == name:
+        _current = None
+
+
+def devices():
+    """Every installed backend with its availability, e.g. ``[DeviceInfo('reference', True)]``.
+
+    Unavailable ones carry the reason (``"cuda: no NVIDIA driver found"``).
+    """
+    return sorted(registry().device_infos().values(), key=lambda info: info.name)
+
+
+def set_device(name):
+    """Select the device new computations run on, e.g. ``jt.set_device("cpu")``.
+
+    Raises `MetajitDeviceError` naming the valid devices for an unknown name, or the
+    reason for an unavailable one.
+    """
+    global _current
+    _current = registry().handle(name)
+
+
+def current():
+    """The `BackendHandle` of the device in use (``METAJIT_DEVICE``, else cpu, else reference)."""
+    global _current
+    if _current is None:
+        requested = os.environ.get("METAJIT_DEVICE")
+        if requested:
+            _current = registry().handle(requested)
+        else:
+            infos = registry().device_infos()
+            name = next(n for n in PREFERRED_DEFAULTS if n in infos and infos[n].available)
+            _current = registry().handle(name)
+    return _current
+
+
+def get_device():
+    """The name of the device in use."""
+    return current().name

@@ -1,0 +1,161 @@
+"""Reductions: sum/mean/max/min/prod/any/all, argmax/argmin, norm, var, std.
+
+Dimensions are given Jittor-style (``x.sum(1)``, ``dims=(0, 1)``, ``keepdims``)
+or PyTorch/numpy-style (``dim=``, ``axis=``, ``keepdim=``). Integer and bool
+sums and products accumulate in int64, as numpy and PyTorch do.
+"""
+import builtins
+
+from . import dtypes, graph
+from .errors import MetajitValueError
+from .math_ops import as_node, binary, cast, cast_node, unary, where, wrap
+
+
+def _axes_and_keepdims(x, args, kwargs, name):
+    axes = None
+    if args:
+        axes = args[0] if len(args) == 1 else tuple(args)
+    for key in ("dim", "dims", "axis", "axes"):
+        if key in kwargs:
+            if axes is not None:
+                raise MetajitValueError(f"{name}: dimensions given twice")
+            axes = kwargs.pop(key)
+    keepdims = bool(kwargs.pop("keepdims", kwargs.pop("keepdim", False)))
+    if kwargs:
+        raise MetajitValueError(f"{name}: unexpected arguments {', '.join(kwargs)}")
+    if isinstance(axes, list):
+        axes = tuple(axes)
+    return graph.normalise_axes(axes, x.ndim, name), keepdims
+
+
+def _reduce(op, x, axes, keepdims):
+    return wrap(graph.reduce(op, as_node(x), axes, keepdims))
+
+
+def _accumulating(op):
+    def reduction(x, *args, **kwargs):
+        axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
+        node = as_node(x)
+        if not dtypes.is_float(node.dtype):
+            node = cast_node(node, dtypes.int64)
+        return _reduce(op, wrap(node), axes, keepdims)
+    reduction.__name__ = op
+    reduction.__doc__ = (f"{op.capitalize()} over dimensions (all by default), e.g. "
+                         f"``x.{op}(1, keepdims=True)``; ints accumulate in int64.")
+    return reduction
+
+
+sum = _accumulating("sum")
+prod = _accumulating("prod")
+
+
+def _extreme(op):
+    def reduction(x, *args, **kwargs):
+        axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
+        return _reduce(op, x, axes, keepdims)
+    reduction.__name__ = op
+    reduction.__doc__ = (f"{'Maximum' if op == 'max' else 'Minimum'} over dimensions (values "
+                         f"only, as in Jittor; nan propagates), e.g. ``x.{op}(0)``.")
+    return reduction
+
+
+max = _extreme("max")
+min = _extreme("min")
+
+
+def _logical(op):
+    def reduction(x, *args, **kwargs):
+        axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
+        return _reduce(op, cast(x, dtypes.bool_), axes, keepdims)
+    reduction.__name__ = op
+    reduction.__doc__ = f"Whether {op} elements are nonzero over dimensions, e.g. ``x.{op}(1)``."
+    return reduction
+
+
+any = _logical("any")
+all = _logical("all")
+
+
+def _count(x, axes):
+    return graph.numel([x.shape[a] for a in axes])
+
+
+def mean(x, *args, **kwargs):
+    """Average over dimensions; integer inputs give float32."""
+    axes, keepdims = _axes_and_keepdims(x, args, kwargs, "mean")
+    node = as_node(x)
+    if not dtypes.is_float(node.dtype):
+        node = cast_node(node, dtypes.DEFAULT_FLOAT)
+    total = _reduce("sum", wrap(node), axes, keepdims)
+    count = _count(x, axes)
+    return binary("div", total, count) if count else binary("mul", total, float("nan"))
+
+
+def _arg_extreme(op):
+    def arg(x, dim=None, keepdims=False, keepdim=False):
+        keepdims = keepdims or keepdim
+        from .shape_ops import reshape
+        if dim is None:
+            x, dim = reshape(x, (-1,)), 0
+        axes = graph.normalise_axes(dim, x.ndim, "arg" + op)
+        if x.shape[axes[0]] == 0:
+            raise MetajitValueError(f"arg{op} of an empty dimension")
+        extreme = _reduce(op, x, axes, True)
+        hits = binary("eq", x, extreme)
+        if dtypes.is_float(x.dtype):
+            hits = binary("logical_or", hits, binary("logical_and", binary("ne", x, x),
+                                                     binary("ne", extreme, extreme)))
+        positions = wrap(graph.broadcast_to(graph.index_leaf(x.shape, axes[0]), x.shape))
+        candidates = where(hits, positions, x.shape[axes[0]])
+        index = _reduce("min", candidates, axes, keepdims)
+        value = _reduce(op, x, axes, keepdims)
+        return index, value
+    arg.__name__ = "arg" + op
+    arg.__doc__ = (f"Jittor's ``arg{op}(dim, keepdims=False)``: a tuple (int32 indices of the "
+                   f"first {op}imum, values). ``dim=None`` searches the flattened Var.")
+    return arg
+
+
+argmax = _arg_extreme("max")
+argmin = _arg_extreme("min")
+
+
+def norm(x, p=2, dim=None, keepdims=False, keepdim=False):
+    """Vector p-norm over ``dim`` (all elements by default): p = 1, 2, inf, -inf, 0 or any float;
+    ``"fro"`` is the 2-norm."""
+    keepdims = keepdims or keepdim
+    kwargs = {"dim": dim, "keepdims": keepdims}
+    magnitude = unary("abs", x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT))
+    if p == "fro" or p == 2:
+        return unary("sqrt", sum(binary("mul", magnitude, magnitude), **kwargs))
+    if p == 1:
+        return sum(magnitude, **kwargs)
+    if p == float("inf"):
+        return max(magnitude, **kwargs)
+    if p == float("-inf"):
+        return min(magnitude, **kwargs)
+    if p == 0:
+        return sum(cast(binary("ne", magnitude, 0), magnitude.dtype), **kwargs)
+    if isinstance(p, str):
+        raise MetajitValueError(f"norm: unsupported p={p!r}")
+    return binary("pow", sum(binary("pow", magnitude, float(p)), **kwargs), 1.0 / p)
+
+
+def var(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=False):
+    """Variance over ``dim``; unbiased (divides by N-1) by default as in PyTorch.
+
+    ``correction`` (PyTorch 2) overrides ``unbiased``: the divisor is ``N - correction``.
+    """
+    keepdims = keepdims or keepdim
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    x = x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT)
+    axes = graph.normalise_axes(dim, x.ndim, "var")
+    centered = binary("sub", x, mean(x, dim=axes, keepdims=True))
+    squares = sum(binary("mul", centered, centered), dim=axes, keepdims=keepdims)
+    return binary("div", squares, builtins.max(_count(x, axes) - correction, 0))
+
+
+def std(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=False):
+    """Standard deviation over ``dim``; unbiased by default (see `var`)."""
+    return unary("sqrt", var(x, dim, unbiased, keepdims, correction, keepdim))

@@ -1,0 +1,388 @@
+"""Shape operations, every one a `reindex` or `broadcast_to` meta-op (no data movement
+until realised, and fused into consumers).
+
+Also the public ``reindex`` / ``reindex_reduce`` with Jittor's string index form.
+"""
+import numbers
+
+import numpy as np
+
+from . import dtypes, graph, indexexpr
+from .errors import MetajitShapeError, MetajitValueError
+from .math_ops import as_node, broadcast_shapes, where, wrap
+from .var import Var
+
+I = indexexpr
+
+
+def _loops(ndim):
+    return [I.loop(a) for a in range(ndim)]
+
+
+def _index_names(x_shape, y_shape):
+    names = {"XDIM": len(x_shape), "YDIM": len(y_shape)}
+    for prefix, shape in (("x", x_shape), ("y", y_shape)):
+        for axis, size in enumerate(shape):
+            names[f"{prefix}shape{axis}"] = size
+            names[f"{prefix.upper()}SHAPE{axis}"] = size
+    return names
+
+
+def _parse_all(exprs, loop_ndim, extras, names):
+    if isinstance(exprs, str):
+        exprs = [exprs]
+    return [I.parse(e, loop_ndim, len(extras), names) for e in exprs]
+
+
+def _extra_nodes(extras):
+    return [cast_index(as_node(e)) for e in extras]
+
+
+def cast_index(node):
+    """``node`` as an integer node (for extra index inputs)."""
+    from .math_ops import cast_node
+    if dtypes.is_integer(node.dtype):
+        return node
+    if dtypes.is_float(node.dtype):
+        raise MetajitValueError(f"index Vars must be integers, got {node.dtype}")
+    return cast_node(node, dtypes.int32)
+
+
+def reindex(x, shape, indexes, overflow_value=0, overflow_conditions=(), extras=()):
+    """Gather: ``y[i0, i1, ...] = x[indexes...]`` (Jittor's ``reindex``).
+
+    ``indexes`` has one C-style expression (or `IndexExpr`) per dim of ``x`` over the
+    output indices ``i0, i1...``; ``xshape<k>``/``yshape<k>``/``XDIM`` are usable, and
+    ``@e<k>(...)`` reads integer Var ``extras[k]``. Reads out of range, or where an
+    ``overflow_conditions`` expression holds, give ``overflow_value``.
+
+    Example: ``x.reindex([3, 4], ["i0", "i1 - 1"])`` shifts right with 0 padding.
+    """
+    shape = tuple(int(s) for s in shape)
+    node = as_node(x)
+    extra_nodes = _extra_nodes(extras)
+    names = _index_names(node.shape, shape)
+    exprs = _parse_all(indexes, len(shape), extra_nodes, names)
+    conditions = _parse_all(list(overflow_conditions), len(shape), extra_nodes, names)
+    return wrap(graph.reindex(node, shape, exprs, overflow_value, conditions, extra_nodes))
+
+
+def reindex_reduce(x, op, shape, indexes, overflow_conditions=(), extras=()):
+    """Scatter-reduce: ``y[indexes...] op= x[i0, i1, ...]`` (Jittor's ``reindex_reduce``).
+
+    ``op`` is ``"add"``/``"sum"``, ``"multiply"``, ``"maximum"``, ``"minimum"``,
+    ``"logical_or"``, ``"logical_and"``; ``indexes`` has one expression per output dim
+    over the input indices. Targets out of range or under an overflow condition are
+    skipped; untouched outputs hold the reduction's identity.
+    """
+    shape = tuple(int(s) for s in shape)
+    node = as_node(x)
+    extra_nodes = _extra_nodes(extras)
+    names = _index_names(node.shape, shape)
+    exprs = _parse_all(indexes, len(node.shape), extra_nodes, names)
+    conditions = _parse_all(list(overflow_conditions), len(node.shape), extra_nodes, names)
+    return wrap(graph.reindex_reduce(op, node, shape, exprs, conditions, extra_nodes))
+
+
+def _shape_args(args):
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def reshape(x, *shape):
+    """View ``x`` with a new shape (one entry may be -1), as a reindex on flat positions."""
+    node = as_node(x)
+    shape = _shape_args(shape)
+    total = graph.numel(node.shape)
+    unknown = [a for a, s in enumerate(shape) if s == -1]
+    if len(unknown) > 1 or any(not isinstance(s, (numbers.Integral, np.integer)) or s < -1
+                               for s in shape):
+        raise MetajitShapeError(f"reshape: invalid shape {shape}")
+    if unknown:
+        known = graph.numel([s for s in shape if s != -1])
+        if known == 0 or total % known:
+            raise MetajitShapeError(f"reshape: cannot reshape {node.shape} into {shape}")
+        shape = tuple(total // known if s == -1 else int(s) for s in shape)
+    shape = tuple(int(s) for s in shape)
+    if graph.numel(shape) != total:
+        raise MetajitShapeError(f"reshape: cannot reshape {node.shape} ({total} elements) "
+                                f"into {shape} ({graph.numel(shape)} elements)")
+    if shape == node.shape:
+        return wrap(node)
+    flat = I.const(0)
+    stride = 1
+    for axis in reversed(range(len(shape))):
+        if shape[axis] != 1:
+            flat = flat + I.loop(axis) * stride
+        stride *= shape[axis]
+    exprs, stride = [], 1
+    for axis in reversed(range(len(node.shape))):
+        size = node.shape[axis]
+        position = flat // stride if axis == 0 else (flat // stride) % size
+        exprs.append(I.const(0) if size == 1 else position)
+        stride *= size
+    return wrap(graph.reindex(node, shape, exprs[::-1]))
+
+
+view = reshape
+
+
+def _axis(axis, ndim, op):
+    return graph.normalise_axes(axis, ndim, op)[0]
+
+
+def permute(x, *dims):
+    """Reorder dimensions: output dim k is input dim ``dims[k]``."""
+    node = as_node(x)
+    dims = _shape_args(dims)
+    ndim = len(node.shape)
+    if len(dims) != ndim:
+        raise MetajitShapeError(f"permute: {len(dims)} dims given for a {ndim}-d Var")
+    dims = [_axis(d, ndim, "permute") for d in dims]
+    if sorted(dims) != list(range(ndim)):
+        raise MetajitShapeError(f"permute: {tuple(dims)} is not a permutation of {ndim} dims")
+    exprs = [None] * ndim
+    for out_axis, in_axis in enumerate(dims):
+        exprs[in_axis] = I.loop(out_axis)
+    return wrap(graph.reindex(node, [node.shape[d] for d in dims], exprs))
+
+
+def transpose(x, *dims):
+    """Reverse the dims (no args), swap two (``transpose(0, 1)``), or permute (all dims given)."""
+    dims = _shape_args(dims)
+    ndim = len(as_node(x).shape)
+    if not dims:
+        return permute(x, list(range(ndim))[::-1])
+    if len(dims) == 2:
+        first, second = (_axis(d, ndim, "transpose") for d in dims)
+        order = list(range(ndim))
+        order[first], order[second] = order[second], order[first]
+        return permute(x, order)
+    return permute(x, dims)
+
+
+def t(x):
+    """Transpose a Var of at most 2 dims."""
+    if len(as_node(x).shape) > 2:
+        raise MetajitShapeError("t() needs at most 2 dims; use transpose(dim0, dim1)")
+    return transpose(x)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims ``start_dim..end_dim`` into one."""
+    shape = as_node(x).shape
+    if not shape:
+        return reshape(x, (1,))
+    start, end = _axis(start_dim, len(shape), "flatten"), _axis(end_dim, len(shape), "flatten")
+    merged = graph.numel(shape[start:end + 1])
+    return reshape(x, shape[:start] + (merged,) + shape[end + 1:])
+
+
+def squeeze(x, dim=None):
+    """Remove size-1 dims (all, or the given ones)."""
+    shape = as_node(x).shape
+    if dim is None:
+        axes = [a for a, s in enumerate(shape) if s == 1]
+    else:
+        axes = [a for a in graph.normalise_axes(dim, len(shape), "squeeze") if shape[a] == 1]
+    return reshape(x, [s for a, s in enumerate(shape) if a not in axes])
+
+
+def unsqueeze(x, dim):
+    """Insert a size-1 dim at ``dim`` (negative counts from the end of the result)."""
+    shape = list(as_node(x).shape)
+    axis = _axis(dim, len(shape) + 1, "unsqueeze")
+    shape.insert(axis, 1)
+    return reshape(x, shape)
+
+
+def broadcast(x, shape, dims=()):
+    """Jittor's ``broadcast``: to ``shape`` (or another Var's shape); ``dims`` names the
+    output dims ``x`` lacks (default: leading dims, numpy's rule)."""
+    if isinstance(shape, Var):
+        shape = shape.shape
+    shape = tuple(int(s) for s in shape)
+    node = as_node(x)
+    if dims:
+        axes = graph.normalise_axes(dims, len(shape), "broadcast")
+        expanded = [1] * len(shape)
+        remaining = iter(node.shape)
+        for axis in range(len(shape)):
+            if axis not in axes:
+                expanded[axis] = next(remaining)
+        node = as_node(reshape(wrap(node), expanded))
+    return wrap(graph.broadcast_to(node, shape))
+
+
+def broadcast_to(x, *shape):
+    """Broadcast ``x`` to ``shape`` with numpy's rule."""
+    return broadcast(x, _shape_args(shape))
+
+
+def expand(x, *shape):
+    """PyTorch ``expand``: like `broadcast_to`, where -1 keeps the existing size."""
+    shape = _shape_args(shape)
+    current = as_node(x).shape
+    offset = len(shape) - len(current)
+    resolved = tuple(current[a - offset] if s == -1 and a >= offset else s
+                     for a, s in enumerate(shape))
+    return broadcast(x, resolved)
+
+
+def expand_as(x, other):
+    """`expand` to ``other``'s shape."""
+    return broadcast(x, other.shape)
+
+
+def concat(values, dim=0):
+    """Join Vars along ``dim`` (``jt.concat`` / ``torch.cat``); a select over reindexed inputs."""
+    values = [v if isinstance(v, Var) else wrap(asas_node(v)) for v in values]
+    if not values:
+        raise MetajitValueError("concat needs at least one Var")
+    from .math_ops import _operand_dtype, cast
+    dtype = _operand_dtype(values)
+    values = [cast(v, dtype) for v in values]
+    ndim = values[0].ndim
+    axis = _axis(dim, ndim, "concat")
+    for v in values[1:]:
+        if v.ndim != ndim or any(a != axis and s != r for a, (s, r) in
+                                 enumerate(zip(v.shape, values[0].shape))):
+            raise MetajitShapeError(f"concat: shapes {[x.shape for x in values]} differ "
+                                    f"outside dimension {axis}")
+    total = sum(v.shape[axis] for v in values)
+    shape = list(values[0].shape)
+    shape[axis] = total
+    position = wrap(graph.broadcast_to(graph.index_leaf([total], 0), [total]))
+    position = reshape(position, [total if a == axis else 1 for a in range(ndim)])
+    result, offset = None, 0
+    for value in values:
+        size = value.shape[axis]
+        if size == 0:
+            continue
+        exprs = _loops(ndim)
+        exprs[axis] = exprs[axis] - offset
+        piece = wrap(graph.reindex(as_node(value), shape, exprs, 0))
+        if result is None:
+            result = piece
+        else:
+            from .math_ops import binary
+            result = where(binary("lt", position, offset), result, piece)
+        offset += size
+    if result is None:
+        return wrap(graph.reindex(as_node(values[0]), shape, _loops(ndim)))
+    return result
+
+
+cat = concat
+
+
+def stack(values, dim=0):
+    """Join Vars of equal shape along a new dimension ``dim``."""
+    values = [v if isinstance(v, Var) else wrap(asas_node(v)) for v in values]
+    if not values:
+        raise MetajitValueError("stack needs at least one Var")
+    shapes = {v.shape for v in values}
+    if len(shapes) > 1:
+        raise MetajitShapeError(f"stack: all shapes must be equal, got {[v.shape for v in values]}")
+    axis = _axis(dim, values[0].ndim + 1, "stack")
+    return concat([unsqueeze(v, axis) for v in values], axis)
+
+
+def _slice_along(x, axis, start, stop):
+    node = as_node(x)
+    exprs = _loops(len(node.shape))
+    exprs[axis] = exprs[axis] + start
+    shape = list(node.shape)
+    shape[axis] = stop - start
+    return wrap(graph.reindex(node, shape, exprs))
+
+
+def split(x, split_size_or_sections, dim=0):
+    """PyTorch ``split``: pieces of ``split_size`` (last may be smaller) or of the listed sizes."""
+    shape = as_node(x).shape
+    axis = _axis(dim, len(shape), "split")
+    size = shape[axis]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sections = list(split_size_or_sections)
+        if sum(sections) != size:
+            raise MetajitShapeError(f"split: sections {sections} do not add up to {size}")
+    else:
+        step = int(split_size_or_sections)
+        if step <= 0:
+            raise MetajitValueError("split: split_size must be positive")
+        sections = [min(step, size - s) for s in range(0, size, step)] or [0]
+    pieces, start = [], 0
+    for section in sections:
+        pieces.append(_slice_along(x, axis, start, start + section))
+        start += section
+    return pieces
+
+
+def chunk(x, chunks, dim=0):
+    """Split into ``chunks`` pieces of equal size (the last may be smaller), as PyTorch."""
+    size = as_node(x).shape[_axis(dim, x.ndim, "chunk")]
+    return split(x, max(1, -(-size // chunks)), dim)
+
+
+def flip(x, dims):
+    """Reverse the order of elements along ``dims``."""
+    node = as_node(x)
+    axes = graph.normalise_axes(dims, len(node.shape), "flip")
+    exprs = [node.shape[a] - 1 - I.loop(a) if a in axes else I.loop(a)
+             for a in range(len(node.shape))]
+    return wrap(graph.reindex(node, node.shape, exprs))
+
+
+def pad(x, pad, mode="constant", value=0):
+    """PyTorch ``F.pad``: ``pad`` = (left, right) pairs from the last dim backwards.
+
+    Modes: ``constant`` (``value``), ``reflect``, ``replicate``, ``circular``; negative
+    pads crop.
+    """
+    node = as_node(x)
+    ndim = len(node.shape)
+    if len(pad) % 2 or len(pad) // 2 > ndim:
+        raise MetajitShapeError(f"pad: {len(pad)} pad values do not fit a {ndim}-d Var")
+    before, after = [0] * ndim, [0] * ndim
+    for k in range(len(pad) // 2):
+        before[ndim - 1 - k], after[ndim - 1 - k] = int(pad[2 * k]), int(pad[2 * k + 1])
+    shape = [s + b + a for s, b, a in zip(node.shape, before, after)]
+    if any(s < 0 for s in shape):
+        raise MetajitShapeError(f"pad: padding {tuple(pad)} leaves a negative size for {node.shape}")
+    exprs = []
+    for axis, size in enumerate(node.shape):
+        position = I.loop(axis) - before[axis]
+        if mode == "constant" or before[axis] == after[axis] == 0:
+            exprs.append(position)
+        elif mode == "replicate":
+            exprs.append(I.binary("min", I.binary("max", position, 0), size - 1))
+        elif mode == "circular":
+            exprs.append(position % size)
+        elif mode == "reflect":
+            if max(before[axis], after[axis]) >= size:
+                raise MetajitShapeError(f"pad: reflect padding must be smaller than the size "
+                                        f"{size} of dimension {axis}")
+            period = 2 * (size - 1)
+            folded = position % period
+            exprs.append(I.binary("min", folded, period - folded))
+        else:
+            raise MetajitValueError(f"pad: unknown mode {mode!r}; use constant, reflect, "
+                                    "replicate or circular")
+    return wrap(graph.reindex(node, shape, exprs, value if mode == "constant" else 0))
+
+
+def repeat(x, *repeats):
+    """PyTorch ``repeat`` / numpy ``tile``: tile ``x`` ``repeats[k]`` times along dim k."""
+    node = as_node(x)
+    repeats = [int(r) for r in _shape_args(repeats)]
+    if len(repeats) < len(node.shape):
+        raise MetajitShapeError(f"repeat: {len(repeats)} repeats for a {len(node.shape)}-d Var")
+    source_shape = (1,) * (len(repeats) - len(node.shape)) + node.shape
+    source = as_node(reshape(wrap(node), source_shape))
+    shape = [s * r for s, r in zip(source_shape, repeats)]
+    exprs = [I.loop(a) % size for a, size in enumerate(source_shape)]
+    return wrap(graph.reindex(source, shape, exprs))
+
+
+tile = repeat

@@ -1,0 +1,234 @@
+"""`Var`: the user-facing lazy array. Holds a graph `Node`; realised on demand.
+
+Operators and methods (``+``, ``exp``, ``sum``, ``reshape``...) are attached by
+`metajit.var_methods`; this module holds construction, conversion and realisation.
+"""
+import weakref
+
+import numpy as np
+
+from . import dtypes, executor, graph
+from .errors import MetajitValueError
+from .flags import flags
+
+_pending_vars = weakref.WeakValueDictionary()  # id -> Var; Var.__eq__ is element-wise
+
+
+class Var:
+    """A lazy n-d array, like ``jittor.Var`` / ``torch.Tensor``.
+
+    Example::
+
+        >>> x = jt.Var([1.0, 2.0])          # same as jt.array
+        >>> (x * 2).numpy()
+        array([2., 4.], dtype=float32)
+    """
+
+    __slots__ = ("_node", "__weakref__")
+    live_count = 0
+    __array_priority__ = 1000
+
+    def __init__(self, data, dtype=None):
+        from .creation import array_node
+        self._set_node(array_node(data, dtype))
+        Var.live_count += 1
+
+    @classmethod
+    def from_node(cls, node):
+        """Wrap a graph node (internal; users build Vars with jt.array and ops)."""
+        var = object.__new__(cls)
+        var._set_node(node)
+        Var.live_count += 1
+        return var
+
+    def __del__(self):
+        Var.live_count -= 1
+
+    def _set_node(self, node):
+        self._node = node
+        if node.buffer is None:
+            if not flags.lazy_execution:
+                executor.realise([node])
+            else:
+                _pending_vars[id(self)] = self
+
+    def assign(self, value):
+        """Make this Var hold ``value`` (a Var, array or scalar broadcast to its shape); returns self.
+
+        The Var keeps its identity (useful for parameters), and like Jittor's
+        ``update`` the new value does not carry gradient history. Its
+        ``requires_grad`` is kept.
+        """
+        from .math_ops import as_node
+        node = _detached(as_node(value, self.dtype))
+        if node.dtype != self.dtype:
+            node = graph.elementwise("cast", [node], self.dtype)
+        if node.shape != self.shape:
+            node = graph.broadcast_to(node, self.shape)
+        node.requires_grad = self._node.requires_grad
+        self._set_node(node)
+        return self
+
+    update = assign
+
+    def _replace(self, node):
+        """In-place operators: point this Var at ``node`` (the new value, with history)."""
+        self._set_node(node)
+        return self
+
+    @property
+    def shape(self):
+        """The shape as a tuple of ints."""
+        return self._node.shape
+
+    @property
+    def dtype(self):
+        """The element type, a `metajit.dtypes.DType`."""
+        return self._node.dtype
+
+    @property
+    def ndim(self):
+        """Number of dimensions."""
+        return len(self._node.shape)
+
+    def numel(self):
+        """Number of elements."""
+        return graph.numel(self._node.shape)
+
+    def size(self, dim=None):
+        """PyTorch spelling: the shape, or the size of dimension ``dim``."""
+        if dim is None:
+            return self.shape
+        return self.shape[dim]
+
+    def sync(self):
+        """Realise this Var now (compute it on the device) and return it."""
+        executor.realise([self._node])
+        _pending_vars.pop(id(self), None)
+        return self
+
+    def numpy(self):
+        """A numpy copy of the value (realises the Var)."""
+        self.sync()
+        return executor.to_host(self._node)
+
+    @property
+    def data(self):
+        """The value as numpy (Jittor's ``Var.data``); assigning sets the value."""
+        return self.numpy()
+
+    @data.setter
+    def data(self, value):
+        self.assign(value)
+
+    def item(self):
+        """The single element as a Python scalar; raises for more than one element."""
+        if self.numel() != 1:
+            raise MetajitValueError(
+                f"item() needs exactly one element, this Var has shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        """The value as nested Python lists."""
+        return self.numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self):
+        return f"jt.Var({np.array2string(self.numpy(), separator=' ')}, dtype={self.dtype})"
+
+    __str__ = __repr__
+
+    def __len__(self):
+        if not self.shape:
+            raise MetajitValueError("len() of a 0-d Var")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self):
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if not dtypes.is_integer(self.dtype):
+            raise MetajitValueError(f"only integer Vars can be used as an index, got {self.dtype}")
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+    @property
+    def requires_grad(self):
+        """Whether gradients flow into this Var (float Vars do by default)."""
+        return self._node.requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and not dtypes.is_float(self.dtype):
+            raise MetajitValueError(f"only float Vars can require gradients, this one is {self.dtype}")
+        self._node.requires_grad = bool(value)
+
+    def requires_grad_(self, value=True):
+        """PyTorch spelling: set `requires_grad` and return self."""
+        self.requires_grad = value
+        return self
+
+    def stop_grad(self):
+        """Stop gradients at this Var (Jittor): it becomes a constant for autodiff. Returns self."""
+        self._node.requires_grad = False
+        return self
+
+    def is_stop_grad(self):
+        """True when no gradient flows into this Var."""
+        return not self._node.requires_grad
+
+    def start_grad(self):
+        """Undo `stop_grad` (Jittor): gradients flow into this Var again. Returns self."""
+        self.requires_grad = True
+        return self
+
+    def detach(self):
+        """A new Var with the same value and no gradient history (shares a realised buffer)."""
+        return Var.from_node(_detached(self._node))
+
+
+def _detached(node):
+    """A fresh node with ``node``'s value and no gradient history."""
+    if node.is_realised:
+        copy = graph.Node(node.op, (), node.attrs, node.shape, node.dtype,
+                          host_data=node.host_data)
+        copy.buffer = node.buffer
+        return copy
+    copy = graph.elementwise("cast", [node], node.dtype)
+    copy.requires_grad = False
+    return copy
+
+
+def sync_all(device_sync=False):
+    """Realise every pending Var (Jittor's ``jt.sync_all``); with ``device_sync`` also wait for the device."""
+    pending = [v for v in list(_pending_vars.values()) if v._node.buffer is None]
+    executor.realise([v._node for v in pending])
+    _pending_vars.clear()
+    if device_sync:
+        from . import plugins
+        plugins.current().synchronize()
+
+
+def liveness_info():
+    """Counts of live Vars, graph nodes and device buffers (for leak checks)."""
+    return {"lived_vars": Var.live_count, "lived_nodes": graph.Node.live_count,
+            "lived_buffers": executor.DeviceBuffer.live_count}
+
+
+def number_of_lived_vars():
+    """Number of live Vars (Jittor's ``jt.number_of_lived_vars``)."""
+    return Var.live_count

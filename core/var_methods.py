@@ -1,0 +1,140 @@
+"""Attach operators and methods to `Var` (Jittor and PyTorch spellings).
+
+Kept apart from `metajit.var` so the Var class stays small and the front-end
+modules can import it without cycles.
+"""
+from . import creation, indexing, math_ops, reductions, shape_ops
+from . import dtypes
+from .math_ops import binary, unary
+from .var import Var
+
+
+def _binary(op, reflected=False):
+    if reflected:
+        return lambda self, other: binary(op, other, self)
+    return lambda self, other: binary(op, self, other)
+
+
+def _in_place(op):
+    def method(self, other):
+        return self._replace(binary(op, self, other)._node)
+    return method
+
+
+def _unary(op):
+    return lambda self: unary(op, self)
+
+
+def _logical_or_bitwise(bitwise, logical):
+    def method(self, other):
+        both_bool = self.dtype == dtypes.bool_ and (
+            isinstance(other, bool) or getattr(other, "dtype", None) == dtypes.bool_)
+        return binary(logical if both_bool else bitwise, self, other)
+    return method
+
+
+def _invert(self):
+    return unary("logical_not" if self.dtype == dtypes.bool_ else "bitwise_not", self)
+
+
+def _setitem(self, index, value):
+    indexing.setitem(self, index, value)
+
+
+def _cast_to(dtype):
+    return lambda self: math_ops.cast(self, dtype)
+
+
+def _reciprocal(self):
+    return binary("div", 1.0, self)
+
+
+def _log_base(base):
+    import math
+    return lambda self: binary("div", unary("log", self), math.log(base))
+
+
+_OPERATORS = {
+    "__add__": _binary("add"), "__radd__": _binary("add", True),
+    "__sub__": _binary("sub"), "__rsub__": _binary("sub", True),
+    "__mul__": _binary("mul"), "__rmul__": _binary("mul", True),
+    "__truediv__": _binary("div"), "__rtruediv__": _binary("div", True),
+    "__floordiv__": _binary("floor_div"), "__rfloordiv__": _binary("floor_div", True),
+    "__mod__": _binary("mod"), "__rmod__": _binary("mod", True),
+    "__pow__": _binary("pow"), "__rpow__": _binary("pow", True),
+    "__lshift__": _binary("left_shift"), "__rshift__": _binary("right_shift"),
+    "__and__": _logical_or_bitwise("bitwise_and", "logical_and"),
+    "__or__": _logical_or_bitwise("bitwise_or", "logical_or"),
+    "__xor__": _logical_or_bitwise("bitwise_xor", "logical_xor"),
+    "__eq__": _binary("eq"), "__ne__": _binary("ne"), "__lt__": _binary("lt"),
+    "__le__": _binary("le"), "__gt__": _binary("gt"), "__ge__": _binary("ge"),
+    "__iadd__": _in_place("add"), "__isub__": _in_place("sub"), "__imul__": _in_place("mul"),
+    "__itruediv__": _in_place("div"), "__ifloordiv__": _in_place("floor_div"),
+    "__imod__": _in_place("mod"), "__ipow__": _in_place("pow"),
+    "__neg__": _unary("neg"), "__pos__": lambda self: self, "__abs__": _unary("abs"),
+    "__invert__": _invert,
+    "__matmul__": lambda self, other: math_ops.matmul(self, other),
+    "__rmatmul__": lambda self, other: math_ops.matmul(other, self),
+    "__getitem__": indexing.getitem, "__setitem__": _setitem,
+}
+
+_METHODS = {
+    "add": _binary("add"), "sub": _binary("sub"), "subtract": _binary("sub"),
+    "mul": _binary("mul"), "multiply": _binary("mul"), "div": _binary("div"),
+    "divide": _binary("div"), "floor_divide": _binary("floor_div"), "mod": _binary("mod"),
+    "pow": _binary("pow"), "maximum": _binary("maximum"), "minimum": _binary("minimum"),
+    "equal": _binary("eq"), "not_equal": _binary("ne"), "less": _binary("lt"),
+    "less_equal": _binary("le"), "greater": _binary("gt"), "greater_equal": _binary("ge"),
+    "logical_and": _binary("logical_and"), "logical_or": _binary("logical_or"),
+    "logical_xor": _binary("logical_xor"), "logical_not": _unary("logical_not"),
+    "bitwise_and": _binary("bitwise_and"), "bitwise_or": _binary("bitwise_or"),
+    "bitwise_xor": _binary("bitwise_xor"), "bitwise_not": _unary("bitwise_not"),
+    "matmul": math_ops.matmul, "clamp": math_ops.clamp, "clip": math_ops.clamp,
+    "sign": math_ops.sign, "relu": math_ops.relu, "isnan": math_ops.isnan,
+    "isinf": math_ops.isinf, "isfinite": math_ops.isfinite,
+    "sqr": lambda self: binary("mul", self, self), "square": lambda self: binary("mul", self, self),
+    "rsqrt": lambda self: binary("div", 1.0, unary("sqrt", self)), "reciprocal": _reciprocal,
+    "log2": _log_base(2), "log10": _log_base(10),
+    "log1p": lambda self: unary("log", binary("add", self, 1.0)),
+    "expm1": lambda self: binary("sub", unary("exp", self), 1.0),
+    "cast": math_ops.cast, "astype": math_ops.cast, "to": math_ops.cast,
+    "float": _cast_to("float32"), "float32": _cast_to("float32"), "double": _cast_to("float64"),
+    "float64": _cast_to("float64"), "half": _cast_to("float16"), "float16": _cast_to("float16"),
+    "int": _cast_to("int32"), "int32": _cast_to("int32"), "long": _cast_to("int64"),
+    "int64": _cast_to("int64"), "int8": _cast_to("int8"), "int16": _cast_to("int16"),
+    "uint8": _cast_to("uint8"), "bool": _cast_to("bool"),
+    "clone": lambda self: creation.array(self), "copy": lambda self: creation.array(self),
+    "contiguous": lambda self: self, "nonzero": math_ops.nonzero,
+    "sum": reductions.sum, "mean": reductions.mean, "max": reductions.max,
+    "min": reductions.min, "prod": reductions.prod, "product": reductions.prod,
+    "any": reductions.any, "all": reductions.all, "argmax": reductions.argmax,
+    "argmin": reductions.argmin, "norm": reductions.norm, "var": reductions.var,
+    "std": reductions.std,
+    "reshape": shape_ops.reshape, "view": shape_ops.view, "transpose": shape_ops.transpose,
+    "permute": shape_ops.permute, "t": shape_ops.t, "flatten": shape_ops.flatten,
+    "squeeze": shape_ops.squeeze, "unsqueeze": shape_ops.unsqueeze,
+    "broadcast": shape_ops.broadcast, "broadcast_to": shape_ops.broadcast_to,
+    "broadcast_var": shape_ops.broadcast,
+    "expand": shape_ops.expand, "expand_as": shape_ops.expand_as, "flip": shape_ops.flip,
+    "repeat": shape_ops.repeat, "tile": shape_ops.tile, "split": shape_ops.split,
+    "chunk": shape_ops.chunk, "reindex": shape_ops.reindex,
+    "reindex_reduce": shape_ops.reindex_reduce,
+}
+
+for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+              "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round",
+              "abs", "neg"):
+    _METHODS[_name] = _unary(_name)
+for _alias, _name in (("arcsin", "asin"), ("arccos", "acos"), ("arctan", "atan"),
+                      ("arcsinh", "asinh"), ("arccosh", "acosh"), ("arctanh", "atanh"),
+                      ("negative", "neg")):
+    _METHODS[_alias] = _unary(_name)
+
+
+def _attach():
+    for name, function in {**_OPERATORS, **_METHODS}.items():
+        setattr(Var, name, function)
+    Var.T = property(lambda self: shape_ops.transpose(self))
+
+
+_attach()
