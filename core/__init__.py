@@ -7,7 +7,7 @@
 
 See docs/architecture.md for the layers and docs/env.md for settings.
 """
-from . import dtypes, plugins
+from . import debug, dtypes, plugins
 from .autodiff import grad, jvp, vjp
 from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,
                        rand_like, randint, randint_like, randn, randn_like, random, seed, zeros,

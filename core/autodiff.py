@@ -175,7 +175,7 @@ RULES = {
 def _graph_order(root):
     """Topological order (inputs first) of the nodes gradients can flow through."""
     from .fusion import topological_order
-    return topological_order([root], lambda n: not n.requires_grad)
+    return topological_order([root], lambda n: not n.needs_inputs_for_grad)
 
 
 def _accumulate(grads, node, value):

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import dtypes, graph
 from .errors import MetajitShapeError, MetajitValueError
+from .flags import flags
 from .var import Var
 
 _generator = np.random.default_rng()
@@ -60,6 +61,12 @@ def _flatten(data):
             yield value
 
 
+def _trainable(var):
+    """Created float Vars track gradients (Jittor: differentiable unless stop_grad)."""
+    var._node.requires_grad = dtypes.is_float(var.dtype) and not flags.no_grad
+    return var
+
+
 def array(data, dtype=None):
     """A Var holding a copy of ``data``.
 
@@ -82,7 +89,9 @@ def full(shape, value, dtype=None):
     """A Var of ``shape`` filled with ``value`` (dtype from the value unless given)."""
     dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(value)
     shape = _shape((shape,) if isinstance(shape, int) else tuple(shape))
-    return Var.from_node(graph.broadcast_to(graph.constant_leaf(value, dtype), shape))
+    constant = graph.constant_leaf(value, dtype)
+    node = graph.broadcast_to(constant, shape) if shape else graph.elementwise("cast", [constant], dtype)
+    return _trainable(Var.from_node(node))
 
 
 def zeros(*shape, dtype="float32"):
@@ -133,7 +142,7 @@ def arange(start, end=None, step=1, dtype=None):
     index = Var.from_node(graph.index_leaf((count,), 0, dtypes.int64 if dtype == dtypes.int64 else dtypes.int32))
     compute_dtype = dtype if dtypes.is_float(dtype) or dtype == dtypes.int64 else dtypes.int32
     result = binary("add", binary("mul", cast(index, compute_dtype), step), start)
-    return cast(result, dtype)
+    return _trainable(cast(result, dtype))
 
 
 def linspace(start, end, steps, dtype="float32"):
@@ -143,7 +152,7 @@ def linspace(start, end, steps, dtype="float32"):
     compute = dtype if dtypes.is_float(dtype) else dtypes.DEFAULT_FLOAT
     index = cast(Var.from_node(graph.index_leaf((int(steps),), 0)), compute)
     delta = (end - start) / (steps - 1) if steps > 1 else 0.0
-    return cast(binary("add", binary("mul", index, delta), float(start)), dtype)
+    return _trainable(cast(binary("add", binary("mul", index, delta), float(start)), dtype))
 
 
 def _random(shape, dtype, sample):

@@ -103,8 +103,15 @@ def is_integer(dtype):
 
 
 def promote(*dtypes):
-    """numpy's promotion of array dtypes, e.g. ``promote(int32, float32) == float64``."""
-    return as_dtype(np.result_type(*(d.numpy for d in dtypes)))
+    """Common dtype of arrays: numpy's rule within integers and within floats, but an
+    integer or bool array mixed with a float array takes the float dtype, as in
+    PyTorch, JAX and Jittor (numpy would widen int32 + float32 to float64).
+
+    Example: ``promote(int8, uint8) == int16``; ``promote(int32, float32) == float32``.
+    """
+    floats = [d for d in dtypes if is_float(d)]
+    chosen = floats if floats else dtypes
+    return as_dtype(np.result_type(*(d.numpy for d in chosen)))
 
 
 def promote_with_scalar(dtype, scalar):

@@ -5,7 +5,7 @@ called by ``Var.sync``/``numpy``/``item`` and `metajit.sync_all`.
 """
 import numpy as np
 
-from . import fusion, plugins
+from . import debug, fusion, plugins
 from .errors import MetajitDtypeError
 from .graph import numel
 
@@ -76,8 +76,9 @@ def compile_kernels(handle, kernels):
             missing.append(kernel)
     if missing:
         sources = handle.codegen(missing)
-        for kernel, program in zip(missing, handle.compile(sources)):
+        for kernel, source, program in zip(missing, sources, handle.compile(sources)):
             programs[kernel] = program
+            handle.sources[kernel] = source
     return [programs[k] for k in kernels]
 
 
@@ -103,8 +104,9 @@ def realise(nodes):
             node.buffer = DeviceBuffer(handle, _nbytes(node))
         handle.launch(program, [n.buffer.raw for n in step.input_nodes],
                       [n.buffer.raw for n in step.output_nodes])
+        debug.record(handle, step.kernel)
     for node in plan.intermediates:
         node.buffer = None
     for node in pending:
-        if not node.requires_grad:
+        if not node.needs_inputs_for_grad:
             node.inputs = ()

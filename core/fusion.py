@@ -4,16 +4,18 @@ Rules (Jittor's, plus duplication of cheap producers):
 
 * A node is *materialised* (written to a buffer by its own kernel) when it is a
   realisation target, a reduce or reindex_reduce, an extra index input of a
-  reindex, or an expensive node consumed by more than one other node.
+  reindex, or an element-wise node whose consumers fall in more than one kernel
+  (within one kernel the value tree shares it).
 * Everything else is inlined into its consumers: element-wise chains, broadcasts
   and reindex reads compose into one value tree, with reindex index expressions
   substituted into the loads and out-of-range reads turned into ``select``\\ s.
-* Leaves without inputs (constants, loop coordinates) and index-only nodes over
-  materialised data are always inlined, never stored.
+* Constants, loop coordinates and index-only nodes (broadcast, reindex) are never
+  stored for sharing: they are recomputed in each consumer, and sharing passes to
+  their source.
 
 The result is a `Plan`: host leaves to upload and kernel steps in execution order.
 """
-from . import indexexpr, kernel as K
+from . import dtypes, indexexpr, kernel as K
 from .graph import numel
 
 
@@ -67,25 +69,22 @@ _INDEX_ONLY = ("broadcast_to", "reindex")
 def plan(targets):
     """Fuse the unrealised graph behind ``targets`` into a `Plan`."""
     order = topological_order(targets, lambda n: n.is_realised)
-    consumers = {}
-    for node in order:
-        if node.is_realised:
-            continue
-        for source in {id(i): i for i in node.inputs}.values():
-            consumers[id(source)] = consumers.get(id(source), 0) + 1
     target_ids = {id(t) for t in targets}
-    materialised = set()
+    consumers = {}
+    forced = set(target_ids)
     uploads = []
     for node in order:
         if node.is_realised:
             if node.buffer is None:
                 uploads.append(node)
             continue
+        if node.op in ("reduce", "reindex_reduce"):
+            forced.add(id(node))
         if node.op in ("reindex", "reindex_reduce"):
-            materialised.update(id(e) for e in node.inputs[1:] if not e.is_realised)
-        if (id(node) in target_ids or node.op in ("reduce", "reindex_reduce")
-                or (consumers.get(id(node), 0) > 1 and not _is_cheap(node, materialised))):
-            materialised.add(id(node))
+            forced.update(id(e) for e in node.inputs[1:])
+        for source in {id(i): i for i in node.inputs}.values():
+            consumers.setdefault(id(source), []).append(node)
+    materialised = _choose_materialised(order, consumers, forced)
     steps = [_build_step(node, materialised) for node in order
              if id(node) in materialised and not node.is_realised]
     intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
@@ -93,13 +92,28 @@ def plan(targets):
     return Plan(uploads, steps, intermediates)
 
 
-def _is_cheap(node, materialised):
-    if node.op in _ALWAYS_INLINED:
-        return True
-    if node.op in _INDEX_ONLY:
-        source = node.inputs[0]
-        return source.is_realised or id(source) in materialised or source.op in _ALWAYS_INLINED
-    return False
+def _choose_materialised(order, consumers, forced):
+    """Materialise forced nodes, and expensive nodes whose consumers fall in several kernels.
+
+    A kernel is named by its root (a materialised node); walking consumers first, each
+    node learns the set of kernels that would inline it. Leaves and index-only nodes are
+    never stored for sharing: they are cheap to recompute, so sharing passes to their source.
+    """
+    materialised = set()
+    owners = {}
+    for node in reversed(order):
+        if node.is_realised:
+            continue
+        if id(node) in forced:
+            materialised.add(id(node))
+            owners[id(node)] = frozenset((id(node),))
+            continue
+        kernels = frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
+        if len(kernels) > 1 and node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY:
+            materialised.add(id(node))
+            kernels = frozenset((id(node),))
+        owners[id(node)] = kernels
+    return materialised
 
 
 class _KernelBuilder:
@@ -178,7 +192,7 @@ class _KernelBuilder:
         inner = self.value(source, source_index)
         if condition == indexexpr.const(1):
             return inner
-        return K.apply("select", [K.index_value(condition, "bool"), inner,
+        return K.apply("select", [K.index_value(condition, dtypes.bool_), inner,
                                   K.constant(overflow_value, node.dtype)], node.dtype)
 
 

@@ -19,7 +19,7 @@ class Node:
     """One meta-op application in the lazy graph (see the module docstring)."""
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "buffer", "host_data",
-                 "requires_grad", "__weakref__")
+                 "requires_grad", "grad_boundary", "__weakref__")
     live_count = 0
 
     def __init__(self, op, inputs, attrs, shape, dtype, requires_grad=False, host_data=None):
@@ -31,10 +31,17 @@ class Node:
         self.buffer = None
         self.host_data = host_data
         self.requires_grad = requires_grad
+        # True for detached/assigned values: a gradient leaf even though it has inputs.
+        self.grad_boundary = False
         Node.live_count += 1
 
     def __del__(self):
         Node.live_count -= 1
+
+    @property
+    def needs_inputs_for_grad(self):
+        """Whether autodiff may still traverse into this node's inputs."""
+        return self.requires_grad and not self.grad_boundary
 
     @property
     def is_realised(self):

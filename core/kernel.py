@@ -66,7 +66,7 @@ def constant(value, dtype):
 def index_value(expr, dtype):
     """The integer IndexExpr ``expr`` as a value of ``dtype`` (e.g. a bool condition)."""
     if expr.is_const:
-        return constant(expr.args[0] if dtype != "bool" else bool(expr.args[0]), dtype)
+        return constant(bool(expr.args[0]) if dtype == "bool" else expr.args[0], dtype)
     return ValueExpr("index", (expr,), dtype)
 
 

@@ -67,7 +67,8 @@ class BackendHandle:
 
     Attributes are the plugin's hook functions without the ``metajit_backend_``
     prefix (``allocate``, ``launch``...); ``lower_library_kernel`` is None when the
-    plugin has none. ``programs`` caches compiled programs by `Kernel`.
+    plugin has none. ``programs`` caches compiled programs by `Kernel` and
+    ``sources`` the generated source each came from.
     """
 
     def __init__(self, name, description, functions):
@@ -77,6 +78,7 @@ class BackendHandle:
         for hook in REQUIRED_HOOKS + OPTIONAL_HOOKS:
             setattr(self, hook, functions.get(hook))
         self.programs = {}
+        self.sources = {}
 
     def __repr__(self):
         return f"<metajit backend {self.name}>"

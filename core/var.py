@@ -66,6 +66,7 @@ class Var:
         if node.shape != self.shape:
             node = graph.broadcast_to(node, self.shape)
         node.requires_grad = self._node.requires_grad
+        node.grad_boundary = True
         self._set_node(node)
         return self
 
@@ -210,6 +211,7 @@ def _detached(node):
         return copy
     copy = graph.elementwise("cast", [node], node.dtype)
     copy.requires_grad = False
+    copy.grad_boundary = True
     return copy
 
 

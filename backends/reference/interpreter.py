@@ -124,14 +124,17 @@ def run_kernel(kernel, input_buffers, output_buffers):
                 reduced = ufunc.reduce(value, axis=axes, dtype=out.dtype) if axes else value
                 out[...] = ufunc(out, np.reshape(reduced, out.shape))
                 continue
-            valid = np.broadcast_to(evaluator.index(store.condition) != 0, domain)
-            index = tuple(np.broadcast_to(evaluator.index(e), domain)[valid] for e in store.index)
-            for position, size in zip(index, out.shape):
-                valid_position = (position >= 0) & (position < size)
-                if not valid_position.all():
+            valid = np.broadcast_to(evaluator.index(store.condition) != 0, domain).reshape(-1)
+            flat_position = np.zeros(int(valid.sum()), dtype=np.int64)
+            for expr, size in zip(store.index, out.shape):
+                position = np.broadcast_to(evaluator.index(expr), domain).reshape(-1)[valid]
+                if position.size and (position.min() < 0 or position.max() >= size):
                     raise IndexError("store index out of range: the kernel's store condition "
                                      "must exclude it")
+                flat_position = flat_position * size + position
+            values = value.reshape(-1)[valid]
+            flat_out = out.reshape(-1)
             if ufunc is None:
-                out[index] = value[valid]
+                flat_out[flat_position] = values
             else:
-                ufunc.at(out, index, value[valid])
+                ufunc.at(flat_out, flat_position, values)

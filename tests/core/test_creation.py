@@ -1,0 +1,77 @@
+"""Creating Vars and converting them back."""
+import numpy as np
+import pytest
+
+import metajit as jt
+
+
+def test_array_default_dtypes():
+    assert jt.array(1.5).dtype == "float32"
+    assert jt.array([1, 2]).dtype == "int32"
+    assert jt.array([True]).dtype == "bool"
+    assert jt.array(np.zeros(2, np.float64)).dtype == "float64"
+    assert jt.array(np.zeros(2, np.uint8)).dtype == jt.uint8
+    assert jt.array([1, 2], dtype="float16").dtype == np.float16
+
+
+def test_array_copies_its_input():
+    data = np.array([1.0, 2.0])
+    x = jt.array(data)
+    data[0] = 100
+    assert x.numpy()[0] == 1.0
+    y = jt.Var([3.0])
+    assert isinstance(y, jt.Var) and y.item() == 3.0
+
+
+def test_conversions_and_attributes():
+    x = jt.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert x.shape == (2, 3) and x.ndim == 2 and x.numel() == 6 and len(x) == 2
+    assert np.asarray(x).tolist() == x.data.tolist() == x.tolist()
+    assert "jt.Var" in repr(x) and "float32" in repr(x)
+    assert float(x[0, 0]) == 1.0 and int(x[1, 2]) == 6
+    assert x.size(1) == 3
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda: jt.zeros(2, 3), np.zeros((2, 3))), (lambda: jt.ones((2,), dtype="int32"), np.ones(2)),
+    (lambda: jt.full((2, 2), 7), np.full((2, 2), 7)), (lambda: jt.arange(5), np.arange(5)),
+    (lambda: jt.arange(1, 2, 0.25), np.arange(1, 2, 0.25)), (lambda: jt.arange(5, 0, -2), [5, 3, 1]),
+    (lambda: jt.linspace(0, 1, 5), np.linspace(0, 1, 5)),
+    (lambda: jt.zeros_like(jt.ones((2, 2))), np.zeros((2, 2))),
+    (lambda: jt.ones_like(jt.zeros(3, dtype="int32")), np.ones(3)),
+    (lambda: jt.full_like(jt.zeros(2), 3.5), [3.5, 3.5]),
+    (lambda: jt.index((2, 3), 1), np.indices((2, 3))[1]),
+])
+def test_constant_and_range_creation(make, expected):
+    np.testing.assert_allclose(make().numpy(), expected)
+
+
+def test_creation_dtypes():
+    assert jt.arange(3).dtype == "int32"
+    assert jt.arange(3.0).dtype == "float32"
+    assert jt.full((1,), 2).dtype == "int32"
+    assert jt.zeros_like(jt.array([1, 2])).dtype == "int32"
+
+
+def test_random_is_reproducible_and_well_distributed():
+    jt.seed(7)
+    a = jt.randn(1000).numpy()
+    jt.set_global_seed(7)
+    b = jt.randn(1000).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert abs(a.mean()) < 0.15 and abs(a.std() - 1) < 0.1
+    u = jt.rand(2, 500).numpy()
+    assert u.shape == (2, 500) and u.min() >= 0 and u.max() < 1
+    r = jt.randint(3, 6, shape=(100,)).numpy()
+    assert r.dtype == np.int32 and r.min() >= 3 and r.max() < 6
+    assert jt.random((3,), "normal").shape == (3,)
+    assert jt.randn_like(jt.zeros((2, 2))).shape == (2, 2)
+
+
+def test_assign_keeps_identity_and_requires_grad():
+    w = jt.zeros(3)
+    same = w
+    w.assign(jt.array([1.0, 2.0, 3.0]))
+    assert same is w and w.requires_grad
+    w.data = 5
+    np.testing.assert_array_equal(w.numpy(), [5, 5, 5])

@@ -1,0 +1,88 @@
+"""Fusion: what becomes one kernel, what is materialised, and fused == unfused results."""
+import numpy as np
+
+import metajit as jt
+from metajit import fusion
+
+
+def kernels_of(var):
+    with jt.debug.record_kernels() as launched:
+        var.sync()
+    return launched
+
+
+def test_elementwise_chain_with_broadcast_is_one_kernel(rng):
+    a, b = jt.array(rng.standard_normal((4, 5))), jt.array(rng.standard_normal((5,)))
+    c = jt.array(rng.standard_normal((4, 1)))
+    launched = kernels_of(((a * b + c).relu() * 0.5))
+    assert len(launched) == 1
+    assert launched[0].kernel.domain == (4, 5)
+
+
+def test_reduction_fuses_its_producers_and_epilogue_is_separate(rng):
+    a = jt.array(rng.standard_normal((3, 4)))
+    launched = kernels_of((a.exp() * 2).sum(1) + 1)
+    assert len(launched) == 2
+    reduction = launched[0].kernel
+    assert reduction.stores[0].reduce_op == "sum" and reduction.domain == (3, 4)
+
+
+def test_reindex_reads_fuse_into_consumers(rng):
+    x = jt.array(rng.standard_normal((4, 6)))
+    y = x.transpose()[1:, ::2] * 3 + x.flip(0).transpose()[1:, ::2]
+    launched = kernels_of(y)
+    assert len(launched) == 1
+    np.testing.assert_allclose(y.numpy(), x.numpy().T[1:, ::2] * 3 + x.numpy()[::-1].T[1:, ::2])
+
+
+def test_shared_expensive_producer_is_materialised_once(rng):
+    x = jt.array(rng.standard_normal((8,)))
+    shared = x.exp()
+    y = shared * 2 + shared.sin()
+    launched = kernels_of(y)
+    assert len(launched) == 1
+    z = shared.sum() + shared.max()
+    assert len(kernels_of(z)) == 4
+
+
+def test_out_of_range_reindex_reads_become_selects(rng):
+    x = jt.array(np.arange(4.0))
+    padded = jt.pad(x, (1, 1), value=-5.0) * 2
+    launched = kernels_of(padded)
+    assert "select" in str(launched[0].kernel)
+    np.testing.assert_array_equal(padded.numpy(), [-10, 0, 2, 4, 6, -10])
+    assert "select" not in str(kernels_of(x[1:3] * 2)[0].kernel)
+
+
+def test_fused_equals_unfused_on_random_graph(rng):
+    data = [rng.standard_normal((3, 4)) for _ in range(3)]
+
+    def program(a, b, c):
+        t = (a * b).tanh() + c.transpose().reshape(3, 4)
+        u = jt.where(t > 0, t.exp(), -t) - a.sum(1, keepdims=True)
+        return (u.flip(1)[:, 1:] ** 2).mean(0) + b.max()
+
+    fused = program(*(jt.array(d) for d in data)).numpy()
+    jt.flags.lazy_execution = 0
+    try:
+        unfused = program(*(jt.array(d) for d in data)).numpy()
+    finally:
+        jt.flags.lazy_execution = 1
+    np.testing.assert_allclose(fused, unfused, rtol=1e-12)
+
+
+def test_plan_is_pure_data():
+    x = jt.array([1.0, 2.0]) * 2
+    plan = fusion.plan([x._node])
+    assert len(plan.steps) == 1
+    assert hash(plan.steps[0].kernel) == hash(fusion.plan([x._node]).steps[0].kernel)
+    assert "mul" in str(plan.steps[0].kernel)
+
+
+def test_eager_mode_realises_each_op():
+    jt.flags.lazy_execution = 0
+    try:
+        x = jt.array([1.0, 2.0]) + 1
+        assert x._node.buffer is not None
+    finally:
+        jt.flags.lazy_execution = 1

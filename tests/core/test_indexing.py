@@ -1,0 +1,95 @@
+"""``x[index]`` and ``x[index] = v`` against numpy."""
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit.errors import MetajitError, MetajitIndexError
+
+DATA = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+
+BASIC = [
+    0, -1, (1, 2), (slice(None), 1), (slice(1, None),), (slice(None, None, -1),),
+    (slice(None, None, 2), slice(3, 0, -2)), (Ellipsis, 2), (1, Ellipsis), (None, 0),
+    (slice(None), None, slice(1, 3)), (slice(-2, None), -1, slice(None, None, -3)),
+    (slice(10, 20),), (2, 3, 4), (Ellipsis,), (slice(5, 1),),
+]
+
+
+@pytest.mark.parametrize("index", BASIC, ids=[repr(i) for i in BASIC])
+def test_basic_indexing(index):
+    result = jt.array(DATA)[index]
+    expected = DATA[index]
+    assert result.shape == expected.shape
+    np.testing.assert_array_equal(result.numpy(), expected)
+
+
+ADVANCED = [
+    ([0, 2],), (np.array([[0, 1], [2, 0]]),), (slice(None), [3, 0, 3]),
+    ([0, 2], [1, 3]), ([0, 2], slice(None), [1, 4]), (1, slice(None), [0, -1]),
+    (slice(None), np.array([[0], [1]]), np.array([1, 2, 3])), ([-1, -3],),
+]
+
+
+@pytest.mark.parametrize("index", ADVANCED, ids=[repr(i) for i in ADVANCED])
+def test_integer_array_indexing(index):
+    result = jt.array(DATA)[index]
+    expected = DATA[index]
+    assert result.shape == expected.shape
+    np.testing.assert_array_equal(result.numpy(), expected)
+
+
+def test_index_with_int_var():
+    idx = jt.array([2, 0])
+    np.testing.assert_array_equal(jt.array(DATA)[idx].numpy(), DATA[[2, 0]])
+    np.testing.assert_array_equal(jt.array(DATA)[:, jt.array([1, -1])].numpy(), DATA[:, [1, -1]])
+
+
+def test_boolean_mask_indexing():
+    x = jt.array(DATA)
+    mask = DATA % 7 == 0
+    np.testing.assert_array_equal(x[jt.array(mask)].numpy(), DATA[mask])
+    np.testing.assert_array_equal(x[x > 50].numpy(), DATA[DATA > 50])
+    row_mask = np.array([True, False, True])
+    np.testing.assert_array_equal(x[row_mask, 1].numpy(), DATA[row_mask, 1])
+
+
+def test_out_of_range_indices_raise():
+    x = jt.array(DATA)
+    with pytest.raises(MetajitIndexError, match="out of range"):
+        x[3]
+    with pytest.raises(MetajitIndexError):
+        x[:, [0, 4]]
+    with pytest.raises(MetajitIndexError, match="too many"):
+        x[0, 0, 0, 0]
+    with pytest.raises(MetajitError):
+        x[1.5]
+
+
+SET_CASES = [
+    (1, 7.0), ((slice(None), 2), np.arange(5.0)), ((slice(None, None, 2), slice(None), -1), -1.0),
+    ((Ellipsis, slice(None, None, -2)), 3.0), (([0, 2], slice(1, 3)), np.ones((2, 2, 5))),
+    ((slice(None), [3, 0]), 5.0),
+]
+
+
+@pytest.mark.parametrize("index,value", SET_CASES, ids=[repr(c[0]) for c in SET_CASES])
+def test_setitem(index, value):
+    expected = DATA.copy()
+    expected[index] = value
+    x = jt.array(DATA)
+    x[index] = value if np.isscalar(value) else jt.array(value)
+    np.testing.assert_array_equal(x.numpy(), expected)
+
+
+def test_setitem_with_mask():
+    x = jt.array(DATA)
+    x[x > 30] = 0.0
+    expected = DATA.copy()
+    expected[expected > 30] = 0
+    np.testing.assert_array_equal(x.numpy(), expected)
+
+
+def test_iteration_and_len():
+    x = jt.array([[1, 2], [3, 4]])
+    assert len(x) == 2
+    assert [row.numpy().tolist() for row in x] == [[1, 2], [3, 4]]

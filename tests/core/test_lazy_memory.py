@@ -1,0 +1,65 @@
+"""Laziness and liveness: realisation only on demand, and loops that do not leak."""
+import gc
+
+import numpy as np
+
+import metajit as jt
+
+
+def test_ops_are_lazy_until_realised():
+    x = jt.array([1.0, 2.0])
+    with jt.debug.record_kernels() as launched:
+        y = (x * 2).exp().sum()
+        assert not launched
+        y.item()
+    assert launched
+
+
+def test_sync_all_realises_every_pending_var():
+    a = jt.array([1.0]) + 1
+    b = jt.array([2.0]) * 3
+    jt.sync_all()
+    assert a._node.buffer is not None and b._node.buffer is not None
+
+
+def test_ten_thousand_step_loop_does_not_grow_live_counts():
+    x = jt.array(np.arange(8, dtype=np.float32))
+    counts = []
+    for step in range(10_000):
+        y = ((x * step + 1).relu() * 0.5).sum()
+        y.item()
+        if step in (100, 9_999):
+            gc.collect()
+            counts.append(jt.liveness_info())
+    assert counts[0] == counts[1]
+
+
+def test_updated_parameter_loop_does_not_keep_history():
+    w = jt.array(np.ones(4, dtype=np.float32))
+    before = None
+    for step in range(300):
+        loss = (w * w).sum()
+        g = jt.grad(loss, w)
+        w.assign(w - 0.1 * g)
+        w.sync()
+        if step == 10:
+            gc.collect()
+            before = jt.liveness_info()
+    gc.collect()
+    assert jt.liveness_info() == before
+    assert w.requires_grad
+    np.testing.assert_allclose(w.numpy(), np.full(4, 0.8 ** 300), rtol=1e-4)
+
+
+def test_realised_nodes_without_grad_drop_their_inputs():
+    with jt.no_grad():
+        y = jt.array([1.0]) * 2
+    y.sync()
+    assert y._node.inputs == ()
+
+
+def test_realised_nodes_needing_grad_keep_history():
+    x = jt.array([3.0])
+    y = x * x
+    y.sync()
+    assert jt.grad(y, x).item() == 6.0

@@ -1,0 +1,187 @@
+"""Backend registry: listing, selection, broken plugins, entry points, resolved hot path."""
+import os
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit import plugins
+from metajit.backends import reference
+from metajit.hookspec import hookimpl
+
+
+def make_backend(name, **overrides):
+    """A plugin object delegating every hook to the reference backend, counting launches."""
+    namespace = {}
+    for attribute in dir(reference):
+        if attribute.startswith("metajit_backend_"):
+            namespace[attribute] = getattr(reference, attribute)
+    namespace["launches"] = []
+
+    @hookimpl
+    def metajit_backend_describe():
+        return plugins.BackendDescription(name=name, device_kind="cpu",
+                                          dtypes=("float32", "int32", "bool"))
+
+    @hookimpl
+    def metajit_backend_launch(program, inputs, outputs):
+        namespace["launches"].append(program)
+        reference.metajit_backend_launch(program, inputs, outputs)
+
+    namespace["metajit_backend_describe"] = metajit_backend_describe
+    namespace["metajit_backend_launch"] = metajit_backend_launch
+    namespace.update(overrides)
+    return types.SimpleNamespace(**namespace)
+
+
+@pytest.fixture
+def registered():
+    names = []
+
+    def register(plugin, name):
+        plugins.register_backend(plugin, name)
+        names.append(name)
+        return plugin
+    yield register
+    for name in names:
+        plugins.unregister_backend(name)
+
+
+def test_reference_is_listed_and_available():
+    info = {d.name: d for d in jt.devices()}["reference"]
+    assert info.available and info.description.device_kind == "interpreter"
+    assert str(info) == "reference: available"
+
+
+def test_unknown_device_lists_valid_names():
+    with pytest.raises(jt.MetajitDeviceError, match="unknown device 'nope'.*reference"):
+        jt.set_device("nope")
+
+
+def test_custom_backend_runs_through_its_hooks(registered):
+    backend = registered(make_backend("counting"), "counting")
+    jt.set_device("counting")
+    result = (jt.array([1.0, 2.0]) * 3).sum().numpy()
+    assert result == 9.0
+    assert len(backend.launches) == 1  # the multiply fuses into the sum
+    assert jt.get_device() == "counting"
+
+
+def test_device_rejects_dtypes_it_does_not_declare(registered):
+    registered(make_backend("narrow"), "narrow")
+    jt.set_device("narrow")
+    with pytest.raises(jt.MetajitDtypeError, match="does not support float64.*cast"):
+        (jt.array(np.array([1.0])) * 2).numpy()
+
+
+def test_unavailable_backend_reports_reason(registered):
+    @hookimpl
+    def metajit_backend_unavailable_reason():
+        return "no NVIDIA driver found"
+    registered(make_backend("fakegpu", metajit_backend_unavailable_reason=
+                            metajit_backend_unavailable_reason), "fakegpu")
+    info = {d.name: d for d in jt.devices()}["fakegpu"]
+    assert not info.available and info.reason == "no NVIDIA driver found"
+    with pytest.raises(jt.MetajitDeviceError, match="no NVIDIA driver found"):
+        jt.set_device("fakegpu")
+
+
+def test_plugin_missing_required_hook_is_reported(registered):
+    plugin = make_backend("partial")
+    del plugin.metajit_backend_free
+    registered(plugin, "partial")
+    info = {d.name: d for d in jt.devices()}["partial"]
+    assert not info.available and "metajit_backend_free" in info.reason
+    assert (jt.array([1.0]) + 1).item() == 2.0
+
+
+def test_misspelled_hook_is_rejected(registered):
+    @hookimpl
+    def metajit_backend_alocate(nbytes):
+        return None
+    registered(make_backend("typo", metajit_backend_alocate=metajit_backend_alocate), "typo")
+    info = {d.name: d for d in jt.devices()}["typo"]
+    assert not info.available and "metajit_backend_alocate" in info.reason
+
+
+def test_backend_raising_in_describe_is_reported(registered):
+    @hookimpl
+    def metajit_backend_describe():
+        raise RuntimeError("probe crashed")
+    registered(make_backend("crashy", metajit_backend_describe=metajit_backend_describe), "crashy")
+    info = {d.name: d for d in jt.devices()}["crashy"]
+    assert not info.available and "probe crashed" in info.reason
+
+
+def test_hot_path_does_not_use_pluggy_dispatch(monkeypatch):
+    jt.set_device("reference")
+
+    class NoDispatch:
+        def __getattr__(self, name):
+            raise AssertionError(f"pluggy dispatch of {name} on the hot path")
+    monkeypatch.setattr(plugins.registry().manager, "hook", NoDispatch())
+    assert (jt.array([1.0, 2.0]).exp() * 2).sum().item() == pytest.approx(2 * (np.e + np.e ** 2))
+
+
+def _run_python(code, tmp_path, **env):
+    environment = {**os.environ, **env}
+    environment["PYTHONPATH"] = os.pathsep.join([str(tmp_path), environment.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                           text=True, env=environment, cwd=tmp_path, timeout=120)
+
+
+def _install_entry_point_plugin(tmp_path, name, module_source):
+    (tmp_path / f"{name}_backend.py").write_text(textwrap.dedent(module_source))
+    info = tmp_path / f"{name}_backend-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[metajit.backends]\n{name} = {name}_backend\n")
+
+
+def test_entry_point_plugin_that_fails_to_import_is_reported(tmp_path):
+    _install_entry_point_plugin(tmp_path, "broken", "raise ImportError('vendor SDK missing')\n")
+    result = _run_python("""
+        import metajit as jt
+        info = {d.name: d for d in jt.devices()}
+        print(info["broken"].available, info["broken"].reason)
+        print((jt.array([1.0]) + 1).item())
+    """, tmp_path, METAJIT_DEVICE="reference")
+    assert result.returncode == 0, result.stderr
+    assert "False" in result.stdout and "vendor SDK missing" in result.stdout
+    assert "2.0" in result.stdout
+
+
+def test_entry_point_plugin_is_loaded_and_autoload_can_be_disabled(tmp_path):
+    _install_entry_point_plugin(tmp_path, "echo", """
+        from metajit.backends.reference import *
+        from metajit.backends import reference
+        from metajit.hookspec import hookimpl
+        from metajit.plugins import BackendDescription
+        for _name in dir(reference):
+            if _name.startswith("metajit_backend_"):
+                globals()[_name] = getattr(reference, _name)
+
+        @hookimpl
+        def metajit_backend_describe():
+            return BackendDescription(name="echo", device_kind="cpu")
+    """)
+    code = "import metajit as jt\nprint(sorted(d.name for d in jt.devices()))\n"
+    loaded = _run_python(code + "jt.set_device('echo'); print((jt.array([2.0]) * 2).item())\n",
+                         tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "'echo'" in loaded.stdout and "4.0" in loaded.stdout
+    disabled = _run_python(code, tmp_path, METAJIT_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert disabled.returncode == 0, disabled.stderr
+    assert "'echo'" not in disabled.stdout and "'reference'" in disabled.stdout
+
+
+def test_metajit_device_environment_variable(tmp_path):
+    result = _run_python("import metajit as jt; print(jt.get_device())", tmp_path,
+                         METAJIT_DEVICE="reference")
+    assert result.stdout.strip() == "reference"
+    bad = _run_python("import metajit as jt; jt.zeros(1).numpy()", tmp_path, METAJIT_DEVICE="bogus")
+    assert bad.returncode != 0 and "unknown device 'bogus'" in bad.stderr
