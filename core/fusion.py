@@ -15,30 +15,29 @@ Rules (Jittor's, plus duplication of cheap producers):
 
 The result is a `Plan`: host leaves to upload and kernel steps in execution order.
 """
+import dataclasses
+
 from . import dtypes, indexexpr, kernel as K
 from .graph import numel
 
 
+@dataclasses.dataclass
 class Step:
     """One kernel launch: ``kernel`` reads ``input_nodes`` and writes ``output_nodes``."""
 
-    __slots__ = ("kernel", "input_nodes", "output_nodes")
-
-    def __init__(self, kernel, input_nodes, output_nodes):
-        self.kernel = kernel
-        self.input_nodes = input_nodes
-        self.output_nodes = output_nodes
+    kernel: K.Kernel
+    input_nodes: list
+    output_nodes: list
 
 
+@dataclasses.dataclass
 class Plan:
-    """What a realisation does: ``uploads`` (host leaves) and ``steps`` (kernels) in order."""
+    """What a realisation does: ``uploads`` (host leaves), ``steps`` (kernels) in order, and
+    the ``intermediates`` whose buffers are dropped afterwards."""
 
-    __slots__ = ("uploads", "steps", "intermediates")
-
-    def __init__(self, uploads, steps, intermediates):
-        self.uploads = uploads
-        self.steps = steps
-        self.intermediates = intermediates
+    uploads: list
+    steps: list
+    intermediates: list
 
 
 def topological_order(targets, is_boundary):
@@ -178,15 +177,21 @@ class _KernelBuilder:
                 conditions.append(indexexpr.binary("lt", expr, size))
         return conditions
 
+    def mapped_index(self, node, exprs, overflow_conditions, index, target_shape):
+        """A reindex(_reduce) node's expressions in this kernel's loops, and when they are valid:
+        inside ``target_shape`` and with no overflow condition holding."""
+        extra_slots = self.extra_slots(node)
+        mapped = tuple(indexexpr.substitute(e, index, extra_slots) for e in exprs)
+        valid = self.in_range(mapped, target_shape)
+        valid += [indexexpr.logical_not(indexexpr.substitute(c, index, extra_slots))
+                  for c in overflow_conditions]
+        return mapped, indexexpr.all_of(valid)
+
     def _reindex_value(self, node, index):
         exprs, overflow_value, overflow_conditions = node.attrs
         source = node.inputs[0]
-        extra_slots = self.extra_slots(node)
-        source_index = tuple(indexexpr.substitute(e, index, extra_slots) for e in exprs)
-        valid = self.in_range(source_index, source.shape)
-        valid += [indexexpr.logical_not(indexexpr.substitute(c, index, extra_slots))
-                  for c in overflow_conditions]
-        condition = indexexpr.all_of(valid)
+        source_index, condition = self.mapped_index(node, exprs, overflow_conditions, index,
+                                                    source.shape)
         if condition == indexexpr.const(0) or numel(source.shape) == 0:
             return K.constant(overflow_value, node.dtype)
         inner = self.value(source, source_index)
@@ -213,12 +218,7 @@ def _build_step(node, materialised):
     elif node.op == "reindex_reduce":
         reduce_op, exprs, overflow_conditions = node.attrs
         value = builder.value(node.inputs[0], loops)
-        extra_slots = builder.extra_slots(node)
-        index = tuple(indexexpr.substitute(e, loops, extra_slots) for e in exprs)
-        valid = builder.in_range(index, node.shape)
-        valid += [indexexpr.logical_not(indexexpr.substitute(c, loops, extra_slots))
-                  for c in overflow_conditions]
-        condition = indexexpr.all_of(valid)
+        index, condition = builder.mapped_index(node, exprs, overflow_conditions, loops, node.shape)
     else:
         value = builder._compute(node, loops)
         index = loops

@@ -32,48 +32,33 @@ def _reduce(op, x, axes, keepdims):
     return wrap(graph.reduce(op, as_node(x), axes, keepdims))
 
 
-def _accumulating(op):
+def _as_float_or_int64(x):
+    return x if dtypes.is_float(x.dtype) else cast(x, dtypes.int64)
+
+
+def _as_bool(x):
+    return cast(x, dtypes.bool_)
+
+
+def _reduction(op, prepare, doc):
     def reduction(x, *args, **kwargs):
         axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
-        node = as_node(x)
-        if not dtypes.is_float(node.dtype):
-            node = cast_node(node, dtypes.int64)
-        return _reduce(op, wrap(node), axes, keepdims)
+        return _reduce(op, prepare(x), axes, keepdims)
     reduction.__name__ = op
-    reduction.__doc__ = (f"{op.capitalize()} over dimensions (all by default), e.g. "
-                         f"``x.{op}(1, keepdims=True)``; ints accumulate in int64.")
+    reduction.__doc__ = doc
     return reduction
 
 
-sum = _accumulating("sum")
-prod = _accumulating("prod")
-
-
-def _extreme(op):
-    def reduction(x, *args, **kwargs):
-        axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
-        return _reduce(op, x, axes, keepdims)
-    reduction.__name__ = op
-    reduction.__doc__ = (f"{'Maximum' if op == 'max' else 'Minimum'} over dimensions (values "
-                         f"only, as in Jittor; nan propagates), e.g. ``x.{op}(0)``.")
-    return reduction
-
-
-max = _extreme("max")
-min = _extreme("min")
-
-
-def _logical(op):
-    def reduction(x, *args, **kwargs):
-        axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
-        return _reduce(op, cast(x, dtypes.bool_), axes, keepdims)
-    reduction.__name__ = op
-    reduction.__doc__ = f"Whether {op} elements are nonzero over dimensions, e.g. ``x.{op}(1)``."
-    return reduction
-
-
-any = _logical("any")
-all = _logical("all")
+sum = _reduction("sum", _as_float_or_int64, "Sum over dimensions (all by default), e.g. "
+                 "``x.sum(1, keepdims=True)``; ints and bools accumulate in int64.")
+prod = _reduction("prod", _as_float_or_int64, "Product over dimensions, e.g. ``x.prod(0)``; "
+                  "ints and bools accumulate in int64.")
+max = _reduction("max", lambda x: x, "Maximum over dimensions (values only, as in Jittor; nan "
+                 "propagates), e.g. ``x.max(0)``.")
+min = _reduction("min", lambda x: x, "Minimum over dimensions (values only, as in Jittor; nan "
+                 "propagates), e.g. ``x.min(0)``.")
+any = _reduction("any", _as_bool, "Whether any element is nonzero over dimensions, e.g. ``x.any(1)``.")
+all = _reduction("all", _as_bool, "Whether all elements are nonzero over dimensions, e.g. ``x.all(1)``.")
 
 
 def _count(x, axes):

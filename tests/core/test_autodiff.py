@@ -217,3 +217,20 @@ def test_vjp_and_jvp(rng):
     np.testing.assert_allclose(pulled.numpy(), 2 * data * [1, 2, 3])
     out, pushed = jt.jvp(lambda v: jt.sin(v), [x], [jt.ones(3, dtype="float64")])
     np.testing.assert_allclose(pushed.numpy(), np.cos(data))
+
+
+def test_grads_of_scalars_and_zero_size_dims():
+    s = jt.array(2.0)
+    assert jt.grad(s * s * s, s).item() == 12.0
+    empty = jt.zeros((0, 3))
+    g = jt.grad((empty * 2).sum() + (empty.exp()).mean(dims=0).sum(), empty)
+    assert g.shape == (0, 3)
+    row = jt.array([1.0, 2.0, 3.0])
+    g_row = jt.grad((empty + row).sum() + row.sum(), row)
+    np.testing.assert_array_equal(g_row.numpy(), [1, 1, 1])
+
+
+def test_negative_axes_in_grads(rng):
+    data = rng.standard_normal((2, 3, 4))
+    check_grad(lambda x: x.max(dims=-1) * x.sum(-2).mean(-1, keepdims=True), data)
+    check_grad(lambda x: x.unsqueeze(-1).transpose(-1, -3).squeeze(-3) ** 2, data)
