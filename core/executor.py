@@ -103,7 +103,7 @@ def realise(nodes):
         for node in step.output_nodes:
             node.buffer = DeviceBuffer(handle, _nbytes(node))
         handle.launch(program, [n.buffer.raw for n in step.input_nodes],
-                      [n.buffer.raw for n in step.output_nodes])
+                      [n.buffer.raw for n in step.output_nodes], step.parameters)
         debug.record(handle, step.kernel)
     for node in plan.intermediates:
         node.buffer = None

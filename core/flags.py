@@ -4,19 +4,23 @@ Every flag is listed in docs/env.md. Unknown flag names raise, so a typo is not
 silently ignored.
 """
 import functools
+import os
 
 from .errors import MetajitValueError
 
 
 class Flags:
     """``jt.flags``: ``lazy_execution`` (1: realise on demand, 0: run every op at once
-    for debugging) and ``no_grad`` (True inside `no_grad`)."""
+    for debugging), ``no_grad`` (True inside `no_grad`) and ``num_threads`` (threads a
+    CPU kernel may use; ``METAJIT_NUM_THREADS``, default all cores)."""
 
-    __slots__ = ("lazy_execution", "no_grad")
+    __slots__ = ("lazy_execution", "no_grad", "num_threads")
 
     def __init__(self):
         object.__setattr__(self, "lazy_execution", 1)
         object.__setattr__(self, "no_grad", False)
+        threads = os.environ.get("METAJIT_NUM_THREADS")
+        object.__setattr__(self, "num_threads", int(threads) if threads else (os.cpu_count() or 1))
 
     def __setattr__(self, name, value):
         if name not in Flags.__slots__:

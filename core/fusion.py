@@ -23,11 +23,13 @@ from .graph import numel
 
 @dataclasses.dataclass
 class Step:
-    """One kernel launch: ``kernel`` reads ``input_nodes`` and writes ``output_nodes``."""
+    """One kernel launch: ``kernel`` reads ``input_nodes``, writes ``output_nodes`` and gets
+    ``parameters`` (the values of its scalar parameters)."""
 
     kernel: K.Kernel
     input_nodes: list
     output_nodes: list
+    parameters: tuple = ()
 
 
 @dataclasses.dataclass
@@ -124,6 +126,9 @@ class _KernelBuilder:
         self.domain = domain
         self.slots = {}
         self.input_nodes = []
+        self.parameter_slots = {}
+        self.parameter_values = []
+        self.parameter_dtypes = []
         self.memo = {}
 
     def slot(self, node):
@@ -132,6 +137,15 @@ class _KernelBuilder:
             found = self.slots[id(node)] = len(self.input_nodes)
             self.input_nodes.append(node)
         return found
+
+    def parameter(self, node):
+        """User constants become launch parameters, so their values never key a kernel."""
+        slot = self.parameter_slots.get(id(node))
+        if slot is None:
+            slot = self.parameter_slots[id(node)] = len(self.parameter_values)
+            self.parameter_values.append(node.attrs[0])
+            self.parameter_dtypes.append(node.dtype)
+        return K.parameter(slot, node.dtype)
 
     def is_loaded(self, node):
         return node is not self.root and (node.is_realised or id(node) in self.materialised)
@@ -148,7 +162,7 @@ class _KernelBuilder:
             return K.load(self.slot(node), index, node.dtype)
         op = node.op
         if op == "constant":
-            return K.constant(node.attrs[0], node.dtype)
+            return self.parameter(node)
         if op == "index":
             return K.index_value(index[node.attrs[0]], node.dtype)
         if op == "broadcast_to":
@@ -224,5 +238,5 @@ def _build_step(node, materialised):
         index = loops
     store = K.Store(0, index, value, reduce_op, condition)
     kernel = K.Kernel(domain, [(n.dtype, n.shape) for n in builder.input_nodes],
-                      [(node.dtype, node.shape)], [store])
-    return Step(kernel, builder.input_nodes, [node])
+                      [(node.dtype, node.shape)], [store], builder.parameter_dtypes)
+    return Step(kernel, builder.input_nodes, [node], tuple(builder.parameter_values))

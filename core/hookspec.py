@@ -74,7 +74,7 @@ def metajit_backend_compile(sources):
 
 
 @hookspec
-def metajit_backend_launch(program, inputs, outputs):
+def metajit_backend_launch(program, inputs, outputs, parameters):
     """Run one compiled kernel (required).
 
     :param program: from `metajit_backend_compile` or `metajit_backend_lower_library_kernel`.
@@ -82,6 +82,8 @@ def metajit_backend_launch(program, inputs, outputs):
     :param outputs: freshly allocated buffers for its output slots. Outputs of stores
         with a ``reduce_op`` must be filled with the reduction's identity
         (`metajit.opset.reduce_identity`) before accumulating.
+    :param parameters: Python scalars for the kernel's ``param`` slots (typed by
+        ``kernel.parameters``); a program must accept any values.
 
     May return before the kernel finishes; `metajit_backend_synchronize` waits.
     """

@@ -18,7 +18,8 @@ class ValueExpr:
     """A node of a kernel's value tree.
 
     ``op`` is ``"load"`` (args: input slot, tuple of IndexExpr), ``"const"`` (args:
-    a Python scalar), ``"index"`` (args: one IndexExpr, its value as ``dtype``), or
+    a Python scalar baked into the code), ``"param"`` (args: parameter slot; a scalar
+    whose value is passed at launch), ``"index"`` (args: one IndexExpr, its value as ``dtype``), or
     an element-wise meta-op from `metajit.opset` (args: operand ValueExprs; ``cast``
     converts to ``dtype``).
     """
@@ -44,6 +45,8 @@ class ValueExpr:
             return f"in{self.args[0]}[{', '.join(map(str, self.args[1]))}]"
         if self.op == "const":
             return f"{self.args[0]!r}:{self.dtype}"
+        if self.op == "param":
+            return f"param{self.args[0]}:{self.dtype}"
         if self.op == "index":
             return f"({self.args[0]}):{self.dtype}"
         if self.op == "cast":
@@ -61,6 +64,11 @@ def load(slot, index, dtype):
 def constant(value, dtype):
     """A scalar constant of ``dtype``."""
     return ValueExpr("const", (value,), dtype)
+
+
+def parameter(slot, dtype):
+    """Scalar parameter ``slot`` of ``dtype``; its value is an argument of each launch."""
+    return ValueExpr("param", (slot,), dtype)
 
 
 def index_value(expr, dtype):
@@ -114,35 +122,42 @@ class Store:
 class Kernel:
     """One fused loop nest: ``domain`` shape, typed ``inputs``/``outputs``, ``stores``.
 
-    ``inputs`` and ``outputs`` are tuples of ``(dtype, shape)``. Example (a fused
-    ``relu(a*b)`` over 4 elements)::
+    ``inputs`` and ``outputs`` are tuples of ``(dtype, shape)``; ``parameters`` the
+    dtypes of the scalar parameters (user constants such as ``x * 0.5``), whose values
+    come with each launch, so a kernel compiled once serves every value. Example (a
+    fused ``relu(a*b) * 0.5`` over 4 elements)::
 
-        kernel domain=(4,) inputs=[float32(4,), float32(4,)] outputs=[float32(4,)]
-          out0[i0] = maximum(mul(in0[i0], in1[i0]), 0.0:float32)
+        kernel domain=(4,) inputs=[float32(4,), float32(4,)] outputs=[float32(4,)] parameters=[float32]
+          out0[i0] = mul(maximum(mul(in0[i0], in1[i0]), 0.0:float32), param0:float32)
     """
 
-    __slots__ = ("domain", "inputs", "outputs", "stores", "_hash")
+    __slots__ = ("domain", "inputs", "outputs", "stores", "parameters", "_hash")
 
-    def __init__(self, domain, inputs, outputs, stores):
+    def __init__(self, domain, inputs, outputs, stores, parameters=()):
         self.domain = tuple(domain)
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self.stores = tuple(stores)
-        self._hash = hash((self.domain, self.inputs, self.outputs, self.stores))
+        self.parameters = tuple(parameters)
+        self._hash = hash(self._key())
+
+    def _key(self):
+        return (self.domain, self.inputs, self.outputs, self.stores, self.parameters)
 
     def __hash__(self):
         return self._hash
 
     def __eq__(self, other):
         return (isinstance(other, Kernel) and self._hash == other._hash
-                and (self.domain, self.inputs, self.outputs, self.stores)
-                == (other.domain, other.inputs, other.outputs, other.stores))
+                and self._key() == other._key())
 
     def __str__(self):
         def typed(entries):
             return "[" + ", ".join(f"{d}{tuple(s)}" for d, s in entries) + "]"
         lines = [f"kernel domain={self.domain} inputs={typed(self.inputs)} "
                  f"outputs={typed(self.outputs)}"]
+        if self.parameters:
+            lines[0] += " parameters=[" + ", ".join(map(str, self.parameters)) + "]"
         for store in self.stores:
             target = f"out{store.slot}[{', '.join(map(str, store.index))}]"
             assign = f" {store.reduce_op}= " if store.reduce_op else " = "
@@ -153,4 +168,5 @@ class Kernel:
     __repr__ = __str__
 
 
-__all__ = ["ValueExpr", "Store", "Kernel", "IndexExpr", "load", "constant", "index_value", "apply"]
+__all__ = ["ValueExpr", "Store", "Kernel", "IndexExpr", "load", "constant", "parameter",
+           "index_value", "apply"]

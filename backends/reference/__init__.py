@@ -35,8 +35,8 @@ def metajit_backend_compile(sources):
 
 
 @hookimpl
-def metajit_backend_launch(program, inputs, outputs):
-    run_kernel(program, inputs, outputs)
+def metajit_backend_launch(program, inputs, outputs, parameters):
+    run_kernel(program, inputs, outputs, parameters)
 
 
 @hookimpl

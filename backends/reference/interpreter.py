@@ -65,9 +65,10 @@ def _gather(array, index_arrays):
 
 
 class _Evaluator:
-    def __init__(self, kernel, inputs):
+    def __init__(self, kernel, inputs, parameters):
         self.kernel = kernel
         self.inputs = inputs
+        self.parameters = parameters
         ndim = len(kernel.domain)
         self.loops = [np.arange(size, dtype=np.int64).reshape(
             [size if a == axis else 1 for a in range(ndim)]) for axis, size in enumerate(kernel.domain)]
@@ -92,6 +93,8 @@ class _Evaluator:
             return _gather(self.inputs[slot], [self.index(e) for e in index])
         if op == "const":
             return np.array(expr.args[0], dtype=expr.dtype.numpy)
+        if op == "param":
+            return np.array(self.parameters[expr.args[0]], dtype=expr.dtype.numpy)
         if op == "index":
             return self.index(expr.args[0])
         operands = [self.value(a) for a in expr.args]
@@ -104,11 +107,12 @@ class _Evaluator:
         return BINARY[op](*operands)
 
 
-def run_kernel(kernel, input_buffers, output_buffers):
-    """Execute ``kernel`` reading ``input_buffers`` and writing ``output_buffers`` (uint8 arrays)."""
+def run_kernel(kernel, input_buffers, output_buffers, parameters=()):
+    """Execute ``kernel`` reading ``input_buffers`` and writing ``output_buffers`` (uint8 arrays),
+    with ``parameters`` as the values of its scalar parameters."""
     inputs = [_view(b, d, s) for b, (d, s) in zip(input_buffers, kernel.inputs)]
     outputs = [_view(b, d, s) for b, (d, s) in zip(output_buffers, kernel.outputs)]
-    evaluator = _Evaluator(kernel, inputs)
+    evaluator = _Evaluator(kernel, inputs, parameters)
     domain = kernel.domain
     with np.errstate(all="ignore"):
         for store in kernel.stores:

@@ -28,9 +28,9 @@ def make_backend(name, **overrides):
                                           dtypes=("float32", "int32", "bool"))
 
     @hookimpl
-    def metajit_backend_launch(program, inputs, outputs):
+    def metajit_backend_launch(program, inputs, outputs, parameters):
         namespace["launches"].append(program)
-        reference.metajit_backend_launch(program, inputs, outputs)
+        reference.metajit_backend_launch(program, inputs, outputs, parameters)
 
     namespace["metajit_backend_describe"] = metajit_backend_describe
     namespace["metajit_backend_launch"] = metajit_backend_launch

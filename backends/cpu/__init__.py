@@ -1,0 +1,127 @@
+"""The ``cpu`` backend: fused kernels as C++17 + OpenMP, compiled by the system compiler.
+
+Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loading),
+`allocator` (aligned caching allocator), `library` (matmul through BLAS).
+"""
+import ctypes
+import struct
+
+import numpy as np
+
+from metajit.dtypes import is_float
+from metajit.flags import flags
+from metajit.hookspec import hookimpl
+from metajit.plugins import BackendDescription, KernelSource
+
+from .allocator import CachingAllocator
+from .compiler import Compiler, missing_compiler_reason
+from .library import recognise_matmul
+from .renderer import render_kernel
+
+NAME = "cpu"
+_NAME_PLACEHOLDER = "MJ_KERNEL_NAME"
+_DOUBLE, _DOUBLE_BITS = struct.Struct("d"), struct.Struct("q")
+_allocator = CachingAllocator()
+_compiler = None
+
+
+def compiler():
+    """The process-wide `Compiler`, created on first compile (never at import)."""
+    global _compiler
+    if _compiler is None:
+        _compiler = Compiler()
+    return _compiler
+
+
+def allocator():
+    """The process-wide `CachingAllocator`."""
+    return _allocator
+
+
+class CompiledKernel:
+    """A loaded C++ kernel: calls it with buffer addresses, packed parameters, thread count."""
+
+    __slots__ = ("function", "source", "float_parameters")
+
+    def __init__(self, function, source):
+        self.function = function
+        self.source = source
+        self.float_parameters = [is_float(d) for d in source.kernel.parameters]
+
+    def __call__(self, inputs, outputs, parameters):
+        input_addresses = (ctypes.c_void_p * max(len(inputs), 1))(*[b.address for b in inputs])
+        output_addresses = (ctypes.c_void_p * len(outputs))(*[b.address for b in outputs])
+        packed = (ctypes.c_int64 * max(len(parameters), 1))()
+        for slot, (value, is_float_slot) in enumerate(zip(parameters, self.float_parameters)):
+            packed[slot] = _DOUBLE_BITS.unpack(_DOUBLE.pack(value))[0] if is_float_slot else int(value)
+        self.function(input_addresses, output_addresses, packed, flags.num_threads)
+
+
+@hookimpl
+def metajit_backend_describe():
+    return BackendDescription(name=NAME, device_kind="cpu", library_kernels=("matmul",),
+                              summary="C++17 + OpenMP kernels compiled by the system compiler")
+
+
+@hookimpl
+def metajit_backend_unavailable_reason():
+    return missing_compiler_reason()
+
+
+@hookimpl
+def metajit_backend_codegen(kernels):
+    toolchain = compiler().toolchain
+    sources = []
+    for kernel in kernels:
+        template = render_kernel(kernel, _NAME_PLACEHOLDER)
+        key = toolchain.cache_key(template)
+        symbol = compiler().symbol(key)
+        sources.append(KernelSource(kernel, "c++17-openmp", template.replace(_NAME_PLACEHOLDER, symbol),
+                                    symbol, (key,)))
+    return sources
+
+
+@hookimpl
+def metajit_backend_compile(sources):
+    functions = compiler().load_functions([(s.options[0], s.text) for s in sources])
+    return [CompiledKernel(function, source) for function, source in zip(functions, sources)]
+
+
+@hookimpl
+def metajit_backend_launch(program, inputs, outputs, parameters):
+    program(inputs, outputs, parameters)
+
+
+@hookimpl
+def metajit_backend_synchronize():
+    return None
+
+
+@hookimpl
+def metajit_backend_allocate(nbytes):
+    return _allocator.allocate(nbytes)
+
+
+@hookimpl
+def metajit_backend_free(buffer):
+    _allocator.release(buffer)
+
+
+@hookimpl
+def metajit_backend_copy_from_host(buffer, array):
+    buffer.array[:array.nbytes] = array.reshape(-1).view(np.uint8)
+
+
+@hookimpl
+def metajit_backend_copy_to_host(buffer, array):
+    array.reshape(-1).view(np.uint8)[:] = buffer.array[:array.nbytes]
+
+
+@hookimpl
+def metajit_backend_copy_device_to_device(destination, source, nbytes):
+    destination.array[:nbytes] = source.array[:nbytes]
+
+
+@hookimpl
+def metajit_backend_lower_library_kernel(kernel):
+    return recognise_matmul(kernel)

@@ -1,0 +1,106 @@
+"""Library kernels: a fused kernel that is exactly a (batched) matrix product runs as BLAS.
+
+Recognised form (what ``a @ b`` and its gradients fuse into): one ``sum`` store over a
+single reduced axis ``k`` whose value is ``mul(load A, load B)``; both loads index their
+buffer with plain loop indices (or 0 for size-1 dims); A reads ``k`` and at most one axis
+``m`` of its own, B reads ``k`` and at most one axis ``n`` of its own, every other axis
+they read is a shared batch axis. The buffers are viewed without copying, transposed by
+strides, so transposed operands reach BLAS as transpose flags (numpy's matmul calls the
+OpenBLAS that numpy ships).
+"""
+import numpy as np
+
+from metajit import dtypes
+
+BLAS_DTYPES = (dtypes.float32, dtypes.float64)
+
+
+def buffer_view(buffer, dtype, shape):
+    """A numpy view of a `HostBuffer` as ``dtype`` and ``shape``."""
+    count = int(np.prod(shape, dtype=np.int64))
+    return buffer.array[:count * dtype.itemsize].view(dtype.numpy).reshape(shape)
+
+
+class MatmulProgram:
+    """Runs a recognised kernel as ``numpy.matmul`` on strided views of its buffers."""
+
+    def __init__(self, kernel, slots, selectors, orders, missing, result_layout):
+        self.kernel = kernel
+        self.slots = slots                  # (slot of A, slot of B)
+        self.selectors = selectors          # per slot: index tuple dropping size-1 dims
+        self.orders = orders                # per operand: dim order -> batch.., m, k / batch.., k, n
+        self.missing = missing              # (m missing, n missing)
+        self.result_layout = result_layout  # (result shape without missing dims, output order, output shape)
+
+    def __call__(self, inputs, outputs, parameters):
+        kernel = self.kernel
+        operands = []
+        for slot, order in zip(self.slots, self.orders):
+            dtype, shape = kernel.inputs[slot]
+            view = buffer_view(inputs[slot], dtype, shape)[self.selectors[slot]]
+            operands.append(np.transpose(view, order))
+        a, b = operands
+        if self.missing[0]:
+            a = a[..., None, :]
+        if self.missing[1]:
+            b = b[..., None]
+        squeezed_shape, to_output, output_shape = self.result_layout
+        result = np.matmul(a, b).reshape(squeezed_shape).transpose(to_output)
+        out_dtype, out_shape = kernel.outputs[0]
+        buffer_view(outputs[0], out_dtype, out_shape).reshape(output_shape)[...] = result
+
+
+def _plain_axes(load, domain):
+    """Loop axis read by each dim of ``load`` (None for a size-1 read), or None if not plain."""
+    axes = []
+    for expr in load.args[1]:
+        if expr.op == "loop" and domain[expr.args[0]] != 1:
+            axes.append(expr.args[0])
+        elif expr.op == "loop" or expr == expr.__class__("const", (0,)):
+            axes.append(None)
+        else:
+            return None
+    used = [a for a in axes if a is not None]
+    return axes if len(used) == len(set(used)) else None
+
+
+def recognise_matmul(kernel):
+    """A `MatmulProgram` when ``kernel`` is a matrix product (see the module docstring), else None."""
+    if len(kernel.stores) != 1 or len(kernel.inputs) != 2:
+        return None
+    store, domain = kernel.stores[0], kernel.domain
+    value = store.value
+    if (store.reduce_op != "sum" or value.op != "mul" or kernel.outputs[0][0] not in BLAS_DTYPES
+            or any(operand.op != "load" for operand in value.args)
+            or any(dtype != kernel.outputs[0][0] for dtype, _ in kernel.inputs)):
+        return None
+    reduced = store.reduced_axes(len(domain))
+    loads = value.args
+    if reduced is None or len(reduced) != 1 or {load.args[0] for load in loads} != {0, 1}:
+        return None
+    (k,) = reduced
+    axes = [_plain_axes(load, domain) for load in loads]
+    if None in axes:
+        return None
+    used = [{a for a in load_axes if a is not None} for load_axes in axes]
+    if any(k not in u for u in used):
+        return None
+    batch = sorted((used[0] & used[1]) - {k})
+    m_axes, n_axes = sorted(used[0] - used[1]), sorted(used[1] - used[0])
+    if len(m_axes) > 1 or len(n_axes) > 1 or any(
+            domain[x] != 1 for x in range(len(domain)) if x not in used[0] | used[1]):
+        return None
+
+    def order(load_axes, wanted):
+        present = [a for a in load_axes if a is not None]
+        return [present.index(a) for a in wanted]
+
+    slots = (loads[0].args[0], loads[1].args[0])
+    selectors = {slot: tuple(slice(None) if a is not None else 0 for a in load_axes)
+                 for slot, load_axes in zip(slots, axes)}
+    orders = (order(axes[0], batch + m_axes + [k]), order(axes[1], batch + [k] + n_axes))
+    result_axes = batch + m_axes + n_axes
+    output_axes = [x for x in range(len(domain)) if x != k and domain[x] != 1]
+    layout = ([domain[x] for x in result_axes], [result_axes.index(x) for x in output_axes],
+              [domain[x] for x in output_axes])
+    return MatmulProgram(kernel, slots, selectors, orders, (not m_axes, not n_axes), layout)
