@@ -89,7 +89,7 @@ def realise(nodes):
         return
     handle = plugins.current()
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
-    plan = fusion.plan(pending)
+    plan = fusion.plan(pending, handle.description.library_kernels)
     for step in plan.steps:
         _check_dtypes(handle, step.output_nodes)
     for node in plan.uploads:

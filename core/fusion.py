@@ -13,8 +13,15 @@ Rules (Jittor's, plus duplication of cheap producers):
   stored for sharing: they are recomputed in each consumer, and sharing passes to
   their source.
 
+When the backend claims the ``matmul`` library kernel, the operands of a sum over one
+axis of a product of two broadcasts (what ``a @ b`` and its gradients become) are
+materialised, so the kernel is a plain matrix product the backend can hand to BLAS.
+
 The result is a `Plan`: host leaves to upload and kernel steps in execution order.
+Plans are cached by the graph's structure (ops, attrs, shapes, dtypes, edges; never
+data or constant values), so a repeated training step skips fusion entirely.
 """
+import collections
 import dataclasses
 
 from . import dtypes, indexexpr, kernel as K
@@ -30,6 +37,7 @@ class Step:
     input_nodes: list
     output_nodes: list
     parameters: tuple = ()
+    parameter_nodes: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -67,9 +75,62 @@ _ALWAYS_INLINED = ("constant", "index")
 _INDEX_ONLY = ("broadcast_to", "reindex")
 
 
-def plan(targets):
-    """Fuse the unrealised graph behind ``targets`` into a `Plan`."""
+PLAN_CACHE_SIZE = 4096
+_plan_cache = collections.OrderedDict()
+
+
+def _structure(order, targets, library_kernels):
+    """A hashable description of the graph's structure, and each node's position."""
+    position = {id(n): k for k, n in enumerate(order)}
+    entries = []
+    for node in order:
+        if node.is_realised:
+            entries.append((node.buffer is None, node.shape, node.dtype))
+        elif node.op == "constant":
+            entries.append(("constant", node.dtype))
+        else:
+            entries.append((node.op, node.attrs, node.shape, node.dtype,
+                            tuple(position[id(i)] for i in node.inputs)))
+    key = (tuple(entries), tuple(position[id(t)] for t in targets), library_kernels)
+    return key, position
+
+
+def plan(targets, library_kernels=()):
+    """Fuse the unrealised graph behind ``targets`` into a `Plan` (cached by structure).
+
+    ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``).
+    """
     order = topological_order(targets, lambda n: n.is_realised)
+    key, position = _structure(order, targets, tuple(library_kernels))
+    template = _plan_cache.get(key)
+    if template is None:
+        fresh = _fuse(order, targets, library_kernels)
+        template = _plan_cache[key] = _to_template(fresh, position)
+        if len(_plan_cache) > PLAN_CACHE_SIZE:
+            _plan_cache.popitem(last=False)
+        return fresh
+    _plan_cache.move_to_end(key)
+    return _instantiate(template, order)
+
+
+def _to_template(fresh, position):
+    def where(nodes):
+        return tuple(position[id(n)] for n in nodes)
+    steps = tuple((s.kernel, where(s.input_nodes), where(s.output_nodes), where(s.parameter_nodes))
+                  for s in fresh.steps)
+    return where(fresh.uploads), steps, where(fresh.intermediates)
+
+
+def _instantiate(template, order):
+    uploads, steps, intermediates = template
+    return Plan([order[k] for k in uploads],
+                [Step(kernel, [order[k] for k in inputs], [order[k] for k in outputs],
+                      tuple(order[k].attrs[0] for k in parameters), [order[k] for k in parameters])
+                 for kernel, inputs, outputs, parameters in steps],
+                [order[k] for k in intermediates])
+
+
+def _fuse(order, targets, library_kernels):
     target_ids = {id(t) for t in targets}
     consumers = {}
     forced = set(target_ids)
@@ -83,6 +144,8 @@ def plan(targets):
             forced.add(id(node))
         if node.op in ("reindex", "reindex_reduce"):
             forced.update(id(e) for e in node.inputs[1:])
+        if "matmul" in library_kernels:
+            forced.update(id(s) for s in _matmul_operands(node) if not s.is_realised)
         for source in {id(i): i for i in node.inputs}.values():
             consumers.setdefault(id(source), []).append(node)
     materialised = _choose_materialised(order, consumers, forced)
@@ -91,6 +154,32 @@ def plan(targets):
     intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
                      and not n.is_realised]
     return Plan(uploads, steps, intermediates)
+
+
+def _plain_view_source(node):
+    """Peel broadcasts and plain axis-relabelling reindexes; returns (source, broadcast seen)."""
+    broadcast = False
+    while not node.is_realised:
+        if node.op == "broadcast_to":
+            broadcast = True
+        elif not (node.op == "reindex" and len(node.inputs) == 1 and not node.attrs[2]
+                  and all(e.op == "loop" or e == indexexpr.const(0) for e in node.attrs[0])):
+            break
+        node = node.inputs[0]
+    return node, broadcast
+
+
+def _matmul_operands(node):
+    """The two operand sources when ``node`` is a matrix-product reduction, else ()."""
+    if node.op != "reduce" or node.attrs[0] != "sum" or len(node.attrs[1]) != 1:
+        return ()
+    product = node.inputs[0]
+    if product.op != "mul" or product.is_realised:
+        return ()
+    peeled = [_plain_view_source(operand) for operand in product.inputs]
+    if not all(broadcast for _, broadcast in peeled):
+        return ()
+    return [source for source, _ in peeled]
 
 
 def _choose_materialised(order, consumers, forced):
@@ -127,7 +216,7 @@ class _KernelBuilder:
         self.slots = {}
         self.input_nodes = []
         self.parameter_slots = {}
-        self.parameter_values = []
+        self.parameter_nodes = []
         self.parameter_dtypes = []
         self.memo = {}
 
@@ -142,8 +231,8 @@ class _KernelBuilder:
         """User constants become launch parameters, so their values never key a kernel."""
         slot = self.parameter_slots.get(id(node))
         if slot is None:
-            slot = self.parameter_slots[id(node)] = len(self.parameter_values)
-            self.parameter_values.append(node.attrs[0])
+            slot = self.parameter_slots[id(node)] = len(self.parameter_nodes)
+            self.parameter_nodes.append(node)
             self.parameter_dtypes.append(node.dtype)
         return K.parameter(slot, node.dtype)
 
@@ -239,4 +328,5 @@ def _build_step(node, materialised):
     store = K.Store(0, index, value, reduce_op, condition)
     kernel = K.Kernel(domain, [(n.dtype, n.shape) for n in builder.input_nodes],
                       [(node.dtype, node.shape)], [store], builder.parameter_dtypes)
-    return Step(kernel, builder.input_nodes, [node], tuple(builder.parameter_values))
+    return Step(kernel, builder.input_nodes, [node],
+                tuple(p.attrs[0] for p in builder.parameter_nodes), builder.parameter_nodes)

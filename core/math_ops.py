@@ -170,23 +170,22 @@ def relu(x):
 def matmul(a, b):
     """Matrix product with numpy's rules (1-d operands, batch broadcasting), as broadcast + mul + sum.
 
-    ``a @ b``. Backends may lower the recognised pattern to a BLAS kernel.
+    ``a @ b``. The product is arranged so the reduction yields the result shape
+    directly; backends that claim ``matmul`` run it as a BLAS call.
     """
     from .reductions import sum as reduce_sum
-    from .shape_ops import unsqueeze, squeeze
+    from .shape_ops import unsqueeze
     a = a if isinstance(a, Var) else wrap(as_node(a))
     b = b if isinstance(b, Var) else wrap(as_node(b))
     if a.ndim == 0 or b.ndim == 0:
         raise MetajitShapeError("matmul: both operands need at least one dimension")
-    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
-    b2 = unsqueeze(b, 1) if b.ndim == 1 else b
-    if a2.shape[-1] != b2.shape[-2]:
+    contracted_a = a.shape[-1]
+    contracted_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if contracted_a != contracted_b:
         raise MetajitShapeError(f"matmul: shapes {a.shape} and {b.shape} do not match "
-                                f"({a2.shape[-1]} != {b2.shape[-2]})")
-    product = binary("mul", unsqueeze(a2, -1), unsqueeze(b2, -3))
-    result = reduce_sum(product, dim=-2)
-    if a.ndim == 1:
-        result = squeeze(result, -2)
+                                f"({contracted_a} != {contracted_b})")
     if b.ndim == 1:
-        result = squeeze(result, -1)
-    return result
+        return reduce_sum(binary("mul", a, b), dim=-1)
+    if a.ndim == 1:
+        return reduce_sum(binary("mul", unsqueeze(a, -1), b), dim=-2)
+    return reduce_sum(binary("mul", unsqueeze(a, -1), unsqueeze(b, -3)), dim=-2)

@@ -3,8 +3,8 @@
 Recognised form (what ``a @ b`` and its gradients fuse into): one ``sum`` store over a
 single reduced axis ``k`` whose value is ``mul(load A, load B)``; both loads index their
 buffer with plain loop indices (or 0 for size-1 dims); A reads ``k`` and at most one axis
-``m`` of its own, B reads ``k`` and at most one axis ``n`` of its own, every other axis
-they read is a shared batch axis. The buffers are viewed without copying, transposed by
+``m`` of its own, B reads ``k`` and ``n``; every other axis either reads is a batch axis
+(numpy broadcasts a batch axis one operand lacks). The buffers are viewed without copying, transposed by
 strides, so transposed operands reach BLAS as transpose flags (numpy's matmul calls the
 OpenBLAS that numpy ships).
 """
@@ -24,21 +24,22 @@ def buffer_view(buffer, dtype, shape):
 class MatmulProgram:
     """Runs a recognised kernel as ``numpy.matmul`` on strided views of its buffers."""
 
-    def __init__(self, kernel, slots, selectors, orders, missing, result_layout):
+    def __init__(self, kernel, slots, selectors, orders, expanders, missing, result_layout):
         self.kernel = kernel
         self.slots = slots                  # (slot of A, slot of B)
         self.selectors = selectors          # per slot: index tuple dropping size-1 dims
         self.orders = orders                # per operand: dim order -> batch.., m, k / batch.., k, n
+        self.expanders = expanders          # per operand: inserts size-1 batch dims it lacks
         self.missing = missing              # (m missing, n missing)
         self.result_layout = result_layout  # (result shape without missing dims, output order, output shape)
 
     def __call__(self, inputs, outputs, parameters):
         kernel = self.kernel
         operands = []
-        for slot, order in zip(self.slots, self.orders):
+        for slot, order, expander in zip(self.slots, self.orders, self.expanders):
             dtype, shape = kernel.inputs[slot]
             view = buffer_view(inputs[slot], dtype, shape)[self.selectors[slot]]
-            operands.append(np.transpose(view, order))
+            operands.append(np.transpose(view, order)[expander])
         a, b = operands
         if self.missing[0]:
             a = a[..., None, :]
@@ -85,22 +86,28 @@ def recognise_matmul(kernel):
     used = [{a for a in load_axes if a is not None} for load_axes in axes]
     if any(k not in u for u in used):
         return None
-    batch = sorted((used[0] & used[1]) - {k})
-    m_axes, n_axes = sorted(used[0] - used[1]), sorted(used[1] - used[0])
-    if len(m_axes) > 1 or len(n_axes) > 1 or any(
-            domain[x] != 1 for x in range(len(domain)) if x not in used[0] | used[1]):
+    own_a, own_b = sorted(used[0] - used[1]), sorted(used[1] - used[0])
+    m_axes, n_axes = own_a[-1:], own_b[-1:]
+    batch = sorted((used[0] | used[1]) - {k} - set(m_axes) - set(n_axes))
+    if any(domain[x] != 1 for x in range(len(domain)) if x not in used[0] | used[1]):
         return None
 
     def order(load_axes, wanted):
         present = [a for a in load_axes if a is not None]
-        return [present.index(a) for a in wanted]
+        return [present.index(a) for a in wanted if a in present]
+
+    def expander(operand_used, wanted):
+        return (Ellipsis,) if all(a in operand_used for a in wanted) else tuple(
+            slice(None) if a in operand_used else None for a in wanted)
 
     slots = (loads[0].args[0], loads[1].args[0])
     selectors = {slot: tuple(slice(None) if a is not None else 0 for a in load_axes)
                  for slot, load_axes in zip(slots, axes)}
-    orders = (order(axes[0], batch + m_axes + [k]), order(axes[1], batch + [k] + n_axes))
+    wanted = (batch + m_axes + [k], batch + [k] + n_axes)
+    orders = (order(axes[0], wanted[0]), order(axes[1], wanted[1]))
+    expanders = (expander(used[0], wanted[0]), expander(used[1], wanted[1]))
     result_axes = batch + m_axes + n_axes
     output_axes = [x for x in range(len(domain)) if x != k and domain[x] != 1]
     layout = ([domain[x] for x in result_axes], [result_axes.index(x) for x in output_axes],
               [domain[x] for x in output_axes])
-    return MatmulProgram(kernel, slots, selectors, orders, (not m_axes, not n_axes), layout)
+    return MatmulProgram(kernel, slots, selectors, orders, expanders, (not m_axes, not n_axes), layout)

@@ -6,7 +6,8 @@ Loop strategy (see docs/architecture.md, "CPU backend"):
   loop is ``omp simd``; when the outer loops are too short to feed every thread, the
   innermost loop is the parallel one instead;
 * plain reductions: an innermost run of reduced axes accumulates in a register
-  (``omp simd reduction`` where the operator allows it); the parallel loop is a kept
+  (``omp simd reduction`` where the operator allows it; float16/float32 sums and
+  products accumulate in double, so results do not drift with length or threads); the parallel loop is a kept
   axis when one leads, otherwise every thread reduces into a private partial output
   that is combined at the end (parallel partial sums, no atomics);
 * scatters (reindex_reduce): ``omp atomic`` for sums, serial otherwise.
@@ -297,7 +298,10 @@ class KernelRenderer:
     def _reduction(self, store, reduced, total):
         op = store.reduce_op
         out_dtype, out_shape = self.kernel.outputs[store.slot]
-        acc_type = "float" if out_dtype == dtypes.float16 else C_TYPES[str(out_dtype)]
+        widened = op in ("sum", "prod") and out_dtype in (dtypes.float16, dtypes.float32)
+        acc_type = "double" if widened else ("float" if out_dtype == dtypes.float16
+                                             else C_TYPES[str(out_dtype)])
+        out_type = C_TYPES[str(out_dtype)]
         combine = _COMBINE[op]
         axes = self._loop_axes()
         if not axes:
@@ -327,12 +331,12 @@ class KernelRenderer:
                        else {0: parallel, len(suffix) - 1: simd})
             return ["{", f"  {acc_type} acc = ({acc_type}){identity};"] + ["  " + l for l in self._nest(
                 suffix, self._fixed_axes() + accumulate_in_register, pragmas)] + [
-                f"  {target} = {combine(target, 'acc')};", "}"]
+                f"  {target} = {combine(target, f'({out_type})acc')};", "}"]
         else:
             simd = {0: f"#pragma omp simd reduction({clause}:acc)"} if clause else {}
             inner = ([f"{acc_type} acc = ({acc_type}){identity};"]
                      + self._nest(suffix, self._fixed_axes() + accumulate_in_register, simd)
-                     + self._fixed_axes() + [f"{target} = {combine(target, 'acc')};"])
+                     + self._fixed_axes() + [f"{target} = {combine(target, f'({out_type})acc')};"])
         leading_kept = 0
         for axis in loop_axes:
             if axis in reduced:

@@ -1,0 +1,128 @@
+"""What the cpu backend generates and runs: OpenMP loops, BLAS matmul, threads, plan cache."""
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit import fusion
+
+
+def launched_by(var):
+    with jt.debug.record_kernels() as launched:
+        var.sync()
+    return launched
+
+
+def test_fused_elementwise_kernel_is_parallel_and_vectorised(rng):
+    a, b, c = (jt.array(rng.standard_normal(1 << 16).astype(np.float32)) for _ in range(3))
+    y = (a * b + c).relu() * 0.5
+    (kernel,) = launched_by(y)
+    assert "#pragma omp parallel for simd" in kernel.source
+    assert kernel.device == "cpu"
+    np.testing.assert_allclose(y.numpy(), np.maximum(a.numpy() * b.numpy() + c.numpy(), 0) * 0.5,
+                               rtol=1e-6)
+
+
+def test_reductions_use_register_accumulators_or_partials(rng):
+    data = rng.standard_normal((300, 200)).astype(np.float32)
+    x = jt.array(data)
+    (rows,) = launched_by(x.sum(1))
+    assert "reduction(+:acc)" in rows.source
+    (columns,) = launched_by(x.sum(0))
+    assert "partial" in columns.source
+    np.testing.assert_allclose(x.sum(0).numpy(), data.sum(0), rtol=1e-4)
+    np.testing.assert_allclose(x.sum().item(), data.sum(dtype=np.float64), rtol=1e-4)
+
+
+@pytest.mark.parametrize("a_shape,b_shape,transpose_a,transpose_b", [
+    ((64, 32), (32, 48), False, False), ((32, 64), (32, 48), True, False),
+    ((64, 32), (48, 32), False, True), ((3, 16, 8), (3, 8, 4), False, False),
+    ((16, 8), (8,), False, False), ((8,), (8, 5), False, False), ((2, 16, 8), (8, 4), False, False),
+])
+def test_matmul_runs_as_a_library_kernel(rng, a_shape, b_shape, transpose_a, transpose_b):
+    a_data = rng.standard_normal(a_shape).astype(np.float32)
+    b_data = rng.standard_normal(b_shape).astype(np.float32)
+    a, b = jt.array(a_data), jt.array(b_data)
+    a_operand = a.transpose(-1, -2) if transpose_a else a
+    b_operand = b.transpose(-1, -2) if transpose_b else b
+    product = a_operand @ b_operand
+    launched = launched_by(product)
+    assert [k.source for k in launched] == [None]
+    expected = (a_data.swapaxes(-1, -2) if transpose_a else a_data) @ (
+        b_data.swapaxes(-1, -2) if transpose_b else b_data)
+    np.testing.assert_allclose(product.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_matmul_gradients_run_as_library_kernels(rng):
+    a = jt.array(rng.standard_normal((32, 16)).astype(np.float32))
+    b = jt.array(rng.standard_normal((16, 8)).astype(np.float32))
+    ga, gb = jt.grad(((a @ b).tanh()).sum(), [a, b])
+    with jt.debug.record_kernels() as launched:
+        jt.sync_all()
+        ga.sync(), gb.sync()
+    assert sum(k.source is None for k in launched) >= 2
+    upstream = 1 - np.tanh(a.numpy() @ b.numpy()) ** 2
+    np.testing.assert_allclose(ga.numpy(), upstream @ b.numpy().T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gb.numpy(), a.numpy().T @ upstream, rtol=1e-4, atol=1e-5)
+
+
+def test_matmul_of_fused_producer_materialises_operand(rng):
+    x = jt.array(rng.standard_normal((8, 4)).astype(np.float32))
+    w = jt.array(rng.standard_normal((4, 3)).astype(np.float32))
+    y = x.relu() @ w
+    launched = launched_by(y)
+    assert len(launched) == 2 and launched[1].source is None
+    np.testing.assert_allclose(y.numpy(), np.maximum(x.numpy(), 0) @ w.numpy(), rtol=1e-5)
+
+
+def test_thread_count_flag_gives_same_results(rng):
+    data = rng.standard_normal(1 << 17).astype(np.float32)
+    saved = jt.flags.num_threads
+    try:
+        jt.flags.num_threads = 1
+        single = (jt.array(data).exp() * 2).sum().item()
+        jt.flags.num_threads = 2
+        double = (jt.array(data).exp() * 2).sum().item()
+    finally:
+        jt.flags.num_threads = saved
+    assert single == pytest.approx(double, rel=1e-5)
+    assert single == pytest.approx(float(np.exp(data.astype(np.float64)).sum() * 2), rel=1e-4)
+
+
+def test_constants_are_parameters_so_one_kernel_serves_every_value():
+    x = jt.array(np.arange(4, dtype=np.float32))
+    (first,) = launched_by(x * 2.0 + 1.0)
+    (second,) = launched_by(x * 7.0 + 3.0)
+    assert first.kernel == second.kernel
+    np.testing.assert_array_equal((x * 7.0 + 3.0).numpy(), np.arange(4) * 7 + 3)
+
+
+def test_repeated_step_skips_fusion(monkeypatch, rng):
+    w = jt.array(rng.standard_normal((8, 4)).astype(np.float32))
+
+    def step():
+        loss = ((w.exp() * 3).sum(1) ** 2).mean()
+        grad = jt.grad(loss, w)
+        grad.sync()
+        return grad
+
+    step()
+    step()  # the first step also uploads w, so its graph differs from later ones
+    calls = []
+    original = fusion._fuse
+    monkeypatch.setattr(fusion, "_fuse", lambda *a: calls.append(1) or original(*a))
+    for _ in range(3):
+        step()
+    assert calls == []
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8", "uint8", "int16", "int64", "bool"])
+def test_small_dtypes_compile_and_match_reference(dtype, rng):
+    data = rng.integers(0, 3, size=(5, 7)).astype(dtype)
+    x = jt.array(data)
+    if dtype == "bool":
+        y = (x | jt.array(data.T).transpose()).any(1)
+        expected = (data | data).any(1)
+    else:
+        y = (x * 3 + x).max(1)
+        expected = (data * 3 + data).max(1)
+    np.testing.assert_array_equal(y.numpy(), expected)
