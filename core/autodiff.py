@@ -5,7 +5,7 @@ lazy Vars that can be differentiated again (grads of any order).
 """
 import math
 
-from . import dtypes, graph
+from . import dtypes, graph, indexexpr
 from .errors import MetajitValueError
 from .math_ops import as_node, binary, cast, unary, where, wrap
 from .var import Var
@@ -73,9 +73,51 @@ def _extras(node):
     return [wrap(e) for e in node.inputs[1:]]
 
 
+def _inverse_of_relabel(node):
+    """For a reindex that reads each source element at most once through affine, one-axis
+    index expressions (slices, permutes, flips, squeezes, int indexing, reshapes), the
+    inverse gather: ``(expressions over source loops, overflow conditions)``; else None."""
+    from .shape_ops import reshape_exprs
+    exprs, _, conditions = node.attrs
+    source = node.inputs[0]
+    if len(node.inputs) > 1:
+        return None
+    if graph.numel(node.shape) == graph.numel(source.shape) and not conditions and \
+            list(exprs) == reshape_exprs(source.shape, node.shape):
+        return reshape_exprs(node.shape, source.shape), []
+    inverse, extra_conditions = [None] * len(node.shape), []
+    for axis, expr in enumerate(exprs):
+        form = indexexpr.linear_form(expr)
+        if form is None or len(form[0]) > 1:
+            return None
+        coefficients, offset = form
+        position = indexexpr.loop(axis)
+        if not coefficients:
+            if source.shape[axis] != 1:
+                extra_conditions.append(indexexpr.binary("ne", position, offset))
+            continue
+        ((out_axis, scale),) = coefficients.items()
+        if inverse[out_axis] is not None:
+            return None
+        shifted = position - offset
+        inverse[out_axis] = shifted // scale
+        if abs(scale) != 1:
+            extra_conditions.append(indexexpr.binary("ne", shifted % scale, 0))
+    for out_axis, size in enumerate(node.shape):
+        if inverse[out_axis] is None:
+            if size != 1:
+                return None
+            inverse[out_axis] = indexexpr.const(0)
+    extra_conditions += [indexexpr.substitute(c, inverse) for c in conditions]
+    return inverse, extra_conditions
+
+
 def _reindex_rule(node, g, inputs, out):
     exprs, _, conditions = node.attrs
     source = node.inputs[0]
+    inverse = _inverse_of_relabel(node)
+    if inverse is not None:
+        return [wrap(graph.reindex(g._node, source.shape, inverse[0], 0, inverse[1]))]
     scattered = graph.reindex_reduce("sum", g._node, source.shape, exprs, conditions,
                                      [e._node for e in _extras(node)])
     return [wrap(scattered)] + [None] * (len(node.inputs) - 1)

@@ -315,6 +315,24 @@ def _coefficient(term):
     return term, 1
 
 
+def linear_form(expr):
+    """``({axis: coefficient}, constant)`` when ``expr`` is affine in the loop indices, else None.
+
+    Example: ``linear_form(parse("3 - i1*2", 2)) == ({1: -2}, 3)``.
+    """
+    coefficients, constant = {}, 0
+    for term in _terms(expr):
+        factor, scale = _coefficient(term)
+        if factor.is_const:
+            constant += scale * factor.args[0]
+        elif factor.op == "loop":
+            axis = factor.args[0]
+            coefficients[axis] = coefficients.get(axis, 0) + scale
+        else:
+            return None
+    return {a: c for a, c in coefficients.items() if c}, constant
+
+
 def simplify(expr, domain):
     """Simplify floor division and modulo by constants using the loop bounds in ``domain``.
 

@@ -110,6 +110,11 @@ def reshape(x, *shape):
                                 f"into {shape} ({graph.numel(shape)} elements)")
     if shape == node.shape:
         return wrap(node)
+    return wrap(graph.reindex(node, shape, reshape_exprs(node.shape, shape)))
+
+
+def reshape_exprs(source_shape, shape):
+    """Index expressions reading ``source_shape`` row-major as ``shape`` (over ``shape``'s loops)."""
     flat = I.const(0)
     stride = 1
     for axis in reversed(range(len(shape))):
@@ -117,12 +122,13 @@ def reshape(x, *shape):
             flat = flat + I.loop(axis) * stride
         stride *= shape[axis]
     exprs, stride = [], 1
-    for axis in reversed(range(len(node.shape))):
-        size = node.shape[axis]
+    for axis in reversed(range(len(source_shape))):
+        size = source_shape[axis]
         position = flat // stride if axis == 0 else (flat // stride) % size
         exprs.append(I.const(0) if size == 1 else position)
         stride *= size
-    return wrap(graph.reindex(node, shape, exprs[::-1]))
+    return [I.simplify(e, shape) for e in exprs[::-1]]
+
 
 
 view = reshape

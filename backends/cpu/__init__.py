@@ -4,6 +4,7 @@ Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loadin
 `allocator` (aligned caching allocator), `library` (matmul through BLAS).
 """
 import ctypes
+import os
 import struct
 
 import numpy as np
@@ -20,6 +21,9 @@ from .renderer import render_kernel
 
 NAME = "cpu"
 _NAME_PLACEHOLDER = "MJ_KERNEL_NAME"
+# libgomp threads otherwise spin for a long time after each parallel region and starve
+# the BLAS threads of the next library kernel; must be set before a kernel library loads.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 _DOUBLE, _DOUBLE_BITS = struct.Struct("d"), struct.Struct("q")
 _allocator = CachingAllocator()
 _compiler = None

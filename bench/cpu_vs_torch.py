@@ -1,0 +1,165 @@
+"""metajit (cpu backend) against PyTorch CPU, measured in the same run with the same threads.
+
+    python bench/cpu_vs_torch.py [--threads N] [--repeat R]
+
+Prints, per workload, the median time of each and the ratio metajit/torch (lower is
+better; the target from issue 3 is shown beside it), then the compile latency of a new
+kernel with an empty cache and with a warm disk cache in a new process.
+
+torch ships its own ``libgomp.so.1``, which then also serves metajit's kernels; both
+frameworks therefore run under one OpenMP runtime, configured here before either loads
+(short spin-wait, so idle OpenMP threads do not starve the BLAS threads).
+"""
+import argparse
+import os
+
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+
+
+def median_seconds(function, repeat, warmup=2):
+    """Median wall time of ``function()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def elementwise(jt, torch, rng):
+    data = [rng.standard_normal(1 << 22).astype(np.float32) for _ in range(3)]
+    a, b, c = (jt.array(d).sync() for d in data)
+    ta, tb, tc = (torch.from_numpy(d) for d in data)
+    return (lambda: ((a * b + c).relu() * 0.5).sync(),
+            lambda: torch.relu(ta * tb + tc) * 0.5)
+
+
+def row_sum(jt, torch, rng):
+    data = rng.standard_normal((2048, 2048)).astype(np.float32)
+    x, tx = jt.array(data).sync(), torch.from_numpy(data)
+    return lambda: x.sum(1).sync(), lambda: tx.sum(1)
+
+
+def matmul(jt, torch, rng):
+    a_data, b_data = (rng.standard_normal((1024, 1024)).astype(np.float32) for _ in range(2))
+    a, b = jt.array(a_data).sync(), jt.array(b_data).sync()
+    ta, tb = torch.from_numpy(a_data), torch.from_numpy(b_data)
+    return lambda: (a @ b).sync(), lambda: ta @ tb
+
+
+def mlp_step(jt, torch, rng):
+    sizes = [784, 512, 512, 10]
+    inputs = rng.standard_normal((256, 784)).astype(np.float32)
+    labels = rng.integers(0, 10, 256)
+    one_hot = np.eye(10, dtype=np.float32)[labels]
+    weights = [rng.standard_normal((m, n)).astype(np.float32) * (1 / m) ** 0.5
+               for m, n in zip(sizes[:-1], sizes[1:])]
+    biases = [np.zeros(n, np.float32) for n in sizes[1:]]
+    learning_rate = 0.01
+
+    parameters = [jt.array(p).sync() for p in weights + biases]
+    x, y = jt.array(inputs).sync(), jt.array(one_hot).sync()
+
+    def forward_jt(h):
+        for k in range(3):
+            h = h @ parameters[k] + parameters[3 + k]
+            if k < 2:
+                h = h.relu()
+        shifted = h - h.max(1, keepdims=True)
+        log_probabilities = shifted - shifted.exp().sum(1, keepdims=True).log()
+        return -(log_probabilities * y).sum(1).mean()
+
+    def step_jt():
+        loss = forward_jt(x)
+        grads = jt.grad(loss, parameters)
+        for parameter, grad in zip(parameters, grads):
+            parameter.assign(parameter - learning_rate * grad)
+        jt.sync_all()
+
+    torch_parameters = [torch.tensor(p, requires_grad=True) for p in weights + biases]
+    tx, tlabels = torch.from_numpy(inputs), torch.from_numpy(labels)
+
+    def step_torch():
+        h = tx
+        for k in range(3):
+            h = h @ torch_parameters[k] + torch_parameters[3 + k]
+            if k < 2:
+                h = torch.relu(h)
+        loss = torch.nn.functional.cross_entropy(h, tlabels)
+        loss.backward()
+        with torch.no_grad():
+            for parameter in torch_parameters:
+                parameter -= learning_rate * parameter.grad
+                parameter.grad = None
+
+    return step_jt, step_torch
+
+
+WORKLOADS = [
+    ("relu(a*b+c)*0.5, 4M float32", elementwise, 0.5),
+    ("sum(axis=1) of 2048x2048", row_sum, 1.5),
+    ("matmul 1024x1024 float32", matmul, 1.2),
+    ("MLP 784-512-512-10 train step, batch 256", mlp_step, 1.0),
+]
+
+COMPILE_PROBE = """
+import time, numpy as np
+import metajit as jt
+jt.set_device("cpu")
+x = jt.array(np.arange(64, dtype=np.float32)).sync()
+start = time.perf_counter()
+(x * 3.0 + 1.0).tanh().sync()
+print(time.perf_counter() - start)
+"""
+
+
+def compile_latency():
+    """(empty-cache first call, warm-cache first call in a new process), in seconds."""
+    with tempfile.TemporaryDirectory() as cache:
+        environment = {**os.environ, "METAJIT_CACHE_DIR": cache}
+
+        def probe():
+            result = subprocess.run([sys.executable, "-c", textwrap.dedent(COMPILE_PROBE)],
+                                    capture_output=True, text=True, env=environment, check=True)
+            return float(result.stdout.strip())
+        return probe(), probe()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeat", type=int, default=15)
+    arguments = parser.parse_args()
+    import torch
+    import metajit as jt
+    jt.set_device("cpu")
+    torch.set_num_threads(arguments.threads)
+    jt.flags.num_threads = arguments.threads
+    rng = np.random.default_rng(0)
+    print(f"threads={arguments.threads}  torch {torch.__version__}  (median of {arguments.repeat})")
+    print(f"{'workload':44s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>7s} {'target':>7s}")
+    for name, make, target in WORKLOADS:
+        ours, theirs = make(jt, torch, rng)
+        ours_time = median_seconds(ours, arguments.repeat)
+        theirs_time = median_seconds(theirs, arguments.repeat)
+        ratio = ours_time / theirs_time
+        mark = "ok" if ratio <= target else "MISS"
+        print(f"{name:44s} {ours_time * 1e3:11.3f} {theirs_time * 1e3:10.3f} {ratio:7.2f} "
+              f"{'<=' + str(target):>7s} {mark}")
+    cold, warm = compile_latency()
+    print(f"compile latency, new kernel, empty cache:      {cold * 1e3:7.1f} ms (target <= 300)")
+    print(f"compile latency, new process, warm disk cache: {warm * 1e3:7.1f} ms (target <= 50)")
+
+
+if __name__ == "__main__":
+    main()
