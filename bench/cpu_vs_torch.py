@@ -8,12 +8,14 @@ kernel with an empty cache and with a warm disk cache in a new process.
 
 torch ships its own ``libgomp.so.1``, which then also serves metajit's kernels; both
 frameworks therefore run under one OpenMP runtime, configured here before either loads
-(short spin-wait, so idle OpenMP threads do not starve the BLAS threads).
+(short spin-wait, so idle OpenMP threads do not starve the BLAS threads), and OpenBLAS's
+idle threads are told to sleep soon after each call for the same reason.
 """
 import argparse
 import os
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import statistics
 import subprocess
 import sys

@@ -7,6 +7,11 @@
 
 See docs/architecture.md for the layers and docs/env.md for settings.
 """
+import os as _os
+
+# Idle OpenBLAS threads otherwise spin ~0.1 s after each BLAS call and starve the next
+# fused kernel; OpenBLAS reads this when numpy loads it (see docs/env.md).
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 from . import debug, dtypes, plugins
 from .autodiff import grad, jvp, vjp
 from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,

@@ -4,6 +4,8 @@ A dtype is a `DType`: a ``str`` subclass holding the canonical name, so
 ``x.dtype == "float32"``, ``x.dtype == jt.float32`` and ``x.dtype == np.float32``
 are all true for a float32 Var.
 """
+import functools
+
 import numpy as np
 
 from .errors import MetajitDtypeError
@@ -28,7 +30,7 @@ class DType(str):
         return self.numpy.itemsize
 
     def __eq__(self, other):
-        if isinstance(other, str):
+        if type(other) is DType or isinstance(other, str):
             return str.__eq__(self, other)
         try:
             return np.dtype(other) == np.dtype(str(self))
@@ -62,6 +64,8 @@ _BY_NAME = {str(d): d for d in ALL_DTYPES}
 _ALIASES = {"float": float32, "int": int32, "bool_": bool_, "half": float16, "double": float64,
             "long": int64, "short": int16}
 
+_CONVERTED = {}  # numpy dtypes and types already converted by as_dtype
+
 DEFAULT_FLOAT = float32
 DEFAULT_INT = int32
 
@@ -72,8 +76,14 @@ def as_dtype(value):
     Example: ``as_dtype("float") == float32``; ``as_dtype(np.int64) == int64``.
     Raises `MetajitDtypeError` naming the supported dtypes for anything else.
     """
-    if isinstance(value, DType):
+    if type(value) is DType:
         return value
+    try:
+        found = _CONVERTED.get(value)
+    except TypeError:
+        found = None
+    if found is not None:
+        return found
     if isinstance(value, str) and value in _ALIASES:
         return _ALIASES[value]
     if value is float:
@@ -89,6 +99,10 @@ def as_dtype(value):
     if name not in _BY_NAME:
         raise MetajitDtypeError(
             f"unsupported dtype {value!r}; metajit supports {', '.join(_BY_NAME)}")
+    try:
+        _CONVERTED[value] = _BY_NAME[name]
+    except TypeError:
+        pass
     return _BY_NAME[name]
 
 
@@ -102,6 +116,7 @@ def is_integer(dtype):
     return dtype in INTEGER_DTYPES
 
 
+@functools.lru_cache(maxsize=None)
 def promote(*dtypes):
     """Common dtype of arrays: numpy's rule within integers and within floats, but an
     integer or bool array mixed with a float array takes the float dtype, as in

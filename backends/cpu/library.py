@@ -46,9 +46,15 @@ class MatmulProgram:
         if self.missing[1]:
             b = b[..., None]
         squeezed_shape, to_output, output_shape = self.result_layout
-        result = np.matmul(a, b).reshape(squeezed_shape).transpose(to_output)
         out_dtype, out_shape = kernel.outputs[0]
-        buffer_view(outputs[0], out_dtype, out_shape).reshape(output_shape)[...] = result
+        out = buffer_view(outputs[0], out_dtype, out_shape)
+        if to_output == sorted(to_output):
+            # the output is laid out as the product: let BLAS write it in place
+            batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            np.matmul(a, b, out=out.reshape(batch + (a.shape[-2], b.shape[-1])))
+            return
+        result = np.matmul(a, b).reshape(squeezed_shape).transpose(to_output)
+        out.reshape(output_shape)[...] = result
 
 
 def _plain_axes(load, domain):

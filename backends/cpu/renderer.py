@@ -26,6 +26,7 @@ C_TYPES = {"bool": "bool", "uint8": "mj_u8", "int8": "mj_i8", "int16": "mj_i16",
            "float64": "double"}
 PARALLEL_MIN_ELEMENTS = 1 << 15
 PARTIAL_OUTPUT_MAX_ELEMENTS = 1 << 16
+ACCUMULATION_BLOCK = 1024
 
 _PRELUDE_PATH = os.path.join(os.path.dirname(__file__), "prelude.h")
 
@@ -320,23 +321,19 @@ class KernelRenderer:
         loop_axes = axes[:len(axes) - len(suffix)]
         if suffix and not loop_axes and clause is None:
             loop_axes, suffix = suffix[:1], suffix[1:]
-        accumulate_in_register = self._body(
-            store, lambda v, t: f"acc = {combine('acc', f'({acc_type}){v}')};")
+        declare = f"{acc_type} acc = ({acc_type}){identity};"
+        fold = f"{target} = {combine(target, f'({out_type})acc')};"
         if not suffix:
             inner = self._fixed_axes() + self._body(store, lambda v, t: f"{t} = {combine(t, v)};")
         elif not loop_axes:
             parallel = f"#pragma omp parallel for reduction({clause}:acc) {self._parallel_if(total)}"
-            simd = f"#pragma omp simd reduction({clause}:acc)"
-            pragmas = ({0: parallel.replace("parallel for", "parallel for simd")} if len(suffix) == 1
-                       else {0: parallel, len(suffix) - 1: simd})
-            return ["{", f"  {acc_type} acc = ({acc_type}){identity};"] + ["  " + l for l in self._nest(
-                suffix, self._fixed_axes() + accumulate_in_register, pragmas)] + [
-                f"  {target} = {combine(target, f'({out_type})acc')};", "}"]
+            lines = [declare] + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause,
+                                                       identity, parallel)
+            return ["{"] + ["  " + l for l in lines + self._fixed_axes() + [fold]] + ["}"]
         else:
-            simd = {0: f"#pragma omp simd reduction({clause}:acc)"} if clause else {}
-            inner = ([f"{acc_type} acc = ({acc_type}){identity};"]
-                     + self._nest(suffix, self._fixed_axes() + accumulate_in_register, simd)
-                     + self._fixed_axes() + [f"{target} = {combine(target, f'({out_type})acc')};"])
+            inner = ([declare] + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause,
+                                                         identity, None)
+                     + self._fixed_axes() + [fold])
         leading_kept = 0
         for axis in loop_axes:
             if axis in reduced:
@@ -347,6 +344,40 @@ class KernelRenderer:
                       "schedule(static)")
             return self._nest(loop_axes, inner, {0: pragma})
         return self._partial_reduction(store, inner, loop_axes, total, identity, combine)
+
+    def _accumulate_suffix(self, store, suffix, widened, acc_type, combine, clause, identity,
+                           parallel):
+        """Lines reducing the value over the innermost ``suffix`` axes into ``acc``.
+
+        Widened (double) sums and products run the innermost axis in blocks of
+        `ACCUMULATION_BLOCK` accumulated in float with SIMD, folding each block into
+        ``acc``: float speed, double accuracy. ``parallel`` is an optional
+        ``parallel for reduction`` pragma for the outermost loop.
+        """
+        if widened:
+            last, outer = suffix[-1], suffix[:-1]
+            size = self.domain[last]
+            block_body = self._fixed_axes() + self._body(
+                store, lambda v, t: f"block = {combine('block', f'(float){v}')};")
+            lines = [f"for (mj_i64 b{last} = 0; b{last} < {size}LL; b{last} += {ACCUMULATION_BLOCK}LL) {{",
+                     f"  float block = (float){identity};",
+                     f"  const mj_i64 e{last} = mj_imin(b{last} + {ACCUMULATION_BLOCK}LL, {size}LL);",
+                     f"  #pragma omp simd reduction({clause}:block)",
+                     f"  for (mj_i64 i{last} = b{last}; i{last} < e{last}; ++i{last}) {{"]
+            lines += ["    " + l for l in block_body]
+            lines += ["  }", f"  acc = {combine('acc', 'block')};", "}"]
+            if not outer:
+                return ([parallel] if parallel else []) + lines
+            return self._nest(outer, lines, {0: parallel} if parallel else {})
+        body = self._fixed_axes() + self._body(
+            store, lambda v, t: f"acc = {combine('acc', f'({acc_type}){v}')};")
+        pragmas = {0: parallel} if parallel else {}
+        if clause:
+            innermost = len(suffix) - 1
+            simd = f"#pragma omp simd reduction({clause}:acc)"
+            pragmas[innermost] = (parallel.replace("parallel for", "parallel for simd")
+                                  if innermost == 0 and parallel else simd)
+        return self._nest(suffix, body, pragmas)
 
     def _partial_reduction(self, store, inner, loop_axes, total, identity, combine):
         """Threads split the outermost (reduced) loop, each reducing into a private partial
