@@ -218,7 +218,7 @@ class KernelRenderer:
             lines.append(accumulate(value, target))
         else:
             lines.append(f"{target} = {value};")
-        if not store.condition.is_const:
+        if store.condition != indexexpr.const(1):
             lines = [f"if ({self.index(store.condition)}) {{"] + ["  " + l for l in lines] + ["}"]
         return lines
 
@@ -231,7 +231,7 @@ class KernelRenderer:
                                 math.prod(out_shape))
         if total == 0:
             return lines
-        axes = store.reduced_axes(len(self.domain)) if store.reduce_op else None
+        axes = store.reduced_axes(len(self.domain), out_shape) if store.reduce_op else None
         if store.reduce_op is None:
             return lines + self._elementwise(store, total)
         if axes is None:

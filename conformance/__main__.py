@@ -1,0 +1,4 @@
+"""``python -m metajit.conformance`` is the ``conformance`` command."""
+from .cli import main
+
+main()

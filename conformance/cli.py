@@ -1,0 +1,94 @@
+"""``conformance``: run the backend conformance suite, list its properties, list backends.
+
+    conformance run --backend cpu --tier standard
+    conformance list
+    conformance backends
+"""
+import argparse
+import sys
+import time
+
+import metajit as jt
+
+from . import report, runner
+
+
+def _run(arguments):
+    xfail = runner.read_xfail_file(arguments.xfail)
+    started = time.perf_counter()
+
+    def progress(result):
+        if arguments.verbose or result.status == "failed":
+            print(f"{result.status.upper():11s} {result.name} ({result.examples} examples, "
+                  f"{result.seconds:.1f}s)", flush=True)
+
+    try:
+        results, seed = runner.run(arguments.backend, arguments.tier, arguments.max_examples,
+                                   arguments.seed, arguments.keyword, xfail, progress)
+    except jt.MetajitError as error:
+        print(f"conformance: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(report.table(results))
+    details = report.failures(results)
+    if details:
+        print("\n" + details)
+    seed_text = "derandomised" if seed is None else f"seed {seed} (rerun with --seed {seed})"
+    failed = sum(r.status == "failed" for r in results)
+    print(f"\nbackend {arguments.backend}, tier {arguments.tier}, {seed_text}, "
+          f"{time.perf_counter() - started:.1f}s: "
+          f"{sum(r.status == 'passed' for r in results)} passed, {failed} failed")
+    if arguments.json:
+        report.write_json(arguments.json, arguments.backend, arguments.tier, seed, results)
+    if arguments.junit:
+        report.write_junit(arguments.junit, arguments.backend, results)
+    return 1 if failed else 0
+
+
+def _list(arguments):
+    family = None
+    for prop in runner.select(arguments.tier, arguments.keyword):
+        if prop.family != family:
+            family = prop.family
+            print(f"{family}:")
+        marks = " [smoke]" if prop.smoke else ""
+        print(f"  {prop.name}{marks}")
+    return 0
+
+
+def _backends(arguments):
+    for info in jt.devices():
+        dtypes = ", ".join(info.description.dtypes) if info.description else ""
+        print(f"{info}" + (f"  (dtypes: {dtypes})" if info.available else ""))
+    return 0
+
+
+def parser():
+    """The argument parser of the ``conformance`` command."""
+    top = argparse.ArgumentParser(prog="conformance", description="metajit backend conformance suite")
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the property suite against a backend")
+    run.add_argument("--backend", required=True, help="backend name, see 'conformance backends'")
+    run.add_argument("--tier", choices=tuple(runner.EXAMPLES_PER_TIER), default="standard")
+    run.add_argument("--max-examples", type=int, help="examples per property (overrides the tier)")
+    run.add_argument("--seed", type=int, help="hypothesis seed, for a reproducible run")
+    run.add_argument("-k", dest="keyword", help="only properties containing this text or matching "
+                                                "this glob (comma-separated for several)")
+    run.add_argument("--xfail", help="file of property-name globs expected to fail")
+    run.add_argument("--junit", help="write JUnit XML here")
+    run.add_argument("--json", help="write JSON results here")
+    run.add_argument("-v", "--verbose", action="store_true", help="print every property as it ends")
+    run.set_defaults(handler=_run)
+    listing = commands.add_parser("list", help="list the properties, grouped by family")
+    listing.add_argument("--tier", choices=tuple(runner.EXAMPLES_PER_TIER), default="full")
+    listing.add_argument("-k", dest="keyword")
+    listing.set_defaults(handler=_list)
+    backends = commands.add_parser("backends", help="list installed backends and their availability")
+    backends.set_defaults(handler=_backends)
+    return top
+
+
+def main(argv=None):
+    """Entry point of the ``conformance`` console script and ``python -m metajit.conformance``."""
+    arguments = parser().parse_args(argv)
+    sys.exit(arguments.handler(arguments))

@@ -1,0 +1,338 @@
+"""The conformance properties, grouped in families. Each property draws `Program` s (or
+sizes, for memory) and checks them on the backend under test against the reference."""
+import dataclasses
+import resource
+
+import numpy as np
+from hypothesis import strategies as st
+
+import metajit as jt
+from metajit import plugins
+
+from . import checks
+from .strategies import (ALL_DTYPES, FLOATS, INTEGERS, NUMERIC, SIGNED, Program, affine_index_map,
+                         arrays, axes_subsets, broadcastable, random_dag, shapes)
+
+
+@dataclasses.dataclass
+class Property:
+    """One property: ``strategy`` draws examples, ``check(example, backend)`` asserts.
+
+    ``dtypes`` must all be declared by the backend, else the property is reported as
+    unsupported. ``smoke`` properties make up the smoke tier.
+    """
+
+    name: str
+    family: str
+    strategy: object
+    check: object
+    dtypes: tuple = ()
+    smoke: bool = False
+
+
+EDGE_FLOATS = st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 0.0])
+
+
+def _float_values(dtype, bound):
+    width = np.dtype(dtype).itemsize * 8
+    return st.one_of(st.floats(-bound, bound, width=width), EDGE_FLOATS)
+
+
+@st.composite
+def _unary(draw, op, dtype, source):
+    from hypothesis.extra import numpy as hnp
+    shape = draw(shapes())
+    if dtype in FLOATS:
+        value = draw(hnp.arrays(np.dtype(dtype), shape, elements=_float_values(dtype, 50.0)))
+    else:
+        value = draw(arrays(dtype, shape))
+    return Program(source.format(op=op), [value])
+
+
+@st.composite
+def _binary(draw, op, dtype, source, second=None):
+    first_shape = draw(shapes())
+    second_shape = draw(broadcastable(first_shape))
+    if draw(st.booleans()):
+        first_shape, second_shape = second_shape, first_shape
+    from hypothesis.extra import numpy as hnp
+    if dtype in FLOATS:
+        a = draw(hnp.arrays(np.dtype(dtype), first_shape, elements=_float_values(dtype, 1e4)))
+        b = draw(hnp.arrays(np.dtype(dtype), second_shape, elements=_float_values(dtype, 1e4)))
+    else:
+        a = draw(arrays(dtype, first_shape))
+        b = draw(second(second_shape) if second else arrays(dtype, second_shape))
+    return Program(source, [a, b], "exact" if dtype not in FLOATS else "elementwise")
+
+
+UNARY_FLOAT_OPS = ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+                   "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round")
+BINARY_SOURCES = {
+    "add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b", "floor_div": "a // b",
+    "mod": "a % b", "pow": "a ** b", "maximum": "jt.maximum(a, b)", "minimum": "jt.minimum(a, b)",
+    "eq": "a == b", "ne": "a != b", "lt": "a < b", "le": "a <= b", "gt": "a > b", "ge": "a >= b",
+    "logical_and": "jt.logical_and(a, b)", "logical_or": "jt.logical_or(a, b)",
+    "logical_xor": "jt.logical_xor(a, b)", "bitwise_and": "jt.bitwise_and(a, b)",
+    "bitwise_or": "jt.bitwise_or(a, b)", "bitwise_xor": "jt.bitwise_xor(a, b)",
+    "left_shift": "a << b", "right_shift": "a >> b",
+}
+BINARY_DTYPES = {
+    "add": NUMERIC, "sub": NUMERIC, "mul": NUMERIC, "div": FLOATS, "floor_div": NUMERIC, "mod": NUMERIC,
+    "pow": NUMERIC, "maximum": NUMERIC, "minimum": NUMERIC,
+    **{op: ALL_DTYPES for op in ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+                                 "logical_xor")},
+    **{op: ("bool",) + INTEGERS for op in ("bitwise_and", "bitwise_or", "bitwise_xor")},
+    "left_shift": INTEGERS, "right_shift": INTEGERS,
+}
+SMOKE_DTYPES = ("float32", "int32", "bool")
+
+
+def _shift_counts(dtype):
+    bits = np.dtype(dtype).itemsize * 8
+    return lambda shape: arrays(dtype, shape, bound=None).map(lambda x: (x % bits).astype(dtype))
+
+
+def _small_exponents(dtype):
+    return lambda shape: arrays(dtype, shape).map(lambda x: (x % 7 - 1).astype(dtype))
+
+
+def elementwise_properties():
+    found = []
+    for op in UNARY_FLOAT_OPS:
+        for dtype in FLOATS:
+            found.append(Property(f"elementwise.{op}[{dtype}]", "elementwise",
+                                  _unary(op, dtype, "jt.{op}(a)"), checks.against_reference, (dtype,),
+                                  smoke=dtype == "float32" and op in ("exp", "tanh", "floor")))
+    for op, dtypes in (("neg", NUMERIC), ("abs", NUMERIC), ("logical_not", ALL_DTYPES),
+                       ("bitwise_not", ("bool",) + INTEGERS)):
+        for dtype in dtypes:
+            found.append(Property(f"elementwise.{op}[{dtype}]", "elementwise",
+                                  _unary(op, dtype, "jt.{op}(a)"), checks.against_reference, (dtype,),
+                                  smoke=dtype in SMOKE_DTYPES and op == "neg"))
+    for op, source in BINARY_SOURCES.items():
+        for dtype in BINARY_DTYPES[op]:
+            second = None
+            if op in ("left_shift", "right_shift"):
+                second = _shift_counts(dtype)
+            elif op == "pow" and dtype not in FLOATS:
+                second = _small_exponents(dtype)
+            found.append(Property(f"elementwise.{op}[{dtype}]", "elementwise",
+                                  _binary(op, dtype, source, second), checks.against_reference,
+                                  (dtype,), smoke=dtype in SMOKE_DTYPES and op in ("add", "mul", "lt")))
+    for dtype in ALL_DTYPES:
+        found.append(Property(f"elementwise.select[{dtype}]", "elementwise", _select(dtype),
+                              checks.against_reference, (dtype,), smoke=dtype == "float32"))
+        found.append(Property(f"elementwise.cast[{dtype}]", "elementwise", _cast(dtype),
+                              checks.against_reference, (dtype,), smoke=dtype == "float32"))
+    return found
+
+
+@st.composite
+def _select(draw, dtype):
+    shape = draw(shapes())
+    return Program("jt.where(c, a, b)", [draw(arrays(dtype, shape)), draw(arrays(dtype, shape)),
+                                         draw(arrays("bool", shape))], "exact")
+
+
+@st.composite
+def _cast(draw, dtype):
+    target = draw(st.sampled_from(ALL_DTYPES))
+    shape = draw(shapes())
+    if dtype in FLOATS and target not in FLOATS and target != "bool":
+        low = 0 if target == "uint8" else -100
+        value = draw(arrays(dtype, shape, bound=100.0)).clip(low, 100)
+    else:
+        value = draw(arrays(dtype, shape, edges=target in FLOATS + ("bool",)))
+    return Program(f"a.cast('{target}')", [value], "elementwise")
+
+
+@st.composite
+def _reduction(draw, op, dtype):
+    shape = draw(shapes(max_dims=3))
+    axes = draw(axes_subsets(len(shape)))
+    keepdims = draw(st.booleans())
+    if op in ("sum", "prod") and dtype in FLOATS:
+        bound = 1.5 if op == "prod" else 100.0
+        value = draw(arrays(dtype, shape, bound=bound))
+        if op == "prod":
+            value = np.where(np.abs(value) < 0.5, 1, value).astype(dtype)
+    else:
+        value = draw(arrays(dtype, shape))
+    tolerance = "accumulated" if op in ("sum", "prod") else "exact"
+    return Program(f"a.{op}(dims={axes!r}, keepdims={keepdims})", [value], tolerance)
+
+
+def reduce_properties():
+    found = []
+    for op in ("sum", "prod", "max", "min"):
+        for dtype in NUMERIC:
+            found.append(Property(f"reduce.{op}[{dtype}]", "reduce", _reduction(op, dtype),
+                                  checks.against_reference, (dtype,),
+                                  smoke=dtype in ("float32", "int32") and op in ("sum", "max")))
+    for op in ("any", "all"):
+        found.append(Property(f"reduce.{op}[bool]", "reduce", _reduction(op, "bool"),
+                              checks.against_reference, ("bool",), smoke=op == "any"))
+    return found
+
+
+@st.composite
+def _broadcast(draw, dtype):
+    target = draw(shapes(max_dims=3))
+    source = draw(broadcastable(target))
+    return Program(f"jt.broadcast_to(a, {target!r})", [draw(arrays(dtype, source))], "exact")
+
+
+@st.composite
+def _reindex(draw, dtype):
+    source_shape = draw(shapes(min_dims=1, max_dims=3))
+    out_shape = draw(shapes(min_dims=1, max_dims=3))
+    exprs = draw(affine_index_map(source_shape, len(out_shape)))
+    conditions = []
+    if draw(st.booleans()):
+        axis = draw(st.integers(0, len(out_shape) - 1))
+        conditions.append(f"i{axis} == {draw(st.integers(0, 2))}")
+    overflow = draw(arrays(dtype, ())).item()
+    source = (f"a.reindex({list(out_shape)!r}, {exprs!r}, overflow_value={overflow!r}, "
+              f"overflow_conditions={conditions!r})")
+    return Program(source.replace("nan", "float('nan')").replace("inf", "float('inf')"),
+                   [draw(arrays(dtype, source_shape))], "exact")
+
+
+@st.composite
+def _gather(draw, dtype):
+    source_shape = draw(shapes(min_dims=1, max_dims=2, nonempty=True))
+    count = draw(st.integers(0, 6))
+    indices = np.array(draw(st.lists(st.integers(-source_shape[0], source_shape[0] - 1),
+                                     min_size=count, max_size=count)), dtype=np.int32)
+    return Program("a[b]", [draw(arrays(dtype, source_shape)), indices], "exact")
+
+
+@st.composite
+def _reindex_reduce(draw, op, dtype):
+    source_shape = draw(shapes(min_dims=1, max_dims=2))
+    out_shape = draw(shapes(min_dims=1, max_dims=2, nonempty=True))
+    exprs = draw(affine_index_map(out_shape, len(source_shape)))
+    bounded = dtype in FLOATS and op in ("sum", "prod")
+    value = draw(arrays(dtype, source_shape, bound=2.0 if bounded else None))
+    return Program(f"a.reindex_reduce({op!r}, {list(out_shape)!r}, {exprs!r})", [value],
+                   "accumulated" if op in ("sum", "prod") else "exact")
+
+
+def index_properties():
+    found = []
+    for dtype in ALL_DTYPES:
+        smoke = dtype in SMOKE_DTYPES
+        found.append(Property(f"index.broadcast_to[{dtype}]", "index", _broadcast(dtype),
+                              checks.against_reference, (dtype,), smoke=smoke))
+        found.append(Property(f"index.reindex[{dtype}]", "index", _reindex(dtype),
+                              checks.against_reference, (dtype,), smoke=smoke))
+        found.append(Property(f"index.gather[{dtype}]", "index", _gather(dtype),
+                              checks.against_reference, (dtype, "int32"), smoke=dtype == "float32"))
+    for op in ("sum", "max", "min", "prod"):
+        for dtype in ("float32", "float64", "int32", "int64"):
+            found.append(Property(f"index.reindex_reduce.{op}[{dtype}]", "index",
+                                  _reindex_reduce(op, dtype), checks.against_reference, (dtype,),
+                                  smoke=dtype == "float32" and op in ("sum", "max")))
+    return found
+
+
+def fusion_properties():
+    return [Property(f"fusion.random_dag[{dtype}]", "fusion", random_dag(dtype),
+                     checks.fused_unfused_reference, (dtype,), smoke=dtype == "float32")
+            for dtype in ("float32", "float64")]
+
+
+GRAD_FUNCTIONS = {
+    "exp": "jt.exp(a)", "log": "jt.log(a.abs() + 0.5)", "tanh": "jt.tanh(a)", "sigmoid": "jt.sigmoid(a)",
+    "sin": "jt.sin(a)", "sqrt": "jt.sqrt(a.abs() + 0.5)", "erf": "jt.erf(a)", "mul": "a * b",
+    "div": "a / (b.abs() + 0.5)", "pow": "(a.abs() + 0.5) ** b", "maximum": "jt.maximum(a, b)",
+    "sum": "(a * b).sum(0)", "max": "(a + b).max(-1)", "prod": "(a * b).prod(1)",
+    "matmul": "a @ b.transpose()", "reindex": "a.reindex([3, 2], ['i1', 'i0 - 1'])[1:] * b[:, :1]",
+    "gather": "a[jt.array([1, 0, 1])] * b[0]", "softmax": "(a.exp() / a.exp().sum(1, keepdims=True)) * b",
+}
+
+
+@st.composite
+def _grad_program(draw, body, dtype, order=1):
+    a = draw(arrays(dtype, (2, 3), bound=1.5))
+    b = draw(arrays(dtype, (2, 3), bound=1.5))
+    source = f"jt.grad(({body}).sum(), [a, b])"
+    if order == 2:
+        source = f"jt.grad(jt.grad(({body}).sum(), [a])[0].sum(), [a, b])"
+    return Program(source, [a, b], "accumulated")
+
+
+def grad_properties():
+    found = []
+    for name, body in GRAD_FUNCTIONS.items():
+        for dtype in ("float32", "float64"):
+            found.append(Property(f"grad.{name}[{dtype}]", "grad", _grad_program(body, dtype),
+                                  checks.against_reference, (dtype,),
+                                  smoke=dtype == "float32" and name in ("mul", "sum", "matmul")))
+        found.append(Property(f"grad.finite_differences.{name}[float64]", "grad",
+                              _grad_program(body, "float64"), checks.finite_differences, ("float64",)))
+    for name in ("exp", "tanh", "mul", "softmax", "matmul"):
+        found.append(Property(f"grad.second_order.{name}[float64]", "grad",
+                              _grad_program(GRAD_FUNCTIONS[name], "float64", order=2),
+                              checks.against_reference, ("float64",), smoke=name == "tanh"))
+    return found
+
+
+def _roundtrip(size, backend):
+    handle = plugins.registry().handle(backend)
+    data = np.frombuffer(np.random.default_rng(size).bytes(size), dtype=np.uint8)
+    first, second = handle.allocate(size), handle.allocate(size)
+    try:
+        handle.copy_from_host(first, data)
+        handle.copy_device_to_device(second, first, size)
+        handle.synchronize()
+        back = np.zeros(size, dtype=np.uint8)
+        handle.copy_to_host(second, back)
+        assert np.array_equal(back, data), (
+            f"{size} bytes host->device->device->host differ at byte "
+            f"{int(np.argmax(back != data))}")
+    finally:
+        handle.free(first)
+        handle.free(second)
+
+
+def _no_leak(cycles, backend):
+    handle = plugins.registry().handle(backend)
+    size = 8 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(cycles):
+        buffer = handle.allocate(size)
+        handle.copy_from_host(buffer, np.ones(size, dtype=np.uint8))
+        handle.free(buffer)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 256 * 1024, f"peak memory grew by {grown_kib // 1024} MiB over {cycles} cycles"
+
+
+def memory_properties(tier):
+    largest = (300 << 20) if tier == "full" else (64 << 20)
+    sizes = st.one_of(st.integers(0, 4096), st.integers(4097, 1 << 22),
+                      st.sampled_from([0, 1, 63, 64, 65, largest]))
+    return [Property("memory.roundtrip", "memory", sizes, _roundtrip, smoke=True),
+            Property("memory.no_leak", "memory", st.integers(20, 60), _no_leak)]
+
+
+ERROR_PROGRAMS = {
+    "shape_mismatch": "a + jt.zeros((7, 5))",
+    "bad_axis": "a.sum(5)",
+    "bad_reshape": "a.reshape(4, 4)",
+    "bad_index_expression": "a.reindex([2], ['i0 +* 2'])",
+    "index_out_of_range": "a[10]",
+    "float_bitwise": "jt.bitwise_and(a, a)",
+}
+
+
+def error_properties():
+    return [Property(f"errors.{name}", "errors", st.just(Program(source, [np.zeros((2, 3), np.float32)])),
+                     checks.raises_metajit_error, ("float32",), smoke=True)
+            for name, source in ERROR_PROGRAMS.items()]
+
+
+def all_properties(tier="standard"):
+    """Every property, in family order."""
+    return (elementwise_properties() + reduce_properties() + index_properties()
+            + fusion_properties() + grad_properties() + memory_properties(tier) + error_properties())
