@@ -122,9 +122,16 @@ def elementwise_properties():
     for dtype in ALL_DTYPES:
         found.append(Property(f"elementwise.select[{dtype}]", "elementwise", _select(dtype),
                               checks.against_reference, (dtype,), smoke=dtype == "float32"))
-        found.append(Property(f"elementwise.cast[{dtype}]", "elementwise", _cast(dtype),
-                              checks.against_reference, (dtype,), smoke=dtype == "float32"))
+    for source, target in CAST_PAIRS:
+        found.append(Property(f"elementwise.cast[{source}->{target}]", "elementwise",
+                              _cast(source, target), checks.against_reference, (source, target),
+                              smoke=(source, target) in (("float32", "int32"), ("int32", "float32"))))
     return found
+
+
+# every dtype to and from the pivots float32, int32 and bool
+CAST_PAIRS = sorted({(s, t) for s in ALL_DTYPES for t in ALL_DTYPES
+                     if s != t and ({s, t} & {"float32", "int32", "bool"})})
 
 
 @st.composite
@@ -135,8 +142,7 @@ def _select(draw, dtype):
 
 
 @st.composite
-def _cast(draw, dtype):
-    target = draw(st.sampled_from(ALL_DTYPES))
+def _cast(draw, dtype, target):
     shape = draw(shapes())
     if dtype in FLOATS and target not in FLOATS and target != "bool":
         low = 0 if target == "uint8" else -100
@@ -243,19 +249,31 @@ def fusion_properties():
 
 
 GRAD_FUNCTIONS = {
-    "exp": "jt.exp(a)", "log": "jt.log(a.abs() + 0.5)", "tanh": "jt.tanh(a)", "sigmoid": "jt.sigmoid(a)",
-    "sin": "jt.sin(a)", "sqrt": "jt.sqrt(a.abs() + 0.5)", "erf": "jt.erf(a)", "mul": "a * b",
-    "div": "a / (b.abs() + 0.5)", "pow": "(a.abs() + 0.5) ** b", "maximum": "jt.maximum(a, b)",
-    "sum": "(a * b).sum(0)", "max": "(a + b).max(-1)", "prod": "(a * b).prod(1)",
+    "exp": "jt.exp(a)", "log": "jt.log(a * a + 0.5)", "tanh": "jt.tanh(a)", "sigmoid": "jt.sigmoid(a)",
+    "sin": "jt.sin(a)", "sqrt": "jt.sqrt(a * a + 0.5)", "erf": "jt.erf(a)", "mul": "a * b",
+    "div": "a / (b * b + 0.5)", "pow": "(a * a + 0.5) ** b", "maximum": "jt.maximum(a, b)",
+    "sum": "(a * b).sum(0)", "max": "(a + b * 0.01).max(-1)", "prod": "(a * b).prod(1)",
     "matmul": "a @ b.transpose()", "reindex": "a.reindex([3, 2], ['i1', 'i0 - 1'])[1:] * b[:, :1]",
     "gather": "a[jt.array([1, 0, 1])] * b[0]", "softmax": "(a.exp() / a.exp().sum(1, keepdims=True)) * b",
 }
 
 
 @st.composite
-def _grad_program(draw, body, dtype, order=1):
-    a = draw(arrays(dtype, (2, 3), bound=1.5))
-    b = draw(arrays(dtype, (2, 3), bound=1.5))
+def _distinct_values(draw, dtype, count):
+    """``count`` values at least 0.2 apart (no ties: finite differences need smooth points)."""
+    order = draw(st.permutations(range(count)))
+    jitter = draw(st.lists(st.floats(-0.05, 0.05), min_size=count, max_size=count))
+    return np.array([0.25 * k - 1.5 + j for k, j in zip(order, jitter)], dtype=dtype)
+
+
+@st.composite
+def _grad_program(draw, body, dtype, order=1, smooth=False):
+    if smooth:
+        values = draw(_distinct_values(dtype, 12))
+        a, b = values[:6].reshape(2, 3), values[6:].reshape(2, 3)
+    else:
+        a = draw(arrays(dtype, (2, 3), bound=1.5))
+        b = draw(arrays(dtype, (2, 3), bound=1.5))
     source = f"jt.grad(({body}).sum(), [a, b])"
     if order == 2:
         source = f"jt.grad(jt.grad(({body}).sum(), [a])[0].sum(), [a, b])"
@@ -270,7 +288,8 @@ def grad_properties():
                                   checks.against_reference, (dtype,),
                                   smoke=dtype == "float32" and name in ("mul", "sum", "matmul")))
         found.append(Property(f"grad.finite_differences.{name}[float64]", "grad",
-                              _grad_program(body, "float64"), checks.finite_differences, ("float64",)))
+                              _grad_program(body, "float64", smooth=True), checks.finite_differences,
+                              ("float64",)))
     for name in ("exp", "tanh", "mul", "softmax", "matmul"):
         found.append(Property(f"grad.second_order.{name}[float64]", "grad",
                               _grad_program(GRAD_FUNCTIONS[name], "float64", order=2),

@@ -34,14 +34,21 @@ def select(tier="standard", keyword=None):
     chosen = [p for p in all_properties(tier) if tier != "smoke" or p.smoke]
     if keyword:
         patterns = [k.strip() for k in keyword.split(",") if k.strip()]
-        chosen = [p for p in chosen if any(
-            fnmatch.fnmatch(p.name, k) if any(c in k for c in "*?[") else k in p.name
-            for k in patterns)]
+        chosen = [p for p in chosen if any(name_matches(p.name, k) for k in patterns)]
     return chosen
 
 
+def name_matches(name, pattern):
+    """``pattern`` is a substring of ``name``, or a glob when it has ``*`` or ``?``
+    (brackets are literal, as property names contain them: ``reduce.sum[float32]``)."""
+    if "*" in pattern or "?" in pattern:
+        return fnmatch.fnmatchcase(name, pattern.replace("[", "[[]"))
+    return pattern in name
+
+
 def read_xfail_file(path):
-    """Glob patterns of properties expected to fail, one per line (``#`` starts a comment)."""
+    """Patterns (see `name_matches`) of properties expected to fail, one per line; ``#``
+    starts a comment."""
     if not path:
         return []
     with open(path) as handle:
@@ -125,7 +132,7 @@ def run(backend, tier="standard", max_examples=None, seed=None, keyword=None, xf
                                 message=f"backend does not declare {', '.join(missing)}")
             else:
                 result = run_property(prop, backend, examples, seed, derandomize)
-                expected_failure = any(fnmatch.fnmatch(prop.name, p) for p in xfail)
+                expected_failure = any(name_matches(prop.name, p) for p in xfail)
                 if expected_failure:
                     result.status = "xfailed" if result.status == "failed" else "xpassed"
             results.append(result)
