@@ -114,6 +114,31 @@ WORKLOADS = [
     ("MLP 784-512-512-10 train step, batch 256", mlp_step, 1.0),
 ]
 
+def python_overhead(jt, step, repeat):
+    """(seconds per step, seconds of it inside kernel launches) for a warmed-up ``step``."""
+    from metajit import plugins
+    handle = plugins.current()
+    launch = handle.launch
+    inside = [0.0]
+
+    def timed_launch(*args):
+        started = time.perf_counter()
+        launch(*args)
+        inside[0] += time.perf_counter() - started
+
+    for _ in range(3):
+        step()
+    handle.launch = timed_launch
+    try:
+        started = time.perf_counter()
+        for _ in range(repeat):
+            step()
+        total = time.perf_counter() - started
+    finally:
+        handle.launch = launch
+    return total / repeat, inside[0] / repeat
+
+
 COMPILE_PROBE = """
 import time, numpy as np
 import metajit as jt
@@ -158,6 +183,10 @@ def main():
         mark = "ok" if ratio <= target else "MISS"
         print(f"{name:44s} {ours_time * 1e3:11.3f} {theirs_time * 1e3:10.3f} {ratio:7.2f} "
               f"{'<=' + str(target):>7s} {mark}")
+    step, _ = mlp_step(jt, torch, rng)
+    per_step, in_kernels = python_overhead(jt, step, arguments.repeat)
+    print(f"MLP step: {per_step * 1e3:.2f} ms, of which {in_kernels * 1e3:.2f} ms in kernel launches and "
+          f"{(per_step - in_kernels) * 1e3:.2f} ms Python (graph building, plan-cache lookup, dispatch)")
     cold, warm = compile_latency()
     print(f"compile latency, new kernel, empty cache:      {cold * 1e3:7.1f} ms (target <= 300)")
     print(f"compile latency, new process, warm disk cache: {warm * 1e3:7.1f} ms (target <= 50)")

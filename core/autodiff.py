@@ -83,7 +83,7 @@ def _inverse_of_relabel(node):
     if len(node.inputs) > 1:
         return None
     if graph.numel(node.shape) == graph.numel(source.shape) and not conditions and \
-            list(exprs) == reshape_exprs(source.shape, node.shape):
+            tuple(exprs) == reshape_exprs(source.shape, node.shape):
         return reshape_exprs(node.shape, source.shape), []
     inverse, extra_conditions = [None] * len(node.shape), []
     for axis, expr in enumerate(exprs):

@@ -3,6 +3,7 @@ until realised, and fused into consumers).
 
 Also the public ``reindex`` / ``reindex_reduce`` with Jittor's string index form.
 """
+import functools
 import numbers
 
 import numpy as np
@@ -110,11 +111,13 @@ def reshape(x, *shape):
                                 f"into {shape} ({graph.numel(shape)} elements)")
     if shape == node.shape:
         return wrap(node)
-    return wrap(graph.reindex(node, shape, reshape_exprs(node.shape, shape)))
+    return wrap(graph.reindex(node, shape, reshape_exprs(tuple(node.shape), tuple(shape))))
 
 
+@functools.lru_cache(maxsize=4096)
 def reshape_exprs(source_shape, shape):
-    """Index expressions reading ``source_shape`` row-major as ``shape`` (over ``shape``'s loops)."""
+    """Index expressions reading ``source_shape`` row-major as ``shape`` (over ``shape``'s loops);
+    a tuple, memoised since every reshape and its gradient asks again."""
     flat = I.const(0)
     stride = 1
     for axis in reversed(range(len(shape))):
@@ -127,7 +130,7 @@ def reshape_exprs(source_shape, shape):
         position = flat // stride if axis == 0 else (flat // stride) % size
         exprs.append(I.const(0) if size == 1 else position)
         stride *= size
-    return [I.simplify(e, shape) for e in exprs[::-1]]
+    return tuple(I.simplify(e, shape) for e in exprs[::-1])
 
 
 

@@ -174,25 +174,25 @@ class Compiler:
     def load_functions(self, sources):
         """Entry points (ctypes functions) for kernel ``sources`` ((key, body) pairs)."""
         paths = {}
+        missing = self._look_up(sources, paths)
+        if missing:
+            with self.cache.locked():
+                # another process may have compiled them while we waited for the lock
+                missing = self._look_up(missing, paths)
+                if missing:
+                    paths.update(self._compile(missing))
+        return [self._function(paths[key], key) for key, _ in sources]
+
+    def _look_up(self, entries, paths):
+        """Record cached paths of ``entries`` in ``paths``; return the entries not cached."""
         missing = []
-        for key, body in sources:
+        for key, body in entries:
             path = self.cache.lookup(key)
             if path is None:
                 missing.append((key, body))
             else:
                 paths[key] = path
-        if missing:
-            with self.cache.locked():
-                still_missing = []
-                for key, body in missing:
-                    path = self.cache.lookup(key)
-                    if path is None:
-                        still_missing.append((key, body))
-                    else:
-                        paths[key] = path
-                if still_missing:
-                    paths.update(self._compile(still_missing))
-        return [self._function(paths[key], key) for key, _ in sources]
+        return missing
 
     def _function(self, path, key):
         library = self.libraries.get(path)
