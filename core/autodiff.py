@@ -4,6 +4,7 @@ Every rule builds its result from meta-ops through the front end, so gradients a
 lazy Vars that can be differentiated again (grads of any order).
 """
 import math
+import weakref
 
 from . import dtypes, graph, indexexpr
 from .errors import MetajitValueError
@@ -288,6 +289,31 @@ def grad(loss, targets, retain_graph=True):
                           else dtypes.DEFAULT_FLOAT)
         results.append(value)
     return results[0] if single else results
+
+
+_tracked_leaves = weakref.WeakValueDictionary()
+
+
+def track_grad(var):
+    """Make ``var`` a leaf whose ``.grad`` `backward` fills (module parameters, requires_grad_())."""
+    _tracked_leaves[id(var)] = var
+
+
+def backward(loss, weight=None):
+    """Accumulate d(loss)/d(leaf) into ``.grad`` of the tracked leaves ``loss`` depends on,
+    in one backward pass; see `metajit.Var.backward`."""
+    if weight is not None:
+        loss = binary("mul", loss, weight)
+    if not loss.requires_grad:
+        raise MetajitValueError("backward() on a Var that does not require gradients: it does "
+                                "not depend on any trainable Var (or was computed under no_grad)")
+    in_graph = {id(n) for n in _graph_order(loss._node)}
+    leaves = [v for v in list(_tracked_leaves.values())
+              if v.requires_grad and id(v._node) in in_graph]
+    if not leaves:
+        return
+    for leaf, value in zip(leaves, grad(loss, leaves)):
+        leaf._grad = value if leaf._grad is None else binary("add", leaf._grad, value)
 
 
 def vjp(function, primals, cotangents):

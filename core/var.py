@@ -24,12 +24,13 @@ class Var:
         array([2., 4.], dtype=float32)
     """
 
-    __slots__ = ("_node", "__weakref__")
+    __slots__ = ("_node", "_grad", "__weakref__")
     live_count = 0
     __array_priority__ = 1000
 
     def __init__(self, data, dtype=None):
         from .creation import array_node
+        self._grad = None
         self._set_node(array_node(data, dtype))
         Var.live_count += 1
 
@@ -37,6 +38,7 @@ class Var:
     def from_node(cls, node):
         """Wrap a graph node (internal; users build Vars with jt.array and ops)."""
         var = object.__new__(cls)
+        var._grad = None
         var._set_node(node)
         Var.live_count += 1
         return var
@@ -177,6 +179,28 @@ class Var:
         if value and not dtypes.is_float(self.dtype):
             raise MetajitValueError(f"only float Vars can require gradients, this one is {self.dtype}")
         self._node.requires_grad = bool(value)
+        if value:
+            from .autodiff import track_grad
+            track_grad(self)
+
+    @property
+    def grad(self):
+        """PyTorch-style accumulated gradient from `backward` (None before any), a lazy Var."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+
+    def backward(self, grad=None):
+        """PyTorch-style: add d(self)/d(leaf) to ``.grad`` of every tracked leaf it depends on.
+
+        Tracked leaves are module parameters and Vars given ``requires_grad_()`` /
+        ``requires_grad = True``. ``grad`` weights a non-scalar Var (default: ones).
+        Jittor code uses ``optimizer.step(loss)`` or `metajit.grad` instead.
+        """
+        from .autodiff import backward
+        backward(self, grad)
 
     def requires_grad_(self, value=True):
         """PyTorch spelling: set `requires_grad` and return self."""

@@ -1,0 +1,97 @@
+"""Parameter initialisation (``metajit.init``), matching ``torch.nn.init`` distributions.
+
+Each function fills a Var in place (it keeps its identity) and returns it.
+"""
+import math
+
+import numpy as np
+
+from . import creation
+from .errors import MetajitValueError
+
+
+def _fill(var, values):
+    return var.assign(np.asarray(values, dtype=var.dtype.numpy).reshape(var.shape))
+
+
+def _sample(shape, draw):
+    return draw(creation._generator, shape)
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for ``nonlinearity`` (PyTorch's table)."""
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "sigmoid", "conv_transpose2d"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise MetajitValueError(f"unknown nonlinearity {nonlinearity!r}")
+
+
+def fan_in_and_fan_out(var):
+    """``(fan_in, fan_out)`` of a weight shaped (out, in, *kernel)."""
+    if var.ndim < 2:
+        raise MetajitValueError(f"fan in/out need at least 2 dims, got shape {var.shape}")
+    receptive = int(np.prod(var.shape[2:])) if var.ndim > 2 else 1
+    return var.shape[1] * receptive, var.shape[0] * receptive
+
+
+def uniform_(var, a=0.0, b=1.0):
+    """Uniform on ``[a, b)``."""
+    return _fill(var, _sample(var.shape, lambda g, s: g.uniform(a, b, s)))
+
+
+def normal_(var, mean=0.0, std=1.0):
+    """Normal with ``mean`` and ``std``."""
+    return _fill(var, _sample(var.shape, lambda g, s: g.normal(mean, std, s)))
+
+
+def constant_(var, value):
+    """Every element ``value``."""
+    return var.assign(value)
+
+
+def zeros_(var):
+    """Zeros."""
+    return constant_(var, 0)
+
+
+def ones_(var):
+    """Ones."""
+    return constant_(var, 1)
+
+
+def xavier_uniform_(var, gain=1.0):
+    """Glorot uniform: bound ``gain * sqrt(6 / (fan_in + fan_out))``."""
+    fan_in, fan_out = fan_in_and_fan_out(var)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(var, -bound, bound)
+
+
+def xavier_normal_(var, gain=1.0):
+    """Glorot normal: std ``gain * sqrt(2 / (fan_in + fan_out))``."""
+    fan_in, fan_out = fan_in_and_fan_out(var)
+    return normal_(var, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def _kaiming_std(var, a, mode, nonlinearity):
+    fan_in, fan_out = fan_in_and_fan_out(var)
+    fan = fan_in if mode == "fan_in" else fan_out
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def kaiming_uniform_(var, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He uniform: bound ``sqrt(3) * gain / sqrt(fan)``."""
+    bound = math.sqrt(3.0) * _kaiming_std(var, a, mode, nonlinearity)
+    return uniform_(var, -bound, bound)
+
+
+def kaiming_normal_(var, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He normal: std ``gain / sqrt(fan)``."""
+    return normal_(var, 0.0, _kaiming_std(var, a, mode, nonlinearity))

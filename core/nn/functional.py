@@ -1,0 +1,228 @@
+"""Functional forms of activations and losses (``jt.nn.functional`` / ``F``), all meta-op
+compositions, so they fuse and differentiate like everything else."""
+import math
+
+from .. import dtypes
+from ..errors import MetajitShapeError, MetajitValueError
+from ..graph import index_leaf
+from ..math_ops import as_node, binary, cast, unary, where, wrap
+from ..var import Var
+
+
+def _var(x):
+    return x if isinstance(x, Var) else wrap(as_node(x))
+
+
+def relu(x):
+    """``max(x, 0)``."""
+    return binary("maximum", x, 0.0 if dtypes.is_float(_var(x).dtype) else 0)
+
+
+def relu6(x):
+    """``min(max(x, 0), 6)``."""
+    return binary("minimum", relu(x), 6.0)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x`` where positive, ``negative_slope * x`` elsewhere."""
+    return where(binary("gt", x, 0.0), x, binary("mul", x, negative_slope))
+
+
+def elu(x, alpha=1.0):
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
+    return where(binary("gt", x, 0.0), x, binary("mul", binary("sub", unary("exp", x), 1.0), alpha))
+
+
+def gelu(x, approximate="none"):
+    """Gaussian error linear unit; ``approximate="tanh"`` uses the tanh formula."""
+    if approximate == "tanh":
+        inner = binary("mul", binary("add", x, binary("mul", binary("pow", x, 3.0), 0.044715)),
+                       math.sqrt(2.0 / math.pi))
+        return binary("mul", binary("mul", x, 0.5), binary("add", unary("tanh", inner), 1.0))
+    return binary("mul", binary("mul", x, 0.5),
+                  binary("add", unary("erf", binary("mul", x, 1.0 / math.sqrt(2.0))), 1.0))
+
+
+def silu(x):
+    """``x * sigmoid(x)``."""
+    return binary("mul", x, unary("sigmoid", x))
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta x)) / beta``, linear above ``threshold`` (as PyTorch)."""
+    scaled = binary("mul", x, beta)
+    soft = binary("div", _log1p_exp(scaled), beta)
+    return where(binary("gt", scaled, threshold), x, soft)
+
+
+def _log1p_exp(x):
+    """Stable ``log(1 + exp(x))``."""
+    return binary("add", relu(x), unary("log", binary("add", unary("exp", unary("neg", unary("abs", x))), 1.0)))
+
+
+def mish(x):
+    """``x * tanh(softplus(x))``."""
+    return binary("mul", x, unary("tanh", softplus(x)))
+
+
+def softmax(x, dim=-1):
+    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the max for stability."""
+    x = _var(x)
+    shifted = binary("sub", x, x.max(dim, keepdims=True))
+    exponentials = unary("exp", shifted)
+    return binary("div", exponentials, exponentials.sum(dim, keepdims=True))
+
+
+def log_softmax(x, dim=-1):
+    """``x - logsumexp(x)`` along ``dim``."""
+    x = _var(x)
+    shifted = binary("sub", x, x.max(dim, keepdims=True))
+    return binary("sub", shifted, unary("log", unary("exp", shifted).sum(dim, keepdims=True)))
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise MetajitValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _same_shape(name, output, target):
+    if output.shape != target.shape:
+        raise MetajitShapeError(f"{name}: output shape {output.shape} and target shape "
+                                f"{target.shape} differ")
+
+
+def mse_loss(output, target, reduction="mean"):
+    """Mean squared error."""
+    output, target = _var(output), _var(target)
+    _same_shape("mse_loss", output, target)
+    difference = binary("sub", output, target)
+    return _reduce(binary("mul", difference, difference), reduction)
+
+
+def l1_loss(output, target, reduction="mean"):
+    """Mean absolute error."""
+    output, target = _var(output), _var(target)
+    _same_shape("l1_loss", output, target)
+    return _reduce(unary("abs", binary("sub", output, target)), reduction)
+
+
+def smooth_l1_loss(output, target, reduction="mean", beta=1.0):
+    """Huber-like: ``0.5 d^2 / beta`` below ``beta``, ``|d| - 0.5 beta`` above."""
+    output, target = _var(output), _var(target)
+    _same_shape("smooth_l1_loss", output, target)
+    distance = unary("abs", binary("sub", output, target))
+    quadratic = binary("div", binary("mul", binary("mul", distance, distance), 0.5), beta)
+    return _reduce(where(binary("lt", distance, beta), quadratic, binary("sub", distance, 0.5 * beta)),
+                   reduction)
+
+
+def binary_cross_entropy(output, target, weight=None, reduction="mean"):
+    """BCE on probabilities; logs are clamped at -100 as in PyTorch."""
+    output, target = _var(output), _var(target)
+    _same_shape("binary_cross_entropy", output, target)
+    log_p = binary("maximum", unary("log", output), -100.0)
+    log_q = binary("maximum", unary("log", binary("sub", 1.0, output)), -100.0)
+    loss = unary("neg", binary("add", binary("mul", target, log_p),
+                               binary("mul", binary("sub", 1.0, target), log_q)))
+    if weight is not None:
+        loss = binary("mul", loss, weight)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(output, target, weight=None, reduction="mean", pos_weight=None):
+    """BCE on logits, computed stably: ``(1 - t) x + (1 + (w - 1) t) log(1 + exp(-x))``."""
+    output, target = _var(output), _var(target)
+    _same_shape("binary_cross_entropy_with_logits", output, target)
+    log_weight = 1.0 if pos_weight is None else binary("add", binary("mul", binary("sub", pos_weight, 1.0),
+                                                                     target), 1.0)
+    loss = binary("add", binary("mul", binary("sub", 1.0, target), output),
+                  binary("mul", log_weight, _log1p_exp(unary("neg", output))))
+    if weight is not None:
+        loss = binary("mul", loss, weight)
+    return _reduce(loss, reduction)
+
+
+def _pick(log_probabilities, target, ignore_index):
+    """``-log_probabilities[n, target[n], ...]`` (class dim 1) and the valid mask."""
+    target = _var(target)
+    if not dtypes.is_integer(target.dtype):
+        raise MetajitValueError(f"class-index targets must be integers, got {target.dtype}")
+    expected = log_probabilities.shape[:1] + log_probabilities.shape[2:]
+    if target.shape != expected:
+        raise MetajitShapeError(f"target shape {target.shape} does not match output shape "
+                                f"{log_probabilities.shape} (expected {expected})")
+    positions = wrap(index_leaf(log_probabilities.shape, 1))
+    one_hot = binary("eq", positions, target.unsqueeze(1))
+    picked = unary("neg", where(one_hot, log_probabilities, 0.0).sum(1))
+    valid = binary("ne", target, ignore_index)
+    return where(valid, picked, 0.0), valid
+
+
+def nll_loss(output, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log likelihood of class indices ``target`` under log-probabilities ``output``."""
+    output = _var(output)
+    if weight is not None:
+        raise MetajitValueError("nll_loss: class weights are not supported yet")
+    loss, valid = _pick(output, target, ignore_index)
+    if reduction == "mean":
+        return binary("div", loss.sum(), cast(valid, output.dtype).sum())
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(output, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Softmax cross-entropy over dim 1 with class-index or probability targets and
+    optional label smoothing, as ``torch.nn.functional.cross_entropy``."""
+    output = _var(output)
+    log_probabilities = log_softmax(output, 1)
+    target = _var(target)
+    if dtypes.is_float(target.dtype):
+        _same_shape("cross_entropy", output, target)
+        classes = output.shape[1]
+        smoothed = binary("add", binary("mul", target, 1.0 - label_smoothing), label_smoothing / classes)
+        return _reduce(unary("neg", binary("mul", log_probabilities, smoothed).sum(1)), reduction)
+    loss, valid = _pick(log_probabilities, target, ignore_index)
+    if label_smoothing:
+        uniform = unary("neg", log_probabilities.mean(1))
+        loss = binary("add", binary("mul", loss, 1.0 - label_smoothing),
+                      where(valid, binary("mul", uniform, label_smoothing), 0.0))
+    if weight is not None:
+        raise MetajitValueError("cross_entropy: class weights are not supported yet")
+    if reduction == "mean":
+        return binary("div", loss.sum(), cast(valid, output.dtype).sum())
+    return _reduce(loss, reduction)
+
+
+def kl_div(output, target, reduction="mean", log_target=False):
+    """KL divergence with ``output`` as log-probabilities (PyTorch's argument order)."""
+    output, target = _var(output), _var(target)
+    if log_target:
+        loss = binary("mul", unary("exp", target), binary("sub", target, output))
+    else:
+        safe = where(binary("gt", target, 0.0), target, 1.0)
+        loss = where(binary("gt", target, 0.0), binary("mul", target, binary("sub", unary("log", safe), output)), 0.0)
+    if reduction == "batchmean":
+        return binary("div", loss.sum(), output.shape[0])
+    return _reduce(loss, reduction)
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias``."""
+    result = _var(x) @ _var(weight).transpose()
+    return result if bias is None else binary("add", result, bias)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` when training."""
+    if not training or p == 0:
+        return x
+    if not 0 <= p < 1:
+        raise MetajitValueError(f"dropout probability must be in [0, 1), got {p}")
+    from ..creation import rand
+    keep = binary("ge", rand(*_var(x).shape), p)
+    return where(keep, binary("mul", x, 1.0 / (1.0 - p)), 0.0)

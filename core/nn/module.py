@@ -1,0 +1,364 @@
+"""`Module`: the base of layers and models (Jittor's ``execute``, PyTorch's ``forward``),
+and the containers `Sequential`, `ModuleList`, `ModuleDict`, `ParameterList`."""
+import collections
+
+import numpy as np
+
+from .. import autodiff
+from ..errors import MetajitShapeError, MetajitValueError
+from ..var import Var
+
+LoadResult = collections.namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
+
+
+def Parameter(data, requires_grad=True):
+    """PyTorch spelling: a trainable Var (a Var is already a parameter when set on a Module)."""
+    var = data if isinstance(data, Var) else Var(data)
+    var.requires_grad = requires_grad
+    return var
+
+
+class Module:
+    """Base class: define ``execute`` (Jittor) or ``forward`` (PyTorch) and call the module.
+
+    Vars assigned as attributes are parameters, Modules are children, and
+    `register_buffer` adds non-trainable state (saved in ``state_dict``)::
+
+        class Net(jt.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = jt.nn.Linear(4, 2)
+            def execute(self, x):
+                return self.fc(x).relu()
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", collections.OrderedDict())
+        object.__setattr__(self, "_buffers", collections.OrderedDict())
+        object.__setattr__(self, "_modules", collections.OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def _check_initialised(self):
+        if "_parameters" not in self.__dict__:
+            raise MetajitValueError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                    "before assigning parameters or submodules")
+
+    def __setattr__(self, name, value):
+        if isinstance(value, (Var, Module)):
+            self._check_initialised()
+        for table in ("_parameters", "_buffers", "_modules"):
+            self.__dict__.get(table, {}).pop(name, None)
+        if isinstance(value, Var):
+            if name in self.__dict__.get("_buffer_names", ()):
+                self._buffers[name] = value
+            else:
+                if value.requires_grad:
+                    autodiff.track_grad(value)
+                self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        for table in ("_parameters", "_buffers", "_modules"):
+            found = self.__dict__.get(table, {})
+            if name in found:
+                return found[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        for table in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__.get(table, {}):
+                del self.__dict__[table][name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name, value, persistent=True):
+        """Add non-trainable state (e.g. BatchNorm running stats); saved when ``persistent``."""
+        self._check_initialised()
+        names = self.__dict__.setdefault("_buffer_names", set())
+        names.add(name)
+        if not persistent:
+            self.__dict__.setdefault("_non_persistent", set()).add(name)
+        if isinstance(value, Var):
+            value.stop_grad()
+        self.__setattr__(name, value)
+
+    def register_parameter(self, name, value):
+        """Add a parameter explicitly (same as assigning a Var attribute)."""
+        self.__setattr__(name, value)
+
+    def __call__(self, *args, **kwargs):
+        return self.execute(*args, **kwargs)
+
+    def execute(self, *args, **kwargs):
+        """The computation (Jittor's name); defaults to ``forward`` when a subclass defines it."""
+        if type(self).forward is Module.forward:
+            raise MetajitValueError(f"{type(self).__name__} defines neither execute() nor forward()")
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        """The computation (PyTorch's name); same as `execute`."""
+        return self.execute(*args, **kwargs)
+
+    def named_modules(self, prefix=""):
+        """``(name, module)`` for this module and every descendant, depth first."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        """This module and every descendant."""
+        return [m for _, m in self.named_modules()]
+
+    def named_children(self):
+        """``(name, module)`` of the direct children."""
+        return list(self._modules.items())
+
+    def children(self):
+        """The direct child modules."""
+        return list(self._modules.values())
+
+    def _named(self, table, prefix, recurse):
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, value in module.__dict__[table].items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    def named_parameters(self, prefix="", recurse=True):
+        """``(dotted name, Var)`` of every parameter (shared ones once)."""
+        return list(self._named("_parameters", prefix, recurse))
+
+    def parameters(self, recurse=True):
+        """Every parameter Var."""
+        return [v for _, v in self.named_parameters(recurse=recurse)]
+
+    def named_buffers(self, prefix="", recurse=True):
+        """``(dotted name, Var)`` of every buffer."""
+        return list(self._named("_buffers", prefix, recurse))
+
+    def buffers(self, recurse=True):
+        """Every buffer Var."""
+        return [v for _, v in self.named_buffers(recurse=recurse)]
+
+    def train(self, mode=True):
+        """Set training mode (dropout active, batch statistics) here and below; returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode; returns self."""
+        return self.train(False)
+
+    def is_training(self):
+        """Jittor spelling of ``training``."""
+        return self.training
+
+    def apply(self, function):
+        """Call ``function(module)`` on every descendant then on self (PyTorch order); returns self."""
+        for child in self.children():
+            child.apply(function)
+        function(self)
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter; returns self."""
+        for parameter in self.parameters():
+            parameter.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self):
+        """Clear ``.grad`` of every parameter."""
+        for parameter in self.parameters():
+            parameter.grad = None
+
+    def state_dict(self):
+        """Ordered ``{dotted name: Var}`` of parameters and persistent buffers."""
+        state = collections.OrderedDict()
+        for module_prefix, module in self.named_modules():
+            skip = module.__dict__.get("_non_persistent", set())
+            for table in ("_parameters", "_buffers"):
+                for name, value in module.__dict__[table].items():
+                    if value is not None and name not in skip:
+                        state[f"{module_prefix}.{name}" if module_prefix else name] = value
+        return state
+
+    def load_state_dict(self, state, strict=True):
+        """Copy values from ``state`` (Vars, numpy arrays, torch tensors, or a path to a file
+        written by ``jt.save`` / ``torch.save``) into the parameters and buffers.
+
+        Shapes must match. With ``strict`` (default) missing or unexpected keys raise
+        `MetajitValueError` listing them; otherwise they are returned as
+        ``(missing_keys, unexpected_keys)``.
+        """
+        if isinstance(state, (str, bytes)) or hasattr(state, "__fspath__"):
+            from ..serialization import load
+            state = load(state)
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise MetajitValueError(
+                f"load_state_dict: missing keys {missing} and unexpected keys {unexpected}; "
+                "pass strict=False to load the matching ones")
+        mismatched = []
+        for name, target in own.items():
+            if name not in state:
+                continue
+            value = _to_numpy(state[name])
+            if tuple(value.shape) != tuple(target.shape):
+                mismatched.append(f"{name}: checkpoint {tuple(value.shape)} vs model {target.shape}")
+                continue
+            target.assign(value)
+        if mismatched:
+            raise MetajitShapeError("load_state_dict: shape mismatch for " + "; ".join(mismatched))
+        return LoadResult(missing, unexpected)
+
+    def load_parameters(self, state, strict=True):
+        """Jittor's name for `load_state_dict`."""
+        return self.load_state_dict(state, strict)
+
+    def extra_repr(self):
+        """Layer settings shown by ``repr``; overridden by layers."""
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            child_text = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_text}")
+        return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+
+def _to_numpy(value):
+    if isinstance(value, Var):
+        return value.numpy()
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Sequential(Module):
+    """Modules applied in order: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 1))``."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], collections.OrderedDict):
+            for name, layer in layers[0].items():
+                setattr(self, name, layer)
+        else:
+            for index, layer in enumerate(layers):
+                setattr(self, str(index), layer)
+
+    def execute(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def __getitem__(self, index):
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, layer):
+        """Add ``layer`` at the end; returns self."""
+        setattr(self, str(len(self._modules)), layer)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters the parent sees."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        """Add ``module`` at the end; returns self."""
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        """Add each of ``modules``; returns self."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __getitem__(self, index):
+        return list(self._modules.values())[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """A dict of named modules whose parameters the parent sees."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, module in (modules or {}).items():
+            setattr(self, name, module)
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __setitem__(self, name, module):
+        setattr(self, name, module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        """The names."""
+        return self._modules.keys()
+
+    def values(self):
+        """The modules."""
+        return self._modules.values()
+
+    def items(self):
+        """``(name, module)`` pairs."""
+        return self._modules.items()
+
+
+class ParameterList(Module):
+    """A list of parameter Vars."""
+
+    def __init__(self, parameters=()):
+        super().__init__()
+        for parameter in parameters:
+            self.append(parameter)
+
+    def append(self, parameter):
+        """Add ``parameter``; returns self."""
+        setattr(self, str(len(self._parameters)), parameter)
+        return self
+
+    def __getitem__(self, index):
+        return list(self._parameters.values())[index]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())

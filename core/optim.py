@@ -1,0 +1,336 @@
+"""Optimisers (``metajit.optim``) with PyTorch's update rules and both calling styles:
+
+    optimizer.step(loss)                                   # Jittor: backward + update
+    optimizer.zero_grad(); loss.backward(); optimizer.step()   # PyTorch
+
+Updates are built lazily under ``no_grad`` and every parameter and state Var of one
+step is realised together, so a step is one fused batch of kernels. Hyperparameters
+enter kernels as parameters, so changing the learning rate never recompiles.
+"""
+import math
+
+import numpy as np
+
+from . import executor
+from .autodiff import grad as compute_grad
+from .errors import MetajitValueError
+from .flags import no_grad
+from .math_ops import binary, unary
+from .var import Var
+
+
+class Optimizer:
+    """Base class: parameter groups (dicts with ``params`` and hyperparameters), per-parameter
+    ``state``, ``zero_grad``, ``step``, ``state_dict`` / ``load_state_dict``."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}
+        params = list(params)
+        if not params:
+            raise MetajitValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a dict with ``params`` and optional hyperparameter overrides."""
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Var) else list(params)
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.param_groups.append(group)
+
+    @property
+    def params(self):
+        """Every parameter of every group."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def zero_grad(self):
+        """Clear ``.grad`` of every parameter."""
+        for parameter in self.params:
+            parameter.grad = None
+
+    def backward(self, loss):
+        """Jittor: compute gradients of ``loss`` for these parameters into ``.grad``."""
+        trainable = [p for p in self.params if p.requires_grad]
+        for parameter, value in zip(trainable, compute_grad(loss, trainable)):
+            parameter.grad = value if parameter.grad is None else binary("add", parameter.grad, value)
+
+    def clip_grad_norm(self, max_norm, norm_type=2):
+        """Scale the gradients so their global ``norm_type`` norm is at most ``max_norm``."""
+        return clip_grad_norm_(self.params, max_norm, norm_type)
+
+    def step(self, loss=None):
+        """Update the parameters from ``.grad`` (or first from ``loss``, Jittor's style)."""
+        if loss is not None:
+            self.zero_grad()
+            self.backward(loss)
+        changed = []
+        with no_grad():
+            for group in self.param_groups:
+                for parameter in group["params"]:
+                    if parameter.grad is None or not parameter.requires_grad:
+                        continue
+                    state = self.state.setdefault(id(parameter), {})
+                    state["step"] = state.get("step", 0) + 1
+                    parameter.assign(self.update(parameter, parameter.grad, group, state))
+                    changed.append(parameter)
+                    changed.extend(v for v in state.values() if isinstance(v, Var))
+        executor.realise([v._node for v in changed])
+
+    def update(self, parameter, gradient, group, state):
+        """The new value of ``parameter`` (lazy); subclasses implement their rule."""
+        raise NotImplementedError
+
+    def state_dict(self):
+        """``{"state": {index: {name: numpy or number}}, "param_groups": [...]}`` (PyTorch layout)."""
+        index = {id(p): k for k, p in enumerate(self.params)}
+        state = {index[key]: {name: (value.numpy() if isinstance(value, Var) else value)
+                              for name, value in entry.items()}
+                 for key, entry in self.state.items() if key in index}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and state saved by `state_dict`."""
+        params = self.params
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
+            raise MetajitValueError("optimizer state_dict does not match this optimizer's parameter groups")
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for position, entry in state_dict["state"].items():
+            self.state[id(params[int(position)])] = {
+                name: (Var(value) if isinstance(value, np.ndarray) else value) for name, value in entry.items()}
+
+
+def _state_var(state, name, like, fill=0.0):
+    if name not in state:
+        from .creation import full
+        state[name] = full(like.shape, fill, like.dtype).stop_grad()
+    return state[name]
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise MetajitValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def update(self, parameter, gradient, group, state):
+        if group["weight_decay"]:
+            gradient = binary("add", gradient, binary("mul", parameter, group["weight_decay"]))
+        momentum = group["momentum"]
+        if momentum:
+            if "momentum_buffer" not in state:
+                buffer = gradient
+            else:
+                buffer = binary("add", binary("mul", state["momentum_buffer"], momentum),
+                                binary("mul", gradient, 1.0 - group["dampening"]))
+            state["momentum_buffer"] = _detached_copy(state.get("momentum_buffer"), buffer)
+            gradient = binary("add", gradient, binary("mul", buffer, momentum)) if group["nesterov"] else buffer
+        return binary("sub", parameter, binary("mul", gradient, group["lr"]))
+
+
+def _detached_copy(existing, value):
+    """Store ``value`` as optimizer state: reuse the state Var (assign) or make a new one."""
+    if existing is None:
+        return Var.from_node(value._node).detach()
+    return existing.assign(value)
+
+
+class Adam(Optimizer):
+    """Adam (optionally AMSGrad) with L2 weight decay added to the gradient, as PyTorch."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
+
+    def update(self, parameter, gradient, group, state):
+        beta1, beta2 = group["betas"]
+        decay = group["weight_decay"]
+        if decay and not self.decoupled:
+            gradient = binary("add", gradient, binary("mul", parameter, decay))
+        if decay and self.decoupled:
+            parameter = binary("mul", parameter, 1.0 - group["lr"] * decay)
+        first = _state_var(state, "exp_avg", gradient)
+        second = _state_var(state, "exp_avg_sq", gradient)
+        first.assign(binary("add", binary("mul", first, beta1), binary("mul", gradient, 1.0 - beta1)))
+        second.assign(binary("add", binary("mul", second, beta2),
+                             binary("mul", binary("mul", gradient, gradient), 1.0 - beta2)))
+        step = state["step"]
+        correction1, correction2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
+        denominator_source = second
+        if group["amsgrad"]:
+            peak = _state_var(state, "max_exp_avg_sq", gradient)
+            peak.assign(binary("maximum", peak, second))
+            denominator_source = peak
+        denominator = binary("add", binary("div", unary("sqrt", denominator_source), math.sqrt(correction2)),
+                             group["eps"])
+        return binary("sub", parameter, binary("mul", binary("div", first, denominator),
+                                               group["lr"] / correction1))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 0.01, as PyTorch)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop with optional momentum and centering, as PyTorch."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def update(self, parameter, gradient, group, state):
+        alpha = group["alpha"]
+        if group["weight_decay"]:
+            gradient = binary("add", gradient, binary("mul", parameter, group["weight_decay"]))
+        square = _state_var(state, "square_avg", gradient)
+        square.assign(binary("add", binary("mul", square, alpha),
+                             binary("mul", binary("mul", gradient, gradient), 1.0 - alpha)))
+        average = square
+        if group["centered"]:
+            mean = _state_var(state, "grad_avg", gradient)
+            mean.assign(binary("add", binary("mul", mean, alpha), binary("mul", gradient, 1.0 - alpha)))
+            average = binary("sub", square, binary("mul", mean, mean))
+        denominator = binary("add", unary("sqrt", average), group["eps"])
+        step = binary("div", gradient, denominator)
+        if group["momentum"]:
+            buffer = _state_var(state, "momentum_buffer", gradient)
+            buffer.assign(binary("add", binary("mul", buffer, group["momentum"]), step))
+            step = buffer
+        return binary("sub", parameter, binary("mul", step, group["lr"]))
+
+
+class Adagrad(Optimizer):
+    """Adagrad with learning-rate decay and an initial accumulator, as PyTorch."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+    def update(self, parameter, gradient, group, state):
+        if group["weight_decay"]:
+            gradient = binary("add", gradient, binary("mul", parameter, group["weight_decay"]))
+        total = _state_var(state, "sum", gradient, group["initial_accumulator_value"])
+        total.assign(binary("add", total, binary("mul", gradient, gradient)))
+        rate = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        return binary("sub", parameter, binary("mul", binary(
+            "div", gradient, binary("add", unary("sqrt", total), group["eps"])), rate))
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+    """Scale ``.grad`` of ``parameters`` in place so their global norm is at most ``max_norm``;
+    returns the norm before clipping (a lazy Var)."""
+    from .reductions import norm
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return None
+    norms = [norm(g, norm_type) for g in grads]
+    if norm_type == float("inf"):
+        total = norms[0]
+        for value in norms[1:]:
+            total = binary("maximum", total, value)
+    else:
+        total = None
+        for value in norms:
+            term = binary("pow", value, float(norm_type))
+            total = term if total is None else binary("add", total, term)
+        total = binary("pow", total, 1.0 / norm_type)
+    scale = binary("minimum", binary("div", max_norm, binary("add", total, 1e-6)), 1.0)
+    for parameter in parameters:
+        if parameter.grad is not None:
+            parameter.grad = binary("mul", parameter.grad, scale)
+    return total
+
+
+class LRScheduler:
+    """Base of learning-rate schedulers: ``step()`` once per epoch sets each group's ``lr``."""
+
+    def __init__(self, optimizer, last_epoch=-1):
+        self.optimizer = optimizer
+        self.base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def lr_at(self, base_lr, epoch):
+        """The learning rate of a group with ``base_lr`` at ``epoch``."""
+        raise NotImplementedError
+
+    def step(self):
+        """Advance one epoch and set the new learning rates."""
+        self.last_epoch += 1
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.lr_at(base, self.last_epoch)
+
+    def get_last_lr(self):
+        """The current learning rate of each group."""
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+
+class StepLR(LRScheduler):
+    """Multiply by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply by ``gamma`` at each epoch in ``milestones``."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        self.milestones, self.gamma = sorted(milestones), gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class LambdaLR(LRScheduler):
+    """The base rate times ``lr_lambda(epoch)``."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.lr_lambda(epoch)
+
+
+lr_scheduler = type("lr_scheduler", (), {"StepLR": StepLR, "MultiStepLR": MultiStepLR,
+                                         "CosineAnnealingLR": CosineAnnealingLR, "LambdaLR": LambdaLR,
+                                         "LRScheduler": LRScheduler})

@@ -1,0 +1,123 @@
+"""``jt.save`` / ``jt.load``: pickle with numpy payloads, a weights-only loader, and a reader
+for PyTorch ``.pth`` files (zip archives written by ``torch.save``) that needs no torch.
+
+Full pickle loading can run arbitrary code: use it only on files you trust. With
+``weights_only=True`` (the default for ``.pth`` files) only containers, numbers,
+strings and arrays are accepted.
+"""
+import collections
+import io
+import pickle
+import zipfile
+
+import numpy as np
+
+from .errors import MetajitValueError
+from .var import Var
+
+_SAFE_GLOBALS = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+    ("numpy.core.multiarray", "scalar"): np._core.multiarray.scalar,
+    ("numpy._core.multiarray", "scalar"): np._core.multiarray.scalar,
+    ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "slice"): slice,
+}
+_TORCH_STORAGE_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+}
+
+
+def _var_to_numpy(obj):
+    if isinstance(obj, Var):
+        return obj.numpy()
+    if isinstance(obj, dict):
+        return type(obj)((k, _var_to_numpy(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_var_to_numpy(v) for v in obj)
+    return obj
+
+
+def save(obj, path):
+    """Pickle ``obj`` to ``path``; Vars (also inside dicts, lists, tuples) are stored as numpy arrays.
+
+    Example: ``jt.save(model.state_dict(), "model.pkl")``.
+    """
+    with open(path, "wb") as handle:
+        pickle.dump(_var_to_numpy(obj), handle, protocol=4)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        found = _SAFE_GLOBALS.get((module, name))
+        if found is None:
+            raise MetajitValueError(f"weights-only load refuses {module}.{name}; load a trusted "
+                                    "file with weights_only=False")
+        return found
+
+
+def _rebuild_tensor(storage, offset, size, stride, *rest):
+    itemsize = storage.dtype.itemsize
+    return np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
+                                           strides=tuple(s * itemsize for s in stride)).copy()
+
+
+class _TorchUnpickler(pickle.Unpickler):
+    """Reads the ``data.pkl`` of a torch zip archive, storages from ``data/<key>``."""
+
+    def __init__(self, handle, archive, prefix, weights_only):
+        super().__init__(handle)
+        self.archive, self.prefix, self.weights_only = archive, prefix, weights_only
+
+    def find_class(self, module, name):
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+            return _rebuild_tensor
+        if module == "torch" and name in _TORCH_STORAGE_DTYPES:
+            return _TORCH_STORAGE_DTYPES[name]
+        if module == "torch" and name.endswith("Storage"):
+            return name
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return lambda data, requires_grad, hooks, *rest: data
+        found = _SAFE_GLOBALS.get((module, name))
+        if found is not None:
+            return found
+        if self.weights_only:
+            raise MetajitValueError(f"weights-only load refuses {module}.{name}; load a trusted "
+                                    "file with weights_only=False")
+        return super().find_class(module, name)
+
+    def persistent_load(self, saved_id):
+        _, storage_type, key, _, count = saved_id[:5]
+        dtype = None if isinstance(storage_type, str) else storage_type
+        if dtype is None:
+            raise MetajitValueError(f"unsupported torch storage type {storage_type!r}")
+        data = self.archive.read(f"{self.prefix}/data/{key}")
+        return np.frombuffer(data, dtype=dtype, count=count)
+
+
+def _load_torch_zip(path, weights_only):
+    with zipfile.ZipFile(path) as archive:
+        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+        if not pickles:
+            raise MetajitValueError(f"{path}: a zip file without data.pkl is not a torch checkpoint")
+        prefix = pickles[0][:-len("/data.pkl")]
+        with archive.open(pickles[0]) as handle:
+            return _TorchUnpickler(io.BytesIO(handle.read()), archive, prefix, weights_only).load()
+
+
+def load(path, weights_only=False):
+    """Load what `save` wrote, or a PyTorch ``.pth``/``.pt`` file (tensors become numpy arrays).
+
+    ``weights_only=True`` refuses anything but containers, numbers, strings, arrays and
+    tensors; full loading (the default, as ``pickle``) runs code from the file, so use it
+    only for files you trust.
+    """
+    if zipfile.is_zipfile(path):
+        return _load_torch_zip(path, weights_only)
+    with open(path, "rb") as handle:
+        if weights_only:
+            return _RestrictedUnpickler(handle).load()
+        return pickle.load(handle)

@@ -1,0 +1,112 @@
+"""The Module system, containers, state dicts, save/load and error reporting."""
+import numpy as np
+import pytest
+
+import metajit as jt
+
+
+class Net(jt.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = jt.nn.Sequential(jt.nn.Linear(4, 8), jt.nn.ReLU())
+        self.heads = jt.nn.ModuleList([jt.nn.Linear(8, 2), jt.nn.Linear(8, 3)])
+        self.scale = jt.ones(1)
+        self.register_buffer("calls", jt.zeros(1))
+
+    def execute(self, x):
+        hidden = self.encoder(x)
+        return [head(hidden) * self.scale for head in self.heads]
+
+
+class TorchStyle(jt.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = jt.nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_parameters_buffers_and_names():
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["scale", "encoder.0.weight", "encoder.0.bias", "heads.0.weight", "heads.0.bias",
+                     "heads.1.weight", "heads.1.bias"]
+    assert [n for n, _ in net.named_buffers()] == ["calls"]
+    assert "calls" in net.state_dict() and len(net.parameters()) == 7
+    assert len(list(net.modules())) == 7 and len(net.children()) == 2
+    assert [o.shape for o in net(jt.zeros((5, 4)))] == [(5, 2), (5, 3)]
+
+
+def test_forward_alias_train_eval_apply_and_repr():
+    module = TorchStyle()
+    assert module(jt.ones((1, 2))).shape == (1, 2)
+    net = Net().eval()
+    assert not any(m.training for m in net.modules())
+    seen = []
+    net.apply(lambda m: seen.append(type(m).__name__))
+    assert seen[-1] == "Net"
+    assert "Linear(in_features=4, out_features=8, bias=True)" in repr(net)
+    with pytest.raises(jt.MetajitValueError, match="neither execute"):
+        jt.nn.Module()(1)
+
+
+def test_load_state_dict_reports_problems():
+    net = Net()
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    del state["scale"]
+    state["extra"] = np.zeros(1)
+    with pytest.raises(jt.MetajitValueError, match=r"missing keys \['scale'\].*unexpected keys \['extra'\]"):
+        net.load_state_dict(state)
+    result = net.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["scale"] and result.unexpected_keys == ["extra"]
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    state["encoder.0.weight"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(jt.MetajitShapeError, match=r"encoder.0.weight: checkpoint \(3, 3\) vs model \(8, 4\)"):
+        net.load_parameters(state)
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    net = Net()
+    path = str(tmp_path / "net.pkl")
+    jt.save(net.state_dict(), path)
+    other = Net()
+    other.load_state_dict(path)
+    for (name, a), b in zip(net.state_dict().items(), other.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    assert isinstance(jt.load(path, weights_only=True)["scale"], np.ndarray)
+
+
+def test_weights_only_load_refuses_code(tmp_path):
+    import pickle
+    path = tmp_path / "evil.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump({"x": np.ones(2), "f": print}, handle)
+    with pytest.raises(jt.MetajitValueError, match="refuses builtins.print"):
+        jt.load(str(path), weights_only=True)
+
+
+def test_optimizer_state_dict_roundtrip():
+    w = jt.array([1.0, 2.0])
+    optimizer = jt.optim.Adam([w], lr=0.1)
+    optimizer.step((w * w).sum())
+    saved = optimizer.state_dict()
+    assert saved["param_groups"][0]["params"] == [0] and "exp_avg" in saved["state"][0]
+    other = jt.optim.Adam([jt.array([1.0, 2.0])], lr=0.5)
+    other.load_state_dict(saved)
+    assert other.param_groups[0]["lr"] == 0.1
+    np.testing.assert_array_equal(other.state_dict()["state"][0]["exp_avg"], saved["state"][0]["exp_avg"])
+
+
+def test_training_loop_memory_stays_flat():
+    import gc
+    model = jt.nn.Sequential(jt.nn.Linear(4, 16), jt.nn.ReLU(), jt.nn.Linear(16, 1))
+    optimizer = jt.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = jt.randn(8, 4), jt.randn(8, 1)
+    counts = []
+    for step in range(60):
+        optimizer.step(((model(x) - y) ** 2).mean())
+        if step in (20, 59):
+            gc.collect()
+            counts.append(jt.liveness_info())
+    assert counts[0] == counts[1]

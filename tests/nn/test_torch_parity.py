@@ -1,0 +1,187 @@
+"""Layers, activations, losses, optimisers and schedulers against PyTorch on the CPU."""
+import numpy as np
+import pytest
+
+import metajit as jt
+
+torch = pytest.importorskip("torch")
+
+
+def to_torch(array, requires_grad=False):
+    return torch.tensor(np.asarray(array), requires_grad=requires_grad)
+
+
+def assert_close(ours, theirs, rtol=1e-4, atol=1e-5):
+    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
+    np.testing.assert_allclose(np.asarray(ours), theirs, rtol=rtol, atol=atol)
+
+
+def test_linear_forward_and_gradients_match_with_copied_weights(rng):
+    theirs = torch.nn.Linear(5, 3)
+    ours = jt.nn.Linear(5, 3)
+    ours.load_state_dict(theirs.state_dict())
+    data = rng.standard_normal((4, 5)).astype(np.float32)
+    x, tx = jt.array(data), to_torch(data, True)
+    out, tout = ours(x), theirs(tx)
+    assert_close(out.numpy(), tout)
+    (tout ** 2).sum().backward()
+    gx, gw, gb = jt.grad((out ** 2).sum(), [x, ours.weight, ours.bias])
+    assert_close(gx.numpy(), tx.grad)
+    assert_close(gw.numpy(), theirs.weight.grad)
+    assert_close(gb.numpy(), theirs.bias.grad)
+
+
+ACTIVATIONS = [
+    ("ReLU", {}), ("LeakyReLU", {"negative_slope": 0.2}), ("ReLU6", {}), ("ELU", {"alpha": 0.7}),
+    ("GELU", {}), ("GELU", {"approximate": "tanh"}), ("SiLU", {}), ("Sigmoid", {}), ("Tanh", {}),
+    ("Softmax", {"dim": 1}), ("LogSoftmax", {"dim": -1}), ("Softplus", {"beta": 2.0}), ("Mish", {}),
+    ("PReLU", {}),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", ACTIVATIONS, ids=[f"{n}{k}" for n, k in ACTIVATIONS])
+def test_activation_matches_torch(name, kwargs, rng):
+    data = (rng.standard_normal((3, 7)) * 4).astype(np.float32)
+    ours, theirs = getattr(jt.nn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
+    weights = rng.standard_normal((3, 7)).astype(np.float32)
+    x, tx = jt.array(data), to_torch(data, True)
+    out = ours(x)
+    assert_close(out.numpy(), theirs(tx))
+    (theirs(tx) * to_torch(weights)).sum().backward()
+    assert_close(jt.grad((out * jt.array(weights)).sum(), x).numpy(), tx.grad)
+
+
+def _loss_inputs(name, rng):
+    logits = rng.standard_normal((6, 4)).astype(np.float32)
+    if name in ("CrossEntropyLoss", "NLLLoss"):
+        return logits, rng.integers(0, 4, 6).astype(np.int64)
+    if name == "BCELoss":
+        return 1 / (1 + np.exp(-logits)), rng.uniform(0, 1, (6, 4)).astype(np.float32)
+    if name == "KLDivLoss":
+        log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        target = np.exp(rng.standard_normal((6, 4))).astype(np.float32)
+        return log_p.astype(np.float32), target / target.sum(1, keepdims=True)
+    if name == "BCEWithLogitsLoss":
+        return logits * 5, rng.uniform(0, 1, (6, 4)).astype(np.float32)
+    return logits, rng.standard_normal((6, 4)).astype(np.float32)
+
+
+LOSSES = [
+    ("MSELoss", {}), ("L1Loss", {"reduction": "sum"}), ("SmoothL1Loss", {"beta": 0.5}),
+    ("BCELoss", {}), ("BCEWithLogitsLoss", {}), ("CrossEntropyLoss", {}),
+    ("CrossEntropyLoss", {"label_smoothing": 0.1}), ("CrossEntropyLoss", {"reduction": "none"}),
+    ("NLLLoss", {}), ("KLDivLoss", {"reduction": "batchmean"}), ("MSELoss", {"reduction": "none"}),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", LOSSES, ids=[f"{n}{k}" for n, k in LOSSES])
+def test_loss_matches_torch(name, kwargs, rng):
+    output, target = _loss_inputs(name, rng)
+    ours, theirs = getattr(jt.nn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
+    x, tx = jt.array(output), to_torch(output, True)
+    value, tvalue = ours(x, jt.array(target)), theirs(tx, to_torch(target))
+    assert_close(value.numpy(), tvalue)
+    tvalue.sum().backward()
+    assert_close(jt.grad(value.sum(), x).numpy(), tx.grad)
+
+
+def _run_optimizer(ours_class, theirs_class, kwargs, rng, steps=6, pytorch_style=False):
+    start = rng.standard_normal((3, 4)).astype(np.float32)
+    target = rng.standard_normal((3, 4)).astype(np.float32)
+    w, tw = jt.array(start), to_torch(start, True)
+    ours, theirs = ours_class([w], **kwargs), theirs_class([tw], **kwargs)
+    for _ in range(steps):
+        loss = ((w - jt.array(target)) ** 4).sum()
+        if pytorch_style:
+            ours.zero_grad()
+            w.requires_grad_()
+            loss.backward()
+            ours.step()
+        else:
+            ours.step(loss)
+        theirs.zero_grad()
+        ((tw - to_torch(target)) ** 4).sum().backward()
+        theirs.step()
+    return w, tw
+
+
+OPTIMIZERS = [
+    ("SGD", {"lr": 0.01}), ("SGD", {"lr": 0.01, "momentum": 0.9}),
+    ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+    ("SGD", {"lr": 0.01, "momentum": 0.5, "dampening": 0.3}),
+    ("Adam", {"lr": 0.05}), ("Adam", {"lr": 0.05, "weight_decay": 0.1, "amsgrad": True}),
+    ("AdamW", {"lr": 0.05}), ("RMSprop", {"lr": 0.01}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.1}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1}),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", OPTIMIZERS, ids=[f"{n}{k}" for n, k in OPTIMIZERS])
+def test_optimizer_trajectory_matches_torch(name, kwargs, rng):
+    w, tw = _run_optimizer(getattr(jt.optim, name), getattr(torch.optim, name), kwargs, rng)
+    assert_close(w.numpy(), tw, rtol=1e-4, atol=1e-5)
+
+
+def test_pytorch_style_backward_and_step_match_jittor_style(rng):
+    ours, theirs = _run_optimizer(jt.optim.SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9},
+                                  rng, pytorch_style=True)
+    assert_close(ours.numpy(), theirs)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("StepLR", {"step_size": 2, "gamma": 0.5}), ("MultiStepLR", {"milestones": [1, 4], "gamma": 0.1}),
+    ("CosineAnnealingLR", {"T_max": 5, "eta_min": 0.01}), ("LambdaLR", {"lr_lambda": lambda e: 0.9 ** e}),
+])
+def test_scheduler_learning_rates_match_torch(name, kwargs):
+    w, tw = jt.zeros(2), torch.zeros(2, requires_grad=True)
+    ours = getattr(jt.optim.lr_scheduler, name)(jt.optim.SGD([w], lr=0.1), **kwargs)
+    theirs_optimizer = torch.optim.SGD([tw], lr=0.1)
+    theirs = getattr(torch.optim.lr_scheduler, name)(theirs_optimizer, **kwargs)
+    for _ in range(7):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr())
+        theirs_optimizer.step()
+        ours.step()
+        theirs.step()
+
+
+def test_clip_grad_norm_matches_torch(rng):
+    data = [rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (5,))]
+    ours = [jt.array(d).requires_grad_() for d in data]
+    theirs = [to_torch(d, True) for d in data]
+    sum((p ** 3).sum() for p in ours).backward()
+    sum((p ** 3).sum() for p in theirs).backward()
+    total = jt.nn.utils.clip_grad_norm_(ours, 1.0)
+    ttotal = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert total.item() == pytest.approx(ttotal.item(), rel=1e-5)
+    for p, tp in zip(ours, theirs):
+        assert_close(p.grad.numpy(), tp.grad)
+
+
+def test_sequential_state_dict_keys_match_torch():
+    ours = jt.nn.Sequential(jt.nn.Linear(3, 4), jt.nn.ReLU(), jt.nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    data = np.ones((2, 3), np.float32)
+    assert_close(ours(jt.array(data)).numpy(), theirs(to_torch(data)))
+
+
+def test_default_initialisation_matches_torch_bounds():
+    layer = jt.nn.Linear(400, 300)
+    weights = layer.weight.numpy()
+    bound = 1 / np.sqrt(400)
+    assert weights.shape == (300, 400) and np.abs(weights).max() <= bound
+    assert np.abs(weights).max() > 0.95 * bound
+    assert abs(weights.std() - bound / np.sqrt(3)) < 0.05 * bound
+
+
+def test_reads_torch_save_files(tmp_path):
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    path = tmp_path / "model.pth"
+    torch.save(theirs.state_dict(), path)
+    ours = jt.nn.Sequential(jt.nn.Linear(3, 4), jt.nn.Linear(4, 2))
+    ours.load_state_dict(str(path))
+    for name, value in theirs.state_dict().items():
+        assert_close(ours.state_dict()[name].numpy(), value, rtol=0, atol=0)
+    loaded = jt.load(str(path), weights_only=True)
+    assert_close(loaded["0.weight"], theirs[0].weight, rtol=0, atol=0)
