@@ -30,7 +30,7 @@ from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, fla
                         pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
                         stack, t, tile, transpose, unsqueeze, view)
 from .var import Var, liveness_info, number_of_lived_vars, sync_all
-from . import init, nn, optim
+from . import dataset, init, nn, optim
 from .serialization import load, save
 from . import var_methods as _var_methods  # attaches operators and methods to Var
 from . import graph as _graph

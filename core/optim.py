@@ -16,7 +16,7 @@ from .autodiff import grad as compute_grad
 from .errors import MetajitValueError
 from .flags import no_grad
 from .math_ops import binary, unary
-from .var import Var
+from .var import Var, take_pending_assignments
 
 
 class Optimizer:
@@ -79,6 +79,7 @@ class Optimizer:
                     parameter.assign(self.update(parameter, parameter.grad, group, state))
                     changed.append(parameter)
                     changed.extend(v for v in state.values() if isinstance(v, Var))
+        changed.extend(take_pending_assignments())
         executor.realise([v._node for v in changed])
 
     def update(self, parameter, gradient, group, state):

@@ -12,6 +12,7 @@ from .errors import MetajitValueError
 from .flags import flags
 
 _pending_vars = weakref.WeakValueDictionary()  # id -> Var; Var.__eq__ is element-wise
+_pending_assignments = weakref.WeakValueDictionary()  # Vars given a lazy new value by assign()
 
 
 class Var:
@@ -70,6 +71,8 @@ class Var:
         node.requires_grad = self._node.requires_grad
         node.grad_boundary = True
         self._set_node(node)
+        if node.buffer is None:
+            _pending_assignments[id(self)] = self
         return self
 
     update = assign
@@ -247,6 +250,14 @@ def sync_all(device_sync=False):
     if device_sync:
         from . import plugins
         plugins.current().synchronize()
+
+
+def take_pending_assignments():
+    """The Vars assigned lazily since the last call (e.g. BatchNorm running statistics);
+    optimisers realise them with their step so state never chains across steps."""
+    pending = list(_pending_assignments.values())
+    _pending_assignments.clear()
+    return pending
 
 
 def liveness_info():

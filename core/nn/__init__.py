@@ -8,3 +8,15 @@ from .module import Module, ModuleDict, ModuleList, Parameter, ParameterList, Se
 from ..optim import clip_grad_norm_
 
 utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_)})
+from .conv import Conv, Conv1d, Conv2d, ConvTranspose2d, conv1d, conv2d, conv_transpose2d
+from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, Pool,
+                      adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d)
+from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .resampling import (ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, Upsample,
+                         ZeroPad2d, interpolate)
+from .functional import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, dropout,
+                         elu, gelu, kl_div, l1_loss, leaky_relu, linear, log_softmax, mish, mse_loss,
+                         nll_loss, relu, relu6, silu, smooth_l1_loss, softmax, softplus)
+
+cross_entropy_loss = cross_entropy
+bce_loss = binary_cross_entropy

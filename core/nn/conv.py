@@ -1,0 +1,142 @@
+"""Convolutions from meta-ops: an im2col *gather* (one reindex, padding and dilation as
+index arithmetic with overflow 0) followed by a matrix product, which backends that claim
+``matmul`` run as BLAS. Gradients come from the same meta-ops (the gather's gradient is
+the col2im scatter)."""
+import math
+
+from .. import creation, init
+from ..errors import MetajitShapeError, MetajitValueError
+from ..math_ops import binary
+from .module import Module
+
+
+def _pair(value, count=2):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
+
+
+def _output_size(size, kernel, stride, padding, dilation):
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d convolution of ``x`` (N, C, H, W) with ``weight`` (OC, C/groups, KH, KW), as PyTorch."""
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    if x.ndim != 4 or weight.ndim != 4:
+        raise MetajitShapeError(f"conv2d expects a 4-d input and weight, got {x.shape} and {weight.shape}")
+    batch, channels, height, width = x.shape
+    out_channels, group_channels, kernel_h, kernel_w = weight.shape
+    if channels != group_channels * groups or out_channels % groups:
+        raise MetajitShapeError(f"conv2d: input has {channels} channels but weight {weight.shape} "
+                                f"with groups={groups} expects {group_channels * groups}")
+    out_h = _output_size(height, kernel_h, stride[0], padding[0], dilation[0])
+    out_w = _output_size(width, kernel_w, stride[1], padding[1], dilation[1])
+    if out_h <= 0 or out_w <= 0:
+        raise MetajitShapeError(f"conv2d: input {x.shape} is too small for kernel {weight.shape[2:]} "
+                                f"with padding {padding} and dilation {dilation}")
+    # columns[n, g, oh, ow, c, kh, kw] = x[n, g*Cg + c, oh*s - p + kh*d, ow*s - p + kw*d]
+    columns = x.reindex(
+        [batch, groups, out_h, out_w, group_channels, kernel_h, kernel_w],
+        ["i0", f"i1*{group_channels}+i4",
+         f"i2*{stride[0]}-{padding[0]}+i5*{dilation[0]}", f"i3*{stride[1]}-{padding[1]}+i6*{dilation[1]}"])
+    patch = group_channels * kernel_h * kernel_w
+    columns = columns.reshape(batch, groups, out_h * out_w, patch)
+    kernels = weight.reshape(groups, out_channels // groups, patch).transpose(1, 2)
+    result = columns @ kernels
+    result = result.reshape(batch, groups, out_h, out_w, out_channels // groups)
+    result = result.permute(0, 1, 4, 2, 3).reshape(batch, out_channels, out_h, out_w)
+    if bias is not None:
+        result = binary("add", result, bias.reshape(1, out_channels, 1, 1))
+    return result
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-d convolution of ``x`` (N, C, L) with ``weight`` (OC, C/groups, K)."""
+    result = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, _pair(stride, 1)[0]),
+                    (0, _pair(padding, 1)[0]), (1, _pair(dilation, 1)[0]), groups)
+    return result.squeeze(2)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):
+    """Transposed 2-d convolution (``weight`` is (C, OC, KH, KW)), as a stride-1 convolution of
+    the zero-dilated, padded input with the flipped, transposed kernel."""
+    stride, padding = _pair(stride), _pair(padding)
+    output_padding, dilation = _pair(output_padding), _pair(dilation)
+    batch, channels, height, width = x.shape
+    kernel_h, kernel_w = weight.shape[2:]
+    grown_h, grown_w = (height - 1) * stride[0] + 1, (width - 1) * stride[1] + 1
+    edge_h = dilation[0] * (kernel_h - 1) - padding[0]
+    edge_w = dilation[1] * (kernel_w - 1) - padding[1]
+    if edge_h < 0 or edge_w < 0:
+        raise MetajitValueError("conv_transpose2d: padding larger than dilation * (kernel - 1) "
+                                "is not supported")
+    spread = x.reindex(
+        [batch, channels, grown_h + 2 * edge_h + output_padding[0], grown_w + 2 * edge_w + output_padding[1]],
+        ["i0", "i1", f"(i2-{edge_h})/{stride[0]}", f"(i3-{edge_w})/{stride[1]}"],
+        overflow_conditions=[f"(i2-{edge_h})%{stride[0]}!=0", f"(i3-{edge_w})%{stride[1]}!=0",
+                             f"i2<{edge_h}", f"i3<{edge_w}"])
+    flipped = weight.flip((2, 3)).transpose(0, 1)
+    return conv2d(spread, flipped, bias, 1, 0, dilation)
+
+
+class _ConvNd(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                 bias, dims, transposed=False, output_padding=0):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise MetajitValueError(f"channels {in_channels} -> {out_channels} must be divisible by "
+                                    f"groups={groups}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _pair(kernel_size, dims)
+        self.stride, self.padding = _pair(stride, dims), _pair(padding, dims)
+        self.dilation, self.output_padding = _pair(dilation, dims), _pair(output_padding, dims)
+        shape = ((in_channels, out_channels // groups) if transposed
+                 else (out_channels, in_channels // groups)) + self.kernel_size
+        self.weight = init.kaiming_uniform_(creation.empty(*shape), a=math.sqrt(5))
+        if bias:
+            fan_in = init.fan_in_and_fan_out(self.weight)[0]
+            bound = 1 / math.sqrt(fan_in) if fan_in else 0
+            self.bias = init.uniform_(creation.empty(out_channels), -bound, bound)
+        else:
+            self.bias = None
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class Conv2d(_ConvNd):
+    """2-d convolution with stride, padding, dilation and groups (depthwise when groups = channels)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, 2)
+
+    def execute(self, x):
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+Conv = Conv2d
+
+
+class Conv1d(_ConvNd):
+    """1-d convolution with stride, padding, dilation and groups."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, 1)
+
+    def execute(self, x):
+        return conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-d convolution (groups = 1)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias=True, dilation=1):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 1, bias, 2,
+                         transposed=True, output_padding=output_padding)
+
+    def execute(self, x):
+        return conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                self.output_padding, self.dilation)

@@ -1,0 +1,115 @@
+"""Normalisation layers: BatchNorm1d/2d (running statistics, momentum, eval mode),
+LayerNorm, GroupNorm; all from reductions and element-wise meta-ops."""
+from .. import creation
+from ..errors import MetajitShapeError
+from ..flags import no_grad
+from ..math_ops import binary, unary
+from .module import Module
+
+
+def _normalise(x, axes, eps):
+    mean = x.mean(dims=axes, keepdims=True)
+    centered = binary("sub", x, mean)
+    variance = binary("mul", centered, centered).mean(dims=axes, keepdims=True)
+    inverse_std = binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
+    return binary("mul", centered, inverse_std), mean, variance
+
+
+class _BatchNorm(Module):
+    dims = None
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = creation.ones(num_features) if affine else None
+        self.bias = creation.zeros(num_features) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", creation.zeros(num_features))
+            self.register_buffer("running_var", creation.ones(num_features))
+            self.register_buffer("num_batches_tracked", creation.zeros((), dtype="int64"))
+
+    def execute(self, x):
+        if x.ndim not in self.dims or x.shape[1] != self.num_features:
+            raise MetajitShapeError(f"{type(self).__name__}({self.num_features}) got input shape {x.shape}")
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = [1, self.num_features] + [1] * (x.ndim - 2)
+        if self.training or not self.track_running_stats:
+            normalised, mean, variance = _normalise(x, axes, self.eps)
+            if self.training and self.track_running_stats:
+                count = x.numel() // self.num_features
+                with no_grad():
+                    unbiased = binary("mul", variance.reshape(self.num_features), count / max(count - 1, 1))
+                    self.running_mean.assign(binary("add", binary("mul", self.running_mean, 1 - self.momentum),
+                                                    binary("mul", mean.reshape(self.num_features).detach(),
+                                                           self.momentum)))
+                    self.running_var.assign(binary("add", binary("mul", self.running_var, 1 - self.momentum),
+                                                   binary("mul", unbiased.detach(), self.momentum)))
+                    self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
+        else:
+            scale = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps)))
+            normalised = binary("mul", binary("sub", x, self.running_mean.reshape(shape)), scale.reshape(shape))
+        if self.affine:
+            normalised = binary("add", binary("mul", normalised, self.weight.reshape(shape)),
+                                self.bias.reshape(shape))
+        return normalised
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs."""
+
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs."""
+
+    dims = (4,)
+
+
+BatchNorm = BatchNorm2d
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing ``normalized_shape`` dims, with an elementwise affine."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = creation.ones(shape) if elementwise_affine else None
+        self.bias = creation.zeros(shape) if elementwise_affine else None
+
+    def execute(self, x):
+        if tuple(x.shape[x.ndim - len(self.normalized_shape):]) != self.normalized_shape:
+            raise MetajitShapeError(f"LayerNorm{self.normalized_shape} got input shape {x.shape}")
+        axes = tuple(range(x.ndim - len(self.normalized_shape), x.ndim))
+        normalised = _normalise(x, axes, self.eps)[0]
+        if self.weight is not None:
+            normalised = binary("add", binary("mul", normalised, self.weight), self.bias)
+        return normalised
+
+
+class GroupNorm(Module):
+    """Normalise over groups of channels (and all spatial dims), then a per-channel affine."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise MetajitShapeError(f"GroupNorm: {num_channels} channels do not split into {num_groups} groups")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        self.weight = creation.ones(num_channels) if affine else None
+        self.bias = creation.zeros(num_channels) if affine else None
+
+    def execute(self, x):
+        batch = x.shape[0]
+        grouped = x.reshape(batch, self.num_groups, -1)
+        normalised = _normalise(grouped, (2,), self.eps)[0].reshape(x.shape)
+        if self.weight is not None:
+            shape = [1, self.num_channels] + [1] * (x.ndim - 2)
+            normalised = binary("add", binary("mul", normalised, self.weight.reshape(shape)),
+                                self.bias.reshape(shape))
+        return normalised

@@ -1,0 +1,71 @@
+"""Convolution, pooling, normalisation and resampling layers against PyTorch (forward and
+gradients, weights copied through state_dict)."""
+import numpy as np
+import pytest
+
+import metajit as jt
+
+torch = pytest.importorskip("torch")
+
+LAYERS = [
+    ("Conv2d", (3, 4, 3), {}), ("Conv2d", (3, 6, 3), {"stride": 2, "padding": 1}),
+    ("Conv2d", (3, 6, 3), {"groups": 3, "padding": 1}), ("Conv2d", (3, 2, (3, 2)), {"dilation": 2, "bias": False}),
+    ("Conv1d", (3, 5, 3), {"padding": 2}), ("ConvTranspose2d", (3, 2, 3), {"stride": 2, "padding": 1, "output_padding": 1}),
+    ("MaxPool2d", (3,), {"stride": 2, "padding": 1}), ("AvgPool2d", (2,), {}),
+    ("AvgPool2d", (3,), {"stride": 1, "padding": 1, "count_include_pad": False}),
+    ("AdaptiveAvgPool2d", ((3, 2),), {}), ("AdaptiveMaxPool2d", (2,), {}),
+    ("BatchNorm2d", (3,), {}), ("GroupNorm", (3, 3), {}), ("LayerNorm", ((6, 7),), {}),
+    ("ZeroPad2d", ((1, 2, 0, 1),), {}), ("ReflectionPad2d", (2,), {}), ("ReplicationPad2d", ((1, 0, 2, 1),), {}),
+    ("ConstantPad2d", (1, 3.5), {}), ("Upsample", (), {"scale_factor": 2, "mode": "nearest"}),
+    ("Upsample", (), {"size": (9, 5), "mode": "bilinear"}),
+    ("Upsample", (), {"scale_factor": 2, "mode": "bilinear", "align_corners": True}),
+    ("PixelShuffle", (1,), {}), ("Flatten", (), {}), ("Identity", (), {}),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs", LAYERS, ids=[f"{n}{a}{k}" for n, a, k in LAYERS])
+def test_layer_matches_torch(name, args, kwargs, rng):
+    shape = (2, 3, 7) if name == "Conv1d" else (2, 3, 6, 7)
+    data = rng.standard_normal(shape).astype(np.float32)
+    theirs = getattr(torch.nn, name)(*args, **kwargs)
+    ours = getattr(jt.nn, name)(*args, **kwargs)
+    ours.load_state_dict(theirs.state_dict())
+    x, tx = jt.array(data), torch.tensor(data, requires_grad=True)
+    out, tout = ours(x), theirs(tx)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-4, atol=1e-5)
+    weights = rng.standard_normal(tout.shape).astype(np.float32)
+    (tout * torch.tensor(weights)).sum().backward()
+    targets = [x] + ours.parameters()
+    grads = jt.grad((out * jt.array(weights)).sum(), targets)
+    expected = [tx.grad] + [p.grad for p in theirs.parameters()]
+    for grad, want in zip(grads, expected):
+        np.testing.assert_allclose(grad.numpy(), want.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_batchnorm_running_statistics_and_eval_match_torch(rng):
+    ours, theirs = jt.nn.BatchNorm1d(4, momentum=0.3), torch.nn.BatchNorm1d(4, momentum=0.3)
+    for _ in range(3):
+        data = rng.standard_normal((8, 4)).astype(np.float32) * 3 + 1
+        ours(jt.array(data))
+        theirs(torch.tensor(data))
+    jt.sync_all()
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(ours, name).numpy(), getattr(theirs, name).numpy(), rtol=1e-5)
+    assert ours.num_batches_tracked.item() == 3
+    ours.eval(), theirs.eval()
+    data = rng.standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(ours(jt.array(data)).numpy(), theirs(torch.tensor(data)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_and_embedding(rng):
+    dropout = jt.nn.Dropout(0.5)
+    kept = dropout(jt.ones(20000)).numpy()
+    assert set(np.unique(kept)) <= {0.0, 2.0} and abs(kept.mean() - 1) < 0.05
+    assert (dropout.eval()(jt.ones(10)).numpy() == 1).all()
+    theirs = torch.nn.Embedding(6, 3)
+    ours = jt.nn.Embedding(6, 3)
+    ours.load_state_dict(theirs.state_dict())
+    indices = np.array([[1, 5], [0, 1]])
+    np.testing.assert_allclose(ours(jt.array(indices)).numpy(),
+                               theirs(torch.tensor(indices)).detach().numpy())
