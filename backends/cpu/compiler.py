@@ -174,7 +174,9 @@ class Compiler:
     def load_functions(self, sources):
         """Entry points (ctypes functions) for kernel ``sources`` ((key, body) pairs)."""
         paths = {}
-        missing = self._look_up(sources, paths)
+        # different kernels can render to the same source (same key): compile each key once
+        unique = list(dict(sources).items())
+        missing = self._look_up(unique, paths)
         if missing:
             with self.cache.locked():
                 # another process may have compiled them while we waited for the lock

@@ -126,3 +126,12 @@ def test_small_dtypes_compile_and_match_reference(dtype, rng):
         y = (x * 3 + x).max(1)
         expected = (data * 3 + data).max(1)
     np.testing.assert_array_equal(y.numpy(), expected)
+
+
+def test_kernels_with_identical_source_in_one_batch_compile_once(rng):
+    # a size-1 axis read through a loop index or a constant 0 renders identically
+    x = jt.array(rng.standard_normal((1, 4)).astype(np.float32))
+    first = x + 1.0
+    second = jt.broadcast_to(x[0], (1, 4)) + 1.0
+    jt.sync_all()
+    np.testing.assert_array_equal(first.numpy(), second.numpy())
