@@ -162,16 +162,23 @@ def compile_latency():
         return probe(), probe()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(description, default_repeat):
+    """Parse ``--threads``/``--repeat`` and give both frameworks the same thread count;
+    returns (arguments, metajit, torch)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=default_repeat)
     arguments = parser.parse_args()
     import torch
     import metajit as jt
     jt.set_device("cpu")
     torch.set_num_threads(arguments.threads)
     jt.flags.num_threads = arguments.threads
+    return arguments, jt, torch
+
+
+def main():
+    arguments, jt, torch = setup(__doc__.splitlines()[0], 15)
     rng = np.random.default_rng(0)
     print(f"threads={arguments.threads}  torch {torch.__version__}  (median of {arguments.repeat})")
     print(f"{'workload':44s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>7s} {'target':>7s}")

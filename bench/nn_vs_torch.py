@@ -5,7 +5,6 @@
 Workloads (issue 5): a small convnet forward and training step (batch 32, 3x32x32) and a
 ResNet-18 forward (batch 8, 3x224x224). Both frameworks get identical weights.
 """
-import argparse
 import os
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
@@ -13,7 +12,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
-from cpu_vs_torch import median_seconds  # noqa: E402
+from cpu_vs_torch import median_seconds, setup  # noqa: E402
 
 
 def small_convnet(nn):
@@ -59,15 +58,7 @@ def build_pair(jt, torch, make):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--repeat", type=int, default=7)
-    arguments = parser.parse_args()
-    import torch
-    import metajit as jt
-    jt.set_device("cpu")
-    torch.set_num_threads(arguments.threads)
-    jt.flags.num_threads = arguments.threads
+    arguments, jt, torch = setup(__doc__.splitlines()[0], 7)
     rng = np.random.default_rng(0)
     rows = []
 

@@ -5,7 +5,7 @@ import math
 from .. import creation, init
 from ..math_ops import where
 from . import functional as F
-from .module import Module
+from .module import Module, functional_module
 
 
 class Linear(Module):
@@ -77,37 +77,19 @@ class Embedding(Module):
         return self.weight[indices]
 
 
-def _activation(name, function, settings=()):
-    def __init__(self, *args, **kwargs):
-        Module.__init__(self)
-        values = dict(zip(settings, args))
-        values.update(kwargs)
-        self.settings = {key: values[key] for key in settings if key in values}
-        self.settings.pop("inplace", None)
-
-    def execute(self, x):
-        return function(x, **self.settings)
-
-    def extra_repr(self):
-        return ", ".join(f"{k}={v}" for k, v in self.settings.items())
-
-    return type(name, (Module,), {"__init__": __init__, "execute": execute, "extra_repr": extra_repr,
-                                  "__doc__": f"Module form of ``{function.__name__}``."})
-
-
-ReLU = _activation("ReLU", F.relu, ("inplace",))
+ReLU = functional_module("ReLU", F.relu, ("inplace",))
 Relu = ReLU
-ReLU6 = _activation("ReLU6", F.relu6, ("inplace",))
-LeakyReLU = _activation("LeakyReLU", F.leaky_relu, ("negative_slope", "inplace"))
-ELU = _activation("ELU", F.elu, ("alpha", "inplace"))
-GELU = _activation("GELU", F.gelu, ("approximate",))
-SiLU = _activation("SiLU", F.silu, ("inplace",))
-Sigmoid = _activation("Sigmoid", lambda x: x.sigmoid())
-Tanh = _activation("Tanh", lambda x: x.tanh())
-Softmax = _activation("Softmax", F.softmax, ("dim",))
-LogSoftmax = _activation("LogSoftmax", F.log_softmax, ("dim",))
-Softplus = _activation("Softplus", F.softplus, ("beta", "threshold"))
-Mish = _activation("Mish", F.mish, ("inplace",))
+ReLU6 = functional_module("ReLU6", F.relu6, ("inplace",))
+LeakyReLU = functional_module("LeakyReLU", F.leaky_relu, ("negative_slope", "inplace"))
+ELU = functional_module("ELU", F.elu, ("alpha", "inplace"))
+GELU = functional_module("GELU", F.gelu, ("approximate",))
+SiLU = functional_module("SiLU", F.silu, ("inplace",))
+Sigmoid = functional_module("Sigmoid", lambda x: x.sigmoid())
+Tanh = functional_module("Tanh", lambda x: x.tanh())
+Softmax = functional_module("Softmax", F.softmax, ("dim",))
+LogSoftmax = functional_module("LogSoftmax", F.log_softmax, ("dim",))
+Softplus = functional_module("Softplus", F.softplus, ("beta", "threshold"))
+Mish = functional_module("Mish", F.mish, ("inplace",))
 
 
 class PReLU(Module):

@@ -244,6 +244,26 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
+def functional_module(name, function, settings=()):
+    """A Module class calling ``function(x, **settings)``; positional constructor arguments
+    fill ``settings`` in order (e.g. ``LeakyReLU(0.2)``), PyTorch's ``inplace`` is ignored."""
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        values = dict(zip(settings, args))
+        values.update(kwargs)
+        values.pop("inplace", None)
+        self.settings = values
+
+    def execute(self, x):
+        return function(x, **self.settings)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self.settings.items())
+
+    return type(name, (Module,), {"__init__": __init__, "execute": execute, "extra_repr": extra_repr,
+                                  "__doc__": f"Module form of ``{function.__name__}``."})
+
+
 class Sequential(Module):
     """Modules applied in order: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 1))``."""
 

@@ -3,7 +3,7 @@ reduction over the window axes."""
 from ..errors import MetajitShapeError, MetajitValueError
 from ..math_ops import binary
 from .conv import _output_size, _pair
-from .module import Module
+from .module import Module, functional_module
 
 
 def _windows(x, kernel, stride, padding, dilation, fill):
@@ -46,33 +46,27 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return binary("div", total, counts.sum(dims=(4, 5)))
 
 
-def _adaptive(x, output_size, reduce, fill):
-    _check(x, "adaptive pooling")
+def _adaptive_windows(x, out_h, out_w, fill):
+    """x gathered into PyTorch's adaptive windows: window i covers [floor(iH/oh), ceil((i+1)H/oh))."""
     batch, channels, height, width = x.shape
-    out_h, out_w = _pair(output_size)
-    out_h, out_w = out_h or height, out_w or width
-    window_h = -(-height // out_h) + 1
-    window_w = -(-width // out_w) + 1
-    # window i covers [floor(i*H/oh), ceil((i+1)*H/oh))
-    windows = x.reindex(
+    window_h, window_w = -(-height // out_h) + 1, -(-width // out_w) + 1
+    return x.reindex(
         [batch, channels, out_h, out_w, window_h, window_w],
         ["i0", "i1", f"i2*{height}/{out_h}+i4", f"i3*{width}/{out_w}+i5"], overflow_value=fill,
         overflow_conditions=[f"i2*{height}/{out_h}+i4 >= ((i2+1)*{height}+{out_h}-1)/{out_h}",
                              f"i3*{width}/{out_w}+i5 >= ((i3+1)*{width}+{out_w}-1)/{out_w}"])
+
+
+def _adaptive(x, output_size, reduce, fill):
+    _check(x, "adaptive pooling")
+    out_h, out_w = _pair(output_size)
+    out_h, out_w = out_h or x.shape[2], out_w or x.shape[3]
+    windows = _adaptive_windows(x, out_h, out_w, fill)
     if reduce == "max":
         return windows.max(dims=(4, 5))
-    counts = _windows_count(height, width, out_h, out_w, window_h, window_w, x.dtype)
-    return binary("div", windows.sum(dims=(4, 5)), counts)
-
-
-def _windows_count(height, width, out_h, out_w, window_h, window_w, dtype):
     from ..creation import ones
-    one = ones((1, 1, height, width), dtype=dtype)
-    return one.reindex(
-        [1, 1, out_h, out_w, window_h, window_w],
-        ["i0", "i1", f"i2*{height}/{out_h}+i4", f"i3*{width}/{out_w}+i5"],
-        overflow_conditions=[f"i2*{height}/{out_h}+i4 >= ((i2+1)*{height}+{out_h}-1)/{out_h}",
-                             f"i3*{width}/{out_w}+i5 >= ((i3+1)*{width}+{out_w}-1)/{out_w}"]).sum(dims=(4, 5))
+    counts = _adaptive_windows(ones((1, 1) + x.shape[2:], dtype=x.dtype), out_h, out_w, 0.0)
+    return binary("div", windows.sum(dims=(4, 5)), counts.sum(dims=(4, 5)))
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -85,28 +79,12 @@ def adaptive_max_pool2d(x, output_size):
     return _adaptive(x, output_size, "max", float("-inf"))
 
 
-class MaxPool2d(Module):
-    """Module form of `max_pool2d`."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        super().__init__()
-        self.settings = dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-                             ceil_mode=ceil_mode)
-
-    def execute(self, x):
-        return max_pool2d(x, **self.settings)
-
-
-class AvgPool2d(Module):
-    """Module form of `avg_pool2d`."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-        super().__init__()
-        self.settings = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
-                             count_include_pad=count_include_pad)
-
-    def execute(self, x):
-        return avg_pool2d(x, **self.settings)
+MaxPool2d = functional_module("MaxPool2d", max_pool2d,
+                              ("kernel_size", "stride", "padding", "dilation", "ceil_mode"))
+AvgPool2d = functional_module("AvgPool2d", avg_pool2d,
+                              ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"))
+AdaptiveAvgPool2d = functional_module("AdaptiveAvgPool2d", adaptive_avg_pool2d, ("output_size",))
+AdaptiveMaxPool2d = functional_module("AdaptiveMaxPool2d", adaptive_max_pool2d, ("output_size",))
 
 
 class Pool(Module):
@@ -122,25 +100,3 @@ class Pool(Module):
         if self.op == "maximum":
             return max_pool2d(x, self.kernel_size, self.stride, self.padding)
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-
-class AdaptiveAvgPool2d(Module):
-    """Module form of `adaptive_avg_pool2d`."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def execute(self, x):
-        return adaptive_avg_pool2d(x, self.output_size)
-
-
-class AdaptiveMaxPool2d(Module):
-    """Module form of `adaptive_max_pool2d`."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def execute(self, x):
-        return adaptive_max_pool2d(x, self.output_size)
