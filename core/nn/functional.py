@@ -163,39 +163,54 @@ def _pick(log_probabilities, target, ignore_index):
     return where(valid, picked, 0.0), valid
 
 
-def nll_loss(output, target, weight=None, ignore_index=-100, reduction="mean"):
-    """Negative log likelihood of class indices ``target`` under log-probabilities ``output``."""
-    output = _var(output)
-    if weight is not None:
-        raise MetajitValueError("nll_loss: class weights are not supported yet")
-    loss, valid = _pick(output, target, ignore_index)
+def _class_weighted(loss, valid, target, weight, dtype):
+    """Per-sample ``loss`` scaled by the target class's weight, and the weights counted
+    (zero where ignored): the numerator and denominator of PyTorch's weighted mean."""
+    counted = cast(valid, dtype)
+    if weight is None:
+        return loss, counted
+    target_weight = _var(weight)[where(valid, target, 0)]
+    return binary("mul", loss, target_weight), binary("mul", counted, target_weight)
+
+
+def _finish(loss, counted, reduction):
     if reduction == "mean":
-        return binary("div", loss.sum(), cast(valid, output.dtype).sum())
+        return binary("div", loss.sum(), counted.sum())
     return _reduce(loss, reduction)
+
+
+def nll_loss(output, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log likelihood of class indices ``target`` under log-probabilities ``output``,
+    with optional per-class ``weight`` (the mean divides by the summed weights)."""
+    output, target = _var(output), _var(target)
+    loss, valid = _pick(output, target, ignore_index)
+    return _finish(*_class_weighted(loss, valid, target, weight, output.dtype), reduction)
 
 
 def cross_entropy(output, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
-    """Softmax cross-entropy over dim 1 with class-index or probability targets and
-    optional label smoothing, as ``torch.nn.functional.cross_entropy``."""
+    """Softmax cross-entropy over dim 1 with class-index or probability targets, per-class
+    ``weight``, ``ignore_index`` and label smoothing, as ``torch.nn.functional.cross_entropy``."""
     output = _var(output)
     log_probabilities = log_softmax(output, 1)
     target = _var(target)
+    classes = output.shape[1]
+    class_shape = [1, classes] + [1] * (output.ndim - 2)
     if dtypes.is_float(target.dtype):
         _same_shape("cross_entropy", output, target)
-        classes = output.shape[1]
         smoothed = binary("add", binary("mul", target, 1.0 - label_smoothing), label_smoothing / classes)
+        if weight is not None:
+            smoothed = binary("mul", smoothed, _var(weight).reshape(class_shape))
         return _reduce(unary("neg", binary("mul", log_probabilities, smoothed).sum(1)), reduction)
     loss, valid = _pick(log_probabilities, target, ignore_index)
+    loss, counted = _class_weighted(loss, valid, target, weight, output.dtype)
     if label_smoothing:
-        uniform = unary("neg", log_probabilities.mean(1))
+        per_class = log_probabilities if weight is None else binary(
+            "mul", log_probabilities, _var(weight).reshape(class_shape))
+        uniform = where(valid, unary("neg", per_class.sum(1)), 0.0)
         loss = binary("add", binary("mul", loss, 1.0 - label_smoothing),
-                      where(valid, binary("mul", uniform, label_smoothing), 0.0))
-    if weight is not None:
-        raise MetajitValueError("cross_entropy: class weights are not supported yet")
-    if reduction == "mean":
-        return binary("div", loss.sum(), cast(valid, output.dtype).sum())
-    return _reduce(loss, reduction)
+                      binary("mul", uniform, label_smoothing / classes))
+    return _finish(loss, counted, reduction)
 
 
 def kl_div(output, target, reduction="mean", log_target=False):

@@ -110,3 +110,20 @@ def test_training_loop_memory_stays_flat():
             gc.collect()
             counts.append(jt.liveness_info())
     assert counts[0] == counts[1]
+
+
+def test_param_groups_use_their_own_hyperparameters():
+    slow, fast = jt.array([1.0]), jt.array([1.0])
+    optimizer = jt.optim.SGD([{"params": [slow]}, {"params": [fast], "lr": 1.0}], lr=0.1)
+    optimizer.step((slow * 2 + fast * 2).sum())
+    np.testing.assert_allclose(slow.numpy(), [0.8])
+    np.testing.assert_allclose(fast.numpy(), [-1.0])
+
+
+def test_jittor_optimizer_backward_then_step():
+    w = jt.array([3.0])
+    optimizer = jt.optim.SGD([w], lr=0.5)
+    optimizer.backward((w * w).sum())
+    np.testing.assert_allclose(w.grad.numpy(), [6.0])
+    optimizer.step()
+    np.testing.assert_allclose(w.numpy(), [0.0])

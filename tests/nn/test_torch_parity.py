@@ -71,13 +71,16 @@ LOSSES = [
     ("BCELoss", {}), ("BCEWithLogitsLoss", {}), ("CrossEntropyLoss", {}),
     ("CrossEntropyLoss", {"label_smoothing": 0.1}), ("CrossEntropyLoss", {"reduction": "none"}),
     ("NLLLoss", {}), ("KLDivLoss", {"reduction": "batchmean"}), ("MSELoss", {"reduction": "none"}),
+    ("CrossEntropyLoss", {"weight": [0.5, 2.0, 1.0, 0.1]}), ("NLLLoss", {"weight": [1.0, 3.0, 0.2, 1.0]}),
+    ("CrossEntropyLoss", {"weight": [0.5, 2.0, 1.0, 0.1], "label_smoothing": 0.2, "ignore_index": 1}),
 ]
 
 
 @pytest.mark.parametrize("name,kwargs", LOSSES, ids=[f"{n}{k}" for n, k in LOSSES])
 def test_loss_matches_torch(name, kwargs, rng):
     output, target = _loss_inputs(name, rng)
-    ours, theirs = getattr(jt.nn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
+    ours = getattr(jt.nn, name)(**{k: (jt.array(np.float32(v)) if k == "weight" else v) for k, v in kwargs.items()})
+    theirs = getattr(torch.nn, name)(**{k: (torch.tensor(v) if k == "weight" else v) for k, v in kwargs.items()})
     x, tx = jt.array(output), to_torch(output, True)
     value, tvalue = ours(x, jt.array(target)), theirs(tx, to_torch(target))
     assert_close(value.numpy(), tvalue)
