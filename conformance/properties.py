@@ -6,11 +6,10 @@ import resource
 import numpy as np
 from hypothesis import strategies as st
 
-import metajit as jt
 from metajit import plugins
 
 from . import checks
-from .strategies import (ALL_DTYPES, FLOATS, INTEGERS, NUMERIC, SIGNED, Program, affine_index_map,
+from .strategies import (ALL_DTYPES, FLOATS, INTEGERS, NUMERIC, Program, affine_index_map,
                          arrays, axes_subsets, broadcastable, random_dag, shapes)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import dtypes, graph, indexexpr
 from .errors import MetajitShapeError, MetajitValueError
-from .math_ops import as_node, broadcast_shapes, where, wrap
+from .math_ops import as_node, binary, where, wrap
 from .var import Var
 
 I = indexexpr
@@ -246,7 +246,7 @@ def expand_as(x, other):
 
 def concat(values, dim=0):
     """Join Vars along ``dim`` (``jt.concat`` / ``torch.cat``); a select over reindexed inputs."""
-    values = [v if isinstance(v, Var) else wrap(asas_node(v)) for v in values]
+    values = [v if isinstance(v, Var) else wrap(as_node(v)) for v in values]
     if not values:
         raise MetajitValueError("concat needs at least one Var")
     from .math_ops import _operand_dtype, cast
@@ -275,7 +275,6 @@ def concat(values, dim=0):
         if result is None:
             result = piece
         else:
-            from .math_ops import binary
             result = where(binary("lt", position, offset), result, piece)
         offset += size
     if result is None:
@@ -288,7 +287,7 @@ cat = concat
 
 def stack(values, dim=0):
     """Join Vars of equal shape along a new dimension ``dim``."""
-    values = [v if isinstance(v, Var) else wrap(asas_node(v)) for v in values]
+    values = [v if isinstance(v, Var) else wrap(as_node(v)) for v in values]
     if not values:
         raise MetajitValueError("stack needs at least one Var")
     shapes = {v.shape for v in values}

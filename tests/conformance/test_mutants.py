@@ -2,7 +2,6 @@
 (restricted to the families its bug touches), and the unmutated control passes them."""
 import pytest
 
-import metajit as jt
 from metajit import plugins
 from metajit.conformance import runner
 

@@ -131,3 +131,8 @@ def test_reindex_reduce():
     np.testing.assert_array_equal(x.reindex_reduce("multiply", [3], ["i0-1"]).numpy(), [2, 3, 4])
     skipped = x.reindex_reduce("add", [2], ["i0 % 2"], overflow_conditions=["i0 >= 2"])
     np.testing.assert_array_equal(skipped.numpy(), [1, 2])
+
+
+def test_concat_and_stack_accept_arrays_and_lists():
+    np.testing.assert_array_equal(jt.concat([np.ones(2), [3.0]]).numpy(), [1, 1, 3])
+    np.testing.assert_array_equal(jt.stack([[1, 2], np.array([3, 4])]).numpy(), [[1, 2], [3, 4]])
