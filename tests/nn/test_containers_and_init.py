@@ -1,0 +1,78 @@
+"""Containers, Parameter, Jittor's Pool, and initialiser distributions (vs PyTorch's formulas)."""
+import math
+
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit import init
+
+
+def test_parameter_module_dict_parameter_list_and_delattr():
+    model = jt.nn.Module()
+    model.table = jt.nn.ModuleDict({"a": jt.nn.Linear(2, 3), "b": jt.nn.ReLU()})
+    model.extra = jt.nn.ParameterList([jt.nn.Parameter(np.ones(2, np.float32)), jt.zeros(3)])
+    model.frozen = jt.nn.Parameter(jt.ones(1), requires_grad=False)
+    assert list(model.table.keys()) == ["a", "b"] and len(model.table) == 2
+    assert model.table["a"].weight.shape == (3, 2) and len(model.extra) == 2
+    assert [n for n, _ in model.named_parameters()] == [
+        "frozen", "table.a.weight", "table.a.bias", "extra.0", "extra.1"]
+    assert not model.frozen.requires_grad
+    del model.frozen
+    assert "frozen" not in dict(model.named_parameters())
+    with pytest.raises(AttributeError):
+        model.frozen
+
+
+def test_module_attribute_before_super_init_is_reported():
+    class Broken(jt.nn.Module):
+        def __init__(self):
+            self.weight = jt.zeros(1)
+    with pytest.raises(jt.MetajitValueError, match="super\\(\\).__init__"):
+        Broken()
+
+
+def test_jittor_pool_matches_max_and_average_pooling():
+    x = jt.array(np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4))
+    np.testing.assert_array_equal(jt.nn.Pool(2, op="maximum")(x).numpy(), jt.nn.max_pool2d(x, 2).numpy())
+    np.testing.assert_array_equal(jt.nn.Pool(2, op="mean")(x).numpy(), jt.nn.avg_pool2d(x, 2).numpy())
+    with pytest.raises(jt.MetajitValueError, match="op must be"):
+        jt.nn.Pool(2, op="median")
+
+
+def test_nonzero_and_one_argument_where():
+    x = jt.array([[0, 3], [4, 0]])
+    np.testing.assert_array_equal(jt.nonzero(x).numpy(), [[0, 1], [1, 0]])
+    rows, columns = jt.where(x > 0)
+    np.testing.assert_array_equal(rows.numpy(), [0, 1])
+    np.testing.assert_array_equal(columns.numpy(), [1, 0])
+
+
+@pytest.mark.parametrize("nonlinearity,param,expected", [
+    ("linear", None, 1.0), ("sigmoid", None, 1.0), ("tanh", None, 5 / 3), ("relu", None, math.sqrt(2)),
+    ("leaky_relu", 0.2, math.sqrt(2 / 1.04)), ("selu", None, 0.75)])
+def test_calculate_gain(nonlinearity, param, expected):
+    assert init.calculate_gain(nonlinearity, param) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("initialiser,expected_std", [
+    (lambda w: init.xavier_uniform_(w), math.sqrt(2 / (300 + 200))),
+    (lambda w: init.xavier_normal_(w, gain=2.0), 2 * math.sqrt(2 / (300 + 200))),
+    (lambda w: init.kaiming_normal_(w, nonlinearity="relu"), math.sqrt(2 / 300)),
+    (lambda w: init.kaiming_uniform_(w, mode="fan_out", nonlinearity="relu"), math.sqrt(2 / 200)),
+    (lambda w: init.normal_(w, 1.0, 0.5), 0.5),
+])
+def test_initialiser_spread(initialiser, expected_std):
+    weight = jt.zeros(200, 300)
+    values = initialiser(weight).numpy()
+    assert weight.shape == (200, 300)
+    assert values.std() == pytest.approx(expected_std, rel=0.05)
+
+
+def test_constant_initialisers_and_bad_fan():
+    weight = jt.zeros(2, 3)
+    assert (init.ones_(weight).numpy() == 1).all()
+    assert (init.constant_(weight, 0.5).numpy() == 0.5).all()
+    assert (init.zeros_(weight).numpy() == 0).all()
+    with pytest.raises(jt.MetajitValueError, match="at least 2 dims"):
+        init.xavier_uniform_(jt.zeros(3))
