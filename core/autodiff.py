@@ -75,21 +75,22 @@ def _extras(node):
 
 
 def _inverse_of_relabel(node):
-    """For a reindex that reads each source element at most once through affine, one-axis
-    index expressions (slices, permutes, flips, squeezes, int indexing, reshapes), the
-    inverse gather: ``(expressions over source loops, overflow conditions)``; else None."""
-    from .shape_ops import reshape_exprs
+    """For a reindex that reads each source element at most once through affine index
+    expressions of one loop index, or of two in mixed radix (``i2*2 + i4`` with ``i4 < 2``:
+    non-overlapping windows), as slices, permutes, flips, squeezes, int indexing, reshapes
+    and stride=kernel pooling produce, the inverse gather: ``(expressions over source
+    loops, overflow conditions)``; else None."""
     exprs, _, conditions = node.attrs
     source = node.inputs[0]
     if len(node.inputs) > 1:
         return None
     if graph.numel(node.shape) == graph.numel(source.shape) and not conditions and \
-            tuple(exprs) == reshape_exprs(source.shape, node.shape):
-        return reshape_exprs(node.shape, source.shape), []
+            tuple(exprs) == indexexpr.reshape_exprs(source.shape, node.shape):
+        return indexexpr.reshape_exprs(node.shape, source.shape), []
     inverse, extra_conditions = [None] * len(node.shape), []
     for axis, expr in enumerate(exprs):
         form = indexexpr.linear_form(expr)
-        if form is None or len(form[0]) > 1:
+        if form is None or len(form[0]) > 2:
             return None
         coefficients, offset = form
         position = indexexpr.loop(axis)
@@ -97,10 +98,20 @@ def _inverse_of_relabel(node):
             if source.shape[axis] != 1:
                 extra_conditions.append(indexexpr.binary("ne", position, offset))
             continue
+        shifted = position - offset
+        if len(coefficients) == 2:
+            # mixed radix, e.g. a pooling window i2*2 + i4 with 0 <= i4 < 2
+            (outer, scale), (inner, unit) = sorted(coefficients.items(), key=lambda item: -abs(item[1]))
+            if unit != 1 or scale <= node.shape[inner] - 1 or inverse[outer] is not None \
+                    or inverse[inner] is not None:
+                return None
+            inverse[outer], inverse[inner] = shifted // scale, shifted % scale
+            if node.shape[inner] < scale:
+                extra_conditions.append(indexexpr.binary("ge", shifted % scale, node.shape[inner]))
+            continue
         ((out_axis, scale),) = coefficients.items()
         if inverse[out_axis] is not None:
             return None
-        shifted = position - offset
         inverse[out_axis] = shifted // scale
         if abs(scale) != 1:
             extra_conditions.append(indexexpr.binary("ne", shifted % scale, 0))

@@ -96,10 +96,14 @@ def realise(nodes):
         _check_dtypes(handle, [node])
         node.buffer = upload(handle, node.host_data)
         node.host_data = None
-    programs = compile_kernels(handle, [step.kernel for step in plan.steps])
-    for step, program in zip(plan.steps, programs):
+    programs = iter(compile_kernels(handle, [s.kernel for s in plan.steps if s.kernel is not None]))
+    for step in plan.steps:
         for node in step.input_nodes:
             _migrate(handle, node)
+        if step.kernel is None:
+            step.output_nodes[0].buffer = step.input_nodes[0].buffer
+            continue
+        program = next(programs)
         for node in step.output_nodes:
             node.buffer = DeviceBuffer(handle, _nbytes(node))
         handle.launch(program, [n.buffer.raw for n in step.input_nodes],

@@ -31,7 +31,8 @@ from .graph import numel
 @dataclasses.dataclass
 class Step:
     """One kernel launch: ``kernel`` reads ``input_nodes``, writes ``output_nodes`` and gets
-    ``parameters`` (the values of its scalar parameters)."""
+    ``parameters`` (the values of its scalar parameters). A step without a kernel is an
+    alias: its output is a reshape of its input and shares the input's buffer."""
 
     kernel: K.Kernel
     input_nodes: list
@@ -148,12 +149,33 @@ def _fuse(order, targets, library_kernels):
             forced.update(id(s) for s in _matmul_operands(node) if not s.is_realised)
         for source in {id(i): i for i in node.inputs}.values():
             consumers.setdefault(id(source), []).append(node)
+    for node in reversed(order):
+        # a stored reshape aliases its source's buffer, so store the source instead of copying
+        if id(node) in forced and is_pure_reshape(node) and not node.inputs[0].is_realised \
+                and node.inputs[0].op not in _ALWAYS_INLINED:
+            forced.add(id(node.inputs[0]))
     materialised = _choose_materialised(order, consumers, forced)
-    steps = [_build_step(node, materialised) for node in order
-             if id(node) in materialised and not node.is_realised]
+    steps = [_alias_step(node) if is_pure_reshape(node) and _is_stored(node.inputs[0], materialised)
+             else _build_step(node, materialised)
+             for node in order if id(node) in materialised and not node.is_realised]
     intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
                      and not n.is_realised]
     return Plan(uploads, steps, intermediates)
+
+
+def is_pure_reshape(node):
+    """True for a reindex that only reads its source row-major in another shape."""
+    return (node.op == "reindex" and len(node.inputs) == 1 and not node.attrs[2]
+            and numel(node.shape) == numel(node.inputs[0].shape)
+            and tuple(node.attrs[0]) == indexexpr.reshape_exprs(node.inputs[0].shape, node.shape))
+
+
+def _is_stored(node, materialised):
+    return node.is_realised or id(node) in materialised
+
+
+def _alias_step(node):
+    return Step(None, [node.inputs[0]], [node])
 
 
 def _plain_view_source(node):

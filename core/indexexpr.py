@@ -17,6 +17,7 @@ Example::
     'i0*2+i1'
 """
 import ast
+import functools
 import math
 import re
 
@@ -366,6 +367,25 @@ def simplify(expr, domain):
         if op == "mod":
             return binary("mod", remainder, right)
     return binary(op, left, right)
+
+
+@functools.lru_cache(maxsize=4096)
+def reshape_exprs(source_shape, shape):
+    """Index expressions reading ``source_shape`` row-major as ``shape`` (over ``shape``'s loops);
+    a tuple, memoised since every reshape and its gradient asks again."""
+    flat = const(0)
+    stride = 1
+    for axis in reversed(range(len(shape))):
+        if shape[axis] != 1:
+            flat = flat + loop(axis) * stride
+        stride *= shape[axis]
+    exprs, stride = [], 1
+    for axis in reversed(range(len(source_shape))):
+        size = source_shape[axis]
+        position = flat // stride if axis == 0 else (flat // stride) % size
+        exprs.append(const(0) if size == 1 else position)
+        stride *= size
+    return tuple(simplify(e, shape) for e in exprs[::-1])
 
 
 def evaluate(expr, loops, load_extra=None):

@@ -3,7 +3,6 @@ until realised, and fused into consumers).
 
 Also the public ``reindex`` / ``reindex_reduce`` with Jittor's string index form.
 """
-import functools
 import numbers
 
 import numpy as np
@@ -111,27 +110,7 @@ def reshape(x, *shape):
                                 f"into {shape} ({graph.numel(shape)} elements)")
     if shape == node.shape:
         return wrap(node)
-    return wrap(graph.reindex(node, shape, reshape_exprs(tuple(node.shape), tuple(shape))))
-
-
-@functools.lru_cache(maxsize=4096)
-def reshape_exprs(source_shape, shape):
-    """Index expressions reading ``source_shape`` row-major as ``shape`` (over ``shape``'s loops);
-    a tuple, memoised since every reshape and its gradient asks again."""
-    flat = I.const(0)
-    stride = 1
-    for axis in reversed(range(len(shape))):
-        if shape[axis] != 1:
-            flat = flat + I.loop(axis) * stride
-        stride *= shape[axis]
-    exprs, stride = [], 1
-    for axis in reversed(range(len(source_shape))):
-        size = source_shape[axis]
-        position = flat // stride if axis == 0 else (flat // stride) % size
-        exprs.append(I.const(0) if size == 1 else position)
-        stride *= size
-    return tuple(I.simplify(e, shape) for e in exprs[::-1])
-
+    return wrap(graph.reindex(node, shape, I.reshape_exprs(tuple(node.shape), tuple(shape))))
 
 
 view = reshape

@@ -38,12 +38,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         [batch, groups, out_h, out_w, group_channels, kernel_h, kernel_w],
         ["i0", f"i1*{group_channels}+i4",
          f"i2*{stride[0]}-{padding[0]}+i5*{dilation[0]}", f"i3*{stride[1]}-{padding[1]}+i6*{dilation[1]}"])
+    # batch and positions share one axis, so the forward product and both gradients
+    # (d columns = d out @ kernels^T, d kernels = columns^T @ d out) are single-axis matmuls
     patch = group_channels * kernel_h * kernel_w
-    columns = columns.reshape(batch, groups, out_h * out_w, patch)
+    columns = columns.permute(1, 0, 2, 3, 4, 5, 6).reshape(groups, batch * out_h * out_w, patch)
     kernels = weight.reshape(groups, out_channels // groups, patch).transpose(1, 2)
     result = columns @ kernels
-    result = result.reshape(batch, groups, out_h, out_w, out_channels // groups)
-    result = result.permute(0, 1, 4, 2, 3).reshape(batch, out_channels, out_h, out_w)
+    result = result.reshape(groups, batch, out_h, out_w, out_channels // groups)
+    result = result.permute(1, 0, 4, 2, 3).reshape(batch, out_channels, out_h, out_w)
     if bias is not None:
         result = binary("add", result, bias.reshape(1, out_channels, 1, 1))
     return result

@@ -234,3 +234,15 @@ def test_negative_axes_in_grads(rng):
     data = rng.standard_normal((2, 3, 4))
     check_grad(lambda x: x.max(dims=-1) * x.sum(-2).mean(-1, keepdims=True), data)
     check_grad(lambda x: x.unsqueeze(-1).transpose(-1, -3).squeeze(-3) ** 2, data)
+
+
+def test_non_overlapping_window_gradient_is_a_gather(rng):
+    data = rng.standard_normal((2, 6, 5))
+    windows = lambda x: x.reindex([2, 3, 2, 2, 2], ["i0", "i1*2+i3", "i2*2+i4"])
+    check_grad(lambda x: windows(x).max(dims=(3, 4)) * 2, data)
+    x = jt.array(data)
+    g = jt.grad(windows(x).sum(), x)
+    with jt.debug.record_kernels() as launched:
+        g.sync()
+    assert all(k.kernel.stores[0].reduce_op is None for k in launched)
+    np.testing.assert_array_equal(g.numpy()[:, :, 4], 0)

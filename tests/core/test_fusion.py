@@ -86,3 +86,13 @@ def test_eager_mode_realises_each_op():
         assert x._node.buffer is not None
     finally:
         jt.flags.lazy_execution = 1
+
+
+def test_stored_reshape_shares_its_source_buffer_but_tiles_do_not(rng):
+    x = jt.array(rng.standard_normal((4, 6)))
+    y = (x * 2).reshape(3, 8)
+    launched = kernels_of(y)
+    assert len(launched) == 1
+    np.testing.assert_array_equal(y.numpy(), (x.numpy() * 2).reshape(3, 8))
+    tiled = jt.array([1, 2]).repeat(2, 2)
+    np.testing.assert_array_equal(tiled.numpy(), [[1, 2, 1, 2], [1, 2, 1, 2]])
