@@ -8,7 +8,9 @@ Rules (Jittor's, plus duplication of cheap producers):
   (within one kernel the value tree shares it).
 * Everything else is inlined into its consumers: element-wise chains, broadcasts
   and reindex reads compose into one value tree, with reindex index expressions
-  substituted into the loads and out-of-range reads turned into ``select``\\ s.
+  substituted into the loads and out-of-range reads turned into ``select``\\ s —
+  except that an element-wise chain under an *expanding* reindex (more outputs than
+  inputs: im2col, pooling windows) is stored once rather than recomputed per read.
 * Constants, loop coordinates and index-only nodes (broadcast, reindex) are never
   stored for sharing: they are recomputed in each consumer, and sharing passes to
   their source.
@@ -24,7 +26,7 @@ data or constant values), so a repeated training step skips fusion entirely.
 import collections
 import dataclasses
 
-from . import dtypes, indexexpr, kernel as K
+from . import dtypes, indexexpr, kernel as K, opset
 from .graph import numel
 
 
@@ -147,6 +149,9 @@ def _fuse(order, targets, library_kernels):
             forced.update(id(e) for e in node.inputs[1:])
         if "matmul" in library_kernels:
             forced.update(id(s) for s in _matmul_operands(node) if not s.is_realised)
+        amplified = _amplified_producer(node)
+        if amplified is not None:
+            forced.add(id(amplified))
         for source in {id(i): i for i in node.inputs}.values():
             consumers.setdefault(id(source), []).append(node)
     for node in reversed(order):
@@ -161,6 +166,23 @@ def _fuse(order, targets, library_kernels):
     intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
                      and not n.is_realised]
     return Plan(uploads, steps, intermediates)
+
+
+def _amplified_producer(node):
+    """The element-wise producer a gather would recompute several times per element.
+
+    A reindex with more output than input elements (im2col, pooling windows, upsampling)
+    reads each source element repeatedly; inlining an element-wise chain under it would
+    repeat that work for every read, so the chain is stored once instead.
+    """
+    if node.op != "reindex" or numel(node.shape) <= numel(node.inputs[0].shape):
+        return None
+    producer = node.inputs[0]
+    while not producer.is_realised and producer.op in _INDEX_ONLY:
+        producer = producer.inputs[0]
+    if producer.is_realised or producer.op in _ALWAYS_INLINED or producer.op not in opset.ELEMENTWISE:
+        return None
+    return producer
 
 
 def is_pure_reshape(node):
