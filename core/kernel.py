@@ -106,19 +106,20 @@ class Store:
     def __hash__(self):
         return hash(self._key)
 
-    def reduced_axes(self, ndim, output_shape):
+    def reduced_axes(self, domain, output_shape):
         """Loop axes a plain reduction folds, or None when the store is a scatter.
 
-        A plain reduction stores at a subset of the loop indices in increasing order
-        (constant 0 only at output dims of size 1, as keepdims leaves them); the axes
-        not stored are the reduced ones.
+        A plain reduction stores at a subset of the loop indices in increasing order, each
+        spanning its whole output dim (constant 0 only at output dims of size 1, as keepdims
+        leaves them); the axes not stored are the reduced ones.
         """
         kept = [e.args[0] for e in self.index if e.op == "loop"]
-        plain = all(e.op == "loop" or (e == indexexpr.const(0) and size == 1)
+        plain = all((e.op == "loop" and domain[e.args[0]] == size)
+                    or (e == indexexpr.const(0) and size == 1)
                     for e, size in zip(self.index, output_shape))
         if not plain or kept != sorted(set(kept)) or not self.condition.is_const:
             return None
-        return tuple(a for a in range(ndim) if a not in kept)
+        return tuple(a for a in range(len(domain)) if a not in kept)
 
 
 class Kernel:

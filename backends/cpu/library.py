@@ -81,7 +81,7 @@ def recognise_matmul(kernel):
             or any(operand.op != "load" for operand in value.args)
             or any(dtype != kernel.outputs[0][0] for dtype, _ in kernel.inputs)):
         return None
-    reduced = store.reduced_axes(len(domain), kernel.outputs[0][1])
+    reduced = store.reduced_axes(domain, kernel.outputs[0][1])
     loads = value.args
     if reduced is None or len(reduced) != 1 or {load.args[0] for load in loads} != {0, 1}:
         return None

@@ -231,7 +231,7 @@ class KernelRenderer:
                                 math.prod(out_shape))
         if total == 0:
             return lines
-        axes = store.reduced_axes(len(self.domain), out_shape) if store.reduce_op else None
+        axes = store.reduced_axes(self.domain, out_shape) if store.reduce_op else None
         if store.reduce_op is None:
             return lines + self._elementwise(store, total)
         if axes is None:

@@ -123,7 +123,7 @@ def run_kernel(kernel, input_buffers, output_buffers, parameters=()):
                 continue
             value = np.broadcast_to(evaluator.value(store.value), domain)
             ufunc = REDUCE_UFUNC.get(store.reduce_op)
-            axes = store.reduced_axes(len(domain), out.shape) if ufunc else None
+            axes = store.reduced_axes(domain, out.shape) if ufunc else None
             if axes is not None:
                 reduced = ufunc.reduce(value, axis=axes, dtype=out.dtype) if axes else value
                 out[...] = ufunc(out, np.reshape(reduced, out.shape))

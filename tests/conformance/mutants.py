@@ -37,7 +37,7 @@ def broadcast_stride_bug(kernel, store):
 
 def off_by_one_reduction(kernel, store):
     """Plain reductions skip the last element of the last reduced axis."""
-    axes = store.reduced_axes(len(kernel.domain), kernel.outputs[store.slot][1]) if store.reduce_op else None
+    axes = store.reduced_axes(kernel.domain, kernel.outputs[store.slot][1]) if store.reduce_op else None
     if not axes:
         return store
     last = axes[-1]
@@ -48,7 +48,7 @@ def off_by_one_reduction(kernel, store):
 
 def negated_scatter(kernel, store):
     """Scatter-adds (what gradients of gathers use) subtract instead."""
-    plain = store.reduced_axes(len(kernel.domain), kernel.outputs[store.slot][1])
+    plain = store.reduced_axes(kernel.domain, kernel.outputs[store.slot][1])
     if store.reduce_op != "sum" or plain is not None:
         return store
     return K.Store(store.slot, store.index, K.apply("neg", [store.value], store.value.dtype),

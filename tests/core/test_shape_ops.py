@@ -136,3 +136,9 @@ def test_reindex_reduce():
 def test_concat_and_stack_accept_arrays_and_lists():
     np.testing.assert_array_equal(jt.concat([np.ones(2), [3.0]]).numpy(), [1, 1, 3])
     np.testing.assert_array_equal(jt.stack([[1, 2], np.array([3, 4])]).numpy(), [[1, 2], [3, 4]])
+
+
+def test_reindex_reduce_into_a_larger_output_through_identity_indices():
+    x = jt.array([1.0, 2.0])
+    np.testing.assert_array_equal(x.reindex_reduce("add", [3], ["i0"]).numpy(), [1, 2, 0])
+    np.testing.assert_array_equal(x.reindex_reduce("maximum", [3], ["i0"]).numpy(), [1, 2, -np.inf])
