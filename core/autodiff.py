@@ -319,12 +319,16 @@ def backward(loss, weight=None):
         raise MetajitValueError("backward() on a Var that does not require gradients: it does "
                                 "not depend on any trainable Var (or was computed under no_grad)")
     in_graph = {id(n) for n in _graph_order(loss._node)}
-    leaves = [v for v in list(_tracked_leaves.values())
-              if v.requires_grad and id(v._node) in in_graph]
+    accumulate_grads(loss, [v for v in list(_tracked_leaves.values())
+                            if v.requires_grad and id(v._node) in in_graph])
+
+
+def accumulate_grads(loss, leaves):
+    """Add d(loss)/d(leaf) to ``leaf.grad`` for every leaf, in one backward pass."""
     if not leaves:
         return
     for leaf, value in zip(leaves, grad(loss, leaves)):
-        leaf._grad = value if leaf._grad is None else binary("add", leaf._grad, value)
+        leaf.grad = value if leaf.grad is None else binary("add", leaf.grad, value)
 
 
 def vjp(function, primals, cotangents):

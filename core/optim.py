@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import executor
-from .autodiff import grad as compute_grad
+from .autodiff import accumulate_grads
 from .errors import MetajitValueError
 from .flags import no_grad
 from .math_ops import binary, unary
@@ -55,9 +55,7 @@ class Optimizer:
 
     def backward(self, loss):
         """Jittor: compute gradients of ``loss`` for these parameters into ``.grad``."""
-        trainable = [p for p in self.params if p.requires_grad]
-        for parameter, value in zip(trainable, compute_grad(loss, trainable)):
-            parameter.grad = value if parameter.grad is None else binary("add", parameter.grad, value)
+        accumulate_grads(loss, [p for p in self.params if p.requires_grad])
 
     def clip_grad_norm(self, max_norm, norm_type=2):
         """Scale the gradients so their global ``norm_type`` norm is at most ``max_norm``."""
@@ -118,6 +116,16 @@ def _state_var(state, name, like, fill=0.0):
     return state[name]
 
 
+def _with_weight_decay(gradient, parameter, decay):
+    """L2 weight decay folded into the gradient: ``g + decay * p``."""
+    return binary("add", gradient, binary("mul", parameter, decay)) if decay else gradient
+
+
+def _update_average(average, value, decay):
+    """``average = decay * average + (1 - decay) * value`` in place (an optimizer state Var)."""
+    return average.assign(binary("add", binary("mul", average, decay), binary("mul", value, 1.0 - decay)))
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 
@@ -128,25 +136,15 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def update(self, parameter, gradient, group, state):
-        if group["weight_decay"]:
-            gradient = binary("add", gradient, binary("mul", parameter, group["weight_decay"]))
+        gradient = _with_weight_decay(gradient, parameter, group["weight_decay"])
         momentum = group["momentum"]
         if momentum:
-            if "momentum_buffer" not in state:
-                buffer = gradient
-            else:
-                buffer = binary("add", binary("mul", state["momentum_buffer"], momentum),
-                                binary("mul", gradient, 1.0 - group["dampening"]))
-            state["momentum_buffer"] = _detached_copy(state.get("momentum_buffer"), buffer)
+            first_step = "momentum_buffer" not in state
+            buffer = _state_var(state, "momentum_buffer", gradient)
+            buffer.assign(gradient if first_step else binary(
+                "add", binary("mul", buffer, momentum), binary("mul", gradient, 1.0 - group["dampening"])))
             gradient = binary("add", gradient, binary("mul", buffer, momentum)) if group["nesterov"] else buffer
         return binary("sub", parameter, binary("mul", gradient, group["lr"]))
-
-
-def _detached_copy(existing, value):
-    """Store ``value`` as optimizer state: reuse the state Var (assign) or make a new one."""
-    if existing is None:
-        return Var.from_node(value._node).detach()
-    return existing.assign(value)
 
 
 class Adam(Optimizer):
@@ -161,15 +159,14 @@ class Adam(Optimizer):
     def update(self, parameter, gradient, group, state):
         beta1, beta2 = group["betas"]
         decay = group["weight_decay"]
-        if decay and not self.decoupled:
-            gradient = binary("add", gradient, binary("mul", parameter, decay))
-        if decay and self.decoupled:
-            parameter = binary("mul", parameter, 1.0 - group["lr"] * decay)
-        first = _state_var(state, "exp_avg", gradient)
-        second = _state_var(state, "exp_avg_sq", gradient)
-        first.assign(binary("add", binary("mul", first, beta1), binary("mul", gradient, 1.0 - beta1)))
-        second.assign(binary("add", binary("mul", second, beta2),
-                             binary("mul", binary("mul", gradient, gradient), 1.0 - beta2)))
+        if self.decoupled:
+            if decay:
+                parameter = binary("mul", parameter, 1.0 - group["lr"] * decay)
+        else:
+            gradient = _with_weight_decay(gradient, parameter, decay)
+        first = _update_average(_state_var(state, "exp_avg", gradient), gradient, beta1)
+        second = _update_average(_state_var(state, "exp_avg_sq", gradient),
+                                 binary("mul", gradient, gradient), beta2)
         step = state["step"]
         correction1, correction2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
         denominator_source = second
@@ -202,15 +199,12 @@ class RMSprop(Optimizer):
 
     def update(self, parameter, gradient, group, state):
         alpha = group["alpha"]
-        if group["weight_decay"]:
-            gradient = binary("add", gradient, binary("mul", parameter, group["weight_decay"]))
-        square = _state_var(state, "square_avg", gradient)
-        square.assign(binary("add", binary("mul", square, alpha),
-                             binary("mul", binary("mul", gradient, gradient), 1.0 - alpha)))
+        gradient = _with_weight_decay(gradient, parameter, group["weight_decay"])
+        square = _update_average(_state_var(state, "square_avg", gradient),
+                                 binary("mul", gradient, gradient), alpha)
         average = square
         if group["centered"]:
-            mean = _state_var(state, "grad_avg", gradient)
-            mean.assign(binary("add", binary("mul", mean, alpha), binary("mul", gradient, 1.0 - alpha)))
+            mean = _update_average(_state_var(state, "grad_avg", gradient), gradient, alpha)
             average = binary("sub", square, binary("mul", mean, mean))
         denominator = binary("add", unary("sqrt", average), group["eps"])
         step = binary("div", gradient, denominator)
@@ -230,8 +224,7 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value, eps=eps))
 
     def update(self, parameter, gradient, group, state):
-        if group["weight_decay"]:
-            gradient = binary("add", gradient, binary("mul", parameter, group["weight_decay"]))
+        gradient = _with_weight_decay(gradient, parameter, group["weight_decay"])
         total = _state_var(state, "sum", gradient, group["initial_accumulator_value"])
         total.assign(binary("add", total, binary("mul", gradient, gradient)))
         rate = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])

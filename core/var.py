@@ -23,15 +23,17 @@ class Var:
         >>> x = jt.Var([1.0, 2.0])          # same as jt.array
         >>> (x * 2).numpy()
         array([2., 4.], dtype=float32)
+
+    ``grad`` holds the PyTorch-style gradient accumulated by `backward` (None before any).
     """
 
-    __slots__ = ("_node", "_grad", "__weakref__")
+    __slots__ = ("_node", "grad", "__weakref__")
     live_count = 0
     __array_priority__ = 1000
 
     def __init__(self, data, dtype=None):
         from .creation import array_node
-        self._grad = None
+        self.grad = None
         self._set_node(array_node(data, dtype))
         Var.live_count += 1
 
@@ -39,7 +41,7 @@ class Var:
     def from_node(cls, node):
         """Wrap a graph node (internal; users build Vars with jt.array and ops)."""
         var = object.__new__(cls)
-        var._grad = None
+        var.grad = None
         var._set_node(node)
         Var.live_count += 1
         return var
@@ -185,15 +187,6 @@ class Var:
         if value:
             from .autodiff import track_grad
             track_grad(self)
-
-    @property
-    def grad(self):
-        """PyTorch-style accumulated gradient from `backward` (None before any), a lazy Var."""
-        return self._grad
-
-    @grad.setter
-    def grad(self, value):
-        self._grad = value
 
     def backward(self, grad=None):
         """PyTorch-style: add d(self)/d(leaf) to ``.grad`` of every tracked leaf it depends on.
