@@ -39,8 +39,12 @@ class Step:
     kernel: K.Kernel
     input_nodes: list
     output_nodes: list
-    parameters: tuple = ()
     parameter_nodes: list = dataclasses.field(default_factory=list)
+
+    @property
+    def parameters(self):
+        """The launch values of the kernel's scalar parameters."""
+        return tuple(node.attrs[0] for node in self.parameter_nodes)
 
 
 @dataclasses.dataclass
@@ -128,7 +132,7 @@ def _instantiate(template, order):
     uploads, steps, intermediates = template
     return Plan([order[k] for k in uploads],
                 [Step(kernel, [order[k] for k in inputs], [order[k] for k in outputs],
-                      tuple(order[k].attrs[0] for k in parameters), [order[k] for k in parameters])
+                      [order[k] for k in parameters])
                  for kernel, inputs, outputs, parameters in steps],
                 [order[k] for k in intermediates])
 
@@ -261,7 +265,6 @@ class _KernelBuilder:
         self.input_nodes = []
         self.parameter_slots = {}
         self.parameter_nodes = []
-        self.parameter_dtypes = []
         self.memo = {}
 
     def slot(self, node):
@@ -277,7 +280,6 @@ class _KernelBuilder:
         if slot is None:
             slot = self.parameter_slots[id(node)] = len(self.parameter_nodes)
             self.parameter_nodes.append(node)
-            self.parameter_dtypes.append(node.dtype)
         return K.parameter(slot, node.dtype)
 
     def is_loaded(self, node):
@@ -371,6 +373,5 @@ def _build_step(node, materialised):
         index = loops
     store = K.Store(0, index, value, reduce_op, condition)
     kernel = K.Kernel(domain, [(n.dtype, n.shape) for n in builder.input_nodes],
-                      [(node.dtype, node.shape)], [store], builder.parameter_dtypes)
-    return Step(kernel, builder.input_nodes, [node],
-                tuple(p.attrs[0] for p in builder.parameter_nodes), builder.parameter_nodes)
+                      [(node.dtype, node.shape)], [store], [p.dtype for p in builder.parameter_nodes])
+    return Step(kernel, builder.input_nodes, [node], builder.parameter_nodes)
