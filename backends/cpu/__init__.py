@@ -74,20 +74,21 @@ def metajit_backend_unavailable_reason():
 
 @hookimpl
 def metajit_backend_codegen(kernels):
-    toolchain = compiler().toolchain
+    kernel_compiler = compiler()
     sources = []
     for kernel in kernels:
         template = render_kernel(kernel, _NAME_PLACEHOLDER)
-        key = toolchain.cache_key(template)
-        symbol = compiler().symbol(key)
+        symbol = kernel_compiler.symbol(kernel_compiler.toolchain.cache_key(template))
         sources.append(KernelSource(kernel, "c++17-openmp", template.replace(_NAME_PLACEHOLDER, symbol),
-                                    symbol, (key,)))
+                                    symbol))
     return sources
 
 
 @hookimpl
 def metajit_backend_compile(sources):
-    functions = compiler().load_functions([(s.options[0], s.text) for s in sources])
+    kernel_compiler = compiler()
+    functions = kernel_compiler.load_functions([(kernel_compiler.key_of(s.entry_name), s.text)
+                                                for s in sources])
     return [CompiledKernel(function, source) for function, source in zip(functions, sources)]
 
 

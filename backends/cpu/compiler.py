@@ -171,6 +171,10 @@ class Compiler:
         """The C symbol of the kernel with cache key ``key``."""
         return SYMBOL_PREFIX + key
 
+    def key_of(self, symbol):
+        """The cache key named by a kernel's C ``symbol`` (inverse of `symbol`)."""
+        return symbol[len(SYMBOL_PREFIX):]
+
     def load_functions(self, sources):
         """Entry points (ctypes functions) for kernel ``sources`` ((key, body) pairs)."""
         paths = {}

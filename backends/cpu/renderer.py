@@ -215,7 +215,7 @@ class KernelRenderer:
         target = f"out{store.slot}[{self.offset(store.index, out_shape)}]"
         lines = self.lines
         if accumulate is not None:
-            lines.append(accumulate(value, target))
+            lines.extend(accumulate(value, target).split("\n"))
         else:
             lines.append(f"{target} = {value};")
         if store.condition != indexexpr.const(1):
@@ -290,7 +290,6 @@ class KernelRenderer:
         else:
             accumulate = lambda value, target: f"{target} = {combine(target, value)};"
         inner = self._fixed_axes() + self._body(store, accumulate)
-        inner = [part for line in inner for part in line.split("\n")]
         if not axes:
             return ["{"] + ["  " + l for l in inner] + ["}"]
         pragmas = {0: f"#pragma omp parallel for {self._parallel_if(total)}"} if atomic else {}
