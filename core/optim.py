@@ -121,8 +121,9 @@ def _with_weight_decay(gradient, parameter, decay):
     return binary("add", gradient, binary("mul", parameter, decay)) if decay else gradient
 
 
-def _update_average(average, value, decay):
-    """``average = decay * average + (1 - decay) * value`` in place (an optimizer state Var)."""
+def update_average(average, value, decay):
+    """``average = decay * average + (1 - decay) * value`` in place, without gradient history
+    (optimiser state, BatchNorm running statistics); returns ``average``."""
     return average.assign(binary("add", binary("mul", average, decay), binary("mul", value, 1.0 - decay)))
 
 
@@ -164,8 +165,8 @@ class Adam(Optimizer):
                 parameter = binary("mul", parameter, 1.0 - group["lr"] * decay)
         else:
             gradient = _with_weight_decay(gradient, parameter, decay)
-        first = _update_average(_state_var(state, "exp_avg", gradient), gradient, beta1)
-        second = _update_average(_state_var(state, "exp_avg_sq", gradient),
+        first = update_average(_state_var(state, "exp_avg", gradient), gradient, beta1)
+        second = update_average(_state_var(state, "exp_avg_sq", gradient),
                                  binary("mul", gradient, gradient), beta2)
         step = state["step"]
         correction1, correction2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
@@ -200,11 +201,11 @@ class RMSprop(Optimizer):
     def update(self, parameter, gradient, group, state):
         alpha = group["alpha"]
         gradient = _with_weight_decay(gradient, parameter, group["weight_decay"])
-        square = _update_average(_state_var(state, "square_avg", gradient),
+        square = update_average(_state_var(state, "square_avg", gradient),
                                  binary("mul", gradient, gradient), alpha)
         average = square
         if group["centered"]:
-            mean = _update_average(_state_var(state, "grad_avg", gradient), gradient, alpha)
+            mean = update_average(_state_var(state, "grad_avg", gradient), gradient, alpha)
             average = binary("sub", square, binary("mul", mean, mean))
         denominator = binary("add", unary("sqrt", average), group["eps"])
         step = binary("div", gradient, denominator)

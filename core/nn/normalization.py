@@ -4,6 +4,7 @@ from .. import creation
 from ..errors import MetajitShapeError
 from ..flags import no_grad
 from ..math_ops import binary, unary
+from ..optim import update_average
 from .module import Module
 
 
@@ -40,11 +41,8 @@ class _BatchNorm(Module):
                 count = x.numel() // self.num_features
                 with no_grad():
                     unbiased = binary("mul", variance.reshape(self.num_features), count / max(count - 1, 1))
-                    self.running_mean.assign(binary("add", binary("mul", self.running_mean, 1 - self.momentum),
-                                                    binary("mul", mean.reshape(self.num_features).detach(),
-                                                           self.momentum)))
-                    self.running_var.assign(binary("add", binary("mul", self.running_var, 1 - self.momentum),
-                                                   binary("mul", unbiased.detach(), self.momentum)))
+                    update_average(self.running_mean, mean.reshape(self.num_features), 1 - self.momentum)
+                    update_average(self.running_var, unbiased, 1 - self.momentum)
                     self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
         else:
             scale = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps)))
