@@ -10,7 +10,7 @@ from metajit import plugins
 
 from . import checks
 from .strategies import (ALL_DTYPES, FLOATS, INTEGERS, NUMERIC, Program, affine_index_map,
-                         arrays, axes_subsets, broadcastable, random_dag, shapes)
+                         arrays, axes_subsets, broadcastable, edge_arrays, random_dag, shapes)
 
 
 @dataclasses.dataclass
@@ -29,22 +29,9 @@ class Property:
     smoke: bool = False
 
 
-EDGE_FLOATS = st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 0.0])
-
-
-def _float_values(dtype, bound):
-    width = np.dtype(dtype).itemsize * 8
-    return st.one_of(st.floats(-bound, bound, width=width), EDGE_FLOATS)
-
-
 @st.composite
 def _unary(draw, op, dtype, source):
-    from hypothesis.extra import numpy as hnp
-    shape = draw(shapes())
-    if dtype in FLOATS:
-        value = draw(hnp.arrays(np.dtype(dtype), shape, elements=_float_values(dtype, 50.0)))
-    else:
-        value = draw(arrays(dtype, shape))
+    value = draw(edge_arrays(dtype, draw(shapes()), 50.0))
     return Program(source.format(op=op), [value])
 
 
@@ -54,13 +41,8 @@ def _binary(draw, op, dtype, source, second=None):
     second_shape = draw(broadcastable(first_shape))
     if draw(st.booleans()):
         first_shape, second_shape = second_shape, first_shape
-    from hypothesis.extra import numpy as hnp
-    if dtype in FLOATS:
-        a = draw(hnp.arrays(np.dtype(dtype), first_shape, elements=_float_values(dtype, 1e4)))
-        b = draw(hnp.arrays(np.dtype(dtype), second_shape, elements=_float_values(dtype, 1e4)))
-    else:
-        a = draw(arrays(dtype, first_shape))
-        b = draw(second(second_shape) if second else arrays(dtype, second_shape))
+    a = draw(edge_arrays(dtype, first_shape, 1e4))
+    b = draw(second(second_shape) if second else edge_arrays(dtype, second_shape, 1e4))
     return Program(source, [a, b], "exact" if dtype not in FLOATS else "elementwise")
 
 

@@ -64,6 +64,20 @@ def arrays(dtype, shape, edges=True, bound=None):
     return hnp.arrays(np.dtype(dtype), shape, elements=elements(dtype, edges, bound))
 
 
+EDGE_FLOATS = st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 0.0])
+
+
+def edge_arrays(dtype, shape, bound):
+    """Arrays whose floats are bounded by ``bound`` in magnitude but also include nan, +-inf
+    and -0.0 (keeps transcendental results comparable while testing the edges);
+    integers and bools span their whole range."""
+    if dtype not in FLOATS:
+        return arrays(dtype, shape)
+    width = np.dtype(dtype).itemsize * 8
+    values = st.one_of(st.floats(-bound, bound, width=width), EDGE_FLOATS)
+    return hnp.arrays(np.dtype(dtype), shape, elements=values)
+
+
 def axes_subsets(ndim):
     """A subset of axes (as negative or positive ints) or None for all."""
     if ndim == 0:
