@@ -5,12 +5,16 @@ single reduced axis ``k`` whose value is ``mul(load A, load B)``; both loads ind
 buffer with plain loop indices (or 0 for size-1 dims); A reads ``k`` and at most one axis
 ``m`` of its own, B reads ``k`` and ``n``; every other axis either reads is a batch axis
 (numpy broadcasts a batch axis one operand lacks). The buffers are viewed without copying, transposed by
-strides, so transposed operands reach BLAS as transpose flags (numpy's matmul calls the
-OpenBLAS that numpy ships).
+strides, so transposed operands reach BLAS as transpose flags. float32 products run as
+oneDNN's sgemm when it is installed (`onednn`), otherwise and for float64 as numpy's matmul
+(the OpenBLAS that numpy ships).
 """
 import numpy as np
 
 from metajit import dtypes
+from metajit.flags import flags
+
+from . import onednn
 
 BLAS_DTYPES = (dtypes.float32, dtypes.float64)
 
@@ -48,13 +52,19 @@ class MatmulProgram:
         squeezed_shape, to_output, output_shape = self.result_layout
         out_dtype, out_shape = kernel.outputs[0]
         out = buffer_view(outputs[0], out_dtype, out_shape)
-        if to_output == sorted(to_output):
-            # the output is laid out as the product: let BLAS write it in place
-            batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-            np.matmul(a, b, out=out.reshape(batch + (a.shape[-2], b.shape[-1])))
-            return
-        result = np.matmul(a, b).reshape(squeezed_shape).transpose(to_output)
-        out.reshape(output_shape)[...] = result
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        product_shape = batch + (a.shape[-2], b.shape[-1])
+        # BLAS writes through the output's strides, whatever order its axes are laid out in
+        product = onednn.reshaped_view(out.reshape(output_shape).transpose(np.argsort(to_output)),
+                                       product_shape)
+        if out_dtype == dtypes.float32 and onednn.library() is not None and product is not None:
+            onednn.set_threads(flags.num_threads)
+            onednn.batched_sgemm(a, b, product)
+        elif to_output == sorted(to_output):  # the output is laid out as the product
+            np.matmul(a, b, out=out.reshape(product_shape))
+        else:
+            result = np.matmul(a, b).reshape(squeezed_shape).transpose(to_output)
+            out.reshape(output_shape)[...] = result
 
 
 def _plain_axes(load, domain):
