@@ -187,6 +187,17 @@ def _square(v):
 
 _SQRT_PI_2 = 2.0 / math.sqrt(math.pi)
 
+def _library_rule(node, g, inputs, out):
+    """A library op's own gradient when it defines one, else the gradient of its decomposition."""
+    from . import library_ops
+    gradients = library_ops.OPS[node.attrs[0]].gradients
+    grads = gradients(node, g) if gradients is not None else None
+    if grads is None:
+        grads = _backward(library_ops.decomposition(node)._node, g, node.inputs, node.inputs)
+        grads = [grads.get(id(i)) for i in node.inputs]
+    return grads
+
+
 RULES = {
     "neg": lambda n, g, i, o: [unary("neg", g)],
     "abs": _unary(lambda x, o: cast(binary("sub", cast(binary("gt", x, 0), x.dtype),
@@ -223,13 +234,15 @@ RULES = {
     "reduce": _reduce_rule,
     "reindex": _reindex_rule,
     "reindex_reduce": _reindex_reduce_rule,
+    "library": _library_rule,
 }
 
 
-def _graph_order(root):
-    """Topological order (inputs first) of the nodes gradients can flow through."""
+def _graph_order(root, stop_ids=frozenset()):
+    """Topological order (inputs first) of the nodes gradients can flow through, not
+    descending below nodes whose id is in ``stop_ids``."""
     from .fusion import topological_order
-    return topological_order([root], lambda n: not n.needs_inputs_for_grad)
+    return topological_order([root], lambda n: not n.needs_inputs_for_grad or id(n) in stop_ids)
 
 
 def _accumulate(grads, node, value):
@@ -243,9 +256,11 @@ def _accumulate(grads, node, value):
     grads[id(node)] = value if previous is None else binary("add", previous, value)
 
 
-def _backward(loss_node, seed, target_nodes):
-    order = _graph_order(loss_node)
+def _backward(loss_node, seed, target_nodes, stop_nodes=()):
+    """Gradients (by node id) of ``loss_node`` seeded with ``seed`` (a Var of its shape),
+    flowing towards ``target_nodes`` and not below ``stop_nodes``."""
     target_ids = {id(t) for t in target_nodes}
+    order = _graph_order(loss_node, frozenset(id(n) for n in stop_nodes))
     leads_to_target = set()
     for node in order:
         if id(node) in target_ids or any(id(i) in leads_to_target for i in node.inputs):

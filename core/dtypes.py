@@ -30,6 +30,8 @@ class DType(str):
         return self.numpy.itemsize
 
     def __eq__(self, other):
+        if other is self:
+            return True
         if type(other) is DType or isinstance(other, str):
             return str.__eq__(self, other)
         try:
@@ -106,14 +108,17 @@ def as_dtype(value):
     return _BY_NAME[name]
 
 
+_FLOAT_SET, _INTEGER_SET = frozenset(FLOAT_DTYPES), frozenset(INTEGER_DTYPES)  # hits by identity
+
+
 def is_float(dtype):
     """True for float16/32/64."""
-    return dtype in FLOAT_DTYPES
+    return dtype in _FLOAT_SET
 
 
 def is_integer(dtype):
     """True for signed and unsigned integer dtypes (not bool)."""
-    return dtype in INTEGER_DTYPES
+    return dtype in _INTEGER_SET
 
 
 @functools.lru_cache(maxsize=None)

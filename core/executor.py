@@ -6,7 +6,8 @@ called by ``Var.sync``/``numpy``/``item`` and `metajit.sync_all`.
 import numpy as np
 
 from . import debug, fusion, plugins
-from .errors import MetajitDtypeError
+from .errors import MetajitDeviceError, MetajitDtypeError
+from .library_ops import LibraryCall
 from .graph import numel
 
 
@@ -72,6 +73,9 @@ def compile_kernels(handle, kernels):
         lowered = handle.lower_library_kernel(kernel) if handle.lower_library_kernel else None
         if lowered is not None:
             programs[kernel] = lowered
+        elif isinstance(kernel, LibraryCall):
+            raise MetajitDeviceError(f"device {handle.name!r} claims library op {kernel.name!r} but "
+                                     f"could not lower {kernel}")
         else:
             missing.append(kernel)
     if missing:

@@ -11,6 +11,8 @@ Rules (Jittor's, plus duplication of cheap producers):
   substituted into the loads and out-of-range reads turned into ``select``\\ s —
   except that an element-wise chain under an *expanding* reindex (more outputs than
   inputs: im2col, pooling windows) is stored once rather than recomputed per read.
+* Library nodes (`metajit.library_ops`) and their inputs are materialised: the
+  library step reads and writes dense buffers.
 * Constants, loop coordinates and index-only nodes (broadcast, reindex) are never
   stored for sharing: they are recomputed in each consumer, and sharing passes to
   their source.
@@ -26,15 +28,16 @@ data or constant values), so a repeated training step skips fusion entirely.
 import collections
 import dataclasses
 
-from . import dtypes, indexexpr, kernel as K, opset
+from . import dtypes, indexexpr, kernel as K, library_ops, opset
 from .graph import numel
 
 
 @dataclasses.dataclass
 class Step:
-    """One kernel launch: ``kernel`` reads ``input_nodes``, writes ``output_nodes`` and gets
-    ``parameters`` (the values of its scalar parameters). A step without a kernel is an
-    alias: its output is a reshape of its input and shares the input's buffer."""
+    """One kernel launch: ``kernel`` (a `Kernel`, or a `LibraryCall`) reads ``input_nodes``,
+    writes ``output_nodes`` and gets ``parameters`` (the values of its scalar parameters).
+    A step without a kernel is an alias: its output is a reshape of its input and shares
+    the input's buffer."""
 
     kernel: K.Kernel
     input_nodes: list
@@ -108,6 +111,9 @@ def plan(targets, library_kernels=()):
     ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``).
     """
     order = topological_order(targets, lambda n: n.is_realised)
+    if any(n.op == "library" and n.attrs[0] not in library_kernels and not n.is_realised for n in order):
+        library_ops.expand_unclaimed(order, library_kernels)
+        order = topological_order(targets, lambda n: n.is_realised)
     key, position = _structure(order, targets, tuple(library_kernels))
     template = _plan_cache.get(key)
     if template is None:
@@ -151,6 +157,9 @@ def _fuse(order, targets, library_kernels):
             forced.add(id(node))
         if node.op in ("reindex", "reindex_reduce"):
             forced.update(id(e) for e in node.inputs[1:])
+        if node.op == "library":
+            forced.add(id(node))
+            forced.update(id(i) for i in node.inputs)
         if "matmul" in library_kernels:
             forced.update(id(s) for s in _matmul_operands(node) if not s.is_realised)
         amplified = _amplified_producer(node)
@@ -351,6 +360,8 @@ class _KernelBuilder:
 
 
 def _build_step(node, materialised):
+    if node.op == "library":
+        return Step(library_ops.call_of(node), list(node.inputs), [node])
     if node.op in ("reduce", "reindex_reduce"):
         domain = node.inputs[0].shape
     else:

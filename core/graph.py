@@ -13,6 +13,7 @@ import numpy as np
 
 from . import dtypes, indexexpr, opset
 from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
+from .flags import flags
 
 
 class Node:
@@ -61,13 +62,16 @@ def numel(shape):
 
 
 def _grad_mode():
-    from .flags import flags
     return not flags.no_grad
 
 
 def _derived_requires_grad(dtype, inputs):
-    return (dtypes.is_float(dtype) and _grad_mode()
-            and any(i.requires_grad for i in inputs))
+    if flags.no_grad or not dtypes.is_float(dtype):
+        return False
+    for node in inputs:
+        if node.requires_grad:
+            return True
+    return False
 
 
 def array_leaf(data):
@@ -91,16 +95,18 @@ def index_leaf(shape, axis, dtype=dtypes.int32):
 def elementwise(op, inputs, target_dtype=None):
     """Apply element-wise meta-op ``op``; inputs must share a shape (and dtype)."""
     shape = inputs[0].shape
-    for other in inputs[1:]:
+    for other in inputs:
         if other.shape != shape:
             raise MetajitShapeError(f"{op}: shapes {[i.shape for i in inputs]} differ; "
                                     "broadcast them first")
     operands = inputs[1:] if op == "select" else inputs
     if op == "select" and inputs[0].dtype != dtypes.bool_:
         raise MetajitDtypeError(f"select: condition must be bool, got {inputs[0].dtype}")
-    if len({i.dtype for i in operands}) > 1:
-        raise MetajitDtypeError(f"{op}: dtypes {[str(i.dtype) for i in operands]} differ; "
-                                "cast them first")
+    first_dtype = operands[0].dtype
+    for other in operands:
+        if other.dtype is not first_dtype and other.dtype != first_dtype:
+            raise MetajitDtypeError(f"{op}: dtypes {[str(i.dtype) for i in operands]} differ; "
+                                    "cast them first")
     dtype = opset.result_dtype(op, [i.dtype for i in operands], target_dtype)
     attrs = (dtype,) if op == "cast" else ()
     return Node(op, tuple(inputs), attrs, shape, dtype,
@@ -137,6 +143,8 @@ def reduce(op, x, axes, keepdims=False):
 
 def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape`` with numpy's right-aligned rule."""
+    if shape == x.shape:
+        return x
     shape = tuple(int(s) for s in shape)
     if len(shape) < len(x.shape) or any(
             xs != s and xs != 1 for xs, s in zip(x.shape[::-1], shape[::-1])):

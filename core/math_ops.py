@@ -14,7 +14,7 @@ from .var import Var
 
 def as_node(value, dtype=None):
     """The graph node of a Var, or a new leaf for an array, list or scalar."""
-    if isinstance(value, Var):
+    if type(value) is Var or isinstance(value, Var):
         return value._node
     if isinstance(value, (numbers.Number, np.number, np.bool_)) and not isinstance(value, complex):
         return graph.constant_leaf(value, dtypes.as_dtype(dtype) if dtype else dtypes.scalar_dtype(value))
@@ -43,31 +43,47 @@ def broadcast_shapes(*shapes, op="broadcast"):
 
 def cast_node(node, dtype):
     """``node`` converted to ``dtype`` (no node added when it already is)."""
-    return node if node.dtype == dtype else graph.elementwise("cast", [node], dtype)
+    if node.dtype is dtype or node.dtype == dtype:
+        return node
+    return graph.elementwise("cast", [node], dtype)
 
 
 def _is_scalar(value):
-    return isinstance(value, (bool, int, float)) and not isinstance(value, Var)
+    return type(value) in _PYTHON_SCALARS or (
+        isinstance(value, (bool, int, float)) and not isinstance(value, Var))
+
+
+_PYTHON_SCALARS = (bool, int, float)
 
 
 def _operand_dtype(values):
     """Common dtype of Var/array operands, treating Python scalars as weak."""
-    arrays = [v for v in values if not _is_scalar(v)]
-    if not arrays:
+    array_dtypes, scalars = [], []
+    for value in values:
+        if type(value) is Var:
+            array_dtypes.append(value._node.dtype)
+        elif _is_scalar(value):
+            scalars.append(value)
+        else:
+            array_dtypes.append(as_node(value).dtype if isinstance(value, Var) else
+                                dtypes.as_dtype(np.asarray(value).dtype))
+    if not array_dtypes:
         return dtypes.promote(*(dtypes.scalar_dtype(v) for v in values))
-    dtype = dtypes.promote(*(as_node(v).dtype if isinstance(v, Var) else
-                             dtypes.as_dtype(np.asarray(v).dtype) for v in arrays))
-    for scalar in values:
-        if _is_scalar(scalar):
-            dtype = dtypes.promote_with_scalar(dtype, scalar)
+    dtype = array_dtypes[0]
+    if any(other is not dtype for other in array_dtypes):
+        dtype = dtypes.promote(*array_dtypes)
+    for scalar in scalars:
+        dtype = dtypes.promote_with_scalar(dtype, scalar)
     return dtype
 
 
 def _prepare(op, values, dtype):
-    nodes = [as_node(v, dtype if _is_scalar(v) else None) for v in values]
-    nodes = [cast_node(n, dtype) for n in nodes]
-    shape = broadcast_shapes(*(n.shape for n in nodes), op=op)
-    return [graph.broadcast_to(n, shape) for n in nodes]
+    nodes = [cast_node(as_node(v, dtype if _is_scalar(v) else None), dtype) for v in values]
+    shape = nodes[0].shape
+    if any(n.shape != shape for n in nodes):
+        shape = broadcast_shapes(*(n.shape for n in nodes), op=op)
+        return [graph.broadcast_to(n, shape) for n in nodes]
+    return nodes
 
 
 def binary(op, a, b):

@@ -1,7 +1,8 @@
 """The ``cpu`` backend: fused kernels as C++17 + OpenMP, compiled by the system compiler.
 
 Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loading),
-`allocator` (aligned caching allocator), `library` (matmul through BLAS).
+`allocator` (aligned caching allocator), `library` (matmul through BLAS), `onednn`
+(oneDNN GEMM and the convolution library ops).
 """
 import ctypes
 import os
@@ -12,8 +13,10 @@ import numpy as np
 from metajit.dtypes import is_float
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
+from metajit.library_ops import LibraryCall
 from metajit.plugins import BackendDescription, KernelSource
 
+from . import onednn
 from .allocator import CachingAllocator
 from .compiler import Compiler, missing_compiler_reason
 from .library import recognise_matmul
@@ -63,8 +66,10 @@ class CompiledKernel:
 
 @hookimpl
 def metajit_backend_describe():
-    return BackendDescription(name=NAME, device_kind="cpu", library_kernels=("matmul",),
-                              summary="C++17 + OpenMP kernels compiled by the system compiler")
+    claims = ("matmul",) + (tuple(onednn.ConvolutionProgram.ROLES) if onednn.library() is not None else ())
+    library = "oneDNN" if onednn.library() is not None else "numpy BLAS (oneDNN not found)"
+    return BackendDescription(name=NAME, device_kind="cpu", library_kernels=claims,
+                              summary=f"C++17 + OpenMP kernels compiled by the system compiler; {library}")
 
 
 @hookimpl
@@ -129,4 +134,6 @@ def metajit_backend_copy_device_to_device(destination, source, nbytes):
 
 @hookimpl
 def metajit_backend_lower_library_kernel(kernel):
+    if isinstance(kernel, LibraryCall):
+        return onednn.ConvolutionProgram(kernel) if kernel.name in onednn.ConvolutionProgram.ROLES else None
     return recognise_matmul(kernel)

@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+from metajit.flags import flags
+
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
 _UNLOADED = object()
 _library = _UNLOADED
@@ -143,3 +145,169 @@ def batched_sgemm(a, b, out):
     b = np.broadcast_to(b, batch + b.shape[-2:])
     for index in np.ndindex(*batch):
         sgemm(a[index], b[index], out[index])
+
+
+# oneDNN enum values (oneDNN 3.x C API, dnnl_types.h)
+_CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
+_TAG_ANY, _TAG_ABCD, _TAG_ABCDE = 1, 5, 6
+_FORWARD_TRAINING, _CONVOLUTION_DIRECT = 64, 1
+_QUERY_IMPLEMENTATION = 8
+_QUERY_MD = {"src": 129, "diff_src": 130, "weights": 131, "diff_weights": 132, "dst": 133, "diff_dst": 134}
+_ARGUMENT = {"src": 1, "dst": 17, "weights": 33, "diff_src": 129, "diff_dst": 145, "diff_weights": 161}
+_Dims = ctypes.c_int64 * 12
+
+
+class _ExecArgument(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_int), ("memory", ctypes.c_void_p)]
+
+
+def _check(status, what):
+    if status != 0:
+        raise RuntimeError(f"oneDNN {what} failed with status {status}")
+
+
+class _Engine:
+    """The CPU engine and an in-order stream, created on first use."""
+
+    instance = None
+
+    def __init__(self):
+        lib = library()
+        lib.dnnl_primitive_desc_query_md.restype = ctypes.c_void_p
+        lib.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
+        self.engine, self.stream = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(lib.dnnl_engine_create(ctypes.byref(self.engine), _CPU_ENGINE, ctypes.c_size_t(0)), "engine")
+        _check(lib.dnnl_stream_create(ctypes.byref(self.stream), self.engine, ctypes.c_uint(_IN_ORDER_STREAM)),
+               "stream")
+
+    @classmethod
+    def get(cls):
+        if cls.instance is None:
+            cls.instance = cls()
+        return cls.instance
+
+
+def _memory_desc(shape, tag):
+    handle = ctypes.c_void_p()
+    _check(library().dnnl_memory_desc_create_with_tag(ctypes.byref(handle), len(shape), _Dims(*shape), _F32,
+                                                      tag), f"memory descriptor {shape}")
+    return handle
+
+
+class _Execution:
+    """One primitive with its argument memories, run in order by a `ConvolutionProgram`."""
+
+    def __init__(self, primitive_desc, arguments):
+        lib, engine = library(), _Engine.get()
+        self.primitive = ctypes.c_void_p()
+        _check(lib.dnnl_primitive_create(ctypes.byref(self.primitive), primitive_desc), "primitive")
+        self.memories = {}
+        for argument, (desc, _) in arguments.items():
+            memory = ctypes.c_void_p()
+            _check(lib.dnnl_memory_create(ctypes.byref(memory), desc, engine.engine, None), "memory")
+            self.memories[argument] = memory
+        self.bindings = [(self.memories[a], source) for a, (_, source) in arguments.items()]
+        self.arguments = (_ExecArgument * len(arguments))(
+            *[_ExecArgument(_ARGUMENT[a], self.memories[a]) for a in arguments])
+
+    def run(self, addresses):
+        lib = library()
+        for memory, source in self.bindings:
+            lib.dnnl_memory_set_data_handle(memory, ctypes.c_void_p(addresses[source]))
+        _check(lib.dnnl_primitive_execute(self.primitive, _Engine.get().stream, len(self.arguments),
+                                          self.arguments), "execute")
+
+
+class ConvolutionProgram:
+    """A 2-d convolution library op (``conv2d``, ``conv2d_backward_data``,
+    ``conv2d_backward_weights``) as oneDNN primitives.
+
+    The convolution runs in the layouts oneDNN prefers on this CPU (blocked channels);
+    reorder primitives convert the dense NCHW / OIHW buffers metajit keeps, into
+    buffers the program owns, before and after it.
+    """
+
+    ROLES = {"conv2d": (("src", "weights"), "dst"),
+             "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
+             "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
+
+    def __init__(self, call):
+        self.call = call
+        stride, padding, dilation, groups = call.attrs[:4]
+        inputs, output_role = self.ROLES[call.name]
+        shapes = dict(zip(inputs, (shape for _, shape in call.inputs)))
+        shapes[output_role] = call.outputs[0][1]
+        x_shape = shapes.get("src") or shapes["diff_src"]
+        w_shape = shapes.get("weights") or shapes["diff_weights"]
+        y_shape = shapes.get("dst") or shapes["diff_dst"]
+        if groups > 1:
+            w_shape = (groups, w_shape[0] // groups) + tuple(w_shape[1:])
+        plain = {"x": (x_shape, _TAG_ABCD), "w": (w_shape, _TAG_ABCDE if groups > 1 else _TAG_ABCD),
+                 "y": (y_shape, _TAG_ABCD)}
+        any_desc = {name: _memory_desc(shape, _TAG_ANY) for name, (shape, _) in plain.items()}
+        self.user_desc = {name: _memory_desc(shape, tag) for name, (shape, tag) in plain.items()}
+        padding_right = [(y_shape[2 + a] - 1) * stride[a] + (w_shape[-2 + a] - 1) * dilation[a] + 1
+                         - x_shape[2 + a] - padding[a] for a in range(2)]
+        geometry = (_Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*padding), _Dims(*padding_right))
+        lib, engine = library(), _Engine.get().engine
+        forward = ctypes.c_void_p()
+        _check(lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
+            None, any_desc["y"], *geometry, None), f"convolution {x_shape} * {w_shape}")
+        self.forward_desc = forward  # the backward descriptors refer to it
+        if call.name == "conv2d":
+            self.primitive_desc = forward
+        elif call.name == "conv2d_backward_data":
+            self.primitive_desc = ctypes.c_void_p()
+            _check(lib.dnnl_convolution_backward_data_primitive_desc_create(
+                ctypes.byref(self.primitive_desc), engine, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
+                any_desc["y"], *geometry, forward, None), "convolution backward data")
+        else:
+            self.primitive_desc = ctypes.c_void_p()
+            _check(lib.dnnl_convolution_backward_weights_primitive_desc_create(
+                ctypes.byref(self.primitive_desc), engine, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
+                None, any_desc["y"], *geometry, forward, None), "convolution backward weights")
+        self._plan_executions(inputs, output_role)
+
+    def _plan_executions(self, inputs, output_role):
+        """Reorders in, the convolution, a reorder out; sources are address slots
+        (0..n-1 inputs, n the output, n+1.. owned scratch buffers)."""
+        lib = library()
+        kind_of = {"src": "x", "diff_src": "x", "weights": "w", "diff_weights": "w", "dst": "y", "diff_dst": "y"}
+        self.owned = []
+        slots = len(inputs) + 1
+        self.before, self.after = [], []
+        arguments = {}
+        for position, role in enumerate(inputs + (output_role,)):
+            wanted = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(self.primitive_desc, _QUERY_MD[role], 0))
+            user = self.user_desc[kind_of[role]]
+            if lib.dnnl_memory_desc_equal(wanted, user):
+                arguments[role] = (wanted, position)
+                continue
+            self.owned.append(np.empty(lib.dnnl_memory_desc_get_size(wanted) // 4 + 16, np.float32))
+            scratch = slots + len(self.owned) - 1
+            arguments[role] = (wanted, scratch)
+            is_output = role == output_role
+            source, target = ((wanted, scratch), (user, position)) if is_output else ((user, position), (wanted, scratch))
+            reorder_desc = ctypes.c_void_p()
+            engine = _Engine.get().engine
+            _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(reorder_desc), source[0], engine, target[0],
+                                                          engine, None), "reorder")
+            (self.after if is_output else self.before).append(
+                _Execution(reorder_desc, {"src": source, "dst": target}))
+        self.executions = self.before + [_Execution(self.primitive_desc, arguments)] + self.after
+        self.owned_addresses = [buffer.ctypes.data for buffer in self.owned]
+
+    @property
+    def implementation(self):
+        """oneDNN's name for the convolution implementation it chose (e.g. ``brgconv:avx2``)."""
+        info = ctypes.c_char_p()
+        library().dnnl_primitive_desc_query(self.primitive_desc, _QUERY_IMPLEMENTATION, 0, ctypes.byref(info))
+        return info.value.decode()
+
+    def __call__(self, inputs, outputs, parameters):
+        set_threads(flags.num_threads)
+        addresses = [b.address for b in inputs] + [outputs[0].address] + self.owned_addresses
+        for execution in self.executions:
+            execution.run(addresses)
+        _check(library().dnnl_stream_wait(_Engine.get().stream), "stream wait")

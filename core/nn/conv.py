@@ -1,12 +1,19 @@
 """Convolutions from meta-ops: an im2col *gather* (one reindex, padding and dilation as
 index arithmetic with overflow 0) followed by a matrix product, which backends that claim
 ``matmul`` run as BLAS. Gradients come from the same meta-ops (the gather's gradient is
-the col2im scatter)."""
+the col2im scatter).
+
+That composition is the meaning of the library ops ``conv2d``, ``conv2d_backward_data``
+and ``conv2d_backward_weights`` (`metajit.library_ops`): on a device that claims them
+(the cpu backend with oneDNN) a float32 convolution and its first-order gradients run
+as library kernels; higher orders differentiate the composition."""
 import math
 
-from .. import creation, init
+from .. import autodiff, creation, dtypes, init, library_ops
 from ..errors import MetajitShapeError, MetajitValueError
+from ..flags import enable_grad
 from ..math_ops import binary
+from ..var import Var
 from .module import Module
 
 
@@ -33,6 +40,25 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if out_h <= 0 or out_w <= 0:
         raise MetajitShapeError(f"conv2d: input {x.shape} is too small for kernel {weight.shape[2:]} "
                                 f"with padding {padding} and dilation {dilation}")
+    geometry = (stride, padding, dilation, groups)
+    output_shape = (batch, out_channels, out_h, out_w)
+    if x.dtype == weight.dtype == dtypes.float32 and library_ops.claimed("conv2d"):
+        result = library_ops.apply("conv2d", [x, weight], geometry, output_shape)
+    else:
+        result = _conv2d_composed([x, weight], geometry)
+    if bias is not None:
+        result = binary("add", result, bias.reshape(1, out_channels, 1, 1))
+    return result
+
+
+def _conv2d_composed(inputs, geometry):
+    """conv2d (no bias) as im2col gather + matmul: the meaning of library op ``conv2d``."""
+    x, weight = inputs
+    (stride, padding, dilation, groups) = geometry
+    batch, _, _, _ = x.shape
+    out_channels, group_channels, kernel_h, kernel_w = weight.shape
+    out_h = _output_size(x.shape[2], kernel_h, stride[0], padding[0], dilation[0])
+    out_w = _output_size(x.shape[3], kernel_w, stride[1], padding[1], dilation[1])
     # columns[n, g, oh, ow, c, kh, kw] = x[n, g*Cg + c, oh*s - p + kh*d, ow*s - p + kw*d]
     columns = x.reindex(
         [batch, groups, out_h, out_w, group_channels, kernel_h, kernel_w],
@@ -46,9 +72,41 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     result = columns @ kernels
     result = result.reshape(groups, batch, out_h, out_w, out_channels // groups)
     result = result.permute(1, 0, 4, 2, 3).reshape(batch, out_channels, out_h, out_w)
-    if bias is not None:
-        result = binary("add", result, bias.reshape(1, out_channels, 1, 1))
     return result
+
+
+def _linear_gradient(inputs, attrs, wanted):
+    """Gradient of conv2d with respect to operand ``wanted`` (0: input, 1: weight) for the
+    output gradient in ``inputs``, through the composition (conv2d is linear in each
+    operand, so the wanted operand's value never enters: a zeros placeholder stands in)."""
+    *geometry, wanted_shape = attrs
+    output_grad, other = inputs
+    with enable_grad():
+        placeholder = creation.zeros(wanted_shape, dtype=other.dtype)
+        operands = [placeholder, other] if wanted == 0 else [other, placeholder]
+        output = _conv2d_composed(operands, tuple(geometry))
+        grads = autodiff._backward(output._node, output_grad, [placeholder._node], [output_grad._node, other._node])
+    found = grads.get(id(placeholder._node))
+    return found if found is not None else creation.zeros(wanted_shape, dtype=other.dtype)
+
+
+def _conv2d_gradients(node, output_grad):
+    """First-order gradients of a ``conv2d`` library node as backward library ops."""
+    x, weight = node.inputs
+    geometry = node.attrs[1]
+    if output_grad.dtype != dtypes.float32 or not library_ops.claimed("conv2d_backward_data") \
+            or not library_ops.claimed("conv2d_backward_weights"):
+        return None
+    return [library_ops.apply("conv2d_backward_data", [output_grad, Var.from_node(weight)],
+                              geometry + (x.shape,), x.shape),
+            library_ops.apply("conv2d_backward_weights", [Var.from_node(x), output_grad],
+                              geometry + (weight.shape,), weight.shape)]
+
+
+library_ops.register("conv2d", _conv2d_composed, _conv2d_gradients)
+library_ops.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
+library_ops.register("conv2d_backward_weights",
+                     lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -1,0 +1,85 @@
+"""Library ops: opaque graph nodes that a backend runs as a library kernel (oneDNN, cuDNN).
+
+A library op is defined by a *decomposition* into meta-ops, which is its meaning: a
+backend that does not claim the op runs the decomposition, and the decomposition's
+gradient (again meta-ops) is what higher-order derivatives go through. A backend that
+claims the op (``library_kernels`` in its description) gets a `LibraryCall` in
+`metajit_backend_lower_library_kernel` and returns a program for it.
+
+The front end asks `claimed` before recording a library node, so on devices without
+the claim the graph holds only meta-ops. A library node still unclaimed at realisation
+(the device changed after the graph was built) is expanded into its decomposition.
+"""
+import dataclasses
+
+from . import graph, plugins
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryCall:
+    """What a library step computes: op ``name``, hashable ``attrs``, and the
+    ``(dtype, shape)`` of each input and output buffer (all dense, row-major)."""
+
+    name: str
+    attrs: tuple
+    inputs: tuple
+    outputs: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryOp:
+    """``decompose(input Vars, attrs) -> Var`` gives the meaning in meta-ops;
+    ``gradients(node, grad Var) -> [Var or None per input]`` the first-order gradient
+    (None: differentiate the decomposition)."""
+
+    decompose: object
+    gradients: object = None
+
+
+OPS = {}
+
+
+def register(name, decompose, gradients=None):
+    """Define library op ``name`` (see `LibraryOp`)."""
+    OPS[name] = LibraryOp(decompose, gradients)
+
+
+def claimed(name):
+    """Whether the current device runs library op ``name`` as a library kernel."""
+    return name in plugins.current().description.library_kernels
+
+
+def apply(name, inputs, attrs, shape):
+    """A Var for library op ``name`` on input Vars ``inputs`` (output dtype: the first input's)."""
+    from .var import Var
+    nodes = tuple(v._node for v in inputs)
+    node = graph.Node("library", nodes, (name, attrs), tuple(shape), nodes[0].dtype,
+                      requires_grad=graph._derived_requires_grad(nodes[0].dtype, nodes))
+    return Var.from_node(node)
+
+
+def call_of(node):
+    """The `LibraryCall` a library node's step hands to the backend."""
+    name, attrs = node.attrs
+    return LibraryCall(name, attrs, tuple((i.dtype, i.shape) for i in node.inputs),
+                       ((node.dtype, node.shape),))
+
+
+def decomposition(node):
+    """The meta-op Var equal to library ``node``, built on its inputs."""
+    from .var import Var
+    name, attrs = node.attrs
+    return OPS[name].decompose([Var.from_node(i) for i in node.inputs], attrs)
+
+
+def expand_unclaimed(nodes, library_kernels):
+    """Turn every unrealised library node among ``nodes`` that the device does not claim
+    into a zero-copy reshape of its decomposition (same value, meta-ops only)."""
+    from . import indexexpr
+    for node in nodes:
+        if node.op != "library" or node.is_realised or node.attrs[0] in library_kernels:
+            continue
+        expanded = decomposition(node)._node
+        node.op, node.inputs = "reindex", (expanded,)
+        node.attrs = (tuple(indexexpr.loop(a) for a in range(len(node.shape))),
+                      node.dtype.numpy.type(0).item(), ())

@@ -1,0 +1,98 @@
+"""Convolution as a library op on the cpu backend (oneDNN) against its meta-op composition
+on the reference backend: values, first and second order gradients, device switches."""
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit import nn
+from metajit.backends.cpu import onednn
+
+pytestmark = pytest.mark.skipif(onednn.library() is None, reason="oneDNN (onednn-cpu-gomp) not installed")
+
+GEOMETRIES = [  # (batch, channels, size, out_channels, kernel, stride, padding, dilation, groups)
+    (2, 3, 9, 4, 3, 1, 1, 1, 1), (2, 4, 10, 6, 3, 2, 1, 1, 2), (1, 3, 11, 2, 5, 2, 2, 2, 1),
+    (2, 6, 7, 6, 3, 1, 1, 1, 6), (3, 2, 8, 5, 1, 1, 0, 1, 1), (2, 3, 9, 4, (3, 1), (2, 1), (1, 0), 1, 1),
+]
+
+
+def names(launched):
+    return [getattr(entry.kernel, "name", "fused") for entry in launched]
+
+
+def conv_and_grads(device, x_data, w_data, upstream, geometry, order=1):
+    """conv2d output, then d(sum(out * upstream))/d(x, w) (and their second-order
+    counterparts when ``order`` is 2), computed on ``device``."""
+    stride, padding, dilation, groups = geometry
+    jt.set_device(device)
+    x, w = jt.array(x_data), jt.array(w_data)
+    out = nn.conv2d(x, w, None, stride, padding, dilation, groups)
+    loss = (out * jt.array(upstream)).sum()
+    gx, gw = jt.grad(loss, [x, w])
+    results = [out, gx, gw]
+    if order == 2:
+        results += jt.grad((gx * gx).sum() + (gw * gw).sum(), [x, w])
+    with jt.debug.record_kernels() as launched:
+        values = [r.numpy() for r in results]
+    return values, names(launched)
+
+
+@pytest.mark.parametrize("batch,channels,size,out_channels,kernel,stride,padding,dilation,groups", GEOMETRIES)
+def test_library_convolution_matches_composition(rng, batch, channels, size, out_channels, kernel,
+                                                 stride, padding, dilation, groups):
+    kernel = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    x_data = rng.standard_normal((batch, channels, size, size)).astype(np.float32)
+    w_data = rng.standard_normal((out_channels, channels // groups) + kernel).astype(np.float32)
+    geometry = (stride, padding, dilation, groups)
+    out_shape = nn.conv2d(jt.array(x_data), jt.array(w_data), None, *geometry).shape
+    upstream = rng.standard_normal(out_shape).astype(np.float32)
+    library, launched = conv_and_grads("cpu", x_data, w_data, upstream, geometry)
+    assert {"conv2d", "conv2d_backward_data", "conv2d_backward_weights"} <= set(launched)
+    composed, launched = conv_and_grads("reference", x_data, w_data, upstream, geometry)
+    assert "conv2d" not in launched
+    for ours, expected in zip(library, composed):
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_second_order_gradients_go_through_the_composition(rng):
+    x_data = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w_data = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    upstream = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    geometry = (1, 1, 1, 1)
+    library, _ = conv_and_grads("cpu", x_data, w_data, upstream, geometry, order=2)
+    composed, _ = conv_and_grads("reference", x_data, w_data, upstream, geometry, order=2)
+    for ours, expected in zip(library, composed):
+        np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_graph_built_on_cpu_realises_on_a_device_without_the_claim(rng):
+    x_data = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w_data = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    jt.set_device("cpu")
+    out = nn.conv2d(jt.array(x_data), jt.array(w_data), None, 1, 1)
+    jt.set_device("reference")
+    with jt.debug.record_kernels() as launched:
+        value = out.numpy()
+    assert "conv2d" not in names(launched)
+    jt.set_device("cpu")
+    expected = nn.conv2d(jt.array(x_data), jt.array(w_data), None, 1, 1).numpy()
+    np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_float64_convolution_uses_the_composition(rng):
+    x = jt.array(rng.standard_normal((1, 2, 5, 5)))
+    w = jt.array(rng.standard_normal((3, 2, 3, 3)))
+    assert x.dtype == "float64"
+    out = nn.conv2d(x, w, None, 1, 1)
+    with jt.debug.record_kernels() as launched:
+        out.sync()
+    assert "conv2d" not in names(launched)
+
+
+def test_program_reports_onednn_implementation(rng):
+    x = jt.array(rng.standard_normal((2, 8, 12, 12)).astype(np.float32))
+    w = jt.array(rng.standard_normal((8, 8, 3, 3)).astype(np.float32))
+    out = nn.conv2d(x, w, None, 1, 1)
+    out.sync()
+    from metajit import plugins
+    programs = [p for p in plugins.current().programs.values() if isinstance(p, onednn.ConvolutionProgram)]
+    assert programs and all(p.implementation for p in programs)
