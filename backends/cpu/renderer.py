@@ -24,6 +24,7 @@ from metajit.opset import reduce_identity
 C_TYPES = {"bool": "bool", "uint8": "mj_u8", "int8": "mj_i8", "int16": "mj_i16",
            "int32": "mj_i32", "int64": "mj_i64", "float16": "mj_f16", "float32": "float",
            "float64": "double"}
+PARALLEL_ITERATIONS = 1024  # parallel-loop iterations that keep every thread busy
 PARALLEL_MIN_ELEMENTS = 1 << 15
 PARTIAL_OUTPUT_MAX_ELEMENTS = 1 << 16
 ACCUMULATION_BLOCK = 1024
@@ -260,6 +261,17 @@ class KernelRenderer:
         lines += ["  " * (len(axes) - 1 - d) + "}" for d in range(len(axes))]
         return lines
 
+    def _collapse_depth(self, axes):
+        """How many of the leading ``axes`` to collapse into the parallel loop: just enough
+        for `PARALLEL_ITERATIONS` iterations (each collapsed iteration recomputes its
+        indices with divisions, which dominates when the loop body is small)."""
+        iterations = 1
+        for depth, axis in enumerate(axes, 1):
+            iterations *= self.domain[axis]
+            if iterations >= PARALLEL_ITERATIONS:
+                return depth
+        return max(len(axes), 1)
+
     def _parallel_if(self, work):
         return f"num_threads(num_threads) if({work} >= {PARALLEL_MIN_ELEMENTS})"
 
@@ -272,7 +284,7 @@ class KernelRenderer:
         if len(axes) == 1:
             pragmas = {0: f"#pragma omp parallel for simd {self._parallel_if(total)} schedule(static)"}
         elif outer >= 64:
-            pragmas = {0: f"#pragma omp parallel for collapse({len(axes) - 1}) "
+            pragmas = {0: f"#pragma omp parallel for collapse({self._collapse_depth(axes[:-1])}) "
                           f"{self._parallel_if(total)} schedule(static)",
                        len(axes) - 1: "#pragma omp simd"}
         else:
@@ -339,7 +351,8 @@ class KernelRenderer:
                 break
             leading_kept += 1
         if leading_kept:
-            pragma = (f"#pragma omp parallel for collapse({leading_kept}) {self._parallel_if(total)} "
+            depth = self._collapse_depth(loop_axes[:leading_kept])
+            pragma = (f"#pragma omp parallel for collapse({depth}) {self._parallel_if(total)} "
                       "schedule(static)")
             return self._nest(loop_axes, inner, {0: pragma})
         return self._partial_reduction(store, inner, loop_axes, total, identity, combine)
