@@ -126,9 +126,24 @@ def plan(targets, library_kernels=()):
     return _instantiate(template, order)
 
 
+_interned_kernels = {}
+
+
+def _interned(kernel):
+    """One shared object per distinct kernel, so that program caches keyed by kernels
+    hit by identity instead of comparing kernel trees."""
+    if kernel is None:
+        return None
+    if len(_interned_kernels) > PLAN_CACHE_SIZE * 4:
+        _interned_kernels.clear()
+    return _interned_kernels.setdefault(kernel, kernel)
+
+
 def _to_template(fresh, position):
     def where(nodes):
         return tuple(position[id(n)] for n in nodes)
+    for step in fresh.steps:
+        step.kernel = _interned(step.kernel)
     steps = tuple((s.kernel, where(s.input_nodes), where(s.output_nodes), where(s.parameter_nodes))
                   for s in fresh.steps)
     return where(fresh.uploads), steps, where(fresh.intermediates)

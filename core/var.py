@@ -11,7 +11,8 @@ from . import dtypes, executor, graph
 from .errors import MetajitValueError
 from .flags import flags
 
-_pending_vars = weakref.WeakValueDictionary()  # id -> Var; Var.__eq__ is element-wise
+_pending_vars = []  # weak references to Vars made without a value (dead ones pruned as it grows)
+_prune_above = [4096]
 _pending_assignments = weakref.WeakValueDictionary()  # Vars given a lazy new value by assign()
 
 
@@ -55,7 +56,9 @@ class Var:
             if not flags.lazy_execution:
                 executor.realise([node])
             else:
-                _pending_vars[id(self)] = self
+                _pending_vars.append(weakref.ref(self))
+                if len(_pending_vars) > _prune_above[0]:
+                    _prune_pending()
 
     def assign(self, value):
         """Make this Var hold ``value`` (a Var, array or scalar broadcast to its shape); returns self.
@@ -112,7 +115,6 @@ class Var:
     def sync(self):
         """Realise this Var now (compute it on the device) and return it."""
         executor.realise([self._node])
-        _pending_vars.pop(id(self), None)
         return self
 
     def numpy(self):
@@ -235,11 +237,23 @@ def _detached(node):
     return copy
 
 
+def _live_pending():
+    return [var for var in map(weakref.ref.__call__, _pending_vars)
+            if var is not None and var._node.buffer is None]
+
+
+def _prune_pending():
+    """Drop references to dead or realised Vars; the list may then grow to twice its live size."""
+    live = _live_pending()
+    _pending_vars[:] = [weakref.ref(var) for var in live]
+    _prune_above[0] = max(4096, 2 * len(live))
+
+
 def sync_all(device_sync=False):
     """Realise every pending Var (Jittor's ``jt.sync_all``); with ``device_sync`` also wait for the device."""
-    pending = [v for v in list(_pending_vars.values()) if v._node.buffer is None]
-    executor.realise([v._node for v in pending])
+    pending = _live_pending()
     _pending_vars.clear()
+    executor.realise([v._node for v in pending])
     if device_sync:
         from . import plugins
         plugins.current().synchronize()
