@@ -11,6 +11,7 @@ found; callers then fall back to numpy.
 """
 import ctypes
 import ctypes.util
+import math
 import os
 import site
 import sys
@@ -20,6 +21,7 @@ import numpy as np
 from metajit.flags import flags
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
+SMALL_PRODUCT = 1 << 15  # multiply-adds per batch item below which numpy's loop is used
 _UNLOADED = object()
 _library = _UNLOADED
 _threads = [None]
@@ -141,6 +143,11 @@ def batched_sgemm(a, b, out):
         if folded_a is not None and folded_out is not None:
             sgemm(folded_a, b.reshape(b.shape[-2:]), folded_out)
             return
+    m, k = a.shape[-2:]
+    if m * k * b.shape[-1] < SMALL_PRODUCT and math.prod(batch) > 1:
+        # many tiny products (row-wise dots): one numpy call beats a library call per item
+        out[...] = np.matmul(a, b)
+        return
     a = np.broadcast_to(a, batch + a.shape[-2:])
     b = np.broadcast_to(b, batch + b.shape[-2:])
     for index in np.ndindex(*batch):

@@ -33,6 +33,7 @@ def test_sgemm_matches_numpy_for_every_layout(rng, a_layout, b_layout, out_layou
 @needs_onednn
 @pytest.mark.parametrize("a_shape,b_shape", [
     ((4, 6, 5), (5, 3)), ((4, 6, 5), (4, 5, 3)), ((1, 6, 5), (4, 5, 3)), ((2, 1, 6, 5), (3, 5, 2)),
+    ((300, 1, 10), (300, 10, 1)), ((3, 64, 40), (3, 40, 64)),
 ])
 def test_batched_sgemm_broadcasts_like_numpy(rng, a_shape, b_shape):
     a = rng.standard_normal(a_shape).astype(np.float32)
