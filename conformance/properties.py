@@ -326,6 +326,32 @@ ERROR_PROGRAMS = {
 }
 
 
+@st.composite
+def _convolution(draw, dtype, with_grads):
+    """``jt.nn.conv2d`` over a drawn geometry (stride, padding, dilation, groups); with
+    gradients of a weighted sum with respect to input and weight. Backends that claim the
+    ``conv2d`` library ops run them; the reference runs their meta-op composition."""
+    groups = draw(st.sampled_from([1, 2]))
+    channels, out_channels = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride, dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2))), (draw(st.integers(1, 2)),) * 2
+    padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
+    size = [draw(st.integers(dilation[0] * (k - 1) + 1, 9)) for k in kernel]
+    x = draw(arrays(dtype, (draw(st.integers(1, 2)), channels, *size), bound=2.0))
+    w = draw(arrays(dtype, (out_channels, channels // groups, *kernel), bound=2.0))
+    call = f"jt.nn.conv2d(a, b, None, {stride}, {padding}, {dilation}, {groups})"
+    if not with_grads:
+        return Program(call, [x, w], "accumulated")
+    return Program(f"[{call}] + jt.grad(({call} * {call}.detach()).sum(), [a, b])", [x, w], "accumulated")
+
+
+def library_properties():
+    return [Property(f"library.conv2d{'.grad' if grads else ''}[{dtype}]", "library",
+                     _convolution(dtype, grads), checks.against_reference, (dtype,),
+                     smoke=dtype == "float32")
+            for grads in (False, True) for dtype in ("float32", "float64")]
+
+
 def error_properties():
     return [Property(f"errors.{name}", "errors", st.just(Program(source, [np.zeros((2, 3), np.float32)])),
                      checks.raises_metajit_error, ("float32",), smoke=True)
@@ -335,4 +361,5 @@ def error_properties():
 def all_properties(tier="standard"):
     """Every property, in family order."""
     return (elementwise_properties() + reduce_properties() + index_properties()
-            + fusion_properties() + grad_properties() + memory_properties(tier) + error_properties())
+            + fusion_properties() + grad_properties() + library_properties() + memory_properties(tier)
+            + error_properties())
