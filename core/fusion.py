@@ -111,8 +111,7 @@ def plan(targets, library_kernels=()):
     ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``).
     """
     order = topological_order(targets, lambda n: n.is_realised)
-    if any(n.op == "library" and n.attrs[0] not in library_kernels and not n.is_realised for n in order):
-        library_ops.expand_unclaimed(order, library_kernels)
+    if library_ops.expand_unclaimed(order, library_kernels):
         order = topological_order(targets, lambda n: n.is_realised)
     key, position = _structure(order, targets, tuple(library_kernels))
     template = _plan_cache.get(key)

@@ -202,6 +202,13 @@ def reindex_reduce(op, x, shape, exprs, overflow_conditions=(), extras=()):
                 requires_grad=_derived_requires_grad(x.dtype, (x,)) and op != "any" and op != "all")
 
 
+def library(name, inputs, attrs, shape):
+    """An opaque library-op node (`metajit.library_ops`); its dtype is the first input's."""
+    dtype = inputs[0].dtype
+    return Node("library", tuple(inputs), (name, attrs), tuple(shape), dtype,
+                requires_grad=_derived_requires_grad(dtype, inputs))
+
+
 def _check_extras(kind, extras):
     for k, node in enumerate(extras):
         if not dtypes.is_integer(node.dtype):

@@ -52,10 +52,7 @@ def claimed(name):
 def apply(name, inputs, attrs, shape):
     """A Var for library op ``name`` on input Vars ``inputs`` (output dtype: the first input's)."""
     from .var import Var
-    nodes = tuple(v._node for v in inputs)
-    node = graph.Node("library", nodes, (name, attrs), tuple(shape), nodes[0].dtype,
-                      requires_grad=graph._derived_requires_grad(nodes[0].dtype, nodes))
-    return Var.from_node(node)
+    return Var.from_node(graph.library(name, [v._node for v in inputs], attrs, shape))
 
 
 def call_of(node):
@@ -74,12 +71,16 @@ def decomposition(node):
 
 def expand_unclaimed(nodes, library_kernels):
     """Turn every unrealised library node among ``nodes`` that the device does not claim
-    into a zero-copy reshape of its decomposition (same value, meta-ops only)."""
+    into a zero-copy reshape of its decomposition (same value, meta-ops only); returns
+    whether any node was rewritten."""
     from . import indexexpr
+    rewritten = False
     for node in nodes:
         if node.op != "library" or node.is_realised or node.attrs[0] in library_kernels:
             continue
+        rewritten = True
         expanded = decomposition(node)._node
         node.op, node.inputs = "reindex", (expanded,)
         node.attrs = (tuple(indexexpr.loop(a) for a in range(len(node.shape))),
                       node.dtype.numpy.type(0).item(), ())
+    return rewritten

@@ -48,12 +48,12 @@ def cast_node(node, dtype):
     return graph.elementwise("cast", [node], dtype)
 
 
+_PYTHON_SCALARS = (bool, int, float)
+
+
 def _is_scalar(value):
     return type(value) in _PYTHON_SCALARS or (
-        isinstance(value, (bool, int, float)) and not isinstance(value, Var))
-
-
-_PYTHON_SCALARS = (bool, int, float)
+        isinstance(value, _PYTHON_SCALARS) and not isinstance(value, Var))
 
 
 def _operand_dtype(values):

@@ -12,7 +12,8 @@ from .errors import MetajitValueError
 from .flags import flags
 
 _pending_vars = []  # weak references to Vars made without a value (dead ones pruned as it grows)
-_prune_above = [4096]
+_PRUNE_MINIMUM = 4096
+_prune_above = _PRUNE_MINIMUM
 _pending_assignments = weakref.WeakValueDictionary()  # Vars given a lazy new value by assign()
 
 
@@ -57,7 +58,7 @@ class Var:
                 executor.realise([node])
             else:
                 _pending_vars.append(weakref.ref(self))
-                if len(_pending_vars) > _prune_above[0]:
+                if len(_pending_vars) > _prune_above:
                     _prune_pending()
 
     def assign(self, value):
@@ -238,15 +239,16 @@ def _detached(node):
 
 
 def _live_pending():
-    return [var for var in map(weakref.ref.__call__, _pending_vars)
+    return [var for var in (reference() for reference in _pending_vars)
             if var is not None and var._node.buffer is None]
 
 
 def _prune_pending():
     """Drop references to dead or realised Vars; the list may then grow to twice its live size."""
+    global _prune_above
     live = _live_pending()
     _pending_vars[:] = [weakref.ref(var) for var in live]
-    _prune_above[0] = max(4096, 2 * len(live))
+    _prune_above = max(_PRUNE_MINIMUM, 2 * len(live))
 
 
 def sync_all(device_sync=False):

@@ -54,10 +54,12 @@ class MatmulProgram:
         out = buffer_view(outputs[0], out_dtype, out_shape)
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         product_shape = batch + (a.shape[-2], b.shape[-1])
-        # BLAS writes through the output's strides, whatever order its axes are laid out in
-        product = onednn.reshaped_view(out.reshape(output_shape).transpose(np.argsort(to_output)),
-                                       product_shape)
-        if out_dtype == dtypes.float32 and onednn.library() is not None and product is not None:
+        product = None
+        if out_dtype == dtypes.float32 and onednn.library() is not None:
+            # oneDNN writes through the output's strides, whatever order its axes are laid out in
+            product = onednn.reshaped_view(out.reshape(output_shape).transpose(np.argsort(to_output)),
+                                           product_shape)
+        if product is not None:
             onednn.set_threads(flags.num_threads)
             onednn.batched_sgemm(a, b, product)
         elif to_output == sorted(to_output):  # the output is laid out as the product

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from metajit.errors import MetajitDeviceError
 from metajit.flags import flags
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
@@ -39,6 +40,12 @@ def _candidates():
     found = ctypes.util.find_library("dnnl")
     if found:
         yield found
+
+
+def _check(status, what):
+    """Raise `MetajitDeviceError` naming ``what`` when a oneDNN call returned a failure status."""
+    if status != 0:
+        raise MetajitDeviceError(f"oneDNN {what} failed with status {status}")
 
 
 def _bind(handle):
@@ -112,10 +119,8 @@ def sgemm(a, b, out):
     a, (trans_a, lda) = _operand(a)
     b, (trans_b, ldb) = _operand(b)
     ldc = out.strides[0] // 4 if m > 1 else n
-    status = lib.dnnl_sgemm(trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
-                            0.0, out.ctypes.data, ldc)
-    if status != 0:
-        raise RuntimeError(f"oneDNN sgemm failed with status {status} for {m}x{k} @ {k}x{n}")
+    _check(lib.dnnl_sgemm(trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
+                          0.0, out.ctypes.data, ldc), f"sgemm {m}x{k} @ {k}x{n}")
 
 
 def reshaped_view(array, shape):
@@ -166,11 +171,6 @@ _Dims = ctypes.c_int64 * 12
 
 class _ExecArgument(ctypes.Structure):
     _fields_ = [("arg", ctypes.c_int), ("memory", ctypes.c_void_p)]
-
-
-def _check(status, what):
-    if status != 0:
-        raise RuntimeError(f"oneDNN {what} failed with status {status}")
 
 
 class _Engine:
@@ -283,7 +283,7 @@ class ConvolutionProgram:
         kind_of = {"src": "x", "diff_src": "x", "weights": "w", "diff_weights": "w", "dst": "y", "diff_dst": "y"}
         self.owned = []
         slots = len(inputs) + 1
-        self.before, self.after = [], []
+        before, after = [], []
         arguments = {}
         for position, role in enumerate(inputs + (output_role,)):
             wanted = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(self.primitive_desc, _QUERY_MD[role], 0))
@@ -300,9 +300,8 @@ class ConvolutionProgram:
             engine = _Engine.get().engine
             _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(reorder_desc), source[0], engine, target[0],
                                                           engine, None), "reorder")
-            (self.after if is_output else self.before).append(
-                _Execution(reorder_desc, {"src": source, "dst": target}))
-        self.executions = self.before + [_Execution(self.primitive_desc, arguments)] + self.after
+            (after if is_output else before).append(_Execution(reorder_desc, {"src": source, "dst": target}))
+        self.executions = before + [_Execution(self.primitive_desc, arguments)] + after
         self.owned_addresses = [buffer.ctypes.data for buffer in self.owned]
 
     @property
