@@ -6,8 +6,9 @@ lazy Vars that can be differentiated again (grads of any order).
 import math
 import weakref
 
-from . import dtypes, graph, indexexpr
+from . import backward_cache, dtypes, graph, indexexpr
 from .errors import MetajitValueError
+from .flags import flags
 from .math_ops import as_node, binary, cast, unary, where, wrap
 from .var import Var
 
@@ -256,11 +257,13 @@ def _accumulate(grads, node, value):
     grads[id(node)] = value if previous is None else binary("add", previous, value)
 
 
-def _backward(loss_node, seed, target_nodes, stop_nodes=()):
+def _backward(loss_node, seed, target_nodes, stop_nodes=(), order=None):
     """Gradients (by node id) of ``loss_node`` seeded with ``seed`` (a Var of its shape),
-    flowing towards ``target_nodes`` and not below ``stop_nodes``."""
+    flowing towards ``target_nodes`` and not below ``stop_nodes`` (``order``: the
+    graph's `_graph_order`, when the caller has it)."""
     target_ids = {id(t) for t in target_nodes}
-    order = _graph_order(loss_node, frozenset(id(n) for n in stop_nodes))
+    if order is None:
+        order = _graph_order(loss_node, frozenset(id(n) for n in stop_nodes))
     leads_to_target = set()
     for node in order:
         if id(node) in target_ids or any(id(i) in leads_to_target for i in node.inputs):
@@ -278,6 +281,24 @@ def _backward(loss_node, seed, target_nodes, stop_nodes=()):
             if source.requires_grad and id(source) in leads_to_target:
                 _accumulate(grads, source, value)
     return grads
+
+
+def _target_gradients(loss_node, seed, target_nodes):
+    """The gradient node of ``loss_node`` for each target (None where it does not depend
+    on it); replays a `backward_cache` template when the graph's structure was seen before."""
+    order = _graph_order(loss_node)
+    if not flags.lazy_execution:
+        grads = _backward(loss_node, seed, target_nodes, order=order)
+        return [grads[id(t)]._node if id(t) in grads else None for t in target_nodes]
+    key, position = backward_cache.structure_key(order, target_nodes, seed._node)
+    template = backward_cache.lookup(key)
+    if backward_cache.is_replayable(template):
+        return backward_cache.instantiate(template, order, seed._node)
+    grads = _backward(loss_node, seed, target_nodes, order=order)
+    nodes = [grads[id(t)]._node if id(t) in grads else None for t in target_nodes]
+    if template is None:
+        backward_cache.record(key, position, seed._node, nodes)
+    return nodes
 
 
 def grad(loss, targets, retain_graph=True):
@@ -305,11 +326,12 @@ def grad(loss, targets, retain_graph=True):
     if loss.ndim:
         loss = reduce_sum(loss)
     from .creation import ones
-    grads = _backward(loss._node, ones((), dtype=loss.dtype), [t._node for t in target_list])
+    nodes = _target_gradients(loss._node, ones((), dtype=loss.dtype), [t._node for t in target_list])
     results = []
-    for target in target_list:
-        value = grads.get(id(target._node))
-        if value is None:
+    for target, node in zip(target_list, nodes):
+        if node is not None:
+            value = wrap(node)
+        else:
             from .creation import zeros
             value = zeros(target.shape, dtype=target.dtype if dtypes.is_float(target.dtype)
                           else dtypes.DEFAULT_FLOAT)

@@ -1,0 +1,96 @@
+"""Backward templates: a repeated ``jt.grad`` over a graph of the same structure replays
+the gradient graph it built last time instead of running every rule again.
+
+The gradient rules are a pure function of the forward graph's structure (ops, attrs,
+shapes, dtypes, edges, ``requires_grad``) and never of data or constant values, so the
+nodes they built once can be cloned for another graph with the same structure: a
+template lists each new node with its inputs as positions in the forward order, the
+seed, or earlier new nodes. A training step's backward then costs one structure key
+and one cheap `Node` construction per gradient node, instead of the front end's
+promotion, broadcasting and shape checks per rule.
+"""
+import collections
+
+from .flags import flags
+from .graph import Node
+
+CACHE_SIZE = 256
+_templates = collections.OrderedDict()
+_UNCACHEABLE = object()
+
+
+def structure_key(order, target_nodes, seed):
+    """What the gradient rules see of the graph ``order`` (inputs first): a hashable key,
+    and each node's position."""
+    position = {id(n): k for k, n in enumerate(order)}
+    entries = []
+    for node in order:
+        descends = node.needs_inputs_for_grad
+        entries.append((node.op, None if node.op == "constant" else node.attrs, node.shape, node.dtype,
+                        node.requires_grad, node.grad_boundary,
+                        tuple(position[id(i)] for i in node.inputs) if descends else len(node.inputs)))
+    targets = tuple(position.get(id(t), -1) for t in target_nodes)
+    return (tuple(entries), targets, seed.shape, seed.dtype, flags.no_grad), position
+
+
+def lookup(key):
+    """The template recorded for ``key``, `UNCACHEABLE` when the graph cannot be replayed,
+    or None when nothing is recorded."""
+    template = _templates.get(key)
+    if template is not None:
+        _templates.move_to_end(key)
+    return template
+
+
+def is_replayable(template):
+    """Whether ``template`` (from `lookup`) can be instantiated."""
+    return template is not None and template is not _UNCACHEABLE
+
+
+def record(key, position, seed, results):
+    """Remember how the gradient nodes ``results`` (one node or None per target) were built
+    from the forward nodes at ``position`` and the ``seed`` node."""
+    template = _template(position, seed, results)
+    _templates[key] = _UNCACHEABLE if template is None else template
+    if len(_templates) > CACHE_SIZE:
+        _templates.popitem(last=False)
+
+
+def _template(position, seed, results):
+    seed_slot = len(position)
+    slots = dict(position)
+    slots[id(seed)] = seed_slot
+    entries, seen = [], set()
+    visiting = [(node, False) for node in results if node is not None]
+    while visiting:
+        node, expanded = visiting.pop()
+        if expanded:
+            slots[id(node)] = seed_slot + 1 + len(entries)
+            entries.append((node.op, tuple(slots[id(i)] for i in node.inputs), node.attrs, node.shape,
+                            node.dtype, node.requires_grad, node.grad_boundary))
+            continue
+        if id(node) in slots or id(node) in seen:
+            continue
+        if node.is_realised or node.op == "array":
+            return None  # a value the rules did not build: the graph is not replayable
+        seen.add(id(node))
+        visiting.append((node, True))
+        visiting.extend((i, False) for i in node.inputs if id(i) not in slots)
+    return tuple(entries), tuple(None if n is None else slots[id(n)] for n in results)
+
+
+def instantiate(template, order, seed):
+    """The gradient nodes (one per target, or None) for the forward graph ``order``."""
+    entries, results = template
+    pool = list(order)
+    pool.append(seed)
+    for op, inputs, attrs, shape, dtype, requires_grad, grad_boundary in entries:
+        node = Node(op, tuple([pool[k] for k in inputs]), attrs, shape, dtype, requires_grad)
+        node.grad_boundary = grad_boundary
+        pool.append(node)
+    return [None if slot is None else pool[slot] for slot in results]
+
+
+def clear():
+    """Forget every template (tests; the cache is bounded anyway)."""
+    _templates.clear()
