@@ -21,7 +21,6 @@ class Node:
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "buffer", "host_data",
                  "requires_grad", "grad_boundary", "__weakref__")
-    live_count = 0
 
     def __init__(self, op, inputs, attrs, shape, dtype, requires_grad=False, host_data=None):
         self.op = op
@@ -34,10 +33,6 @@ class Node:
         self.requires_grad = requires_grad
         # True for detached/assigned values: a gradient leaf even though it has inputs.
         self.grad_boundary = False
-        Node.live_count += 1
-
-    def __del__(self):
-        Node.live_count -= 1
 
     @property
     def needs_inputs_for_grad(self):
@@ -146,11 +141,16 @@ def broadcast_to(x, shape):
     if shape == x.shape:
         return x
     shape = tuple(int(s) for s in shape)
+    return broadcast_to_tuple(x, shape)
+
+
+def broadcast_to_tuple(x, shape):
+    """`broadcast_to` for a ``shape`` that is already a tuple of ints."""
+    if shape == x.shape:
+        return x
     if len(shape) < len(x.shape) or any(
             xs != s and xs != 1 for xs, s in zip(x.shape[::-1], shape[::-1])):
         raise MetajitShapeError(f"cannot broadcast shape {x.shape} to {shape}")
-    if shape == x.shape:
-        return x
     return Node("broadcast_to", (x,), (), shape, x.dtype,
                 requires_grad=_derived_requires_grad(x.dtype, (x,)))
 
@@ -184,6 +184,21 @@ def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()
     if shape == x.shape and exprs == identity and not conditions and not extras:
         return x
     return Node("reindex", (x,) + tuple(extras), (exprs, value, conditions), shape, x.dtype,
+                requires_grad=_derived_requires_grad(x.dtype, (x,)))
+
+
+_zeros = {}  # dtype -> its zero as a Python scalar (the overflow value of a reshape)
+
+
+def reshape(x, shape):
+    """``x`` read row-major as ``shape`` (a tuple of ints with ``x``'s element count): the
+    reindex `reindex` would build, from memoised index expressions, without its checks."""
+    if shape == x.shape:
+        return x
+    zero = _zeros.get(x.dtype)
+    if zero is None:
+        zero = _zeros[x.dtype] = x.dtype.numpy.type(0).item()
+    return Node("reindex", (x,), (indexexpr.reshape_exprs(x.shape, shape), zero, ()), shape, x.dtype,
                 requires_grad=_derived_requires_grad(x.dtype, (x,)))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import dtypes, graph, opset
 from .errors import MetajitShapeError
+from .flags import flags
 from .var import Var
 
 
@@ -86,8 +87,54 @@ def _prepare(op, values, dtype):
     return nodes
 
 
+_FAST_OPS = frozenset(opset.ARITHMETIC_BINARY + opset.COMPARISON_BINARY)
+_COMPARISONS = frozenset(opset.COMPARISON_BINARY)
+_NUMBERS = (int, float)
+
+
+def _fast_binary(op, a, b):
+    """`binary` for what training steps are made of, without the general promotion
+    machinery: a float Var with a float Var of the same dtype, or with a Python int or
+    float (which takes the Var's dtype). None for anything else."""
+    if op not in _FAST_OPS:
+        return None
+    if type(a) is Var:
+        x = a._node
+        if type(b) is Var:
+            y = b._node
+            if y.dtype is not x.dtype:
+                return None
+        elif type(b) in _NUMBERS:
+            y = graph.constant_leaf(b, x.dtype)
+        else:
+            return None
+    elif type(b) is Var and type(a) in _NUMBERS:
+        y = b._node
+        x = graph.constant_leaf(a, y.dtype)
+    else:
+        return None
+    dtype = x.dtype
+    if not dtypes.is_float(dtype):
+        return None
+    if x.shape != y.shape:
+        if not y.shape:
+            y = graph.Node("broadcast_to", (y,), (), x.shape, dtype, y.requires_grad and not flags.no_grad)
+        elif not x.shape:
+            x = graph.Node("broadcast_to", (x,), (), y.shape, dtype, x.requires_grad and not flags.no_grad)
+        else:
+            shape = broadcast_shapes(x.shape, y.shape, op=op)
+            x, y = graph.broadcast_to_tuple(x, shape), graph.broadcast_to_tuple(y, shape)
+    if op in _COMPARISONS:
+        return wrap(graph.Node(op, (x, y), (), x.shape, dtypes.bool_))
+    return wrap(graph.Node(op, (x, y), (), x.shape, dtype,
+                           requires_grad=(x.requires_grad or y.requires_grad) and not flags.no_grad))
+
+
 def binary(op, a, b):
     """Apply binary meta-op ``op`` with promotion and broadcasting, e.g. ``binary("add", x, 1)``."""
+    fast = _fast_binary(op, a, b)
+    if fast is not None:
+        return fast
     dtype = _operand_dtype([a, b])
     if op == "div" and not dtypes.is_float(dtype):
         dtype = dtypes.DEFAULT_FLOAT
@@ -189,17 +236,23 @@ def matmul(a, b):
     ``a @ b``. The product is arranged so the reduction yields the result shape
     directly; backends that claim ``matmul`` run it as a BLAS call.
     """
+    x, y = as_node(a), as_node(b)
+    if not x.shape or not y.shape:
+        raise MetajitShapeError("matmul: both operands need at least one dimension")
+    contracted_b = y.shape[0] if len(y.shape) == 1 else y.shape[-2]
+    if x.shape[-1] != contracted_b:
+        raise MetajitShapeError(f"matmul: shapes {x.shape} and {y.shape} do not match "
+                                f"({x.shape[-1]} != {contracted_b})")
+    if len(x.shape) > 1 and len(y.shape) > 1 and x.dtype is y.dtype and dtypes.is_float(x.dtype):
+        # (..., m, k, 1) * (..., 1, k, n) summed over k, built without the front end's checks
+        x = graph.reshape(x, x.shape + (1,))
+        y = graph.reshape(y, y.shape[:-2] + (1,) + y.shape[-2:])
+        shape = broadcast_shapes(x.shape, y.shape, op="matmul")
+        product = graph.elementwise("mul", [graph.broadcast_to_tuple(x, shape), graph.broadcast_to_tuple(y, shape)])
+        return wrap(graph.reduce("sum", product, (len(shape) - 2,)))
     from .reductions import sum as reduce_sum
     from .shape_ops import unsqueeze
-    a = a if isinstance(a, Var) else wrap(as_node(a))
-    b = b if isinstance(b, Var) else wrap(as_node(b))
-    if a.ndim == 0 or b.ndim == 0:
-        raise MetajitShapeError("matmul: both operands need at least one dimension")
-    contracted_a = a.shape[-1]
-    contracted_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
-    if contracted_a != contracted_b:
-        raise MetajitShapeError(f"matmul: shapes {a.shape} and {b.shape} do not match "
-                                f"({contracted_a} != {contracted_b})")
+    a, b = wrap(x), wrap(y)
     if b.ndim == 1:
         return reduce_sum(binary("mul", a, b), dim=-1)
     if a.ndim == 1:

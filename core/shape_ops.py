@@ -95,6 +95,8 @@ def reshape(x, *shape):
     node = as_node(x)
     shape = _shape_args(shape)
     total = graph.numel(node.shape)
+    if all(type(s) is int and s >= 0 for s in shape) and graph.numel(shape) == total:
+        return wrap(graph.reshape(node, shape))
     unknown = [a for a, s in enumerate(shape) if s == -1]
     if len(unknown) > 1 or any(not isinstance(s, (numbers.Integral, np.integer)) or s < -1
                                for s in shape):
@@ -108,9 +110,7 @@ def reshape(x, *shape):
     if graph.numel(shape) != total:
         raise MetajitShapeError(f"reshape: cannot reshape {node.shape} ({total} elements) "
                                 f"into {shape} ({graph.numel(shape)} elements)")
-    if shape == node.shape:
-        return wrap(node)
-    return wrap(graph.reindex(node, shape, I.reshape_exprs(tuple(node.shape), tuple(shape))))
+    return wrap(graph.reshape(node, shape))
 
 
 view = reshape

@@ -3,6 +3,7 @@
 Operators and methods (``+``, ``exp``, ``sum``, ``reshape``...) are attached by
 `metajit.var_methods`; this module holds construction, conversion and realisation.
 """
+import gc
 import weakref
 
 import numpy as np
@@ -30,14 +31,12 @@ class Var:
     """
 
     __slots__ = ("_node", "grad", "__weakref__")
-    live_count = 0
     __array_priority__ = 1000
 
     def __init__(self, data, dtype=None):
         from .creation import array_node
         self.grad = None
         self._set_node(array_node(data, dtype))
-        Var.live_count += 1
 
     @classmethod
     def from_node(cls, node):
@@ -45,11 +44,7 @@ class Var:
         var = object.__new__(cls)
         var.grad = None
         var._set_node(node)
-        Var.live_count += 1
         return var
-
-    def __del__(self):
-        Var.live_count -= 1
 
     def _set_node(self, node):
         self._node = node
@@ -269,12 +264,18 @@ def take_pending_assignments():
     return pending
 
 
+def _count_live(kind):
+    # counted when asked (a walk over the collector's objects) rather than kept by
+    # every constructor and finaliser, which would tax each op of every step
+    return sum(1 for thing in gc.get_objects() if issubclass(type(thing), kind))
+
+
 def liveness_info():
     """Counts of live Vars, graph nodes and device buffers (for leak checks)."""
-    return {"lived_vars": Var.live_count, "lived_nodes": graph.Node.live_count,
+    return {"lived_vars": _count_live(Var), "lived_nodes": _count_live(graph.Node),
             "lived_buffers": executor.DeviceBuffer.live_count}
 
 
 def number_of_lived_vars():
     """Number of live Vars (Jittor's ``jt.number_of_lived_vars``)."""
-    return Var.live_count
+    return _count_live(Var)

@@ -165,3 +165,31 @@ def test_in_place_operators_update_the_var():
     x *= 3
     assert alias is x
     np.testing.assert_array_equal(x.numpy(), [6.0, 9.0])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("other", ["same-shape", "row", "0-d", "int", "float", "bool"])
+def test_float_operands_keep_dtype_and_gradient_flags(dtype, other):
+    """The common float cases (same-dtype Vars, Python numbers, either side) against numpy:
+    values, dtype, requires_grad, the gradient reaching a broadcast operand, no_grad."""
+    data = np.arange(1, 7, dtype=dtype).reshape(2, 3)
+    operand = {"same-shape": np.full((2, 3), 2, dtype), "row": np.array([1, 2, 3], dtype),
+               "0-d": np.array(3, dtype), "int": 3, "float": 0.5, "bool": True}[other]
+    x = jt.array(data)
+    y = jt.array(operand) if isinstance(operand, np.ndarray) else operand
+    cases = [(x + y, data + operand), (y * x, data * operand), (y - x, operand - data),
+             (x > y, data > operand), (y <= x, operand <= data)]
+    for result, expected in cases:
+        is_comparison = expected.dtype == np.bool_
+        assert result.dtype == ("bool" if is_comparison else dtype)
+        assert result.requires_grad == (not is_comparison)
+        np.testing.assert_allclose(result.numpy().astype(np.float64), expected.astype(np.float64),
+                                   rtol=1e-3 if dtype == "float16" else 1e-6)
+    if isinstance(y, jt.Var):
+        gradient = jt.grad((x * y).sum(), y)
+        summed_axes = tuple(range(data.ndim - np.ndim(operand))) + tuple(
+            data.ndim - np.ndim(operand) + a for a, s in enumerate(np.shape(operand)) if s == 1)
+        np.testing.assert_allclose(gradient.numpy(), data.sum(axis=summed_axes).reshape(np.shape(operand)),
+                                   rtol=1e-3)
+    with jt.no_grad():
+        assert not (x * y).requires_grad
