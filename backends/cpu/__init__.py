@@ -23,7 +23,7 @@ from .library import recognise_matmul
 from .renderer import render_kernel
 
 NAME = "cpu"
-_NAME_PLACEHOLDER = "MJ_KERNEL_NAME"
+NAME_PLACEHOLDER = "MJ_KERNEL_NAME"  # the C symbol in rendered sources, replaced by the cache key
 # libgomp threads otherwise spin for a long time after each parallel region and starve
 # the BLAS threads of the next library kernel; must be set before a kernel library loads.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
@@ -82,9 +82,9 @@ def metajit_backend_codegen(kernels):
     kernel_compiler = compiler()
     sources = []
     for kernel in kernels:
-        template = render_kernel(kernel, _NAME_PLACEHOLDER)
+        template = render_kernel(kernel, NAME_PLACEHOLDER)
         symbol = kernel_compiler.symbol(kernel_compiler.toolchain.cache_key(template))
-        sources.append(KernelSource(kernel, "c++17-openmp", template.replace(_NAME_PLACEHOLDER, symbol),
+        sources.append(KernelSource(kernel, "c++17-openmp", template.replace(NAME_PLACEHOLDER, symbol),
                                     symbol))
     return sources
 

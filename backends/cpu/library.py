@@ -5,16 +5,14 @@ single reduced axis ``k`` whose value is ``mul(load A, load B)``; both loads ind
 buffer with plain loop indices (or 0 for size-1 dims); A reads ``k`` and at most one axis
 ``m`` of its own, B reads ``k`` and ``n``; every other axis either reads is a batch axis
 (numpy broadcasts a batch axis one operand lacks). The buffers are viewed without copying, transposed by
-strides, so transposed operands reach BLAS as transpose flags. float32 products run as
-oneDNN's sgemm when it is installed (`onednn`), otherwise and for float64 as numpy's matmul
-(the OpenBLAS that numpy ships).
+strides, so transposed operands reach BLAS as transpose flags. Products run on OpenBLAS
+split across the kernels' OpenMP threads (`blas`), or as numpy's matmul when that is missing.
 """
 import numpy as np
 
 from metajit import dtypes
-from metajit.flags import flags
 
-from . import onednn
+from . import blas
 
 BLAS_DTYPES = (dtypes.float32, dtypes.float64)
 
@@ -55,13 +53,12 @@ class MatmulProgram:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         product_shape = batch + (a.shape[-2], b.shape[-1])
         product = None
-        if out_dtype == dtypes.float32 and onednn.library() is not None:
-            # oneDNN writes through the output's strides, whatever order its axes are laid out in
-            product = onednn.reshaped_view(out.reshape(output_shape).transpose(np.argsort(to_output)),
-                                           product_shape)
+        if blas.available():
+            # BLAS writes through the output's strides, whatever order its axes are laid out in
+            product = blas.reshaped_view(out.reshape(output_shape).transpose(np.argsort(to_output)),
+                                         product_shape)
         if product is not None:
-            onednn.set_threads(flags.num_threads)
-            onednn.batched_sgemm(a, b, product)
+            blas.batched_gemm(a, b, product)
         elif to_output == sorted(to_output):  # the output is laid out as the product
             np.matmul(a, b, out=out.reshape(product_shape))
         else:

@@ -1,0 +1,88 @@
+"""OpenBLAS products on the kernels' threads: every operand/output layout and both split
+directions against numpy, batches, float64, and the numpy fallback."""
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit.backends.cpu import blas, onednn
+
+needs_blas = pytest.mark.skipif(not blas.available(), reason="scipy-openblas32 not installed")
+
+
+def strided(rng, shape, layout, dtype=np.float32):
+    """An array of ``shape`` stored row-major, column-major or with padded rows."""
+    if layout == "row":
+        return rng.standard_normal(shape).astype(dtype)
+    if layout == "column":
+        return rng.standard_normal(shape[::-1]).astype(dtype).T
+    padded = rng.standard_normal((shape[0], shape[1] + 3)).astype(dtype)
+    return padded[:, 1:shape[1] + 1]
+
+
+@needs_blas
+@pytest.mark.parametrize("a_layout", ["row", "column", "padded"])
+@pytest.mark.parametrize("b_layout", ["row", "column", "padded"])
+@pytest.mark.parametrize("out_layout", ["row", "column"])
+@pytest.mark.parametrize("m,k,n", [(7, 5, 3), (1, 9, 4), (6, 1, 1), (33, 17, 65),
+                                   (150, 120, 70), (60, 130, 200)])
+def test_gemm_matches_numpy_for_every_layout(rng, a_layout, b_layout, out_layout, m, k, n):
+    a, b = strided(rng, (m, k), a_layout), strided(rng, (k, n), b_layout)
+    out = np.full((m, n), np.nan, np.float32) if out_layout == "row" else np.full((n, m), np.nan, np.float32).T
+    blas.gemm(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-4)
+
+
+@needs_blas
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("m,k,n", [(37, 300, 500), (500, 300, 37), (16, 4096, 16)])
+def test_products_split_across_threads_cover_every_block(rng, monkeypatch, threads, m, k, n):
+    monkeypatch.setattr(jt.flags, "num_threads", threads)
+    a = strided(rng, (m, k), "column", np.float64)
+    b = strided(rng, (k, n), "row", np.float64)
+    out = np.full((m, n), np.nan)
+    blas.gemm(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-10)
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_shape,b_shape", [
+    ((4, 6, 5), (5, 3)), ((4, 6, 5), (4, 5, 3)), ((1, 6, 5), (4, 5, 3)), ((2, 1, 6, 5), (3, 5, 2)),
+    ((300, 1, 10), (300, 10, 1)), ((3, 64, 40), (3, 40, 64)),
+])
+def test_batched_gemm_broadcasts_like_numpy(rng, dtype, a_shape, b_shape):
+    a = rng.standard_normal(a_shape).astype(dtype)
+    b = rng.standard_normal(b_shape).astype(dtype)
+    expected = a @ b
+    out = np.empty(expected.shape, dtype)
+    blas.batched_gemm(a, b, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_blas
+def test_gemm_with_empty_reduction_gives_zeros():
+    out = np.full((3, 2), np.nan, np.float32)
+    blas.gemm(np.zeros((3, 0), np.float32), np.zeros((0, 2), np.float32), out)
+    assert (out == 0).all()
+
+
+def test_matmul_falls_back_to_numpy_without_openblas(rng, monkeypatch):
+    monkeypatch.setitem(blas._state, "library", None)
+    a = rng.standard_normal((2, 9, 7)).astype(np.float32)
+    b = rng.standard_normal((7, 4)).astype(np.float32)
+    product = jt.array(a) @ jt.array(b)
+    np.testing.assert_allclose(product.numpy(), a @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose((jt.array(a).transpose(0, 2, 1) @ jt.array(a)).numpy(),
+                               a.transpose(0, 2, 1) @ a, rtol=1e-5, atol=1e-5)
+
+
+def test_numpy_chosen_by_environment(monkeypatch):
+    monkeypatch.setitem(blas._state, "library", blas._UNLOADED)
+    monkeypatch.setenv("METAJIT_BLAS", "numpy")
+    assert not blas.available()
+
+
+def test_onednn_disabled_by_environment(monkeypatch):
+    monkeypatch.setattr(onednn, "_library", onednn._UNLOADED)
+    monkeypatch.setenv("METAJIT_ONEDNN_LIBRARY", "0")
+    assert onednn.library() is None
