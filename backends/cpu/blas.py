@@ -25,7 +25,7 @@ SMALL_PRODUCT = 1 << 15    # multiply-adds per batch item below which numpy's lo
 PART_PRODUCT = 1 << 17     # multiply-adds worth giving one more thread
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "parallel_gemm.cpp")
 _UNLOADED = object()
-_state = {"library": _UNLOADED, "driver": None}
+_state = {"library": _UNLOADED, "driver": None, "routines": None}
 
 
 def _load_openblas():
@@ -56,14 +56,17 @@ def available():
     return library() is not None
 
 
-def _routine_addresses():
-    lib = library()
-    return {np.dtype(np.float32): ctypes.cast(lib.scipy_cblas_sgemm, ctypes.c_void_p).value,
-            np.dtype(np.float64): ctypes.cast(lib.scipy_cblas_dgemm, ctypes.c_void_p).value}
+def _routines():
+    """Address of the CBLAS gemm routine by numpy dtype."""
+    if _state["routines"] is None:
+        lib = library()
+        _state["routines"] = {np.dtype(np.float32): ctypes.cast(lib.scipy_cblas_sgemm, ctypes.c_void_p).value,
+                              np.dtype(np.float64): ctypes.cast(lib.scipy_cblas_dgemm, ctypes.c_void_p).value}
+    return _state["routines"]
 
 
 def _driver():
-    """(compiled parallel driver, gemm routine address by dtype), built on first use."""
+    """The compiled parallel driver (`parallel_gemm.cpp`), built on first use."""
     if _state["driver"] is None:
         from metajit.backends import cpu
         kernel_compiler = cpu.compiler()
@@ -72,7 +75,7 @@ def _driver():
         key = kernel_compiler.toolchain.cache_key(template)
         (function,) = kernel_compiler.load_functions(
             [(key, template.replace(cpu.NAME_PLACEHOLDER, kernel_compiler.symbol(key)))])
-        _state["driver"] = (function, _routine_addresses())
+        _state["driver"] = function
     return _state["driver"]
 
 
@@ -89,39 +92,67 @@ def _layout(matrix):
     return None
 
 
-def _operand(matrix):
-    layout = _layout(matrix)
-    if layout is None:
-        matrix = np.ascontiguousarray(matrix)
-        layout = _layout(matrix)
-    return matrix, layout
-
-
-def gemm(a, b, out):
-    """``out[...] = a @ b`` for 2-d float32 or float64 views of one dtype; ``out`` needs a
-    unit column or row stride (in the second case ``b.T @ a.T`` is written into ``out.T``)."""
+def _driver_calls(a, b, out, roles=("a", "b")):
+    """The driver calls computing ``out[...] = a @ b`` for 2-d views of one dtype, as
+    ``(((role, address) of A, of B, of C), parameters)``; roles name the operand each
+    address points into. None when numpy has to do it (strides BLAS cannot read, an
+    empty reduction)."""
     (m, k), n = a.shape, b.shape[1]
     if m == 0 or n == 0:
-        return
+        return []
     itemsize = out.itemsize
     if out.strides[1] != itemsize and n > 1:
         if out.strides[0] != itemsize and m > 1:
-            out[...] = a @ b
-            return
-        gemm(b.T, a.T, out.T)
-        return
-    if k == 0:
-        out[...] = 0
-        return
-    function, routines = _driver()
-    a, (trans_a, lda) = _operand(a)
-    b, (trans_b, ldb) = _operand(b)
+            return None
+        return _driver_calls(b.T, a.T, out.T, roles[::-1])  # C^T = B^T A^T, written in place
+    layout_a, layout_b = _layout(a), _layout(b)
+    if k == 0 or layout_a is None or layout_b is None:
+        return None
     ldc = out.strides[0] // itemsize if m > 1 else n
-    parts = max(1, m * n * k // PART_PRODUCT)
-    parameters = (ctypes.c_int64 * 11)(routines[out.dtype], trans_a, trans_b, m, n, k, lda, ldb, ldc,
-                                       out.dtype == np.float64, parts)
-    addresses = (ctypes.c_void_p * 2)(a.ctypes.data, b.ctypes.data)
-    function(addresses, (ctypes.c_void_p * 1)(out.ctypes.data), parameters, flags.num_threads)
+    parameters = (_routines()[out.dtype], layout_a[0], layout_b[0], m, n, k, layout_a[1], layout_b[1], ldc,
+                  int(out.dtype == np.float64), max(1, m * n * k // PART_PRODUCT))
+    addresses = ((roles[0], a.ctypes.data), (roles[1], b.ctypes.data), ("out", out.ctypes.data))
+    return [(addresses, parameters)]
+
+
+def _batched_driver_calls(a, b, out):
+    """`_driver_calls` for numpy-broadcast batches; None when numpy has to do it."""
+    batch = out.shape[:-2]
+    if batch and all(size == 1 for size in b.shape[:-2]):
+        folded_a = reshaped_view(a, (-1, a.shape[-1])) if a.shape[:-2] == batch else None
+        folded_out = reshaped_view(out, (-1, out.shape[-1]))
+        if folded_a is not None and folded_out is not None:
+            return _driver_calls(folded_a, b.reshape(b.shape[-2:]), folded_out)
+    m, k = a.shape[-2:]
+    if m * k * b.shape[-1] < SMALL_PRODUCT and math.prod(batch) > 1:
+        return None  # many tiny products (row-wise dots): one numpy call beats a call per item
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    calls = []
+    for index in np.ndindex(*batch):
+        item = _driver_calls(a[index], b[index], out[index])
+        if item is None:
+            return None
+        calls += item
+    return calls
+
+
+def _run(calls, base=None):
+    """Run driver ``calls``; with ``base`` ({role: address}) their addresses are offsets."""
+    function = _driver()
+    for addresses, parameters in calls:
+        a, b, c = (address + (base[role] if base else 0) for role, address in addresses)
+        function((ctypes.c_void_p * 2)(a, b), (ctypes.c_void_p * 1)(c),
+                 (ctypes.c_int64 * 11)(*parameters), flags.num_threads)
+
+
+def gemm(a, b, out):
+    """``out[...] = a @ b`` for 2-d float32 or float64 views of one dtype."""
+    calls = _driver_calls(a, b, out)
+    if calls is None:
+        out[...] = a @ b
+    else:
+        _run(calls)
 
 
 def reshaped_view(array, shape):
@@ -134,22 +165,28 @@ def reshaped_view(array, shape):
     return view
 
 
-def batched_gemm(a, b, out):
+class ProductPlan:
+    """How `batched_gemm` computed a product, with addresses relative to its operands'
+    buffers: a product of the same layout on other buffers replays the driver calls
+    without building views again."""
+
+    def __init__(self, calls, base):
+        self.calls = [(tuple((role, address - base[role]) for role, address in addresses), parameters)
+                      for addresses, parameters in calls]
+
+    def run(self, base):
+        """The product on the buffers at ``base`` ({"a", "b", "out": address})."""
+        _run(self.calls, base)
+
+
+def batched_gemm(a, b, out, base=None):
     """``out[...] = a @ b`` with numpy matmul broadcasting over batch dims; ``out`` is a
-    (possibly strided) view with the broadcast batch shape."""
-    batch = out.shape[:-2]
-    if batch and all(size == 1 for size in b.shape[:-2]):
-        folded_a = reshaped_view(a, (-1, a.shape[-1])) if a.shape[:-2] == batch else None
-        folded_out = reshaped_view(out, (-1, out.shape[-1]))
-        if folded_a is not None and folded_out is not None:
-            gemm(folded_a, b.reshape(b.shape[-2:]), folded_out)
-            return
-    m, k = a.shape[-2:]
-    if m * k * b.shape[-1] < SMALL_PRODUCT and math.prod(batch) > 1:
-        # many tiny products (row-wise dots): one numpy call beats a library call per item
+    (possibly strided) view with the broadcast batch shape. Given ``base`` (the start
+    addresses of the buffers ``a``, ``b`` and ``out`` view), returns a `ProductPlan` for
+    replaying it, or None when numpy computed it."""
+    calls = _batched_driver_calls(a, b, out)
+    if calls is None:
         out[...] = np.matmul(a, b)
-        return
-    a = np.broadcast_to(a, batch + a.shape[-2:])
-    b = np.broadcast_to(b, batch + b.shape[-2:])
-    for index in np.ndindex(*batch):
-        gemm(a[index], b[index], out[index])
+        return None
+    _run(calls)
+    return ProductPlan(calls, base) if base is not None else None

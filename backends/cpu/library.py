@@ -29,18 +29,24 @@ class MatmulProgram:
     def __init__(self, kernel, slots, selectors, orders, expanders, missing, result_layout):
         self.kernel = kernel
         self.slots = slots                  # (slot of A, slot of B)
-        self.selectors = selectors          # per slot: index tuple dropping size-1 dims
+        self.selectors = selectors          # per operand: index tuple dropping size-1 dims
         self.orders = orders                # per operand: dim order -> batch.., m, k / batch.., k, n
         self.expanders = expanders          # per operand: inserts size-1 batch dims it lacks
         self.missing = missing              # (m missing, n missing)
         self.result_layout = result_layout  # (result shape without missing dims, output order, output shape)
+        self.plan = None                    # a `blas.ProductPlan` once the product ran on BLAS
 
     def __call__(self, inputs, outputs, parameters):
+        use_blas = blas.available()
+        if use_blas and self.plan is not None:
+            self.plan.run({"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address,
+                           "out": outputs[0].address})
+            return
         kernel = self.kernel
         operands = []
-        for slot, order, expander in zip(self.slots, self.orders, self.expanders):
+        for slot, selector, order, expander in zip(self.slots, self.selectors, self.orders, self.expanders):
             dtype, shape = kernel.inputs[slot]
-            view = buffer_view(inputs[slot], dtype, shape)[self.selectors[slot]]
+            view = buffer_view(inputs[slot], dtype, shape)[selector]
             operands.append(np.transpose(view, order)[expander])
         a, b = operands
         if self.missing[0]:
@@ -53,12 +59,14 @@ class MatmulProgram:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         product_shape = batch + (a.shape[-2], b.shape[-1])
         product = None
-        if blas.available():
+        if use_blas:
             # BLAS writes through the output's strides, whatever order its axes are laid out in
             product = blas.reshaped_view(out.reshape(output_shape).transpose(np.argsort(to_output)),
                                          product_shape)
         if product is not None:
-            blas.batched_gemm(a, b, product)
+            base = {"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address,
+                    "out": outputs[0].address}
+            self.plan = blas.batched_gemm(a, b, product, base)
         elif to_output == sorted(to_output):  # the output is laid out as the product
             np.matmul(a, b, out=out.reshape(product_shape))
         else:
@@ -82,7 +90,7 @@ def _plain_axes(load, domain):
 
 def recognise_matmul(kernel):
     """A `MatmulProgram` when ``kernel`` is a matrix product (see the module docstring), else None."""
-    if len(kernel.stores) != 1 or len(kernel.inputs) != 2:
+    if len(kernel.stores) != 1 or len(kernel.inputs) not in (1, 2):
         return None
     store, domain = kernel.stores[0], kernel.domain
     value = store.value
@@ -92,7 +100,7 @@ def recognise_matmul(kernel):
         return None
     reduced = store.reduced_axes(domain, kernel.outputs[0][1])
     loads = value.args
-    if reduced is None or len(reduced) != 1 or {load.args[0] for load in loads} != {0, 1}:
+    if reduced is None or len(reduced) != 1 or {load.args[0] for load in loads} != set(range(len(kernel.inputs))):
         return None
     (k,) = reduced
     axes = [_plain_axes(load, domain) for load in loads]
@@ -116,8 +124,7 @@ def recognise_matmul(kernel):
             slice(None) if a in operand_used else None for a in wanted)
 
     slots = (loads[0].args[0], loads[1].args[0])
-    selectors = {slot: tuple(slice(None) if a is not None else 0 for a in load_axes)
-                 for slot, load_axes in zip(slots, axes)}
+    selectors = tuple(tuple(slice(None) if a is not None else 0 for a in load_axes) for load_axes in axes)
     wanted = (batch + m_axes + [k], batch + [k] + n_axes)
     orders = (order(axes[0], wanted[0]), order(axes[1], wanted[1]))
     expanders = (expander(used[0], wanted[0]), expander(used[1], wanted[1]))

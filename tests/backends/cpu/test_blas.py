@@ -86,3 +86,31 @@ def test_onednn_disabled_by_environment(monkeypatch):
     monkeypatch.setattr(onednn, "_library", onednn._UNLOADED)
     monkeypatch.setenv("METAJIT_ONEDNN_LIBRARY", "0")
     assert onednn.library() is None
+
+
+@needs_blas
+@pytest.mark.parametrize("expression", ["a @ b", "a.transpose() @ c", "(a @ b).transpose()",
+                                        "batch @ b", "batch.transpose(0, 2, 1) @ batch", "a @ a.transpose()"])
+def test_products_replay_their_plan_on_new_buffers(rng, expression):
+    """A product's driver calls are recorded once per kernel and replayed on whatever
+    buffers the next realisation gives it."""
+    from metajit.backends.cpu import library
+    programs = set()
+    original = library.MatmulProgram.__call__
+
+    def spying(program, inputs, outputs, parameters):
+        programs.add(program)
+        original(program, inputs, outputs, parameters)
+
+    library.MatmulProgram.__call__ = spying
+    try:
+        for _ in range(3):
+            arrays = {"a": rng.standard_normal((40, 30)), "b": rng.standard_normal((30, 50)),
+                      "c": rng.standard_normal((40, 20)), "batch": rng.standard_normal((3, 40, 30))}
+            arrays = {name: value.astype(np.float32) for name, value in arrays.items()}
+            ours = eval(expression, {}, {name: jt.array(value) for name, value in arrays.items()})
+            theirs = eval(expression.replace(".transpose()", ".T"), {}, arrays)
+            np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-4, atol=1e-4)
+    finally:
+        library.MatmulProgram.__call__ = original
+    assert programs and all(program.plan is not None for program in programs)
