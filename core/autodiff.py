@@ -243,7 +243,7 @@ def _graph_order(root, stop_ids=frozenset()):
     """Topological order (inputs first) of the nodes gradients can flow through, not
     descending below nodes whose id is in ``stop_ids``."""
     from .fusion import topological_order
-    return topological_order([root], lambda n: not n.needs_inputs_for_grad or id(n) in stop_ids)
+    return topological_order([root], lambda n: not n.requires_grad or n.grad_boundary or id(n) in stop_ids)
 
 
 def _accumulate(grads, node, value):

@@ -60,24 +60,30 @@ class Plan:
     intermediates: list
 
 
-def topological_order(targets, is_boundary):
-    """Nodes reachable from ``targets`` (inputs first), not descending below boundary nodes."""
-    order, visited = [], set()
+def topological_order(targets, is_boundary=None):
+    """Nodes reachable from ``targets`` (inputs first), not descending below boundary
+    nodes (by default: realised ones)."""
+    order, visited, finishing = [], set(), []
     for target in targets:
         if id(target) in visited:
             continue
-        stack = [(target, False)]
+        stack = [target]
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
+            node = stack.pop()
+            if node is None:  # every input of the node on top of `finishing` is placed
+                order.append(finishing.pop())
                 continue
             if id(node) in visited:
                 continue
             visited.add(id(node))
-            stack.append((node, True))
-            if not is_boundary(node):
-                stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in visited)
+            stack.append(None)
+            finishing.append(node)
+            if is_boundary(node) if is_boundary is not None else (
+                    node.buffer is not None or node.host_data is not None):
+                continue
+            for source in reversed(node.inputs):
+                if id(source) not in visited:
+                    stack.append(source)
     return order
 
 
@@ -94,14 +100,14 @@ def _structure(order, targets, library_kernels):
     position = {id(n): k for k, n in enumerate(order)}
     entries = []
     for node in order:
-        if node.is_realised:
+        if node.buffer is not None or node.host_data is not None:
             entries.append((node.buffer is None, node.shape, node.dtype))
         elif node.op == "constant":
             entries.append(("constant", node.dtype))
         else:
             entries.append((node.op, node.attrs, node.shape, node.dtype,
-                            tuple(position[id(i)] for i in node.inputs)))
-    key = (tuple(entries), tuple(position[id(t)] for t in targets), library_kernels)
+                            tuple([position[id(i)] for i in node.inputs])))
+    key = (tuple(entries), tuple([position[id(t)] for t in targets]), library_kernels)
     return key, position
 
 
@@ -110,9 +116,9 @@ def plan(targets, library_kernels=()):
 
     ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``).
     """
-    order = topological_order(targets, lambda n: n.is_realised)
+    order = topological_order(targets)
     if library_ops.expand_unclaimed(order, library_kernels):
-        order = topological_order(targets, lambda n: n.is_realised)
+        order = topological_order(targets)
     key, position = _structure(order, targets, tuple(library_kernels))
     template = _plan_cache.get(key)
     if template is None:

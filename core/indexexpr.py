@@ -461,6 +461,20 @@ def parse(text, ndim, num_extras=0, names=None):
     if not isinstance(text, str):
         raise MetajitValueError(f"index expression must be a string, int or IndexExpr, got {text!r}")
     names = names or {}
+    key = (text, ndim, num_extras, tuple(names.items()))
+    parsed = _parsed.get(key)
+    if parsed is None:
+        if len(_parsed) >= PARSE_CACHE_SIZE:
+            _parsed.clear()
+        parsed = _parsed[key] = _parse_text(text, ndim, num_extras, names)
+    return parsed
+
+
+PARSE_CACHE_SIZE = 4096
+_parsed = {}  # (text, ndim, extras, names) -> IndexExpr: pooling layers parse the same windows every step
+
+
+def _parse_text(text, ndim, num_extras, names):
     source = re.sub(r"@e(\d+)\s*\(", r"__extra(\1,", text)
     source = source.replace("&&", " and ").replace("||", " or ")
     source = re.sub(r"!(?!=)", " not ", source)
