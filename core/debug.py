@@ -24,6 +24,11 @@ class LaunchedKernel:
 _recorders = []
 
 
+def is_recording():
+    """Whether a `record_kernels` block is active (the executor then calls `record`)."""
+    return bool(_recorders)
+
+
 def record(handle, kernel):
     """Called by the executor for each launch while a recorder is active."""
     if _recorders:

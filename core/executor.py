@@ -28,10 +28,6 @@ class DeviceBuffer:
         self.handle.free(self.raw)
 
 
-def _nbytes(node):
-    return numel(node.shape) * node.dtype.itemsize
-
-
 def upload(handle, array):
     """Copy a host numpy array into a new `DeviceBuffer` on ``handle``'s device."""
     array = np.ascontiguousarray(array)
@@ -101,18 +97,22 @@ def realise(nodes):
         node.buffer = upload(handle, node.host_data)
         node.host_data = None
     programs = iter(compile_kernels(handle, [s.kernel for s in plan.steps if s.kernel is not None]))
+    launch, recording = handle.launch, debug.is_recording()
     for step in plan.steps:
-        for node in step.input_nodes:
-            _migrate(handle, node)
+        inputs = step.input_nodes
+        for node in inputs:
+            if node.buffer.handle is not handle:
+                _migrate(handle, node)
         if step.kernel is None:
-            step.output_nodes[0].buffer = step.input_nodes[0].buffer
+            step.output_nodes[0].buffer = inputs[0].buffer
             continue
-        program = next(programs)
-        for node in step.output_nodes:
-            node.buffer = DeviceBuffer(handle, _nbytes(node))
-        handle.launch(program, [n.buffer.raw for n in step.input_nodes],
-                      [n.buffer.raw for n in step.output_nodes], step.parameters)
-        debug.record(handle, step.kernel)
+        outputs = step.output_nodes
+        for node in outputs:
+            node.buffer = DeviceBuffer(handle, numel(node.shape) * node.dtype.itemsize)
+        launch(next(programs), [n.buffer.raw for n in inputs], [n.buffer.raw for n in outputs],
+               step.parameters)
+        if recording:
+            debug.record(handle, step.kernel)
     for node in plan.intermediates:
         node.buffer = None
     for node in pending:

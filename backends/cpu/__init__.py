@@ -4,7 +4,6 @@ Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loadin
 `allocator` (aligned caching allocator), `library` (matmul through BLAS), `onednn`
 (oneDNN GEMM and the convolution library ops).
 """
-import ctypes
 import os
 import struct
 
@@ -27,7 +26,6 @@ NAME_PLACEHOLDER = "MJ_KERNEL_NAME"  # the C symbol in rendered sources, replace
 # libgomp threads otherwise spin for a long time after each parallel region and starve
 # the BLAS threads of the next library kernel; must be set before a kernel library loads.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-_DOUBLE, _DOUBLE_BITS = struct.Struct("d"), struct.Struct("q")
 _allocator = CachingAllocator()
 _compiler = None
 
@@ -46,22 +44,26 @@ def allocator():
 
 
 class CompiledKernel:
-    """A loaded C++ kernel: calls it with buffer addresses, packed parameters, thread count."""
+    """A loaded C++ kernel: calls it with buffer addresses, packed parameters, thread count.
 
-    __slots__ = ("function", "source", "float_parameters")
+    Addresses and parameters are packed with `struct` into byte strings the C function
+    reads as ``void* const*`` / ``const void*`` (cheaper than building ctypes arrays)."""
+
+    __slots__ = ("function", "source", "pack_inputs", "pack_outputs", "pack_parameters")
 
     def __init__(self, function, source):
         self.function = function
         self.source = source
-        self.float_parameters = [is_float(d) for d in source.kernel.parameters]
+        kernel = source.kernel
+        self.pack_inputs = struct.Struct(f"{max(len(kernel.inputs), 1)}P").pack
+        self.pack_outputs = struct.Struct(f"{len(kernel.outputs)}P").pack
+        layout = "".join("d" if is_float(d) else "q" for d in kernel.parameters) or "q"
+        self.pack_parameters = struct.Struct("=" + layout).pack
 
     def __call__(self, inputs, outputs, parameters):
-        input_addresses = (ctypes.c_void_p * max(len(inputs), 1))(*[b.address for b in inputs])
-        output_addresses = (ctypes.c_void_p * len(outputs))(*[b.address for b in outputs])
-        packed = (ctypes.c_int64 * max(len(parameters), 1))()
-        for slot, (value, is_float_slot) in enumerate(zip(parameters, self.float_parameters)):
-            packed[slot] = _DOUBLE_BITS.unpack(_DOUBLE.pack(value))[0] if is_float_slot else int(value)
-        self.function(input_addresses, output_addresses, packed, flags.num_threads)
+        self.function(self.pack_inputs(*[b.address for b in inputs] or [0]),
+                      self.pack_outputs(*[b.address for b in outputs]),
+                      self.pack_parameters(*parameters or [0]), flags.num_threads)
 
 
 @hookimpl
