@@ -28,6 +28,7 @@ PARALLEL_ITERATIONS = 1024  # parallel-loop iterations that keep every thread bu
 PARALLEL_MIN_ELEMENTS = 1 << 15
 PARTIAL_OUTPUT_MAX_ELEMENTS = 1 << 16
 ACCUMULATION_BLOCK = 1024
+ACCUMULATION_LANES = 32  # independent float partial results per block: several SIMD registers in flight
 
 _PRELUDE_PATH = os.path.join(os.path.dirname(__file__), "prelude.h")
 
@@ -362,22 +363,35 @@ class KernelRenderer:
         """Lines reducing the value over the innermost ``suffix`` axes into ``acc``.
 
         Widened (double) sums and products run the innermost axis in blocks of
-        `ACCUMULATION_BLOCK` accumulated in float with SIMD, folding each block into
-        ``acc``: float speed, double accuracy. ``parallel`` is an optional
+        `ACCUMULATION_BLOCK` accumulated in float, in `ACCUMULATION_LANES` interleaved
+        partial results (so several SIMD adds are in flight, not one dependent chain),
+        folding each block into ``acc``: float speed, double accuracy. ``parallel`` is an optional
         ``parallel for reduction`` pragma for the outermost loop.
         """
         if widened:
             last, outer = suffix[-1], suffix[:-1]
             size = self.domain[last]
-            block_body = self._fixed_axes() + self._body(
+            lane_body = self._fixed_axes() + self._body(
+                store, lambda v, t: f"lanes[l] = {combine('lanes[l]', f'(float){v}')};")
+            rest_body = self._fixed_axes() + self._body(
                 store, lambda v, t: f"block = {combine('block', f'(float){v}')};")
             lines = [f"for (mj_i64 b{last} = 0; b{last} < {size}LL; b{last} += {ACCUMULATION_BLOCK}LL) {{",
-                     f"  float block = (float){identity};",
                      f"  const mj_i64 e{last} = mj_imin(b{last} + {ACCUMULATION_BLOCK}LL, {size}LL);",
-                     f"  #pragma omp simd reduction({clause}:block)",
-                     f"  for (mj_i64 i{last} = b{last}; i{last} < e{last}; ++i{last}) {{"]
-            lines += ["    " + l for l in block_body]
-            lines += ["  }", f"  acc = {combine('acc', 'block')};", "}"]
+                     f"  float lanes[{ACCUMULATION_LANES}];",
+                     f"  for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) lanes[l] = (float){identity};",
+                     f"  mj_i64 r{last} = b{last};",
+                     f"  for (; r{last} + {ACCUMULATION_LANES} <= e{last}; r{last} += {ACCUMULATION_LANES}) {{",
+                     "    #pragma omp simd",
+                     f"    for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) {{",
+                     f"      const mj_i64 i{last} = r{last} + l;"]
+            lines += ["      " + l for l in lane_body]
+            lines += ["    }", "  }",
+                      f"  float block = (float){identity};",
+                      f"  for (mj_i64 i{last} = r{last}; i{last} < e{last}; ++i{last}) {{"]
+            lines += ["    " + l for l in rest_body]
+            lines += ["  }",
+                      f"  for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) block = {combine('block', 'lanes[l]')};",
+                      f"  acc = {combine('acc', 'block')};", "}"]
             if not outer:
                 return ([parallel] if parallel else []) + lines
             return self._nest(outer, lines, {0: parallel} if parallel else {})
