@@ -9,6 +9,7 @@ import weakref
 from . import backward_cache, dtypes, graph, indexexpr
 from .errors import MetajitValueError
 from .flags import flags
+from .fusion import is_pure_reshape
 from .math_ops import as_node, binary, cast, unary, where, wrap
 from .var import Var
 
@@ -125,11 +126,46 @@ def _inverse_of_relabel(node):
     return inverse, extra_conditions
 
 
+def _permute(x, dims):
+    """``x`` with output dim k reading input dim ``dims[k]`` (a reindex node)."""
+    exprs = [None] * len(dims)
+    for out_axis, in_axis in enumerate(dims):
+        exprs[in_axis] = indexexpr.loop(out_axis)
+    return graph.reindex(x, tuple(x.shape[d] for d in dims), exprs)
+
+
+def _product_sum_permuted(g, inverse):
+    """When the gradient ``g`` is a sum of a product (a matrix product's gradient) and
+    the relabel ``inverse`` only permutes its axes, the same sum laid out in the permuted
+    order, so the product is written in the order its consumers read (a Linear layer's
+    weight gradient comes out as (out, in), not transposed); else None."""
+    exprs, conditions = inverse
+    shape = g.shape
+    while not g.is_realised and is_pure_reshape(g):  # reshapes that cancel out (unsqueeze, squeeze)
+        g = g.inputs[0]
+    if conditions or g.shape != shape or g.op != "reduce" or g.attrs[0] != "sum" or g.is_realised:
+        return None
+    product = g.inputs[0]
+    if product.op != "mul" or product.is_realised or any(e.op != "loop" for e in exprs):
+        return None
+    source_of = [e.args[0] for e in exprs]   # gradient axis k lands on result axis source_of[k]
+    if sorted(source_of) != list(range(len(exprs))) or source_of == sorted(source_of):
+        return None
+    reduced = g.attrs[1]
+    kept = [a for a in range(len(product.shape)) if a not in reduced]
+    order = [kept[source_of.index(axis)] for axis in range(len(kept))] + list(reduced)
+    permuted = graph.elementwise("mul", [_permute(operand, order) for operand in product.inputs])
+    return graph.reduce("sum", permuted, tuple(range(len(kept), len(order))))
+
+
 def _reindex_rule(node, g, inputs, out):
     exprs, _, conditions = node.attrs
     source = node.inputs[0]
     inverse = _inverse_of_relabel(node)
     if inverse is not None:
+        permuted = _product_sum_permuted(g._node, inverse)
+        if permuted is not None:
+            return [wrap(permuted)]
         return [wrap(graph.reindex(g._node, source.shape, inverse[0], 0, inverse[1]))]
     scattered = graph.reindex_reduce("sum", g._node, source.shape, exprs, conditions,
                                      [e._node for e in _extras(node)])

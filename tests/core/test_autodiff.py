@@ -246,3 +246,30 @@ def test_non_overlapping_window_gradient_is_a_gather(rng):
         g.sync()
     assert all(k.kernel.stores[0].reduce_op is None for k in launched)
     np.testing.assert_array_equal(g.numpy()[:, :, 4], 0)
+
+
+@pytest.mark.parametrize("case", ["linear", "batched", "3-d permute"])
+def test_gradient_of_a_transposed_product_is_summed_in_the_target_layout(case):
+    """x @ W.T: W's gradient is the product summed straight into W's (out, in) layout,
+    not into W.T's and then read transposed by every consumer."""
+    rng = np.random.default_rng(3)
+    x_data = rng.standard_normal((5, 7, 6) if case == "batched" else (5, 6))
+    w_data = rng.standard_normal((4, 6))
+    x, w = jt.array(x_data), jt.array(w_data)
+    if case == "3-d permute":
+        w3 = jt.array(rng.standard_normal((2, 4, 6)))
+        y = (x @ w3.permute(0, 2, 1)).tanh()
+        g = jt.grad(y.sum(), w3)
+        out = np.tanh(np.einsum("bi,noi->nbo", x_data, w3.numpy()))
+        expected = np.einsum("nbo,bi->noi", 1 - out ** 2, x_data)
+        target_shape = (2, 4, 6)
+    else:
+        y = (x @ w.transpose()).tanh()
+        g = jt.grad(y.sum(), w)
+        out = np.tanh(x_data @ w_data.T)
+        expected = (1 - out ** 2).reshape(-1, 4).T @ x_data.reshape(-1, 6)
+        target_shape = (4, 6)
+    with jt.debug.record_kernels() as launched:
+        np.testing.assert_allclose(g.numpy(), expected, rtol=1e-10, atol=1e-10)
+    shapes = [tuple(k.kernel.outputs[0][1]) for k in launched if hasattr(k.kernel, "outputs")]
+    assert target_shape in shapes and target_shape[::-1] not in shapes
