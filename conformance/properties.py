@@ -328,9 +328,10 @@ ERROR_PROGRAMS = {
 
 @st.composite
 def _convolution(draw, dtype, with_grads):
-    """``jt.nn.conv2d`` over a drawn geometry (stride, padding, dilation, groups); with
-    gradients of a weighted sum with respect to input and weight. Backends that claim the
-    ``conv2d`` library ops run them; the reference runs their meta-op composition."""
+    """``jt.nn.conv2d`` over a drawn geometry (stride, padding, dilation, groups), with or
+    without a bias; with gradients of a weighted sum with respect to every operand.
+    Backends that claim the ``conv2d`` library ops run them; the reference runs their
+    meta-op composition."""
     groups = draw(st.sampled_from([1, 2]))
     channels, out_channels = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
@@ -339,10 +340,13 @@ def _convolution(draw, dtype, with_grads):
     size = [draw(st.integers(dilation[0] * (k - 1) + 1, 9)) for k in kernel]
     x = draw(arrays(dtype, (draw(st.integers(1, 2)), channels, *size), bound=2.0))
     w = draw(arrays(dtype, (out_channels, channels // groups, *kernel), bound=2.0))
-    call = f"jt.nn.conv2d(a, b, None, {stride}, {padding}, {dilation}, {groups})"
+    inputs = [x, w] + ([draw(arrays(dtype, (out_channels,), bound=2.0))] if draw(st.booleans()) else [])
+    names = "abc"[:len(inputs)]
+    call = f"jt.nn.conv2d(a, b, {'c' if len(inputs) == 3 else None}, {stride}, {padding}, {dilation}, {groups})"
     if not with_grads:
-        return Program(call, [x, w], "accumulated")
-    return Program(f"[{call}] + jt.grad(({call} * {call}.detach()).sum(), [a, b])", [x, w], "accumulated")
+        return Program(call, inputs, "accumulated")
+    return Program(f"[{call}] + jt.grad(({call} * {call}.detach()).sum(), [{', '.join(names)}])", inputs,
+                   "accumulated")
 
 
 def library_properties():

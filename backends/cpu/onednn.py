@@ -74,11 +74,14 @@ def set_threads(count):
 
 # oneDNN enum values (oneDNN 3.x C API, dnnl_types.h)
 _CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
-_TAG_ANY, _TAG_ABCD, _TAG_ABCDE = 1, 5, 6
+_TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
 _FORWARD_TRAINING, _CONVOLUTION_DIRECT = 64, 1
 _QUERY_IMPLEMENTATION = 8
-_QUERY_MD = {"src": 129, "diff_src": 130, "weights": 131, "diff_weights": 132, "dst": 133, "diff_dst": 134}
-_ARGUMENT = {"src": 1, "dst": 17, "weights": 33, "diff_src": 129, "diff_dst": 145, "diff_weights": 161}
+# (query, index) of each argument's memory descriptor; a bias is the weights' second
+_QUERY_MD = {"src": (129, 0), "diff_src": (130, 0), "weights": (131, 0), "bias": (131, 1),
+             "diff_weights": (132, 0), "dst": (133, 0), "diff_dst": (134, 0)}
+_ARGUMENT = {"src": 1, "dst": 17, "weights": 33, "bias": 41, "diff_src": 129, "diff_dst": 145,
+             "diff_weights": 161}
 _Dims = ctypes.c_int64 * 12
 
 
@@ -139,7 +142,7 @@ class _Execution:
 
 
 class ConvolutionProgram:
-    """A 2-d convolution library op (``conv2d``, ``conv2d_backward_data``,
+    """A 2-d convolution library op (``conv2d``, ``conv2d_bias``, ``conv2d_backward_data``,
     ``conv2d_backward_weights``) as oneDNN primitives.
 
     The convolution runs in the layouts oneDNN prefers on this CPU (blocked channels);
@@ -148,6 +151,7 @@ class ConvolutionProgram:
     """
 
     ROLES = {"conv2d": (("src", "weights"), "dst"),
+             "conv2d_bias": (("src", "weights", "bias"), "dst"),
              "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
              "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
 
@@ -163,7 +167,7 @@ class ConvolutionProgram:
         if groups > 1:
             w_shape = (groups, w_shape[0] // groups) + tuple(w_shape[1:])
         plain = {"x": (x_shape, _TAG_ABCD), "w": (w_shape, _TAG_ABCDE if groups > 1 else _TAG_ABCD),
-                 "y": (y_shape, _TAG_ABCD)}
+                 "y": (y_shape, _TAG_ABCD), "b": ((y_shape[1],), _TAG_A)}
         any_desc = {name: _memory_desc(shape, _TAG_ANY) for name, (shape, _) in plain.items()}
         self.user_desc = {name: _memory_desc(shape, tag) for name, (shape, tag) in plain.items()}
         padding_right = [(y_shape[2 + a] - 1) * stride[a] + (w_shape[-2 + a] - 1) * dilation[a] + 1
@@ -171,11 +175,12 @@ class ConvolutionProgram:
         geometry = (_Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*padding), _Dims(*padding_right))
         lib, engine = library(), _Engine.get().engine
         forward = ctypes.c_void_p()
+        bias = self.user_desc["b"] if "bias" in inputs else None
         _check(lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
-            None, any_desc["y"], *geometry, None), f"convolution {x_shape} * {w_shape}")
+            bias, any_desc["y"], *geometry, None), f"convolution {x_shape} * {w_shape}")
         self.forward_desc = forward  # the backward descriptors refer to it
-        if call.name == "conv2d":
+        if call.name in ("conv2d", "conv2d_bias"):
             self.primitive_desc = forward
         elif call.name == "conv2d_backward_data":
             self.primitive_desc = ctypes.c_void_p()
@@ -193,13 +198,14 @@ class ConvolutionProgram:
         """Reorders in, the convolution, a reorder out; sources are address slots
         (0..n-1 inputs, n the output, n+1.. owned scratch buffers)."""
         lib = library()
-        kind_of = {"src": "x", "diff_src": "x", "weights": "w", "diff_weights": "w", "dst": "y", "diff_dst": "y"}
+        kind_of = {"src": "x", "diff_src": "x", "weights": "w", "diff_weights": "w", "dst": "y", "diff_dst": "y",
+                   "bias": "b"}
         self.owned = []
         slots = len(inputs) + 1
         before, after = [], []
         arguments = {}
         for position, role in enumerate(inputs + (output_role,)):
-            wanted = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(self.primitive_desc, _QUERY_MD[role], 0))
+            wanted = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(self.primitive_desc, *_QUERY_MD[role]))
             user = self.user_desc[kind_of[role]]
             if lib.dnnl_memory_desc_equal(wanted, user):
                 arguments[role] = (wanted, position)

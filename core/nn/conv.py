@@ -3,8 +3,9 @@ index arithmetic with overflow 0) followed by a matrix product, which backends t
 ``matmul`` run as BLAS. Gradients come from the same meta-ops (the gather's gradient is
 the col2im scatter).
 
-That composition is the meaning of the library ops ``conv2d``, ``conv2d_backward_data``
-and ``conv2d_backward_weights`` (`metajit.library_ops`): on a device that claims them
+That composition is the meaning of the library ops ``conv2d`` (``conv2d_bias`` with the
+bias added), ``conv2d_backward_data`` and ``conv2d_backward_weights``
+(`metajit.library_ops`): on a device that claims them
 (the cpu backend with oneDNN) a float32 convolution and its first-order gradients run
 as library kernels; higher orders differentiate the composition."""
 import math
@@ -42,7 +43,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                                 f"with padding {padding} and dilation {dilation}")
     geometry = (stride, padding, dilation, groups)
     output_shape = (batch, out_channels, out_h, out_w)
-    if x.dtype == weight.dtype == dtypes.float32 and library_ops.claimed("conv2d"):
+    if bias is not None and bias.shape != (out_channels,):
+        raise MetajitShapeError(f"conv2d: bias of shape {bias.shape} given for {out_channels} output channels")
+    float32 = x.dtype == weight.dtype == dtypes.float32
+    if bias is not None and float32 and bias.dtype == dtypes.float32 and library_ops.claimed("conv2d_bias"):
+        return library_ops.apply("conv2d_bias", [x, weight, bias], geometry, output_shape)
+    if float32 and library_ops.claimed("conv2d"):
         result = library_ops.apply("conv2d", [x, weight], geometry, output_shape)
     else:
         result = _conv2d_composed([x, weight], geometry)
@@ -92,7 +98,7 @@ def _linear_gradient(inputs, attrs, wanted):
 
 def _conv2d_gradients(node, output_grad):
     """First-order gradients of a ``conv2d`` library node as backward library ops."""
-    x, weight = node.inputs
+    x, weight = node.inputs[:2]
     geometry = node.attrs[1]
     if output_grad.dtype != dtypes.float32 or not library_ops.claimed("conv2d_backward_data") \
             or not library_ops.claimed("conv2d_backward_weights"):
@@ -103,7 +109,23 @@ def _conv2d_gradients(node, output_grad):
                               geometry + (weight.shape,), weight.shape)]
 
 
+def _conv2d_bias_composed(inputs, geometry):
+    """conv2d with a per-channel bias: the meaning of library op ``conv2d_bias``."""
+    x, weight, bias = inputs
+    return binary("add", _conv2d_composed([x, weight], geometry), bias.reshape(1, bias.shape[0], 1, 1))
+
+
+def _conv2d_bias_gradients(node, output_grad):
+    """First-order gradients of a ``conv2d_bias`` node: the convolution's, and the output
+    gradient summed over batch and positions for the bias."""
+    grads = _conv2d_gradients(node, output_grad)
+    if grads is None:
+        return None
+    return grads + [output_grad.sum((0, 2, 3))]
+
+
 library_ops.register("conv2d", _conv2d_composed, _conv2d_gradients)
+library_ops.register("conv2d_bias", _conv2d_bias_composed, _conv2d_bias_gradients)
 library_ops.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
 library_ops.register("conv2d_backward_weights",
                      lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))

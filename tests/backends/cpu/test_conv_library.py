@@ -19,16 +19,17 @@ def names(launched):
     return [getattr(entry.kernel, "name", "fused") for entry in launched]
 
 
-def conv_and_grads(device, x_data, w_data, upstream, geometry, order=1):
-    """conv2d output, then d(sum(out * upstream))/d(x, w) (and their second-order
-    counterparts when ``order`` is 2), computed on ``device``."""
+def conv_and_grads(device, x_data, w_data, upstream, geometry, order=1, b_data=None):
+    """conv2d output, then d(sum(out * upstream))/d(x, w[, bias]) (and the second-order
+    counterparts for x and w when ``order`` is 2), computed on ``device``."""
     stride, padding, dilation, groups = geometry
     jt.set_device(device)
     x, w = jt.array(x_data), jt.array(w_data)
-    out = nn.conv2d(x, w, None, stride, padding, dilation, groups)
+    b = None if b_data is None else jt.array(b_data)
+    out = nn.conv2d(x, w, b, stride, padding, dilation, groups)
     loss = (out * jt.array(upstream)).sum()
-    gx, gw = jt.grad(loss, [x, w])
-    results = [out, gx, gw]
+    gx, gw, *gb = jt.grad(loss, [x, w] + ([] if b is None else [b]))
+    results = [out, gx, gw] + gb
     if order == 2:
         results += jt.grad((gx * gx).sum() + (gw * gw).sum(), [x, w])
     with jt.debug.record_kernels() as launched:
@@ -36,19 +37,22 @@ def conv_and_grads(device, x_data, w_data, upstream, geometry, order=1):
     return values, names(launched)
 
 
+@pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("batch,channels,size,out_channels,kernel,stride,padding,dilation,groups", GEOMETRIES)
 def test_library_convolution_matches_composition(rng, batch, channels, size, out_channels, kernel,
-                                                 stride, padding, dilation, groups):
+                                                 stride, padding, dilation, groups, with_bias):
     kernel = kernel if isinstance(kernel, tuple) else (kernel, kernel)
     x_data = rng.standard_normal((batch, channels, size, size)).astype(np.float32)
     w_data = rng.standard_normal((out_channels, channels // groups) + kernel).astype(np.float32)
+    b_data = rng.standard_normal(out_channels).astype(np.float32) if with_bias else None
     geometry = (stride, padding, dilation, groups)
     out_shape = nn.conv2d(jt.array(x_data), jt.array(w_data), None, *geometry).shape
     upstream = rng.standard_normal(out_shape).astype(np.float32)
-    library, launched = conv_and_grads("cpu", x_data, w_data, upstream, geometry)
-    assert {"conv2d", "conv2d_backward_data", "conv2d_backward_weights"} <= set(launched)
-    composed, launched = conv_and_grads("reference", x_data, w_data, upstream, geometry)
-    assert "conv2d" not in launched
+    library, launched = conv_and_grads("cpu", x_data, w_data, upstream, geometry, b_data=b_data)
+    forward = "conv2d_bias" if with_bias else "conv2d"
+    assert {forward, "conv2d_backward_data", "conv2d_backward_weights"} <= set(launched)
+    composed, launched = conv_and_grads("reference", x_data, w_data, upstream, geometry, b_data=b_data)
+    assert not {"conv2d", "conv2d_bias"} & set(launched)
     for ours, expected in zip(library, composed):
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
 
