@@ -27,6 +27,7 @@ data or constant values), so a repeated training step skips fusion entirely.
 """
 import collections
 import dataclasses
+import operator
 
 from . import dtypes, indexexpr, kernel as K, library_ops, opset
 from .graph import numel
@@ -144,9 +145,19 @@ def _interned(kernel):
     return _interned_kernels.setdefault(kernel, kernel)
 
 
+def _picker(positions):
+    """A function taking the graph order to the nodes at ``positions``, as a tuple."""
+    if not positions:
+        return lambda order: ()
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda order: (order[only],)
+    return operator.itemgetter(*positions)
+
+
 def _to_template(fresh, position):
     def where(nodes):
-        return tuple(position[id(n)] for n in nodes)
+        return _picker([position[id(n)] for n in nodes])
     for step in fresh.steps:
         step.kernel = _interned(step.kernel)
     steps = tuple((s.kernel, where(s.input_nodes), where(s.output_nodes), where(s.parameter_nodes))
@@ -156,11 +167,10 @@ def _to_template(fresh, position):
 
 def _instantiate(template, order):
     uploads, steps, intermediates = template
-    return Plan([order[k] for k in uploads],
-                [Step(kernel, [order[k] for k in inputs], [order[k] for k in outputs],
-                      [order[k] for k in parameters])
+    return Plan(uploads(order),
+                [Step(kernel, inputs(order), outputs(order), parameters(order))
                  for kernel, inputs, outputs, parameters in steps],
-                [order[k] for k in intermediates])
+                intermediates(order))
 
 
 def _fuse(order, targets, library_kernels):
