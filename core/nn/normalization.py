@@ -8,12 +8,23 @@ from ..optim import update_average
 from .module import Module
 
 
-def _normalise(x, axes, eps):
+def _statistics(x, axes, eps):
+    """(mean, biased variance, 1 / sqrt(variance + eps)) over ``axes``, kept as size-1 dims."""
     mean = x.mean(dims=axes, keepdims=True)
     centered = binary("sub", x, mean)
     variance = binary("mul", centered, centered).mean(dims=axes, keepdims=True)
-    inverse_std = binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
-    return binary("mul", centered, inverse_std), mean, variance
+    return mean, variance, binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
+
+
+def _normalise(x, axes, eps):
+    mean, variance, inverse_std = _statistics(x, axes, eps)
+    return binary("mul", binary("sub", x, mean), inverse_std), mean, variance
+
+
+def _scale_and_shift(x, scale, shift):
+    """``x * scale + shift`` with per-channel ``scale`` and ``shift``: one pass over ``x``,
+    whatever the statistics and affine parameters folded into them."""
+    return binary("add", binary("mul", x, scale), shift)
 
 
 class _BatchNorm(Module):
@@ -36,7 +47,7 @@ class _BatchNorm(Module):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = [1, self.num_features] + [1] * (x.ndim - 2)
         if self.training or not self.track_running_stats:
-            normalised, mean, variance = _normalise(x, axes, self.eps)
+            mean, variance, inverse_std = _statistics(x, axes, self.eps)
             if self.training and self.track_running_stats:
                 count = x.numel() // self.num_features
                 with no_grad():
@@ -45,12 +56,13 @@ class _BatchNorm(Module):
                     update_average(self.running_var, unbiased, 1 - self.momentum)
                     self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
         else:
-            scale = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps)))
-            normalised = binary("mul", binary("sub", x, self.running_mean.reshape(shape)), scale.reshape(shape))
-        if self.affine:
-            normalised = binary("add", binary("mul", normalised, self.weight.reshape(shape)),
-                                self.bias.reshape(shape))
-        return normalised
+            mean = self.running_mean.reshape(shape)
+            inverse_std = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps))).reshape(shape)
+        # the statistics and the affine parameters fold into one per-channel scale and shift
+        scale = binary("mul", inverse_std, self.weight.reshape(shape)) if self.affine else inverse_std
+        shift = binary("mul", mean, scale)
+        shift = binary("sub", self.bias.reshape(shape), shift) if self.affine else unary("neg", shift)
+        return _scale_and_shift(x, scale, shift)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
