@@ -11,6 +11,9 @@ import numpy as np
 from .errors import MetajitDtypeError
 
 
+_NUMPY = {}  # name -> numpy.dtype, filled on first use (hot: every constant and buffer asks)
+
+
 class DType(str):
     """A metajit dtype; compares equal to its name, numpy dtypes and numpy scalar types.
 
@@ -22,7 +25,10 @@ class DType(str):
     @property
     def numpy(self):
         """The matching ``numpy.dtype``."""
-        return np.dtype(str(self))
+        found = _NUMPY.get(self)
+        if found is None:
+            found = _NUMPY[str(self)] = np.dtype(str(self))
+        return found
 
     @property
     def itemsize(self):

@@ -20,12 +20,14 @@ class DeviceBuffer:
     def __init__(self, handle, nbytes):
         self.handle = handle
         self.nbytes = nbytes
+        self.raw = None  # stays None when the allocation fails: nothing to free then
         self.raw = handle.allocate(nbytes)
         DeviceBuffer.live_count += 1
 
     def __del__(self):
-        DeviceBuffer.live_count -= 1
-        self.handle.free(self.raw)
+        if self.raw is not None:
+            DeviceBuffer.live_count -= 1
+            self.handle.free(self.raw)
 
 
 def upload(handle, array):

@@ -2,6 +2,7 @@
 import gc
 
 import numpy as np
+import pytest
 
 import metajit as jt
 
@@ -63,3 +64,23 @@ def test_realised_nodes_needing_grad_keep_history():
     y = x * x
     y.sync()
     assert jt.grad(y, x).item() == 6.0
+
+
+def test_failed_allocation_raises_cleanly_and_keeps_counts(monkeypatch):
+    """An allocation error reaches the caller as itself; the half-built buffer neither
+    frees anything nor disturbs the live-buffer count."""
+    from metajit import executor, plugins
+    x = jt.array(np.ones(8, dtype=np.float32)).sync()
+    before = jt.liveness_info()["lived_buffers"]
+    handle = plugins.current()
+
+    def out_of_memory(nbytes):
+        raise MemoryError(f"cannot allocate {nbytes} bytes")
+
+    monkeypatch.setattr(handle, "allocate", out_of_memory)
+    with pytest.raises(MemoryError):
+        executor.DeviceBuffer(handle, 64)
+    monkeypatch.undo()
+    gc.collect()
+    assert jt.liveness_info()["lived_buffers"] == before
+    assert (x * 2).numpy().tolist() == [2.0] * 8
