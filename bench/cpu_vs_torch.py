@@ -2,9 +2,10 @@
 
     python bench/cpu_vs_torch.py [--threads N] [--repeat R]
 
-Prints, per workload, the median time of each and the ratio metajit/torch (lower is
-better; the target from issue 3 is shown beside it), then the compile latency of a new
-kernel with an empty cache and with a warm disk cache in a new process.
+Prints, per workload, the median time of each (measured in alternating blocks, so neither
+framework always runs first) and the ratio metajit/torch (lower is better; the target
+from issue 3 is shown beside it), then the compile latency of a new kernel with an empty
+cache and with a warm disk cache in a new process.
 
 torch ships its own ``libgomp.so.1``, which then also serves metajit's kernels; both
 frameworks therefore run under one OpenMP runtime, configured here before either loads
@@ -26,16 +27,26 @@ import time
 import numpy as np
 
 
-def median_seconds(function, repeat, warmup=2):
-    """Median wall time of ``function()`` over ``repeat`` runs after ``warmup`` runs."""
+def _timed_runs(function, count, warmup, samples):
     for _ in range(warmup):
         function()
-    samples = []
-    for _ in range(repeat):
+    for _ in range(count):
         start = time.perf_counter()
         function()
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+
+
+def paired_medians(ours, theirs, repeat, rounds=3, warmup=2):
+    """Median wall times of ``ours()`` and ``theirs()``, ``repeat`` runs each, taken in
+    ``rounds`` alternating blocks (each after ``warmup`` runs), so neither side always
+    runs first after the caches were filled by something else or while the machine's
+    load drifts."""
+    ours_samples, theirs_samples = [], []
+    per_round = max(1, -(-repeat // rounds))
+    for _ in range(rounds):
+        _timed_runs(ours, per_round, warmup, ours_samples)
+        _timed_runs(theirs, per_round, warmup, theirs_samples)
+    return statistics.median(ours_samples), statistics.median(theirs_samples)
 
 
 def elementwise(jt, torch, rng):
@@ -184,8 +195,7 @@ def main():
     print(f"{'workload':44s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>7s} {'target':>7s}")
     for name, make, target in WORKLOADS:
         ours, theirs = make(jt, torch, rng)
-        ours_time = median_seconds(ours, arguments.repeat)
-        theirs_time = median_seconds(theirs, arguments.repeat)
+        ours_time, theirs_time = paired_medians(ours, theirs, arguments.repeat)
         ratio = ours_time / theirs_time
         mark = "ok" if ratio <= target else "MISS"
         print(f"{name:44s} {ours_time * 1e3:11.3f} {theirs_time * 1e3:10.3f} {ratio:7.2f} "

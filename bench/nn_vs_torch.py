@@ -12,7 +12,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
-from cpu_vs_torch import median_seconds, setup  # noqa: E402
+from cpu_vs_torch import paired_medians, setup  # noqa: E402
 
 
 def small_convnet(nn):
@@ -92,8 +92,7 @@ def main():
     print(f"{'workload':40s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>7s} {'target':>7s}")
     for name, ours_run, theirs_run, target in rows:
         with torch.no_grad() if "forward" in name else torch.enable_grad():
-            ours_time = median_seconds(ours_run, arguments.repeat)
-            theirs_time = median_seconds(theirs_run, arguments.repeat)
+            ours_time, theirs_time = paired_medians(ours_run, theirs_run, arguments.repeat)
         ratio = ours_time / theirs_time
         print(f"{name:40s} {ours_time * 1e3:11.2f} {theirs_time * 1e3:10.2f} {ratio:7.2f} "
               f"{'<=' + str(target):>7s} {'ok' if ratio <= target else 'MISS'}")

@@ -390,6 +390,7 @@ class KernelRenderer:
                       f"  for (mj_i64 i{last} = r{last}; i{last} < e{last}; ++i{last}) {{"]
             lines += ["    " + l for l in rest_body]
             lines += ["  }",
+                      f"  #pragma omp simd reduction({clause}:block)",
                       f"  for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) block = {combine('block', 'lanes[l]')};",
                       f"  acc = {combine('acc', 'block')};", "}"]
             if not outer:
