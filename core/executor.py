@@ -99,7 +99,10 @@ def realise(nodes):
         node.buffer = upload(handle, node.host_data)
         node.host_data = None
     programs = iter(compile_kernels(handle, [s.kernel for s in plan.steps if s.kernel is not None]))
-    launch, recording = handle.launch, debug.is_recording()
+    # every buffer and argument list first, then the launches back to back: the Python
+    # between two kernels is then only the call itself (nothing is freed before the end,
+    # so allocating up front does not raise the peak)
+    launches = []
     for step in plan.steps:
         inputs = step.input_nodes
         for node in inputs:
@@ -111,10 +114,22 @@ def realise(nodes):
         outputs = step.output_nodes
         for node in outputs:
             node.buffer = DeviceBuffer(handle, numel(node.shape) * node.dtype.itemsize)
-        launch(next(programs), [n.buffer.raw for n in inputs], [n.buffer.raw for n in outputs],
-               step.parameters)
-        if recording:
-            debug.record(handle, step.kernel)
+        launches.append((next(programs), [n.buffer.raw for n in inputs], [n.buffer.raw for n in outputs],
+                         step.parameters, outputs))
+    launch = handle.launch
+    for done, (program, input_buffers, output_buffers, parameters, _) in enumerate(launches):
+        try:
+            launch(program, input_buffers, output_buffers, parameters)
+        except BaseException:
+            # the failed launch and those after it computed nothing: their nodes stay unrealised
+            for *_, outputs in launches[done:]:
+                for node in outputs:
+                    node.buffer = None
+            raise
+    if debug.is_recording():
+        for step in plan.steps:
+            if step.kernel is not None:
+                debug.record(handle, step.kernel)
     for node in plan.intermediates:
         node.buffer = None
     for node in pending:

@@ -84,3 +84,29 @@ def test_failed_allocation_raises_cleanly_and_keeps_counts(monkeypatch):
     gc.collect()
     assert jt.liveness_info()["lived_buffers"] == before
     assert (x * 2).numpy().tolist() == [2.0] * 8
+
+
+def test_a_failed_launch_leaves_its_values_unrealised(monkeypatch):
+    """When a kernel launch raises, neither its outputs nor those of later kernels look
+    computed: the next realisation computes them afresh."""
+    from metajit import plugins
+    x = jt.array(np.arange(6, dtype=np.float32)).sync()
+    y = (x * 2).sum()
+    z = (x * 3).exp().sum(0, keepdims=True) + y
+    handle = plugins.current()
+    original, calls = handle.launch, []
+
+    def failing(*arguments):
+        calls.append(arguments)
+        if len(calls) == 2:
+            raise RuntimeError("device lost")
+        original(*arguments)
+
+    monkeypatch.setattr(handle, "launch", failing)
+    with pytest.raises(RuntimeError, match="device lost"):
+        z.sync()
+    monkeypatch.undo()
+    assert not z._node.is_realised
+    expected = np.exp(np.arange(6) * 3.0).sum() + 30.0
+    np.testing.assert_allclose(z.numpy(), [expected], rtol=1e-5)
+    assert y.item() == 30.0
