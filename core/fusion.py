@@ -5,7 +5,10 @@ Rules (Jittor's, plus duplication of cheap producers):
 * A node is *materialised* (written to a buffer by its own kernel) when it is a
   realisation target, a reduce or reindex_reduce, an extra index input of a
   reindex, or an element-wise node whose consumers fall in more than one kernel
-  (within one kernel the value tree shares it).
+  (within one kernel the value tree shares it) — unless it is one cheap op over a
+  stored full-size input and small broadcast operands (``x - mean``), which each
+  consumer recomputes: that reads the input once per consumer instead of writing the
+  result and reading it back.
 * Everything else is inlined into its consumers: element-wise chains, broadcasts
   and reindex reads compose into one value tree, with reindex index expressions
   substituted into the loads and out-of-range reads turned into ``select``\\ s —
@@ -269,12 +272,42 @@ def _matmul_operands(node):
     return [source for source, _ in peeled]
 
 
+# Element-wise ops cheap enough to recompute in each consumer instead of storing them.
+_CHEAP_OPS = frozenset(("add", "sub", "mul", "neg", "maximum", "minimum"))
+DUPLICATE_MAX_KERNELS = 4   # kernels a cheap producer may be recomputed in
+_STORED_OPS = ("reduce", "reindex_reduce", "library")  # always materialised by `_fuse`
+
+
+def _worth_duplicating(node, kernels):
+    """Whether to recompute ``node`` in each of its consumer ``kernels`` instead of storing
+    it: one cheap op over a full-size input and small (broadcast) operands moves less
+    memory recomputed (each consumer reads that input) than stored (written once, then
+    read by every consumer). Only a single op: deeper chains recompute per element what
+    the compiler may not hoist (per-channel divisions, square roots)."""
+    if node.op not in _CHEAP_OPS or len(kernels) > DUPLICATE_MAX_KERNELS:
+        return False
+    size = numel(node.shape)
+    full = 0
+    for operand in node.inputs:
+        source = operand
+        while not source.is_realised and source.op == "broadcast_to":
+            source = source.inputs[0]
+        if source.op in _ALWAYS_INLINED:
+            continue
+        if numel(source.shape) == size and source is operand and (source.is_realised or source.op in _STORED_OPS):
+            full += 1
+        elif numel(source.shape) * 64 > size or source is operand:
+            return False
+    return full == 1
+
+
 def _choose_materialised(order, consumers, forced):
     """Materialise forced nodes, and expensive nodes whose consumers fall in several kernels.
 
     A kernel is named by its root (a materialised node); walking consumers first, each
     node learns the set of kernels that would inline it. Leaves and index-only nodes are
-    never stored for sharing: they are cheap to recompute, so sharing passes to their source.
+    never stored for sharing: they are cheap to recompute, so sharing passes to their
+    source; so is one cheap op over a stored input (`_worth_duplicating`).
     """
     materialised = set()
     owners = {}
@@ -286,7 +319,8 @@ def _choose_materialised(order, consumers, forced):
             owners[id(node)] = frozenset((id(node),))
             continue
         kernels = frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
-        if len(kernels) > 1 and node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY:
+        if len(kernels) > 1 and node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY \
+                and not _worth_duplicating(node, kernels):
             materialised.add(id(node))
             kernels = frozenset((id(node),))
         owners[id(node)] = kernels

@@ -96,3 +96,40 @@ def test_stored_reshape_shares_its_source_buffer_but_tiles_do_not(rng):
     np.testing.assert_array_equal(y.numpy(), (x.numpy() * 2).reshape(3, 8))
     tiled = jt.array([1, 2]).repeat(2, 2)
     np.testing.assert_array_equal(tiled.numpy(), [[1, 2, 1, 2], [1, 2, 1, 2]])
+
+
+def test_one_cheap_op_over_a_stored_input_is_recomputed_not_stored(rng):
+    """x - mean(x) feeding two kernels (BatchNorm's centring) is recomputed in both: no
+    kernel writes it, and the results match numpy."""
+    data = rng.standard_normal((64, 32))
+    x = jt.array(data).sync()
+
+    def spread_and_scaled():  # centered is not a live Var afterwards, so not a target
+        centered = x - x.mean(0, keepdims=True)
+        return (centered * centered).sum(0), (centered * 3.0).exp()
+
+    spread, scaled = spread_and_scaled()
+    with jt.debug.record_kernels() as launched:
+        jt.sync_all()
+    full_size = [k for k in launched if tuple(k.kernel.outputs[0][1]) == (64, 32)]
+    assert len(full_size) == 1  # only exp(3 * centered) itself
+    expected = data - data.mean(0, keepdims=True)
+    np.testing.assert_allclose(spread.numpy(), (expected ** 2).sum(0), rtol=1e-10)
+    np.testing.assert_allclose(scaled.numpy(), np.exp(3 * expected), rtol=1e-10)
+
+
+def test_a_deeper_chain_shared_by_kernels_is_still_stored(rng):
+    data = rng.standard_normal((64, 32))
+    x = jt.array(data).sync()
+
+    def first_and_second():
+        shared = ((x - x.mean(0, keepdims=True)) * 2.0 + 1.0).exp()
+        return shared.sum(0), shared.max(1)
+
+    first, second = first_and_second()
+    with jt.debug.record_kernels() as launched:
+        jt.sync_all()
+    assert any(tuple(k.kernel.outputs[0][1]) == (64, 32) for k in launched)
+    reference = np.exp((data - data.mean(0, keepdims=True)) * 2 + 1)
+    np.testing.assert_allclose(first.numpy(), reference.sum(0), rtol=1e-10)
+    np.testing.assert_allclose(second.numpy(), reference.max(1), rtol=1e-10)
