@@ -12,7 +12,7 @@ import os
 
 import pluggy
 
-from . import hookspec
+from . import dtypes, hookspec
 from .errors import MetajitDeviceError
 
 ENTRY_POINT_GROUP = "metajit.backends"
@@ -74,7 +74,7 @@ class BackendHandle:
     def __init__(self, name, description, functions):
         self.name = name
         self.description = description
-        self.dtypes = frozenset(description.dtypes)
+        self.dtypes = frozenset(dtypes.as_dtype(d) for d in description.dtypes)  # the singletons: lookups hit by identity
         for hook in REQUIRED_HOOKS + OPTIONAL_HOOKS:
             setattr(self, hook, functions.get(hook))
         self.programs = {}
