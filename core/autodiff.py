@@ -9,7 +9,7 @@ import weakref
 from . import backward_cache, dtypes, graph, indexexpr
 from .errors import MetajitValueError
 from .flags import flags
-from .fusion import is_pure_reshape
+from .fusion import is_pure_reshape, topological_order
 from .math_ops import as_node, binary, cast, unary, where, wrap
 from .var import Var
 
@@ -143,7 +143,8 @@ def _product_sum_permuted(g, inverse):
     shape = g.shape
     while not g.is_realised and is_pure_reshape(g):  # reshapes that cancel out (unsqueeze, squeeze)
         g = g.inputs[0]
-    if conditions or g.shape != shape or g.op != "reduce" or g.attrs[0] != "sum" or g.is_realised:
+    if conditions or g.shape != shape or g.op != "reduce" or g.attrs[0] != "sum" or g.attrs[2] \
+            or g.is_realised:
         return None
     product = g.inputs[0]
     if product.op != "mul" or product.is_realised or any(e.op != "loop" for e in exprs):
@@ -278,7 +279,6 @@ RULES = {
 def _graph_order(root, stop_ids=frozenset()):
     """Topological order (inputs first) of the nodes gradients can flow through, not
     descending below nodes whose id is in ``stop_ids``."""
-    from .fusion import topological_order
     return topological_order([root], lambda n: not n.requires_grad or n.grad_boundary or id(n) in stop_ids)
 
 

@@ -102,30 +102,33 @@ def realise(nodes):
     # every buffer and argument list first, then the launches back to back: the Python
     # between two kernels is then only the call itself (nothing is freed before the end,
     # so allocating up front does not raise the peak)
-    launches = []
-    for step in plan.steps:
-        inputs = step.input_nodes
-        for node in inputs:
-            if node.buffer.handle is not handle:
-                _migrate(handle, node)
-        if step.kernel is None:
-            step.output_nodes[0].buffer = inputs[0].buffer
-            continue
-        outputs = step.output_nodes
-        for node in outputs:
-            node.buffer = DeviceBuffer(handle, numel(node.shape) * node.dtype.itemsize)
-        launches.append((next(programs), [n.buffer.raw for n in inputs], [n.buffer.raw for n in outputs],
-                         step.parameters, outputs))
-    launch = handle.launch
-    for done, (program, input_buffers, output_buffers, parameters, _) in enumerate(launches):
-        try:
-            launch(program, input_buffers, output_buffers, parameters)
-        except BaseException:
-            # the failed launch and those after it computed nothing: their nodes stay unrealised
-            for *_, outputs in launches[done:]:
-                for node in outputs:
-                    node.buffer = None
-            raise
+    launches, done = [], 0
+    try:
+        for step in plan.steps:
+            inputs, outputs = step.input_nodes, step.output_nodes
+            for node in inputs:
+                if node.buffer.handle is not handle:
+                    _migrate(handle, node)
+            if step.kernel is None:
+                outputs[0].buffer = inputs[0].buffer
+                launches.append((None, None, None, None, outputs))
+                continue
+            buffers = [DeviceBuffer(handle, numel(node.shape) * node.dtype.itemsize) for node in outputs]
+            for node, buffer in zip(outputs, buffers):
+                node.buffer = buffer
+            launches.append((next(programs), [n.buffer.raw for n in inputs], [b.raw for b in buffers],
+                             step.parameters, outputs))
+        launch = handle.launch
+        for program, input_buffers, output_buffers, parameters, _ in launches:
+            if program is not None:
+                launch(program, input_buffers, output_buffers, parameters)
+            done += 1
+    except BaseException:
+        # what did not run computed nothing: those nodes stay unrealised
+        for *_, outputs in launches[done:]:
+            for node in outputs:
+                node.buffer = None
+        raise
     if debug.is_recording():
         for step in plan.steps:
             if step.kernel is not None:

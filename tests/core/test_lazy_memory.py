@@ -110,3 +110,24 @@ def test_a_failed_launch_leaves_its_values_unrealised(monkeypatch):
     expected = np.exp(np.arange(6) * 3.0).sum() + 30.0
     np.testing.assert_allclose(z.numpy(), [expected], rtol=1e-5)
     assert y.item() == 30.0
+
+
+def test_an_allocation_failing_mid_realisation_leaves_nothing_half_done(monkeypatch):
+    from metajit import plugins
+    x = jt.array(np.arange(6, dtype=np.float32)).sync()
+    z = (x * 3).exp().sum(0, keepdims=True) + (x * 2).sum()
+    handle = plugins.current()
+    original, calls = handle.allocate, []
+
+    def failing(nbytes):
+        calls.append(nbytes)
+        if len(calls) == 2:
+            raise MemoryError("out of device memory")
+        return original(nbytes)
+
+    monkeypatch.setattr(handle, "allocate", failing)
+    with pytest.raises(MemoryError):
+        z.sync()
+    monkeypatch.undo()
+    assert not z._node.is_realised
+    np.testing.assert_allclose(z.numpy(), [np.exp(np.arange(6) * 3.0).sum() + 30.0], rtol=1e-5)
