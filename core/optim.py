@@ -142,8 +142,8 @@ class SGD(Optimizer):
         if momentum:
             first_step = "momentum_buffer" not in state
             buffer = _state_var(state, "momentum_buffer", gradient)
-            buffer.assign(gradient if first_step else binary(
-                "add", binary("mul", buffer, momentum), binary("mul", gradient, 1.0 - group["dampening"])))
+            damped = gradient if not group["dampening"] else binary("mul", gradient, 1.0 - group["dampening"])
+            buffer.assign(gradient if first_step else binary("add", binary("mul", buffer, momentum), damped))
             gradient = binary("add", gradient, binary("mul", buffer, momentum)) if group["nesterov"] else buffer
         return binary("sub", parameter, binary("mul", gradient, group["lr"]))
 
