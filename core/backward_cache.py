@@ -11,6 +11,7 @@ promotion, broadcasting and shape checks per rule.
 """
 import collections
 
+from . import plugins
 from .flags import flags
 from .graph import Node
 
@@ -20,8 +21,8 @@ _UNCACHEABLE = object()
 
 
 def structure_key(order, target_nodes, seed):
-    """What the gradient rules see of the graph ``order`` (inputs first): a hashable key,
-    and each node's position."""
+    """What the gradient rules see of the graph ``order`` (inputs first) and of the
+    current device: a hashable key, and each node's position."""
     position = {id(n): k for k, n in enumerate(order)}
     entries = []
     for node in order:
@@ -30,7 +31,9 @@ def structure_key(order, target_nodes, seed):
                         node.requires_grad, node.grad_boundary,
                         tuple(position[id(i)] for i in node.inputs) if descends else len(node.inputs)))
     targets = tuple(position.get(id(t), -1) for t in target_nodes)
-    return (tuple(entries), targets, seed.shape, seed.dtype, flags.no_grad), position
+    # library ops' own gradients depend on what the current device claims
+    claims = plugins.current().description.library_kernels
+    return (tuple(entries), targets, seed.shape, seed.dtype, flags.no_grad, claims), position
 
 
 def lookup(key):
