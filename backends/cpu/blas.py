@@ -15,6 +15,7 @@ kernels' OpenMP threads.
 import ctypes
 import math
 import os
+import struct
 
 import numpy as np
 
@@ -137,13 +138,21 @@ def _batched_driver_calls(a, b, out):
     return calls
 
 
+_PACK_ADDRESSES = struct.Struct("3P")
+_C_OFFSET = 2 * struct.calcsize("P")
+_PACK_PARAMETERS = struct.Struct("=11q")
+
+
 def _run(calls, base=None):
-    """Run driver ``calls``; with ``base`` ({role: address}) their addresses are offsets."""
+    """Run driver ``calls``; with ``base`` ({role: address}) their addresses are offsets.
+    Parameters may come packed already (`ProductPlan`)."""
     function = _driver()
     for addresses, parameters in calls:
-        a, b, c = (address + (base[role] if base else 0) for role, address in addresses)
-        function((ctypes.c_void_p * 2)(a, b), (ctypes.c_void_p * 1)(c),
-                 (ctypes.c_int64 * 11)(*parameters), flags.num_threads)
+        packed = _PACK_ADDRESSES.pack(*(address + (base[role] if base else 0) for role, address in addresses))
+        if not isinstance(parameters, bytes):
+            parameters = _PACK_PARAMETERS.pack(*parameters)
+        # inputs and outputs share one packed block: A and B first, then C
+        function(packed, packed[_C_OFFSET:], parameters, flags.num_threads)
 
 
 def gemm(a, b, out):
@@ -171,7 +180,8 @@ class ProductPlan:
     without building views again."""
 
     def __init__(self, calls, base):
-        self.calls = [(tuple((role, address - base[role]) for role, address in addresses), parameters)
+        self.calls = [(tuple((role, address - base[role]) for role, address in addresses),
+                       _PACK_PARAMETERS.pack(*parameters))
                       for addresses, parameters in calls]
 
     def run(self, base):
