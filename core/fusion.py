@@ -16,6 +16,9 @@ Rules (Jittor's, plus duplication of cheap producers):
   inputs: im2col, pooling windows) is stored once rather than recomputed per read.
 * Library nodes (`metajit.library_ops`) and their inputs are materialised: the
   library step reads and writes dense buffers.
+* A stored element-wise producer whose stored element-wise consumer of the same shape
+  reaches it through inlined element-wise nodes is computed and stored by the
+  consumer's kernel as a second output (`_siblings`), when nothing earlier reads it.
 * Constants, loop coordinates and index-only nodes (broadcast, reindex) are never
   stored for sharing: they are recomputed in each consumer, and sharing passes to
   their source.
@@ -206,12 +209,51 @@ def _fuse(order, targets, library_kernels):
                 and node.inputs[0].op not in _ALWAYS_INLINED:
             forced.add(id(node.inputs[0]))
     materialised = _choose_materialised(order, consumers, forced)
+    co_stored, absorbed = _siblings(order, materialised, consumers)
     steps = [_alias_step(node) if is_pure_reshape(node) and _is_stored(node.inputs[0], materialised)
-             else _build_step(node, materialised)
-             for node in order if id(node) in materialised and not node.is_realised]
+             else _build_step(node, materialised, co_stored.get(id(node), ()))
+             for node in order if id(node) in materialised and not node.is_realised and id(node) not in absorbed]
     intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
                      and not n.is_realised]
     return Plan(uploads, steps, intermediates)
+
+
+def _is_plain_elementwise(node):
+    return not node.is_realised and node.op in opset.ELEMENTWISE and node.op not in _ALWAYS_INLINED
+
+
+def _siblings(order, materialised, consumers):
+    """Stored element-wise producers that the kernel of a stored element-wise consumer of
+    the same shape computes and stores itself (SGD's momentum buffer with the parameter
+    update; BatchNorm's output with the ReLU after it): one loop reads the inputs once
+    and writes both, instead of a second kernel reading the first one's output back.
+
+    A producer qualifies when the consumer reaches it through inlined element-wise nodes
+    only (same index) and every other reader of it comes later in the order, so its
+    buffer is written before anyone loads it. Returns ({consumer id: [producers]}, ids of
+    the absorbed producers)."""
+    position = {id(n): k for k, n in enumerate(order)}
+    co_stored, absorbed = {}, set()
+    for node in order:
+        if id(node) not in materialised or not _is_plain_elementwise(node) or id(node) in absorbed:
+            continue
+        region, stack, found = {id(node)}, list(node.inputs), []
+        while stack:
+            source = stack.pop()
+            if id(source) in region or not _is_plain_elementwise(source) or source.shape != node.shape:
+                continue
+            if id(source) in materialised:
+                if id(source) not in absorbed and id(source) not in co_stored:
+                    found.append(source)
+                continue
+            region.add(id(source))
+            stack.extend(source.inputs)
+        for producer in found:
+            readers = consumers.get(id(producer), ())
+            if all(id(r) in region or position[id(r)] > position[id(node)] for r in readers):
+                co_stored.setdefault(id(node), []).append(producer)
+                absorbed.add(id(producer))
+    return co_stored, absorbed
 
 
 def _amplified_producer(node):
@@ -330,8 +372,9 @@ def _choose_materialised(order, consumers, forced):
 class _KernelBuilder:
     """Builds one kernel's value tree; inputs are deduplicated into slots."""
 
-    def __init__(self, root, materialised, domain):
+    def __init__(self, root, materialised, domain, co_stored=()):
         self.root = root
+        self.co_stored = {id(n) for n in co_stored}
         self.materialised = materialised
         self.domain = domain
         self.slots = {}
@@ -356,7 +399,8 @@ class _KernelBuilder:
         return K.parameter(slot, node.dtype)
 
     def is_loaded(self, node):
-        return node is not self.root and (node.is_realised or id(node) in self.materialised)
+        return node is not self.root and id(node) not in self.co_stored and (
+            node.is_realised or id(node) in self.materialised)
 
     def value(self, node, index):
         key = (id(node), index)
@@ -423,14 +467,16 @@ class _KernelBuilder:
                                   K.constant(overflow_value, node.dtype)], node.dtype)
 
 
-def _build_step(node, materialised):
+def _build_step(node, materialised, co_stored=()):
+    """The kernel step computing materialised ``node``; ``co_stored`` are element-wise
+    nodes of its shape it computes inline and stores as further outputs (`_siblings`)."""
     if node.op == "library":
         return Step(library_ops.call_of(node), list(node.inputs), [node])
     if node.op in ("reduce", "reindex_reduce"):
         domain = node.inputs[0].shape
     else:
         domain = node.shape
-    builder = _KernelBuilder(node, materialised, domain)
+    builder = _KernelBuilder(node, materialised, domain, co_stored)
     loops = tuple(indexexpr.loop(a) for a in range(len(domain)))
     condition = None
     reduce_op = None
@@ -446,7 +492,9 @@ def _build_step(node, materialised):
     else:
         value = builder._compute(node, loops)
         index = loops
-    store = K.Store(0, index, value, reduce_op, condition)
+    outputs = [node] + list(co_stored)
+    stores = [K.Store(0, index, value, reduce_op, condition)]
+    stores += [K.Store(slot, loops, builder.value(sibling, loops)) for slot, sibling in enumerate(co_stored, 1)]
     kernel = K.Kernel(domain, [(n.dtype, n.shape) for n in builder.input_nodes],
-                      [(node.dtype, node.shape)], [store], [p.dtype for p in builder.parameter_nodes])
-    return Step(kernel, builder.input_nodes, [node], builder.parameter_nodes)
+                      [(n.dtype, n.shape) for n in outputs], stores, [p.dtype for p in builder.parameter_nodes])
+    return Step(kernel, builder.input_nodes, outputs, builder.parameter_nodes)

@@ -199,9 +199,17 @@ class KernelRenderer:
             header.append(f"  {C_TYPES[str(dtype)]}* __restrict out{slot} = "
                           f"({C_TYPES[str(dtype)]}*)outputs[{slot}];")
         body = []
-        for store in kernel.stores:
-            body.extend(self._render_store(store))
+        if len(kernel.stores) > 1 and all(self._is_plain_store(store) for store in kernel.stores):
+            body = self._elementwise(kernel.stores, math.prod(self.domain))  # one loop, shared values
+        else:
+            for store in kernel.stores:
+                body.extend(self._render_store(store))
         return "\n".join(header + ["  " + line for line in body] + ["}"])
+
+    def _is_plain_store(self, store):
+        """An element-wise store writing every loop position once, in loop order."""
+        return (store.reduce_op is None and store.condition == indexexpr.const(1)
+                and store.index == tuple(indexexpr.loop(a) for a in range(len(self.domain))))
 
     def _loop_axes(self):
         return [a for a, size in enumerate(self.domain) if size != 1]
@@ -210,8 +218,16 @@ class KernelRenderer:
         return [f"const mj_i64 i{a} = 0;" for a, size in enumerate(self.domain) if size == 1]
 
     def _body(self, store, accumulate=None):
-        """The statements computing ``store.value`` and writing or accumulating it."""
+        """The statements computing ``store.value`` and writing or accumulating it; given
+        several element-wise stores, the statements writing all of them, each shared
+        value computed once."""
         self.lines, self.values = [], {}
+        if isinstance(store, (list, tuple)):
+            for each in store:
+                value = self.value(each.value)
+                self.lines.append(f"out{each.slot}[{self.offset(each.index, self.kernel.outputs[each.slot][1])}] "
+                                  f"= {value};")
+            return self.lines
         value = self.value(store.value)
         out_dtype, out_shape = self.kernel.outputs[store.slot]
         target = f"out{store.slot}[{self.offset(store.index, out_shape)}]"

@@ -133,3 +133,40 @@ def test_a_deeper_chain_shared_by_kernels_is_still_stored(rng):
     reference = np.exp((data - data.mean(0, keepdims=True)) * 2 + 1)
     np.testing.assert_allclose(first.numpy(), reference.sum(0), rtol=1e-10)
     np.testing.assert_allclose(second.numpy(), reference.max(1), rtol=1e-10)
+
+
+def test_momentum_buffer_and_parameter_update_share_one_kernel():
+    """SGD with momentum: the new buffer is computed and stored by the same loop that
+    updates the parameter (two outputs), not by a kernel of its own read back."""
+    p = jt.array(np.linspace(-1, 1, 10)).sync()
+    buffer = jt.array(np.full(10, 2.0)).sync()
+    g = jt.array(np.linspace(0, 3, 10)).sync()
+    with jt.no_grad():
+        buffer.assign(buffer * 0.9 + g)
+        p.assign(p - buffer * 0.1)
+    with jt.debug.record_kernels() as launched:
+        jt.sync_all()
+    assert len(launched) == 1 and len(launched[0].kernel.outputs) == 2
+    expected_buffer = 2.0 * 0.9 + np.linspace(0, 3, 10)
+    np.testing.assert_allclose(buffer.numpy(), expected_buffer, rtol=1e-12)
+    np.testing.assert_allclose(p.numpy(), np.linspace(-1, 1, 10) - 0.1 * expected_buffer, rtol=1e-12)
+
+
+def test_a_producer_read_earlier_by_another_kernel_keeps_its_own_kernel(rng):
+    """When something that runs before the consumer reads the producer's buffer, the
+    producer cannot move into the consumer's kernel; either way the values are right."""
+    data = rng.standard_normal((16, 8))
+    x = jt.array(data).sync()
+    for third, reference in (("tanh", np.tanh), ("add_one", lambda v: v + 1.0)):
+        def graph():
+            produced = (x * 2.0).exp()
+            early = (produced * produced).sum(0, keepdims=True)   # a reduction reading it
+            late = produced - early                                # a consumer after the reduction
+            return early, late, produced.tanh() if third == "tanh" else produced + 1.0
+        early, late, other = graph()
+        jt.sync_all()
+        produced = np.exp(data * 2)
+        expected_early = (produced ** 2).sum(0, keepdims=True)
+        np.testing.assert_allclose(early.numpy(), expected_early, rtol=1e-12)
+        np.testing.assert_allclose(late.numpy(), produced - expected_early, rtol=1e-12)
+        np.testing.assert_allclose(other.numpy(), reference(produced), rtol=1e-12)
