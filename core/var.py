@@ -15,7 +15,8 @@ from .flags import flags
 _pending_vars = []  # weak references to Vars made without a value (dead ones pruned as it grows)
 _PRUNE_MINIMUM = 4096
 _prune_above = _PRUNE_MINIMUM
-_pending_assignments = weakref.WeakValueDictionary()  # Vars given a lazy new value by assign()
+_pending_assignments = {}  # id -> weak reference, of Vars given a lazy new value by assign()
+_prune_assignments_above = _PRUNE_MINIMUM
 
 
 class Var:
@@ -65,7 +66,7 @@ class Var:
         """
         from .math_ops import as_node
         node = _detached(as_node(value, self.dtype))
-        if node.dtype != self.dtype:
+        if node.dtype is not self.dtype and node.dtype != self.dtype:
             node = graph.elementwise("cast", [node], self.dtype)
         if node.shape != self.shape:
             node = graph.broadcast_to(node, self.shape)
@@ -73,7 +74,9 @@ class Var:
         node.grad_boundary = True
         self._set_node(node)
         if node.buffer is None:
-            _pending_assignments[id(self)] = self
+            if len(_pending_assignments) > _prune_assignments_above:
+                _prune_assignments()
+            _pending_assignments[id(self)] = weakref.ref(self)
         return self
 
     update = assign
@@ -227,8 +230,7 @@ def _detached(node):
                           host_data=node.host_data)
         copy.buffer = node.buffer
         return copy
-    copy = graph.elementwise("cast", [node], node.dtype)
-    copy.requires_grad = False
+    copy = graph.Node("cast", (node,), (node.dtype,), node.shape, node.dtype)  # an identity cast
     copy.grad_boundary = True
     return copy
 
@@ -259,9 +261,20 @@ def sync_all(device_sync=False):
 def take_pending_assignments():
     """The Vars assigned lazily since the last call (e.g. BatchNorm running statistics);
     optimisers realise them with their step so state never chains across steps."""
-    pending = list(_pending_assignments.values())
+    pending = [var for var in (reference() for reference in _pending_assignments.values()) if var is not None]
     _pending_assignments.clear()
     return pending
+
+
+def _prune_assignments():
+    """Forget assigned Vars that died or whose value was realised since; the table may
+    then grow to twice its live size."""
+    global _prune_assignments_above
+    for key, reference in list(_pending_assignments.items()):
+        var = reference()
+        if var is None or var._node.buffer is not None:
+            del _pending_assignments[key]
+    _prune_assignments_above = max(_PRUNE_MINIMUM, 2 * len(_pending_assignments))
 
 
 def _count_live(kind):

@@ -131,3 +131,19 @@ def test_an_allocation_failing_mid_realisation_leaves_nothing_half_done(monkeypa
     monkeypatch.undo()
     assert not z._node.is_realised
     np.testing.assert_allclose(z.numpy(), [np.exp(np.arange(6) * 3.0).sum() + 30.0], rtol=1e-5)
+
+
+def test_pending_assignments_stay_bounded_without_an_optimizer():
+    """assign() remembers lazily assigned Vars for the next optimiser step; a loop that
+    assigns and syncs without one keeps that table small."""
+    import importlib
+    var_module = importlib.import_module("metajit.var")  # jt.var is the variance
+    w = jt.array(np.zeros(4, dtype=np.float32)).sync()
+    for step in range(3 * var_module._PRUNE_MINIMUM):
+        temporary = jt.array(np.zeros(2, dtype=np.float32))
+        temporary.assign(temporary + 1.0)
+        w.assign(w + 1.0)
+        if step % 64 == 0:
+            w.sync()
+    assert len(var_module._pending_assignments) <= 2 * var_module._PRUNE_MINIMUM + 1
+    np.testing.assert_allclose(w.numpy(), [3.0 * var_module._PRUNE_MINIMUM] * 4)
