@@ -126,14 +126,6 @@ def _inverse_of_relabel(node):
     return inverse, extra_conditions
 
 
-def _permute(x, dims):
-    """``x`` with output dim k reading input dim ``dims[k]`` (a reindex node)."""
-    exprs = [None] * len(dims)
-    for out_axis, in_axis in enumerate(dims):
-        exprs[in_axis] = indexexpr.loop(out_axis)
-    return graph.reindex(x, tuple(x.shape[d] for d in dims), exprs)
-
-
 def _product_sum_permuted(g, inverse):
     """When the gradient ``g`` is a sum of a product (a matrix product's gradient) and
     the relabel ``inverse`` only permutes its axes, the same sum laid out in the permuted
@@ -155,7 +147,7 @@ def _product_sum_permuted(g, inverse):
     reduced = g.attrs[1]
     kept = [a for a in range(len(product.shape)) if a not in reduced]
     order = [kept[source_of.index(axis)] for axis in range(len(kept))] + list(reduced)
-    permuted = graph.elementwise("mul", [_permute(operand, order) for operand in product.inputs])
+    permuted = graph.elementwise("mul", [graph.permute(operand, order) for operand in product.inputs])
     return graph.reduce("sum", permuted, tuple(range(len(kept), len(order))))
 
 

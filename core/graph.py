@@ -187,6 +187,14 @@ def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()
                 requires_grad=_derived_requires_grad(x.dtype, (x,)))
 
 
+def permute(x, dims):
+    """``x`` with output dim k reading input dim ``dims[k]`` (a permutation of its dims)."""
+    exprs = [None] * len(dims)
+    for out_axis, in_axis in enumerate(dims):
+        exprs[in_axis] = indexexpr.loop(out_axis)
+    return reindex(x, tuple(x.shape[d] for d in dims), exprs)
+
+
 _zeros = {}  # dtype -> its zero as a Python scalar (the overflow value of a reshape)
 
 

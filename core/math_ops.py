@@ -117,13 +117,8 @@ def _fast_binary(op, a, b):
     if not dtypes.is_float(dtype):
         return None
     if x.shape != y.shape:
-        if not y.shape:
-            y = graph.Node("broadcast_to", (y,), (), x.shape, dtype, y.requires_grad and not flags.no_grad)
-        elif not x.shape:
-            x = graph.Node("broadcast_to", (x,), (), y.shape, dtype, x.requires_grad and not flags.no_grad)
-        else:
-            shape = broadcast_shapes(x.shape, y.shape, op=op)
-            x, y = graph.broadcast_to_tuple(x, shape), graph.broadcast_to_tuple(y, shape)
+        shape = x.shape if not y.shape else y.shape if not x.shape else broadcast_shapes(x.shape, y.shape, op=op)
+        x, y = graph.broadcast_to_tuple(x, shape), graph.broadcast_to_tuple(y, shape)
     if op in _COMPARISONS:
         return wrap(graph.Node(op, (x, y), (), x.shape, dtypes.bool_))
     return wrap(graph.Node(op, (x, y), (), x.shape, dtype,

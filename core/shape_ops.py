@@ -130,10 +130,7 @@ def permute(x, *dims):
     dims = [_axis(d, ndim, "permute") for d in dims]
     if sorted(dims) != list(range(ndim)):
         raise MetajitShapeError(f"permute: {tuple(dims)} is not a permutation of {ndim} dims")
-    exprs = [None] * ndim
-    for out_axis, in_axis in enumerate(dims):
-        exprs[in_axis] = I.loop(out_axis)
-    return wrap(graph.reindex(node, [node.shape[d] for d in dims], exprs))
+    return wrap(graph.permute(node, dims))
 
 
 def transpose(x, *dims):

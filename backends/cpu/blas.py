@@ -21,10 +21,13 @@ import numpy as np
 
 from metajit.flags import flags
 
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_NO_TRANS, _TRANS = 111, 112  # CBLAS transpose flags (the driver passes row-major, 101)
 SMALL_PRODUCT = 1 << 15    # multiply-adds per batch item below which numpy's loop is used
 PART_PRODUCT = 1 << 17     # multiply-adds worth giving one more thread
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "parallel_gemm.cpp")
+_PACK_ADDRESSES = struct.Struct("3P")
+_C_OFFSET = 2 * struct.calcsize("P")
+_PACK_PARAMETERS = struct.Struct("=11q")  # see parallel_gemm.cpp for the order
 _UNLOADED = object()
 _state = {"library": _UNLOADED, "driver": None, "routines": None}
 
@@ -95,7 +98,7 @@ def _layout(matrix):
 
 def _driver_calls(a, b, out, roles=("a", "b")):
     """The driver calls computing ``out[...] = a @ b`` for 2-d views of one dtype, as
-    ``(((role, address) of A, of B, of C), parameters)``; roles name the operand each
+    ``(((role, address) of A, of B, of C), packed parameters)``; roles name the operand each
     address points into. None when numpy has to do it (strides BLAS cannot read, an
     empty reduction)."""
     (m, k), n = a.shape, b.shape[1]
@@ -110,8 +113,9 @@ def _driver_calls(a, b, out, roles=("a", "b")):
     if k == 0 or layout_a is None or layout_b is None:
         return None
     ldc = out.strides[0] // itemsize if m > 1 else n
-    parameters = (_routines()[out.dtype], layout_a[0], layout_b[0], m, n, k, layout_a[1], layout_b[1], ldc,
-                  int(out.dtype == np.float64), max(1, m * n * k // PART_PRODUCT))
+    parameters = _PACK_PARAMETERS.pack(_routines()[out.dtype], layout_a[0], layout_b[0], m, n, k, layout_a[1],
+                                       layout_b[1], ldc, int(out.dtype == np.float64),
+                                       max(1, m * n * k // PART_PRODUCT))
     addresses = ((roles[0], a.ctypes.data), (roles[1], b.ctypes.data), ("out", out.ctypes.data))
     return [(addresses, parameters)]
 
@@ -138,19 +142,11 @@ def _batched_driver_calls(a, b, out):
     return calls
 
 
-_PACK_ADDRESSES = struct.Struct("3P")
-_C_OFFSET = 2 * struct.calcsize("P")
-_PACK_PARAMETERS = struct.Struct("=11q")
-
-
 def _run(calls, base=None):
-    """Run driver ``calls``; with ``base`` ({role: address}) their addresses are offsets.
-    Parameters may come packed already (`ProductPlan`)."""
+    """Run driver ``calls``; with ``base`` ({role: address}) their addresses are offsets."""
     function = _driver()
     for addresses, parameters in calls:
         packed = _PACK_ADDRESSES.pack(*(address + (base[role] if base else 0) for role, address in addresses))
-        if not isinstance(parameters, bytes):
-            parameters = _PACK_PARAMETERS.pack(*parameters)
         # inputs and outputs share one packed block: A and B first, then C
         function(packed, packed[_C_OFFSET:], parameters, flags.num_threads)
 
@@ -180,8 +176,7 @@ class ProductPlan:
     without building views again."""
 
     def __init__(self, calls, base):
-        self.calls = [(tuple((role, address - base[role]) for role, address in addresses),
-                       _PACK_PARAMETERS.pack(*parameters))
+        self.calls = [(tuple((role, address - base[role]) for role, address in addresses), parameters)
                       for addresses, parameters in calls]
 
     def run(self, base):

@@ -38,9 +38,9 @@ class MatmulProgram:
 
     def __call__(self, inputs, outputs, parameters):
         use_blas = blas.available()
+        base = {"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address, "out": outputs[0].address}
         if use_blas and self.plan is not None:
-            self.plan.run({"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address,
-                           "out": outputs[0].address})
+            self.plan.run(base)
             return
         kernel = self.kernel
         operands = []
@@ -64,8 +64,6 @@ class MatmulProgram:
             product = blas.reshaped_view(out.reshape(output_shape).transpose(np.argsort(to_output)),
                                          product_shape)
         if product is not None:
-            base = {"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address,
-                    "out": outputs[0].address}
             self.plan = blas.batched_gemm(a, b, product, base)
         elif to_output == sorted(to_output):  # the output is laid out as the product
             np.matmul(a, b, out=out.reshape(product_shape))

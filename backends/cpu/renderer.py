@@ -225,12 +225,10 @@ class KernelRenderer:
         if isinstance(store, (list, tuple)):
             for each in store:
                 value = self.value(each.value)
-                self.lines.append(f"out{each.slot}[{self.offset(each.index, self.kernel.outputs[each.slot][1])}] "
-                                  f"= {value};")
+                self.lines.append(f"{self._target(each)} = {value};")
             return self.lines
         value = self.value(store.value)
-        out_dtype, out_shape = self.kernel.outputs[store.slot]
-        target = f"out{store.slot}[{self.offset(store.index, out_shape)}]"
+        target = self._target(store)
         lines = self.lines
         if accumulate is not None:
             lines.extend(accumulate(value, target).split("\n"))
@@ -239,6 +237,10 @@ class KernelRenderer:
         if store.condition != indexexpr.const(1):
             lines = [f"if ({self.index(store.condition)}) {{"] + ["  " + l for l in lines] + ["}"]
         return lines
+
+    def _target(self, store):
+        """The C lvalue ``store`` writes at the current loop position."""
+        return f"out{store.slot}[{self.offset(store.index, self.kernel.outputs[store.slot][1])}]"
 
     def _render_store(self, store):
         out_dtype, out_shape = self.kernel.outputs[store.slot]
