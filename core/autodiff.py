@@ -6,10 +6,10 @@ lazy Vars that can be differentiated again (grads of any order).
 import math
 import weakref
 
-from . import backward_cache, dtypes, graph, indexexpr
+from . import backward_cache, dtypes, graph, graphwalk, indexexpr
 from .errors import MetajitValueError
 from .flags import flags
-from .fusion import is_pure_reshape, topological_order
+from .fusion import is_pure_reshape
 from .math_ops import as_node, binary, cast, unary, where, wrap
 from .var import Var
 
@@ -271,7 +271,7 @@ RULES = {
 def _graph_order(root, stop_ids=frozenset()):
     """Topological order (inputs first) of the nodes gradients can flow through, not
     descending below nodes whose id is in ``stop_ids``."""
-    return topological_order([root], lambda n: not n.requires_grad or n.grad_boundary or id(n) in stop_ids)
+    return graphwalk.gradient_order(root, stop_ids)
 
 
 def _accumulate(grads, node, value):
@@ -318,14 +318,14 @@ def _target_gradients(loss_node, seed, target_nodes):
     if not flags.lazy_execution:
         grads = _backward(loss_node, seed, target_nodes, order=order)
         return [grads[id(t)]._node if id(t) in grads else None for t in target_nodes]
-    key, position = backward_cache.structure_key(order, target_nodes, seed._node)
+    key = backward_cache.structure_key(order, target_nodes, seed._node)
     template = backward_cache.lookup(key)
     if backward_cache.is_replayable(template):
         return backward_cache.instantiate(template, order, seed._node)
     grads = _backward(loss_node, seed, target_nodes, order=order)
     nodes = [grads[id(t)]._node if id(t) in grads else None for t in target_nodes]
     if template is None:
-        backward_cache.record(key, position, seed._node, nodes)
+        backward_cache.record(key, order, seed._node, nodes)
     return nodes
 
 

@@ -11,7 +11,7 @@ promotion, broadcasting and shape checks per rule.
 """
 import collections
 
-from . import plugins
+from . import graphwalk, plugins
 from .flags import flags
 from .graph import Node
 
@@ -22,18 +22,11 @@ _UNCACHEABLE = object()
 
 def structure_key(order, target_nodes, seed):
     """What the gradient rules see of the graph ``order`` (inputs first) and of the
-    current device: a hashable key, and each node's position."""
-    position = {id(n): k for k, n in enumerate(order)}
-    entries = []
-    for node in order:
-        descends = node.needs_inputs_for_grad
-        entries.append((node.op, None if node.op == "constant" else node.attrs, node.shape, node.dtype,
-                        node.requires_grad, node.grad_boundary,
-                        tuple(position[id(i)] for i in node.inputs) if descends else len(node.inputs)))
-    targets = tuple(position.get(id(t), -1) for t in target_nodes)
+    current device, as a hashable key."""
+    entries, targets = graphwalk.gradient_entries(order, target_nodes)
     # library ops' own gradients depend on what the current device claims
     claims = plugins.current().description.library_kernels
-    return (tuple(entries), targets, seed.shape, seed.dtype, flags.no_grad, claims), position
+    return entries, targets, seed.shape, seed.dtype, flags.no_grad, claims
 
 
 def lookup(key):
@@ -50,10 +43,10 @@ def is_replayable(template):
     return template is not None and template is not _UNCACHEABLE
 
 
-def record(key, position, seed, results):
+def record(key, order, seed, results):
     """Remember how the gradient nodes ``results`` (one node or None per target) were built
-    from the forward nodes at ``position`` and the ``seed`` node."""
-    template = _template(position, seed, results)
+    from the forward graph ``order`` and the ``seed`` node."""
+    template = _template(graphwalk.positions(order), seed, results)
     _templates[key] = _UNCACHEABLE if template is None else template
     if len(_templates) > CACHE_SIZE:
         _templates.popitem(last=False)

@@ -35,7 +35,7 @@ import collections
 import dataclasses
 import operator
 
-from . import dtypes, indexexpr, kernel as K, library_ops, opset
+from . import dtypes, graphwalk, indexexpr, kernel as K, library_ops, opset
 from .graph import numel
 
 
@@ -67,33 +67,6 @@ class Plan:
     intermediates: list
 
 
-def topological_order(targets, is_boundary=None):
-    """Nodes reachable from ``targets`` (inputs first), not descending below boundary
-    nodes (by default: realised ones)."""
-    order, visited, finishing = [], set(), []
-    for target in targets:
-        if id(target) in visited:
-            continue
-        stack = [target]
-        while stack:
-            node = stack.pop()
-            if node is None:  # every input of the node on top of `finishing` is placed
-                order.append(finishing.pop())
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append(None)
-            finishing.append(node)
-            if is_boundary(node) if is_boundary is not None else (
-                    node.buffer is not None or node.host_data is not None):
-                continue
-            for source in reversed(node.inputs):
-                if id(source) not in visited:
-                    stack.append(source)
-    return order
-
-
 _ALWAYS_INLINED = ("constant", "index")
 _INDEX_ONLY = ("broadcast_to", "reindex")
 
@@ -102,35 +75,19 @@ PLAN_CACHE_SIZE = 4096
 _plan_cache = collections.OrderedDict()
 
 
-def _structure(order, targets, library_kernels):
-    """A hashable description of the graph's structure, and each node's position."""
-    position = {id(n): k for k, n in enumerate(order)}
-    entries = []
-    for node in order:
-        if node.buffer is not None or node.host_data is not None:
-            entries.append((node.buffer is None, node.shape, node.dtype))
-        elif node.op == "constant":
-            entries.append(("constant", node.dtype))
-        else:
-            entries.append((node.op, node.attrs, node.shape, node.dtype,
-                            tuple([position[id(i)] for i in node.inputs])))
-    key = (tuple(entries), tuple([position[id(t)] for t in targets]), library_kernels)
-    return key, position
-
-
 def plan(targets, library_kernels=()):
     """Fuse the unrealised graph behind ``targets`` into a `Plan` (cached by structure).
 
     ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``).
     """
-    order = topological_order(targets)
+    order = graphwalk.realised_order(targets)
     if library_ops.expand_unclaimed(order, library_kernels):
-        order = topological_order(targets)
-    key, position = _structure(order, targets, tuple(library_kernels))
+        order = graphwalk.realised_order(targets)
+    key = graphwalk.plan_entries(order, targets) + (tuple(library_kernels),)
     template = _plan_cache.get(key)
     if template is None:
         fresh = _fuse(order, targets, library_kernels)
-        template = _plan_cache[key] = _to_template(fresh, position)
+        template = _plan_cache[key] = _to_template(fresh, graphwalk.positions(order))
         if len(_plan_cache) > PLAN_CACHE_SIZE:
             _plan_cache.popitem(last=False)
         return fresh
@@ -366,7 +323,26 @@ def _choose_materialised(order, consumers, forced):
             materialised.add(id(node))
             kernels = frozenset((id(node),))
         owners[id(node)] = kernels
+    _limit_inlined_depth(order, materialised)
     return materialised
+
+
+MAX_INLINED_DEPTH = 64
+
+
+def _limit_inlined_depth(order, materialised):
+    """Also materialise nodes whose inlined value tree would grow deeper than
+    `MAX_INLINED_DEPTH` (a chain of 20000 adds becomes kernels of 64 levels, not one
+    expression no compiler or recursive walk handles)."""
+    depth = {}
+    for node in order:
+        if node.is_realised or id(node) in materialised:
+            continue
+        level = 1 + max([depth.get(id(i), 0) for i in node.inputs], default=0)
+        if level > MAX_INLINED_DEPTH:
+            materialised.add(id(node))
+            level = 0
+        depth[id(node)] = level
 
 
 class _KernelBuilder:

@@ -170,3 +170,13 @@ def test_a_producer_read_earlier_by_another_kernel_keeps_its_own_kernel(rng):
         np.testing.assert_allclose(early.numpy(), expected_early, rtol=1e-12)
         np.testing.assert_allclose(late.numpy(), produced - expected_early, rtol=1e-12)
         np.testing.assert_allclose(other.numpy(), reference(produced), rtol=1e-12)
+
+
+def test_deep_element_wise_chains_split_into_bounded_kernels():
+    x = jt.array(np.zeros(5, np.float32))
+    y = x
+    for _ in range(300):
+        y = y * 1.0 + 1.0
+    kernels = kernels_of(y)
+    assert 4 <= len(kernels) <= 12, "a 600-op chain is one kernel per ~64 levels"
+    np.testing.assert_array_equal(y.numpy(), np.full(5, 300.0))

@@ -1,0 +1,403 @@
+/* Graph walks of the lazy graph in C: the topological order of the nodes behind a
+ * realisation or a gradient, and the structure keys the plan cache and the backward
+ * cache look up. metajit.graphwalk calls these when this module is built and runs the
+ * same algorithms in Python otherwise; both give identical results (tests check it).
+ *
+ * Nodes are metajit.graph.Node objects (slots); their fields are read through the
+ * slots' member offsets when the object is exactly a Node, else through getattr.
+ * Every node reached is kept alive by the caller's targets for the whole call, so the
+ * walks hold borrowed references.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <string.h>
+
+enum { F_OP, F_INPUTS, F_ATTRS, F_SHAPE, F_DTYPE, F_BUFFER, F_HOST_DATA, F_REQUIRES_GRAD,
+       F_GRAD_BOUNDARY, F_COUNT };
+static const char* FIELD_NAMES[F_COUNT] = {"op", "inputs", "attrs", "shape", "dtype", "buffer",
+                                           "host_data", "requires_grad", "grad_boundary"};
+static PyObject* field_names[F_COUNT];
+static Py_ssize_t field_offsets[F_COUNT];
+static PyTypeObject* node_type = NULL;
+static PyObject* str_constant = NULL;
+
+/* A borrowed field of ``node``, or NULL with an exception set. */
+static PyObject* field(PyObject* node, int which) {
+  if (Py_TYPE(node) == node_type) {
+    PyObject* value = *(PyObject**)((char*)node + field_offsets[which]);
+    if (value != NULL) return value;
+  }
+  PyObject* value = PyObject_GetAttr(node, field_names[which]);
+  if (value == NULL) return NULL;
+  Py_DECREF(value); /* the node keeps its own reference */
+  return value;
+}
+
+/* ---- an open-addressing map from node pointers to positions ---------------------- */
+typedef struct {
+  PyObject** keys;
+  Py_ssize_t* values;
+  Py_ssize_t capacity; /* a power of two */
+  Py_ssize_t count;
+} NodeMap;
+
+static int map_init(NodeMap* map, Py_ssize_t expected) {
+  Py_ssize_t capacity = 64;
+  while (capacity < 2 * expected) capacity <<= 1;
+  map->keys = PyMem_Calloc(capacity, sizeof(PyObject*));
+  map->values = PyMem_Malloc(capacity * sizeof(Py_ssize_t));
+  map->capacity = capacity;
+  map->count = 0;
+  if (map->keys == NULL || map->values == NULL) {
+    PyMem_Free(map->keys);
+    PyMem_Free(map->values);
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+static void map_free(NodeMap* map) {
+  PyMem_Free(map->keys);
+  PyMem_Free(map->values);
+}
+
+static Py_ssize_t map_slot(const NodeMap* map, PyObject* key) {
+  size_t hash = ((size_t)key >> 4) * (size_t)0x9E3779B97F4A7C15ull;
+  Py_ssize_t mask = map->capacity - 1, slot = (Py_ssize_t)(hash >> 7) & mask;
+  while (map->keys[slot] != NULL && map->keys[slot] != key) slot = (slot + 1) & mask;
+  return slot;
+}
+
+/* The position of ``key``, or -1. */
+static Py_ssize_t map_get(const NodeMap* map, PyObject* key) {
+  Py_ssize_t slot = map_slot(map, key);
+  return map->keys[slot] == NULL ? -1 : map->values[slot];
+}
+
+static int map_put(NodeMap* map, PyObject* key, Py_ssize_t value) {
+  if (2 * (map->count + 1) > map->capacity) {
+    NodeMap bigger;
+    if (map_init(&bigger, map->capacity) < 0) return -1;
+    for (Py_ssize_t k = 0; k < map->capacity; ++k)
+      if (map->keys[k] != NULL) {
+        Py_ssize_t slot = map_slot(&bigger, map->keys[k]);
+        bigger.keys[slot] = map->keys[k];
+        bigger.values[slot] = map->values[k];
+        bigger.count++;
+      }
+    map_free(map);
+    *map = bigger;
+  }
+  Py_ssize_t slot = map_slot(map, key);
+  if (map->keys[slot] == NULL) map->count++;
+  map->keys[slot] = key;
+  map->values[slot] = value;
+  return 0;
+}
+
+/* ---- a growable stack of borrowed pointers --------------------------------------- */
+typedef struct {
+  PyObject** items;
+  Py_ssize_t size, capacity;
+} Stack;
+
+static int stack_push(Stack* stack, PyObject* item) {
+  if (stack->size == stack->capacity) {
+    Py_ssize_t capacity = stack->capacity ? 2 * stack->capacity : 256;
+    PyObject** items = PyMem_Realloc(stack->items, capacity * sizeof(PyObject*));
+    if (items == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    stack->items = items;
+    stack->capacity = capacity;
+  }
+  stack->items[stack->size++] = item;
+  return 0;
+}
+
+/* ---- boundaries ------------------------------------------------------------------ */
+enum { STOP_AT_REALISED = 0, STOP_AT_NO_GRAD = 1 };
+
+/* 1 when the walk does not descend below ``node``, 0 when it does, -1 on error. */
+static int is_boundary(PyObject* node, int mode, PyObject* stop_ids) {
+  if (mode == STOP_AT_REALISED) {
+    PyObject* buffer = field(node, F_BUFFER);
+    if (buffer == NULL) return -1;
+    if (buffer != Py_None) return 1;
+    PyObject* host_data = field(node, F_HOST_DATA);
+    if (host_data == NULL) return -1;
+    return host_data != Py_None;
+  }
+  PyObject* requires_grad = field(node, F_REQUIRES_GRAD);
+  if (requires_grad == NULL) return -1;
+  int truth = PyObject_IsTrue(requires_grad);
+  if (truth <= 0) return truth < 0 ? -1 : 1;
+  PyObject* grad_boundary = field(node, F_GRAD_BOUNDARY);
+  if (grad_boundary == NULL) return -1;
+  truth = PyObject_IsTrue(grad_boundary);
+  if (truth != 0) return truth < 0 ? -1 : 1;
+  if (stop_ids != NULL && PySet_GET_SIZE(stop_ids) > 0) {
+    PyObject* id = PyLong_FromVoidPtr(node);
+    if (id == NULL) return -1;
+    int stopped = PySet_Contains(stop_ids, id);
+    Py_DECREF(id);
+    return stopped;
+  }
+  return 0;
+}
+
+static PyObject* inputs_of(PyObject* node) {
+  PyObject* inputs = field(node, F_INPUTS);
+  if (inputs != NULL && !PyTuple_Check(inputs)) {
+    PyErr_SetString(PyExc_TypeError, "graphwalk: Node.inputs must be a tuple");
+    return NULL;
+  }
+  return inputs;
+}
+
+/* topological_order(targets, mode, stop_ids) -> list, inputs first. */
+static PyObject* topological_order(PyObject* self, PyObject* args) {
+  PyObject *targets, *stop_ids;
+  int mode;
+  if (!PyArg_ParseTuple(args, "OiO", &targets, &mode, &stop_ids)) return NULL;
+  PyObject* sequence = PySequence_Fast(targets, "graphwalk: targets must be a sequence");
+  if (sequence == NULL) return NULL;
+  if (stop_ids == Py_None) stop_ids = NULL;
+  else if (!PyAnySet_Check(stop_ids)) {
+    Py_DECREF(sequence);
+    PyErr_SetString(PyExc_TypeError, "graphwalk: stop_ids must be a set or None");
+    return NULL;
+  }
+  PyObject* order = PyList_New(0);
+  NodeMap visited;
+  Stack stack = {NULL, 0, 0}, finishing = {NULL, 0, 0};
+  if (order == NULL || map_init(&visited, 256) < 0) {
+    Py_XDECREF(order);
+    Py_DECREF(sequence);
+    return NULL;
+  }
+  Py_ssize_t target_count = PySequence_Fast_GET_SIZE(sequence);
+  PyObject** target_items = PySequence_Fast_ITEMS(sequence);
+  for (Py_ssize_t t = 0; t < target_count; ++t) {
+    if (map_get(&visited, target_items[t]) >= 0) continue;
+    if (stack_push(&stack, target_items[t]) < 0) goto error;
+    while (stack.size) {
+      PyObject* node = stack.items[--stack.size];
+      if (node == NULL) { /* every input of the node on top of `finishing` is placed */
+        if (PyList_Append(order, finishing.items[--finishing.size]) < 0) goto error;
+        continue;
+      }
+      if (map_get(&visited, node) >= 0) continue;
+      if (map_put(&visited, node, 1) < 0 || stack_push(&stack, NULL) < 0 ||
+          stack_push(&finishing, node) < 0)
+        goto error;
+      int boundary = is_boundary(node, mode, stop_ids);
+      if (boundary < 0) goto error;
+      if (boundary) continue;
+      PyObject* inputs = inputs_of(node);
+      if (inputs == NULL) goto error;
+      for (Py_ssize_t k = PyTuple_GET_SIZE(inputs) - 1; k >= 0; --k) {
+        PyObject* source = PyTuple_GET_ITEM(inputs, k);
+        if (map_get(&visited, source) < 0 && stack_push(&stack, source) < 0) goto error;
+      }
+    }
+  }
+  map_free(&visited);
+  PyMem_Free(stack.items);
+  PyMem_Free(finishing.items);
+  Py_DECREF(sequence);
+  return order;
+error:
+  map_free(&visited);
+  PyMem_Free(stack.items);
+  PyMem_Free(finishing.items);
+  Py_DECREF(sequence);
+  Py_DECREF(order);
+  return NULL;
+}
+
+/* A new tuple of the positions of ``inputs`` (each must be placed). */
+static PyObject* input_positions(const NodeMap* position, PyObject* inputs) {
+  Py_ssize_t count = PyTuple_GET_SIZE(inputs);
+  PyObject* positions = PyTuple_New(count);
+  if (positions == NULL) return NULL;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    Py_ssize_t at = map_get(position, PyTuple_GET_ITEM(inputs, k));
+    if (at < 0) {
+      Py_DECREF(positions);
+      PyErr_SetString(PyExc_ValueError, "graphwalk: an input comes after its consumer in the order");
+      return NULL;
+    }
+    PyObject* value = PyLong_FromSsize_t(at);
+    if (value == NULL) {
+      Py_DECREF(positions);
+      return NULL;
+    }
+    PyTuple_SET_ITEM(positions, k, value);
+  }
+  return positions;
+}
+
+/* (tuple of each target's position, or -1 / an error when absent and ``required``). */
+static PyObject* target_positions(const NodeMap* position, PyObject* targets, int required) {
+  PyObject* sequence = PySequence_Fast(targets, "graphwalk: targets must be a sequence");
+  if (sequence == NULL) return NULL;
+  Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+  PyObject* result = PyTuple_New(count);
+  for (Py_ssize_t k = 0; result != NULL && k < count; ++k) {
+    Py_ssize_t at = map_get(position, PySequence_Fast_GET_ITEM(sequence, k));
+    if (at < 0 && required) {
+      PyErr_SetString(PyExc_ValueError, "graphwalk: a target is not in the order");
+      Py_CLEAR(result);
+      break;
+    }
+    PyObject* value = PyLong_FromSsize_t(at);
+    if (value == NULL) {
+      Py_CLEAR(result);
+      break;
+    }
+    PyTuple_SET_ITEM(result, k, value);
+  }
+  Py_DECREF(sequence);
+  return result;
+}
+
+typedef PyObject* (*EntryBuilder)(PyObject* node, const NodeMap* position);
+
+/* ``(tuple of build(node) over order, target positions)``: the shared skeleton of both keys. */
+static PyObject* structure(PyObject* order_list, PyObject* targets, EntryBuilder build, int required) {
+  if (!PyList_Check(order_list)) {
+    PyErr_SetString(PyExc_TypeError, "graphwalk: order must be a list");
+    return NULL;
+  }
+  Py_ssize_t count = PyList_GET_SIZE(order_list);
+  NodeMap position;
+  if (map_init(&position, count) < 0) return NULL;
+  PyObject* entries = PyTuple_New(count);
+  PyObject* result = NULL;
+  if (entries == NULL) goto done;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    PyObject* node = PyList_GET_ITEM(order_list, k);
+    PyObject* entry = build(node, &position);
+    if (entry == NULL) goto done;
+    PyTuple_SET_ITEM(entries, k, entry);
+    if (map_put(&position, node, k) < 0) goto done;
+  }
+  PyObject* where = target_positions(&position, targets, required);
+  if (where == NULL) goto done;
+  result = PyTuple_Pack(2, entries, where);
+  Py_DECREF(where);
+done:
+  Py_XDECREF(entries);
+  map_free(&position);
+  return result;
+}
+
+static PyObject* plan_entry(PyObject* node, const NodeMap* position) {
+  PyObject* buffer = field(node, F_BUFFER);
+  PyObject* host_data = buffer ? field(node, F_HOST_DATA) : NULL;
+  PyObject* shape = host_data ? field(node, F_SHAPE) : NULL;
+  PyObject* dtype = shape ? field(node, F_DTYPE) : NULL;
+  PyObject* op = dtype ? field(node, F_OP) : NULL;
+  if (op == NULL) return NULL;
+  if (buffer != Py_None || host_data != Py_None)
+    return PyTuple_Pack(3, buffer == Py_None ? Py_True : Py_False, shape, dtype);
+  int is_constant = PyUnicode_Check(op) ? PyUnicode_Compare(op, str_constant) == 0 : 0;
+  if (is_constant) return PyTuple_Pack(2, str_constant, dtype);
+  PyObject* attrs = field(node, F_ATTRS);
+  PyObject* inputs = attrs ? inputs_of(node) : NULL;
+  PyObject* positions = inputs ? input_positions(position, inputs) : NULL;
+  if (positions == NULL) return NULL;
+  PyObject* entry = PyTuple_Pack(5, op, attrs, shape, dtype, positions);
+  Py_DECREF(positions);
+  return entry;
+}
+
+/* plan_structure(order, targets) -> (entries, target positions): fusion's plan-cache key. */
+static PyObject* plan_structure(PyObject* self, PyObject* args) {
+  PyObject *order, *targets;
+  if (!PyArg_ParseTuple(args, "OO", &order, &targets)) return NULL;
+  return structure(order, targets, plan_entry, 1);
+}
+
+static PyObject* grad_entry(PyObject* node, const NodeMap* position) {
+  PyObject* op = field(node, F_OP);
+  PyObject* attrs = op ? field(node, F_ATTRS) : NULL;
+  PyObject* shape = attrs ? field(node, F_SHAPE) : NULL;
+  PyObject* dtype = shape ? field(node, F_DTYPE) : NULL;
+  PyObject* requires_grad = dtype ? field(node, F_REQUIRES_GRAD) : NULL;
+  PyObject* grad_boundary = requires_grad ? field(node, F_GRAD_BOUNDARY) : NULL;
+  PyObject* inputs = grad_boundary ? inputs_of(node) : NULL;
+  if (inputs == NULL) return NULL;
+  int requires = PyObject_IsTrue(requires_grad), bounded = PyObject_IsTrue(grad_boundary);
+  if (requires < 0 || bounded < 0) return NULL;
+  PyObject* edges = requires && !bounded ? input_positions(position, inputs)
+                                         : PyLong_FromSsize_t(PyTuple_GET_SIZE(inputs));
+  if (edges == NULL) return NULL;
+  int is_constant = PyUnicode_Check(op) ? PyUnicode_Compare(op, str_constant) == 0 : 0;
+  PyObject* entry = PyTuple_Pack(7, op, is_constant ? Py_None : attrs, shape, dtype, requires_grad,
+                                 grad_boundary, edges);
+  Py_DECREF(edges);
+  return entry;
+}
+
+/* grad_structure(order, targets) -> (entries, target positions or -1): the backward-cache key. */
+static PyObject* grad_structure(PyObject* self, PyObject* args) {
+  PyObject *order, *targets;
+  if (!PyArg_ParseTuple(args, "OO", &order, &targets)) return NULL;
+  return structure(order, targets, grad_entry, 0);
+}
+
+/* set_node_type(Node): learn the slot offsets of the Node class. */
+static PyObject* set_node_type(PyObject* self, PyObject* type) {
+  if (!PyType_Check(type)) {
+    PyErr_SetString(PyExc_TypeError, "graphwalk: set_node_type needs a class");
+    return NULL;
+  }
+  for (int k = 0; k < F_COUNT; ++k) {
+    PyObject* descriptor = PyObject_GetAttr(type, field_names[k]);
+    if (descriptor == NULL) return NULL;
+    int is_member = Py_IS_TYPE(descriptor, &PyMemberDescr_Type);
+    if (is_member) {
+      PyMemberDef* member = ((PyMemberDescrObject*)descriptor)->d_member;
+      is_member = member->type == T_OBJECT_EX;
+      field_offsets[k] = member->offset;
+    }
+    Py_DECREF(descriptor);
+    if (!is_member) {
+      PyErr_Format(PyExc_TypeError, "graphwalk: %s is not a slot of the Node class", FIELD_NAMES[k]);
+      return NULL;
+    }
+  }
+  Py_XINCREF(type);
+  Py_XSETREF(node_type, (PyTypeObject*)type);
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"topological_order", topological_order, METH_VARARGS,
+     "topological_order(targets, mode, stop_ids): nodes behind targets, inputs first; mode 0 "
+     "stops at realised nodes, 1 at nodes gradients do not pass (or whose id is in stop_ids)."},
+    {"plan_structure", plan_structure, METH_VARARGS,
+     "plan_structure(order, targets): (entries, target positions) of the plan-cache key."},
+    {"grad_structure", grad_structure, METH_VARARGS,
+     "grad_structure(order, targets): (entries, target positions or -1) of the backward key."},
+    {"set_node_type", set_node_type, METH_O, "set_node_type(Node): read Node slots directly."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_graphwalk",
+                                    "Graph walks of the lazy graph (see metajit.graphwalk).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__graphwalk(void) {
+  for (int k = 0; k < F_COUNT; ++k) {
+    field_names[k] = PyUnicode_InternFromString(FIELD_NAMES[k]);
+    if (field_names[k] == NULL) return NULL;
+  }
+  str_constant = PyUnicode_InternFromString("constant");
+  if (str_constant == NULL) return NULL;
+  return PyModule_Create(&module);
+}

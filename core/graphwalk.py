@@ -1,0 +1,105 @@
+"""Walks over the lazy graph that every realisation and every ``jt.grad`` makes: the
+topological order behind some targets and the structure entries the plan cache and the
+backward cache are keyed by.
+
+They run once per step over every node of the step (a training step of a small MLP
+has ~160), so they are also written in C (``_graphwalk.c``, built by ``pip install``
+as an optional extension); without it the Python versions here run, with identical
+results. ``METAJIT_PURE_PYTHON=1`` forces the Python versions.
+"""
+import os
+
+from .graph import Node
+
+try:
+    if os.environ.get("METAJIT_PURE_PYTHON") == "1":
+        raise ImportError("METAJIT_PURE_PYTHON=1")
+    from . import _graphwalk as native
+    native.set_node_type(Node)
+except ImportError:
+    native = None
+
+_STOP_AT_REALISED, _STOP_AT_NO_GRAD = 0, 1
+
+
+def _is_realised(node):
+    return node.buffer is not None or node.host_data is not None
+
+
+def _python_order(targets, is_boundary):
+    order, visited, finishing = [], set(), []
+    for target in targets:
+        if id(target) in visited:
+            continue
+        stack = [target]
+        while stack:
+            node = stack.pop()
+            if node is None:  # every input of the node on top of `finishing` is placed
+                order.append(finishing.pop())
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append(None)
+            finishing.append(node)
+            if is_boundary(node):
+                continue
+            for source in reversed(node.inputs):
+                if id(source) not in visited:
+                    stack.append(source)
+    return order
+
+
+def realised_order(targets):
+    """Nodes reachable from ``targets`` (inputs first), not descending below realised ones."""
+    if native is not None:
+        return native.topological_order(targets, _STOP_AT_REALISED, None)
+    return _python_order(targets, _is_realised)
+
+
+def gradient_order(root, stop_ids=frozenset()):
+    """Nodes gradients can flow through from ``root`` (inputs first): not descending below
+    nodes without ``requires_grad``, gradient boundaries, or nodes whose id is in ``stop_ids``."""
+    if native is not None:
+        return native.topological_order([root], _STOP_AT_NO_GRAD, stop_ids)
+    return _python_order([root], lambda n: not n.requires_grad or n.grad_boundary or id(n) in stop_ids)
+
+
+def positions(order):
+    """Each node's position in ``order``, by id."""
+    return {id(n): k for k, n in enumerate(order)}
+
+
+def plan_entries(order, targets):
+    """``(entries, target positions)`` describing the unrealised graph ``order`` for the plan
+    cache: realised nodes by (on host?, shape, dtype), constants by dtype (never value),
+    others by op, attrs, shape, dtype and input positions."""
+    if native is not None:
+        return native.plan_structure(order, targets)
+    position = positions(order)
+    entries = []
+    for node in order:
+        if node.buffer is not None or node.host_data is not None:
+            entries.append((node.buffer is None, node.shape, node.dtype))
+        elif node.op == "constant":
+            entries.append(("constant", node.dtype))
+        else:
+            entries.append((node.op, node.attrs, node.shape, node.dtype,
+                            tuple([position[id(i)] for i in node.inputs])))
+    return tuple(entries), tuple([position[id(t)] for t in targets])
+
+
+def gradient_entries(order, targets):
+    """``(entries, target positions or -1)`` describing what the gradient rules see of
+    ``order``: op, attrs (not constant values), shape, dtype, ``requires_grad``,
+    ``grad_boundary``, and input positions where gradients pass (else the input count)."""
+    if native is not None:
+        return native.grad_structure(order, targets)
+    position = positions(order)
+    entries = []
+    for node in order:
+        descends = node.needs_inputs_for_grad
+        entries.append((node.op, None if node.op == "constant" else node.attrs, node.shape, node.dtype,
+                        node.requires_grad, node.grad_boundary,
+                        tuple(position[id(i)] for i in node.inputs) if descends else len(node.inputs)))
+    return tuple(entries), tuple(position.get(id(t), -1) for t in targets)

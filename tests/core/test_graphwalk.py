@@ -1,0 +1,68 @@
+"""Graph walks: the C accelerator and the Python versions give identical orders and keys."""
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit import graph, graphwalk
+from tests.core.test_backward_cache import _random_program
+
+needs_native = pytest.mark.skipif(graphwalk.native is None, reason="the C extension is not built")
+
+
+def _walks(targets, root):
+    order = graphwalk.realised_order(targets)
+    gradient_order = graphwalk.gradient_order(root)
+    stopped = graphwalk.gradient_order(root, frozenset({id(gradient_order[len(gradient_order) // 2])}))
+    return (order, gradient_order, stopped, graphwalk.plan_entries(order, targets),
+            graphwalk.gradient_entries(gradient_order, targets + [root]))
+
+
+@needs_native
+@pytest.mark.parametrize("seed", range(8))
+def test_native_and_python_walks_agree_on_random_programs(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    a, b = jt.array(rng.standard_normal((3, 4))), jt.array(rng.standard_normal((3, 4)))
+    a.sync()  # one realised leaf, one host leaf
+    program = _random_program(rng)
+    middle = eval(_random_program(rng, depth=2), {"jt": jt}, {"a": a, "b": b}).sync()  # realised inner node
+    out = eval(program, {"jt": jt}, {"a": middle, "b": b}) * 2.0
+    targets, root = [out._node, (out + 1.0)._node], out.sum()._node
+    native = _walks(targets, root)
+    monkeypatch.setattr(graphwalk, "native", None)
+    python = _walks(targets, root)
+    for got, want in zip(native[:3], python[:3]):
+        assert [id(n) for n in got] == [id(n) for n in want]
+    assert native[3:] == python[3:]
+
+
+@needs_native
+def test_native_walks_reject_foreign_objects_with_python_errors():
+    node = (jt.array(np.ones(3)) * 2.0)._node
+    with pytest.raises(AttributeError):
+        graphwalk.native.topological_order([42], 0, None)
+    with pytest.raises(ValueError, match="not in the order"):
+        graphwalk.native.plan_structure([node.inputs[0]], [node])
+    with pytest.raises(ValueError, match="after its consumer"):
+        graphwalk.native.plan_structure([node], [node])
+    with pytest.raises(TypeError):
+        graphwalk.native.topological_order([node], 1, [1, 2])
+
+
+@pytest.mark.parametrize("pure_python", [False, True])
+def test_deep_chains_walk_without_recursion(pure_python, monkeypatch):
+    if pure_python:
+        monkeypatch.setattr(graphwalk, "native", None)
+    x = jt.array(np.zeros(2, np.float32))
+    for _ in range(20000):
+        x = x + 1.0
+    order = graphwalk.realised_order([x._node])
+    assert len(order) == 60001 and order[-1] is x._node  # each step: constant, broadcast, add
+    entries, targets = graphwalk.plan_entries(order, [x._node])
+    assert targets == (60000,) and entries[-1][0] == "add"
+    np.testing.assert_array_equal(x.numpy(), [20000.0, 20000.0])
+
+
+def test_nodes_with_unset_slots_are_read_through_getattr():
+    bare = object.__new__(graph.Node)
+    with pytest.raises(AttributeError):
+        graphwalk.realised_order([bare])
