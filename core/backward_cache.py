@@ -9,14 +9,13 @@ seed, or earlier new nodes. A training step's backward then costs one structure 
 and one cheap `Node` construction per gradient node, instead of the front end's
 promotion, broadcasting and shape checks per rule.
 """
-import collections
 
 from . import graphwalk, plugins
 from .flags import flags
 from .graph import Node
 
 CACHE_SIZE = 256
-_templates = collections.OrderedDict()
+_templates = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)
 _UNCACHEABLE = object()
 
 
@@ -32,10 +31,7 @@ def structure_key(order, target_nodes, seed):
 def lookup(key):
     """The template recorded for ``key``, `UNCACHEABLE` when the graph cannot be replayed,
     or None when nothing is recorded."""
-    template = _templates.get(key)
-    if template is not None:
-        _templates.move_to_end(key)
-    return template
+    return _templates.get(key)
 
 
 def is_replayable(template):
@@ -49,7 +45,7 @@ def record(key, order, seed, results):
     template = _template(graphwalk.positions(order), seed, results)
     _templates[key] = _UNCACHEABLE if template is None else template
     if len(_templates) > CACHE_SIZE:
-        _templates.popitem(last=False)
+        del _templates[next(iter(_templates))]
 
 
 def _template(position, seed, results):

@@ -8,7 +8,6 @@ import numpy as np
 from . import debug, fusion, plugins
 from .errors import MetajitDeviceError, MetajitDtypeError
 from .library_ops import LibraryCall
-from .graph import numel
 
 
 class DeviceBuffer:
@@ -47,11 +46,11 @@ def to_host(node):
     return array
 
 
-def _check_dtypes(handle, nodes):
-    for node in nodes:
-        if node.dtype not in handle.dtypes:
+def _check_dtypes(handle, found):
+    for dtype in found:
+        if dtype not in handle.dtypes:
             raise MetajitDtypeError(
-                f"device {handle.name!r} does not support {node.dtype}; it supports "
+                f"device {handle.name!r} does not support {dtype}; it supports "
                 f"{', '.join(sorted(handle.dtypes))}: cast the Var or choose another device")
 
 
@@ -84,6 +83,20 @@ def compile_kernels(handle, kernels):
     return [programs[k] for k in kernels]
 
 
+def _prepare(handle, template):
+    """The steps of ``template`` with their programs on ``handle`` (compiled in one batch)
+    and output sizes: ``(program or None, inputs, outputs, parameters, sizes)`` pickers;
+    cached in the template per device."""
+    for outputs in template.outputs:
+        _check_dtypes(handle, [dtype for _, dtype in outputs])
+    programs = iter(compile_kernels(handle, [s[0] for s in template.steps if s[0] is not None]))
+    prepared = tuple((None if kernel is None else next(programs), inputs, outputs, parameters,
+                      [size for size, _ in sizes])
+                     for (kernel, inputs, outputs, parameters), sizes in zip(template.steps, template.outputs))
+    template.prepared[handle] = prepared
+    return prepared
+
+
 def realise(nodes):
     """Compute every node in ``nodes`` that has no value yet, on the current device."""
     pending = [n for n in nodes if n.buffer is None]
@@ -91,33 +104,32 @@ def realise(nodes):
         return
     handle = plugins.current()
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
-    plan = fusion.plan(pending, handle.description.library_kernels)
-    for step in plan.steps:
-        _check_dtypes(handle, step.output_nodes)
-    for node in plan.uploads:
-        _check_dtypes(handle, [node])
+    template, order = fusion.plan_template(pending, handle.description.library_kernels)
+    uploads = template.uploads(order)
+    _check_dtypes(handle, [node.dtype for node in uploads])
+    steps = template.prepared.get(handle) or _prepare(handle, template)
+    for node in uploads:
         node.buffer = upload(handle, node.host_data)
         node.host_data = None
-    programs = iter(compile_kernels(handle, [s.kernel for s in plan.steps if s.kernel is not None]))
+    for node in template.leaves(order):
+        if node.buffer.handle is not handle:
+            _migrate(handle, node)
     # every buffer and argument list first, then the launches back to back: the Python
     # between two kernels is then only the call itself (nothing is freed before the end,
     # so allocating up front does not raise the peak)
     launches, done = [], 0
     try:
-        for step in plan.steps:
-            inputs, outputs = step.input_nodes, step.output_nodes
-            for node in inputs:
-                if node.buffer.handle is not handle:
-                    _migrate(handle, node)
-            if step.kernel is None:
+        for program, inputs, outputs, parameters, sizes in steps:
+            inputs, outputs = inputs(order), outputs(order)
+            if program is None:
                 outputs[0].buffer = inputs[0].buffer
                 launches.append((None, None, None, None, outputs))
                 continue
-            buffers = [DeviceBuffer(handle, numel(node.shape) * node.dtype.itemsize) for node in outputs]
+            buffers = [DeviceBuffer(handle, size) for size in sizes]
             for node, buffer in zip(outputs, buffers):
                 node.buffer = buffer
-            launches.append((next(programs), [n.buffer.raw for n in inputs], [b.raw for b in buffers],
-                             step.parameters, outputs))
+            launches.append((program, [n.buffer.raw for n in inputs], [b.raw for b in buffers],
+                             tuple([n.attrs[0] for n in parameters(order)]), outputs))
         launch = handle.launch
         for program, input_buffers, output_buffers, parameters, _ in launches:
             if program is not None:
@@ -130,10 +142,10 @@ def realise(nodes):
                 node.buffer = None
         raise
     if debug.is_recording():
-        for step in plan.steps:
-            if step.kernel is not None:
-                debug.record(handle, step.kernel)
-    for node in plan.intermediates:
+        for kernel, *_ in template.steps:
+            if kernel is not None:
+                debug.record(handle, kernel)
+    for node in template.intermediates(order):
         node.buffer = None
     for node in pending:
         if not node.needs_inputs_for_grad:

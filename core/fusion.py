@@ -31,7 +31,6 @@ The result is a `Plan`: host leaves to upload and kernel steps in execution orde
 Plans are cached by the graph's structure (ops, attrs, shapes, dtypes, edges; never
 data or constant values), so a repeated training step skips fusion entirely.
 """
-import collections
 import dataclasses
 import operator
 
@@ -72,7 +71,7 @@ _INDEX_ONLY = ("broadcast_to", "reindex")
 
 
 PLAN_CACHE_SIZE = 4096
-_plan_cache = collections.OrderedDict()
+_plan_cache = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)
 
 
 def plan(targets, library_kernels=()):
@@ -80,19 +79,23 @@ def plan(targets, library_kernels=()):
 
     ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``).
     """
+    template, order = plan_template(targets, library_kernels)
+    return template.instantiate(order)
+
+
+def plan_template(targets, library_kernels=()):
+    """``(PlanTemplate, order)``: the cached plan for the graph's structure and the graph
+    order its positions refer to (what the executor runs without building a `Plan`)."""
     order = graphwalk.realised_order(targets)
     if library_ops.expand_unclaimed(order, library_kernels):
         order = graphwalk.realised_order(targets)
     key = graphwalk.plan_entries(order, targets) + (tuple(library_kernels),)
     template = _plan_cache.get(key)
     if template is None:
-        fresh = _fuse(order, targets, library_kernels)
-        template = _plan_cache[key] = _to_template(fresh, graphwalk.positions(order))
+        template = _plan_cache[key] = PlanTemplate(_fuse(order, targets, library_kernels), order)
         if len(_plan_cache) > PLAN_CACHE_SIZE:
-            _plan_cache.popitem(last=False)
-        return fresh
-    _plan_cache.move_to_end(key)
-    return _instantiate(template, order)
+            del _plan_cache[next(iter(_plan_cache))]
+    return template, order
 
 
 _interned_kernels = {}
@@ -118,22 +121,38 @@ def _picker(positions):
     return operator.itemgetter(*positions)
 
 
-def _to_template(fresh, position):
-    def where(nodes):
-        return _picker([position[id(n)] for n in nodes])
-    for step in fresh.steps:
-        step.kernel = _interned(step.kernel)
-    steps = tuple((s.kernel, where(s.input_nodes), where(s.output_nodes), where(s.parameter_nodes))
-                  for s in fresh.steps)
-    return where(fresh.uploads), steps, where(fresh.intermediates)
+class PlanTemplate:
+    """A fused `Plan` with its nodes named by position in the graph order, so that a graph
+    of the same structure replays it.
 
+    ``uploads``, ``intermediates`` and ``leaves`` (every realised node the plan reads) are
+    pickers (order -> nodes); ``steps`` holds ``(kernel, inputs, outputs, parameters)``
+    pickers per step and ``outputs`` each step's output ``(bytes, dtype)`` pairs.
+    ``prepared`` is the executor's per-device cache (compiled programs with the steps).
+    """
 
-def _instantiate(template, order):
-    uploads, steps, intermediates = template
-    return Plan(uploads(order),
-                [Step(kernel, inputs(order), outputs(order), parameters(order))
-                 for kernel, inputs, outputs, parameters in steps],
-                intermediates(order))
+    __slots__ = ("uploads", "steps", "outputs", "intermediates", "leaves", "prepared")
+
+    def __init__(self, fresh, order):
+        position = graphwalk.positions(order)
+
+        def where(nodes):
+            return _picker([position[id(n)] for n in nodes])
+        self.uploads = where(fresh.uploads)
+        self.steps = tuple((_interned(s.kernel), where(s.input_nodes), where(s.output_nodes),
+                            where(s.parameter_nodes)) for s in fresh.steps)
+        self.outputs = tuple(tuple((numel(n.shape) * n.dtype.itemsize, n.dtype) for n in s.output_nodes)
+                             for s in fresh.steps)
+        self.intermediates = where(fresh.intermediates)
+        self.leaves = where([n for n in order if n.is_realised])
+        self.prepared = {}
+
+    def instantiate(self, order):
+        """The `Plan` for the graph ``order`` (of this template's structure)."""
+        return Plan(list(self.uploads(order)),
+                    [Step(kernel, inputs(order), outputs(order), parameters(order))
+                     for kernel, inputs, outputs, parameters in self.steps],
+                    list(self.intermediates(order)))
 
 
 def _fuse(order, targets, library_kernels):
