@@ -1,8 +1,10 @@
 """Compile generated C++ into shared objects, through a crash-safe on-disk cache.
 
 * Toolchain: ``CXX`` (default ``g++``), C++17, ``-O3 -march=native -fopenmp``; IEEE
-  results kept (no fast-math, no FMA contraction) so kernels match the reference; FP
-  exceptions are not observed (``-fno-trapping-math``), so selects and comparisons vectorise.
+  results kept (no fast-math, no FMA contraction) so kernels match the reference.
+  ``-fno-tree-sink``: GCC otherwise sinks an operand computed only for a ``select`` into
+  a branch, and a loop with a branch around float arithmetic does not vectorise
+  (``-fno-trapping-math`` would allow that too, but stopped the pooling loops vectorising).
 * Cache: ``METAJIT_CACHE_DIR`` (default ``~/.cache/metajit``)/``cpu``. One entry per
   kernel, keyed by its source + flags + compiler version + CPU features; the kernels of
   one realisation that miss are compiled together in one translation unit (or a few, in
@@ -31,7 +33,7 @@ from metajit.errors import MetajitCompileError
 from .renderer import prelude
 
 FLAGS = ("-std=c++17", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fwrapv",
-         "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math")
+         "-ffp-contract=off", "-fno-math-errno", "-fno-tree-sink")
 SYMBOL_PREFIX = "mj_kernel_"
 KERNELS_PER_UNIT = 24
 PROGRESS_AFTER_SECONDS = 2.0

@@ -173,3 +173,15 @@ def test_comparisons_in_float_kernels_vectorise(rng, tmp_path):
         vectorised = _vectorised_lines(kernel.source, tmp_path)
         assert simd_loops and all(any(n + k in vectorised for k in range(4)) for n in simd_loops), kernel.source
     np.testing.assert_array_equal(cases[0].numpy(), (x.numpy() > 0) * g.numpy())
+
+
+@pytest.mark.skipif("g++" not in os.environ.get("CXX", "g++"), reason="reads GCC's vectoriser report")
+def test_pooling_over_a_fused_affine_chain_vectorises(rng, tmp_path):
+    # -fno-trapping-math (tried for selects) made GCC vectorise only the 2x2 window and
+    # not the loop over output columns: eval-mode conv-bn-relu-pool ran 2x slower
+    x = jt.array(rng.standard_normal((32, 32, 32, 32)).astype(np.float32))  # the bench convnet's shape
+    variance = jt.array(rng.random(32).astype(np.float32) + 0.5)
+    scale = (1.0 / (variance + 1e-5).sqrt()).reshape(1, 32, 1, 1)
+    pooled = jt.nn.max_pool2d((x * scale + 0.5).relu(), 2)
+    (kernel,) = launched_by(pooled)
+    assert len(_vectorised_lines(kernel.source, tmp_path)) >= 2, kernel.source  # the fill and the pool loop
