@@ -76,10 +76,19 @@ def array_leaf(data):
                 requires_grad=dtypes.is_float(dtype) and _grad_mode(), host_data=data)
 
 
+_converted_constants = {}  # (type, value, dtype) -> value as dtype (learning rates, 0, 1, 0.5...)
+
+
 def constant_leaf(value, dtype):
     """A 0-d leaf holding the scalar ``value`` as ``dtype``; fused as a literal."""
-    value = dtype.numpy.type(value).item()
-    return Node("constant", (), (value,), (), dtype)
+    key = (type(value), value, dtype)
+    converted = _converted_constants.get(key)
+    if converted is None:
+        converted = dtype.numpy.type(value).item()
+        # -0.0 equals 0.0 and nan equals nothing: neither may share an entry
+        if not (type(value) is float and (value == 0.0 or value != value)) and len(_converted_constants) < 4096:
+            _converted_constants[key] = converted
+    return Node("constant", (), (converted,), (), dtype)
 
 
 def index_leaf(shape, axis, dtype=dtypes.int32):
@@ -108,8 +117,22 @@ def elementwise(op, inputs, target_dtype=None):
                 requires_grad=_derived_requires_grad(dtype, operands))
 
 
+_normalised_axes = {}  # (axes, ndim) -> result, for hashable valid arguments
+
+
 def normalise_axes(axes, ndim, op="reduce"):
     """Sorted tuple of non-negative axes; accepts None (all), an int, or a sequence."""
+    try:
+        return _normalised_axes[axes, ndim]
+    except (KeyError, TypeError):  # not seen yet, or a list
+        pass
+    result = _normalise_axes(axes, ndim, op)
+    if type(axes) in (int, tuple, type(None)) and len(_normalised_axes) < 4096:
+        _normalised_axes[axes, ndim] = result
+    return result
+
+
+def _normalise_axes(axes, ndim, op):
     if axes is None:
         return tuple(range(ndim))
     if isinstance(axes, (int, np.integer)):
@@ -126,12 +149,18 @@ def reduce(op, x, axes, keepdims=False):
     """Reduce ``x`` with ``op`` (sum/prod/max/min/any/all) over ``axes``."""
     op = opset.normalise_reduce_op(op)
     axes = normalise_axes(axes, len(x.shape), op)
-    if op in ("sum", "prod") and x.dtype == dtypes.bool_:
+    dtype = x.dtype
+    is_bool = dtype is dtypes.bool_ or dtype == dtypes.bool_
+    if op in ("sum", "prod") and is_bool:
         raise MetajitDtypeError(f"{op} of bool: cast to an integer dtype first")
-    dtype = dtypes.bool_ if op in ("any", "all") else x.dtype
-    if op in ("any", "all") and x.dtype != dtypes.bool_:
-        raise MetajitDtypeError(f"{op} needs a bool input, got {x.dtype}")
-    shape = tuple(1 if a in axes else s for a, s in enumerate(x.shape) if keepdims or a not in axes)
+    if op in ("any", "all"):
+        if not is_bool:
+            raise MetajitDtypeError(f"{op} needs a bool input, got {x.dtype}")
+        dtype = dtypes.bool_
+    if keepdims:
+        shape = tuple([1 if a in axes else s for a, s in enumerate(x.shape)])
+    else:
+        shape = tuple([s for a, s in enumerate(x.shape) if a not in axes])
     return Node("reduce", (x,), (op, axes, keepdims), shape, dtype,
                 requires_grad=_derived_requires_grad(dtype, (x,)) and op in ("sum", "prod", "max", "min"))
 
@@ -148,8 +177,8 @@ def broadcast_to_tuple(x, shape):
     """`broadcast_to` for a ``shape`` that is already a tuple of ints."""
     if shape == x.shape:
         return x
-    if len(shape) < len(x.shape) or any(
-            xs != s and xs != 1 for xs, s in zip(x.shape[::-1], shape[::-1])):
+    if x.shape and (len(shape) < len(x.shape) or any(
+            xs != s and xs != 1 for xs, s in zip(x.shape[::-1], shape[::-1]))):
         raise MetajitShapeError(f"cannot broadcast shape {x.shape} to {shape}")
     return Node("broadcast_to", (x,), (), shape, x.dtype,
                 requires_grad=_derived_requires_grad(x.dtype, (x,)))
@@ -187,15 +216,35 @@ def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()
                 requires_grad=_derived_requires_grad(x.dtype, (x,)))
 
 
+_permutations = {}  # (dims, output shape) -> simplified index expressions
+
+
 def permute(x, dims):
     """``x`` with output dim k reading input dim ``dims[k]`` (a permutation of its dims)."""
-    exprs = [None] * len(dims)
-    for out_axis, in_axis in enumerate(dims):
-        exprs[in_axis] = indexexpr.loop(out_axis)
-    return reindex(x, tuple(x.shape[d] for d in dims), exprs)
+    dims = tuple(dims)
+    shape = tuple([x.shape[d] for d in dims])
+    exprs = _permutations.get((dims, shape))
+    if exprs is None:
+        loops = [None] * len(dims)
+        for out_axis, in_axis in enumerate(dims):
+            loops[in_axis] = indexexpr.loop(out_axis)
+        exprs = _simplify_all(loops, shape)
+        if len(_permutations) < 4096:
+            _permutations[dims, shape] = exprs
+    if dims == tuple(range(len(dims))):
+        return x
+    return Node("reindex", (x,), (exprs, _zero(x.dtype), ()), shape, x.dtype,
+                requires_grad=_derived_requires_grad(x.dtype, (x,)))
 
 
 _zeros = {}  # dtype -> its zero as a Python scalar (the overflow value of a reshape)
+
+
+def _zero(dtype):
+    zero = _zeros.get(dtype)
+    if zero is None:
+        zero = _zeros[dtype] = dtype.numpy.type(0).item()
+    return zero
 
 
 def reshape(x, shape):
@@ -203,10 +252,7 @@ def reshape(x, shape):
     reindex `reindex` would build, from memoised index expressions, without its checks."""
     if shape == x.shape:
         return x
-    zero = _zeros.get(x.dtype)
-    if zero is None:
-        zero = _zeros[x.dtype] = x.dtype.numpy.type(0).item()
-    return Node("reindex", (x,), (indexexpr.reshape_exprs(x.shape, shape), zero, ()), shape, x.dtype,
+    return Node("reindex", (x,), (indexexpr.reshape_exprs(x.shape, shape), _zero(x.dtype), ()), shape, x.dtype,
                 requires_grad=_derived_requires_grad(x.dtype, (x,)))
 
 

@@ -30,6 +30,16 @@ def wrap(node):
 
 def broadcast_shapes(*shapes, op="broadcast"):
     """numpy's broadcast of ``shapes``; raises `MetajitShapeError` naming them."""
+    if len(shapes) == 2 and type(shapes[0]) is tuple and type(shapes[1]) is tuple:
+        first, second = shapes
+        if len(first) != len(second):  # right-aligned: pad the shorter with ones
+            padding = (1,) * abs(len(first) - len(second))
+            first, second = (padding + first, second) if len(first) < len(second) else (first, padding + second)
+        try:
+            return tuple([a if b == 1 or a == b else b if a == 1 else _mismatch()
+                          for a, b in zip(first, second)])
+        except MetajitShapeError:
+            pass  # the general loop below names the offending dimension
     ndim = max((len(s) for s in shapes), default=0)
     result = []
     for axis in range(-ndim, 0):
@@ -40,6 +50,10 @@ def broadcast_shapes(*shapes, op="broadcast"):
                 f"(dimension {axis} has sizes {sorted(sizes)})")
         result.append(sizes.pop() if sizes else 1)
     return tuple(result)
+
+
+def _mismatch():
+    raise MetajitShapeError("shapes do not broadcast")
 
 
 def cast_node(node, dtype):
@@ -240,11 +254,19 @@ def matmul(a, b):
                                 f"({x.shape[-1]} != {contracted_b})")
     if len(x.shape) > 1 and len(y.shape) > 1 and x.dtype is y.dtype and dtypes.is_float(x.dtype):
         # (..., m, k, 1) * (..., 1, k, n) summed over k, built without the front end's checks
-        x = graph.reshape(x, x.shape + (1,))
-        y = graph.reshape(y, y.shape[:-2] + (1,) + y.shape[-2:])
-        shape = broadcast_shapes(x.shape, y.shape, op="matmul")
-        product = graph.elementwise("mul", [graph.broadcast_to_tuple(x, shape), graph.broadcast_to_tuple(y, shape)])
-        return wrap(graph.reduce("sum", product, (len(shape) - 2,)))
+        batch = x.shape[:-2] if x.shape[:-2] == y.shape[:-2] else \
+            broadcast_shapes(x.shape[:-2], y.shape[:-2], op="matmul")
+        (m, k), n = x.shape[-2:], y.shape[-1]
+        shape = batch + (m, k, n)
+        grad_mode = not flags.no_grad
+        requires_grad = (x.requires_grad or y.requires_grad) and grad_mode
+        x = graph.Node("broadcast_to", (graph.reshape(x, x.shape + (1,)),), (), shape, x.dtype,
+                       x.requires_grad and grad_mode)
+        y = graph.Node("broadcast_to", (graph.reshape(y, y.shape[:-2] + (1,) + y.shape[-2:]),), (), shape,
+                       y.dtype, y.requires_grad and grad_mode)
+        product = graph.Node("mul", (x, y), (), shape, x.dtype, requires_grad)
+        return wrap(graph.Node("reduce", (product,), ("sum", (len(shape) - 2,), False), batch + (m, n),
+                               x.dtype, requires_grad))
     from .reductions import sum as reduce_sum
     from .shape_ops import unsqueeze
     a, b = wrap(x), wrap(y)

@@ -12,6 +12,11 @@ from .math_ops import as_node, binary, cast, cast_node, unary, where, wrap
 
 
 def _axes_and_keepdims(x, args, kwargs, name):
+    if not kwargs or (len(kwargs) == 1 and "keepdims" in kwargs):  # x.sum(1), x.max(1, keepdims=True)
+        if len(args) <= 1:
+            axes = args[0] if args else None
+            return graph.normalise_axes(tuple(axes) if isinstance(axes, list) else axes, x.ndim, name), \
+                bool(kwargs.get("keepdims", False))
     axes = None
     if args:
         axes = args[0] if len(args) == 1 else tuple(args)
