@@ -342,8 +342,58 @@ def _choose_materialised(order, consumers, forced):
             materialised.add(id(node))
             kernels = frozenset((id(node),))
         owners[id(node)] = kernels
+    _recompute_cheap_chains(order, consumers, forced, materialised, owners)
     _limit_inlined_depth(order, materialised)
     return materialised
+
+
+_CHAIN_OPS = _CHEAP_OPS | frozenset(opset.COMPARISON_BINARY) | {"cast", "select", "abs"}
+CHAIN_MAX_OPS = 3
+
+
+def _chain_leaves(node, materialised):
+    """The stored values (by id: (node, elements)) a short chain of cheap element-wise ops
+    rooted at ``node`` reads, through gathers without index inputs and broadcasts; None
+    when the chain is longer than `CHAIN_MAX_OPS`, holds another op, or reads a value
+    that is not stored."""
+    leaves, ops, pending = {}, 0, [node]
+    while pending:
+        current = pending.pop()
+        if current is not node and (current.is_realised or id(current) in materialised):
+            source = current
+            leaves[id(source)] = numel(source.shape)
+            continue
+        if current.op in _ALWAYS_INLINED:
+            continue
+        if current.op == "broadcast_to" or (current.op == "reindex" and len(current.inputs) == 1):
+            pending.append(current.inputs[0])
+            continue
+        ops += 1
+        if current.op not in _CHAIN_OPS or ops > CHAIN_MAX_OPS:
+            return None
+        pending.extend(current.inputs)
+    return leaves
+
+
+def _recompute_cheap_chains(order, consumers, forced, materialised, owners):
+    """Un-store a node that is a short chain of cheap ops over stored values when its
+    consumer kernels recomputing it read less memory than storing it costs (a write, a
+    read per consumer kernel, and the producer kernel's own reads): max-pooling's
+    gradient mask ``x == window max`` is recomputed by the count and the scatter kernels
+    instead of being written and read twice."""
+    for node in order:
+        if id(node) not in materialised or id(node) in forced or node.is_realised:
+            continue
+        kernels = frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
+        if len(kernels) > DUPLICATE_MAX_KERNELS:
+            continue
+        leaves = _chain_leaves(node, materialised)
+        if leaves is None:
+            continue
+        read = sum(leaves.values())
+        if len(kernels) * read < numel(node.shape) * (1 + len(kernels)) + read:
+            materialised.discard(id(node))
+            owners[id(node)] = kernels
 
 
 MAX_INLINED_DEPTH = 64

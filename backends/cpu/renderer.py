@@ -354,6 +354,9 @@ class KernelRenderer:
         loop_axes = axes[:len(axes) - len(suffix)]
         if suffix and not loop_axes and clause is None:
             loop_axes, suffix = suffix[:1], suffix[1:]
+        if widened and suffix and math.prod(self.domain[a] for a in suffix) <= ACCUMULATION_LANES:
+            # a few values per output (a pooling window): a float sum is exact enough
+            widened, acc_type = False, "float"
         declare = f"{acc_type} acc = ({acc_type}){identity};"
         fold = f"{target} = {combine(target, f'({out_type})acc')};"
         if not suffix:
@@ -386,10 +389,12 @@ class KernelRenderer:
         Widened (double) sums and products run the innermost axis in blocks of
         `ACCUMULATION_BLOCK` accumulated in float, in `ACCUMULATION_LANES` interleaved
         partial results (so several SIMD adds are in flight, not one dependent chain),
-        folding each block into ``acc``: float speed, double accuracy. ``parallel`` is an optional
-        ``parallel for reduction`` pragma for the outermost loop.
+        folding each block into ``acc``: float speed, double accuracy. An innermost axis
+        shorter than the lanes (a 2x2 pooling window) adds straight into ``acc``.
+        ``parallel`` is an optional ``parallel for reduction`` pragma for the outermost loop.
         """
-        if widened:
+        short = self.domain[suffix[-1]] < ACCUMULATION_LANES
+        if widened and not short:
             last, outer = suffix[-1], suffix[:-1]
             size = self.domain[last]
             lane_body = self._fixed_axes() + self._body(
@@ -420,7 +425,7 @@ class KernelRenderer:
         body = self._fixed_axes() + self._body(
             store, lambda v, t: f"acc = {combine('acc', f'({acc_type}){v}')};")
         pragmas = {0: parallel} if parallel else {}
-        if clause:
+        if clause and not short:  # GCC makes a mess of SIMD reductions over a few iterations
             innermost = len(suffix) - 1
             simd = f"#pragma omp simd reduction({clause}:acc)"
             pragmas[innermost] = (parallel.replace("parallel for", "parallel for simd")

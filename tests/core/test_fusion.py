@@ -180,3 +180,17 @@ def test_deep_element_wise_chains_split_into_bounded_kernels():
     kernels = kernels_of(y)
     assert 4 <= len(kernels) <= 12, "a 600-op chain is one kernel per ~64 levels"
     np.testing.assert_array_equal(y.numpy(), np.full(5, 300.0))
+
+
+def test_max_pool_gradient_recomputes_its_mask_instead_of_storing_it(rng):
+    data = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    weights = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    x = jt.array(data)
+    grad = jt.grad((jt.nn.max_pool2d(x.relu(), 2) * jt.array(weights)).sum(), x)
+    window_shape = (2, 3, 4, 4, 2, 2)
+    for kernel in kernels_of(grad):
+        assert all(shape != window_shape for _, shape in kernel.kernel.outputs), kernel.kernel
+    windows = np.maximum(data, 0).reshape(2, 3, 4, 2, 4, 2)
+    is_max = windows == windows.max((3, 5), keepdims=True)
+    expected = (is_max / is_max.sum((3, 5), keepdims=True) * weights[:, :, :, None, :, None]).reshape(data.shape)
+    np.testing.assert_allclose(grad.numpy(), expected * (data > 0), rtol=1e-6)

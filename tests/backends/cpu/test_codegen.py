@@ -185,3 +185,15 @@ def test_pooling_over_a_fused_affine_chain_vectorises(rng, tmp_path):
     pooled = jt.nn.max_pool2d((x * scale + 0.5).relu(), 2)
     (kernel,) = launched_by(pooled)
     assert len(_vectorised_lines(kernel.source, tmp_path)) >= 2, kernel.source  # the fill and the pool loop
+
+
+def test_short_window_sums_accumulate_plainly_and_exactly(rng):
+    data = rng.standard_normal((64, 32, 2, 2)).astype(np.float32)
+    x = jt.array(data)
+    (kernel,) = launched_by(x.sum((2, 3)))
+    assert "lanes" not in kernel.source and "simd reduction" not in kernel.source, kernel.source
+    # four float adds: within an ulp of the inputs' scale of the exact sum
+    np.testing.assert_allclose(x.sum((2, 3)).numpy(), data.sum((2, 3), dtype=np.float64), rtol=1e-6, atol=1e-6)
+    long_rows = rng.standard_normal((8, 3, 5000)).astype(np.float32)  # still blocked, in double
+    np.testing.assert_allclose(jt.array(long_rows).sum((1, 2)).numpy(), long_rows.sum((1, 2), dtype=np.float64),
+                               rtol=1e-6)
