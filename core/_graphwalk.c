@@ -351,6 +351,68 @@ static PyObject* grad_structure(PyObject* self, PyObject* args) {
   return structure(order, targets, grad_entry, 0);
 }
 
+/* A new Node with every slot set from the borrowed ``values`` (indexed by field). */
+static PyObject* new_node(PyObject* const* values) {
+  PyObject* node = node_type->tp_alloc(node_type, 0);
+  if (node == NULL) return NULL;
+  for (int k = 0; k < F_COUNT; ++k) {
+    Py_INCREF(values[k]);
+    *(PyObject**)((char*)node + field_offsets[k]) = values[k];
+  }
+  return node;
+}
+
+/* instantiate(entries, pool): append to the list ``pool`` one new Node per entry
+ * (op, input positions in pool, attrs, shape, dtype, requires_grad, grad_boundary). */
+static PyObject* instantiate(PyObject* self, PyObject* args) {
+  PyObject *entries, *pool;
+  if (!PyArg_ParseTuple(args, "O!O!", &PyTuple_Type, &entries, &PyList_Type, &pool)) return NULL;
+  if (node_type == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "graphwalk: set_node_type was not called");
+    return NULL;
+  }
+  for (Py_ssize_t e = 0; e < PyTuple_GET_SIZE(entries); ++e) {
+    PyObject* entry = PyTuple_GET_ITEM(entries, e);
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 7 || !PyTuple_Check(PyTuple_GET_ITEM(entry, 1))) {
+      PyErr_SetString(PyExc_TypeError, "graphwalk: a template entry must be a 7-tuple with a tuple of inputs");
+      return NULL;
+    }
+    PyObject* slots = PyTuple_GET_ITEM(entry, 1);
+    Py_ssize_t count = PyTuple_GET_SIZE(slots);
+    PyObject* inputs = PyTuple_New(count);
+    if (inputs == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < count; ++k) {
+      Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(slots, k));
+      if (at < 0 || at >= PyList_GET_SIZE(pool)) {
+        Py_DECREF(inputs);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "graphwalk: template input out of range");
+        return NULL;
+      }
+      PyObject* source = PyList_GET_ITEM(pool, at);
+      Py_INCREF(source);
+      PyTuple_SET_ITEM(inputs, k, source);
+    }
+    PyObject* values[F_COUNT];
+    values[F_OP] = PyTuple_GET_ITEM(entry, 0);
+    values[F_INPUTS] = inputs;
+    values[F_ATTRS] = PyTuple_GET_ITEM(entry, 2);
+    values[F_SHAPE] = PyTuple_GET_ITEM(entry, 3);
+    values[F_DTYPE] = PyTuple_GET_ITEM(entry, 4);
+    values[F_BUFFER] = Py_None;
+    values[F_HOST_DATA] = Py_None;
+    values[F_REQUIRES_GRAD] = PyTuple_GET_ITEM(entry, 5);
+    values[F_GRAD_BOUNDARY] = PyTuple_GET_ITEM(entry, 6);
+    PyObject* node = new_node(values);
+    Py_DECREF(inputs);
+    if (node == NULL || PyList_Append(pool, node) < 0) {
+      Py_XDECREF(node);
+      return NULL;
+    }
+    Py_DECREF(node);
+  }
+  Py_RETURN_NONE;
+}
+
 /* set_node_type(Node): learn the slot offsets of the Node class. */
 static PyObject* set_node_type(PyObject* self, PyObject* type) {
   if (!PyType_Check(type)) {
@@ -385,6 +447,8 @@ static PyMethodDef methods[] = {
      "plan_structure(order, targets): (entries, target positions) of the plan-cache key."},
     {"grad_structure", grad_structure, METH_VARARGS,
      "grad_structure(order, targets): (entries, target positions or -1) of the backward key."},
+    {"instantiate", instantiate, METH_VARARGS,
+     "instantiate(entries, pool): append a new Node per backward-template entry to pool."},
     {"set_node_type", set_node_type, METH_O, "set_node_type(Node): read Node slots directly."},
     {NULL, NULL, 0, NULL}};
 

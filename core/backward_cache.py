@@ -76,10 +76,13 @@ def instantiate(template, order, seed):
     entries, results = template
     pool = list(order)
     pool.append(seed)
-    for op, inputs, attrs, shape, dtype, requires_grad, grad_boundary in entries:
-        node = Node(op, tuple([pool[k] for k in inputs]), attrs, shape, dtype, requires_grad)
-        node.grad_boundary = grad_boundary
-        pool.append(node)
+    if graphwalk.native is not None:
+        graphwalk.native.instantiate(entries, pool)
+    else:
+        for op, inputs, attrs, shape, dtype, requires_grad, grad_boundary in entries:
+            node = Node(op, tuple([pool[k] for k in inputs]), attrs, shape, dtype, requires_grad)
+            node.grad_boundary = grad_boundary
+            pool.append(node)
     return [None if slot is None else pool[slot] for slot in results]
 
 

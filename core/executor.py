@@ -125,10 +125,11 @@ def realise(nodes):
                 outputs[0].buffer = inputs[0].buffer
                 launches.append((None, None, None, None, outputs))
                 continue
-            buffers = [DeviceBuffer(handle, size) for size in sizes]
-            for node, buffer in zip(outputs, buffers):
-                node.buffer = buffer
-            launches.append((program, [n.buffer.raw for n in inputs], [b.raw for b in buffers],
+            output_buffers = []
+            for node, size in zip(outputs, sizes):
+                buffer = node.buffer = DeviceBuffer(handle, size)
+                output_buffers.append(buffer.raw)
+            launches.append((program, [n.buffer.raw for n in inputs], output_buffers,
                              tuple([n.attrs[0] for n in parameters(order)]), outputs))
         launch = handle.launch
         for program, input_buffers, output_buffers, parameters, _ in launches:

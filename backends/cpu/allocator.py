@@ -42,12 +42,15 @@ class CachingAllocator:
             limit_bytes = int(os.environ.get("METAJIT_CPU_CACHE_BYTES", 1 << 30))
         self.limit_bytes = limit_bytes
         self.free_lists = {}
+        self.capacities = {}  # request size -> size class (a training step asks the same sizes again)
         self.cached_bytes = 0
         self.allocated_bytes = 0
 
     def allocate(self, nbytes):
         """A buffer of at least ``nbytes`` bytes, reused from the cache when possible."""
-        capacity = size_class(nbytes)
+        capacity = self.capacities.get(nbytes)
+        if capacity is None:
+            capacity = self.capacities[nbytes] = size_class(nbytes)
         free = self.free_lists.get(capacity)
         if free:
             self.cached_bytes -= capacity

@@ -66,3 +66,44 @@ def test_nodes_with_unset_slots_are_read_through_getattr():
     bare = object.__new__(graph.Node)
     with pytest.raises(AttributeError):
         graphwalk.realised_order([bare])
+
+
+@needs_native
+@pytest.mark.parametrize("seed", range(4))
+def test_native_template_instantiation_builds_the_python_nodes(seed, monkeypatch):
+    from metajit import backward_cache
+    rng = np.random.default_rng(seed)
+    program = _random_program(rng)
+
+    def replayed():
+        a, b = jt.array(rng.standard_normal((3, 4))), jt.array(rng.standard_normal((3, 4)))
+        loss = eval(program, {"jt": jt}, {"a": a, "b": b}).sum()
+        order = graphwalk.gradient_order(loss._node)
+        key = backward_cache.structure_key(order, [a._node, b._node], loss._node)
+        template = backward_cache.lookup(key)
+        return order, template, loss
+
+    backward_cache.clear()
+    a, b = jt.array(rng.standard_normal((3, 4))), jt.array(rng.standard_normal((3, 4)))
+    jt.grad(eval(program, {"jt": jt}, {"a": a, "b": b}).sum(), [a, b])  # records the template
+    order, template, loss = replayed()
+    assert backward_cache.is_replayable(template)
+    native = backward_cache.instantiate(template, order, loss._node)
+    monkeypatch.setattr(graphwalk, "native", None)
+    python = backward_cache.instantiate(template, order, loss._node)
+
+    def fields(node, seen):
+        if node is None or id(node) in seen:
+            return None
+        seen.add(id(node))
+        return (node.op, node.attrs, node.shape, node.dtype, node.requires_grad, node.grad_boundary,
+                node.buffer, node.host_data, tuple(i if i in order else fields(i, seen) for i in node.inputs))
+    assert [fields(n, set()) for n in native] == [fields(n, set()) for n in python]
+
+
+@needs_native
+def test_native_instantiation_rejects_bad_templates():
+    with pytest.raises(IndexError):
+        graphwalk.native.instantiate((("add", (0, 5), (), (), "float32", False, False),), [object()])
+    with pytest.raises(TypeError):
+        graphwalk.native.instantiate((("add",),), [])
