@@ -296,6 +296,10 @@ done:
   return result;
 }
 
+static int is_constant_op(PyObject* op) {
+  return PyUnicode_Check(op) && PyUnicode_Compare(op, str_constant) == 0;
+}
+
 static PyObject* plan_entry(PyObject* node, const NodeMap* position) {
   PyObject* buffer = field(node, F_BUFFER);
   PyObject* host_data = buffer ? field(node, F_HOST_DATA) : NULL;
@@ -305,8 +309,7 @@ static PyObject* plan_entry(PyObject* node, const NodeMap* position) {
   if (op == NULL) return NULL;
   if (buffer != Py_None || host_data != Py_None)
     return PyTuple_Pack(3, buffer == Py_None ? Py_True : Py_False, shape, dtype);
-  int is_constant = PyUnicode_Check(op) ? PyUnicode_Compare(op, str_constant) == 0 : 0;
-  if (is_constant) return PyTuple_Pack(2, str_constant, dtype);
+  if (is_constant_op(op)) return PyTuple_Pack(2, str_constant, dtype);
   PyObject* attrs = field(node, F_ATTRS);
   PyObject* inputs = attrs ? inputs_of(node) : NULL;
   PyObject* positions = inputs ? input_positions(position, inputs) : NULL;
@@ -337,8 +340,7 @@ static PyObject* grad_entry(PyObject* node, const NodeMap* position) {
   PyObject* edges = requires && !bounded ? input_positions(position, inputs)
                                          : PyLong_FromSsize_t(PyTuple_GET_SIZE(inputs));
   if (edges == NULL) return NULL;
-  int is_constant = PyUnicode_Check(op) ? PyUnicode_Compare(op, str_constant) == 0 : 0;
-  PyObject* entry = PyTuple_Pack(7, op, is_constant ? Py_None : attrs, shape, dtype, requires_grad,
+  PyObject* entry = PyTuple_Pack(7, op, is_constant_op(op) ? Py_None : attrs, shape, dtype, requires_grad,
                                  grad_boundary, edges);
   Py_DECREF(edges);
   return entry;
