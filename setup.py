@@ -1,7 +1,10 @@
-"""Builds the optional C accelerator of the graph walks (`metajit.graphwalk`); everything
-else is configured in pyproject.toml. When no C compiler or Python headers are present the
-extension is skipped and the Python versions run."""
+"""Builds the optional C accelerators: the graph walks (`metajit.graphwalk`) and the cpu
+backend's kernel-sequence launcher; everything else is configured in pyproject.toml. When
+no C compiler or Python headers are present they are skipped and the Python versions run."""
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("metajit._graphwalk", ["core/_graphwalk.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(ext_modules=[
+    Extension("metajit._graphwalk", ["core/_graphwalk.c"], optional=True, extra_compile_args=["-O2"]),
+    Extension("metajit.backends.cpu._launch", ["backends/cpu/_launch.c"], optional=True,
+              extra_compile_args=["-O2"]),
+])

@@ -131,11 +131,15 @@ def realise(nodes):
                 output_buffers.append(buffer.raw)
             launches.append((program, [n.buffer.raw for n in inputs], output_buffers,
                              tuple([n.attrs[0] for n in parameters(order)]), outputs))
-        launch = handle.launch
-        for program, input_buffers, output_buffers, parameters, _ in launches:
-            if program is not None:
-                launch(program, input_buffers, output_buffers, parameters)
-            done += 1
+        if handle.launch_sequence is not None:
+            handle.launch_sequence([launch[:4] for launch in launches if launch[0] is not None])
+            done = len(launches)
+        else:
+            launch = handle.launch
+            for program, input_buffers, output_buffers, parameters, _ in launches:
+                if program is not None:
+                    launch(program, input_buffers, output_buffers, parameters)
+                done += 1
     except BaseException:
         # what did not run computed nothing: those nodes stay unrealised
         for *_, outputs in launches[done:]:

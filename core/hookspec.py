@@ -90,6 +90,19 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 
 @hookspec
+def metajit_backend_launch_sequence(launches):
+    """Run several kernels in order (optional; without it core calls
+    `metajit_backend_launch` once per kernel).
+
+    :param launches: a list of ``(program, inputs, outputs, parameters)``, each as
+        `metajit_backend_launch` takes them; all outputs are already allocated.
+
+    If it raises, any of the launches may or may not have run: core treats every output
+    of the sequence as not computed.
+    """
+
+
+@hookspec
 def metajit_backend_synchronize():
     """Block until every launched kernel and copy has finished (required)."""
 

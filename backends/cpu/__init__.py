@@ -4,6 +4,7 @@ Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loadin
 `allocator` (aligned caching allocator), `library` (matmul through BLAS), `onednn`
 (oneDNN GEMM and the convolution library ops).
 """
+import ctypes
 import os
 import struct
 
@@ -18,7 +19,7 @@ from metajit.plugins import BackendDescription, KernelSource
 from . import onednn
 from .allocator import CachingAllocator
 from .compiler import Compiler, missing_compiler_reason
-from .library import recognise_matmul
+from .library import MatmulProgram, recognise_matmul
 from .renderer import render_kernel
 
 NAME = "cpu"
@@ -43,16 +44,24 @@ def allocator():
     return _allocator
 
 
+try:
+    from . import _launch as native_launcher  # optional C extension: one call runs many kernels
+except ImportError:
+    native_launcher = None
+
+
 class CompiledKernel:
     """A loaded C++ kernel: calls it with buffer addresses, packed parameters, thread count.
 
     Addresses and parameters are packed with `struct` into byte strings the C function
-    reads as ``void* const*`` / ``const void*`` (cheaper than building ctypes arrays)."""
+    reads as ``void* const*`` / ``const void*`` (cheaper than building ctypes arrays).
+    ``address`` is the function's address, for `native_launcher`."""
 
-    __slots__ = ("function", "source", "pack_inputs", "pack_outputs", "pack_parameters")
+    __slots__ = ("function", "address", "source", "pack_inputs", "pack_outputs", "pack_parameters")
 
     def __init__(self, function, source):
         self.function = function
+        self.address = ctypes.cast(function, ctypes.c_void_p).value
         self.source = source
         kernel = source.kernel
         self.pack_inputs = struct.Struct(f"{max(len(kernel.inputs), 1)}P").pack
@@ -102,6 +111,29 @@ def metajit_backend_compile(sources):
 @hookimpl
 def metajit_backend_launch(program, inputs, outputs, parameters):
     program(inputs, outputs, parameters)
+
+
+@hookimpl
+def metajit_backend_launch_sequence(launches):
+    if native_launcher is None:
+        for program, inputs, outputs, parameters in launches:
+            program(inputs, outputs, parameters)
+        return
+    batch = []  # consecutive native calls, run by one C call
+    for program, inputs, outputs, parameters in launches:
+        if type(program) is CompiledKernel:
+            batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
+            continue
+        calls = program.native_calls(inputs, outputs) if type(program) is MatmulProgram else None
+        if calls is not None:
+            batch += calls
+            continue
+        if batch:
+            native_launcher.run(batch, flags.num_threads)
+            batch = []
+        program(inputs, outputs, parameters)
+    if batch:
+        native_launcher.run(batch, flags.num_threads)
 
 
 @hookimpl

@@ -29,7 +29,7 @@ _PACK_ADDRESSES = struct.Struct("3P")
 _C_OFFSET = 2 * struct.calcsize("P")
 _PACK_PARAMETERS = struct.Struct("=11q")  # see parallel_gemm.cpp for the order
 _UNLOADED = object()
-_state = {"library": _UNLOADED, "driver": None, "routines": None}
+_state = {"library": _UNLOADED, "driver": None, "driver_address": None, "routines": None}
 
 
 def _load_openblas():
@@ -81,6 +81,12 @@ def _driver():
             [(key, template.replace(cpu.NAME_PLACEHOLDER, kernel_compiler.symbol(key)))])
         _state["driver"] = function
     return _state["driver"]
+
+
+def _driver_address():
+    if _state["driver_address"] is None:
+        _state["driver_address"] = ctypes.cast(_driver(), ctypes.c_void_p).value
+    return _state["driver_address"]
 
 
 def _layout(matrix):
@@ -182,6 +188,16 @@ class ProductPlan:
     def run(self, base):
         """The product on the buffers at ``base`` ({"a", "b", "out": address})."""
         _run(self.calls, base)
+
+    def native_calls(self, base):
+        """The driver calls for ``base`` as ``(driver address, (A, B), (C,), parameters)``
+        launches, for the cpu backend's native launcher."""
+        driver = _driver_address()
+        launches = []
+        for addresses, parameters in self.calls:
+            a, b, c = (address + base[role] for role, address in addresses)
+            launches.append((driver, (a, b), (c,), parameters))
+        return launches
 
 
 def batched_gemm(a, b, out, base=None):

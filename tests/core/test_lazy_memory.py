@@ -86,9 +86,10 @@ def test_failed_allocation_raises_cleanly_and_keeps_counts(monkeypatch):
     assert (x * 2).numpy().tolist() == [2.0] * 8
 
 
-def test_a_failed_launch_leaves_its_values_unrealised(monkeypatch):
-    """When a kernel launch raises, neither its outputs nor those of later kernels look
-    computed: the next realisation computes them afresh."""
+@pytest.mark.parametrize("through", ["launch", "launch_sequence"])
+def test_a_failed_launch_leaves_its_values_unrealised(monkeypatch, through):
+    """When a kernel launch (or a launch sequence) raises, neither its outputs nor those
+    of later kernels look computed: the next realisation computes them afresh."""
     from metajit import plugins
     x = jt.array(np.arange(6, dtype=np.float32)).sync()
     y = (x * 2).sum()
@@ -102,7 +103,15 @@ def test_a_failed_launch_leaves_its_values_unrealised(monkeypatch):
             raise RuntimeError("device lost")
         original(*arguments)
 
-    monkeypatch.setattr(handle, "launch", failing)
+    def failing_sequence(launches):
+        for launch in launches:
+            failing(*launch)
+
+    if through == "launch":
+        monkeypatch.setattr(handle, "launch_sequence", None)
+        monkeypatch.setattr(handle, "launch", failing)
+    else:
+        monkeypatch.setattr(handle, "launch_sequence", failing_sequence)
     with pytest.raises(RuntimeError, match="device lost"):
         z.sync()
     monkeypatch.undo()

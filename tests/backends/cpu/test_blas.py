@@ -96,13 +96,18 @@ def test_products_replay_their_plan_on_new_buffers(rng, expression):
     buffers the next realisation gives it."""
     from metajit.backends.cpu import library
     programs = set()
-    original = library.MatmulProgram.__call__
+    original, original_native = library.MatmulProgram.__call__, library.MatmulProgram.native_calls
 
     def spying(program, inputs, outputs, parameters):
         programs.add(program)
         original(program, inputs, outputs, parameters)
 
+    def spying_native(program, inputs, outputs):  # replays through the cpu backend's launcher
+        programs.add(program)
+        return original_native(program, inputs, outputs)
+
     library.MatmulProgram.__call__ = spying
+    library.MatmulProgram.native_calls = spying_native
     try:
         for _ in range(3):
             arrays = {"a": rng.standard_normal((40, 30)), "b": rng.standard_normal((30, 50)),
@@ -113,4 +118,5 @@ def test_products_replay_their_plan_on_new_buffers(rng, expression):
             np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-4, atol=1e-4)
     finally:
         library.MatmulProgram.__call__ = original
+        library.MatmulProgram.native_calls = original_native
     assert programs and all(program.plan is not None for program in programs)
