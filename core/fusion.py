@@ -492,7 +492,8 @@ class _KernelBuilder:
         """A reindex(_reduce) node's expressions in this kernel's loops, and when they are valid:
         inside ``target_shape`` and with no overflow condition holding."""
         extra_slots = self.extra_slots(node)
-        mapped = tuple(indexexpr.substitute(e, index, extra_slots) for e in exprs)
+        mapped = tuple(indexexpr.simplify(indexexpr.substitute(e, index, extra_slots), self.domain)
+                       for e in exprs)
         valid = self.in_range(mapped, target_shape)
         valid += [indexexpr.logical_not(indexexpr.substitute(c, index, extra_slots))
                   for c in overflow_conditions]

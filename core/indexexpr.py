@@ -366,7 +366,30 @@ def simplify(expr, domain):
             return binary(op, remainder, right)
         if op == "mod":
             return binary("mod", remainder, right)
+    if op in ("add", "sub"):
+        return _merge_quotient_and_remainder(binary(op, left, right))
     return binary(op, left, right)
+
+
+def _merge_quotient_and_remainder(expr):
+    """``(x // k) * k * c + (x % k) * c`` -> ``x * c`` inside a sum (true for floor and for
+    truncating division alike): the scatter back through a pooling window's
+    ``i // 2 * 2 + i % 2`` reads ``i`` again, contiguously."""
+    terms = _terms(expr)
+    forms = [_coefficient(term) for term in terms]
+    for i, (quotient, scale) in enumerate(forms):
+        if quotient.op != "floordiv" or not quotient.args[1].is_const or quotient.args[1].args[0] <= 0:
+            continue
+        divisor = quotient.args[1].args[0]
+        for j, (remainder, remainder_scale) in enumerate(forms):
+            if j != i and remainder.op == "mod" and remainder.args == quotient.args \
+                    and scale == remainder_scale * divisor:
+                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+                merged = binary("mul", quotient.args[0], remainder_scale)
+                for term in rest:
+                    merged = binary("add", merged, term)
+                return _merge_quotient_and_remainder(merged)
+    return expr
 
 
 @functools.lru_cache(maxsize=4096)

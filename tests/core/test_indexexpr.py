@@ -57,6 +57,19 @@ def test_simplify_division_and_modulo():
     assert I.simplify(I.loop(0), (1,)) == I.const(0)
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("i0/2*2+i0%2", "i0"), ("(i0/3*3+i0%3)*5+i1", "i0*5+i1"), ("i0/3*6+i0%3*2", "i0*2"),
+    ("i1+i0%4+i0/4*4", "i1+i0"), ("i0/3*6+i0%3", None), ("i0/2*2+i1%2", None)])
+def test_simplify_merges_quotient_and_remainder(text, expected):
+    domain = (40, 6)
+    expr = I.parse(text, 2)
+    simplified = I.simplify(expr, domain)
+    if expected is not None:
+        assert I.linear_form(simplified) == I.linear_form(I.parse(expected, 2))
+    i0, i1 = np.arange(-12, 40).reshape(-1, 1), np.arange(6).reshape(1, -1)  # negatives too
+    np.testing.assert_array_equal(I.evaluate(simplified, [i0, i1]), I.evaluate(expr, [i0, i1]))
+
+
 @pytest.mark.parametrize("text", ["i0 +", "i0 ** 2", "foo(i0)", "i0.x", "'a'", "i0 if i0 else 1"])
 def test_bad_syntax_raises(text):
     with pytest.raises(MetajitValueError):
