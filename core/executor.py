@@ -117,32 +117,30 @@ def realise(nodes):
     # every buffer and argument list first, then the launches back to back: the Python
     # between two kernels is then only the call itself (nothing is freed before the end,
     # so allocating up front does not raise the peak)
-    launches, done = [], 0
+    sequence, produced = [], []
     try:
         for program, inputs, outputs, parameters, sizes in steps:
             inputs, outputs = inputs(order), outputs(order)
+            produced.append(outputs)
             if program is None:
                 outputs[0].buffer = inputs[0].buffer
-                launches.append((None, None, None, None, outputs))
                 continue
             output_buffers = []
             for node, size in zip(outputs, sizes):
                 buffer = node.buffer = DeviceBuffer(handle, size)
                 output_buffers.append(buffer.raw)
-            launches.append((program, [n.buffer.raw for n in inputs], output_buffers,
-                             tuple([n.attrs[0] for n in parameters(order)]), outputs))
+            sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
+                             tuple([n.attrs[0] for n in parameters(order)])))
         if handle.launch_sequence is not None:
-            handle.launch_sequence([launch[:4] for launch in launches if launch[0] is not None])
-            done = len(launches)
+            handle.launch_sequence(sequence)
         else:
             launch = handle.launch
-            for program, input_buffers, output_buffers, parameters, _ in launches:
-                if program is not None:
-                    launch(program, input_buffers, output_buffers, parameters)
-                done += 1
+            for program, input_buffers, output_buffers, parameters in sequence:
+                launch(program, input_buffers, output_buffers, parameters)
     except BaseException:
-        # what did not run computed nothing: those nodes stay unrealised
-        for *_, outputs in launches[done:]:
+        # a failed allocation or launch: nothing of this plan counts as computed (what did
+        # run is recomputed next time; the nodes keep their inputs until the end)
+        for outputs in produced:
             for node in outputs:
                 node.buffer = None
         raise
