@@ -319,11 +319,16 @@ static PyObject* plan_entry(PyObject* node, const NodeMap* position) {
   return entry;
 }
 
-/* plan_structure(order, targets) -> (entries, target positions): fusion's plan-cache key. */
-static PyObject* plan_structure(PyObject* self, PyObject* args) {
+/* structure() for the (order, targets) arguments ``args``. */
+static PyObject* structure_of_arguments(PyObject* args, EntryBuilder build, int required) {
   PyObject *order, *targets;
   if (!PyArg_ParseTuple(args, "OO", &order, &targets)) return NULL;
-  return structure(order, targets, plan_entry, 1);
+  return structure(order, targets, build, required);
+}
+
+/* plan_structure(order, targets) -> (entries, target positions): fusion's plan-cache key. */
+static PyObject* plan_structure(PyObject* self, PyObject* args) {
+  return structure_of_arguments(args, plan_entry, 1);
 }
 
 static PyObject* grad_entry(PyObject* node, const NodeMap* position) {
@@ -348,9 +353,7 @@ static PyObject* grad_entry(PyObject* node, const NodeMap* position) {
 
 /* grad_structure(order, targets) -> (entries, target positions or -1): the backward-cache key. */
 static PyObject* grad_structure(PyObject* self, PyObject* args) {
-  PyObject *order, *targets;
-  if (!PyArg_ParseTuple(args, "OO", &order, &targets)) return NULL;
-  return structure(order, targets, grad_entry, 0);
+  return structure_of_arguments(args, grad_entry, 0);
 }
 
 /* A new Node with every slot set from the borrowed ``values`` (indexed by field). */

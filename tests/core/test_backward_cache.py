@@ -138,14 +138,20 @@ def _random_program(rng, depth=6):
     return terms[-1]
 
 
+def random_program_loss(program, rng):
+    """Fresh (3, 4) inputs ``a`` and ``b`` and the summed ``program`` over them."""
+    a, b = jt.array(rng.standard_normal((3, 4))), jt.array(rng.standard_normal((3, 4)))
+    return a, b, eval(program, {"jt": jt}, {"a": a, "b": b}).sum()
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_replayed_gradients_equal_fresh_rules_on_random_programs(seed, monkeypatch):
     rng = np.random.default_rng(seed)
     program = _random_program(rng)
 
     def gradients():
-        a, b = jt.array(rng.standard_normal((3, 4))), jt.array(rng.standard_normal((3, 4)))
-        return a, b, jt.grad(eval(program, {"jt": jt}, {"a": a, "b": b}).sum(), [a, b])
+        a, b, loss = random_program_loss(program, rng)
+        return a, b, jt.grad(loss, [a, b])
 
     backward_cache.clear()
     gradients()  # records the template

@@ -4,7 +4,7 @@ import pytest
 
 import metajit as jt
 from metajit import graph, graphwalk
-from tests.core.test_backward_cache import _random_program
+from tests.core.test_backward_cache import _random_program, random_program_loss
 
 needs_native = pytest.mark.skipif(graphwalk.native is None, reason="the C extension is not built")
 
@@ -76,16 +76,15 @@ def test_native_template_instantiation_builds_the_python_nodes(seed, monkeypatch
     program = _random_program(rng)
 
     def replayed():
-        a, b = jt.array(rng.standard_normal((3, 4))), jt.array(rng.standard_normal((3, 4)))
-        loss = eval(program, {"jt": jt}, {"a": a, "b": b}).sum()
+        a, b, loss = random_program_loss(program, rng)
         order = graphwalk.gradient_order(loss._node)
         key = backward_cache.structure_key(order, [a._node, b._node], loss._node)
         template = backward_cache.lookup(key)
         return order, template, loss
 
     backward_cache.clear()
-    a, b = jt.array(rng.standard_normal((3, 4))), jt.array(rng.standard_normal((3, 4)))
-    jt.grad(eval(program, {"jt": jt}, {"a": a, "b": b}).sum(), [a, b])  # records the template
+    a, b, loss = random_program_loss(program, rng)
+    jt.grad(loss, [a, b])  # records the template
     order, template, loss = replayed()
     assert backward_cache.is_replayable(template)
     native = backward_cache.instantiate(template, order, loss._node)
