@@ -126,10 +126,12 @@ WORKLOADS = [
 ]
 
 def python_overhead(jt, step, repeat):
-    """(seconds per step, seconds of it inside kernel launches) for a warmed-up ``step``."""
+    """(seconds per step, seconds of it inside kernel launches) for a warmed-up ``step``:
+    the time inside the backend's ``launch_sequence`` (or each ``launch`` without one)."""
     from metajit import plugins
     handle = plugins.current()
-    launch = handle.launch
+    hook = "launch_sequence" if handle.launch_sequence is not None else "launch"
+    launch = getattr(handle, hook)
     inside = [0.0]
 
     def timed_launch(*args):
@@ -139,14 +141,14 @@ def python_overhead(jt, step, repeat):
 
     for _ in range(3):
         step()
-    handle.launch = timed_launch
+    setattr(handle, hook, timed_launch)
     try:
         started = time.perf_counter()
         for _ in range(repeat):
             step()
         total = time.perf_counter() - started
     finally:
-        handle.launch = launch
+        setattr(handle, hook, launch)
     return total / repeat, inside[0] / repeat
 
 
