@@ -44,8 +44,10 @@ def allocator():
     return _allocator
 
 
-try:
-    from . import _launch as native_launcher  # optional C extension: one call runs many kernels
+try:  # optional C extension: one call runs many kernels (METAJIT_PURE_PYTHON=1 turns it off)
+    if os.environ.get("METAJIT_PURE_PYTHON") == "1":
+        raise ImportError("METAJIT_PURE_PYTHON=1")
+    from . import _launch as native_launcher
 except ImportError:
     native_launcher = None
 
