@@ -366,6 +366,15 @@ class KernelRenderer:
             lines = [declare] + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause,
                                                        identity, parallel)
             return ["{"] + ["  " + l for l in lines + self._fixed_axes() + [fold]] + ["}"]
+        elif nan_aware:
+            # a plain max/min and a separate nan flag are both reductions GCC vectorises; the
+            # nan-propagating mj_maximum is not (ResNet's 3x3 max-pool: 40 -> 27 ms)
+            compare = ">" if op == "max" else "<"
+            step = (lambda v, t: f"acc = ({v} {compare} acc) ? {v} : acc; nan_seen |= ({v} != {v});")
+            inner = ([declare, "int nan_seen = 0;"]
+                     + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause, identity,
+                                               None, step)
+                     + self._fixed_axes() + [f"if (nan_seen) acc = ({acc_type})__builtin_nan(\"\");", fold])
         else:
             inner = ([declare] + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause,
                                                          identity, None)
@@ -383,7 +392,7 @@ class KernelRenderer:
         return self._partial_reduction(store, inner, loop_axes, total, identity, combine)
 
     def _accumulate_suffix(self, store, suffix, widened, acc_type, combine, clause, identity,
-                           parallel):
+                           parallel, step=None):
         """Lines reducing the value over the innermost ``suffix`` axes into ``acc``.
 
         Widened (double) sums and products run the innermost axis in blocks of
@@ -391,7 +400,8 @@ class KernelRenderer:
         partial results (so several SIMD adds are in flight, not one dependent chain),
         folding each block into ``acc``: float speed, double accuracy. An innermost axis
         shorter than the lanes (a 2x2 pooling window) adds straight into ``acc``.
-        ``parallel`` is an optional ``parallel for reduction`` pragma for the outermost loop.
+        ``parallel`` is an optional ``parallel for reduction`` pragma for the outermost loop;
+        ``step`` (value, target) -> statement replaces the plain ``acc = combine(acc, value)``.
         """
         short = self.domain[suffix[-1]] < ACCUMULATION_LANES
         if widened and not short:
@@ -423,7 +433,7 @@ class KernelRenderer:
                 return ([parallel] if parallel else []) + lines
             return self._nest(outer, lines, {0: parallel} if parallel else {})
         body = self._fixed_axes() + self._body(
-            store, lambda v, t: f"acc = {combine('acc', f'({acc_type}){v}')};")
+            store, step or (lambda v, t: f"acc = {combine('acc', f'({acc_type}){v}')};"))
         pragmas = {0: parallel} if parallel else {}
         if clause and not short:  # GCC makes a mess of SIMD reductions over a few iterations
             innermost = len(suffix) - 1

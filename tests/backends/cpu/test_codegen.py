@@ -197,3 +197,18 @@ def test_short_window_sums_accumulate_plainly_and_exactly(rng):
     long_rows = rng.standard_normal((8, 3, 5000)).astype(np.float32)  # still blocked, in double
     np.testing.assert_allclose(jt.array(long_rows).sum((1, 2)).numpy(), long_rows.sum((1, 2), dtype=np.float64),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_float_max_min_reductions_propagate_nan_through_the_flag(op, rng):
+    data = rng.standard_normal((6, 5, 7, 33)).astype(np.float32)
+    data[1, 2, 3, 4] = np.nan
+    data[4, 0, 0, 32] = np.nan
+    data[2, 1] = -np.inf if op == "max" else np.inf
+    x = jt.array(data)
+    for axes in [(3,), (2, 3), (1, 2, 3)]:
+        got = getattr(x, op)(axes).numpy()
+        np.testing.assert_array_equal(got, getattr(data, op)(axes))  # nan where numpy has nan
+    torch = pytest.importorskip("torch")
+    windows = jt.nn.max_pool2d(x, 3, 2, 1).numpy()
+    np.testing.assert_array_equal(windows, torch.nn.functional.max_pool2d(torch.from_numpy(data), 3, 2, 1).numpy())
