@@ -3,15 +3,16 @@
 typedef signed char mj_i8; typedef unsigned char mj_u8; typedef short mj_i16;
 typedef int mj_i32; typedef long long mj_i64; typedef _Float16 mj_f16;
 
-// b == -1 is special-cased: MIN / -1 traps on x86; numpy wraps it (-fwrapv makes -a wrap).
+// b == -1 is special-cased for signed types: MIN / -1 traps on x86; numpy wraps it
+// (-fwrapv makes -a wrap). For unsigned types (T)-1 is the largest value, an ordinary divisor.
 template <class T> static inline T mj_idiv(T a, T b) {
   if (b == 0) return 0;
-  if (b == (T)-1) return (T)-a;
+  if ((T)-1 < (T)0 && b == (T)-1) return (T)-a;
   T q = a / b;
   return (q * b != a && ((a < 0) != (b < 0))) ? (T)(q - 1) : q;
 }
 template <class T> static inline T mj_imod(T a, T b) {
-  if (b == 0 || b == (T)-1) return 0;
+  if (b == 0 || ((T)-1 < (T)0 && b == (T)-1)) return 0;
   T r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;
 }

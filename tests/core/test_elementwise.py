@@ -80,6 +80,17 @@ def test_integer_division_and_modulo_follow_floor_semantics():
     np.testing.assert_array_equal((a % b).numpy(), [1, 1, -1, -1, 0])
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "int64"])
+def test_integer_division_by_all_ones_bit_pattern(dtype):
+    # (T)-1 is -1 only for signed types: for uint8 it is 255, an ordinary divisor
+    info = np.iinfo(dtype)
+    a = np.array([1, info.max - 1, info.max, 0, info.min], dtype)
+    b = np.array([-1 if info.min < 0 else info.max] * 5, dtype)
+    with np.errstate(over="ignore", divide="ignore"):
+        np.testing.assert_array_equal((jt.array(a) // jt.array(b)).numpy(), a // b)
+        np.testing.assert_array_equal((jt.array(a) % jt.array(b)).numpy(), a % b)
+
+
 def test_float_modulo_sign_follows_divisor():
     a = np.array([5.5, -5.5, 5.5], dtype=np.float32)
     b = np.array([2.0, 2.0, -2.0], dtype=np.float32)
