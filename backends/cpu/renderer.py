@@ -32,6 +32,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 15
 PARTIAL_OUTPUT_MAX_ELEMENTS = 1 << 16
 ACCUMULATION_BLOCK = 1024
 ACCUMULATION_LANES = 32  # independent float partial results per block: several SIMD registers in flight
+WINDOW_COLUMNS_MIN, WINDOW_COLUMNS_MAX = 8, 1024  # output columns a window reduction vectorises across
 
 _PRELUDE_PATH = os.path.join(os.path.dirname(__file__), "prelude.h")
 
@@ -357,6 +358,9 @@ class KernelRenderer:
         if widened and suffix and math.prod(self.domain[a] for a in suffix) <= ACCUMULATION_LANES:
             # a few values per output (a pooling window): a float sum is exact enough
             widened, acc_type = False, "float"
+        if self._vectorises_across_windows(op, out_dtype, widened, suffix, loop_axes, reduced):
+            return self._window_reduction(store, op, acc_type, out_type, identity, combine, suffix,
+                                          loop_axes, total, nan_aware)
         declare = f"{acc_type} acc = ({acc_type}){identity};"
         fold = f"{target} = {combine(target, f'({out_type})acc')};"
         if not suffix:
@@ -390,6 +394,40 @@ class KernelRenderer:
                       "schedule(static)")
             return self._nest(loop_axes, inner, {0: pragma})
         return self._partial_reduction(store, inner, loop_axes, total, identity, combine)
+
+    def _vectorises_across_windows(self, op, out_dtype, widened, suffix, loop_axes, reduced):
+        """Whether a reduction over small windows (pooling) runs with one accumulator per
+        output column, vectorised across the columns (`_window_reduction`)."""
+        return (bool(suffix) and not widened and op in ("sum", "max", "min")
+                and out_dtype in (dtypes.float32, dtypes.float64)
+                and math.prod(self.domain[a] for a in suffix) <= ACCUMULATION_LANES
+                and len(loop_axes) >= 2 and not any(a in reduced for a in loop_axes)
+                and WINDOW_COLUMNS_MIN <= self.domain[loop_axes[-1]] <= WINDOW_COLUMNS_MAX)
+
+    def _window_reduction(self, store, op, acc_type, out_type, identity, combine, suffix, loop_axes,
+                          total, nan_aware):
+        """Each output row keeps an array of accumulators, one per column; the window loops
+        run outside a SIMD loop over the columns, so every window position is one vector step
+        (a 3x3 loop per output cannot vectorise)."""
+        column = loop_axes[-1]
+        width = self.domain[column]
+        each = f"for (mj_i64 i{column} = 0; i{column} < {width}LL; ++i{column})"
+        acc = f"acc[i{column}]"
+        lines = self._fixed_axes() + [f"{acc_type} acc[{width}];", f"{each} {acc} = ({acc_type}){identity};"]
+        if nan_aware:
+            compare = ">" if op == "max" else "<"
+            lines += [f"int nan_seen[{width}];", f"{each} nan_seen[i{column}] = 0;"]
+            step = (lambda v, t: f"{acc} = ({v} {compare} {acc}) ? {v} : {acc}; "
+                                 f"nan_seen[i{column}] |= ({v} != {v});")
+        else:
+            step = lambda v, t: f"{acc} = {combine(acc, f'({acc_type}){v}')};"
+        lines += self._nest(suffix + [column], self._body(store, step), {len(suffix): "#pragma omp simd"})
+        target = f"out{store.slot}[{self.offset(store.index, self.kernel.outputs[store.slot][1])}]"
+        fold = ([f"if (nan_seen[i{column}]) {acc} = ({acc_type})__builtin_nan(\"\");"] if nan_aware else [])
+        lines += self._nest([column], fold + [f"{target} = {combine(target, f'({out_type}){acc}')};"], {})
+        depth = self._collapse_depth(loop_axes[:-1])
+        pragma = f"#pragma omp parallel for collapse({depth}) {self._parallel_if(total)} schedule(static)"
+        return self._nest(loop_axes[:-1], lines, {0: pragma})
 
     def _accumulate_suffix(self, store, suffix, widened, acc_type, combine, clause, identity,
                            parallel, step=None):

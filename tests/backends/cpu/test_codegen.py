@@ -212,3 +212,16 @@ def test_float_max_min_reductions_propagate_nan_through_the_flag(op, rng):
     torch = pytest.importorskip("torch")
     windows = jt.nn.max_pool2d(x, 3, 2, 1).numpy()
     np.testing.assert_array_equal(windows, torch.nn.functional.max_pool2d(torch.from_numpy(data), 3, 2, 1).numpy())
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_window_reductions_vectorise_across_output_columns(pool, rng):
+    torch = pytest.importorskip("torch")
+    data = rng.standard_normal((2, 3, 37, 41)).astype(np.float32)
+    data[0, 1, 5, 7] = np.nan
+    x = jt.array(data)
+    ours = getattr(jt.nn, f"{pool}_pool2d")(x, 3, 2, 1)
+    (kernel,) = [k for k in launched_by(ours) if any(store.reduce_op for store in k.kernel.stores)]
+    assert "acc[" in kernel.source, kernel.source  # one accumulator per output column
+    theirs = getattr(torch.nn.functional, f"{pool}_pool2d")(torch.from_numpy(data), 3, 2, 1)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
