@@ -208,7 +208,7 @@ def _siblings(order, materialised, consumers):
     only (same index) and every other reader of it comes later in the order, so its
     buffer is written before anyone loads it. Returns ({consumer id: [producers]}, ids of
     the absorbed producers)."""
-    position = {id(n): k for k, n in enumerate(order)}
+    position = graphwalk.positions(order)
     co_stored, absorbed = {}, set()
     for node in order:
         if id(node) not in materialised or not _is_plain_elementwise(node) or id(node) in absorbed:
@@ -319,6 +319,11 @@ def _worth_duplicating(node, kernels):
     return full == 1
 
 
+def _consumer_kernels(node, consumers, owners):
+    """The kernels (by root id) that would inline ``node``: those of its consumers."""
+    return frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
+
+
 def _choose_materialised(order, consumers, forced):
     """Materialise forced nodes, and expensive nodes whose consumers fall in several kernels.
 
@@ -336,7 +341,7 @@ def _choose_materialised(order, consumers, forced):
             materialised.add(id(node))
             owners[id(node)] = frozenset((id(node),))
             continue
-        kernels = frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
+        kernels = _consumer_kernels(node, consumers, owners)
         if len(kernels) > 1 and node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY \
                 and not _worth_duplicating(node, kernels):
             materialised.add(id(node))
@@ -352,7 +357,7 @@ CHAIN_MAX_OPS = 3
 
 
 def _chain_leaves(node, materialised):
-    """The stored values (by id: (node, elements)) a short chain of cheap element-wise ops
+    """The stored values (element count by id) a short chain of cheap element-wise ops
     rooted at ``node`` reads, through gathers without index inputs and broadcasts; None
     when the chain is longer than `CHAIN_MAX_OPS`, holds another op, or reads a value
     that is not stored."""
@@ -360,8 +365,7 @@ def _chain_leaves(node, materialised):
     while pending:
         current = pending.pop()
         if current is not node and (current.is_realised or id(current) in materialised):
-            source = current
-            leaves[id(source)] = numel(source.shape)
+            leaves[id(current)] = numel(current.shape)
             continue
         if current.op in _ALWAYS_INLINED:
             continue
@@ -384,7 +388,7 @@ def _recompute_cheap_chains(order, consumers, forced, materialised, owners):
     for node in order:
         if id(node) not in materialised or id(node) in forced or node.is_realised:
             continue
-        kernels = frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
+        kernels = _consumer_kernels(node, consumers, owners)
         if len(kernels) > DUPLICATE_MAX_KERNELS:
             continue
         leaves = _chain_leaves(node, materialised)
