@@ -222,6 +222,8 @@ _permutations = {}  # (dims, output shape) -> simplified index expressions
 def permute(x, dims):
     """``x`` with output dim k reading input dim ``dims[k]`` (a permutation of its dims)."""
     dims = tuple(dims)
+    if dims == tuple(range(len(dims))):
+        return x
     shape = tuple([x.shape[d] for d in dims])
     exprs = _permutations.get((dims, shape))
     if exprs is None:
@@ -231,8 +233,6 @@ def permute(x, dims):
         exprs = _simplify_all(loops, shape)
         if len(_permutations) < 4096:
             _permutations[dims, shape] = exprs
-    if dims == tuple(range(len(dims))):
-        return x
     return Node("reindex", (x,), (exprs, _zero(x.dtype), ()), shape, x.dtype,
                 requires_grad=_derived_requires_grad(x.dtype, (x,)))
 

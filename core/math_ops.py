@@ -35,11 +35,16 @@ def broadcast_shapes(*shapes, op="broadcast"):
         if len(first) != len(second):  # right-aligned: pad the shorter with ones
             padding = (1,) * abs(len(first) - len(second))
             first, second = (padding + first, second) if len(first) < len(second) else (first, padding + second)
-        try:
-            return tuple([a if b == 1 or a == b else b if a == 1 else _mismatch()
-                          for a, b in zip(first, second)])
-        except MetajitShapeError:
-            pass  # the general loop below names the offending dimension
+        result = []
+        for a, b in zip(first, second):
+            if a == b or b == 1:
+                result.append(a)
+            elif a == 1:
+                result.append(b)
+            else:
+                break  # the general loop below names the offending dimension
+        else:
+            return tuple(result)
     ndim = max((len(s) for s in shapes), default=0)
     result = []
     for axis in range(-ndim, 0):
@@ -50,10 +55,6 @@ def broadcast_shapes(*shapes, op="broadcast"):
                 f"(dimension {axis} has sizes {sorted(sizes)})")
         result.append(sizes.pop() if sizes else 1)
     return tuple(result)
-
-
-def _mismatch():
-    raise MetajitShapeError("shapes do not broadcast")
 
 
 def cast_node(node, dtype):

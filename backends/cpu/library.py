@@ -36,17 +36,20 @@ class MatmulProgram:
         self.result_layout = result_layout  # (result shape without missing dims, output order, output shape)
         self.plan = None                    # a `blas.ProductPlan` once the product ran on BLAS
 
+    def _base(self, inputs, outputs):
+        """The start addresses of the A, B and output buffers, by `blas` role."""
+        return {"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address, "out": outputs[0].address}
+
     def native_calls(self, inputs, outputs):
         """This product's BLAS driver calls as native launches (see `blas.ProductPlan`),
         or None before the first run recorded them (or without BLAS)."""
         if self.plan is None or not blas.available():
             return None
-        return self.plan.native_calls({"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address,
-                                       "out": outputs[0].address})
+        return self.plan.native_calls(self._base(inputs, outputs))
 
     def __call__(self, inputs, outputs, parameters):
         use_blas = blas.available()
-        base = {"a": inputs[self.slots[0]].address, "b": inputs[self.slots[1]].address, "out": outputs[0].address}
+        base = self._base(inputs, outputs)
         if use_blas and self.plan is not None:
             self.plan.run(base)
             return
