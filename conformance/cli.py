@@ -1,10 +1,12 @@
 """``conformance``: run the backend conformance suite, list its properties, list backends.
 
     conformance run --backend cpu --tier standard
+    conformance run --backend mydevice --plugin mydevice_backend   # a plugin not installed yet
     conformance list
     conformance backends
 """
 import argparse
+import importlib
 import sys
 import time
 
@@ -13,7 +15,22 @@ import metajit as jt
 from . import report, runner
 
 
+def _register_plugin(reference, name):
+    """Import ``module[:attribute]`` and register it as backend ``name``."""
+    module_name, _, attribute = reference.partition(":")
+    plugin = importlib.import_module(module_name)
+    if attribute:
+        plugin = getattr(plugin, attribute)
+    jt.plugins.register_backend(plugin, name)
+
+
 def _run(arguments):
+    if arguments.plugin:
+        try:
+            _register_plugin(arguments.plugin, arguments.backend)
+        except (ImportError, AttributeError) as error:
+            print(f"conformance: cannot load plugin {arguments.plugin!r}: {error}", file=sys.stderr)
+            return 2
     xfail = runner.read_xfail_file(arguments.xfail)
     started = time.perf_counter()
 
@@ -69,6 +86,8 @@ def parser():
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the property suite against a backend")
     run.add_argument("--backend", required=True, help="backend name, see 'conformance backends'")
+    run.add_argument("--plugin", help="register this module (or module:object) as the backend first, "
+                                      "for a plugin that is not installed as an entry point")
     run.add_argument("--tier", choices=tuple(runner.EXAMPLES_PER_TIER), default="standard")
     run.add_argument("--max-examples", type=int, help="examples per property (overrides the tier)")
     run.add_argument("--seed", type=int, help="hypothesis seed, for a reproducible run")

@@ -19,8 +19,8 @@ from .creation import (arange, array, empty, full, full_like, linspace, ones, on
                        zeros_like)
 from .dtypes import (DType, bool_, float16, float32, float64, int8, int16, int32, int64,
                      uint8)
-from .errors import (MetajitCompileError, MetajitDeviceError, MetajitDtypeError, MetajitError,
-                     MetajitIndexError, MetajitShapeError, MetajitValueError)
+from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
+                     MetajitError, MetajitIndexError, MetajitShapeError, MetajitValueError)
 from .flags import enable_grad, flags, no_grad
 from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where
 from .plugins import devices, get_device, set_device

@@ -62,3 +62,8 @@ class MetajitDeviceError(MetajitError, RuntimeError):
 
 class MetajitCompileError(MetajitError, RuntimeError):
     """A backend failed to compile generated code; names the source and compiler output."""
+
+
+class MetajitCodegenError(MetajitCompileError):
+    """A backend's renderer cannot generate a kernel (an element-wise op it has no spelling
+    for); raised at render time, before any compiler runs."""

@@ -1,7 +1,7 @@
 """The ``cpu`` backend: fused kernels as C++17 + OpenMP, compiled by the system compiler.
 
 Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loading),
-`allocator` (aligned caching allocator), `library` (matmul through BLAS), `onednn`
+`allocator` (aligned host buffers in the toolkit's caching allocator), `library` (matmul through BLAS), `onednn`
 (oneDNN GEMM and the convolution library ops).
 """
 import ctypes
@@ -15,10 +15,11 @@ from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.library_ops import LibraryCall
 from metajit.plugins import BackendDescription, KernelSource
+from metajit.toolkit.host_compiler import missing_compiler_reason
 
 from . import onednn
-from .allocator import CachingAllocator
-from .compiler import Compiler, missing_compiler_reason
+from .allocator import host_allocator
+from .compiler import Compiler
 from .library import MatmulProgram, recognise_matmul
 from .renderer import render_kernel
 
@@ -27,7 +28,7 @@ NAME_PLACEHOLDER = "MJ_KERNEL_NAME"  # the C symbol in rendered sources, replace
 # libgomp threads otherwise spin for a long time after each parallel region and starve
 # the BLAS threads of the next library kernel; must be set before a kernel library loads.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-_allocator = CachingAllocator()
+_allocator = host_allocator()
 _compiler = None
 
 
@@ -40,7 +41,7 @@ def compiler():
 
 
 def allocator():
-    """The process-wide `CachingAllocator`."""
+    """The process-wide `metajit.toolkit.allocator.CachingAllocator` of host buffers."""
     return _allocator
 
 
@@ -116,7 +117,7 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 
 @hookimpl
-def metajit_backend_launch_sequence(launches):
+def metajit_backend_launch_sequence(launches, plan_key):
     if native_launcher is None:
         for program, inputs, outputs, parameters in launches:
             program(inputs, outputs, parameters)

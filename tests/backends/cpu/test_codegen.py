@@ -146,12 +146,12 @@ def _vectorised_lines(source, tmp_path):
     import re
     import subprocess
 
+    from metajit.toolkit import codegen, host_compiler
     compiler = importlib.import_module("metajit.backends.cpu.compiler")  # the package's `compiler` is a function
-    renderer = importlib.import_module("metajit.backends.cpu.renderer")
-    prelude = renderer.prelude()
+    prelude = codegen.prelude()
     unit = tmp_path / "kernel.cpp"
     unit.write_text(prelude + "\n" + source)
-    result = subprocess.run(compiler.compiler_command() + list(compiler.FLAGS) + [
+    result = subprocess.run(host_compiler.compiler_command() + list(compiler.FLAGS) + [
         "-fopt-info-vec-optimized", str(unit), "-o", str(tmp_path / "kernel.so")],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,13 @@
+"""The backend toolkit: what every backend needs and none should copy.
+
+* `codegen` — the C-style renderer base and the common prelude (host C++, CUDA, BANG-style);
+* `analysis` — kernel classification, per-load access patterns, index bounds over tiles,
+  32-bit index safety;
+* `disk_cache` — the on-disk artefact cache (atomic installs, checksums, locking, rebuild
+  of corrupt entries);
+* `batch_compile` — compiling a realisation's sources in parallel units, with progress;
+* `allocator` — a size-class caching allocator over a backend's raw allocate/free.
+
+Backends import these; nothing here imports the front end or a backend. The vendor SDK
+exports them as its public API.
+"""

@@ -1,0 +1,92 @@
+"""A size-class caching allocator over a backend's raw allocate/free functions.
+
+Freed buffers go back to a free list of their size class (four classes per power of
+two, so at most 25% is wasted) and are reused by the next allocation of that class; the
+cache holds at most ``limit_bytes`` of freed buffers, beyond which they are returned
+with the raw free.
+
+Reuse is *stream-ordered*: a buffer freed while queued work still reads it is handed
+out only to work queued after that work — true for the host (launches run in order)
+and for a device whose kernels and copies run on one stream. Example::
+
+    allocator = CachingAllocator(lambda nbytes: driver.malloc(nbytes), driver.free,
+                                 limit_bytes=1 << 30)
+    buffer = allocator.allocate(1000)     # a 1024-byte class
+    allocator.release(buffer)             # cached, not returned to the driver
+"""
+SMALLEST_CLASS = 512
+
+
+def size_class(nbytes):
+    """The capacity an allocation of ``nbytes`` is rounded up to."""
+    if nbytes <= SMALLEST_CLASS:
+        return SMALLEST_CLASS
+    step = 1 << max(nbytes.bit_length() - 3, 0)
+    return -(-nbytes // step) * step
+
+
+class CachingAllocator:
+    """Reuses freed buffers of the same size class; see the module docstring.
+
+    ``raw_allocate(capacity)`` returns a new buffer (any object) of ``capacity`` bytes and
+    may raise; ``raw_free(buffer)`` returns one. ``allocated_bytes`` counts live capacity,
+    ``peak_bytes`` its high-water mark since the last `reset_peak`, ``cached_bytes`` the
+    freed capacity kept for reuse.
+    """
+
+    def __init__(self, raw_allocate, raw_free, limit_bytes=1 << 30):
+        self.raw_allocate = raw_allocate
+        self.raw_free = raw_free
+        self.limit_bytes = limit_bytes
+        self.free_lists = {}
+        self.capacities = {}  # request size -> size class (a training step asks the same sizes again)
+        self.live = {}        # buffer -> capacity
+        self.cached_bytes = 0
+        self.allocated_bytes = 0
+        self.peak_bytes = 0
+
+    def allocate(self, nbytes):
+        """A buffer of at least ``nbytes`` bytes, reused from the cache when possible."""
+        capacity = self.capacities.get(nbytes)
+        if capacity is None:
+            capacity = self.capacities[nbytes] = size_class(nbytes)
+        free = self.free_lists.get(capacity)
+        if free:
+            self.cached_bytes -= capacity
+            buffer = free.pop()
+        else:
+            try:
+                buffer = self.raw_allocate(capacity)
+            except MemoryError:
+                self.empty_cache()  # cached buffers of other classes may make room
+                buffer = self.raw_allocate(capacity)
+        self.live[buffer] = capacity
+        self.allocated_bytes += capacity
+        if self.allocated_bytes > self.peak_bytes:
+            self.peak_bytes = self.allocated_bytes
+        return buffer
+
+    def release(self, buffer):
+        """Return ``buffer`` to its free list, or to the raw free when the cache is full.
+
+        Never raises for a buffer this allocator handed out (finalisers call it, also at
+        interpreter exit)."""
+        capacity = self.live.pop(buffer)
+        self.allocated_bytes -= capacity
+        if self.cached_bytes + capacity <= self.limit_bytes:
+            self.free_lists.setdefault(capacity, []).append(buffer)
+            self.cached_bytes += capacity
+        else:
+            self.raw_free(buffer)
+
+    def empty_cache(self):
+        """Return every cached free buffer with the raw free."""
+        free_lists, self.free_lists = self.free_lists, {}
+        self.cached_bytes = 0
+        for buffers in free_lists.values():
+            for buffer in buffers:
+                self.raw_free(buffer)
+
+    def reset_peak(self):
+        """Start a new high-water mark at the bytes live now."""
+        self.peak_bytes = self.allocated_bytes

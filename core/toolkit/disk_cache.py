@@ -1,0 +1,147 @@
+"""The on-disk cache of compiled artefacts (shared libraries, cubins, vendor binaries).
+
+Guarantees every backend gets by using it (and the tests in ``tests/toolkit`` prove):
+
+* entries ``<key><suffix>`` are installed by writing a temporary file and renaming it,
+  so a reader never sees a half-written artefact;
+* a ``<key>.sha256`` checksum is written last and verified on every lookup; a corrupt,
+  truncated or unverified entry is deleted with a warning and reported missing, so it is
+  rebuilt;
+* `DiskCache.locked` is an exclusive lock on ``<root>/.lock`` shared by every process
+  using the directory (``mpirun -np 4``): compile under it and look up again after
+  taking it, and each artefact is built once;
+* an unusable directory (read-only, a file in the way) falls back to a fresh temporary
+  directory with a warning instead of failing with a raw ``OSError``.
+
+The root is ``METAJIT_CACHE_DIR`` (default ``~/.cache/metajit``) joined with the
+backend's name. Example::
+
+    cache = DiskCache(cache_root("mydevice"), suffix=".bin")
+    path = cache.lookup(key)
+    if path is None:
+        with cache.locked():
+            path = cache.lookup(key) or cache.install_bytes(key, toolchain.build(source))
+"""
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+
+
+def cache_root(backend_name):
+    """The cache directory of ``backend_name`` (``METAJIT_CACHE_DIR``/name)."""
+    base = os.environ.get("METAJIT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "metajit")
+    return os.path.join(base, backend_name)
+
+
+def file_digest(path):
+    """The sha256 hex digest of the file at ``path``."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def atomic_write(path, content):
+    """Write ``content`` (str or bytes) to ``path`` through a temporary file and a rename."""
+    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(descriptor, "wb" if isinstance(content, bytes) else "w") as handle:
+        handle.write(content)
+    os.replace(temporary, path)
+
+
+def _usable_directory(root):
+    """``root`` created and writable, or a new temporary directory (with a warning)."""
+    try:
+        os.makedirs(os.path.join(root, "src"), exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe")
+        probe.close()
+        return root
+    except OSError as error:
+        fallback = tempfile.mkdtemp(prefix="metajit-cache-")
+        os.makedirs(os.path.join(fallback, "src"))
+        warnings.warn(f"metajit: kernel cache directory {root} is unusable ({error.strerror or error}); "
+                      f"using {fallback} for this process: set METAJIT_CACHE_DIR to a writable "
+                      "directory to keep compiled kernels", RuntimeWarning, stacklevel=3)
+        return fallback
+
+
+class DiskCache:
+    """Verified artefacts ``<root>/<key><suffix>``; sources for inspection in ``<root>/src``."""
+
+    def __init__(self, root, suffix=".so"):
+        self.root = _usable_directory(root)
+        self.suffix = suffix
+        self.source_directory = os.path.join(self.root, "src")
+
+    def path(self, key):
+        """Where the artefact of ``key`` lives (whether or not it exists)."""
+        return os.path.join(self.root, key + self.suffix)
+
+    def _checksum_path(self, key):
+        return os.path.join(self.root, key + ".sha256")
+
+    def lookup(self, key):
+        """The verified artefact path of ``key``, or None (a corrupt entry is removed with a warning)."""
+        artefact = self.path(key)
+        if not os.path.exists(artefact):
+            return None
+        try:
+            with open(self._checksum_path(key)) as handle:
+                expected = handle.read().strip()
+            actual = file_digest(artefact)
+        except OSError:
+            expected, actual = None, "unreadable"
+        if expected != actual:
+            warnings.warn(f"metajit: cache entry {artefact} is corrupt or incomplete; rebuilding it",
+                          RuntimeWarning, stacklevel=2)
+            for stale in (artefact, self._checksum_path(key)):
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
+            return None
+        return artefact
+
+    def install(self, key, built_path, digest=None):
+        """Publish the file ``built_path`` under ``key`` (hard link or copy to a temporary
+        name, rename, checksum last); returns the entry's path. ``built_path`` stays."""
+        target = self.path(key)
+        temporary = f"{target}.{os.getpid()}.tmp"
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        try:
+            os.link(built_path, temporary)
+        except OSError:
+            shutil.copyfile(built_path, temporary)
+        os.replace(temporary, target)
+        atomic_write(self._checksum_path(key), digest or file_digest(target))
+        return target
+
+    def install_bytes(self, key, data):
+        """Publish the artefact bytes ``data`` under ``key``; returns the entry's path."""
+        target = self.path(key)
+        atomic_write(target, data)
+        atomic_write(self._checksum_path(key), hashlib.sha256(data).hexdigest())
+        return target
+
+    def new_build_path(self):
+        """A fresh temporary file path inside the cache directory for a compiler to write."""
+        descriptor, path = tempfile.mkstemp(dir=self.root, suffix=self.suffix + ".tmp")
+        os.close(descriptor)
+        return path
+
+    def keep_source(self, name, text):
+        """Write a generated source as ``src/<name>`` (for error messages and inspection)."""
+        path = os.path.join(self.source_directory, name)
+        atomic_write(path, text)
+        return path
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Exclusive lock shared by every process using this cache directory."""
+        with open(os.path.join(self.root, ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

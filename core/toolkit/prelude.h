@@ -1,0 +1,125 @@
+// metajit kernel prelude: types and helpers with the semantics of metajit.opset.SEMANTICS,
+// shared by every C-family backend. One text serves three dialects, chosen by the
+// compiler's own macros:
+//   host C++ (g++/clang)        MJ_INLINE = static inline, math through GCC builtins
+//   CUDA (nvcc / NVRTC)         MJ_INLINE = static __device__ __forceinline__, CUDA math
+//   BANG-style (__BANG__)       MJ_INLINE = static __mlu_func__ inline, builtins
+// Header-free on the host on purpose (GCC builtins instead of <cmath>): small compiles.
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define MJ_INLINE static __device__ __forceinline__
+#define MJ_MATH(name) name
+#ifndef MJ_F16_TYPE
+#include <cuda_fp16.h>
+#define MJ_F16_TYPE __half
+#endif
+#define MJ_NAN __longlong_as_double(0x7ff8000000000000LL)
+#define MJ_INF __longlong_as_double(0x7ff0000000000000LL)
+#elif defined(__BANG__)
+#define MJ_INLINE static __mlu_func__ inline
+#define MJ_MATH(name) __builtin_##name
+#ifndef MJ_F16_TYPE
+#define MJ_F16_TYPE half
+#endif
+#define MJ_NAN __builtin_nan("")
+#define MJ_INF __builtin_inf()
+#else
+#define MJ_INLINE static inline
+#define MJ_MATH(name) __builtin_##name
+#ifndef MJ_F16_TYPE
+#define MJ_F16_TYPE _Float16
+#endif
+#define MJ_NAN __builtin_nan("")
+#define MJ_INF __builtin_inf()
+#endif
+
+typedef signed char mj_i8; typedef unsigned char mj_u8; typedef short mj_i16;
+typedef int mj_i32; typedef long long mj_i64; typedef MJ_F16_TYPE mj_f16;
+
+// b == -1 is special-cased for signed types: MIN / -1 traps on x86; numpy wraps it
+// (-fwrapv makes -a wrap). For unsigned types (T)-1 is the largest value, an ordinary divisor.
+template <class T> MJ_INLINE T mj_idiv(T a, T b) {
+  if (b == 0) return 0;
+  if ((T)-1 < (T)0 && b == (T)-1) return (T)-a;
+  T q = a / b;
+  return (q * b != a && ((a < 0) != (b < 0))) ? (T)(q - 1) : q;
+}
+template <class T> MJ_INLINE T mj_imod(T a, T b) {
+  if (b == 0 || ((T)-1 < (T)0 && b == (T)-1)) return 0;
+  T r = a % b;
+  return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;
+}
+MJ_INLINE mj_i64 mj_clamp(mj_i64 v, mj_i64 lo, mj_i64 hi) { return v < lo ? lo : (v > hi ? hi : v); }
+MJ_INLINE mj_i64 mj_imin(mj_i64 a, mj_i64 b) { return a < b ? a : b; }
+MJ_INLINE mj_i64 mj_imax(mj_i64 a, mj_i64 b) { return a > b ? a : b; }
+template <class T> MJ_INLINE T mj_ipow(T base, T exponent) {
+  if (exponent < 0) return 0;
+  T result = 1;
+  while (exponent) { if (exponent & 1) result = (T)(result * base); base = (T)(base * base); exponent >>= 1; }
+  return result;
+}
+template <class T> MJ_INLINE T mj_maximum(T a, T b) { return (a > b || a != a) ? a : b; }
+template <class T> MJ_INLINE T mj_minimum(T a, T b) { return (a < b || a != a) ? a : b; }
+
+#define MJ_FLOAT_UNARY(name, fexpr, dexpr) \
+  MJ_INLINE float mj_##name(float x) { return fexpr; } \
+  MJ_INLINE double mj_##name(double x) { return dexpr; } \
+  MJ_INLINE mj_f16 mj_##name(mj_f16 x) { return (mj_f16)mj_##name((float)x); }
+MJ_FLOAT_UNARY(exp, MJ_MATH(expf)(x), MJ_MATH(exp)(x))
+MJ_FLOAT_UNARY(log, MJ_MATH(logf)(x), MJ_MATH(log)(x))
+MJ_FLOAT_UNARY(sqrt, MJ_MATH(sqrtf)(x), MJ_MATH(sqrt)(x))
+MJ_FLOAT_UNARY(sin, MJ_MATH(sinf)(x), MJ_MATH(sin)(x))
+MJ_FLOAT_UNARY(cos, MJ_MATH(cosf)(x), MJ_MATH(cos)(x))
+MJ_FLOAT_UNARY(tan, MJ_MATH(tanf)(x), MJ_MATH(tan)(x))
+MJ_FLOAT_UNARY(asin, MJ_MATH(asinf)(x), MJ_MATH(asin)(x))
+MJ_FLOAT_UNARY(acos, MJ_MATH(acosf)(x), MJ_MATH(acos)(x))
+MJ_FLOAT_UNARY(atan, MJ_MATH(atanf)(x), MJ_MATH(atan)(x))
+MJ_FLOAT_UNARY(sinh, MJ_MATH(sinhf)(x), MJ_MATH(sinh)(x))
+MJ_FLOAT_UNARY(cosh, MJ_MATH(coshf)(x), MJ_MATH(cosh)(x))
+MJ_FLOAT_UNARY(tanh, MJ_MATH(tanhf)(x), MJ_MATH(tanh)(x))
+MJ_FLOAT_UNARY(asinh, MJ_MATH(asinhf)(x), MJ_MATH(asinh)(x))
+MJ_FLOAT_UNARY(acosh, MJ_MATH(acoshf)(x), MJ_MATH(acosh)(x))
+MJ_FLOAT_UNARY(atanh, MJ_MATH(atanhf)(x), MJ_MATH(atanh)(x))
+MJ_FLOAT_UNARY(erf, MJ_MATH(erff)(x), MJ_MATH(erf)(x))
+MJ_FLOAT_UNARY(floor, MJ_MATH(floorf)(x), MJ_MATH(floor)(x))
+MJ_FLOAT_UNARY(ceil, MJ_MATH(ceilf)(x), MJ_MATH(ceil)(x))
+MJ_FLOAT_UNARY(round, MJ_MATH(nearbyintf)(x), MJ_MATH(nearbyint)(x))
+MJ_FLOAT_UNARY(abs, MJ_MATH(fabsf)(x), MJ_MATH(fabs)(x))
+MJ_FLOAT_UNARY(sigmoid, 1.0f / (1.0f + MJ_MATH(expf)(-x)), 1.0 / (1.0 + MJ_MATH(exp)(-x)))
+
+MJ_INLINE float mj_pow(float a, float b) { return MJ_MATH(powf)(a, b); }
+MJ_INLINE double mj_pow(double a, double b) { return MJ_MATH(pow)(a, b); }
+MJ_INLINE mj_f16 mj_pow(mj_f16 a, mj_f16 b) { return (mj_f16)MJ_MATH(powf)((float)a, (float)b); }
+template <class T> MJ_INLINE T mj_pow(T a, T b) { return mj_ipow(a, b); }
+
+// numpy's float floor-division and modulo (divmod with the divisor's sign).
+MJ_INLINE double mj_fmod_floor(double a, double b, double* quotient) {
+  double mod = MJ_MATH(fmod)(a, b);
+  if (b == 0) { *quotient = a / b; return mod; }
+  double div = (a - mod) / b;
+  if (mod != 0) { if ((b < 0) != (mod < 0)) { mod += b; div -= 1.0; } }
+  else { mod = MJ_MATH(copysign)(0.0, b); }
+  double floordiv;
+  if (div != 0) { floordiv = MJ_MATH(floor)(div); if (div - floordiv > 0.5) floordiv += 1.0; }
+  else { floordiv = MJ_MATH(copysign)(0.0, a / b); }
+  *quotient = floordiv;
+  return mod;
+}
+MJ_INLINE double mj_ffloordiv(double a, double b) { double q; mj_fmod_floor(a, b, &q); return q; }
+MJ_INLINE double mj_fmod(double a, double b) { double q; return mj_fmod_floor(a, b, &q); }
+MJ_INLINE float mj_ffloordiv(float a, float b) {
+  float mod = MJ_MATH(fmodf)(a, b);
+  if (b == 0) return a / b;
+  float div = (a - mod) / b;
+  if (mod != 0 && ((b < 0) != (mod < 0))) div -= 1.0f;
+  if (div != 0) { float f = MJ_MATH(floorf)(div); return (div - f > 0.5f) ? f + 1.0f : f; }
+  return MJ_MATH(copysignf)(0.0f, a / b);
+}
+MJ_INLINE float mj_fmod(float a, float b) {
+  float mod = MJ_MATH(fmodf)(a, b);
+  if (b == 0) return mod;
+  if (mod != 0) { if ((b < 0) != (mod < 0)) mod += b; }
+  else mod = MJ_MATH(copysignf)(0.0f, b);
+  return mod;
+}
+MJ_INLINE mj_f16 mj_ffloordiv(mj_f16 a, mj_f16 b) { return (mj_f16)mj_ffloordiv((float)a, (float)b); }
+MJ_INLINE mj_f16 mj_fmod(mj_f16 a, mj_f16 b) { return (mj_f16)mj_fmod((float)a, (float)b); }

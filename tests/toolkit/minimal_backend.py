@@ -1,0 +1,150 @@
+"""A complete backend built only from metajit's backend toolkit: serial C loops, the host
+compiler, malloc'ed memory. It passes ``conformance run --tier standard``, which is the
+proof that a new backend needs nothing from ``backends/cpu``.
+
+Register it with ``jt.plugins.register_backend(minimal_backend, "minimal")``.
+"""
+import ctypes
+import hashlib
+import os
+import struct
+
+from metajit.dtypes import is_float
+from metajit.hookspec import hookimpl
+from metajit.plugins import BackendDescription, KernelSource
+from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler
+from metajit.toolkit.allocator import CachingAllocator
+
+NAME = "minimal"
+FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-fwrapv", "-ffp-contract=off", "-fno-math-errno")
+PLACEHOLDER = "MJ_ENTRY"
+
+_libc = ctypes.CDLL(None)
+_libc.malloc.restype, _libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+_libc.free.restype, _libc.free.argtypes = None, (ctypes.c_void_p,)
+
+
+def _malloc(nbytes):
+    address = _libc.malloc(nbytes)
+    if not address:
+        raise MemoryError(f"malloc({nbytes}) failed")
+    return address
+
+
+_allocator = CachingAllocator(_malloc, _libc.free)
+_state = {}
+
+
+class SerialRenderer(codegen.CStyleRenderer):
+    """One plain loop nest per store; reductions and scatters combine into the output."""
+
+    NAME = NAME
+
+    def render(self):
+        lines = self.signature() + self.pointer_declarations()
+        for store in self.kernel.stores:
+            inner = self.fixed_axes() + self.body(store, self.accumulate_statement(store))
+            lines += ["  " + line for line in self.fill_identity(store) + self.nest(self.loop_axes(), inner)]
+        return "\n".join(lines + ["}"])
+
+
+class Program:
+    """A loaded kernel, called with buffer addresses and 8-byte parameter slots."""
+
+    def __init__(self, function, kernel):
+        self.function = function
+        self.inputs = struct.Struct(f"{max(len(kernel.inputs), 1)}P")
+        self.outputs = struct.Struct(f"{len(kernel.outputs)}P")
+        self.parameters = struct.Struct("=" + ("".join("d" if is_float(d) else "q"
+                                                       for d in kernel.parameters) or "q"))
+
+    def __call__(self, inputs, outputs, parameters):
+        self.function(self.inputs.pack(*inputs or [0]), self.outputs.pack(*outputs),
+                      self.parameters.pack(*parameters or [0]), 1)
+
+
+def _toolchain():
+    if "toolchain" not in _state:
+        _state["toolchain"] = host_compiler.HostToolchain(FLAGS, codegen.prelude())
+        _state["cache"] = disk_cache.DiskCache(disk_cache.cache_root(NAME))
+    return _state["toolchain"], _state["cache"]
+
+
+def _compile_unit(entries):
+    toolchain, cache = _toolchain()
+    unit = hashlib.sha256("".join(key for key, _ in entries).encode()).hexdigest()[:24]
+    source = cache.keep_source(unit + ".cpp", codegen.prelude() + "\n" + "\n".join(s for _, s in entries))
+    built = cache.new_build_path()
+    error = toolchain.build_shared_library(source, built)
+    paths = error or {key: cache.install(key, built) for key, _ in entries}
+    os.unlink(built)
+    return paths
+
+
+@hookimpl
+def metajit_backend_describe():
+    return BackendDescription(name=NAME, device_kind="cpu", summary="serial C from the toolkit only")
+
+
+@hookimpl
+def metajit_backend_unavailable_reason():
+    return host_compiler.missing_compiler_reason()
+
+
+@hookimpl
+def metajit_backend_codegen(kernels):
+    toolchain, _ = _toolchain()
+    sources = []
+    for kernel in kernels:
+        text = codegen.render_kernel(SerialRenderer, kernel, PLACEHOLDER)
+        symbol = "mj_minimal_" + toolchain.cache_key(text)
+        sources.append(KernelSource(kernel, "c++17", text.replace(PLACEHOLDER, symbol), symbol))
+    return sources
+
+
+@hookimpl
+def metajit_backend_compile(sources):
+    _, cache = _toolchain()
+    entries = [(source.entry_name, source.text) for source in sources]
+    paths = batch_compile.build(cache, entries, _compile_unit, what="minimal kernels")
+    programs = []
+    for source in sources:
+        function = getattr(host_compiler.load_library(paths[source.entry_name]), source.entry_name)
+        function.argtypes = (ctypes.c_void_p,) * 3 + (ctypes.c_longlong,)
+        programs.append(Program(function, source.kernel))
+    return programs
+
+
+@hookimpl
+def metajit_backend_launch(program, inputs, outputs, parameters):
+    program(inputs, outputs, parameters)
+
+
+@hookimpl
+def metajit_backend_synchronize():
+    return None
+
+
+@hookimpl
+def metajit_backend_allocate(nbytes):
+    return _allocator.allocate(nbytes)
+
+
+@hookimpl
+def metajit_backend_free(buffer):
+    _allocator.release(buffer)
+
+
+@hookimpl
+def metajit_backend_copy_from_host(buffer, array):
+    ctypes.memmove(buffer, array.ctypes.data, array.nbytes)
+
+
+@hookimpl
+def metajit_backend_copy_to_host(buffer, array):
+    ctypes.memmove(array.ctypes.data, buffer, array.nbytes)
+
+
+@hookimpl
+def metajit_backend_copy_device_to_device(destination, source, nbytes):
+    ctypes.memmove(destination, source, nbytes)

@@ -1,0 +1,78 @@
+"""The toolkit's caching allocator over raw allocate/free functions."""
+import pytest
+
+from metajit.toolkit.allocator import CachingAllocator, size_class
+
+
+class Block:
+    """A raw allocation of ``size`` bytes."""
+
+    def __init__(self, size):
+        self.size = size
+
+
+class RawMemory:
+    """Raw allocate/free that record every call (buffers are distinct objects)."""
+
+    def __init__(self, fail_above=None):
+        self.allocations, self.frees = [], []
+        self.fail_above = fail_above
+
+    def allocate(self, nbytes):
+        live = sum(self.allocations) - sum(self.frees)
+        if self.fail_above is not None and live + nbytes > self.fail_above:
+            raise MemoryError("out of device memory")
+        self.allocations.append(nbytes)
+        return Block(nbytes)
+
+    def free(self, buffer):
+        self.frees.append(buffer.size)
+
+
+def pool_over(raw, limit_bytes=1 << 20):
+    return CachingAllocator(raw.allocate, raw.free, limit_bytes)
+
+
+def test_size_classes_waste_at_most_a_quarter():
+    for size in (513, 1000, 4097, 10 ** 6 + 1, 3 * 10 ** 7):
+        capacity = size_class(size)
+        assert size <= capacity <= size * 1.25 + 512
+    assert size_class(0) == size_class(1) == 512
+
+
+def test_freed_buffers_are_reused_by_the_same_size_class():
+    raw = RawMemory()
+    pool = pool_over(raw)
+    first = pool.allocate(1000)
+    pool.release(first)
+    assert pool.allocate(900) is first
+    assert raw.allocations == [1024] and raw.frees == []
+
+
+def test_cache_beyond_its_limit_returns_buffers_with_the_raw_free():
+    raw = RawMemory()
+    pool = pool_over(raw, limit_bytes=4096)
+    big = pool.allocate(10_000)
+    pool.release(big)
+    assert pool.cached_bytes == 0 and raw.frees == [big.size]
+
+
+def test_peak_and_live_bytes_are_counted():
+    pool = pool_over(RawMemory())
+    a, b = pool.allocate(1024), pool.allocate(2048)
+    pool.release(a)
+    assert pool.allocated_bytes == 2048 and pool.peak_bytes == 3072
+    pool.reset_peak()
+    assert pool.peak_bytes == 2048
+    pool.release(b)
+    assert pool.allocated_bytes == 0 and pool.cached_bytes == 3072
+
+
+def test_out_of_memory_empties_the_cache_and_retries():
+    raw = RawMemory(fail_above=3000)
+    pool = pool_over(raw)
+    pool.release(pool.allocate(2048))   # cached, still held from the raw allocator
+    buffer = pool.allocate(1500)        # needs the cached 2048 bytes returned first
+    assert buffer.size == size_class(1500) and raw.frees == [2048]
+    with pytest.raises(MemoryError):
+        pool.allocate(4000)
