@@ -3,18 +3,24 @@
 `realise` is the single place where the lazy graph turns into device work. It is
 called by ``Var.sync``/``numpy``/``item`` and `metajit.sync_all`.
 """
+import atexit
+
 import numpy as np
 
-from . import debug, fusion, plugins
+from . import debug, fusion, graphwalk, plugins
 from .errors import MetajitDeviceError, MetajitDtypeError
 from .library_ops import LibraryCall
+from .toolkit.allocator import size_class
 
 
 class DeviceBuffer:
-    """A device allocation owned by one or more realised nodes; freed when the last one dies."""
+    """A device allocation owned by one or more realised nodes; freed when the last one dies
+    (not once the interpreter has begun to exit: the process's memory goes with it, and the
+    backend's modules may already be torn down)."""
 
     __slots__ = ("handle", "raw", "nbytes")
     live_count = 0
+    exiting = False
 
     def __init__(self, handle, nbytes):
         self.handle = handle
@@ -26,7 +32,13 @@ class DeviceBuffer:
     def __del__(self):
         if self.raw is not None:
             DeviceBuffer.live_count -= 1
-            self.handle.free(self.raw)
+            if not DeviceBuffer.exiting:
+                self.handle.free(self.raw)
+
+
+@atexit.register
+def _stop_freeing():
+    DeviceBuffer.exiting = True
 
 
 def upload(handle, array):
@@ -83,18 +95,48 @@ def compile_kernels(handle, kernels):
     return [programs[k] for k in kernels]
 
 
-def _prepare(handle, template):
-    """The steps of ``template`` with their programs on ``handle`` (compiled in one batch)
-    and output sizes: ``(program or None, inputs, outputs, parameters, sizes)`` pickers;
-    cached in the template per device."""
+def _prepare(handle, template, order):
+    """The steps of ``template`` with their programs on ``handle`` (compiled in one batch),
+    output sizes (rounded up to allocator size classes, so buffers are interchangeable
+    within a class) and the intermediates dead after each step:
+    ``(program or None, inputs, outputs, parameters, sizes, dead)``; cached in the template
+    per device."""
     for outputs in template.outputs:
         _check_dtypes(handle, [dtype for _, dtype in outputs])
     programs = iter(compile_kernels(handle, [s[0] for s in template.steps if s[0] is not None]))
+    dead_after = _dead_after_each_step(template, order)
     prepared = tuple((None if kernel is None else next(programs), inputs, outputs, parameters,
-                      [size for size, _ in sizes])
-                     for (kernel, inputs, outputs, parameters), sizes in zip(template.steps, template.outputs))
+                      [size_class(size) for size, _ in sizes], dead)
+                     for (kernel, inputs, outputs, parameters), sizes, dead
+                     in zip(template.steps, template.outputs, dead_after))
     template.prepared[handle] = prepared
     return prepared
+
+
+def _dead_after_each_step(template, order):
+    """Per step, a picker of the intermediates whose buffers no later step reads (None
+    where there are none). An alias step's output shares its input's buffer, so a buffer
+    dies with the last reader of any node sharing it, and only when all of them are
+    intermediates (never a target or a realised leaf)."""
+    position = graphwalk.positions(order)
+    intermediates = {position[id(n)] for n in template.intermediates(order)}
+    owner = {}                 # position -> position of the node that allocated its buffer
+    last_use = {}              # owner -> last step reading or writing the buffer
+    sharers = {}               # owner -> positions sharing the buffer
+    for step, (kernel, inputs, outputs, _) in enumerate(template.steps):
+        read = [position[id(n)] for n in inputs(order)]
+        written = [position[id(n)] for n in outputs(order)]
+        for p in read:
+            last_use[owner.get(p, p)] = step
+        for p in written:
+            owner[p] = owner.get(read[0], read[0]) if kernel is None else p
+            last_use.setdefault(owner[p], step)
+            sharers.setdefault(owner[p], []).append(p)
+    dead = [[] for _ in template.steps]
+    for buffer_owner, step in last_use.items():
+        if buffer_owner in sharers and all(p in intermediates for p in sharers[buffer_owner]):
+            dead[step].append(buffer_owner)
+    return [fusion.picker(positions) if positions else None for positions in dead]
 
 
 def realise(nodes):
@@ -104,10 +146,11 @@ def realise(nodes):
         return
     handle = plugins.current()
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
-    template, order = fusion.plan_template(pending, handle.description.library_kernels)
+    description = handle.description
+    template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs)
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
-    steps = template.prepared.get(handle) or _prepare(handle, template)
+    steps = template.prepared.get(handle) or _prepare(handle, template, order)
     for node in uploads:
         node.buffer = upload(handle, node.host_data)
         node.host_data = None
@@ -115,24 +158,29 @@ def realise(nodes):
         if node.buffer.handle is not handle:
             _migrate(handle, node)
     # every buffer and argument list first, then the launches back to back: the Python
-    # between two kernels is then only the call itself (nothing is freed before the end,
-    # so allocating up front does not raise the peak)
-    sequence, produced = [], []
+    # between two kernels is then only the call itself. An intermediate's buffer is
+    # handed to a later step's output once its last reader is queued: launches run in
+    # order, so the reader is done before the writer starts (stream-ordered reuse).
+    sequence, produced, reusable = [], [], {}
     try:
-        for program, inputs, outputs, parameters, sizes in steps:
+        for program, inputs, outputs, parameters, sizes, dead in steps:
             inputs, outputs = inputs(order), outputs(order)
             produced.append(outputs)
             if program is None:
                 outputs[0].buffer = inputs[0].buffer
-                continue
-            output_buffers = []
-            for node, size in zip(outputs, sizes):
-                buffer = node.buffer = DeviceBuffer(handle, size)
-                output_buffers.append(buffer.raw)
-            sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
-                             tuple([n.attrs[0] for n in parameters(order)])))
+            else:
+                output_buffers = []
+                for node, size in zip(outputs, sizes):
+                    free = reusable.get(size)
+                    buffer = node.buffer = free.pop() if free else DeviceBuffer(handle, size)
+                    output_buffers.append(buffer.raw)
+                sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
+                                 tuple([n.attrs[0] for n in parameters(order)])))
+            if dead is not None:
+                for node in dead(order):
+                    reusable.setdefault(node.buffer.nbytes, []).append(node.buffer)
         if handle.launch_sequence is not None:
-            handle.launch_sequence(sequence)
+            handle.launch_sequence(sequence, template.key)
         else:
             launch = handle.launch
             for program, input_buffers, output_buffers, parameters in sequence:

@@ -32,10 +32,12 @@ Plans are cached by the graph's structure (ops, attrs, shapes, dtypes, edges; ne
 data or constant values), so a repeated training step skips fusion entirely.
 """
 import dataclasses
+import itertools
 import operator
 
 from . import dtypes, graphwalk, indexexpr, kernel as K, library_ops, opset
 from .graph import numel
+from .plugins import FusionCosts
 
 
 @dataclasses.dataclass
@@ -71,34 +73,37 @@ _INDEX_ONLY = ("broadcast_to", "reindex")
 
 
 PLAN_CACHE_SIZE = 4096
+DEFAULT_COSTS = FusionCosts()
 _plan_cache = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)
 
 
-def plan(targets, library_kernels=()):
+def plan(targets, library_kernels=(), costs=DEFAULT_COSTS):
     """Fuse the unrealised graph behind ``targets`` into a `Plan` (cached by structure).
 
-    ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``).
+    ``library_kernels`` are the backend's claims (e.g. ``("matmul",)``), ``costs`` its
+    `metajit.plugins.FusionCosts`.
     """
-    template, order = plan_template(targets, library_kernels)
+    template, order = plan_template(targets, library_kernels, costs)
     return template.instantiate(order)
 
 
-def plan_template(targets, library_kernels=()):
+def plan_template(targets, library_kernels=(), costs=DEFAULT_COSTS):
     """``(PlanTemplate, order)``: the cached plan for the graph's structure and the graph
     order its positions refer to (what the executor runs without building a `Plan`)."""
     order = graphwalk.realised_order(targets)
     if library_ops.expand_unclaimed(order, library_kernels):
         order = graphwalk.realised_order(targets)
-    key = graphwalk.plan_entries(order, targets) + (tuple(library_kernels),)
+    key = graphwalk.plan_entries(order, targets) + (tuple(library_kernels), costs)
     template = _plan_cache.get(key)
     if template is None:
-        template = _plan_cache[key] = PlanTemplate(_fuse(order, targets, library_kernels), order)
+        template = _plan_cache[key] = PlanTemplate(_fuse(order, targets, library_kernels, costs), order)
         if len(_plan_cache) > PLAN_CACHE_SIZE:
             del _plan_cache[next(iter(_plan_cache))]
     return template, order
 
 
 _interned_kernels = {}
+_template_keys = itertools.count()
 
 
 def _interned(kernel):
@@ -111,7 +116,7 @@ def _interned(kernel):
     return _interned_kernels.setdefault(kernel, kernel)
 
 
-def _picker(positions):
+def picker(positions):
     """A function taking the graph order to the nodes at ``positions``, as a tuple."""
     if not positions:
         return lambda order: ()
@@ -128,16 +133,18 @@ class PlanTemplate:
     ``uploads``, ``intermediates`` and ``leaves`` (every realised node the plan reads) are
     pickers (order -> nodes); ``steps`` holds ``(kernel, inputs, outputs, parameters)``
     pickers per step and ``outputs`` each step's output ``(bytes, dtype)`` pairs.
-    ``prepared`` is the executor's per-device cache (compiled programs with the steps).
+    ``prepared`` is the executor's per-device cache (compiled programs with the steps);
+    ``key`` a number no other template in this process has, which the executor passes to
+    the backend's ``launch_sequence`` (a backend may capture the sequence once and replay it).
     """
 
-    __slots__ = ("uploads", "steps", "outputs", "intermediates", "leaves", "prepared")
+    __slots__ = ("uploads", "steps", "outputs", "intermediates", "leaves", "prepared", "key")
 
     def __init__(self, fresh, order):
         position = graphwalk.positions(order)
 
         def where(nodes):
-            return _picker([position[id(n)] for n in nodes])
+            return picker([position[id(n)] for n in nodes])
         self.uploads = where(fresh.uploads)
         self.steps = tuple((_interned(s.kernel), where(s.input_nodes), where(s.output_nodes),
                             where(s.parameter_nodes)) for s in fresh.steps)
@@ -146,6 +153,7 @@ class PlanTemplate:
         self.intermediates = where(fresh.intermediates)
         self.leaves = where([n for n in order if n.is_realised])
         self.prepared = {}
+        self.key = next(_template_keys)
 
     def instantiate(self, order):
         """The `Plan` for the graph ``order`` (of this template's structure)."""
@@ -155,7 +163,7 @@ class PlanTemplate:
                     list(self.intermediates(order)))
 
 
-def _fuse(order, targets, library_kernels):
+def _fuse(order, targets, library_kernels, costs):
     target_ids = {id(t) for t in targets}
     consumers = {}
     forced = set(target_ids)
@@ -184,7 +192,7 @@ def _fuse(order, targets, library_kernels):
         if id(node) in forced and is_pure_reshape(node) and not node.inputs[0].is_realised \
                 and node.inputs[0].op not in _ALWAYS_INLINED:
             forced.add(id(node.inputs[0]))
-    materialised = _choose_materialised(order, consumers, forced)
+    materialised = _choose_materialised(order, consumers, forced, costs)
     co_stored, absorbed = _siblings(order, materialised, consumers)
     steps = [_alias_step(node) if is_pure_reshape(node) and _is_stored(node.inputs[0], materialised)
              else _build_step(node, materialised, co_stored.get(id(node), ()))
@@ -292,17 +300,16 @@ def _matmul_operands(node):
 
 # Element-wise ops cheap enough to recompute in each consumer instead of storing them.
 _CHEAP_OPS = frozenset(("add", "sub", "mul", "neg", "maximum", "minimum"))
-DUPLICATE_MAX_KERNELS = 4   # kernels a cheap producer may be recomputed in
 _STORED_OPS = ("reduce", "reindex_reduce", "library")  # always materialised by `_fuse`
 
 
-def _worth_duplicating(node, kernels):
+def _worth_duplicating(node, kernels, costs):
     """Whether to recompute ``node`` in each of its consumer ``kernels`` instead of storing
     it: one cheap op over a full-size input and small (broadcast) operands moves less
     memory recomputed (each consumer reads that input) than stored (written once, then
     read by every consumer). Only a single op: deeper chains recompute per element what
     the compiler may not hoist (per-channel divisions, square roots)."""
-    if node.op not in _CHEAP_OPS or len(kernels) > DUPLICATE_MAX_KERNELS:
+    if node.op not in _CHEAP_OPS or len(kernels) > costs.duplicate_max_kernels:
         return False
     size = numel(node.shape)
     full = 0
@@ -324,7 +331,7 @@ def _consumer_kernels(node, consumers, owners):
     return frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
 
 
-def _choose_materialised(order, consumers, forced):
+def _choose_materialised(order, consumers, forced, costs):
     """Materialise forced nodes, and expensive nodes whose consumers fall in several kernels.
 
     A kernel is named by its root (a materialised node); walking consumers first, each
@@ -343,23 +350,22 @@ def _choose_materialised(order, consumers, forced):
             continue
         kernels = _consumer_kernels(node, consumers, owners)
         if len(kernels) > 1 and node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY \
-                and not _worth_duplicating(node, kernels):
+                and not _worth_duplicating(node, kernels, costs):
             materialised.add(id(node))
             kernels = frozenset((id(node),))
         owners[id(node)] = kernels
-    _recompute_cheap_chains(order, consumers, forced, materialised, owners)
-    _limit_inlined_depth(order, materialised)
+    _recompute_cheap_chains(order, consumers, forced, materialised, owners, costs)
+    _limit_inlined_depth(order, materialised, costs.max_inlined_depth)
     return materialised
 
 
 _CHAIN_OPS = _CHEAP_OPS | frozenset(opset.COMPARISON_BINARY) | {"cast", "select", "abs"}
-CHAIN_MAX_OPS = 3
 
 
-def _chain_leaves(node, materialised):
+def _chain_leaves(node, materialised, max_ops):
     """The stored values (element count by id) a short chain of cheap element-wise ops
     rooted at ``node`` reads, through gathers without index inputs and broadcasts; None
-    when the chain is longer than `CHAIN_MAX_OPS`, holds another op, or reads a value
+    when the chain is longer than ``max_ops``, holds another op, or reads a value
     that is not stored."""
     leaves, ops, pending = {}, 0, [node]
     while pending:
@@ -373,13 +379,13 @@ def _chain_leaves(node, materialised):
             pending.append(current.inputs[0])
             continue
         ops += 1
-        if current.op not in _CHAIN_OPS or ops > CHAIN_MAX_OPS:
+        if current.op not in _CHAIN_OPS or ops > max_ops:
             return None
         pending.extend(current.inputs)
     return leaves
 
 
-def _recompute_cheap_chains(order, consumers, forced, materialised, owners):
+def _recompute_cheap_chains(order, consumers, forced, materialised, owners, costs):
     """Un-store a node that is a short chain of cheap ops over stored values when its
     consumer kernels recomputing it read less memory than storing it costs (a write, a
     read per consumer kernel, and the producer kernel's own reads): max-pooling's
@@ -389,9 +395,9 @@ def _recompute_cheap_chains(order, consumers, forced, materialised, owners):
         if id(node) not in materialised or id(node) in forced or node.is_realised:
             continue
         kernels = _consumer_kernels(node, consumers, owners)
-        if len(kernels) > DUPLICATE_MAX_KERNELS:
+        if len(kernels) > costs.duplicate_max_kernels:
             continue
-        leaves = _chain_leaves(node, materialised)
+        leaves = _chain_leaves(node, materialised, costs.chain_max_ops)
         if leaves is None:
             continue
         read = sum(leaves.values())
@@ -400,19 +406,16 @@ def _recompute_cheap_chains(order, consumers, forced, materialised, owners):
             owners[id(node)] = kernels
 
 
-MAX_INLINED_DEPTH = 64
-
-
-def _limit_inlined_depth(order, materialised):
+def _limit_inlined_depth(order, materialised, max_depth):
     """Also materialise nodes whose inlined value tree would grow deeper than
-    `MAX_INLINED_DEPTH` (a chain of 20000 adds becomes kernels of 64 levels, not one
+    ``max_depth`` (a chain of 20000 adds becomes kernels of 64 levels, not one
     expression no compiler or recursive walk handles)."""
     depth = {}
     for node in order:
         if node.is_realised or id(node) in materialised:
             continue
         level = 1 + max([depth.get(id(i), 0) for i in node.inputs], default=0)
-        if level > MAX_INLINED_DEPTH:
+        if level > max_depth:
             materialised.add(id(node))
             level = 0
         depth[id(node)] = level

@@ -8,8 +8,23 @@ into a `metajit.plugins.BackendHandle` and calls them directly (no pluggy dispat
 the hot path). Hooks marked *required* must be implemented by every backend.
 
 Buffers are opaque to core: whatever `metajit_backend_allocate` returns is passed
-back to launch, copy and free hooks. A buffer is never written after the kernel
+back to launch, copy and free hooks. A buffer's value is never changed after the kernel
 that produced it has run, so backends may share or cache them freely.
+
+Asynchronous devices (the contract every hook below follows):
+
+* Launches and device-to-device copies may be queued and return at once; they run in
+  the order they were issued (one stream). `metajit_backend_synchronize`,
+  `metajit_backend_copy_to_host` and `metajit_backend_copy_from_host` are the points
+  where the host waits.
+* Within one realisation core hands an intermediate's buffer to a later launch's output
+  once every launch reading it has been issued (stream-ordered reuse), and calls
+  `metajit_backend_free` on buffers that queued kernels may still read. Frees must
+  therefore be stream-ordered, and must never raise: they also run from finalisers,
+  including at interpreter exit.
+* A kernel that fails on the device may report the failure at a later synchronize or
+  copy; the error should then be a `metajit.errors.MetajitDeviceError` naming the
+  kernel that failed, when the backend can know it.
 """
 import pluggy
 
@@ -90,28 +105,48 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 
 @hookspec
-def metajit_backend_launch_sequence(launches):
-    """Run several kernels in order (optional; without it core calls
+def metajit_backend_launch_sequence(launches, plan_key):
+    """Run a realisation's kernels in order (optional; without it core calls
     `metajit_backend_launch` once per kernel).
 
     :param launches: a list of ``(program, inputs, outputs, parameters)``, each as
-        `metajit_backend_launch` takes them; all outputs are already allocated.
+        `metajit_backend_launch` takes them; all outputs are already allocated, and a
+        later launch's output may be the buffer an earlier launch read (stream-ordered
+        reuse).
+    :param plan_key: a hashable key of the plan: every sequence with this key has the
+        same programs in the same order (buffers and parameter values may differ), so a
+        backend may capture the sequence once and replay it with one launch (CUDA
+        Graphs), updating buffer addresses and parameters.
 
     If it raises, any of the launches may or may not have run: core treats every output
-    of the sequence as not computed.
+    of the sequence as not computed. A plugin whose implementation omits ``plan_key``
+    is called without it.
+
+    Example::
+
+        @hookimpl
+        def metajit_backend_launch_sequence(launches, plan_key):
+            for program, inputs, outputs, parameters in launches:
+                program(inputs, outputs, parameters)
     """
 
 
 @hookspec
 def metajit_backend_synchronize():
-    """Block until every launched kernel and copy has finished (required)."""
+    """Block until every launched kernel and copy has finished (required).
+
+    Raises a `metajit.errors.MetajitDeviceError` for a failure of queued work (naming the
+    kernel when known); the device must stay usable for later work."""
 
 
 @hookspec
 def metajit_backend_allocate(nbytes):
     """Allocate a device buffer of ``nbytes`` bytes (may be 0) and return it (required).
 
-    The buffer must be aligned for every dtype the backend declares.
+    The buffer must be aligned for every dtype the backend declares. Raise `MemoryError`
+    (or a `metajit.errors.MetajitDeviceError` naming the size) when the device is full;
+    `metajit.toolkit.allocator.CachingAllocator` returns its cached buffers and retries
+    first.
     """
 
 
@@ -120,6 +155,9 @@ def metajit_backend_free(buffer):
     """Release a buffer from `metajit_backend_allocate` (required).
 
     Called when the last Var holding it dies; a caching allocator may keep it for reuse.
+    Kernels queued earlier may still read the buffer: the free (and any reuse of the
+    memory) must be ordered after them. Must never raise: it runs from finalisers, also
+    at interpreter exit.
     """
 
 
@@ -155,4 +193,8 @@ def metajit_backend_lower_library_kernel(kernel):
     ``kernel`` is a `metajit.library_ops.LibraryCall` (name, attrs, input/output
     dtypes and shapes; dense row-major buffers) for each library op whose name the
     backend lists in ``library_kernels``; a program must be returned for those.
+
+    A program that needs scratch memory (a cuDNN workspace, oneDNN scratchpad) may
+    allocate it once from the backend's own allocator and keep it; it is launched like
+    any other program, in stream order.
     """

@@ -25,6 +25,24 @@ OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence")
 
 
 @dataclasses.dataclass(frozen=True)
+class FusionCosts:
+    """The limits fusion trades recomputation against memory traffic with; a backend
+    tunes them for its compiler and memory system (the defaults were measured with GCC).
+
+    ``duplicate_max_kernels``: the most consumer kernels that may each recompute a cheap
+    producer instead of reading it stored. ``chain_max_ops``: the longest chain of cheap
+    ops over stored values that is recomputed by its consumers when that moves less
+    memory. ``max_inlined_depth``: the deepest value tree inlined into one kernel (deeper
+    nodes are stored). Example: ``FusionCosts(duplicate_max_kernels=8)`` for a GPU, where
+    recomputing is cheaper than a round trip to memory.
+    """
+
+    duplicate_max_kernels: int = 4
+    chain_max_ops: int = 3
+    max_inlined_depth: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
 class BackendDescription:
     """What `metajit_backend_describe` returns; see that hook."""
 
@@ -35,6 +53,7 @@ class BackendDescription:
     native_ops: tuple = ()
     library_kernels: tuple = ()
     summary: str = ""
+    fusion_costs: FusionCosts = FusionCosts()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +153,10 @@ class _Registry:
                 return impl.function
         return None
 
+    def _argnames(self, name, hook):
+        caller = getattr(self.manager.hook, "metajit_backend_" + hook)
+        return next(impl.argnames for impl in caller.get_hookimpls() if impl.plugin_name == name)
+
     def device_infos(self):
         if self.infos is None:
             infos = {}
@@ -161,6 +184,9 @@ class _Registry:
         if not info.available:
             raise MetajitDeviceError(f"device {name!r} is unavailable: {info.reason}")
         functions = {hook: self._function(name, hook) for hook in REQUIRED_HOOKS + OPTIONAL_HOOKS}
+        sequence = functions["launch_sequence"]
+        if sequence is not None and "plan_key" not in self._argnames(name, "launch_sequence"):
+            functions["launch_sequence"] = lambda launches, plan_key: sequence(launches)
         handle = self.handles[name] = BackendHandle(name, info.description, functions)
         return handle
 

@@ -194,3 +194,24 @@ def test_max_pool_gradient_recomputes_its_mask_instead_of_storing_it(rng):
     is_max = windows == windows.max((3, 5), keepdims=True)
     expected = (is_max / is_max.sum((3, 5), keepdims=True) * weights[:, :, :, None, :, None]).reshape(data.shape)
     np.testing.assert_allclose(grad.numpy(), expected * (data > 0), rtol=1e-6)
+
+
+def test_fusion_limits_come_from_the_backend_description(rng):
+    """A backend's `FusionCosts` decide how deep kernels get and whether cheap producers
+    are recomputed: a shallower inlining limit gives more kernels, and no duplication
+    stores BatchNorm's centring; results stay equal."""
+    from metajit.plugins import FusionCosts
+    x = jt.array(np.zeros(5, np.float32)).sync()
+    y = x
+    for _ in range(40):
+        y = y * 1.0 + 1.0
+    default = fusion.plan([y._node]).steps
+    shallow = fusion.plan([y._node], costs=FusionCosts(max_inlined_depth=8)).steps
+    assert len(default) == 1 and len(shallow) >= 4
+    data = rng.standard_normal((64, 32))
+    z = jt.array(data).sync()
+    centered = z - z.mean(0, keepdims=True)
+    targets = [(centered * centered).sum(0)._node, (centered * 3.0).exp()._node]
+    full_size = [s for s in fusion.plan(targets, costs=FusionCosts(duplicate_max_kernels=0)).steps
+                 if tuple(s.kernel.outputs[0][1]) == (64, 32)]
+    assert len(full_size) == 2  # the centring is stored, not recomputed in both kernels
