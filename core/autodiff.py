@@ -375,7 +375,7 @@ def track_grad(var):
     _tracked_leaves[id(var)] = var
 
 
-def backward(loss, weight=None):
+def backward(loss, weight=None, create_graph=False):
     """Accumulate d(loss)/d(leaf) into ``.grad`` of the tracked leaves ``loss`` depends on,
     in one backward pass; see `metajit.Var.backward`."""
     if weight is not None:
@@ -385,15 +385,25 @@ def backward(loss, weight=None):
                                 "not depend on any trainable Var (or was computed under no_grad)")
     in_graph = {id(n) for n in _graph_order(loss._node)}
     accumulate_grads(loss, [v for v in list(_tracked_leaves.values())
-                            if v.requires_grad and id(v._node) in in_graph])
+                            if v.requires_grad and id(v._node) in in_graph], create_graph, in_graph)
 
 
-def accumulate_grads(loss, leaves):
-    """Add d(loss)/d(leaf) to ``leaf.grad`` for every leaf, in one backward pass."""
+def accumulate_grads(loss, leaves, create_graph=False, in_graph=None):
+    """Add d(loss)/d(leaf) to ``leaf.grad`` for every leaf, in one backward pass.
+
+    Without ``create_graph`` (PyTorch's default) the new ``.grad`` values are not
+    differentiable: once realised they keep no history, so the step's graph (activations,
+    old parameters) is freed instead of staying reachable from ``.grad``. ``in_graph``:
+    ids of the nodes of ``loss``'s graph, when the caller has them."""
     if not leaves:
         return
+    if not create_graph and in_graph is None:
+        in_graph = {id(n) for n in _graph_order(loss._node)}
     for leaf, value in zip(leaves, grad(loss, leaves)):
-        leaf.grad = value if leaf.grad is None else binary("add", leaf.grad, value)
+        total = value if leaf.grad is None else binary("add", leaf.grad, value)
+        if not create_graph and id(total._node) not in in_graph and not total._node.is_realised:
+            total._node.grad_boundary = True  # a node of the backward pass only: no forward node changes
+        leaf.grad = total
 
 
 def vjp(function, primals, cotangents):

@@ -75,7 +75,9 @@ class Optimizer:
                     state = self.state.setdefault(id(parameter), {})
                     state["step"] = state.get("step", 0) + 1
                     parameter.assign(self.update(parameter, parameter.grad, group, state))
-                    changed.append(parameter)
+                    # .grad is realised with the step (as PyTorch leaves it): a lazy one
+                    # would keep the step's whole graph, old parameters included, alive
+                    changed += [parameter, parameter.grad]
                     changed.extend(v for v in state.values() if isinstance(v, Var))
         changed.extend(take_pending_assignments())
         executor.realise([v._node for v in changed])

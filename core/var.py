@@ -189,15 +189,18 @@ class Var:
             from .autodiff import track_grad
             track_grad(self)
 
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """PyTorch-style: add d(self)/d(leaf) to ``.grad`` of every tracked leaf it depends on.
 
         Tracked leaves are module parameters and Vars given ``requires_grad_()`` /
         ``requires_grad = True``. ``grad`` weights a non-scalar Var (default: ones).
-        Jittor code uses ``optimizer.step(loss)`` or `metajit.grad` instead.
+        ``create_graph=True`` makes the ``.grad`` values differentiable (for higher-order
+        gradients); ``retain_graph`` is accepted for PyTorch compatibility (the graph
+        lives while Vars refer to it). Jittor code uses ``optimizer.step(loss)`` or
+        `metajit.grad` instead.
         """
         from .autodiff import backward
-        backward(self, grad)
+        backward(self, grad, create_graph)
 
     def requires_grad_(self, value=True):
         """PyTorch spelling: set `requires_grad` and return self."""

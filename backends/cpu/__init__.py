@@ -15,6 +15,7 @@ from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.library_ops import LibraryCall
 from metajit.plugins import BackendDescription, KernelSource
+from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
 from . import onednn
@@ -29,6 +30,7 @@ NAME_PLACEHOLDER = "MJ_KERNEL_NAME"  # the C symbol in rendered sources, replace
 # the BLAS threads of the next library kernel; must be set before a kernel library loads.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 _allocator = host_allocator()
+_workspace = Workspace(_allocator)  # library programs' scratch, one per thread
 _compiler = None
 
 
@@ -172,5 +174,5 @@ def metajit_backend_copy_device_to_device(destination, source, nbytes):
 @hookimpl
 def metajit_backend_lower_library_kernel(kernel):
     if isinstance(kernel, LibraryCall):
-        return onednn.ConvolutionProgram(kernel) if kernel.name in onednn.ConvolutionProgram.ROLES else None
+        return onednn.ConvolutionProgram(kernel, _workspace) if kernel.name in onednn.ConvolutionProgram.ROLES else None
     return recognise_matmul(kernel)

@@ -15,12 +15,12 @@ import os
 import site
 import sys
 
-import numpy as np
 
 from metajit.errors import MetajitDeviceError
 from metajit.flags import flags
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
+_ALIGNMENT = 64  # bytes between the scratch parts of one program
 _UNLOADED = object()
 _library = _UNLOADED
 _threads = [None]
@@ -147,7 +147,8 @@ class ConvolutionProgram:
 
     The convolution runs in the layouts oneDNN prefers on this CPU (blocked channels);
     reorder primitives convert the dense NCHW / OIHW buffers metajit keeps, into
-    buffers the program owns, before and after it.
+    parts of ``workspace`` (a `metajit.toolkit.allocator.Workspace` every convolution
+    of the thread shares), before and after it.
     """
 
     ROLES = {"conv2d": (("src", "weights"), "dst"),
@@ -155,8 +156,9 @@ class ConvolutionProgram:
              "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
              "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
 
-    def __init__(self, call):
+    def __init__(self, call, workspace):
         self.call = call
+        self.workspace = workspace
         stride, padding, dilation, groups = call.attrs[:4]
         inputs, output_role = self.ROLES[call.name]
         shapes = dict(zip(inputs, (shape for _, shape in call.inputs)))
@@ -196,11 +198,12 @@ class ConvolutionProgram:
 
     def _plan_executions(self, inputs, output_role):
         """Reorders in, the convolution, a reorder out; sources are address slots
-        (0..n-1 inputs, n the output, n+1.. owned scratch buffers)."""
+        (0..n-1 inputs, n the output, n+1.. parts of the thread's shared workspace)."""
         lib = library()
         kind_of = {"src": "x", "diff_src": "x", "weights": "w", "diff_weights": "w", "dst": "y", "diff_dst": "y",
                    "bias": "b"}
-        self.owned = []
+        self.scratch_offsets = []
+        self.scratch_bytes = 0
         slots = len(inputs) + 1
         before, after = [], []
         arguments = {}
@@ -210,8 +213,9 @@ class ConvolutionProgram:
             if lib.dnnl_memory_desc_equal(wanted, user):
                 arguments[role] = (wanted, position)
                 continue
-            self.owned.append(np.empty(lib.dnnl_memory_desc_get_size(wanted) // 4 + 16, np.float32))
-            scratch = slots + len(self.owned) - 1
+            self.scratch_offsets.append(self.scratch_bytes)
+            self.scratch_bytes += -(-lib.dnnl_memory_desc_get_size(wanted) // _ALIGNMENT) * _ALIGNMENT
+            scratch = slots + len(self.scratch_offsets) - 1
             arguments[role] = (wanted, scratch)
             is_output = role == output_role
             source, target = ((wanted, scratch), (user, position)) if is_output else ((user, position), (wanted, scratch))
@@ -221,7 +225,6 @@ class ConvolutionProgram:
                                                           engine, None), "reorder")
             (after if is_output else before).append(_Execution(reorder_desc, {"src": source, "dst": target}))
         self.executions = before + [_Execution(self.primitive_desc, arguments)] + after
-        self.owned_addresses = [buffer.ctypes.data for buffer in self.owned]
 
     @property
     def implementation(self):
@@ -232,7 +235,10 @@ class ConvolutionProgram:
 
     def __call__(self, inputs, outputs, parameters):
         set_threads(flags.num_threads)
-        addresses = [b.address for b in inputs] + [outputs[0].address] + self.owned_addresses
+        addresses = [b.address for b in inputs] + [outputs[0].address]
+        if self.scratch_offsets:
+            base = self.workspace.reserve(self.scratch_bytes).address
+            addresses += [base + offset for offset in self.scratch_offsets]
         for execution in self.executions:
             execution.run(addresses)
         _check(library().dnnl_stream_wait(_Engine.get().stream), "stream wait")

@@ -14,6 +14,8 @@ and for a device whose kernels and copies run on one stream. Example::
     buffer = allocator.allocate(1000)     # a 1024-byte class
     allocator.release(buffer)             # cached, not returned to the driver
 """
+import threading
+
 SMALLEST_CLASS = 512
 
 
@@ -90,3 +92,30 @@ class CachingAllocator:
     def reset_peak(self):
         """Start a new high-water mark at the bytes live now."""
         self.peak_bytes = self.allocated_bytes
+
+
+class Workspace:
+    """Scratch memory shared by the library programs of one thread (oneDNN reorder buffers,
+    a cuDNN workspace): programs run one at a time per thread (per stream), so one buffer,
+    grown to the largest request, serves all of them instead of one buffer per program.
+
+    ``allocator`` is a `CachingAllocator`; `reserve` returns a buffer of at least
+    ``nbytes`` that stays valid until the next larger `reserve` on the same thread. Example::
+
+        workspace = Workspace(allocator)
+        buffer = workspace.reserve(program.scratch_bytes)
+    """
+
+    def __init__(self, allocator):
+        self.allocator = allocator
+        self.local = threading.local()
+
+    def reserve(self, nbytes):
+        """This thread's scratch buffer, grown (the old one released) to at least ``nbytes``."""
+        current = getattr(self.local, "buffer", None)
+        if current is not None and self.local.nbytes >= nbytes:
+            return current
+        if current is not None:
+            self.allocator.release(current)
+        self.local.buffer, self.local.nbytes = self.allocator.allocate(nbytes), nbytes
+        return self.local.buffer

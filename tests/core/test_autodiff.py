@@ -273,3 +273,35 @@ def test_gradient_of_a_transposed_product_is_summed_in_the_target_layout(case):
         np.testing.assert_allclose(g.numpy(), expected, rtol=1e-10, atol=1e-10)
     shapes = [tuple(k.kernel.outputs[0][1]) for k in launched if hasattr(k.kernel, "outputs")]
     assert target_shape in shapes and target_shape[::-1] not in shapes
+
+
+def test_backward_grads_are_plain_values_unless_create_graph(rng):
+    """PyTorch's default: after ``loss.backward()`` (and an optimiser step) ``.grad`` holds a
+    value with no history, so the step's graph is freed; ``create_graph=True`` keeps it
+    differentiable. Oracle: torch.autograd with the same flags."""
+    import torch
+    data = rng.standard_normal(5).astype(np.float32)
+    w = jt.array(data).requires_grad_()
+    (w * w * w).sum().backward()
+    w.grad.sync()
+    assert w.grad._node.inputs == ()  # realised without history
+    np.testing.assert_allclose(w.grad.numpy(), 3 * data ** 2, rtol=1e-6)
+    v = jt.array(data).requires_grad_()
+    (v * v * v).sum().backward(create_graph=True)
+    second = jt.grad(v.grad.sum(), v)
+    tv = torch.tensor(data, requires_grad=True)
+    (tv ** 3).sum().backward(create_graph=True)
+    (expected,) = torch.autograd.grad(tv.grad.sum(), tv)
+    np.testing.assert_allclose(second.numpy(), expected.numpy(), rtol=1e-5)
+
+
+def test_optimizer_step_realises_grads_and_frees_the_old_graph():
+    from metajit import nn, optim
+    model = nn.Linear(4, 3)
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = jt.array(np.ones((2, 4), np.float32))
+    for _ in range(2):
+        optimizer.step(model(x).sum())
+    for parameter in model.parameters():
+        assert parameter.grad._node.is_realised and parameter.grad._node.inputs == ()
+    np.testing.assert_allclose(model.bias.grad.numpy(), [2.0, 2.0, 2.0])
