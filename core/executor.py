@@ -9,7 +9,7 @@ import numpy as np
 
 from . import debug, fusion, graphwalk, plugins
 from .errors import MetajitDeviceError, MetajitDtypeError
-from .library_ops import LibraryCall
+from .kernel import LibraryCall
 from .toolkit.allocator import size_class
 
 

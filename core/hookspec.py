@@ -190,7 +190,7 @@ def metajit_backend_lower_library_kernel(kernel):
     Called before codegen for each new kernel. Return a program for
     `metajit_backend_launch`, or None to let codegen handle the kernel.
 
-    ``kernel`` is a `metajit.library_ops.LibraryCall` (name, attrs, input/output
+    ``kernel`` is a `metajit.kernel.LibraryCall` (name, attrs, input/output
     dtypes and shapes; dense row-major buffers) for each library op whose name the
     backend lists in ``library_kernels``; a program must be returned for those.
 

@@ -10,6 +10,8 @@ where its ``condition`` holds (the overflow rule of reindex_reduce).
 Kernels are immutable, hashable and printable; equal kernels compile to the same
 program, which is what backend caches key on.
 """
+import dataclasses
+
 from . import indexexpr
 from .indexexpr import IndexExpr
 
@@ -171,5 +173,18 @@ class Kernel:
     __repr__ = __str__
 
 
-__all__ = ["ValueExpr", "Store", "Kernel", "IndexExpr", "load", "constant", "parameter",
+@dataclasses.dataclass(frozen=True)
+class LibraryCall:
+    """A step a backend runs with a library (BLAS, oneDNN, cuBLAS, cuDNN): op ``name``,
+    hashable ``attrs``, and the ``(dtype, shape)`` of each input and output buffer (all
+    dense, row-major). Example: ``LibraryCall("conv2d", ((1, 1), (0, 0), (1, 1), 1),
+    ((float32, (8, 3, 32, 32)), (float32, (16, 3, 3, 3))), ((float32, (8, 16, 30, 30)),))``."""
+
+    name: str
+    attrs: tuple
+    inputs: tuple
+    outputs: tuple
+
+
+__all__ = ["ValueExpr", "Store", "Kernel", "LibraryCall", "IndexExpr", "load", "constant", "parameter",
            "index_value", "apply"]

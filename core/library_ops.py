@@ -13,17 +13,7 @@ the claim the graph holds only meta-ops. A library node still unclaimed at reali
 import dataclasses
 
 from . import graph, plugins
-
-
-@dataclasses.dataclass(frozen=True)
-class LibraryCall:
-    """What a library step computes: op ``name``, hashable ``attrs``, and the
-    ``(dtype, shape)`` of each input and output buffer (all dense, row-major)."""
-
-    name: str
-    attrs: tuple
-    inputs: tuple
-    outputs: tuple
+from .kernel import LibraryCall
 
 
 @dataclasses.dataclass(frozen=True)

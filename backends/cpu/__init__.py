@@ -13,7 +13,7 @@ import numpy as np
 from metajit.dtypes import is_float
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
-from metajit.library_ops import LibraryCall
+from metajit.kernel import LibraryCall
 from metajit.plugins import BackendDescription, KernelSource
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
