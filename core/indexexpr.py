@@ -251,7 +251,8 @@ def loop_axes(expr):
 
 
 def bounds(expr, domain):
-    """Inclusive ``(low, high)`` interval of ``expr`` over loops ``0 <= i<k> < domain[k]``.
+    """Inclusive ``(low, high)`` interval of ``expr`` over loops ``0 <= i<k> < domain[k]``;
+    an entry of ``domain`` may instead be an inclusive ``(low, high)`` pair (a tile).
 
     Unknown bounds are ``-inf`` / ``inf`` (extra loads are unbounded).
     """
@@ -259,7 +260,8 @@ def bounds(expr, domain):
     if op == "const":
         return expr.args[0], expr.args[0]
     if op == "loop":
-        return 0, max(domain[expr.args[0]] - 1, 0)
+        extent = domain[expr.args[0]]
+        return extent if isinstance(extent, tuple) else (0, max(extent - 1, 0))
     if op == "extra":
         return -math.inf, math.inf
     if op in COMPARISONS or op == "not":

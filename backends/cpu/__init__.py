@@ -15,6 +15,7 @@ from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.kernel import LibraryCall
 from metajit.plugins import BackendDescription, KernelSource
+from metajit.toolkit import analysis
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
@@ -98,7 +99,8 @@ def metajit_backend_codegen(kernels):
     kernel_compiler = compiler()
     sources = []
     for kernel in kernels:
-        template = render_kernel(kernel, NAME_PLACEHOLDER)
+        # a scatter through floor divisions (upsampling gradients) runs as a reduction: no atomics
+        template = render_kernel(analysis.as_reduction(kernel) or kernel, NAME_PLACEHOLDER)
         symbol = kernel_compiler.symbol(kernel_compiler.toolchain.cache_key(template))
         sources.append(KernelSource(kernel, "c++17-openmp", template.replace(NAME_PLACEHOLDER, symbol),
                                     symbol))
