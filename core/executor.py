@@ -79,12 +79,12 @@ def compile_kernels(handle, kernels):
     for kernel in kernels:
         if kernel in programs or kernel in missing:
             continue
-        lowered = handle.lower_library_kernel(kernel) if handle.lower_library_kernel else None
-        if lowered is not None:
+        if isinstance(kernel, LibraryCall):
+            lowered = handle.lower_library_kernel(kernel) if handle.lower_library_kernel else None
+            if lowered is None:
+                raise MetajitDeviceError(f"device {handle.name!r} claims library op {kernel.name!r} but "
+                                         f"could not lower {kernel}")
             programs[kernel] = lowered
-        elif isinstance(kernel, LibraryCall):
-            raise MetajitDeviceError(f"device {handle.name!r} claims library op {kernel.name!r} but "
-                                     f"could not lower {kernel}")
         else:
             missing.append(kernel)
     if missing:

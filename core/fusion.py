@@ -25,7 +25,9 @@ Rules (Jittor's, plus duplication of cheap producers):
 
 When the backend claims the ``matmul`` library kernel, the operands of a sum over one
 axis of a product of two broadcasts (what ``a @ b`` and its gradients become) are
-materialised, so the kernel is a plain matrix product the backend can hand to BLAS.
+materialised, so the kernel is a plain matrix product, and such kernels become ``matmul``
+`metajit.kernel.LibraryCall` s (`metajit.toolkit.analysis.matmul_attrs`) that the
+backend runs with its BLAS, like the convolutions.
 
 The result is a `Plan`: host leaves to upload and kernel steps in execution order.
 Plans are cached by the graph's structure (ops, attrs, shapes, dtypes, edges; never
@@ -35,9 +37,10 @@ import dataclasses
 import itertools
 import operator
 
-from . import dtypes, graphwalk, indexexpr, kernel as K, library_ops, opset
+from . import dtypes, graphwalk, indexexpr, kernel as K, library_ops, opset, plugins
 from .graph import numel
 from .plugins import FusionCosts
+from .toolkit import analysis
 
 
 @dataclasses.dataclass
@@ -180,7 +183,7 @@ def _fuse(order, targets, library_kernels, costs):
         if node.op == "library":
             forced.add(id(node))
             forced.update(id(i) for i in node.inputs)
-        if "matmul" in library_kernels:
+        if plugins.claims(library_kernels, "matmul", node.dtype):
             forced.update(id(s) for s in _matmul_operands(node) if not s.is_realised)
         amplified = _amplified_producer(node)
         if amplified is not None:
@@ -197,6 +200,9 @@ def _fuse(order, targets, library_kernels, costs):
     steps = [_alias_step(node) if is_pure_reshape(node) and _is_stored(node.inputs[0], materialised)
              else _build_step(node, materialised, co_stored.get(id(node), ()))
              for node in order if id(node) in materialised and not node.is_realised and id(node) not in absorbed]
+    for step in steps:
+        if isinstance(step.kernel, K.Kernel) and plugins.claims(library_kernels, "matmul", step.kernel.outputs[0][0]):
+            step.kernel = analysis.as_matmul_call(step.kernel) or step.kernel
     intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
                      and not n.is_realised]
     return Plan(uploads, steps, intermediates)

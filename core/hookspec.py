@@ -40,7 +40,8 @@ def metajit_backend_describe():
         name users pass to ``jt.set_device``), ``device_kind`` (``"cpu"``, ``"gpu"``,
         ``"accelerator"``, ``"interpreter"``), the ``dtypes`` it computes in, the
         element-wise ops it lowers natively (all, by default) and the library kernels it
-        offers (e.g. ``("matmul",)``).
+        claims, by name or ``(name, dtypes)`` (e.g. ``(("matmul", ("float32",)),
+        "conv2d")``; see `metajit.plugins.claims`).
 
     Example::
 
@@ -185,14 +186,15 @@ def metajit_backend_copy_device_to_device(destination, source, nbytes):
 
 @hookspec
 def metajit_backend_lower_library_kernel(kernel):
-    """Offer a library implementation (BLAS, oneDNN, cuBLAS...) for ``kernel`` (optional).
+    """Return a program running a library kernel (BLAS, oneDNN, cuBLAS, cuDNN...)
+    (optional; required when the description claims ``library_kernels``).
 
-    Called before codegen for each new kernel. Return a program for
-    `metajit_backend_launch`, or None to let codegen handle the kernel.
-
-    ``kernel`` is a `metajit.kernel.LibraryCall` (name, attrs, input/output
-    dtypes and shapes; dense row-major buffers) for each library op whose name the
-    backend lists in ``library_kernels``; a program must be returned for those.
+    Called once per new `metajit.kernel.LibraryCall` (name, attrs, input/output dtypes
+    and shapes; dense row-major buffers) of an op the backend claims for those dtypes;
+    the program is launched like a compiled one. Core recognises the patterns itself:
+    a ``matmul`` call's attrs are a `metajit.toolkit.analysis.MatmulAttrs`, the
+    convolutions' ``(stride, padding, dilation, groups[, input shape])`` (see
+    `metajit.nn.conv`). Returning None is an error for a claimed call.
 
     A program that needs scratch memory (a cuDNN workspace, oneDNN scratchpad) may
     allocate it once from the backend's own allocator and keep it; it is launched like

@@ -34,9 +34,10 @@ def register(name, decompose, gradients=None):
     OPS[name] = LibraryOp(decompose, gradients)
 
 
-def claimed(name):
-    """Whether the current device runs library op ``name`` as a library kernel."""
-    return name in plugins.current().description.library_kernels
+def claimed(name, dtype=None):
+    """Whether the current device runs library op ``name`` (on inputs of ``dtype``) as a
+    library kernel."""
+    return plugins.claims(plugins.current().description.library_kernels, name, dtype)
 
 
 def apply(name, inputs, attrs, shape):
@@ -66,7 +67,8 @@ def expand_unclaimed(nodes, library_kernels):
     from . import indexexpr
     rewritten = False
     for node in nodes:
-        if node.op != "library" or node.is_realised or node.attrs[0] in library_kernels:
+        if node.op != "library" or node.is_realised \
+                or plugins.claims(library_kernels, node.attrs[0], node.inputs[0].dtype):
             continue
         rewritten = True
         expanded = decomposition(node)._node

@@ -51,9 +51,22 @@ class BackendDescription:
     dtypes: tuple = ("bool", "uint8", "int8", "int16", "int32", "int64",
                      "float16", "float32", "float64")
     native_ops: tuple = ()
-    library_kernels: tuple = ()
+    library_kernels: tuple = ()  # names, or (name, dtypes) pairs: see `claims`
     summary: str = ""
     fusion_costs: FusionCosts = FusionCosts()
+
+
+def claims(library_kernels, name, dtype=None):
+    """Whether ``library_kernels`` (a `BackendDescription` field) claims library op
+    ``name`` for inputs of ``dtype`` (any dtype when None). Entries are a name (every
+    dtype the backend computes in) or ``(name, dtypes)``, e.g. ``("conv2d", ("float16",
+    "float32"))``."""
+    for entry in library_kernels:
+        if entry == name:
+            return True
+        if isinstance(entry, tuple) and entry[0] == name:
+            return dtype is None or str(dtype) in entry[1]
+    return False
 
 
 @dataclasses.dataclass(frozen=True)

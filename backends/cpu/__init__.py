@@ -13,7 +13,6 @@ import numpy as np
 from metajit.dtypes import is_float
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
-from metajit.kernel import LibraryCall
 from metajit.plugins import BackendDescription, KernelSource
 from metajit.toolkit import analysis
 from metajit.toolkit.allocator import Workspace
@@ -22,7 +21,7 @@ from metajit.toolkit.host_compiler import missing_compiler_reason
 from . import onednn
 from .allocator import host_allocator
 from .compiler import Compiler
-from .library import MatmulProgram, recognise_matmul
+from .library import MatmulProgram
 from .renderer import render_kernel
 
 NAME = "cpu"
@@ -83,7 +82,8 @@ class CompiledKernel:
 
 @hookimpl
 def metajit_backend_describe():
-    claims = ("matmul",) + (tuple(onednn.ConvolutionProgram.ROLES) if onednn.library() is not None else ())
+    claims = (("matmul", ("float32", "float64")),) + (
+        tuple((role, ("float32",)) for role in onednn.ConvolutionProgram.ROLES) if onednn.library() is not None else ())
     library = "oneDNN" if onednn.library() is not None else "numpy BLAS (oneDNN not found)"
     return BackendDescription(name=NAME, device_kind="cpu", library_kernels=claims,
                               summary=f"C++17 + OpenMP kernels compiled by the system compiler; {library}")
@@ -175,6 +175,6 @@ def metajit_backend_copy_device_to_device(destination, source, nbytes):
 
 @hookimpl
 def metajit_backend_lower_library_kernel(kernel):
-    if isinstance(kernel, LibraryCall):
-        return onednn.ConvolutionProgram(kernel, _workspace) if kernel.name in onednn.ConvolutionProgram.ROLES else None
-    return recognise_matmul(kernel)
+    if kernel.name == "matmul":
+        return MatmulProgram(kernel)
+    return onednn.ConvolutionProgram(kernel, _workspace) if kernel.name in onednn.ConvolutionProgram.ROLES else None

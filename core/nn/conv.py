@@ -10,7 +10,7 @@ bias added), ``conv2d_backward_data`` and ``conv2d_backward_weights``
 as library kernels; higher orders differentiate the composition."""
 import math
 
-from .. import autodiff, creation, dtypes, init, library_ops
+from .. import autodiff, creation, init, library_ops
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
 from ..math_ops import binary
@@ -45,10 +45,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     output_shape = (batch, out_channels, out_h, out_w)
     if bias is not None and bias.shape != (out_channels,):
         raise MetajitShapeError(f"conv2d: bias of shape {bias.shape} given for {out_channels} output channels")
-    float32 = x.dtype == weight.dtype == dtypes.float32
-    if bias is not None and float32 and bias.dtype == dtypes.float32 and library_ops.claimed("conv2d_bias"):
+    same_dtype = x.dtype == weight.dtype
+    if bias is not None and same_dtype and bias.dtype == x.dtype and library_ops.claimed("conv2d_bias", x.dtype):
         return library_ops.apply("conv2d_bias", [x, weight, bias], geometry, output_shape)
-    if float32 and library_ops.claimed("conv2d"):
+    if same_dtype and library_ops.claimed("conv2d", x.dtype):
         result = library_ops.apply("conv2d", [x, weight], geometry, output_shape)
     else:
         result = _conv2d_composed([x, weight], geometry)
@@ -100,8 +100,8 @@ def _conv2d_gradients(node, output_grad):
     """First-order gradients of a ``conv2d`` library node as backward library ops."""
     x, weight = node.inputs[:2]
     geometry = node.attrs[1]
-    if output_grad.dtype != dtypes.float32 or not library_ops.claimed("conv2d_backward_data") \
-            or not library_ops.claimed("conv2d_backward_weights"):
+    if not library_ops.claimed("conv2d_backward_data", output_grad.dtype) \
+            or not library_ops.claimed("conv2d_backward_weights", output_grad.dtype):
         return None
     return [library_ops.apply("conv2d_backward_data", [output_grad, Var.from_node(weight)],
                               geometry + (x.shape,), x.shape),

@@ -313,3 +313,93 @@ def as_reduction(kernel):
         if classify(current).kind == "reduction":
             return current
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class MatmulAttrs:
+    """The ``attrs`` of a ``matmul`` `metajit.kernel.LibraryCall`: a batched product
+    ``C[b..., m, n] = sum_k A[b..., m, k] * B[b..., k, n]`` read and written in place.
+
+    ``a_slot``/``b_slot`` are the call's input slots of A and B (equal for ``x @ x``);
+    ``batch`` the batch sizes; ``a_strides`` (batch..., m, k), ``b_strides`` (batch..., k, n)
+    and ``c_strides`` (batch..., m, n) are element strides into the dense buffers; a
+    stride of 0 on a batch dim broadcasts the operand, and ``m``/``n`` of 1 with stride 0
+    stand for a vector operand. Transposed operands are just other strides (a BLAS
+    backend turns a unit stride into a transpose flag and a leading dimension).
+    """
+
+    a_slot: int
+    b_slot: int
+    batch: tuple
+    m: int
+    n: int
+    k: int
+    a_strides: tuple
+    b_strides: tuple
+    c_strides: tuple
+
+
+def _plain_axes(load, domain):
+    """The loop axis each dim of ``load`` reads (None for a size-1 read), or None when a
+    dim is not a plain loop index."""
+    axes = []
+    for expr in load.args[1]:
+        if expr.op == "loop" and domain[expr.args[0]] != 1:
+            axes.append(expr.args[0])
+        elif expr.op == "loop" or expr == indexexpr.const(0):
+            axes.append(None)
+        else:
+            return None
+    used = [a for a in axes if a is not None]
+    return axes if len(used) == len(set(used)) else None
+
+
+def _axis_strides(axes, shape):
+    """Element stride per loop axis of a buffer whose dims read ``axes``."""
+    return {axis: stride for axis, stride in zip(axes, row_major_strides(shape)) if axis is not None}
+
+
+def matmul_attrs(kernel):
+    """`MatmulAttrs` when ``kernel`` is exactly a (batched, broadcast, transposed) matrix
+    product — one ``sum`` over a single loop axis ``k`` of ``mul(load A, load B)`` with
+    plain loop indices, what ``a @ b`` and its gradients fuse into — else None."""
+    if len(kernel.stores) != 1 or len(kernel.inputs) not in (1, 2):
+        return None
+    store, domain = kernel.stores[0], kernel.domain
+    out_dtype, out_shape = kernel.outputs[0]
+    value = store.value
+    if (store.reduce_op != "sum" or value.op != "mul" or any(operand.op != "load" for operand in value.args)
+            or any(dtype != out_dtype for dtype, _ in kernel.inputs)):
+        return None
+    reduced = store.reduced_axes(domain, out_shape)
+    loads = value.args
+    if reduced is None or len(reduced) != 1 or {load.args[0] for load in loads} != set(range(len(kernel.inputs))):
+        return None
+    (k,) = reduced
+    axes = [_plain_axes(load, domain) for load in loads]
+    if None in axes or domain[k] == 1:
+        return None
+    used = [{a for a in load_axes if a is not None} for load_axes in axes]
+    if any(k not in u for u in used):
+        return None
+    m_axes, n_axes = sorted(used[0] - used[1])[-1:], sorted(used[1] - used[0])[-1:]
+    batch = sorted((used[0] | used[1]) - {k} - set(m_axes) - set(n_axes))
+    if any(domain[x] != 1 for x in range(len(domain)) if x not in used[0] | used[1]):
+        return None
+    a, b = (_axis_strides(load_axes, kernel.inputs[load.args[0]][1]) for load_axes, load in zip(axes, loads))
+    c = _axis_strides([e.args[0] if e.op == "loop" else None for e in store.index], out_shape)
+    m, n = (m_axes[0] if m_axes else None), (n_axes[0] if n_axes else None)
+    return MatmulAttrs(
+        loads[0].args[0], loads[1].args[0], tuple(domain[x] for x in batch),
+        domain[m] if m is not None else 1, domain[n] if n is not None else 1, domain[k],
+        tuple(a.get(x, 0) for x in batch) + (a.get(m, 0), a[k]),
+        tuple(b.get(x, 0) for x in batch) + (b[k], b.get(n, 0)),
+        tuple(c.get(x, 0) for x in batch) + (c.get(m, 0), c.get(n, 0)))
+
+
+def as_matmul_call(kernel):
+    """``kernel`` as a ``matmul`` `metajit.kernel.LibraryCall` (see `matmul_attrs`), or None."""
+    attrs = matmul_attrs(kernel)
+    if attrs is None:
+        return None
+    return K.LibraryCall("matmul", attrs, kernel.inputs, kernel.outputs)

@@ -185,3 +185,26 @@ def test_metajit_device_environment_variable(tmp_path):
     assert result.stdout.strip() == "reference"
     bad = _run_python("import metajit as jt; jt.zeros(1).numpy()", tmp_path, METAJIT_DEVICE="bogus")
     assert bad.returncode != 0 and "unknown device 'bogus'" in bad.stderr
+
+
+def test_library_claims_are_dtype_aware():
+    from metajit import dtypes
+    from metajit.plugins import claims
+    table = ("conv2d", ("matmul", ("float16", "float32")))
+    assert claims(table, "conv2d", dtypes.float64) and claims(table, "conv2d")
+    assert claims(table, "matmul", dtypes.float16) and not claims(table, "matmul", dtypes.float64)
+    assert not claims(table, "conv2d_bias", dtypes.float32)
+
+
+def test_an_unclaimed_dtype_runs_the_composition(rng):
+    """The cpu backend claims matmul for float32/float64 only: a float16 product is a fused
+    kernel, a float32 one a library call; both match numpy."""
+    if jt.get_device() != "cpu":
+        pytest.skip("about the cpu backend's claims")
+    a, b = rng.standard_normal((6, 5)), rng.standard_normal((5, 4))
+    for dtype, library, tolerance in (("float16", False, 1e-2), ("float32", True, 1e-5)):
+        x, y = jt.array(a.astype(dtype)), jt.array(b.astype(dtype))
+        with jt.debug.record_kernels() as launched:
+            product = (x @ y).numpy()
+        assert any(getattr(k.kernel, "name", None) == "matmul" for k in launched) == library
+        np.testing.assert_allclose(product, a.astype(dtype) @ b.astype(dtype), rtol=tolerance, atol=tolerance)

@@ -144,3 +144,35 @@ def test_other_kernels_are_not_rewritten(rng):
     x = jt.array(rng.standard_normal((4, 6)).astype(np.float32))
     (kernel,) = kernels_of(x.sum(1))
     assert analysis.as_reduction(kernel) is None
+
+
+@pytest.mark.parametrize("case", ["plain", "transposed_a", "transposed_b", "batched", "broadcast_batch",
+                                  "matrix_vector", "vector_matrix"])
+def test_matmul_attrs_describe_the_product_as_strides(case, rng):
+    """The strides in `MatmulAttrs`, applied to the raw buffers with numpy, give the product
+    numpy computes (the oracle) for every layout ``a @ b`` and its gradients produce."""
+    shapes = {"plain": ((5, 3), (3, 4)), "transposed_a": ((3, 5), (3, 4)), "transposed_b": ((5, 3), (4, 3)),
+              "batched": ((2, 5, 3), (2, 3, 4)), "broadcast_batch": ((2, 5, 3), (3, 4)),
+              "matrix_vector": ((5, 3), (3,)), "vector_matrix": ((3,), (3, 4))}[case]
+    a_data, b_data = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    a, b = jt.array(a_data), jt.array(b_data)
+    left = a.transpose(1, 0) if case == "transposed_a" else a
+    right = b.transpose(1, 0) if case == "transposed_b" else b
+    product = left @ right
+    (kernel,) = [k for k in kernels_of(product) if analysis.matmul_attrs(k) is not None]
+    attrs = analysis.matmul_attrs(kernel)
+    flat = {attrs.a_slot: a_data.reshape(-1), attrs.b_slot: b_data.reshape(-1)}
+    if attrs.a_slot != attrs.b_slot and kernel.inputs[attrs.a_slot][1] != a_data.shape:
+        flat = {attrs.a_slot: b_data.reshape(-1), attrs.b_slot: a_data.reshape(-1)}
+    out = np.zeros(int(np.prod(kernel.outputs[0][1])), np.float32)
+    for index in np.ndindex(*attrs.batch, attrs.m, attrs.n):
+        *batch, m, n = index
+        total = 0.0
+        for k in range(attrs.k):
+            a_offset = sum(i * s for i, s in zip(batch + [m, k], attrs.a_strides))
+            b_offset = sum(i * s for i, s in zip(batch + [k, n], attrs.b_strides))
+            total += flat[attrs.a_slot][a_offset] * flat[attrs.b_slot][b_offset]
+        out[sum(i * s for i, s in zip(batch + [m, n], attrs.c_strides))] = total
+    expected = np.matmul(a_data.T if case == "transposed_a" else a_data, b_data.T if case == "transposed_b" else b_data)
+    np.testing.assert_allclose(out.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
+    assert analysis.as_matmul_call(kernel).name == "matmul"
