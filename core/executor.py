@@ -11,6 +11,7 @@ from . import debug, fusion, graphwalk, plugins
 from .errors import MetajitDeviceError, MetajitDtypeError
 from .kernel import LibraryCall
 from .toolkit.allocator import size_class
+from .toolkit.decompose import decompose
 
 
 class DeviceBuffer:
@@ -88,7 +89,8 @@ def compile_kernels(handle, kernels):
         else:
             missing.append(kernel)
     if missing:
-        sources = handle.codegen(missing)
+        native_ops = handle.description.native_ops
+        sources = handle.codegen([decompose(kernel, native_ops) for kernel in missing] if native_ops else missing)
         for kernel, source, program in zip(missing, sources, handle.compile(sources)):
             programs[kernel] = program
             handle.sources[kernel] = source

@@ -39,7 +39,9 @@ def metajit_backend_describe():
     :return: a `metajit.plugins.BackendDescription` with the backend's ``name`` (the
         name users pass to ``jt.set_device``), ``device_kind`` (``"cpu"``, ``"gpu"``,
         ``"accelerator"``, ``"interpreter"``), the ``dtypes`` it computes in, the
-        element-wise ops it lowers natively (all, by default) and the library kernels it
+        element-wise ops it lowers natively (``native_ops``; empty means all, otherwise
+        core rewrites the others with `metajit.toolkit.decompose` before codegen) and
+        the library kernels it
         claims, by name or ``(name, dtypes)`` (e.g. ``(("matmul", ("float32",)),
         "conv2d")``; see `metajit.plugins.claims`).
 

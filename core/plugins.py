@@ -50,7 +50,7 @@ class BackendDescription:
     device_kind: str
     dtypes: tuple = ("bool", "uint8", "int8", "int16", "int32", "int64",
                      "float16", "float32", "float64")
-    native_ops: tuple = ()
+    native_ops: tuple = ()       # element-wise ops the backend renders; empty: all (`toolkit.decompose`)
     library_kernels: tuple = ()  # names, or (name, dtypes) pairs: see `claims`
     summary: str = ""
     fusion_costs: FusionCosts = FusionCosts()

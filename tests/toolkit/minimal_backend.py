@@ -91,15 +91,20 @@ def metajit_backend_unavailable_reason():
     return host_compiler.missing_compiler_reason()
 
 
-@hookimpl
-def metajit_backend_codegen(kernels):
+def render(kernels, renderer=SerialRenderer):
+    """`KernelSource` s of ``kernels`` from ``renderer``, entry points named by cache key."""
     toolchain, _ = _toolchain()
     sources = []
     for kernel in kernels:
-        text = codegen.render_kernel(SerialRenderer, kernel, PLACEHOLDER)
+        text = codegen.render_kernel(renderer, kernel, PLACEHOLDER)
         symbol = "mj_minimal_" + toolchain.cache_key(text)
         sources.append(KernelSource(kernel, "c++17", text.replace(PLACEHOLDER, symbol), symbol))
     return sources
+
+
+@hookimpl
+def metajit_backend_codegen(kernels):
+    return render(kernels)
 
 
 @hookimpl
