@@ -13,7 +13,7 @@ import os as _os
 # fused kernel; OpenBLAS reads this when numpy loads it (see docs/env.md).
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 from . import debug, dtypes, plugins
-from .autodiff import grad, jvp, vjp
+from .gradients import grad, jvp, vjp
 from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,
                        rand_like, randint, randint_like, randn, randn_like, random, seed, zeros,
                        zeros_like)

@@ -1,274 +1,23 @@
-"""Reverse-mode autodiff over the lazy graph: `grad`, `vjp`, `jvp` and each meta-op's rule.
+"""Reverse-mode autodiff mechanism over the lazy graph, on nodes only.
 
-Every rule builds its result from meta-ops through the front end, so gradients are
-lazy Vars that can be differentiated again (grads of any order).
+Each meta-op's gradient rule is registered with `register_rule` where the op's front end
+lives (`metajit.gradients`), as JAX keeps primitives' rules beside them; this module walks
+the graph, calls the rules and sums the contributions, and never imports the front end.
+A rule is ``rule(node, grad_node) -> [grad node or None per input]``; its nodes are
+meta-ops, so gradients can be differentiated again.
 """
-import math
-import weakref
-
-from . import backward_cache, dtypes, graph, graphwalk, indexexpr
-from .errors import MetajitValueError
+from . import backward_cache, graph, graphwalk, library_ops
 from .flags import flags
-from .fusion import is_pure_reshape
-from .math_ops import as_node, binary, cast, unary, where, wrap
-from .var import Var
+
+RULES = {}  # op -> rule(node, grad node) -> [node or None per input]
 
 
-def _unbroadcast_sum(g, x_shape, axes):
-    from .reductions import sum as reduce_sum
-    from .shape_ops import reshape
-    return reshape(reduce_sum(g, dim=axes), x_shape) if axes else reshape(g, x_shape)
+def register_rule(op, rule):
+    """Make ``rule(node, grad_node) -> [node or None per input]`` the gradient rule of ``op``."""
+    RULES[op] = rule
 
 
-def _expand_reduced(value, node):
-    """Broadcast a reduce node's output (or its grad) back over the reduced input shape."""
-    from .shape_ops import reshape
-    op, axes, keepdims = node.attrs
-    source_shape = node.inputs[0].shape
-    kept = [1 if a in axes else s for a, s in enumerate(source_shape)]
-    return wrap(graph.broadcast_to(reshape(value, kept)._node, source_shape))
-
-
-def _zero_safe_product_grad(g_expanded, x, product_of, expand):
-    """d prod / dx_i = prod of the others, computed without dividing by zero."""
-    is_zero = binary("eq", x, 0)
-    nonzero_product = expand(product_of(where(is_zero, 1.0, x)))
-    zero_count = expand(product_of.count_zeros(is_zero))
-    only_zero_here = binary("logical_and", binary("eq", zero_count, 1), is_zero)
-    others = where(binary("eq", zero_count, 0), binary("div", nonzero_product, where(is_zero, 1.0, x)),
-                   where(only_zero_here, nonzero_product, 0.0))
-    return binary("mul", g_expanded, others)
-
-
-def _reduce_rule(node, g, inputs, out):
-    op, axes, _ = node.attrs
-    x = inputs[0]
-    g_expanded = _expand_reduced(g, node)
-    if op == "sum":
-        return [g_expanded]
-    if op in ("max", "min"):
-        out_expanded = _expand_reduced(out, node)
-        hits = cast(binary("eq", x, out_expanded), x.dtype)
-        from .reductions import sum as reduce_sum
-        count = _expand_reduced(reduce_sum(hits, dim=axes, keepdims=node.attrs[2]), node)
-        return [binary("mul", g_expanded, binary("div", hits, count))]
-    if op == "prod":
-        from .reductions import prod, sum as reduce_sum
-
-        def product_of(v):
-            return prod(v, dim=axes, keepdims=node.attrs[2])
-        product_of.count_zeros = lambda mask: reduce_sum(cast(mask, dtypes.int32), dim=axes,
-                                                         keepdims=node.attrs[2])
-        return [_zero_safe_product_grad(g_expanded, x, product_of,
-                                        lambda v: _expand_reduced(v, node))]
-    return [None]
-
-
-def _broadcast_rule(node, g, inputs, out):
-    source_shape = node.inputs[0].shape
-    offset = len(node.shape) - len(source_shape)
-    axes = list(range(offset)) + [offset + a for a, s in enumerate(source_shape)
-                                  if s == 1 and node.shape[offset + a] != 1]
-    return [_unbroadcast_sum(g, source_shape, axes)]
-
-
-def _extras(node):
-    return [wrap(e) for e in node.inputs[1:]]
-
-
-def _inverse_of_relabel(node):
-    """For a reindex that reads each source element at most once through affine index
-    expressions of one loop index, or of two in mixed radix (``i2*2 + i4`` with ``i4 < 2``:
-    non-overlapping windows), as slices, permutes, flips, squeezes, int indexing, reshapes
-    and stride=kernel pooling produce, the inverse gather: ``(expressions over source
-    loops, overflow conditions)``; else None."""
-    exprs, _, conditions = node.attrs
-    source = node.inputs[0]
-    if len(node.inputs) > 1:
-        return None
-    if graph.numel(node.shape) == graph.numel(source.shape) and not conditions and \
-            tuple(exprs) == indexexpr.reshape_exprs(source.shape, node.shape):
-        return indexexpr.reshape_exprs(node.shape, source.shape), []
-    inverse, extra_conditions = [None] * len(node.shape), []
-    for axis, expr in enumerate(exprs):
-        form = indexexpr.linear_form(expr)
-        if form is None or len(form[0]) > 2:
-            return None
-        coefficients, offset = form
-        position = indexexpr.loop(axis)
-        if not coefficients:
-            if source.shape[axis] != 1:
-                extra_conditions.append(indexexpr.binary("ne", position, offset))
-            continue
-        shifted = position - offset
-        if len(coefficients) == 2:
-            # mixed radix, e.g. a pooling window i2*2 + i4 with 0 <= i4 < 2
-            (outer, scale), (inner, unit) = sorted(coefficients.items(), key=lambda item: -abs(item[1]))
-            if unit != 1 or scale <= node.shape[inner] - 1 or inverse[outer] is not None \
-                    or inverse[inner] is not None:
-                return None
-            inverse[outer], inverse[inner] = shifted // scale, shifted % scale
-            if node.shape[inner] < scale:
-                extra_conditions.append(indexexpr.binary("ge", shifted % scale, node.shape[inner]))
-            continue
-        ((out_axis, scale),) = coefficients.items()
-        if inverse[out_axis] is not None:
-            return None
-        inverse[out_axis] = shifted // scale
-        if abs(scale) != 1:
-            extra_conditions.append(indexexpr.binary("ne", shifted % scale, 0))
-    for out_axis, size in enumerate(node.shape):
-        if inverse[out_axis] is None:
-            if size != 1:
-                return None
-            inverse[out_axis] = indexexpr.const(0)
-    extra_conditions += [indexexpr.substitute(c, inverse) for c in conditions]
-    return inverse, extra_conditions
-
-
-def _product_sum_permuted(g, inverse):
-    """When the gradient ``g`` is a sum of a product (a matrix product's gradient) and
-    the relabel ``inverse`` only permutes its axes, the same sum laid out in the permuted
-    order, so the product is written in the order its consumers read (a Linear layer's
-    weight gradient comes out as (out, in), not transposed); else None."""
-    exprs, conditions = inverse
-    shape = g.shape
-    while not g.is_realised and is_pure_reshape(g):  # reshapes that cancel out (unsqueeze, squeeze)
-        g = g.inputs[0]
-    if conditions or g.shape != shape or g.op != "reduce" or g.attrs[0] != "sum" or g.attrs[2] \
-            or g.is_realised:
-        return None
-    product = g.inputs[0]
-    if product.op != "mul" or product.is_realised or any(e.op != "loop" for e in exprs):
-        return None
-    source_of = [e.args[0] for e in exprs]   # gradient axis k lands on result axis source_of[k]
-    if sorted(source_of) != list(range(len(exprs))) or source_of == sorted(source_of):
-        return None
-    reduced = g.attrs[1]
-    kept = [a for a in range(len(product.shape)) if a not in reduced]
-    order = [kept[source_of.index(axis)] for axis in range(len(kept))] + list(reduced)
-    permuted = graph.elementwise("mul", [graph.permute(operand, order) for operand in product.inputs])
-    return graph.reduce("sum", permuted, tuple(range(len(kept), len(order))))
-
-
-def _reindex_rule(node, g, inputs, out):
-    exprs, _, conditions = node.attrs
-    source = node.inputs[0]
-    inverse = _inverse_of_relabel(node)
-    if inverse is not None:
-        permuted = _product_sum_permuted(g._node, inverse)
-        if permuted is not None:
-            return [wrap(permuted)]
-        return [wrap(graph.reindex(g._node, source.shape, inverse[0], 0, inverse[1]))]
-    scattered = graph.reindex_reduce("sum", g._node, source.shape, exprs, conditions,
-                                     [e._node for e in _extras(node)])
-    return [wrap(scattered)] + [None] * (len(node.inputs) - 1)
-
-
-def _reindex_reduce_rule(node, g, inputs, out):
-    op, exprs, conditions = node.attrs
-    x = inputs[0]
-    extras = [e._node for e in _extras(node)]
-    none_for_extras = [None] * len(extras)
-
-    def gather(value, fill=0):
-        return wrap(graph.reindex(value._node, x.shape, exprs, fill, conditions, extras))
-
-    if op == "sum":
-        return [gather(g)] + none_for_extras
-    if op in ("max", "min"):
-        hits = cast(binary("eq", x, gather(out)), x.dtype)
-        count = wrap(graph.reindex_reduce("sum", hits._node, node.shape, exprs, conditions, extras))
-        return [binary("mul", gather(g), binary("div", hits, gather(count, 1)))] + none_for_extras
-    if op == "prod":
-        def product_of(v):
-            return wrap(graph.reindex_reduce("prod", v._node, node.shape, exprs, conditions, extras))
-        product_of.count_zeros = lambda mask: wrap(graph.reindex_reduce(
-            "sum", cast(mask, dtypes.int32)._node, node.shape, exprs, conditions, extras))
-        return [_zero_safe_product_grad(gather(g), x, product_of, gather)] + none_for_extras
-    return [None] + none_for_extras
-
-
-def _pow_rule(node, g, inputs, out):
-    a, b = inputs
-    grad_a = binary("mul", g, binary("mul", b, binary("pow", a, binary("sub", b, 1))))
-    log_a = unary("log", where(binary("gt", a, 0), a, 1.0))
-    grad_b = where(binary("gt", a, 0), binary("mul", g, binary("mul", out, log_a)), 0.0)
-    return [grad_a, grad_b]
-
-
-def _extreme_rule(prefer):
-    def rule(node, g, inputs, out):
-        a, b = inputs
-        a_wins = cast(binary(prefer, a, b), g.dtype)
-        tie = binary("mul", cast(binary("eq", a, b), g.dtype), 0.5)
-        return [binary("mul", g, binary("add", a_wins, tie)),
-                binary("mul", g, binary("sub", binary("sub", 1.0, a_wins), tie))]
-    return rule
-
-
-def _unary(derivative):
-    return lambda node, g, inputs, out: [binary("mul", g, derivative(inputs[0], out))]
-
-
-def _square(v):
-    return binary("mul", v, v)
-
-
-_SQRT_PI_2 = 2.0 / math.sqrt(math.pi)
-
-def _library_rule(node, g, inputs, out):
-    """A library op's own gradient when it defines one, else the gradient of its decomposition."""
-    from . import library_ops
-    gradients = library_ops.OPS[node.attrs[0]].gradients
-    grads = gradients(node, g) if gradients is not None else None
-    if grads is None:
-        grads = _backward(library_ops.decomposition(node)._node, g, node.inputs, node.inputs)
-        grads = [grads.get(id(i)) for i in node.inputs]
-    return grads
-
-
-RULES = {
-    "neg": lambda n, g, i, o: [unary("neg", g)],
-    "abs": _unary(lambda x, o: cast(binary("sub", cast(binary("gt", x, 0), x.dtype),
-                                           cast(binary("lt", x, 0), x.dtype)), x.dtype)),
-    "exp": _unary(lambda x, o: o),
-    "log": lambda n, g, i, o: [binary("div", g, i[0])],
-    "sqrt": lambda n, g, i, o: [binary("div", binary("mul", g, 0.5), o)],
-    "sin": _unary(lambda x, o: unary("cos", x)),
-    "cos": _unary(lambda x, o: unary("neg", unary("sin", x))),
-    "tan": _unary(lambda x, o: binary("add", 1.0, _square(o))),
-    "asin": lambda n, g, i, o: [binary("div", g, unary("sqrt", binary("sub", 1.0, _square(i[0]))))],
-    "acos": lambda n, g, i, o: [unary("neg", binary(
-        "div", g, unary("sqrt", binary("sub", 1.0, _square(i[0])))))],
-    "atan": lambda n, g, i, o: [binary("div", g, binary("add", 1.0, _square(i[0])))],
-    "sinh": _unary(lambda x, o: unary("cosh", x)),
-    "cosh": _unary(lambda x, o: unary("sinh", x)),
-    "tanh": _unary(lambda x, o: binary("sub", 1.0, _square(o))),
-    "asinh": lambda n, g, i, o: [binary("div", g, unary("sqrt", binary("add", _square(i[0]), 1.0)))],
-    "acosh": lambda n, g, i, o: [binary("div", g, unary("sqrt", binary("sub", _square(i[0]), 1.0)))],
-    "atanh": lambda n, g, i, o: [binary("div", g, binary("sub", 1.0, _square(i[0])))],
-    "sigmoid": _unary(lambda x, o: binary("mul", o, binary("sub", 1.0, o))),
-    "erf": _unary(lambda x, o: binary("mul", unary("exp", unary("neg", _square(x))), _SQRT_PI_2)),
-    "cast": lambda n, g, i, o: [cast(g, n.inputs[0].dtype) if dtypes.is_float(n.inputs[0].dtype) else None],
-    "add": lambda n, g, i, o: [g, g],
-    "sub": lambda n, g, i, o: [g, unary("neg", g)],
-    "mul": lambda n, g, i, o: [binary("mul", g, i[1]), binary("mul", g, i[0])],
-    "div": lambda n, g, i, o: [binary("div", g, i[1]), unary("neg", binary("div", binary("mul", g, o), i[1]))],
-    "mod": lambda n, g, i, o: [g, unary("neg", binary("mul", g, binary("floor_div", i[0], i[1])))],
-    "pow": _pow_rule,
-    "maximum": _extreme_rule("gt"),
-    "minimum": _extreme_rule("lt"),
-    "select": lambda n, g, i, o: [None, where(i[0], g, 0.0), where(i[0], 0.0, g)],
-    "broadcast_to": _broadcast_rule,
-    "reduce": _reduce_rule,
-    "reindex": _reindex_rule,
-    "reindex_reduce": _reindex_reduce_rule,
-    "library": _library_rule,
-}
-
-
-def _graph_order(root, stop_ids=frozenset()):
+def graph_order(root, stop_ids=frozenset()):
     """Topological order (inputs first) of the nodes gradients can flow through, not
     descending below nodes whose id is in ``stop_ids``."""
     return graphwalk.gradient_order(root, stop_ids)
@@ -278,20 +27,20 @@ def _accumulate(grads, node, value):
     if value is None:
         return
     if value.shape != node.shape:
-        value = wrap(graph.broadcast_to(value._node, node.shape))
+        value = graph.broadcast_to(value, node.shape)
     if value.dtype != node.dtype:
-        value = cast(value, node.dtype)
+        value = graph.elementwise("cast", [value], node.dtype)
     previous = grads.get(id(node))
-    grads[id(node)] = value if previous is None else binary("add", previous, value)
+    grads[id(node)] = value if previous is None else graph.elementwise("add", [previous, value])
 
 
-def _backward(loss_node, seed, target_nodes, stop_nodes=(), order=None):
-    """Gradients (by node id) of ``loss_node`` seeded with ``seed`` (a Var of its shape),
-    flowing towards ``target_nodes`` and not below ``stop_nodes`` (``order``: the
-    graph's `_graph_order`, when the caller has it)."""
+def backward_pass(loss_node, seed, target_nodes, stop_nodes=(), order=None):
+    """Gradient nodes (by node id) of ``loss_node`` seeded with the node ``seed`` (of its
+    shape), flowing towards ``target_nodes`` and not below ``stop_nodes`` (``order``: the
+    graph's `graph_order`, when the caller has it)."""
     target_ids = {id(t) for t in target_nodes}
     if order is None:
-        order = _graph_order(loss_node, frozenset(id(n) for n in stop_nodes))
+        order = graph_order(loss_node, frozenset(id(n) for n in stop_nodes))
     leads_to_target = set()
     for node in order:
         if id(node) in target_ids or any(id(i) in leads_to_target for i in node.inputs):
@@ -304,138 +53,39 @@ def _backward(loss_node, seed, target_nodes, stop_nodes=(), order=None):
         rule = RULES.get(node.op)
         if rule is None:
             continue
-        inputs = [wrap(i) for i in node.inputs]
-        for source, value in zip(node.inputs, rule(node, g, inputs, wrap(node))):
+        for source, value in zip(node.inputs, rule(node, g)):
             if source.requires_grad and id(source) in leads_to_target:
                 _accumulate(grads, source, value)
     return grads
 
 
-def _target_gradients(loss_node, seed, target_nodes):
-    """The gradient node of ``loss_node`` for each target (None where it does not depend
-    on it); replays a `backward_cache` template when the graph's structure was seen before."""
-    order = _graph_order(loss_node)
+def target_gradients(loss_node, seed, target_nodes):
+    """The gradient node of ``loss_node`` (seeded with node ``seed``) for each target (None
+    where it does not depend on it); replays a `backward_cache` template when the graph's
+    structure was seen before."""
+    order = graph_order(loss_node)
     if not flags.lazy_execution:
-        grads = _backward(loss_node, seed, target_nodes, order=order)
-        return [grads[id(t)]._node if id(t) in grads else None for t in target_nodes]
-    key = backward_cache.structure_key(order, target_nodes, seed._node)
+        grads = backward_pass(loss_node, seed, target_nodes, order=order)
+        return [grads.get(id(t)) for t in target_nodes]
+    key = backward_cache.structure_key(order, target_nodes, seed)
     template = backward_cache.lookup(key)
     if backward_cache.is_replayable(template):
-        return backward_cache.instantiate(template, order, seed._node)
-    grads = _backward(loss_node, seed, target_nodes, order=order)
-    nodes = [grads[id(t)]._node if id(t) in grads else None for t in target_nodes]
+        return backward_cache.instantiate(template, order, seed)
+    grads = backward_pass(loss_node, seed, target_nodes, order=order)
+    nodes = [grads.get(id(t)) for t in target_nodes]
     if template is None:
-        backward_cache.record(key, order, seed._node, nodes)
+        backward_cache.record(key, order, seed, nodes)
     return nodes
 
 
-def grad(loss, targets, retain_graph=True):
-    """Gradients of ``loss`` with respect to ``targets`` (a Var or a list), as lazy Vars.
-
-    A non-scalar ``loss`` is summed first (as in Jittor). Targets the loss does not
-    depend on get zeros. The result can be differentiated again::
-
-        dy = jt.grad(y, x)
-        d2y = jt.grad(dy.sum(), x)
-
-    ``retain_graph`` is accepted for Jittor compatibility: the graph is always kept
-    while Vars refer to it and freed by reference counting.
-    """
-    single = isinstance(targets, Var)
-    target_list = [targets] if single else list(targets)
-    for target in target_list:
-        if not isinstance(target, Var):
-            raise MetajitValueError(f"grad targets must be Vars, got {type(target).__name__}")
-    if not isinstance(loss, Var):
-        raise MetajitValueError(f"grad needs a Var loss, got {type(loss).__name__}")
-    if not dtypes.is_float(loss.dtype):
-        raise MetajitValueError(f"grad needs a float loss, got {loss.dtype}")
-    from .reductions import sum as reduce_sum
-    if loss.ndim:
-        loss = reduce_sum(loss)
-    from .creation import ones
-    nodes = _target_gradients(loss._node, ones((), dtype=loss.dtype), [t._node for t in target_list])
-    results = []
-    for target, node in zip(target_list, nodes):
-        if node is not None:
-            value = wrap(node)
-        else:
-            from .creation import zeros
-            value = zeros(target.shape, dtype=target.dtype if dtypes.is_float(target.dtype)
-                          else dtypes.DEFAULT_FLOAT)
-        results.append(value)
-    return results[0] if single else results
+def _library_rule(node, g):
+    """A library op's own gradient when it defines one, else the gradient of its decomposition."""
+    gradients = library_ops.OPS[node.attrs[0]].gradients
+    grads = gradients(node, g) if gradients is not None else None
+    if grads is None:
+        grads = backward_pass(library_ops.decomposition(node), g, node.inputs, node.inputs)
+        grads = [grads.get(id(i)) for i in node.inputs]
+    return grads
 
 
-_tracked_leaves = weakref.WeakValueDictionary()
-
-
-def track_grad(var):
-    """Make ``var`` a leaf whose ``.grad`` `backward` fills (module parameters, requires_grad_())."""
-    _tracked_leaves[id(var)] = var
-
-
-def backward(loss, weight=None, create_graph=False):
-    """Accumulate d(loss)/d(leaf) into ``.grad`` of the tracked leaves ``loss`` depends on,
-    in one backward pass; see `metajit.Var.backward`."""
-    if weight is not None:
-        loss = binary("mul", loss, weight)
-    if not loss.requires_grad:
-        raise MetajitValueError("backward() on a Var that does not require gradients: it does "
-                                "not depend on any trainable Var (or was computed under no_grad)")
-    in_graph = {id(n) for n in _graph_order(loss._node)}
-    accumulate_grads(loss, [v for v in list(_tracked_leaves.values())
-                            if v.requires_grad and id(v._node) in in_graph], create_graph, in_graph)
-
-
-def accumulate_grads(loss, leaves, create_graph=False, in_graph=None):
-    """Add d(loss)/d(leaf) to ``leaf.grad`` for every leaf, in one backward pass.
-
-    Without ``create_graph`` (PyTorch's default) the new ``.grad`` values are not
-    differentiable: once realised they keep no history, so the step's graph (activations,
-    old parameters) is freed instead of staying reachable from ``.grad``. ``in_graph``:
-    ids of the nodes of ``loss``'s graph, when the caller has them."""
-    if not leaves:
-        return
-    if not create_graph and in_graph is None:
-        in_graph = {id(n) for n in _graph_order(loss._node)}
-    for leaf, value in zip(leaves, grad(loss, leaves)):
-        total = value if leaf.grad is None else binary("add", leaf.grad, value)
-        if not create_graph and id(total._node) not in in_graph and not total._node.is_realised:
-            total._node.grad_boundary = True  # a node of the backward pass only: no forward node changes
-        leaf.grad = total
-
-
-def vjp(function, primals, cotangents):
-    """Vector-Jacobian product: ``(function(*primals), cotangents^T J)`` as lazy Vars.
-
-    Example: ``out, (gx,) = jt.vjp(lambda x: x * x, [x], [ones])``.
-    """
-    primals = [p if isinstance(p, Var) else wrap(as_node(p)) for p in primals]
-    inputs = [p.detach().requires_grad_() if dtypes.is_float(p.dtype) else p for p in primals]
-    output = function(*inputs)
-    outputs = output if isinstance(output, (list, tuple)) else [output]
-    cotangents = cotangents if isinstance(cotangents, (list, tuple)) else [cotangents]
-    total = None
-    for out, cotangent in zip(outputs, cotangents):
-        from .reductions import sum as reduce_sum
-        term = reduce_sum(binary("mul", out, cotangent))
-        total = term if total is None else binary("add", total, term)
-    return output, grad(total, inputs)
-
-
-def jvp(function, primals, tangents):
-    """Jacobian-vector product ``(function(*primals), J tangents)`` via the transpose trick
-    (the VJP is linear in its cotangent, so differentiating it again gives the JVP)."""
-    primals = [p if isinstance(p, Var) else wrap(as_node(p)) for p in primals]
-    inputs = [p.detach().requires_grad_() for p in primals]
-    output = function(*inputs)
-    from .creation import zeros
-    dummy = zeros(output.shape, dtype=output.dtype).requires_grad_()
-    from .reductions import sum as reduce_sum
-    pulled = grad(reduce_sum(binary("mul", output, dummy)), inputs)
-    total = None
-    for pulled_i, tangent in zip(pulled, tangents):
-        term = reduce_sum(binary("mul", pulled_i, tangent))
-        total = term if total is None else binary("add", total, term)
-    return output, grad(total, dummy)
+register_rule("library", _library_rule)

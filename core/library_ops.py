@@ -9,18 +9,20 @@ claims the op (``library_kernels`` in its description) gets a `LibraryCall` in
 The front end asks `claimed` before recording a library node, so on devices without
 the claim the graph holds only meta-ops. A library node still unclaimed at realisation
 (the device changed after the graph was built) is expanded into its decomposition.
+This module sees nodes only; the front end registers its Var-level definitions through
+`metajit.nn.library`.
 """
 import dataclasses
 
-from . import graph, plugins
+from . import indexexpr, plugins
 from .kernel import LibraryCall
 
 
 @dataclasses.dataclass(frozen=True)
 class LibraryOp:
-    """``decompose(input Vars, attrs) -> Var`` gives the meaning in meta-ops;
-    ``gradients(node, grad Var) -> [Var or None per input]`` the first-order gradient
-    (None: differentiate the decomposition)."""
+    """``decompose(input nodes, attrs) -> node`` gives the meaning in meta-ops;
+    ``gradients(node, grad node) -> [node or None per input]`` the first-order gradient
+    (returning None: differentiate the decomposition)."""
 
     decompose: object
     gradients: object = None
@@ -40,12 +42,6 @@ def claimed(name, dtype=None):
     return plugins.claims(plugins.current().description.library_kernels, name, dtype)
 
 
-def apply(name, inputs, attrs, shape):
-    """A Var for library op ``name`` on input Vars ``inputs`` (output dtype: the first input's)."""
-    from .var import Var
-    return Var.from_node(graph.library(name, [v._node for v in inputs], attrs, shape))
-
-
 def call_of(node):
     """The `LibraryCall` a library node's step hands to the backend."""
     name, attrs = node.attrs
@@ -54,24 +50,22 @@ def call_of(node):
 
 
 def decomposition(node):
-    """The meta-op Var equal to library ``node``, built on its inputs."""
-    from .var import Var
+    """The meta-op node equal to library ``node``, built on its inputs."""
     name, attrs = node.attrs
-    return OPS[name].decompose([Var.from_node(i) for i in node.inputs], attrs)
+    return OPS[name].decompose(list(node.inputs), attrs)
 
 
 def expand_unclaimed(nodes, library_kernels):
     """Turn every unrealised library node among ``nodes`` that the device does not claim
     into a zero-copy reshape of its decomposition (same value, meta-ops only); returns
     whether any node was rewritten."""
-    from . import indexexpr
     rewritten = False
     for node in nodes:
         if node.op != "library" or node.is_realised \
                 or plugins.claims(library_kernels, node.attrs[0], node.inputs[0].dtype):
             continue
         rewritten = True
-        expanded = decomposition(node)._node
+        expanded = decomposition(node)
         node.op, node.inputs = "reindex", (expanded,)
         node.attrs = (tuple(indexexpr.loop(a) for a in range(len(node.shape))),
                       node.dtype.numpy.type(0).item(), ())

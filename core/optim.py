@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import executor
-from .autodiff import accumulate_grads
+from .gradients import accumulate_grads
 from .errors import MetajitValueError
 from .flags import no_grad
 from .math_ops import binary, unary

@@ -186,7 +186,7 @@ class Var:
             raise MetajitValueError(f"only float Vars can require gradients, this one is {self.dtype}")
         self._node.requires_grad = bool(value)
         if value:
-            from .autodiff import track_grad
+            from .gradients import track_grad
             track_grad(self)
 
     def backward(self, grad=None, retain_graph=None, create_graph=False):
@@ -199,7 +199,7 @@ class Var:
         lives while Vars refer to it). Jittor code uses ``optimizer.step(loss)`` or
         `metajit.grad` instead.
         """
-        from .autodiff import backward
+        from .gradients import backward
         backward(self, grad, create_graph)
 
     def requires_grad_(self, value=True):

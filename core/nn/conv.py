@@ -10,11 +10,12 @@ bias added), ``conv2d_backward_data`` and ``conv2d_backward_weights``
 as library kernels; higher orders differentiate the composition."""
 import math
 
-from .. import autodiff, creation, init, library_ops
+from .. import autodiff, creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
 from ..math_ops import binary
 from ..var import Var
+from . import library
 from .module import Module
 
 
@@ -46,10 +47,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias is not None and bias.shape != (out_channels,):
         raise MetajitShapeError(f"conv2d: bias of shape {bias.shape} given for {out_channels} output channels")
     same_dtype = x.dtype == weight.dtype
-    if bias is not None and same_dtype and bias.dtype == x.dtype and library_ops.claimed("conv2d_bias", x.dtype):
-        return library_ops.apply("conv2d_bias", [x, weight, bias], geometry, output_shape)
-    if same_dtype and library_ops.claimed("conv2d", x.dtype):
-        result = library_ops.apply("conv2d", [x, weight], geometry, output_shape)
+    if bias is not None and same_dtype and bias.dtype == x.dtype and library.claimed("conv2d_bias", x.dtype):
+        return library.apply("conv2d_bias", [x, weight, bias], geometry, output_shape)
+    if same_dtype and library.claimed("conv2d", x.dtype):
+        result = library.apply("conv2d", [x, weight], geometry, output_shape)
     else:
         result = _conv2d_composed([x, weight], geometry)
     if bias is not None:
@@ -91,21 +92,22 @@ def _linear_gradient(inputs, attrs, wanted):
         placeholder = creation.zeros(wanted_shape, dtype=other.dtype)
         operands = [placeholder, other] if wanted == 0 else [other, placeholder]
         output = _conv2d_composed(operands, tuple(geometry))
-        grads = autodiff._backward(output._node, output_grad, [placeholder._node], [output_grad._node, other._node])
+        grads = autodiff.backward_pass(output._node, output_grad._node, [placeholder._node],
+                                       [output_grad._node, other._node])
     found = grads.get(id(placeholder._node))
-    return found if found is not None else creation.zeros(wanted_shape, dtype=other.dtype)
+    return Var.from_node(found) if found is not None else creation.zeros(wanted_shape, dtype=other.dtype)
 
 
 def _conv2d_gradients(node, output_grad):
     """First-order gradients of a ``conv2d`` library node as backward library ops."""
     x, weight = node.inputs[:2]
     geometry = node.attrs[1]
-    if not library_ops.claimed("conv2d_backward_data", output_grad.dtype) \
-            or not library_ops.claimed("conv2d_backward_weights", output_grad.dtype):
+    if not library.claimed("conv2d_backward_data", output_grad.dtype) \
+            or not library.claimed("conv2d_backward_weights", output_grad.dtype):
         return None
-    return [library_ops.apply("conv2d_backward_data", [output_grad, Var.from_node(weight)],
+    return [library.apply("conv2d_backward_data", [output_grad, Var.from_node(weight)],
                               geometry + (x.shape,), x.shape),
-            library_ops.apply("conv2d_backward_weights", [Var.from_node(x), output_grad],
+            library.apply("conv2d_backward_weights", [Var.from_node(x), output_grad],
                               geometry + (weight.shape,), weight.shape)]
 
 
@@ -124,10 +126,10 @@ def _conv2d_bias_gradients(node, output_grad):
     return grads + [output_grad.sum((0, 2, 3))]
 
 
-library_ops.register("conv2d", _conv2d_composed, _conv2d_gradients)
-library_ops.register("conv2d_bias", _conv2d_bias_composed, _conv2d_bias_gradients)
-library_ops.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
-library_ops.register("conv2d_backward_weights",
+library.register("conv2d", _conv2d_composed, _conv2d_gradients)
+library.register("conv2d_bias", _conv2d_bias_composed, _conv2d_bias_gradients)
+library.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
+library.register("conv2d_backward_weights",
                      lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))
 
 

@@ -4,7 +4,7 @@ import collections
 
 import numpy as np
 
-from .. import autodiff
+from .. import gradients
 from ..errors import MetajitShapeError, MetajitValueError
 from ..var import Var
 
@@ -53,7 +53,7 @@ class Module:
                 self._buffers[name] = value
             else:
                 if value.requires_grad:
-                    autodiff.track_grad(value)
+                    gradients.track_grad(value)
                 self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value

@@ -13,9 +13,9 @@ def rule_calls(monkeypatch):
     backward_cache.clear()
     counts = {}
     for op, rule in list(autodiff.RULES.items()):
-        def counting(node, g, inputs, out, op=op, rule=rule):
+        def counting(node, g, op=op, rule=rule):
             counts[op] = counts.get(op, 0) + 1
-            return rule(node, g, inputs, out)
+            return rule(node, g)
         monkeypatch.setitem(autodiff.RULES, op, counting)
     yield counts
     backward_cache.clear()

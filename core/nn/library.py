@@ -1,0 +1,34 @@
+"""Library ops as the front end defines and records them: Var-level meanings and
+gradients registered with the node-level `metajit.library_ops`, and Vars for library
+nodes on devices that claim them.
+
+Example (what `metajit.nn.conv` does)::
+
+    register("conv2d", conv2d_composed, conv2d_gradients)
+    if claimed("conv2d", x.dtype):
+        y = apply("conv2d", [x, weight], geometry, output_shape)
+"""
+from .. import graph, library_ops
+from ..library_ops import claimed
+from ..var import Var
+
+
+def register(name, decompose, gradients=None):
+    """Define library op ``name`` by ``decompose(input Vars, attrs) -> Var`` (its meaning)
+    and optionally ``gradients(node, grad Var) -> [Var or None per input]`` (returning
+    None falls back to differentiating the meaning)."""
+    def node_decompose(inputs, attrs):
+        return decompose([Var.from_node(i) for i in inputs], attrs)._node
+
+    def node_gradients(node, grad):
+        values = gradients(node, Var.from_node(grad))
+        return None if values is None else [None if v is None else v._node for v in values]
+    library_ops.register(name, node_decompose, node_gradients if gradients is not None else None)
+
+
+def apply(name, inputs, attrs, shape):
+    """A Var for library op ``name`` on input Vars ``inputs`` (output dtype: the first input's)."""
+    return Var.from_node(graph.library(name, [v._node for v in inputs], attrs, shape))
+
+
+__all__ = ["apply", "claimed", "register"]
