@@ -12,13 +12,13 @@ import os as _os
 # Idle OpenBLAS threads otherwise spin ~0.1 s after each BLAS call and starve the next
 # fused kernel; OpenBLAS reads this when numpy loads it (see docs/env.md).
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-from . import debug, dtypes, plugins
+from . import debug, plugins
+from .ir import dtypes
 from .gradients import grad, jvp, vjp
 from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,
                        rand_like, randint, randint_like, randn, randn_like, random, seed, zeros,
                        zeros_like)
-from .dtypes import (DType, bool_, float16, float32, float64, int8, int16, int32, int64,
-                     uint8)
+from .ir.dtypes import DType, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitIndexError, MetajitShapeError, MetajitValueError)
 from .flags import enable_grad, flags, no_grad
@@ -33,7 +33,7 @@ from .var import Var, liveness_info, number_of_lived_vars, sync_all
 from . import dataset, init, nn, optim
 from .serialization import load, save
 from . import var_methods as _var_methods  # attaches operators and methods to Var
-from . import graph as _graph
+from .ir import graph as _graph
 
 __version__ = "0.1.0"
 

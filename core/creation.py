@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from . import dtypes, graph
+from .ir import dtypes, graph
 from .errors import MetajitShapeError, MetajitValueError
 from .flags import flags
 from .var import Var

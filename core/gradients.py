@@ -7,9 +7,10 @@ lazy Vars that can be differentiated again (grads of any order).
 import math
 import weakref
 
-from . import autodiff, dtypes, graph, indexexpr
+from .passes import autodiff
+from .ir import dtypes, graph, indexexpr
 from .errors import MetajitValueError
-from .fusion import is_pure_reshape
+from .passes.fusion import is_pure_reshape
 from .math_ops import as_node, binary, cast, unary, where, wrap
 from .var import Var
 

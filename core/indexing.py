@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from . import dtypes, graph, indexexpr as I
+from .ir import dtypes, graph, indexexpr as I
 from .errors import MetajitIndexError, MetajitShapeError, MetajitValueError
 from .math_ops import as_node, broadcast_shapes, cast_node, wrap
 from .var import Var

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from . import dtypes, graph, opset
+from .ir import dtypes, graph, opset
 from .errors import MetajitShapeError
 from .flags import flags
 from .var import Var

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from . import executor
+from .passes import executor
 from .gradients import accumulate_grads
 from .errors import MetajitValueError
 from .flags import no_grad

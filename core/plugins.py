@@ -12,7 +12,8 @@ import os
 
 import pluggy
 
-from . import dtypes, hookspec
+from .ir import dtypes
+from . import hookspec
 from .errors import MetajitDeviceError
 
 ENTRY_POINT_GROUP = "metajit.backends"

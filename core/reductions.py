@@ -6,7 +6,7 @@ sums and products accumulate in int64, as numpy and PyTorch do.
 """
 import builtins
 
-from . import dtypes, graph
+from .ir import dtypes, graph
 from .errors import MetajitValueError
 from .math_ops import as_node, binary, cast, cast_node, unary, where, wrap
 

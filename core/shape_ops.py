@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from . import dtypes, graph, indexexpr
+from .ir import dtypes, graph, indexexpr
 from .errors import MetajitShapeError, MetajitValueError
 from .math_ops import as_node, binary, where, wrap
 from .var import Var

@@ -8,7 +8,8 @@ import weakref
 
 import numpy as np
 
-from . import dtypes, executor, graph
+from .ir import dtypes, graph
+from .passes import executor
 from .errors import MetajitValueError
 from .flags import flags
 

@@ -4,7 +4,7 @@ Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
 from . import creation, indexing, math_ops, reductions, shape_ops
-from . import dtypes
+from .ir import dtypes
 from .math_ops import binary, unary
 from .var import Var
 

@@ -1,6 +1,7 @@
-"""Imports point down the layers: the IR imports nothing above it, the backend toolkit only
-the IR, and backends only the IR, the backend interface and the toolkit (a backend never
-sees a Var, a graph node or a pass). Read from the source with ``ast``, so a lazy import
+"""Imports point down the layers (docs/architecture.md): foundation (errors, flags, debug)
+→ IR (``metajit.ir``) → backend interface (hookspec, plugins) and toolkit → passes
+(``metajit.passes``) → front end (everything else). Backends sit beside the passes and
+never see the front end or a pass. Read from the source with ``ast``, so a lazy import
 inside a function counts too."""
 import ast
 import os
@@ -10,15 +11,19 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIRECTORIES = {"metajit": "core", "metajit.backends": "backends"}
 
-IR = {"metajit.dtypes", "metajit.errors", "metajit.flags", "metajit.opset", "metajit.indexexpr",
-      "metajit.kernel"}
-BACKEND_INTERFACE = {"metajit.hookspec", "metajit.plugins", "metajit.debug"}
-# layer -> (modules in it, modules and packages it may import besides its own)
+FOUNDATION = {"metajit.errors", "metajit.flags", "metajit.debug"}
+IR = {"metajit.ir"}
+BACKEND_INTERFACE = {"metajit.hookspec", "metajit.plugins"}
+TOOLKIT = {"metajit.toolkit"}
+PASSES = {"metajit.passes"}
+# layer -> (modules in it, modules and packages it may import)
 LAYERS = {
-    "ir": (IR, IR),
-    "backend interface": (BACKEND_INTERFACE, IR | BACKEND_INTERFACE),
-    "toolkit": ({"metajit.toolkit"}, IR | {"metajit.toolkit"}),
-    "backends": ({"metajit.backends"}, IR | BACKEND_INTERFACE | {"metajit.toolkit", "metajit.backends"}),
+    "foundation": (FOUNDATION, FOUNDATION),
+    "ir": (IR, FOUNDATION | IR),
+    "backend interface": (BACKEND_INTERFACE, FOUNDATION | IR | BACKEND_INTERFACE),
+    "toolkit": (TOOLKIT, FOUNDATION | IR | TOOLKIT),
+    "passes": (PASSES, FOUNDATION | IR | BACKEND_INTERFACE | TOOLKIT | PASSES),
+    "backends": ({"metajit.backends"}, FOUNDATION | IR | BACKEND_INTERFACE | TOOLKIT | {"metajit.backends"}),
 }
 
 
@@ -78,13 +83,22 @@ def test_module_imports_only_lower_layers(module, path):
 
 def test_an_upward_import_is_caught(tmp_path):
     source = tmp_path / "renderer.py"
-    source.write_text("from metajit import dtypes\n\ndef f():\n    from metajit.var import Var\n")
+    source.write_text("from metajit.ir import dtypes\n\ndef f():\n    from metajit.var import Var\n")
     assert upward_imports("metajit.backends.fake.renderer", str(source)) == ["metajit.var", "metajit.var.Var"]
-    source.write_text("from metajit.toolkit import codegen\nfrom .. import fusion\n")
-    assert upward_imports("metajit.toolkit.fake", str(source)) == ["metajit.fusion"]
+    source.write_text("from metajit.toolkit import codegen\nfrom ..passes import fusion\n")
+    assert upward_imports("metajit.toolkit.fake", str(source)) == ["metajit.passes", "metajit.passes.fusion"]
+    source.write_text("from ..var import Var\n")
+    assert upward_imports("metajit.passes.fake", str(source)) == ["metajit.var", "metajit.var.Var"]
 
 
 def test_the_layers_cover_the_backend_toolkit_and_every_backend():
     layers = {layer_of(module) for module, _ in CASES}
     assert layers == set(LAYERS)
-    assert {"metajit.backends.cpu.renderer", "metajit.toolkit.codegen", "metajit.kernel"} <= {m for m, _ in CASES}
+    assert {"metajit.backends.cpu.renderer", "metajit.toolkit.codegen", "metajit.ir.kernel",
+            "metajit.passes.fusion", "metajit.passes.autodiff"} <= {m for m, _ in CASES}
+
+
+def test_the_front_end_is_everything_else():
+    front_end = {module for module, _ in module_files() if layer_of(module) is None}
+    assert {"metajit.var", "metajit.gradients", "metajit.nn.conv", "metajit.optim"} <= front_end
+    assert not any(m.startswith(("metajit.ir", "metajit.passes", "metajit.toolkit")) for m in front_end)

@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from metajit.dtypes import is_float
+from metajit.ir.dtypes import is_float
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource

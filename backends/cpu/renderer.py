@@ -17,7 +17,7 @@ op spellings come from the toolkit; this module adds only the loop structure
 """
 import math
 
-from metajit import dtypes
+from metajit.ir import dtypes
 from metajit.toolkit import codegen
 
 PARALLEL_ITERATIONS = 1024  # parallel-loop iterations that keep every thread busy

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from metajit import indexexpr
-from metajit.opset import reduce_identity
+from metajit.ir import indexexpr
+from metajit.ir.opset import reduce_identity
 
 
 def _view(buffer, dtype, shape):

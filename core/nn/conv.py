@@ -10,7 +10,8 @@ bias added), ``conv2d_backward_data`` and ``conv2d_backward_weights``
 as library kernels; higher orders differentiate the composition."""
 import math
 
-from .. import autodiff, creation, init
+from ..passes import autodiff
+from .. import creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
 from ..math_ops import binary

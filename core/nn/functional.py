@@ -2,9 +2,9 @@
 compositions, so they fuse and differentiate like everything else."""
 import math
 
-from .. import dtypes
+from ..ir import dtypes
 from ..errors import MetajitShapeError, MetajitValueError
-from ..graph import index_leaf
+from ..ir.graph import index_leaf
 from ..math_ops import as_node, binary, cast, unary, where, wrap
 from ..var import Var
 

@@ -8,8 +8,9 @@ Example (what `metajit.nn.conv` does)::
     if claimed("conv2d", x.dtype):
         y = apply("conv2d", [x, weight], geometry, output_shape)
 """
-from .. import graph, library_ops
-from ..library_ops import claimed
+from ..ir import graph
+from ..passes import library_ops
+from ..passes.library_ops import claimed
 from ..var import Var
 
 

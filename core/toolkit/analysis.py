@@ -15,8 +15,8 @@ Example (a GPU scheduler choosing its launch shape)::
 import dataclasses
 import math
 
-from metajit import indexexpr
-from metajit import kernel as K
+from metajit.ir import indexexpr
+from metajit.ir import kernel as K
 
 INT32_MAX = 2 ** 31 - 1
 

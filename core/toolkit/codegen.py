@@ -25,9 +25,9 @@ import abc
 import math
 import os
 
-from metajit import dtypes, indexexpr, opset
+from metajit.ir import dtypes, indexexpr, opset
 from metajit.errors import MetajitCodegenError
-from metajit.opset import reduce_identity
+from metajit.ir.opset import reduce_identity
 
 TYPE_NAMES = {"bool": "bool", "uint8": "mj_u8", "int8": "mj_i8", "int16": "mj_i16",
               "int32": "mj_i32", "int64": "mj_i64", "float16": "mj_f16", "float32": "float",

@@ -10,8 +10,8 @@ uses. A rule's result is decomposed again where it uses ops the backend lacks. E
 
 An op with no route to the native set raises `MetajitCodegenError` naming the op.
 """
-from metajit import dtypes, opset
-from metajit import kernel as K
+from metajit.ir import dtypes, opset
+from metajit.ir import kernel as K
 from metajit.errors import MetajitCodegenError
 
 

@@ -4,7 +4,7 @@ from unittest import mock
 
 import numpy as np
 
-from metajit import indexexpr, kernel as K
+from metajit.ir import indexexpr, kernel as K
 from metajit.backends import reference
 from metajit.backends.reference import interpreter
 from metajit.hookspec import hookimpl

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import metajit as jt
-from metajit import graph
+from metajit.ir import graph
 from metajit.errors import MetajitShapeError
 from metajit.math_ops import broadcast_shapes
 

@@ -69,7 +69,8 @@ def test_realised_nodes_needing_grad_keep_history():
 def test_failed_allocation_raises_cleanly_and_keeps_counts(monkeypatch):
     """An allocation error reaches the caller as itself; the half-built buffer neither
     frees anything nor disturbs the live-buffer count."""
-    from metajit import executor, plugins
+    from metajit.passes import executor
+    from metajit import plugins
     x = jt.array(np.ones(8, dtype=np.float32)).sync()
     before = jt.liveness_info()["lived_buffers"]
     handle = plugins.current()

@@ -188,7 +188,7 @@ def test_metajit_device_environment_variable(tmp_path):
 
 
 def test_library_claims_are_dtype_aware():
-    from metajit import dtypes
+    from metajit.ir import dtypes
     from metajit.plugins import claims
     table = ("conv2d", ("matmul", ("float16", "float32")))
     assert claims(table, "conv2d", dtypes.float64) and claims(table, "conv2d")

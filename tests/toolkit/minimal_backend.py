@@ -9,7 +9,7 @@ import hashlib
 import os
 import struct
 
-from metajit.dtypes import is_float
+from metajit.ir.dtypes import is_float
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource
 from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import metajit as jt
-from metajit import dtypes, fusion, indexexpr, kernel as K
+from metajit.ir import dtypes, indexexpr, kernel as K
+from metajit.passes import fusion
 from metajit.backends.reference.interpreter import run_kernel
 from metajit.toolkit import analysis
 

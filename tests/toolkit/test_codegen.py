@@ -8,7 +8,7 @@ import pytest
 
 import metajit as jt
 import metajit.backends.cpu  # noqa: F401  (registers the cpu renderer subclass)
-from metajit import dtypes, indexexpr, kernel as K, opset
+from metajit.ir import dtypes, indexexpr, kernel as K, opset
 from metajit.toolkit import codegen, host_compiler
 
 from . import minimal_backend  # noqa: F401  (registers the serial renderer subclass)

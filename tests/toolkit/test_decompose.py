@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import metajit as jt
-from metajit import opset
+from metajit.ir import opset
 from metajit.conformance import runner
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import metajit as jt
-from metajit import fusion
+from metajit.passes import fusion
 
 
 def launched_by(var):

@@ -12,8 +12,8 @@ calls the constructors here.
 import numpy as np
 
 from . import dtypes, indexexpr, opset
-from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
-from .flags import flags
+from ..errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
+from ..flags import flags
 
 
 class Node:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import metajit as jt
-from metajit import autodiff, backward_cache
+from metajit.passes import autodiff, backward_cache
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ import atexit
 
 import numpy as np
 
-from . import debug, fusion, graphwalk, plugins
-from .errors import MetajitDeviceError, MetajitDtypeError
-from .kernel import LibraryCall
-from .toolkit.allocator import size_class
-from .toolkit.decompose import decompose
+from .. import debug, plugins
+from . import fusion, graphwalk
+from ..errors import MetajitDeviceError, MetajitDtypeError
+from ..ir.kernel import LibraryCall
+from ..toolkit.allocator import size_class
+from ..toolkit.decompose import decompose
 
 
 class DeviceBuffer:

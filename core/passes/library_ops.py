@@ -14,8 +14,9 @@ This module sees nodes only; the front end registers its Var-level definitions t
 """
 import dataclasses
 
-from . import indexexpr, plugins
-from .kernel import LibraryCall
+from ..ir import indexexpr
+from .. import plugins
+from ..ir.kernel import LibraryCall
 
 
 @dataclasses.dataclass(frozen=True)

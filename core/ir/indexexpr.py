@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from .errors import MetajitValueError
+from ..errors import MetajitValueError
 
 BINARY_OPS = ("add", "sub", "mul", "floordiv", "mod", "min", "max",
               "lt", "le", "gt", "ge", "eq", "ne", "and", "or")

@@ -37,10 +37,12 @@ import dataclasses
 import itertools
 import operator
 
-from . import dtypes, graphwalk, indexexpr, kernel as K, library_ops, opset, plugins
-from .graph import numel
-from .plugins import FusionCosts
-from .toolkit import analysis
+from ..ir import dtypes, indexexpr, kernel as K, opset
+from . import graphwalk, library_ops
+from .. import plugins
+from ..ir.graph import numel
+from ..plugins import FusionCosts
+from ..toolkit import analysis
 
 
 @dataclasses.dataclass

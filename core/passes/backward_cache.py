@@ -10,9 +10,10 @@ and one cheap `Node` construction per gradient node, instead of the front end's
 promotion, broadcasting and shape checks per rule.
 """
 
-from . import graphwalk, plugins
-from .flags import flags
-from .graph import Node
+from . import graphwalk
+from .. import plugins
+from ..flags import flags
+from ..ir.graph import Node
 
 CACHE_SIZE = 256
 _templates = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)

@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 
-from .errors import MetajitDtypeError
+from ..errors import MetajitDtypeError
 
 
 _NUMPY = {}  # name -> numpy.dtype, filled on first use (hot: every constant and buffer asks)

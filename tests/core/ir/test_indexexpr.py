@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from metajit import indexexpr as I
+from metajit.ir import indexexpr as I
 from metajit.errors import MetajitValueError
 
 

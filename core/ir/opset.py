@@ -6,7 +6,7 @@ docs/architecture.md. Inputs of an element-wise op share one shape and (except
 ``select``'s condition) one dtype; the front end inserts broadcasts and casts.
 """
 from . import dtypes
-from .errors import MetajitDtypeError
+from ..errors import MetajitDtypeError
 
 FLOAT_UNARY = ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
                "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf",

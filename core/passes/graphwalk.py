@@ -9,7 +9,7 @@ results. ``METAJIT_PURE_PYTHON=1`` forces the Python versions.
 """
 import os
 
-from .graph import Node
+from ..ir.graph import Node
 
 try:
     if os.environ.get("METAJIT_PURE_PYTHON") == "1":

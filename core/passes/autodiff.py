@@ -6,8 +6,9 @@ the graph, calls the rules and sums the contributions, and never imports the fro
 A rule is ``rule(node, grad_node) -> [grad node or None per input]``; its nodes are
 meta-ops, so gradients can be differentiated again.
 """
-from . import backward_cache, graph, graphwalk, library_ops
-from .flags import flags
+from . import backward_cache, graphwalk, library_ops
+from ..ir import graph
+from ..flags import flags
 
 RULES = {}  # op -> rule(node, grad node) -> [node or None per input]
 

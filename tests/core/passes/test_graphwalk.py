@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import metajit as jt
-from metajit import graph, graphwalk
-from tests.core.test_backward_cache import _random_program, random_program_loss
+from metajit.ir import graph
+from metajit.passes import graphwalk
+from tests.core.passes.test_backward_cache import _random_program, random_program_loss
 
 needs_native = pytest.mark.skipif(graphwalk.native is None, reason="the C extension is not built")
 
@@ -71,7 +72,7 @@ def test_nodes_with_unset_slots_are_read_through_getattr():
 @needs_native
 @pytest.mark.parametrize("seed", range(4))
 def test_native_template_instantiation_builds_the_python_nodes(seed, monkeypatch):
-    from metajit import backward_cache
+    from metajit.passes import backward_cache
     rng = np.random.default_rng(seed)
     program = _random_program(rng)
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 import metajit as jt
-from metajit import fusion
+from metajit.passes import fusion
 
 
 def kernels_of(var):
