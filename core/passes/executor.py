@@ -118,23 +118,26 @@ def _prepare(handle, template, order):
 
 def _dead_after_each_step(template, order):
     """Per step, a picker of the intermediates whose buffers no later step reads (None
-    where there are none). An alias step's output shares its input's buffer, so a buffer
-    dies with the last reader of any node sharing it, and only when all of them are
-    intermediates (never a target or a realised leaf)."""
+    where there are none). Only buffers this plan allocates can die: an alias step's
+    output shares its input's buffer (possibly a realised leaf's), so a buffer dies with
+    the last reader of any node sharing it, and only when the node that allocated it and
+    every sharer are intermediates (never a target or a realised leaf)."""
     position = graphwalk.positions(order)
     intermediates = {position[id(n)] for n in template.intermediates(order)}
-    owner = {}                 # position -> position of the node that allocated its buffer
+    owner = {}                 # position -> position of the node whose buffer it uses
     last_use = {}              # owner -> last step reading or writing the buffer
-    sharers = {}               # owner -> positions sharing the buffer
+    sharers = {}               # owner allocated by this plan -> positions using its buffer
     for step, (kernel, inputs, outputs, _) in enumerate(template.steps):
         read = [position[id(n)] for n in inputs(order)]
-        written = [position[id(n)] for n in outputs(order)]
         for p in read:
             last_use[owner.get(p, p)] = step
-        for p in written:
+        for p in (position[id(n)] for n in outputs(order)):
             owner[p] = owner.get(read[0], read[0]) if kernel is None else p
             last_use.setdefault(owner[p], step)
-            sharers.setdefault(owner[p], []).append(p)
+            if kernel is not None:
+                sharers[p] = [p]
+            elif owner[p] in sharers:
+                sharers[owner[p]].append(p)
     dead = [[] for _ in template.steps]
     for buffer_owner, step in last_use.items():
         if buffer_owner in sharers and all(p in intermediates for p in sharers[buffer_owner]):

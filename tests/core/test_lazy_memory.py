@@ -217,3 +217,18 @@ def test_reused_buffers_give_the_same_gradients_as_separate_ones(rng):
     ht = (xt @ wt).tanh()
     ((ht @ wt).sigmoid() * ht).sum().backward()
     np.testing.assert_allclose(gw.numpy(), wt.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_reshaped_leaf_is_never_handed_to_a_later_output(rng):
+    """A reshape of a realised Var shares its buffer (an alias step); when that view is an
+    intermediate, the buffer still belongs to the Var and must not be reused for a later
+    output of the same size."""
+    index_data = rng.integers(0, 512, (2, 256)).astype(np.int32)   # 2048 bytes
+    values_data = rng.standard_normal(512).astype(np.float32)      # 2048 bytes
+    index, values = jt.array(index_data).sync(), jt.array(values_data).sync()
+    gathered = (values[index.reshape(512)] * 2).exp()
+    shifted = gathered.sum() + values
+    jt.sync_all()
+    np.testing.assert_array_equal(index.numpy(), index_data)
+    np.testing.assert_allclose(gathered.numpy(), np.exp(values_data[index_data.reshape(-1)] * 2), rtol=1e-5)
+    np.testing.assert_allclose(shifted.numpy(), gathered.numpy().sum() + values_data, rtol=1e-5)
