@@ -225,3 +225,18 @@ def test_window_reductions_vectorise_across_output_columns(pool, rng):
     assert "acc[" in kernel.source, kernel.source  # one accumulator per output column
     theirs = getattr(torch.nn.functional, f"{pool}_pool2d")(torch.from_numpy(data), 3, 2, 1)
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_floor_division_scatters_render_as_reductions_without_atomics(rng):
+    """The gradient of nearest upsampling is a scatter through ``i // 2``; the cpu backend
+    renders it as a reduction (toolkit.analysis.as_reduction). Oracle: torch's gradient."""
+    import torch
+    data = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    upstream = rng.standard_normal((2, 3, 10, 12)).astype(np.float32)
+    x = jt.array(data)
+    gradient = jt.grad((jt.nn.interpolate(x, scale_factor=2, mode="nearest") * jt.array(upstream)).sum(), x)
+    launched = launched_by(gradient)
+    assert launched and all("omp atomic" not in (k.source or "") for k in launched)
+    tx = torch.tensor(data, requires_grad=True)
+    (torch.nn.functional.interpolate(tx, scale_factor=2, mode="nearest") * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(gradient.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
