@@ -81,6 +81,7 @@ def measure(framework, threads, steps):
 
 
 def run_child(framework, threads, steps):
+    """`measure` for ``framework`` in a fresh process; its JSON result as a dict."""
     result = subprocess.run([sys.executable, __file__, "--child", framework, "--threads", str(threads),
                              "--steps", str(steps)], capture_output=True, text=True, timeout=3600)
     if result.returncode != 0:
@@ -89,6 +90,7 @@ def run_child(framework, threads, steps):
 
 
 def main():
+    """Alternate fresh metajit and torch processes and print the best of each field."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--steps", type=int, default=3)
