@@ -14,18 +14,17 @@ from metajit.ir.dtypes import is_float
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource
-from metajit.toolkit import analysis
+from metajit.toolkit import analysis, codegen
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
 from . import onednn
 from .allocator import host_allocator
-from .compiler import Compiler
+from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
-from .renderer import render_kernel
+from .renderer import CpuRenderer
 
 NAME = "cpu"
-NAME_PLACEHOLDER = "MJ_KERNEL_NAME"  # the C symbol in rendered sources, replaced by the cache key
 # libgomp threads otherwise spin for a long time after each parallel region and starve
 # the BLAS threads of the next library kernel; must be set before a kernel library loads.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
@@ -100,10 +99,9 @@ def metajit_backend_codegen(kernels):
     sources = []
     for kernel in kernels:
         # a scatter through floor divisions (upsampling gradients) runs as a reduction: no atomics
-        template = render_kernel(analysis.as_reduction(kernel) or kernel, NAME_PLACEHOLDER)
-        symbol = kernel_compiler.symbol(kernel_compiler.toolchain.cache_key(template))
-        sources.append(KernelSource(kernel, "c++17-openmp", template.replace(NAME_PLACEHOLDER, symbol),
-                                    symbol))
+        text, symbol = codegen.render_named(CpuRenderer, analysis.as_reduction(kernel) or kernel,
+                                            kernel_compiler.toolchain.cache_key, SYMBOL_PREFIX)
+        sources.append(KernelSource(kernel, "c++17-openmp", text, symbol))
     return sources
 
 

@@ -20,6 +20,7 @@ import struct
 import numpy as np
 
 from metajit.flags import flags
+from metajit.toolkit import codegen
 
 _NO_TRANS, _TRANS = 111, 112  # CBLAS transpose flags (the driver passes row-major, 101)
 SMALL_PRODUCT = 1 << 15    # multiply-adds per batch item below which numpy's loop is used
@@ -78,7 +79,7 @@ def _driver():
             template = source.read()
         key = kernel_compiler.toolchain.cache_key(template)
         (function,) = kernel_compiler.load_functions(
-            [(key, template.replace(cpu.NAME_PLACEHOLDER, kernel_compiler.symbol(key)))])
+            [(key, template.replace(codegen.NAME_PLACEHOLDER, kernel_compiler.symbol(key)))])
         _state["driver"] = function
     return _state["driver"]
 

@@ -13,8 +13,6 @@
   library is linked under every key it holds.
 """
 import ctypes
-import hashlib
-import os
 
 from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler
 
@@ -30,6 +28,9 @@ class Compiler:
         self.toolchain = host_compiler.HostToolchain(FLAGS, codegen.prelude())
         self.cache = disk_cache.DiskCache(disk_cache.cache_root("cpu"))
         self.libraries = {}
+
+    def _compile_unit(self, entries):
+        return self.toolchain.build_unit(self.cache, entries, codegen.prelude())
 
     def symbol(self, key):
         """The C symbol of the kernel with cache key ``key``."""
@@ -52,17 +53,3 @@ class Compiler:
         function.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong)
         function.restype = None
         return function
-
-    def _compile_unit(self, entries):
-        """Compile one translation unit; returns {key: path}, or the error message."""
-        unit_key = hashlib.sha256("".join(k for k, _ in entries).encode()).hexdigest()[:24]
-        source = codegen.prelude() + "\n" + "\n\n".join(body for _, body in entries) + "\n"
-        source_path = self.cache.keep_source(unit_key + ".cpp", source)
-        built = self.cache.new_build_path()
-        error = self.toolchain.build_shared_library(source_path, built)
-        if error is None:
-            digest = disk_cache.file_digest(built)
-            for key, _ in entries:
-                self.cache.install(key, built, digest)
-        os.unlink(built)
-        return error or {key: self.cache.path(key) for key, _ in entries}

@@ -283,10 +283,3 @@ def _nan_flagged(op, acc, flag, acc_type):
 
 
 _SIMD_REDUCTION = {"sum": "+", "prod": "*", "max": "max", "min": "min", "any": "||", "all": "&&"}
-
-
-def render_kernel(kernel, name):
-    """C++ source of ``extern "C" void name(void* const* inputs, void* const* outputs,
-    const void* parameters, long long num_threads)``; raises `MetajitCodegenError` for an
-    op the renderer cannot spell."""
-    return codegen.render_kernel(CpuRenderer, kernel, name)

@@ -421,3 +421,17 @@ def render_kernel(renderer_class, kernel, name):
     renderer = renderer_class(kernel, name)
     renderer.check_supported()
     return renderer.render()
+
+
+NAME_PLACEHOLDER = "MJ_KERNEL_NAME"
+
+
+def render_named(renderer_class, kernel, cache_key, prefix):
+    """``(source, entry name)`` of ``kernel``, its entry point named ``prefix`` +
+    ``cache_key(source)`` (so equal sources share a name and a cache entry). Example::
+
+        text, symbol = render_named(MyRenderer, kernel, toolchain.cache_key, "mj_kernel_")
+    """
+    template = render_kernel(renderer_class, kernel, NAME_PLACEHOLDER)
+    symbol = prefix + cache_key(template)
+    return template.replace(NAME_PLACEHOLDER, symbol), symbol

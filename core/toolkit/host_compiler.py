@@ -8,8 +8,10 @@ backend, an emulated accelerator, the user C++ of ``jt.code``. The compiler is `
     key = toolchain.cache_key(source)
     error = toolchain.build_shared_library(source_path, output_path)  # None on success
 """
+import contextlib
 import ctypes
 import hashlib
+import os
 import platform
 import shlex
 import shutil
@@ -17,10 +19,11 @@ import subprocess
 
 from metajit.errors import MetajitCompileError
 
+from . import disk_cache
+
 
 def compiler_command():
     """The compiler named by ``CXX`` as an argument list (default ``g++``)."""
-    import os
     return shlex.split(os.environ.get("CXX") or "g++")
 
 
@@ -85,6 +88,25 @@ class HostToolchain:
         errors = [line for line in result.stderr.splitlines() if "error" in line][:10]
         return (f"C++ compilation of generated kernels failed; source: {source_path}\n"
                 f"command: {' '.join(command)}\n" + "\n".join(errors or result.stderr.splitlines()[:20]))
+
+
+    def build_unit(self, cache, entries, header=""):
+        """Compile ``entries`` (``(key, source)`` pairs) after ``header`` as one translation
+        unit into a shared library installed in the `DiskCache` ``cache`` under every key
+        (the source is kept in ``cache``'s ``src``): ``{key: path}``, or the error message.
+        A ``compile_unit`` for `metajit.toolkit.batch_compile.build`."""
+        unit = hashlib.sha256("".join(key for key, _ in entries).encode()).hexdigest()[:24]
+        source_path = cache.keep_source(unit + ".cpp", header + "\n" + "\n\n".join(s for _, s in entries) + "\n")
+        built = cache.new_build_path()
+        try:
+            error = self.build_shared_library(source_path, built)
+            if error is not None:
+                return error
+            digest = disk_cache.file_digest(built)
+            return {key: cache.install(key, built, digest) for key, _ in entries}
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(built)
 
 
 def load_library(path):

@@ -5,8 +5,6 @@ proof that a new backend needs nothing from ``backends/cpu``.
 Register it with ``jt.plugins.register_backend(minimal_backend, "minimal")``.
 """
 import ctypes
-import hashlib
-import os
 import struct
 
 from metajit.ir.dtypes import is_float
@@ -17,7 +15,6 @@ from metajit.toolkit.allocator import CachingAllocator
 
 NAME = "minimal"
 FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-fwrapv", "-ffp-contract=off", "-fno-math-errno")
-PLACEHOLDER = "MJ_ENTRY"
 
 _libc = ctypes.CDLL(None)
 _libc.malloc.restype, _libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
@@ -72,13 +69,7 @@ def _toolchain():
 
 def _compile_unit(entries):
     toolchain, cache = _toolchain()
-    unit = hashlib.sha256("".join(key for key, _ in entries).encode()).hexdigest()[:24]
-    source = cache.keep_source(unit + ".cpp", codegen.prelude() + "\n" + "\n".join(s for _, s in entries))
-    built = cache.new_build_path()
-    error = toolchain.build_shared_library(source, built)
-    paths = error or {key: cache.install(key, built) for key, _ in entries}
-    os.unlink(built)
-    return paths
+    return toolchain.build_unit(cache, entries, codegen.prelude())
 
 
 @hookimpl
@@ -96,9 +87,8 @@ def render(kernels, renderer=SerialRenderer):
     toolchain, _ = _toolchain()
     sources = []
     for kernel in kernels:
-        text = codegen.render_kernel(renderer, kernel, PLACEHOLDER)
-        symbol = "mj_minimal_" + toolchain.cache_key(text)
-        sources.append(KernelSource(kernel, "c++17", text.replace(PLACEHOLDER, symbol), symbol))
+        text, symbol = codegen.render_named(renderer, kernel, toolchain.cache_key, "mj_minimal_")
+        sources.append(KernelSource(kernel, "c++17", text, symbol))
     return sources
 
 
