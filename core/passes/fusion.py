@@ -203,8 +203,9 @@ def _fuse(order, targets, library_kernels, costs):
              else _build_step(node, materialised, co_stored.get(id(node), ()))
              for node in order if id(node) in materialised and not node.is_realised and id(node) not in absorbed]
     for step in steps:
-        if isinstance(step.kernel, K.Kernel) and plugins.claims(library_kernels, "matmul", step.kernel.outputs[0][0]):
-            step.kernel = analysis.as_matmul_call(step.kernel) or step.kernel
+        kernel = step.kernel
+        if isinstance(kernel, K.Kernel) and plugins.claims(library_kernels, "matmul", kernel.outputs[0][0]):
+            step.kernel = analysis.as_matmul_call(kernel) or kernel
     intermediates = [n for n in order if id(n) in materialised and id(n) not in target_ids
                      and not n.is_realised]
     return Plan(uploads, steps, intermediates)

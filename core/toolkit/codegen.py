@@ -77,15 +77,12 @@ def _comparison(op):
     return lambda self, args, dtype, _: f"({args[0]} {self.COMPARISONS[op]} {args[1]})"
 
 
-
 def _infix(op):
     return lambda self, args, dtype, _: f"(({self.type_name(dtype)})({args[0]} {self.INFIX[op]} {args[1]}))"
 
 
-
 def _helper(name):
     return lambda self, args, dtype, _: f"mj_{name}({', '.join(args)})"
-
 
 
 def _float_or_integer(float_helper, integer_helper):
@@ -96,22 +93,18 @@ def _float_or_integer(float_helper, integer_helper):
     return spell
 
 
-
 def _extremum(name):
     return lambda self, args, dtype, _: f"mj_{name}<{self.type_name(dtype)}>({args[0]}, {args[1]})"
-
 
 
 def _logical(symbol):
     return lambda self, args, dtype, _: f"(({args[0]} != 0) {symbol} ({args[1]} != 0))"
 
 
-
 def _abs(self, args, dtype, operand_dtype):
     if dtypes.is_float(operand_dtype):
         return f"mj_abs({args[0]})"
     return f"(({self.type_name(dtype)})({args[0]} < 0 ? -{args[0]} : {args[0]}))"
-
 
 
 def _bitwise_not(self, args, dtype, _):
@@ -296,7 +289,7 @@ class CStyleRenderer(abc.ABC):
     SPELLINGS = {
         **{op: _helper(op) for op in opset.FLOAT_UNARY},
         **{op: _infix(op) for op in ("add", "sub", "mul", "div", "bitwise_and", "bitwise_or",
-                                        "bitwise_xor", "left_shift", "right_shift")},
+                                     "bitwise_xor", "left_shift", "right_shift")},
         **{op: _comparison(op) for op in opset.COMPARISON_BINARY},
         "floor_div": _float_or_integer("mj_ffloordiv", "mj_idiv"),
         "mod": _float_or_integer("mj_fmod", "mj_imod"),

@@ -174,6 +174,7 @@ def test_matmul_attrs_describe_the_product_as_strides(case, rng):
             b_offset = sum(i * s for i, s in zip(batch + [k, n], attrs.b_strides))
             total += flat[attrs.a_slot][a_offset] * flat[attrs.b_slot][b_offset]
         out[sum(i * s for i, s in zip(batch + [m, n], attrs.c_strides))] = total
-    expected = np.matmul(a_data.T if case == "transposed_a" else a_data, b_data.T if case == "transposed_b" else b_data)
+    expected = np.matmul(a_data.T if case == "transposed_a" else a_data,
+                         b_data.T if case == "transposed_b" else b_data)
     np.testing.assert_allclose(out.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
     assert analysis.as_matmul_call(kernel).name == "matmul"

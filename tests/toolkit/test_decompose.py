@@ -38,7 +38,8 @@ def restricted_plugin(native_ops):
     def metajit_backend_codegen(kernels):
         return minimal_backend.render(kernels, NoDecomposedOps)
 
-    hooks.update(metajit_backend_describe=metajit_backend_describe, metajit_backend_codegen=metajit_backend_codegen)
+    hooks.update(metajit_backend_describe=metajit_backend_describe,
+                 metajit_backend_codegen=metajit_backend_codegen)
     return types.SimpleNamespace(**hooks)
 
 

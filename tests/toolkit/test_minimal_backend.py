@@ -31,9 +31,10 @@ def test_minimal_backend_passes_the_standard_tier(minimal):
 
 def test_cli_runs_a_plugin_that_is_not_installed(tmp_path):
     environment = {**os.environ, "PYTHONPATH": ROOT, "METAJIT_CACHE_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "metajit.conformance", "run", "--backend", "minimal",
-                             "--plugin", "tests.toolkit.minimal_backend", "--tier", "smoke", "-k", "elementwise.add*"],
-                            capture_output=True, text=True, timeout=300, env=environment, cwd=str(tmp_path))
+    command = [sys.executable, "-m", "metajit.conformance", "run", "--backend", "minimal",
+               "--plugin", "tests.toolkit.minimal_backend", "--tier", "smoke", "-k", "elementwise.add*"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment,
+                            cwd=str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backend minimal, tier smoke" in result.stdout and " 0 failed" in result.stdout
 
