@@ -42,14 +42,15 @@ class Compiler:
 
     def load_functions(self, sources):
         """Entry points (ctypes functions) for kernel ``sources`` ((key, body) pairs)."""
-        paths = batch_compile.build(self.cache, sources, self._compile_unit, what="CPU kernels")
-        return [self._function(paths[key], key) for key, _ in sources]
+        return batch_compile.build_and_load(self.cache, sources, self._compile_unit, self._function,
+                                            what="CPU kernels")
 
     def _function(self, path, key):
         library = self.libraries.get(path)
         if library is None:
-            library = self.libraries[path] = host_compiler.load_library(path)
-        function = getattr(library, self.symbol(key))
+            library = host_compiler.load_library(path)
+        function = host_compiler.entry_point(library, self.symbol(key), path)
+        self.libraries[path] = library
         function.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong)
         function.restype = None
         return function

@@ -51,6 +51,26 @@ def build(cache, entries, compile_unit, what="kernels", kernels_per_unit=KERNELS
     return paths
 
 
+def build_and_load(cache, entries, compile_unit, load, what="kernels", **options):
+    """`build` the ``entries``, then ``load(path, key)`` each; returns the loaded objects in
+    order. An artefact that verifies but does not load (``load`` raises
+    `MetajitCompileError`: built for another machine, damaged before its checksum was
+    written) is removed and rebuilt once; a second failure is raised."""
+    paths = build(cache, entries, compile_unit, what, **options)
+    loaded, failed = {}, []
+    for key, source in dict(entries).items():
+        try:
+            loaded[key] = load(paths[key], key)
+        except MetajitCompileError:
+            cache.remove(key)
+            failed.append((key, source))
+    if failed:
+        paths = build(cache, failed, compile_unit, what, **options)
+        for key, _ in failed:
+            loaded[key] = load(paths[key], key)
+    return [loaded[key] for key, _ in entries]
+
+
 def _compile(entries, compile_unit, what, kernels_per_unit, workers, progress):
     units = [entries[i:i + kernels_per_unit] for i in range(0, len(entries), kernels_per_unit)]
     started = time.perf_counter()

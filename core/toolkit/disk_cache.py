@@ -10,8 +10,14 @@ Guarantees every backend gets by using it (and the tests in ``tests/toolkit`` pr
 * `DiskCache.locked` is an exclusive lock on ``<root>/.lock`` shared by every process
   using the directory (``mpirun -np 4``): compile under it and look up again after
   taking it, and each artefact is built once;
-* an unusable directory (read-only, a file in the way) falls back to a fresh temporary
-  directory with a warning instead of failing with a raw ``OSError``.
+* an unusable directory (read-only, a file in the way, a ``.lock`` that is not a file)
+  falls back to a per-user directory under the system's temporary directory (or, if that
+  fails too, a fresh one) with one warning naming ``METAJIT_CACHE_DIR``, instead of
+  failing with a raw ``OSError``;
+* temporary files left by a process killed mid-compile are removed when a later process
+  opens the cache (those older than `STALE_TEMPORARY_SECONDS`);
+* `DiskCache.remove` drops an entry whose artefact verifies but does not load (a library
+  built for another machine), so the backend can rebuild it once.
 
 The root is ``METAJIT_CACHE_DIR`` (default ``~/.cache/metajit``) joined with the
 backend's name. Example::
@@ -24,11 +30,15 @@ backend's name. Example::
 """
 import contextlib
 import fcntl
+import glob
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 import warnings
+
+STALE_TEMPORARY_SECONDS = 15 * 60
 
 
 def cache_root(backend_name):
@@ -51,20 +61,43 @@ def atomic_write(path, content):
     os.replace(temporary, path)
 
 
+def _check_usable(root):
+    """Create ``root`` (with ``src``) and prove it writable and lockable; raises OSError."""
+    os.makedirs(os.path.join(root, "src"), exist_ok=True)
+    probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe")
+    probe.close()
+    with open(os.path.join(root, ".lock"), "a"):
+        pass
+
+
 def _usable_directory(root):
-    """``root`` created and writable, or a new temporary directory (with a warning)."""
+    """``root`` when usable, else a per-user temporary cache (or a fresh one), with a warning."""
     try:
-        os.makedirs(os.path.join(root, "src"), exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe")
-        probe.close()
+        _check_usable(root)
         return root
     except OSError as error:
+        reason = error.strerror or str(error)
+    name = os.path.basename(root.rstrip(os.sep))
+    fallback = os.path.join(tempfile.gettempdir(), f"metajit-cache-{os.getuid()}", name)
+    try:
+        _check_usable(fallback)
+    except OSError:
         fallback = tempfile.mkdtemp(prefix="metajit-cache-")
-        os.makedirs(os.path.join(fallback, "src"))
-        warnings.warn(f"metajit: kernel cache directory {root} is unusable ({error.strerror or error}); "
-                      f"using {fallback} for this process: set METAJIT_CACHE_DIR to a writable "
-                      "directory to keep compiled kernels", RuntimeWarning, stacklevel=3)
-        return fallback
+        _check_usable(fallback)
+    warnings.warn(f"metajit: kernel cache directory {root} is unusable ({reason}); using {fallback} "
+                  "instead: set METAJIT_CACHE_DIR to a writable directory to choose where compiled "
+                  "kernels are kept", RuntimeWarning, stacklevel=3)
+    return fallback
+
+
+def _remove_stale_temporaries(root):
+    """Delete ``*.tmp`` files a killed process left behind (old enough that no compile
+    still writes them)."""
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for path in glob.glob(os.path.join(root, "*.tmp")) + glob.glob(os.path.join(root, "src", "*.tmp")):
+        with contextlib.suppress(OSError):
+            if os.path.getmtime(path) < cutoff:
+                os.unlink(path)
 
 
 class DiskCache:
@@ -74,6 +107,7 @@ class DiskCache:
         self.root = _usable_directory(root)
         self.suffix = suffix
         self.source_directory = os.path.join(self.root, "src")
+        _remove_stale_temporaries(self.root)
 
     def path(self, key):
         """Where the artefact of ``key`` lives (whether or not it exists)."""
@@ -96,11 +130,15 @@ class DiskCache:
         if expected != actual:
             warnings.warn(f"metajit: cache entry {artefact} is corrupt or incomplete; rebuilding it",
                           RuntimeWarning, stacklevel=2)
-            for stale in (artefact, self._checksum_path(key)):
-                with contextlib.suppress(OSError):
-                    os.unlink(stale)
+            self.remove(key)
             return None
         return artefact
+
+    def remove(self, key):
+        """Delete the entry of ``key`` (artefact and checksum), if any."""
+        for path in (self.path(key), self._checksum_path(key)):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def install(self, key, built_path, digest=None):
         """Publish the file ``built_path`` under ``key`` (hard link or copy to a temporary

@@ -110,9 +110,20 @@ class HostToolchain:
 
 
 def load_library(path):
-    """``ctypes.CDLL`` of a cached library; a failure names the file and the fix."""
+    """``ctypes.CDLL`` of a cached library; a failure raises `MetajitCompileError` naming
+    the file (`metajit.toolkit.batch_compile.build_and_load` then rebuilds it once)."""
     try:
         return ctypes.CDLL(path)
     except OSError as error:
         raise MetajitCompileError(f"cannot load compiled kernel {path}: {error}; "
+                                  "delete it to force a rebuild") from None
+
+
+def entry_point(library, symbol, path):
+    """The function ``symbol`` of a loaded ``library`` (from ``path``); a missing symbol
+    raises `MetajitCompileError` like an unloadable library."""
+    try:
+        return getattr(library, symbol)
+    except AttributeError:
+        raise MetajitCompileError(f"compiled kernel {path} lacks its entry point {symbol}; "
                                   "delete it to force a rebuild") from None

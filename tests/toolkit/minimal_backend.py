@@ -100,14 +100,14 @@ def metajit_backend_codegen(kernels):
 @hookimpl
 def metajit_backend_compile(sources):
     _, cache = _toolchain()
-    entries = [(source.entry_name, source.text) for source in sources]
-    paths = batch_compile.build(cache, entries, _compile_unit, what="minimal kernels")
-    programs = []
-    for source in sources:
-        function = getattr(host_compiler.load_library(paths[source.entry_name]), source.entry_name)
+
+    def load(path, symbol):
+        function = host_compiler.entry_point(host_compiler.load_library(path), symbol, path)
         function.argtypes = (ctypes.c_void_p,) * 3 + (ctypes.c_longlong,)
-        programs.append(Program(function, source.kernel))
-    return programs
+        return function
+    functions = batch_compile.build_and_load(cache, [(s.entry_name, s.text) for s in sources], _compile_unit,
+                                             load, what="minimal kernels")
+    return [Program(function, source.kernel) for function, source in zip(functions, sources)]
 
 
 @hookimpl

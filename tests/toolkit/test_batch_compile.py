@@ -53,3 +53,22 @@ def test_long_compiles_report_progress_once(tmp_path, monkeypatch):
     batch_compile.build(cache, [("a", "x"), ("b", "y")], FakeToolchain(cache, delay=0.6),
                         what="test kernels", kernels_per_unit=1, workers=1, progress=messages.append)
     assert messages == ["metajit: compiling 2 test kernels (2 unit(s))..."]
+
+
+def test_an_artefact_that_does_not_load_is_rebuilt_once(tmp_path):
+    cache = DiskCache(str(tmp_path))
+    toolchain = FakeToolchain(cache)
+    batch_compile.build(cache, [("a", "one"), ("b", "two")], toolchain)
+    failures = {"b": 1}
+
+    def load(path, key):
+        if failures.get(key):
+            failures[key] -= 1
+            raise jt.MetajitCompileError(f"cannot load {path}")
+        return open(path, "rb").read()
+    rebuilt = FakeToolchain(cache)
+    assert batch_compile.build_and_load(cache, [("a", "one"), ("b", "two")], rebuilt, load) == [b"one", b"two"]
+    assert rebuilt.units == [["b"]]
+    failures["a"] = 2
+    with pytest.raises(jt.MetajitCompileError, match="cannot load"):
+        batch_compile.build_and_load(cache, [("a", "one")], rebuilt, load)

@@ -77,3 +77,30 @@ def test_lock_serialises_processes(tmp_path):
     pairs = list(zip(lines[0::4], lines[1::4], lines[2::4], lines[3::4]))
     assert len(pairs) == 20
     assert all(b == "begin" and e == "end" and p1 == p2 for b, p1, e, p2 in pairs)
+
+
+def test_a_lock_that_is_not_a_file_falls_back_to_a_per_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(disk_cache.tempfile, "tempdir", str(tmp_path / "system-tmp"))
+    (tmp_path / "system-tmp").mkdir()
+    root = tmp_path / "cache" / "cpu"
+    (root / ".lock").mkdir(parents=True)
+    with pytest.warns(RuntimeWarning, match="unusable.*METAJIT_CACHE_DIR"):
+        cache = DiskCache(str(root))
+    assert cache.root == os.path.join(str(tmp_path / "system-tmp"), f"metajit-cache-{os.getuid()}", "cpu")
+    with cache.locked():
+        assert cache.lookup(cache.install_bytes("k", b"ok") and "k")
+
+
+def test_temporary_files_of_a_killed_process_are_removed(tmp_path):
+    root = tmp_path / "cpu"
+    DiskCache(str(root))
+    stale, fresh = root / "abc.so.4242.tmp", root / "src" / "unit.tmp"
+    recent = root / "def.so.tmp"
+    for path in (stale, fresh, recent):
+        path.write_bytes(b"half written")
+    old = disk_cache.time.time() - disk_cache.STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(fresh, (old, old))
+    DiskCache(str(root))
+    assert not stale.exists() and not fresh.exists()
+    assert recent.exists()  # another process may still be writing it

@@ -98,3 +98,33 @@ def test_compiler_failure_names_source_and_first_errors(tmp_path):
     assert "error: simulated failure" in result.stderr
     assert os.path.join("cpu", "src") in result.stderr and ".cpp" in result.stderr
     assert "(at <string>:6)" in result.stderr  # the user line that realised the Var
+
+
+def test_a_library_that_verifies_but_does_not_load_is_rebuilt_once(tmp_path):
+    """An entry whose checksum matches but which is not a loadable library (copied from
+    another machine, damaged before its checksum was written) is rebuilt, not fatal."""
+    assert run(tmp_path).returncode == 0
+    import hashlib
+    for library in glob.glob(os.path.join(tmp_path, "cpu", "*.so")):
+        garbage = b"\x7fELF but not really" * 20
+        with open(library, "wb") as handle:
+            handle.write(garbage)
+        with open(library[:-3] + ".sha256", "w") as handle:
+            handle.write(hashlib.sha256(garbage).hexdigest())
+    result = run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected_output()
+    assert run(tmp_path).stdout.strip() == expected_output()
+
+
+@pytest.mark.parametrize("obstacle", ["file_in_the_way", "lock_is_a_directory"])
+def test_an_unusable_cache_directory_warns_once_and_still_computes(tmp_path, obstacle):
+    if obstacle == "file_in_the_way":
+        (tmp_path / "cache").write_text("not a directory")
+    else:
+        (tmp_path / "cache" / "cpu" / ".lock").mkdir(parents=True)
+    result = run(tmp_path / "cache", TMPDIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected_output()
+    assert result.stderr.count("is unusable") == 1 and "METAJIT_CACHE_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
