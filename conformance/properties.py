@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from metajit import plugins
+from metajit.ir import graph
 
 from . import checks
 from .strategies import (ALL_DTYPES, FLOATS, INTEGERS, NUMERIC, Program, affine_index_map,
@@ -137,6 +138,9 @@ def _cast(draw, dtype, target):
 def _reduction(draw, op, dtype):
     shape = draw(shapes(max_dims=3))
     axes = draw(axes_subsets(len(shape)))
+    if op in ("max", "min"):  # over a zero-size dimension they raise (errors.empty_max)
+        reduced = graph.normalise_axes(axes, len(shape))
+        shape = tuple(max(size, 1) if axis in reduced else size for axis, size in enumerate(shape))
     keepdims = draw(st.booleans())
     if op in ("sum", "prod") and dtype in FLOATS:
         bound = 1.5 if op == "prod" else 100.0
@@ -323,6 +327,7 @@ ERROR_PROGRAMS = {
     "bad_index_expression": "a.reindex([2], ['i0 +* 2'])",
     "index_out_of_range": "a[10]",
     "float_bitwise": "jt.bitwise_and(a, a)",
+    "empty_max": "a[:0].max(0)",
 }
 
 

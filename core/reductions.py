@@ -9,6 +9,12 @@ import builtins
 from .ir import dtypes, graph
 from .errors import MetajitValueError
 from .math_ops import as_node, binary, cast, cast_node, unary, where, wrap
+from .var import Var
+
+
+def _as_var(x):
+    """``x`` as a Var (a list, array or number becomes one, as in the other ops)."""
+    return x if isinstance(x, Var) else wrap(as_node(x))
 
 
 def _axes_and_keepdims(x, args, kwargs, name):
@@ -47,7 +53,11 @@ def _as_bool(x):
 
 def _reduction(op, prepare, doc):
     def reduction(x, *args, **kwargs):
+        x = _as_var(x)
         axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
+        if op in ("max", "min") and builtins.any(x.shape[a] == 0 for a in axes):
+            raise MetajitValueError(f"{op} over a zero-size dimension of a Var of shape {x.shape} has no "
+                                    "value (numpy and torch raise too): reduce over non-empty dimensions")
         return _reduce(op, prepare(x), axes, keepdims)
     reduction.__name__ = op
     reduction.__doc__ = doc
@@ -72,6 +82,7 @@ def _count(x, axes):
 
 def mean(x, *args, **kwargs):
     """Average over dimensions; integer inputs give float32."""
+    x = _as_var(x)
     axes, keepdims = _axes_and_keepdims(x, args, kwargs, "mean")
     node = as_node(x)
     if not dtypes.is_float(node.dtype):
@@ -84,6 +95,7 @@ def mean(x, *args, **kwargs):
 def _arg_extreme(op):
     def arg(x, dim=None, keepdims=False, keepdim=False):
         keepdims = keepdims or keepdim
+        x = _as_var(x)
         from .shape_ops import reshape
         if dim is None:
             x, dim = reshape(x, (-1,)), 0
@@ -114,6 +126,7 @@ def norm(x, p=2, dim=None, keepdims=False, keepdim=False):
     """Vector p-norm over ``dim`` (all elements by default): p = 1, 2, inf, -inf, 0 or any float;
     ``"fro"`` is the 2-norm."""
     keepdims = keepdims or keepdim
+    x = _as_var(x)
     kwargs = {"dim": dim, "keepdims": keepdims}
     magnitude = unary("abs", x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT))
     if p == "fro" or p == 2:
@@ -139,6 +152,7 @@ def var(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=Fal
     keepdims = keepdims or keepdim
     if correction is None:
         correction = 0 if unbiased is False else 1
+    x = _as_var(x)
     x = x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT)
     axes = graph.normalise_axes(dim, x.ndim, "var")
     centered = binary("sub", x, mean(x, dim=axes, keepdims=True))

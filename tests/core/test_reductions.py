@@ -44,12 +44,27 @@ def test_any_all():
     assert jt.array([True, True]).all().item() is True
 
 
-def test_empty_reductions_give_identities():
+def test_empty_reductions_give_identities_or_raise_like_numpy():
     empty = jt.zeros((0, 3))
     np.testing.assert_array_equal(empty.sum(0).numpy(), [0, 0, 0])
     np.testing.assert_array_equal(empty.prod(0).numpy(), [1, 1, 1])
-    np.testing.assert_array_equal(empty.max(0).numpy(), [-np.inf] * 3)
     assert empty.sum().item() == 0
+    for reduce, numpy_reduce in ((lambda v: v.max(), np.max), (lambda v: v.min(0), lambda a: a.min(0)),
+                                 (lambda v: jt.max(v.transpose(), 1), lambda a: a.T.max(1))):
+        with pytest.raises(ValueError):
+            numpy_reduce(np.zeros((0, 3)))
+        with pytest.raises(jt.MetajitValueError, match="zero-size dimension.*test_reductions.py"):
+            reduce(empty)
+    assert empty.max(1).shape == np.zeros((0, 3)).max(1).shape == (0,)
+
+
+def test_reductions_accept_python_lists():
+    data = [[1.0, 5.0], [3.0, 2.0]]
+    for name in ("sum", "prod", "max", "min", "mean", "any", "all"):
+        np.testing.assert_allclose(getattr(jt, name)(data, 1).numpy(), getattr(np, name)(data, 1))
+    np.testing.assert_allclose(jt.norm([3.0, 4.0]).item(), 5.0)
+    np.testing.assert_allclose(jt.var([1.0, 2.0, 4.0]).item(), np.var([1.0, 2.0, 4.0], ddof=1), rtol=1e-6)
+    assert jt.argmax([1, 5, 2])[0].item() == 1
 
 
 def test_max_propagates_nan():
