@@ -61,12 +61,10 @@ def _grad_mode():
 
 
 def _derived_requires_grad(dtype, inputs):
-    if flags.no_grad or not dtypes.is_float(dtype):
-        return False
-    for node in inputs:
-        if node.requires_grad:
-            return True
-    return False
+    """Jittor's rule: every float value computed outside ``no_grad`` is differentiable, so
+    ``jt.grad(loss, f)`` is right for any float Var ``f`` in the graph, even one made from
+    integers or from stopped values (gradients still do not pass into those)."""
+    return not flags.no_grad and dtypes.is_float(dtype)
 
 
 def array_leaf(data):

@@ -305,3 +305,22 @@ def test_optimizer_step_realises_grads_and_frees_the_old_graph():
     for parameter in model.parameters():
         assert parameter.grad._node.is_realised and parameter.grad._node.inputs == ()
     np.testing.assert_allclose(model.bias.grad.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_grad_with_respect_to_any_float_var_in_the_graph(rng):
+    """Jittor: every float Var is differentiable, even one cast from integers or computed
+    from a stopped Var; gradients still stop at the integer and the stopped Var. Oracle:
+    torch.autograd.grad with those Vars as leaves."""
+    import torch
+    ints = rng.integers(-5, 5, 6).astype(np.int32)
+    f = jt.array(ints).float32()
+    g = (jt.array(ints).float32().stop_grad() * 2.0).sin()
+    loss = (f * f * g).sum()
+    df, dg = jt.grad(loss, [f, g])
+    tf = torch.tensor(ints, dtype=torch.float32, requires_grad=True)
+    tg = (torch.tensor(ints, dtype=torch.float32) * 2.0).sin().requires_grad_()
+    expected_f, expected_g = torch.autograd.grad((tf * tf * tg).sum(), [tf, tg])
+    np.testing.assert_allclose(df.numpy(), expected_f.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(dg.numpy(), expected_g.numpy(), rtol=1e-6)
+    stopped = jt.array(rng.standard_normal(3).astype(np.float32)).stop_grad()
+    assert not jt.grad(((stopped * 3.0) ** 2).sum(), stopped).numpy().any()
