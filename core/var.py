@@ -4,6 +4,7 @@ Operators and methods (``+``, ``exp``, ``sum``, ``reshape``...) are attached by
 `metajit.var_methods`; this module holds construction, conversion and realisation.
 """
 import gc
+import threading
 import weakref
 
 import numpy as np
@@ -13,11 +14,22 @@ from .passes import executor
 from .errors import MetajitValueError
 from .flags import flags
 
-_pending_vars = []  # weak references to Vars made without a value (dead ones pruned as it grows)
 _PRUNE_MINIMUM = 4096
-_prune_above = _PRUNE_MINIMUM
-_pending_assignments = {}  # id -> weak reference, of Vars given a lazy new value by assign()
-_prune_assignments_above = _PRUNE_MINIMUM
+
+
+class _ThreadState(threading.local):
+    """What `sync_all` and optimiser steps realise, kept per thread: independent graphs
+    built in different threads never realise each other's half-built values (a Var shared
+    between threads is the user's to synchronise)."""
+
+    def __init__(self):
+        self.pending_vars = []  # weak references to Vars made without a value (dead ones pruned)
+        self.prune_above = _PRUNE_MINIMUM
+        self.pending_assignments = {}  # id -> weak reference, of Vars given a lazy value by assign()
+        self.prune_assignments_above = _PRUNE_MINIMUM
+
+
+_state = _ThreadState()
 
 
 class Var:
@@ -54,8 +66,9 @@ class Var:
             if not flags.lazy_execution:
                 executor.realise([node])
             else:
-                _pending_vars.append(weakref.ref(self))
-                if len(_pending_vars) > _prune_above:
+                state = _state
+                state.pending_vars.append(weakref.ref(self))
+                if len(state.pending_vars) > state.prune_above:
                     _prune_pending()
 
     def assign(self, value):
@@ -75,9 +88,10 @@ class Var:
         node.grad_boundary = True
         self._set_node(node)
         if node.buffer is None:
-            if len(_pending_assignments) > _prune_assignments_above:
+            state = _state
+            if len(state.pending_assignments) > state.prune_assignments_above:
                 _prune_assignments()
-            _pending_assignments[id(self)] = weakref.ref(self)
+            state.pending_assignments[id(self)] = weakref.ref(self)
         return self
 
     update = assign
@@ -240,22 +254,22 @@ def _detached(node):
 
 
 def _live_pending():
-    return [var for var in (reference() for reference in _pending_vars)
+    return [var for var in (reference() for reference in _state.pending_vars)
             if var is not None and var._node.buffer is None]
 
 
 def _prune_pending():
     """Drop references to dead or realised Vars; the list may then grow to twice its live size."""
-    global _prune_above
     live = _live_pending()
-    _pending_vars[:] = [weakref.ref(var) for var in live]
-    _prune_above = max(_PRUNE_MINIMUM, 2 * len(live))
+    _state.pending_vars[:] = [weakref.ref(var) for var in live]
+    _state.prune_above = max(_PRUNE_MINIMUM, 2 * len(live))
 
 
 def sync_all(device_sync=False):
-    """Realise every pending Var (Jittor's ``jt.sync_all``); with ``device_sync`` also wait for the device."""
+    """Realise every pending Var of this thread (Jittor's ``jt.sync_all``); with
+    ``device_sync`` also wait for the device."""
     pending = _live_pending()
-    _pending_vars.clear()
+    _state.pending_vars.clear()
     executor.realise([v._node for v in pending])
     if device_sync:
         from . import plugins
@@ -265,20 +279,21 @@ def sync_all(device_sync=False):
 def take_pending_assignments():
     """The Vars assigned lazily since the last call (e.g. BatchNorm running statistics);
     optimisers realise them with their step so state never chains across steps."""
-    pending = [var for var in (reference() for reference in _pending_assignments.values()) if var is not None]
-    _pending_assignments.clear()
+    assignments = _state.pending_assignments
+    pending = [var for var in (reference() for reference in assignments.values()) if var is not None]
+    assignments.clear()
     return pending
 
 
 def _prune_assignments():
     """Forget assigned Vars that died or whose value was realised since; the table may
     then grow to twice its live size."""
-    global _prune_assignments_above
-    for key, reference in list(_pending_assignments.items()):
+    assignments = _state.pending_assignments
+    for key, reference in list(assignments.items()):
         var = reference()
         if var is None or var._node.buffer is not None:
-            del _pending_assignments[key]
-    _prune_assignments_above = max(_PRUNE_MINIMUM, 2 * len(_pending_assignments))
+            del assignments[key]
+    _state.prune_assignments_above = max(_PRUNE_MINIMUM, 2 * len(assignments))
 
 
 def _count_live(kind):

@@ -14,6 +14,7 @@ import ctypes.util
 import os
 import site
 import sys
+import threading
 
 
 from metajit.errors import MetajitDeviceError
@@ -90,7 +91,8 @@ class _ExecArgument(ctypes.Structure):
 
 
 class _Engine:
-    """The CPU engine and an in-order stream, created on first use."""
+    """The CPU engine, created on first use, and an in-order stream per thread (a stream
+    is not for concurrent use)."""
 
     instance = None
 
@@ -98,10 +100,19 @@ class _Engine:
         lib = library()
         lib.dnnl_primitive_desc_query_md.restype = ctypes.c_void_p
         lib.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
-        self.engine, self.stream = ctypes.c_void_p(), ctypes.c_void_p()
+        self.engine = ctypes.c_void_p()
         _check(lib.dnnl_engine_create(ctypes.byref(self.engine), _CPU_ENGINE, ctypes.c_size_t(0)), "engine")
-        _check(lib.dnnl_stream_create(ctypes.byref(self.stream), self.engine, ctypes.c_uint(_IN_ORDER_STREAM)),
-               "stream")
+        self.local = threading.local()
+
+    @property
+    def stream(self):
+        """This thread's in-order stream."""
+        stream = getattr(self.local, "stream", None)
+        if stream is None:
+            stream = self.local.stream = ctypes.c_void_p()
+            _check(library().dnnl_stream_create(ctypes.byref(stream), self.engine, ctypes.c_uint(_IN_ORDER_STREAM)),
+                   "stream")
+        return stream
 
     @classmethod
     def get(cls):
@@ -159,6 +170,7 @@ class ConvolutionProgram:
     def __init__(self, call, workspace):
         self.call = call
         self.workspace = workspace
+        self.lock = threading.Lock()  # the primitives' memory objects are rebound at each call
         stride, padding, dilation, groups = call.attrs[:4]
         inputs, output_role = self.ROLES[call.name]
         shapes = dict(zip(inputs, (shape for _, shape in call.inputs)))
@@ -239,6 +251,7 @@ class ConvolutionProgram:
         if self.scratch_offsets:
             base = self.workspace.reserve(self.scratch_bytes).address
             addresses += [base + offset for offset in self.scratch_offsets]
-        for execution in self.executions:
-            execution.run(addresses)
-        _check(library().dnnl_stream_wait(_Engine.get().stream), "stream wait")
+        with self.lock:
+            for execution in self.executions:
+                execution.run(addresses)
+            _check(library().dnnl_stream_wait(_Engine.get().stream), "stream wait")

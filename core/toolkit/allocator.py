@@ -33,7 +33,7 @@ class CachingAllocator:
     ``raw_allocate(capacity)`` returns a new buffer (any object) of ``capacity`` bytes and
     may raise; ``raw_free(buffer)`` returns one. ``allocated_bytes`` counts live capacity,
     ``peak_bytes`` its high-water mark since the last `reset_peak`, ``cached_bytes`` the
-    freed capacity kept for reuse.
+    freed capacity kept for reuse. Safe to use from several threads.
     """
 
     def __init__(self, raw_allocate, raw_free, limit_bytes=1 << 30):
@@ -46,26 +46,29 @@ class CachingAllocator:
         self.cached_bytes = 0
         self.allocated_bytes = 0
         self.peak_bytes = 0
+        self.lock = threading.Lock()
 
     def allocate(self, nbytes):
         """A buffer of at least ``nbytes`` bytes, reused from the cache when possible."""
         capacity = self.capacities.get(nbytes)
         if capacity is None:
             capacity = self.capacities[nbytes] = size_class(nbytes)
-        free = self.free_lists.get(capacity)
-        if free:
-            self.cached_bytes -= capacity
-            buffer = free.pop()
-        else:
+        with self.lock:
+            free = self.free_lists.get(capacity)
+            buffer = free.pop() if free else None
+            if buffer is not None:
+                self.cached_bytes -= capacity
+        if buffer is None:
             try:
                 buffer = self.raw_allocate(capacity)
             except MemoryError:
                 self.empty_cache()  # cached buffers of other classes may make room
                 buffer = self.raw_allocate(capacity)
-        self.live[buffer] = capacity
-        self.allocated_bytes += capacity
-        if self.allocated_bytes > self.peak_bytes:
-            self.peak_bytes = self.allocated_bytes
+        with self.lock:
+            self.live[buffer] = capacity
+            self.allocated_bytes += capacity
+            if self.allocated_bytes > self.peak_bytes:
+                self.peak_bytes = self.allocated_bytes
         return buffer
 
     def release(self, buffer):
@@ -73,18 +76,21 @@ class CachingAllocator:
 
         Never raises for a buffer this allocator handed out (finalisers call it, also at
         interpreter exit)."""
-        capacity = self.live.pop(buffer)
-        self.allocated_bytes -= capacity
-        if self.cached_bytes + capacity <= self.limit_bytes:
-            self.free_lists.setdefault(capacity, []).append(buffer)
-            self.cached_bytes += capacity
-        else:
+        with self.lock:
+            capacity = self.live.pop(buffer)
+            self.allocated_bytes -= capacity
+            cached = self.cached_bytes + capacity <= self.limit_bytes
+            if cached:
+                self.free_lists.setdefault(capacity, []).append(buffer)
+                self.cached_bytes += capacity
+        if not cached:
             self.raw_free(buffer)
 
     def empty_cache(self):
         """Return every cached free buffer with the raw free."""
-        free_lists, self.free_lists = self.free_lists, {}
-        self.cached_bytes = 0
+        with self.lock:
+            free_lists, self.free_lists = self.free_lists, {}
+            self.cached_bytes = 0
         for buffers in free_lists.values():
             for buffer in buffers:
                 self.raw_free(buffer)

@@ -155,7 +155,7 @@ def test_pending_assignments_stay_bounded_without_an_optimizer():
         w.assign(w + 1.0)
         if step % 64 == 0:
             w.sync()
-    assert len(var_module._pending_assignments) <= 2 * var_module._PRUNE_MINIMUM + 1
+    assert len(var_module._state.pending_assignments) <= 2 * var_module._PRUNE_MINIMUM + 1
     np.testing.assert_allclose(w.numpy(), [3.0 * var_module._PRUNE_MINIMUM] * 4)
 
 

@@ -1,0 +1,50 @@
+"""The threading model (docs/architecture.md): independent graphs in different threads are
+safe. Two threads each train their own model with its own optimiser at the same time; each
+ends with exactly the weights the same training gives when run alone."""
+import threading
+
+import numpy as np
+
+import metajit as jt
+from metajit import nn
+
+
+def make_model():
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def train(model, seed, steps=25):
+    rng = np.random.default_rng(seed)
+    optimizer = jt.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(steps):
+        x = jt.array(rng.standard_normal((8, 2, 6, 6)).astype(np.float32))
+        y = jt.array(rng.integers(0, 3, 8).astype(np.int32))
+        optimizer.step(nn.cross_entropy_loss(model(x), y))
+    jt.sync_all()
+    return {name: value.numpy() for name, value in model.state_dict().items()}
+
+
+def test_two_threads_train_independent_models_like_one_thread_each():
+    for round_ in range(3):
+        models = [make_model() for _ in range(2)]
+        twins = [make_model() for _ in range(2)]
+        for model, twin in zip(models, twins):
+            twin.load_state_dict(model.state_dict())
+        results, errors = {}, []
+
+        def worker(index):
+            try:
+                results[index] = train(models[index], seed=100 * round_ + index)
+            except Exception as error:  # reported below with its thread
+                errors.append((index, error))
+        threads = [threading.Thread(target=worker, args=(index,)) for index in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        for index, twin in enumerate(twins):
+            alone = train(twin, seed=100 * round_ + index)
+            for name, value in alone.items():
+                np.testing.assert_allclose(results[index][name], value, rtol=1e-4, atol=1e-5, err_msg=name)
