@@ -288,25 +288,29 @@ def grad(loss, targets, retain_graph=True):
     for target in target_list:
         if not isinstance(target, Var):
             raise MetajitValueError(f"grad targets must be Vars, got {type(target).__name__}")
+    results = _gradients(_scalar_loss(loss), target_list)
+    return results[0] if single else results
+
+
+def _scalar_loss(loss):
+    """``loss`` checked (a float Var) and summed to a scalar (Jittor's rule)."""
     if not isinstance(loss, Var):
         raise MetajitValueError(f"grad needs a Var loss, got {type(loss).__name__}")
     if not dtypes.is_float(loss.dtype):
         raise MetajitValueError(f"grad needs a float loss, got {loss.dtype}")
     from .reductions import sum as reduce_sum
-    if loss.ndim:
-        loss = reduce_sum(loss)
-    from .creation import ones
-    nodes = autodiff.target_gradients(loss._node, ones((), dtype=loss.dtype)._node, [t._node for t in target_list])
-    results = []
-    for target, node in zip(target_list, nodes):
-        if node is not None:
-            value = wrap(node)
-        else:
-            from .creation import zeros
-            value = zeros(target.shape, dtype=target.dtype if dtypes.is_float(target.dtype)
-                          else dtypes.DEFAULT_FLOAT)
-        results.append(value)
-    return results[0] if single else results
+    return reduce_sum(loss) if loss.ndim else loss
+
+
+def _gradients(loss, targets, order=None):
+    """Gradient Vars of the scalar ``loss`` for each target Var (zeros where it does not
+    depend on one); ``order``: the loss's `autodiff.graph_order`, when the caller has it."""
+    from .creation import ones, zeros
+    nodes = autodiff.target_gradients(loss._node, ones((), dtype=loss.dtype)._node, [t._node for t in targets],
+                                      order)
+    return [wrap(node) if node is not None else
+            zeros(target.shape, dtype=target.dtype if dtypes.is_float(target.dtype) else dtypes.DEFAULT_FLOAT)
+            for target, node in zip(targets, nodes)]
 
 
 _tracked_leaves = weakref.WeakValueDictionary()
@@ -325,23 +329,27 @@ def backward(loss, weight=None, create_graph=False):
     if not loss.requires_grad:
         raise MetajitValueError("backward() on a Var that does not require gradients: it does "
                                 "not depend on any trainable Var (or was computed under no_grad)")
-    in_graph = {id(n) for n in autodiff.graph_order(loss._node)}
+    loss = _scalar_loss(loss)
+    order = autodiff.graph_order(loss._node)
+    in_graph = {id(n) for n in order}
     accumulate_grads(loss, [v for v in list(_tracked_leaves.values())
-                            if v.requires_grad and id(v._node) in in_graph], create_graph, in_graph)
+                            if v.requires_grad and id(v._node) in in_graph], create_graph, order)
 
 
-def accumulate_grads(loss, leaves, create_graph=False, in_graph=None):
+def accumulate_grads(loss, leaves, create_graph=False, order=None):
     """Add d(loss)/d(leaf) to ``leaf.grad`` for every leaf, in one backward pass.
 
     Without ``create_graph`` (PyTorch's default) the new ``.grad`` values are not
     differentiable: once realised they keep no history, so the step's graph (activations,
-    old parameters) is freed instead of staying reachable from ``.grad``. ``in_graph``:
-    ids of the nodes of ``loss``'s graph, when the caller has them."""
+    old parameters) is freed instead of staying reachable from ``.grad``. ``order``: the
+    scalar loss's `autodiff.graph_order`, when the caller has it."""
     if not leaves:
         return
-    if not create_graph and in_graph is None:
-        in_graph = {id(n) for n in autodiff.graph_order(loss._node)}
-    for leaf, value in zip(leaves, grad(loss, leaves)):
+    loss = _scalar_loss(loss)
+    if order is None:
+        order = autodiff.graph_order(loss._node)
+    in_graph = set() if create_graph else {id(n) for n in order}
+    for leaf, value in zip(leaves, _gradients(loss, leaves, order)):
         total = value if leaf.grad is None else binary("add", leaf.grad, value)
         if not create_graph and id(total._node) not in in_graph and not total._node.is_realised:
             total._node.grad_boundary = True  # a node of the backward pass only: no forward node changes

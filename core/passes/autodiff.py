@@ -60,11 +60,12 @@ def backward_pass(loss_node, seed, target_nodes, stop_nodes=(), order=None):
     return grads
 
 
-def target_gradients(loss_node, seed, target_nodes):
+def target_gradients(loss_node, seed, target_nodes, order=None):
     """The gradient node of ``loss_node`` (seeded with node ``seed``) for each target (None
     where it does not depend on it); replays a `backward_cache` template when the graph's
-    structure was seen before."""
-    order = graph_order(loss_node)
+    structure was seen before. ``order``: the loss's `graph_order`, when the caller has it."""
+    if order is None:
+        order = graph_order(loss_node)
     if not flags.lazy_execution:
         grads = backward_pass(loss_node, seed, target_nodes, order=order)
         return [grads.get(id(t)) for t in target_nodes]

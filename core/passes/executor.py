@@ -101,24 +101,44 @@ def compile_kernels(handle, kernels):
 def _prepare(handle, template, order):
     """The steps of ``template`` with their programs on ``handle`` (compiled in one batch),
     output sizes (rounded up to allocator size classes, so buffers are interchangeable
-    within a class) and the intermediates dead after each step:
-    ``(program or None, inputs, outputs, parameters, sizes, dead)``; cached in the template
-    per device."""
+    within a class) and, per output, the position of the dead intermediate whose buffer it
+    takes (None: a new one, see `_buffer_sources`): ``(program or None, inputs, outputs,
+    parameters, sizes, sources)``; cached in the template per device."""
     for outputs in template.outputs:
         _check_dtypes(handle, [dtype for _, dtype in outputs])
     programs = iter(compile_kernels(handle, [s[0] for s in template.steps if s[0] is not None]))
-    dead_after = _dead_after_each_step(template, order)
-    prepared = tuple((None if kernel is None else next(programs), inputs, outputs, parameters,
-                      [size_class(size) for size, _ in sizes], dead)
-                     for (kernel, inputs, outputs, parameters), sizes, dead
-                     in zip(template.steps, template.outputs, dead_after))
+    sizes = [[size_class(size) for size, _ in step_sizes] for step_sizes in template.outputs]
+    prepared = tuple((None if kernel is None else next(programs), inputs, outputs, parameters, step_sizes, sources)
+                     for (kernel, inputs, outputs, parameters), step_sizes, sources
+                     in zip(template.steps, sizes, _buffer_sources(template, order, sizes)))
     template.prepared[handle] = prepared
     return prepared
 
 
+def _buffer_sources(template, order, sizes):
+    """Per step, for each output the position of an intermediate whose buffer it reuses,
+    or None for a new buffer. A buffer is free once the step holding its last reader has
+    been queued (`_dead_after_each_step`): launches run in order, so that reader is done
+    before the next writer starts (stream-ordered reuse). Sizes are size classes, so any
+    free buffer of the output's class fits."""
+    position = graphwalk.positions(order)
+    dead_after = _dead_after_each_step(template, order)
+    free, size_of, result = {}, {}, []
+    for (kernel, _, outputs, _), step_sizes, dead in zip(template.steps, sizes, dead_after):
+        sources = []
+        if kernel is not None:
+            for node, size in zip(outputs(order), step_sizes):
+                pool = free.get(size)
+                sources.append(pool.pop() if pool else None)
+                size_of[position[id(node)]] = size
+        result.append(tuple(sources))
+        for owner in dead:
+            free.setdefault(size_of[owner], []).append(owner)
+    return result
+
+
 def _dead_after_each_step(template, order):
-    """Per step, a picker of the intermediates whose buffers no later step reads (None
-    where there are none). Only buffers this plan allocates can die: an alias step's
+    """Per step, the positions of the intermediates whose buffers no later step reads. Only buffers this plan allocates can die: an alias step's
     output shares its input's buffer (possibly a realised leaf's), so a buffer dies with
     the last reader of any node sharing it, and only when the node that allocated it and
     every sharer are intermediates (never a target or a realised leaf)."""
@@ -142,7 +162,7 @@ def _dead_after_each_step(template, order):
     for buffer_owner, step in last_use.items():
         if buffer_owner in sharers and all(p in intermediates for p in sharers[buffer_owner]):
             dead[step].append(buffer_owner)
-    return [fusion.picker(positions) if positions else None for positions in dead]
+    return dead
 
 
 def realise(nodes):
@@ -164,27 +184,22 @@ def realise(nodes):
         if node.buffer.handle is not handle:
             _migrate(handle, node)
     # every buffer and argument list first, then the launches back to back: the Python
-    # between two kernels is then only the call itself. An intermediate's buffer is
-    # handed to a later step's output once its last reader is queued: launches run in
-    # order, so the reader is done before the writer starts (stream-ordered reuse).
-    sequence, produced, reusable = [], [], {}
+    # between two kernels is then only the call itself (outputs take dead intermediates'
+    # buffers as planned by `_buffer_sources`)
+    sequence, produced = [], []
     try:
-        for program, inputs, outputs, parameters, sizes, dead in steps:
+        for program, inputs, outputs, parameters, sizes, sources in steps:
             inputs, outputs = inputs(order), outputs(order)
             produced.append(outputs)
             if program is None:
                 outputs[0].buffer = inputs[0].buffer
-            else:
-                output_buffers = []
-                for node, size in zip(outputs, sizes):
-                    free = reusable.get(size)
-                    buffer = node.buffer = free.pop() if free else DeviceBuffer(handle, size)
-                    output_buffers.append(buffer.raw)
-                sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
-                                 tuple([n.attrs[0] for n in parameters(order)])))
-            if dead is not None:
-                for node in dead(order):
-                    reusable.setdefault(node.buffer.nbytes, []).append(node.buffer)
+                continue
+            output_buffers = []
+            for node, size, source in zip(outputs, sizes, sources):
+                buffer = node.buffer = DeviceBuffer(handle, size) if source is None else order[source].buffer
+                output_buffers.append(buffer.raw)
+            sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
+                             tuple([n.attrs[0] for n in parameters(order)])))
         if handle.launch_sequence is not None:
             handle.launch_sequence(sequence, template.key)
         else:

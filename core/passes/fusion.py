@@ -121,7 +121,7 @@ def _interned(kernel):
     return _interned_kernels.setdefault(kernel, kernel)
 
 
-def picker(positions):
+def _picker(positions):
     """A function taking the graph order to the nodes at ``positions``, as a tuple."""
     if not positions:
         return lambda order: ()
@@ -149,7 +149,7 @@ class PlanTemplate:
         position = graphwalk.positions(order)
 
         def where(nodes):
-            return picker([position[id(n)] for n in nodes])
+            return _picker([position[id(n)] for n in nodes])
         self.uploads = where(fresh.uploads)
         self.steps = tuple((_interned(s.kernel), where(s.input_nodes), where(s.output_nodes),
                             where(s.parameter_nodes)) for s in fresh.steps)

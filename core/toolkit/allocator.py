@@ -55,20 +55,23 @@ class CachingAllocator:
             capacity = self.capacities[nbytes] = size_class(nbytes)
         with self.lock:
             free = self.free_lists.get(capacity)
-            buffer = free.pop() if free else None
-            if buffer is not None:
+            if free:
                 self.cached_bytes -= capacity
-        if buffer is None:
-            try:
-                buffer = self.raw_allocate(capacity)
-            except MemoryError:
-                self.empty_cache()  # cached buffers of other classes may make room
-                buffer = self.raw_allocate(capacity)
+                return self._count(free.pop(), capacity)
+        try:
+            buffer = self.raw_allocate(capacity)
+        except MemoryError:
+            self.empty_cache()  # cached buffers of other classes may make room
+            buffer = self.raw_allocate(capacity)
         with self.lock:
-            self.live[buffer] = capacity
-            self.allocated_bytes += capacity
-            if self.allocated_bytes > self.peak_bytes:
-                self.peak_bytes = self.allocated_bytes
+            return self._count(buffer, capacity)
+
+    def _count(self, buffer, capacity):
+        """Record ``buffer`` as live (the caller holds the lock); returns it."""
+        self.live[buffer] = capacity
+        self.allocated_bytes += capacity
+        if self.allocated_bytes > self.peak_bytes:
+            self.peak_bytes = self.allocated_bytes
         return buffer
 
     def release(self, buffer):
