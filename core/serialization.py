@@ -1,9 +1,10 @@
 """``jt.save`` / ``jt.load``: pickle with numpy payloads, a weights-only loader, and a reader
 for PyTorch ``.pth`` files (zip archives written by ``torch.save``) that needs no torch.
 
-Full pickle loading can run arbitrary code: use it only on files you trust. With
-``weights_only=True`` (the default for ``.pth`` files) only containers, numbers,
-strings and arrays are accepted.
+Loading is weights-only by default for every format (as PyTorch since 2.6): containers,
+numbers, strings, arrays and tensors, nothing that runs code. ``weights_only=False``
+unpickles anything, which can run arbitrary code from the file: use it only on files you
+trust.
 """
 import collections
 import io
@@ -108,16 +109,24 @@ def _load_torch_zip(path, weights_only):
             return _TorchUnpickler(io.BytesIO(handle.read()), archive, prefix, weights_only).load()
 
 
-def load(path, weights_only=False):
+def load(path, weights_only=True):
     """Load what `save` wrote, or a PyTorch ``.pth``/``.pt`` file (tensors become numpy arrays).
 
-    ``weights_only=True`` refuses anything but containers, numbers, strings, arrays and
-    tensors; full loading (the default, as ``pickle``) runs code from the file, so use it
-    only for files you trust.
+    By default only containers, numbers, strings, arrays and tensors are accepted, and
+    anything else raises `MetajitValueError` naming it. ``weights_only=False`` runs code
+    from the file (plain ``pickle``): use it only for files you trust. A file that is
+    empty, truncated or not a checkpoint raises `MetajitValueError` naming it.
+
+    Example: ``model.load_state_dict(jt.load("model.pkl"))``.
     """
-    if zipfile.is_zipfile(path):
-        return _load_torch_zip(path, weights_only)
-    with open(path, "rb") as handle:
-        if weights_only:
-            return _RestrictedUnpickler(handle).load()
-        return pickle.load(handle)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_torch_zip(path, weights_only)
+        with open(path, "rb") as handle:
+            if weights_only:
+                return _RestrictedUnpickler(handle).load()
+            return pickle.load(handle)
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
+            AttributeError, ImportError, UnicodeDecodeError) as error:
+        raise MetajitValueError(f"{path} is not a complete metajit (jt.save) or PyTorch (torch.save) "
+                                f"checkpoint: {type(error).__name__}: {error}") from None

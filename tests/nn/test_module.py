@@ -77,13 +77,52 @@ def test_save_and_load_roundtrip(tmp_path):
     assert isinstance(jt.load(path, weights_only=True)["scale"], np.ndarray)
 
 
-def test_weights_only_load_refuses_code(tmp_path):
+class RunsCode:
+    """Unpickling this calls ``operator.add``: the shape of a code-running pickle."""
+
+    def __reduce__(self):
+        import operator
+        return operator.add, (1, 2)
+
+
+def test_load_is_weights_only_by_default_for_every_format(tmp_path):
     import pickle
+    import torch
     path = tmp_path / "evil.pkl"
     with open(path, "wb") as handle:
         pickle.dump({"x": np.ones(2), "f": print}, handle)
     with pytest.raises(jt.MetajitValueError, match="refuses builtins.print"):
-        jt.load(str(path), weights_only=True)
+        jt.load(str(path))
+    with open(path, "wb") as handle:
+        pickle.dump({"x": np.ones(2), "run": RunsCode()}, handle)
+    with pytest.raises(jt.MetajitValueError, match="refuses _operator.add|refuses operator.add"):
+        jt.load(str(path))
+    assert jt.load(str(path), weights_only=False)["run"] == 3  # opted in: the file's code ran
+    torch_path = tmp_path / "evil.pth"
+    torch.save({"w": torch.ones(2), "run": RunsCode()}, torch_path)
+    with pytest.raises(jt.MetajitValueError, match="refuses"):
+        jt.load(str(torch_path))
+    assert jt.load(str(torch_path), weights_only=False)["run"] == 3
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "truncated_zip"])
+def test_broken_checkpoint_files_name_the_file(tmp_path, damage):
+    import torch
+    path = tmp_path / "broken.pth"
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "text":
+        path.write_text("this is not a checkpoint\n")
+    else:
+        good = tmp_path / "good.pth"
+        if damage == "truncated":
+            jt.save({"w": np.ones((64, 64), np.float32)}, str(good))
+        else:
+            torch.save({"w": torch.ones(64, 64)}, good)
+        data = good.read_bytes()
+        path.write_bytes(data[:len(data) // 2] if damage == "truncated" else data[:-200])
+    with pytest.raises(jt.MetajitValueError, match="broken.pth is not a complete.*checkpoint"):
+        jt.load(str(path))
 
 
 def test_optimizer_state_dict_roundtrip():
