@@ -47,10 +47,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     output_shape = (batch, out_channels, out_h, out_w)
     if bias is not None and bias.shape != (out_channels,):
         raise MetajitShapeError(f"conv2d: bias of shape {bias.shape} given for {out_channels} output channels")
-    same_dtype = x.dtype == weight.dtype
-    if bias is not None and same_dtype and bias.dtype == x.dtype and library.claimed("conv2d_bias", x.dtype):
+    # a convolution over zero channels or of an empty batch is its composition (zeros plus
+    # the bias) on every device: libraries reject empty operands
+    library_ok = x.dtype == weight.dtype and 0 not in x.shape and 0 not in weight.shape
+    if bias is not None and library_ok and bias.dtype == x.dtype and library.claimed("conv2d_bias", x.dtype):
         return library.apply("conv2d_bias", [x, weight, bias], geometry, output_shape)
-    if same_dtype and library.claimed("conv2d", x.dtype):
+    if library_ok and library.claimed("conv2d", x.dtype):
         result = library.apply("conv2d", [x, weight], geometry, output_shape)
     else:
         result = _conv2d_composed([x, weight], geometry)

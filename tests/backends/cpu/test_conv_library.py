@@ -136,3 +136,17 @@ def test_convolutions_share_one_scratch_workspace_per_thread(rng):
     assert not errors
     for index, value in results.items():
         np.testing.assert_allclose(value, expected[index], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((2, 0, 5, 5), (3, 0, 3, 3)), ((0, 2, 5, 5), (3, 2, 3, 3))])
+def test_empty_convolutions_agree_with_the_composition(x_shape, w_shape):
+    """Zero input channels or an empty batch: the cpu backend gives what the composition
+    gives on the reference (the bias over zeros; numpy's einsum as the oracle)."""
+    bias = np.arange(3, dtype=np.float32)
+    expected = np.einsum("nchw,oc->nohw", np.zeros((x_shape[0], x_shape[1], 3, 3), np.float32),
+                         np.zeros((3, x_shape[1]), np.float32)) + bias.reshape(1, 3, 1, 1)
+    for device in ("cpu", "reference"):
+        jt.set_device(device)
+        out = nn.conv2d(jt.zeros(x_shape), jt.zeros(w_shape), jt.array(bias))
+        np.testing.assert_array_equal(out.numpy(), expected)
+    jt.set_device("cpu")
