@@ -47,7 +47,7 @@ def _binary(draw, op, dtype, source, second=None):
     return Program(source, [a, b], "exact" if dtype not in FLOATS else "elementwise")
 
 
-UNARY_FLOAT_OPS = ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+UNARY_FLOAT_OPS = ("exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
                    "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round")
 BINARY_SOURCES = {
     "add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b", "floor_div": "a // b",

@@ -224,6 +224,8 @@ _RULES = {  # Var-level rules: (node, grad, inputs, out) -> [Var or None per inp
                                            cast(binary("lt", x, 0), x.dtype)), x.dtype)),
     "exp": _unary(lambda x, o: o),
     "log": lambda n, g, i, o: [binary("div", g, i[0])],
+    "log1p": lambda n, g, i, o: [binary("div", g, binary("add", i[0], 1.0))],
+    "expm1": _unary(lambda x, o: binary("add", o, 1.0)),
     "sqrt": lambda n, g, i, o: [binary("div", binary("mul", g, 0.5), o)],
     "sin": _unary(lambda x, o: unary("cos", x)),
     "cos": _unary(lambda x, o: unary("neg", unary("sin", x))),

@@ -8,7 +8,7 @@ docs/architecture.md. Inputs of an element-wise op share one shape and (except
 from . import dtypes
 from ..errors import MetajitDtypeError
 
-FLOAT_UNARY = ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
+FLOAT_UNARY = ("exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
                "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf",
                "floor", "ceil", "round")
 NUMERIC_UNARY = ("neg", "abs")

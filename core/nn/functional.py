@@ -56,8 +56,9 @@ def softplus(x, beta=1.0, threshold=20.0):
 
 
 def _log1p_exp(x):
-    """Stable ``log(1 + exp(x))``."""
-    return binary("add", relu(x), unary("log", binary("add", unary("exp", unary("neg", unary("abs", x))), 1.0)))
+    """Stable ``log(1 + exp(x))``: ``relu(x) + log1p(exp(-|x|))`` (softplus(-20) is 2.06e-9,
+    not 0)."""
+    return binary("add", relu(x), unary("log1p", unary("exp", unary("neg", unary("abs", x)))))
 
 
 def mish(x):

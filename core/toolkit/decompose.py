@@ -3,8 +3,9 @@ does, so a backend declaring ``native_ops`` (an accelerator without a comparison
 a dialect without ``tan``) still runs every kernel.
 
 Each rule is exact under `metajit.opset.SEMANTICS` (the same values, nan propagation and
-integer wrap-around as the op itself) or, for ``tan``, within the rounding of the ops it
-uses. A rule's result is decomposed again where it uses ops the backend lacks. Example::
+integer wrap-around as the op itself) or, for ``tan``, ``log1p`` and ``expm1``, within the
+rounding of the ops it uses (Goldberg's and Kahan's corrections keep ``log1p(1e-10)`` and
+``expm1(1e-10)`` accurate). A rule's result is decomposed again where it uses ops the backend lacks. Example::
 
     decompose(kernel, native_ops=("add", "mul", "lt", "eq", "select", ...))
 
@@ -38,6 +39,28 @@ def _swapped(op):
     return lambda a, b, dtype: _bool(op, b, a)
 
 
+def _apply(op, *operands):
+    return K.apply(op, operands, operands[-1].dtype)
+
+
+def _log1p(x, dtype):
+    """Goldberg: with ``u = 1 + x``, ``log(u) * x / (u - 1)`` cancels the rounding of ``u``."""
+    u = _apply("add", _const(1, dtype), x)
+    corrected = _apply("mul", _apply("log", u), _apply("div", x, _apply("sub", u, _const(1, dtype))))
+    exact_at_infinity = _apply("select", _bool("eq", u, _const(float("inf"), dtype)), u, corrected)
+    return _apply("select", _bool("eq", u, _const(1, dtype)), x, exact_at_infinity)
+
+
+def _expm1(x, dtype):
+    """Kahan: with ``u = exp(x)``, ``(u - 1) * x / log(u)`` cancels the rounding of ``u``."""
+    u = _apply("exp", x)
+    u_minus_one = _apply("sub", u, _const(1, dtype))
+    corrected = _apply("mul", u_minus_one, _apply("div", x, _apply("log", u)))
+    at_infinity = _apply("select", _bool("eq", u, _const(float("inf"), dtype)), u, corrected)
+    saturated = _apply("select", _bool("eq", u_minus_one, _const(-1, dtype)), _const(-1, dtype), at_infinity)
+    return _apply("select", _bool("eq", u, _const(1, dtype)), x, saturated)
+
+
 RULES = {
     "sub": lambda a, b, dtype: K.apply("add", (a, K.apply("neg", (b,), dtype)), dtype),
     "neg": lambda x, dtype: K.apply("mul", (x, _const(-1, dtype)), dtype),
@@ -50,6 +73,8 @@ RULES = {
     "ceil": lambda x, dtype: K.apply("neg", (K.apply("floor", (K.apply("neg", (x,), dtype),), dtype),), dtype),
     "sigmoid": lambda x, dtype: K.apply("div", (_const(1, dtype), K.apply(
         "add", (_const(1, dtype), K.apply("exp", (K.apply("neg", (x,), dtype),), dtype)), dtype)), dtype),
+    "log1p": _log1p,
+    "expm1": _expm1,
     "tan": lambda x, dtype: K.apply("div", (K.apply("sin", (x,), dtype), K.apply("cos", (x,), dtype)), dtype),
     "abs": lambda x, dtype: K.apply("select", (_bool("lt", x, _const(0, dtype)), K.apply("neg", (x,), dtype), x),
                                     dtype),

@@ -66,6 +66,8 @@ template <class T> MJ_INLINE T mj_minimum(T a, T b) { return (a < b || a != a) ?
   MJ_INLINE mj_f16 mj_##name(mj_f16 x) { return (mj_f16)mj_##name((float)x); }
 MJ_FLOAT_UNARY(exp, MJ_MATH(expf)(x), MJ_MATH(exp)(x))
 MJ_FLOAT_UNARY(log, MJ_MATH(logf)(x), MJ_MATH(log)(x))
+MJ_FLOAT_UNARY(log1p, MJ_MATH(log1pf)(x), MJ_MATH(log1p)(x))
+MJ_FLOAT_UNARY(expm1, MJ_MATH(expm1f)(x), MJ_MATH(expm1)(x))
 MJ_FLOAT_UNARY(sqrt, MJ_MATH(sqrtf)(x), MJ_MATH(sqrt)(x))
 MJ_FLOAT_UNARY(sin, MJ_MATH(sinf)(x), MJ_MATH(sin)(x))
 MJ_FLOAT_UNARY(cos, MJ_MATH(cosf)(x), MJ_MATH(cos)(x))

@@ -204,3 +204,25 @@ def test_float_operands_keep_dtype_and_gradient_flags(dtype, other):
                                    rtol=1e-3)
     with jt.no_grad():
         assert not (x * y).requires_grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log1p_and_expm1_are_accurate_at_extreme_inputs(dtype):
+    """Their own element-wise ops, so tiny arguments keep full precision (log(1 + 1e-10)
+    is 0 in float32); oracle numpy, gradients torch."""
+    import torch
+    values = np.array([1e-10, -1e-10, 1e-30, 0.0, -0.0, 0.5, -0.999999, 88.0, -88.0, 700.0, -1.0, -2.0,
+                       np.inf, -np.inf, np.nan], dtype)
+    x = jt.array(values)
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(x.log1p().numpy(), np.log1p(values), rtol=2e-7 if dtype == np.float32 else 1e-15)
+        np.testing.assert_allclose(x.expm1().numpy(), np.expm1(values), rtol=2e-7 if dtype == np.float32 else 1e-15)
+    assert jt.log1p(jt.array([1e-10], dtype)).item() == pytest.approx(1e-10, rel=1e-6)
+    finite = values[np.isfinite(values) & (values > -0.9) & (values < 50)]
+    v = jt.array(finite)
+    gl, ge = jt.grad(v.log1p().sum(), v), jt.grad(v.expm1().sum(), v)
+    t = torch.tensor(finite, requires_grad=True)
+    tl, = torch.autograd.grad(torch.log1p(t).sum(), t)
+    te, = torch.autograd.grad(torch.expm1(t).sum(), t)
+    np.testing.assert_allclose(gl.numpy(), tl.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ge.numpy(), te.numpy(), rtol=1e-6)
