@@ -3,8 +3,10 @@
 Supported: ints, slices (any step, negative too), ``None``, ``...``, boolean masks
 and integer arrays (lists, numpy arrays, int Vars; broadcast together, placed as numpy
 places them). A boolean mask's true count decides the result shape, so it is
-realised first. Out-of-range integers raise `MetajitIndexError` when the index is
-known on the host; an out-of-range value inside a lazy index Var reads 0.
+realised first. Out-of-range integers raise `MetajitIndexError` naming the value and the
+dimension whenever the index values are on the host: Python ints and lists, numpy arrays,
+and index Vars not yet computed on a device (``jt.array([20])``). An out-of-range value
+inside an index Var computed on the device still reads 0.
 """
 import numbers
 
@@ -75,7 +77,7 @@ def _index_mapping(node, index):
                                         f"the indexed dims of shape {shape}")
             arrays[position] = graph.array_leaf(np.ascontiguousarray(column, dtype=np.int32))
         elif _is_int_array(item):
-            arrays[position] = _int_array_node(item, shape[dims])
+            arrays[position] = _int_array_node(item, shape[dims], dims)
         elif isinstance(item, (Var, np.ndarray, list)):
             raise MetajitValueError(f"index arrays must be integers or booleans, got "
                                     f"{getattr(item, 'dtype', type(item).__name__)}")
@@ -126,13 +128,28 @@ def _renumber(exprs, out_shape):
     return [I.simplify(e, out_shape) for e in exprs]
 
 
-def _int_array_node(item, size):
+def first_out_of_range(host, low, high):
+    """The first value of the host array ``host`` outside ``[low, high)``, or None."""
+    if host.size and (host.min() < low or host.max() >= high):
+        return host[(host < low) | (host >= high)].flat[0]
+    return None
+
+
+def check_index_values(host, size, dim):
+    """Raise `MetajitIndexError` naming the first value of ``host`` outside ``[-size, size)``
+    and the dimension ``dim`` it indexes."""
+    bad = first_out_of_range(host, -size, size)
+    if bad is not None:
+        raise MetajitIndexError(f"index {bad} is out of range for dimension {dim} of size {size}")
+
+
+def _int_array_node(item, size, dim):
     if isinstance(item, Var):
+        if item._node.host_data is not None:  # values still on the host: checking is free
+            check_index_values(item._node.host_data, size, dim)
         return cast_node(item._node, dtypes.int32) if item.dtype == dtypes.uint8 else item._node
     host = np.asarray(item)
-    if host.size and (host.min() < -size or host.max() >= size):
-        bad = host[(host < -size) | (host >= size)][0]
-        raise MetajitIndexError(f"index {bad} is out of range for a dimension of size {size}")
+    check_index_values(host, size, dim)
     return graph.array_leaf(np.ascontiguousarray(host, dtype=np.int32 if host.dtype.itemsize <= 4 else np.int64))
 
 

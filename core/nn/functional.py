@@ -3,7 +3,8 @@ compositions, so they fuse and differentiate like everything else."""
 import math
 
 from ..ir import dtypes
-from ..errors import MetajitShapeError, MetajitValueError
+from ..errors import MetajitIndexError, MetajitShapeError, MetajitValueError
+from ..indexing import first_out_of_range
 from ..ir.graph import index_leaf
 from ..math_ops import as_node, binary, cast, unary, where, wrap
 from ..var import Var
@@ -157,6 +158,13 @@ def _pick(log_probabilities, target, ignore_index):
     if target.shape != expected:
         raise MetajitShapeError(f"target shape {target.shape} does not match output shape "
                                 f"{log_probabilities.shape} (expected {expected})")
+    host = target._node.host_data
+    if host is not None:  # labels still on the host: a wrong class is an error, not a finite loss
+        classes = log_probabilities.shape[1]
+        bad = first_out_of_range(host[host != ignore_index], 0, classes)
+        if bad is not None:
+            raise MetajitIndexError(f"class index {bad} is out of range for {classes} classes "
+                                    f"(ignore_index is {ignore_index})")
     positions = wrap(index_leaf(log_probabilities.shape, 1))
     one_hot = binary("eq", positions, target.unsqueeze(1))
     picked = unary("neg", where(one_hot, log_probabilities, 0.0).sum(1))

@@ -87,3 +87,29 @@ def test_iteration_and_len():
     x = jt.array([[1, 2], [3, 4]])
     assert len(x) == 2
     assert [row.numpy().tolist() for row in x] == [[1, 2], [3, 4]]
+
+
+def test_out_of_range_values_in_index_vars_raise_like_numpy_and_torch():
+    """Index and label Vars whose values are still on the host are checked (they read 0 or
+    gave a finite loss before); the oracles raise too."""
+    import torch
+    from metajit import nn
+    with pytest.raises(IndexError):
+        np.arange(10)[np.array([20])]
+    with pytest.raises(jt.MetajitIndexError, match="index 20 is out of range for dimension 0 of size 10"):
+        jt.arange(10)[jt.array([20])]
+    with pytest.raises(IndexError):
+        torch.nn.Embedding(5, 2)(torch.tensor([7]))
+    with pytest.raises(jt.MetajitIndexError, match="index 7 is out of range.*size 5"):
+        nn.Embedding(5, 2)(jt.array([7]))
+    for label in (3, -1):
+        with pytest.raises(IndexError):
+            torch.nn.CrossEntropyLoss()(torch.zeros(2, 3), torch.tensor([1, label]))
+        with pytest.raises(jt.MetajitIndexError, match=f"class index {label} is out of range for 3 classes"):
+            nn.CrossEntropyLoss()(jt.zeros((2, 3)), jt.array([1, label]))
+    x = jt.zeros(3)
+    with pytest.raises(jt.MetajitIndexError, match="index 9 is out of range.*size 3"):
+        x[jt.array([9])] = 1.0
+    np.testing.assert_array_equal(jt.arange(10)[jt.array([-1, 3])].numpy(), [9, 3])  # negatives are valid
+    expected = torch.nn.CrossEntropyLoss(ignore_index=-1)(torch.zeros(2, 3), torch.tensor([-1, 0])).item()
+    assert nn.CrossEntropyLoss(ignore_index=-1)(jt.zeros((2, 3)), jt.array([-1, 0])).item() == pytest.approx(expected)
