@@ -328,6 +328,9 @@ ERROR_PROGRAMS = {
     "index_out_of_range": "a[10]",
     "float_bitwise": "jt.bitwise_and(a, a)",
     "empty_max": "a[:0].max(0)",
+    # an index computed by a kernel: the realisation raises (a device-side check), not reads 0
+    "index_out_of_range_on_device": "jt.arange(6)[(a[0, :2] * 0 + 9).int32()]",
+    "class_out_of_range_on_device": "jt.nn.cross_entropy(a, (a[:, 0] * 0 + 3).int32())",
 }
 
 

@@ -11,13 +11,16 @@ from .errors import MetajitValueError
 
 class Flags:
     """``jt.flags``: ``lazy_execution`` (1: realise on demand, 0: run every op at once
-    for debugging), ``no_grad`` (True inside `no_grad`) and ``num_threads`` (threads a
-    CPU kernel may use; ``METAJIT_NUM_THREADS``, default all cores)."""
+    for debugging), ``no_grad`` (True inside `no_grad`), ``num_threads`` (threads a
+    CPU kernel may use; ``METAJIT_NUM_THREADS``, default all cores) and ``check_indices``
+    (1: index Vars computed on the device are checked at the next realisation; 0: not, for
+    speed)."""
 
-    __slots__ = ("lazy_execution", "no_grad", "num_threads")
+    __slots__ = ("lazy_execution", "no_grad", "num_threads", "check_indices")
 
     def __init__(self):
         object.__setattr__(self, "lazy_execution", 1)
+        object.__setattr__(self, "check_indices", 1)
         object.__setattr__(self, "no_grad", False)
         threads = os.environ.get("METAJIT_NUM_THREADS")
         object.__setattr__(self, "num_threads", int(threads) if threads else (os.cpu_count() or 1))

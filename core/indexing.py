@@ -4,9 +4,10 @@ Supported: ints, slices (any step, negative too), ``None``, ``...``, boolean mas
 and integer arrays (lists, numpy arrays, int Vars; broadcast together, placed as numpy
 places them). A boolean mask's true count decides the result shape, so it is
 realised first. Out-of-range integers raise `MetajitIndexError` naming the value and the
-dimension whenever the index values are on the host: Python ints and lists, numpy arrays,
-and index Vars not yet computed on a device (``jt.array([20])``). An out-of-range value
-inside an index Var computed on the device still reads 0.
+dimension: at once when the index values are on the host (Python ints and lists, numpy
+arrays, index Vars not yet computed on a device such as ``jt.array([20])``), and at the
+realisation that computes the result when the index Var is computed on the device
+(`metajit.passes.checks`; ``jt.flags.check_indices = 0`` turns that off).
 """
 import numbers
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from .ir import dtypes, graph, indexexpr as I
 from .errors import MetajitIndexError, MetajitShapeError, MetajitValueError
+from .flags import flags
+from .passes import checks
 from .math_ops import as_node, broadcast_shapes, cast_node, wrap
 from .var import Var
 
@@ -63,10 +66,11 @@ def _expand(shape, index):
 
 
 def _index_mapping(node, index):
-    """Output shape, one IndexExpr per input dim (over output loops), and extra nodes."""
+    """Output shape, one IndexExpr per input dim (over output loops), extra nodes, and the
+    ``(index node, size, dim)`` of index Vars computed on the device (checked later)."""
     shape = node.shape
     items = _expand(shape, index)
-    arrays, extras, dims = {}, [], 0
+    arrays, extras, dims, device_indices = {}, [], 0, []
     for position, item in enumerate(items):
         if item is None:
             continue
@@ -78,6 +82,8 @@ def _index_mapping(node, index):
             arrays[position] = graph.array_leaf(np.ascontiguousarray(column, dtype=np.int32))
         elif _is_int_array(item):
             arrays[position] = _int_array_node(item, shape[dims], dims)
+            if isinstance(item, Var) and item._node.host_data is None:
+                device_indices.append((arrays[position], shape[dims], dims))
         elif isinstance(item, (Var, np.ndarray, list)):
             raise MetajitValueError(f"index arrays must be integers or booleans, got "
                                     f"{getattr(item, 'dtype', type(item).__name__)}")
@@ -121,7 +127,28 @@ def _index_mapping(node, index):
         else:
             raise MetajitValueError(f"unsupported index {item!r}")
         dims += 1
-    return tuple(out_shape), _renumber(exprs, out_shape), extras
+    return tuple(out_shape), _renumber(exprs, out_shape), extras, device_indices
+
+
+def register_range_check(guarded, values, low, high, message):
+    """Check at the realisation computing ``guarded`` that the integer node ``values`` lies
+    in ``[low, high)`` (where ``values`` is not ``skip``); ``message(value)`` names the
+    offending value in the `MetajitIndexError`. Does nothing under
+    ``jt.flags.check_indices = 0``."""
+    if not flags.check_indices:
+        return
+    from .reductions import any as reduce_any, max as reduce_max, min as reduce_min
+    from .math_ops import binary, where
+    values = wrap(values)
+    outside = binary("logical_or", binary("lt", values, low), binary("ge", values, high))
+    offenders = where(outside, values, low)
+    nodes = [reduce_any(outside)._node, reduce_max(offenders)._node, reduce_min(offenders)._node]
+
+    def describe(flag, highest, lowest):
+        if not flag.item():
+            return None
+        return message(int(highest) if highest >= high else int(lowest))
+    checks.register(guarded, nodes, describe)
 
 
 def _renumber(exprs, out_shape):
@@ -156,8 +183,17 @@ def _int_array_node(item, size, dim):
 def getitem(x, index):
     """``x[index]`` with numpy semantics (see the module docstring)."""
     node = x._node
-    shape, exprs, extras = _index_mapping(node, index)
-    return wrap(graph.reindex(node, shape, exprs, 0, (), extras))
+    shape, exprs, extras, device_indices = _index_mapping(node, index)
+    result = graph.reindex(node, shape, exprs, 0, (), extras)
+    _check_device_indices(result, device_indices)
+    return wrap(result)
+
+
+def _check_device_indices(guarded, device_indices):
+    for values, size, dim in device_indices:
+        register_range_check(guarded, values, -size, size,
+                             lambda value, dim=dim, size=size:
+                             f"index {value} is out of range for dimension {dim} of size {size}")
 
 
 def setitem(x, index, value):
@@ -167,7 +203,7 @@ def setitem(x, index, value):
     largest), as numpy and PyTorch leave the order unspecified too.
     """
     node = x._node
-    shape, exprs, extras = _index_mapping(node, index)
+    shape, exprs, extras, device_indices = _index_mapping(node, index)
     from .math_ops import cast_node as cast
     source = cast(as_node(value, node.dtype), node.dtype)
     try:
@@ -180,4 +216,6 @@ def setitem(x, index, value):
     hits = graph.reindex_reduce("sum", ones, node.shape, exprs, (), extras)
     written = graph.elementwise("gt", [hits, graph.broadcast_to(
         graph.constant_leaf(0, dtypes.int32), node.shape)])
-    return x._replace(graph.elementwise("select", [written, scattered, node]))
+    result = graph.elementwise("select", [written, scattered, node])
+    _check_device_indices(result, device_indices)
+    return x._replace(result)

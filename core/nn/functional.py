@@ -4,7 +4,7 @@ import math
 
 from ..ir import dtypes
 from ..errors import MetajitIndexError, MetajitShapeError, MetajitValueError
-from ..indexing import first_out_of_range
+from ..indexing import first_out_of_range, register_range_check
 from ..ir.graph import index_leaf
 from ..math_ops import as_node, binary, cast, unary, where, wrap
 from ..var import Var
@@ -158,18 +158,23 @@ def _pick(log_probabilities, target, ignore_index):
     if target.shape != expected:
         raise MetajitShapeError(f"target shape {target.shape} does not match output shape "
                                 f"{log_probabilities.shape} (expected {expected})")
+    classes = log_probabilities.shape[1]
+
+    def message(bad):  # a wrong class is an error, not a finite loss
+        return f"class index {bad} is out of range for {classes} classes (ignore_index is {ignore_index})"
     host = target._node.host_data
-    if host is not None:  # labels still on the host: a wrong class is an error, not a finite loss
-        classes = log_probabilities.shape[1]
+    if host is not None:  # labels still on the host: checked now
         bad = first_out_of_range(host[host != ignore_index], 0, classes)
         if bad is not None:
-            raise MetajitIndexError(f"class index {bad} is out of range for {classes} classes "
-                                    f"(ignore_index is {ignore_index})")
+            raise MetajitIndexError(message(bad))
     positions = wrap(index_leaf(log_probabilities.shape, 1))
     one_hot = binary("eq", positions, target.unsqueeze(1))
     picked = unary("neg", where(one_hot, log_probabilities, 0.0).sum(1))
     valid = binary("ne", target, ignore_index)
-    return where(valid, picked, 0.0), valid
+    result = where(valid, picked, 0.0)
+    if host is None:  # labels computed on the device: checked when the loss is computed
+        register_range_check(result._node, where(valid, target, 0)._node, 0, classes, message)
+    return result, valid
 
 
 def _class_weighted(loss, valid, target, weight, dtype):

@@ -8,7 +8,7 @@ import atexit
 import numpy as np
 
 from .. import debug, plugins
-from . import fusion, graphwalk
+from . import checks, fusion, graphwalk
 from ..errors import MetajitDeviceError, MetajitDtypeError
 from ..ir.kernel import LibraryCall
 from ..toolkit.allocator import size_class
@@ -33,8 +33,9 @@ class DeviceBuffer:
 
     def __del__(self):
         if self.raw is not None:
-            DeviceBuffer.live_count -= 1
-            if not DeviceBuffer.exiting:
+            counted = type(self)  # not the module global: it may be gone at interpreter exit
+            counted.live_count -= 1
+            if not counted.exiting:
                 self.handle.free(self.raw)
 
 
@@ -171,6 +172,9 @@ def realise(nodes):
     if not pending:
         return
     handle = plugins.current()
+    found = checks.due(pending)  # deferred checks this realisation decides (device-side indices)
+    for _, check_nodes, _ in found:
+        pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
     description = handle.description
     template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs)
@@ -206,9 +210,11 @@ def realise(nodes):
             launch = handle.launch
             for program, input_buffers, output_buffers, parameters in sequence:
                 launch(program, input_buffers, output_buffers, parameters)
+        if found:
+            checks.verify(found, to_host)
     except BaseException:
-        # a failed allocation or launch: nothing of this plan counts as computed (what did
-        # run is recomputed next time; the nodes keep their inputs until the end)
+        # a failed allocation, launch or check: nothing of this plan counts as computed (what
+        # did run is recomputed next time; the nodes keep their inputs until the end)
         for outputs in produced:
             for node in outputs:
                 node.buffer = None

@@ -113,3 +113,43 @@ def test_out_of_range_values_in_index_vars_raise_like_numpy_and_torch():
     np.testing.assert_array_equal(jt.arange(10)[jt.array([-1, 3])].numpy(), [9, 3])  # negatives are valid
     expected = torch.nn.CrossEntropyLoss(ignore_index=-1)(torch.zeros(2, 3), torch.tensor([-1, 0])).item()
     assert nn.CrossEntropyLoss(ignore_index=-1)(jt.zeros((2, 3)), jt.array([-1, 0])).item() == pytest.approx(expected)
+
+
+def test_out_of_range_values_in_index_vars_computed_on_the_device_raise_at_realisation():
+    """Device-side checks (PyTorch's device asserts): the realisation computing the result
+    reads an out-of-range flag and raises, every time, before the result can be used."""
+    from metajit import nn
+    indices = jt.array([1, 2]) * 10                      # computed by a kernel
+    gathered = jt.arange(10)[indices]
+    for _ in range(2):                                    # a retry raises again
+        with pytest.raises(jt.MetajitIndexError, match="index 20 is out of range for dimension 0 of size 10"):
+            gathered.numpy()
+    with pytest.raises(jt.MetajitIndexError, match="index -12 is out of range"):
+        jt.arange(10)[jt.array([1, 2]) * -6].numpy()
+    with pytest.raises(jt.MetajitIndexError, match="index 6 is out of range.*size 5"):
+        nn.Embedding(5, 2)(jt.array([1, 2]) * 3).numpy()
+    with pytest.raises(jt.MetajitIndexError, match="class index 3 is out of range for 3 classes"):
+        nn.CrossEntropyLoss()(jt.zeros((2, 3)), jt.array([1, 0]) + 2).item()
+    x = jt.zeros(3)
+    x[jt.array([1]) * 9] = 1.0
+    with pytest.raises(jt.MetajitIndexError, match="index 9 is out of range.*size 3"):
+        x.numpy()
+    in_range = jt.arange(10)[jt.array([1, 2]) * 3 - 7]
+    np.testing.assert_array_equal(in_range.numpy(), np.arange(10)[np.array([1, 2]) * 3 - 7])
+    ignored = nn.CrossEntropyLoss(ignore_index=3)(jt.zeros((2, 3)), jt.array([1, 0]) + 2)
+    assert ignored.item() == pytest.approx(np.log(3.0))
+
+
+def test_device_index_checks_can_be_turned_off_and_do_not_accumulate():
+    from metajit.passes import checks
+    try:
+        jt.flags.check_indices = 0
+        np.testing.assert_array_equal(jt.arange(10)[jt.array([1, 2]) * 10].numpy(), [0, 0])  # reindex overflow
+    finally:
+        jt.flags.check_indices = 1
+    table = jt.array(np.arange(20, dtype=np.float32))
+    for step in range(600):
+        picked = table[(jt.array([step % 20]) + 0)]
+        if step % 2:
+            picked.sync()                                 # checked and forgotten
+    assert len(checks._registry.entries) <= checks.PRUNE_ABOVE + 1

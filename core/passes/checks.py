@@ -1,0 +1,65 @@
+"""Deferred checks of values only the device knows, such as index Vars computed by kernels:
+PyTorch's device-side asserts, for every backend.
+
+The front end registers a check on the node it guards (a gather through a computed index)
+with the small nodes that decide it (an "any index out of range" flag and the offending
+values). The next realisation that computes the guarded node also computes those nodes,
+reads them back (a few bytes) and raises the check's error before any value of that
+realisation can be used; the check stays registered, so a retry raises again.
+``jt.flags.check_indices = 0`` stops the front end registering them (for speed).
+
+Example (what `metajit.indexing` does)::
+
+    register(result_node, [flag_node, value_node],
+             lambda flag, value: f"index {value} is out of range" if flag else None)
+"""
+import sys
+import threading
+
+from ..errors import MetajitIndexError
+from . import graphwalk
+
+PRUNE_ABOVE = 256
+
+
+class _Registry(threading.local):
+    """The checks registered in this thread and not yet run."""
+
+    def __init__(self):
+        self.entries = []  # (guarded node, nodes to read, describe)
+
+
+_registry = _Registry()
+
+
+def register(guarded, nodes, describe):
+    """Run ``describe(*values of nodes)`` (an error message, or None when all is well)
+    with the realisation that first computes ``guarded``."""
+    entries = _registry.entries
+    entries.append((guarded, tuple(nodes), describe))
+    if len(entries) > PRUNE_ABOVE:
+        # forget checks whose guarded node is computed or unreachable (held by this entry only)
+        entries[:] = [e for e in entries if not e[0].is_realised and sys.getrefcount(e[0]) > 2]
+
+
+def due(targets):
+    """The registered checks whose guarded node a realisation of ``targets`` computes,
+    taken out of the registry; their nodes must be realised with the targets."""
+    entries = _registry.entries
+    if not entries:
+        return []
+    computed = {id(n) for n in graphwalk.realised_order(targets)}
+    found = [e for e in entries if id(e[0]) in computed]
+    if found:
+        entries[:] = [e for e in entries if id(e[0]) not in computed]
+    return found
+
+
+def verify(found, read):
+    """Raise `MetajitIndexError` for the first failing check of ``found`` (``read(node)`` gives
+    a realised node's value); failing checks go back to the registry."""
+    for guarded, nodes, describe in found:
+        message = describe(*[read(node) for node in nodes])
+        if message is not None:
+            _registry.entries.extend(found)
+            raise MetajitIndexError(message)
