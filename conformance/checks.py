@@ -53,6 +53,22 @@ def against_reference(program, backend):
     assert_outputs_match(evaluate(program, backend), evaluate(program, "reference"), program)
 
 
+def against_numpy(function):
+    """A check that the backend's single output equals ``function`` (numpy, in float64)
+    applied to the program's input and rounded to its dtype, within a few units in the
+    last place; subnormal results only to the smallest normal (an independent oracle:
+    the reference backend evaluates the same definition as the backends)."""
+    def check(program, backend):
+        (actual,) = evaluate(program, backend)
+        value = program.inputs[0]
+        with np.errstate(all="ignore"):
+            expected = np.asarray(function(value.astype(np.float64))).astype(value.dtype)
+        info = np.finfo(value.dtype)
+        np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=8 * float(info.eps),
+                                   atol=float(info.tiny), equal_nan=True, err_msg=f"{program.source} vs numpy")
+    return check
+
+
 def fused_unfused_reference(program, backend):
     """Fused (lazy) == unfused (op by op) == reference."""
     fused = evaluate(program, backend)

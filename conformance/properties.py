@@ -1,6 +1,7 @@
 """The conformance properties, grouped in families. Each property draws `Program` s (or
 sizes, for memory) and checks them on the backend under test against the reference."""
 import dataclasses
+import math
 import resource
 
 import numpy as np
@@ -10,7 +11,7 @@ from metajit import plugins
 from metajit.ir import graph
 
 from . import checks
-from .strategies import (ALL_DTYPES, FLOATS, INTEGERS, NUMERIC, Program, affine_index_map,
+from .strategies import (ALL_DTYPES, FLOATS, INTEGERS, NUMERIC, Program, affine_index_map, extreme_arrays,
                          arrays, axes_subsets, broadcastable, edge_arrays, random_dag, shapes)
 
 
@@ -370,8 +371,31 @@ def error_properties():
             for name, source in ERROR_PROGRAMS.items()]
 
 
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
+NUMPY_FUNCTIONS = {
+    "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
+    "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh,
+    "acosh": np.arccosh, "atanh": np.arctanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "erf": _ERF,
+    "floor": np.floor, "ceil": np.ceil, "round": np.rint,
+}
+
+
+@st.composite
+def _extreme_unary(draw, op, dtype):
+    return Program(f"jt.{op}(a)", [draw(extreme_arrays(dtype, draw(shapes(max_dims=1))))])
+
+
+def accuracy_properties():
+    """Each float element-wise op against numpy over the dtype's whole range (subnormals,
+    huge values, nan, infinities): an oracle independent of metajit's own definitions."""
+    return [Property(f"accuracy.{op}[{dtype}]", "accuracy", _extreme_unary(op, dtype),
+                     checks.against_numpy(function), (dtype,), smoke=dtype == "float32" and op in ("exp", "log1p"))
+            for op, function in NUMPY_FUNCTIONS.items() for dtype in ("float32", "float64")]
+
+
 def all_properties(tier="standard"):
     """Every property, in family order."""
-    return (elementwise_properties() + reduce_properties() + index_properties()
+    return (elementwise_properties() + accuracy_properties() + reduce_properties() + index_properties()
             + fusion_properties() + grad_properties() + library_properties() + memory_properties(tier)
             + error_properties())

@@ -78,6 +78,12 @@ def edge_arrays(dtype, shape, bound):
     return hnp.arrays(np.dtype(dtype), shape, elements=values)
 
 
+def extreme_arrays(dtype, shape):
+    """Float arrays drawn over the dtype's whole range: subnormals, huge values, nan, +-inf."""
+    width = np.dtype(dtype).itemsize * 8
+    return hnp.arrays(np.dtype(dtype), shape, elements=st.one_of(st.floats(width=width), EDGE_FLOATS))
+
+
 def axes_subsets(ndim):
     """A subset of axes (as negative or positive ints) or None for all."""
     if ndim == 0:
