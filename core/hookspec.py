@@ -121,9 +121,12 @@ def metajit_backend_launch_sequence(launches, plan_key):
         backend may capture the sequence once and replay it with one launch (CUDA
         Graphs), updating buffer addresses and parameters.
 
-    If it raises, any of the launches may or may not have run: core treats every output
-    of the sequence as not computed. A plugin whose implementation omits ``plan_key``
-    is called without it.
+    If it raises, core treats every output of the sequence as not computed, except that
+    an exception carrying an integer ``metajit_completed`` attribute says the first that
+    many launches finished: their outputs (whose buffers no finished launch reused) are
+    kept, so a retry does not redo them. A backend should let Ctrl-C (a signal handler's
+    exception) land between launches rather than after the whole sequence. A plugin
+    whose implementation omits ``plan_key`` is called without it.
 
     Example::
 

@@ -120,25 +120,47 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 @hookimpl
 def metajit_backend_launch_sequence(launches, plan_key):
-    if native_launcher is None:
+    done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
+    try:
+        if native_launcher is None:
+            for program, inputs, outputs, parameters in launches:
+                program(inputs, outputs, parameters)
+                done += 1
+            return
+        batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
         for program, inputs, outputs, parameters in launches:
+            if type(program) is CompiledKernel:
+                batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
+                ends.append(len(batch))
+                continue
+            calls = program.native_calls(inputs, outputs) if type(program) is MatmulProgram else None
+            if calls is not None:
+                batch += calls
+                ends.append(len(batch))
+                continue
+            done = _run_native(batch, ends, done)
+            batch, ends = [], []
             program(inputs, outputs, parameters)
-        return
-    batch = []  # consecutive native calls, run by one C call
-    for program, inputs, outputs, parameters in launches:
-        if type(program) is CompiledKernel:
-            batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
-            continue
-        calls = program.native_calls(inputs, outputs) if type(program) is MatmulProgram else None
-        if calls is not None:
-            batch += calls
-            continue
-        if batch:
-            native_launcher.run(batch, flags.num_threads)
-            batch = []
-        program(inputs, outputs, parameters)
-    if batch:
+            done += 1
+        _run_native(batch, ends, done)
+    except BaseException as error:
+        if not hasattr(error, "metajit_completed"):
+            error.metajit_completed = done
+        raise
+
+
+def _run_native(batch, ends, done):
+    """Run ``batch`` in one C call; returns the launches done after it. An interruption
+    reports the launches whose calls all finished."""
+    if not batch:
+        return done
+    try:
         native_launcher.run(batch, flags.num_threads)
+    except BaseException as error:
+        finished = getattr(error, "metajit_completed", 0)
+        error.metajit_completed = done + sum(1 for end in ends if end <= finished)
+        raise
+    return done + len(ends)
 
 
 @hookimpl

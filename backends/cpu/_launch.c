@@ -86,13 +86,36 @@ static PyObject* run(PyObject* self, PyObject* args) {
     next += read + 1;
     calls[k].parameters = PyBytes_AS_STRING(PyTuple_GET_ITEM(launch, 3));
   }
-  /* the list (and so every parameter bytes object) stays referenced by the caller */
-  Py_BEGIN_ALLOW_THREADS
-  for (Py_ssize_t k = 0; k < count; ++k)
-    calls[k].function(calls[k].inputs, calls[k].outputs, calls[k].parameters, num_threads);
-  Py_END_ALLOW_THREADS
+  /* the list (and so every parameter bytes object) stays referenced by the caller; between
+     kernels the GIL is taken back briefly to notice Ctrl-C (a signal handler's exception) */
+  Py_ssize_t completed = 0;
+  int interrupted = 0;
+  PyThreadState* state = PyEval_SaveThread();
+  while (completed < count) {
+    calls[completed].function(calls[completed].inputs, calls[completed].outputs, calls[completed].parameters,
+                              num_threads);
+    ++completed;
+    if (completed < count) {
+      PyEval_RestoreThread(state);
+      interrupted = PyErr_CheckSignals() < 0;
+      state = PyEval_SaveThread();
+      if (interrupted) break;
+    }
+  }
+  PyEval_RestoreThread(state);
   PyMem_Free(addresses);
   PyMem_Free(calls);
+  if (interrupted) {
+    /* the caller keeps what finished: the exception carries how many launches completed */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    PyObject* done = PyLong_FromSsize_t(completed);
+    if (value != NULL && done != NULL) PyObject_SetAttrString(value, "metajit_completed", done);
+    Py_XDECREF(done);
+    PyErr_Restore(type, value, traceback);
+    return NULL;
+  }
   Py_RETURN_NONE;
 error:
   PyMem_Free(addresses);
@@ -102,7 +125,9 @@ error:
 
 static PyMethodDef methods[] = {
     {"run", run, METH_VARARGS,
-     "run(launches, num_threads): call each (address, inputs, outputs, parameters) kernel in order."},
+     "run(launches, num_threads): call each (address, inputs, outputs, parameters) kernel in order; "
+     "an exception from a signal handler (Ctrl-C) between two kernels stops the run and carries "
+     "metajit_completed, the number of kernels that finished."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_launch",

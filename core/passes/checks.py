@@ -55,11 +55,15 @@ def due(targets):
     return found
 
 
+def restore(found):
+    """Put checks taken by `due` back (their realisation did not finish)."""
+    _registry.entries.extend(found)
+
+
 def verify(found, read):
     """Raise `MetajitIndexError` for the first failing check of ``found`` (``read(node)`` gives
     a realised node's value); failing checks go back to the registry."""
     for guarded, nodes, describe in found:
         message = describe(*[read(node) for node in nodes])
         if message is not None:
-            _registry.entries.extend(found)
             raise MetajitIndexError(message)

@@ -166,6 +166,27 @@ def _dead_after_each_step(template, order):
     return dead
 
 
+def _launch_each(handle, sequence):
+    """One ``launch`` per step; an exception reports how many finished (``metajit_completed``)."""
+    launch = handle.launch
+    done = 0
+    try:
+        for program, input_buffers, output_buffers, parameters in sequence:
+            launch(program, input_buffers, output_buffers, parameters)
+            done += 1
+    except BaseException as error:
+        if not hasattr(error, "metajit_completed"):
+            error.metajit_completed = done
+        raise
+
+
+def _intact_outputs(finished, order):
+    """Ids of the outputs of the ``finished`` launches (``(outputs, buffer sources)`` pairs)
+    whose buffers no finished launch took over."""
+    overwritten = {id(order[source]) for _, sources in finished for source in sources if source is not None}
+    return {id(node) for outputs, _ in finished for node in outputs if id(node) not in overwritten}
+
+
 def realise(nodes):
     """Compute every node in ``nodes`` that has no value yet, on the current device."""
     pending = [n for n in nodes if n.buffer is None]
@@ -190,7 +211,7 @@ def realise(nodes):
     # every buffer and argument list first, then the launches back to back: the Python
     # between two kernels is then only the call itself (outputs take dead intermediates'
     # buffers as planned by `_buffer_sources`)
-    sequence, produced = [], []
+    sequence, produced, launched = [], [], []
     try:
         for program, inputs, outputs, parameters, sizes, sources in steps:
             inputs, outputs = inputs(order), outputs(order)
@@ -204,20 +225,26 @@ def realise(nodes):
                 output_buffers.append(buffer.raw)
             sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
                              tuple([n.attrs[0] for n in parameters(order)])))
+            launched.append((outputs, sources))
         if handle.launch_sequence is not None:
             handle.launch_sequence(sequence, template.key)
         else:
-            launch = handle.launch
-            for program, input_buffers, output_buffers, parameters in sequence:
-                launch(program, input_buffers, output_buffers, parameters)
+            _launch_each(handle, sequence)
         if found:
             checks.verify(found, to_host)
-    except BaseException:
-        # a failed allocation, launch or check: nothing of this plan counts as computed (what
-        # did run is recomputed next time; the nodes keep their inputs until the end)
+    except BaseException as error:
+        # a failed allocation, launch or check, or Ctrl-C: only the outputs of launches the
+        # backend reports finished (``metajit_completed``) whose buffers no finished launch
+        # reused are kept, so a retry does not redo them; the rest is recomputed (the nodes
+        # keep their inputs). Nothing is kept while index checks are pending.
+        completed = 0 if found else getattr(error, "metajit_completed", 0)
+        kept = _intact_outputs(launched[:completed], order)
         for outputs in produced:
             for node in outputs:
-                node.buffer = None
+                if id(node) not in kept:
+                    node.buffer = None
+        if found:
+            checks.restore(found)
         raise
     if debug.is_recording():
         for kernel, *_ in template.steps:

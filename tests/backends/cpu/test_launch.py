@@ -1,5 +1,7 @@
 """The cpu backend's launch sequence: kernels (and replayed BLAS products) run by one C
 call give what one ctypes call per kernel gives, and bad launches raise Python errors."""
+import os
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,50 @@ def test_bad_launches_raise_python_errors():
     with pytest.raises(ValueError, match="null"):
         cpu.native_launcher.run([(0, [], [], b"")], 1)
     cpu.native_launcher.run([], 1)  # nothing to do
+
+
+CTRL_C_PROGRAM = """
+import os, signal, threading, time
+import os
+
+import numpy as np
+import metajit as jt
+rng = np.random.default_rng(0)
+w = jt.array((rng.standard_normal((256, 256)) / 16).astype(np.float32)).sync()
+x = jt.array(rng.standard_normal((256, 256)).astype(np.float32)).sync()
+def chain():
+    y = x
+    for _ in range(600):
+        y = (y @ w).tanh()
+    return y
+started = time.perf_counter(); expected = chain().numpy(); whole = time.perf_counter() - started
+y = chain()
+threading.Timer(whole / 4, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    y.sync()
+    print("finished")
+except KeyboardInterrupt as error:
+    print("completed", error.metajit_completed)
+with jt.debug.record_kernels() as launched:
+    value = y.numpy()
+print("relaunched", len(launched))
+print("equal", bool(np.array_equal(value, expected)))
+"""
+
+
+@pytest.mark.parametrize("pure_python", ["0", "1"])
+def test_ctrl_c_lands_between_kernels_and_finished_work_is_kept(tmp_path, pure_python):
+    """Ctrl-C during a long realisation stops it between kernels (not after the whole native
+    batch), and a retry runs only the kernels that had not finished, with the same result."""
+    import subprocess
+    import sys
+    environment = {**os.environ, "METAJIT_DEVICE": "cpu", "METAJIT_PURE_PYTHON": pure_python}
+    result = subprocess.run([sys.executable, "-c", CTRL_C_PROGRAM], capture_output=True, text=True,
+                            timeout=600, env=environment)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    total = 1200  # a product and a tanh per link
+    completed = int(lines["completed"])
+    assert 0 < completed < total
+    assert int(lines["relaunched"]) == total - completed
+    assert lines["equal"] == "True"
