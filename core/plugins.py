@@ -55,6 +55,7 @@ class BackendDescription:
     library_kernels: tuple = ()  # names, or (name, dtypes) pairs: see `claims`
     summary: str = ""
     fusion_costs: FusionCosts = FusionCosts()
+    notice: str = ""  # what a user should know although the device works (shown by jt.devices())
 
 
 def claims(library_kernels, name, dtype=None):
@@ -92,7 +93,8 @@ class DeviceInfo:
 
     def __str__(self):
         state = "available" if self.available else f"unavailable: {self.reason}"
-        return f"{self.name}: {state}"
+        notice = self.description.notice if self.description is not None else ""
+        return f"{self.name}: {state}" + (f" ({notice})" if notice else "")
 
 
 class BackendHandle:

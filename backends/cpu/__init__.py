@@ -14,7 +14,7 @@ from metajit.ir.dtypes import is_float
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource
-from metajit.toolkit import analysis, codegen
+from metajit.toolkit import analysis, codegen, disk_cache
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
@@ -85,7 +85,8 @@ def metajit_backend_describe():
         tuple((role, ("float32",)) for role in onednn.ConvolutionProgram.ROLES) if onednn.library() is not None else ())
     library = "oneDNN" if onednn.library() is not None else "numpy BLAS (oneDNN not found)"
     return BackendDescription(name=NAME, device_kind="cpu", library_kernels=claims,
-                              summary=f"C++17 + OpenMP kernels compiled by the system compiler; {library}")
+                              summary=f"C++17 + OpenMP kernels compiled by the system compiler; {library}",
+                              notice=disk_cache.fallback_notice(disk_cache.cache_root(NAME)))
 
 
 @hookimpl

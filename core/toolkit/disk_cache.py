@@ -70,15 +70,36 @@ def _check_usable(root):
         pass
 
 
-def _usable_directory(root):
-    """``root`` when usable, else a per-user temporary cache (or a fresh one), with a warning."""
+def _unusable_reason(root):
+    """Why ``root`` cannot hold the cache, or None when it can."""
     try:
         _check_usable(root)
-        return root
+        return None
     except OSError as error:
-        reason = error.strerror or str(error)
-    name = os.path.basename(root.rstrip(os.sep))
-    fallback = os.path.join(tempfile.gettempdir(), f"metajit-cache-{os.getuid()}", name)
+        return error.strerror or str(error)
+
+
+def _per_user_fallback(root):
+    return os.path.join(tempfile.gettempdir(), f"metajit-cache-{os.getuid()}",
+                        os.path.basename(root.rstrip(os.sep)))
+
+
+def fallback_notice(root):
+    """A one-line notice when ``root`` is unusable and the cache will live elsewhere (for
+    ``jt.devices()``), else an empty string."""
+    reason = _unusable_reason(root)
+    if reason is None:
+        return ""
+    return (f"kernel cache {root} is unusable ({reason}); kernels are cached in {_per_user_fallback(root)}: "
+            "set METAJIT_CACHE_DIR to a writable directory")
+
+
+def _usable_directory(root):
+    """``root`` when usable, else a per-user temporary cache (or a fresh one), with a warning."""
+    reason = _unusable_reason(root)
+    if reason is None:
+        return root
+    fallback = _per_user_fallback(root)
     try:
         _check_usable(fallback)
     except OSError:

@@ -128,3 +128,7 @@ def test_an_unusable_cache_directory_warns_once_and_still_computes(tmp_path, obs
     assert result.stdout.strip() == expected_output()
     assert result.stderr.count("is unusable") == 1 and "METAJIT_CACHE_DIR" in result.stderr
     assert "Traceback" not in result.stderr
+    listing = run(tmp_path / "cache", code="import metajit as jt\nprint([str(d) for d in jt.devices()])",
+                  TMPDIR=str(tmp_path))
+    assert "cpu: available (kernel cache" in listing.stdout and "unusable" in listing.stdout
+    assert "METAJIT_CACHE_DIR" in listing.stdout
