@@ -171,10 +171,9 @@ def _pick(log_probabilities, target, ignore_index):
     one_hot = binary("eq", positions, target.unsqueeze(1))
     picked = unary("neg", where(one_hot, log_probabilities, 0.0).sum(1))
     valid = binary("ne", target, ignore_index)
-    result = where(valid, picked, 0.0)
-    if host is None:  # labels computed on the device: checked when the loss is computed
-        register_range_check(result._node, where(valid, target, 0)._node, 0, classes, message)
-    return result, valid
+    if host is None:  # labels computed on the device: checked when the loss or its gradient is
+        register_range_check(one_hot._node, where(valid, target, 0)._node, 0, classes, message)
+    return where(valid, picked, 0.0), valid
 
 
 def _class_weighted(loss, valid, target, weight, dtype):

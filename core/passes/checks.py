@@ -19,7 +19,7 @@ import threading
 from ..errors import MetajitIndexError
 from . import graphwalk
 
-PRUNE_ABOVE = 256
+PRUNE_ABOVE = 16  # entries kept before unreachable ones are dropped (each may hold a graph)
 
 
 class _Registry(threading.local):

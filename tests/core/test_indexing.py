@@ -153,3 +153,22 @@ def test_device_index_checks_can_be_turned_off_and_do_not_accumulate():
         if step % 2:
             picked.sync()                                 # checked and forgotten
     assert len(checks._registry.entries) <= checks.PRUNE_ABOVE + 1
+
+
+def test_training_with_device_labels_keeps_memory_flat():
+    """The device-side label check rides along with each step and is then forgotten: a
+    loop whose labels live on the device neither keeps graphs alive nor grows the registry."""
+    import gc
+    from metajit import nn
+    from metajit.passes import checks
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = jt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = jt.array(np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)).sync()
+    y = jt.array(np.arange(16) % 3).sync()                # labels on the device: checked lazily
+    counts = []
+    for step in range(40):
+        optimizer.step(nn.cross_entropy_loss(model(x), y))
+        if step in (10, 39):
+            gc.collect()
+            counts.append((jt.liveness_info(), len(checks._registry.entries)))
+    assert counts[0] == counts[1]  # live Vars, nodes and buffers, and registered checks
