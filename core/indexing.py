@@ -17,7 +17,8 @@ from .ir import dtypes, graph, indexexpr as I
 from .errors import MetajitIndexError, MetajitShapeError, MetajitValueError
 from .flags import flags
 from .passes import checks
-from .math_ops import as_node, broadcast_shapes, cast_node, wrap
+from .math_ops import as_node, binary, broadcast_shapes, cast_node, where, wrap
+from .reductions import any as reduce_any, max as reduce_max, min as reduce_min
 from .var import Var
 
 
@@ -132,13 +133,10 @@ def _index_mapping(node, index):
 
 def register_range_check(guarded, values, low, high, message):
     """Check at the realisation computing ``guarded`` that the integer node ``values`` lies
-    in ``[low, high)`` (where ``values`` is not ``skip``); ``message(value)`` names the
-    offending value in the `MetajitIndexError`. Does nothing under
-    ``jt.flags.check_indices = 0``."""
-    if not flags.check_indices:
+    in ``[low, high)``; ``message(value)`` names the offending value in the
+    `MetajitIndexError`. Does nothing under ``jt.flags.check_indices = 0`` or for no values."""
+    if not flags.check_indices or graph.numel(values.shape) == 0:
         return
-    from .reductions import any as reduce_any, max as reduce_max, min as reduce_min
-    from .math_ops import binary, where
     values = wrap(values)
     outside = binary("logical_or", binary("lt", values, low), binary("ge", values, high))
     offenders = where(outside, values, low)

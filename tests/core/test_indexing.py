@@ -172,3 +172,8 @@ def test_training_with_device_labels_keeps_memory_flat():
             gc.collect()
             counts.append((jt.liveness_info(), len(checks._registry.entries)))
     assert counts[0] == counts[1]  # live Vars, nodes and buffers, and registered checks
+
+
+def test_an_empty_index_var_computed_on_the_device_needs_no_check():
+    empty = jt.array(np.zeros(0, np.int32)) + 1
+    assert jt.arange(5)[empty].numpy().shape == np.arange(5)[np.zeros(0, np.int64)].shape == (0,)
