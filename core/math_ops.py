@@ -9,7 +9,6 @@ import numpy as np
 
 from .ir import dtypes, graph, opset
 from .errors import MetajitShapeError
-from .flags import flags
 from .var import Var
 
 
@@ -136,8 +135,7 @@ def _fast_binary(op, a, b):
         x, y = graph.broadcast_to_tuple(x, shape), graph.broadcast_to_tuple(y, shape)
     if op in _COMPARISONS:
         return wrap(graph.Node(op, (x, y), (), x.shape, dtypes.bool_))
-    return wrap(graph.Node(op, (x, y), (), x.shape, dtype,
-                           requires_grad=(x.requires_grad or y.requires_grad) and not flags.no_grad))
+    return wrap(graph.Node(op, (x, y), (), x.shape, dtype, requires_grad=graph.derived_requires_grad(dtype)))
 
 
 def binary(op, a, b):
@@ -259,12 +257,10 @@ def matmul(a, b):
             broadcast_shapes(x.shape[:-2], y.shape[:-2], op="matmul")
         (m, k), n = x.shape[-2:], y.shape[-1]
         shape = batch + (m, k, n)
-        grad_mode = not flags.no_grad
-        requires_grad = (x.requires_grad or y.requires_grad) and grad_mode
-        x = graph.Node("broadcast_to", (graph.reshape(x, x.shape + (1,)),), (), shape, x.dtype,
-                       x.requires_grad and grad_mode)
+        requires_grad = graph.derived_requires_grad(x.dtype)
+        x = graph.Node("broadcast_to", (graph.reshape(x, x.shape + (1,)),), (), shape, x.dtype, requires_grad)
         y = graph.Node("broadcast_to", (graph.reshape(y, y.shape[:-2] + (1,) + y.shape[-2:]),), (), shape,
-                       y.dtype, y.requires_grad and grad_mode)
+                       y.dtype, requires_grad)
         product = graph.Node("mul", (x, y), (), shape, x.dtype, requires_grad)
         return wrap(graph.Node("reduce", (product,), ("sum", (len(shape) - 2,), False), batch + (m, n),
                                x.dtype, requires_grad))

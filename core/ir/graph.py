@@ -60,7 +60,7 @@ def _grad_mode():
     return not flags.no_grad
 
 
-def _derived_requires_grad(dtype, inputs):
+def derived_requires_grad(dtype):
     """Jittor's rule: every float value computed outside ``no_grad`` is differentiable, so
     ``jt.grad(loss, f)`` is right for any float Var ``f`` in the graph, even one made from
     integers or from stopped values (gradients still do not pass into those)."""
@@ -112,7 +112,7 @@ def elementwise(op, inputs, target_dtype=None):
     dtype = opset.result_dtype(op, [i.dtype for i in operands], target_dtype)
     attrs = (dtype,) if op == "cast" else ()
     return Node(op, tuple(inputs), attrs, shape, dtype,
-                requires_grad=_derived_requires_grad(dtype, operands))
+                requires_grad=derived_requires_grad(dtype))
 
 
 _normalised_axes = {}  # (axes, ndim) -> result, for hashable valid arguments
@@ -160,7 +160,7 @@ def reduce(op, x, axes, keepdims=False):
     else:
         shape = tuple([s for a, s in enumerate(x.shape) if a not in axes])
     return Node("reduce", (x,), (op, axes, keepdims), shape, dtype,
-                requires_grad=_derived_requires_grad(dtype, (x,)) and op in ("sum", "prod", "max", "min"))
+                requires_grad=derived_requires_grad(dtype) and op in ("sum", "prod", "max", "min"))
 
 
 def broadcast_to(x, shape):
@@ -179,7 +179,7 @@ def broadcast_to_tuple(x, shape):
             xs != s and xs != 1 for xs, s in zip(x.shape[::-1], shape[::-1]))):
         raise MetajitShapeError(f"cannot broadcast shape {x.shape} to {shape}")
     return Node("broadcast_to", (x,), (), shape, x.dtype,
-                requires_grad=_derived_requires_grad(x.dtype, (x,)))
+                requires_grad=derived_requires_grad(x.dtype))
 
 
 def _check_exprs(kind, exprs, count, what):
@@ -211,7 +211,7 @@ def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()
     if shape == x.shape and exprs == identity and not conditions and not extras:
         return x
     return Node("reindex", (x,) + tuple(extras), (exprs, value, conditions), shape, x.dtype,
-                requires_grad=_derived_requires_grad(x.dtype, (x,)))
+                requires_grad=derived_requires_grad(x.dtype))
 
 
 _permutations = {}  # (dims, output shape) -> simplified index expressions
@@ -232,7 +232,7 @@ def permute(x, dims):
         if len(_permutations) < 4096:
             _permutations[dims, shape] = exprs
     return Node("reindex", (x,), (exprs, _zero(x.dtype), ()), shape, x.dtype,
-                requires_grad=_derived_requires_grad(x.dtype, (x,)))
+                requires_grad=derived_requires_grad(x.dtype))
 
 
 _zeros = {}  # dtype -> its zero as a Python scalar (the overflow value of a reshape)
@@ -251,7 +251,7 @@ def reshape(x, shape):
     if shape == x.shape:
         return x
     return Node("reindex", (x,), (indexexpr.reshape_exprs(x.shape, shape), _zero(x.dtype), ()), shape, x.dtype,
-                requires_grad=_derived_requires_grad(x.dtype, (x,)))
+                requires_grad=derived_requires_grad(x.dtype))
 
 
 def reindex_reduce(op, x, shape, exprs, overflow_conditions=(), extras=()):
@@ -266,14 +266,14 @@ def reindex_reduce(op, x, shape, exprs, overflow_conditions=(), extras=()):
     conditions = tuple(c for c in _simplify_all(overflow_conditions, x.shape)
                        if c != indexexpr.const(0))
     return Node("reindex_reduce", (x,) + tuple(extras), (op, exprs, conditions), shape, x.dtype,
-                requires_grad=_derived_requires_grad(x.dtype, (x,)) and op != "any" and op != "all")
+                requires_grad=derived_requires_grad(x.dtype) and op != "any" and op != "all")
 
 
 def library(name, inputs, attrs, shape):
     """An opaque library-op node (`metajit.library_ops`); its dtype is the first input's."""
     dtype = inputs[0].dtype
     return Node("library", tuple(inputs), (name, attrs), tuple(shape), dtype,
-                requires_grad=_derived_requires_grad(dtype, inputs))
+                requires_grad=derived_requires_grad(dtype))
 
 
 def _check_extras(kind, extras):

@@ -324,3 +324,8 @@ def test_grad_with_respect_to_any_float_var_in_the_graph(rng):
     np.testing.assert_allclose(dg.numpy(), expected_g.numpy(), rtol=1e-6)
     stopped = jt.array(rng.standard_normal(3).astype(np.float32)).stop_grad()
     assert not jt.grad(((stopped * 3.0) ** 2).sum(), stopped).numpy().any()
+    matrix = jt.ones((3, 2)).stop_grad()
+    scaled, product = stopped * stopped, stopped @ matrix  # the graph builders' fast paths, stopped inputs
+    np.testing.assert_allclose(jt.grad((scaled * scaled).sum(), scaled).numpy(), 2 * scaled.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(jt.grad((product * product).sum(), product).numpy(), 2 * product.numpy(),
+                               rtol=1e-6)
