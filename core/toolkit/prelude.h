@@ -5,6 +5,8 @@
 //   CUDA (nvcc / NVRTC)         MJ_INLINE = static __device__ __forceinline__, CUDA math
 //   BANG-style (__BANG__)       MJ_INLINE = static __mlu_func__ inline, builtins
 // Header-free on the host on purpose (GCC builtins instead of <cmath>): small compiles.
+#ifndef MJ_PRELUDE_H
+#define MJ_PRELUDE_H
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define MJ_INLINE static __device__ __forceinline__
 #define MJ_MATH(name) name
@@ -125,3 +127,4 @@ MJ_INLINE float mj_fmod(float a, float b) {
 }
 MJ_INLINE mj_f16 mj_ffloordiv(mj_f16 a, mj_f16 b) { return (mj_f16)mj_ffloordiv((float)a, (float)b); }
 MJ_INLINE mj_f16 mj_fmod(mj_f16 a, mj_f16 b) { return (mj_f16)mj_fmod((float)a, (float)b); }
+#endif  // MJ_PRELUDE_H
