@@ -88,7 +88,9 @@ class AccelRenderer(codegen.CStyleRenderer):
     VECTOR_DTYPES = frozenset({"float32"})  # dtypes the intrinsics below take
     BINARY_INTRINSICS = {"add": "__bang_add", "sub": "__bang_sub", "mul": "__bang_mul", "div": "__bang_div",
                          "maximum": "__bang_maxequal", "minimum": "__bang_minequal"}
-    SCALAR_INTRINSICS = {"add": "__bang_add_scalar", "mul": "__bang_mul_scalar"}  # vector op scalar
+    SCALAR_INTRINSICS = {"add": "__bang_add_scalar", "mul": "__bang_mul_scalar",  # vector op scalar
+                         "maximum": "__bang_maxequal_scalar", "minimum": "__bang_minequal_scalar"}
+    COMMUTATIVE = frozenset({"add", "mul"})  # also scalar op vector (IEEE results do not depend on order)
     UNARY_INTRINSICS = {"exp": "__bang_active_exp", "log": "__bang_active_log", "sqrt": "__bang_active_sqrt",
                         "tanh": "__bang_active_tanh", "sigmoid": "__bang_active_sigmoid",
                         "abs": "__bang_active_abs"}
@@ -392,9 +394,9 @@ class AccelRenderer(codegen.CStyleRenderer):
         if (expr.op == "maximum" and right.op == "const" and right.args[0] == 0
                 and math.copysign(1.0, right.args[0]) > 0 and self.forms[expr.args[0]] == "vector"):
             return f"{self.RELU_INTRINSIC}({target}, {names[0]}, n);"
-        if len(vectors) == 1 and expr.op in self.SCALAR_INTRINSICS:
-            vector = names[0] if self.forms[expr.args[0]] == "vector" else names[1]
-            scalar = names[1] if self.forms[expr.args[0]] == "vector" else names[0]
+        vector_first = self.forms[expr.args[0]] == "vector"
+        if len(vectors) == 1 and expr.op in self.SCALAR_INTRINSICS and (vector_first or expr.op in self.COMMUTATIVE):
+            vector, scalar = names if vector_first else reversed(names)
             return f"{self.SCALAR_INTRINSICS[expr.op]}({target}, {vector}, {scalar}, n);"
         return None
 

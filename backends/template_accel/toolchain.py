@@ -45,7 +45,7 @@ def flags():
 
 def emulated_source(text):
     """``text`` with each ``__nram__ T name[N];`` declared as a slice of the task's NRAM arena."""
-    return _NRAM_ARRAY.sub(lambda m: f'{m[1]}* const {m[2]} = ({m[1]}*)mj_emu::nram_array('
+    return _NRAM_ARRAY.sub(lambda m: f'{m[1]}* const {m[2]} = ({m[1]}*)mj_emu_nram_array('
                                      f'sizeof({m[1]}) * ({m[3]}), "{m[2]}");', text)
 
 
