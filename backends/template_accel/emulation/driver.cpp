@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -87,21 +86,19 @@ struct Barrier {
   }
 };
 
-struct FreeAligned {
-  void operator()(char* p) const { std::free(p); }
-};
-
+// Plain data in initial-exec TLS: a dlopen'ed library's general TLS model costs a call per
+// access, which dominated the emulator's time.
 struct Task {
-  int id = 0, dim = 1;
-  std::unique_ptr<char, FreeAligned> nram{(char*)std::aligned_alloc(64, MJ_NRAM_CAPACITY)};
-  long long nram_used = 0;
-  const void* const* buffers = nullptr;  // GDRAM buffers the kernel was launched with
-  const long long* sizes = nullptr;
-  int buffer_count = 0;
-  Barrier* barrier = nullptr;
-  std::vector<Copy> queued;
+  int id, dim;
+  char* nram;  // allocated on the thread's first launch, kept for the thread's life
+  long long nram_used;
+  const void* const* buffers;  // GDRAM buffers the kernel was launched with
+  const long long* sizes;
+  int buffer_count;
+  Barrier* barrier;
+  std::vector<Copy>* queued;
 };
-thread_local Task task;
+__thread Task task __attribute__((tls_model("initial-exec")));
 
 bool inside(const void* p, long long bytes, const void* base, long long size) {
   const char *a = (const char*)p, *b = (const char*)base;
@@ -109,10 +106,10 @@ bool inside(const void* p, long long bytes, const void* base, long long size) {
 }
 
 void check_nram(const void* p, long long bytes, const char* what) {
-  if (bytes > 0 && !inside(p, bytes, task.nram.get(), task.nram_used))
+  if (bytes > 0 && !inside(p, bytes, task.nram, task.nram_used))
     fault("%s: %lld bytes at %p are not in NRAM (task %d declares %lld bytes of __nram__ at %p); "
           "copy the data into an __nram__ buffer with __memcpy first", what, bytes, p, task.id,
-          task.nram_used, (void*)task.nram.get());
+          task.nram_used, (void*)task.nram);
 }
 
 void check_gdram(const void* p, long long bytes, const char* what) {
@@ -132,8 +129,9 @@ void check_side(const void* base, long long bytes, long long stride, long long s
 }
 
 void flush() {
-  for (const Copy& copy : task.queued) copy.run();
-  task.queued.clear();
+  std::vector<Copy>& queued = *task.queued;
+  for (const Copy& copy : queued) copy.run();
+  queued.clear();
 }
 
 std::atomic_flag atomic_locks[1024] = {};
@@ -204,6 +202,10 @@ const char* mj_emu_run(const char* kernel, long long dim, const void* const* buf
       record("the emulator could not start " + std::to_string(dim) + " tasks (OMP_THREAD_LIMIT?)");
     } else {
       Task& t = task;
+      if (t.nram == nullptr) {
+        t.nram = (char*)std::aligned_alloc(64, MJ_NRAM_CAPACITY);
+        t.queued = new std::vector<Copy>();
+      }
       t.id = omp_get_thread_num();
       t.dim = (int)dim;
       t.nram_used = 0;
@@ -211,9 +213,9 @@ const char* mj_emu_run(const char* kernel, long long dim, const void* const* buf
       t.sizes = sizes;
       t.buffer_count = count;
       t.barrier = &barrier;
-      t.queued.clear();
+      t.queued->clear();
       try {
-        if (!t.nram) fault("no memory for the task's %d-byte NRAM", (int)MJ_NRAM_CAPACITY);
+        if (t.nram == nullptr) fault("no memory for the task's %d-byte NRAM", (int)MJ_NRAM_CAPACITY);
         body(closure);
         flush();
       } catch (const Fault& f) {
@@ -221,7 +223,7 @@ const char* mj_emu_run(const char* kernel, long long dim, const void* const* buf
       } catch (const std::exception& e) {
         record("task " + std::to_string(t.id) + ": " + e.what());
       }
-      t.queued.clear();
+      t.queued->clear();
     }
   }
   return failed ? error.c_str() : nullptr;
@@ -236,7 +238,7 @@ void* mj_emu_nram_array(long long bytes, const char* name) {
     fault("__nram__ %s: %lld bytes at NRAM offset %lld exceed the %d-byte NRAM", name, bytes, start,
           (int)MJ_NRAM_CAPACITY);
   task.nram_used = start + bytes;
-  return task.nram.get() + start;
+  return task.nram + start;
 }
 
 void mj_emu_dma(void* dst, const void* src, long long bytes, int direction, long long dst_stride,
@@ -248,7 +250,7 @@ void mj_emu_dma(void* dst, const void* src, long long bytes, int direction, long
   check_side(dst, bytes, dst_stride, segments, direction == NRAM2GDRAM || direction == GDRAM2GDRAM, what);
 #endif
   Copy copy{(char*)dst, (const char*)src, bytes, dst_stride, src_stride, segments};
-  if (async) task.queued.push_back(copy); else copy.run();
+  if (async) task.queued->push_back(copy); else copy.run();
 }
 
 void mj_emu_sync_io() { flush(); }
