@@ -3,7 +3,8 @@ here through an emulation layer. It is the worked example a vendor copies.
 
 Parts: `renderer` (Kernel -> ``__mlu_entry__`` code: tiles, DMA, NRAM, intrinsics),
 `toolchain` (the ``cncc``-equivalent: compile and cache), `runtime` (the
-``cnrt``-equivalent: device memory, copies, launch), ``emulation/`` (the header and driver
+``cnrt``-equivalent: device memory, copies, launch), `library` (the ``cnnl``-equivalent:
+matrix products), ``emulation/`` (the header and driver
 that make it run on a CPU with g++ and OpenMP). Swap points: docs/template_accel.md.
 """
 import threading
@@ -13,7 +14,7 @@ from metajit.plugins import BackendDescription, KernelSource
 from metajit.toolkit import analysis, codegen, host_compiler
 from metajit.toolkit.allocator import CachingAllocator
 
-from . import runtime
+from . import library, runtime
 from .renderer import NRAM_CAPACITY, AccelRenderer
 from .toolchain import SYMBOL_PREFIX, Toolchain
 
@@ -37,7 +38,7 @@ def _device():
 @hookimpl
 def metajit_backend_describe():
     return BackendDescription(
-        name=NAME, device_kind="accelerator",
+        name=NAME, device_kind="accelerator", library_kernels=library.CLAIMS,
         summary=(f"BANG-style kernels ({runtime.task_dim()} tasks, {NRAM_CAPACITY // 1024} KiB NRAM each) "
                  "on the host through the emulation layer (g++ + OpenMP)"))
 
@@ -98,3 +99,8 @@ def metajit_backend_copy_to_host(buffer, array):
 @hookimpl
 def metajit_backend_copy_device_to_device(destination, source, nbytes):
     _device()["driver"].copy(destination, source, nbytes, runtime.DEVICE_TO_DEVICE)
+
+
+@hookimpl
+def metajit_backend_lower_library_kernel(kernel):
+    return library.MatmulProgram(_device()["driver"], kernel) if kernel.name == "matmul" else None

@@ -15,6 +15,7 @@ import struct
 from metajit.errors import MetajitDeviceError
 from metajit.ir.dtypes import is_float
 
+from .library import declare
 from .renderer import TASK_DIM
 
 HOST_TO_DEVICE, DEVICE_TO_HOST, DEVICE_TO_DEVICE = 0, 1, 2
@@ -36,6 +37,7 @@ class Driver:
         library.mj_emu_memcpy.restype = ctypes.c_char_p
         library.mj_emu_memcpy.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int)
         library.mj_emu_bytes_in_use.restype = ctypes.c_longlong
+        declare(library)
 
     def malloc(self, nbytes):
         """A new GDRAM allocation of ``nbytes`` (its device address)."""
@@ -50,9 +52,13 @@ class Driver:
 
     def copy(self, destination, source, nbytes, direction):
         """Copy ``nbytes`` (``direction``: `HOST_TO_DEVICE`, `DEVICE_TO_HOST`, `DEVICE_TO_DEVICE`)."""
-        error = self.library.mj_emu_memcpy(destination, source, nbytes, direction)
+        self.check(self.library.mj_emu_memcpy(destination, source, nbytes, direction), "copy")
+
+    @staticmethod
+    def check(error, what):
+        """Raise `MetajitDeviceError` for a driver call's error message (None: success)."""
         if error:
-            raise MetajitDeviceError(f"template_accel: {error.decode()}")
+            raise MetajitDeviceError(f"template_accel {what}: {error.decode()}")
 
     def bytes_in_use(self):
         """GDRAM bytes allocated and not freed."""

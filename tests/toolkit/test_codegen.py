@@ -11,6 +11,8 @@ import metajit.backends.cpu  # noqa: F401  (registers the cpu renderer subclass)
 from metajit.ir import dtypes, indexexpr, kernel as K, opset
 from metajit.toolkit import codegen, host_compiler
 
+from metajit.backends.template_accel import renderer as accel_renderer, toolchain as accel_toolchain
+
 from . import minimal_backend  # noqa: F401  (registers the serial renderer subclass)
 
 
@@ -58,8 +60,13 @@ def test_every_elementwise_op_renders_and_compiles(renderer, tmp_path):
     sources += [codegen.render_kernel(renderer, one_op_kernel(op, dtypes.float16), f"half_{op}")
                 for op in opset.FLOAT_UNARY + ("add", "floor_div", "mod", "pow", "maximum", "cast")]
     unit = tmp_path / "unit.cpp"
-    unit.write_text(codegen.prelude() + "\n" + "\n".join(sources))
-    toolchain = host_compiler.HostToolchain(("-std=c++17", "-O0", "-fopenmp", "-fPIC", "-shared"))
+    flags = ("-std=c++17", "-O0", "-fopenmp", "-fPIC", "-shared")
+    text = codegen.prelude() + "\n" + "\n".join(sources)
+    if issubclass(renderer, accel_renderer.AccelRenderer):  # BANG-style: through its emulating toolchain
+        flags = accel_toolchain.flags()
+        text = accel_toolchain.emulated_source(codegen.prelude() + accel_renderer.KERNEL_HELPERS + "\n".join(sources))
+    unit.write_text(text)
+    toolchain = host_compiler.HostToolchain(flags)
     assert toolchain.build_shared_library(str(unit), str(tmp_path / "unit.so")) is None
 
 

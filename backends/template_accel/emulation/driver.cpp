@@ -138,6 +138,50 @@ std::atomic_flag atomic_locks[1024] = {};
 
 std::atomic_flag& atomic_lock_of(const void* address) { return atomic_locks[((uintptr_t)address >> 3) % 1024]; }
 
+
+// ---- the emulated vendor library (the cnnl-equivalent): batched matrix products -------
+// C[b, i, j] = sum_k A[b, i, k] * B[b, k, j] over element strides (a batch stride of 0
+// broadcasts), accumulated in double; every operand's span is checked against its
+// allocation first. rank <= 8 batch dims.
+template <class T>
+const char* matmul(const T* a, const T* b, T* c, int rank, const long long* batch, const long long* a_strides,
+                   const long long* b_strides, const long long* c_strides, long long m, long long n, long long k) {
+  long long count = 1;
+  for (int d = 0; d < rank; ++d) count *= batch[d];
+  const T* operands[3] = {a, b, c};
+  const long long* strides[3] = {a_strides, b_strides, c_strides};
+  const long long extents[3][2] = {{m, k}, {k, n}, {m, n}};
+  const char* names[3] = {"matmul operand A", "matmul operand B", "matmul output"};
+  for (int o = 0; o < 3; ++o) {  // the span of each operand, for the bounds check
+    long long last = 0;
+    for (int d = 0; d < rank; ++d) last += (batch[d] - 1) * strides[o][d];
+    last += (extents[o][0] - 1) * strides[o][rank] + (extents[o][1] - 1) * strides[o][rank + 1];
+    if (count > 0 && m > 0 && n > 0 && !allocated(operands[o], (last + 1) * (long long)sizeof(T)))
+      return host_fail(names[o], operands[o], (last + 1) * (long long)sizeof(T));
+  }
+#pragma omp parallel for collapse(2) schedule(static)
+  for (long long flat = 0; flat < count; ++flat) {
+    for (long long i = 0; i < m; ++i) {
+      long long rest = flat, ao = 0, bo = 0, co = 0;
+      for (int d = rank - 1; d >= 0; --d) {
+        long long index = rest % batch[d];
+        rest /= batch[d];
+        ao += index * a_strides[d];
+        bo += index * b_strides[d];
+        co += index * c_strides[d];
+      }
+      const T* row = a + ao + i * a_strides[rank];
+      for (long long j = 0; j < n; ++j) {
+        const T* column = b + bo + j * b_strides[rank + 1];
+        double total = 0;
+        for (long long p = 0; p < k; ++p) total += (double)row[p * a_strides[rank + 1]] * (double)column[p * b_strides[rank]];
+        c[co + i * c_strides[rank] + j * c_strides[rank + 1]] = (T)total;
+      }
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 extern "C" {
@@ -176,6 +220,15 @@ const char* mj_emu_memcpy(void* dst, const void* src, long long bytes, int direc
   return nullptr;
 }
 
+// dtype: 0 float32, 1 float64.
+const char* mj_emu_matmul(int dtype, const void* a, const void* b, void* c, int rank, const long long* batch,
+                          const long long* a_strides, const long long* b_strides, const long long* c_strides,
+                          long long m, long long n, long long k) {
+  if (dtype == 0)
+    return matmul((const float*)a, (const float*)b, (float*)c, rank, batch, a_strides, b_strides, c_strides, m, n, k);
+  return matmul((const double*)a, (const double*)b, (double*)c, rank, batch, a_strides, b_strides, c_strides, m, n, k);
+}
+
 long long mj_emu_bytes_in_use() {
   std::lock_guard<std::mutex> guard(registry_lock);
   return bytes_in_use;
@@ -184,14 +237,15 @@ long long mj_emu_bytes_in_use() {
 // ---- what kernels call (bang_emu.h) -----------------------------------------------------
 const char* mj_emu_run(const char* kernel, long long dim, const void* const* buffers, const long long* sizes,
                        int count, void (*body)(void*), void* closure) {
-  static thread_local std::string error;
+  static thread_local std::string error;  // the caller's: outlives the call
+  std::string message_of_launch;          // written by whichever task faults first
   std::mutex lock;
   bool failed = false;
   Barrier barrier;
   barrier.count = (int)dim;
   auto record = [&](const std::string& message) {
     std::lock_guard<std::mutex> guard(lock);
-    if (!failed) error = std::string(kernel) + ": " + message;
+    if (!failed) message_of_launch = std::string(kernel) + ": " + message;
     failed = true;
     barrier.broken.store(true);
   };
@@ -226,7 +280,9 @@ const char* mj_emu_run(const char* kernel, long long dim, const void* const* buf
       t.queued->clear();
     }
   }
-  return failed ? error.c_str() : nullptr;
+  if (!failed) return nullptr;
+  error = message_of_launch;
+  return error.c_str();
 }
 
 int mj_emu_task_id() { return task.id; }
