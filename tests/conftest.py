@@ -17,6 +17,20 @@ def device(request):
     jt.set_device(previous)
 
 
+def backend_only(name):
+    """An autouse ``device`` fixture for a backend's own test directory: its tests run once,
+    on backend ``name``, and are skipped where it is not available."""
+    available = any(info.name == name and info.available for info in jt.devices())
+
+    @pytest.fixture(params=[name] if available else [], autouse=True)
+    def device(request):
+        previous = jt.get_device()
+        jt.set_device(request.param)
+        yield request.param
+        jt.set_device(previous)
+    return device
+
+
 @pytest.fixture
 def rng():
     """A seeded numpy generator so failures reproduce."""

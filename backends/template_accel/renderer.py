@@ -36,6 +36,7 @@ from metajit.toolkit import analysis, codegen
 ALIGN = 64        # bytes: NRAM buffers (vector operands) start on this boundary
 SLOT_BYTES = 64   # a fixed NRAM slot: one element read from GDRAM, one reduced value
 ROW_MIN = 32      # an axis this long is a good row
+SPLIT_MIN = 4096  # reduced positions per output that make a reduction worth splitting across tasks
 NRAM_CAPACITY = 512 * 1024
 TASK_DIM = 4
 
@@ -64,7 +65,9 @@ class Buffer:
 class Phase:
     """Stores run together: ``kind`` is ``map``, ``reduce``, ``scatter`` or ``fill``;
     ``parallel``/``serial`` list the axes tasks split / step through (the row axis
-    stands for its tiles); ``buffers`` is the NRAM layout, ``tile`` its row length."""
+    stands for its tiles); ``buffers`` is the NRAM layout, ``tile`` its row length;
+    ``split`` > 1 cuts a reduction's serial steps into that many blocks, each task
+    combining its partial result into the output atomically."""
 
     kind: str
     stores: list
@@ -73,6 +76,7 @@ class Phase:
     buffers: dict = dataclasses.field(default_factory=dict)
     tile: int = 1
     double: bool = False
+    split: int = 1  # a reduction with few outputs: tasks reduce blocks of the serial steps
 
 
 def itemsize(dtype):
@@ -157,8 +161,10 @@ class AccelRenderer(codegen.CStyleRenderer):
             elif math.prod(domain[a] for a in reduced) == 0:
                 result.append(Phase("fill", [store], [], []))
             elif math.prod(domain):
-                result.append(Phase("reduce", [store], [a for a in active if a not in reduced],
-                                    [a for a in active if a in reduced]))
+                kept = [a for a in active if a not in reduced]
+                split = TASK_DIM if (math.prod(domain[a] for a in kept) < TASK_DIM
+                                     and math.prod(domain[a] for a in reduced) >= SPLIT_MIN) else 1
+                result.append(Phase("reduce", [store], kept, [a for a in active if a in reduced], split=split))
         return result
 
     def layout(self, phase):
@@ -171,6 +177,9 @@ class AccelRenderer(codegen.CStyleRenderer):
                               in zip(phase.buffers.values(), copies) if buffer.row)
             room = self.NRAM_CAPACITY - self.phase_bytes(phase, 0, double) - ALIGN * sum(copies)
             tile = min(self.row_length, room // per_element) if per_element else self.row_length
+            if phase.split > 1 and self.row in phase.serial:  # enough serial steps for every block
+                others = math.prod(self.domain[a] for a in phase.serial if a != self.row)
+                tile = min(tile, -(-self.row_length // -(-phase.split // others)))
             if tile >= 1:
                 phase.tile, phase.double = tile, double
                 self.assign_offsets(phase)
@@ -247,7 +256,7 @@ class AccelRenderer(codegen.CStyleRenderer):
                     self.add_buffer(phase, ("cast", k), f"cast{k}", out_dtype)
             if phase.kind == "reduce" and self.row not in phase.parallel:
                 self.add_buffer(phase, ("result", k), f"res{k}", out_dtype, row=False)
-            if phase.kind in ("scatter", "fill"):
+            if phase.kind in ("scatter", "fill") or phase.split > 1:
                 self.add_buffer(phase, ("fill", k), f"fill{k}", out_dtype)
 
     def accumulator_dtype(self, store):
@@ -264,17 +273,19 @@ class AccelRenderer(codegen.CStyleRenderer):
             c_type = self.type_name(buffer.dtype)
             pointers = [f"({c_type}*)(nram_buffer + {offset})" for offset in buffer.offsets]
             lines.append(f"  {c_type}* const {buffer.name}[2] = {{{pointers[0]}, {pointers[-1]}}};")
-        if phase.kind in ("scatter", "fill"):
+        if phase.kind in ("scatter", "fill") or phase.split > 1:
             lines += ["  " + line for line in self.fill_outputs(phase)]
             if phase.kind == "fill":
                 return lines + ["}"]
             lines.append("  __sync_all();")
-        items = math.prod(self.count(axis, phase) for axis in phase.parallel)
-        serial = math.prod(self.count(axis, phase) for axis in phase.serial)
-        lines += [f"  const mj_i64 items = {items}LL, serial = {serial}LL;",
+        items = math.prod(self.count(axis, phase) for axis in phase.parallel) * phase.split
+        total = math.prod(self.count(axis, phase) for axis in phase.serial)
+        lines += [f"  const mj_i64 items = {items}LL, total = {total}LL, serial = {-(-total // phase.split)}LL;",
                   "  const mj_i64 steps = (taskId < items ? (items - 1 - taskId) / taskDim + 1 : 0) * serial;"]
         lines += ["  " + line for line in self.accumulator_declarations(phase)]
         stage, compute = self.stage(phase), self.compute(phase)
+        if phase.split > 1:
+            stage = ["if (valid) {"] + self.indent(stage, 2) + ["}"]
         if phase.double:
             lines += ["  for (mj_i64 s = 0; s <= steps; ++s) {",
                       "    if (s < steps) {"] + self.indent(self.decode(phase, "s", "s & 1") + stage, 6) + [
@@ -297,12 +308,13 @@ class AccelRenderer(codegen.CStyleRenderer):
         """Declarations of the loop indices, the row tile (``r0``, ``n``), the item's
         ``inner`` step and the buffer parity ``p`` of step ``step``."""
         lines = [f"const int p = {parity};", f"const mj_i64 step = {step};",
-                 f"mj_i64 rest = taskId + (step / serial) * taskDim;"]
+                 f"mj_i64 rest = taskId + (step / serial) * taskDim;",
+                 f"const mj_i64 block = rest % {phase.split}LL;", f"rest /= {phase.split}LL;"]
         lines += self.fixed_axes() + ["const mj_i64 r0 = 0, n = 1;"] * (self.row is None)
         for axes, source in ((phase.parallel, None), (phase.serial, "inner")):
-            if source:
-                lines.append("mj_i64 inner = step % serial;")
-                lines.append("rest = inner;")
+            if source:  # the serial position: this block's inner-th step
+                lines += ["const mj_i64 inner = step % serial;",
+                          "const bool valid = block * serial + inner < total;", "rest = block * serial + inner;"]
             for axis in reversed(axes):
                 count = self.count(axis, phase)
                 if axis == self.row:
@@ -313,7 +325,7 @@ class AccelRenderer(codegen.CStyleRenderer):
                 lines.append(f"rest /= {count}LL;")
         if self.row is not None:
             lines.append(f"const mj_i64 i{self.row} = r0;")
-        return lines + ["(void)rest; (void)inner; (void)n; (void)p;"]
+        return lines + ["(void)rest; (void)n; (void)p; (void)valid;"]
 
     def buffer(self, phase, key):
         """The current-parity pointer of ``key``'s buffer."""
@@ -412,9 +424,16 @@ class AccelRenderer(codegen.CStyleRenderer):
                 call = self.intrinsic(phase, expr)
                 lines += [call] if call else self.at_row(
                     [f"{self.buffer(phase, expr)}[j] = {self.node_text(phase, expr, True)};"])
-        for k, store in enumerate(phase.stores):
-            lines += getattr(self, f"finish_{phase.kind}")(phase, k, store)
-        return lines
+        if phase.kind != "reduce":
+            for k, store in enumerate(phase.stores):
+                lines += getattr(self, f"finish_{phase.kind}")(phase, k, store)
+            return lines
+        parts = [self.finish_reduce(phase, k, store) for k, store in enumerate(phase.stores)]
+        body = lines + [line for _, combine, _ in parts for line in combine]
+        if phase.split > 1:
+            body = ["if (valid) {"] + self.indent(body, 2) + ["}"]
+        return [line for start, _, _ in parts for line in start] + body + [
+            line for _, _, finish in parts for line in finish]
 
     def value_vector(self, phase, k, store):
         """Lines and the NRAM vector holding ``store``'s value for this tile."""
@@ -435,12 +454,18 @@ class AccelRenderer(codegen.CStyleRenderer):
             stride += form[0].get(self.row, 0) * step
         return stride
 
-    def dma_out(self, store, vector, row_in_index=True):
-        """Copy ``vector`` (this tile's values of ``store``) to the store's output."""
+    def dma_out(self, store, vector, row_in_index=True, atomic=False):
+        """Copy ``vector`` (this tile's values of ``store``) to the store's output, or
+        combine it into the output with the store's atomic when ``atomic``."""
         dtype, shape = self.kernel.outputs[store.slot]
         size = itemsize(dtype)
         target = f"{self.output_name(store.slot)} + {self.offset(store.index, shape)}"
         stride = self.row_stride(store.index, shape) if row_in_index else 0
+        if atomic:
+            call = f"__bang_atomic_reduce_{self.ATOMICS[store.reduce_op]}"
+            if stride == 1 or not row_in_index:
+                return [f"{call}({target}, {vector}, {'n' if row_in_index else '1'});"]
+            return self.at_row([f"{call}({target}, {vector} + j, 1);"])
         if stride == 1 or not row_in_index:
             return [f"__memcpy({target}, {vector}, {'n * ' if row_in_index else ''}{size}, NRAM2GDRAM);"]
         if stride is not None and stride > 1:
@@ -501,24 +526,28 @@ class AccelRenderer(codegen.CStyleRenderer):
         return dtypes.float64 if dtypes.is_float(dtype) and store.reduce_op in ("sum", "prod") else dtype
 
     def finish_reduce(self, phase, k, store):
-        """Fold this tile into the accumulator; the item's last step writes the output."""
+        """``(start, combine, finish)`` lines: reset the accumulator at an item's first
+        step, fold this tile into it, write (or, split, atomically combine) the output at
+        the item's last step."""
+        atomic = phase.split > 1
         combine = self.COMBINE[store.reduce_op]
         op, value = store.reduce_op, store.value
         vector = self.forms[value] == "vector"
         out_dtype = self.kernel.outputs[store.slot][0]
         if self.row not in phase.parallel:  # row reduced: fold the tile into acc<k>
-            lines = [f"if (inner == 0) acc{k} = {self.identity_of(store, self.register_dtype(store))};"]
+            start = [f"if (inner == 0) acc{k} = {self.identity_of(store, self.register_dtype(store))};"]
             result = self.buffer(phase, ("result", k))
             if vector and str(value.dtype) in self.VECTOR_DTYPES and op in self.REDUCE_INTRINSICS:
-                lines += [f"{self.REDUCE_INTRINSICS[op]}({result}, {self.operand(phase, value, False)}, n);",
-                          f"acc{k} = {combine(f'acc{k}', f'{result}[0]')};"]
+                lines = [f"{self.REDUCE_INTRINSICS[op]}({result}, {self.operand(phase, value, False)}, n);",
+                         f"acc{k} = {combine(f'acc{k}', f'{result}[0]')};"]
             else:
-                lines += self.at_row([f"acc{k} = {combine(f'acc{k}', self.operand(phase, value, True))};"])
-            return lines + ["if (inner == serial - 1) {",
-                            f"  {result}[0] = ({self.type_name(out_dtype)})acc{k};"] + self.indent(
-                self.dma_out(store, result, row_in_index=False), 2) + ["}"]
+                lines = self.at_row([f"acc{k} = {combine(f'acc{k}', self.operand(phase, value, True))};"])
+            return start, lines, ["if (inner == serial - 1) {",
+                                  f"  {result}[0] = ({self.type_name(out_dtype)})acc{k};"] + self.indent(
+                self.dma_out(store, result, row_in_index=False, atomic=atomic), 2) + ["}"]
         acc, acc_dtype = self.buffer(phase, ("acc", k)), self.accumulator_dtype(store)
-        lines = [f"if (inner == 0) __bang_write_value({acc}, n, {self.identity_of(store, acc_dtype)});"]
+        start = [f"if (inner == 0) __bang_write_value({acc}, n, {self.identity_of(store, acc_dtype)});"]
+        lines = []
         if (vector and str(acc_dtype) in self.VECTOR_DTYPES and value.dtype == acc_dtype
                 and op in self.COMBINE_INTRINSICS):
             lines.append(f"{self.COMBINE_INTRINSICS[op]}({acc}, {acc}, {self.operand(phase, value, False)}, n);")
@@ -529,7 +558,8 @@ class AccelRenderer(codegen.CStyleRenderer):
         if acc_dtype != out_dtype:
             result = self.buffer(phase, ("cast", k))
             finish = self.at_row([f"{result}[j] = ({self.type_name(out_dtype)}){acc}[j];"])
-        return lines + ["if (inner == serial - 1) {"] + self.indent(finish + self.dma_out(store, result), 2) + ["}"]
+        return start, lines, ["if (inner == serial - 1) {"] + self.indent(
+            finish + self.dma_out(store, result, atomic=atomic), 2) + ["}"]
 
 
 def row_axis(domain):

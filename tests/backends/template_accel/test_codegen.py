@@ -137,3 +137,21 @@ def test_small_scratchpads_tile_every_kernel_kind_correctly(rng, monkeypatch, ca
 def test_target_constants_are_in_one_place():
     assert AccelRenderer.NRAM_CAPACITY == renderer.NRAM_CAPACITY == 512 * 1024
     assert renderer.TASK_DIM >= 2
+
+
+@pytest.mark.parametrize("shape,axis", [((60000,), None), ((3, 9000), 1), ((9000, 2), 0)])
+def test_reductions_with_few_outputs_are_split_across_tasks(rng, shape, axis):
+    data = rng.standard_normal(shape).astype(np.float32)
+    x = jt.array(data)
+    for reduce, oracle in (("sum", np.sum), ("max", np.max), ("min", np.min)):
+        result = getattr(x, reduce)(axis) if axis is not None else getattr(x, reduce)()
+        (kernel,) = launched_by(result)
+        assert "__sync_all();" in kernel.source and "__bang_atomic_reduce_" in kernel.source
+        assert_gdram_only_through_dma(kernel.source)
+        np.testing.assert_allclose(result.numpy(), oracle(data.astype(np.float64), axis=axis), rtol=1e-4, atol=1e-3)
+
+
+def test_reductions_with_many_outputs_write_each_output_once(rng):
+    data = rng.standard_normal((64, 300)).astype(np.float32)
+    (kernel,) = launched_by(jt.array(data).sum(1))
+    assert "__bang_atomic" not in kernel.source and "__sync_all" not in kernel.source
