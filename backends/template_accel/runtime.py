@@ -43,7 +43,7 @@ class Driver:
         """A new GDRAM allocation of ``nbytes`` (its device address)."""
         address = self.library.mj_emu_malloc(nbytes)
         if not address:
-            raise MemoryError(f"template_accel: out of device memory allocating {nbytes} bytes")
+            raise MemoryError(f"accelerator: out of device memory allocating {nbytes} bytes")
         return address
 
     def free(self, address):
@@ -58,7 +58,7 @@ class Driver:
     def check(error, what):
         """Raise `MetajitDeviceError` for a driver call's error message (None: success)."""
         if error:
-            raise MetajitDeviceError(f"template_accel {what}: {error.decode()}")
+            raise MetajitDeviceError(f"accelerator {what}: {error.decode()}")
 
     def bytes_in_use(self):
         """GDRAM bytes allocated and not freed."""
@@ -81,5 +81,5 @@ class Program:
         error = self.stub(self.inputs.pack(*inputs or [0]), self.outputs.pack(*outputs),
                           self.parameters.pack(*parameters or [0]), task_dim())
         if error:
-            raise MetajitDeviceError(f"template_accel kernel faulted: {error.decode()}\n"
+            raise MetajitDeviceError(f"accelerator kernel faulted: {error.decode()}\n"
                                      f"kernel: {self.source.kernel}\nsource: {self.source.entry_name}")

@@ -20,12 +20,11 @@ import re
 
 from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler
 
-from .renderer import KERNEL_HELPERS, NRAM_CAPACITY
+from .renderer import KERNEL_HELPERS
 
 EMULATION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "emulation")
 HEADER = os.path.join(EMULATION, "bang_emu.h")
 DRIVER = os.path.join(EMULATION, "driver.cpp")
-SYMBOL_PREFIX = "mj_accel_"
 _NRAM_ARRAY = re.compile(r"__nram__\s+([A-Za-z_][\w ]*?)\s+([A-Za-z_]\w*)\s*\[([^\]]+)\]\s*;")
 
 
@@ -34,11 +33,11 @@ def checks_enabled():
     return os.environ.get("METAJIT_ACCEL_CHECKS", "1") != "0"
 
 
-def flags():
+def flags(nram_capacity):
     """The compiler flags: IEEE float semantics (no contraction, no fast-math), OpenMP for
-    the tasks, the emulation header and the toolkit prelude's directory."""
+    the tasks, the emulated NRAM size, the emulation header and the prelude's directory."""
     return ("-std=c++17", "-O2", "-fPIC", "-shared", "-fopenmp", "-fwrapv", "-ffp-contract=off",
-            "-fno-math-errno", "-D__BANG__", f"-DMJ_NRAM_CAPACITY={NRAM_CAPACITY}",
+            "-fno-math-errno", "-D__BANG__", f"-DMJ_NRAM_CAPACITY={nram_capacity}",
             f"-DMJ_EMU_CHECKS={int(checks_enabled())}", "-I", os.path.dirname(codegen.__file__),
             "-include", HEADER)
 
@@ -55,12 +54,15 @@ def _read(path):
 
 
 class Toolchain:
-    """Compiles kernel units and the emulated driver into the disk cache and loads them."""
+    """Compiles the kernel units of backend ``name`` (rendered by ``renderer``, whose
+    ``NRAM_CAPACITY`` the emulation enforces) and the emulated driver into the disk cache
+    (``METAJIT_CACHE_DIR``/``name``) and loads them."""
 
-    def __init__(self):
+    def __init__(self, name, renderer):
         self.header = codegen.prelude() + KERNEL_HELPERS
-        self.host = host_compiler.HostToolchain(flags(), self.header + _read(HEADER))
-        self.cache = disk_cache.DiskCache(disk_cache.cache_root("template_accel"))
+        self.host = host_compiler.HostToolchain(flags(renderer.NRAM_CAPACITY), self.header + _read(HEADER))
+        self.cache = disk_cache.DiskCache(disk_cache.cache_root(name))
+        self.symbol_prefix = f"mj_{name}_"
         self.libraries = {}
 
     def cache_key(self, source):
@@ -74,13 +76,13 @@ class Toolchain:
 
     def load(self, symbols_and_sources):
         """The host launch stubs (ctypes functions) of ``(symbol, source)`` pairs."""
-        entries = [(symbol[len(SYMBOL_PREFIX):], text) for symbol, text in symbols_and_sources]
+        entries = [(symbol[len(self.symbol_prefix):], text) for symbol, text in symbols_and_sources]
         return batch_compile.build_and_load(self.cache, entries, self.compile_unit, self._stub,
                                             what="template_accel kernels")
 
     def _stub(self, path, key):
         library = self.libraries.get(path) or host_compiler.load_library(path)
-        function = host_compiler.entry_point(library, SYMBOL_PREFIX + key, path)
+        function = host_compiler.entry_point(library, self.symbol_prefix + key, path)
         self.libraries[path] = library
         function.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong)
         function.restype = ctypes.c_char_p

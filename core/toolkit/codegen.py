@@ -420,11 +420,18 @@ NAME_PLACEHOLDER = "MJ_KERNEL_NAME"
 
 
 def render_named(renderer_class, kernel, cache_key, prefix):
-    """``(source, entry name)`` of ``kernel``, its entry point named ``prefix`` +
-    ``cache_key(source)`` (so equal sources share a name and a cache entry). Example::
+    """``(source, entry name)`` of ``kernel``, its entry point named ``prefix`` + the
+    ``cache_key`` of the prefix and source (so equal sources share a name and a cache
+    entry, and a renamed prefix never finds an artefact exporting the old name). Example::
 
         text, symbol = render_named(MyRenderer, kernel, toolchain.cache_key, "mj_kernel_")
     """
-    template = render_kernel(renderer_class, kernel, NAME_PLACEHOLDER)
-    symbol = prefix + cache_key(template)
+    return name_source(render_kernel(renderer_class, kernel, NAME_PLACEHOLDER), cache_key, prefix)
+
+
+def name_source(template, cache_key, prefix):
+    """``(source, entry name)`` of a ``template`` that spells its entry point
+    `NAME_PLACEHOLDER` (hand-written kernels too): the name is ``prefix`` + the
+    ``cache_key`` of the prefix and template."""
+    symbol = prefix + cache_key(prefix + "\n" + template)  # the key covers the name the artefact exports
     return template.replace(NAME_PLACEHOLDER, symbol), symbol

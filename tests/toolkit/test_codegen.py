@@ -63,7 +63,7 @@ def test_every_elementwise_op_renders_and_compiles(renderer, tmp_path):
     flags = ("-std=c++17", "-O0", "-fopenmp", "-fPIC", "-shared")
     text = codegen.prelude() + "\n" + "\n".join(sources)
     if issubclass(renderer, accel_renderer.AccelRenderer):  # BANG-style: through its emulating toolchain
-        flags = accel_toolchain.flags()
+        flags = accel_toolchain.flags(renderer.NRAM_CAPACITY)
         text = accel_toolchain.emulated_source(codegen.prelude() + accel_renderer.KERNEL_HELPERS + "\n".join(sources))
     unit.write_text(text)
     toolchain = host_compiler.HostToolchain(flags)

@@ -29,17 +29,17 @@ COPY_OUT = "__memcpy(out0, tile, 256, NRAM2GDRAM);"
 
 
 def compile_kernel(body):
-    toolchain = template_accel._device()["toolchain"]
+    toolchain = template_accel.plugin.device()["toolchain"]
     template = KERNEL.replace("BODY", body).replace("NAME", codegen.NAME_PLACEHOLDER)
-    symbol = "mj_accel_" + toolchain.cache_key(template)
-    (stub,) = toolchain.load([(symbol, template.replace(codegen.NAME_PLACEHOLDER, symbol))])
+    text, symbol = codegen.name_source(template, toolchain.cache_key, toolchain.symbol_prefix)
+    (stub,) = toolchain.load([(symbol, text)])
     return stub
 
 
 def launch(body, tasks=4):
     """Run the kernel with ``body`` on 0..63: ``(fault message or None, output)``."""
     stub = compile_kernel(body)
-    driver = template_accel._device()["driver"]
+    driver = template_accel.plugin.device()["driver"]
     source, target = driver.malloc(256), driver.malloc(256)
     try:
         data, out = np.arange(64, dtype=np.float32), np.full(64, -1, np.float32)
@@ -70,7 +70,7 @@ def test_a_kernel_that_follows_the_rules_runs():
 def test_broken_rules_abort_the_launch_with_the_rule_named(body, message):
     error, _ = launch(body)
     assert error is not None
-    assert error.startswith("mj_accel_") and "_mlu: task " in error
+    assert error.startswith("mj_template_accel_") and "_mlu: task " in error
     assert pytest.importorskip("re").search(message, error), error
 
 
@@ -89,7 +89,7 @@ def test_a_faulting_task_does_not_leave_the_others_waiting_at_sync_all():
 
 def test_the_device_works_after_faults_and_bad_copies():
     launch("__bang_add(out0, in0, in0, 4);")
-    driver = template_accel._device()["driver"]
+    driver = template_accel.plugin.device()["driver"]
     buffer = driver.malloc(16)
     host = np.zeros(8, np.float32)
     with pytest.raises(MetajitDeviceError, match="copy from host: 32 bytes .* not inside one live device allocation"):
@@ -106,9 +106,9 @@ def test_a_fault_raises_a_device_error_naming_the_kernel():
                       [K.Store(0, [domain], K.load(0, [domain], dtypes.float32))])
     program = runtime.Program(compile_kernel("__memcpy(tile, in0, 512, GDRAM2NRAM);"),
                               KernelSource(kernel, "bang-c", "", "mj_accel_broken"))
-    device = template_accel._device()
+    device = template_accel.plugin.device()
     source, target = device["driver"].malloc(256), device["driver"].malloc(256)
-    with pytest.raises(MetajitDeviceError, match=r"(?s)template_accel kernel faulted: .*out-of-bounds DMA"
+    with pytest.raises(MetajitDeviceError, match=r"(?s)accelerator kernel faulted: .*out-of-bounds DMA"
                                                  r".*kernel domain=\(64,\)"):
         program([source], [target], [])
     device["driver"].free(source)
