@@ -7,7 +7,7 @@ semantics of `metajit.opset.SEMANTICS` (the helpers live in the common `prelude`
 backend subclasses it, overrides spellings where its dialect differs (class-level
 tables and small methods) and writes only its loop structure in `render`.
 
-Example, a serial host renderer (see ``tests/toolkit/minimal_backend.py``)::
+Example, a serial host renderer (see ``sdk/templates/serial_backend.py``)::
 
     class SerialRenderer(CStyleRenderer):
         def render(self):

@@ -13,7 +13,7 @@ from metajit.toolkit import codegen, host_compiler
 
 from metajit.backends.template_accel import renderer as accel_renderer, toolchain as accel_toolchain
 
-from . import minimal_backend  # noqa: F401  (registers the serial renderer subclass)
+from metajit.sdk.templates import serial_backend as minimal_backend  # registers the serial renderer subclass
 
 
 def installed_renderers():

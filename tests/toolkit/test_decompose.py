@@ -14,7 +14,7 @@ from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription
 from metajit.toolkit.decompose import RULES
 
-from . import minimal_backend
+from metajit.sdk.templates import serial_backend as minimal_backend
 
 DECOMPOSED = tuple(sorted(RULES))
 

@@ -1,4 +1,4 @@
-"""A backend made of the toolkit alone (`minimal_backend`, ~150 lines) passes the
+"""A backend made of the toolkit alone (`metajit.sdk.templates.serial_backend`, ~150 lines) passes the
 conformance suite's standard tier: a new backend needs nothing from ``backends/cpu``."""
 import os
 import subprocess
@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def minimal():
     import metajit as jt
-    from . import minimal_backend
+    from metajit.sdk.templates import serial_backend as minimal_backend
     jt.plugins.register_backend(minimal_backend, "minimal")
     yield "minimal"
     jt.plugins.unregister_backend("minimal")
@@ -32,7 +32,7 @@ def test_minimal_backend_passes_the_standard_tier(minimal):
 def test_cli_runs_a_plugin_that_is_not_installed(tmp_path):
     environment = {**os.environ, "PYTHONPATH": ROOT, "METAJIT_CACHE_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "metajit.conformance", "run", "--backend", "minimal",
-               "--plugin", "tests.toolkit.minimal_backend", "--tier", "smoke", "-k", "elementwise.add*"]
+               "--plugin", "metajit.sdk.templates.serial_backend", "--tier", "smoke", "-k", "elementwise.add*"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment,
                             cwd=str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -43,7 +43,7 @@ def test_buffers_alive_at_exit_are_not_freed_into_a_torn_down_backend(tmp_path):
     script = textwrap.dedent("""
         import numpy as np
         import metajit as jt
-        from tests.toolkit import minimal_backend
+        from metajit.sdk.templates import serial_backend as minimal_backend
         jt.plugins.register_backend(minimal_backend, "minimal")
         jt.set_device("minimal")
         kept = [(jt.array(np.ones(1000, np.float32)) * i).sum() for i in range(5)]

@@ -2,7 +2,10 @@
 compiler, malloc'ed memory. It passes ``conformance run --tier standard``, which is the
 proof that a new backend needs nothing from ``backends/cpu``.
 
-Register it with ``jt.plugins.register_backend(minimal_backend, "minimal")``.
+This module is also the ``serial`` template of ``python -m metajit.sdk new-backend``
+(which renames `NAME`). Try it unregistered with
+``conformance run --backend minimal --plugin metajit.sdk.templates.serial_backend``, or
+register it with ``jt.plugins.register_backend(serial_backend, "minimal")``.
 """
 import ctypes
 import struct
@@ -87,7 +90,7 @@ def render(kernels, renderer=SerialRenderer):
     toolchain, _ = _toolchain()
     sources = []
     for kernel in kernels:
-        text, symbol = codegen.render_named(renderer, kernel, toolchain.cache_key, "mj_minimal_")
+        text, symbol = codegen.render_named(renderer, kernel, toolchain.cache_key, f"mj_{NAME}_")
         sources.append(KernelSource(kernel, "c++17", text, symbol))
     return sources
 
