@@ -12,7 +12,7 @@ import os
 
 import pluggy
 
-from .ir import dtypes
+from .ir import dtypes, opset
 from . import hookspec
 from .errors import MetajitDeviceError
 
@@ -97,6 +97,28 @@ class DeviceInfo:
         return f"{self.name}: {state}" + (f" ({notice})" if notice else "")
 
 
+def description_problem(description):
+    """Why ``description`` (what a plugin's describe returned) is unusable, or None."""
+    if not isinstance(description, BackendDescription):
+        return f"invalid description: describe returned {type(description).__name__}, not a BackendDescription"
+    known = {str(d) for d in dtypes.ALL_DTYPES}
+
+    def unknown_dtypes(names):
+        return [n for n in names if str(n) not in known]
+    bad = unknown_dtypes(description.dtypes)
+    for entry in description.library_kernels:
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+            bad += unknown_dtypes(entry[1])
+        elif not isinstance(entry, str):
+            return f"invalid description: library claim {entry!r} is neither a name nor (name, dtypes)"
+    if bad:
+        return f"invalid description: unknown dtype(s) {', '.join(map(repr, bad))}; known: {', '.join(sorted(known))}"
+    unknown_ops = sorted(set(description.native_ops) - set(opset.ELEMENTWISE))
+    if unknown_ops:
+        return f"invalid description: unknown native op(s) {', '.join(unknown_ops)}"
+    return None
+
+
 class BackendHandle:
     """A device's hooks, resolved once; core's hot path calls these attributes directly.
 
@@ -179,7 +201,7 @@ class _Registry:
             for name, _ in self.manager.list_name_plugin():
                 try:
                     description = self._function(name, "describe")()
-                    reason = self._function(name, "unavailable_reason")()
+                    reason = description_problem(description) or self._function(name, "unavailable_reason")()
                 except Exception as error:
                     description, reason = None, f"backend raised {type(error).__name__}: {error}"
                 infos[name] = DeviceInfo(name, reason is None, reason or "", description)
