@@ -117,6 +117,25 @@ def test_backend_raising_in_describe_is_reported(registered):
     assert not info.available and "probe crashed" in info.reason
 
 
+@pytest.mark.parametrize("description,reason", [
+    (dict(dtypes=("float32", "float8")), "unknown dtype(s) 'float8'"),
+    (dict(library_kernels=(("matmul", ("bfloat17",)),)), "unknown dtype(s) 'bfloat17'"),
+    (dict(library_kernels=(42,)), "library claim 42 is neither a name nor (name, dtypes)"),
+    (dict(native_ops=("add", "frobnicate")), "unknown native op(s) frobnicate"),
+])
+def test_backend_with_an_invalid_description_is_unavailable_and_others_keep_working(registered, description,
+                                                                                     reason):
+    @hookimpl
+    def metajit_backend_describe():
+        return plugins.BackendDescription(name="wrong", device_kind="cpu", **description)
+    registered(make_backend("wrong", metajit_backend_describe=metajit_backend_describe), "wrong")
+    infos = {d.name: d for d in jt.devices()}
+    assert not infos["wrong"].available and reason in infos["wrong"].reason
+    with pytest.raises(jt.MetajitDeviceError, match="device 'wrong' is unavailable: invalid description"):
+        jt.set_device("wrong")
+    assert infos["reference"].available and (jt.array([1.0, 2.0]) * 2).numpy().tolist() == [2.0, 4.0]
+
+
 def test_hot_path_does_not_use_pluggy_dispatch(monkeypatch):
     jt.set_device("reference")
 
