@@ -1,5 +1,5 @@
 """Gradients as users see them: `grad`, `vjp`, `jvp`, ``Var.backward``, and each
-meta-op's gradient rule, registered with the node-level mechanism in `metajit.autodiff`.
+meta-op's gradient rule, registered with the node-level mechanism in `metajit.passes.autodiff`.
 
 Every rule builds its result from meta-ops through the front end, so gradients are
 lazy Vars that can be differentiated again (grads of any order).

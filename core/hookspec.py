@@ -71,7 +71,7 @@ def metajit_backend_codegen(kernels):
     Called once per realisation with every kernel not yet in this process's
     compiled-program cache.
 
-    :param kernels: list of `metajit.kernel.Kernel`.
+    :param kernels: list of `metajit.ir.kernel.Kernel`.
     :return: list (same order) of `metajit.plugins.KernelSource`: the kernel, the
         source language and text, and the entry point name.
     """
@@ -99,7 +99,7 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
     :param inputs: buffers for the kernel's input slots, in order.
     :param outputs: freshly allocated buffers for its output slots. Outputs of stores
         with a ``reduce_op`` must be filled with the reduction's identity
-        (`metajit.opset.reduce_identity`) before accumulating.
+        (`metajit.ir.opset.reduce_identity`) before accumulating.
     :param parameters: Python scalars for the kernel's ``param`` slots (typed by
         ``kernel.parameters``); a program must accept any values.
 
@@ -194,7 +194,7 @@ def metajit_backend_lower_library_kernel(kernel):
     """Return a program running a library kernel (BLAS, oneDNN, cuBLAS, cuDNN...)
     (optional; required when the description claims ``library_kernels``).
 
-    Called once per new `metajit.kernel.LibraryCall` (name, attrs, input/output dtypes
+    Called once per new `metajit.ir.kernel.LibraryCall` (name, attrs, input/output dtypes
     and shapes; dense row-major buffers) of an op the backend claims for those dtypes;
     the program is launched like a compiled one. Core recognises the patterns itself:
     a ``matmul`` call's attrs are a `metajit.toolkit.analysis.MatmulAttrs`, the

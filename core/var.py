@@ -108,7 +108,7 @@ class Var:
 
     @property
     def dtype(self):
-        """The element type, a `metajit.dtypes.DType`."""
+        """The element type, a `metajit.ir.dtypes.DType`."""
         return self._node.dtype
 
     @property

@@ -43,10 +43,15 @@ def _fill(template_name, values):
         return string.Template(handle.read()).substitute(values)
 
 
+TEMPLATE_NOTE = re.compile(r"This module is the ``serial`` template.*?serial_backend``\)\.", re.DOTALL)
+
+
 def _serial_backend(name):
     with open(os.path.join(TEMPLATES, "serial_backend.py")) as handle:
         text = handle.read()
-    return text.replace('NAME = "minimal"', f'NAME = "{name}"', 1)
+    note = (f"The ``{name}`` backend, scaffolded from metajit's ``serial`` template; test it with\n"
+            f"``python -m metajit.conformance run --backend {name} --tier smoke``.")
+    return TEMPLATE_NOTE.sub(note, text, count=1).replace('NAME = "minimal"', f'NAME = "{name}"', 1)
 
 
 def new_backend(name, directory, template="accel"):

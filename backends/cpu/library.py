@@ -1,4 +1,4 @@
-"""The ``matmul`` library kernel: a `metajit.kernel.LibraryCall` whose attrs (a
+"""The ``matmul`` library kernel: a `metajit.ir.kernel.LibraryCall` whose attrs (a
 `metajit.toolkit.analysis.MatmulAttrs`) give each operand's element strides, run as
 BLAS on strided views of the buffers (no copies: a transposed operand is a transpose
 flag). Products run on OpenBLAS split across the kernels' OpenMP threads (`blas`), or

@@ -1,7 +1,7 @@
-"""Evaluate a `metajit.kernel.Kernel` with numpy over its whole loop domain at once.
+"""Evaluate a `metajit.ir.kernel.Kernel` with numpy over its whole loop domain at once.
 
 This file is the executable specification of the meta-op semantics listed in
-`metajit.opset.SEMANTICS`; other backends are tested against it.
+`metajit.ir.opset.SEMANTICS`; other backends are tested against it.
 """
 import math
 

@@ -1,6 +1,6 @@
 """Library kernels of ``template_accel``: **vendor swap point** (the ``cnnl``-equivalent).
 
-Core hands a claimed ``matmul`` as a `metajit.kernel.LibraryCall` whose attrs are a
+Core hands a claimed ``matmul`` as a `metajit.ir.kernel.LibraryCall` whose attrs are a
 `metajit.toolkit.analysis.MatmulAttrs` (element strides of each operand; stride 0
 broadcasts a batch dim). Here the emulated driver's ``mj_emu_matmul`` runs it; a vendor
 calls their library's matmul (and claims convolutions in `CLAIMS` with programs for the

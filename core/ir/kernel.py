@@ -22,7 +22,7 @@ class ValueExpr:
     ``op`` is ``"load"`` (args: input slot, tuple of IndexExpr), ``"const"`` (args:
     a Python scalar baked into the code), ``"param"`` (args: parameter slot; a scalar
     whose value is passed at launch), ``"index"`` (args: one IndexExpr, its value as ``dtype``), or
-    an element-wise meta-op from `metajit.opset` (args: operand ValueExprs; ``cast``
+    an element-wise meta-op from `metajit.ir.opset` (args: operand ValueExprs; ``cast``
     converts to ``dtype``).
     """
 
@@ -88,7 +88,7 @@ def apply(op, operands, dtype):
 class Store:
     """Write ``value`` to output ``slot`` at ``index``, where ``condition`` holds.
 
-    With ``reduce_op`` (a `metajit.opset.REDUCE_OPS` name) several loop iterations
+    With ``reduce_op`` (a `metajit.ir.opset.REDUCE_OPS` name) several loop iterations
     may hit one position and are combined; otherwise each position is written once.
     """
 

@@ -26,7 +26,7 @@ Rules (Jittor's, plus duplication of cheap producers):
 When the backend claims the ``matmul`` library kernel, the operands of a sum over one
 axis of a product of two broadcasts (what ``a @ b`` and its gradients become) are
 materialised, so the kernel is a plain matrix product, and such kernels become ``matmul``
-`metajit.kernel.LibraryCall` s (`metajit.toolkit.analysis.matmul_attrs`) that the
+`metajit.ir.kernel.LibraryCall` s (`metajit.toolkit.analysis.matmul_attrs`) that the
 backend runs with its BLAS, like the convolutions.
 
 The result is a `Plan`: host leaves to upload and kernel steps in execution order.

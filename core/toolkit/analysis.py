@@ -228,7 +228,7 @@ def affine_form(expr):
 
 def _canonical(expr):
     """``expr`` with every affine subexpression rewritten as ``c + a*i_a + ...``, the form
-    `metajit.indexexpr.simplify` folds divisions in."""
+    `metajit.ir.indexexpr.simplify` folds divisions in."""
     form = affine_form(expr)
     if form is not None:
         result = indexexpr.const(form[1])
@@ -317,7 +317,7 @@ def as_reduction(kernel):
 
 @dataclasses.dataclass(frozen=True)
 class MatmulAttrs:
-    """The ``attrs`` of a ``matmul`` `metajit.kernel.LibraryCall`: a batched product
+    """The ``attrs`` of a ``matmul`` `metajit.ir.kernel.LibraryCall`: a batched product
     ``C[b..., m, n] = sum_k A[b..., m, k] * B[b..., k, n]`` read and written in place.
 
     ``a_slot``/``b_slot`` are the call's input slots of A and B (equal for ``x @ x``);
@@ -398,7 +398,7 @@ def matmul_attrs(kernel):
 
 
 def as_matmul_call(kernel):
-    """``kernel`` as a ``matmul`` `metajit.kernel.LibraryCall` (see `matmul_attrs`), or None."""
+    """``kernel`` as a ``matmul`` `metajit.ir.kernel.LibraryCall` (see `matmul_attrs`), or None."""
     attrs = matmul_attrs(kernel)
     if attrs is None:
         return None

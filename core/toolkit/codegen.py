@@ -3,7 +3,7 @@
 `CStyleRenderer` turns the parts of a `Kernel` every backend renders the same way into
 C text: index expressions, element offsets, the value tree (one local per shared
 subtree), literals, casts, parameter reads and the element-wise meta-ops with the
-semantics of `metajit.opset.SEMANTICS` (the helpers live in the common `prelude`). A
+semantics of `metajit.ir.opset.SEMANTICS` (the helpers live in the common `prelude`). A
 backend subclasses it, overrides spellings where its dialect differs (class-level
 tables and small methods) and writes only its loop structure in `render`.
 
@@ -370,8 +370,9 @@ class CStyleRenderer(abc.ABC):
 
     def body(self, store, accumulate=None):
         """The statements computing ``store.value`` and writing it (or ``accumulate(value,
-        target)``), under the store's condition; given several element-wise stores, the
-        statements writing all of them, each shared value computed once."""
+        target)``), under the store's condition. ``store`` may also be a list of plain
+        element-wise stores (`is_plain_store`): the statements writing all of them, each
+        shared value computed once (``accumulate`` is then not used)."""
         self.lines, self.values = [], {}
         if isinstance(store, (list, tuple)):
             for each in store:

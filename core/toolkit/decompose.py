@@ -2,7 +2,7 @@
 does, so a backend declaring ``native_ops`` (an accelerator without a comparison unit,
 a dialect without ``tan``) still runs every kernel.
 
-Each rule is exact under `metajit.opset.SEMANTICS` (the same values, nan propagation and
+Each rule is exact under `metajit.ir.opset.SEMANTICS` (the same values, nan propagation and
 integer wrap-around as the op itself) or, for ``tan``, ``log1p`` and ``expm1``, within the
 rounding of the ops it uses (Goldberg's and Kahan's corrections keep ``log1p(1e-10)`` and
 ``expm1(1e-10)`` accurate). A rule's result is decomposed again where it uses ops the backend lacks. Example::

@@ -1,11 +1,14 @@
 """A complete backend built only from metajit's backend toolkit: serial C loops, the host
-compiler, malloc'ed memory. It passes ``conformance run --tier standard``, which is the
-proof that a new backend needs nothing from ``backends/cpu``.
+compiler, malloc'ed memory. It passes ``conformance run --tier standard``: a new backend
+needs nothing from metajit's own backends.
 
-This module is also the ``serial`` template of ``python -m metajit.sdk new-backend``
-(which renames `NAME`). Try it unregistered with
-``conformance run --backend minimal --plugin metajit.sdk.templates.serial_backend``, or
-register it with ``jt.plugins.register_backend(serial_backend, "minimal")``.
+This module is the ``serial`` template of ``python -m metajit.sdk new-backend`` (which
+sets `NAME`); in metajit it is the backend ``minimal`` (try it with
+``python -m metajit.conformance run --backend minimal --plugin metajit.sdk.templates.serial_backend``).
+`SerialRenderer.render` is the schedule to replace: element-wise stores share one loop
+nest (any loop of it may run in parallel: each position writes its own elements), each
+reduction or scatter has its own nest, accumulating into an output filled with the
+reduction's identity (parallelise those only over output positions, or with atomics).
 """
 import ctypes
 import struct
@@ -42,7 +45,11 @@ class SerialRenderer(codegen.CStyleRenderer):
 
     def render(self):
         lines = self.signature() + self.pointer_declarations()
-        for store in self.kernel.stores:
+        stores = self.kernel.stores
+        if all(codegen.is_plain_store(store, self.domain) for store in stores):  # one nest, shared values
+            return "\n".join(lines + ["  " + line for line in self.nest(
+                self.loop_axes(), self.fixed_axes() + self.body(list(stores)))] + ["}"])
+        for store in stores:
             inner = self.fixed_axes() + self.body(store, self.accumulate_statement(store))
             lines += ["  " + line for line in self.fill_identity(store) + self.nest(self.loop_axes(), inner)]
         return "\n".join(lines + ["}"])
@@ -109,7 +116,7 @@ def metajit_backend_compile(sources):
         function.argtypes = (ctypes.c_void_p,) * 3 + (ctypes.c_longlong,)
         return function
     functions = batch_compile.build_and_load(cache, [(s.entry_name, s.text) for s in sources], _compile_unit,
-                                             load, what="minimal kernels")
+                                             load, what=f"{NAME} kernels")
     return [Program(function, source.kernel) for function, source in zip(functions, sources)]
 
 
