@@ -31,6 +31,7 @@ from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, fla
                         stack, t, tile, transpose, unsqueeze, view)
 from .var import Var, liveness_info, number_of_lived_vars, sync_all
 from . import dataset, init, nn, optim
+from .nn.module import Module  # Jittor: `from jittor import Module`
 from .serialization import load, save
 from . import var_methods as _var_methods  # attaches operators and methods to Var
 from .ir import graph as _graph

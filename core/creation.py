@@ -76,6 +76,14 @@ def array(data, dtype=None):
     return Var.from_node(array_node(data, dtype))
 
 
+def convert(value, dtype):
+    """``value`` as a Var of ``dtype``: what ``jt.float32(value)`` and the other dtypes do."""
+    return value.cast(dtype) if isinstance(value, Var) else array(value, dtype)
+
+
+dtypes.set_converter(convert)
+
+
 def _shape(args):
     if len(args) == 1 and isinstance(args[0], (list, tuple)):
         args = tuple(args[0])

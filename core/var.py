@@ -240,6 +240,16 @@ class Var:
         """A new Var with the same value and no gradient history (shares a realised buffer)."""
         return Var.from_node(_detached(self._node))
 
+    def __deepcopy__(self, memo):
+        """``copy.deepcopy`` (of a model, an optimiser state): a Var with the same value and
+        ``requires_grad`` and no gradient history; it shares a realised buffer, which is
+        never written again (an update rebinds a Var to a new one)."""
+        copied = self.detach()
+        if self.requires_grad:
+            copied.requires_grad = True  # a tracked leaf, as the original parameter is
+        memo[id(self)] = copied
+        return copied
+
 
 def _detached(node):
     """A fresh node with ``node``'s value and no gradient history."""

@@ -12,6 +12,7 @@ from ..errors import MetajitDtypeError
 
 
 _NUMPY = {}  # name -> numpy.dtype, filled on first use (hot: every constant and buffer asks)
+_CONVERTER = []  # the front end's (value, dtype) -> Var, see `set_converter`
 
 
 class DType(str):
@@ -49,10 +50,23 @@ class DType(str):
         result = self.__eq__(other)
         return result if result is NotImplemented else not result
 
+    def __call__(self, value):
+        """``jt.float32(x)`` (Jittor's spelling): ``x`` as a Var of this dtype, a cast of a
+        Var or a new Var from numpy data, a list or a scalar. The front end supplies the
+        conversion (`set_converter`); this layer knows no Vars."""
+        if not _CONVERTER:
+            raise TypeError(f"{self} is not callable before metajit's front end is imported")
+        return _CONVERTER[0](value, self)
+
     __hash__ = str.__hash__
 
     def __repr__(self):
         return str(self)
+
+
+def set_converter(function):
+    """Install ``function(value, dtype) -> Var``, what calling a `DType` does."""
+    _CONVERTER[:] = [function]
 
 
 bool_ = DType("bool")

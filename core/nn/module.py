@@ -26,26 +26,25 @@ class Module:
 
         class Net(jt.nn.Module):
             def __init__(self):
-                super().__init__()
-                self.fc = jt.nn.Linear(4, 2)
+                self.fc = jt.nn.Linear(4, 2)     # super().__init__() optional, as in Jittor
             def execute(self, x):
                 return self.fc(x).relu()
     """
 
-    def __init__(self):
-        object.__setattr__(self, "_parameters", collections.OrderedDict())
-        object.__setattr__(self, "_buffers", collections.OrderedDict())
-        object.__setattr__(self, "_modules", collections.OrderedDict())
-        object.__setattr__(self, "training", True)
+    def __new__(cls, *args, **kwargs):
+        # the tables exist before any __init__ runs: as in Jittor, a subclass need not call
+        # super().__init__() (PyTorch code that does keeps working)
+        module = super().__new__(cls)
+        object.__setattr__(module, "_parameters", collections.OrderedDict())
+        object.__setattr__(module, "_buffers", collections.OrderedDict())
+        object.__setattr__(module, "_modules", collections.OrderedDict())
+        object.__setattr__(module, "training", True)
+        return module
 
-    def _check_initialised(self):
-        if "_parameters" not in self.__dict__:
-            raise MetajitValueError(f"{type(self).__name__}.__init__ must call super().__init__() "
-                                    "before assigning parameters or submodules")
+    def __init__(self):
+        """Nothing to set up (see ``__new__``); kept so ``super().__init__()`` works."""
 
     def __setattr__(self, name, value):
-        if isinstance(value, (Var, Module)):
-            self._check_initialised()
         for table in ("_parameters", "_buffers", "_modules"):
             self.__dict__.get(table, {}).pop(name, None)
         if isinstance(value, Var):
@@ -76,7 +75,6 @@ class Module:
 
     def register_buffer(self, name, value, persistent=True):
         """Add non-trainable state (e.g. BatchNorm running stats); saved when ``persistent``."""
-        self._check_initialised()
         names = self.__dict__.setdefault("_buffer_names", set())
         names.add(name)
         if not persistent:
