@@ -29,6 +29,7 @@ from .reductions import (all, any, argmax, argmin, max, mean, min, norm, prod, s
 from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, flatten, flip,
                         pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
                         stack, t, tile, transpose, unsqueeze, view)
+from .tensor_ops import diag, gather, index_select, masked_fill, outer, roll, trace, tril, triu
 from .var import Var, liveness_info, number_of_lived_vars, sync_all
 from . import dataset, init, nn, optim
 from .nn.module import Module  # Jittor: `from jittor import Module`

@@ -3,7 +3,7 @@
 Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
-from . import creation, indexing, math_ops, reductions, shape_ops
+from . import creation, indexing, math_ops, reductions, shape_ops, tensor_ops
 from .ir import dtypes
 from .math_ops import binary, unary
 from .var import Var
@@ -118,6 +118,11 @@ _METHODS = {
     "repeat": shape_ops.repeat, "tile": shape_ops.tile, "split": shape_ops.split,
     "chunk": shape_ops.chunk, "reindex": shape_ops.reindex,
     "reindex_reduce": shape_ops.reindex_reduce,
+    "masked_fill": tensor_ops.masked_fill, "index_select": tensor_ops.index_select,
+    "gather": tensor_ops.gather, "tril": tensor_ops.tril, "triu": tensor_ops.triu,
+    "diag": tensor_ops.diag, "trace": tensor_ops.trace, "outer": tensor_ops.outer, "roll": tensor_ops.roll,
+    "clamp_": lambda self, *args, **kwargs: self._replace(math_ops.clamp(self, *args, **kwargs)._node),
+    "masked_fill_": lambda self, mask, value: self._replace(tensor_ops.masked_fill(self, mask, value)._node),
 }
 
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",

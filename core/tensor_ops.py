@@ -1,0 +1,116 @@
+"""Tensor ops Jittor and PyTorch users reach for, as meta-op compositions (so gradients
+of any order come from the meta-ops): ``masked_fill``, ``index_select``, ``gather``,
+``tril``/``triu``, ``diag``, ``trace``, ``outer``, ``roll``.
+
+Each follows PyTorch's documented behaviour (Jittor's where it has the op). Example::
+
+    y = x.masked_fill(x < 0, 0.0)
+    picked = x.gather(1, index)          # out[i][j] = x[i][index[i][j]]
+"""
+from .creation import array
+from .errors import MetajitShapeError
+from .indexing import _check_device_indices, check_index_values, getitem
+from .math_ops import binary, where
+from .reductions import sum as reduce_sum
+from .shape_ops import reindex
+from .var import Var
+
+
+def _dim(dim, ndim, op):
+    if not -ndim <= dim < max(ndim, 1):
+        raise MetajitShapeError(f"{op}: dim {dim} is out of range for a {ndim}-d Var")
+    return dim % max(ndim, 1)
+
+
+def masked_fill(x, mask, value):
+    """``x`` with ``value`` where ``mask`` (broadcast to ``x``) is true."""
+    return where(mask, value, x).cast(x.dtype)
+
+
+def index_select(x, dim, index):
+    """The slices of ``x`` along ``dim`` at the 1-d integer ``index`` (out-of-range raises)."""
+    dim = _dim(dim, x.ndim, "index_select")
+    if getattr(index, "ndim", 1) != 1:
+        raise MetajitShapeError(f"index_select: index must be 1-d, got shape {tuple(index.shape)}")
+    return getitem(x, (slice(None),) * dim + (index,))
+
+
+def gather(x, dim, index):
+    """``out[i][j][k] = x[i][index[i][j][k]][k]`` for ``dim=1`` (PyTorch's ``gather``):
+    ``index`` has ``x``'s rank, its size along every other dim at most ``x``'s."""
+    dim = _dim(dim, x.ndim, "gather")
+    index = index if isinstance(index, Var) else array(index)
+    if index.ndim != x.ndim or any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape)) if d != dim):
+        raise MetajitShapeError(f"gather: index shape {tuple(index.shape)} does not fit x shape "
+                                f"{tuple(x.shape)} along dims other than {dim}")
+    if index._node.host_data is not None:
+        check_index_values(index._node.host_data, x.shape[dim], dim)
+    loops = ", ".join(f"i{d}" for d in range(index.ndim))
+    size = x.shape[dim]
+    exprs = [f"i{d}" for d in range(x.ndim)]
+    exprs[dim] = f"@e0({loops})+(@e0({loops})<0)*{size}"
+    result = reindex(x, index.shape, exprs, extras=[index])
+    _check_device_indices(result._node, [(index._node, size, dim)] if index._node.host_data is None else [])
+    return result
+
+
+def _triangle(x, diagonal, keep, op):
+    if x.ndim < 2:
+        raise MetajitShapeError(f"{op} expects a Var of at least 2 dims, got shape {tuple(x.shape)}")
+    rows, columns = x.ndim - 2, x.ndim - 1
+    dropped = f"i{columns}-i{rows}{'>' if keep == 'lower' else '<'}{int(diagonal)}"
+    return reindex(x, x.shape, [f"i{d}" for d in range(x.ndim)], overflow_conditions=[dropped])
+
+
+def tril(x, diagonal=0):
+    """The lower triangle of the last two dims (``j - i <= diagonal`` kept, the rest 0)."""
+    return _triangle(x, diagonal, "lower", "tril")
+
+
+def triu(x, diagonal=0):
+    """The upper triangle of the last two dims (``j - i >= diagonal`` kept, the rest 0)."""
+    return _triangle(x, diagonal, "upper", "triu")
+
+
+def diag(x, diagonal=0):
+    """1-d ``x``: a square matrix with ``x`` on diagonal ``diagonal``; 2-d ``x``: that diagonal."""
+    k = int(diagonal)
+    if x.ndim == 1:  # out[i, i + k] = x[i] (k >= 0), out[j - k, j] = x[j] (k < 0)
+        n = x.shape[0] + abs(k)
+        return reindex(x, (n, n), ["i0" if k >= 0 else "i1"], overflow_conditions=[f"i1-i0!={k}"])
+    if x.ndim == 2:
+        rows, columns = x.shape
+        length = max(0, min(rows, columns - k) if k >= 0 else min(rows + k, columns))
+        return reindex(x, (length,), [f"i0+{max(-k, 0)}", f"i0+{max(k, 0)}"])
+    raise MetajitShapeError(f"diag expects a 1-d or 2-d Var, got shape {tuple(x.shape)}")
+
+
+def trace(x):
+    """The sum of the main diagonal of a 2-d Var."""
+    if x.ndim != 2:
+        raise MetajitShapeError(f"trace expects a 2-d Var, got shape {tuple(x.shape)}")
+    return reduce_sum(diag(x))
+
+
+def outer(x, y):
+    """``out[i, j] = x[i] * y[j]`` for 1-d ``x`` and ``y``."""
+    if x.ndim != 1 or y.ndim != 1:
+        raise MetajitShapeError(f"outer expects 1-d Vars, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    return binary("mul", x.reshape(x.shape[0], 1), y.reshape(1, y.shape[0]))
+
+
+def roll(x, shifts, dims=None):
+    """Rotate ``x`` by ``shifts`` along ``dims`` (flattened first when ``dims`` is None)."""
+    if dims is None:
+        return roll(x.reshape(-1), shifts, 0).reshape(x.shape)
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if len(shifts) != len(dims):
+        raise MetajitShapeError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+    exprs = [f"i{d}" for d in range(x.ndim)]
+    for shift, dim in zip(shifts, dims):
+        dim = _dim(dim, x.ndim, "roll")
+        size = x.shape[dim]
+        if size:
+            exprs[dim] = f"(i{dim}+{size - int(shift) % size})%{size}"
+    return reindex(x, x.shape, exprs)
