@@ -16,12 +16,12 @@ from . import debug, plugins
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
 from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,
-                       rand_like, randint, randint_like, randn, randn_like, random, seed, zeros,
+                       rand_like, randint, randint_like, randn, randn_like, random, seed, set_global_seed, zeros,
                        zeros_like)
-from .ir.dtypes import DType, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
+from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitIndexError, MetajitShapeError, MetajitValueError)
-from .flags import enable_grad, flags, no_grad
+from .flags import enable_grad, flag_scope, flags, no_grad
 from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where
 from .plugins import devices, get_device, set_device
 from .reductions import (all, any, argmax, argmin, max, mean, min, norm, prod, std, sum,
@@ -30,7 +30,8 @@ from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, fla
                         pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
                         stack, t, tile, transpose, unsqueeze, view)
 from .tensor_ops import diag, gather, index_select, masked_fill, outer, roll, trace, tril, triu
-from .var import Var, liveness_info, number_of_lived_vars, sync_all
+from .var import Var, display_memory_info, fetch_sync, liveness_info, number_of_lived_vars, sync_all
+from .var import collect_garbage as gc
 from . import dataset, init, nn, optim
 from .nn.module import Module  # Jittor: `from jittor import Module`
 from .serialization import load, save
@@ -46,8 +47,8 @@ half = float16
 int = int32
 long = int64
 
-set_global_seed = seed
 manual_seed = seed
+set_seed = set_global_seed
 clip = clamp
 
 
@@ -83,3 +84,11 @@ for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
               "add", "sub", "mul", "div", "subtract", "multiply", "divide"):
     globals()[_name] = _module_function(_name)
 del _name
+
+
+def __getattr__(name):
+    """``jt.has_cuda``: whether a ``cuda`` device is installed and usable here (asked lazily:
+    listing devices probes every backend)."""
+    if name == "has_cuda":
+        return "cuda" in {info.name for info in devices() if info.available}
+    raise AttributeError(f"module 'metajit' has no attribute {name!r}")

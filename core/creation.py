@@ -6,6 +6,8 @@ host-generated leaves, reproducible with `seed`.
 """
 import numbers
 
+import random as python_random
+
 import numpy as np
 
 from .ir import dtypes, graph
@@ -17,9 +19,18 @@ _generator = np.random.default_rng()
 
 
 def seed(value):
-    """Seed metajit's random numbers (``jt.set_global_seed`` / ``jt.seed`` / ``manual_seed``)."""
+    """Seed metajit's random numbers (``jt.seed`` / ``manual_seed``)."""
     global _generator
     _generator = np.random.default_rng(value)
+
+
+def set_global_seed(value):
+    """Seed metajit, numpy's global generator and Python's ``random`` (Jittor's
+    ``jt.set_global_seed`` / ``jt.set_seed``), so a script's data shuffling and
+    initialisation repeat."""
+    seed(value)
+    np.random.seed(value % 2 ** 32)
+    python_random.seed(value)
 
 
 def _default_dtype_for(data):

@@ -37,6 +37,42 @@ class Flags:
 flags = Flags()
 
 
+class flag_scope:
+    """Set flags for a block or a function, restoring them after (Jittor's ``jt.flag_scope``)::
+
+        with jt.flag_scope(lazy_execution=0):
+            ...
+        @jt.flag_scope(check_indices=0)
+        def fast(): ...
+
+    Unknown flag names raise at once."""
+
+    def __init__(self, **values):
+        for name in values:
+            if name not in Flags.__slots__:
+                raise MetajitValueError(f"unknown flag {name!r}; flags are {', '.join(Flags.__slots__)}")
+        self.values = values
+        self.saved = []
+
+    def __enter__(self):
+        self.saved.append({name: getattr(flags, name) for name in self.values})
+        for name, value in self.values.items():
+            setattr(flags, name, value)
+        return self
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.pop().items():
+            setattr(flags, name, value)
+        return False
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with flag_scope(**self.values):
+                return function(*args, **kwargs)
+        return wrapper
+
+
 class _GradMode:
     enabled_inside = None
 

@@ -44,7 +44,7 @@ class Var:
     ``grad`` holds the PyTorch-style gradient accumulated by `backward` (None before any).
     """
 
-    __slots__ = ("_node", "grad", "__weakref__")
+    __slots__ = ("_node", "grad", "_name", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, data, dtype=None):
@@ -240,6 +240,18 @@ class Var:
         """A new Var with the same value and no gradient history (shares a realised buffer)."""
         return Var.from_node(_detached(self._node))
 
+    def name(self, new_name=None):
+        """Jittor's ``var.name()``: the Var's name (None until set); ``var.name("w")`` sets
+        it and returns the Var."""
+        if new_name is None:
+            return getattr(self, "_name", None)
+        self._name = str(new_name)
+        return self
+
+    def fetch_sync(self):
+        """Jittor's ``var.fetch_sync()``: the value as a numpy array."""
+        return self.numpy()
+
     def __deepcopy__(self, memo):
         """``copy.deepcopy`` (of a model, an optimiser state): a Var with the same value and
         ``requires_grad`` and no gradient history; it shares a realised buffer, which is
@@ -310,6 +322,27 @@ def _count_live(kind):
     # counted when asked (a walk over the collector's objects) rather than kept by
     # every constructor and finaliser, which would tax each op of every step
     return sum(1 for thing in gc.get_objects() if issubclass(type(thing), kind))
+
+
+def fetch_sync(values):
+    """The numpy values of a list of Vars, realised together (Jittor's ``jt.fetch_sync``)."""
+    values = list(values)
+    executor.realise([v._node for v in values])
+    return [v.numpy() for v in values]
+
+
+def collect_garbage():
+    """Collect unreachable Vars and graph nodes now (Jittor's ``jt.gc``): their device
+    buffers return to the allocator."""
+    gc.collect()
+
+
+def display_memory_info():
+    """Print the live Vars, graph nodes and device buffers (Jittor's
+    ``jt.display_memory_info``); returns the counts."""
+    info = liveness_info()
+    print("metajit memory: " + ", ".join(f"{name} {count}" for name, count in info.items()))
+    return info
 
 
 def liveness_info():

@@ -179,3 +179,13 @@ def scalar_dtype(value):
     if isinstance(value, (float, np.floating)):
         return DEFAULT_FLOAT if isinstance(value, float) else as_dtype(type(value))
     raise MetajitDtypeError(f"expected a number, got {type(value).__name__} ({value!r})")
+
+
+def finfo(dtype):
+    """Machine limits of a float dtype (``jt.finfo(jt.float16).max``), as ``numpy.finfo``."""
+    return np.finfo(as_dtype(dtype).numpy)
+
+
+def iinfo(dtype):
+    """Limits of an integer dtype (``jt.iinfo(jt.int8).min``), as ``numpy.iinfo``."""
+    return np.iinfo(as_dtype(dtype).numpy)
