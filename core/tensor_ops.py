@@ -1,18 +1,19 @@
 """Tensor ops Jittor and PyTorch users reach for, as meta-op compositions (so gradients
 of any order come from the meta-ops): ``masked_fill``, ``index_select``, ``gather``,
-``tril``/``triu``, ``diag``, ``trace``, ``outer``, ``roll``.
+``tril``/``triu``, ``diag``, ``trace``, ``outer``, ``roll``, ``cumsum``/``cumprod``
+(log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts).
 
 Each follows PyTorch's documented behaviour (Jittor's where it has the op). Example::
 
     y = x.masked_fill(x < 0, 0.0)
     picked = x.gather(1, index)          # out[i][j] = x[i][index[i][j]]
 """
-from .creation import array
+from .creation import arange, array
 from .errors import MetajitShapeError
 from .indexing import _check_device_indices, check_index_values, getitem
 from .math_ops import binary, where
 from .reductions import sum as reduce_sum
-from .shape_ops import reindex
+from .shape_ops import reindex, reindex_reduce
 from .var import Var
 
 
@@ -114,3 +115,84 @@ def roll(x, shifts, dims=None):
         if size:
             exprs[dim] = f"(i{dim}+{size - int(shift) % size})%{size}"
     return reindex(x, x.shape, exprs)
+
+
+def _scan(x, dim, op, identity):
+    """Inclusive scan of ``x`` along ``dim`` with ``op`` in ceil(log2(n)) steps, each
+    combining with a copy shifted by 1, 2, 4... (``identity`` where the shift runs off)."""
+    dim = _dim(dim, x.ndim, "cumsum")
+    step, result = 1, x
+    while step < (x.shape[dim] if x.ndim else 1):
+        exprs = [f"i{d}" if d != dim else f"i{d}-{step}" for d in range(x.ndim)]
+        result = binary(op, result, reindex(result, x.shape, exprs, overflow_value=identity))
+        step *= 2
+    return result
+
+
+def cumsum(x, dim):
+    """Running sums along ``dim`` (bool counts as int32)."""
+    return _scan(x.int32() if x.dtype == "bool" else x, dim, "add", 0)
+
+
+def cumprod(x, dim):
+    """Running products along ``dim`` (bool counts as int32)."""
+    return _scan(x.int32() if x.dtype == "bool" else x, dim, "mul", 1)
+
+
+def _ordered_before(a, b, descending):
+    """Whether value ``a`` sorts strictly before ``b`` (nan last ascending, first descending)."""
+    nan_a, nan_b = a.isnan(), b.isnan()
+    if descending:
+        return binary("gt", a, b) | (nan_a & ~nan_b)
+    return binary("lt", a, b) | (nan_b & ~nan_a)
+
+
+def argsort(x, dim=-1, descending=False):
+    """Indices (int64) that sort ``x`` along ``dim``; stable (ties keep their order), nan last
+    (first when ``descending``), as ``torch.sort(stable=True)``. Each element's rank counts
+    the elements before it, a reduction the fusion never materialises; the indices are then
+    placed at their ranks. O(n^2) work per row, all on the device."""
+    dim = _dim(dim, x.ndim, "argsort")
+    if x.ndim == 0:
+        return array(0).int64()
+    moved = x.transpose(dim, -1) if dim != x.ndim - 1 else x
+    n = moved.shape[-1]
+    mine, other = moved.unsqueeze(-1), moved.unsqueeze(-2)  # [..., i, 1] and [..., 1, j]
+    positions = arange(n)
+    earlier = binary("lt", positions.reshape(1, n), positions.reshape(n, 1))  # j < i
+    equal = binary("eq", other, mine) | (other.isnan() & mine.isnan())
+    before = _ordered_before(other, mine, descending) | (equal & earlier)
+    rank = reduce_sum(before.int32(), -1)
+    loops = ", ".join(f"i{d}" for d in range(moved.ndim))
+    exprs = [f"i{d}" for d in range(moved.ndim - 1)] + [f"@e0({loops})"]
+    index = positions.int64().broadcast_to(*moved.shape)
+    order = reindex_reduce(index, "add", moved.shape, exprs, extras=[rank])
+    return order.transpose(dim, -1) if dim != x.ndim - 1 else order
+
+
+def sort(x, dim=-1, descending=False):
+    """``(values, indices)`` of ``x`` sorted along ``dim`` (see `argsort`); the values are a
+    gather of ``x``, so gradients flow to the elements they came from."""
+    dim = _dim(dim, x.ndim, "sort")
+    indices = argsort(x, dim, descending)
+    return (gather(x, dim, indices) if x.ndim else x), indices
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    """``(values, indices)`` of the ``k`` largest (``largest=False``: smallest) along ``dim``."""
+    dim = _dim(dim, x.ndim, "topk")
+    if not 0 <= k <= (x.shape[dim] if x.ndim else 1):
+        raise MetajitShapeError(f"topk: k={k} is out of range for dim {dim} of size {x.shape[dim]}")
+    values, indices = sort(x, dim, descending=largest)
+    picked = (slice(None),) * dim + (slice(0, k),)
+    return getitem(values, picked), getitem(indices, picked)
+
+
+def kthvalue(x, k, dim=-1, keepdim=False):
+    """``(values, indices)`` of the ``k``-th smallest (1-based) along ``dim``."""
+    dim = _dim(dim, x.ndim, "kthvalue")
+    if not 1 <= k <= x.shape[dim]:
+        raise MetajitShapeError(f"kthvalue: k={k} is out of range for dim {dim} of size {x.shape[dim]}")
+    values, indices = sort(x, dim)
+    picked = (slice(None),) * dim + (slice(k - 1, k) if keepdim else k - 1,)
+    return getitem(values, picked), getitem(indices, picked)

@@ -123,6 +123,8 @@ _METHODS = {
     "diag": tensor_ops.diag, "trace": tensor_ops.trace, "outer": tensor_ops.outer, "roll": tensor_ops.roll,
     "clamp_": lambda self, *args, **kwargs: self._replace(math_ops.clamp(self, *args, **kwargs)._node),
     "masked_fill_": lambda self, mask, value: self._replace(tensor_ops.masked_fill(self, mask, value)._node),
+    "cumsum": tensor_ops.cumsum, "cumprod": tensor_ops.cumprod, "sort": tensor_ops.sort,
+    "argsort": tensor_ops.argsort, "topk": tensor_ops.topk, "kthvalue": tensor_ops.kthvalue,
 }
 
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",

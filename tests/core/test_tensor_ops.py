@@ -88,3 +88,51 @@ def test_in_place_spellings(x):
     np.testing.assert_array_equal(y.numpy(), np.clip(x, -0.5, 0.5))
     y.masked_fill_(y > 0.25, 9.0)
     np.testing.assert_array_equal(y.numpy(), np.where(np.clip(x, -0.5, 0.5) > 0.25, 9.0, np.clip(x, -0.5, 0.5)))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum_and_cumprod(x, dim):
+    check(lambda a: a.cumsum(dim), lambda a: a.cumsum(dim), x)
+    check(lambda a: jt.cumprod(a, dim), lambda a: a.cumprod(dim), (x * 0.5 + 1).astype(np.float32))
+    ints = np.arange(-6, 6, dtype=np.int32).reshape(3, 4)
+    np.testing.assert_array_equal(jt.array(ints).cumsum(1).numpy(), np.cumsum(ints, 1))
+    np.testing.assert_array_equal(jt.array(ints > 0).cumsum(1).numpy(), np.cumsum(ints > 0, 1))
+
+
+def sorted_input(rng):
+    data = rng.standard_normal((3, 9)).astype(np.float32)
+    data[0, 2] = np.nan
+    data[1, 1] = data[1, 4] = data[1, 7]  # ties keep their order (stable)
+    data[2, :4] = [0.0, -0.0, np.inf, -np.inf]
+    return data
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("dim", [1, 0])
+def test_sort_and_argsort_match_torch_stable_sort(rng, descending, dim):
+    data = sorted_input(rng)
+    values, indices = jt.array(data).sort(dim, descending=descending)
+    want_values, want_indices = torch.sort(torch.tensor(data), dim=dim, descending=descending, stable=True)
+    np.testing.assert_array_equal(values.numpy(), want_values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), want_indices.numpy())
+    assert indices.dtype == "int64"
+    np.testing.assert_array_equal(jt.argsort(jt.array(data), dim, descending).numpy(), want_indices.numpy())
+    finite = np.nan_to_num(data, posinf=3.0, neginf=-3.0)
+    check(lambda a: a.sort(dim, descending)[0], lambda a: torch.sort(a, dim=dim, descending=descending, stable=True)[0],
+          finite)
+
+
+def test_topk_and_kthvalue(rng):
+    data = rng.standard_normal((5, 6)).astype(np.float32)
+    for largest in (True, False):
+        values, indices = jt.array(data).topk(3, 0, largest=largest)
+        want = torch.topk(torch.tensor(data), 3, 0, largest=largest)
+        np.testing.assert_array_equal(values.numpy(), want.values.numpy())
+        np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())
+    check(lambda a: a.topk(2)[0], lambda a: torch.topk(a, 2)[0], data)
+    values, indices = jt.array(data).kthvalue(4, 1, keepdim=True)
+    want = torch.kthvalue(torch.tensor(data), 4, 1, keepdim=True)
+    np.testing.assert_array_equal(values.numpy(), want.values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())
+    with pytest.raises(jt.MetajitShapeError, match="topk: k=7 is out of range"):
+        jt.array(data).topk(7)
