@@ -29,8 +29,9 @@ from .reductions import (all, any, argmax, argmin, max, mean, min, norm, prod, s
 from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, flatten, flip,
                         pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
                         stack, t, tile, transpose, unsqueeze, view)
-from .tensor_ops import (argsort, cumprod, cumsum, diag, gather, index_select, kthvalue, masked_fill, outer,
-                         roll, sort, topk, trace, tril, triu)
+from .tensor_ops import (argsort, bincount, cross, cumprod, cumsum, diag, einsum, erfinv, gather, histc,
+                         index_select, kthvalue, masked_fill, meshgrid, outer, roll, searchsorted, sort, topk,
+                         trace, tril, triu)
 from .var import Var, display_memory_info, fetch_sync, liveness_info, number_of_lived_vars, sync_all
 from .var import collect_garbage as gc
 from . import dataset, init, nn, optim

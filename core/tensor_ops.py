@@ -1,13 +1,16 @@
 """Tensor ops Jittor and PyTorch users reach for, as meta-op compositions (so gradients
 of any order come from the meta-ops): ``masked_fill``, ``index_select``, ``gather``,
 ``tril``/``triu``, ``diag``, ``trace``, ``outer``, ``roll``, ``cumsum``/``cumprod``
-(log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts).
+(log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts),
+``einsum``, ``meshgrid``, ``searchsorted``, ``histc``, ``bincount``, ``cross``, ``erfinv``.
 
 Each follows PyTorch's documented behaviour (Jittor's where it has the op). Example::
 
     y = x.masked_fill(x < 0, 0.0)
     picked = x.gather(1, index)          # out[i][j] = x[i][index[i][j]]
 """
+import builtins
+
 from .creation import arange, array
 from .errors import MetajitShapeError
 from .indexing import _check_device_indices, check_index_values, getitem
@@ -196,3 +199,121 @@ def kthvalue(x, k, dim=-1, keepdim=False):
     values, indices = sort(x, dim)
     picked = (slice(None),) * dim + (slice(k - 1, k) if keepdim else k - 1,)
     return getitem(values, picked), getitem(indices, picked)
+
+
+def einsum(equation, *operands):
+    """Einstein summation (``"ij,jk->ik"``, ``"bii->bi"``, ``"i,i"``, implicit output in
+    alphabetical order, ``...`` not supported): each operand's letters are mapped onto one
+    shared index space (a repeated letter reads the diagonal), the operands are multiplied
+    there and the letters not in the output are summed (a product the fusion recognises
+    as a matrix product runs as one)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    equation = equation.replace(" ", "")
+    if "..." in equation:
+        raise MetajitShapeError("einsum: '...' (broadcast dims) is not supported; name every dim")
+    inputs, arrow, output = equation.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(operands):
+        raise MetajitShapeError(f"einsum: {len(terms)} operand terms in {equation!r}, {len(operands)} operands given")
+    sizes = {}
+    for term, operand in zip(terms, operands):
+        if len(term) != operand.ndim:
+            raise MetajitShapeError(f"einsum: term {term!r} has {len(term)} letters, operand has shape "
+                                    f"{tuple(operand.shape)}")
+        for letter, size in zip(term, operand.shape):
+            if sizes.setdefault(letter, size) != size and size != 1 and sizes[letter] != 1:
+                raise MetajitShapeError(f"einsum: letter {letter!r} has sizes {sizes[letter]} and {size}")
+            sizes[letter] = max(sizes[letter], size)
+    if not arrow:
+        counts = {letter: inputs.count(letter) for letter in sizes}
+        output = "".join(sorted(letter for letter, count in counts.items() if count == 1))
+    letters = list(output) + sorted(set(sizes) - set(output))
+    shape = tuple(sizes[letter] for letter in letters)
+    product = None
+    for term, operand in zip(terms, operands):
+        exprs = [f"i{letters.index(letter)}" if operand.shape[k] != 1 else "0" for k, letter in enumerate(term)]
+        spread = reindex(operand, shape, exprs)
+        product = spread if product is None else binary("mul", product, spread)
+    reduced = tuple(range(len(output), len(letters)))
+    return reduce_sum(product, reduced) if reduced else product
+
+
+def meshgrid(*vectors, indexing="ij"):
+    """Coordinate grids of 1-d Vars (``indexing="ij"`` matrix, ``"xy"`` Cartesian)."""
+    if len(vectors) == 1 and isinstance(vectors[0], (list, tuple)):
+        vectors = tuple(vectors[0])
+    if indexing not in ("ij", "xy"):
+        raise MetajitShapeError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    sizes = [v.shape[0] for v in vectors]
+    order = list(range(len(vectors)))
+    if indexing == "xy" and len(vectors) >= 2:
+        order[0], order[1] = 1, 0
+    shape = tuple(sizes[k] for k in order)
+    return [reindex(v, shape, [f"i{order.index(k)}"]) for k, v in enumerate(vectors)]
+
+
+def searchsorted(sorted_sequence, values, right=False):
+    """For each value, the insertion index into the ascending last dim of
+    ``sorted_sequence`` keeping it sorted (``right``: after equal elements); int64."""
+    sequence = sorted_sequence.unsqueeze(-2) if sorted_sequence.ndim == values.ndim else sorted_sequence
+    before = binary("le" if right else "lt", sequence, values.unsqueeze(-1))
+    return reduce_sum(before.int64(), -1)
+
+
+def histc(x, bins=100, min=0, max=0):
+    """Counts of ``x`` in ``bins`` equal bins over ``[min, max]`` (both 0: the data's range;
+    the top edge belongs to the last bin; values outside are ignored), as ``torch.histc``."""
+    low, high = float(min), float(max)
+    if low == high == 0:
+        low, high = float(x.min().item()), float(x.max().item())
+    if low == high:
+        low, high = low - 1, high + 1
+    flat = x.reshape(-1).float32()
+    position = ((flat - low) * (bins / (high - low))).floor().int32()
+    position = where(binary("eq", flat, high), bins - 1, position)
+    inside = (flat >= low) & (flat <= high)
+    edges = arange(bins).reshape(bins, 1)
+    return reduce_sum((binary("eq", position.reshape(1, -1), edges) & inside.reshape(1, -1)).float32(), 1)
+
+
+def bincount(x, weights=None, minlength=0):
+    """Counts (or summed ``weights``) of each value of the 1-d non-negative int ``x``; the
+    length is ``max(x) + 1`` (at least ``minlength``), so this reads ``x``'s maximum."""
+    if x.ndim != 1:
+        raise MetajitShapeError(f"bincount expects a 1-d Var, got shape {tuple(x.shape)}")
+    length = builtins.max(int(minlength), int(x.max().item()) + 1 if x.shape[0] else 0)
+    if x.shape[0] and int(x.min().item()) < 0:
+        raise MetajitShapeError("bincount: x must be non-negative")
+    values = weights if weights is not None else array(1).int64().broadcast_to(*x.shape)
+    return reindex_reduce(values, "add", (length,), ["@e0(i0)"], extras=[x])
+
+
+def cross(x, y, dim=-1):
+    """The cross product of 3-vectors along ``dim``."""
+    dim = _dim(dim, x.ndim, "cross")
+    if x.shape[dim] != 3 or y.shape[dim] != 3:
+        raise MetajitShapeError(f"cross: dim {dim} must have size 3, got {tuple(x.shape)} and {tuple(y.shape)}")
+
+    def shifted(v, by):
+        return roll(v, -by, dim)
+    return binary("sub", binary("mul", shifted(x, 1), shifted(y, 2)), binary("mul", shifted(x, 2), shifted(y, 1)))
+
+
+def erfinv(y):
+    """The inverse error function on ``(-1, 1)`` (±inf at ±1, nan outside): Giles' single
+    precision approximation refined by two Newton steps on ``erf`` (full float32 accuracy)."""
+    w = -((1 - y) * (1 + y)).log()
+    central, tail = w - 2.5, binary("maximum", w, 5.0).sqrt() - 3.0  # the tail is used for w >= 5 only
+    p_central, p_tail = 2.81022636e-08, -0.000200214257
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+              -0.00417768164, 0.246640727, 1.50140941):
+        p_central = p_central * central + c
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+              0.00943887047, 1.00167406, 2.83297682):
+        p_tail = p_tail * tail + c
+    guess = where(binary("lt", w, 5.0), p_central, p_tail) * y
+    for _ in range(2):  # Newton on erf(g) - y: erf'(g) = 2/sqrt(pi) exp(-g^2)
+        guess = guess - (guess.erf() - y) / (1.1283791670955126 * (-guess * guess).exp())
+    infinite = where(binary("gt", y, 0), float("inf"), float("-inf"))
+    return where(binary("eq", y.abs(), 1), infinite, where(binary("gt", y.abs(), 1), float("nan"), guess))

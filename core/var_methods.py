@@ -125,6 +125,8 @@ _METHODS = {
     "masked_fill_": lambda self, mask, value: self._replace(tensor_ops.masked_fill(self, mask, value)._node),
     "cumsum": tensor_ops.cumsum, "cumprod": tensor_ops.cumprod, "sort": tensor_ops.sort,
     "argsort": tensor_ops.argsort, "topk": tensor_ops.topk, "kthvalue": tensor_ops.kthvalue,
+    "histc": tensor_ops.histc, "bincount": tensor_ops.bincount, "cross": tensor_ops.cross,
+    "erfinv": tensor_ops.erfinv,
 }
 
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",

@@ -136,3 +136,66 @@ def test_topk_and_kthvalue(rng):
     np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())
     with pytest.raises(jt.MetajitShapeError, match="topk: k=7 is out of range"):
         jt.array(data).topk(7)
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("ij,jk->ik", [(3, 4), (4, 5)]), ("ij,jk", [(3, 4), (4, 5)]), ("bii->bi", [(2, 3, 3)]),
+    ("i,i", [(4,), (4,)]), ("ij->ji", [(3, 4)]), ("bij,bjk->bik", [(2, 3, 4), (2, 4, 2)]), ("ii", [(3, 3)]),
+    ("ij,kj->ik", [(3, 4), (5, 4)]), ("i,j->ij", [(3,), (2,)]), ("ijk,k->ij", [(2, 3, 4), (4,)])])
+def test_einsum(rng, equation, shapes):
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    check(lambda *a: jt.einsum(equation, *a), lambda *a: torch.einsum(equation, *a), *arrays)
+
+
+def test_einsum_refuses_bad_terms():
+    with pytest.raises(jt.MetajitShapeError, match="term 'ijk' has 3 letters"):
+        jt.einsum("ijk->i", jt.ones((2, 2)))
+    with pytest.raises(jt.MetajitShapeError, match="letter 'j' has sizes 3 and 4"):
+        jt.einsum("ij,jk->ik", jt.ones((2, 3)), jt.ones((4, 2)))
+
+
+@pytest.mark.parametrize("indexing", ["ij", "xy"])
+def test_meshgrid(indexing):
+    ours = jt.meshgrid(jt.array([1, 2, 3]), jt.array([4, 5]), jt.array([6, 7, 8, 9]), indexing=indexing)
+    theirs = torch.meshgrid(torch.tensor([1, 2, 3]), torch.tensor([4, 5]), torch.tensor([6, 7, 8, 9]),
+                            indexing=indexing)
+    for got, want in zip(ours, theirs):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_searchsorted(rng, right):
+    sequence = np.sort(rng.standard_normal((2, 10)).astype(np.float32), 1)
+    values = rng.standard_normal((2, 6)).astype(np.float32)
+    values[0, 0], values[1, 1] = sequence[0, 3], sequence[1, 0]
+    got = jt.searchsorted(jt.array(sequence), jt.array(values), right=right)
+    want = torch.searchsorted(torch.tensor(sequence), torch.tensor(values), right=right)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_histc_and_bincount(rng):
+    data = rng.standard_normal(200).astype(np.float32)
+    data[:3] = [1.0, -1.0, 5.0]
+    for bins, low, high in ((10, -1, 1), (7, 0, 0), (4, -3, 3)):
+        np.testing.assert_array_equal(jt.array(data).histc(bins, low, high).numpy(),
+                                      torch.histc(torch.tensor(data), bins, low, high).numpy())
+    values = rng.integers(0, 6, 30)
+    np.testing.assert_array_equal(jt.array(values).bincount(minlength=9).numpy(), np.bincount(values, minlength=9))
+    np.testing.assert_allclose(jt.bincount(jt.array(values), jt.array(data[:30])).numpy(),
+                               np.bincount(values, data[:30]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(jt.MetajitShapeError, match="non-negative"):
+        jt.array(np.array([1, -2])).bincount()
+
+
+def test_cross(rng):
+    a, b = (rng.standard_normal((4, 3)).astype(np.float32) for _ in range(2))
+    check(lambda x, y: x.cross(y), lambda x, y: torch.linalg.cross(x, y), a, b)
+    check(lambda x, y: jt.cross(x, y, 0), lambda x, y: torch.linalg.cross(x, y, dim=0), a.T.copy(), b.T.copy())
+
+
+def test_erfinv_values_edges_and_gradient():
+    y = np.array([-1, -0.999999, -0.9, -0.5, 0, 1e-8, 0.3, 0.99, 0.9999, 1, 1.5, np.nan], np.float32)
+    np.testing.assert_allclose(jt.array(y).erfinv().numpy(), torch.erfinv(torch.tensor(y)).numpy(),
+                               rtol=3e-6, atol=0, equal_nan=True)
+    inner = np.linspace(-0.95, 0.95, 11).astype(np.float32)
+    check(lambda v: v.erfinv(), lambda v: torch.erfinv(v), inner)
