@@ -8,6 +8,8 @@ import multiprocessing
 import numpy as np
 
 from .errors import MetajitValueError
+from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                      WeightedRandomSampler)
 from .var import Var
 
 
@@ -30,15 +32,23 @@ def _load_batch(dataset, indices):
 class _BatchIterator:
     """Shared batching logic of `Dataset` and `DataLoader`."""
 
-    def __init__(self, dataset, batch_size, shuffle, drop_last, num_workers, seed, collate_fn):
+    def __init__(self, dataset, batch_size, shuffle, drop_last, num_workers, seed, collate_fn,
+                 sampler=None, batch_sampler=None):
         if batch_size < 1:
             raise MetajitValueError(f"batch_size must be at least 1, got {batch_size}")
+        if shuffle and (sampler is not None or batch_sampler is not None):
+            raise MetajitValueError("shuffle=True cannot be combined with a sampler: the sampler decides the order")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.drop_last, self.num_workers, self.seed = drop_last, num_workers, seed
         self.collate_fn = collate_fn or collate
+        self.sampler, self.batch_sampler = sampler, batch_sampler
         self.epoch = 0
 
     def batches(self):
+        if self.batch_sampler is not None:
+            return [list(batch) for batch in self.batch_sampler]
+        if self.sampler is not None:
+            return [list(batch) for batch in BatchSampler(self.sampler, self.batch_size, self.drop_last)]
         count = len(self.dataset)
         order = np.arange(count)
         if self.shuffle:
@@ -49,7 +59,9 @@ class _BatchIterator:
         return [order[start:start + self.batch_size] for start in range(0, stop, self.batch_size)]
 
     def __len__(self):
-        count = len(self.dataset)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        count = len(self.dataset) if self.sampler is None else len(self.sampler)
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
     def __iter__(self):
@@ -73,14 +85,15 @@ class Dataset:
             ...
     """
 
-    def __init__(self, batch_size=16, shuffle=False, drop_last=False, num_workers=0, seed=None):
+    def __init__(self, batch_size=16, shuffle=False, drop_last=False, num_workers=0, seed=None, sampler=None):
         self.total_len = None
         self._iterator = None
         self.set_attrs(batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                       num_workers=num_workers, seed=seed)
+                       num_workers=num_workers, seed=seed, sampler=sampler)
 
     def set_attrs(self, **attributes):
-        """Set any of batch_size, shuffle, drop_last, num_workers, seed, total_len; returns self."""
+        """Set any of batch_size, shuffle, drop_last, num_workers, seed, total_len, sampler
+        (a `metajit.sampler.Sampler`); returns self."""
         for key, value in attributes.items():
             setattr(self, key, value)
         self._iterator = None
@@ -97,7 +110,7 @@ class Dataset:
     def _batch_iterator(self):
         if self._iterator is None:
             self._iterator = _BatchIterator(self, self.batch_size, self.shuffle, self.drop_last,
-                                            self.num_workers, self.seed, None)
+                                            self.num_workers, self.seed, None, self.sampler)
         return self._iterator
 
     def __iter__(self):
@@ -128,5 +141,6 @@ class DataLoader(_BatchIterator):
     """PyTorch-style loader over any object with ``__getitem__`` and ``__len__``."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, num_workers=0, seed=None,
-                 collate_fn=None):
-        super().__init__(dataset, batch_size, shuffle, drop_last, num_workers, seed, collate_fn)
+                 collate_fn=None, sampler=None, batch_sampler=None):
+        super().__init__(dataset, batch_size, shuffle, drop_last, num_workers, seed, collate_fn, sampler,
+                         batch_sampler)
