@@ -5,6 +5,7 @@ from .layers import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Dropout, ELU,
                      NLLLoss, PReLU, ReLU, ReLU6, Relu, Sigmoid, SiLU, SmoothL1Loss, Softmax,
                      Softplus, Tanh)
 from .module import Module, ModuleDict, ModuleList, Parameter, ParameterList, Sequential
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_  # Jittor keeps optimisers in nn too
 
 utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_)})
