@@ -34,7 +34,7 @@ from .tensor_ops import (argsort, bincount, cross, cumprod, cumsum, diag, einsum
                          trace, tril, triu)
 from .var import Var, display_memory_info, fetch_sync, liveness_info, number_of_lived_vars, sync_all
 from .var import collect_garbage as gc
-from . import dataset, init, nn, optim
+from . import dataset, init, lr_scheduler, nn, optim
 from .nn.module import Module  # Jittor: `from jittor import Module`
 from .serialization import load, save
 from . import var_methods as _var_methods  # attaches operators and methods to Var

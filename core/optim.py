@@ -17,6 +17,8 @@ from .errors import MetajitValueError
 from .flags import no_grad
 from .math_ops import binary, unary
 from .var import Var, take_pending_assignments
+from . import lr_scheduler  # noqa: F401  (``jt.optim.lr_scheduler``, as in PyTorch)
+from .lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, MultiStepLR, StepLR  # noqa: F401
 
 
 class Optimizer:
@@ -258,76 +260,3 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
         if parameter.grad is not None:
             parameter.grad = binary("mul", parameter.grad, scale)
     return total
-
-
-class LRScheduler:
-    """Base of learning-rate schedulers: ``step()`` once per epoch sets each group's ``lr``."""
-
-    def __init__(self, optimizer, last_epoch=-1):
-        self.optimizer = optimizer
-        self.base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self.step()
-
-    def lr_at(self, base_lr, epoch):
-        """The learning rate of a group with ``base_lr`` at ``epoch``."""
-        raise NotImplementedError
-
-    def step(self):
-        """Advance one epoch and set the new learning rates."""
-        self.last_epoch += 1
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(base, self.last_epoch)
-
-    def get_last_lr(self):
-        """The current learning rate of each group."""
-        return [group["lr"] for group in self.optimizer.param_groups]
-
-
-class StepLR(LRScheduler):
-    """Multiply by ``gamma`` every ``step_size`` epochs."""
-
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size, self.gamma = step_size, gamma
-        super().__init__(optimizer, last_epoch)
-
-    def lr_at(self, base_lr, epoch):
-        return base_lr * self.gamma ** (epoch // self.step_size)
-
-
-class MultiStepLR(LRScheduler):
-    """Multiply by ``gamma`` at each epoch in ``milestones``."""
-
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
-        self.milestones, self.gamma = sorted(milestones), gamma
-        super().__init__(optimizer, last_epoch)
-
-    def lr_at(self, base_lr, epoch):
-        return base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
-
-
-class CosineAnnealingLR(LRScheduler):
-    """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs."""
-
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        self.T_max, self.eta_min = T_max, eta_min
-        super().__init__(optimizer, last_epoch)
-
-    def lr_at(self, base_lr, epoch):
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
-
-
-class LambdaLR(LRScheduler):
-    """The base rate times ``lr_lambda(epoch)``."""
-
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.lr_lambda = lr_lambda
-        super().__init__(optimizer, last_epoch)
-
-    def lr_at(self, base_lr, epoch):
-        return base_lr * self.lr_lambda(epoch)
-
-
-lr_scheduler = type("lr_scheduler", (), {"StepLR": StepLR, "MultiStepLR": MultiStepLR,
-                                         "CosineAnnealingLR": CosineAnnealingLR, "LambdaLR": LambdaLR,
-                                         "LRScheduler": LRScheduler})
