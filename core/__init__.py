@@ -30,8 +30,8 @@ from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, fla
                         pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
                         stack, t, tile, transpose, unsqueeze, view)
 from .tensor_ops import (argsort, bincount, cross, cumprod, cumsum, diag, einsum, erfinv, gather, histc,
-                         index_select, kthvalue, masked_fill, meshgrid, outer, roll, searchsorted, sort, topk,
-                         trace, tril, triu)
+                         index_select, kthvalue, masked_fill, masked_select, meshgrid, outer, roll, scatter,
+                         scatter_add, searchsorted, sort, topk, trace, tril, triu, unique)
 from .var import Var, display_memory_info, fetch_sync, liveness_info, number_of_lived_vars, sync_all
 from .var import collect_garbage as gc
 from . import dataset, init, lr_scheduler, nn, optim

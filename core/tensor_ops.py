@@ -2,7 +2,8 @@
 of any order come from the meta-ops): ``masked_fill``, ``index_select``, ``gather``,
 ``tril``/``triu``, ``diag``, ``trace``, ``outer``, ``roll``, ``cumsum``/``cumprod``
 (log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts),
-``einsum``, ``meshgrid``, ``searchsorted``, ``histc``, ``bincount``, ``cross``, ``erfinv``.
+``einsum``, ``meshgrid``, ``searchsorted``, ``histc``, ``bincount``, ``cross``, ``erfinv``,
+``scatter``/``scatter_add``, ``masked_select``, ``unique``.
 
 Each follows PyTorch's documented behaviour (Jittor's where it has the op). Example::
 
@@ -10,6 +11,8 @@ Each follows PyTorch's documented behaviour (Jittor's where it has the op). Exam
     picked = x.gather(1, index)          # out[i][j] = x[i][index[i][j]]
 """
 import builtins
+
+import numpy as np
 
 from .creation import arange, array
 from .errors import MetajitShapeError
@@ -317,3 +320,67 @@ def erfinv(y):
         guess = guess - (guess.erf() - y) / (1.1283791670955126 * (-guess * guess).exp())
     infinite = where(binary("gt", y, 0), float("inf"), float("-inf"))
     return where(binary("eq", y.abs(), 1), infinite, where(binary("gt", y.abs(), 1), float("nan"), guess))
+
+
+def _scatter_target(x, dim, index, op_name):
+    dim = _dim(dim, x.ndim, op_name)
+    index = index if isinstance(index, Var) else array(index)
+    if index.ndim != x.ndim or any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape)) if d != dim):
+        raise MetajitShapeError(f"{op_name}: index shape {tuple(index.shape)} does not fit x shape "
+                                f"{tuple(x.shape)} along dims other than {dim}")
+    if index._node.host_data is not None:
+        check_index_values(index._node.host_data, x.shape[dim], dim)
+    loops = ", ".join(f"i{d}" for d in range(index.ndim))
+    exprs = [f"i{d}" for d in range(x.ndim)]
+    exprs[dim] = f"@e0({loops})+(@e0({loops})<0)*{x.shape[dim]}"
+    return dim, index, exprs
+
+
+def _source(src, index, x):
+    if isinstance(src, Var):
+        return getitem(src, tuple(slice(0, size) for size in index.shape)).cast(x.dtype)
+    return array(src).cast(x.dtype).broadcast_to(*index.shape)
+
+
+def scatter(x, dim, index, src, reduce=None):
+    """``x`` with ``src`` (a Var, read over ``index``'s shape, or a scalar) written at
+    ``index`` along ``dim``: ``out[i][index[i][j]] = src[i][j]`` for ``dim=1``
+    (PyTorch's ``scatter``). ``reduce="add"`` / ``"multiply"`` combine instead; where
+    plain writes collide, the largest value wins (PyTorch leaves the winner unspecified)."""
+    dim, index, exprs = _scatter_target(x, dim, index, "scatter")
+    values = _source(src, index, x)
+    if reduce in ("add", "sum"):
+        return binary("add", x, reindex_reduce(values, "add", x.shape, exprs, extras=[index]))
+    if reduce in ("multiply", "prod"):
+        return binary("mul", x, reindex_reduce(values, "multiply", x.shape, exprs, extras=[index]))
+    if reduce is not None:
+        raise MetajitShapeError(f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r}")
+    hit = reindex_reduce(array(True).broadcast_to(*index.shape), "logical_or", x.shape, exprs, extras=[index])
+    written = reindex_reduce(values, "maximum", x.shape, exprs, extras=[index])
+    return where(hit, written, x)
+
+
+def scatter_add(x, dim, index, src):
+    """``x`` plus ``src`` summed at ``index`` along ``dim`` (PyTorch's ``scatter_add``)."""
+    return scatter(x, dim, index, src, reduce="add")
+
+
+def masked_select(x, mask):
+    """The elements of ``x`` where ``mask`` (broadcast) is true, as a 1-d Var (the count
+    decides the shape: a sync point, as ``nonzero``)."""
+    shape = tuple(max(a, b) for a, b in zip((1,) * (mask.ndim - x.ndim) + tuple(x.shape),
+                                             (1,) * (x.ndim - mask.ndim) + tuple(mask.shape)))
+    return getitem(x.broadcast_to(*shape), mask.bool().broadcast_to(*shape))
+
+
+def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values of ``x`` (flattened; ``dim``: distinct slices along it), sorted,
+    with the inverse indices and counts on request, as ``torch.unique``. The number of
+    distinct values decides the shape, so this realises ``x`` (a sync point)."""
+    values, inverse, counts = np.unique(x.numpy(), return_inverse=True, return_counts=True, axis=dim)
+    results = [array(values)]
+    if return_inverse:
+        results.append(array(inverse.reshape(x.shape if dim is None else (x.shape[dim],)).astype(np.int64)))
+    if return_counts:
+        results.append(array(counts.astype(np.int64)))
+    return results[0] if len(results) == 1 else tuple(results)

@@ -126,7 +126,10 @@ _METHODS = {
     "cumsum": tensor_ops.cumsum, "cumprod": tensor_ops.cumprod, "sort": tensor_ops.sort,
     "argsort": tensor_ops.argsort, "topk": tensor_ops.topk, "kthvalue": tensor_ops.kthvalue,
     "histc": tensor_ops.histc, "bincount": tensor_ops.bincount, "cross": tensor_ops.cross,
-    "erfinv": tensor_ops.erfinv,
+    "erfinv": tensor_ops.erfinv, "scatter": tensor_ops.scatter, "scatter_add": tensor_ops.scatter_add,
+    "masked_select": tensor_ops.masked_select, "unique": tensor_ops.unique,
+    "scatter_": lambda self, *args, **kwargs: self._replace(tensor_ops.scatter(self, *args, **kwargs)._node),
+    "scatter_add_": lambda self, *args: self._replace(tensor_ops.scatter_add(self, *args)._node),
 }
 
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",

@@ -199,3 +199,34 @@ def test_erfinv_values_edges_and_gradient():
                                rtol=3e-6, atol=0, equal_nan=True)
     inner = np.linspace(-0.95, 0.95, 11).astype(np.float32)
     check(lambda v: v.erfinv(), lambda v: torch.erfinv(v), inner)
+
+
+def test_scatter_and_scatter_add(rng, x):
+    src = rng.standard_normal((4, 4)).astype(np.float32)
+    distinct = np.array([[0, 1, 2, 3], [4, 3, 2, 1], [1, 0, 4, 2], [3, 4, 0, 1]])
+    colliding = np.array([[0, 0, 1, 1], [2, 2, 2, 2], [4, 3, 4, 3], [1, 1, 1, 1]])
+    check(lambda a, s: a.scatter(1, jt.array(distinct), s), lambda a, s: a.scatter(1, torch.tensor(distinct), s), x, src)
+    check(lambda a, s: a.scatter_add(1, jt.array(colliding), s),
+          lambda a, s: a.scatter_add(1, torch.tensor(colliding), s), x, src)
+    check(lambda a: jt.scatter(a, 0, jt.array(distinct[:2, :3] % 4), 7.0),
+          lambda a: a.scatter(0, torch.tensor(distinct[:2, :3] % 4), 7.0), x)
+    y = jt.array(x)
+    y.scatter_add_(0, jt.array(colliding % 4), jt.array(src))
+    np.testing.assert_allclose(y.numpy(), torch.tensor(x).scatter_add(0, torch.tensor(colliding % 4),
+                                                                      torch.tensor(src)).numpy(), rtol=1e-6)
+    with pytest.raises(jt.MetajitIndexError, match="index 5 is out of range for dimension 1 of size 5"):
+        jt.array(x).scatter(1, jt.array(np.array([[5]])), 1.0)
+
+
+def test_masked_select_and_unique(x):
+    mask = x > 0
+    np.testing.assert_array_equal(jt.array(x).masked_select(jt.array(mask)).numpy(), x[mask])
+    np.testing.assert_array_equal(jt.masked_select(jt.array(x), jt.array(mask[0])).numpy(),
+                                  torch.tensor(x).masked_select(torch.tensor(mask[0])).numpy())
+    values = np.array([[3, 1, 2], [3, 1, 5]])
+    got = jt.array(values).unique(return_inverse=True, return_counts=True)
+    want = torch.unique(torch.tensor(values), return_inverse=True, return_counts=True)
+    for ours, theirs in zip(got, want):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    rows = np.array([[1, 2], [0, 1], [1, 2]])
+    np.testing.assert_array_equal(jt.unique(jt.array(rows), dim=0).numpy(), torch.unique(torch.tensor(rows), dim=0).numpy())
