@@ -54,7 +54,7 @@ def test_a_scaffolded_accelerator_plugin_installs_passes_smoke_and_uninstalls(tm
     assert installed.returncode == 0, installed.stderr
     try:
         assert name in devices(tmp_path)
-        smoke = run(["conformance", "run", "--backend", name, "--tier", "smoke"], tmp_path)
+        smoke = run([sys.executable, "-m", "metajit.conformance", "run", "--backend", name, "--tier", "smoke"], tmp_path)
         assert smoke.returncode == 0, smoke.stdout + smoke.stderr
         assert f"backend {name}, tier smoke" in smoke.stdout and " 0 failed" in smoke.stdout
         tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")], tmp_path)
@@ -68,8 +68,8 @@ def test_a_scaffolded_accelerator_plugin_installs_passes_smoke_and_uninstalls(tm
 def test_the_serial_template_passes_smoke_as_generated(tmp_path):
     package = scaffold.new_backend("sdkserial", str(tmp_path), template="serial")
     assert lines_of(package) <= 600
-    smoke = run(["conformance", "run", "--backend", "sdkserial", "--plugin", "metajit_sdkserial", "--tier", "smoke"],
-                tmp_path, PYTHONPATH=package)
+    smoke = run([sys.executable, "-m", "metajit.conformance", "run", "--backend", "sdkserial",
+                 "--plugin", "metajit_sdkserial", "--tier", "smoke"], tmp_path, PYTHONPATH=package)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     assert " 0 failed" in smoke.stdout
     with open(os.path.join(package, "pyproject.toml")) as handle:
