@@ -5,33 +5,48 @@ silently ignored.
 """
 import functools
 import os
+import threading
 
 from .errors import MetajitValueError
 
 
+class _ThreadFlags(threading.local):
+    no_grad = False
+
+
 class Flags:
     """``jt.flags``: ``lazy_execution`` (1: realise on demand, 0: run every op at once
-    for debugging), ``no_grad`` (True inside `no_grad`), ``num_threads`` (threads a
-    CPU kernel may use; ``METAJIT_NUM_THREADS``, default all cores) and ``check_indices``
-    (1: index Vars computed on the device are checked at the next realisation; 0: not, for
-    speed)."""
+    for debugging), ``no_grad`` (True inside `no_grad`; per thread, so one thread's
+    optimiser step never makes another thread's forward pass untrainable), ``num_threads``
+    (threads a CPU kernel may use; ``METAJIT_NUM_THREADS``, default all cores) and
+    ``check_indices`` (1: index Vars computed on the device are checked at the next
+    realisation; 0: not, for speed)."""
 
-    __slots__ = ("lazy_execution", "no_grad", "num_threads", "check_indices")
+    __slots__ = ("lazy_execution", "num_threads", "check_indices", "_thread")
+    NAMES = ("lazy_execution", "no_grad", "num_threads", "check_indices")
 
     def __init__(self):
+        object.__setattr__(self, "_thread", _ThreadFlags())
         object.__setattr__(self, "lazy_execution", 1)
         object.__setattr__(self, "check_indices", 1)
-        object.__setattr__(self, "no_grad", False)
         threads = os.environ.get("METAJIT_NUM_THREADS")
         object.__setattr__(self, "num_threads", int(threads) if threads else (os.cpu_count() or 1))
 
+    @property
+    def no_grad(self):
+        """Whether this thread is inside `no_grad`."""
+        return self._thread.no_grad
+
     def __setattr__(self, name, value):
-        if name not in Flags.__slots__:
-            raise MetajitValueError(f"unknown flag {name!r}; flags are {', '.join(Flags.__slots__)}")
-        object.__setattr__(self, name, value)
+        if name not in Flags.NAMES:
+            raise MetajitValueError(f"unknown flag {name!r}; flags are {', '.join(Flags.NAMES)}")
+        if name == "no_grad":
+            self._thread.no_grad = value
+        else:
+            object.__setattr__(self, name, value)
 
     def __repr__(self):
-        return "flags(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in Flags.__slots__) + ")"
+        return "flags(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in Flags.NAMES) + ")"
 
 
 flags = Flags()
@@ -49,8 +64,8 @@ class flag_scope:
 
     def __init__(self, **values):
         for name in values:
-            if name not in Flags.__slots__:
-                raise MetajitValueError(f"unknown flag {name!r}; flags are {', '.join(Flags.__slots__)}")
+            if name not in Flags.NAMES:
+                raise MetajitValueError(f"unknown flag {name!r}; flags are {', '.join(Flags.NAMES)}")
         self.values = values
         self.saved = []
 

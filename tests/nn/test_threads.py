@@ -48,3 +48,27 @@ def test_two_threads_train_independent_models_like_one_thread_each():
             alone = train(twin, seed=100 * round_ + index)
             for name, value in alone.items():
                 np.testing.assert_allclose(results[index][name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_no_grad_in_one_thread_does_not_reach_another():
+    inside, built = threading.Event(), threading.Event()
+    seen = {}
+
+    def optimiser_like():
+        with jt.no_grad():
+            inside.set()
+            built.wait(10)
+            seen["inside"] = (jt.array([1.0]) * 2).requires_grad
+
+    def forward_like():
+        inside.wait(10)
+        x = jt.array([1.0, 2.0])
+        seen["other"] = (x * x).requires_grad and x.requires_grad
+        built.set()
+
+    threads = [threading.Thread(target=optimiser_like), threading.Thread(target=forward_like)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"inside": False, "other": True}
