@@ -42,23 +42,37 @@ def index_select(x, dim, index):
     return getitem(x, (slice(None),) * dim + (index,))
 
 
-def gather(x, dim, index):
-    """``out[i][j][k] = x[i][index[i][j][k]][k]`` for ``dim=1`` (PyTorch's ``gather``):
-    ``index`` has ``x``'s rank, its size along every other dim at most ``x``'s."""
-    dim = _dim(dim, x.ndim, "gather")
+def _along(x, dim, index, op):
+    """``(dim, index, exprs)`` for an op reading or writing ``x`` at ``index`` along ``dim``
+    (``gather``, ``scatter``): ``index`` as a Var of ``x``'s rank, checked now when its
+    values are on the host, and the index expressions of ``x``'s dims over ``index``'s
+    positions (negative indices count from the end)."""
+    dim = _dim(dim, x.ndim, op)
     index = index if isinstance(index, Var) else array(index)
     if index.ndim != x.ndim or any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape)) if d != dim):
-        raise MetajitShapeError(f"gather: index shape {tuple(index.shape)} does not fit x shape "
+        raise MetajitShapeError(f"{op}: index shape {tuple(index.shape)} does not fit x shape "
                                 f"{tuple(x.shape)} along dims other than {dim}")
     if index._node.host_data is not None:
         check_index_values(index._node.host_data, x.shape[dim], dim)
     loops = ", ".join(f"i{d}" for d in range(index.ndim))
-    size = x.shape[dim]
     exprs = [f"i{d}" for d in range(x.ndim)]
-    exprs[dim] = f"@e0({loops})+(@e0({loops})<0)*{size}"
-    result = reindex(x, index.shape, exprs, extras=[index])
-    _check_device_indices(result._node, [(index._node, size, dim)] if index._node.host_data is None else [])
+    exprs[dim] = f"@e0({loops})+(@e0({loops})<0)*{x.shape[dim]}"
+    return dim, index, exprs
+
+
+def _checked(result, index, size, dim):
+    """``result``, with ``index`` checked against ``size`` when it realises (an index
+    computed on the device; host values were checked by `_along`)."""
+    if index._node.host_data is None:
+        _check_device_indices(result._node, [(index._node, size, dim)])
     return result
+
+
+def gather(x, dim, index):
+    """``out[i][j][k] = x[i][index[i][j][k]][k]`` for ``dim=1`` (PyTorch's ``gather``):
+    ``index`` has ``x``'s rank, its size along every other dim at most ``x``'s."""
+    dim, index, exprs = _along(x, dim, index, "gather")
+    return _checked(reindex(x, index.shape, exprs, extras=[index]), index, x.shape[dim], dim)
 
 
 def _triangle(x, diagonal, keep, op):
@@ -322,20 +336,6 @@ def erfinv(y):
     return where(binary("eq", y.abs(), 1), infinite, where(binary("gt", y.abs(), 1), float("nan"), guess))
 
 
-def _scatter_target(x, dim, index, op_name):
-    dim = _dim(dim, x.ndim, op_name)
-    index = index if isinstance(index, Var) else array(index)
-    if index.ndim != x.ndim or any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape)) if d != dim):
-        raise MetajitShapeError(f"{op_name}: index shape {tuple(index.shape)} does not fit x shape "
-                                f"{tuple(x.shape)} along dims other than {dim}")
-    if index._node.host_data is not None:
-        check_index_values(index._node.host_data, x.shape[dim], dim)
-    loops = ", ".join(f"i{d}" for d in range(index.ndim))
-    exprs = [f"i{d}" for d in range(x.ndim)]
-    exprs[dim] = f"@e0({loops})+(@e0({loops})<0)*{x.shape[dim]}"
-    return dim, index, exprs
-
-
 def _source(src, index, x):
     if isinstance(src, Var):
         return getitem(src, tuple(slice(0, size) for size in index.shape)).cast(x.dtype)
@@ -347,17 +347,19 @@ def scatter(x, dim, index, src, reduce=None):
     ``index`` along ``dim``: ``out[i][index[i][j]] = src[i][j]`` for ``dim=1``
     (PyTorch's ``scatter``). ``reduce="add"`` / ``"multiply"`` combine instead; where
     plain writes collide, the largest value wins (PyTorch leaves the winner unspecified)."""
-    dim, index, exprs = _scatter_target(x, dim, index, "scatter")
+    dim, index, exprs = _along(x, dim, index, "scatter")
     values = _source(src, index, x)
     if reduce in ("add", "sum"):
-        return binary("add", x, reindex_reduce(values, "add", x.shape, exprs, extras=[index]))
-    if reduce in ("multiply", "prod"):
-        return binary("mul", x, reindex_reduce(values, "multiply", x.shape, exprs, extras=[index]))
-    if reduce is not None:
+        result = binary("add", x, reindex_reduce(values, "add", x.shape, exprs, extras=[index]))
+    elif reduce in ("multiply", "prod"):
+        result = binary("mul", x, reindex_reduce(values, "multiply", x.shape, exprs, extras=[index]))
+    elif reduce is not None:
         raise MetajitShapeError(f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r}")
-    hit = reindex_reduce(array(True).broadcast_to(*index.shape), "logical_or", x.shape, exprs, extras=[index])
-    written = reindex_reduce(values, "maximum", x.shape, exprs, extras=[index])
-    return where(hit, written, x)
+    else:
+        hit = reindex_reduce(array(True).broadcast_to(*index.shape), "logical_or", x.shape, exprs, extras=[index])
+        written = reindex_reduce(values, "maximum", x.shape, exprs, extras=[index])
+        result = where(hit, written, x)
+    return _checked(result, index, x.shape[dim], dim)
 
 
 def scatter_add(x, dim, index, src):

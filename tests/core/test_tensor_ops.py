@@ -230,3 +230,9 @@ def test_masked_select_and_unique(x):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     rows = np.array([[1, 2], [0, 1], [1, 2]])
     np.testing.assert_array_equal(jt.unique(jt.array(rows), dim=0).numpy(), torch.unique(torch.tensor(rows), dim=0).numpy())
+
+
+def test_scatter_checks_a_device_index_when_it_realises(x):
+    computed = (jt.array(np.array([[1, 2]])) * 4).int64()  # 8 is out of range for size 5
+    with pytest.raises(jt.MetajitIndexError, match="index 8 is out of range for dimension 1 of size 5"):
+        jt.array(x).scatter_add(1, computed, jt.array(np.ones((1, 2), np.float32))).numpy()
