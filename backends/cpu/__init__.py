@@ -6,11 +6,9 @@ Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loadin
 """
 import ctypes
 import os
-import struct
 
 import numpy as np
 
-from metajit.ir.dtypes import is_float
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource
@@ -57,8 +55,9 @@ except ImportError:
 class CompiledKernel:
     """A loaded C++ kernel: calls it with buffer addresses, packed parameters, thread count.
 
-    Addresses and parameters are packed with `struct` into byte strings the C function
-    reads as ``void* const*`` / ``const void*`` (cheaper than building ctypes arrays).
+    Addresses and parameters are packed by `metajit.toolkit.codegen.HostArguments` into byte
+    strings the C function reads as ``void* const*`` / ``const void*`` (cheaper than
+    building ctypes arrays).
     ``address`` is the function's address, for `native_launcher`."""
 
     __slots__ = ("function", "address", "source", "pack_inputs", "pack_outputs", "pack_parameters")
@@ -67,11 +66,9 @@ class CompiledKernel:
         self.function = function
         self.address = ctypes.cast(function, ctypes.c_void_p).value
         self.source = source
-        kernel = source.kernel
-        self.pack_inputs = struct.Struct(f"{max(len(kernel.inputs), 1)}P").pack
-        self.pack_outputs = struct.Struct(f"{len(kernel.outputs)}P").pack
-        layout = "".join("d" if is_float(d) else "q" for d in kernel.parameters) or "q"
-        self.pack_parameters = struct.Struct("=" + layout).pack
+        arguments = codegen.HostArguments(source.kernel)
+        self.pack_inputs, self.pack_outputs, self.pack_parameters = (
+            arguments.inputs, arguments.outputs, arguments.parameters)
 
     def __call__(self, inputs, outputs, parameters):
         self.function(self.pack_inputs(*[b.address for b in inputs] or [0]),

@@ -10,10 +10,9 @@ kernel and the rule it broke; the device stays usable.
 """
 import ctypes
 import os
-import struct
 
 from metajit.errors import MetajitDeviceError
-from metajit.ir.dtypes import is_float
+from metajit.toolkit.codegen import HostArguments
 
 from .library import declare
 from .renderer import TASK_DIM
@@ -71,15 +70,10 @@ class Program:
     def __init__(self, stub, source):
         self.stub = stub
         self.source = source
-        kernel = source.kernel
-        self.inputs = struct.Struct(f"{max(len(kernel.inputs), 1)}P")
-        self.outputs = struct.Struct(f"{len(kernel.outputs)}P")
-        self.parameters = struct.Struct("=" + ("".join("d" if is_float(d) else "q"
-                                                       for d in kernel.parameters) or "q"))
+        self.arguments = HostArguments(source.kernel)
 
     def __call__(self, inputs, outputs, parameters):
-        error = self.stub(self.inputs.pack(*inputs or [0]), self.outputs.pack(*outputs),
-                          self.parameters.pack(*parameters or [0]), task_dim())
+        error = self.stub(*self.arguments.pack(inputs, outputs, parameters), task_dim())
         if error:
             raise MetajitDeviceError(f"accelerator kernel faulted: {error.decode()}\n"
                                      f"kernel: {self.source.kernel}\nsource: {self.source.entry_name}")

@@ -24,6 +24,7 @@ compiler runs.
 import abc
 import math
 import os
+import struct
 
 from metajit.ir import dtypes, indexexpr, opset
 from metajit.errors import MetajitCodegenError
@@ -408,6 +409,29 @@ class CStyleRenderer(abc.ABC):
     @abc.abstractmethod
     def render(self):
         """The complete source of the kernel's entry point (subclasses define the loops)."""
+
+
+class HostArguments:
+    """Packs a launch's arguments for the host entry point `CStyleRenderer.signature`
+    declares: ``inputs`` and ``outputs`` as arrays of buffer addresses, ``parameters`` as
+    8-byte slots (double for floats, long long otherwise). ``inputs``, ``outputs`` and
+    ``parameters`` are the packing functions (bytes for ctypes ``c_void_p`` arguments). Example::
+
+        arguments = HostArguments(kernel)
+        function(*arguments.pack(input_addresses, output_addresses, parameter_values), num_threads)
+    """
+
+    __slots__ = ("inputs", "outputs", "parameters")
+
+    def __init__(self, kernel):
+        self.inputs = struct.Struct(f"{max(len(kernel.inputs), 1)}P").pack
+        self.outputs = struct.Struct(f"{len(kernel.outputs)}P").pack
+        layout = "".join("d" if dtypes.is_float(d) else "q" for d in kernel.parameters) or "q"
+        self.parameters = struct.Struct("=" + layout).pack
+
+    def pack(self, inputs, outputs, parameters):
+        """The three packed arguments (a kernel without inputs or parameters gets one dummy slot)."""
+        return self.inputs(*inputs or [0]), self.outputs(*outputs), self.parameters(*parameters or [0])
 
 
 def render_kernel(renderer_class, kernel, name):

@@ -11,9 +11,7 @@ reduction or scatter has its own nest, accumulating into an output filled with t
 reduction's identity (parallelise those only over output positions, or with atomics).
 """
 import ctypes
-import struct
 
-from metajit.ir.dtypes import is_float
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource
 from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler
@@ -60,14 +58,10 @@ class Program:
 
     def __init__(self, function, kernel):
         self.function = function
-        self.inputs = struct.Struct(f"{max(len(kernel.inputs), 1)}P")
-        self.outputs = struct.Struct(f"{len(kernel.outputs)}P")
-        self.parameters = struct.Struct("=" + ("".join("d" if is_float(d) else "q"
-                                                       for d in kernel.parameters) or "q"))
+        self.arguments = codegen.HostArguments(kernel)
 
     def __call__(self, inputs, outputs, parameters):
-        self.function(self.inputs.pack(*inputs or [0]), self.outputs.pack(*outputs),
-                      self.parameters.pack(*parameters or [0]), 1)
+        self.function(*self.arguments.pack(inputs, outputs, parameters), 1)
 
 
 def _toolchain():
