@@ -77,6 +77,7 @@ class Phase:
     tile: int = 1
     double: bool = False
     split: int = 1  # a reduction with few outputs: tasks reduce blocks of the serial steps
+    plan: tuple = ()  # (forms, order, loads) from `AccelRenderer.plan_values`
 
 
 def itemsize(dtype):
@@ -220,7 +221,8 @@ class AccelRenderer(codegen.CStyleRenderer):
 
     def plan_values(self, phase):
         """Order the value nodes of ``phase`` (post-order), mark each ``vector`` (varies
-        along the row: an NRAM buffer) or ``scalar`` (a local), and add their buffers."""
+        along the row: an NRAM buffer) or ``scalar`` (a local), and add their buffers; the
+        result is kept in ``phase.plan`` for rendering."""
         self.forms, self.order, self.loads = {}, [], {}
 
         def visit(expr):
@@ -258,6 +260,7 @@ class AccelRenderer(codegen.CStyleRenderer):
                 self.add_buffer(phase, ("result", k), f"res{k}", out_dtype, row=False)
             if phase.kind in ("scatter", "fill") or phase.split > 1:
                 self.add_buffer(phase, ("fill", k), f"fill{k}", out_dtype)
+        phase.plan = (self.forms, self.order, self.loads)
 
     def accumulator_dtype(self, store):
         """The dtype a reduction accumulates in (float16 in float32)."""
@@ -267,7 +270,7 @@ class AccelRenderer(codegen.CStyleRenderer):
     # ---- one phase ------------------------------------------------------------------
     def render_phase(self, phase):
         """The block running ``phase`` (its loop over this task's steps)."""
-        self.plan_values(phase)
+        self.forms, self.order, self.loads = phase.plan
         lines = [f"{{  // {phase.kind}"]
         for buffer in phase.buffers.values():
             c_type = self.type_name(buffer.dtype)
