@@ -95,6 +95,7 @@ class _Engine:
     is not for concurrent use)."""
 
     instance = None
+    creating = threading.Lock()
 
     def __init__(self):
         lib = library()
@@ -116,8 +117,12 @@ class _Engine:
 
     @classmethod
     def get(cls):
+        """The one engine: two threads' first convolutions must not make two (a primitive
+        run on another engine's stream fails with "invalid arguments")."""
         if cls.instance is None:
-            cls.instance = cls()
+            with cls.creating:
+                if cls.instance is None:
+                    cls.instance = cls()
         return cls.instance
 
 
