@@ -14,6 +14,9 @@ class _ThreadFlags(threading.local):
     no_grad = False
 
 
+thread_flags = _ThreadFlags()  # this thread's flags; graph building reads ``no_grad`` here (no property call)
+
+
 class Flags:
     """``jt.flags``: ``lazy_execution`` (1: realise on demand, 0: run every op at once
     for debugging), ``no_grad`` (True inside `no_grad`; per thread, so one thread's
@@ -26,7 +29,7 @@ class Flags:
     NAMES = ("lazy_execution", "no_grad", "num_threads", "check_indices")
 
     def __init__(self):
-        object.__setattr__(self, "_thread", _ThreadFlags())
+        object.__setattr__(self, "_thread", thread_flags)
         object.__setattr__(self, "lazy_execution", 1)
         object.__setattr__(self, "check_indices", 1)
         threads = os.environ.get("METAJIT_NUM_THREADS")

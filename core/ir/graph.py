@@ -13,7 +13,7 @@ import numpy as np
 
 from . import dtypes, indexexpr, opset
 from ..errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
-from ..flags import flags
+from ..flags import thread_flags
 
 
 class Node:
@@ -57,14 +57,14 @@ def numel(shape):
 
 
 def _grad_mode():
-    return not flags.no_grad
+    return not thread_flags.no_grad
 
 
 def derived_requires_grad(dtype):
     """Jittor's rule: every float value computed outside ``no_grad`` is differentiable, so
     ``jt.grad(loss, f)`` is right for any float Var ``f`` in the graph, even one made from
     integers or from stopped values (gradients still do not pass into those)."""
-    return not flags.no_grad and dtypes.is_float(dtype)
+    return not thread_flags.no_grad and dtypes.is_float(dtype)
 
 
 def array_leaf(data):
