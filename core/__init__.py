@@ -32,6 +32,9 @@ from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, fla
 from .tensor_ops import (argsort, bincount, cross, cumprod, cumsum, diag, einsum, erfinv, gather, histc,
                          index_select, kthvalue, masked_fill, masked_select, meshgrid, outer, roll, scatter,
                          scatter_add, searchsorted, sort, topk, trace, tril, triu, unique)
+from .code_op import code
+from .function import Function
+from .numpy_code import numpy_code
 from .var import Var, display_memory_info, fetch_sync, liveness_info, number_of_lived_vars, sync_all
 from .var import collect_garbage as gc
 from . import dataset, init, lr_scheduler, nn, optim

@@ -205,3 +205,34 @@ def metajit_backend_lower_library_kernel(kernel):
     allocate it once from the backend's own allocator and keep it; it is launched like
     any other program, in stream order.
     """
+
+
+@hookspec
+def metajit_backend_compile_code(call):
+    """Compile a user's inline-source operator (``jt.code``) and return its program, or
+    None when this backend has no source language for it (optional).
+
+    :param call: a `metajit.toolkit.inline_source.CodeCall`: the user's header and body
+        per language (``call.source("cpu")`` gives ``(header, body)`` or None), input and
+        output dtypes and ranks, ``data`` names and extra compiler options. Shapes and
+        data values are not part of it: they are run-time arguments, so one program
+        serves every call with new values. `metajit.toolkit.inline_source` expands the
+        macros and renders a C++ entry point; a backend compiles it with its own
+        toolchain into its disk cache.
+
+    The program's ``run(inputs, input_shapes, outputs, output_shapes, data)`` takes the
+    device buffers, their shapes (outputs at their maximum sizes), and the data values
+    in ``call.data_names`` order; it returns the outputs' shapes (smaller where the code
+    called ``set_shape``). Core calls it at most once per operator, after the inputs are
+    computed, and runs an operator whose device lacks this hook (or returns None) on
+    the ``cpu`` backend when the call has a ``cpu`` source (its values then move as any
+    Var used on another device does). A compile failure raises `MetajitCompileError`
+    naming the user's lines (`inline_source.compile_error_message`).
+
+    Example::
+
+        @hookimpl
+        def metajit_backend_compile_code(call):
+            return code_op.compile_code(call)  # None without a source for this device
+    """
+

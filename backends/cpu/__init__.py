@@ -16,7 +16,7 @@ from metajit.toolkit import analysis, codegen, disk_cache
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
-from . import onednn
+from . import code_op, onednn
 from .allocator import host_allocator
 from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
@@ -196,3 +196,8 @@ def metajit_backend_lower_library_kernel(kernel):
     if kernel.name == "matmul":
         return MatmulProgram(kernel)
     return onednn.ConvolutionProgram(kernel, _workspace) if kernel.name in onednn.ConvolutionProgram.ROLES else None
+
+
+@hookimpl
+def metajit_backend_compile_code(call):
+    return code_op.compile_code(call)

@@ -11,11 +11,30 @@ from ..ir import graph
 from ..flags import flags
 
 RULES = {}  # op -> rule(node, grad node) -> [node or None per input]
+GROUP_RULES = {}  # op -> rule(group, {output index: grad node}) -> [node or None per input]
 
 
 def register_rule(op, rule):
     """Make ``rule(node, grad_node) -> [node or None per input]`` the gradient rule of ``op``."""
     RULES[op] = rule
+
+
+def register_group_rule(op, rule):
+    """Make ``rule(group, {k: grad node}) -> [node or None per input]`` the gradient rule
+    of ``op``, whose nodes have attrs ``(group, k)``: output ``k`` of a multi-output call
+    whose user-written gradient takes all output gradients at once (``jt.Function``).
+    The rule runs once per group, when every member node in the graph has its gradient;
+    the member nodes share their inputs (after the first, which gets no gradient)."""
+    GROUP_RULES[op] = rule
+
+
+def _group_sizes(order):
+    """How many member nodes of each group (by id) ``order`` holds."""
+    sizes = {}
+    for node in order:
+        if node.op in GROUP_RULES:
+            sizes[id(node.attrs[0])] = sizes.get(id(node.attrs[0]), 0) + 1
+    return sizes
 
 
 def graph_order(root, stop_ids=frozenset()):
@@ -47,14 +66,23 @@ def backward_pass(loss_node, seed, target_nodes, stop_nodes=(), order=None):
         if id(node) in target_ids or any(id(i) in leads_to_target for i in node.inputs):
             leads_to_target.add(id(node))
     grads = {id(loss_node): seed}
+    waiting = _group_sizes(order) if GROUP_RULES else {}
+    collected = {}  # group id -> {output index: grad node}
     for node in reversed(order):
         g = grads.get(id(node))
-        if g is None or not node.inputs:
+        if node.op in GROUP_RULES:
+            group, k = node.attrs
+            if g is not None:
+                collected.setdefault(id(group), {})[k] = g
+            waiting[id(group)] -= 1
+            if waiting[id(group)] or id(group) not in collected:
+                continue
+            contributions = GROUP_RULES[node.op](group, collected.pop(id(group)))
+        elif g is None or not node.inputs or node.op not in RULES:
             continue
-        rule = RULES.get(node.op)
-        if rule is None:
-            continue
-        for source, value in zip(node.inputs, rule(node, g)):
+        else:
+            contributions = RULES[node.op](node, g)
+        for source, value in zip(node.inputs, contributions):
             if source.requires_grad and id(source) in leads_to_target:
                 _accumulate(grads, source, value)
     return grads

@@ -16,6 +16,7 @@ from ..flags import flags
 from ..ir.graph import Node
 
 CACHE_SIZE = 256
+USER_RULE_OPS = ("custom", "custom_grad")  # rules that run user code: never replayed (`custom_ops`)
 _templates = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)
 _UNCACHEABLE = object()
 
@@ -43,7 +44,8 @@ def is_replayable(template):
 def record(key, order, seed, results):
     """Remember how the gradient nodes ``results`` (one node or None per target) were built
     from the forward graph ``order`` and the ``seed`` node."""
-    template = _template(graphwalk.positions(order), seed, results)
+    template = None if any(node.op in USER_RULE_OPS for node in order) else \
+        _template(graphwalk.positions(order), seed, results)
     _templates[key] = _UNCACHEABLE if template is None else template
     if len(_templates) > CACHE_SIZE:
         del _templates[next(iter(_templates))]

@@ -8,7 +8,7 @@ import atexit
 import numpy as np
 
 from .. import debug, plugins
-from . import checks, fusion, graphwalk
+from . import checks, custom_ops, fusion, graphwalk
 from ..errors import MetajitDeviceError, MetajitDtypeError
 from ..ir.kernel import LibraryCall
 from ..toolkit.allocator import size_class
@@ -69,7 +69,7 @@ def _check_dtypes(handle, found):
                 f"{', '.join(sorted(handle.dtypes))}: cast the Var or choose another device")
 
 
-def _migrate(handle, node):
+def migrate(handle, node):
     """Move a node's buffer to ``handle``'s device through the host when it lives elsewhere."""
     if node.buffer is not None and node.buffer.handle is not handle:
         node.buffer = upload(handle, to_host(node))
@@ -192,6 +192,11 @@ def realise(nodes):
     pending = [n for n in nodes if n.buffer is None]
     if not pending:
         return
+    if custom_ops.has_unrealised():
+        custom_ops.run_opaque(pending, realise)
+        pending = [n for n in pending if n.buffer is None]
+        if not pending:
+            return
     handle = plugins.current()
     found = checks.due(pending)  # deferred checks this realisation decides (device-side indices)
     for _, check_nodes, _ in found:
@@ -207,7 +212,7 @@ def realise(nodes):
         node.host_data = None
     for node in template.leaves(order):
         if node.buffer.handle is not handle:
-            _migrate(handle, node)
+            migrate(handle, node)
     # every buffer and argument list first, then the launches back to back: the Python
     # between two kernels is then only the call itself (outputs take dead intermediates'
     # buffers as planned by `_buffer_sources`)

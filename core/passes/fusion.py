@@ -487,6 +487,8 @@ class _KernelBuilder:
             return self.value(source, source_index)
         if op == "reindex":
             return self._reindex_value(node, index)
+        if op == "custom_grad":  # a value with a user-written gradient: its first input's value
+            return self.value(node.inputs[0], index)
         operands = [self.value(i, index) for i in node.inputs]
         return K.apply(op, operands, node.dtype)
 

@@ -75,31 +75,39 @@ class HostToolchain:
         """Hex key of one kernel's source under this toolchain."""
         return hashlib.sha256((self.key_prefix + "\n" + source).encode()).hexdigest()[:40]
 
-    def build_shared_library(self, source_path, output_path):
-        """Compile ``source_path`` into ``output_path``; None on success, else an error
-        message naming the kept source, the command and the compiler's first errors."""
+    def run(self, source_path, output_path):
+        """Compile ``source_path`` into ``output_path``: ``(succeeded, compiler output,
+        command)``; a compiler that cannot start counts as a failure with the reason."""
         command = self.command + list(self.flags) + [source_path, "-o", output_path]
         try:
             result = subprocess.run(command, capture_output=True, text=True)
         except OSError as error:
-            return f"cannot run the C++ compiler {command[0]!r}: {error}; install g++ or set CXX"
-        if result.returncode == 0:
+            return False, f"cannot run the C++ compiler {command[0]!r}: {error}; install g++ or set CXX", command
+        return result.returncode == 0, result.stderr, command
+
+    def build_shared_library(self, source_path, output_path, failure_message=None):
+        """Compile ``source_path`` into ``output_path``; None on success, else an error
+        message: ``failure_message(compiler output, source_path)`` when given, else one
+        naming the kept source, the command and the compiler's first errors."""
+        succeeded, output, command = self.run(source_path, output_path)
+        if succeeded:
             return None
-        errors = [line for line in result.stderr.splitlines() if "error" in line][:10]
+        if failure_message is not None:
+            return failure_message(output, source_path)
+        errors = [line for line in output.splitlines() if "error" in line][:10]
         return (f"C++ compilation of generated kernels failed; source: {source_path}\n"
-                f"command: {' '.join(command)}\n" + "\n".join(errors or result.stderr.splitlines()[:20]))
+                f"command: {' '.join(command)}\n" + "\n".join(errors or output.splitlines()[:20]))
 
-
-    def build_unit(self, cache, entries, header=""):
+    def build_unit(self, cache, entries, header="", failure_message=None):
         """Compile ``entries`` (``(key, source)`` pairs) after ``header`` as one translation
         unit into a shared library installed in the `DiskCache` ``cache`` under every key
-        (the source is kept in ``cache``'s ``src``): ``{key: path}``, or the error message.
-        A ``compile_unit`` for `metajit.toolkit.batch_compile.build`."""
+        (the source is kept in ``cache``'s ``src``): ``{key: path}``, or the error message
+        (see `build_shared_library`). A ``compile_unit`` for `metajit.toolkit.batch_compile.build`."""
         unit = hashlib.sha256("".join(key for key, _ in entries).encode()).hexdigest()[:24]
         source_path = cache.keep_source(unit + ".cpp", header + "\n" + "\n\n".join(s for _, s in entries) + "\n")
         built = cache.new_build_path()
         try:
-            error = self.build_shared_library(source_path, built)
+            error = self.build_shared_library(source_path, built, failure_message)
             if error is not None:
                 return error
             digest = disk_cache.file_digest(built)

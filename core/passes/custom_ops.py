@@ -1,0 +1,118 @@
+"""Operators whose meaning the user supplies, on nodes only.
+
+* **Opaque operators** (``jt.code``, ``jt.numpy_code``): the outputs of one call are
+  nodes of op ``"custom"`` with attrs ``(group, k)``, sharing the call's inputs. The
+  `CustomGroup`'s ``runner`` computes them all at once; realisation runs it after the
+  inputs are computed and before the fused kernels that read the outputs (never fused).
+  A runner has ``run(input_nodes, output_nodes)`` (setting each live output's buffer and
+  shape; dead outputs come as None) and ``gradients(node, k, grad_node)`` (one node or
+  None per input).
+* **Custom gradients** (``jt.Function``): node ``"custom_grad"`` with inputs
+  ``(value, *differentiable inputs)`` and attrs ``(group, k)`` has ``value``'s value, but
+  gradients reach the inputs through ``group.gradients({k: grad node, ...})``, called
+  once per group with the gradients of all its outputs that got one.
+
+Gradient templates (`backward_cache`) never record a graph holding either: their rules
+run the user's code each time.
+"""
+import weakref
+
+from . import autodiff, graphwalk
+from ..ir.graph import Node
+
+OPAQUE, CUSTOM_GRAD = "custom", "custom_grad"
+_unrealised = weakref.WeakSet()  # opaque outputs not computed yet: realisation's quick test
+
+
+class CustomGroup:
+    """The outputs of one opaque call and the ``runner`` that computes them. Groups
+    compare by ``runner.structure`` so that graph-structure keys stay stable across
+    calls (no cache replays these graphs, see the module docstring)."""
+
+    __slots__ = ("runner", "outputs", "__weakref__")
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.outputs = []
+
+    def __eq__(self, other):
+        return type(other) is CustomGroup and self.runner.structure == other.runner.structure
+
+    def __hash__(self):
+        return hash(self.runner.structure)
+
+    def live_outputs(self):
+        """Each output node, or None where it was already freed."""
+        return [reference() for reference in self.outputs]
+
+
+def opaque_outputs(runner, inputs, outputs, requires_grad):
+    """New output nodes of an opaque call: ``outputs`` are ``(shape, dtype)`` pairs."""
+    group = CustomGroup(runner)
+    nodes = []
+    for k, (shape, dtype) in enumerate(outputs):
+        node = Node(OPAQUE, tuple(inputs), (group, k), tuple(shape), dtype, requires_grad=requires_grad(dtype))
+        group.outputs.append(weakref.ref(node))
+        _unrealised.add(node)
+        nodes.append(node)
+    return nodes
+
+
+def has_unrealised():
+    """Whether any opaque output still waits to be computed (cheap)."""
+    return bool(_unrealised)
+
+
+def run_opaque(nodes, realise):
+    """Compute every opaque node behind ``nodes``, in graph order: for each, ``realise``
+    its inputs, then run its group (which also sets its siblings)."""
+    for node in graphwalk.realised_order(nodes):
+        if node.op != OPAQUE or node.is_realised:
+            continue
+        realise(list(node.inputs))
+        group = node.attrs[0]
+        outputs = group.live_outputs()
+        group.runner.run(list(node.inputs), outputs)
+        for output in outputs:
+            if output is not None:
+                _unrealised.discard(output)
+                if not output.needs_inputs_for_grad:
+                    output.inputs = ()
+
+
+def _opaque_rule(node, g):
+    group, k = node.attrs
+    return group.runner.gradients(node, k, g)
+
+
+class GradientGroup:
+    """The outputs of one custom-gradient call: ``gradients({k: grad node})`` returns a
+    node or None per differentiable input. Compares by ``structure``, as `CustomGroup`."""
+
+    __slots__ = ("gradients", "structure", "__weakref__")
+
+    def __init__(self, gradients, structure):
+        self.gradients = gradients
+        self.structure = structure
+
+    def __eq__(self, other):
+        return type(other) is GradientGroup and self.structure == other.structure
+
+    def __hash__(self):
+        return hash(self.structure)
+
+
+def custom_grad_outputs(group, values, inputs):
+    """Nodes with the values of ``values`` whose gradients flow to ``inputs`` through
+    ``group.gradients`` instead of through the values' own graph."""
+    return [Node(CUSTOM_GRAD, (value,) + tuple(inputs), (group, k), value.shape, value.dtype,
+                 requires_grad=value.requires_grad or any(i.requires_grad for i in inputs))
+            for k, value in enumerate(values)]
+
+
+def _custom_grad_rule(group, grads_by_output):
+    return [None] + list(group.gradients(grads_by_output))
+
+
+autodiff.register_rule(OPAQUE, _opaque_rule)
+autodiff.register_group_rule(CUSTOM_GRAD, _custom_grad_rule)

@@ -1,0 +1,414 @@
+"""Inline user sources (``jt.code``): the macro language, the C++ entry wrapper, and
+compiler messages mapped back to the user's Python lines.
+
+A `CodeCall` is what a backend compiles for one ``jt.code`` operator: per language
+(``"cpu"``, ``"cuda"``) the user's header and body as `UserSource` texts, the inputs' and
+outputs' dtypes and ranks, the names of the ``data`` values (their values are launch
+arguments, so new values never recompile) and extra compiler options. Shapes are launch
+arguments too: one compiled operator serves every shape of the same ranks.
+
+The macros (Jittor's): ``@in0(i, j)`` / ``@out0(i)`` / ``@out(i)`` element access,
+``@alias(name, in0)``, ``@ARGS_DEF`` / ``@ARGS`` / ``@PRECALC`` (shape and pointer
+parameters for helper functions and CUDA kernels). Plain names follow the same pattern:
+``in0`` (a `Var`-like pointer: ``->shape[k]``, ``->num``, ``->ptr<T>()``,
+``->set_shape({n})`` on outputs), ``in0_p``, ``in0_type``, ``in0_shape0``, ``in0_stride0``.
+``data["name"]`` reads a data value as a double. Example::
+
+    call = CodeCall(sources=(("cpu", UserSource(""), UserSource("@out(0) = @in0(0);")),),
+                    inputs=(("float32", 1),), outputs=(("float32", 1),))
+    text = render_host_entry(call, "cpu", "mj_code_entry")
+"""
+import dataclasses
+import linecache
+import os
+import re
+import sys
+
+from metajit.errors import MetajitValueError
+
+# Jittor's spellings of the dtypes, typedef'd for user code
+TYPE_SPELLINGS = {"bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32",
+                  "int64": "int64", "float16": "float16", "float32": "float32", "float64": "float64"}
+
+
+@dataclasses.dataclass(frozen=True)
+class UserSource:
+    """One user text and where it lives: ``origin`` (a file name, or a ``<description>``)
+    and the ``first_line`` there that holds its first line."""
+
+    text: str
+    origin: str = "<jt.code>"
+    first_line: int = 1
+
+    def line_directive(self):
+        """The ``#line`` directive that makes compilers report this text's own lines."""
+        return f'#line {self.first_line} "{self.origin}"'
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeCall:
+    """One ``jt.code`` operator as a backend sees it (see the module docstring).
+
+    ``sources``: ``((language, header UserSource, body UserSource), ...)``; ``inputs`` and
+    ``outputs``: ``((dtype name, ndim), ...)``; ``aliases``: ``((name, target), ...)``
+    in effect before the header (gradient operators name ``dout`` and ``pout`` so);
+    ``data_names``: the ``data`` keys, in launch order; ``options``: extra compiler flags."""
+
+    sources: tuple
+    inputs: tuple
+    outputs: tuple
+    aliases: tuple = ()
+    data_names: tuple = ()
+    options: tuple = ()
+
+    def languages(self):
+        """The languages this operator has a body for."""
+        return tuple(language for language, _, body in self.sources if body.text.strip())
+
+    def source(self, language):
+        """``(header, body)`` for ``language``, or None when the user gave no body for it."""
+        for name, header, body in self.sources:
+            if name == language and body.text.strip():
+                return header, body
+        return None
+
+    def variables(self):
+        """``{name: ndim}`` of every input and output variable (``in0``..., ``out0``...)."""
+        names = {f"in{k}": ndim for k, (_, ndim) in enumerate(self.inputs)}
+        names.update({f"out{k}": ndim for k, (_, ndim) in enumerate(self.outputs)})
+        return names
+
+
+def caller_source(text, description):
+    """A `UserSource` for ``text``, located in the user's Python file when the text
+    appears there verbatim near the calling line (a triple-quoted literal), else named
+    ``<description at file:line>`` with its own line numbers."""
+    frame = sys._getframe(1)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    while frame is not None and (os.path.abspath(frame.f_code.co_filename).startswith(package)
+                                 or frame.f_code.co_filename.startswith("<frozen")):
+        frame = frame.f_back
+    if frame is None:
+        return UserSource(text, f"<{description}>")
+    filename, call_line = frame.f_code.co_filename, frame.f_lineno
+    found = _find_in_file(text, filename, call_line)
+    if found is not None:
+        return UserSource(text, filename, found)
+    return UserSource(text, f"<{description} at {os.path.basename(filename)}:{call_line}>")
+
+
+def _find_in_file(text, filename, call_line):
+    lines = text.split("\n")
+    file_lines = [line.rstrip("\n") for line in linecache.getlines(filename)]
+    if not file_lines or not text.strip():
+        return None
+    candidates = []
+    for start in range(len(file_lines) - len(lines) + 1):
+        if not file_lines[start].endswith(lines[0]):
+            continue
+        middle = all(file_lines[start + k] == lines[k] for k in range(1, len(lines) - 1))
+        if middle and (len(lines) == 1 or file_lines[start + len(lines) - 1].startswith(lines[-1])):
+            candidates.append(start + 1)
+    if not candidates:
+        return None
+    return min(candidates, key=lambda line: abs(line - call_line))
+
+
+_TOKENS = re.compile(r"""//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|@(\w+)|[A-Za-z_]\w*""",
+                     re.S)
+_ALIASED_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*?)(?P<suffix>_p|_type|_dim|_shape\d+|_stride\d+)?")
+
+
+class MacroExpander:
+    """Expands the macros of one operator's texts, header first: aliases made in the
+    header hold in the body (as Jittor's ``#define``-based aliases do). Expansions never
+    add or remove lines, so compiler line numbers stay the user's."""
+
+    def __init__(self, call):
+        self.variables = call.variables()
+        self.aliases = {"out": "out0"}
+        for name, target in call.aliases:
+            self.aliases[name] = target
+
+    def expand(self, source):
+        """The text of `UserSource` ``source`` with every macro and alias expanded."""
+        return self._expand(source.text, source, 0)
+
+    def _error(self, message, source, position):
+        line = source.first_line + source.text.count("\n", 0, position)
+        raise MetajitValueError(f"jt.code: {message} ({source.origin}, line {line})")
+
+    def _resolve(self, name):
+        seen = set()
+        while name in self.aliases and name not in seen:
+            seen.add(name)
+            name = self.aliases[name]
+        return name
+
+    def _rename(self, identifier):
+        match = _ALIASED_NAME.fullmatch(identifier)
+        name, suffix = match.group("name"), match.group("suffix") or ""
+        if name in self.aliases:
+            return self._resolve(name) + suffix
+        if suffix and identifier in self.aliases:
+            return self._resolve(identifier)
+        return identifier
+
+    def _expand(self, text, source, offset):
+        pieces, position = [], 0
+        while True:
+            match = _TOKENS.search(text, position)
+            if match is None:
+                break
+            start, token = match.start(), match.group(0)
+            pieces.append(text[position:start])
+            position = match.end()
+            if token.startswith(("//", "/*", '"', "'")):
+                pieces.append(token)
+            elif match.group(1) is None:
+                pieces.append(self._rename(token))
+            else:
+                expansion, position = self._macro(match.group(1), text, position, source, offset + start)
+                pieces.append(expansion)
+        pieces.append(text[position:])
+        return "".join(pieces)
+
+    def _macro(self, name, text, position, source, where):
+        if name in ("ARGS_DEF", "ARGS", "PRECALC"):
+            return getattr(self, "_" + name.lower())(), position
+        arguments, end = _call_arguments(text, position)
+        if arguments is None:
+            self._error(f"@{name} must be followed by '(' (e.g. @{name}(i))", source, where)
+        skipped_lines = "\n" * text.count("\n", position, end)
+        if name == "alias":
+            if len(arguments) != 2 or not all(re.fullmatch(r"\s*[A-Za-z_]\w*\s*", a) for a in arguments):
+                self._error("@alias takes a new name and a variable, e.g. @alias(points, in0)", source, where)
+            alias, target = (a.strip() for a in arguments)
+            if self._resolve(target) not in self.variables:
+                self._error(f"@alias({alias}, {target}): {target} is not an input or output "
+                            f"(there are {', '.join(self.variables)})", source, where)
+            self.aliases[alias] = target
+            return skipped_lines, end
+        variable = self._resolve(name)
+        if variable not in self.variables:
+            self._error(f"unknown macro @{name}; the variables are {', '.join(self.variables)} "
+                        "(and @alias names), the other macros @alias, @ARGS_DEF, @ARGS, @PRECALC",
+                        source, where)
+        ndim = self.variables[variable]
+        indices = [] if arguments == [""] else arguments
+        if len(indices) != ndim:
+            self._error(f"@{name}({', '.join(a.strip() for a in indices)}) gives {len(indices)} indices "
+                        f"but {variable} has {ndim} dims", source, where)
+        expanded = [self._expand(index, source, where).replace("\n", " ").strip() for index in indices]
+        offset_terms = "+".join(f"({index})*{variable}_stride{axis}" for axis, index in enumerate(expanded))
+        return f"{variable}_p[{offset_terms or 0}]" + skipped_lines, end
+
+    def _args_def(self):
+        parameters = []
+        for variable, ndim in self.variables.items():
+            parameters.append(f"{variable}_type* __restrict__ {variable}_p")
+            parameters += [f"index_t {variable}_shape{axis}" for axis in range(ndim)]
+        return ", ".join(parameters + ["int mj_unused"])
+
+    def _args(self):
+        arguments = []
+        for variable, ndim in self.variables.items():
+            arguments.append(f"{variable}_p")
+            arguments += [f"{variable}_shape{axis}" for axis in range(ndim)]
+        return ", ".join(arguments + ["0"])
+
+    def _precalc(self):
+        return " ".join(stride_declarations(variable, ndim) for variable, ndim in self.variables.items())
+
+
+def stride_declarations(variable, ndim):
+    """C declarations of ``variable``'s element strides (row-major, from its shape names)."""
+    declarations = []
+    for axis in reversed(range(ndim)):
+        value = "1" if axis == ndim - 1 else f"{variable}_stride{axis + 1}*{variable}_shape{axis + 1}"
+        declarations.append(f"const index_t {variable}_stride{axis} = {value}; (void){variable}_stride{axis};")
+    return " ".join(declarations)
+
+
+def _call_arguments(text, position):
+    """``(arguments, end)`` of a parenthesised, comma-separated list starting at
+    ``text[position:]`` (after spaces), or ``(None, position)`` when none starts there."""
+    start = position
+    while start < len(text) and text[start] in " \t":
+        start += 1
+    if start >= len(text) or text[start] != "(":
+        return None, position
+    depth, arguments, current, k = 0, [], [], start
+    while k < len(text):
+        char = text[k]
+        if char in "\"'":
+            literal = re.compile(r'"(?:\\.|[^"\\\n])*"' if char == '"' else r"'(?:\\.|[^'\\\n])*'").match(text, k)
+            if literal is not None:
+                current.append(literal.group(0))
+                k = literal.end()
+                continue
+        if char in "([{":
+            depth += 1
+            if depth == 1:
+                k += 1
+                continue
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                arguments.append("".join(current))
+                return arguments, k + 1
+        elif char == "," and depth == 1:
+            arguments.append("".join(current))
+            current = []
+            k += 1
+            continue
+        current.append(char)
+        k += 1
+    return None, position
+
+
+_HOST_PREAMBLE = r"""
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+typedef int64_t index_t;
+typedef bool bool_;
+typedef uint8_t uint8; typedef int8_t int8; typedef int16_t int16; typedef int32_t int32; typedef int64_t int64;
+typedef float float32; typedef double float64;
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+typedef __half float16;
+#else
+typedef _Float16 float16;
+#endif
+
+// A jt.code variable: its shape and element count; outputs may shrink with set_shape.
+struct mj_code_var {
+    void* p; int ndim; const index_t* shape; index_t num; index_t* new_shape; index_t capacity;
+    mj_code_var(void* data, int dims, const index_t* sizes, index_t* resized)
+        : p(data), ndim(dims), shape(sizes), num(1), new_shape(resized), capacity(0) {
+        for (int k = 0; k < ndim; k++) num *= shape[k];
+        capacity = num;
+    }
+    template <class T> T* ptr() const { return static_cast<T*>(p); }
+    void set_shape(std::initializer_list<index_t> sizes) {
+        if (!new_shape) throw std::runtime_error("set_shape is only allowed on outputs");
+        if ((int)sizes.size() != ndim)
+            throw std::runtime_error("set_shape: " + std::to_string(sizes.size()) + " sizes given for a " +
+                                     std::to_string(ndim) + "-d output");
+        index_t count = 1; int k = 0;
+        for (index_t size : sizes) {
+            if (size < 0 || (k > 0 && size != shape[k]))
+                throw std::runtime_error("set_shape: only the first dim may change, to a size >= 0");
+            count *= size; new_shape[k++] = size;
+        }
+        if (count > capacity)
+            throw std::runtime_error("set_shape: " + std::to_string(count) + " elements exceed the " +
+                                     std::to_string(capacity) + " the output's shape allows");
+        num = count;
+    }
+};
+
+// jt.code's data={...}: values by name, read as doubles; passed at launch, never compiled in.
+struct mj_code_data {
+    int count; const char* const* names; const double* values;
+    double operator[](const std::string& name) const {
+        for (int k = 0; k < count; k++) if (name == names[k]) return values[k];
+        throw std::out_of_range("data has no key '" + name + "'");
+    }
+};
+"""
+
+
+def _type_declarations(call):
+    lines = [f"typedef {TYPE_SPELLINGS[dtype]} in{k}_type;" for k, (dtype, _) in enumerate(call.inputs)]
+    lines += [f"typedef {TYPE_SPELLINGS[dtype]} out{k}_type;" for k, (dtype, _) in enumerate(call.outputs)]
+    return "\n".join(lines)
+
+
+def variable_declarations(call):
+    """C++ statements declaring every variable of ``call`` inside the entry function
+    (from its arguments ``mj_in``, ``mj_in_shapes``, ``mj_out``, ``mj_out_shapes``, ``mj_data``)."""
+    lines = []
+    for kind, specs, pointers, shapes in (("in", call.inputs, "mj_in", "mj_in_shapes"),
+                                          ("out", call.outputs, "mj_out", "mj_out_shapes")):
+        offset = 0
+        for k, (_, ndim) in enumerate(specs):
+            name = f"{kind}{k}"
+            resized = f"{shapes} + {offset}" if kind == "out" else "nullptr"
+            lines.append(f"mj_code_var mj_{name}({pointers}[{k}], {ndim}, {shapes} + {offset}, {resized}); "
+                         f"mj_code_var* const {name} = &mj_{name};")
+            lines.append(f"{name}_type* __restrict__ {name}_p = static_cast<{name}_type*>({pointers}[{k}]);")
+            lines += [f"const index_t {name}_shape{axis} = {shapes}[{offset + axis}];" for axis in range(ndim)]
+            lines.append(stride_declarations(name, ndim))
+            offset += ndim
+    names = ", ".join(f'"{name}"' for name in call.data_names) or "nullptr"
+    lines.append(f"static const char* const mj_data_names[] = {{{names}}};")
+    lines.append(f"const mj_code_data data{{{len(call.data_names)}, mj_data_names, mj_data}};")
+    return "\n".join(lines)
+
+
+ENTRY_PARAMETERS = ("void* const* mj_in, const index_t* mj_in_shapes, void* const* mj_out, "
+                    "index_t* mj_out_shapes, const double* mj_data, char* mj_error, index_t mj_error_size")
+
+
+def render_host_entry(call, language, symbol):
+    """The C++ translation unit of ``call``'s ``language`` source with an ``extern "C"``
+    entry ``int symbol(ENTRY_PARAMETERS)``: it returns 0, or 1 with the message of a C++
+    exception thrown by the user's code in ``mj_error``. Output shapes arrive as the
+    maxima in ``mj_out_shapes`` and leave as set by ``set_shape``."""
+    header, body = call.source(language)
+    expander = MacroExpander(call)
+    return "\n".join([
+        _HOST_PREAMBLE, _type_declarations(call), header.line_directive(), expander.expand(header),
+        '#line 1 "<jt.code entry>"',
+        f'extern "C" int {symbol}({ENTRY_PARAMETERS}) {{',
+        "try {", variable_declarations(call), "{", body.line_directive(), expander.expand(body),
+        '#line 1 "<jt.code entry end>"',
+        "}",
+        "} catch (const std::exception& error) {",
+        "    std::snprintf(mj_error, mj_error_size, \"%s\", error.what()); return 1;",
+        "} catch (...) {",
+        "    std::snprintf(mj_error, mj_error_size, \"a C++ exception of unknown type\"); return 1;",
+        "}",
+        "return 0;",
+        "}",
+    ]) + "\n"
+
+
+_DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<column>\d+):)?\s*(?P<kind>fatal error|error|warning|note)?")
+
+
+def compile_error_message(call, language, compiler_output, kept_source, compiler_name):
+    """A `MetajitCompileError` message for ``call`` that failed to compile: the
+    compiler's diagnostics on the user's lines, each followed by that line of the user's
+    text, then the kept generated source. Diagnostics on the generated wrapper only
+    (a dtype the code does not accept) are shown as they are."""
+    header, body = call.source(language)
+    texts = {(source.origin, source.first_line + k): line
+             for source in (header, body) for k, line in enumerate(source.text.split("\n"))}
+    origins = {header.origin, body.origin}
+    shown, user_lines = [], 0
+    for line in compiler_output.splitlines():
+        match = _DIAGNOSTIC.match(line)
+        if match is None:
+            continue
+        if match.group("file") in origins:
+            user_lines += 1
+            shown.append("  " + line.strip())
+            text = texts.get((match.group("file"), int(match.group("line"))))
+            if text is not None and match.group("kind") in ("error", "fatal error"):
+                shown.append(f"  {int(match.group('line')):>5} | {text.strip()}")
+        elif match.group("kind") in ("error", "fatal error") and "<jt.code entry" not in match.group("file"):
+            shown.append("  " + line.strip())
+    if not user_lines:
+        shown = ["  " + line for line in compiler_output.strip().splitlines()[:30]]
+    return (f"jt.code: the {language}_src does not compile ({compiler_name}):\n" + "\n".join(shown[:40])
+            + f"\ngenerated source: {kept_source}")
