@@ -8,7 +8,6 @@ Macros and names available in the source: see `metajit.toolkit.inline_source`.
 """
 import shlex
 
-import numpy as np
 
 from . import plugins
 from .errors import MetajitDeviceError, MetajitShapeError, MetajitValueError
@@ -204,7 +203,7 @@ def _program_for(call):
         program = _compiled(cpu, call)
         if program is not None:
             return cpu, program
-    wanted = f"{kind}_src" if kind in LANGUAGES else "a source for it"
+    wanted = f"{kind}_src" if kind in LANGUAGES else "cpu_src (it runs jt.code on the cpu backend)"
     raise MetajitDeviceError(f"jt.code: device {handle.name!r} needs {wanted}, but this operator has only {given}; "
                              "add that source or choose another device (jt.set_device)")
 
@@ -217,3 +216,25 @@ def _compiled(handle, call):
         if program is not None:
             programs[call] = program
     return program
+
+
+def _runner_of(var):
+    node = var._node
+    if node.op != custom_ops.OPAQUE or not isinstance(node.attrs[0].runner, CodeRunner):
+        raise MetajitValueError("compile_options belongs to jt.code outputs; this Var is not one")
+    return node.attrs[0].runner
+
+
+def _get_compile_options(var):
+    """Jittor's ``var.compile_options``: the extra compiler flags of the jt.code that made ``var``."""
+    options = _runner_of(var).call.options
+    return {"FLAGS: " + " ".join(shlex.quote(o) for o in options): 1} if options else {}
+
+
+def _set_compile_options(var, options):
+    if var._node.is_realised:
+        raise MetajitValueError("compile_options must be set before the jt.code output is computed")
+    _runner_of(var).set_options(options)
+
+
+Var.compile_options = property(_get_compile_options, _set_compile_options)

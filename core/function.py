@@ -5,7 +5,8 @@ A subclass defines ``execute(*args)`` (the forward, on Vars and other values) an
 ``grad(*output_grads)`` (one gradient per ``execute`` argument, None where there is
 none). The forward's own graph is not differentiated: gradients reach the inputs only
 through ``grad``, which gets the gradient of every output (None for an output nothing
-depends on) in one call. Example::
+depends on) in one call. Vars kept from ``execute`` (``self.x``) keep their history, so a
+``grad`` written with differentiable ops can be differentiated again. Example::
 
     class Square(jt.Function):
         def execute(self, x):
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from .errors import MetajitValueError
 from .flags import thread_flags
 from .passes import custom_ops
-from .var import Var, _detached
+from .var import Var
 
 
 class Function:
@@ -40,8 +41,7 @@ class Function:
         differentiable = [k for k, a in enumerate(args) if isinstance(a, Var) and a.requires_grad]
         if thread_flags.no_grad or not differentiable:
             return self.execute(*args, **kwargs)
-        detached = [Var.from_node(_detached(a._node)) if k in differentiable else a for k, a in enumerate(args)]
-        result = self.execute(*detached, **kwargs)
+        result = self.execute(*args, **kwargs)
         several = isinstance(result, Sequence) and not isinstance(result, (str, Var))
         outputs = list(result) if several else [result]
         positions = [k for k, value in enumerate(outputs) if isinstance(value, Var)]

@@ -36,7 +36,7 @@ class CodeProgram:
         self.function = function
         self.call = call
         _, body = call.source("cpu")
-        self.origin = f"{body.origin}:{body.first_line}"
+        self.origin = body.site or f"{body.origin}:{body.first_line}"
 
     def run(self, inputs, input_shapes, outputs, output_shapes, data):
         """Run on ``inputs``/``outputs`` buffers with their shapes and the ``data`` values
@@ -51,7 +51,7 @@ class CodeProgram:
                                values.ctypes.data, error, ERROR_BUFFER_BYTES)
         if status:
             raise MetajitValueError(f"jt.code: the operator's C++ threw: {error.value.decode(errors='replace')} "
-                                    f"(cpu_src at {self.origin})")
+                                    f"(cpu_src given at {self.origin})")
         shapes, offset = [], 0
         for shape in output_shapes:
             shapes.append(tuple(int(s) for s in flat_outputs[offset:offset + len(shape)]))

@@ -245,6 +245,17 @@ def linear(x, weight, bias=None):
     return result if bias is None else binary("add", result, bias)
 
 
+def channel_shuffle(x, groups):
+    """Interleave the channels (dim 1) of ``groups`` equal groups: channel ``g * per_group + i``
+    moves to ``i * groups + g`` (ShuffleNet's shuffle, ``torch.nn.functional.channel_shuffle``)."""
+    x = _var(x)
+    if x.ndim < 3 or x.shape[1] % groups:
+        raise MetajitShapeError(f"channel_shuffle: {groups} groups do not split the channels of shape {x.shape}")
+    batch, channels = x.shape[:2]
+    grouped = x.reshape((batch, groups, channels // groups) + tuple(x.shape[2:]))
+    return grouped.transpose(1, 2).reshape(x.shape)
+
+
 def dropout(x, p=0.5, training=True):
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` when training."""
     if not training or p == 0:

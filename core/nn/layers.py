@@ -1,4 +1,5 @@
 """Layers built from meta-ops: `Linear`, `Identity`, `Flatten`, `Dropout`, `Embedding`,
+`ChannelShuffle`,
 activation modules and loss modules (thin wrappers over `metajit.nn.functional`)."""
 import math
 
@@ -53,9 +54,10 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """Zeroes elements with probability ``p`` while training, scaling the rest by ``1/(1-p)``."""
+    """Zeroes elements with probability ``p`` while training, scaling the rest by ``1/(1-p)``
+    (PyTorch's ``inplace`` is accepted and ignored: results are new Vars)."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
         self.p = p
 
@@ -77,10 +79,12 @@ class Embedding(Module):
         return self.weight[indices]
 
 
+ChannelShuffle = functional_module("ChannelShuffle", F.channel_shuffle, ("groups",))
 ReLU = functional_module("ReLU", F.relu, ("inplace",))
 Relu = ReLU
 ReLU6 = functional_module("ReLU6", F.relu6, ("inplace",))
-LeakyReLU = functional_module("LeakyReLU", F.leaky_relu, ("negative_slope", "inplace"))
+LeakyChannelShuffle = functional_module("ChannelShuffle", F.channel_shuffle, ("groups",))
+ReLU = functional_module("LeakyReLU", F.leaky_relu, ("negative_slope", "inplace"))
 ELU = functional_module("ELU", F.elu, ("alpha", "inplace"))
 GELU = functional_module("GELU", F.gelu, ("approximate",))
 SiLU = functional_module("SiLU", F.silu, ("inplace",))

@@ -6,10 +6,21 @@ from .conv import _output_size, _pair
 from .module import Module, functional_module
 
 
-def _windows(x, kernel, stride, padding, dilation, fill):
+def _pooled_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """Output length of a pooling window sweep; ``ceil_mode`` keeps a last partial window
+    unless it would start past the input and its left padding (PyTorch's rule)."""
+    if not ceil_mode:
+        return _output_size(size, kernel, stride, padding, dilation)
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    count = -(-span // stride) + 1
+    return count - 1 if (count - 1) * stride >= size + padding else count
+
+
+def _windows(x, kernel, stride, padding, dilation, fill, ceil_mode=False, output_size=None):
     batch, channels, height, width = x.shape
-    out_h = _output_size(height, kernel[0], stride[0], padding[0], dilation[0])
-    out_w = _output_size(width, kernel[1], stride[1], padding[1], dilation[1])
+    out_h, out_w = output_size or (
+        _pooled_size(height, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
+        _pooled_size(width, kernel[1], stride[1], padding[1], dilation[1], ceil_mode))
     if out_h <= 0 or out_w <= 0:
         raise MetajitShapeError(f"pooling: input {x.shape} is smaller than the window {kernel}")
     return x.reindex([batch, channels, out_h, out_w, kernel[0], kernel[1]],
@@ -23,26 +34,35 @@ def _check(x, name):
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """Maximum over windows (padding never wins: it reads as -inf)."""
+    """Maximum over windows (padding never wins: it reads as -inf); ``ceil_mode`` keeps
+    the last partial window of each row and column, as PyTorch."""
     _check(x, "max_pool2d")
-    if ceil_mode:
-        raise MetajitValueError("max_pool2d: ceil_mode=True is not supported")
     kernel = _pair(kernel_size)
     return _windows(x, kernel, _pair(stride or kernel_size), _pair(padding), _pair(dilation),
-                    float("-inf")).max(dims=(4, 5))
+                    float("-inf"), ceil_mode).max(dims=(4, 5))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    """Average over windows; padding counts as zeros unless ``count_include_pad=False``."""
+    """Average over windows; padding counts as zeros unless ``count_include_pad=False``.
+    With ``ceil_mode`` a last partial window divides by the part of it inside the padded
+    input (PyTorch's divisor), e.g. ``avg_pool2d(x, 3, 2, ceil_mode=True)``."""
     _check(x, "avg_pool2d")
-    if ceil_mode:
-        raise MetajitValueError("avg_pool2d: ceil_mode=True is not supported")
     kernel, stride, padding = _pair(kernel_size), _pair(stride or kernel_size), _pair(padding)
-    total = _windows(x, kernel, stride, padding, (1, 1), 0.0).sum(dims=(4, 5))
-    if count_include_pad or padding == (0, 0):
+    windows = _windows(x, kernel, stride, padding, (1, 1), 0.0, ceil_mode)
+    total = windows.sum(dims=(4, 5))
+    output_size = tuple(windows.shape[2:4])
+    height, width = x.shape[2:]
+    exact = all((size - 1) * s + k <= length + 2 * p
+                for size, s, k, p, length in zip(output_size, stride, kernel, padding, (height, width)))
+    if (count_include_pad or padding == (0, 0)) and exact:
         return binary("div", total, kernel[0] * kernel[1])
     from ..creation import ones
-    counts = _windows(ones((1, 1) + x.shape[2:], dtype=x.dtype), kernel, stride, padding, (1, 1), 0.0)
+    if count_include_pad:  # padding counts, the overhang past it does not
+        area = ones((1, 1, height + 2 * padding[0], width + 2 * padding[1]), dtype=x.dtype)
+        counts = _windows(area, kernel, stride, (0, 0), (1, 1), 0.0, output_size=output_size)
+    else:
+        counts = _windows(ones((1, 1, height, width), dtype=x.dtype), kernel, stride, padding, (1, 1), 0.0,
+                          output_size=output_size)
     return binary("div", total, counts.sum(dims=(4, 5)))
 
 

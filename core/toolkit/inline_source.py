@@ -34,11 +34,13 @@ TYPE_SPELLINGS = {"bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "in
 @dataclasses.dataclass(frozen=True)
 class UserSource:
     """One user text and where it lives: ``origin`` (a file name, or a ``<description>``)
-    and the ``first_line`` there that holds its first line."""
+    and the ``first_line`` there that holds its first line; ``site`` (``file:line`` of the
+    call that gave it, for messages) does not take part in comparisons."""
 
     text: str
     origin: str = "<jt.code>"
     first_line: int = 1
+    site: str = dataclasses.field(default="", compare=False)
 
     def line_directive(self):
         """The ``#line`` directive that makes compilers report this text's own lines."""
@@ -82,7 +84,7 @@ class CodeCall:
 def caller_source(text, description):
     """A `UserSource` for ``text``, located in the user's Python file when the text
     appears there verbatim near the calling line (a triple-quoted literal), else named
-    ``<description at file:line>`` with its own line numbers."""
+    ``<description>`` with its own line numbers."""
     frame = sys._getframe(1)
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     while frame is not None and (os.path.abspath(frame.f_code.co_filename).startswith(package)
@@ -91,10 +93,11 @@ def caller_source(text, description):
     if frame is None:
         return UserSource(text, f"<{description}>")
     filename, call_line = frame.f_code.co_filename, frame.f_lineno
+    site = f"{filename}:{call_line}"
     found = _find_in_file(text, filename, call_line)
     if found is not None:
-        return UserSource(text, filename, found)
-    return UserSource(text, f"<{description} at {os.path.basename(filename)}:{call_line}>")
+        return UserSource(text, filename, found, site)
+    return UserSource(text, f"<{description}>", 1, site)
 
 
 def _find_in_file(text, filename, call_line):
@@ -410,5 +413,6 @@ def compile_error_message(call, language, compiler_output, kept_source, compiler
             shown.append("  " + line.strip())
     if not user_lines:
         shown = ["  " + line for line in compiler_output.strip().splitlines()[:30]]
-    return (f"jt.code: the {language}_src does not compile ({compiler_name}):\n" + "\n".join(shown[:40])
+    site = f" given at {body.site}" if body.site else ""
+    return (f"jt.code: the {language}_src{site} does not compile ({compiler_name}):\n" + "\n".join(shown[:40])
             + f"\ngenerated source: {kept_source}")
