@@ -1,6 +1,6 @@
 """Layers built from meta-ops: `Linear`, `Identity`, `Flatten`, `Dropout`, `Embedding`,
-`ChannelShuffle`,
-activation modules and loss modules (thin wrappers over `metajit.nn.functional`)."""
+`ChannelShuffle`, activation modules and loss modules (thin wrappers over
+`metajit.nn.functional`)."""
 import math
 
 from .. import creation, init
@@ -83,8 +83,7 @@ ChannelShuffle = functional_module("ChannelShuffle", F.channel_shuffle, ("groups
 ReLU = functional_module("ReLU", F.relu, ("inplace",))
 Relu = ReLU
 ReLU6 = functional_module("ReLU6", F.relu6, ("inplace",))
-LeakyChannelShuffle = functional_module("ChannelShuffle", F.channel_shuffle, ("groups",))
-ReLU = functional_module("LeakyReLU", F.leaky_relu, ("negative_slope", "inplace"))
+LeakyReLU = functional_module("LeakyReLU", F.leaky_relu, ("negative_slope", "inplace"))
 ELU = functional_module("ELU", F.elu, ("alpha", "inplace"))
 GELU = functional_module("GELU", F.gelu, ("approximate",))
 SiLU = functional_module("SiLU", F.silu, ("inplace",))
