@@ -69,3 +69,40 @@ def test_dropout_and_embedding(rng):
     indices = np.array([[1, 5], [0, 1]])
     np.testing.assert_allclose(ours(jt.array(indices)).numpy(),
                                theirs(torch.tensor(indices)).detach().numpy())
+
+
+CEIL_MODE_POOLS = [
+    ("MaxPool2d", (3,), {"stride": 2, "ceil_mode": True}),
+    ("MaxPool2d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True}),
+    ("MaxPool2d", (2,), {"stride": 2, "ceil_mode": True}),
+    ("AvgPool2d", (3,), {"stride": 2, "ceil_mode": True}),
+    ("AvgPool2d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True}),
+    ("AvgPool2d", (2,), {"stride": 3, "padding": 1, "ceil_mode": True, "count_include_pad": False}),
+]
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 8, 9), (1, 1, 13, 6)])
+@pytest.mark.parametrize("name,args,kwargs", CEIL_MODE_POOLS, ids=[f"{n}{a}{k}" for n, a, k in CEIL_MODE_POOLS])
+def test_ceil_mode_pooling_matches_torch(name, args, kwargs, shape, rng):
+    data = rng.standard_normal(shape).astype(np.float32)
+    x, tx = jt.array(data), torch.tensor(data, requires_grad=True)
+    out, tout = getattr(jt.nn, name)(*args, **kwargs)(x), getattr(torch.nn, name)(*args, **kwargs)(tx)
+    assert out.shape == tuple(tout.shape)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-5, atol=1e-6)
+    weights = rng.standard_normal(tout.shape).astype(np.float32)
+    (tout * torch.tensor(weights)).sum().backward()
+    grad = jt.grad((out * jt.array(weights)).sum(), x)
+    np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,groups", [((2, 6, 3, 4), 2), ((1, 12, 5), 3), ((2, 8, 2, 2), 4)])
+def test_channel_shuffle_matches_torch(shape, groups, rng):
+    data = rng.standard_normal(shape).astype(np.float32)
+    x, tx = jt.array(data), torch.tensor(data, requires_grad=True)
+    out, tout = jt.nn.ChannelShuffle(groups)(x), torch.nn.ChannelShuffle(groups)(tx)
+    np.testing.assert_array_equal(out.numpy(), tout.detach().numpy())
+    weights = rng.standard_normal(shape).astype(np.float32)
+    (tout * torch.tensor(weights)).sum().backward()
+    np.testing.assert_array_equal(jt.grad((out * jt.array(weights)).sum(), x).numpy(), tx.grad.numpy())
+    with pytest.raises(jt.MetajitShapeError, match="do not split"):
+        jt.nn.functional.channel_shuffle(x, 5)
