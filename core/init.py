@@ -52,6 +52,25 @@ def normal_(var, mean=0.0, std=1.0):
     return _fill(var, _sample(var.shape, lambda g, s: g.normal(mean, std, s)))
 
 
+def trunc_normal_(var, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Normal with ``mean`` and ``std`` truncated to ``[a, b]`` (absolute bounds, as
+    ``torch.nn.init.trunc_normal_``), by redrawing the values that fall outside.
+
+    Example: ``init.trunc_normal_(layer.weight, std=0.01)``.
+    """
+    if not a < b:
+        raise MetajitValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
+
+    def draw(generator, shape):
+        values = generator.normal(mean, std, shape)
+        outside = (values < a) | (values > b)
+        while outside.any():
+            values[outside] = generator.normal(mean, std, int(outside.sum()))
+            outside = (values < a) | (values > b)
+        return values
+    return _fill(var, _sample(var.shape, draw))
+
+
 def constant_(var, value):
     """Every element ``value``."""
     return var.assign(value)

@@ -75,3 +75,15 @@ def test_constant_initialisers_and_bad_fan():
     assert (init.zeros_(weight).numpy() == 0).all()
     with pytest.raises(jt.MetajitValueError, match="at least 2 dims"):
         init.xavier_uniform_(jt.zeros(3))
+
+
+def test_trunc_normal_matches_torch_distribution():
+    torch = pytest.importorskip("torch")
+    weight = jt.zeros(300, 200)
+    values = init.trunc_normal_(weight, mean=0.5, std=1.0, a=-0.5, b=1.5).numpy()
+    theirs = torch.nn.init.trunc_normal_(torch.zeros(300, 200), mean=0.5, std=1.0, a=-0.5, b=1.5).numpy()
+    assert values.min() >= -0.5 and values.max() <= 1.5
+    assert values.std() == pytest.approx(theirs.std(), rel=0.03)
+    assert values.mean() == pytest.approx(theirs.mean(), abs=0.01)
+    with pytest.raises(jt.MetajitValueError, match="a < b"):
+        init.trunc_normal_(weight, a=1.0, b=0.0)
