@@ -1,5 +1,6 @@
 """``jt.save`` / ``jt.load``: pickle with numpy payloads, a weights-only loader, and a reader
-for PyTorch ``.pth`` files (zip archives written by ``torch.save``) that needs no torch.
+for PyTorch ``.pth`` files that needs no torch: zip archives written by ``torch.save``
+and the older format it wrote before PyTorch 1.6 (still used by many published checkpoints).
 
 Loading is weights-only by default for every format (as PyTorch since 2.6): containers,
 numbers, strings, arrays and tensors, nothing that runs code. ``weights_only=False``
@@ -30,6 +31,10 @@ _TORCH_STORAGE_DTYPES = {
     "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
     "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
+
+
+# how a pre-1.6 torch.save file starts: the pickled magic number 0x1950a86a20f9469cfc6c
+_LEGACY_TORCH_START = b"\x80\x02\x8a\x0a" + (0x1950a86a20f9469cfc6c).to_bytes(10, "little")
 
 
 def _var_to_numpy(obj):
@@ -63,15 +68,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _rebuild_tensor(storage, offset, size, stride, *rest):
     itemsize = storage.dtype.itemsize
     return np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                           strides=tuple(s * itemsize for s in stride)).copy()
+                                           strides=tuple(s * itemsize for s in stride))
 
 
 class _TorchUnpickler(pickle.Unpickler):
-    """Reads the ``data.pkl`` of a torch zip archive, storages from ``data/<key>``."""
+    """Reads the pickled object of a torch checkpoint; each storage comes from
+    ``storage(key, dtype, count)`` (tensors are views of it)."""
 
-    def __init__(self, handle, archive, prefix, weights_only):
+    def __init__(self, handle, storage, weights_only):
         super().__init__(handle)
-        self.archive, self.prefix, self.weights_only = archive, prefix, weights_only
+        self.storage, self.weights_only = storage, weights_only
 
     def find_class(self, module, name):
         if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
@@ -92,11 +98,24 @@ class _TorchUnpickler(pickle.Unpickler):
 
     def persistent_load(self, saved_id):
         _, storage_type, key, _, count = saved_id[:5]
-        dtype = None if isinstance(storage_type, str) else storage_type
-        if dtype is None:
+        if isinstance(storage_type, str):
             raise MetajitValueError(f"unsupported torch storage type {storage_type!r}")
-        data = self.archive.read(f"{self.prefix}/data/{key}")
-        return np.frombuffer(data, dtype=dtype, count=count)
+        return self.storage(key, storage_type, count)
+
+
+def _copies(obj):
+    """``obj`` with every array replaced by a contiguous copy (tensors read from a checkpoint
+    are views of its storages)."""
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
+    if isinstance(obj, dict):
+        copied = type(obj)((k, _copies(v)) for k, v in obj.items())
+        if hasattr(obj, "__dict__"):
+            copied.__dict__.update(obj.__dict__)
+        return copied
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_copies(v) for v in obj)
+    return obj
 
 
 def _load_torch_zip(path, weights_only):
@@ -105,12 +124,35 @@ def _load_torch_zip(path, weights_only):
         if not pickles:
             raise MetajitValueError(f"{path}: a zip file without data.pkl is not a torch checkpoint")
         prefix = pickles[0][:-len("/data.pkl")]
+
+        def storage(key, dtype, count):
+            return np.frombuffer(archive.read(f"{prefix}/data/{key}"), dtype=dtype, count=count)
         with archive.open(pickles[0]) as handle:
-            return _TorchUnpickler(io.BytesIO(handle.read()), archive, prefix, weights_only).load()
+            return _copies(_TorchUnpickler(io.BytesIO(handle.read()), storage, weights_only).load())
+
+
+def _load_torch_legacy(handle, weights_only):
+    """The format ``torch.save`` wrote before PyTorch 1.6 (and with
+    ``_use_new_zipfile_serialization=False``): after the magic number, protocol and system
+    information, the pickled object, then the storage keys, then each storage as an int64
+    element count followed by its bytes. Many torchvision checkpoints are in it."""
+    _RestrictedUnpickler(handle).load()  # protocol version
+    _RestrictedUnpickler(handle).load()  # byte order and type sizes
+    storages = {}
+
+    def storage(key, dtype, count):
+        return storages.setdefault(key, np.empty(count, dtype=dtype))
+    result = _TorchUnpickler(handle, storage, weights_only).load()
+    for key in _RestrictedUnpickler(handle).load():
+        target = storages[key]
+        count = int.from_bytes(handle.read(8), "little")
+        target[:count] = np.frombuffer(handle.read(count * target.itemsize), dtype=target.dtype, count=count)
+    return _copies(result)
 
 
 def load(path, weights_only=True):
-    """Load what `save` wrote, or a PyTorch ``.pth``/``.pt`` file (tensors become numpy arrays).
+    """Load what `save` wrote, or a PyTorch ``.pth``/``.pt`` file of either format (tensors
+    become numpy arrays).
 
     By default only containers, numbers, strings, arrays and tensors are accepted, and
     anything else raises `MetajitValueError` naming it. ``weights_only=False`` runs code
@@ -123,6 +165,11 @@ def load(path, weights_only=True):
         if zipfile.is_zipfile(path):
             return _load_torch_zip(path, weights_only)
         with open(path, "rb") as handle:
+            if handle.read(len(_LEGACY_TORCH_START)) == _LEGACY_TORCH_START:
+                handle.seek(0)
+                _RestrictedUnpickler(handle).load()  # the magic number
+                return _load_torch_legacy(handle, weights_only)
+            handle.seek(0)
             if weights_only:
                 return _RestrictedUnpickler(handle).load()
             return pickle.load(handle)

@@ -188,3 +188,23 @@ def test_reads_torch_save_files(tmp_path):
         assert_close(ours.state_dict()[name].numpy(), value, rtol=0, atol=0)
     loaded = jt.load(str(path), weights_only=True)
     assert_close(loaded["0.weight"], theirs[0].weight, rtol=0, atol=0)
+
+
+def test_reads_legacy_torch_save_files(tmp_path):
+    # the format torch.save wrote before PyTorch 1.6, still used by many published checkpoints
+    base = torch.arange(24.0).reshape(4, 6)
+    state = {"matrix": base, "transposed": base.t(), "row": base[2, 1:5], "count": torch.tensor(7),
+             "half": torch.ones(3, dtype=torch.float16), "flags": torch.tensor([True, False])}
+    path = tmp_path / "legacy.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    loaded = jt.load(str(path))
+    assert list(loaded) == list(state)
+    for name, value in state.items():
+        assert loaded[name].dtype == value.numpy().dtype and loaded[name].shape == tuple(value.shape)
+        np.testing.assert_array_equal(loaded[name], value.numpy())
+    ours = jt.nn.Sequential(jt.nn.Conv2d(2, 3, 3), jt.nn.BatchNorm2d(3))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3))
+    torch.save(theirs.state_dict(), path, _use_new_zipfile_serialization=False)
+    ours.load_state_dict(str(path))
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[name].numpy(), value.numpy())
