@@ -41,6 +41,9 @@ class Module:
         object.__setattr__(module, "training", True)
         return module
 
+    # names of state entries a checkpoint may lack (see `load_state_dict`)
+    optional_state = ()
+
     def __init__(self):
         """Nothing to set up (see ``__new__``); kept so ``super().__init__()`` works."""
 
@@ -193,13 +196,17 @@ class Module:
 
         Shapes must match. With ``strict`` (default) missing or unexpected keys raise
         `MetajitValueError` listing them; otherwise they are returned as
-        ``(missing_keys, unexpected_keys)``.
+        ``(missing_keys, unexpected_keys)``. Entries a module lists in ``optional_state``
+        (BatchNorm's ``num_batches_tracked``, absent from old PyTorch checkpoints) may be
+        missing: they keep their value.
         """
         if isinstance(state, (str, bytes)) or hasattr(state, "__fspath__"):
             from ..serialization import load
             state = load(state)
         own = self.state_dict()
-        missing = [k for k in own if k not in state]
+        optional = {f"{prefix}.{name}" if prefix else name
+                    for prefix, module in self.named_modules() for name in type(module).optional_state}
+        missing = [k for k in own if k not in state and k not in optional]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             raise MetajitValueError(

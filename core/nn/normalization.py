@@ -29,6 +29,7 @@ def _scale_and_shift(x, scale, shift):
 
 class _BatchNorm(Module):
     dims = None
+    optional_state = ("num_batches_tracked",)  # PyTorch before 0.4.1 did not save it
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()

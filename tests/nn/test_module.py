@@ -166,3 +166,16 @@ def test_jittor_optimizer_backward_then_step():
     np.testing.assert_allclose(w.grad.numpy(), [6.0])
     optimizer.step()
     np.testing.assert_allclose(w.numpy(), [0.0])
+
+
+def test_checkpoint_without_num_batches_tracked_loads_strictly():
+    # PyTorch before 0.4.1 saved BatchNorm without num_batches_tracked; torch.load_state_dict accepts that
+    model = jt.nn.Sequential(jt.nn.Conv2d(1, 2, 1), jt.nn.BatchNorm2d(2))
+    state = {name: value.numpy() + 1 for name, value in model.state_dict().items()
+             if not name.endswith("num_batches_tracked")}
+    assert model.load_state_dict(state) == ([], [])
+    np.testing.assert_array_equal(model[1].running_var.numpy(), [2.0, 2.0])
+    assert model[1].num_batches_tracked.item() == 0
+    del state["1.running_var"]
+    with pytest.raises(jt.MetajitValueError, match=r"missing keys \['1.running_var'\]"):
+        model.load_state_dict(state)
