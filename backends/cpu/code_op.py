@@ -8,14 +8,10 @@ options (``-DNAME=1``, ``-I/path``) come from ``jt.code(..., compile_options=...
 import ctypes
 import functools
 
-import numpy as np
-
-from metajit.errors import MetajitValueError
 from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler, inline_source
 
 FLAGS = ("-std=c++17", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared")
 SYMBOL_PREFIX = "mj_code_"
-ERROR_BUFFER_BYTES = 2048
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,29 +30,14 @@ class CodeProgram:
 
     def __init__(self, function, call):
         self.function = function
-        self.call = call
         _, body = call.source("cpu")
         self.origin = body.site or f"{body.origin}:{body.first_line}"
 
     def run(self, inputs, input_shapes, outputs, output_shapes, data):
         """Run on ``inputs``/``outputs`` buffers with their shapes and the ``data`` values
         (in ``call.data_names`` order); returns the outputs' final shapes."""
-        input_addresses = (ctypes.c_void_p * max(len(inputs), 1))(*[b.address for b in inputs])
-        output_addresses = (ctypes.c_void_p * max(len(outputs), 1))(*[b.address for b in outputs])
-        flat_inputs = np.array([s for shape in input_shapes for s in shape] or [0], dtype=np.int64)
-        flat_outputs = np.array([s for shape in output_shapes for s in shape] or [0], dtype=np.int64)
-        values = np.array(list(data) or [0.0], dtype=np.float64)
-        error = ctypes.create_string_buffer(ERROR_BUFFER_BYTES)
-        status = self.function(input_addresses, flat_inputs.ctypes.data, output_addresses, flat_outputs.ctypes.data,
-                               values.ctypes.data, error, ERROR_BUFFER_BYTES)
-        if status:
-            raise MetajitValueError(f"jt.code: the operator's C++ threw: {error.value.decode(errors='replace')} "
-                                    f"(cpu_src given at {self.origin})")
-        shapes, offset = [], 0
-        for shape in output_shapes:
-            shapes.append(tuple(int(s) for s in flat_outputs[offset:offset + len(shape)]))
-            offset += len(shape)
-        return shapes
+        return inline_source.run_entry(self.function, [b.address for b in inputs], input_shapes,
+                                       [b.address for b in outputs], output_shapes, data, origin=self.origin)
 
 
 def compile_code(call):
@@ -78,7 +59,7 @@ def compile_code(call):
 
     def load(path, _key):
         function = host_compiler.entry_point(host_compiler.load_library(path), symbol, path)
-        function.argtypes = (ctypes.c_void_p,) * 5 + (ctypes.c_char_p, ctypes.c_longlong)
+        function.argtypes = inline_source.ENTRY_ARGUMENT_TYPES
         function.restype = ctypes.c_int
         return function
 

@@ -18,11 +18,14 @@ parameters for helper functions and CUDA kernels). Plain names follow the same p
                     inputs=(("float32", 1),), outputs=(("float32", 1),))
     text = render_host_entry(call, "cpu", "mj_code_entry")
 """
+import ctypes
 import dataclasses
 import linecache
 import os
 import re
 import sys
+
+import numpy as np
 
 from metajit.errors import MetajitValueError
 
@@ -179,7 +182,7 @@ class MacroExpander:
     def _macro(self, name, text, position, source, where):
         if name in ("ARGS_DEF", "ARGS", "PRECALC"):
             return getattr(self, "_" + name.lower())(), position
-        arguments, end = _call_arguments(text, position)
+        arguments, end = call_arguments(text, position)
         if arguments is None:
             self._error(f"@{name} must be followed by '(' (e.g. @{name}(i))", source, where)
         skipped_lines = "\n" * text.count("\n", position, end)
@@ -233,7 +236,7 @@ def stride_declarations(variable, ndim):
     return " ".join(declarations)
 
 
-def _call_arguments(text, position):
+def call_arguments(text, position):
     """``(arguments, end)`` of a parenthesised, comma-separated list starting at
     ``text[position:]`` (after spaces), or ``(None, position)`` when none starts there."""
     start = position
@@ -330,7 +333,8 @@ struct mj_code_data {
 """
 
 
-def _type_declarations(call):
+def type_declarations(call):
+    """``typedef`` lines naming every variable's element type (``in0_type``...)."""
     lines = [f"typedef {TYPE_SPELLINGS[dtype]} in{k}_type;" for k, (dtype, _) in enumerate(call.inputs)]
     lines += [f"typedef {TYPE_SPELLINGS[dtype]} out{k}_type;" for k, (dtype, _) in enumerate(call.outputs)]
     return "\n".join(lines)
@@ -369,11 +373,20 @@ def render_host_entry(call, language, symbol):
     maxima in ``mj_out_shapes`` and leave as set by ``set_shape``."""
     header, body = call.source(language)
     expander = MacroExpander(call)
+    header_text = header.line_directive() + "\n" + expander.expand(header)
+    return host_entry(call, symbol, header_text, body.line_directive() + "\n" + expander.expand(body))
+
+
+def host_entry(call, symbol, header_text, body_text, extra_parameter="", setup=""):
+    """`render_host_entry` from expanded texts (each starting with its ``#line``): the
+    ``header_text`` at file scope, the ``body_text`` as the entry's body; a backend may add
+    one ``extra_parameter`` to the entry and ``setup`` statements before the body."""
+    parameters = ENTRY_PARAMETERS + (", " + extra_parameter if extra_parameter else "")
     return "\n".join([
-        _HOST_PREAMBLE, _type_declarations(call), header.line_directive(), expander.expand(header),
+        _HOST_PREAMBLE, type_declarations(call), header_text,
         '#line 1 "<jt.code entry>"',
-        f'extern "C" int {symbol}({ENTRY_PARAMETERS}) {{',
-        "try {", variable_declarations(call), "{", body.line_directive(), expander.expand(body),
+        f'extern "C" int {symbol}({parameters}) {{',
+        setup, "try {", variable_declarations(call), "{", body_text,
         '#line 1 "<jt.code entry end>"',
         "}",
         "} catch (const std::exception& error) {",
@@ -386,7 +399,8 @@ def render_host_entry(call, language, symbol):
     ]) + "\n"
 
 
-_DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<column>\d+):)?\s*(?P<kind>fatal error|error|warning|note)?")
+_DIAGNOSTIC = re.compile(r"^(?P<file>[^:(\n]+)(?::(?P<line>\d+):(?:(?P<column>\d+):)?|\((?P<nvrtc_line>\d+)\):)"
+                         r"\s*(?P<kind>fatal error|error|warning|note)?")
 
 
 def compile_error_message(call, language, compiler_output, kept_source, compiler_name):
@@ -406,9 +420,10 @@ def compile_error_message(call, language, compiler_output, kept_source, compiler
         if match.group("file") in origins:
             user_lines += 1
             shown.append("  " + line.strip())
-            text = texts.get((match.group("file"), int(match.group("line"))))
+            line_number = int(match.group("line") or match.group("nvrtc_line"))
+            text = texts.get((match.group("file"), line_number))
             if text is not None and match.group("kind") in ("error", "fatal error"):
-                shown.append(f"  {int(match.group('line')):>5} | {text.strip()}")
+                shown.append(f"  {line_number:>5} | {text.strip()}")
         elif match.group("kind") in ("error", "fatal error") and "<jt.code entry" not in match.group("file"):
             shown.append("  " + line.strip())
     if not user_lines:
@@ -416,3 +431,30 @@ def compile_error_message(call, language, compiler_output, kept_source, compiler
     site = f" given at {body.site}" if body.site else ""
     return (f"jt.code: the {language}_src{site} does not compile ({compiler_name}):\n" + "\n".join(shown[:40])
             + f"\ngenerated source: {kept_source}")
+
+
+ERROR_BUFFER_BYTES = 2048
+
+
+def run_entry(entry, input_addresses, input_shapes, output_addresses, output_shapes, data, *extra, origin=""):
+    """Call a loaded entry point of `host_entry` (a ctypes function) and return the
+    outputs' shapes; a C++ exception in the user's code raises `MetajitValueError` with
+    its message. ``extra``: the backend's ``extra_parameter`` value, if any."""
+    inputs = (ctypes.c_void_p * max(len(input_addresses), 1))(*input_addresses)
+    outputs = (ctypes.c_void_p * max(len(output_addresses), 1))(*output_addresses)
+    flat_inputs = np.array([s for shape in input_shapes for s in shape] or [0], dtype=np.int64)
+    flat_outputs = np.array([s for shape in output_shapes for s in shape] or [0], dtype=np.int64)
+    values = np.array(list(data) or [0.0], dtype=np.float64)
+    error = ctypes.create_string_buffer(ERROR_BUFFER_BYTES)
+    if entry(inputs, flat_inputs.ctypes.data, outputs, flat_outputs.ctypes.data, values.ctypes.data, error,
+             ERROR_BUFFER_BYTES, *extra):
+        raise MetajitValueError(f"jt.code: the operator's C++ threw: {error.value.decode(errors='replace')}"
+                                + (f" (source given at {origin})" if origin else ""))
+    shapes, offset = [], 0
+    for shape in output_shapes:
+        shapes.append(tuple(int(s) for s in flat_outputs[offset:offset + len(shape)]))
+        offset += len(shape)
+    return shapes
+
+
+ENTRY_ARGUMENT_TYPES = (ctypes.c_void_p,) * 5 + (ctypes.c_char_p, ctypes.c_longlong)
