@@ -26,5 +26,8 @@ PUBLIC_API = {
     "metajit.toolkit.batch_compile": ("build", "build_and_load"),
     "metajit.toolkit.host_compiler": ("HostToolchain", "load_library", "entry_point", "missing_compiler_reason"),
     "metajit.toolkit.allocator": ("CachingAllocator", "Workspace", "size_class"),
+    "metajit.toolkit.inline_source": ("CodeCall", "UserSource", "MacroExpander", "render_host_entry", "host_entry",
+                                      "run_entry", "ENTRY_ARGUMENT_TYPES", "type_declarations",
+                                      "compile_error_message"),
     "metajit.conformance.runner": ("run", "select", "read_xfail_file"),
 }

@@ -20,6 +20,7 @@ parameters for helper functions and CUDA kernels). Plain names follow the same p
 """
 import ctypes
 import dataclasses
+import functools
 import linecache
 import os
 import re
@@ -88,19 +89,33 @@ def caller_source(text, description):
     """A `UserSource` for ``text``, located in the user's Python file when the text
     appears there verbatim near the calling line (a triple-quoted literal), else named
     ``<description>`` with its own line numbers."""
+    if not text.strip():
+        return UserSource(text, f"<{description}>")
     frame = sys._getframe(1)
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    while frame is not None and (os.path.abspath(frame.f_code.co_filename).startswith(package)
-                                 or frame.f_code.co_filename.startswith("<frozen")):
+    while frame is not None and _in_metajit(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         return UserSource(text, f"<{description}>")
-    filename, call_line = frame.f_code.co_filename, frame.f_lineno
-    site = f"{filename}:{call_line}"
-    found = _find_in_file(text, filename, call_line)
-    if found is not None:
-        return UserSource(text, filename, found, site)
-    return UserSource(text, f"<{description}>", 1, site)
+    key = (text, description, frame.f_code.co_filename, frame.f_lineno)
+    found = _located.get(key)
+    if found is None:
+        filename, call_line = frame.f_code.co_filename, frame.f_lineno
+        site = f"{filename}:{call_line}"
+        line = _find_in_file(text, filename, call_line)
+        found = UserSource(text, filename, line, site) if line else UserSource(text, f"<{description}>", 1, site)
+        if len(_located) > 4096:
+            _located.clear()
+        _located[key] = found
+    return found
+
+
+_located = {}  # (text, description, file, line) -> UserSource: a call in a loop is located once
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_metajit(filename):
+    return filename.startswith("<frozen") or os.path.abspath(filename).startswith(_PACKAGE)
 
 
 def _find_in_file(text, filename, call_line):
@@ -273,64 +288,18 @@ def call_arguments(text, position):
     return None, position
 
 
-_HOST_PREAMBLE = r"""
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstring>
-#include <initializer_list>
-#include <stdexcept>
-#include <string>
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-typedef int64_t index_t;
-typedef bool bool_;
-typedef uint8_t uint8; typedef int8_t int8; typedef int16_t int16; typedef int32_t int32; typedef int64_t int64;
-typedef float float32; typedef double float64;
-#if defined(__CUDACC__)
-#include <cuda_fp16.h>
-typedef __half float16;
-#else
-typedef _Float16 float16;
-#endif
+_PRELUDE_PATH = os.path.join(os.path.dirname(__file__), "inline_source.h")
 
-// A jt.code variable: its shape and element count; outputs may shrink with set_shape.
-struct mj_code_var {
-    void* p; int ndim; const index_t* shape; index_t num; index_t* new_shape; index_t capacity;
-    mj_code_var(void* data, int dims, const index_t* sizes, index_t* resized)
-        : p(data), ndim(dims), shape(sizes), num(1), new_shape(resized), capacity(0) {
-        for (int k = 0; k < ndim; k++) num *= shape[k];
-        capacity = num;
-    }
-    template <class T> T* ptr() const { return static_cast<T*>(p); }
-    void set_shape(std::initializer_list<index_t> sizes) {
-        if (!new_shape) throw std::runtime_error("set_shape is only allowed on outputs");
-        if ((int)sizes.size() != ndim)
-            throw std::runtime_error("set_shape: " + std::to_string(sizes.size()) + " sizes given for a " +
-                                     std::to_string(ndim) + "-d output");
-        index_t count = 1; int k = 0;
-        for (index_t size : sizes) {
-            if (size < 0 || (k > 0 && size != shape[k]))
-                throw std::runtime_error("set_shape: only the first dim may change, to a size >= 0");
-            count *= size; new_shape[k++] = size;
-        }
-        if (count > capacity)
-            throw std::runtime_error("set_shape: " + std::to_string(count) + " elements exceed the " +
-                                     std::to_string(capacity) + " the output's shape allows");
-        num = count;
-    }
-};
 
-// jt.code's data={...}: values by name, read as doubles; passed at launch, never compiled in.
-struct mj_code_data {
-    int count; const char* const* names; const double* values;
-    double operator[](const std::string& name) const {
-        for (int k = 0; k < count; k++) if (name == names[k]) return values[k];
-        throw std::out_of_range("data has no key '" + name + "'");
-    }
-};
-"""
+@functools.lru_cache(maxsize=1)
+def host_prelude():
+    """The C++ every operator's host translation unit starts with: the dtype names
+    (``float32``...), ``index_t``, the variable type (``in0->shape``, ``set_shape``) and
+    ``data``'s type."""
+    with open(_PRELUDE_PATH) as handle:
+        return handle.read()
+
+
 
 
 def type_declarations(call):
@@ -383,7 +352,7 @@ def host_entry(call, symbol, header_text, body_text, extra_parameter="", setup="
     one ``extra_parameter`` to the entry and ``setup`` statements before the body."""
     parameters = ENTRY_PARAMETERS + (", " + extra_parameter if extra_parameter else "")
     return "\n".join([
-        _HOST_PREAMBLE, type_declarations(call), header_text,
+        host_prelude(), type_declarations(call), header_text,
         '#line 1 "<jt.code entry>"',
         f'extern "C" int {symbol}({parameters}) {{',
         setup, "try {", variable_declarations(call), "{", body_text,

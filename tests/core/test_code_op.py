@@ -6,35 +6,7 @@ import pytest
 
 import metajit as jt
 from metajit.backends.cpu import code_op as cpu_code_op
-
-KNN_HEADER = """
-#include <algorithm>
-#include <vector>
-"""
-KNN_SOURCE = """
-@alias(points, in0)
-const int n = points_shape0, k = out_shape1;
-#pragma omp parallel for
-for (int i = 0; i < n; i++) {
-    std::vector<std::pair<float, int>> distances(n);
-    for (int j = 0; j < n; j++) {
-        float d = 0;
-        for (int c = 0; c < points_shape1; c++) {
-            float diff = @points(i, c) - @points(j, c);
-            d += diff * diff;
-        }
-        distances[j] = {d, j};
-    }
-    std::nth_element(distances.begin(), distances.begin() + k, distances.end());
-    std::sort(distances.begin(), distances.begin() + k);
-    for (int m = 0; m < k; m++) @out(i, m) = distances[m].second;
-}
-"""
-
-
-def knn(points, k):
-    return jt.code((points.shape[0], k), "int32", [points], cpu_header=KNN_HEADER, cpu_src=KNN_SOURCE)
-
+from metajit.examples.knn_code import knn
 
 def test_knn_matches_numpy_brute_force(rng):
     points = rng.standard_normal((200, 3)).astype(np.float32)
@@ -44,6 +16,8 @@ def test_knn_matches_numpy_brute_force(rng):
     chosen = np.take_along_axis(distances, found, axis=1)
     np.testing.assert_allclose(chosen, np.take_along_axis(distances, expected, axis=1), rtol=1e-5)
     assert (found[:, 0] == np.arange(200)).all()
+    with pytest.raises(jt.MetajitValueError, match="k=300 is more than the 200 points"):
+        knn(jt.array(points), 300)
 
 
 def test_element_access_shapes_strides_types_and_pointers(rng):
