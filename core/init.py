@@ -42,14 +42,28 @@ def fan_in_and_fan_out(var):
     return var.shape[1] * receptive, var.shape[0] * receptive
 
 
+def _float32(var):
+    # float32 parameters are drawn in float32: numpy's float32 samplers take half the time
+    # and memory, which counts for models with 100M+ parameters (VGG's classifier)
+    return np.float32 if var.dtype.numpy == np.float32 else np.float64
+
+
+def _affine(values, scale, shift):
+    values *= values.dtype.type(scale)
+    values += values.dtype.type(shift)
+    return values
+
+
 def uniform_(var, a=0.0, b=1.0):
     """Uniform on ``[a, b)``."""
-    return _fill(var, _sample(var.shape, lambda g, s: g.uniform(a, b, s)))
+    dtype = _float32(var)
+    return _fill(var, _sample(var.shape, lambda g, s: _affine(g.random(s, dtype=dtype), b - a, a)))
 
 
 def normal_(var, mean=0.0, std=1.0):
     """Normal with ``mean`` and ``std``."""
-    return _fill(var, _sample(var.shape, lambda g, s: g.normal(mean, std, s)))
+    dtype = _float32(var)
+    return _fill(var, _sample(var.shape, lambda g, s: _affine(g.standard_normal(s, dtype=dtype), std, mean)))
 
 
 def trunc_normal_(var, mean=0.0, std=1.0, a=-2.0, b=2.0):
