@@ -20,7 +20,8 @@ from .creation import (arange, array, empty, full, full_like, linspace, ones, on
                        zeros_like)
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
-                     MetajitError, MetajitIndexError, MetajitShapeError, MetajitValueError)
+                     MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitShapeError,
+                     MetajitValueError)
 from .flags import enable_grad, flag_scope, flags, no_grad
 from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where
 from .plugins import devices, get_device, set_device
@@ -93,7 +94,10 @@ del _name
 
 def __getattr__(name):
     """``jt.has_cuda``: whether a ``cuda`` device is installed and usable here (asked lazily:
-    listing devices probes every backend)."""
+    listing devices probes every backend); ``jt.models``: the model zoo, imported on first use."""
     if name == "has_cuda":
         return "cuda" in {info.name for info in devices() if info.available}
+    if name == "models":
+        import importlib
+        return importlib.import_module(".models", __name__)
     raise AttributeError(f"module 'metajit' has no attribute {name!r}")

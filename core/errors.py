@@ -67,3 +67,8 @@ class MetajitCompileError(MetajitError, RuntimeError):
 class MetajitCodegenError(MetajitCompileError):
     """A backend's renderer cannot generate a kernel (an element-wise op it has no spelling
     for); raised at render time, before any compiler runs."""
+
+
+class MetajitFileNotFoundError(MetajitError, FileNotFoundError):
+    """A file metajit was asked to read (e.g. a model's pretrained weights) is not there;
+    the message names the file and where to put it."""

@@ -1,0 +1,21 @@
+"""``metajit.models`` (also ``jt.models``): image classification models with torchvision's
+architectures, constructor arguments and parameter and buffer names, so torchvision state
+dicts and ``.pth`` checkpoints load strictly. Weights are never downloaded: see
+`metajit.models.pretrained`.
+
+    import metajit as jt
+    model = jt.models.resnet18()                      # random initialisation
+    model = jt.models.resnet50(pretrained=True)       # resnet50-0676ba61.pth from the local cache
+    model.load_state_dict(torchvision_model.state_dict())
+"""
+from . import pretrained
+from .alexnet import *  # noqa: F401,F403
+from .densenet import *  # noqa: F401,F403
+from .googlenet import *  # noqa: F401,F403
+from .inception import *  # noqa: F401,F403
+from .mnasnet import *  # noqa: F401,F403
+from .mobilenetv2 import *  # noqa: F401,F403
+from .resnet import *  # noqa: F401,F403
+from .shufflenetv2 import *  # noqa: F401,F403
+from .squeezenet import *  # noqa: F401,F403
+from .vgg import *  # noqa: F401,F403

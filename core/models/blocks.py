@@ -1,0 +1,93 @@
+"""Pieces several model families share: channel rounding, the conv-norm-activation block,
+Inception's conv-bn-relu, the input transform of Google's checkpoints, and weight
+initialisation by layer type."""
+from .. import init, nn
+from ..math_ops import binary
+from ..creation import array
+
+
+def make_divisible(value, divisor, min_value=None):
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``min_value``,
+    default ``divisor``), rounded up when rounding down would lose more than 10%: the
+    channel rule of MobileNet and MNASNet. Example: ``make_divisible(32 * 0.75, 8)`` is 24.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def conv_norm_activation(in_channels, out_channels, kernel_size=3, stride=1, groups=1,
+                         activation=nn.ReLU, norm_layer=nn.BatchNorm2d, momentum=0.1):
+    """``Sequential(Conv2d, BatchNorm2d[, activation])`` with "same" padding and no conv bias,
+    children named ``0``, ``1``, ``2`` as torchvision's ``Conv2dNormActivation``;
+    ``activation=None`` leaves it out. Example: ``conv_norm_activation(3, 32, stride=2)``.
+    """
+    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
+                        groups=groups, bias=False),
+              norm_layer(out_channels, momentum=momentum)]
+    if activation is not None:
+        layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class BasicConv2d(nn.Module):
+    """Convolution without bias, BatchNorm (eps 0.001) and ReLU, with children ``conv`` and
+    ``bn``: the unit of GoogLeNet and Inception v3. Keyword arguments go to ``Conv2d``.
+
+    Example: ``BasicConv2d(192, 64, kernel_size=1)``.
+    """
+
+    def __init__(self, in_channels, out_channels, **conv_arguments):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **conv_arguments)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def execute(self, x):
+        return nn.relu(self.bn(self.conv(x)))
+
+
+# Google's GoogLeNet and Inception checkpoints expect inputs scaled to [-1, 1]; with
+# ``transform_input`` the models take ImageNet-normalised input and convert it
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def imagenet_to_unit_range(x):
+    """Map ImageNet-normalised images ``(x - mean) / std`` to ``(x_raw - 0.5) / 0.5`` per
+    channel (the ``transform_input`` of GoogLeNet and Inception v3)."""
+    scale = array([s / 0.5 for s in _IMAGENET_STD], dtype=x.dtype).reshape(1, 3, 1, 1)
+    shift = array([(m - 0.5) / 0.5 for m in _IMAGENET_MEAN], dtype=x.dtype).reshape(1, 3, 1, 1)
+    return binary("add", binary("mul", x, scale), shift)
+
+
+def initialise(model, conv=None, linear=None, norm=True):
+    """Initialise ``model``'s layers by type: ``conv(module)`` for every Conv2d,
+    ``linear(module)`` for every Linear (None keeps the layer's default), and BatchNorm /
+    GroupNorm weights to 1 and biases to 0 when ``norm``. Returns ``model``.
+
+    Example: ``initialise(model, conv=lambda m: init.kaiming_normal_(m.weight))``.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and conv is not None:
+            conv(module)
+        elif isinstance(module, nn.Linear) and linear is not None:
+            linear(module)
+        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and norm and module.weight is not None:
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+    return model
+
+
+def kaiming_fan_out(module):
+    """He-normal weights for ReLU layers counted over the outputs, zero bias (ResNet, VGG,
+    MobileNet, MNASNet convolutions)."""
+    init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
+def normal_linear(std):
+    """A `initialise` rule: Linear weights N(0, ``std``), zero bias."""
+    def rule(module):
+        init.normal_(module.weight, 0.0, std)
+        init.zeros_(module.bias)
+    return rule

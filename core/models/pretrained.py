@@ -1,0 +1,148 @@
+"""Pretrained weights from local files: ``metajit.models`` never downloads.
+
+``pretrained=True`` or ``weights=`` names a checkpoint; it is read from a path given
+directly, or by torchvision's file name (``resnet18-f37072fd.pth``) from
+``$METAJIT_WEIGHTS_DIR`` and then from torch hub's checkpoint directory
+(``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``), where
+torchvision keeps the files it downloaded. A missing file raises
+`MetajitFileNotFoundError` naming the file and where to put it.
+"""
+import os
+
+from ..errors import MetajitFileNotFoundError, MetajitValueError
+from ..serialization import load
+
+WEIGHTS_DIR_VARIABLE = "METAJIT_WEIGHTS_DIR"
+
+
+def checkpoint_directories():
+    """The directories searched for checkpoint files, in order: ``$METAJIT_WEIGHTS_DIR``
+    when set, then torch hub's ``checkpoints`` directory (``$TORCH_HOME``, else
+    ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch``, followed by ``hub/checkpoints``)."""
+    directories = []
+    if os.environ.get(WEIGHTS_DIR_VARIABLE):
+        directories.append(os.environ[WEIGHTS_DIR_VARIABLE])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(cache, "torch")
+    directories.append(os.path.join(torch_home, "hub", "checkpoints"))
+    return directories
+
+
+def _file_name(model_name, files, weights):
+    """(weights name, torchvision file name) that ``weights`` asks for, or (None, a path)."""
+    if weights is True or weights == "DEFAULT":
+        return next(iter(files.items()))
+    if hasattr(weights, "url"):  # a torchvision weights enum member
+        return weights.name, weights.url.rsplit("/", 1)[-1]
+    text = os.fspath(weights)
+    if os.path.isfile(text):
+        return None, text
+    choice = text.rsplit(".", 1)[-1]  # "IMAGENET1K_V2" or "ResNet50_Weights.IMAGENET1K_V2"
+    if choice in files:
+        return choice, files[choice]
+    if os.sep in text or text.endswith((".pth", ".pt", ".pkl")):
+        raise MetajitFileNotFoundError(f"{model_name}: weights file {text!r} does not exist")
+    raise MetajitValueError(f"{model_name}: unknown weights {text!r}; use a file path or one of "
+                            f"{['DEFAULT'] + list(files)}")
+
+
+def weights_path(model_name, files, pretrained=False, weights=None):
+    """The checkpoint file that ``pretrained`` / ``weights`` ask for, or None when neither does.
+
+    ``files`` maps weights names to torchvision's file names, the default first (e.g.
+    ``{"IMAGENET1K_V1": "resnet18-f37072fd.pth"}``). ``weights`` may be a path, ``True``,
+    ``"DEFAULT"``, a name from ``files`` (also as ``"ResNet18_Weights.IMAGENET1K_V1"``) or
+    a torchvision weights enum member. Example:
+    ``weights_path("resnet18", files, pretrained=True)`` gives
+    ``~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth`` if that file is there.
+    """
+    if weights is None or weights is False:
+        if not pretrained:
+            return None
+        weights = True
+    name, file_name = _file_name(model_name, files, weights)
+    if name is None:
+        return file_name
+    directories = checkpoint_directories()
+    for directory in directories:
+        candidate = os.path.join(directory, file_name)
+        if os.path.isfile(candidate):
+            return candidate
+    raise MetajitFileNotFoundError(
+        f"{model_name}: pretrained weights {file_name!r} ({name}) not found in "
+        f"{', '.join(directories)}. metajit never downloads weights: copy torchvision's file "
+        f"{file_name} into {directories[-1]} (where torchvision caches it) or into a directory "
+        f"named by ${WEIGHTS_DIR_VARIABLE}, or pass weights='/path/to/{file_name}'")
+
+
+def read_state(state):
+    """``state`` itself, or the checkpoint it names when it is a path (for models whose
+    ``load_state_dict`` adapts old checkpoints before loading)."""
+    if isinstance(state, (str, bytes)) or hasattr(state, "__fspath__"):
+        return load(state)
+    return state
+
+
+def fix_arguments(model_name, arguments, **required):
+    """Set the constructor ``arguments`` that pretrained weights require (e.g.
+    ``num_classes=1000``), raising `MetajitValueError` if the caller asked for another value."""
+    for key, value in required.items():
+        if arguments.get(key, value) != value:
+            raise MetajitValueError(f"{model_name}: pretrained weights need {key}={value!r}, "
+                                    f"got {arguments[key]!r}")
+        arguments[key] = value
+
+
+def build(model_name, files, construct, pretrained, weights, arguments):
+    """``construct(**arguments)``, loaded strictly from the checkpoint that ``pretrained`` /
+    ``weights`` name (then ``num_classes`` must be 1000). The shared body of most model
+    functions, e.g. ``build("resnet18", FILES, make, pretrained, weights, kwargs)``."""
+    path = weights_path(model_name, files, pretrained, weights)
+    if path is not None:
+        fix_arguments(model_name, arguments, num_classes=1000)
+    model = construct(**arguments)
+    if path is not None:
+        model.load_state_dict(load(path))
+    return model
+
+
+def model_function(name, files, construct, defaults=None, target="the model class"):
+    """A public model function ``name(pretrained=False, weights=None, **kwargs)`` calling
+    ``construct(**{**defaults, **kwargs})`` through `build`, documented with its checkpoint
+    files. Example: ``resnet18 = model_function("resnet18", FILES, make_resnet18)``."""
+    def model(pretrained=False, weights=None, **kwargs):
+        return build(name, files, construct, pretrained, weights, {**(defaults or {}), **kwargs})
+    model.__name__ = model.__qualname__ = name
+    model.__doc__ = (f"{name} with torchvision's architecture and parameter names. ``pretrained=True`` or "
+                     f"``weights=`` loads a local checkpoint ({', '.join(files.values())}; see "
+                     f"`metajit.models.pretrained`); other keyword arguments go to {target}.\n\n"
+                     f"Example: ``jt.models.{name}(num_classes=10)``.")
+    return model
+
+
+def auxiliary_model_function(name, files, model_class, aux_default):
+    """`model_function` for GoogLeNet and Inception v3, whose checkpoints include auxiliary
+    classifiers and expect inputs in [-1, 1]: with weights, ``transform_input`` defaults to
+    True and the model is built with its auxiliary heads to load them, then drops them
+    (``model.drop_auxiliary()``) unless ``aux_logits`` (default ``aux_default``) asks to
+    keep them, as torchvision does."""
+    def model(pretrained=False, weights=None, **kwargs):
+        path = weights_path(name, files, pretrained, weights)
+        if path is None:
+            return model_class(**kwargs)
+        keep_auxiliary = kwargs.get("aux_logits", aux_default)
+        kwargs.setdefault("transform_input", True)
+        kwargs.update(aux_logits=True, init_weights=False)
+        fix_arguments(name, kwargs, num_classes=1000)
+        built = model_class(**kwargs)
+        built.load_state_dict(load(path))
+        if not keep_auxiliary:
+            built.drop_auxiliary()
+        return built
+    model.__name__ = model.__qualname__ = name
+    model.__doc__ = (f"{name} with torchvision's architecture and parameter names. ``pretrained=True`` or "
+                     f"``weights=`` loads a local checkpoint ({', '.join(files.values())}; see "
+                     f"`metajit.models.pretrained`) with ``transform_input=True`` by default and the "
+                     f"auxiliary classifiers kept only if ``aux_logits=True``; other keyword arguments go "
+                     f"to `{model_class.__name__}`.\n\nExample: ``jt.models.{name}(aux_logits=False)``.")
+    return model
