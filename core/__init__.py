@@ -38,7 +38,8 @@ from .function import Function
 from .numpy_code import numpy_code
 from .var import Var, display_memory_info, fetch_sync, liveness_info, number_of_lived_vars, sync_all
 from .var import collect_garbage as gc
-from . import dataset, init, lr_scheduler, nn, optim
+from . import dataset, func, init, lr_scheduler, nn, optim
+from .func import vmap
 from .nn.module import Module  # Jittor: `from jittor import Module`
 from .serialization import load, save
 from . import var_methods as _var_methods  # attaches operators and methods to Var

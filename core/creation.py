@@ -11,6 +11,7 @@ import random as python_random
 import numpy as np
 
 from .ir import dtypes, graph
+from .passes import batching
 from .errors import MetajitShapeError, MetajitValueError
 from .flags import flags
 from .var import Var
@@ -176,7 +177,8 @@ def linspace(start, end, steps, dtype="float32"):
 
 def _random(shape, dtype, sample):
     dtype = dtypes.as_dtype(dtype)
-    return Var.from_node(graph.array_leaf(np.ascontiguousarray(sample(_shape(shape)), dtype=dtype.numpy)))
+    return Var.from_node(batching.random_node(  # inside vmap: per its randomness rule
+        _shape(shape), lambda s: graph.array_leaf(np.ascontiguousarray(sample(s), dtype=dtype.numpy))))
 
 
 def rand(*shape, dtype="float32"):

@@ -40,6 +40,7 @@ import operator
 from ..ir import dtypes, indexexpr, kernel as K, opset
 from . import graphwalk, library_ops
 from .. import plugins
+from ..errors import MetajitValueError
 from ..ir.graph import numel
 from ..plugins import FusionCosts
 from ..toolkit import analysis
@@ -178,6 +179,10 @@ def _fuse(order, targets, library_kernels, costs):
             if node.buffer is None:
                 uploads.append(node)
             continue
+        if node.op == "batch_placeholder":
+            raise MetajitValueError("vmap: a value inside the vmapped function was read (numpy, item, sync, "
+                                    "print or a data-dependent op such as nonzero); a vmapped function must "
+                                    "stay lazy: compute such values outside it")
         if node.op in ("reduce", "reindex_reduce"):
             forced.add(id(node))
         if node.op in ("reindex", "reindex_reduce"):
