@@ -13,7 +13,7 @@ import functools
 from ..creation import ones, zeros
 from ..errors import MetajitShapeError, MetajitValueError
 from ..gradients import grad as graph_grad
-from ..ir import dtypes
+from ..ir import dtypes, graph
 from ..reductions import sum as reduce_sum
 from ..var import Var
 from . import pytree
@@ -21,10 +21,19 @@ from .vmap import vmap
 
 
 def _differentiable(tree):
-    """``tree`` with every float Var that does not track gradients replaced by one that does."""
+    """``tree`` with every float Var replaced by a fresh identity of it that tracks
+    gradients: differentiating with respect to that node counts only the paths through
+    this argument (not through another argument computed from the same Var), while the
+    identity still passes gradients on to the original, so outer transforms see through it."""
     leaves, spec = pytree.flatten(tree)
-    return pytree.unflatten(spec, [leaf.detach().requires_grad_() if isinstance(leaf, Var) and not leaf.requires_grad
-                                   and dtypes.is_float(leaf.dtype) else leaf for leaf in leaves])
+    return pytree.unflatten(spec, [_identity(leaf) if isinstance(leaf, Var) and dtypes.is_float(leaf.dtype) else leaf
+                                   for leaf in leaves])
+
+
+def _identity(var):
+    node = graph.elementwise("cast", [var._node], var.dtype)
+    node.requires_grad = True
+    return Var.from_node(node)
 
 
 def _argnums(argnums, count):
