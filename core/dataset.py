@@ -2,12 +2,22 @@
 directly, and PyTorch's ``DataLoader(dataset, ...)``. Batches are stacked into Vars;
 ``num_workers > 0`` loads batches in worker processes (order kept); shuffling is
 deterministic for a given ``seed`` and epoch.
+
+A source read by iteration rather than by index (an `IterableDataset`, such as a
+``metajit.data`` pipe) is batched as it yields; with workers, each worker process reads
+its own share of it (see `IterableDataset`) and `get_worker_info` tells the source which.
 """
+import collections
+import itertools
 import multiprocessing
+import multiprocessing.connection
+import pickle
+import random
+import traceback
 
 import numpy as np
 
-from .errors import MetajitValueError
+from .errors import MetajitError, MetajitValueError
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
 from .var import Var
@@ -29,15 +39,158 @@ def _load_batch(dataset, indices):
     return [dataset[int(i)] for i in indices]
 
 
+class MetajitWorkerError(MetajitError, RuntimeError):
+    """A DataLoader worker process failed in a way its own exception cannot report (it died,
+    or its exception could not be rebuilt); the message carries the worker's traceback."""
+
+
+WorkerInfo = collections.namedtuple("WorkerInfo", "id num_workers seed")
+WorkerInfo.__doc__ = """Which DataLoader worker process this is: ``id`` in ``range(num_workers)``;
+``seed`` seeded numpy's and Python's global generators in this worker."""
+
+_worker_info = None
+
+
+def get_worker_info():
+    """In a DataLoader worker process reading an iterable source, its `WorkerInfo`; in the
+    main process ``None`` (PyTorch's ``torch.utils.data.get_worker_info``)::
+
+        info = get_worker_info()
+        share = range(10) if info is None else range(info.id, 10, info.num_workers)
+    """
+    return _worker_info
+
+
+class IterableDataset:
+    """A source read by iteration (PyTorch's ``IterableDataset``): subclass with ``__iter__``
+    yielding samples; `DataLoader` batches them in the order they come::
+
+        class Counter(IterableDataset):
+            def __iter__(self):
+                return iter(range(10))
+
+        for batch in DataLoader(Counter(), batch_size=4, num_workers=2):
+            ...
+
+    With ``num_workers > 0`` every worker process iterates its own copy. If the class sets
+    ``shards_by_worker = True``, its ``__iter__`` keeps only its worker's share itself
+    (through `get_worker_info`); otherwise worker ``k`` of ``n`` keeps the samples
+    ``k, k + n, k + 2n, ...`` of the full iteration, so each sample is loaded once.
+    """
+
+    shards_by_worker = False
+
+    def __iter__(self):
+        raise MetajitValueError(f"{type(self).__name__} must define __iter__")
+
+    def for_epoch(self, shuffle, seed):
+        """Called by the loader in the main process at the start of each epoch, before any
+        worker starts; returns the iterable to read this epoch. ``shuffle`` is the loader's
+        setting, ``seed`` its seed for this epoch (``None`` without one). A plain iterable
+        source cannot be shuffled by the loader."""
+        if shuffle:
+            raise MetajitValueError(f"shuffle=True: {type(self).__name__} yields samples in its own order; "
+                                    "shuffle inside its __iter__ or use a metajit.data pipe's .shuffle()")
+        return self
+
+
+def _groups(samples, size, drop_last):
+    """Lists of ``size`` consecutive samples (the last shorter unless ``drop_last``)."""
+    samples = iter(samples)
+    while group := list(itertools.islice(samples, size)):
+        if drop_last and len(group) < size:
+            return
+        yield group
+
+
+def _worker_loop(source, info, chunk_size, connection):
+    """A worker process: read this worker's share of ``source`` and send it in chunks."""
+    global _worker_info
+    _worker_info = info
+    np.random.seed(info.seed % 2**32)
+    random.seed(info.seed)
+    try:
+        samples = iter(source) if getattr(source, "shards_by_worker", False) else \
+            itertools.islice(source, info.id, None, info.num_workers)
+        for chunk in _groups(samples, chunk_size, False):
+            connection.send(("samples", chunk))
+        connection.send(("done", None))
+    except BaseException as error:  # reported to the main process, which raises it
+        connection.send(("error", (_picklable_type(error), traceback.format_exc())))
+    finally:
+        connection.close()
+
+
+def _picklable_type(error):
+    """``type(error)`` if the main process can receive it (an importable class), else
+    `MetajitWorkerError`."""
+    try:
+        pickle.loads(pickle.dumps(type(error)))
+        return type(error)
+    except Exception:
+        return MetajitWorkerError
+
+
+def _worker_error(worker_id, error_type, worker_traceback):
+    message = f"{error_type.__name__} in DataLoader worker process {worker_id}:\n{worker_traceback}"
+    try:
+        return error_type(message)
+    except Exception:
+        return MetajitWorkerError(message)
+
+
+def _samples_from_workers(source, num_workers, chunk_size, seed):
+    """The samples of ``source`` read by ``num_workers`` forked processes, taken from the
+    workers in turn one chunk at a time (a fixed order for a deterministic source)."""
+    context = multiprocessing.get_context("fork")
+    workers = []
+    try:
+        for worker_id in range(num_workers):
+            receiver, sender = context.Pipe(duplex=False)
+            info = WorkerInfo(worker_id, num_workers, seed + worker_id)
+            process = context.Process(target=_worker_loop, args=(source, info, chunk_size, sender), daemon=True)
+            process.start()
+            sender.close()
+            workers.append((worker_id, process, receiver))
+        active = list(workers)
+        while active:
+            for worker in list(active):
+                worker_id, process, receiver = worker
+                multiprocessing.connection.wait([receiver, process.sentinel])
+                if not receiver.poll():
+                    raise MetajitWorkerError(f"DataLoader worker process {worker_id} exited with code "
+                                             f"{process.exitcode} before sending its samples")
+                kind, payload = receiver.recv()
+                if kind == "samples":
+                    yield from payload
+                elif kind == "done":
+                    active.remove(worker)
+                else:
+                    raise _worker_error(worker_id, *payload)
+    finally:
+        for _, process, receiver in workers:
+            receiver.close()
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
 class _BatchIterator:
     """Shared batching logic of `Dataset` and `DataLoader`."""
 
     def __init__(self, dataset, batch_size, shuffle, drop_last, num_workers, seed, collate_fn,
                  sampler=None, batch_sampler=None):
-        if batch_size < 1:
+        iterable = isinstance(dataset, IterableDataset)
+        if batch_size is None and not iterable:
+            raise MetajitValueError("batch_size=None (samples passed through unbatched) needs an iterable source "
+                                    "such as a metajit.data pipe; give an indexed dataset a batch_size")
+        if batch_size is not None and batch_size < 1:
             raise MetajitValueError(f"batch_size must be at least 1, got {batch_size}")
         if shuffle and (sampler is not None or batch_sampler is not None):
             raise MetajitValueError("shuffle=True cannot be combined with a sampler: the sampler decides the order")
+        if iterable and (sampler is not None or batch_sampler is not None):
+            raise MetajitValueError(f"{type(dataset).__name__} is read by iteration, in its own order: a sampler "
+                                    "needs a dataset indexed with __getitem__")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.drop_last, self.num_workers, self.seed = drop_last, num_workers, seed
         self.collate_fn = collate_fn or collate
@@ -62,9 +215,30 @@ class _BatchIterator:
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         count = len(self.dataset) if self.sampler is None else len(self.sampler)
+        if self.batch_size is None:
+            return count
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
     def __iter__(self):
+        if isinstance(self.dataset, IterableDataset):
+            return self._iterate_source()
+        return self._iterate_indices()
+
+    def _iterate_source(self):
+        seed = None if self.seed is None else self.seed + self.epoch
+        self.epoch += 1
+        source = self.dataset.for_epoch(self.shuffle, seed)
+        samples = source
+        if self.num_workers > 0:
+            worker_seed = int(np.random.randint(2**31)) if seed is None else seed
+            samples = _samples_from_workers(source, self.num_workers, self.batch_size or 1, worker_seed)
+        if self.batch_size is None:
+            yield from samples
+            return
+        for group in _groups(samples, self.batch_size, self.drop_last):
+            yield self.collate_fn(group)
+
+    def _iterate_indices(self):
         batches = self.batches()
         if self.num_workers <= 0:
             for indices in batches:
@@ -138,7 +312,15 @@ class TensorDataset(Dataset):
 
 
 class DataLoader(_BatchIterator):
-    """PyTorch-style loader over any object with ``__getitem__`` and ``__len__``."""
+    """PyTorch-style loader over any object with ``__getitem__`` and ``__len__``, or over an
+    `IterableDataset` (a ``metajit.data.IterDataPipe`` is one)::
+
+        loader = DataLoader(IterableWrapper(range(100)).map(float), batch_size=10, num_workers=2)
+
+    Over an iterable source, ``shuffle=True`` asks the source to shuffle (see
+    `IterableDataset.for_epoch`) and ``batch_size=None`` passes its samples through as they
+    come (for a source that batches itself).
+    """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, num_workers=0, seed=None,
                  collate_fn=None, sampler=None, batch_sampler=None):

@@ -47,3 +47,49 @@ def test_bad_configuration_is_reported():
         DataLoader(Squares(3), batch_size=0)
     with pytest.raises(jt.MetajitValueError, match="__len__"):
         len(Dataset())
+
+
+class Countdown(jt.dataset.IterableDataset):
+    """An iterable source; reports which worker read each sample."""
+
+    def __init__(self, count):
+        self.count = count
+
+    def __iter__(self):
+        info = jt.dataset.get_worker_info()
+        for value in range(self.count, 0, -1):
+            yield value, -1 if info is None else info.id
+
+
+class FailsAtThree(jt.dataset.IterableDataset):
+    def __iter__(self):
+        yield from (1, 2)
+        raise ZeroDivisionError("three")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_iterable_sources_are_batched_and_each_worker_reads_its_share(workers):
+    loader = DataLoader(Countdown(9), batch_size=2, num_workers=workers)
+    values, readers = zip(*[(v, w) for values, ids in loader for v, w in zip(values.numpy().tolist(),
+                                                                         ids.numpy().tolist())])
+    assert sorted(values) == list(range(1, 10))
+    if workers:
+        # worker k reads samples k, k + 2, ... of 9, 8, ..., 1; chunks of 2 come from the workers in turn
+        assert values == (9, 7, 8, 6, 5, 3, 4, 2, 1)
+        assert {value: reader for value, reader in zip(values, readers)} == \
+            {value: (9 - value) % 2 for value in range(1, 10)}
+    else:
+        assert values == tuple(range(9, 0, -1)) and set(readers) == {-1}
+
+
+def test_iterable_source_options_and_errors():
+    assert list(DataLoader(Countdown(3), batch_size=None)) == [(3, -1), (2, -1), (1, -1)]
+    assert len(list(DataLoader(Countdown(5), batch_size=2, drop_last=True))) == 2
+    with pytest.raises(jt.MetajitValueError, match="shuffle=True: Countdown yields samples in its own order"):
+        list(DataLoader(Countdown(3), shuffle=True))
+    with pytest.raises(jt.MetajitValueError, match="sampler needs a dataset indexed"):
+        DataLoader(Countdown(3), sampler=[0, 1])
+    with pytest.raises(jt.MetajitValueError, match="batch_size=None"):
+        DataLoader(Squares(3), batch_size=None)
+    with pytest.raises(ZeroDivisionError, match="(?s)in DataLoader worker process 0:.*three"):
+        list(DataLoader(FailsAtThree(), batch_size=1, num_workers=2))
