@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from . import distributed
 from .passes import executor
 from .gradients import accumulate_grads
 from .errors import MetajitValueError
@@ -35,6 +36,10 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for group in groups:
             self.add_param_group(group)
+        # under mpirun: data parallel (every rank starts from rank 0's parameters, and
+        # gradients are averaged over the ranks before each update)
+        self.gradient_averager = distributed.GradientAverager()
+        distributed.broadcast_parameters(self.params)
 
     def add_param_group(self, group):
         """Add a dict with ``params`` and optional hyperparameter overrides."""
@@ -58,6 +63,7 @@ class Optimizer:
     def backward(self, loss):
         """Jittor: compute gradients of ``loss`` for these parameters into ``.grad``."""
         accumulate_grads(loss, [p for p in self.params if p.requires_grad])
+        self.gradient_averager.average(self.params)
 
     def clip_grad_norm(self, max_norm, norm_type=2):
         """Scale the gradients so their global ``norm_type`` norm is at most ``max_norm``."""
@@ -68,6 +74,7 @@ class Optimizer:
         if loss is not None:
             self.zero_grad()
             self.backward(loss)
+        self.gradient_averager.average(self.params)
         changed = []
         with no_grad():
             for group in self.param_groups:

@@ -12,7 +12,7 @@ utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_)})
 from .conv import Conv, Conv1d, Conv2d, ConvTranspose2d, conv1d, conv2d, conv_transpose2d
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, Pool,
                       adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d)
-from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, SyncBatchNorm
 from .resampling import (ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, Upsample,
                          ZeroPad2d, interpolate)
 from .functional import (binary_cross_entropy, binary_cross_entropy_with_logits, channel_shuffle,

@@ -1,10 +1,11 @@
 """Normalisation layers: BatchNorm1d/2d (running statistics, momentum, eval mode),
 LayerNorm, GroupNorm; all from reductions and element-wise meta-ops."""
-from .. import creation
-from ..errors import MetajitShapeError
+from .. import creation, distributed
+from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import no_grad
 from ..math_ops import binary, unary
 from ..optim import update_average
+from ..shape_ops import concat
 from .module import Module
 
 
@@ -14,6 +15,24 @@ def _statistics(x, axes, eps):
     centered = binary("sub", x, mean)
     variance = binary("mul", centered, centered).mean(dims=axes, keepdims=True)
     return mean, variance, binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
+
+
+def _synchronised_statistics(x, axes, eps):
+    """`_statistics` over ``axes`` of the batches of every MPI rank together (one all-reduce
+    of per-channel sums, sums of squares and counts; differentiable through it), and the
+    total element count per channel."""
+    count = x.numel() // x.shape[1]
+    sums = x.sum(dims=axes)
+    squares = binary("mul", x, x).sum(dims=axes)
+    counts = creation.full((1,), float(count), dtype=x.dtype)
+    total = distributed.mpi_all_reduce(concat([sums, squares, counts]), "add")
+    channels = x.shape[1]
+    total_count = total[2 * channels:]
+    mean = binary("div", total[:channels], total_count)
+    variance = binary("sub", binary("div", total[channels:2 * channels], total_count), binary("mul", mean, mean))
+    shape = [1, channels] + [1] * (x.ndim - 2)
+    inverse_std = binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
+    return mean.reshape(shape), variance.reshape(shape), inverse_std.reshape(shape), total_count
 
 
 def _normalise(x, axes, eps):
@@ -31,9 +50,11 @@ class _BatchNorm(Module):
     dims = None
     optional_state = ("num_batches_tracked",)  # PyTorch before 0.4.1 did not save it
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, sync=False,
+                 is_train=True):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.num_features, self.eps, self.momentum, self.sync = num_features, eps, momentum, sync
+        self.training = is_train
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = creation.ones(num_features) if affine else None
         self.bias = creation.zeros(num_features) if affine else None
@@ -48,11 +69,16 @@ class _BatchNorm(Module):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = [1, self.num_features] + [1] * (x.ndim - 2)
         if self.training or not self.track_running_stats:
-            mean, variance, inverse_std = _statistics(x, axes, self.eps)
-            if self.training and self.track_running_stats:
+            if self.sync and self.training and distributed.in_mpi:
+                mean, variance, inverse_std, count = _synchronised_statistics(x, axes, self.eps)
+                correction = binary("div", count, binary("maximum", binary("sub", count, 1.0), 1.0))
+            else:
+                mean, variance, inverse_std = _statistics(x, axes, self.eps)
                 count = x.numel() // self.num_features
+                correction = count / max(count - 1, 1)
+            if self.training and self.track_running_stats:
                 with no_grad():
-                    unbiased = binary("mul", variance.reshape(self.num_features), count / max(count - 1, 1))
+                    unbiased = binary("mul", variance.reshape(self.num_features), correction)
                     update_average(self.running_mean, mean.reshape(self.num_features), 1 - self.momentum)
                     update_average(self.running_var, unbiased, 1 - self.momentum)
                     self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
@@ -81,7 +107,28 @@ class BatchNorm2d(_BatchNorm):
     dims = (4,)
 
 
-BatchNorm = BatchNorm2d
+class BatchNorm(_BatchNorm):
+    """Jittor's ``nn.BatchNorm``: (N, C, ...) inputs, statistics synchronised across MPI
+    ranks by default (``sync=True``), as in Jittor."""
+
+    dims = (2, 3, 4, 5)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, is_train=True, sync=True,
+                 track_running_stats=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, sync, is_train)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """PyTorch's ``nn.SyncBatchNorm``: batch normalisation whose training statistics cover
+    the batches of every MPI rank (the same as `BatchNorm2d` outside MPI)."""
+
+    dims = (2, 3, 4, 5)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None):
+        if process_group is not None:
+            raise MetajitValueError("SyncBatchNorm: process groups are not supported; statistics cover every rank")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, sync=True)
 
 
 class LayerNorm(Module):

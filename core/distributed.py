@@ -1,0 +1,297 @@
+"""MPI, as in Jittor: a script launched with ``mpirun -np N python train.py`` runs
+data-parallel with no code change. ``jt.in_mpi``, ``jt.rank``, ``jt.world_size`` and
+``jt.mpi`` (None outside MPI) say where it runs; ``mpi_all_reduce``, ``mpi_reduce`` and
+``mpi_broadcast`` (functions and Var methods) are graph operators with gradients.
+
+MPI comes from mpi4py (OpenMPI or any MPI it is built for; ``mpirun -H`` spans machines);
+it is imported only when the process was launched by an MPI launcher. Collectives are
+opaque graph nodes (`metajit.passes.custom_ops`): their inputs are computed, copied to
+the host, reduced, and the result moves to the current device.
+
+Every collective first agrees with the other ranks on what it is (a sequence number and
+its kind, op, shape and dtype): a rank that skips or adds one gets a `MetajitValueError`
+naming both sides instead of a hang, and a collective that does not complete within
+``METAJIT_MPI_TIMEOUT`` seconds (default 300) raises `MetajitDeviceError`. An uncaught
+exception on one rank aborts the whole job (``MPI_Abort``) after printing it with its
+rank, so the others stop at once instead of waiting.
+"""
+import os
+import sys
+import time
+import weakref
+import zlib
+
+import numpy as np
+
+from . import plugins
+from .errors import MetajitDeviceError, MetajitValueError
+from .ir import graph
+from .math_ops import cast
+from .passes import custom_ops, executor, graphwalk
+from .var import Var
+
+_LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE")
+ALL_REDUCE_OPS = ("add", "mean", "max", "min")
+REDUCE_OPS = ("add", "mean")
+
+
+def launched_by_mpi():
+    """Whether an MPI launcher (``mpirun``/``mpiexec``/``srun``) started this process."""
+    return any(name in os.environ for name in _LAUNCHER_VARIABLES)
+
+
+class Communicator:
+    """The world communicator with Jittor's ``jt.mpi`` methods (``world_rank``,
+    ``world_size``, ``local_rank``, ``barrier``) and the checked, time-limited
+    collectives on host arrays that the graph operators run."""
+
+    def __init__(self):
+        try:
+            from mpi4py import MPI
+        except ImportError as error:
+            raise MetajitDeviceError(f"this process was started by an MPI launcher but mpi4py is missing ({error}): "
+                                     "pip install 'metajit[mpi]' (mpi4py; OpenMPI from your system packages)") from None
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.sequence = 0
+        self.timeout = float(os.environ.get("METAJIT_MPI_TIMEOUT", "300"))
+
+    def world_rank(self):
+        """This process's rank in the world (0 .. world_size-1)."""
+        return self.rank
+
+    def world_size(self):
+        """The number of processes."""
+        return self.size
+
+    def local_rank(self):
+        """This process's rank among those on its machine (to choose a GPU)."""
+        return self.local.Get_rank()
+
+    def barrier(self):
+        """Wait until every rank gets here (time-limited like the collectives)."""
+        self._wait(self.comm.Ibarrier(), "barrier")
+
+    def _wait(self, request, what):
+        started, pause = time.monotonic(), 0.0
+        while not request.Test():
+            if time.monotonic() - started > self.timeout:
+                raise MetajitDeviceError(
+                    f"MPI {what} on rank {self.rank} did not complete within {self.timeout:g} s: another rank "
+                    "stopped (an error, a crash) or never reached it (set METAJIT_MPI_TIMEOUT to wait longer)")
+            time.sleep(pause)
+            pause = min(pause * 2 or 1e-5, 1e-3)
+
+    def _agree(self, description):
+        """Check that every rank runs this collective next; raises on a mismatch."""
+        self.sequence += 1
+        mine = np.array([self.sequence, zlib.crc32(description.encode())], dtype=np.int64)
+        everyone = np.empty((self.size, 2), dtype=np.int64)
+        self._wait(self.comm.Iallgather(mine, everyone), f"collective #{self.sequence} ({description})")
+        descriptions = None
+        for other, (sequence, signature) in enumerate(everyone):
+            if sequence != mine[0] or signature != mine[1]:
+                descriptions = descriptions or self.comm.allgather(description)
+                raise MetajitValueError(
+                    f"MPI collective #{self.sequence}: rank {self.rank} runs {description} but rank {other} runs "
+                    f"#{sequence} {descriptions[other]}; every rank must run the same collectives in the same "
+                    "order (a rank skipped or added one, or the ranks' graphs differ)")
+
+    def all_reduce(self, array, op):
+        """``op`` (add/mean/max/min) of ``array`` over every rank, on every rank."""
+        self._agree(f"all_reduce({op}, {array.shape}, {array.dtype})")
+        result = np.empty_like(array)
+        mpi_op = {"add": self.MPI.SUM, "mean": self.MPI.SUM, "max": self.MPI.MAX, "min": self.MPI.MIN}[op]
+        self._wait(self.comm.Iallreduce(array, result, mpi_op), f"all_reduce of {array.shape}")
+        return result / self.size if op == "mean" else result
+
+    def reduce(self, array, op, root):
+        """``op`` (add/mean) of ``array`` over every rank on ``root``; zeros elsewhere."""
+        self._agree(f"reduce({op}, root {root}, {array.shape}, {array.dtype})")
+        result = np.zeros_like(array)
+        self._wait(self.comm.Ireduce(array, result, self.MPI.SUM, root), f"reduce of {array.shape}")
+        return result / self.size if op == "mean" and self.rank == root else result
+
+    def broadcast(self, array, root):
+        """``root``'s ``array`` on every rank."""
+        self._agree(f"broadcast(root {root}, {array.shape}, {array.dtype})")
+        result = np.array(array, copy=True)
+        self._wait(self.comm.Ibcast(result, root), f"broadcast of {array.shape}")
+        return result
+
+    def broadcast_object(self, value, root=0):
+        """``root``'s picklable ``value`` on every rank (seeds, small settings)."""
+        self._agree("broadcast_object")
+        return self.comm.bcast(value, root)
+
+
+def _abort_on_uncaught(communicator):
+    previous = sys.excepthook
+
+    def hook(kind, value, trace):
+        sys.stderr.write(f"[metajit rank {communicator.rank} of {communicator.size}] uncaught exception, "
+                         "aborting every rank:\n")
+        previous(kind, value, trace)
+        sys.stderr.flush()
+        communicator.comm.Abort(1)
+    sys.excepthook = hook
+
+
+mpi = Communicator() if launched_by_mpi() else None
+in_mpi = mpi is not None and mpi.size > 1
+rank = mpi.rank if mpi is not None else 0
+world_size = mpi.size if mpi is not None else 1
+if in_mpi:
+    _abort_on_uncaught(mpi)
+
+
+class CollectiveRunner:
+    """Runs one collective on the host (an opaque node's runner, see `custom_ops`)."""
+
+    def __init__(self, kind, op, root):
+        self.kind, self.op, self.root = kind, op, root
+        self.structure = (kind, op, root)
+
+    def run(self, input_nodes, output_nodes):
+        """Reduce (or broadcast) the input's value across ranks into the output."""
+        array = executor.to_host(input_nodes[0])
+        if self.kind == "all_reduce":
+            result = mpi.all_reduce(array, self.op)
+        elif self.kind == "reduce":
+            result = mpi.reduce(array, self.op, self.root)
+        else:
+            result = mpi.broadcast(array, self.root)
+        handle = plugins.current()
+        for node in output_nodes:
+            if node is not None:
+                node.buffer = executor.upload(handle, result.astype(array.dtype, copy=False))
+
+    def gradients(self, node, k, grad_node):
+        """The collectives' adjoints (the loss being the sum of every rank's loss)."""
+        g = Var.from_node(grad_node)
+        if self.kind == "broadcast":
+            return [mpi_reduce(g, "add", self.root)._node]
+        if self.kind == "reduce":
+            spread = mpi_broadcast(g, self.root)
+            return [(spread / world_size if self.op == "mean" else spread)._node]
+        if self.op in ("add", "mean"):
+            return [mpi_all_reduce(g, self.op)._node]
+        source = Var.from_node(node.inputs[0])
+        chosen = cast(source == Var.from_node(node), source.dtype)
+        return [(mpi_all_reduce(g, "add") * chosen)._node]
+
+
+def _collective(x, kind, op=None, root=0):
+    if not isinstance(x, Var):
+        x = Var(x)
+    if not in_mpi:
+        return x
+    if not 0 <= root < world_size:
+        raise MetajitValueError(f"mpi_{kind}: root {root} is not a rank (there are {world_size})")
+    (node,) = custom_ops.opaque_outputs(CollectiveRunner(kind, op, root), [x._node], [(x.shape, x.dtype)],
+                                        graph.derived_requires_grad)
+    return Var.from_node(node)
+
+
+def mpi_all_reduce(x, op="add"):
+    """``op`` ("add", "mean", "max", "min") of ``x`` over every rank, on every rank
+    (``x`` itself outside MPI). Differentiable."""
+    if op not in ALL_REDUCE_OPS:
+        raise MetajitValueError(f"mpi_all_reduce: op must be one of {ALL_REDUCE_OPS}, got {op!r}")
+    return _collective(x, "all_reduce", op)
+
+
+def mpi_reduce(x, op="add", root=0):
+    """``op`` ("add", "mean") of ``x`` over every rank on rank ``root``; zeros on the
+    others, as in Jittor. Differentiable (the gradient is broadcast from ``root``)."""
+    if op not in REDUCE_OPS:
+        raise MetajitValueError(f"mpi_reduce: op must be one of {REDUCE_OPS}, got {op!r}")
+    return _collective(x, "reduce", op, root)
+
+
+def mpi_broadcast(x, root=0):
+    """Rank ``root``'s ``x`` on every rank. Differentiable (the gradient is reduced to ``root``)."""
+    return _collective(x, "broadcast", None, root)
+
+
+BUCKET_BYTES = int(float(os.environ.get("METAJIT_MPI_BUCKET_MB", "25")) * (1 << 20))
+
+
+def _buckets(variables, capacity=BUCKET_BYTES):
+    """``variables`` in consecutive groups of one dtype and at most ``capacity`` bytes
+    (a larger variable is a group alone)."""
+    groups, current, size = [], [], 0
+    for variable in variables:
+        nbytes = variable.numel() * variable.dtype.itemsize
+        if current and (size + nbytes > capacity or variable.dtype != current[0].dtype):
+            groups.append(current)
+            current, size = [], 0
+        current.append(variable)
+        size += nbytes
+    return groups + ([current] if current else [])
+
+
+def _through_one_collective(values, collective):
+    """``collective`` applied to the values of one bucket at once: flattened, joined,
+    reduced, and cut back into their shapes (lazy)."""
+    from .shape_ops import concat
+    flat = concat([v.reshape(-1) for v in values]) if len(values) > 1 else values[0].reshape(-1)
+    reduced, pieces, offset = collective(flat), [], 0
+    for value in values:
+        count = value.numel()
+        pieces.append(reduced[offset:offset + count].reshape(value.shape))
+        offset += count
+    return pieces
+
+
+def broadcast_parameters(parameters):
+    """Make every rank's ``parameters`` rank 0's (an optimiser does this when created under
+    MPI, so ranks that initialised differently start equal); in size-capped buckets."""
+    if not in_mpi:
+        return
+    for bucket in _buckets([p for p in parameters if p.numel()]):
+        for parameter, value in zip(bucket, _through_one_collective(bucket, lambda flat: mpi_broadcast(flat, 0))):
+            parameter.assign(value)
+    executor.realise([p._node for p in parameters])
+
+
+class GradientAverager:
+    """Averages gradients over the ranks before an update (data parallelism), in buckets
+    of `BUCKET_BYTES` taken in the order the backward pass makes the gradients ready:
+    learnt from the gradient graph the first time a parameter set is seen and reused
+    while it repeats (DDP's static-graph idea), so the first bucket's all-reduce needs
+    only the backward of the last layers."""
+
+    def __init__(self):
+        self.orders = {}
+        self.averaged = {}  # id(parameter) -> weak reference to the gradient Var already averaged
+
+    def average(self, parameters):
+        """Replace each parameter's ``.grad`` by its mean over the ranks (lazily)."""
+        pending = [p for p in parameters if p.grad is not None and not self._is_averaged(p)]
+        if not in_mpi or not pending:
+            return
+        key = tuple(id(p) for p in pending)
+        order = self.orders.get(key)
+        if order is None:
+            position = graphwalk.positions(graphwalk.realised_order([p.grad._node for p in pending]))
+            order = self.orders[key] = sorted(range(len(pending)), key=lambda k: position[id(pending[k].grad._node)])
+        ready = [pending[k] for k in order]
+        for bucket in _buckets([p.grad for p in ready]):
+            owners, ready = ready[:len(bucket)], ready[len(bucket):]
+            for parameter, mean in zip(owners, _through_one_collective(bucket, lambda flat: mpi_all_reduce(flat, "mean"))):
+                parameter.grad = mean
+                self.averaged[id(parameter)] = weakref.ref(mean)
+
+    def _is_averaged(self, parameter):
+        reference = self.averaged.get(id(parameter))
+        return reference is not None and reference() is parameter.grad
+
+
+for _name, _function in (("mpi_all_reduce", mpi_all_reduce), ("mpi_reduce", mpi_reduce),
+                         ("mpi_broadcast", mpi_broadcast)):
+    setattr(Var, _name, _function)
+    if mpi is not None:
+        setattr(mpi, _name, _function)
