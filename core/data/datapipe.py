@@ -179,6 +179,6 @@ def check_datapipes(what, pipes, kind=IterDataPipe):
         raise MetajitValueError(f"{what} needs at least one {kind.__name__}")
     for position, pipe in enumerate(pipes):
         if not isinstance(pipe, kind):
-            raise MetajitValueError(f"{what}: input {position} is a {type(pipe).__name__}, not an {kind.__name__}; "
-                                    f"wrap plain iterables in IterableWrapper / sequences in SequenceWrapper")
+            raise MetajitValueError(f"{what} takes {kind.__name__}s, but input {position} is a {type(pipe).__name__}; "
+                                    "wrap plain iterables in IterableWrapper, sequences in SequenceWrapper")
     return tuple(pipes)

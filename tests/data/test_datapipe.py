@@ -93,7 +93,7 @@ def test_pipes_with_module_level_functions_pickle_and_lambdas_do_not():
 def test_argument_checks_name_the_argument():
     with pytest.raises(jt.MetajitValueError, match="batch: batch_size must be an int >= 1, got 0"):
         check_count("batch: batch_size", 0)
-    with pytest.raises(jt.MetajitValueError, match="input 1 is a list, not an IterDataPipe"):
+    with pytest.raises(jt.MetajitValueError, match="zip takes IterDataPipes, but input 1 is a list"):
         check_datapipes("zip", (IterableWrapper([]), [1]))
     with pytest.raises(jt.MetajitValueError, match="zip needs at least one"):
         check_datapipes("zip", ())
