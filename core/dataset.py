@@ -17,6 +17,7 @@ import traceback
 
 import numpy as np
 
+from . import distributed
 from .errors import MetajitError, MetajitValueError
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
@@ -205,11 +206,14 @@ class _BatchIterator:
         count = len(self.dataset)
         order = np.arange(count)
         if self.shuffle:
+            if self.seed is None and distributed.in_mpi:  # every rank shuffles alike
+                self.seed = distributed.mpi.broadcast_object(int(np.random.randint(2 ** 31)))
             seed = None if self.seed is None else self.seed + self.epoch
             np.random.default_rng(seed).shuffle(order)
         self.epoch += 1
         stop = count - count % self.batch_size if self.drop_last else count
-        return [order[start:start + self.batch_size] for start in range(0, stop, self.batch_size)]
+        batches = [order[start:start + self.batch_size] for start in range(0, stop, self.batch_size)]
+        return _rank_shares(batches, self.batch_size) if distributed.in_mpi else batches
 
     def __len__(self):
         if self.batch_sampler is not None:
@@ -217,6 +221,9 @@ class _BatchIterator:
         count = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.batch_size is None:
             return count
+        if self.sampler is None and distributed.in_mpi and not self.drop_last and \
+                0 < count % self.batch_size < distributed.world_size:
+            return count // self.batch_size  # a last batch too small to share is dropped
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
     def __iter__(self):
@@ -249,6 +256,17 @@ class _BatchIterator:
             results = [pool.apply_async(_load_batch, (self.dataset, indices)) for indices in batches]
             for result in results:
                 yield self.collate_fn(result.get())
+
+
+def _rank_shares(batches, batch_size):
+    """This MPI rank's part of each global batch (Jittor's rule: ``batch_size`` is the
+    global batch, each rank takes ``batch_size / world_size`` of it); a last, smaller batch
+    is split as evenly as possible, or dropped when it has fewer samples than ranks."""
+    ranks = distributed.world_size
+    if batch_size % ranks:
+        raise MetajitValueError(f"under MPI with {ranks} ranks, batch_size {batch_size} must be a multiple of "
+                                f"{ranks}: it is the global batch, and each rank takes batch_size / {ranks} of it")
+    return [np.array_split(batch, ranks)[distributed.rank] for batch in batches if len(batch) >= ranks]
 
 
 class Dataset:

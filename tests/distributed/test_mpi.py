@@ -1,0 +1,77 @@
+"""Data parallelism and MPI collectives under real ``mpirun -np 2`` jobs, against
+finite differences and against the same training in one process."""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from .conftest import SCRIPTS, mpirun
+
+
+def test_collectives_and_their_gradients_match_finite_differences():
+    result = mpirun("collective_gradients.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" ok") == 14  # 7 ops x 2 ranks
+
+
+@pytest.mark.parametrize("sync", ["plain", "sync"])
+def test_data_parallel_follows_the_single_process_trajectory(tmp_path, sync):
+    out = str(tmp_path / "state")
+    result = mpirun("train_steps.py", out, sync)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rank0, rank1 = np.load(f"{out}_2_0.npy"), np.load(f"{out}_2_1.npy")
+    np.testing.assert_array_equal(rank0, rank1)  # identical parameters (and statistics) on every rank
+    single = _run_single_process(out, sync)
+    np.testing.assert_allclose(rank0, single, rtol=2e-5, atol=1e-6)
+
+
+def _run_single_process(out, sync):
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(SCRIPTS))] + sys.path))
+    for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"):
+        env.pop(name, None)
+    subprocess.run([sys.executable, os.path.join(SCRIPTS, "train_steps.py"), out, sync], check=True, env=env,
+                   timeout=240)
+    return np.load(f"{out}_1_0.npy")
+
+
+def test_dataset_shards_are_disjoint_equal_and_cover_each_global_batch():
+    result = mpirun("shards.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    epochs = result.stdout.strip().split("epoch")
+    orders = []
+    for epoch in epochs[:2]:
+        batches = [json.loads(line) for line in epoch.strip().splitlines() if line.strip()]
+        assert len(batches) == 4  # 22 samples, global batch 6: 3 full batches and one of 4
+        for first, second in batches:
+            assert len(first) == len(second) and not set(first) & set(second)
+        orders.append([i for first, second in batches for i in first + second])
+        assert sorted(orders[-1]) == list(range(22))
+    assert orders[0] != orders[1]  # reshuffled per epoch, alike on every rank
+
+
+def test_train_digits_demo_runs_data_parallel(tmp_path):
+    pytest.importorskip("sklearn")
+    out = str(tmp_path / "digits")
+    result = mpirun("train_digits.py", out, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rank0, rank1 = np.load(f"{out}_0.npy"), np.load(f"{out}_1.npy")
+    assert rank0[0] > 0.95 and rank0[0] == rank1[0]
+    np.testing.assert_array_equal(rank0, rank1)
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("raise", "rank 1 of 2] uncaught exception"),
+    ("skip", "rank 1 runs broadcast(root 0"),
+    ("slow", "did not complete within 3 s"),
+])
+def test_faults_end_every_rank_quickly_with_a_message(mode, message):
+    started = time.monotonic()
+    result = mpirun("faults.py", mode, environment={"METAJIT_MPI_TIMEOUT": "3"}, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "finished" not in result.stdout
+    assert time.monotonic() - started < 60
