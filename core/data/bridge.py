@@ -8,18 +8,27 @@ wraps any pipe as a Jittor-style ``Dataset``::
     for images, labels in DataPipeDataset(pipe).set_attrs(batch_size=32, shuffle=True):
         ...
 """
+import numpy as np
+
+from .. import distributed
 from ..dataset import DataLoader, Dataset
 from ..errors import MetajitValueError
 from .datapipe import IterDataPipe, MapDataPipe, datapipe_graph
 from .shuffle import SeededShuffling, Shuffler
 
 
+def _seed_shared_by_ranks():
+    """Rank 0's draw from numpy's global generator, on every MPI rank."""
+    return distributed.mpi.broadcast_object(int(np.random.randint(2**31)))
+
+
 def prepare_epoch(pipe, shuffle, seed):
     """What `DataLoader` reads from ``pipe`` in one epoch, prepared in the main process
     before any worker starts: with ``shuffle`` every shuffling stage is switched on (a
     ``shuffle()`` stage is appended if there is none), and each stage's order for the epoch
-    is fixed now, from ``seed`` (the loader's seed for this epoch) if given, else from the
-    stage's own seed, so that all workers agree on it::
+    is fixed now, so that all workers agree on it: from ``seed`` (the loader's seed for
+    this epoch) if given, else from the stage's own seed, else from numpy's global
+    generator (under MPI, rank 0's draw, so that all ranks agree too)::
 
         epoch_pipe = prepare_epoch(IterableWrapper(range(8)), shuffle=True, seed=0)
     """
@@ -27,10 +36,18 @@ def prepare_epoch(pipe, shuffle, seed):
     if shuffle and not shufflers:
         pipe = Shuffler(pipe)
         shufflers = [pipe]
+    rank_seed = None
+    if seed is None and distributed.in_mpi and any(shuffler.seed is None for shuffler in shufflers):
+        rank_seed = _seed_shared_by_ranks()
     for position, shuffler in enumerate(shufflers):
         if shuffle:
             shuffler.set_shuffle(True)
-        shuffler.fix_next_epoch(None if seed is None else (seed, position))
+        if seed is not None:
+            shuffler.fix_next_epoch(("loader", seed, position))
+        elif shuffler.seed is None and rank_seed is not None:
+            shuffler.fix_next_epoch(("ranks", rank_seed, position))
+        else:
+            shuffler.fix_next_epoch()
     return pipe
 
 

@@ -134,7 +134,8 @@ def functional_datapipe(name, called_on=None):
         raise MetajitValueError(f"functional_datapipe({name!r}) decorates a subclass of IterDataPipe or "
                                 f"MapDataPipe, not {pipe_class!r}")
     if called_on not in (None, IterDataPipe, MapDataPipe):
-        raise MetajitValueError(f"functional_datapipe: called_on must be IterDataPipe or MapDataPipe, got {called_on!r}")
+        raise MetajitValueError(f"functional_datapipe: called_on must be IterDataPipe or MapDataPipe, "
+                                f"got {called_on!r}")
     return register
 
 

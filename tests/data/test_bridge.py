@@ -105,3 +105,24 @@ def test_jittor_style_dataset_over_an_iter_pipe_with_workers():
         dataset[0]
     with pytest.raises(jt.MetajitValueError, match="wraps an IterDataPipe or a MapDataPipe, not a list"):
         DataPipeDataset([1, 2])
+
+
+def test_mpi_ranks_agree_on_an_unseeded_shuffle(monkeypatch):
+    """Two simulated ranks with different global generators cut the same order, because
+    prepare_epoch takes rank 0's draw (a stand-in communicator returns it)."""
+    from metajit import distributed
+
+    class RankZeroDraw:
+        def broadcast_object(self, value, root=0):
+            return 1234
+
+    monkeypatch.setattr(distributed, "in_mpi", True)
+    monkeypatch.setattr(distributed, "mpi", RankZeroDraw())
+    orders = []
+    for global_seed in (1, 2):
+        np.random.seed(global_seed)
+        orders.append(list(prepare_epoch(IterableWrapper(range(20)).shuffle(), shuffle=False, seed=None)))
+    assert orders[0] == orders[1] and sorted(orders[0]) == list(range(20))
+    seeded = IterableWrapper(range(20)).shuffle(seed=3)
+    prepare_epoch(seeded, shuffle=False, seed=None)  # a stage's own seed needs no broadcast
+    assert list(seeded) == list(IterableWrapper(range(20)).shuffle(seed=3))
