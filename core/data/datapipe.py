@@ -10,6 +10,8 @@ every pipe of its kind, so stages chain::
 Pipes keep only their configuration (never a live iterator between epochs), so they pickle
 whenever the functions given to them do.
 """
+import collections
+
 from ..dataset import IterableDataset
 from ..errors import MetajitError, MetajitValueError
 
@@ -145,21 +147,24 @@ def _is_datapipe(value):
 
 def datapipe_graph(pipe):
     """Every pipe ``pipe`` reads from, directly or not, ``pipe`` first, each once, in
-    breadth-first order (found through the pipes' attributes)::
+    breadth-first order, found through the pipes' attributes: a pipe, or a list or tuple
+    of pipes (one that starts with a pipe; data lists are not searched)::
 
         source = IterableWrapper(range(4))
         [type(p).__name__ for p in datapipe_graph(source.map(str))]  # ['Mapper', 'IterableWrapper']
     """
-    found, queue, seen = [], [pipe], set()
+    found, queue, seen = [], collections.deque([pipe]), set()
     while queue:
-        node = queue.pop(0)
+        node = queue.popleft()
         if id(node) in seen:
             continue
         seen.add(id(node))
         found.append(node)
         for value in vars(node).values():
-            members = value if isinstance(value, (list, tuple)) else [value]
-            queue.extend(member for member in members if _is_datapipe(member))
+            if isinstance(value, (list, tuple)) and value and _is_datapipe(value[0]):
+                queue.extend(member for member in value if _is_datapipe(member))
+            elif _is_datapipe(value):
+                queue.append(value)
     return found
 
 

@@ -167,12 +167,13 @@ class Header(IterDataPipe):
         return itertools.islice(self.source_datapipe, self.limit)
 
     def __len__(self):
+        if self.limit is None:
+            return len(self.source_datapipe)
         try:
-            count = len(self.source_datapipe)
+            return min(len(self.source_datapipe), self.limit)
         except DataPipeLengthError:
             raise DataPipeLengthError(f"header: at most {self.limit} items, but the source's length is unknown") \
                 from None
-        return count if self.limit is None else min(count, self.limit)
 
 
 @functional_datapipe("cycle")
