@@ -74,12 +74,16 @@ class IterableDataset:
             ...
 
     With ``num_workers > 0`` every worker process iterates its own copy. If the class sets
-    ``shards_by_worker = True``, its ``__iter__`` keeps only its worker's share itself
-    (through `get_worker_info`); otherwise worker ``k`` of ``n`` keeps the samples
-    ``k, k + n, k + 2n, ...`` of the full iteration, so each sample is loaded once.
+    ``shards_itself = True``, its ``__iter__`` keeps only its reader's share itself: its
+    worker's (through `get_worker_info`) and, under MPI, its rank's. Otherwise worker ``w``
+    of ``W`` on rank ``r`` of ``R`` keeps the samples ``k, k + n, k + 2n, ...`` of the full
+    iteration, for ``k = w * R + r`` and ``n = R * W`` (a rank's workers together keep
+    ``r, r + R, ...``), so each sample is loaded once. Under MPI ``batch_size`` is the global
+    batch, as for indexed datasets: each rank batches ``batch_size / world_size`` of its
+    share (the ranks' shares may differ by a sample, so by a batch).
     """
 
-    shards_by_worker = False
+    shards_itself = False
 
     def __iter__(self):
         raise MetajitValueError(f"{type(self).__name__} must define __iter__")
@@ -104,6 +108,12 @@ def _groups(samples, size, drop_last):
         yield group
 
 
+def _reader_share(source, reader, readers):
+    """The samples reader ``reader`` of ``readers`` (worker processes of every MPI rank) loads."""
+    return iter(source) if getattr(source, "shards_itself", False) else \
+        itertools.islice(source, reader, None, readers)
+
+
 def _worker_loop(source, info, chunk_size, connection):
     """A worker process: read this worker's share of ``source`` and send it in chunks."""
     global _worker_info
@@ -111,8 +121,8 @@ def _worker_loop(source, info, chunk_size, connection):
     np.random.seed(info.seed % 2**32)
     random.seed(info.seed)
     try:
-        samples = iter(source) if getattr(source, "shards_by_worker", False) else \
-            itertools.islice(source, info.id, None, info.num_workers)
+        samples = _reader_share(source, info.id * distributed.world_size + distributed.rank,
+                                distributed.world_size * info.num_workers)
         for chunk in _groups(samples, chunk_size, False):
             connection.send(("samples", chunk))
         connection.send(("done", None))
@@ -216,6 +226,8 @@ class _BatchIterator:
         return _rank_shares(batches, self.batch_size) if distributed.in_mpi else batches
 
     def __len__(self):
+        if isinstance(self.dataset, IterableDataset):
+            return self._source_length()
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         count = len(self.dataset) if self.sampler is None else len(self.sampler)
@@ -224,7 +236,16 @@ class _BatchIterator:
         if self.sampler is None and distributed.in_mpi and not self.drop_last and \
                 0 < count % self.batch_size < distributed.world_size:
             return count // self.batch_size  # a last batch too small to share is dropped
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+        return _batch_count(count, self.batch_size, self.drop_last)
+
+    def _source_length(self):
+        """Batches (samples without a batch_size) an iterable source gives this rank per epoch."""
+        count = len(self.dataset)
+        if not getattr(self.dataset, "shards_itself", False):
+            count = len(range(distributed.rank, count, distributed.world_size))
+        if self.batch_size is None:
+            return count
+        return _batch_count(count, _rank_batch_size(self.batch_size), self.drop_last)
 
     def __iter__(self):
         if isinstance(self.dataset, IterableDataset):
@@ -235,14 +256,16 @@ class _BatchIterator:
         seed = None if self.seed is None else self.seed + self.epoch
         self.epoch += 1
         source = self.dataset.for_epoch(self.shuffle, seed)
-        samples = source
+        batch_size = None if self.batch_size is None else _rank_batch_size(self.batch_size)
         if self.num_workers > 0:
             worker_seed = int(np.random.randint(2**31)) if seed is None else seed
-            samples = _samples_from_workers(source, self.num_workers, self.batch_size or 1, worker_seed)
-        if self.batch_size is None:
+            samples = _samples_from_workers(source, self.num_workers, batch_size or 1, worker_seed)
+        else:
+            samples = _reader_share(source, distributed.rank, distributed.world_size)
+        if batch_size is None:
             yield from samples
             return
-        for group in _groups(samples, self.batch_size, self.drop_last):
+        for group in _groups(samples, batch_size, self.drop_last):
             yield self.collate_fn(group)
 
     def _iterate_indices(self):
@@ -258,14 +281,25 @@ class _BatchIterator:
                 yield self.collate_fn(result.get())
 
 
-def _rank_shares(batches, batch_size):
-    """This MPI rank's part of each global batch (Jittor's rule: ``batch_size`` is the
-    global batch, each rank takes ``batch_size / world_size`` of it); a last, smaller batch
-    is split as evenly as possible, or dropped when it has fewer samples than ranks."""
+def _batch_count(count, batch_size, drop_last):
+    return count // batch_size if drop_last else -(-count // batch_size)
+
+
+def _rank_batch_size(batch_size):
+    """This MPI rank's part of a global batch (Jittor's rule: ``batch_size`` is the global
+    batch, each rank takes ``batch_size / world_size`` of it); ``batch_size`` outside MPI."""
     ranks = distributed.world_size
     if batch_size % ranks:
         raise MetajitValueError(f"under MPI with {ranks} ranks, batch_size {batch_size} must be a multiple of "
                                 f"{ranks}: it is the global batch, and each rank takes batch_size / {ranks} of it")
+    return batch_size // ranks
+
+
+def _rank_shares(batches, batch_size):
+    """This MPI rank's part of each global batch (see `_rank_batch_size`); a last, smaller
+    batch is split as evenly as possible, or dropped when it has fewer samples than ranks."""
+    ranks = distributed.world_size
+    _rank_batch_size(batch_size)  # a batch_size that the ranks cannot share is an error
     return [np.array_split(batch, ranks)[distributed.rank] for batch in batches if len(batch) >= ranks]
 
 

@@ -22,5 +22,5 @@ from .iter_pipes import (Batcher, Collator, Cycler, Enumerator, Filter, Header, 
                          IterableWrapper, Mapper, UnBatcher)
 from .map_pipes import (IterToMapConverter, MapBatcher, MapConcater, MapMapper, MapShuffler, MapToIterConverter,
                         MapZipper, SequenceWrapper)
-from .sharding import Shard, ShardingFilter, mpi_rank_and_world_size
+from .sharding import Shard, ShardingFilter
 from .shuffle import SeededShuffling, Shuffler

@@ -78,9 +78,10 @@ class IterDataPipe(IterableDataset, _FunctionRegistry):
                                   "count the items with sum(1 for _ in pipe)")
 
     @property
-    def shards_by_worker(self):
-        """True when a ``sharding_filter`` stage keeps each DataLoader worker's share itself."""
-        return any(getattr(node, "shards_by_worker_itself", False) for node in datapipe_graph(self))
+    def shards_itself(self):
+        """True when a ``sharding_filter`` stage keeps each DataLoader worker's and MPI rank's
+        share itself (see `metajit.dataset.IterableDataset`)."""
+        return any(getattr(node, "keeps_reader_share", False) for node in datapipe_graph(self))
 
     def for_epoch(self, shuffle, seed):
         """Prepare this pipe for one DataLoader epoch (see `metajit.data.bridge.prepare_epoch`)."""

@@ -2,8 +2,8 @@
 exactly one of them (items ``k, k + n, k + 2n, ...`` to reader ``k`` of ``n``).
 
 ``shard(num_shards, shard_index)`` takes an explicit share. ``sharding_filter()`` takes
-this process's share at iteration time: by MPI rank (``mpirun -np N``) and, inside it, by
-DataLoader worker process::
+this process's share at iteration time: by MPI rank (``mpirun -np N``: ``jt.rank`` of
+``jt.world_size``) and, inside it, by DataLoader worker process::
 
     pipe = IterableWrapper(files).sharding_filter().map(decode)  # decode only this reader's files
     loader = DataLoader(pipe, batch_size=32, num_workers=4)
@@ -12,39 +12,11 @@ Put ``sharding_filter`` early (before expensive stages) and after any ``shuffle`
 order all readers share).
 """
 import itertools
-import os
-import sys
 
+from .. import distributed
 from ..dataset import get_worker_info
 from ..errors import MetajitValueError
 from .datapipe import IterDataPipe, check_count, functional_datapipe
-
-RANK_VARIABLE, SIZE_VARIABLE = "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"
-
-
-def mpi_rank_and_world_size():
-    """``(rank, world size)`` of this process: from mpi4py when the program has initialised
-    MPI (importing ``mpi4py.MPI`` does), else from OpenMPI's ``OMPI_COMM_WORLD_RANK`` and
-    ``OMPI_COMM_WORLD_SIZE`` (set by ``mpirun``), else ``(0, 1)``::
-
-        rank, world_size = mpi_rank_and_world_size()
-    """
-    mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
-        return mpi.COMM_WORLD.Get_rank(), mpi.COMM_WORLD.Get_size()
-    rank, size = os.environ.get(RANK_VARIABLE), os.environ.get(SIZE_VARIABLE)
-    if rank is None and size is None:
-        return 0, 1
-    described = f"{RANK_VARIABLE}={rank!r} and {SIZE_VARIABLE}={size!r}"
-    try:
-        rank, size = int(rank), int(size)
-    except (TypeError, ValueError):
-        raise MetajitValueError(f"{described} do not describe an MPI process: set both to integers "
-                                "(mpirun does) or neither") from None
-    if not 0 <= rank < size:
-        raise MetajitValueError(f"{described}: the rank must be in range(size)")
-    return rank, size
-
 
 class _Share(IterDataPipe):
     """Base of the sharding pipes: the share ``shard_position()`` names."""
@@ -83,20 +55,20 @@ class Shard(_Share):
 @functional_datapipe("sharding_filter")
 class ShardingFilter(_Share):
     """This process's share, decided when iterating: MPI rank ``r`` of ``R`` and DataLoader
-    worker ``w`` of ``W`` read share ``r * W + w`` of ``R * W``; a single process outside a
-    DataLoader worker reads everything::
+    worker ``w`` of ``W`` read share ``w * R + r`` of ``R * W`` (so a rank's workers
+    together read the rank's share, ``r, r + R, ...``, whatever ``W``); a single process
+    outside a DataLoader worker reads everything::
 
-        list(IterableWrapper(range(4)).sharding_filter())  # [0, 1, 2, 3]
-        # under OMPI_COMM_WORLD_RANK=1, OMPI_COMM_WORLD_SIZE=2: [1, 3]
+        list(IterableWrapper(range(4)).sharding_filter())  # [0, 1, 2, 3]; on rank 1 of 2: [1, 3]
     """
 
-    shards_by_worker_itself = True
+    keeps_reader_share = True
 
     def __init__(self, source_datapipe):
         self.source_datapipe = source_datapipe
 
     def shard_position(self):
-        rank, world_size = mpi_rank_and_world_size()
+        rank, world_size = distributed.rank, distributed.world_size
         worker = get_worker_info()
         worker_id, num_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
-        return world_size * num_workers, rank * num_workers + worker_id
+        return world_size * num_workers, worker_id * world_size + rank

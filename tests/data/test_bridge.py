@@ -1,11 +1,14 @@
 """Pipes feeding metajit.dataset: DataLoader (two worker processes included: every item
 exactly once, shuffles agreed between workers, seeded epochs) and the Jittor-style Dataset."""
 import collections
+import json
+import os
 
 import numpy as np
 import pytest
 
 import metajit as jt
+from metajit import distributed
 from metajit.data import DataPipeDataset, IterableWrapper, SequenceWrapper, Shuffler, prepare_epoch
 from metajit.dataset import DataLoader, get_worker_info
 
@@ -107,17 +110,24 @@ def test_jittor_style_dataset_over_an_iter_pipe_with_workers():
         DataPipeDataset([1, 2])
 
 
-def test_mpi_ranks_agree_on_an_unseeded_shuffle(monkeypatch):
-    """Two simulated ranks with different global generators cut the same order, because
-    prepare_epoch takes rank 0's draw (a stand-in communicator returns it)."""
-    from metajit import distributed
+class RankZeroDraw:
+    """A stand-in communicator: every rank receives rank 0's draw, 1234."""
 
-    class RankZeroDraw:
-        def broadcast_object(self, value, root=0):
-            return 1234
+    def broadcast_object(self, value, root=0):
+        return 1234
 
+
+def simulate_rank(monkeypatch, rank, world_size):
     monkeypatch.setattr(distributed, "in_mpi", True)
     monkeypatch.setattr(distributed, "mpi", RankZeroDraw())
+    monkeypatch.setattr(distributed, "rank", rank)
+    monkeypatch.setattr(distributed, "world_size", world_size)
+
+
+def test_mpi_ranks_agree_on_an_unseeded_shuffle(monkeypatch):
+    """Two simulated ranks with different global generators cut the same order, because
+    prepare_epoch takes rank 0's draw."""
+    simulate_rank(monkeypatch, 0, 2)
     orders = []
     for global_seed in (1, 2):
         np.random.seed(global_seed)
@@ -126,3 +136,35 @@ def test_mpi_ranks_agree_on_an_unseeded_shuffle(monkeypatch):
     seeded = IterableWrapper(range(20)).shuffle(seed=3)
     prepare_epoch(seeded, shuffle=False, seed=None)  # a stage's own seed needs no broadcast
     assert list(seeded) == list(IterableWrapper(range(20)).shuffle(seed=3))
+
+
+@pytest.mark.parametrize("sharded", [True, False])
+def test_under_simulated_mpi_each_rank_and_worker_loads_its_share_in_global_batches(monkeypatch, sharded):
+    items = []
+    for rank in range(2):
+        simulate_rank(monkeypatch, rank, 2)
+        pipe = IterableWrapper(range(22)).shuffle()
+        pipe = pipe.sharding_filter() if sharded else pipe
+        loader = DataLoader(pipe.map(tag_with_worker), batch_size=4, num_workers=2)
+        batches = [items.numpy().tolist() for items, _ in loader]
+        assert {len(batch) for batch in batches[:-1]} == {2} and len(loader) == len(batches) == 6
+        items += sum(batches, [])
+    assert sorted(items) == list(range(22))
+    with pytest.raises(jt.MetajitValueError, match="batch_size 3 must be a multiple of 2"):
+        list(DataLoader(IterableWrapper(range(4)), batch_size=3))
+
+
+def test_a_two_rank_job_loads_every_item_once_per_epoch():
+    from tests.distributed.conftest import mpirun
+    result = mpirun(os.path.join(os.path.dirname(__file__), "scripts", "pipe_shards.py"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    orders = []
+    for line in result.stdout.strip().splitlines():
+        ranks = json.loads(line)
+        items = []
+        for *batches, length in ranks:
+            assert len(batches) == length and all(len(batch) == 2 for batch in batches[:-1])
+            items += sum(batches, [])
+        assert sorted(items) == list(range(30))
+        orders.append(items)
+    assert len(orders) == 2 and orders[0] != orders[1]

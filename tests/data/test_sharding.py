@@ -1,12 +1,12 @@
 """Sharding: every item exactly once across the shards, explicitly, by simulated MPI rank
-(OpenMPI's environment variables) and by simulated DataLoader worker."""
+and by simulated DataLoader worker (a real two-rank job is in test_bridge.py)."""
 import collections
 
 import pytest
 
 import metajit as jt
-from metajit import dataset
-from metajit.data import IterableWrapper, mpi_rank_and_world_size
+from metajit import dataset, distributed
+from metajit.data import IterableWrapper
 
 
 def assert_each_item_once(shards, items):
@@ -30,47 +30,35 @@ def test_explicit_shard_arguments_are_checked():
 
 
 @pytest.fixture
-def mpi_environment(monkeypatch):
+def simulate_rank(monkeypatch):
+    """Make this process look like rank ``rank`` of an MPI job of ``size`` processes."""
     def set_rank(rank, size):
-        monkeypatch.setenv("OMPI_COMM_WORLD_RANK", str(rank))
-        monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", str(size))
-    monkeypatch.delenv("OMPI_COMM_WORLD_RANK", raising=False)
-    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE", raising=False)
+        monkeypatch.setattr(distributed, "rank", rank)
+        monkeypatch.setattr(distributed, "world_size", size)
     return set_rank
 
 
-def test_rank_and_world_size_come_from_openmpi_variables(mpi_environment, monkeypatch):
-    assert mpi_rank_and_world_size() == (0, 1)
-    mpi_environment(2, 4)
-    assert mpi_rank_and_world_size() == (2, 4)
-    mpi_environment(4, 4)
-    with pytest.raises(jt.MetajitValueError, match="the rank must be in range"):
-        mpi_rank_and_world_size()
-    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
-    with pytest.raises(jt.MetajitValueError, match="OMPI_COMM_WORLD_SIZE=None do not describe"):
-        mpi_rank_and_world_size()
-
-
-def test_sharding_filter_by_rank_covers_every_item_once(mpi_environment):
+def test_sharding_filter_by_rank_covers_every_item_once(simulate_rank):
     def pipe():  # each rank's process builds the same pipe
         return IterableWrapper(range(23)).shuffle(seed=5).sharding_filter().map(lambda x: x * 10)
     assert sorted(pipe()) == [x * 10 for x in range(23)]  # a single process reads everything
     shards = []
     for rank in range(3):
-        mpi_environment(rank, 3)
+        simulate_rank(rank, 3)
         shards.append(list(pipe()))
         assert len(pipe()) == len(shards[-1])
     assert_each_item_once(shards, [x * 10 for x in range(23)])
 
 
-def test_sharding_filter_by_worker_within_rank(mpi_environment, monkeypatch):
+def test_sharding_filter_by_worker_within_rank(simulate_rank, monkeypatch):
     pipe = IterableWrapper(range(30)).sharding_filter()
     shards = []
     for rank in range(2):
-        mpi_environment(rank, 2)
+        simulate_rank(rank, 2)
         for worker in range(3):
             monkeypatch.setattr(dataset, "_worker_info", dataset.WorkerInfo(worker, 3, 0))
             shards.append(list(pipe))
     assert_each_item_once(shards, range(30))
-    assert shards[1 * 3 + 2] == list(range(5, 30, 6))  # rank 1, worker 2: share 5 of 6
-    assert pipe.shards_by_worker and not IterableWrapper([]).shard(2, 0).shards_by_worker
+    assert shards[1 * 3 + 2] == list(range(5, 30, 6))  # rank 1, worker 2: share 2 * 2 + 1 of 6
+    assert sorted(shards[3] + shards[4] + shards[5]) == list(range(1, 30, 2))  # rank 1's workers: rank 1's share
+    assert pipe.shards_itself and not IterableWrapper([]).shard(2, 0).shards_itself
