@@ -57,6 +57,7 @@ class Communicator:
         self.local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
         self.sequence = 0
         self.timeout = float(os.environ.get("METAJIT_MPI_TIMEOUT", "300"))
+        self.collective_seconds = 0.0  # wall time spent waiting in collectives (benchmarks, logging)
 
     def world_rank(self):
         """This process's rank in the world (0 .. world_size-1)."""
@@ -76,6 +77,12 @@ class Communicator:
 
     def _wait(self, request, what):
         started, pause = time.monotonic(), 0.0
+        try:
+            self._poll(request, what, started, pause)
+        finally:
+            self.collective_seconds += time.monotonic() - started
+
+    def _poll(self, request, what, started, pause):
         while not request.Test():
             if time.monotonic() - started > self.timeout:
                 raise MetajitDeviceError(
@@ -149,6 +156,8 @@ if in_mpi:
 
 class CollectiveRunner:
     """Runs one collective on the host (an opaque node's runner, see `custom_ops`)."""
+
+    replayable = True  # its gradient is a collective of the same structure: templates may replay it
 
     def __init__(self, kind, op, root):
         self.kind, self.op, self.root = kind, op, root

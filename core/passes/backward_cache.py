@@ -16,7 +16,23 @@ from ..flags import flags
 from ..ir.graph import Node
 
 CACHE_SIZE = 256
-USER_RULE_OPS = ("custom", "custom_grad")  # rules that run user code: never replayed (`custom_ops`)
+USER_RULE_OPS = ("custom", "custom_grad")  # ops whose nodes replay only through a `ReplayHook`
+REPLAY_HOOKS = {}  # op -> ReplayHook
+
+
+class ReplayHook:
+    """How nodes of an op whose attrs hold per-call state (`custom_ops`' groups) replay:
+    ``replayable(node)`` says whether its rule is a pure function of the structure, and
+    ``fresh(attrs, memo)`` gives a new node's attrs (state shared within one replay
+    through ``memo``); ``adopt(node)`` registers the new node."""
+
+    def __init__(self, replayable, fresh, adopt):
+        self.replayable, self.fresh, self.adopt = replayable, fresh, adopt
+
+
+def _is_replayable(node):
+    hook = REPLAY_HOOKS.get(node.op)
+    return hook is not None and hook.replayable(node)
 _templates = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)
 _UNCACHEABLE = object()
 
@@ -44,7 +60,7 @@ def is_replayable(template):
 def record(key, order, seed, results):
     """Remember how the gradient nodes ``results`` (one node or None per target) were built
     from the forward graph ``order`` and the ``seed`` node."""
-    template = None if any(node.op in USER_RULE_OPS for node in order) else \
+    template = None if any(node.op in USER_RULE_OPS and not _is_replayable(node) for node in order) else \
         _template(graphwalk.positions(order), seed, results)
     _templates[key] = _UNCACHEABLE if template is None else template
     if len(_templates) > CACHE_SIZE:
@@ -66,25 +82,31 @@ def _template(position, seed, results):
             continue
         if id(node) in slots or id(node) in seen:
             continue
-        if node.is_realised or node.op == "array":
-            return None  # a value the rules did not build: the graph is not replayable
+        if node.is_realised or node.op == "array" or node.op in USER_RULE_OPS and not _is_replayable(node):
+            return None  # a value the rules did not build, or a call's own state: not replayable
         seen.add(id(node))
         visiting.append((node, True))
         visiting.extend((i, False) for i in node.inputs if id(i) not in slots)
-    return tuple(entries), tuple(None if n is None else slots[id(n)] for n in results)
+    hooked = any(entry[0] in REPLAY_HOOKS for entry in entries)
+    return tuple(entries), tuple(None if n is None else slots[id(n)] for n in results), hooked
 
 
 def instantiate(template, order, seed):
     """The gradient nodes (one per target, or None) for the forward graph ``order``."""
-    entries, results = template
+    entries, results, hooked = template
     pool = list(order)
     pool.append(seed)
-    if graphwalk.native is not None:
+    if graphwalk.native is not None and not hooked:
         graphwalk.native.instantiate(entries, pool)
     else:
+        memo = {}
         for op, inputs, attrs, shape, dtype, requires_grad, grad_boundary in entries:
-            node = Node(op, tuple([pool[k] for k in inputs]), attrs, shape, dtype, requires_grad)
+            hook = REPLAY_HOOKS.get(op)
+            node = Node(op, tuple([pool[k] for k in inputs]), attrs if hook is None else hook.fresh(attrs, memo),
+                        shape, dtype, requires_grad)
             node.grad_boundary = grad_boundary
+            if hook is not None:
+                hook.adopt(node)
             pool.append(node)
     return [None if slot is None else pool[slot] for slot in results]
 

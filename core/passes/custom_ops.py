@@ -12,12 +12,13 @@
   gradients reach the inputs through ``group.gradients({k: grad node, ...})``, called
   once per group with the gradients of all its outputs that got one.
 
-Gradient templates (`backward_cache`) never record a graph holding either: their rules
-run the user's code each time.
+Gradient templates (`backward_cache`) record a graph holding opaque nodes only when
+their runners say their gradients depend on the structure alone (``replayable``, as MPI
+collectives), giving replayed nodes fresh groups; never one holding user code's rules.
 """
 import weakref
 
-from . import autodiff, graphwalk
+from . import autodiff, backward_cache, graphwalk
 from ..ir.graph import Node
 
 OPAQUE, CUSTOM_GRAD = "custom", "custom_grad"
@@ -52,10 +53,31 @@ def opaque_outputs(runner, inputs, outputs, requires_grad):
     nodes = []
     for k, (shape, dtype) in enumerate(outputs):
         node = Node(OPAQUE, tuple(inputs), (group, k), tuple(shape), dtype, requires_grad=requires_grad(dtype))
-        group.outputs.append(weakref.ref(node))
-        _unrealised.add(node)
+        _adopt(node)
         nodes.append(node)
     return nodes
+
+
+def _adopt(node):
+    """Make ``node`` (attrs ``(group, k)``) its group's output ``k`` and wait to be computed."""
+    group, k = node.attrs
+    group.outputs.extend([lambda: None] * (k + 1 - len(group.outputs)))
+    group.outputs[k] = weakref.ref(node)
+    _unrealised.add(node)
+
+
+def _replayable(node):
+    """A runner whose gradient rule depends on the structure only (``replayable = True``,
+    e.g. MPI collectives) lets gradient templates replay graphs holding it."""
+    return getattr(node.attrs[0].runner, "replayable", False)
+
+
+def _fresh_attrs(attrs, memo):
+    group, k = attrs
+    fresh = memo.get(id(group))
+    if fresh is None:
+        fresh = memo[id(group)] = CustomGroup(group.runner)
+    return (fresh, k)
 
 
 def has_unrealised():
@@ -115,4 +137,5 @@ def _custom_grad_rule(group, grads_by_output):
 
 
 autodiff.register_rule(OPAQUE, _opaque_rule)
+backward_cache.REPLAY_HOOKS[OPAQUE] = backward_cache.ReplayHook(_replayable, _fresh_attrs, _adopt)
 autodiff.register_group_rule(CUSTOM_GRAD, _custom_grad_rule)
