@@ -96,10 +96,11 @@ del _name
 
 def __getattr__(name):
     """``jt.has_cuda``: whether a ``cuda`` device is installed and usable here (asked lazily:
-    listing devices probes every backend); ``jt.models``: the model zoo, imported on first use."""
+    listing devices probes every backend); ``jt.models`` (the model zoo) and ``jt.data`` (data pipes),
+    imported on first use."""
     if name == "has_cuda":
         return "cuda" in {info.name for info in devices() if info.available}
-    if name == "models":
+    if name in ("models", "data"):
         import importlib
-        return importlib.import_module(".models", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'metajit' has no attribute {name!r}")
