@@ -263,9 +263,9 @@ class _BatchIterator:
         else:
             samples = _reader_share(source, distributed.rank, distributed.world_size)
         if batch_size is None:
-            yield from samples
+            yield from _while_every_rank_has_one(samples)
             return
-        for group in _groups(samples, batch_size, self.drop_last):
+        for group in _while_every_rank_has_one(_groups(samples, batch_size, self.drop_last)):
             yield self.collate_fn(group)
 
     def _iterate_indices(self):
@@ -301,6 +301,24 @@ def _rank_shares(batches, batch_size):
     ranks = distributed.world_size
     _rank_batch_size(batch_size)  # a batch_size that the ranks cannot share is an error
     return [np.array_split(batch, ranks)[distributed.rank] for batch in batches if len(batch) >= ranks]
+
+
+def _while_every_rank_has_one(items):
+    """``items`` while every MPI rank still has one: an iterable source's shares may differ
+    by a sample, and a rank taking one more step would run collectives the others do not
+    (one tiny all-reduce per item agrees; outside MPI the items pass as they are)."""
+    if not distributed.in_mpi:
+        yield from items
+        return
+    iterator = iter(items)
+    while True:
+        item = next(iterator, _END)
+        if not distributed.mpi.all_reduce(np.array([item is not _END], dtype=np.int32), "min")[0]:
+            return
+        yield item
+
+
+_END = object()
 
 
 class Dataset:

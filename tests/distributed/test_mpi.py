@@ -75,3 +75,9 @@ def test_faults_end_every_rank_quickly_with_a_message(mode, message):
     assert message in result.stderr, result.stderr
     assert "finished" not in result.stdout
     assert time.monotonic() - started < 60
+
+
+def test_uneven_iterable_shares_still_take_equal_steps():
+    result = mpirun("pipe_steps.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(result.stdout.split("\n")[:2]) == ["rank 0 steps 2", "rank 1 steps 2"]
