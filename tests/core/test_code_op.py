@@ -1,12 +1,11 @@
 """jt.code: inline C++ operators, checked against numpy (and finite differences for grads)."""
-import threading
-
 import numpy as np
 import pytest
 
 import metajit as jt
 from metajit.backends.cpu import code_op as cpu_code_op
 from metajit.examples.knn_code import knn
+from tests.threads import run_in_threads
 
 def test_knn_matches_numpy_brute_force(rng):
     points = rng.standard_normal((200, 3)).astype(np.float32)
@@ -206,23 +205,11 @@ def test_a_device_without_a_source_for_it_lists_the_sources_given():
         jt.code(x.shape, x.dtype, [x], cuda_src="@out(0) = 1;").sync()
 
 
-def test_independent_graphs_in_threads(rng):
-    results, errors = {}, []
-
+def test_independent_graphs_in_threads():
     def work(index):
-        try:
-            x = np.full(8, float(index), np.float32)
-            out = jt.code(x.shape, "float32", [jt.array(x)],
-                          cpu_src="for (int i=0;i<in0_shape0;i++) @out(i) = @in0(i) + data[\"k\"];",
-                          data={"k": index})
-            results[index] = (out * 1).numpy()
-        except Exception as error:  # reported below
-            errors.append(error)
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    for index, value in results.items():
+        x = np.full(8, float(index), np.float32)
+        out = jt.code(x.shape, "float32", [jt.array(x)],
+                      cpu_src="for (int i=0;i<in0_shape0;i++) @out(i) = @in0(i) + data[\"k\"];", data={"k": index})
+        return (out * 1).numpy()
+    for index, value in enumerate(run_in_threads(work, 4)):
         np.testing.assert_allclose(value, np.full(8, 2.0 * index))

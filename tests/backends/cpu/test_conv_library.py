@@ -6,6 +6,7 @@ import pytest
 import metajit as jt
 from metajit import nn
 from metajit.backends.cpu import onednn
+from tests.threads import run_in_threads
 
 pytestmark = pytest.mark.skipif(onednn.library() is None, reason="oneDNN (onednn-cpu-gomp) not installed")
 
@@ -105,7 +106,6 @@ def test_program_reports_onednn_implementation(rng):
 def test_convolutions_share_one_scratch_workspace_per_thread(rng):
     """oneDNN's blocked-layout copies live in one per-thread workspace, not one buffer per
     program; convolutions in two threads at once still match the composition."""
-    import threading
     from metajit.backends import cpu
     shapes = [(2, 8, 12, 16), (2, 16, 10, 8), (1, 3, 20, 4)]
     data = [(rng.standard_normal((n, c, s, s)).astype(np.float32),
@@ -119,21 +119,12 @@ def test_convolutions_share_one_scratch_workspace_per_thread(rng):
         nn.conv2d(jt.array(x), jt.array(w), None, 1, 1).sync()
     programs = [p for p in jt.plugins.current().programs.values() if isinstance(p, onednn.ConvolutionProgram)]
     assert all(p.workspace is cpu._workspace for p in programs)
-    results, errors = {}, []
-
     def run(index):
-        try:
-            for _ in range(5):
-                x, w = data[index]
-                results[index] = nn.conv2d(jt.array(x), jt.array(w), None, 1, 1).numpy()
-        except Exception as error:  # reported below
-            errors.append(error)
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(data))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+        for _ in range(5):
+            x, w = data[index]
+            value = nn.conv2d(jt.array(x), jt.array(w), None, 1, 1).numpy()
+        return value
+    results = dict(enumerate(run_in_threads(run, len(data))))
     for index, value in results.items():
         np.testing.assert_allclose(value, expected[index], rtol=1e-4, atol=1e-4)
 

@@ -1,11 +1,10 @@
 """template_accel as a whole: conformance, the digits demo, independent graphs in threads."""
-import threading
-
 import numpy as np
 import pytest
 
 import metajit as jt
 from metajit.conformance import runner
+from tests.threads import run_in_threads
 
 
 def test_conformance_smoke_tier_passes():
@@ -33,24 +32,14 @@ def test_the_digits_demo_learns_on_the_emulated_accelerator(capsys):
 
 def test_independent_graphs_in_threads(rng):
     data = [rng.standard_normal((40, 70)).astype(np.float32) for _ in range(4)]
-    results, errors = [None] * 4, []
 
     def work(k):
-        try:
-            jt.set_device("template_accel")
-            x = jt.array(data[k])
-            for _ in range(5):
-                value = ((x * (k + 1)).exp().sum(1) / 70).log()
-            results[k] = value.numpy()
-        except Exception as error:  # reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+        jt.set_device("template_accel")
+        x = jt.array(data[k])
+        for _ in range(5):
+            value = ((x * (k + 1)).exp().sum(1) / 70).log()
+        return value.numpy()
+    results = run_in_threads(work, 4)
     for k in range(4):
         expected = np.log(np.exp(data[k].astype(np.float64) * (k + 1)).sum(1) / 70)
         np.testing.assert_allclose(results[k], expected, rtol=1e-4)
