@@ -11,7 +11,9 @@ other node is shared as it is. Each meta-op has one rule, so every front-end op 
 * broadcast_to: the source gets ones between its batch dim and its own dims;
 * reindex / reindex_reduce: a loop index for the batch dim is added in front, the other
   loop indices move by one, and batched extra index inputs are read at that batch index;
-* library ops: their meta-op decomposition is batched.
+* library ops: a convolution of batched images with shared weights joins the vmapped
+  batch to its own (still one library call); otherwise their meta-op decomposition is
+  batched.
 
 Batched values always carry the batch dim first.
 """
@@ -153,7 +155,17 @@ def _reindex_reduce(node, batched, size):
                                 tuple(_shifted(c, batched_extras) for c in conditions), tuple(extras))
 
 
+_PER_IMAGE = ("conv2d", "conv2d_bias")  # library ops whose first input's leading dim is a batch of images
+
+
 def _library(node, batched, size):
+    name, attrs = node.attrs
+    if name in _PER_IMAGE and batched[0] is not None and all(b is None for b in batched[1:]):
+        # only the images are batched: the vmapped batch joins the op's own batch dim
+        images = batched[0]
+        joined = graph.reshape(images, (size * images.shape[1],) + images.shape[2:])
+        result = graph.library(name, [joined] + list(node.inputs[1:]), attrs, (size * node.shape[0],) + node.shape[1:])
+        return graph.reshape(result, (size,) + node.shape)
     expanded = library_ops.decomposition(node)
     substitutions = {id(i): b for i, b in zip(node.inputs, batched) if b is not None}
     return batch_graph([expanded], substitutions, size)[0]
