@@ -20,7 +20,7 @@ from .creation import (arange, array, empty, full, full_like, linspace, ones, on
                        zeros_like)
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
-                     MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitShapeError,
+                     MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
                      MetajitValueError)
 from .flags import enable_grad, flag_scope, flags, no_grad
 from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where

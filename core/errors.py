@@ -72,3 +72,8 @@ class MetajitCodegenError(MetajitCompileError):
 class MetajitFileNotFoundError(MetajitError, FileNotFoundError):
     """A file metajit was asked to read (e.g. a model's pretrained weights) is not there;
     the message names the file and where to put it."""
+
+
+class MetajitMemoryError(MetajitError, MemoryError):
+    """A device ran out of memory even after its cache was emptied; names the requested
+    size and what is held."""

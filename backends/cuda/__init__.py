@@ -1,4 +1,139 @@
-"""CUDA support built so far: NVRTC compilation (`nvrtc`) and ``jt.code``'s CUDA operators
-(`code_op`). The ``cuda`` backend plugin (fused kernels, driver-API runtime, caching
-allocator) is issue #12; until it lands this package registers no device.
+"""The ``cuda`` backend: fused kernels as CUDA C++ compiled by NVRTC, run through the
+driver API on one stream per device (``jt.set_device("cuda")``, ``METAJIT_DEVICE=cuda``,
+or Jittor's ``jt.flags.use_cuda = 1``).
+
+Parts: `renderer` (Kernel -> ``__global__`` entry points and their launch plan),
+`compiler` (NVRTC in batches, disk cache), `runtime` (context, stream, modules, caching
+allocator, pinned staging), `nvrtc` (the NVRTC wrapper), `code_op` (``jt.code``'s
+``cuda_src``). Without a driver or GPU the device is listed as unavailable with the
+reason, and rendering and NVRTC compilation still work (the CPU-side tests use them).
 """
+import functools
+import math
+import os
+
+from metajit.hookspec import hookimpl
+from metajit.plugins import BackendDescription, KernelSource
+from metajit.toolkit import analysis, codegen
+
+from . import code_op, compiler, nvrtc, renderer, runtime
+
+NAME = "cuda"
+SYMBOL_PREFIX = "mj_cuda_"
+BLOCKS_PER_MULTIPROCESSOR = 32  # grid-stride kernels: enough resident blocks to hide latency
+_plans = {}  # entry symbol -> launch plan (`renderer.Launch` tuple)
+
+
+def target_architecture():
+    """The architecture kernels are compiled for: the device's, or ``METAJIT_CUDA_ARCH``
+    (default ``sm_90``) where no device is present (rendering and compiling only)."""
+    if runtime.missing_device_reason() is None:
+        return runtime.device().architecture
+    return os.environ.get("METAJIT_CUDA_ARCH", "sm_90")
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_compiler(architecture=None):
+    """The `compiler.KernelCompiler` for ``architecture`` (default: `target_architecture`)."""
+    return compiler.KernelCompiler(architecture or target_architecture())
+
+
+def render_sources(kernels, kernel_compiler_for_target):
+    """`KernelSource` s of ``kernels``, named by ``kernel_compiler_for_target``'s cache keys;
+    records each one's launch plan."""
+    sources = []
+    for kernel in kernels:
+        # a scatter through floor divisions (upsampling gradients) runs as a reduction: no atomics
+        template, plan = renderer.render(analysis.as_reduction(kernel) or kernel, codegen.NAME_PLACEHOLDER)
+        text, symbol = codegen.name_source(template, kernel_compiler_for_target.cache_key, SYMBOL_PREFIX)
+        _plans[symbol] = tuple(renderer.Launch(launch.entry.replace(codegen.NAME_PLACEHOLDER, symbol),
+                                               launch.work, launch.threads, launch.blocks) for launch in plan)
+        sources.append(KernelSource(kernel, "cuda", text, symbol))
+    return sources
+
+
+class CudaProgram:
+    """A compiled kernel: its entry points' ``CUfunction`` s and launch plan."""
+
+    def __init__(self, device, functions, plan, kernel):
+        self.device = device
+        self.steps = [(function, launch) for function, launch in zip(functions, plan)]
+        self.types = runtime.argument_types(kernel)
+        self.resident_blocks = device.multiprocessors * BLOCKS_PER_MULTIPROCESSOR
+
+    def __call__(self, inputs, outputs, parameters):
+        values = tuple([b.address for b in inputs] + [b.address for b in outputs]
+                       + [int(p) if isinstance(p, bool) else p for p in parameters])
+        for function, launch in self.steps:
+            blocks = launch.blocks or min(math.ceil(launch.work / launch.threads), self.resident_blocks)
+            self.device.launch(function, max(blocks, 1), launch.threads, (values, self.types), launch.entry)
+
+
+@hookimpl
+def metajit_backend_describe():
+    return BackendDescription(name=NAME, device_kind="cuda",
+                              summary="CUDA C++ kernels compiled by NVRTC, run through the driver API")
+
+
+@hookimpl
+def metajit_backend_unavailable_reason():
+    return runtime.missing_device_reason() or nvrtc.missing_nvrtc_reason()
+
+
+@hookimpl
+def metajit_backend_codegen(kernels):
+    return render_sources(kernels, kernel_compiler())
+
+
+@hookimpl
+def metajit_backend_compile(sources):
+    device = runtime.device()
+    images = kernel_compiler().images_of([(s.entry_name[len(SYMBOL_PREFIX):], s.text) for s in sources])
+    programs = []
+    for source, image in zip(sources, images):
+        plan = _plans[source.entry_name]
+        functions = device.functions(image, [launch.entry for launch in plan])
+        programs.append(CudaProgram(device, functions, plan, source.kernel))
+    return programs
+
+
+@hookimpl
+def metajit_backend_launch(program, inputs, outputs, parameters):
+    program(inputs, outputs, parameters)
+
+
+@hookimpl
+def metajit_backend_synchronize():
+    runtime.device().synchronize()
+
+
+@hookimpl
+def metajit_backend_allocate(nbytes):
+    return runtime.device().allocate(nbytes)
+
+
+@hookimpl
+def metajit_backend_free(buffer):
+    runtime.device().free(buffer)
+
+
+@hookimpl
+def metajit_backend_copy_from_host(buffer, array):
+    runtime.device().copy_from_host(buffer, array)
+
+
+@hookimpl
+def metajit_backend_copy_to_host(buffer, array):
+    runtime.device().copy_to_host(buffer, array)
+
+
+@hookimpl
+def metajit_backend_copy_device_to_device(destination, source, nbytes):
+    runtime.device().copy_device_to_device(destination, source, nbytes)
+
+
+@hookimpl
+def metajit_backend_compile_code(call):
+    device = runtime.device()
+    compiled = code_op.compile_code(call, device.architecture)
+    return None if compiled is None else code_op.CudaCodeProgram(compiled, int(device.stream))

@@ -86,13 +86,15 @@ class NvrtcCompiler:
         if path is not None and names_path is not None:
             with open(path, "rb") as image, open(names_path, "rb") as names:
                 return image.read(), _parse_names(names.read())
-        image, lowered = self._compile(source, architecture, options, name_expressions, program_name)
+        image, lowered = self.compile_uncached(source, architecture, options, name_expressions, program_name)
         self.cache.keep_source(key + ".cu", source)
         self.cache.install_bytes(key, image)
         self.cache.install_bytes(names_key, "\n".join(f"{k}\t{v}" for k, v in lowered.items()).encode())
         return image, lowered
 
-    def _compile(self, source, architecture, options, name_expressions, program_name):
+    def compile_uncached(self, source, architecture, options=(), name_expressions=(), program_name="metajit.cu"):
+        """`compile` without the disk cache (for callers that cache units themselves);
+        ``options`` are used as given (no `DEFAULT_OPTIONS` added)."""
         from cuda.bindings import nvrtc
         result, program = nvrtc.nvrtcCreateProgram(source.encode(), program_name.encode(), 0, [], [])
         _check(result, "nvrtcCreateProgram")
