@@ -1,0 +1,103 @@
+"""Pretrained weights come from local files only: METAJIT_WEIGHTS_DIR, torch hub's
+checkpoint directory, a path, a weights name or a torchvision weights enum; otherwise a
+MetajitFileNotFoundError names the file and where to put it. Checkpoints are written by
+torch.save from torchvision models."""
+import numpy as np
+import pytest
+
+import metajit as jt
+from tests.models.conftest import relative_error
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def no_weights_dirs(monkeypatch, tmp_path):
+    """No METAJIT_WEIGHTS_DIR and an empty torch home, whatever this machine has cached."""
+    monkeypatch.delenv("METAJIT_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def resnet18_checkpoint(torchvision, tmp_path_factory):
+    """(torchvision resnet18 in eval mode, path of its state dict saved as torchvision names it)."""
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet18().eval()
+    path = tmp_path_factory.mktemp("weights") / "resnet18-f37072fd.pth"
+    torch.save(theirs.state_dict(), path)
+    return theirs, path
+
+
+def assert_same_outputs(ours, theirs, side=32):
+    data = np.random.default_rng(0).standard_normal((1, 3, side, side)).astype(np.float32)
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(data))
+    error = relative_error(ours.eval()(jt.array(data)).numpy(), expected)
+    assert error < 1e-4, f"relative error {error:.3g}"
+
+
+def test_pretrained_reads_metajit_weights_dir(no_weights_dirs, monkeypatch, resnet18_checkpoint):
+    theirs, path = resnet18_checkpoint
+    monkeypatch.setenv("METAJIT_WEIGHTS_DIR", str(path.parent))
+    assert_same_outputs(jt.models.resnet18(pretrained=True), theirs)
+
+
+def test_pretrained_reads_torch_hub_checkpoints(no_weights_dirs, resnet18_checkpoint):
+    theirs, path = resnet18_checkpoint
+    hub = no_weights_dirs / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / path.name).write_bytes(path.read_bytes())
+    assert_same_outputs(jt.models.resnet18(weights="DEFAULT"), theirs)
+
+
+def test_weights_by_path_name_and_torchvision_enum(no_weights_dirs, monkeypatch, torchvision, resnet18_checkpoint):
+    theirs, path = resnet18_checkpoint
+    assert_same_outputs(jt.models.resnet18(weights=str(path)), theirs)
+    monkeypatch.setenv("METAJIT_WEIGHTS_DIR", str(path.parent))
+    assert_same_outputs(jt.models.resnet18(weights="ResNet18_Weights.IMAGENET1K_V1"), theirs)
+    assert_same_outputs(jt.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1), theirs)
+
+
+def test_missing_weights_name_the_file_and_where_to_put_it(no_weights_dirs):
+    with pytest.raises(jt.MetajitFileNotFoundError) as error:
+        jt.models.resnet50(weights="IMAGENET1K_V2")
+    message = str(error.value)
+    assert "resnet50-11ad3fa6.pth" in message and "METAJIT_WEIGHTS_DIR" in message
+    assert str(no_weights_dirs / "torch_home" / "hub" / "checkpoints") in message
+    assert isinstance(error.value, FileNotFoundError)
+    with pytest.raises(jt.MetajitFileNotFoundError, match="does not exist"):
+        jt.models.alexnet(weights=str(no_weights_dirs / "nowhere.pth"))
+    with pytest.raises(jt.MetajitValueError, match="unknown weights 'IMAGENET9K'"):
+        jt.models.alexnet(weights="IMAGENET9K")
+
+
+def test_pretrained_needs_1000_classes(no_weights_dirs, resnet18_checkpoint):
+    with pytest.raises(jt.MetajitValueError, match="num_classes=1000"):
+        jt.models.resnet18(weights=str(resnet18_checkpoint[1]), num_classes=10)
+
+
+def test_old_densenet_checkpoint_names_and_format(no_weights_dirs, torchvision):
+    # torchvision's published densenet files: "norm.1"-style keys, no num_batches_tracked,
+    # written by torch.save before PyTorch 1.6
+    torch.manual_seed(0)
+    theirs = torchvision.models.densenet121().eval()
+    state = {key.replace("norm1", "norm.1").replace("conv2", "conv.2"): value
+             for key, value in theirs.state_dict().items() if not key.endswith("num_batches_tracked")}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in state
+    path = no_weights_dirs / "densenet121-a639ec97.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    assert_same_outputs(jt.models.densenet121(weights=str(path)), theirs)
+
+
+def test_googlenet_weights_set_transform_input_and_drop_auxiliary_heads(no_weights_dirs, torchvision):
+    torch.manual_seed(0)
+    theirs = torchvision.models.googlenet(init_weights=False, transform_input=True).eval()
+    path = no_weights_dirs / "googlenet-1378be20.pth"
+    torch.save(theirs.state_dict(), path)
+    ours = jt.models.googlenet(weights=str(path))
+    assert ours.transform_input and ours.aux1 is None and not ours.aux_logits
+    assert_same_outputs(ours, theirs, side=64)
+    kept = jt.models.googlenet(weights=str(path), aux_logits=True).train()
+    outputs = kept(jt.randn(2, 3, 64, 64))
+    assert outputs.aux_logits1.shape == (2, 1000) and outputs.aux_logits2.shape == (2, 1000)
