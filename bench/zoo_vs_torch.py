@@ -1,0 +1,184 @@
+"""metajit.models against torchvision on the CPU: forward and training-step time ratios
+from paired runs in one process, and resnet50's first forward from an empty kernel cache.
+
+    python bench/zoo_vs_torch.py [--models resnet18,mobilenet_v2] [--batches 1,8]
+                                 [--train-models resnet18,mobilenet_v2,densenet121]
+                                 [--threads N] [--repeat R] [--skip-cold]
+
+Both frameworks get the same weights (torchvision's random initialisation copied into
+ours) and the same 224x224 input (299x299 for inception_v3). Forward times are medians of
+``--repeat`` runs in alternating blocks after warm-up (`cpu_vs_torch.paired_medians`);
+the ratio is metajit / torch eager (issue 17's target: <= 0.8). When onnxruntime is
+importable, the model exported through ``torch.onnx`` is timed too and its ratio to
+metajit printed. Training steps are SGD with momentum on cross-entropy (target <= 1.0).
+"""
+import os
+
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import argparse  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import types  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from cpu_vs_torch import paired_medians  # noqa: E402
+
+ALL_MODELS = ["alexnet", "vgg11", "vgg16_bn", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
+              "squeezenet1_1", "googlenet", "inception_v3", "mobilenet_v2", "mnasnet1_0",
+              "shufflenet_v2_x1_0", "densenet121"]
+
+
+def import_torchvision():
+    """torchvision on the CPU build of torch (its CUDA-only operator registrations stubbed)."""
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+    import torchvision
+    return torchvision
+
+
+def build_pair(jt, torchvision, name):
+    """(ours, theirs) with the same weights, in eval mode."""
+    import torch
+    torch.manual_seed(0)
+    extra = {"init_weights": False} if name in ("googlenet", "inception_v3") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = getattr(torchvision.models, name)(**extra).eval()
+    ours = getattr(jt.models, name)(**extra).eval()
+    ours.load_state_dict(theirs.state_dict())
+    return ours, theirs
+
+
+def onnx_runner(theirs, example):
+    """A function running ``theirs`` exported to ONNX under onnxruntime, or None when
+    onnxruntime (or the export) is unavailable."""
+    try:
+        import onnxruntime
+        import torch
+    except ImportError:
+        return None
+    path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    try:
+        torch.onnx.export(theirs, (example,), path, input_names=["x"], dynamo=False)
+    except Exception as error:  # an exporter problem must not stop the bench
+        print(f"  (onnx export failed: {type(error).__name__}: {error})")
+        return None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count()
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {"x": example.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def forward_rows(jt, torch, torchvision, models, batches, repeat):
+    """Print one row per (model, batch): metajit ms, torch ms, ratio, and onnxruntime."""
+    rng = np.random.default_rng(0)
+    print(f"{'forward':28s} {'batch':>5s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>6s} "
+          f"{'onnxrt ms':>10s} {'ort/mj':>7s}")
+    for name in models:
+        ours, theirs = build_pair(jt, torchvision, name)
+        side = 299 if name == "inception_v3" else 224
+        for batch in batches:
+            data = rng.standard_normal((batch, 3, side, side)).astype(np.float32)
+            x, tx = jt.array(data).sync(), torch.from_numpy(data)
+
+            def run_ours():
+                ours(x).sync()
+                jt.sync_all()
+            with torch.no_grad():
+                ours_time, theirs_time = paired_medians(run_ours, lambda: theirs(tx), repeat)
+                onnx = onnx_runner(theirs, tx)
+            onnx_text = ""
+            if onnx is not None:
+                onnx_time, _ = paired_medians(onnx, run_ours, repeat)
+                onnx_text = f"{onnx_time * 1e3:10.2f} {onnx_time / ours_time:7.2f}"
+            print(f"{name:28s} {batch:5d} {ours_time * 1e3:11.2f} {theirs_time * 1e3:10.2f} "
+                  f"{ours_time / theirs_time:6.2f} {onnx_text}", flush=True)
+
+
+def training_rows(jt, torch, torchvision, models, batch, repeat):
+    """Print one row per model: SGD-momentum training step time, metajit vs torch."""
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    labels = rng.integers(0, 1000, batch)
+    print(f"{'training step (SGD momentum)':28s} {'batch':>5s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>6s}")
+    for name in models:
+        ours, theirs = build_pair(jt, torchvision, name)
+        ours.train(), theirs.train()
+        optimizer = jt.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+        torch_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
+        x, y = jt.array(images).sync(), jt.array(labels).sync()
+        tx, ty = torch.from_numpy(images), torch.from_numpy(labels)
+
+        def step_ours():
+            optimizer.step(jt.nn.cross_entropy(ours(x), y))
+            jt.sync_all()
+
+        def step_theirs():
+            torch_optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(theirs(tx), ty).backward()
+            torch_optimizer.step()
+        try:
+            ours_time, theirs_time = paired_medians(step_ours, step_theirs, repeat)
+        except Exception as error:  # report a failing model and go on with the others
+            print(f"{name:28s} {batch:5d} failed: {type(error).__name__}: {error}", flush=True)
+            continue
+        print(f"{name:28s} {batch:5d} {ours_time * 1e3:11.2f} {theirs_time * 1e3:10.2f} "
+              f"{ours_time / theirs_time:6.2f}", flush=True)
+
+
+COLD_PROBE = """
+import time, numpy as np
+import metajit as jt
+jt.set_device("cpu")
+model = jt.models.resnet50().eval()
+x = jt.array(np.zeros((1, 3, 224, 224), np.float32)).sync()
+start = time.perf_counter()
+model(x).sync()
+print(time.perf_counter() - start)
+"""
+
+
+def cold_first_forward():
+    """Seconds of resnet50's first forward (batch 1) in a new process with an empty
+    METAJIT_CACHE_DIR (every kernel compiled)."""
+    with tempfile.TemporaryDirectory() as cache:
+        result = subprocess.run([sys.executable, "-c", COLD_PROBE], capture_output=True, text=True, check=True,
+                                env={**os.environ, "METAJIT_CACHE_DIR": cache})
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(ALL_MODELS))
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--train-models", default="resnet18,mobilenet_v2,densenet121")
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeat", type=int, default=6)
+    parser.add_argument("--skip-cold", action="store_true", help="skip the empty-cache resnet50 forward")
+    arguments = parser.parse_args()
+    import torch
+    import metajit as jt
+    torchvision = import_torchvision()
+    jt.set_device("cpu")
+    torch.set_num_threads(arguments.threads)
+    jt.flags.num_threads = arguments.threads
+    print(f"threads={arguments.threads}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
+          f"(median of {arguments.repeat}; ratio = metajit / torch, lower is better)")
+    models = [m for m in arguments.models.split(",") if m]
+    if models:
+        forward_rows(jt, torch, torchvision, models, [int(b) for b in arguments.batches.split(",")],
+                     arguments.repeat)
+    train_models = [m for m in arguments.train_models.split(",") if m]
+    if train_models:
+        training_rows(jt, torch, torchvision, train_models, arguments.train_batch, arguments.repeat)
+    if not arguments.skip_cold:
+        print(f"resnet50 first forward, empty kernel cache: {cold_first_forward():.2f} s")
+
+
+if __name__ == "__main__":
+    main()
