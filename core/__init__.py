@@ -30,9 +30,9 @@ from .reductions import (all, any, argmax, argmin, max, mean, min, norm, prod, s
 from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, flatten, flip,
                         pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
                         stack, t, tile, transpose, unsqueeze, view)
-from .tensor_ops import (argsort, bincount, cross, cumprod, cumsum, diag, einsum, erfinv, gather, histc,
-                         index_select, kthvalue, masked_fill, masked_select, meshgrid, outer, roll, scatter,
-                         scatter_add, searchsorted, sort, topk, trace, tril, triu, unique)
+from .tensor_ops import (addmm, argsort, baddbmm, bincount, bmm, cross, cumprod, cumsum, diag, einsum, erfinv,
+                         gather, histc, index_select, kthvalue, masked_fill, masked_select, meshgrid, outer, roll,
+                         scatter, scatter_add, searchsorted, sort, topk, trace, tril, triu, unique)
 from .code_op import code
 from .function import Function
 from .numpy_code import numpy_code

@@ -3,6 +3,7 @@ of any order come from the meta-ops): ``masked_fill``, ``index_select``, ``gathe
 ``tril``/``triu``, ``diag``, ``trace``, ``outer``, ``roll``, ``cumsum``/``cumprod``
 (log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts),
 ``einsum``, ``meshgrid``, ``searchsorted``, ``histc``, ``bincount``, ``cross``, ``erfinv``,
+``bmm``/``baddbmm``/``addmm``,
 ``scatter``/``scatter_add``, ``masked_select``, ``unique``.
 
 Each follows PyTorch's documented behaviour (Jittor's where it has the op). Example::
@@ -17,7 +18,7 @@ import numpy as np
 from .creation import arange, array
 from .errors import MetajitShapeError
 from .indexing import _check_device_indices, check_index_values, getitem
-from .math_ops import binary, where
+from .math_ops import binary, matmul, where
 from .reductions import sum as reduce_sum
 from .shape_ops import reindex, reindex_reduce
 from .var import Var
@@ -386,3 +387,34 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     if return_counts:
         results.append(array(counts.astype(np.int64)))
     return results[0] if len(results) == 1 else tuple(results)
+
+
+def bmm(x, y):
+    """Batched matrix product of (B, n, m) and (B, m, p) Vars (no broadcasting, as
+    ``torch.bmm`` / ``jt.bmm``). Example: ``jt.bmm(a, b)``."""
+    if x.ndim != 3 or y.ndim != 3 or x.shape[0] != y.shape[0]:
+        raise MetajitShapeError(f"bmm expects (B, n, m) and (B, m, p) Vars with the same B, got shapes "
+                                f"{tuple(x.shape)} and {tuple(y.shape)}")
+    return matmul(x, y)
+
+
+def _scaled_sum(input, product, beta, alpha):
+    """``beta * input + alpha * product``; ``beta = 0`` ignores ``input`` (nan included), as PyTorch."""
+    scaled = product if alpha == 1 else binary("mul", product, alpha)
+    if beta == 0:
+        return scaled
+    return binary("add", input if beta == 1 else binary("mul", input, beta), scaled)
+
+
+def baddbmm(input, batch1, batch2, beta=1, alpha=1):
+    """``beta * input + alpha * bmm(batch1, batch2)`` (``input`` broadcast), as ``torch.baddbmm``.
+    Example: ``jt.baddbmm(bias, a, b, alpha=0.5)``."""
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
+
+
+def addmm(input, mat1, mat2, beta=1, alpha=1):
+    """``beta * input + alpha * (mat1 @ mat2)`` for 2-d ``mat1``, ``mat2`` (``input``
+    broadcast), as ``torch.addmm``. Example: ``jt.addmm(bias, x, w)``."""
+    if mat1.ndim != 2 or mat2.ndim != 2:
+        raise MetajitShapeError(f"addmm expects 2-d matrices, got shapes {tuple(mat1.shape)} and {tuple(mat2.shape)}")
+    return _scaled_sum(input, matmul(mat1, mat2), beta, alpha)

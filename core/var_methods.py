@@ -130,6 +130,7 @@ _METHODS = {
     "masked_select": tensor_ops.masked_select, "unique": tensor_ops.unique,
     "scatter_": lambda self, *args, **kwargs: self._replace(tensor_ops.scatter(self, *args, **kwargs)._node),
     "scatter_add_": lambda self, *args: self._replace(tensor_ops.scatter_add(self, *args)._node),
+    "bmm": tensor_ops.bmm, "baddbmm": tensor_ops.baddbmm, "addmm": tensor_ops.addmm,
 }
 
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",

@@ -4,7 +4,7 @@ from .layers import (BCELoss, BCEWithLogitsLoss, ChannelShuffle, CrossEntropyLos
                      Flatten, GELU, Identity, KLDivLoss, L1Loss, LeakyReLU, Linear, LogSoftmax, Mish, MSELoss,
                      NLLLoss, PReLU, ReLU, ReLU6, Relu, Sigmoid, SiLU, SmoothL1Loss, Softmax,
                      Softplus, Tanh)
-from .module import Module, ModuleDict, ModuleList, Parameter, ParameterList, Sequential
+from .module import Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList, Sequential
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_  # Jittor keeps optimisers in nn too
 
@@ -18,6 +18,10 @@ from .resampling import (ConstantPad2d, PixelShuffle, ReflectionPad2d, Replicati
 from .functional import (binary_cross_entropy, binary_cross_entropy_with_logits, channel_shuffle,
                          cross_entropy, dropout, elu, gelu, kl_div, l1_loss, leaky_relu, linear, log_softmax,
                          mish, mse_loss, nll_loss, relu, relu6, silu, smooth_l1_loss, softmax, softplus)
+from .grid_sample import affine_grid, grid_sample
+from .unfold import Fold, Unfold, fold, unfold
+from ..math_ops import matmul  # Jittor: nn.matmul, nn.bmm, nn.baddbmm
+from ..tensor_ops import baddbmm, bmm
 
 cross_entropy_loss = cross_entropy
 bce_loss = binary_cross_entropy

@@ -265,3 +265,13 @@ def dropout(x, p=0.5, training=True):
     from ..creation import rand
     keep = binary("ge", rand(*_var(x).shape), p)
     return where(keep, binary("mul", x, 1.0 / (1.0 - p)), 0.0)
+
+
+# PyTorch's ``F`` also holds the functional forms defined beside their layers
+from .conv import conv1d, conv2d, conv_transpose2d  # noqa: E402
+from .grid_sample import affine_grid, grid_sample  # noqa: E402
+from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: E402
+from .resampling import interpolate  # noqa: E402
+from .unfold import fold, unfold  # noqa: E402
+from ..shape_ops import pad  # noqa: E402
+from ..tensor_ops import bmm  # noqa: E402

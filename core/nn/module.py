@@ -333,37 +333,71 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
 
-class ModuleDict(Module):
-    """A dict of named modules whose parameters the parent sees."""
+class _NamedTable:
+    """Dict behaviour over one of a module's tables (``_modules``, ``_parameters``), shared
+    by `ModuleDict` and `ParameterDict`: entries are attributes, so the parent sees them."""
 
-    def __init__(self, modules=None):
-        super().__init__()
-        for name, module in (modules or {}).items():
-            setattr(self, name, module)
+    _table = None
+
+    def _fill(self, entries):
+        for name, value in (entries.items() if hasattr(entries, "items") else entries or ()):
+            setattr(self, name, value)
+
+    def update(self, entries):
+        """Add the ``(name, value)`` pairs of a dict or an iterable."""
+        self._fill(entries)
 
     def __getitem__(self, name):
-        return self._modules[name]
+        return getattr(self, self._table)[name]
 
-    def __setitem__(self, name, module):
-        setattr(self, name, module)
+    def __setitem__(self, name, value):
+        setattr(self, name, value)
+
+    def __contains__(self, name):
+        return name in getattr(self, self._table)
 
     def __len__(self):
-        return len(self._modules)
+        return len(getattr(self, self._table))
 
     def __iter__(self):
-        return iter(self._modules)
+        return iter(getattr(self, self._table))
 
     def keys(self):
         """The names."""
-        return self._modules.keys()
+        return getattr(self, self._table).keys()
 
     def values(self):
-        """The modules."""
-        return self._modules.values()
+        """The entries."""
+        return getattr(self, self._table).values()
 
     def items(self):
-        """``(name, module)`` pairs."""
-        return self._modules.items()
+        """``(name, entry)`` pairs."""
+        return getattr(self, self._table).items()
+
+
+class ModuleDict(_NamedTable, Module):
+    """A dict of named modules whose parameters the parent sees.
+
+    Example: ``heads = nn.ModuleDict({"cls": nn.Linear(8, 10)}); heads["cls"](x)``."""
+
+    _table = "_modules"
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self._fill(modules)
+
+
+class ParameterDict(_NamedTable, Module):
+    """A dict of named parameter Vars whose names appear in the parent's ``state_dict``
+    (``"<attribute>.<name>"``), as ``torch.nn.ParameterDict``.
+
+    Example: ``self.scales = nn.ParameterDict({"a": jt.ones(3)})``."""
+
+    _table = "_parameters"
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        self._fill(parameters)
 
 
 class ParameterList(Module):

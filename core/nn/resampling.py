@@ -7,6 +7,7 @@ from ..shape_ops import pad
 from ..var import Var
 from .conv import _pair
 from .module import Module
+from .pooling import adaptive_avg_pool2d
 
 
 class _Pad2d(Module):
@@ -41,20 +42,58 @@ class ReplicationPad2d(_Pad2d):
     mode = "replicate"
 
 
-def _bilinear_axis(size, out_size, align_corners):
-    """Source index pairs and weights along one axis (PyTorch's coordinate rule)."""
+def _source_positions(size, out_size, align_corners):
+    """Source coordinate of each output position along one axis (PyTorch's rule)."""
     out = np.arange(out_size, dtype=np.float64)
     if align_corners:
-        source = out * ((size - 1) / (out_size - 1)) if out_size > 1 else np.zeros(out_size)
-    else:
-        source = np.maximum((out + 0.5) * (size / out_size) - 0.5, 0)
-    low = np.minimum(np.floor(source).astype(np.int32), size - 1)
-    high = np.minimum(low + 1, size - 1)
-    return low, high, (source - low).astype(np.float32)
+        return out * ((size - 1) / (out_size - 1)) if out_size > 1 else np.zeros(out_size)
+    return (out + 0.5) * (size / out_size) - 0.5
+
+
+def _linear_taps(size, out_size, align_corners):
+    """Two (index, weight) taps per output position for linear interpolation."""
+    source = np.maximum(_source_positions(size, out_size, align_corners), 0)
+    low = np.minimum(np.floor(source).astype(np.int64), size - 1)
+    fraction = source - low
+    return [(low, 1 - fraction), (np.minimum(low + 1, size - 1), fraction)]
+
+
+def _cubic_taps(size, out_size, align_corners, a=-0.75):
+    """Four (index, weight) taps per output position for Keys' cubic convolution with
+    ``a = -0.75`` (PyTorch's bicubic): indices clamped to the edge, weights summing to 1."""
+    source = _source_positions(size, out_size, align_corners)
+    base = np.floor(source)
+    t = source - base
+
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    weights = [far(t + 1), near(t), near(1 - t), far(2 - t)]
+    return [(np.clip(base.astype(np.int64) + k - 1, 0, size - 1), w) for k, w in enumerate(weights)]
+
+
+def _mix_axis(x, axis, taps):
+    """``sum_k weight_k * x[..., index_k, ...]`` along ``axis`` (host-computed taps)."""
+    result = None
+    prefix = (slice(None),) * axis
+    shape = [1] * x.ndim
+    for index, weight in taps:
+        shape[axis] = len(weight)
+        term = binary("mul", x[prefix + (index,)], Var(weight.reshape(shape)).cast(x.dtype))
+        result = term if result is None else binary("add", result, term)
+    return result
+
+
+_TAPS = {"bilinear": _linear_taps, "bicubic": _cubic_taps}
 
 
 def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=False):
-    """Resize the spatial dims of (N, C, H, W) ``x``: ``nearest`` or ``bilinear``."""
+    """Resize the spatial dims of (N, C, H, W) ``x`` to ``size`` (or by ``scale_factor``):
+    ``nearest``, ``bilinear``, ``bicubic`` (PyTorch's a = -0.75, edge-clamped taps; it
+    overshoots like PyTorch's) or ``area`` (adaptive average pooling), as
+    ``torch.nn.functional.interpolate``. Example: ``F.interpolate(x, scale_factor=2, mode="bicubic")``."""
     height, width = x.shape[2:]
     if size is None:
         factor = _pair(scale_factor)
@@ -63,18 +102,13 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=F
     if mode == "nearest":
         return x.reindex([x.shape[0], x.shape[1], out_h, out_w],
                          ["i0", "i1", f"i2*{height}/{out_h}", f"i3*{width}/{out_w}"])
-    if mode != "bilinear":
-        raise MetajitValueError(f"interpolate: mode must be 'nearest' or 'bilinear', got {mode!r}")
-    rows_low, rows_high, row_weight = _bilinear_axis(height, out_h, align_corners)
-    cols_low, cols_high, col_weight = _bilinear_axis(width, out_w, align_corners)
-    dtype = x.dtype
-    row_weight = Var(row_weight.reshape(out_h, 1)).cast(dtype)
-    col_weight = Var(col_weight.reshape(1, out_w)).cast(dtype)
-    top = binary("add", binary("mul", x[:, :, rows_low][:, :, :, cols_low], binary("sub", 1.0, col_weight)),
-                 binary("mul", x[:, :, rows_low][:, :, :, cols_high], col_weight))
-    bottom = binary("add", binary("mul", x[:, :, rows_high][:, :, :, cols_low], binary("sub", 1.0, col_weight)),
-                    binary("mul", x[:, :, rows_high][:, :, :, cols_high], col_weight))
-    return binary("add", binary("mul", top, binary("sub", 1.0, row_weight)), binary("mul", bottom, row_weight))
+    if mode == "area":
+        return adaptive_avg_pool2d(x, (out_h, out_w))
+    if mode not in _TAPS:
+        raise MetajitValueError(f"interpolate: mode must be 'nearest', 'bilinear', 'bicubic' or 'area', got {mode!r}")
+    taps = _TAPS[mode]
+    rows_mixed = _mix_axis(x, 2, taps(height, out_h, align_corners))
+    return _mix_axis(rows_mixed, 3, taps(width, out_w, align_corners))
 
 
 class Upsample(Module):

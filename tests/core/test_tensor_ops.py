@@ -236,3 +236,19 @@ def test_scatter_checks_a_device_index_when_it_realises(x):
     computed = (jt.array(np.array([[1, 2]])) * 4).int64()  # 8 is out of range for size 5
     with pytest.raises(jt.MetajitIndexError, match="index 8 is out of range for dimension 1 of size 5"):
         jt.array(x).scatter_add(1, computed, jt.array(np.ones((1, 2), np.float32))).numpy()
+
+
+def test_bmm_baddbmm_addmm_match_torch(rng):
+    a, b = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((2, 4, 5)).astype(np.float32)
+    bias = rng.standard_normal((3, 5)).astype(np.float32)
+    check(jt.bmm, torch.bmm, a, b)
+    check(lambda x, y: jt.nn.bmm(x, y), torch.bmm, a, b)
+    check(lambda c, x, y: jt.baddbmm(c, x, y, beta=0.5, alpha=2.0),
+          lambda c, x, y: torch.baddbmm(c, x, y, beta=0.5, alpha=2.0), bias, a, b)
+    check(lambda c, x, y: c.addmm(x, y, alpha=-1), lambda c, x, y: c.addmm(x, y, alpha=-1), bias, a[0], b[0])
+    with_nan = np.full((3, 5), np.nan, np.float32)  # beta = 0 ignores the input, nan included
+    np.testing.assert_allclose(jt.baddbmm(jt.array(with_nan), jt.array(a), jt.array(b), beta=0).numpy(),
+                               torch.baddbmm(torch.tensor(with_nan), torch.tensor(a), torch.tensor(b), beta=0).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(jt.MetajitShapeError, match=r"bmm expects \(B, n, m\) and \(B, m, p\) .* \(3, 4\)"):
+        jt.bmm(jt.array(a[0]), jt.array(b))

@@ -1,0 +1,127 @@
+"""unfold/fold, affine_grid/grid_sample, interpolate's area and bicubic modes and
+ParameterDict against torch (values and gradients), extreme grids included."""
+import numpy as np
+import pytest
+
+import metajit as jt
+import metajit.nn.functional as F
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def check(ours, theirs, *arrays, atol=1e-5, grad=True):
+    """Values and the gradients of ``sum(out * weight)`` for every float input vs torch."""
+    inputs = [jt.array(a) for a in arrays]
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    got, want = ours(*inputs), theirs(*tensors)
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), atol=atol, rtol=1e-5)
+    if not grad:
+        return
+    weight = np.random.default_rng(3).standard_normal(tuple(want.shape)).astype(np.float32)
+    (want * torch.tensor(weight)).sum().backward()
+    for g, t in zip(jt.grad((got * jt.array(weight)).sum(), inputs), tensors):
+        np.testing.assert_allclose(g.numpy(), t.grad.numpy(), atol=1e-4, rtol=1e-4)
+
+
+GEOMETRIES = [dict(kernel_size=2), dict(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1)),
+              dict(kernel_size=3, padding=1)]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_unfold_and_fold_match_torch(rng, geometry):
+    image = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    check(lambda x: F.unfold(x, **geometry), lambda x: TF.unfold(x, **geometry), image)
+    blocks = TF.unfold(torch.tensor(image), **geometry).shape
+    columns = rng.standard_normal(tuple(blocks)).astype(np.float32)
+    check(lambda c: F.fold(c, (5, 6), **geometry), lambda c: TF.fold(c, (5, 6), **geometry), columns)
+    check(lambda c: jt.nn.Fold((5, 6), **geometry)(c[0]), lambda c: torch.nn.Fold((5, 6), **geometry)(c[0]), columns)
+    np.testing.assert_allclose(jt.nn.Unfold(**geometry)(jt.array(image)).numpy(),
+                               torch.nn.Unfold(**geometry)(torch.tensor(image)).numpy())
+
+
+def test_unfold_and_fold_name_bad_shapes():
+    with pytest.raises(jt.MetajitShapeError, match=r"unfold expects a 4-d \(N, C, H, W\) input, got shape \(3, 4\)"):
+        F.unfold(jt.zeros(3, 4), 2)
+    with pytest.raises(jt.MetajitShapeError, match=r"too small for kernel \(5, 5\)"):
+        F.unfold(jt.zeros(1, 1, 3, 3), 5)
+    with pytest.raises(jt.MetajitShapeError, match="fold: 5 blocks given"):
+        F.fold(jt.zeros(1, 4, 5), (4, 4), 2, stride=2)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid_matches_torch(rng, align_corners):
+    theta = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    check(lambda t: F.affine_grid(t, (2, 3, 4, 5), align_corners),
+          lambda t: TF.affine_grid(t, (2, 3, 4, 5), align_corners=align_corners), theta)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_matches_torch(rng, mode, padding_mode, align_corners):
+    image = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    grid = rng.uniform(-1.6, 1.6, (2, 3, 6, 2)).astype(np.float32)  # inside and outside the image
+    settings = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    check(lambda x, g: F.grid_sample(x, g, **settings), lambda x, g: TF.grid_sample(x, g, **settings), image, grid)
+
+
+def test_grid_sample_with_extreme_coordinates_matches_torch(rng):
+    image = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    grid = np.array([[[[np.nan, 0.0], [1e10, 0.0], [-1e10, 0.5], [np.inf, 0.0], [1.0, -1.0]]]], np.float32)
+    for padding_mode in ("zeros", "border", "reflection"):
+        for mode in ("bilinear", "nearest"):
+            got = F.grid_sample(jt.array(image), jt.array(grid), mode, padding_mode).numpy()
+            want = TF.grid_sample(torch.tensor(image), torch.tensor(grid), mode, padding_mode, False).numpy()
+            np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"{mode} {padding_mode}")
+
+
+def test_identity_warp_reproduces_the_image(rng):
+    image = rng.standard_normal((1, 2, 4, 6)).astype(np.float32)
+    theta = jt.array(np.array([[[1.0, 0, 0], [0, 1, 0]]], np.float32))
+    warped = F.grid_sample(jt.array(image), F.affine_grid(theta, image.shape), align_corners=False)
+    np.testing.assert_allclose(warped.numpy(), image, atol=1e-5)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", [(7, 4), (2, 9), (1, 1)])
+def test_bicubic_interpolation_matches_torch(rng, size, align_corners):
+    image = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    check(lambda x: jt.nn.interpolate(x, size, mode="bicubic", align_corners=align_corners),
+          lambda x: TF.interpolate(x, size, mode="bicubic", align_corners=align_corners), image)
+
+
+@pytest.mark.parametrize("size", [(7, 4), (2, 3), (5, 6)])
+def test_area_interpolation_matches_torch(rng, size):
+    image = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    check(lambda x: F.interpolate(x, size, mode="area"), lambda x: TF.interpolate(x, size, mode="area"), image)
+    check(lambda x: jt.nn.Upsample(scale_factor=2, mode="bicubic")(x),
+          lambda x: torch.nn.Upsample(scale_factor=2, mode="bicubic")(x), image)
+
+
+def test_interpolate_names_the_modes():
+    with pytest.raises(jt.MetajitValueError, match="'bicubic' or 'area', got 'trilinear'"):
+        jt.nn.interpolate(jt.zeros(1, 1, 2, 2), (4, 4), mode="trilinear")
+
+
+def test_parameter_dict_registers_its_parameters_as_torch_does(rng):
+    class Scales(jt.nn.Module):
+        def __init__(self):
+            self.scales = jt.nn.ParameterDict({"a": jt.ones(3), "b": jt.zeros(2)})
+
+        def execute(self, x):
+            return x * self.scales["a"]
+
+    model = Scales()
+    model.scales["c"] = jt.ones(1)
+    model.scales.update({"d": jt.zeros(4)})
+    assert list(model.state_dict()) == ["scales.a", "scales.b", "scales.c", "scales.d"]
+    assert len(model.scales) == 4 and "c" in model.scales and list(model.scales) == ["a", "b", "c", "d"]
+    assert [tuple(v.shape) for v in model.scales.values()] == [(3,), (2,), (1,), (4,)]
+    torch_dict = torch.nn.ParameterDict({k: torch.nn.Parameter(torch.tensor(v.numpy()))
+                                         for k, v in model.scales.items()})
+    assert list(torch_dict.state_dict()) == [k.split(".")[1] for k in model.state_dict()]
+    x = jt.array(rng.standard_normal(3).astype(np.float32))
+    gradient = jt.grad(model(x).sum(), model.scales["a"])
+    np.testing.assert_allclose(gradient.numpy(), x.numpy())
+    assert len(model.parameters()) == 4
