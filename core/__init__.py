@@ -33,12 +33,14 @@ from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, fla
 from .tensor_ops import (addmm, argsort, baddbmm, bincount, bmm, cross, cumprod, cumsum, diag, einsum, erfinv,
                          gather, histc, index_select, kthvalue, masked_fill, masked_select, meshgrid, outer, roll,
                          scatter, scatter_add, searchsorted, sort, topk, trace, tril, triu, unique)
+from .jittor_spellings import (arg_reduce, binary, reduce, reduce_add, reduce_logical_and, reduce_logical_or,
+                               reduce_maximum, reduce_minimum, reduce_multiply, ternary, unary)
 from .code_op import code
 from .function import Function
 from .numpy_code import numpy_code
 from .var import Var, display_memory_info, fetch_sync, liveness_info, number_of_lived_vars, sync_all
 from .var import collect_garbage as gc
-from . import dataset, func, init, linalg, lr_scheduler, nn, optim
+from . import dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform
 from .distributed import in_mpi, mpi, mpi_all_reduce, mpi_broadcast, mpi_reduce, rank, world_size
 from .func import vmap
 from .nn.module import Module  # Jittor: `from jittor import Module`

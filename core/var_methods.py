@@ -3,7 +3,7 @@
 Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
-from . import creation, indexing, math_ops, reductions, shape_ops, tensor_ops
+from . import creation, indexing, jittor_spellings, math_ops, reductions, shape_ops, tensor_ops
 from .ir import dtypes
 from .math_ops import binary, unary
 from .var import Var
@@ -131,7 +131,10 @@ _METHODS = {
     "scatter_": lambda self, *args, **kwargs: self._replace(tensor_ops.scatter(self, *args, **kwargs)._node),
     "scatter_add_": lambda self, *args: self._replace(tensor_ops.scatter_add(self, *args)._node),
     "bmm": tensor_ops.bmm, "baddbmm": tensor_ops.baddbmm, "addmm": tensor_ops.addmm,
+    "reduce": jittor_spellings.reduce, "arg_reduce": jittor_spellings.arg_reduce,
 }
+for _op in ("add", "multiply", "maximum", "minimum", "logical_and", "logical_or"):
+    _METHODS["reduce_" + _op] = getattr(jittor_spellings, "reduce_" + _op)
 
 for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
               "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round",
