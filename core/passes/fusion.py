@@ -235,23 +235,40 @@ def _siblings(order, materialised, consumers):
     for node in order:
         if id(node) not in materialised or not _is_plain_elementwise(node) or id(node) in absorbed:
             continue
-        region, stack, found = {id(node)}, list(node.inputs), []
+        region, stack, found = {id(node)}, list(node.inputs), {}
         while stack:
             source = stack.pop()
             if id(source) in region or not _is_plain_elementwise(source) or source.shape != node.shape:
                 continue
             if id(source) in materialised:
                 if id(source) not in absorbed and id(source) not in co_stored:
-                    found.append(source)
+                    found[id(source)] = source
                 continue
             region.add(id(source))
             stack.extend(source.inputs)
-        for producer in found:
-            readers = consumers.get(id(producer), ())
-            if all(id(r) in region or position[id(r)] > position[id(node)] for r in readers):
+        for producer in found.values():
+            # every other kernel that reads it (directly or through nodes it inlines) runs later
+            if all(r is node or position[id(r)] > position[id(node)]
+                   for r in _reading_kernels(producer, consumers, materialised)):
                 co_stored.setdefault(id(node), []).append(producer)
                 absorbed.add(id(producer))
     return co_stored, absorbed
+
+
+def _reading_kernels(producer, consumers, materialised):
+    """The materialised nodes whose kernels read ``producer``: its materialised consumers,
+    and those of the inlined nodes between (a node inlined into two kernels is read by both)."""
+    kernels, stack, seen = [], list(consumers.get(id(producer), ())), set()
+    while stack:
+        reader = stack.pop()
+        if id(reader) in seen:
+            continue
+        seen.add(id(reader))
+        if id(reader) in materialised or reader.is_realised:
+            kernels.append(reader)
+        else:
+            stack.extend(consumers.get(id(reader), ()))
+    return kernels
 
 
 def _amplified_producer(node):

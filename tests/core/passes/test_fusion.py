@@ -215,3 +215,24 @@ def test_fusion_limits_come_from_the_backend_description(rng):
     full_size = [s for s in fusion.plan(targets, costs=FusionCosts(duplicate_max_kernels=0)).steps
                  if tuple(s.kernel.outputs[0][1]) == (64, 32)]
     assert len(full_size) == 2  # the centring is stored, not recomputed in both kernels
+
+
+def test_a_producer_read_by_an_earlier_kernel_is_not_stored_by_a_later_one(rng):
+    """A stored element-wise value that another kernel reads through an inlined node
+    earlier in the plan must get its own kernel, not be computed late as a sibling of a
+    later consumer (conv -> eval BatchNorm -> ReLU6 -> mean -> Linear with its gradients,
+    realised together, read such a buffer before it was written)."""
+    from metajit import nn
+    jt.set_seed(3)
+    features = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4).eval(), nn.ReLU6())
+    head = nn.Linear(4, 10)
+    x = jt.array(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))
+    params = list(features.parameters()) + list(head.parameters())
+
+    def build():
+        out = head(features(x).mean((2, 3)))
+        return [out] + jt.grad(out.sum(), params)
+    together = jt.fetch_sync(build())
+    apart = [value.numpy() for value in build()]
+    for a, b in zip(together, apart):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
