@@ -1,11 +1,15 @@
 """Shared fixtures: every core test runs on each installed, available backend."""
+import os
+
 import numpy as np
 import pytest
 
 import metajit as jt
 
-TESTED_DEVICES = [info.name for info in jt.devices()
-                  if info.available and info.name in ("reference", "cpu")]
+# METAJIT_TEST_DEVICES (comma-separated) runs the per-device tests on other devices too
+# (bench/gpu_check.sh: cuda)
+_WANTED = os.environ.get("METAJIT_TEST_DEVICES", "reference,cpu").split(",")
+TESTED_DEVICES = [info.name for info in jt.devices() if info.available and info.name in _WANTED]
 
 
 @pytest.fixture(params=TESTED_DEVICES, autouse=True)
