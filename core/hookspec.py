@@ -236,3 +236,19 @@ def metajit_backend_compile_code(call):
             return code_op.compile_code(call)  # None without a source for this device
     """
 
+
+@hookspec
+def metajit_backend_memory_info():
+    """The device's memory use as a dict of byte counts (optional): at least
+    ``allocated_bytes`` (held by live values), ``cached_bytes`` (freed, kept for reuse) and
+    ``peak_bytes``; a device may add its own (``device_free_bytes``...). Shown by
+    ``jt.display_memory_info()`` and returned by ``jt.memory_info()``.
+
+    Example::
+
+        @hookimpl
+        def metajit_backend_memory_info():
+            return {"allocated_bytes": a.allocated_bytes, "cached_bytes": a.cached_bytes,
+                    "peak_bytes": a.peak_bytes}
+    """
+

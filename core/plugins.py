@@ -13,7 +13,7 @@ import os
 import pluggy
 
 from .ir import dtypes, opset
-from . import hookspec
+from . import flags as flag_settings, hookspec
 from .errors import MetajitDeviceError
 
 ENTRY_POINT_GROUP = "metajit.backends"
@@ -22,7 +22,7 @@ PREFERRED_DEFAULTS = ("cpu", "reference")
 REQUIRED_HOOKS = ("describe", "unavailable_reason", "codegen", "compile", "launch",
                   "synchronize", "allocate", "free", "copy_from_host", "copy_to_host",
                   "copy_device_to_device")
-OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence", "compile_code")
+OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence", "compile_code", "memory_info")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,3 +299,21 @@ def current():
 def get_device():
     """The name of the device in use."""
     return current().name
+
+
+def _select_cuda(on):
+    """``jt.flags.use_cuda = on``: 1 selects the cuda device (a clear error when it is not
+    usable here); 0 leaves cuda for cpu (reference without a compiler), other devices stay."""
+    if on:
+        info = {info.name: info for info in devices()}.get("cuda")
+        if info is None or not info.available:
+            reason = "no cuda backend is installed" if info is None else info.reason
+            raise MetajitDeviceError(f"jt.flags.use_cuda = 1: the cuda device is not usable here ({reason}); "
+                                     "jt.devices() lists the devices and why any is unavailable")
+        set_device("cuda")
+    elif get_device() == "cuda":
+        available = {info.name for info in devices() if info.available}
+        set_device("cpu" if "cpu" in available else "reference")
+
+
+flag_settings.register_device_switch(lambda: get_device() == "cuda", _select_cuda)

@@ -338,11 +338,30 @@ def collect_garbage():
 
 
 def display_memory_info():
-    """Print the live Vars, graph nodes and device buffers (Jittor's
-    ``jt.display_memory_info``); returns the counts."""
-    info = liveness_info()
-    print("metajit memory: " + ", ".join(f"{name} {count}" for name, count in info.items()))
+    """Print the live Vars, graph nodes and device buffers and the current device's memory
+    use (Jittor's ``jt.display_memory_info``); returns `memory_info`."""
+    info = memory_info()
+    print("metajit memory: " + ", ".join(f"{name} {_readable(count) if name.endswith('bytes') else count}"
+                                         for name, count in info.items()))
     return info
+
+
+def memory_info():
+    """Live Vars, nodes and buffers (`liveness_info`) and, where the current device reports
+    it, its memory use in bytes (``allocated_bytes``, ``cached_bytes``, ``peak_bytes``...)."""
+    from . import plugins
+    info = dict(liveness_info())
+    handle = plugins.current()
+    if handle.memory_info is not None:
+        info.update(handle.memory_info())
+    return info
+
+
+def _readable(count):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
+        count /= 1024
 
 
 def liveness_info():

@@ -201,3 +201,9 @@ def metajit_backend_lower_library_kernel(kernel):
 @hookimpl
 def metajit_backend_compile_code(call):
     return code_op.compile_code(call)
+
+
+@hookimpl
+def metajit_backend_memory_info():
+    return {"allocated_bytes": _allocator.allocated_bytes, "cached_bytes": _allocator.cached_bytes,
+            "peak_bytes": _allocator.peak_bytes}

@@ -137,3 +137,8 @@ def metajit_backend_compile_code(call):
     device = runtime.device()
     compiled = code_op.compile_code(call, device.architecture)
     return None if compiled is None else code_op.CudaCodeProgram(compiled, int(device.stream))
+
+
+@hookimpl
+def metajit_backend_memory_info():
+    return runtime.device().memory_info()

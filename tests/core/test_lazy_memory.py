@@ -232,3 +232,14 @@ def test_a_reshaped_leaf_is_never_handed_to_a_later_output(rng):
     np.testing.assert_array_equal(index.numpy(), index_data)
     np.testing.assert_allclose(gathered.numpy(), np.exp(values_data[index_data.reshape(-1)] * 2), rtol=1e-5)
     np.testing.assert_allclose(shifted.numpy(), gathered.numpy().sum() + values_data, rtol=1e-5)
+
+
+def test_memory_info_reports_the_devices_bytes(device):
+    before = jt.memory_info()
+    values = jt.randn(512, 512).sync()
+    after = jt.memory_info()
+    assert after["lived_buffers"] >= 1
+    if device == "cpu":
+        assert after["allocated_bytes"] - before["allocated_bytes"] >= 512 * 512 * 4
+        assert after["peak_bytes"] >= after["allocated_bytes"]
+    del values
