@@ -13,6 +13,7 @@ import os as _os
 # fused kernel; OpenBLAS reads this when numpy loads it (see docs/env.md).
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 from . import debug, plugins
+from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
 from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,

@@ -34,9 +34,13 @@ def set_global_seed(value):
     python_random.seed(value)
 
 
+_NARROWED = {"float64": dtypes.float32, "int64": dtypes.int32}
+
+
 def _default_dtype_for(data):
     if isinstance(data, (np.ndarray, np.generic)):
-        return dtypes.as_dtype(data.dtype)
+        dtype = dtypes.as_dtype(data.dtype)
+        return _NARROWED.get(str(dtype), dtype) if flags.auto_convert_64_to_32 else dtype
     flat = np.asarray(data)
     if flat.dtype.kind == "f":
         return dtypes.DEFAULT_FLOAT

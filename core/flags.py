@@ -17,21 +17,47 @@ class _ThreadFlags(threading.local):
 thread_flags = _ThreadFlags()  # this thread's flags; graph building reads ``no_grad`` here (no property call)
 
 
+class _DeviceSwitch:
+    """How ``jt.flags.use_cuda`` reads and selects the device: registered by the backend
+    interface (`metajit.plugins`), which this foundation module cannot import."""
+
+    is_cuda = staticmethod(lambda: False)
+    select = None
+
+
+device_switch = _DeviceSwitch()
+
+
+def register_device_switch(is_cuda, select):
+    """Called once by `metajit.plugins`: ``is_cuda()`` tells whether the current device is
+    cuda, ``select(on)`` selects cuda (``on``) or leaves it for cpu."""
+    device_switch.is_cuda, device_switch.select = staticmethod(is_cuda), staticmethod(select)
+
+
 class Flags:
     """``jt.flags``: ``lazy_execution`` (1: realise on demand, 0: run every op at once
     for debugging), ``no_grad`` (True inside `no_grad`; per thread, so one thread's
     optimiser step never makes another thread's forward pass untrainable), ``num_threads``
-    (threads a CPU kernel may use; ``METAJIT_NUM_THREADS``, default all cores) and
+    (threads a CPU kernel may use; ``METAJIT_NUM_THREADS``, default all cores),
     ``check_indices`` (1: index Vars computed on the device are checked at the next
-    realisation; 0: not, for speed)."""
+    realisation; 0: not, for speed), and Jittor's ``use_cuda`` (reads whether the device
+    is cuda; 1 selects it, 0 leaves it for cpu), ``auto_convert_64_to_32`` (1: ``jt.array``
+    of float64/int64 numpy data gives float32/int32; default 0), ``log_silent`` (1: no
+    compile progress lines), ``amp_reg`` and ``use_tensorcore`` (recorded; no effect on
+    the cpu device). Every flag is listed in docs/env.md.
 
-    __slots__ = ("lazy_execution", "num_threads", "check_indices", "_thread")
-    NAMES = ("lazy_execution", "no_grad", "num_threads", "check_indices")
+    Example: ``jt.flags.auto_convert_64_to_32 = 1``."""
+
+    __slots__ = ("lazy_execution", "num_threads", "check_indices", "auto_convert_64_to_32", "log_silent",
+                 "amp_reg", "use_tensorcore", "_thread")
+    NAMES = ("lazy_execution", "no_grad", "num_threads", "check_indices", "use_cuda", "auto_convert_64_to_32",
+             "log_silent", "amp_reg", "use_tensorcore")
 
     def __init__(self):
         object.__setattr__(self, "_thread", thread_flags)
-        object.__setattr__(self, "lazy_execution", 1)
-        object.__setattr__(self, "check_indices", 1)
+        for name, value in (("lazy_execution", 1), ("check_indices", 1), ("auto_convert_64_to_32", 0),
+                            ("log_silent", 0), ("amp_reg", 0), ("use_tensorcore", 0)):
+            object.__setattr__(self, name, value)
         threads = os.environ.get("METAJIT_NUM_THREADS")
         object.__setattr__(self, "num_threads", int(threads) if threads else (os.cpu_count() or 1))
 
@@ -40,11 +66,18 @@ class Flags:
         """Whether this thread is inside `no_grad`."""
         return self._thread.no_grad
 
+    @property
+    def use_cuda(self):
+        """1 when the current device is cuda, else 0."""
+        return int(device_switch.is_cuda())
+
     def __setattr__(self, name, value):
         if name not in Flags.NAMES:
             raise MetajitValueError(f"unknown flag {name!r}; flags are {', '.join(Flags.NAMES)}")
         if name == "no_grad":
             self._thread.no_grad = value
+        elif name == "use_cuda":
+            device_switch.select(bool(value))
         else:
             object.__setattr__(self, name, value)
 

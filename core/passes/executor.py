@@ -4,6 +4,7 @@
 called by ``Var.sync``/``numpy``/``item`` and `metajit.sync_all`.
 """
 import atexit
+import time
 
 import numpy as np
 
@@ -166,13 +167,19 @@ def _dead_after_each_step(template, order):
     return dead
 
 
-def _launch_each(handle, sequence):
-    """One ``launch`` per step; an exception reports how many finished (``metajit_completed``)."""
+def _launch_each(handle, sequence, seconds=None):
+    """One ``launch`` per step; an exception reports how many finished (``metajit_completed``).
+    With a ``seconds`` list (`debug.profile_scope`), each launch is synchronised and its wall
+    time appended."""
     launch = handle.launch
     done = 0
     try:
         for program, input_buffers, output_buffers, parameters in sequence:
+            started = time.perf_counter() if seconds is not None else 0.0
             launch(program, input_buffers, output_buffers, parameters)
+            if seconds is not None:
+                handle.synchronize()
+                seconds.append(time.perf_counter() - started)
             done += 1
     except BaseException as error:
         if not hasattr(error, "metajit_completed"):
@@ -231,10 +238,11 @@ def realise(nodes):
             sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
                              tuple([n.attrs[0] for n in parameters(order)])))
             launched.append((outputs, sources))
-        if handle.launch_sequence is not None:
+        seconds = [] if debug.is_timing() else None
+        if handle.launch_sequence is not None and seconds is None:
             handle.launch_sequence(sequence, template.key)
         else:
-            _launch_each(handle, sequence)
+            _launch_each(handle, sequence, seconds)
         if found:
             checks.verify(found, to_host)
     except BaseException as error:
@@ -252,9 +260,9 @@ def realise(nodes):
             checks.restore(found)
         raise
     if debug.is_recording():
-        for kernel, *_ in template.steps:
-            if kernel is not None:
-                debug.record(handle, kernel)
+        kernels = [kernel for kernel, *_ in template.steps if kernel is not None]
+        for kernel, duration in zip(kernels, seconds or [None] * len(kernels)):
+            debug.record(handle, kernel, duration)
     for node in template.intermediates(order):
         node.buffer = None
     for node in pending:

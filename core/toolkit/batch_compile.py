@@ -14,6 +14,7 @@ import sys
 import time
 
 from metajit.errors import MetajitCompileError
+from metajit.flags import flags
 
 KERNELS_PER_UNIT = 24
 PROGRESS_AFTER_SECONDS = 2.0
@@ -71,11 +72,17 @@ def build_and_load(cache, entries, compile_unit, load, what="kernels", **options
     return [loaded[key] for key, _ in entries]
 
 
+def _print_unless_silent(message):
+    """The default progress report: a line on stderr, unless ``jt.flags.log_silent`` is set."""
+    if not flags.log_silent:
+        print(message, file=sys.stderr, flush=True)
+
+
 def _compile(entries, compile_unit, what, kernels_per_unit, workers, progress):
     units = [entries[i:i + kernels_per_unit] for i in range(0, len(entries), kernels_per_unit)]
     started = time.perf_counter()
     workers = min(len(units), workers or os.cpu_count() or 1)
-    announce = progress or (lambda message: print(message, file=sys.stderr, flush=True))
+    announce = progress or _print_unless_silent
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(compile_unit, unit) for unit in units]

@@ -1,0 +1,74 @@
+"""jt.profile_scope (kernels launched inside, timed) and Jittor's flags: use_cuda,
+auto_convert_64_to_32, log_silent, amp_reg, use_tensorcore."""
+import time
+
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit import plugins
+
+
+def test_profile_scope_times_every_kernel_launched_inside(rng, capsys):
+    a = jt.array(rng.standard_normal((16, 16)).astype(np.float32))
+    ((a * 2).exp() + 1).sync()  # compiled outside the scope
+    with jt.profile_scope() as report:
+        started = time.perf_counter()
+        (a * 2).exp().sum(1).sync()
+        elapsed = time.perf_counter() - started
+    assert sum(row.count for row in report.rows) == len(report.launches) >= 1
+    assert all(launch.seconds is not None and launch.seconds >= 0 for launch in report.launches)
+    assert 0 < sum(row.total for row in report.rows) <= elapsed
+    assert [row.total for row in report.rows] == sorted((row.total for row in report.rows), reverse=True)
+    assert sum(row.share for row in report.rows) == pytest.approx(1.0)
+    printed = capsys.readouterr().err
+    assert "sorted by TotalTime" in printed and "kernel domain=(16, 16)" in printed
+    with jt.debug.record_kernels() as launched:  # outside a profile: no times
+        (a + 1).sync()
+    assert launched and launched[0].seconds is None
+
+
+def test_profile_scope_can_stay_quiet(rng, capsys):
+    with jt.profile_scope(print_report=False) as report:
+        jt.array(rng.standard_normal(4).astype(np.float32)).exp().sync()
+    assert capsys.readouterr().err == "" and "Count" in report.table()
+
+
+def test_use_cuda_reads_the_device_and_names_devices_when_cuda_is_missing(monkeypatch):
+    assert jt.flags.use_cuda == 0
+    cuda_usable = any(info.name == "cuda" and info.available for info in jt.devices())
+    if not cuda_usable:
+        with pytest.raises(jt.MetajitDeviceError, match=r"use_cuda = 1: .*jt.devices\(\)"):
+            jt.flags.use_cuda = 1
+    selected = []
+    monkeypatch.setattr(plugins, "get_device", lambda: "cuda")  # pretend cuda is current
+    monkeypatch.setattr(plugins, "set_device", selected.append)
+    assert jt.flags.use_cuda == 1
+    jt.flags.use_cuda = 0
+    assert selected == ["cpu" if any(i.name == "cpu" and i.available for i in jt.devices()) else "reference"]
+
+
+def test_use_cuda_zero_leaves_other_devices_alone(device):
+    jt.flags.use_cuda = 0
+    assert jt.get_device() == device
+
+
+def test_auto_convert_64_to_32():
+    assert jt.array(np.zeros(2)).dtype == "float64"  # metajit's default keeps float64
+    with jt.flag_scope(auto_convert_64_to_32=1):
+        assert jt.array(np.zeros(2)).dtype == "float32"
+        assert jt.array(np.zeros(2, np.int64)).dtype == "int32"
+        assert jt.array(np.zeros(2, np.int16)).dtype == "int16"
+        assert jt.array(np.zeros(2), dtype="float64").dtype == "float64"
+    assert jt.flags.auto_convert_64_to_32 == 0
+
+
+def test_recorded_flags(capsys):
+    from metajit.toolkit import batch_compile
+    with jt.flag_scope(log_silent=1, amp_reg=1, use_tensorcore=1):
+        assert (jt.flags.log_silent, jt.flags.amp_reg, jt.flags.use_tensorcore) == (1, 1, 1)
+        batch_compile._print_unless_silent("compiling")
+    assert capsys.readouterr().err == ""
+    batch_compile._print_unless_silent("compiling")
+    assert capsys.readouterr().err == "compiling\n"
+    assert "use_tensorcore=0" in repr(jt.flags)
