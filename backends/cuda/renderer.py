@@ -21,7 +21,7 @@ import math
 import os
 
 from metajit.ir import dtypes
-from metajit.toolkit import codegen
+from metajit.toolkit import analysis, codegen
 
 BLOCK_THREADS = 256
 ROW_PER_BLOCK_MIN = 128        # reduction rows at least this long get a block each
@@ -62,6 +62,8 @@ class CudaRenderer(codegen.CStyleRenderer):
         super().__init__(kernel, name)
         self.launches = []
         self.entries = []
+        if narrow_indexing(kernel):  # 32-bit index arithmetic: half the registers, faster division
+            self.INDEX_TYPE, self.INDEX_SUFFIX = "int", ""
 
     # ---- spellings ---------------------------------------------------------------
     def literal(self, value, dtype):
@@ -104,18 +106,21 @@ class CudaRenderer(codegen.CStyleRenderer):
         """Declarations of the loop indices of ``axes`` from the flat index ``variable``."""
         if not axes:
             return []
-        lines = [f"mj_i64 rest_{variable} = {variable};"]
+        index, suffix = self.INDEX_TYPE, self.INDEX_SUFFIX
+        lines = [f"{index} rest_{variable} = {variable};"]
         for position, axis in enumerate(reversed(axes)):
             size = self.domain[axis]
             if position == len(axes) - 1:
-                lines.append(f"const mj_i64 i{axis} = rest_{variable};")
+                lines.append(f"const {index} i{axis} = rest_{variable};")
             else:
-                lines.append(f"const mj_i64 i{axis} = rest_{variable} % {size}LL; rest_{variable} /= {size}LL;")
+                lines.append(f"const {index} i{axis} = rest_{variable} % {size}{suffix}; "
+                             f"rest_{variable} /= {size}{suffix};")
         return lines
 
     def _grid_stride(self, variable, count, inner):
-        return ([f"for (mj_i64 {variable} = (mj_i64)blockIdx.x * blockDim.x + threadIdx.x; {variable} < {count}LL; "
-                 f"{variable} += (mj_i64)gridDim.x * blockDim.x) {{"]
+        index = self.INDEX_TYPE
+        return ([f"for ({index} {variable} = ({index})blockIdx.x * blockDim.x + threadIdx.x; "
+                 f"{variable} < {count}{self.INDEX_SUFFIX}; {variable} += ({index})gridDim.x * blockDim.x) {{"]
                 + ["  " + line for line in inner] + ["}"])
 
     # ---- schedule ---------------------------------------------------------------------
@@ -228,10 +233,10 @@ class CudaRenderer(codegen.CStyleRenderer):
         element = (self._decompose("r", inner_axes) + self.fixed_axes()
                    + self.body(store, self._accumulate(store, acc_type)))
         lines = ([f"__shared__ {acc_type} mj_partials[32];",
-                  "for (mj_i64 row = blockIdx.x; row < " + f"{count}LL; row += gridDim.x) {{"]
+                  f"for ({self.INDEX_TYPE} row = blockIdx.x; row < {count}{self.INDEX_SUFFIX}; row += gridDim.x) {{"]
                  + ["  " + line for line in self._decompose("row", kept)]
                  + [f"  {acc_type} acc = ({acc_type}){self.identity(store)};",
-                    f"  for (mj_i64 r = threadIdx.x; r < {length}LL; r += blockDim.x) {{"]
+                    f"  for ({self.INDEX_TYPE} r = threadIdx.x; r < {length}{self.INDEX_SUFFIX}; r += blockDim.x) {{"]
                  + ["    " + line for line in element] + ["  }"]
                  + ["  " + line for line in self._block_reduce(
                      store, acc_type, self.fixed_axes() + [f"{self.target(store)} = ({out_type})acc;"])]
@@ -260,6 +265,16 @@ class CudaRenderer(codegen.CStyleRenderer):
                  + ["  " + line for line in element] + ["}"]
                  + self._block_reduce(store, acc_type, finish))
         self._entry(lines, count * chunks, blocks=count * chunks)
+
+
+NARROW_LIMIT = 1 << 30  # 32-bit indexing below this many elements: a grid-stride step cannot overflow
+
+
+def narrow_indexing(kernel):
+    """Whether ``kernel`` indexes with 32-bit ints: every size and index value fits
+    (`analysis.fits_int32`) with room for a grid-stride step past the end."""
+    sizes = [math.prod(kernel.domain)] + [math.prod(shape) for _, shape in kernel.inputs + kernel.outputs]
+    return max(sizes) < NARROW_LIMIT and analysis.fits_int32(kernel)
 
 
 def render(kernel, name):

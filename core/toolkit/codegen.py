@@ -117,7 +117,7 @@ class CStyleRenderer(abc.ABC):
 
     Overridable parts: `TYPE_NAMES` (dtype -> type), `LOCAL_TYPE_NAMES` (types of
     locals), `INFIX`, `COMPARISONS`, `INDEX_INFIX`, `COMBINE` (reduction combiners),
-    `INDEX_TYPE`, `RESTRICT`, and the methods `literal`, `parameter_read`, `cast`,
+    `INDEX_TYPE` and `INDEX_SUFFIX`, `RESTRICT`, and the methods `literal`, `parameter_read`, `cast`,
     `elementwise`. `SPELLINGS` maps every element-wise op to the method rendering it:
     remove an entry (or add to `UNSUPPORTED_OPS`) and kernels using the op are refused
     at render time.
@@ -127,6 +127,7 @@ class CStyleRenderer(abc.ABC):
     TYPE_NAMES = TYPE_NAMES
     LOCAL_TYPE_NAMES = TYPE_NAMES
     INDEX_TYPE = "mj_i64"
+    INDEX_SUFFIX = "LL"  # of integer literals in index arithmetic ("" with a 32-bit INDEX_TYPE)
     RESTRICT = "__restrict"
     UNSUPPORTED_OPS = frozenset()
     INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "bitwise_and": "&",
@@ -208,7 +209,7 @@ class CStyleRenderer(abc.ABC):
         if op == "loop":
             return f"i{expr.args[0]}"
         if op == "const":
-            return f"{expr.args[0]}LL"
+            return f"{expr.args[0]}{self.INDEX_SUFFIX}"
         if op == "extra":
             slot = expr.args[0]
             _, shape = self.kernel.inputs[slot]
@@ -237,7 +238,7 @@ class CStyleRenderer(abc.ABC):
                 text = self.index(expr)
                 if low < 0 or high >= size:
                     text = f"mj_clamp({text}, 0, {size - 1})"
-                terms.append(text if stride == 1 else f"{text} * {stride}LL")
+                terms.append(text if stride == 1 else f"{text} * {stride}{self.INDEX_SUFFIX}")
             stride *= size
         return " + ".join(reversed(terms)) or "0"
 
@@ -340,7 +341,7 @@ class CStyleRenderer(abc.ABC):
 
     def loop_header(self, axis, size):
         """The opening of the loop over ``axis``."""
-        return f"for ({self.INDEX_TYPE} i{axis} = 0; i{axis} < {size}LL; ++i{axis}) {{"
+        return f"for ({self.INDEX_TYPE} i{axis} = 0; i{axis} < {size}{self.INDEX_SUFFIX}; ++i{axis}) {{"
 
     def nest(self, axes, inner, pragmas=None):
         """Nested loops over ``axes`` (outermost first) around the ``inner`` lines;
@@ -403,7 +404,7 @@ class CStyleRenderer(abc.ABC):
             return []
         count = math.prod(self.kernel.outputs[store.slot][1])
         return ([pragma] if pragma else []) + [
-            f"for ({self.INDEX_TYPE} j = 0; j < {count}LL; ++j) "
+            f"for ({self.INDEX_TYPE} j = 0; j < {count}{self.INDEX_SUFFIX}; ++j) "
             f"{self.output_name(store.slot)}[j] = {self.identity(store)};"]
 
     @abc.abstractmethod

@@ -11,6 +11,7 @@ import metajit.backends.cpu  # noqa: F401  (registers the cpu renderer subclass)
 from metajit.ir import dtypes, indexexpr, kernel as K, opset
 from metajit.toolkit import codegen, host_compiler
 
+from metajit.backends.cuda import nvrtc, renderer as cuda_renderer
 from metajit.backends.template_accel import renderer as accel_renderer, toolchain as accel_toolchain
 
 from metajit.sdk.templates import serial_backend as minimal_backend  # registers the serial renderer subclass
@@ -59,6 +60,13 @@ def test_every_elementwise_op_renders_and_compiles(renderer, tmp_path):
     sources = [codegen.render_kernel(renderer, one_op_kernel(op), f"kernel_{op}") for op in opset.ELEMENTWISE]
     sources += [codegen.render_kernel(renderer, one_op_kernel(op, dtypes.float16), f"half_{op}")
                 for op in opset.FLOAT_UNARY + ("add", "floor_div", "mod", "pow", "maximum", "cast")]
+    if issubclass(renderer, cuda_renderer.CudaRenderer):  # CUDA: through NVRTC, as the backend compiles
+        if nvrtc.missing_nvrtc_reason():
+            pytest.skip(nvrtc.missing_nvrtc_reason())
+        text = codegen.prelude() + cuda_renderer.helpers() + "\n".join(sources)
+        image, _ = nvrtc.NvrtcCompiler().compile_uncached(text, "sm_90", nvrtc.DEFAULT_OPTIONS + ("-w",))
+        assert image[:4] == b"\x7fELF"
+        return
     unit = tmp_path / "unit.cpp"
     flags = ("-std=c++17", "-O0", "-fopenmp", "-fPIC", "-shared")
     text = codegen.prelude() + "\n" + "\n".join(sources)
