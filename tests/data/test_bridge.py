@@ -111,10 +111,14 @@ def test_jittor_style_dataset_over_an_iter_pipe_with_workers():
 
 
 class RankZeroDraw:
-    """A stand-in communicator: every rank receives rank 0's draw, 1234."""
+    """A stand-in communicator: every rank receives rank 0's draw, 1234, and the other
+    ranks always agree (an all-reduce returns this rank's value)."""
 
     def broadcast_object(self, value, root=0):
         return 1234
+
+    def all_reduce(self, array, op):
+        return array
 
 
 def simulate_rank(monkeypatch, rank, world_size):
