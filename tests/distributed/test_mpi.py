@@ -59,7 +59,7 @@ def test_train_digits_demo_runs_data_parallel(tmp_path):
     result = mpirun("train_digits.py", out, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     rank0, rank1 = np.load(f"{out}_0.npy"), np.load(f"{out}_1.npy")
-    assert rank0[0] > 0.95 and rank0[0] == rank1[0]
+    assert rank0[0] > 0.9 and rank0[0] == rank1[0]
     np.testing.assert_array_equal(rank0, rank1)
 
 

@@ -33,7 +33,9 @@ def test_reductions_match_numpy(rng, op, shape, axes):
     np.testing.assert_allclose(ours, expected, rtol=2e-5)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int8", "int64", "bool"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "int64",
+                                   pytest.param("float64", marks=pytest.mark.slow),
+                                   pytest.param("bool", marks=pytest.mark.slow)])
 def test_scatters_combine_atomically(rng, dtype):
     index = rng.integers(0, 5, 600)
     values = rng.integers(0, 3, 600).astype(dtype)
