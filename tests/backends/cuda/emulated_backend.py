@@ -9,10 +9,8 @@ import ctypes
 import math
 import os
 
-import numpy as np
-
 from metajit.backends import cuda
-from metajit.backends.cpu.allocator import host_allocator
+from metajit.backends import cpu as host
 from metajit.hookspec import hookimpl
 from metajit.ir import dtypes
 from metajit.plugins import BackendDescription
@@ -22,7 +20,6 @@ NAME = "cuda_emulated"
 RESIDENT_BLOCKS = 6
 THREADS = 64  # per block: two warps keep the shared-memory stage of block reductions exercised
 HEADER = os.path.join(os.path.dirname(__file__), "emulation", "cuda_emulation.h")
-_allocator = host_allocator()
 _state = {}
 
 
@@ -113,31 +110,10 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
     program(inputs, outputs, parameters)
 
 
-@hookimpl
-def metajit_backend_synchronize():
-    return None
-
-
-@hookimpl
-def metajit_backend_allocate(nbytes):
-    return _allocator.allocate(nbytes)
-
-
-@hookimpl
-def metajit_backend_free(buffer):
-    _allocator.release(buffer)
-
-
-@hookimpl
-def metajit_backend_copy_from_host(buffer, array):
-    buffer.array[:array.nbytes] = array.reshape(-1).view(np.uint8)
-
-
-@hookimpl
-def metajit_backend_copy_to_host(buffer, array):
-    array.reshape(-1).view(np.uint8)[:] = buffer.array[:array.nbytes]
-
-
-@hookimpl
-def metajit_backend_copy_device_to_device(destination, source, nbytes):
-    destination.array[:nbytes] = source.array[:nbytes]
+# host memory, as the cpu backend keeps it (the same hook functions)
+metajit_backend_synchronize = host.metajit_backend_synchronize
+metajit_backend_allocate = host.metajit_backend_allocate
+metajit_backend_free = host.metajit_backend_free
+metajit_backend_copy_from_host = host.metajit_backend_copy_from_host
+metajit_backend_copy_to_host = host.metajit_backend_copy_to_host
+metajit_backend_copy_device_to_device = host.metajit_backend_copy_device_to_device
