@@ -21,6 +21,14 @@ def minimal():
     jt.plugins.unregister_backend("minimal")
 
 
+def test_minimal_backend_passes_the_smoke_tier(minimal):
+    results, _ = runner.run(minimal, "smoke", None, 20261202, None, [], None)
+    failed = [f"{r.name}: {r.message}\n{r.snippet}" for r in results if r.status == "failed"]
+    assert not failed, "\n\n".join(failed)
+    assert not [r.name for r in results if r.status == "unsupported"]
+
+
+@pytest.mark.slow  # ~9 minutes from an empty kernel cache on two cores (-O1 compiles of ~1000 kernels)
 def test_minimal_backend_passes_the_standard_tier(minimal):
     results, _ = runner.run(minimal, "standard", None, 20261202, None, [], None)
     failed = [f"{r.name}: {r.message}\n{r.snippet}" for r in results if r.status == "failed"]
