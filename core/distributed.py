@@ -279,8 +279,10 @@ class GradientAverager:
 
     def average(self, parameters):
         """Replace each parameter's ``.grad`` by its mean over the ranks (lazily)."""
+        if not in_mpi:  # every optimiser step asks: no work outside MPI
+            return
         pending = [p for p in parameters if p.grad is not None and not self._is_averaged(p)]
-        if not in_mpi or not pending:
+        if not pending:
             return
         key = tuple(id(p) for p in pending)
         order = self.orders.get(key)

@@ -15,7 +15,6 @@ modules loaded from cubins, and device memory in the toolkit's caching allocator
 import ctypes
 import functools
 import os
-import threading
 
 from metajit.errors import MetajitDeviceError, MetajitMemoryError
 from metajit.toolkit.allocator import CachingAllocator
@@ -84,7 +83,6 @@ class Device:
         self.staging = PinnedStaging(self)
         self.modules = {}
         self.last_kernel = None
-        self.lock = threading.Lock()
 
     def attribute(self, name):
         """An integer device attribute (``CU_DEVICE_ATTRIBUTE_...``)."""
@@ -157,12 +155,11 @@ class Device:
     def functions(self, image, names):
         """The ``CUfunction`` of each of ``names`` in cubin ``image`` (loaded once per image)."""
         module = driver()
-        key = hash(image)
-        loaded = self.modules.get(key)
+        loaded = self.modules.get(image)
         if loaded is None:
             result, loaded = module.cuModuleLoadData(image)
             check(result, "cuModuleLoadData")
-            self.modules[key] = loaded
+            self.modules[image] = loaded
         functions = []
         for name in names:
             result, function = module.cuModuleGetFunction(loaded, name.encode())

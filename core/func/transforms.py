@@ -10,7 +10,9 @@ gradients, ``jacrev`` is ``vmap`` of a ``vjp`` over the rows of an identity. Exa
 """
 import functools
 
-from ..creation import ones, zeros
+import numpy as np
+
+from ..creation import zeros
 from ..errors import MetajitShapeError, MetajitValueError
 from ..gradients import grad as graph_grad
 from ..ir import dtypes, graph
@@ -143,7 +145,6 @@ def jvp(func, primals, tangents, *, has_aux=False):
 def _basis(var):
     """The rows of an identity of ``var``'s element count, shaped ``(n,) + var.shape``."""
     count = var.numel()
-    import numpy as np
     return Var(np.eye(count, dtype=var.dtype.numpy).reshape((count,) + tuple(var.shape)))
 
 

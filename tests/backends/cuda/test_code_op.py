@@ -1,13 +1,12 @@
 """jt.code's CUDA sources: split, rendered, NVRTC-compiled and host-compiled on any
 machine; run on a GPU when one is present (bench/gpu_check.sh runs these there)."""
-import ctypes
 
 import numpy as np
 import pytest
 
 import metajit as jt
 from metajit.backends.cuda import code_op, nvrtc
-from metajit.toolkit.inline_source import CodeCall, UserSource, caller_source
+from metajit.toolkit.inline_source import CodeCall, caller_source
 
 pytestmark = pytest.mark.skipif(nvrtc.missing_nvrtc_reason() is not None,
                                 reason=str(nvrtc.missing_nvrtc_reason()))
@@ -145,4 +144,3 @@ def test_runs_on_the_gpu():
     source, target = _DeviceArray(x), _DeviceArray(np.zeros_like(x))
     program.run([source], [x.shape], [target], [x.shape], [0.5])
     np.testing.assert_allclose(target.numpy(), 2 * x + 0.5, rtol=1e-6)
-    ctypes.pythonapi  # the launcher's function pointers stay alive with the program
