@@ -13,7 +13,7 @@ from . import plugins
 from .errors import MetajitDeviceError, MetajitShapeError, MetajitValueError
 from .ir import dtypes, graph
 from .passes import custom_ops, executor
-from .toolkit.inline_source import CodeCall, UserSource, caller_source
+from .toolkit.inline_source import CodeCall, UserSource, caller_source, calling_site
 from .var import Var
 
 LANGUAGES = ("cpu", "cuda")  # the source languages jt.code takes, by device kind
@@ -55,21 +55,15 @@ def code(shape, dtype=None, inputs=(), cpu_src="", cpu_grad_src=(), cpu_header="
         if any(s < 0 for s in item[1:]):
             raise MetajitShapeError(f"jt.code: output shape {item}: only the first dim may be negative "
                                     "(a varying size, at most its absolute value)")
-    grad_sources = {"cpu": _source_list(cpu_grad_src, "cpu_grad_src"), "cuda": _source_list(cuda_grad_src, "cuda_grad_src")}
-    texts = {"cpu": (cpu_header, cpu_src), "cuda": (cuda_header, cuda_src)}
-    if not any(body.strip() for _, body in texts.values()):
-        raise MetajitValueError("jt.code: no source given; pass cpu_src (and/or cuda_src)")
-    sources = tuple((language, caller_source(header, f"{language}_header"), caller_source(body, f"{language}_src"))
-                    for language, (header, body) in texts.items())
     data = dict(data or {})
-    runner = CodeRunner(
-        CodeCall(sources, tuple((str(v.dtype), v.ndim) for v in input_vars),
-                 tuple((str(d), len(s)) for d, s in zip(output_dtypes, shapes)),
-                 data_names=tuple(data), options=parse_compile_options(compile_options)),
-        tuple(_data_value(name, value) for name, value in data.items()),
-        {language: tuple(caller_source(s, f"{language}_grad_src") for s in items)
-         for language, items in grad_sources.items()},
-        [tuple(abs(s) for s in item) for item in shapes])
+    signature = (tuple((str(v.dtype), v.ndim) for v in input_vars),
+                 tuple((str(d), len(s)) for d, s in zip(output_dtypes, shapes)))
+    call, grad_sources = _prepared_call(signature, (cpu_header, cpu_src, cuda_header, cuda_src),
+                                        (_source_list(cpu_grad_src, "cpu_grad_src"),
+                                         _source_list(cuda_grad_src, "cuda_grad_src")),
+                                        tuple(data), parse_compile_options(compile_options))
+    runner = CodeRunner(call, tuple(_data_value(name, value) for name, value in data.items()), grad_sources,
+                        [tuple(abs(s) for s in item) for item in shapes])
     nodes = custom_ops.opaque_outputs(runner, [v._node for v in input_vars],
                                       list(zip(runner.output_shapes, output_dtypes)), graph.derived_requires_grad)
     if runner.grad_sources_given():
@@ -82,6 +76,31 @@ def code(shape, dtype=None, inputs=(), cpu_src="", cpu_grad_src=(), cpu_header="
             template.assign(output)
         return templates
     return outputs if several else outputs[0]
+
+
+def _prepared_call(signature, texts, grad_texts, data_names, options):
+    """``(CodeCall, {language: grad UserSources})`` for one call's sources, located in the
+    user's file; a call site in a loop reuses the first call's answer."""
+    site = calling_site()
+    key = (site, signature, texts, tuple(map(tuple, grad_texts)), data_names, options)
+    prepared = _prepared.get(key)
+    if prepared is None:
+        cpu_header, cpu_src, cuda_header, cuda_src = texts
+        if not (cpu_src.strip() or cuda_src.strip()):
+            raise MetajitValueError("jt.code: no source given; pass cpu_src (and/or cuda_src)")
+        sources = tuple((language, caller_source(header, f"{language}_header", site),
+                         caller_source(body, f"{language}_src", site))
+                        for language, header, body in (("cpu", cpu_header, cpu_src), ("cuda", cuda_header, cuda_src)))
+        grad_sources = {language: tuple(caller_source(s, f"{language}_grad_src", site) for s in items)
+                        for language, items in zip(LANGUAGES, grad_texts)}
+        prepared = (CodeCall(sources, *signature, data_names=data_names, options=options), grad_sources)
+        if len(_prepared) > 1024:
+            _prepared.clear()
+        _prepared[key] = prepared
+    return prepared
+
+
+_prepared = {}  # call site and sources -> (CodeCall, grad sources): a call in a loop is prepared once
 
 
 def _is_var_list(value):

@@ -26,7 +26,6 @@ import os
 import re
 import sys
 
-import numpy as np
 
 from metajit.errors import MetajitValueError
 
@@ -85,24 +84,31 @@ class CodeCall:
         return names
 
 
-def caller_source(text, description):
-    """A `UserSource` for ``text``, located in the user's Python file when the text
-    appears there verbatim near the calling line (a triple-quoted literal), else named
-    ``<description>`` with its own line numbers."""
-    if not text.strip():
-        return UserSource(text, f"<{description}>")
+def calling_site():
+    """``(file name, line)`` of the innermost calling frame outside metajit, or None."""
     frame = sys._getframe(1)
     while frame is not None and _in_metajit(frame.f_code.co_filename):
         frame = frame.f_back
-    if frame is None:
+    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+
+
+def caller_source(text, description, site=None):
+    """A `UserSource` for ``text``, located in the user's Python file when the text
+    appears there verbatim near the calling line (a triple-quoted literal), else named
+    ``<description>`` with its own line numbers. ``site``: `calling_site`'s answer, when
+    the caller already has it."""
+    if not text.strip():
         return UserSource(text, f"<{description}>")
-    key = (text, description, frame.f_code.co_filename, frame.f_lineno)
+    site = site or calling_site()
+    if site is None:
+        return UserSource(text, f"<{description}>")
+    key = (text, description) + site
     found = _located.get(key)
     if found is None:
-        filename, call_line = frame.f_code.co_filename, frame.f_lineno
-        site = f"{filename}:{call_line}"
+        filename, call_line = site
+        where = f"{filename}:{call_line}"
         line = _find_in_file(text, filename, call_line)
-        found = UserSource(text, filename, line, site) if line else UserSource(text, f"<{description}>", 1, site)
+        found = UserSource(text, filename, line, where) if line else UserSource(text, f"<{description}>", 1, where)
         if len(_located) > 4096:
             _located.clear()
         _located[key] = found
@@ -411,17 +417,18 @@ def run_entry(entry, input_addresses, input_shapes, output_addresses, output_sha
     its message. ``extra``: the backend's ``extra_parameter`` value, if any."""
     inputs = (ctypes.c_void_p * max(len(input_addresses), 1))(*input_addresses)
     outputs = (ctypes.c_void_p * max(len(output_addresses), 1))(*output_addresses)
-    flat_inputs = np.array([s for shape in input_shapes for s in shape] or [0], dtype=np.int64)
-    flat_outputs = np.array([s for shape in output_shapes for s in shape] or [0], dtype=np.int64)
-    values = np.array(list(data) or [0.0], dtype=np.float64)
+    input_sizes = [s for shape in input_shapes for s in shape] or [0]
+    output_sizes = [s for shape in output_shapes for s in shape] or [0]
+    flat_inputs = (ctypes.c_int64 * len(input_sizes))(*input_sizes)
+    flat_outputs = (ctypes.c_int64 * len(output_sizes))(*output_sizes)
+    values = (ctypes.c_double * max(len(data), 1))(*data)
     error = ctypes.create_string_buffer(ERROR_BUFFER_BYTES)
-    if entry(inputs, flat_inputs.ctypes.data, outputs, flat_outputs.ctypes.data, values.ctypes.data, error,
-             ERROR_BUFFER_BYTES, *extra):
+    if entry(inputs, flat_inputs, outputs, flat_outputs, values, error, ERROR_BUFFER_BYTES, *extra):
         raise MetajitValueError(f"jt.code: the operator's C++ threw: {error.value.decode(errors='replace')}"
                                 + (f" (source given at {origin})" if origin else ""))
     shapes, offset = [], 0
     for shape in output_shapes:
-        shapes.append(tuple(int(s) for s in flat_outputs[offset:offset + len(shape)]))
+        shapes.append(tuple(flat_outputs[offset:offset + len(shape)]))
         offset += len(shape)
     return shapes
 

@@ -97,6 +97,17 @@ def test_data_values_change_without_recompiling(monkeypatch):
     assert len(compiles) <= 1  # a new shape is a run-time argument too
 
 
+def test_one_call_site_with_different_sources_dtypes_and_ranks():
+    results = []
+    for factor, dtype, shape in ((2, "float32", (3,)), (3, "float64", (3,)), (4, "float32", (1, 3))):
+        x = jt.array(np.arange(3, dtype=dtype).reshape(shape))
+        results.append(jt.code(x.shape, x.dtype, [x], cpu_src=f"for (int i = 0; i < in0->num; i++) "
+                                                              f"out0_p[i] = in0_p[i] * {factor};").numpy())
+    for result, factor in zip(results, (2, 3, 4)):
+        np.testing.assert_array_equal(result.reshape(-1), np.arange(3) * factor)
+    assert [r.dtype for r in results] == [np.float32, np.float64, np.float32] and results[2].shape == (1, 3)
+
+
 def test_missing_data_key_is_a_clear_error():
     with pytest.raises(jt.MetajitValueError, match="data has no key 'k'"):
         jt.code((1,), "float32", [jt.array([1.0])], cpu_src='@out(0) = data["k"];', data={"j": 1}).sync()
