@@ -13,6 +13,7 @@ from .ir import dtypes, graph
 from .passes import executor
 from .errors import MetajitValueError
 from .flags import flags
+from .shape import Shape
 
 _PRUNE_MINIMUM = 4096
 
@@ -103,8 +104,9 @@ class Var:
 
     @property
     def shape(self):
-        """The shape as a tuple of ints."""
-        return self._node.shape
+        """The shape: a tuple of ints that also equals the list of the same sizes (Jittor's
+        shape is a list), see `metajit.shape.Shape`."""
+        return Shape(self._node.shape)
 
     @property
     def dtype(self):
