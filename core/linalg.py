@@ -36,7 +36,7 @@ from .creation import ones, zeros
 from .errors import MetajitShapeError, MetajitValueError
 from .ir import dtypes
 from .ir.graph import index_leaf
-from .math_ops import as_node, binary, broadcast_shapes, cast, matmul, unary, where, wrap
+from .math_ops import as_node, binary, broadcast_shapes, cast, matmul, unary, where, wrap, replace_at_zero
 from .math_ops import sign as sign_of
 from .reductions import argmax, max as reduce_max, min as reduce_min, norm as _vector_p_norm, prod, sum as reduce_sum
 from .shape_ops import broadcast_to, concat, permute, reshape, stack
@@ -89,8 +89,7 @@ def _swap_last(x):
 
 def _safe_sqrt(total):
     """``sqrt(total)`` whose gradient is 0 instead of inf where ``total`` is 0."""
-    zero = binary("eq", total, 0.0)
-    return where(zero, 0.0, unary("sqrt", where(zero, 1.0, total)))
+    return replace_at_zero(lambda value: unary("sqrt", value), total)
 
 
 def _nonzero(value):
@@ -478,15 +477,10 @@ def pinv(x, rtol=None, hermitian=False, *, atol=None, rcond=None):
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, keepdims=False):
     """The vector ``ord``-norm over ``dim`` (all elements by default): 2, 1, inf, -inf, 0
-    or any float; the gradient of the 2-norm at 0 is 0 (a subgradient, as PyTorch).
+    or any float (`metajit.norm`); the gradient is 0 where the norm is 0, as PyTorch.
 
     Example: ``jt.linalg.vector_norm(jt.array([3.0, 4.0]))`` is 5."""
-    x = x if isinstance(x, Var) else wrap(as_node(x))
-    keepdim = keepdim or keepdims
-    if ord == 2:
-        magnitude = x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT)
-        return _safe_sqrt(reduce_sum(binary("mul", magnitude, magnitude), dim=dim, keepdims=keepdim))
-    return _vector_p_norm(x, ord, dim=dim, keepdims=keepdim)
+    return _vector_p_norm(x, ord, dim=dim, keepdims=keepdim or keepdims)
 
 
 def _matrix_dims_last(x, dim, op):

@@ -218,6 +218,16 @@ def sign(x):
     return result
 
 
+def replace_at_zero(function, x, value=0.0):
+    """``function(x)`` where ``x`` is not 0, and ``value`` with a zero gradient where it is:
+    ``function`` is evaluated at 1 there instead, so the pole of a derivative at 0 (sqrt,
+    fractional and negative powers) never multiplies a zero gradient into nan, as PyTorch's norms.
+
+    Example: ``replace_at_zero(lambda t: unary("sqrt", t), total)`` (a 2-norm from its sum of squares)."""
+    zero = binary("eq", x, 0.0)
+    return where(zero, value, function(where(zero, 1.0, x)))
+
+
 def isnan(x):
     """True where ``x`` is nan."""
     return binary("ne", x, x)

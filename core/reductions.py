@@ -8,7 +8,7 @@ import builtins
 
 from .ir import dtypes, graph
 from .errors import MetajitValueError
-from .math_ops import as_node, binary, cast, cast_node, unary, where, wrap
+from .math_ops import as_node, binary, cast, cast_node, unary, where, wrap, replace_at_zero
 from .var import Var
 
 
@@ -124,13 +124,16 @@ argmin = _arg_extreme("min")
 
 def norm(x, p=2, dim=None, keepdims=False, keepdim=False):
     """Vector p-norm over ``dim`` (all elements by default): p = 1, 2, inf, -inf, 0 or any float;
-    ``"fro"`` is the 2-norm."""
+    ``"fro"`` is the 2-norm. The gradient is 0 where the norm is 0, and for 0 < p < 1 at zero
+    elements, as PyTorch's (a subgradient where the derivative does not exist).
+
+    Example: ``jt.norm(jt.array([3.0, 4.0]))`` is 5."""
     keepdims = keepdims or keepdim
     x = _as_var(x)
     kwargs = {"dim": dim, "keepdims": keepdims}
     magnitude = unary("abs", x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT))
     if p == "fro" or p == 2:
-        return unary("sqrt", sum(binary("mul", magnitude, magnitude), **kwargs))
+        return replace_at_zero(lambda total: unary("sqrt", total), sum(binary("mul", magnitude, magnitude), **kwargs))
     if p == 1:
         return sum(magnitude, **kwargs)
     if p == float("inf"):
@@ -141,7 +144,10 @@ def norm(x, p=2, dim=None, keepdims=False, keepdim=False):
         return sum(cast(binary("ne", magnitude, 0), magnitude.dtype), **kwargs)
     if isinstance(p, str):
         raise MetajitValueError(f"norm: unsupported p={p!r}")
-    return binary("pow", sum(binary("pow", magnitude, float(p)), **kwargs), 1.0 / p)
+    # 0 to a power p is 0 (inf for p < 0), with a zero gradient: a zero element, and a zero sum
+    power_of_zero = 0.0 if p > 0 else float("inf")
+    powers = replace_at_zero(lambda m: binary("pow", m, float(p)), magnitude, power_of_zero)
+    return replace_at_zero(lambda total: binary("pow", total, 1.0 / p), sum(powers, **kwargs), power_of_zero)
 
 
 def var(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=False):

@@ -98,6 +98,20 @@ def test_norm(p, rng):
                                np.linalg.norm(data, ord=numpy_ord, axis=1), rtol=1e-10)
 
 
+@pytest.mark.parametrize("p", [0.5, 1, 1.5, 2, 3, float("inf"), float("-inf"), 0, -1.5])
+def test_norm_gradients_match_torch_at_zero_norms_and_zero_elements(p):
+    torch = pytest.importorskip("torch")
+    rows = np.array([[0.0, 0.0, 0.0], [0.0, -2.0, 0.5], [3.0, -4.0, 1.0], [-1e-30, 0.0, 1e-30],
+                     [np.inf, -np.inf, 2.0]])
+    x, t = jt.array(rows), torch.tensor(rows, requires_grad=True)
+    norms, torch_norms = jt.norm(x, p, dim=1), torch.linalg.vector_norm(t, p, dim=1)
+    np.testing.assert_allclose(norms.numpy(), torch_norms.detach().numpy(), rtol=1e-12)
+    weights = np.array([1.0, -2.0, 0.5, 3.0, 1.0])
+    (torch_norms * torch.tensor(weights)).sum().backward()
+    want = np.zeros(rows.shape) if t.grad is None else t.grad.numpy()  # None: p = 0 has no gradient
+    np.testing.assert_allclose(jt.grad((norms * jt.array(weights)).sum(), x).numpy(), want, rtol=1e-10, atol=1e-300)
+
+
 def test_var_std_unbiased_by_default(rng):
     data = rng.standard_normal((4, 5))
     x = jt.array(data)
