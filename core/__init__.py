@@ -16,7 +16,7 @@ from . import debug, plugins
 from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
-from .creation import (arange, array, empty, full, full_like, linspace, ones, ones_like, rand,
+from .creation import (arange, array, empty, eye, full, full_like, linspace, ones, ones_like, rand,
                        rand_like, randint, randint_like, randn, randn_like, random, seed, set_global_seed, zeros,
                        zeros_like)
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8

@@ -179,6 +179,24 @@ def linspace(start, end, steps, dtype="float32"):
     return _trainable(cast(binary("add", binary("mul", index, delta), float(start)), dtype))
 
 
+def eye(n, m=None, dtype="float32"):
+    """The ``n`` x ``m`` (default square) matrix with ones on the diagonal, as ``torch.eye``;
+    ``n`` may also be a shape ``(n, m)``, as Jittor's ``jt.init.eye``. Built from two index
+    leaves and a comparison (no host data). Example: ``jt.eye(3)``, ``jt.eye(2, 4, dtype="int32")``."""
+    if m is None and isinstance(n, (tuple, list)):
+        if len(n) != 2:
+            raise MetajitShapeError(f"eye: the shape must have two sizes (rows, columns), got {tuple(n)}")
+        n, m = n
+    m = n if m is None else m
+    if not all(isinstance(size, (numbers.Integral, np.integer)) and size >= 0 for size in (n, m)):
+        raise MetajitShapeError(f"eye: the sizes must be non-negative integers, got n={n!r}, m={m!r}")
+    rows, columns = int(n), int(m)
+    from .math_ops import binary, cast
+    row_index = Var.from_node(graph.index_leaf((rows, columns), 0))
+    column_index = Var.from_node(graph.index_leaf((rows, columns), 1))
+    return _trainable(cast(binary("eq", row_index, column_index), dtypes.as_dtype(dtype)))
+
+
 def _random(shape, dtype, sample):
     dtype = dtypes.as_dtype(dtype)
     return Var.from_node(batching.random_node(  # inside vmap: per its randomness rule

@@ -100,6 +100,27 @@ def ones_(var):
     return constant_(var, 1)
 
 
+def eye(shape, dtype="float32"):
+    """The identity matrix of ``shape`` (an int ``n`` or ``(n, m)``), Jittor's ``init.eye``."""
+    return creation.eye(shape, dtype=dtype)
+
+
+def eye_like(var):
+    """The identity matrix of ``var``'s (2-d) shape and dtype, Jittor's ``init.eye_like``."""
+    return creation.eye(_matrix_shape(var, "eye_like"), dtype=var.dtype)
+
+
+def eye_(var):
+    """Ones on the diagonal of a 2-d ``var``, zeros elsewhere (``torch.nn.init.eye_``)."""
+    return var.assign(creation.eye(_matrix_shape(var, "eye_"), dtype=var.dtype))
+
+
+def _matrix_shape(var, name):
+    if var.ndim != 2:
+        raise MetajitValueError(f"init.{name} needs a 2-d Var, got shape {tuple(var.shape)}")
+    return var.shape
+
+
 def xavier_uniform_(var, gain=1.0):
     """Glorot uniform: bound ``gain * sqrt(6 / (fan_in + fan_out))``."""
     fan_in, fan_out = fan_in_and_fan_out(var)

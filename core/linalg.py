@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from .creation import ones, zeros
+from .creation import eye, ones, zeros
 from .errors import MetajitShapeError, MetajitValueError
 from .ir import dtypes
 from .ir.graph import index_leaf
@@ -72,12 +72,6 @@ def _matrix(x, op, square=False):
 def _positions(n):
     """The int32 Var ``[0, 1, ..., n - 1]``."""
     return wrap(index_leaf((n,), 0))
-
-
-def identity(n, dtype="float32"):
-    """The ``n`` x ``n`` identity matrix (a comparison of two index leaves, no host data)."""
-    rows, columns = wrap(index_leaf((n, n), 0)), wrap(index_leaf((n, n), 1))
-    return cast(binary("eq", rows, columns), dtype)
 
 
 def _swap_last(x):
@@ -175,8 +169,7 @@ def inv(x):
     gives inf/nan. Example: ``jt.linalg.inv(jt.array([[2.0, 0], [0, 4]]))``."""
     x = _matrix(x, "inv", square=True)
     n = x.shape[-1]
-    eye = broadcast_to(identity(n, x.dtype), x.shape)
-    reduced, _, _ = _eliminate(x, eye)
+    reduced, _, _ = _eliminate(x, broadcast_to(eye(n, dtype=x.dtype), x.shape))
     return reduced[..., n:]
 
 
@@ -206,7 +199,7 @@ def matrix_power(x, n):
     if not isinstance(n, (int, np.integer)):
         raise MetajitValueError(f"linalg.matrix_power: the exponent must be an integer, got {n!r}")
     if n == 0:
-        return broadcast_to(identity(x.shape[-1], x.dtype), x.shape)
+        return broadcast_to(eye(x.shape[-1], dtype=x.dtype), x.shape)
     base, remaining, result = (inv(x) if n < 0 else x), abs(int(n)), None
     while remaining:
         if remaining & 1:
@@ -272,7 +265,7 @@ def qr(x, mode="reduced"):
     if mode not in ("reduced", "complete", "r"):
         raise MetajitValueError(f"linalg.qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
     m, n = x.shape[-2:]
-    q, upper = _householder(x, broadcast_to(identity(m, x.dtype), tuple(x.shape[:-2]) + (m, m)))
+    q, upper = _householder(x, broadcast_to(eye(m, dtype=x.dtype), tuple(x.shape[:-2]) + (m, m)))
     if mode == "r":
         return QR(zeros(0, dtype=x.dtype), upper[..., :min(m, n), :])
     if mode == "reduced" and m > n:
@@ -338,7 +331,7 @@ def _symmetric_jacobi(a):
     """Two-sided cyclic Jacobi: ``(diagonal, V)`` with ``a ~= V diag(diagonal) V^T``."""
     n = a.shape[-1]
     batch = tuple(a.shape[:-2])
-    vectors = broadcast_to(identity(n, a.dtype), a.shape)
+    vectors = broadcast_to(eye(n, dtype=a.dtype), a.shape)
     rounds = _jacobi_rounds(n)
     for _ in range(jacobi_sweeps(n)):
         for p, q, layout in rounds:
@@ -355,7 +348,7 @@ def _one_sided_jacobi(a):
     """Hestenes' one-sided Jacobi on the columns of ``a`` (..., m, n): ``(W, V)`` with
     ``a V = W``, ``V`` orthogonal and the columns of ``W`` mutually orthogonal."""
     n = a.shape[-1]
-    vectors = broadcast_to(identity(n, a.dtype), tuple(a.shape[:-2]) + (n, n))
+    vectors = broadcast_to(eye(n, dtype=a.dtype), tuple(a.shape[:-2]) + (n, n))
     rounds = _jacobi_rounds(n)
     for _ in range(jacobi_sweeps(n)):
         for p, q, layout in rounds:
@@ -415,7 +408,7 @@ def _svd_tall(x):
 def _orthonormal_completion(u):
     """``u`` (..., m, k) with orthonormal columns extended to an orthogonal (..., m, m)."""
     m = u.shape[-2]
-    q, _ = _householder(u, broadcast_to(identity(m, u.dtype), tuple(u.shape[:-2]) + (m, m)))
+    q, _ = _householder(u, broadcast_to(eye(m, dtype=u.dtype), tuple(u.shape[:-2]) + (m, m)))
     return concat([u, q[..., u.shape[-1]:]], -1)
 
 

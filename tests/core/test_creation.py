@@ -75,3 +75,26 @@ def test_assign_keeps_identity_and_requires_grad():
     assert same is w and w.requires_grad
     w.data = 5
     np.testing.assert_array_equal(w.numpy(), [5, 5, 5])
+
+
+def test_eye_matches_numpy_and_torch_spellings():
+    np.testing.assert_array_equal(jt.eye(3).numpy(), np.eye(3, dtype=np.float32))
+    np.testing.assert_array_equal(jt.eye(2, 4, dtype="int32").numpy(), np.eye(2, 4, dtype=np.int32))
+    np.testing.assert_array_equal(jt.eye((4, 2)).numpy(), np.eye(4, 2))
+    np.testing.assert_array_equal(jt.eye(0).numpy(), np.eye(0))
+    assert jt.eye(3, dtype="bool").dtype == jt.bool_ and jt.eye(2).requires_grad
+    np.testing.assert_array_equal(jt.init.eye(3).numpy(), np.eye(3))
+    np.testing.assert_array_equal(jt.init.eye_like(jt.zeros(2, 3, dtype="float64")).numpy(), np.eye(2, 3))
+    weight = jt.zeros(3, 5)
+    assert jt.init.eye_(weight) is weight
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(weight.numpy(), torch.nn.init.eye_(torch.zeros(3, 5)).numpy())
+
+
+def test_eye_names_bad_sizes():
+    with pytest.raises(jt.MetajitShapeError, match="eye: the sizes must be non-negative integers, got n=-1"):
+        jt.eye(-1)
+    with pytest.raises(jt.MetajitShapeError, match=r"two sizes \(rows, columns\), got \(1, 2, 3\)"):
+        jt.eye((1, 2, 3))
+    with pytest.raises(jt.MetajitValueError, match=r"init.eye_ needs a 2-d Var, got shape \(3,\)"):
+        jt.init.eye_(jt.zeros(3))
