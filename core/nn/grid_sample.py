@@ -1,14 +1,17 @@
-"""``affine_grid`` and ``grid_sample`` (spatial transformer sampling), as
+"""``affine_grid`` and ``grid_sample`` (spatial transformer sampling) in 2-d and 3-d, as
 ``torch.nn.functional``: the grid's coordinates become data-dependent integer indices of
-a `reindex` gather (reads outside the image give the overflow value 0), and bilinear
-weights are element-wise ops on the coordinates, so gradients reach both the image
-(the gather's scatter-add) and the grid.
+a `reindex` gather (reads outside the image give the overflow value 0), and the
+bilinear / trilinear weights are element-wise ops on the coordinates, so gradients reach
+both the image (the gather's scatter-add) and the grid.
 
 Example::
 
     grid = F.affine_grid(theta, (N, C, H, W), align_corners=False)   # theta (N, 2, 3)
     warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="border")
+    volume_grid = F.affine_grid(theta3, (N, C, D, H, W))              # theta3 (N, 3, 4)
 """
+import itertools
+
 import numpy as np
 
 from ..errors import MetajitShapeError, MetajitValueError
@@ -25,45 +28,57 @@ def _normalised_positions(size, align_corners):
 
 
 def affine_grid(theta, size, align_corners=False):
-    """Sampling grid (N, H, W, 2) of the affine maps ``theta`` (N, 2, 3) for an output of
-    ``size`` (N, C, H, W); each grid entry is ``(x, y)`` in [-1, 1] input coordinates.
+    """Sampling grid of the affine maps ``theta`` for an output of ``size``: theta (N, 2, 3)
+    and size (N, C, H, W) give a grid (N, H, W, 2) of ``(x, y)``; theta (N, 3, 4) and size
+    (N, C, D, H, W) a grid (N, D, H, W, 3) of ``(x, y, z)``, in [-1, 1] input coordinates.
     Example: ``F.affine_grid(jt.array([[[1.0, 0, 0], [0, 1, 0]]]), (1, 3, 4, 4))``."""
     theta = theta if isinstance(theta, Var) else wrap(as_node(theta))
     size = tuple(size)
-    if len(size) != 4 or theta.ndim != 3 or tuple(theta.shape[1:]) != (2, 3) or theta.shape[0] != size[0]:
-        raise MetajitShapeError(f"affine_grid expects theta (N, 2, 3) and size (N, C, H, W), got theta "
-                                f"{tuple(theta.shape)} and size {size} (only 2-d grids are supported)")
-    height, width = size[2:]
-    xs, ys = np.meshgrid(_normalised_positions(width, align_corners), _normalised_positions(height, align_corners))
-    base = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(height * width, 3)  # homogeneous (x, y, 1)
+    spatial = len(size) - 2
+    if spatial not in (2, 3) or theta.ndim != 3 or tuple(theta.shape[1:]) != (spatial, spatial + 1) \
+            or theta.shape[0] != size[0]:
+        raise MetajitShapeError(f"affine_grid expects theta (N, 2, 3) with size (N, C, H, W), or theta (N, 3, 4) "
+                                f"with size (N, C, D, H, W); got theta {tuple(theta.shape)} and size {size}")
+    axes = np.meshgrid(*[_normalised_positions(s, align_corners) for s in size[2:]], indexing="ij")
+    # homogeneous (x, y[, z], 1): x runs along the last dim, as PyTorch's grids
+    base = np.stack(list(axes[::-1]) + [np.ones_like(axes[0])], -1).reshape(-1, spatial + 1)
     base = cast(Var(base.astype(np.float64)), theta.dtype)
-    points = matmul(base, theta.transpose(0, 2, 1))  # (N, H*W, 2)
-    return points.reshape(size[0], height, width, 2)
+    points = matmul(base, theta.transpose(0, 2, 1))  # (N, D*H*W, spatial)
+    return points.reshape((size[0],) + size[2:] + (spatial,))
 
 
-def _reflect(coordinate, low, high):
-    """PyTorch's ``reflect_coordinates``: fold ``coordinate`` into [low, high] by mirroring."""
+def _reflect(coordinate, low, high, scalar_kernel):
+    """PyTorch's ``reflect_coordinates``: fold ``coordinate`` into [low, high] by mirroring.
+    ``scalar_kernel`` follows its scalar (3-d) version: ``fmod`` for the remainder, and a
+    flip count past the int range counts as even (its int cast gives INT_MIN)."""
     if high == low:
         return binary("mul", coordinate, 0.0)
     span = high - low
     distance = unary("abs", binary("sub", coordinate, low))
     flips = unary("floor", binary("div", distance, span))
-    extra = binary("sub", distance, binary("mul", flips, span))
     even = binary("eq", binary("mod", flips, 2.0), 0.0)
+    if scalar_kernel:
+        extra = binary("mod", distance, span)
+        even = binary("logical_or", even, binary("ge", flips, 2.0 ** 31))
+    else:
+        extra = binary("sub", distance, binary("mul", flips, span))
     return where(even, binary("add", extra, low), binary("sub", high, extra))
 
 
-def _source_coordinate(normalised, size, padding_mode, align_corners):
-    """Pixel coordinate of normalised ``[-1, 1]`` coordinates, with the padding mode's folding."""
+def _source_coordinate(normalised, size, padding_mode, align_corners, scalar_kernel):
+    """Pixel coordinate of normalised ``[-1, 1]`` coordinates, with the padding mode's folding.
+    Border and reflection clip a nan coordinate to 0 as PyTorch's vectorised (2-d) kernel,
+    or to the last pixel as its ``scalar_kernel`` (3-d: ``std::min/max``)."""
     if align_corners:
         coordinate = binary("mul", binary("add", normalised, 1.0), (size - 1) / 2)
     else:
         coordinate = binary("div", binary("sub", binary("mul", binary("add", normalised, 1.0), size), 1.0), 2)
     if padding_mode == "reflection":
-        coordinate = _reflect(coordinate, 0.0, size - 1.0) if align_corners else _reflect(coordinate, -0.5, size - 0.5)
-    if padding_mode in ("border", "reflection"):  # nan clips to 0, as PyTorch's clip_coordinates
+        low, high = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
+        coordinate = _reflect(coordinate, low, high, scalar_kernel)
+    if padding_mode in ("border", "reflection"):
         clipped = binary("minimum", binary("maximum", coordinate, 0.0), float(size - 1))
-        coordinate = where(binary("ne", coordinate, coordinate), 0.0, clipped)
+        coordinate = where(binary("ne", coordinate, coordinate), size - 1.0 if scalar_kernel else 0.0, clipped)
     return coordinate
 
 
@@ -75,40 +90,60 @@ def _index(coordinate, size, rounding):
     return cast(unary(rounding, where(is_nan, -2.0, bounded)), "int32")
 
 
-def _gather(x, rows, columns):
-    """``x[n, c, rows[n, i, j], columns[n, i, j]]`` (N, C, Ho, Wo); outside the image: 0."""
-    shape = tuple(x.shape[:2]) + tuple(rows.shape[1:])
-    return reindex(x, shape, ["i0", "i1", "@e0(i0,i2,i3)", "@e1(i0,i2,i3)"], extras=[rows, columns])
+def _inside(indices, sizes):
+    """Where every index lies in ``[0, size)`` of its dim."""
+    inside = None
+    for index, size in zip(indices, sizes):
+        within = binary("logical_and", binary("ge", index, 0), binary("lt", index, size))
+        inside = within if inside is None else binary("logical_and", inside, within)
+    return inside
+
+
+def _gather(x, indices):
+    """``x[n, c, indices[0][n, ...], indices[1][n, ...], ...]`` (N, C, *grid dims), one
+    index Var per spatial dim of ``x``; outside the image: 0."""
+    loops = ",".join(["i0"] + [f"i{2 + d}" for d in range(len(indices))])
+    shape = tuple(x.shape[:2]) + tuple(indices[0].shape[1:])
+    return reindex(x, shape, ["i0", "i1"] + [f"@e{d}({loops})" for d in range(len(indices))], extras=indices)
 
 
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
-    """Sample ``input`` (N, C, H, W) at ``grid`` (N, Ho, Wo, 2) of ``(x, y)`` in [-1, 1]:
-    ``mode`` "bilinear" or "nearest" (half to even, as PyTorch), ``padding_mode`` "zeros",
-    "border" or "reflection", ``align_corners`` as PyTorch. Returns (N, C, Ho, Wo).
+    """Sample ``input`` (N, C, H, W) at ``grid`` (N, Ho, Wo, 2) of ``(x, y)`` in [-1, 1], or
+    ``input`` (N, C, D, H, W) at ``grid`` (N, Do, Ho, Wo, 3) of ``(x, y, z)``: ``mode``
+    "bilinear" (trilinear in 3-d, as PyTorch) or "nearest" (half to even, as PyTorch),
+    ``padding_mode`` "zeros", "border" or "reflection", ``align_corners`` as PyTorch.
+    Returns (N, C, Ho, Wo) or (N, C, Do, Ho, Wo).
     Example: ``F.grid_sample(x, grid, align_corners=True)``."""
     x = input if isinstance(input, Var) else wrap(as_node(input))
     grid = grid if isinstance(grid, Var) else wrap(as_node(grid))
-    if x.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != x.shape[0]:
-        raise MetajitShapeError(f"grid_sample expects input (N, C, H, W) and grid (N, Ho, Wo, 2), got "
-                                f"{tuple(x.shape)} and {tuple(grid.shape)} (only 2-d sampling is supported)")
+    spatial = x.ndim - 2
+    if spatial not in (2, 3) or grid.ndim != x.ndim or grid.shape[-1] != spatial or grid.shape[0] != x.shape[0]:
+        raise MetajitShapeError(f"grid_sample expects input (N, C, H, W) with grid (N, Ho, Wo, 2), or input "
+                                f"(N, C, D, H, W) with grid (N, Do, Ho, Wo, 3); got {tuple(x.shape)} and "
+                                f"{tuple(grid.shape)}")
     if mode not in ("bilinear", "nearest"):
         raise MetajitValueError(f"grid_sample: mode must be 'bilinear' or 'nearest', got {mode!r}")
     if padding_mode not in ("zeros", "border", "reflection"):
         raise MetajitValueError(f"grid_sample: padding_mode must be 'zeros', 'border' or 'reflection', "
                                 f"got {padding_mode!r}")
     grid = cast(grid, x.dtype)
-    height, width = x.shape[2:]
-    column = _source_coordinate(grid[..., 0], width, padding_mode, align_corners)
-    row = _source_coordinate(grid[..., 1], height, padding_mode, align_corners)
+    sizes = tuple(x.shape[2:])
+    # the grid's last dim is (x, y[, z]): x addresses the last spatial dim
+    coordinates = [_source_coordinate(grid[..., spatial - 1 - d], size, padding_mode, align_corners, spatial == 3)
+                   for d, size in enumerate(sizes)]
     if mode == "nearest":
-        return _gather(x, _index(row, height, "round"), _index(column, width, "round"))
-    top, left = _index(row, height, "floor"), _index(column, width, "floor")
-    row_weight, column_weight = binary("sub", row, cast(top, x.dtype)), binary("sub", column, cast(left, x.dtype))
-    bottom, right = binary("add", top, 1), binary("add", left, 1)
+        return _gather(x, [_index(c, size, "round") for c, size in zip(coordinates, sizes)])
+    lows = [_index(c, size, "floor") for c, size in zip(coordinates, sizes)]
+    fractions = [binary("sub", c, cast(low, x.dtype)) for c, low in zip(coordinates, lows)]
     result = None
-    for rows, vertical in ((top, binary("sub", 1.0, row_weight)), (bottom, row_weight)):
-        for columns, horizontal in ((left, binary("sub", 1.0, column_weight)), (right, column_weight)):
-            weight = binary("mul", vertical, horizontal).unsqueeze(1)
-            term = binary("mul", _gather(x, rows, columns), weight)
-            result = term if result is None else binary("add", result, term)
+    for corner in itertools.product((False, True), repeat=spatial):
+        indices, weight = [], None
+        for low, fraction, upper in zip(lows, fractions, corner):
+            indices.append(binary("add", low, 1) if upper else low)
+            factor = fraction if upper else binary("sub", 1.0, fraction)
+            weight = factor if weight is None else binary("mul", weight, factor)
+        if spatial == 3:  # PyTorch's 3-d kernel skips corners outside the volume: nan/inf weights there add 0
+            weight = where(_inside(indices, sizes), weight, 0.0)
+        term = binary("mul", _gather(x, indices), weight.unsqueeze(1))
+        result = term if result is None else binary("add", result, term)
     return result

@@ -1,5 +1,7 @@
 """unfold/fold, affine_grid/grid_sample, interpolate's area and bicubic modes and
 ParameterDict against torch (values and gradients), extreme grids included."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,59 @@ def test_identity_warp_reproduces_the_image(rng):
     theta = jt.array(np.array([[[1.0, 0, 0], [0, 1, 0]]], np.float32))
     warped = F.grid_sample(jt.array(image), F.affine_grid(theta, image.shape), align_corners=False)
     np.testing.assert_allclose(warped.numpy(), image, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Since version 1.3.0")  # torch on unit-size grids: ours agree
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid_3d_matches_torch(rng, align_corners):
+    theta = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    check(lambda t: F.affine_grid(t, (2, 3, 4, 5, 3), align_corners),
+          lambda t: TF.affine_grid(t, (2, 3, 4, 5, 3), align_corners=align_corners), theta)
+    check(lambda t: F.affine_grid(t, [2, 1, 1, 2, 1], align_corners),
+          lambda t: TF.affine_grid(t, [2, 1, 1, 2, 1], align_corners=align_corners), theta)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_3d_matches_torch(rng, mode, padding_mode, align_corners):
+    volume = rng.standard_normal((2, 2, 3, 4, 5)).astype(np.float32)
+    grid = rng.uniform(-1.6, 1.6, (2, 2, 3, 4, 3)).astype(np.float32)
+    settings = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    check(lambda x, g: F.grid_sample(x, g, **settings), lambda x, g: TF.grid_sample(x, g, **settings), volume, grid)
+
+
+def test_grid_sample_3d_with_extreme_coordinates_matches_torch(rng):
+    volume = rng.standard_normal((1, 2, 2, 3, 3)).astype(np.float32)
+    grid = np.array([[[[[np.nan, 0.0, 0.0], [0.0, 1e10, -1e10], [np.inf, -np.inf, 0.5], [1.0, -1.0, 1.0],
+                        [0.0, 0.0, np.nan], [1e8, -3e7, 7.3], [-1.0001, 1.0001, 0.99999]]]]], np.float32)
+    for padding_mode, mode, align_corners in itertools.product(("zeros", "border", "reflection"),
+                                                               ("bilinear", "nearest"), (False, True)):
+        got = F.grid_sample(jt.array(volume), jt.array(grid), mode, padding_mode, align_corners).numpy()
+        want = TF.grid_sample(torch.tensor(volume), torch.tensor(grid), mode, padding_mode, align_corners).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"{mode} {padding_mode} {align_corners}")
+
+
+def test_identity_warp_reproduces_a_volume(rng):
+    volume = rng.standard_normal((2, 2, 3, 4, 5)).astype(np.float32)
+    theta = jt.array(np.tile(np.eye(3, 4, dtype=np.float32), (2, 1, 1)))
+    for align_corners in (False, True):
+        grid = F.affine_grid(theta, volume.shape, align_corners=align_corners)
+        warped = F.grid_sample(jt.array(volume), grid, align_corners=align_corners)
+        np.testing.assert_allclose(warped.numpy(), volume, atol=1e-5)
+
+
+def test_affine_grid_and_grid_sample_name_bad_shapes():
+    with pytest.raises(jt.MetajitShapeError, match=r"theta \(N, 3, 4\) with size \(N, C, D, H, W\); got theta "
+                                                   r"\(1, 2, 3\) and size \(1, 1, 2, 2, 2\)"):
+        F.affine_grid(jt.zeros(1, 2, 3), (1, 1, 2, 2, 2))
+    with pytest.raises(jt.MetajitShapeError, match=r"grid \(N, Do, Ho, Wo, 3\); got \(1, 1, 2, 2, 2\) and "
+                                                   r"\(1, 2, 2, 2, 2\)"):
+        F.grid_sample(jt.zeros(1, 1, 2, 2, 2), jt.zeros(1, 2, 2, 2, 2))
+    with pytest.raises(jt.MetajitShapeError, match="grid_sample expects input"):
+        F.grid_sample(jt.zeros(1, 1, 2), jt.zeros(1, 2, 1))
+    with pytest.raises(jt.MetajitValueError, match="mode must be 'bilinear' or 'nearest', got 'trilinear'"):
+        F.grid_sample(jt.zeros(1, 1, 2, 2, 2), jt.zeros(1, 2, 2, 2, 3), mode="trilinear")
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
