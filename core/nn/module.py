@@ -90,6 +90,13 @@ class Module:
         """Add a parameter explicitly (same as assigning a Var attribute)."""
         self.__setattr__(name, value)
 
+    def add_module(self, name, module):
+        """Add child ``module`` (a Module or None) as ``name``, PyTorch's spelling of
+        ``setattr(self, name, module)``. Example: ``features.add_module("norm5", BatchNorm2d(8))``."""
+        if module is not None and not isinstance(module, Module):
+            raise MetajitValueError(f"add_module({name!r}, ...) takes a Module or None, got {type(module).__name__}")
+        setattr(self, name, module)
+
     def __call__(self, *args, **kwargs):
         return self.execute(*args, **kwargs)
 

@@ -108,15 +108,24 @@ AdaptiveMaxPool2d = functional_module("AdaptiveMaxPool2d", adaptive_max_pool2d, 
 
 
 class Pool(Module):
-    """Jittor's ``Pool(kernel_size, stride, padding, op="maximum"|"mean")``."""
+    """Jittor's ``Pool(kernel_size, stride=None, padding=0, dilation=None, return_indices=None,
+    ceil_mode=False, count_include_pad=True, op="maximum")``: `max_pool2d` (``"maximum"``,
+    with ``dilation``) or `avg_pool2d` (``"mean"``, with ``count_include_pad``).
+    Example: ``nn.Pool(3, stride=2, ceil_mode=True, op="maximum")``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, op="maximum"):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=None, return_indices=None, ceil_mode=False,
+                 count_include_pad=True, op="maximum"):
         super().__init__()
         if op not in ("maximum", "mean"):
             raise MetajitValueError(f"Pool op must be 'maximum' or 'mean', got {op!r}")
+        if return_indices:
+            raise MetajitValueError("Pool(return_indices=True) is not supported; pool without it")
+        if op == "mean" and dilation not in (None, 1):
+            raise MetajitValueError(f"Pool: dilation={dilation!r} needs op='maximum' (average pooling has none)")
         self.kernel_size, self.stride, self.padding, self.op = kernel_size, stride, padding, op
+        self.dilation, self.ceil_mode, self.count_include_pad = dilation or 1, ceil_mode, count_include_pad
 
     def execute(self, x):
         if self.op == "maximum":
-            return max_pool2d(x, self.kernel_size, self.stride, self.padding)
-        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+            return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)

@@ -39,6 +39,25 @@ def test_jittor_pool_matches_max_and_average_pooling():
         jt.nn.Pool(2, op="median")
 
 
+@pytest.mark.parametrize("op,options", [
+    ("maximum", {"stride": 2, "ceil_mode": True}), ("maximum", {"stride": 1, "padding": 1, "dilation": 2}),
+    ("mean", {"stride": 2, "padding": 1, "ceil_mode": True}), ("mean", {"padding": 1, "count_include_pad": False}),
+])
+def test_jittor_pool_options_match_torch(op, options):
+    torch = pytest.importorskip("torch")
+    data = np.random.default_rng(0).standard_normal((2, 3, 7, 7)).astype(np.float32)
+    pool = torch.nn.MaxPool2d if op == "maximum" else torch.nn.AvgPool2d
+    expected = pool(3, **options)(torch.from_numpy(data)).numpy()
+    np.testing.assert_allclose(jt.nn.Pool(3, op=op, **options)(jt.array(data)).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_jittor_pool_rejects_what_it_cannot_do():
+    with pytest.raises(jt.MetajitValueError, match="return_indices"):
+        jt.nn.Pool(2, return_indices=True)
+    with pytest.raises(jt.MetajitValueError, match="dilation"):
+        jt.nn.Pool(2, dilation=2, op="mean")
+
+
 def test_nonzero_and_one_argument_where():
     x = jt.array([[0, 3], [4, 0]])
     np.testing.assert_array_equal(jt.nonzero(x).numpy(), [[0, 1], [1, 0]])

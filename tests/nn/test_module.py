@@ -38,6 +38,21 @@ def test_parameters_buffers_and_names():
     assert [o.shape for o in net(jt.zeros((5, 4)))] == [(5, 2), (5, 3)]
 
 
+def test_add_module_registers_children_as_pytorch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = jt.nn.Sequential(), torch.nn.Sequential()
+    for model, nn in ((ours, jt.nn), (theirs, torch.nn)):
+        model.add_module("fc", nn.Linear(2, 3))
+        model.add_module("act", nn.ReLU())
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    data = np.ones((1, 2), np.float32)
+    expected = theirs(torch.from_numpy(data)).detach().numpy()
+    np.testing.assert_allclose(ours(jt.array(data)).numpy(), expected, rtol=1e-6)
+    with pytest.raises(jt.MetajitValueError, match="takes a Module"):
+        ours.add_module("scale", 3)
+
+
 def test_forward_alias_train_eval_apply_and_repr():
     module = TorchStyle()
     assert module(jt.ones((1, 2))).shape == (1, 2)
