@@ -1,7 +1,9 @@
 """Padding, upsampling and pixel-shuffle layers (index-mapping meta-ops)."""
+import math
+
 import numpy as np
 
-from ..errors import MetajitValueError
+from ..errors import MetajitShapeError, MetajitValueError
 from ..math_ops import binary
 from ..shape_ops import pad
 from ..var import Var
@@ -42,26 +44,28 @@ class ReplicationPad2d(_Pad2d):
     mode = "replicate"
 
 
-def _source_positions(size, out_size, align_corners):
-    """Source coordinate of each output position along one axis (PyTorch's rule)."""
+def _source_positions(size, out_size, align_corners, scale):
+    """Source coordinate of each output position along one axis, PyTorch's rule: with
+    ``align_corners`` the corners match, else the scale is ``scale`` (``1 / scale_factor``
+    when a factor was given) or ``size / out_size``."""
     out = np.arange(out_size, dtype=np.float64)
     if align_corners:
         return out * ((size - 1) / (out_size - 1)) if out_size > 1 else np.zeros(out_size)
-    return (out + 0.5) * (size / out_size) - 0.5
+    return (out + 0.5) * (size / out_size if scale is None else scale) - 0.5
 
 
-def _linear_taps(size, out_size, align_corners):
+def _linear_taps(size, out_size, align_corners, scale):
     """Two (index, weight) taps per output position for linear interpolation."""
-    source = np.maximum(_source_positions(size, out_size, align_corners), 0)
+    source = np.maximum(_source_positions(size, out_size, align_corners, scale), 0)
     low = np.minimum(np.floor(source).astype(np.int64), size - 1)
     fraction = source - low
     return [(low, 1 - fraction), (np.minimum(low + 1, size - 1), fraction)]
 
 
-def _cubic_taps(size, out_size, align_corners, a=-0.75):
+def _cubic_taps(size, out_size, align_corners, scale, a=-0.75):
     """Four (index, weight) taps per output position for Keys' cubic convolution with
     ``a = -0.75`` (PyTorch's bicubic): indices clamped to the edge, weights summing to 1."""
-    source = _source_positions(size, out_size, align_corners)
+    source = _source_positions(size, out_size, align_corners, scale)
     base = np.floor(source)
     t = source - base
 
@@ -89,34 +93,77 @@ def _mix_axis(x, axis, taps):
 _TAPS = {"bilinear": _linear_taps, "bicubic": _cubic_taps}
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=False):
-    """Resize the spatial dims of (N, C, H, W) ``x`` to ``size`` (or by ``scale_factor``):
+def _nearest_indices(size, out_size, scale):
+    """PyTorch's nearest source indices: ``floor(i * scale)`` in float32 (``scale`` is
+    ``1 / scale_factor`` or ``size / out_size``), at most ``size - 1``."""
+    scale = np.float32(size) / np.float32(out_size) if scale is None else np.float32(scale)
+    return np.minimum(np.floor(np.arange(out_size, dtype=np.float32) * scale).astype(np.int64), size - 1)
+
+
+def _nearest(x, out_sizes, scales):
+    """Nearest-neighbour resize of the last two dims: an affine reindex where PyTorch's
+    float32 indices equal ``i * size // out_size`` (the usual case), else a gather."""
+    batch, channels, height, width = x.shape
+    indices = [_nearest_indices(size, out, scale) for size, out, scale in zip((height, width), out_sizes, scales)]
+    shape = [batch, channels] + list(out_sizes)
+    if all(np.array_equal(index, np.arange(out) * size // out)
+           for index, size, out in zip(indices, (height, width), out_sizes)):
+        return x.reindex(shape, ["i0", "i1", f"i2*{height}/{out_sizes[0]}", f"i3*{width}/{out_sizes[1]}"])
+    rows, columns = (Var(index.astype(np.int32)) for index in indices)
+    return x.reindex(shape, ["i0", "i1", "@e0(i2)", "@e1(i3)"], extras=[rows, columns])
+
+
+def _output_geometry(x, size, scale_factor, recompute_scale_factor):
+    """Output sizes and the per-axis coordinate scales (None: ``size / out_size``)."""
+    if (size is None) == (scale_factor is None):
+        raise MetajitValueError("interpolate: give exactly one of size and scale_factor, got "
+                                + ("both" if size is not None else "neither"))
+    height, width = x.shape[2:]
+    if size is not None:
+        out_sizes, scales = tuple(int(s) for s in _pair(size)), (None, None)
+    else:
+        factors = tuple(float(f) for f in _pair(scale_factor))
+        if len(factors) != 2 or not all(f > 0 for f in factors):
+            raise MetajitValueError(f"interpolate: scale_factor must be a positive number or two, got {scale_factor!r}")
+        out_sizes = tuple(int(math.floor(s * f)) for s, f in zip((height, width), factors))
+        scales = (None, None) if recompute_scale_factor else tuple(1.0 / f for f in factors)
+    if len(out_sizes) != 2 or min(out_sizes) < 1:
+        raise MetajitValueError(f"interpolate: the output size must be two positive sizes, got {out_sizes} "
+                                f"from input {tuple(x.shape)}")
+    return out_sizes, scales
+
+
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=False, recompute_scale_factor=None):
+    """Resize the spatial dims of (N, C, H, W) ``x`` to ``size`` or by ``scale_factor``:
     ``nearest``, ``bilinear``, ``bicubic`` (PyTorch's a = -0.75, edge-clamped taps; it
     overshoots like PyTorch's) or ``area`` (adaptive average pooling), as
-    ``torch.nn.functional.interpolate``. Example: ``F.interpolate(x, scale_factor=2, mode="bicubic")``."""
-    height, width = x.shape[2:]
-    if size is None:
-        factor = _pair(scale_factor)
-        size = (int(height * factor[0]), int(width * factor[1]))
-    out_h, out_w = _pair(size)
-    if mode == "nearest":
-        return x.reindex([x.shape[0], x.shape[1], out_h, out_w],
-                         ["i0", "i1", f"i2*{height}/{out_h}", f"i3*{width}/{out_w}"])
-    if mode == "area":
-        return adaptive_avg_pool2d(x, (out_h, out_w))
-    if mode not in _TAPS:
+    ``torch.nn.functional.interpolate``. With ``scale_factor`` the output size is
+    ``floor(size * scale_factor)`` and source coordinates use ``1 / scale_factor``, as
+    PyTorch (``recompute_scale_factor=True``: ``size / out_size``; ``area`` and
+    ``align_corners=True`` always use the sizes).
+    Example: ``F.interpolate(x, scale_factor=2, mode="bicubic")``."""
+    if x.ndim != 4:
+        raise MetajitShapeError(f"interpolate expects a 4-d (N, C, H, W) input, got shape {tuple(x.shape)}")
+    if mode not in ("nearest", "area") and mode not in _TAPS:
         raise MetajitValueError(f"interpolate: mode must be 'nearest', 'bilinear', 'bicubic' or 'area', got {mode!r}")
+    out_sizes, scales = _output_geometry(x, size, scale_factor, recompute_scale_factor)
+    if mode == "nearest":
+        return _nearest(x, out_sizes, scales)
+    if mode == "area":
+        return adaptive_avg_pool2d(x, out_sizes)
     taps = _TAPS[mode]
-    rows_mixed = _mix_axis(x, 2, taps(height, out_h, align_corners))
-    return _mix_axis(rows_mixed, 3, taps(width, out_w, align_corners))
+    height, width = x.shape[2:]
+    rows_mixed = _mix_axis(x, 2, taps(height, out_sizes[0], align_corners, scales[0]))
+    return _mix_axis(rows_mixed, 3, taps(width, out_sizes[1], align_corners, scales[1]))
 
 
 class Upsample(Module):
     """Module form of `interpolate`."""
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=False):
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=False, recompute_scale_factor=None):
         super().__init__()
-        self.settings = dict(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners)
+        self.settings = dict(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
+                             recompute_scale_factor=recompute_scale_factor)
 
     def execute(self, x):
         return interpolate(x, **self.settings)

@@ -154,6 +154,44 @@ def test_area_interpolation_matches_torch(rng, size):
           lambda x: torch.nn.Upsample(scale_factor=2, mode="bicubic")(x), image)
 
 
+MODES = [dict(mode="nearest"), dict(mode="area")] + [dict(mode=mode, align_corners=corners)
+                                                     for mode in ("bilinear", "bicubic") for corners in (False, True)]
+
+
+@pytest.mark.parametrize("recompute_scale_factor", [None, True])
+@pytest.mark.parametrize("mode", MODES, ids=str)
+@pytest.mark.parametrize("scale_factor", [1.7, (0.6, 2.3), 3.0, (1 / 3, 0.999)])
+def test_interpolate_with_scale_factor_matches_torch(rng, scale_factor, mode, recompute_scale_factor):
+    image = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+    settings = dict(scale_factor=scale_factor, recompute_scale_factor=recompute_scale_factor, **mode)
+    check(lambda x: F.interpolate(x, **settings), lambda x: TF.interpolate(x, **settings), image)
+    check(lambda x: jt.nn.Upsample(**settings)(x), lambda x: torch.nn.Upsample(**settings)(x), image)
+
+
+@pytest.mark.parametrize("sizes", [(2, 82), (3, 123), (7, 3), (5, 16), (1, 4)])
+def test_nearest_indices_follow_torch_float_rule(rng, sizes):
+    size, out_size = sizes
+    image = rng.standard_normal((1, 2, size, size + 1)).astype(np.float32)
+    check(lambda x: F.interpolate(x, (out_size, out_size + 2)), lambda x: TF.interpolate(x, (out_size, out_size + 2)),
+          image)
+    factor = out_size / size + 0.01
+    check(lambda x: F.interpolate(x, scale_factor=factor), lambda x: TF.interpolate(x, scale_factor=factor), image)
+
+
+def test_interpolate_names_bad_geometry():
+    x = jt.zeros(1, 1, 4, 4)
+    with pytest.raises(jt.MetajitValueError, match="give exactly one of size and scale_factor, got both"):
+        F.interpolate(x, (2, 2), 2.0)
+    with pytest.raises(jt.MetajitValueError, match="give exactly one of size and scale_factor, got neither"):
+        F.interpolate(x)
+    with pytest.raises(jt.MetajitValueError, match=r"scale_factor must be a positive number or two, got -2"):
+        F.interpolate(x, scale_factor=-2)
+    with pytest.raises(jt.MetajitValueError, match=r"output size must be two positive sizes, got \(0, 0\)"):
+        F.interpolate(x, scale_factor=0.2)
+    with pytest.raises(jt.MetajitShapeError, match=r"4-d \(N, C, H, W\) input, got shape \(1, 4, 4\)"):
+        F.interpolate(jt.zeros(1, 4, 4), scale_factor=2)
+
+
 def test_interpolate_names_the_modes():
     with pytest.raises(jt.MetajitValueError, match="'bicubic' or 'area', got 'trilinear'"):
         jt.nn.interpolate(jt.zeros(1, 1, 2, 2), (4, 4), mode="trilinear")
