@@ -43,20 +43,22 @@ class Flags:
     realisation; 0: not, for speed), and Jittor's ``use_cuda`` (reads whether the device
     is cuda; 1 selects it, 0 leaves it for cpu), ``auto_convert_64_to_32`` (1: ``jt.array``
     of float64/int64 numpy data gives float32/int32; default 0), ``log_silent`` (1: no
-    compile progress lines), ``amp_reg`` and ``use_tensorcore`` (recorded; no effect on
-    the cpu device). Every flag is listed in docs/env.md.
+    compile progress lines), ``allow_tf32`` (1: float32 matrix products and convolutions
+    on the cuda device may use TF32 tensor cores; default 0, strict float32), Jittor's
+    ``use_tensorcore`` (the same on cuda) and ``amp_reg`` (recorded; no effect on the cpu
+    device). Every flag is listed in docs/env.md.
 
     Example: ``jt.flags.auto_convert_64_to_32 = 1``."""
 
     __slots__ = ("lazy_execution", "num_threads", "check_indices", "auto_convert_64_to_32", "log_silent",
-                 "amp_reg", "use_tensorcore", "_thread")
+                 "amp_reg", "use_tensorcore", "allow_tf32", "_thread")
     NAMES = ("lazy_execution", "no_grad", "num_threads", "check_indices", "use_cuda", "auto_convert_64_to_32",
-             "log_silent", "amp_reg", "use_tensorcore")
+             "log_silent", "amp_reg", "use_tensorcore", "allow_tf32")
 
     def __init__(self):
         object.__setattr__(self, "_thread", thread_flags)
         for name, value in (("lazy_execution", 1), ("check_indices", 1), ("auto_convert_64_to_32", 0),
-                            ("log_silent", 0), ("amp_reg", 0), ("use_tensorcore", 0)):
+                            ("log_silent", 0), ("amp_reg", 0), ("use_tensorcore", 0), ("allow_tf32", 0)):
             object.__setattr__(self, name, value)
         threads = os.environ.get("METAJIT_NUM_THREADS")
         object.__setattr__(self, "num_threads", int(threads) if threads else (os.cpu_count() or 1))

@@ -4,9 +4,12 @@ or Jittor's ``jt.flags.use_cuda = 1``).
 
 Parts: `renderer` (Kernel -> ``__global__`` entry points and their launch plan),
 `compiler` (NVRTC in batches, disk cache), `runtime` (context, stream, modules, caching
-allocator, pinned staging), `nvrtc` (the NVRTC wrapper), `code_op` (``jt.code``'s
-``cuda_src``). Without a driver or GPU the device is listed as unavailable with the
-reason, and rendering and NVRTC compilation still work (the CPU-side tests use them).
+allocator, pinned staging, graph capture), `nvrtc` (the NVRTC wrapper), `code_op`
+(``jt.code``'s ``cuda_src``), `cublas` (matrix products), `cudnn` (convolutions and
+their gradients), `graphs` (whole-plan replay as CUDA Graphs), `nvidia_libraries`
+(finding cuBLAS/cuDNN/NCCL). Without a driver or GPU the device is listed as unavailable
+with the reason, and rendering and NVRTC compilation still work (the CPU-side tests use
+them).
 """
 import functools
 import math
@@ -16,7 +19,7 @@ from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource
 from metajit.toolkit import analysis, codegen
 
-from . import code_op, compiler, nvrtc, renderer, runtime
+from . import code_op, compiler, cublas, cudnn, graphs, nvidia_libraries, nvrtc, renderer, runtime
 
 NAME = "cuda"
 SYMBOL_PREFIX = "mj_cuda_"
@@ -55,6 +58,8 @@ def render_sources(kernels, kernel_compiler_for_target):
 class CudaProgram:
     """A compiled kernel: its entry points' ``CUfunction`` s and launch plan."""
 
+    graph_safe = True
+
     def __init__(self, device, functions, plan, kernel):
         self.device = device
         self.steps = [(function, launch) for function, launch in zip(functions, plan)]
@@ -69,10 +74,48 @@ class CudaProgram:
             self.device.launch(function, max(blocks, 1), launch.threads, (values, self.types), launch.entry)
 
 
+def library_claims():
+    """The library ops this machine's cuBLAS and cuDNN can run, as `BackendDescription` claims."""
+    claims = ()
+    if nvidia_libraries.missing_reason("cublas") is None:
+        claims += (("matmul", cublas.DTYPES),)
+    if nvidia_libraries.missing_reason("cudnn") is None:
+        claims += tuple((role, cudnn.DTYPES) for role in cudnn.ROLES)
+    return claims
+
+
 @hookimpl
 def metajit_backend_describe():
-    return BackendDescription(name=NAME, device_kind="cuda",
-                              summary="CUDA C++ kernels compiled by NVRTC, run through the driver API")
+    claims = library_claims()
+    libraries = " + ".join(name for name, present in (("cuBLAS", any(c[0] == "matmul" for c in claims)),
+                                                       ("cuDNN", any(c[0] == "conv2d" for c in claims))) if present)
+    return BackendDescription(name=NAME, device_kind="cuda", library_kernels=claims,
+                              summary="CUDA C++ kernels compiled by NVRTC, run through the driver API"
+                                      + (f"; {libraries}" if libraries else "; no cuBLAS/cuDNN found"))
+
+
+@functools.lru_cache(maxsize=None)
+def _libraries():
+    """The device's cuBLAS handle, cuDNN handle, shared library workspace and graph replay."""
+    device = runtime.device()
+    blas = cublas.Cublas(device) if nvidia_libraries.missing_reason("cublas") is None else None
+    dnn = cudnn.Cudnn(device, cudnn.algorithm_file()) if nvidia_libraries.missing_reason("cudnn") is None else None
+    return blas, dnn, cudnn.GrowingWorkspace(device.allocate), graphs.GraphReplay(device, cublas.tf32_allowed)
+
+
+@hookimpl
+def metajit_backend_lower_library_kernel(kernel):
+    blas, dnn, workspace, _ = _libraries()
+    if kernel.name == "matmul" and blas is not None:
+        return cublas.MatmulProgram(kernel, blas)
+    if kernel.name in cudnn.ROLES and dnn is not None:
+        return cudnn.ConvolutionProgram(kernel, dnn, workspace)
+    return None
+
+
+@hookimpl
+def metajit_backend_launch_sequence(launches, plan_key):
+    _libraries()[3].run(launches, plan_key)
 
 
 @hookimpl

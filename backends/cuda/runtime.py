@@ -2,7 +2,8 @@
 device ``METAJIT_CUDA_DEVICE`` (default 0), one stream every launch and copy is queued on,
 modules loaded from cubins, and device memory in the toolkit's caching allocator.
 
-* Memory: `CachingAllocator` over ``cuMemAlloc``/``cuMemFree``. Reuse is stream-ordered:
+* Memory: `CachingAllocator` over ``cuMemAlloc``/``cuMemFree``, lowest address first (a
+  repeated plan gets the same buffers, so `graphs` can replay it). Reuse is stream-ordered:
   every kernel and copy runs on the one stream, so a buffer freed after its last reader
   was queued is only handed to work queued later. Out of memory: the cache is emptied and
   the allocation retried once, then `MetajitMemoryError` names the size and what is held.
@@ -78,8 +79,12 @@ class Device:
         self.architecture = "sm_{}{}".format(*(self.attribute(name) for name in (
             "CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR", "CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR")))
         self.multiprocessors = self.attribute("CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT")
+        result, name = module.cuDeviceGetName(256, self.device)
+        check(result, "cuDeviceGetName")
+        self.name = name.split(b"\0", 1)[0].decode(errors="replace")
         self.allocator = CachingAllocator(self._raw_allocate, self._raw_free,
-                                          int(os.environ.get("METAJIT_CUDA_CACHE_BYTES", 4 << 30)))
+                                          int(os.environ.get("METAJIT_CUDA_CACHE_BYTES", 4 << 30)),
+                                          lowest_address_first=True)  # repeated plans keep their addresses
         self.staging = PinnedStaging(self)
         self.modules = {}
         self.last_kernel = None
@@ -173,6 +178,39 @@ class Device:
         self.last_kernel = name
         check(driver().cuLaunchKernel(function, blocks, 1, 1, threads, 1, 1, 0, self.stream, arguments, 0)[0],
               f"cuLaunchKernel({name})")
+
+    # ---- CUDA graphs --------------------------------------------------------------------
+    def record(self, queue_work):
+        """A launchable graph (``CUgraphExec``) of the work ``queue_work()`` queues on the
+        stream, recorded instead of run (relaxed capture mode: library calls may query or
+        allocate while recording). If ``queue_work`` raises, capture ends and it re-raises."""
+        module = driver()
+        check(module.cuStreamBeginCapture(self.stream, module.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED)[0],
+              "cuStreamBeginCapture")
+        try:
+            queue_work()
+        except BaseException:
+            result, graph = module.cuStreamEndCapture(self.stream)  # leave capture mode; the graph is void
+            if result == module.CUresult.CUDA_SUCCESS:
+                module.cuGraphDestroy(graph)
+            raise
+        result, graph = module.cuStreamEndCapture(self.stream)
+        check(result, "cuStreamEndCapture")
+        try:
+            result, executable = module.cuGraphInstantiate(graph, 0)
+            check(result, "cuGraphInstantiate")
+        finally:
+            module.cuGraphDestroy(graph)
+        return executable
+
+    def launch_graph(self, executable, name):
+        """Queue a whole recorded graph with one launch."""
+        self.last_kernel = name
+        check(driver().cuGraphLaunch(executable, self.stream)[0], f"cuGraphLaunch({name})")
+
+    def destroy_graph(self, executable):
+        """Release a graph once queued work no longer needs it."""
+        driver().cuGraphExecDestroy(executable)
 
     def synchronize(self):
         """Wait for every queued kernel and copy; a fault names the last kernel launched."""

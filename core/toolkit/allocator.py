@@ -3,7 +3,10 @@
 Freed buffers go back to a free list of their size class (four classes per power of
 two, so at most 25% is wasted) and are reused by the next allocation of that class; the
 cache holds at most ``limit_bytes`` of freed buffers, beyond which they are returned
-with the raw free.
+with the raw free. With ``lowest_address_first``, a class hands out its lowest-addressed
+free buffer (buffers have an ``address``) whatever order they were freed in: a
+computation repeated from the same free buffers then gets the same addresses, so a
+device can replay it as recorded (CUDA Graphs); otherwise the last freed (cheapest).
 
 Reuse is *stream-ordered*: a buffer freed while queued work still reads it is handed
 out only to work queued after that work — true for the host (launches run in order)
@@ -14,6 +17,8 @@ and for a device whose kernels and copies run on one stream. Example::
     buffer = allocator.allocate(1000)     # a 1024-byte class
     allocator.release(buffer)             # cached, not returned to the driver
 """
+import heapq
+import itertools
 import threading
 
 SMALLEST_CLASS = 512
@@ -36,11 +41,13 @@ class CachingAllocator:
     freed capacity kept for reuse. Safe to use from several threads.
     """
 
-    def __init__(self, raw_allocate, raw_free, limit_bytes=1 << 30):
+    def __init__(self, raw_allocate, raw_free, limit_bytes=1 << 30, lowest_address_first=False):
         self.raw_allocate = raw_allocate
         self.raw_free = raw_free
         self.limit_bytes = limit_bytes
-        self.free_lists = {}
+        self.lowest_address_first = lowest_address_first
+        self.free_lists = {}  # capacity -> buffers (a heap of (address, tie-break, buffer) when ordered)
+        self.tie_break = itertools.count()
         self.capacities = {}  # request size -> size class (a training step asks the same sizes again)
         self.live = {}        # buffer -> capacity
         self.cached_bytes = 0
@@ -57,7 +64,8 @@ class CachingAllocator:
             free = self.free_lists.get(capacity)
             if free:
                 self.cached_bytes -= capacity
-                return self._count(free.pop(), capacity)
+                buffer = heapq.heappop(free)[2] if self.lowest_address_first else free.pop()
+                return self._count(buffer, capacity)
         try:
             buffer = self.raw_allocate(capacity)
         except MemoryError:
@@ -84,7 +92,11 @@ class CachingAllocator:
             self.allocated_bytes -= capacity
             cached = self.cached_bytes + capacity <= self.limit_bytes
             if cached:
-                self.free_lists.setdefault(capacity, []).append(buffer)
+                free = self.free_lists.setdefault(capacity, [])
+                if self.lowest_address_first:
+                    heapq.heappush(free, (buffer.address, next(self.tie_break), buffer))
+                else:
+                    free.append(buffer)
                 self.cached_bytes += capacity
         if not cached:
             self.raw_free(buffer)
@@ -95,8 +107,8 @@ class CachingAllocator:
             free_lists, self.free_lists = self.free_lists, {}
             self.cached_bytes = 0
         for buffers in free_lists.values():
-            for buffer in buffers:
-                self.raw_free(buffer)
+            for entry in buffers:
+                self.raw_free(entry[2] if self.lowest_address_first else entry)
 
     def reset_peak(self):
         """Start a new high-water mark at the bytes live now."""

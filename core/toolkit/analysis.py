@@ -17,6 +17,7 @@ import math
 
 from metajit.ir import indexexpr
 from metajit.ir import kernel as K
+from metajit.toolkit.gemm import gemm_layout
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -398,8 +399,10 @@ def matmul_attrs(kernel):
 
 
 def as_matmul_call(kernel):
-    """``kernel`` as a ``matmul`` `metajit.ir.kernel.LibraryCall` (see `matmul_attrs`), or None."""
+    """``kernel`` as a ``matmul`` `metajit.ir.kernel.LibraryCall` (see `matmul_attrs`), or None;
+    also None when no BLAS reads the operands in place (`metajit.toolkit.gemm.gemm_layout`):
+    the product then stays a fused kernel on every device."""
     attrs = matmul_attrs(kernel)
-    if attrs is None:
+    if attrs is None or gemm_layout(attrs) is None:
         return None
     return K.LibraryCall("matmul", attrs, kernel.inputs, kernel.outputs)

@@ -76,3 +76,22 @@ def test_out_of_memory_empties_the_cache_and_retries():
     assert buffer.size == size_class(1500) and raw.frees == [2048]
     with pytest.raises(MemoryError):
         pool.allocate(4000)
+
+
+def test_lowest_address_first_repeats_the_same_buffers_whatever_the_free_order():
+    addresses = iter(range(0, 1 << 30, 4096))
+
+    class Addressed(Block):
+        def __init__(self, size):
+            super().__init__(size)
+            self.address = next(addresses)
+    pool = CachingAllocator(Addressed, lambda buffer: None, 1 << 20, lowest_address_first=True)
+    first = [pool.allocate(1000) for _ in range(4)]
+    for order in (first, first[::-1], [first[2], first[0], first[3], first[1]]):
+        for buffer in order:
+            pool.release(buffer)
+        assert [pool.allocate(1000) for _ in range(4)] == first
+    for buffer in first:
+        pool.release(buffer)
+    pool.empty_cache()
+    assert pool.cached_bytes == 0 and pool.free_lists == {}

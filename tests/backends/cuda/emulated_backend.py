@@ -56,6 +56,8 @@ def _caller(kernel, entry):
 class EmulatedProgram:
     """One kernel's entry points as host functions, launched per its plan."""
 
+    graph_safe = True  # as the cuda backend's programs: a launch only queues the kernel
+
     def __init__(self, library, source):
         self.steps = []
         for launch in cuda._plans[source.entry_name]:
