@@ -6,7 +6,10 @@
   inputs are computed and before the fused kernels that read the outputs (never fused).
   A runner has ``run(input_nodes, output_nodes)`` (setting each live output's buffer and
   shape; dead outputs come as None) and ``gradients(node, k, grad_node)`` (one node or
-  None per input).
+  None per input). A runner that can work in the background (a collective) has instead
+  ``start(input_nodes)``, called as soon as its inputs are produced while later kernels
+  are still being launched, and ``finish(started, output_nodes)`` with what ``start``
+  returned, called before anything reads the outputs.
 * **Custom gradients** (``jt.Function``): node ``"custom_grad"`` with inputs
   ``(value, *differentiable inputs)`` and attrs ``(group, k)`` has ``value``'s value, but
   gradients reach the inputs through ``group.gradients({k: grad node, ...})``, called
@@ -22,6 +25,7 @@ from . import autodiff, backward_cache, graphwalk
 from ..ir.graph import Node
 
 OPAQUE, CUSTOM_GRAD = "custom", "custom_grad"
+_DATA_FREE_LEAVES = ("constant", "index")
 _unrealised = weakref.WeakSet()  # opaque outputs not computed yet: realisation's quick test
 
 
@@ -86,20 +90,77 @@ def has_unrealised():
 
 
 def run_opaque(nodes, realise):
-    """Compute every opaque node behind ``nodes``, in graph order: for each, ``realise``
-    its inputs, then run its group (which also sets its siblings)."""
-    for node in graphwalk.realised_order(nodes):
-        if node.op != OPAQUE or node.is_realised:
+    """Compute every opaque node behind ``nodes``, wave by wave. A wave is the groups whose
+    inputs need no opaque node still to run: their inputs are computed by one call of
+    ``realise`` (the executor's), those needing the fewest nodes first (the order they
+    can be ready in), together with every value of that computation which later work
+    reads (so nothing is computed twice); a runner with ``start`` is started from that
+    realisation as soon as its inputs are produced (``on_ready``), then each group runs
+    or finishes."""
+    while True:
+        order = graphwalk.realised_order(nodes)
+        wave = _next_wave(order)
+        if not wave:
+            return
+        inputs = list({id(i): i for _, group_inputs in wave for i in group_inputs}.values())
+        started, on_ready = {}, []
+        for group, group_inputs in wave:
+            if hasattr(group.runner, "start"):
+                on_ready.append((group_inputs, _starter(group, group_inputs, started)))
+        realise(inputs + _values_read_later(order, inputs, nodes), on_ready)
+        for group, group_inputs in wave:
+            outputs = group.live_outputs()
+            if id(group) in started:
+                group.runner.finish(started[id(group)], outputs)
+            else:
+                group.runner.run(list(group_inputs), outputs)
+            for output in outputs:
+                if output is not None:
+                    _unrealised.discard(output)
+                    if not output.needs_inputs_for_grad:
+                        output.inputs = ()
+
+
+def _starter(group, inputs, started):
+    def start():
+        started[id(group)] = group.runner.start(list(inputs))
+    return start
+
+
+def _next_wave(order):
+    """``(group, inputs)`` of the unrealised opaque nodes in ``order`` that need no other
+    one, those whose inputs need the fewest nodes first."""
+    waiting, wave = set(), {}  # ids of nodes that need an opaque node still to run
+    for node in order:
+        if node.is_realised:
             continue
-        realise(list(node.inputs))
-        group = node.attrs[0]
-        outputs = group.live_outputs()
-        group.runner.run(list(node.inputs), outputs)
-        for output in outputs:
-            if output is not None:
-                _unrealised.discard(output)
-                if not output.needs_inputs_for_grad:
-                    output.inputs = ()
+        if any(id(source) in waiting for source in node.inputs):
+            waiting.add(id(node))
+        elif node.op == OPAQUE:
+            waiting.add(id(node))
+            wave.setdefault(id(node.attrs[0]), (node.attrs[0], node.inputs))
+    return sorted(wave.values(), key=lambda entry: len(graphwalk.realised_order(list(entry[1]))))
+
+
+def _values_read_later(order, inputs, targets):
+    """The values computed for ``inputs`` that other nodes of ``order`` still to be
+    computed read, or that are among ``targets``: kept instead of freed as intermediates
+    (values made of constants alone are left to be recomputed)."""
+    cone = graphwalk.realised_order(inputs)
+    inside, constant = {id(n) for n in cone}, set()
+    for node in cone:
+        if not node.is_realised and (node.op in _DATA_FREE_LEAVES or node.inputs and
+                                     all(id(source) in constant for source in node.inputs)):
+            constant.add(id(node))
+    kept = {id(t): t for t in targets if id(t) in inside and not t.is_realised}
+    for node in order:
+        if id(node) in inside or node.is_realised:
+            continue
+        for source in node.inputs:
+            if id(source) in inside and not source.is_realised:
+                kept[id(source)] = source
+    given = {id(i) for i in inputs}
+    return [node for key, node in kept.items() if key not in constant and key not in given]
 
 
 def _opaque_rule(node, g):

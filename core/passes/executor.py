@@ -187,6 +187,36 @@ def _launch_each(handle, sequence, seconds=None):
         raise
 
 
+def _launch_in_segments(handle, sequence, plan_key, seconds, due):
+    """Launch ``sequence``, calling the callbacks of ``due`` (launches queued -> callbacks)
+    once that many launches are queued. Each segment between two such points is one
+    ``launch_sequence`` call whose key is ``(plan_key, first launch)`` (the whole sequence
+    keeps ``plan_key``); an exception reports the launches finished over all segments."""
+    points = sorted(due)
+    if not points or points[-1] < len(sequence):
+        points.append(len(sequence))
+    start = 0
+    for point in points:
+        if point > start:
+            whole = start == 0 and point == len(sequence)
+            segment = sequence if whole else sequence[start:point]
+            try:
+                if handle.launch_sequence is not None and seconds is None:
+                    handle.launch_sequence(segment, plan_key if whole else (plan_key, start))
+                else:
+                    _launch_each(handle, segment, seconds)
+            except BaseException as error:
+                error.metajit_completed = start + getattr(error, "metajit_completed", 0)
+                raise
+            start = point
+        try:
+            for callback in due.get(point, ()):
+                callback()
+        except BaseException as error:
+            error.metajit_completed = point
+            raise
+
+
 def _intact_outputs(finished, order):
     """Ids of the outputs of the ``finished`` launches (``(outputs, buffer sources)`` pairs)
     whose buffers no finished launch took over."""
@@ -194,16 +224,25 @@ def _intact_outputs(finished, order):
     return {id(node) for outputs, _ in finished for node in outputs if id(node) not in overwritten}
 
 
-def realise(nodes):
-    """Compute every node in ``nodes`` that has no value yet, on the current device."""
+def realise(nodes, on_ready=()):
+    """Compute every node in ``nodes`` that has no value yet, on the current device.
+
+    ``on_ready`` holds ``(watched nodes, callback)`` pairs, the watched nodes among
+    ``nodes``: each callback is called once, as soon as all its watched nodes have their
+    values — between the launches, right after the one writing the last of them is queued
+    and before the next (at once for values that exist already) — so that work needing
+    only those values (a collective) starts while the later kernels run::
+
+        realise([loss, gradient], [([gradient], lambda: print("gradient ready"))])
+    """
     pending = [n for n in nodes if n.buffer is None]
-    if not pending:
-        return
-    if custom_ops.has_unrealised():
+    if pending and custom_ops.has_unrealised():
         custom_ops.run_opaque(pending, realise)
         pending = [n for n in pending if n.buffer is None]
-        if not pending:
-            return
+    if not pending:
+        for _, callback in on_ready:
+            callback()
+        return
     handle = plugins.current()
     found = checks.due(pending)  # deferred checks this realisation decides (device-side indices)
     for _, check_nodes, _ in found:
@@ -224,25 +263,29 @@ def realise(nodes):
     # between two kernels is then only the call itself (outputs take dead intermediates'
     # buffers as planned by `_buffer_sources`)
     sequence, produced, launched = [], [], []
+    queued_with = {}  # id(node) -> the number of launches queued once it has its value
     try:
         for program, inputs, outputs, parameters, sizes, sources in steps:
             inputs, outputs = inputs(order), outputs(order)
             produced.append(outputs)
             if program is None:
                 outputs[0].buffer = inputs[0].buffer
-                continue
-            output_buffers = []
-            for node, size, source in zip(outputs, sizes, sources):
-                buffer = node.buffer = DeviceBuffer(handle, size) if source is None else order[source].buffer
-                output_buffers.append(buffer.raw)
-            sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
-                             tuple([n.attrs[0] for n in parameters(order)])))
-            launched.append((outputs, sources))
+            else:
+                output_buffers = []
+                for node, size, source in zip(outputs, sizes, sources):
+                    buffer = node.buffer = DeviceBuffer(handle, size) if source is None else order[source].buffer
+                    output_buffers.append(buffer.raw)
+                sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
+                                 tuple([n.attrs[0] for n in parameters(order)])))
+                launched.append((outputs, sources))
+            if on_ready:
+                for node in outputs:
+                    queued_with[id(node)] = len(sequence)
         seconds = [] if debug.is_timing() else None
-        if handle.launch_sequence is not None and seconds is None:
-            handle.launch_sequence(sequence, template.key)
-        else:
-            _launch_each(handle, sequence, seconds)
+        due = {}  # launches queued -> callbacks due then
+        for watched, callback in on_ready:
+            due.setdefault(max([queued_with.get(id(n), 0) for n in watched], default=0), []).append(callback)
+        _launch_in_segments(handle, sequence, template.key, seconds, due)
         if found:
             checks.verify(found, to_host)
     except BaseException as error:

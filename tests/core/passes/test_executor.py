@@ -1,0 +1,82 @@
+"""The executor's ``on_ready`` callbacks: called between launches as soon as the watched
+values are produced, on every backend; values against numpy."""
+import numpy as np
+import pytest
+
+import metajit as jt
+from metajit.passes import executor
+
+
+def logged_launches(monkeypatch):
+    """Record each launch call of the current device as ``("launch", kernels, plan key)``
+    (``plan key`` None for single launches) in the returned list."""
+    events = []
+    handle = jt.plugins.current()
+    launch, sequence = handle.launch, handle.launch_sequence
+
+    def logged_launch(program, inputs, outputs, parameters):
+        events.append(("launch", 1, None))
+        return launch(program, inputs, outputs, parameters)
+
+    def logged_sequence(launches, plan_key):
+        events.append(("launch", len(launches), plan_key))
+        return sequence(launches, plan_key)
+    monkeypatch.setattr(handle, "launch", logged_launch)
+    if sequence is not None:
+        monkeypatch.setattr(handle, "launch_sequence", logged_sequence)
+    return events
+
+
+def three_reductions(x):
+    first = x.sum(0)
+    second = (x * first).sum(1)
+    third = (x.exp() * second.reshape(-1, 1)).sum(0)
+    return first, second, third
+
+
+def expected_reductions(a):
+    first = a.sum(0)
+    second = (a * first).sum(1)
+    return first, second, (np.exp(a) * second[:, None]).sum(0)
+
+
+def test_a_callback_runs_between_the_launch_producing_its_values_and_the_next(monkeypatch, rng):
+    a = rng.standard_normal((6, 5)).astype(np.float32)
+    for attempt in range(2):  # the second realisation replays the cached plan: same segment keys
+        values = three_reductions(jt.array(a))
+        events = logged_launches(monkeypatch)
+        executor.realise([v._node for v in values], [([values[0]._node], lambda: events.append("first ready"))])
+        ready = events.index("first ready")
+        assert sum(e[1] for e in events[:ready]) >= 1 and sum(e[1] for e in events[ready + 1:]) >= 2
+        keys = [e[2] for e in events if e != "first ready"]
+        assert attempt == 0 or keys == first_keys
+        first_keys = keys
+        for value, expected in zip(values, expected_reductions(a)):
+            np.testing.assert_allclose(value.numpy(), expected, rtol=1e-5)
+        monkeypatch.undo()
+
+
+def test_callbacks_for_values_that_exist_run_at_once(rng):
+    x = jt.array(rng.standard_normal(4).astype(np.float32))
+    done = (x * 2).sync()
+    called = []
+    executor.realise([done._node], [([done._node], lambda: called.append("now"))])
+    assert called == ["now"]
+    later = x + 1
+    executor.realise([later._node, done._node], [([done._node], lambda: called.append("before launching"))])
+    assert called == ["now", "before launching"]
+    np.testing.assert_allclose(later.numpy(), x.numpy() + 1)
+
+
+def test_a_failing_callback_keeps_the_finished_launches_and_a_retry_runs_the_rest(rng):
+    a = rng.standard_normal((6, 5)).astype(np.float32)
+    values = three_reductions(jt.array(a))
+
+    def fail():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        executor.realise([v._node for v in values], [([values[0]._node], fail)])
+    assert values[0]._node.buffer is not None and values[2]._node.buffer is None
+    for value, expected in zip(values, expected_reductions(a)):
+        np.testing.assert_allclose(value.numpy(), expected, rtol=1e-5)
