@@ -5,8 +5,14 @@ data-parallel with no code change. ``jt.in_mpi``, ``jt.rank``, ``jt.world_size``
 
 MPI comes from mpi4py (OpenMPI or any MPI it is built for; ``mpirun -H`` spans machines);
 it is imported only when the process was launched by an MPI launcher. Collectives are
-opaque graph nodes (`metajit.passes.custom_ops`): their inputs are computed, copied to
-the host, reduced, and the result moves to the current device.
+opaque graph nodes (`metajit.passes.custom_ops`) whose runners start as soon as their
+input is computed, while the realisation goes on launching the kernels that do not need
+their result (the gradient buckets' all-reduces overlap the rest of the backward pass).
+On a device with a collective library (NCCL on cuda, the backends' optional
+``metajit_backend_collectives`` hook) they run on its buffers, queued with its kernels;
+elsewhere the input is copied to the host and reduced through MPI on a communication
+thread (``METAJIT_MPI_OVERLAP=0``: on the main thread when the result is needed), and
+the result moves to the current device. A mean is a sum scaled in the graph.
 
 Every collective first agrees with the other ranks on what it is (a sequence number and
 its kind, op, shape and dtype): a rank that skips or adds one gets a `MetajitValueError`
@@ -15,6 +21,7 @@ naming both sides instead of a hang, and a collective that does not complete wit
 exception on one rank aborts the whole job (``MPI_Abort``) after printing it with its
 rank, so the others stop at once instead of waiting.
 """
+import concurrent.futures
 import os
 import sys
 import time
@@ -25,7 +32,7 @@ import numpy as np
 
 from . import plugins
 from .errors import MetajitDeviceError, MetajitValueError
-from .ir import graph
+from .ir import dtypes, graph
 from .math_ops import cast
 from .passes import custom_ops, executor, graphwalk
 from .var import Var
@@ -40,36 +47,17 @@ def launched_by_mpi():
     return any(name in os.environ for name in _LAUNCHER_VARIABLES)
 
 
-class Communicator:
-    """The world communicator with Jittor's ``jt.mpi`` methods (``world_rank``,
-    ``world_size``, ``local_rank``, ``barrier``) and the checked, time-limited
-    collectives on host arrays that the graph operators run."""
+class CheckedCollectives:
+    """Checked, time-limited collectives on host arrays over one MPI communicator, from one
+    thread at a time: each first agrees with the other ranks on what it is, then polls its
+    non-blocking request against ``METAJIT_MPI_TIMEOUT``."""
 
-    def __init__(self):
-        try:
-            from mpi4py import MPI
-        except ImportError as error:
-            raise MetajitDeviceError(f"this process was started by an MPI launcher but mpi4py is missing ({error}): "
-                                     "pip install 'metajit[mpi]' (mpi4py; OpenMPI from your system packages)") from None
-        self.MPI = MPI
-        self.comm = MPI.COMM_WORLD
-        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+    def __init__(self, MPI, comm):
+        self.MPI, self.comm = MPI, comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.sequence = 0
         self.timeout = float(os.environ.get("METAJIT_MPI_TIMEOUT", "300"))
         self.collective_seconds = 0.0  # wall time spent waiting in collectives (benchmarks, logging)
-
-    def world_rank(self):
-        """This process's rank in the world (0 .. world_size-1)."""
-        return self.rank
-
-    def world_size(self):
-        """The number of processes."""
-        return self.size
-
-    def local_rank(self):
-        """This process's rank among those on its machine (to choose a GPU)."""
-        return self.local.Get_rank()
 
     def barrier(self):
         """Wait until every rank gets here (time-limited like the collectives)."""
@@ -85,13 +73,17 @@ class Communicator:
     def _poll(self, request, what, started, pause):
         while not request.Test():
             if time.monotonic() - started > self.timeout:
-                raise MetajitDeviceError(
-                    f"MPI {what} on rank {self.rank} did not complete within {self.timeout:g} s: another rank "
-                    "stopped (an error, a crash) or never reached it (set METAJIT_MPI_TIMEOUT to wait longer)")
+                raise self.timeout_error(what)
             time.sleep(pause)
             pause = min(pause * 2 or 1e-5, 1e-3)
 
-    def _agree(self, description):
+    def timeout_error(self, what):
+        """The error for a collective that did not complete within the time limit."""
+        return MetajitDeviceError(
+            f"MPI {what} on rank {self.rank} did not complete within {self.timeout:g} s: another rank "
+            "stopped (an error, a crash) or never reached it (set METAJIT_MPI_TIMEOUT to wait longer)")
+
+    def agree(self, description):
         """Check that every rank runs this collective next; raises on a mismatch."""
         self.sequence += 1
         mine = np.array([self.sequence, zlib.crc32(description.encode())], dtype=np.int64)
@@ -108,7 +100,7 @@ class Communicator:
 
     def all_reduce(self, array, op):
         """``op`` (add/mean/max/min) of ``array`` over every rank, on every rank."""
-        self._agree(f"all_reduce({op}, {array.shape}, {array.dtype})")
+        self.agree(f"all_reduce({op}, {array.shape}, {array.dtype})")
         result = np.empty_like(array)
         mpi_op = {"add": self.MPI.SUM, "mean": self.MPI.SUM, "max": self.MPI.MAX, "min": self.MPI.MIN}[op]
         self._wait(self.comm.Iallreduce(array, result, mpi_op), f"all_reduce of {array.shape}")
@@ -116,22 +108,102 @@ class Communicator:
 
     def reduce(self, array, op, root):
         """``op`` (add/mean) of ``array`` over every rank on ``root``; zeros elsewhere."""
-        self._agree(f"reduce({op}, root {root}, {array.shape}, {array.dtype})")
+        self.agree(f"reduce({op}, root {root}, {array.shape}, {array.dtype})")
         result = np.zeros_like(array)
         self._wait(self.comm.Ireduce(array, result, self.MPI.SUM, root), f"reduce of {array.shape}")
         return result / self.size if op == "mean" and self.rank == root else result
 
     def broadcast(self, array, root):
         """``root``'s ``array`` on every rank."""
-        self._agree(f"broadcast(root {root}, {array.shape}, {array.dtype})")
+        self.agree(f"broadcast(root {root}, {array.shape}, {array.dtype})")
         result = np.array(array, copy=True)
         self._wait(self.comm.Ibcast(result, root), f"broadcast of {array.shape}")
         return result
 
     def broadcast_object(self, value, root=0):
         """``root``'s picklable ``value`` on every rank (seeds, small settings)."""
-        self._agree("broadcast_object")
+        self.agree("broadcast_object")
         return self.comm.bcast(value, root)
+
+    def run(self, kind, array, op, root):
+        """The collective ``kind`` ("all_reduce", "reduce" or "broadcast") of ``array``."""
+        if kind == "all_reduce":
+            return self.all_reduce(array, op)
+        if kind == "reduce":
+            return self.reduce(array, op, root)
+        return self.broadcast(array, root)
+
+
+class CommunicationThread:
+    """Runs collectives on its own duplicate of the world communicator in one thread, in
+    the order they were submitted (the same on every rank), so that they progress while
+    the main thread launches kernels. Needs MPI's ``THREAD_MULTIPLE``."""
+
+    def __init__(self, collectives):
+        self.collectives = collectives
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metajit-mpi")
+        self.busy_seconds = 0.0  # wall time the thread spent in collectives
+
+    def submit(self, kind, array, op, root):
+        """Queue the collective; returns a `concurrent.futures.Future` of its result."""
+        return self.pool.submit(self._run, kind, array, op, root)
+
+    def _run(self, kind, array, op, root):
+        started = time.monotonic()
+        try:
+            return self.collectives.run(kind, array, op, root)
+        finally:
+            self.busy_seconds += time.monotonic() - started
+
+
+class Communicator(CheckedCollectives):
+    """The world communicator with Jittor's ``jt.mpi`` methods (``world_rank``,
+    ``world_size``, ``local_rank``, ``barrier``), the checked, time-limited collectives on
+    host arrays that the graph operators run, and `start`/`finish` for collectives that
+    run on the `CommunicationThread` (``background``; None when ``METAJIT_MPI_OVERLAP=0`` or
+    MPI lacks ``THREAD_MULTIPLE``) while kernels are launched."""
+
+    def __init__(self):
+        try:
+            from mpi4py import MPI
+        except ImportError as error:
+            raise MetajitDeviceError(f"this process was started by an MPI launcher but mpi4py is missing ({error}): "
+                                     "pip install 'metajit[mpi]' (mpi4py; OpenMPI from your system packages)") from None
+        super().__init__(MPI, MPI.COMM_WORLD)
+        self.local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        overlap = os.environ.get("METAJIT_MPI_OVERLAP", "1") != "0" and MPI.Query_thread() == MPI.THREAD_MULTIPLE
+        self.background = CommunicationThread(CheckedCollectives(MPI, self.comm.Dup())) if overlap else None
+
+    def world_rank(self):
+        """This process's rank in the world (0 .. world_size-1)."""
+        return self.rank
+
+    def world_size(self):
+        """The number of processes."""
+        return self.size
+
+    def local_rank(self):
+        """This process's rank among those on its machine (to choose a GPU)."""
+        return self.local.Get_rank()
+
+    def start(self, kind, array, op=None, root=0):
+        """Begin the collective ``kind`` of the host ``array`` on the communication thread
+        (at once), or keep it for `finish` to run here when there is none."""
+        if self.background is None:
+            return (kind, array, op, root)
+        return self.background.submit(kind, array, op, root)
+
+    def finish(self, started):
+        """The result of a collective from `start`, waiting for it as needed."""
+        if not isinstance(started, concurrent.futures.Future):
+            return self.run(*started)
+        waited = time.monotonic()
+        try:
+            return started.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            raise self.timeout_error("collective") from None
+        finally:
+            self.collective_seconds += time.monotonic() - waited
 
 
 def _abort_on_uncaught(communicator):
@@ -154,8 +226,27 @@ if in_mpi:
     _abort_on_uncaught(mpi)
 
 
+_device_libraries = {}  # backend name -> its collective library, created once per process
+
+
+def device_collectives(handle):
+    """The collective library working on the buffers of ``handle``'s device (NCCL on
+    cuda, through the backend's optional ``metajit_backend_collectives`` hook), created
+    once per process when a collective first runs there; None where the backend has none
+    (collectives then copy their values to the host and run through MPI)."""
+    if handle.collectives is None or not in_mpi:
+        return None
+    library = _device_libraries.get(handle.name)
+    if library is None:
+        library = _device_libraries[handle.name] = handle.collectives(rank, world_size, mpi.broadcast_object)
+    return library
+
+
 class CollectiveRunner:
-    """Runs one collective on the host (an opaque node's runner, see `custom_ops`)."""
+    """Runs one collective (an opaque node's runner, see `custom_ops`): ``start`` begins
+    it as soon as the input is computed — on the device through its collective library
+    (`device_collectives`), otherwise through MPI on a host copy, on the communication
+    thread — and ``finish`` hands its result to the output."""
 
     replayable = True  # its gradient is a collective of the same structure: templates may replay it
 
@@ -163,33 +254,49 @@ class CollectiveRunner:
         self.kind, self.op, self.root = kind, op, root
         self.structure = (kind, op, root)
 
-    def run(self, input_nodes, output_nodes):
-        """Reduce (or broadcast) the input's value across ranks into the output."""
-        array = executor.to_host(input_nodes[0])
-        if self.kind == "all_reduce":
-            result = mpi.all_reduce(array, self.op)
-        elif self.kind == "reduce":
-            result = mpi.reduce(array, self.op, self.root)
+    def start(self, input_nodes):
+        """Begin reducing (or broadcasting) the input's value across ranks."""
+        handle, source = plugins.current(), input_nodes[0]
+        library = device_collectives(handle)
+        if library is None:
+            return mpi.start(self.kind, executor.to_host(source), self.op, self.root)
+        executor.migrate(handle, source)
+        mpi.agree(f"{self.kind}({self.op}, root {self.root}, {source.shape}, {source.dtype}) on {handle.name}")
+        count = int(np.prod(source.shape))
+        if self.kind == "reduce" and rank != self.root:  # the library leaves other ranks' outputs untouched
+            result = executor.upload(handle, np.zeros(source.shape, source.dtype.numpy))
         else:
-            result = mpi.broadcast(array, self.root)
-        handle = plugins.current()
+            result = executor.DeviceBuffer(handle, count * source.dtype.itemsize)
+        if count:
+            arguments = (source.buffer.raw, result.raw, count, str(source.dtype))
+            if self.kind == "all_reduce":
+                library.all_reduce(*arguments, self.op)
+            else:
+                getattr(library, self.kind)(*arguments, self.root)
+        return result
+
+    def finish(self, started, output_nodes):
+        """Set the outputs to the collective's result (waiting for a host collective)."""
+        if isinstance(started, executor.DeviceBuffer):
+            buffer = started
+        else:
+            buffer = executor.upload(plugins.current(), mpi.finish(started))
         for node in output_nodes:
             if node is not None:
-                node.buffer = executor.upload(handle, result.astype(array.dtype, copy=False))
+                node.buffer = buffer
 
     def gradients(self, node, k, grad_node):
         """The collectives' adjoints (the loss being the sum of every rank's loss)."""
         g = Var.from_node(grad_node)
         if self.kind == "broadcast":
-            return [mpi_reduce(g, "add", self.root)._node]
+            return [_collective(g, "reduce", "add", self.root)._node]
         if self.kind == "reduce":
-            spread = mpi_broadcast(g, self.root)
-            return [(spread / world_size if self.op == "mean" else spread)._node]
-        if self.op in ("add", "mean"):
-            return [mpi_all_reduce(g, self.op)._node]
+            return [_collective(g, "broadcast", None, self.root)._node]
+        if self.op == "add":
+            return [_collective(g, "all_reduce", "add")._node]
         source = Var.from_node(node.inputs[0])
         chosen = cast(source == Var.from_node(node), source.dtype)
-        return [(mpi_all_reduce(g, "add") * chosen)._node]
+        return [(_collective(g, "all_reduce", "add") * chosen)._node]
 
 
 def _collective(x, kind, op=None, root=0):
@@ -204,12 +311,23 @@ def _collective(x, kind, op=None, root=0):
     return Var.from_node(node)
 
 
+def _mean_of_sum(total):
+    """``total / world_size`` in ``total``'s dtype (an integer mean truncates, as numpy's
+    cast of the float64 quotient does); ``total`` itself outside MPI."""
+    if not in_mpi:
+        return total
+    if dtypes.is_float(total.dtype):
+        return total / world_size
+    return cast(cast(total, "float64") / world_size, total.dtype)
+
+
 def mpi_all_reduce(x, op="add"):
     """``op`` ("add", "mean", "max", "min") of ``x`` over every rank, on every rank
     (``x`` itself outside MPI). Differentiable."""
     if op not in ALL_REDUCE_OPS:
         raise MetajitValueError(f"mpi_all_reduce: op must be one of {ALL_REDUCE_OPS}, got {op!r}")
-    return _collective(x, "all_reduce", op)
+    total = _collective(x, "all_reduce", "add" if op == "mean" else op)
+    return _mean_of_sum(total) if op == "mean" else total
 
 
 def mpi_reduce(x, op="add", root=0):
@@ -217,7 +335,8 @@ def mpi_reduce(x, op="add", root=0):
     others, as in Jittor. Differentiable (the gradient is broadcast from ``root``)."""
     if op not in REDUCE_OPS:
         raise MetajitValueError(f"mpi_reduce: op must be one of {REDUCE_OPS}, got {op!r}")
-    return _collective(x, "reduce", op, root)
+    total = _collective(x, "reduce", "add", root)
+    return _mean_of_sum(total) if op == "mean" else total
 
 
 def mpi_broadcast(x, root=0):
@@ -287,8 +406,10 @@ class GradientAverager:
         key = tuple(id(p) for p in pending)
         order = self.orders.get(key)
         if order is None:
-            position = graphwalk.positions(graphwalk.realised_order([p.grad._node for p in pending]))
-            order = self.orders[key] = sorted(range(len(pending)), key=lambda k: position[id(pending[k].grad._node)])
+            # a gradient is ready once everything it depends on is computed: the fewer
+            # nodes it needs, the earlier (the last layers' first; a tie keeps their order)
+            needed = [len(graphwalk.realised_order([p.grad._node])) for p in pending]
+            order = self.orders[key] = sorted(range(len(pending)), key=lambda k: needed[k])
         ready = [pending[k] for k in order]
         for bucket in _buckets([p.grad for p in ready]):
             owners, ready = ready[:len(bucket)], ready[len(bucket):]

@@ -252,3 +252,32 @@ def metajit_backend_memory_info():
                     "peak_bytes": a.peak_bytes}
     """
 
+
+
+@hookspec
+def metajit_backend_collectives(rank, size, broadcast):
+    """A collective library working on this device's buffers (optional; NCCL on cuda).
+    Called once per process, on every rank at the same point, when the first collective
+    (``jt.mpi_all_reduce``..., data-parallel gradient averaging) runs on this device under
+    MPI; without this hook collectives copy values to the host and run through MPI.
+
+    :param rank: this process's rank; ``size`` the number of processes.
+    :param broadcast: ``broadcast(value)`` returns rank 0's picklable ``value`` on every
+        rank (for the library's setup, e.g. NCCL's unique id).
+    :returns: an object whose methods queue a collective on the device in order with the
+        kernels (``source`` and ``destination`` are buffers from
+        `metajit_backend_allocate`, ``count`` elements of the dtype named ``dtype``):
+        ``all_reduce(source, destination, count, dtype, op)`` with ``op`` one of
+        ``"add"``, ``"max"``, ``"min"``; ``reduce(source, destination, count, dtype, root)``
+        (the sum on rank ``root``; other ranks' ``destination`` is left as it is);
+        ``broadcast(source, destination, count, dtype, root)``. Raise
+        `metajit.errors.MetajitDtypeError` for a dtype the library cannot reduce, and
+        `metajit.errors.MetajitDeviceError` when the library cannot be used (not installed).
+        A mean is a sum that core then scales.
+
+    Example::
+
+        @hookimpl
+        def metajit_backend_collectives(rank, size, broadcast):
+            return nccl.Communicator(rank, size, broadcast(nccl.unique_id() if rank == 0 else None))
+    """

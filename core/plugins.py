@@ -22,7 +22,7 @@ PREFERRED_DEFAULTS = ("cpu", "reference")
 REQUIRED_HOOKS = ("describe", "unavailable_reason", "codegen", "compile", "launch",
                   "synchronize", "allocate", "free", "copy_from_host", "copy_to_host",
                   "copy_device_to_device")
-OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence", "compile_code", "memory_info")
+OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence", "compile_code", "memory_info", "collectives")
 
 
 @dataclasses.dataclass(frozen=True)

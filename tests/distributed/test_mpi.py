@@ -81,3 +81,26 @@ def test_uneven_iterable_shares_still_take_equal_steps():
     result = mpirun("pipe_steps.py")
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(result.stdout.split("\n")[:2]) == ["rank 0 steps 2", "rank 1 steps 2"]
+
+
+def test_gradient_all_reduces_start_while_backward_kernels_are_still_launched(tmp_path):
+    parameters, events = {}, {}
+    for overlap in ("1", "0"):
+        out = str(tmp_path / f"overlap{overlap}")
+        result = mpirun("overlap_order.py", out, environment={"METAJIT_MPI_OVERLAP": overlap})
+        assert result.returncode == 0, result.stdout + result.stderr
+        parameters[overlap] = [np.load(f"{out}_{rank}.npy") for rank in (0, 1)]
+        with open(f"{out}_0.json") as file:
+            recorded = json.load(file)
+        assert recorded["background"] == (overlap == "1")  # the communication thread runs only when on
+        events[overlap] = [tuple(e) for e in recorded["events"]]
+    overlapped = events["1"]
+    starts = [k for k, e in enumerate(overlapped) if e[0] == "start"]
+    finishes = [k for k, e in enumerate(overlapped) if e[0] == "finish"]
+    assert len(starts) == 6 and overlapped[starts[0]] == ("start", 3)  # the last layer's bias is ready first
+    # backward kernels are launched after the first bucket's all-reduce started, before the last one's
+    assert any(e[0] == "launch" for e in overlapped[starts[0]:starts[-1]])
+    assert starts[-1] < finishes[0] and overlapped[-1][0] == "launch"  # the update waits for every bucket
+    for overlap in ("1", "0"):
+        np.testing.assert_array_equal(parameters[overlap][0], parameters[overlap][1])
+    np.testing.assert_array_equal(parameters["1"][0], parameters["0"][0])  # bitwise the same either way
