@@ -14,6 +14,9 @@ print("GPU", runtime.device().architecture, runtime.device().multiprocessors, "S
 PY
 echo "== jt.code CUDA operators and the cuda backend's own tests"
 python -m pytest -q -rs -x tests/backends/cuda -p no:cacheprovider -m "not slow"
+echo "== NCCL under mpirun: two ranks only with two GPUs (NCCL refuses two ranks of one communicator on one"
+echo "   GPU: skipped with that reason); the one-rank communicator ran above (tests/backends/cuda/test_nccl.py)"
+timeout 300 python -m pytest -q -rs tests/distributed/test_mpi.py -k nccl -p no:cacheprovider
 echo "== conformance, standard tier, on cuda"
 timeout 300 conformance run --backend cuda --tier standard --seed 12
 echo "== core tests on cuda (every core test runs per device)"

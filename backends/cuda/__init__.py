@@ -185,3 +185,9 @@ def metajit_backend_compile_code(call):
 @hookimpl
 def metajit_backend_memory_info():
     return runtime.device().memory_info()
+
+
+@hookimpl
+def metajit_backend_collectives(rank, size, broadcast):
+    from . import nccl  # collectives under mpirun only: NCCL is loaded when the first one runs
+    return nccl.communicator(rank, size, broadcast)

@@ -104,3 +104,35 @@ def test_gradient_all_reduces_start_while_backward_kernels_are_still_launched(tm
     for overlap in ("1", "0"):
         np.testing.assert_array_equal(parameters[overlap][0], parameters[overlap][1])
     np.testing.assert_array_equal(parameters["1"][0], parameters["0"][0])  # bitwise the same either way
+
+
+def test_a_device_collective_library_runs_every_collective_on_its_buffers(tmp_path):
+    out, printed, saved = str(tmp_path / "values"), {}, {}
+    for device in ("cpu", "cpu_collectives"):  # the latter: cpu buffers with a library (as NCCL on cuda)
+        result = mpirun("device_collectives.py", out, device)
+        assert result.returncode == 0, result.stdout + result.stderr
+        printed[device] = result.stdout
+        saved[device] = [np.load(f"{out}_{device}_{rank}.npy") for rank in (0, 1)]
+    assert printed["cpu"].count("calls [] 0") == 2  # no library: MPI on host copies
+    assert printed["cpu_collectives"].count("('all_reduce', 'add'), ('all_reduce', 'max'), ('all_reduce', 'min'), "
+                                            "('broadcast', 0), ('broadcast', 1), ('reduce', 1)]") == 2
+    for rank in (0, 1):
+        np.testing.assert_array_equal(saved["cpu_collectives"][rank], saved["cpu"][rank])
+
+
+def _gpu_count():
+    from metajit.backends.cuda import nvidia_libraries, runtime
+    if runtime.missing_device_reason() or nvidia_libraries.missing_reason("nccl"):
+        return 0
+    return runtime.driver().cuDeviceGetCount()[1]
+
+
+@pytest.mark.skipif(_gpu_count() < 2, reason="needs two GPUs and NCCL: NCCL refuses two ranks on one GPU")
+def test_nccl_collectives_and_training_on_two_gpus_match_the_host_path(tmp_path):
+    out, saved = str(tmp_path / "values"), {}
+    for device in ("cpu", "cuda"):
+        result = mpirun("device_collectives.py", out, device)
+        assert result.returncode == 0, result.stdout + result.stderr  # the script checks values against numpy
+        saved[device] = [np.load(f"{out}_{device}_{rank}.npy") for rank in (0, 1)]
+    for rank in (0, 1):
+        np.testing.assert_allclose(saved["cuda"][rank], saved["cpu"][rank], rtol=1e-4, atol=1e-5)
