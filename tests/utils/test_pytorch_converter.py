@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import metajit as jt
-from metajit.utils import pytorch_converter
 from metajit.utils.pytorch_converter import convert, convert_file, convert_with_report, pjmap, pjmap_append
 from metajit.utils.pytorch_converter.__main__ import main
 from tests.models.conftest import import_torchvision, relative_error

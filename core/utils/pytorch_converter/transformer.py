@@ -11,6 +11,8 @@ import collections
 import copy
 import inspect
 
+import metajit
+
 from . import mapping
 from .arguments import ArgumentError, has_unpacking, parse_signature, translate
 from .shims import TORCHVISION
@@ -24,6 +26,7 @@ DTYPE_NAMES = {"float32", "float", "float64", "double", "float16", "half", "bflo
 # keywords that only place data (metajit keeps everything on the selected device)
 PLACEMENT_KEYWORDS = {"device", "pin_memory", "non_blocking", "memory_format"}
 _LONGEST_CONSTRUCT = 100
+INDEX_REDUCTIONS = mapping.INDEX_FIRST | set(mapping.VALUE_AND_INDEX)
 _AMBIGUOUS_EXTREME = "cannot tell a dimension from a tensor here: write dim=... (or torch.maximum for two tensors)"
 
 
@@ -34,7 +37,6 @@ def expression(text):
 
 def metajit_object(spelling):
     """The metajit object that ``spelling`` (``"nn.Linear"``, ``"jt.optim.SGD"``) names, or None."""
-    import metajit
     found = {"jt": metajit, "nn": metajit.nn, "init": metajit.init}.get(spelling.split(".")[0])
     for part in spelling.split(".")[1:]:
         found = getattr(found, part, None)
@@ -239,7 +241,6 @@ class Converter(ast.NodeTransformer):
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node):
-        import metajit
         for statement in node.body:
             if not isinstance(statement, ast.FunctionDef):
                 continue
@@ -290,6 +291,7 @@ class Converter(ast.NodeTransformer):
         """``x.add_(y)`` as a statement: ``x += y`` (``x.data.add_(y)``: ``x.assign(x + y)``)."""
         function = call.func
         if (not isinstance(function, ast.Attribute) or function.attr not in mapping.IN_PLACE_ARITHMETIC
+                or not isinstance(function.value, (ast.Name, ast.Attribute, ast.Subscript))
                 or self._qualified(function.value) or len(call.args) != 1
                 or any(k.arg != "alpha" for k in call.keywords)):
             return None
@@ -302,9 +304,7 @@ class Converter(ast.NodeTransformer):
         if target is not receiver:
             update = ast.BinOp(copy.deepcopy(target), operator, other)
             return ast.Expr(ast.Call(ast.Attribute(target, "assign", ast.Load()), [update], []))
-        if isinstance(receiver, (ast.Name, ast.Attribute, ast.Subscript)):
-            return ast.AugAssign(_as_store(receiver), operator, other)
-        return None
+        return ast.AugAssign(_as_store(receiver), operator, other)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -333,7 +333,7 @@ class Converter(ast.NodeTransformer):
             return ast.copy_location(ast.Call(node.args[0], node.args[1:], node.keywords), node)
         self._visit_arguments(node)
         parent, _, short = name.rpartition(".")
-        if parent == "torch" and short in mapping.INDEX_FIRST | set(mapping.VALUE_AND_INDEX):
+        if parent == "torch" and short in INDEX_REDUCTIONS:
             node.func = ast.copy_location(expression(f"jt.{short}"), node.func)
             converted = self._index_reduction(node, short, node.args[1:])
             if converted is not None:
@@ -420,7 +420,7 @@ class Converter(ast.NodeTransformer):
             return self._to_call(node, receiver, original)
         if method == "forward" and (getattr(receiver, "id", None) == "self" or _final_name(receiver) == "super"):
             method = node.func.attr = "execute"
-        if method in mapping.INDEX_FIRST | set(mapping.VALUE_AND_INDEX):
+        if method in INDEX_REDUCTIONS:
             node.func.value = receiver
             converted = self._index_reduction(node, method, node.args)
             if converted is not None:
@@ -431,7 +431,6 @@ class Converter(ast.NodeTransformer):
             return self._apply_entry(node, entry, original, _strip_data(receiver))
         if method == "numpy":
             receiver = _strip_data(receiver)
-        import metajit
         if method in mapping.TENSOR_METHODS and not hasattr(metajit.Var, method):
             return self._unconverted_method(node, receiver, original, f"metajit's Var has no {method}()")
         node.func.value = receiver
@@ -439,8 +438,8 @@ class Converter(ast.NodeTransformer):
 
     def _index_reduction(self, node, name, dims):
         """torch's argmax/argmin (the indices) or max/min over a dim (values, indices) from
-        metajit's argmax/argmin, which give (indices, values); None for max/min of all
-        elements, ``False`` when ``dims[0]`` may be a tensor (torch.max(a, b))."""
+        metajit's argmax/argmin, which give (indices, values); max/min of all elements stays.
+        None when ``dims[0]`` may be a tensor (``torch.max(a, b)``)."""
         by_dim = any(k.arg == "dim" for k in node.keywords) or bool(dims) and _is_int_literal(dims[0])
         if name in mapping.VALUE_AND_INDEX:
             if not dims and not node.keywords:
