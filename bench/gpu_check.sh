@@ -25,3 +25,5 @@ echo "== the digits demo on cuda (2 epochs)"
 METAJIT_DEVICE=cuda timeout 120 python -m metajit.examples.train_digits --epochs 2
 echo "== fused chain against the bandwidth bound and torch"
 timeout 60 python bench/gpu_chain.py
+echo "== backbones, training steps and torch.compile against torch on the GPU (issue 13)"
+timeout 300 python bench/gpu_vs_torch.py --batches 1,64 --runs 100 --compile resnet18

@@ -1,0 +1,176 @@
+"""metajit's cuda device against torch eager (and torch.compile) on the same GPU: forward
+FPS of torchvision's backbones, MLP and ResNet-18 training steps; ratios printed from
+runs alternating between the frameworks in one process (issue 13).
+
+    python bench/gpu_vs_torch.py [--models resnet18,resnet50,...] [--batches 1,16,64]
+                                 [--runs 100] [--compile resnet18] [--skip-train]
+
+Both frameworks run strict float32 (no TF32; ``torch.backends.cudnn.benchmark`` on for
+torch) on the same weights (torchvision's random initialisation copied into metajit's)
+and inputs; outputs are compared first (relative error < 1e-3). Timing follows the seed
+tutorial: warm up, synchronise, run ``--runs`` forwards, synchronise, take the mean; the
+two frameworks alternate over three rounds and the median round is kept. Targets:
+forward FPS >= 1.2x torch eager at batch 1 and >= 1.0x at batch 64; MLP step <= 0.5x and
+ResNet-18 step <= 1.0x torch eager's time; within 1.25x of torch.compile
+("reduce-overhead") where it compiles in under a minute, with a first call under a tenth
+of its compile time.
+"""
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+MODELS = ["resnet18", "resnet50", "vgg16", "alexnet", "mobilenet_v2", "squeezenet1_1"]
+ROUNDS = 3
+
+
+def mean_seconds(function, runs, synchronize):
+    """Mean seconds of ``function`` over ``runs`` calls between two synchronisations."""
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(runs):
+        function()
+    synchronize()
+    return (time.perf_counter() - start) / runs
+
+
+def paired(ours, theirs, runs, sync_ours, sync_theirs, warmup=10):
+    """Median over `ROUNDS` alternating rounds of each side's mean seconds per call."""
+    for _ in range(warmup):
+        ours()
+        theirs()
+    times = ([], [])
+    for _ in range(ROUNDS):
+        times[0].append(mean_seconds(ours, runs, sync_ours))
+        times[1].append(mean_seconds(theirs, runs, sync_theirs))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def relative_error(ours, theirs):
+    """max |a - b| / max |b|."""
+    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
+
+
+def forward_rows(jt, torch, torchvision, models, batches, runs, compiled_models):
+    """One row per (model, batch): FPS of each, ratio, relative error, torch.compile."""
+    print(f"{'forward':16s} {'batch':>5s} {'metajit fps':>12s} {'torch fps':>10s} {'ratio':>6s} {'rel err':>8s} "
+          f"{'compile fps':>12s} {'mj/compile':>10s}")
+    sync_ours, sync_theirs = (lambda: jt.sync_all(True)), torch.cuda.synchronize
+    for name in models:
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = getattr(torchvision.models, name)().cuda().eval()
+        ours = getattr(jt.models, name)().eval()
+        ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+        for batch in batches:
+            data = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+            x_ours, x_theirs = jt.array(data).sync(), torch.from_numpy(data).cuda()
+            with jt.no_grad(), torch.no_grad():
+                error = relative_error(ours(x_ours).numpy(), theirs(x_theirs).cpu().numpy())
+
+                def run_ours():
+                    ours(x_ours).sync()
+
+                def run_theirs():
+                    theirs(x_theirs)
+                ours_s, theirs_s = paired(run_ours, run_theirs, runs, sync_ours, sync_theirs)
+                compile_column = ""
+                if name in compiled_models:
+                    compile_column = compiled_row(torch, theirs, x_theirs, runs, ours_s, batch)
+            print(f"{name:16s} {batch:5d} {batch / ours_s:12.1f} {batch / theirs_s:10.1f} "
+                  f"{theirs_s / ours_s:6.2f} {error:8.1e} {compile_column}", flush=True)
+
+
+def compiled_row(torch, model, example, runs, ours_s, batch):
+    """torch.compile(mode="reduce-overhead")'s FPS and our ratio to it, with its compile time."""
+    start = time.perf_counter()
+    try:
+        compiled = torch.compile(model, mode="reduce-overhead")
+        compiled(example)
+        compiled(example)
+    except Exception as error:  # a compiler problem must not stop the bench
+        return f"(torch.compile failed: {type(error).__name__})"
+    compile_s = time.perf_counter() - start
+    if compile_s > 60:
+        return f"(compile took {compile_s:.0f} s)"
+    seconds = mean_seconds(lambda: compiled(example), runs, torch.cuda.synchronize)
+    return f"{batch / seconds:12.1f} {seconds / ours_s:10.2f}  (compiled in {compile_s:.1f} s)"
+
+
+def training_rows(jt, torch, torchvision, runs):
+    """MLP (batch 64) and ResNet-18 (batch 16) SGD-momentum steps: ms each and the ratio."""
+    print(f"{'training step':24s} {'metajit ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'target':>7s}")
+    rng = np.random.default_rng(0)
+    cases = [("mlp 784-1024-1024-10 b64", "mlp", (64, 784), 10, 0.5),
+             ("resnet18 b16", "resnet18", (16, 3, 224, 224), 1000, 1.0)]
+    for label, kind, shape, classes, target in cases:
+        torch.manual_seed(0)
+        if kind == "mlp":
+            theirs = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
+                                         torch.nn.ReLU(), torch.nn.Linear(1024, 10)).cuda()
+            ours = jt.nn.Sequential(jt.nn.Linear(784, 1024), jt.nn.ReLU(), jt.nn.Linear(1024, 1024), jt.nn.ReLU(),
+                                    jt.nn.Linear(1024, 10))
+        else:
+            theirs = torchvision.models.resnet18().cuda()
+            ours = jt.models.resnet18()
+        ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+        data = rng.standard_normal(shape).astype(np.float32)
+        labels = rng.integers(0, classes, shape[0])
+        x_ours, y_ours = jt.array(data).sync(), jt.array(labels).sync()
+        x_theirs, y_theirs = torch.from_numpy(data).cuda(), torch.from_numpy(labels).cuda()
+        optimizer = jt.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+        torch_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
+
+        def step_ours():
+            loss = jt.nn.cross_entropy_loss(ours(x_ours), y_ours)
+            optimizer.step(loss)
+            loss.sync()
+
+        def step_theirs():
+            torch_optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(theirs(x_theirs), y_theirs).backward()
+            torch_optimizer.step()
+        ours_s, theirs_s = paired(step_ours, step_theirs, max(runs // 4, 10), lambda: jt.sync_all(True),
+                                  torch.cuda.synchronize)
+        print(f"{label:24s} {ours_s * 1e3:11.3f} {theirs_s * 1e3:9.3f} {ours_s / theirs_s:6.2f} {target:7.2f}",
+              flush=True)
+
+
+def main():
+    """Parse the options, set both frameworks up on the GPU, print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batches", default="1,16,64")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--compile", default="resnet18", help="models also timed under torch.compile ('' for none)")
+    parser.add_argument("--skip-train", action="store_true")
+    arguments = parser.parse_args()
+    import metajit as jt
+    reason = {d.name: d.reason for d in jt.devices()}.get("cuda", "the cuda backend is not installed")
+    if reason:
+        print(f"gpu_vs_torch: the cuda device is not usable here ({reason}); nothing measured")
+        return
+    import torch
+    import torchvision
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    jt.set_device("cuda")
+    jt.flags.allow_tf32 = 0
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, strict float32; "
+          f"{jt.devices()[[d.name for d in jt.devices()].index('cuda')].description.summary}")
+    forward_rows(jt, torch, torchvision, [m for m in arguments.models.split(",") if m],
+                 [int(b) for b in arguments.batches.split(",")], arguments.runs,
+                 set(m for m in arguments.compile.split(",") if m))
+    if not arguments.skip_train:
+        training_rows(jt, torch, torchvision, arguments.runs)
+    from metajit.backends import cuda
+    replay = cuda._libraries()[3]
+    print(f"CUDA graphs: {replay.recorded} recorded, {replay.replayed} replays")
+
+
+if __name__ == "__main__":
+    main()
