@@ -16,13 +16,15 @@ import math
 import os
 
 from metajit.hookspec import hookimpl
-from metajit.plugins import BackendDescription, KernelSource
+from metajit.plugins import BackendDescription, FusionCosts, KernelSource
 from metajit.toolkit import analysis, codegen
 
 from . import code_op, compiler, cublas, cudnn, graphs, nvidia_libraries, nvrtc, renderer, runtime
 
 NAME = "cuda"
 SYMBOL_PREFIX = "mj_cuda_"
+# a GPU recomputes cheap producers in registers faster than it stores and reloads them
+FUSION_COSTS = FusionCosts(duplicate_max_kernels=8, chain_max_ops=6)
 BLOCKS_PER_MULTIPROCESSOR = 32  # grid-stride kernels: enough resident blocks to hide latency
 _plans = {}  # entry symbol -> launch plan (`renderer.Launch` tuple)
 
@@ -89,7 +91,7 @@ def metajit_backend_describe():
     claims = library_claims()
     libraries = " + ".join(name for name, present in (("cuBLAS", any(c[0] == "matmul" for c in claims)),
                                                        ("cuDNN", any(c[0] == "conv2d" for c in claims))) if present)
-    return BackendDescription(name=NAME, device_kind="cuda", library_kernels=claims,
+    return BackendDescription(name=NAME, device_kind="cuda", library_kernels=claims, fusion_costs=FUSION_COSTS,
                               summary="CUDA C++ kernels compiled by NVRTC, run through the driver API"
                                       + (f"; {libraries}" if libraries else "; no cuBLAS/cuDNN found"))
 
