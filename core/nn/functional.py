@@ -24,6 +24,26 @@ def relu6(x):
     return binary("minimum", relu(x), 6.0)
 
 
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    """``x`` clipped to ``[min_val, max_val]`` (nan stays nan); gradient 1 strictly inside, as PyTorch."""
+    x = _var(x)
+    inside = where(binary("ge", x, max_val), cast(max_val, x.dtype), x)
+    return where(binary("le", x, min_val), cast(min_val, x.dtype), inside)
+
+
+def hardsigmoid(x):
+    """``relu6(x + 3) / 6``; gradient 1/6 strictly between -3 and 3, as PyTorch."""
+    x = _var(x)
+    return hardtanh(binary("add", binary("div", x, 6.0), 0.5), 0.0, 1.0)
+
+
+def hardswish(x):
+    """``x * relu6(x + 3) / 6``; gradient ``x / 3 + 1/2`` strictly between -3 and 3, as PyTorch."""
+    x = _var(x)
+    middle = binary("div", binary("mul", x, binary("add", x, 3.0)), 6.0)
+    return where(binary("le", x, -3.0), binary("mul", x, 0.0), where(binary("ge", x, 3.0), x, middle))
+
+
 def leaky_relu(x, negative_slope=0.01):
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
     return where(binary("gt", x, 0.0), x, binary("mul", x, negative_slope))

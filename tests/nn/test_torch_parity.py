@@ -35,13 +35,16 @@ ACTIVATIONS = [
     ("ReLU", {}), ("LeakyReLU", {"negative_slope": 0.2}), ("ReLU6", {}), ("ELU", {"alpha": 0.7}),
     ("GELU", {}), ("GELU", {"approximate": "tanh"}), ("SiLU", {}), ("Sigmoid", {}), ("Tanh", {}),
     ("Softmax", {"dim": 1}), ("LogSoftmax", {"dim": -1}), ("Softplus", {"beta": 2.0}), ("Mish", {}),
-    ("PReLU", {}),
+    ("PReLU", {}), ("Hardtanh", {}), ("Hardtanh", {"min_val": -2.0, "max_val": 3.0}), ("Hardsigmoid", {}),
+    ("Hardswish", {}),
 ]
 
 
 @pytest.mark.parametrize("name,kwargs", ACTIVATIONS, ids=[f"{n}{k}" for n, k in ACTIVATIONS])
 def test_activation_matches_torch(name, kwargs, rng):
     data = (rng.standard_normal((3, 7)) * 4).astype(np.float32)
+    if name.startswith("Hard"):  # their kinks (ReLU's at 0 splits its gradient as max does: docs/pytorch.md)
+        data[0, :6] = [-3.0, 3.0, -1.0, 1.0, -2.0, 0.0]
     ours, theirs = getattr(jt.nn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
     weights = rng.standard_normal((3, 7)).astype(np.float32)
     x, tx = jt.array(data), to_torch(data, True)
