@@ -4,9 +4,10 @@ Every function is a composition of element-wise ops, reductions, broadcasts and
 reindexes over a number of steps fixed by the matrix size, so gradients of any order
 come from the meta-ops (no host round trip, no opaque kernel):
 
-* `solve`, `inv`, `det`, `slogdet`: Gauss-Jordan elimination with partial pivoting, one
-  step per column; the pivot row is found with an argmax and swapped in with one-hot
-  arithmetic, so the graph's shape never depends on the data.
+* `solve`, `inv` (Gauss-Jordan), `lu_factor`, `lu`, `lu_solve`, `det`, `slogdet` (LU) and
+  `solve_triangular`: elimination with partial pivoting, one step per column, the pivot
+  row found with an argmax and swapped in with one-hot arithmetic (`metajit.linalg_lu`).
+* `lstsq`, `matrix_rank`, `pinv`: from the singular value decomposition.
 * `cholesky`: column by column (Cholesky-Banachiewicz's recurrences).
 * `qr`: Householder reflections (LAPACK's sign convention: ``R``'s diagonal may be
   negative; a column already zero below the diagonal is left alone).
@@ -34,19 +35,17 @@ import numpy as np
 
 from .creation import eye, ones, zeros
 from .errors import MetajitShapeError, MetajitValueError
-from .ir import dtypes
-from .ir.graph import index_leaf
-from .math_ops import as_node, binary, broadcast_shapes, cast, matmul, unary, where, wrap, replace_at_zero
-from .math_ops import sign as sign_of
-from .reductions import argmax, max as reduce_max, min as reduce_min, norm as _vector_p_norm, prod, sum as reduce_sum
-from .shape_ops import broadcast_to, concat, permute, reshape, stack
+from .linalg_lu import as_matrix, as_var, batched_pair, nonzero_divisor, positions, swap_last
+from .linalg_lu import (LUFactor, PLU, Slogdet, det, inv, lu, lu_factor, lu_solve, slogdet,  # noqa: F401
+                        solve, solve_triangular)  # (jt.linalg's names)
+from .math_ops import binary, broadcast_shapes, cast, matmul, replace_at_zero, unary, where
+from .reductions import max as reduce_max, min as reduce_min, norm as _vector_p_norm, sum as reduce_sum
+from .shape_ops import broadcast_to, concat, permute, reshape
 from .tensor_ops import argsort, cross as _cross, gather, tril, triu
-from .var import Var
 
 SVD = collections.namedtuple("SVD", ["U", "S", "Vh"])
 Eigh = collections.namedtuple("Eigh", ["eigenvalues", "eigenvectors"])
 QR = collections.namedtuple("QR", ["Q", "R"])
-Slogdet = collections.namedtuple("Slogdet", ["sign", "logabsdet"])
 
 
 def jacobi_sweeps(n):
@@ -58,144 +57,15 @@ def jacobi_sweeps(n):
     return 1 if n <= 2 else 3 + math.ceil(1.5 * math.log2(n))
 
 
-def _matrix(x, op, square=False):
-    """``x`` as a float Var of at least 2 dims (square when asked)."""
-    x = x if isinstance(x, Var) else wrap(as_node(x))
-    if x.ndim < 2:
-        raise MetajitShapeError(f"linalg.{op} expects a matrix or a batch of matrices (..., m, n), "
-                                f"got shape {tuple(x.shape)}")
-    if square and x.shape[-1] != x.shape[-2]:
-        raise MetajitShapeError(f"linalg.{op} expects square matrices, got shape {tuple(x.shape)}")
-    return x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT)
-
-
-def _positions(n):
-    """The int32 Var ``[0, 1, ..., n - 1]``."""
-    return wrap(index_leaf((n,), 0))
-
-
-def _swap_last(x):
-    """The transpose of the last two dims (``x.mT``)."""
-    order = list(range(x.ndim))
-    order[-2], order[-1] = order[-1], order[-2]
-    return permute(x, order)
-
-
 def _safe_sqrt(total):
     """``sqrt(total)`` whose gradient is 0 instead of inf where ``total`` is 0."""
     return replace_at_zero(lambda value: unary("sqrt", value), total)
 
 
-def _nonzero(value):
-    """``value`` with zeros replaced by 1 (a divisor safe to differentiate)."""
-    return where(binary("eq", value, 0.0), 1.0, value)
-
-
-# ---- Gauss-Jordan elimination: solve, inv, det, slogdet ---------------------------------
-
-def _eliminate(matrix, rhs=None, upward=True, guard_zero_pivots=False):
-    """Partial-pivoting elimination of ``[matrix | rhs]`` (``matrix`` square).
-
-    ``upward=True`` is Gauss-Jordan (every other row cleared, pivot rows scaled to 1, so
-    the right-hand part becomes the solution); ``False`` clears below the pivot only
-    (LU, enough for determinants). Returns the reduced matrix, the pivots (..., n) and
-    the permutation's sign (..., 1). ``guard_zero_pivots`` divides by 1 where a pivot is 0
-    (its column is then already zero below it), so a singular matrix gives finite steps
-    and a zero pivot instead of nan."""
-    n = matrix.shape[-1]
-    dtype = matrix.dtype
-    reduced = matrix if rhs is None else concat([matrix, rhs], -1)
-    positions = _positions(n)
-    pivots, stayed = [], []
-    for k in range(n):
-        at_k = cast(binary("eq", positions, k), dtype)
-        if k < n - 1:  # bring the largest |entry| on or below the diagonal to row k
-            candidates = where(binary("ge", positions, k), unary("abs", reduced[..., :, k]), -1.0)
-            chosen_index, _ = argmax(candidates, -1, keepdims=True)
-            chosen = cast(binary("eq", positions, chosen_index), dtype)
-            chosen_row = reduce_sum(binary("mul", chosen.unsqueeze(-1), reduced), -2)
-            swap = binary("sub", at_k, chosen)  # +1 at row k, -1 at the chosen row, 0 if the same
-            reduced = binary("add", reduced, binary("mul", swap.unsqueeze(-1),
-                                                    binary("sub", chosen_row, reduced[..., k, :]).unsqueeze(-2)))
-            stayed.append(chosen[..., k])
-        pivot = reduced[..., k, k]
-        pivots.append(pivot)
-        divisor = _nonzero(pivot) if guard_zero_pivots else pivot
-        column = reduced[..., :, k]
-        if upward:  # row k / pivot, and every other row minus its multiple of that row
-            pivot_row = binary("div", reduced[..., k, :], divisor.unsqueeze(-1))
-            factors = binary("sub", column, at_k)
-        else:
-            pivot_row = reduced[..., k, :]
-            factors = where(binary("gt", positions, k), binary("div", column, divisor.unsqueeze(-1)), 0.0)
-        reduced = binary("sub", reduced, binary("mul", factors.unsqueeze(-1), pivot_row.unsqueeze(-2)))
-    if stayed:
-        sign = prod(binary("sub", binary("mul", stack(stayed, -1), 2.0), 1.0), -1)
-    else:
-        sign = ones(*matrix.shape[:-2], dtype=dtype)
-    return reduced, stack(pivots, -1), sign
-
-
-def _batched_pair(a, b, op):
-    """``a`` and ``b`` broadcast over their batch dims (the last two dims kept)."""
-    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], op=f"linalg.{op}")
-    return (broadcast_to(a, batch + tuple(a.shape[-2:])), broadcast_to(b, batch + tuple(b.shape[-2:])))
-
-
-def solve(a, b, left=True):
-    """The solution ``x`` of ``a @ x = b`` (``left=False``: ``x @ a = b``), by Gauss-Jordan
-    elimination with partial pivoting; ``b`` is ``(..., n, k)`` or a vector ``(..., n)``
-    (PyTorch's rule), batch dims broadcast.
-
-    Example: ``jt.linalg.solve(jt.array([[2.0, 0], [0, 4]]), jt.array([2.0, 2]))`` is ``[1, 0.5]``.
-    """
-    a = _matrix(a, "solve", square=True)
-    b = b if isinstance(b, Var) else wrap(as_node(b))
-    if not left:
-        return _swap_last(solve(_swap_last(a), _swap_last(b)))
-    vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and tuple(b.shape) == tuple(a.shape[:-1]))
-    rhs = b.unsqueeze(-1) if vector else b
-    if rhs.shape[-2] != a.shape[-1]:
-        raise MetajitShapeError(f"linalg.solve: a of shape {tuple(a.shape)} and b of shape {tuple(b.shape)} "
-                                f"do not match ({a.shape[-1]} unknowns, {rhs.shape[-2]} equations in b)")
-    a, rhs = _batched_pair(a, cast(rhs, a.dtype), "solve")
-    reduced, _, _ = _eliminate(a, rhs)
-    solution = reduced[..., a.shape[-1]:]
-    return solution[..., 0] if vector else solution
-
-
-def inv(x):
-    """The inverse of square matrices (Gauss-Jordan on ``[x | I]``); a singular matrix
-    gives inf/nan. Example: ``jt.linalg.inv(jt.array([[2.0, 0], [0, 4]]))``."""
-    x = _matrix(x, "inv", square=True)
-    n = x.shape[-1]
-    reduced, _, _ = _eliminate(x, broadcast_to(eye(n, dtype=x.dtype), x.shape))
-    return reduced[..., n:]
-
-
-def det(x):
-    """The determinant of square matrices (the pivots of an LU elimination times the
-    permutation's sign; 0 for a singular matrix). Example: ``jt.linalg.det(jt.eye(3))`` is 1."""
-    x = _matrix(x, "det", square=True)
-    _, pivots, sign = _eliminate(x, upward=False, guard_zero_pivots=True)
-    return binary("mul", sign, prod(pivots, -1))
-
-
-def slogdet(x):
-    """``(sign, logabsdet)`` of the determinant, without overflow for large matrices
-    (sign 0 and logabsdet -inf when singular), as a named tuple.
-
-    Example: ``sign, logabsdet = jt.linalg.slogdet(a)``."""
-    x = _matrix(x, "slogdet", square=True)
-    _, pivots, sign = _eliminate(x, upward=False, guard_zero_pivots=True)
-    signs = binary("mul", sign, prod(sign_of(pivots), -1))
-    return Slogdet(signs, reduce_sum(unary("log", unary("abs", pivots)), -1))
-
-
 def matrix_power(x, n):
     """``x`` multiplied by itself ``n`` times (binary powering; ``n = 0`` gives identities,
     negative ``n`` powers the inverse). Example: ``jt.linalg.matrix_power(a, 3)``."""
-    x = _matrix(x, "matrix_power", square=True)
+    x = as_matrix(x, "matrix_power", square=True)
     if not isinstance(n, (int, np.integer)):
         raise MetajitValueError(f"linalg.matrix_power: the exponent must be an integer, got {n!r}")
     if n == 0:
@@ -216,26 +86,26 @@ def cholesky(x, upper=False):
     """The lower-triangular ``L`` with ``x = L @ L.T`` for symmetric positive-definite
     ``x`` (only the lower triangle is read, as LAPACK; ``upper=True`` returns ``L.T``); an
     indefinite matrix gives nan. Example: ``jt.linalg.cholesky(jt.array([[4.0, 2], [2, 3]]))``."""
-    x = _matrix(x, "cholesky", square=True)
+    x = as_matrix(x, "cholesky", square=True)
     n = x.shape[-1]
-    positions = _positions(n)
+    rows = positions(n)
     lower = zeros(*x.shape, dtype=x.dtype)
     for j in range(n):
         remainder = x[..., :, j]  # a[i, j] - sum_{k<j} L[i, k] L[j, k] (columns >= j of L are 0)
         if j:
             remainder = binary("sub", remainder, reduce_sum(binary("mul", lower, lower[..., j:j + 1, :]), -1))
         diagonal = unary("sqrt", remainder[..., j:j + 1])
-        column = where(binary("gt", positions, j), binary("div", remainder, diagonal),
-                       where(binary("eq", positions, j), diagonal, 0.0))
-        lower = binary("add", lower, binary("mul", column.unsqueeze(-1), cast(binary("eq", positions, j), x.dtype)))
-    return _swap_last(lower) if upper else lower
+        column = where(binary("gt", rows, j), binary("div", remainder, diagonal),
+                       where(binary("eq", rows, j), diagonal, 0.0))
+        lower = binary("add", lower, binary("mul", column.unsqueeze(-1), cast(binary("eq", rows, j), x.dtype)))
+    return swap_last(lower) if upper else lower
 
 
 def _householder(matrix, basis):
     """Householder triangularisation of ``matrix`` (..., m, n): returns ``(Q, R)`` with
     ``Q`` = ``basis`` times the reflections (m x m) and ``R`` upper triangular."""
     m, n = matrix.shape[-2:]
-    rows = _positions(m)
+    rows = positions(m)
     upper, q = matrix, basis
     for j in range(min(m - 1, n)):  # the last row has nothing below its diagonal
         column = upper[..., :, j]
@@ -248,7 +118,7 @@ def _householder(matrix, basis):
         beta = binary("mul", where(binary("ge", alpha, 0.0), -1.0, 1.0), length)  # R's new diagonal entry
         v = binary("add", below, binary("mul", at_j, binary("sub", alpha, beta)))
         v_squares = reduce_sum(binary("mul", v, v), -1, keepdims=True)
-        scale = where(binary("eq", below_squares, 0.0), 0.0, binary("div", 2.0, _nonzero(v_squares)))
+        scale = where(binary("eq", below_squares, 0.0), 0.0, binary("div", 2.0, nonzero_divisor(v_squares)))
         scaled_v = binary("mul", scale, v)  # H = I - scaled_v v^T
         upper = binary("sub", upper, binary("mul", scaled_v.unsqueeze(-1), matmul(v.unsqueeze(-2), upper)))
         q = binary("sub", q, binary("mul", matmul(q, v.unsqueeze(-1)), scaled_v.unsqueeze(-2)))
@@ -261,7 +131,7 @@ def qr(x, mode="reduced"):
     ``"complete"`` (Q is m x m) or ``"r"`` (Q empty), as ``torch.linalg.qr``.
 
     Example: ``q, r = jt.linalg.qr(a)``."""
-    x = _matrix(x, "qr")
+    x = as_matrix(x, "qr")
     if mode not in ("reduced", "complete", "r"):
         raise MetajitValueError(f"linalg.qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
     m, n = x.shape[-2:]
@@ -307,7 +177,7 @@ def _rotation(pp, qq, pq):
     difference = binary("sub", qq, pp)
     sign = where(binary("ge", difference, 0.0), 1.0, -1.0)
     radius = _safe_sqrt(binary("add", binary("mul", difference, difference), binary("mul", binary("mul", pq, pq), 4.0)))
-    denominator = _nonzero(binary("add", unary("abs", difference), radius))
+    denominator = nonzero_divisor(binary("add", unary("abs", difference), radius))
     tangent = binary("div", binary("mul", binary("mul", pq, 2.0), sign), denominator)
     cosine = binary("div", 1.0, unary("sqrt", binary("add", binary("mul", tangent, tangent), 1.0)))
     return cosine, binary("mul", tangent, cosine)
@@ -338,7 +208,7 @@ def _symmetric_jacobi(a):
             flat = reshape(a, batch + (n * n,))
             cosine, sine = _rotation(flat[..., p * n + p], flat[..., q * n + q], flat[..., p * n + q])
             rotation = _rotation_matrix(cosine, sine, layout, n)
-            a = matmul(_swap_last(rotation), matmul(a, rotation))
+            a = matmul(swap_last(rotation), matmul(a, rotation))
             vectors = matmul(vectors, rotation)
     diagonal = reshape(a, batch + (n * n,))[..., np.arange(n) * (n + 1)]
     return diagonal, vectors
@@ -367,8 +237,8 @@ def _symmetrised(x, uplo, op):
     if uplo not in ("L", "U"):
         raise MetajitValueError(f"linalg.{op}: UPLO must be 'L' or 'U', got {uplo!r}")
     if uplo == "L":
-        return binary("add", tril(x), _swap_last(tril(x, -1)))
-    return binary("add", triu(x), _swap_last(triu(x, 1)))
+        return binary("add", tril(x), swap_last(tril(x, -1)))
+    return binary("add", triu(x), swap_last(triu(x, 1)))
 
 
 def _ordered(values, descending, *matrices):
@@ -385,7 +255,7 @@ def eigh(x, UPLO="L"):
     sign is arbitrary (as in LAPACK). Returns the named tuple ``(eigenvalues, eigenvectors)``.
 
     Example: ``w, v = jt.linalg.eigh(a)``; ``a @ v`` equals ``v * w``."""
-    x = _symmetrised(_matrix(x, "eigh", square=True), UPLO, "eigh")
+    x = _symmetrised(as_matrix(x, "eigh", square=True), UPLO, "eigh")
     values, vectors = _symmetric_jacobi(x)
     return Eigh(*_ordered(values, False, vectors))
 
@@ -402,7 +272,7 @@ def _svd_tall(x):
     columns, vectors = _one_sided_jacobi(x)
     values = _safe_sqrt(reduce_sum(binary("mul", columns, columns), -2))
     values, columns, vectors = _ordered(values, True, columns, vectors)
-    return binary("div", columns, _nonzero(values).unsqueeze(-2)), values, vectors
+    return binary("div", columns, nonzero_divisor(values).unsqueeze(-2)), values, vectors
 
 
 def _orthonormal_completion(u):
@@ -420,10 +290,10 @@ def svd(x, full_matrices=False, compute_uv=True):
     (as in LAPACK); a zero singular value has a zero singular vector.
 
     Example: ``u, s, vh = jt.linalg.svd(a)``; ``(u * s.unsqueeze(-2)) @ vh`` is ``a``."""
-    x = _matrix(x, "svd")
+    x = as_matrix(x, "svd")
     m, n = x.shape[-2:]
     if m < n:
-        v, s, u = _svd_tall(_swap_last(x))
+        v, s, u = _svd_tall(swap_last(x))
     else:
         u, s, v = _svd_tall(x)
     if not compute_uv:
@@ -432,7 +302,7 @@ def svd(x, full_matrices=False, compute_uv=True):
         u = _orthonormal_completion(u)
     elif full_matrices and m < n:
         v = _orthonormal_completion(v)
-    return SVD(u, s, _swap_last(v))
+    return SVD(u, s, swap_last(v))
 
 
 def svdvals(x):
@@ -442,28 +312,83 @@ def svdvals(x):
     return svd(x, compute_uv=False)
 
 
+def _nonzero_singular_values(magnitudes, shape, rtol, atol):
+    """Where singular values (or |eigenvalues|) count as nonzero: above ``max(atol, rtol *
+    largest)``, ``rtol`` defaulting to eps * max(m, n) (0 when ``atol`` is given), as
+    ``torch.linalg``."""
+    if rtol is None:
+        rtol = 0.0 if atol else float(np.finfo(str(magnitudes.dtype)).eps) * max(shape[-2:])
+    threshold = binary("mul", reduce_max(magnitudes, -1, keepdims=True), float(rtol))
+    if atol:
+        threshold = binary("maximum", threshold, float(atol))
+    return binary("gt", magnitudes, threshold)
+
+
 def pinv(x, rtol=None, hermitian=False, *, atol=None, rcond=None):
     """The Moore-Penrose pseudo-inverse ``V diag(1/S) U^T``, singular values below
     ``max(atol, rtol * S.max())`` treated as 0 (default ``rtol``: eps * max(m, n), as
     ``torch.linalg.pinv``; ``rcond`` is numpy's name for ``rtol``); ``hermitian=True``
     uses `eigh`. Example: ``jt.linalg.pinv(jt.array([[1.0, 2.0]]))``."""
-    x = _matrix(x, "pinv")
-    rtol = rcond if rtol is None else rtol
-    if rtol is None:
-        rtol = 0.0 if atol else float(np.finfo(str(x.dtype)).eps) * max(x.shape[-2:])
+    x = as_matrix(x, "pinv")
     if hermitian:
         values, vectors = eigh(x)
         magnitudes, left, right = unary("abs", values), vectors, vectors
-        inverted = binary("div", 1.0, _nonzero(values))
+        inverted = binary("div", 1.0, nonzero_divisor(values))
     else:
         left, magnitudes, right_h = svd(x)
-        right = _swap_last(right_h)
-        inverted = binary("div", 1.0, _nonzero(magnitudes))
-    threshold = binary("mul", reduce_max(magnitudes, -1, keepdims=True), float(rtol))
-    if atol:
-        threshold = binary("maximum", threshold, float(atol))
-    inverted = where(binary("gt", magnitudes, threshold), inverted, 0.0)
-    return matmul(binary("mul", right, inverted.unsqueeze(-2)), _swap_last(left))
+        right = swap_last(right_h)
+        inverted = binary("div", 1.0, nonzero_divisor(magnitudes))
+    kept = _nonzero_singular_values(magnitudes, x.shape, rcond if rtol is None else rtol, atol)
+    inverted = where(kept, inverted, 0.0)
+    return matmul(binary("mul", right, inverted.unsqueeze(-2)), swap_last(left))
+
+
+def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None):
+    """The number of singular values (``hermitian=True``: |eigenvalues|) above
+    ``max(atol, rtol * largest)`` (default ``rtol``: eps * max(m, n)), an int64 Var per
+    matrix, as ``torch.linalg.matrix_rank``; ``tol`` is the older absolute tolerance (``rtol``
+    then 0). Example: ``jt.linalg.matrix_rank(jt.array([[1.0, 2], [2, 4]]))`` is 1."""
+    A = as_matrix(A, "matrix_rank")
+    if tol is not None:
+        atol, rtol = tol, 0.0
+    magnitudes = unary("abs", eigvalsh(A)) if hermitian else svdvals(A)
+    return reduce_sum(cast(_nonzero_singular_values(magnitudes, A.shape, rtol, atol), "int64"), -1)
+
+
+Lstsq = collections.namedtuple("Lstsq", ["solution", "residuals", "rank", "singular_values"])
+_LSTSQ_DRIVERS = (None, "gels", "gelsy", "gelsd", "gelss")
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """The least-squares solution ``X`` minimising ``||A @ X - B||`` for ``A`` (..., m, n)
+    and ``B`` (..., m, k), the one of least norm when ``A`` is rank-deficient (singular values
+    up to ``rcond`` times the largest count as 0; default eps * max(m, n)), through the SVD.
+    Returns ``(solution, residuals, rank, singular_values)`` as ``torch.linalg.lstsq``, with
+    its ``driver``'s outputs: residuals (squared, per column of ``B``) for "gels", "gelsd"
+    and "gelss" when m > n, the rank except for "gels", the singular values for "gelsd" and
+    "gelss"; the others are empty. Differentiable in ``A`` and ``B``.
+
+    Example: ``x = jt.linalg.lstsq(a, b).solution``."""
+    A = as_matrix(A, "lstsq")
+    if driver not in _LSTSQ_DRIVERS:
+        raise MetajitValueError(f"linalg.lstsq: driver must be one of {_LSTSQ_DRIVERS}, got {driver!r}")
+    B = as_var(B)
+    if B.ndim < 2 or B.shape[-2] != A.shape[-2]:
+        raise MetajitShapeError(f"linalg.lstsq expects B of shape (..., m, k) with A's m = {A.shape[-2]} rows, "
+                                f"got A {tuple(A.shape)} and B {tuple(B.shape)}")
+    A, B = batched_pair(A, cast(B, A.dtype), "lstsq")
+    u, values, vh = svd(A)
+    kept = _nonzero_singular_values(values, A.shape, rcond, None)
+    inverted = where(kept, binary("div", 1.0, nonzero_divisor(values)), 0.0)
+    solution = matmul(binary("mul", swap_last(vh), inverted.unsqueeze(-2)), matmul(swap_last(u), B))
+    m, n = A.shape[-2:]
+    empty = zeros(0, dtype=A.dtype)
+    residuals = empty
+    if driver in ("gels", "gelsd", "gelss") and m > n:
+        error = binary("sub", matmul(A, solution), B)
+        residuals = reduce_sum(binary("mul", error, error), -2)
+    rank = zeros(0, dtype="int64") if driver == "gels" else reduce_sum(cast(kept, "int64"), -1)
+    return Lstsq(solution, residuals, rank, values if driver in ("gelsd", "gelss") else empty)
 
 
 # ---- norms and products ------------------------------------------------------------------
@@ -501,7 +426,7 @@ def matrix_norm(x, ord="fro", dim=(-2, -1), keepdim=False, keepdims=False):
     sum), inf / -inf (max / min absolute row sum), as ``torch.linalg.matrix_norm``.
 
     Example: ``jt.linalg.matrix_norm(a, "nuc")``."""
-    x = _matrix(x, "matrix_norm")
+    x = as_matrix(x, "matrix_norm")
     moved, restore = _matrix_dims_last(x, tuple(dim), "matrix_norm")
     if ord == "fro":
         result = _safe_sqrt(reduce_sum(binary("mul", moved, moved), (-2, -1)))
@@ -522,7 +447,7 @@ def norm(x, ord=None, dim=None, keepdim=False, keepdims=False):
     """``torch.linalg.norm``: a vector norm when ``dim`` is an int (or ``x`` is 1-d), a
     matrix norm when ``dim`` is a pair (or ``x`` is 2-d and ``ord`` given), else the
     2-norm of all elements. Example: ``jt.linalg.norm(a, "fro")``."""
-    x = x if isinstance(x, Var) else wrap(as_node(x))
+    x = as_var(x)
     keepdim = keepdim or keepdims
     if isinstance(dim, int):
         dim = (dim,)
@@ -539,8 +464,8 @@ def norm(x, ord=None, dim=None, keepdim=False, keepdims=False):
 def cross(x, y, dim=-1):
     """The cross product of 3-vectors along ``dim``, batch dims broadcast
     (``torch.linalg.cross``). Example: ``jt.linalg.cross(e1, e2)`` is ``e3``."""
-    x = x if isinstance(x, Var) else wrap(as_node(x))
-    y = y if isinstance(y, Var) else wrap(as_node(y))
+    x = as_var(x)
+    y = as_var(y)
     shape = broadcast_shapes(tuple(x.shape), tuple(y.shape), op="linalg.cross")
     return _cross(broadcast_to(x, shape), broadcast_to(y, shape), dim)
 
@@ -548,7 +473,7 @@ def cross(x, y, dim=-1):
 def diagonal(x, offset=0, dim1=-2, dim2=-1):
     """The diagonal ``offset`` of the matrices spanned by ``dim1`` and ``dim2``, as the
     last dim (``torch.linalg.diagonal``). Example: ``jt.linalg.diagonal(a)``."""
-    x = x if isinstance(x, Var) else wrap(as_node(x))
+    x = as_var(x)
     moved, _ = _matrix_dims_last(x, (dim1, dim2), "diagonal")
     rows, columns = moved.shape[-2:]
     length = max(0, min(rows, columns - offset) if offset >= 0 else min(rows + offset, columns))

@@ -274,3 +274,78 @@ def test_second_order_gradient_of_det_matches_torch(rng):
     (first,) = torch.autograd.grad(torch.linalg.det(t), t, create_graph=True)
     (second,) = torch.autograd.grad(first[0, 1], t)
     np.testing.assert_allclose(hessian_row.numpy(), second.numpy(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("driver", [None, "gels", "gelsy", "gelsd", "gelss"])
+@pytest.mark.parametrize("shape", [(6, 3), (2, 4, 4), (3, 5)])
+def test_lstsq_matches_torch(rng, shape, driver):
+    a = matrices(rng, *shape)
+    b = rng.standard_normal(shape[:-1] + (2,)).astype(np.float32)
+    got, want = linalg.lstsq(jt.array(a), jt.array(b), driver=driver), \
+        torch.linalg.lstsq(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64), driver=driver)
+    for name in ("residuals", "rank", "singular_values"):
+        ours, theirs = getattr(got, name), getattr(want, name)
+        assert tuple(ours.shape) == tuple(theirs.shape), name
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+    assert got.rank.dtype == jt.int64
+    check(lambda x, y: linalg.lstsq(x, y, driver=driver).solution,
+          lambda x, y: torch.linalg.lstsq(x, y, driver=driver).solution, a, b)
+
+
+def test_lstsq_of_rank_deficient_systems_is_numpys_least_norm_solution(rng):
+    a = rng.standard_normal((5, 3))
+    a[:, 2] = a[:, 0] - 2 * a[:, 1]  # rank 2
+    b = rng.standard_normal((5, 2))
+    result = linalg.lstsq(jt.array(a), jt.array(b), driver="gelsd")
+    solution, residuals, rank, singular_values = np.linalg.lstsq(a, b, rcond=None)
+    np.testing.assert_allclose(result.solution.numpy(), solution, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(result.singular_values.numpy(), singular_values, rtol=1e-8, atol=1e-10)
+    assert result.rank.item() == rank == 2
+    np.testing.assert_allclose(linalg.lstsq(jt.array(np.zeros((3, 2))), jt.array(np.ones((3, 1)))).solution.numpy(),
+                               np.zeros((2, 1)))
+
+
+def test_lstsq_broadcasts_batches_and_names_bad_inputs(rng):
+    a, b = matrices(rng, 6, 3), rng.standard_normal((2, 6, 1)).astype(np.float32)
+    np.testing.assert_allclose(linalg.lstsq(jt.array(a), jt.array(b)).solution.numpy(),
+                               np.stack([np.linalg.lstsq(a, b[k], rcond=None)[0] for k in range(2)]),
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(jt.MetajitValueError, match="driver must be one of .* got 'qr'"):
+        linalg.lstsq(jt.array(a), jt.array(b), driver="qr")
+    with pytest.raises(jt.MetajitShapeError, match=r"B of shape \(\.\.\., m, k\) with A's m = 6 rows, got A "
+                                                   r"\(6, 3\) and B \(6,\)"):
+        linalg.lstsq(jt.array(a), jt.zeros(6))
+
+
+def test_matrix_rank_matches_torch(rng):
+    full = rng.standard_normal((4, 3))
+    deficient = full @ rng.standard_normal((3, 5))  # 4 x 5 of rank 3
+    cases = [full, deficient, np.zeros((3, 3)), np.ones((4, 4)), np.diag([1.0, 1e-3, 1e-9]),
+             np.stack([np.eye(3), np.diag([1.0, 0.0, 0.0])])]
+    for case in cases:
+        x, t = jt.array(case), torch.tensor(case)
+        for settings in ({}, {"atol": 1e-2}, {"rtol": 1e-2}, {"atol": 0.5, "rtol": 1e-6}):
+            np.testing.assert_array_equal(linalg.matrix_rank(x, **settings).numpy(),
+                                          torch.linalg.matrix_rank(t, **settings).numpy(), err_msg=str(settings))
+        np.testing.assert_array_equal(linalg.matrix_rank(x, 1e-2).numpy(),
+                                      torch.linalg.matrix_rank(t, atol=1e-2, rtol=0.0).numpy())
+    symmetric_case = symmetric(rng, 4, 4).astype(np.float64)
+    symmetric_case[:, 0] = symmetric_case[0, :] = 0.0
+    assert linalg.matrix_rank(jt.array(symmetric_case), hermitian=True).item() == \
+        torch.linalg.matrix_rank(torch.tensor(symmetric_case), hermitian=True).item() == 3
+    assert linalg.matrix_rank(jt.array(full)).dtype == jt.int64
+
+
+def test_norm_gradients_at_zero_match_torch():
+    zero = np.zeros((2, 3))
+    cases = [(lambda v: linalg.norm(v), lambda v: torch.linalg.norm(v)),
+             (lambda v: linalg.norm(v, 3.0, dim=1), lambda v: torch.linalg.norm(v, 3.0, dim=1)),
+             (lambda v: linalg.vector_norm(v, 0.5), lambda v: torch.linalg.vector_norm(v, 0.5)),
+             (lambda v: linalg.matrix_norm(v), lambda v: torch.linalg.matrix_norm(v)),
+             (lambda v: linalg.matrix_norm(v, 1), lambda v: torch.linalg.matrix_norm(v, 1)),
+             (lambda v: linalg.matrix_norm(v, float("inf")), lambda v: torch.linalg.matrix_norm(v, float("inf"))),
+             (lambda v: jt.norm(v), lambda v: torch.norm(v))]
+    for ours, theirs in cases:
+        x, t = jt.array(zero), torch.tensor(zero, requires_grad=True)
+        theirs(t).sum().backward()
+        np.testing.assert_array_equal(jt.grad(ours(x).sum(), x).numpy(), t.grad.numpy())
