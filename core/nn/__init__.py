@@ -1,7 +1,8 @@
 """``metajit.nn``: modules, layers, activations and losses (Jittor / PyTorch names)."""
 from . import functional
-from .layers import (BCELoss, BCEWithLogitsLoss, ChannelShuffle, CrossEntropyLoss, Dropout, ELU, Embedding,
-                     Flatten, GELU, Hardsigmoid, Hardswish, Hardtanh, Identity, KLDivLoss, L1Loss, LeakyReLU, Linear, LogSoftmax, Mish, MSELoss,
+from .layers import (BCELoss, BCEWithLogitsLoss, CELU, ChannelShuffle, CrossEntropyLoss, Dropout, ELU, Embedding,
+                     Flatten, GELU, GLU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, Identity, LogSigmoid,
+                     RReLU, SELU, Softmin, Softshrink, Softsign, Tanhshrink, Threshold, KLDivLoss, L1Loss, LeakyReLU, Linear, LogSoftmax, Mish, MSELoss,
                      NLLLoss, PReLU, ReLU, ReLU6, Relu, Sigmoid, SiLU, SmoothL1Loss, Softmax,
                      Softplus, Tanh)
 from .module import Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList, Sequential
@@ -16,7 +17,9 @@ from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, Layer
 from .resampling import (ConstantPad2d, PixelShuffle, ReflectionPad2d, ReplicationPad2d, Upsample,
                          ZeroPad2d, interpolate)
 from .functional import (binary_cross_entropy, binary_cross_entropy_with_logits, channel_shuffle,
-                         cross_entropy, dropout, elu, gelu, hardsigmoid, hardswish, hardtanh, kl_div, l1_loss, leaky_relu, linear, log_softmax,
+                         celu, cross_entropy, dropout, elu, gelu, glu, hardshrink, hardsigmoid, hardswish,
+                         hardtanh, kl_div, logsigmoid, rrelu, selu, softmin, softshrink, softsign, tanhshrink,
+                         threshold, l1_loss, leaky_relu, linear, log_softmax,
                          mish, mse_loss, nll_loss, relu, relu6, silu, smooth_l1_loss, softmax, softplus)
 from .grid_sample import affine_grid, grid_sample
 from .unfold import Fold, Unfold, fold, unfold

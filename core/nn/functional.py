@@ -49,9 +49,17 @@ def leaky_relu(x, negative_slope=0.01):
     return where(binary("gt", x, 0.0), x, binary("mul", x, negative_slope))
 
 
+def _non_positive_part(x, positive):
+    """``x`` where not ``positive``, else 0: the argument of a negative-side branch, so
+    that its unused values (``exp`` of a large ``x``) never overflow into nan gradients."""
+    return where(positive, binary("mul", x, 0.0), x)
+
+
 def elu(x, alpha=1.0):
     """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
-    return where(binary("gt", x, 0.0), x, binary("mul", binary("sub", unary("exp", x), 1.0), alpha))
+    positive = binary("gt", x, 0.0)
+    negative = binary("mul", unary("expm1", _non_positive_part(x, positive)), alpha)
+    return where(positive, x, negative)
 
 
 def gelu(x, approximate="none"):
@@ -67,6 +75,86 @@ def gelu(x, approximate="none"):
 def silu(x):
     """``x * sigmoid(x)``."""
     return binary("mul", x, unary("sigmoid", x))
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(x):
+    """Self-normalising ELU: ``scale * elu(x, alpha)`` with PyTorch's constants."""
+    return binary("mul", elu(x, SELU_ALPHA), SELU_SCALE)
+
+
+def celu(x, alpha=1.0):
+    """``x`` where positive, ``alpha * (exp(x / alpha) - 1)`` elsewhere."""
+    if alpha == 0:
+        raise MetajitValueError("celu: alpha must not be 0")
+    positive = binary("gt", x, 0.0)
+    negative = binary("mul", unary("expm1", binary("div", _non_positive_part(x, positive), alpha)), alpha)
+    return where(positive, x, negative)
+
+
+def softsign(x):
+    """``x / (1 + |x|)``."""
+    return binary("div", x, binary("add", unary("abs", x), 1.0))
+
+
+def tanhshrink(x):
+    """``x - tanh(x)``."""
+    return binary("sub", x, unary("tanh", x))
+
+
+def threshold(x, threshold, value):
+    """``x`` where above ``threshold``, else ``value`` (PyTorch's ``F.threshold``)."""
+    x = _var(x)
+    return where(binary("gt", x, threshold), x, cast(value, x.dtype))
+
+
+def hardshrink(x, lambd=0.5):
+    """``x`` where ``|x| > lambd``, else 0."""
+    x = _var(x)
+    return where(binary("gt", unary("abs", x), lambd), x, binary("mul", x, 0.0))
+
+
+def softshrink(x, lambd=0.5):
+    """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0."""
+    if lambd < 0:
+        raise MetajitValueError(f"softshrink: lambd must be >= 0, got {lambd}")
+    x = _var(x)
+    return where(binary("gt", x, lambd), binary("sub", x, lambd),
+                 where(binary("lt", x, -lambd), binary("add", x, lambd), binary("mul", x, 0.0)))
+
+
+def logsigmoid(x):
+    """``log(sigmoid(x))``, stable for large ``|x|``: ``min(x, 0) - log1p(exp(-|x|))``."""
+    return binary("sub", binary("minimum", x, 0.0), unary("log1p", unary("exp", unary("neg", unary("abs", x)))))
+
+
+def softmin(x, dim=-1):
+    """``softmax(-x)`` along ``dim``."""
+    return softmax(unary("neg", x), dim)
+
+
+def glu(x, dim=-1):
+    """Gated linear unit: the first half of ``dim`` times the sigmoid of the second half."""
+    x = _var(x)
+    if x.shape[dim] % 2:
+        raise MetajitShapeError(f"glu: dim {dim} of {x.shape} must have an even size")
+    first, second = x.chunk(2, dim)
+    return binary("mul", first, unary("sigmoid", second))
+
+
+def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False):
+    """Randomised leaky ReLU: negative inputs scaled by a slope drawn uniformly from
+    ``[lower, upper]`` per element when training, by their mean otherwise."""
+    x = _var(x)
+    if training:
+        from ..creation import rand
+        slope = binary("add", binary("mul", rand(*x.shape), upper - lower), lower)
+    else:
+        slope = (lower + upper) / 2
+    return where(binary("ge", x, 0.0), x, binary("mul", x, slope))
 
 
 def softplus(x, beta=1.0, threshold=20.0):

@@ -87,6 +87,16 @@ LeakyReLU = functional_module("LeakyReLU", F.leaky_relu, ("negative_slope", "inp
 Hardtanh = functional_module("Hardtanh", F.hardtanh, ("min_val", "max_val", "inplace"))
 Hardsigmoid = functional_module("Hardsigmoid", F.hardsigmoid, ("inplace",))
 Hardswish = functional_module("Hardswish", F.hardswish, ("inplace",))
+SELU = functional_module("SELU", F.selu, ("inplace",))
+CELU = functional_module("CELU", F.celu, ("alpha", "inplace"))
+Softsign = functional_module("Softsign", F.softsign)
+Tanhshrink = functional_module("Tanhshrink", F.tanhshrink)
+Threshold = functional_module("Threshold", F.threshold, ("threshold", "value", "inplace"))
+Hardshrink = functional_module("Hardshrink", F.hardshrink, ("lambd",))
+Softshrink = functional_module("Softshrink", F.softshrink, ("lambd",))
+LogSigmoid = functional_module("LogSigmoid", F.logsigmoid)
+Softmin = functional_module("Softmin", F.softmin, ("dim",))
+GLU = functional_module("GLU", F.glu, ("dim",))
 ELU = functional_module("ELU", F.elu, ("alpha", "inplace"))
 GELU = functional_module("GELU", F.gelu, ("approximate",))
 SiLU = functional_module("SiLU", F.silu, ("inplace",))
@@ -96,6 +106,20 @@ Softmax = functional_module("Softmax", F.softmax, ("dim",))
 LogSoftmax = functional_module("LogSoftmax", F.log_softmax, ("dim",))
 Softplus = functional_module("Softplus", F.softplus, ("beta", "threshold"))
 Mish = functional_module("Mish", F.mish, ("inplace",))
+
+
+class RReLU(Module):
+    """Randomised leaky ReLU (`F.rrelu`): random slopes in training, their mean in eval."""
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower, self.upper = lower, upper
+
+    def execute(self, x):
+        return F.rrelu(x, self.lower, self.upper, self.training)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}"
 
 
 class PReLU(Module):

@@ -36,17 +36,24 @@ ACTIVATIONS = [
     ("GELU", {}), ("GELU", {"approximate": "tanh"}), ("SiLU", {}), ("Sigmoid", {}), ("Tanh", {}),
     ("Softmax", {"dim": 1}), ("LogSoftmax", {"dim": -1}), ("Softplus", {"beta": 2.0}), ("Mish", {}),
     ("PReLU", {}), ("Hardtanh", {}), ("Hardtanh", {"min_val": -2.0, "max_val": 3.0}), ("Hardsigmoid", {}),
-    ("Hardswish", {}),
+    ("Hardswish", {}), ("SELU", {}), ("CELU", {"alpha": 0.5}), ("Softsign", {}), ("Tanhshrink", {}),
+    ("Threshold", {"threshold": 0.3, "value": -2.0}), ("Hardshrink", {}), ("Softshrink", {"lambd": 0.7}),
+    ("LogSigmoid", {}), ("Softmin", {"dim": 1}), ("GLU", {}), ("RReLU", {}),
 ]
 
 
 @pytest.mark.parametrize("name,kwargs", ACTIVATIONS, ids=[f"{n}{k}" for n, k in ACTIVATIONS])
 def test_activation_matches_torch(name, kwargs, rng):
     data = (rng.standard_normal((3, 7)) * 4).astype(np.float32)
-    if name.startswith("Hard"):  # their kinks (ReLU's at 0 splits its gradient as max does: docs/pytorch.md)
-        data[0, :6] = [-3.0, 3.0, -1.0, 1.0, -2.0, 0.0]
+    if name.startswith("Hard") or name in ("Threshold", "Softshrink", "SELU", "CELU"):
+        data[0, :6] = [-3.0, 3.0, -0.5, 0.5, 0.3, 0.0]  # their kinks (ReLU's at 0: docs/pytorch.md)
+    data[1, :3] = [-60.0, 60.0, 1e-3]  # far tails (LogSigmoid's stability)
+    if name == "GLU":
+        data = data[:, :6]
     ours, theirs = getattr(jt.nn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
-    weights = rng.standard_normal((3, 7)).astype(np.float32)
+    if name == "RReLU":
+        ours.eval(), theirs.eval()
+    weights = rng.standard_normal(theirs(torch.from_numpy(data)).shape).astype(np.float32)
     x, tx = jt.array(data), to_torch(data, True)
     out = ours(x)
     assert_close(out.numpy(), theirs(tx))
@@ -211,3 +218,14 @@ def test_reads_legacy_torch_save_files(tmp_path):
     ours.load_state_dict(str(path))
     for name, value in theirs.state_dict().items():
         np.testing.assert_array_equal(ours.state_dict()[name].numpy(), value.numpy())
+
+
+def test_rrelu_draws_slopes_in_range_when_training(rng):
+    data = -np.abs(rng.standard_normal(4000)).astype(np.float32) - 0.1
+    layer = jt.nn.RReLU(0.1, 0.3)
+    x = jt.array(data)
+    out = layer(x)
+    slopes = out.numpy() / data
+    assert 0.1 <= slopes.min() < 0.11 and 0.29 < slopes.max() <= 0.3 and abs(slopes.mean() - 0.2) < 0.01
+    np.testing.assert_allclose(jt.grad(out.sum(), x).numpy(), slopes, rtol=1e-5)
+    np.testing.assert_array_equal(layer(jt.array(np.abs(data))).numpy(), np.abs(data))
