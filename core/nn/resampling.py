@@ -44,28 +44,31 @@ class ReplicationPad2d(_Pad2d):
     mode = "replicate"
 
 
-def _source_positions(size, out_size, align_corners, scale):
-    """Source coordinate of each output position along one axis, PyTorch's rule: with
-    ``align_corners`` the corners match, else the scale is ``scale`` (``1 / scale_factor``
-    when a factor was given) or ``size / out_size``."""
+def _source_positions(size, out_size, rule, scale):
+    """Source coordinate of each output position along one axis. ``rule``: "corners"
+    (PyTorch's ``align_corners=True``), "half_pixel" (PyTorch's default: pixel centres, the
+    scale ``scale`` (``1 / scale_factor`` when a factor was given) or ``size / out_size``)
+    or "asymmetric" (Jittor's ``tf_mode``: ``i * size / out_size``)."""
     out = np.arange(out_size, dtype=np.float64)
-    if align_corners:
+    if rule == "corners":
         return out * ((size - 1) / (out_size - 1)) if out_size > 1 else np.zeros(out_size)
+    if rule == "asymmetric":
+        return out * (size / out_size)
     return (out + 0.5) * (size / out_size if scale is None else scale) - 0.5
 
 
-def _linear_taps(size, out_size, align_corners, scale):
+def _linear_taps(size, out_size, rule, scale):
     """Two (index, weight) taps per output position for linear interpolation."""
-    source = np.maximum(_source_positions(size, out_size, align_corners, scale), 0)
+    source = np.maximum(_source_positions(size, out_size, rule, scale), 0)
     low = np.minimum(np.floor(source).astype(np.int64), size - 1)
     fraction = source - low
     return [(low, 1 - fraction), (np.minimum(low + 1, size - 1), fraction)]
 
 
-def _cubic_taps(size, out_size, align_corners, scale, a=-0.75):
+def _cubic_taps(size, out_size, rule, scale, a=-0.75):
     """Four (index, weight) taps per output position for Keys' cubic convolution with
     ``a = -0.75`` (PyTorch's bicubic): indices clamped to the edge, weights summing to 1."""
-    source = _source_positions(size, out_size, align_corners, scale)
+    source = _source_positions(size, out_size, rule, scale)
     base = np.floor(source)
     t = source - base
 
@@ -133,14 +136,16 @@ def _output_geometry(x, size, scale_factor, recompute_scale_factor):
     return out_sizes, scales
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=False, recompute_scale_factor=None):
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=False, recompute_scale_factor=None,
+                *, tf_mode=False):
     """Resize the spatial dims of (N, C, H, W) ``x`` to ``size`` or by ``scale_factor``:
     ``nearest``, ``bilinear``, ``bicubic`` (PyTorch's a = -0.75, edge-clamped taps; it
     overshoots like PyTorch's) or ``area`` (adaptive average pooling), as
     ``torch.nn.functional.interpolate``. With ``scale_factor`` the output size is
     ``floor(size * scale_factor)`` and source coordinates use ``1 / scale_factor``, as
     PyTorch (``recompute_scale_factor=True``: ``size / out_size``; ``area`` and
-    ``align_corners=True`` always use the sizes).
+    ``align_corners=True`` always use the sizes). Jittor's ``tf_mode=True`` maps bilinear
+    output ``i`` to ``i * size / out_size`` (no half-pixel offset), as Jittor.
     Example: ``F.interpolate(x, scale_factor=2, mode="bicubic")``."""
     if x.ndim != 4:
         raise MetajitShapeError(f"interpolate expects a 4-d (N, C, H, W) input, got shape {tuple(x.shape)}")
@@ -152,9 +157,10 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=F
     if mode == "area":
         return adaptive_avg_pool2d(x, out_sizes)
     taps = _TAPS[mode]
+    rule = "corners" if align_corners else "asymmetric" if tf_mode and mode == "bilinear" else "half_pixel"
     height, width = x.shape[2:]
-    rows_mixed = _mix_axis(x, 2, taps(height, out_sizes[0], align_corners, scales[0]))
-    return _mix_axis(rows_mixed, 3, taps(width, out_sizes[1], align_corners, scales[1]))
+    rows_mixed = _mix_axis(x, 2, taps(height, out_sizes[0], rule, scales[0]))
+    return _mix_axis(rows_mixed, 3, taps(width, out_sizes[1], rule, scales[1]))
 
 
 class Upsample(Module):

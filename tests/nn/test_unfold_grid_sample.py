@@ -1,5 +1,6 @@
-"""unfold/fold, affine_grid/grid_sample, interpolate's area and bicubic modes and
-ParameterDict against torch (values and gradients), extreme grids included."""
+"""unfold/fold, affine_grid/grid_sample (2-d and 3-d), interpolate (area and bicubic modes,
+scale_factor's coordinates, Jittor's tf_mode) and ParameterDict against torch (values and
+gradients), extreme grids included."""
 import itertools
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 import metajit as jt
 import metajit.nn.functional as F
+from tests.oracle import numeric_grad
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -176,6 +178,32 @@ def test_nearest_indices_follow_torch_float_rule(rng, sizes):
           image)
     factor = out_size / size + 0.01
     check(lambda x: F.interpolate(x, scale_factor=factor), lambda x: TF.interpolate(x, scale_factor=factor), image)
+
+
+def jittor_tf_mode_bilinear(image, out_height, out_width):
+    """Jittor's ``resize(..., "bilinear", tf_mode=True)``: output i reads source i * size /
+    out_size (clamped to the last pixel when enlarging); reads past the edge are 0."""
+    height, width = image.shape[-2:]
+    rows, columns = np.arange(out_height) * (height / out_height), np.arange(out_width) * (width / out_width)
+    rows = np.clip(rows, 0, height - 1) if out_height > height else rows
+    columns = np.clip(columns, 0, width - 1) if out_width > width else columns
+    padded = np.pad(image, [(0, 0)] * (image.ndim - 2) + [(0, 1), (0, 1)])
+    top, left = np.floor(rows).astype(int), np.floor(columns).astype(int)
+    dy, dx = (rows - top)[:, None], (columns - left)[None, :]
+    read = lambda r, c: padded[..., r[:, None], c[None, :]]  # noqa: E731
+    return ((read(top, left) * (1 - dx) + read(top, left + 1) * dx) * (1 - dy)
+            + (read(top + 1, left) * (1 - dx) + read(top + 1, left + 1) * dx) * dy)
+
+
+@pytest.mark.parametrize("size", [(7, 4), (3, 10), (5, 7)])
+def test_jittor_tf_mode_bilinear_matches_jittors_formula(rng, size):
+    image = rng.standard_normal((1, 2, 5, 7))
+    weight = rng.standard_normal((1, 2) + size)
+    x = jt.array(image)
+    got = F.interpolate(x, size, mode="bilinear", tf_mode=True)
+    np.testing.assert_allclose(got.numpy(), jittor_tf_mode_bilinear(image, *size), rtol=1e-12, atol=1e-12)
+    want = numeric_grad(lambda v: (jittor_tf_mode_bilinear(v, *size) * weight).sum(), image)
+    np.testing.assert_allclose(jt.grad((got * jt.array(weight)).sum(), x).numpy(), want, rtol=1e-6, atol=1e-8)
 
 
 def test_interpolate_names_bad_geometry():
