@@ -104,7 +104,8 @@ def training_rows(jt, torch, torchvision, models, batch, repeat):
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
     labels = rng.integers(0, 1000, batch)
-    print(f"{'training step (SGD momentum)':28s} {'batch':>5s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>6s}")
+    print(f"{'training step (SGD momentum)':28s} {'batch':>5s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>6s} "
+          f"{'mj MiB':>8s} {'torch MiB':>8s} {'peak':>6s} {'growth':>7s}")
     for name in models:
         ours, theirs = build_pair(jt, torchvision, name)
         ours.train(), theirs.train()
@@ -126,8 +127,62 @@ def training_rows(jt, torch, torchvision, models, batch, repeat):
         except Exception as error:  # report a failing model and go on with the others
             print(f"{name:28s} {batch:5d} failed: {type(error).__name__}: {error}", flush=True)
             continue
+        threads = jt.flags.num_threads
+        (ours_before, ours_peak), (theirs_before, theirs_peak) = (
+            training_memory(framework, name, batch, threads) for framework in ("metajit", "torch"))
+        ours_growth, theirs_growth = ours_peak - ours_before, theirs_peak - theirs_before
         print(f"{name:28s} {batch:5d} {ours_time * 1e3:11.2f} {theirs_time * 1e3:10.2f} "
-              f"{ours_time / theirs_time:6.2f}", flush=True)
+              f"{ours_time / theirs_time:6.2f} {ours_peak / 1024:8.0f} {theirs_peak / 1024:8.0f} "
+              f"{ours_peak / theirs_peak:6.2f} {ours_growth / max(theirs_growth, 1):7.2f}", flush=True)
+
+
+MEMORY_PROBE = """
+import resource, sys, types
+import numpy as np
+sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+import torch, torchvision
+import metajit as jt
+framework, name, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(int(sys.argv[4])); jt.flags.num_threads = int(sys.argv[4])
+rng = np.random.default_rng(0)
+images = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+labels = rng.integers(0, 1000, batch)
+torch.manual_seed(0)
+theirs = getattr(torchvision.models, name)().train()
+if framework == "metajit":
+    jt.set_device("cpu")
+    ours = getattr(jt.models, name)().train()
+    ours.load_state_dict(theirs.state_dict())
+    del theirs
+    optimizer = jt.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+    x, y = jt.array(images).sync(), jt.array(labels).sync()
+    def step():
+        optimizer.step(jt.nn.cross_entropy(ours(x), y))
+        jt.sync_all()
+else:
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    def step():
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(theirs(x), y).backward()
+        optimizer.step()
+def resident_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+before = resident_kib()
+for _ in range(3):
+    step()
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def training_memory(framework, name, batch, threads):
+    """``(resident KiB before the first step, peak resident KiB)`` of three training steps of
+    ``name`` under ``framework`` ("metajit" or "torch"), each in a fresh process."""
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, framework, name, str(batch), str(threads)],
+                            capture_output=True, text=True, check=True)
+    before, peak = result.stdout.split()[-2:]
+    return int(before), int(peak)
 
 
 COLD_PROBE = """

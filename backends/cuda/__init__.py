@@ -77,8 +77,11 @@ class CudaProgram:
 
 
 def library_claims():
-    """The library ops this machine's cuBLAS and cuDNN can run, as `BackendDescription` claims."""
+    """The library ops this machine's cuBLAS and cuDNN can run, as `BackendDescription` claims;
+    none without a usable GPU (the libraries, hundreds of MiB, are then never loaded)."""
     claims = ()
+    if runtime.missing_device_reason() is not None:
+        return claims
     if nvidia_libraries.missing_reason("cublas") is None:
         claims += (("matmul", cublas.DTYPES),)
     if nvidia_libraries.missing_reason("cudnn") is None:
@@ -93,7 +96,7 @@ def metajit_backend_describe():
                                                        ("cuDNN", any(c[0] == "conv2d" for c in claims))) if present)
     return BackendDescription(name=NAME, device_kind="cuda", library_kernels=claims, fusion_costs=FUSION_COSTS,
                               summary="CUDA C++ kernels compiled by NVRTC, run through the driver API"
-                                      + (f"; {libraries}" if libraries else "; no cuBLAS/cuDNN found"))
+                                      + (f"; {libraries}" if libraries else ""))
 
 
 @functools.lru_cache(maxsize=None)
