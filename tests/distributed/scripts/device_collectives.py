@@ -3,8 +3,9 @@ rank) or ``cpu_collectives`` (the cpu backend plus a collective library working 
 on its buffers through its own MPI communicator, a stand-in for NCCL on a GPU): every
 collective op's value against numpy, then data-parallel SGD steps with synchronised
 BatchNorm. Saves this rank's values and parameters to ``<out>_<device>_<rank>.npy`` and
-prints the stand-in library's calls."""
+the stand-in library's calls to ``<out>_<device>_<rank>.json``."""
 import dataclasses
+import json
 import os
 import sys
 import types
@@ -92,4 +93,5 @@ for step in range(3):
     optimizer.step(((model(jt.array(inputs + step)) - 1) ** 2).mean())
 state = [v.numpy().ravel().astype(np.float64) for v in values + list(model.state_dict().values())]
 np.save(f"{out}_{device}_{jt.rank}.npy", np.concatenate(state))
-print("calls", sorted({call[:2] for call in calls}), len(calls))
+with open(f"{out}_{device}_{jt.rank}.json", "w") as file:
+    json.dump(calls, file)
