@@ -279,5 +279,6 @@ def metajit_backend_collectives(rank, size, broadcast):
 
         @hookimpl
         def metajit_backend_collectives(rank, size, broadcast):
-            return nccl.Communicator(rank, size, broadcast(nccl.unique_id() if rank == 0 else None))
+            unique_id = broadcast(nccl.unique_id() if rank == 0 else None)
+            return nccl.Communicator(nccl, rank, size, unique_id, int(device.stream))
     """
