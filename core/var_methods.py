@@ -4,6 +4,7 @@ Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
 from . import creation, indexing, jittor_spellings, math_ops, reductions, shape_ops, tensor_ops
+from .errors import MetajitDtypeError
 from .ir import dtypes
 from .math_ops import binary, unary
 from .var import Var
@@ -23,6 +24,33 @@ def _in_place(op):
 
 def _unary(op):
     return lambda self: unary(op, self)
+
+
+def _dtype_kept(name, op):
+    """PyTorch's in-place ``x.add_(y)`` & co.: the result keeps ``x``'s dtype (``alpha``
+    scales ``y`` for add/sub); a float result for an integer ``x`` is refused, as PyTorch."""
+    def method(self, other, alpha=None):
+        if alpha is not None:
+            other = binary("mul", other, alpha)
+        result = binary(op, self, other)
+        if result.dtype != self.dtype:
+            if dtypes.is_float(result.dtype) and not dtypes.is_float(self.dtype):
+                raise MetajitDtypeError(f"{name}: the result is {result.dtype}, which this {self.dtype} Var cannot "
+                                        "hold in place; cast it first (x = x.float())")
+            result = math_ops.cast(result, self.dtype)
+        return self._replace(result._node)
+    return method
+
+
+def _fill(self, value):
+    """PyTorch's ``fill_``: every element ``value``; earlier values get no gradient."""
+    return self._replace(creation.full(self.shape, value, self.dtype)._node)
+
+
+def _copy_from(self, source):
+    """PyTorch's ``copy_``: ``source`` broadcast and cast into this Var, differentiable in ``source``."""
+    value = shape_ops.broadcast_to(source if isinstance(source, Var) else creation.array(source), self.shape)
+    return self._replace(math_ops.cast(value, self.dtype)._node)
 
 
 def _logical_or_bitwise(bitwise, logical):
@@ -131,6 +159,10 @@ _METHODS = {
     "scatter_": lambda self, *args, **kwargs: self._replace(tensor_ops.scatter(self, *args, **kwargs)._node),
     "scatter_add_": lambda self, *args: self._replace(tensor_ops.scatter_add(self, *args)._node),
     "bmm": tensor_ops.bmm, "baddbmm": tensor_ops.baddbmm, "addmm": tensor_ops.addmm,
+    "add_": _dtype_kept("add_", "add"), "sub_": _dtype_kept("sub_", "sub"), "mul_": _dtype_kept("mul_", "mul"),
+    "div_": _dtype_kept("div_", "div"), "pow_": _dtype_kept("pow_", "pow"),
+    "zero_": lambda self: _fill(self, 0), "fill_": _fill, "copy_": _copy_from,
+    "dim": lambda self: self.ndim, "ndimension": lambda self: self.ndim,
     "reduce": jittor_spellings.reduce, "arg_reduce": jittor_spellings.arg_reduce,
 }
 for _op in ("add", "multiply", "maximum", "minimum", "logical_and", "logical_or"):
@@ -150,6 +182,7 @@ def _attach():
     for name, function in {**_OPERATORS, **_METHODS}.items():
         setattr(Var, name, function)
     Var.T = property(lambda self: shape_ops.transpose(self))
+    Var.mT = property(lambda self: shape_ops.transpose(self, -2, -1))
 
 
 _attach()

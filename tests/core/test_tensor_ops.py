@@ -252,3 +252,26 @@ def test_bmm_baddbmm_addmm_match_torch(rng):
                                rtol=1e-5, atol=1e-5)
     with pytest.raises(jt.MetajitShapeError, match=r"bmm expects \(B, n, m\) and \(B, m, p\) .* \(3, 4\)"):
         jt.bmm(jt.array(a[0]), jt.array(b))
+
+
+def test_pytorch_in_place_methods_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    data = rng.standard_normal((2, 3)).astype(np.float32)
+    other = rng.standard_normal(3).astype(np.float32)
+    for name, args, kwargs in (("add_", (other,), {"alpha": 2.0}), ("sub_", (1.5,), {}), ("mul_", (other,), {}),
+                               ("div_", (other,), {}), ("pow_", (2.0,), {}), ("zero_", (), {}),
+                               ("fill_", (0.25,), {}), ("copy_", (other,), {})):
+        ours, theirs = jt.array(data), torch.tensor(data)
+        converted = [jt.array(a) if isinstance(a, np.ndarray) else a for a in args]
+        assert getattr(ours, name)(*converted, **kwargs) is ours
+        getattr(theirs, name)(*[torch.tensor(a) if isinstance(a, np.ndarray) else a for a in args], **kwargs)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, err_msg=name)
+    source = jt.array(other)
+    target = jt.array(data)
+    target.copy_(source * 2.0)
+    np.testing.assert_allclose(jt.grad(target.sum(), source).numpy(), np.full(3, 4.0))
+    integers = jt.array(np.arange(3, dtype=np.int32))
+    assert integers.add_(2).dtype == "int32" and integers.numpy().tolist() == [2, 3, 4]
+    with pytest.raises(jt.MetajitDtypeError, match="div_: the result is float32"):
+        integers.div_(2)
+    assert jt.zeros((2, 3, 4)).dim() == 3 and jt.zeros((2, 3, 4)).mT.shape == (2, 4, 3)
