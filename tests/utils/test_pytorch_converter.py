@@ -192,7 +192,7 @@ import torch.nn as nn
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.act = nn.RReLU()
+        self.act = nn.FractionalMaxPool2d(2)
 
     def forward(self, x: torch.jit.Final[int]):
         return x.narrow(1, 0, 2)
@@ -207,15 +207,15 @@ def traced(model, x):
 def test_unconvertible_constructs_are_reported_and_raise_where_reached(tmp_path):
     conversion = convert_with_report(UNCONVERTIBLE)
     assert [(u.line, u.construct) for u in conversion.unconverted] == [
-        (8, "nn.RReLU()"), (11, "x.narrow(1, 0, 2)"), (15, "torch.backends.cudnn.benchmark = True"),
+        (8, "nn.FractionalMaxPool2d(2)"), (11, "x.narrow(1, 0, 2)"), (15, "torch.backends.cudnn.benchmark = True"),
         (16, "torch.jit.trace(model, x)")]
-    assert conversion.unconverted[0].reason == "metajit has no nn.RReLU"
+    assert conversion.unconverted[0].reason == "metajit has no nn.FractionalMaxPool2d"
     assert conversion.code.startswith("# Not converted from PyTorch")
-    assert "#   line 8: nn.RReLU(): metajit has no nn.RReLU" in conversion.code
-    assert "self.act = _unconverted('nn.RReLU()', 'metajit has no nn.RReLU')()" in conversion.code
+    assert "#   line 8: nn.FractionalMaxPool2d(2): metajit has no nn.FractionalMaxPool2d" in conversion.code
+    assert "self.act = _unconverted('nn.FractionalMaxPool2d(2)', 'metajit has no nn.FractionalMaxPool2d')(2)" in conversion.code
     assert "def execute(self, x):" in conversion.code  # the annotation without a counterpart is dropped
     module = load_converted(conversion.code, tmp_path)
-    with pytest.raises(NotImplementedError, match=r"nn.RReLU\(\) was not converted from PyTorch"):
+    with pytest.raises(NotImplementedError, match=r"nn.FractionalMaxPool2d\(2\) was not converted from PyTorch"):
         module.Net()
     with pytest.raises(NotImplementedError, match="Var has no narrow"):
         module.Net.execute(None, jt.zeros((1, 3)))
@@ -238,7 +238,7 @@ def test_command_line(tmp_path, capsys):
     target = tmp_path / "model_mj.py"
     assert main([str(source), "-o", str(target)]) == 0
     assert target.read_text() == convert(UNCONVERTIBLE)
-    assert f"{source}:8: not converted: nn.RReLU(): metajit has no nn.RReLU" in capsys.readouterr().err
+    assert f"{source}:8: not converted: nn.FractionalMaxPool2d(2): metajit has no nn.FractionalMaxPool2d" in capsys.readouterr().err
     assert main([str(source), "--jittor", "--strict"]) == 1
     assert capsys.readouterr().out.startswith("# Not converted")
     finished = subprocess.run([sys.executable, "-m", "metajit.utils.pytorch_converter", str(source), "-o",

@@ -223,7 +223,7 @@ def _header_directory(name):
         return None
 
 
-@pytest.mark.skipif(nvidia_libraries.missing_reason("cublas") or nvidia_libraries.missing_reason("cudnn"),
+@pytest.mark.skipif(bool(nvidia_libraries.missing_reason("cublas") or nvidia_libraries.missing_reason("cudnn")),
                     reason="cuBLAS/cuDNN wheels not installed (pip install 'metajit[cuda]')")
 def test_library_symbols_resolve():
     blas, dnn = nvidia_libraries.load("cublas"), nvidia_libraries.load("cudnn")
