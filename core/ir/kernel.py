@@ -11,9 +11,13 @@ Kernels are immutable, hashable and printable; equal kernels compile to the same
 program, which is what backend caches key on.
 """
 import dataclasses
+import weakref
 
 from . import indexexpr
 from .indexexpr import IndexExpr
+
+
+_interned = weakref.WeakValueDictionary()  # key -> the one ValueExpr with it
 
 
 class ValueExpr:
@@ -26,14 +30,27 @@ class ValueExpr:
     converts to ``dtype``).
     """
 
-    __slots__ = ("op", "args", "dtype", "_key", "_hash")
+    __slots__ = ("op", "args", "dtype", "_key", "_hash", "__weakref__")
 
-    def __init__(self, op, args, dtype):
+    def __new__(cls, op, args, dtype):
+        # hash-consed: equal expressions are one object, so comparing two kernels (cache
+        # lookups) stops at shared subexpressions instead of walking the DAG as a tree,
+        # which is exponential in its depth when values are reused (an elimination chain)
+        key = (op, str(dtype), (repr(args[0]),) if op == "const" else args)
+        found = _interned.get(key)
+        if found is not None:
+            return found
+        self = object.__new__(cls)
         self.op = op
         self.args = args
         self.dtype = dtype
-        self._key = (op, str(dtype), (repr(args[0]),) if op == "const" else args)
-        self._hash = hash(self._key)
+        self._key = key
+        self._hash = hash(key)
+        _interned[key] = self
+        return self
+
+    def __reduce__(self):
+        return ValueExpr, (self.op, self.args, self.dtype)
 
     def __hash__(self):
         return self._hash
@@ -163,14 +180,55 @@ class Kernel:
                  f"outputs={typed(self.outputs)}"]
         if self.parameters:
             lines[0] += " parameters=[" + ", ".join(map(str, self.parameters)) + "]"
+        names = {}
+        for shared in _shared_subexpressions([store.value for store in self.stores]):
+            lines.append(f"  v{len(names)} = {_expression_text(shared, names)}")
+            names[shared] = f"v{len(names)}"
         for store in self.stores:
             target = f"out{store.slot}[{', '.join(map(str, store.index))}]"
             assign = f" {store.reduce_op}= " if store.reduce_op else " = "
             guard = "" if store.condition == indexexpr.const(1) else f"if ({store.condition}) "
-            lines.append(f"  {guard}{target}{assign}{store.value}")
+            lines.append(f"  {guard}{target}{assign}{_expression_text(store.value, names)}")
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+_LEAF_OPS = ("load", "const", "param", "index")
+
+
+def _shared_subexpressions(roots):
+    """The operations reached more than once from ``roots`` (a DAG), operands first: a
+    kernel's text names them once instead of repeating them (exponentially, in a chain
+    that reuses values)."""
+    seen, shared, order = set(), set(), []
+    stack = [(root, False) for root in reversed(roots)]
+    while stack:
+        expr, expanded = stack.pop()
+        if expr.op in _LEAF_OPS:
+            continue
+        if expanded:
+            order.append(expr)
+            continue
+        if expr in seen:
+            shared.add(expr)
+            continue
+        seen.add(expr)
+        stack.append((expr, True))
+        stack.extend((operand, False) for operand in reversed(expr.args))
+    return [expr for expr in order if expr in shared]
+
+
+def _expression_text(expr, names):
+    """``expr`` printed with the subexpressions in ``names`` by their names."""
+    if expr in names:
+        return names[expr]
+    if expr.op in _LEAF_OPS:
+        return str(expr)
+    operands = [_expression_text(operand, names) for operand in expr.args]
+    if expr.op == "cast":
+        return f"cast<{expr.dtype}>({operands[0]})"
+    return f"{expr.op}({', '.join(operands)})"
 
 
 @dataclasses.dataclass(frozen=True)
