@@ -238,24 +238,31 @@ def concat(values, dim=0):
     total = sum(v.shape[axis] for v in values)
     shape = list(values[0].shape)
     shape[axis] = total
-    position = wrap(graph.broadcast_to(graph.index_leaf([total], 0), [total]))
-    position = reshape(position, [total if a == axis else 1 for a in range(ndim)])
-    result, offset = None, 0
+    shape = tuple(shape)
+    pieces, offset = [], 0  # (offset, the piece reindexed onto the whole output)
     for value in values:
         size = value.shape[axis]
-        if size == 0:
-            continue
-        exprs = _loops(ndim)
-        exprs[axis] = exprs[axis] - offset
-        piece = wrap(graph.reindex(as_node(value), shape, exprs, 0))
-        if result is None:
-            result = piece
-        else:
-            result = where(binary("lt", position, offset), result, piece)
+        if size:
+            exprs = _loops(ndim)
+            exprs[axis] = exprs[axis] - offset
+            pieces.append((offset, graph.reindex(as_node(value), shape, exprs, 0)))
         offset += size
-    if result is None:
+    if not pieces:
         return wrap(graph.reindex(as_node(values[0]), shape, _loops(ndim)))
-    return result
+    return wrap(_joined(pieces, graph.index_leaf(shape, axis), 0, len(pieces) - 1))
+
+
+def _joined(pieces, position, first, last):
+    """``pieces[first..last]`` (``(offset, node)`` pairs, each a concat input reindexed onto
+    the whole output) as a balanced tree of selects on ``position`` (the output index
+    along the concat axis): log2(count) comparisons per element."""
+    if first == last:
+        return pieces[first][1]
+    middle = (first + last + 1) // 2
+    offset = graph.broadcast_to_tuple(graph.constant_leaf(pieces[middle][0], position.dtype), position.shape)
+    return graph.elementwise("select", [graph.elementwise("lt", [position, offset]),
+                                        _joined(pieces, position, first, middle - 1),
+                                        _joined(pieces, position, middle, last)])
 
 
 cat = concat
