@@ -166,20 +166,21 @@ else:
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(theirs(x), y).backward()
         optimizer.step()
-def status_kib(field):  # VmHWM, not ru_maxrss: Linux carries the launching process's peak across exec
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
-before = status_kib("VmRSS")
+sys.path.insert(0, sys.argv[5])
+from train_memory_vs_torch import _reset_peak, _resident_kib
+before = _resident_kib("VmRSS")
+_reset_peak()
 for _ in range(3):
     step()
-print(before, status_kib("VmHWM"))
+print(before, _resident_kib("VmHWM"))
 """
 
 
 def training_memory(framework, name, batch, threads):
     """``(resident KiB before the first step, peak resident KiB)`` of three training steps of
     ``name`` under ``framework`` ("metajit" or "torch"), each in a fresh process."""
-    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, framework, name, str(batch), str(threads)],
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, framework, name, str(batch), str(threads),
+                             os.path.dirname(os.path.abspath(__file__))],
                             capture_output=True, text=True, check=True)
     before, peak = result.stdout.split()[-2:]
     return int(before), int(peak)

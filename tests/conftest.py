@@ -12,27 +12,26 @@ _WANTED = os.environ.get("METAJIT_TEST_DEVICES", "reference,cpu").split(",")
 TESTED_DEVICES = [info.name for info in jt.devices() if info.available and info.name in _WANTED]
 
 
-@pytest.fixture(params=TESTED_DEVICES, autouse=True)
-def device(request):
-    """Run the test on one backend and restore the previous device afterwards."""
-    previous = jt.get_device()
-    jt.set_device(request.param)
-    yield request.param
-    jt.set_device(previous)
-
-
-def backend_only(name):
-    """An autouse ``device`` fixture for a backend's own test directory: its tests run once,
-    on backend ``name``, and are skipped where it is not available."""
-    available = any(info.name == name and info.available for info in jt.devices())
-
-    @pytest.fixture(params=[name] if available else [], autouse=True)
+def devices_fixture(names, autouse=True):
+    """A ``device`` fixture running each test on every device in ``names`` (restoring the
+    previous device afterwards)."""
+    @pytest.fixture(params=list(names), autouse=autouse)
     def device(request):
         previous = jt.get_device()
         jt.set_device(request.param)
         yield request.param
         jt.set_device(previous)
     return device
+
+
+device = devices_fixture(TESTED_DEVICES)  # every test, on each tested device
+
+
+def backend_only(name):
+    """An autouse ``device`` fixture for a backend's own test directory: its tests run once,
+    on backend ``name``, and are skipped where it is not available."""
+    available = any(info.name == name and info.available for info in jt.devices())
+    return devices_fixture([name] if available else [])
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from metajit import nn
 from metajit.backends import cuda
 from metajit.backends.cuda import cublas, cudnn, graphs, nvidia_libraries, runtime
 
+from tests.conftest import devices_fixture
+
 from . import emulated_libraries
 
 BACKEND = emulated_libraries.make_backend()
@@ -23,13 +25,7 @@ jt.plugins.register_backend(BACKEND, emulated_libraries.NAME)
 DEVICES = [emulated_libraries.NAME] + (["cuda"] if runtime.missing_device_reason() is None else [])
 
 
-@pytest.fixture(params=DEVICES)
-def device(request):
-    """The emulated device with the host library stand-ins, and the real cuda device on a GPU."""
-    previous = jt.get_device()
-    jt.set_device(request.param)
-    yield request.param
-    jt.set_device(previous)
+device = devices_fixture(DEVICES, autouse=False)  # the host stand-ins, and the real device on a GPU
 
 
 def _replay(device):
