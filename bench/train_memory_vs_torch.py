@@ -35,6 +35,30 @@ def _reset_peak():
         handle.write("5")
 
 
+def sgd_step(framework, model, images, labels):
+    """A function running one SGD-momentum cross-entropy step of ``model`` under
+    ``framework`` ("metajit" or "torch") on the numpy batch ``images``, ``labels``."""
+    if framework == "metajit":
+        import metajit as jt
+        optimizer = jt.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x, y = jt.array(images).sync(), jt.array(labels).sync()
+        jt.sync_all()
+
+        def step():
+            optimizer.step(jt.nn.cross_entropy(model(x), y))
+            jt.sync_all()
+        return step
+    import torch
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+
+    def step():
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return step
+
+
 def measure(framework, threads, steps):
     """Run in a child process: the training steps of ``framework``; prints a JSON line."""
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
@@ -48,24 +72,11 @@ def measure(framework, threads, steps):
         import metajit as jt
         jt.flags.num_threads = threads
         model = resnet18(jt.nn).train()
-        optimizer = jt.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x, y = jt.array(images).sync(), jt.array(labels).sync()
-        jt.sync_all()
-
-        def step():
-            optimizer.step(jt.nn.cross_entropy(model(x), y))
-            jt.sync_all()
     else:
         import torch
         torch.set_num_threads(threads)
         model = resnet18(torch.nn).train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x, y = torch.from_numpy(images), torch.from_numpy(labels)
-
-        def step():
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
+    step = sgd_step(framework, model, images, labels)
     ready = _resident_kib("VmRSS")
     _reset_peak()
     for _ in range(2):

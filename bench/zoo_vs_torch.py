@@ -147,27 +147,16 @@ torch.set_num_threads(int(sys.argv[4])); jt.flags.num_threads = int(sys.argv[4])
 rng = np.random.default_rng(0)
 images = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
 labels = rng.integers(0, 1000, batch)
+sys.path.insert(0, sys.argv[5])
+from train_memory_vs_torch import _reset_peak, _resident_kib, sgd_step
 torch.manual_seed(0)
-theirs = getattr(torchvision.models, name)().train()
+model = getattr(torchvision.models, name)().train()
 if framework == "metajit":
     jt.set_device("cpu")
     ours = getattr(jt.models, name)().train()
-    ours.load_state_dict(theirs.state_dict())
-    del theirs
-    optimizer = jt.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
-    x, y = jt.array(images).sync(), jt.array(labels).sync()
-    def step():
-        optimizer.step(jt.nn.cross_entropy(ours(x), y))
-        jt.sync_all()
-else:
-    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels)
-    def step():
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(theirs(x), y).backward()
-        optimizer.step()
-sys.path.insert(0, sys.argv[5])
-from train_memory_vs_torch import _reset_peak, _resident_kib
+    ours.load_state_dict(model.state_dict())
+    model = ours
+step = sgd_step(framework, model, images, labels)
 before = _resident_kib("VmRSS")
 _reset_peak()
 for _ in range(3):
