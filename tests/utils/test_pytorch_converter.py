@@ -430,7 +430,7 @@ def converted_torchvision(name, directory):
 PRESET = "ImageClassification"
 # file, model function, input side, arguments, constructs reported
 TORCHVISION_MODELS = [
-    ("alexnet", "alexnet", 64, {}, {PRESET}), ("vgg", "vgg11", 32, {}, {PRESET}),
+    ("alexnet", "alexnet", 64, {}, {PRESET}),
     ("resnet", "resnet18", 32, {}, {PRESET}), ("squeezenet", "squeezenet1_1", 64, {}, {PRESET}),
     ("mobilenetv2", "mobilenet_v2", 32, {"width_mult": 0.5}, {PRESET}), ("densenet", "densenet121", 32, {}, {PRESET}),
     ("googlenet", "googlenet", 64, {"init_weights": False, "transform_input": True}, {PRESET}),
@@ -440,7 +440,8 @@ TORCHVISION_MODELS = [
     ("mobilenetv3", "mobilenet_v3_small", 32, {}, {PRESET}),
 ]
 SLOW_TORCHVISION_MODELS = [
-    ("resnet", "resnext50_32x4d", 32, {}, {PRESET}), ("vgg", "vgg11_bn", 32, {}, {PRESET}),
+    ("resnet", "resnext50_32x4d", 32, {}, {PRESET}), ("vgg", "vgg11", 32, {}, {PRESET}),
+    ("vgg", "vgg11_bn", 32, {}, {PRESET}),
     ("squeezenet", "squeezenet1_0", 64, {}, {PRESET}), ("mobilenetv2", "mobilenet_v2", 32, {}, {PRESET}),
     ("densenet", "densenet121", 32, {"memory_efficient": True}, {PRESET}),
 ]

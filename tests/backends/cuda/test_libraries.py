@@ -96,6 +96,7 @@ def test_repeated_inference_is_replayed_as_a_graph_with_the_same_results(device,
     assert _replay(device).recorded > recorded and _replay(device).replayed > replayed
 
 
+@pytest.mark.slow
 def test_training_steps_through_the_libraries_follow_torch(device, rng):
     import torch
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))

@@ -22,6 +22,7 @@ def test_conformance_standard_tier_passes():
     assert not [r.name for r in results if r.status == "unsupported"]
 
 
+@pytest.mark.slow  # 24 s on two cores; the conformance smoke tier covers the kernels in the default run
 def test_the_digits_demo_learns_on_the_emulated_accelerator(capsys):
     pytest.importorskip("sklearn")
     from metajit.examples import train_digits
