@@ -11,6 +11,7 @@ import shlex
 
 from . import plugins
 from .errors import MetajitDeviceError, MetajitShapeError, MetajitValueError
+from .flags import flags
 from .ir import dtypes, graph
 from .passes import custom_ops, executor
 from .toolkit.inline_source import CodeCall, UserSource, caller_source, calling_site
@@ -30,7 +31,8 @@ def code(shape, dtype=None, inputs=(), cpu_src="", cpu_grad_src=(), cpu_header="
     one source per input computing its gradient into ``@out`` from ``@dout`` (the
     output's gradient), ``@pout`` (the output) and the inputs. ``data``: numbers the code
     reads as ``data["name"]``, changed without recompiling. ``compile_options``: extra
-    compiler flags, as a list, a string, or Jittor's ``{"FLAGS: -DX=1 -I/path": 1}``.
+    compiler flags, as a list, a string, or Jittor's ``{"FLAGS: -DX=1 -I/path": 1}``
+    (default: ``jt.flags.compile_options``).
 
     Example::
 
@@ -61,7 +63,8 @@ def code(shape, dtype=None, inputs=(), cpu_src="", cpu_grad_src=(), cpu_header="
     call, grad_sources = _prepared_call(signature, (cpu_header, cpu_src, cuda_header, cuda_src),
                                         (_source_list(cpu_grad_src, "cpu_grad_src"),
                                          _source_list(cuda_grad_src, "cuda_grad_src")),
-                                        tuple(data), parse_compile_options(compile_options))
+                                        tuple(data), parse_compile_options(
+                                            flags.compile_options if compile_options is None else compile_options))
     runner = CodeRunner(call, tuple(_data_value(name, value) for name, value in data.items()), grad_sources,
                         [tuple(abs(s) for s in item) for item in shapes])
     nodes = custom_ops.opaque_outputs(runner, [v._node for v in input_vars],

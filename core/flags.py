@@ -45,20 +45,23 @@ class Flags:
     of float64/int64 numpy data gives float32/int32; default 0), ``log_silent`` (1: no
     compile progress lines), ``allow_tf32`` (1: float32 matrix products and convolutions
     on the cuda device may use TF32 tensor cores; default 0, strict float32), Jittor's
-    ``use_tensorcore`` (the same on cuda) and ``amp_reg`` (recorded; no effect on the cpu
-    device). Every flag is listed in docs/env.md.
+    ``use_tensorcore`` (the same on cuda), ``amp_reg`` (recorded; no effect on the cpu
+    device) and ``compile_options`` (extra compiler flags for ``jt.code`` operators that
+    give none, Jittor's ``{"FLAGS: -DX=1": 1}`` form or a list). Every flag is listed in
+    docs/env.md.
 
     Example: ``jt.flags.auto_convert_64_to_32 = 1``."""
 
     __slots__ = ("lazy_execution", "num_threads", "check_indices", "auto_convert_64_to_32", "log_silent",
-                 "amp_reg", "use_tensorcore", "allow_tf32", "_thread")
+                 "amp_reg", "use_tensorcore", "allow_tf32", "compile_options", "_thread")
     NAMES = ("lazy_execution", "no_grad", "num_threads", "check_indices", "use_cuda", "auto_convert_64_to_32",
-             "log_silent", "amp_reg", "use_tensorcore", "allow_tf32")
+             "log_silent", "amp_reg", "use_tensorcore", "allow_tf32", "compile_options")
 
     def __init__(self):
         object.__setattr__(self, "_thread", thread_flags)
         for name, value in (("lazy_execution", 1), ("check_indices", 1), ("auto_convert_64_to_32", 0),
-                            ("log_silent", 0), ("amp_reg", 0), ("use_tensorcore", 0), ("allow_tf32", 0)):
+                            ("log_silent", 0), ("amp_reg", 0), ("use_tensorcore", 0), ("allow_tf32", 0),
+                            ("compile_options", None)):
             object.__setattr__(self, name, value)
         threads = os.environ.get("METAJIT_NUM_THREADS")
         object.__setattr__(self, "num_threads", int(threads) if threads else (os.cpu_count() or 1))

@@ -339,6 +339,13 @@ def collect_garbage():
     gc.collect()
 
 
+def clean():
+    """Jittor's ``jt.clean``: finish the queued work, then collect every unreachable Var
+    and graph node (a full collection), so their device buffers return to the allocator."""
+    sync_all()
+    gc.collect()
+
+
 def display_memory_info():
     """Print the live Vars, graph nodes and device buffers and the current device's memory
     use (Jittor's ``jt.display_memory_info``); returns `memory_info`."""

@@ -4,7 +4,7 @@ Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
 from . import creation, indexing, jittor_spellings, math_ops, reductions, shape_ops, tensor_ops
-from .errors import MetajitDtypeError
+from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
 from .ir import dtypes
 from .math_ops import binary, unary
 from .var import Var
@@ -40,6 +40,32 @@ def _dtype_kept(name, op):
             result = math_ops.cast(result, self.dtype)
         return self._replace(result._node)
     return method
+
+
+def _opt_grad(self, optimizer):
+    """Jittor's ``var.opt_grad(optimizer)``: this parameter's gradient from the optimizer's
+    last ``backward(loss)`` (or ``loss.backward()``)."""
+    if not any(p is self for p in optimizer.params):
+        raise MetajitValueError("opt_grad: this Var is not a parameter of the optimizer given")
+    if self.grad is None:
+        raise MetajitValueError("opt_grad: no gradient yet; call optimizer.backward(loss) first")
+    return self.grad
+
+
+def _reindex_var(self, indexes, overflow_value=0, overflow_conditions=None):
+    """Jittor's ``x.reindex_var(indexes)``: ``out[i...] = x[indexes[0][i...], indexes[1][i...], ...]``
+    with one integer Var per dim of ``x``, all of the output's shape; positions reading
+    outside ``x`` (or where an ``overflow_conditions`` expression holds) get ``overflow_value``."""
+    indexes = list(indexes)
+    if len(indexes) != self.ndim:
+        raise MetajitShapeError(f"reindex_var: {len(indexes)} index Vars given for a {self.ndim}-d Var")
+    shape = indexes[0].shape
+    if any(i.shape != shape for i in indexes):
+        raise MetajitShapeError(f"reindex_var: index Vars of shapes {[i.shape for i in indexes]} differ")
+    loops = ", ".join(f"i{d}" for d in range(len(shape)))
+    return shape_ops.reindex(self, shape, [f"@e{k}({loops})" for k in range(len(indexes))],
+                             overflow_value=overflow_value, overflow_conditions=overflow_conditions or [],
+                             extras=indexes)
 
 
 def _fill(self, value):
@@ -163,6 +189,7 @@ _METHODS = {
     "div_": _dtype_kept("div_", "div"), "pow_": _dtype_kept("pow_", "pow"),
     "zero_": lambda self: _fill(self, 0), "fill_": _fill, "copy_": _copy_from,
     "dim": lambda self: self.ndim, "ndimension": lambda self: self.ndim,
+    "opt_grad": _opt_grad, "reindex_var": _reindex_var,
     "reduce": jittor_spellings.reduce, "arg_reduce": jittor_spellings.arg_reduce,
 }
 for _op in ("add", "multiply", "maximum", "minimum", "logical_and", "logical_or"):

@@ -51,3 +51,28 @@ def test_ternary_unary_binary(rng):
     for name, function in (("maximum", np.maximum), ("subtract", np.subtract), ("divide", np.divide),
                            ("less", np.less), ("mul", np.multiply)):
         np.testing.assert_allclose(jt.binary(jt.array(a), jt.array(b), name).numpy(), function(a, b), rtol=1e-6)
+
+
+def test_reindex_var_gathers_by_index_vars_with_overflow(rng):
+    data = rng.standard_normal((3, 4)).astype(np.float32)
+    rows = np.array([[2, 0], [1, 5]], np.int32)
+    cols = np.array([[3, 1], [0, -1]], np.int32)
+    out = jt.array(data).reindex_var([jt.array(rows), jt.array(cols)], overflow_value=-7.0).numpy()
+    np.testing.assert_array_equal(out, [[data[2, 3], data[0, 1]], [data[1, 0], -7.0]])
+    with pytest.raises(jt.MetajitShapeError, match="1 index Vars given for a 2-d Var"):
+        jt.array(data).reindex_var([jt.array(rows)])
+
+
+def test_opt_grad_clean_and_global_compile_options():
+    w = jt.array([1.0, -2.0])
+    optimizer = jt.optim.SGD([w], lr=0.1)
+    with pytest.raises(jt.MetajitValueError, match="call optimizer.backward"):
+        w.opt_grad(optimizer)
+    optimizer.backward((w * w * w).sum())
+    np.testing.assert_allclose(w.opt_grad(optimizer).numpy(), [3.0, 12.0])
+    with pytest.raises(jt.MetajitValueError, match="not a parameter"):
+        jt.array([1.0]).opt_grad(optimizer)
+    jt.clean()
+    with jt.flag_scope(compile_options={"FLAGS: -DSCALE=3": 1}):
+        y = jt.code((2,), "float32", [w], cpu_src="for (int k = 0; k < 2; k++) @out(k) = @in0(k) * SCALE;")
+        np.testing.assert_array_equal(y.numpy(), [3.0, -6.0])
