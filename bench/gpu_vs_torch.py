@@ -168,7 +168,7 @@ def main():
     if not arguments.skip_train:
         training_rows(jt, torch, torchvision, arguments.runs)
     from metajit.backends import cuda
-    replay = cuda._libraries()[3]
+    replay = cuda.graph_replay()
     print(f"CUDA graphs: {replay.recorded} recorded, {replay.replayed} replays")
 
 

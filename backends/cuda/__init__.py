@@ -101,16 +101,23 @@ def metajit_backend_describe():
 
 @functools.lru_cache(maxsize=None)
 def _libraries():
-    """The device's cuBLAS handle, cuDNN handle, shared library workspace and graph replay."""
+    """The device's cuBLAS handle, cuDNN handle and shared library workspace."""
     device = runtime.device()
     blas = cublas.Cublas(device) if nvidia_libraries.missing_reason("cublas") is None else None
     dnn = cudnn.Cudnn(device, cudnn.algorithm_file()) if nvidia_libraries.missing_reason("cudnn") is None else None
-    return blas, dnn, cudnn.GrowingWorkspace(device.allocate), graphs.GraphReplay(device, cublas.tf32_allowed)
+    return blas, dnn, cudnn.GrowingWorkspace(device.allocate)
+
+
+@functools.lru_cache(maxsize=None)
+def graph_replay():
+    """The device's `graphs.GraphReplay` (independent of the libraries: a failing library
+    handle must not stop plain kernels)."""
+    return graphs.GraphReplay(runtime.device(), cublas.tf32_allowed)
 
 
 @hookimpl
 def metajit_backend_lower_library_kernel(kernel):
-    blas, dnn, workspace, _ = _libraries()
+    blas, dnn, workspace = _libraries()
     if kernel.name == "matmul" and blas is not None:
         return cublas.MatmulProgram(kernel, blas)
     if kernel.name in cudnn.ROLES and dnn is not None:
@@ -120,7 +127,7 @@ def metajit_backend_lower_library_kernel(kernel):
 
 @hookimpl
 def metajit_backend_launch_sequence(launches, plan_key):
-    _libraries()[3].run(launches, plan_key)
+    graph_replay().run(launches, plan_key)
 
 
 @hookimpl

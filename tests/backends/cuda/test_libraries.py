@@ -29,7 +29,7 @@ device = devices_fixture(DEVICES, autouse=False)  # the host stand-ins, and the 
 
 
 def _replay(device):
-    return BACKEND.replay if device == emulated_libraries.NAME else cuda._libraries()[3]
+    return BACKEND.replay if device == emulated_libraries.NAME else cuda.graph_replay()
 
 
 @pytest.mark.parametrize("a_shape, b_shape, transpose_a, transpose_b", [
