@@ -2,6 +2,7 @@
 finite differences and against the same training in one process."""
 import json
 import os
+import re
 import sys
 import time
 
@@ -80,7 +81,8 @@ def test_faults_end_every_rank_quickly_with_a_message(mode, message):
 def test_uneven_iterable_shares_still_take_equal_steps():
     result = mpirun("pipe_steps.py")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert sorted(result.stdout.split("\n")[:2]) == ["rank 0 steps 2", "rank 1 steps 2"]
+    # mpirun forwards the two ranks' output concurrently: lines may arrive joined
+    assert sorted(re.findall(r"rank \d+ steps \d+", result.stdout)) == ["rank 0 steps 2", "rank 1 steps 2"]
 
 
 def test_gradient_all_reduces_start_while_backward_kernels_are_still_launched(tmp_path):
