@@ -21,6 +21,7 @@ import numpy as np
 
 from metajit.flags import flags
 from metajit.toolkit import codegen
+from metajit.toolkit.gemm import operand_layout
 
 _NO_TRANS, _TRANS = 111, 112  # CBLAS transpose flags (the driver passes row-major, 101)
 SMALL_PRODUCT = 1 << 15    # multiply-adds per batch item below which numpy's loop is used
@@ -93,14 +94,10 @@ def _driver_address():
 def _layout(matrix):
     """(CBLAS transpose flag, leading dimension) under which BLAS reads the 2-d view
     ``matrix`` in place, or None when its strides need a copy."""
-    rows, cols = matrix.shape
     itemsize = matrix.itemsize
     row_stride, col_stride = (s // itemsize if s % itemsize == 0 else -1 for s in matrix.strides)
-    if (col_stride == 1 or cols == 1) and (rows == 1 or row_stride >= max(cols, 1)):
-        return _NO_TRANS, row_stride if rows > 1 else max(cols, 1)
-    if (row_stride == 1 or rows == 1) and (cols == 1 or col_stride >= max(rows, 1)):
-        return _TRANS, col_stride if cols > 1 else max(rows, 1)
-    return None
+    layout = operand_layout(*matrix.shape, row_stride, col_stride)
+    return None if layout is None else (_TRANS if layout[0] else _NO_TRANS, layout[1])
 
 
 def _driver_calls(a, b, out, roles=("a", "b")):

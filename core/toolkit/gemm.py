@@ -48,7 +48,7 @@ class GemmLayout:
         return (self.trans_b, self.trans_a, self.n, self.m, self.k, "b", self.ldb, "a", self.lda)
 
 
-def _operand(rows, cols, row_stride, col_stride):
+def operand_layout(rows, cols, row_stride, col_stride):
     """``(transposed, ld)`` under which BLAS reads a ``rows`` x ``cols`` matrix with these
     element strides in place, or None."""
     if (col_stride == 1 or cols == 1) and (rows == 1 or row_stride >= max(cols, 1)):
@@ -91,7 +91,7 @@ def gemm_layout(attrs):
         (a_m, a_k), (b_k, b_n), (c_m, c_n) = (b_n, b_k), (a_k, a_m), (c_n, c_m)
         a_batch, b_batch = b_batch, a_batch
     ldc = c_m if m > 1 else max(n, 1)
-    first, second = _operand(m, k, a_m, a_k), _operand(k, n, b_k, b_n)
+    first, second = operand_layout(m, k, a_m, a_k), operand_layout(k, n, b_k, b_n)
     if first is None or second is None or ldc < n:
         return None
     dims = _collapse_batch(attrs.batch, (a_batch, b_batch, c_batch))

@@ -26,7 +26,6 @@ import os
 import re
 import sys
 
-
 from metajit.errors import MetajitValueError
 
 # Jittor's spellings of the dtypes, typedef'd for user code
