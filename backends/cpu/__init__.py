@@ -12,7 +12,7 @@ import numpy as np
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, KernelSource
-from metajit.toolkit import analysis, codegen, disk_cache
+from metajit.toolkit import analysis, codegen, disk_cache, launching
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
@@ -118,13 +118,11 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 @hookimpl
 def metajit_backend_launch_sequence(launches, plan_key):
+    if native_launcher is None:
+        launching.run_each(launches)
+        return
     done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
     try:
-        if native_launcher is None:
-            for program, inputs, outputs, parameters in launches:
-                program(inputs, outputs, parameters)
-                done += 1
-            return
         batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
         for program, inputs, outputs, parameters in launches:
             if type(program) is CompiledKernel:

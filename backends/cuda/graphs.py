@@ -13,6 +13,8 @@ Each plan keeps at most `GRAPHS_PER_PLAN` recorded graphs (least recently used d
 import collections
 import os
 
+from metajit.toolkit.launching import run_each
+
 GRAPHS_PER_PLAN = 4
 MAX_SIGHTINGS = 4096  # remembered sequence signatures waiting for their second sighting
 
@@ -74,16 +76,3 @@ class GraphReplay:
         except BaseException as error:
             error.metajit_completed = 0  # recorded, not run
             raise
-
-
-def run_each(launches):
-    """Launch one by one, reporting how many finished on an exception (``metajit_completed``)."""
-    done = 0
-    try:
-        for program, inputs, outputs, parameters in launches:
-            program(inputs, outputs, parameters)
-            done += 1
-    except BaseException as error:
-        if not hasattr(error, "metajit_completed"):
-            error.metajit_completed = done
-        raise

@@ -6,7 +6,10 @@
 * `disk_cache` — the on-disk artefact cache (atomic installs, checksums, locking, rebuild
   of corrupt entries);
 * `batch_compile` — compiling a realisation's sources in parallel units, with progress;
-* `allocator` — a size-class caching allocator over a backend's raw allocate/free.
+* `allocator` — a size-class caching allocator over a backend's raw allocate/free;
+* `gemm` — a ``matmul`` call's operands as in-place BLAS GEMM layouts;
+* `launching` — running a launch sequence one program call at a time;
+* `inline_source` — ``jt.code``'s macro language, entry wrapper and error mapping.
 
 Backends import these; nothing here imports the front end or a backend. The vendor SDK
 exports them as its public API.
