@@ -42,7 +42,7 @@ def code(shape, dtype=None, inputs=(), cpu_src="", cpu_grad_src=(), cpu_header="
                             "std::sort(&@out(0), &@out(0) + out_shape0);")
     """
     templates = None
-    if _is_var_list(shape) and _is_var_list(dtype):
+    if _is_var_list(dtype) and _is_var_list(shape):
         inputs, templates = list(shape), list(dtype)
         shape, dtype = [t.shape for t in templates], [t.dtype for t in templates]
     several = _several_shapes(shape)
@@ -152,6 +152,8 @@ class CodeRunner:
         self.data_values = data_values
         self.grad_source_lists = grad_sources
         self.output_shapes = output_shapes  # the maxima where a size varies
+        self.output_bytes = [graph.numel(shape) * dtypes.as_dtype(dtype).itemsize
+                             for (dtype, _), shape in zip(call.outputs, output_shapes)]
         self.outputs = ()  # strong references when gradient sources may need every output
 
     @property
@@ -177,8 +179,7 @@ class CodeRunner:
         handle, program = _program_for(self.call)
         for node in input_nodes:
             executor.migrate(handle, node)
-        buffers = [executor.DeviceBuffer(handle, graph.numel(s) * dtypes.as_dtype(d).itemsize)
-                   for (d, _), s in zip(self.call.outputs, self.output_shapes)]
+        buffers = [executor.DeviceBuffer(handle, size) for size in self.output_bytes]
         shapes = program.run([n.buffer.raw for n in input_nodes], [n.shape for n in input_nodes],
                              [b.raw for b in buffers], self.output_shapes, self.data_values)
         for node, buffer, shape in zip(output_nodes, buffers, shapes):

@@ -28,7 +28,7 @@ const int n = points_shape0, dims = points_shape1, k = neighbours_shape1;
 std::vector<float> columns((size_t)dims * n);
 for (int j = 0; j < n; j++)
     for (int c = 0; c < dims; c++) columns[(size_t)c * n + j] = @points(j, c);
-#pragma omp parallel if (n >= 512)  // threads only pay off for larger clouds
+#pragma omp parallel if (n >= 64)  // threads only pay off beyond a few thousand distances
 {
     std::vector<float> distance(n), best_distance(k);  // per thread
     std::vector<int> best_index(k);

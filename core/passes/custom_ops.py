@@ -96,8 +96,10 @@ def run_opaque(nodes, realise):
     can be ready in), together with every value of that computation which later work
     reads (so nothing is computed twice); a runner with ``start`` is started from that
     realisation as soon as its inputs are produced (``on_ready``), then each group runs
-    or finishes."""
-    while True:
+    or finishes. A group whose inputs all have values runs at once, without a walk."""
+    _run_computed_calls(nodes)
+    nodes = [node for node in nodes if node.buffer is None]
+    while nodes:
         order = graphwalk.realised_order(nodes)
         wave = _next_wave(order)
         if not wave:
@@ -109,16 +111,32 @@ def run_opaque(nodes, realise):
                 on_ready.append((group_inputs, _starter(group, group_inputs, started)))
         realise(inputs + _values_read_later(order, inputs, nodes), on_ready)
         for group, group_inputs in wave:
-            outputs = group.live_outputs()
-            if id(group) in started:
-                group.runner.finish(started[id(group)], outputs)
-            else:
-                group.runner.run(list(group_inputs), outputs)
-            for output in outputs:
-                if output is not None:
-                    _unrealised.discard(output)
-                    if not output.needs_inputs_for_grad:
-                        output.inputs = ()
+            _run_group(group, group_inputs, started)
+
+
+def _run_computed_calls(nodes):
+    """Run the groups of the opaque nodes among ``nodes`` whose inputs all have device
+    buffers: a call on computed values (the common case in a loop) needs no graph walk."""
+    for node in nodes:
+        if node.op == OPAQUE and node.buffer is None and all(i.buffer is not None for i in node.inputs):
+            group, started = node.attrs[0], {}
+            if hasattr(group.runner, "start"):
+                started[id(group)] = group.runner.start(list(node.inputs))
+            _run_group(group, node.inputs, started)
+
+
+def _run_group(group, inputs, started):
+    """Run (or finish, when ``started`` holds its start) one group; mark its outputs computed."""
+    outputs = group.live_outputs()
+    if id(group) in started:
+        group.runner.finish(started[id(group)], outputs)
+    else:
+        group.runner.run(list(inputs), outputs)
+    for output in outputs:
+        if output is not None:
+            _unrealised.discard(output)
+            if not output.needs_inputs_for_grad:
+                output.inputs = ()
 
 
 def _starter(group, inputs, started):

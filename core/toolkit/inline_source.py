@@ -25,6 +25,7 @@ import linecache
 import os
 import re
 import sys
+import threading
 
 from metajit.errors import MetajitValueError
 
@@ -64,6 +65,16 @@ class CodeCall:
     aliases: tuple = ()
     data_names: tuple = ()
     options: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "_hash", hash((self.sources, self.inputs, self.outputs, self.aliases,
+                                                self.data_names, self.options)))
+
+    def __hash__(self):  # programs are looked up by call at every run: hash the sources once
+        return self._hash
+
+    def __reduce__(self):  # string hashes differ between processes: rebuild, never copy ``_hash``
+        return (CodeCall, (self.sources, self.inputs, self.outputs, self.aliases, self.data_names, self.options))
 
     def languages(self):
         """The languages this operator has a body for."""
@@ -408,6 +419,7 @@ def compile_error_message(call, language, compiler_output, kept_source, compiler
 
 
 ERROR_BUFFER_BYTES = 2048
+_error_buffers = threading.local()  # one per thread, reused: the C++ writes it only when it throws
 
 
 def run_entry(entry, input_addresses, input_shapes, output_addresses, output_shapes, data, *extra, origin=""):
@@ -421,7 +433,9 @@ def run_entry(entry, input_addresses, input_shapes, output_addresses, output_sha
     flat_inputs = (ctypes.c_int64 * len(input_sizes))(*input_sizes)
     flat_outputs = (ctypes.c_int64 * len(output_sizes))(*output_sizes)
     values = (ctypes.c_double * max(len(data), 1))(*data)
-    error = ctypes.create_string_buffer(ERROR_BUFFER_BYTES)
+    error = getattr(_error_buffers, "buffer", None)
+    if error is None:
+        error = _error_buffers.buffer = ctypes.create_string_buffer(ERROR_BUFFER_BYTES)
     if entry(inputs, flat_inputs, outputs, flat_outputs, values, error, ERROR_BUFFER_BYTES, *extra):
         raise MetajitValueError(f"jt.code: the operator's C++ threw: {error.value.decode(errors='replace')}"
                                 + (f" (source given at {origin})" if origin else ""))
