@@ -29,7 +29,7 @@ PART_PRODUCT = 1 << 17     # multiply-adds worth giving one more thread
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "parallel_gemm.cpp")
 _PACK_ADDRESSES = struct.Struct("3P")
 _C_OFFSET = 2 * struct.calcsize("P")
-_PACK_PARAMETERS = struct.Struct("=11q")  # see parallel_gemm.cpp for the order
+_PACK_PARAMETERS = struct.Struct("=12q")  # see parallel_gemm.cpp for the order
 _UNLOADED = object()
 _state = {"library": _UNLOADED, "driver": None, "driver_address": None, "routines": None}
 
@@ -63,11 +63,14 @@ def available():
 
 
 def _routines():
-    """Address of the CBLAS gemm routine by numpy dtype."""
+    """Addresses of the CBLAS ``(gemm, gemv)`` routines by numpy dtype."""
     if _state["routines"] is None:
         lib = library()
-        _state["routines"] = {np.dtype(np.float32): ctypes.cast(lib.scipy_cblas_sgemm, ctypes.c_void_p).value,
-                              np.dtype(np.float64): ctypes.cast(lib.scipy_cblas_dgemm, ctypes.c_void_p).value}
+
+        def address(name):
+            return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+        _state["routines"] = {np.dtype(np.float32): (address("scipy_cblas_sgemm"), address("scipy_cblas_sgemv")),
+                              np.dtype(np.float64): (address("scipy_cblas_dgemm"), address("scipy_cblas_dgemv"))}
     return _state["routines"]
 
 
@@ -117,9 +120,10 @@ def _driver_calls(a, b, out, roles=("a", "b")):
     if k == 0 or layout_a is None or layout_b is None:
         return None
     ldc = out.strides[0] // itemsize if m > 1 else n
-    parameters = _PACK_PARAMETERS.pack(_routines()[out.dtype], layout_a[0], layout_b[0], m, n, k, layout_a[1],
+    gemm_routine, gemv_routine = _routines()[out.dtype]
+    parameters = _PACK_PARAMETERS.pack(gemm_routine, layout_a[0], layout_b[0], m, n, k, layout_a[1],
                                        layout_b[1], ldc, int(out.dtype == np.float64),
-                                       max(1, m * n * k // PART_PRODUCT))
+                                       max(1, m * n * k // PART_PRODUCT), gemv_routine)
     addresses = ((roles[0], a.ctypes.data), (roles[1], b.ctypes.data), ("out", out.ctypes.data))
     return [(addresses, parameters)]
 

@@ -23,7 +23,7 @@ def strided(rng, shape, layout, dtype=np.float32):
 @pytest.mark.parametrize("a_layout", ["row", "column", "padded"])
 @pytest.mark.parametrize("b_layout", ["row", "column", "padded"])
 @pytest.mark.parametrize("out_layout", ["row", "column"])
-@pytest.mark.parametrize("m,k,n", [(7, 5, 3), (1, 9, 4), (6, 1, 1), (33, 17, 65),
+@pytest.mark.parametrize("m,k,n", [(7, 5, 3), (1, 9, 4), (6, 1, 1), (9, 8, 1), (1, 1, 1), (33, 17, 65),
                                    (150, 120, 70), (60, 130, 200)])
 def test_gemm_matches_numpy_for_every_layout(rng, a_layout, b_layout, out_layout, m, k, n):
     a, b = strided(rng, (m, k), a_layout), strided(rng, (k, n), b_layout)
@@ -34,7 +34,7 @@ def test_gemm_matches_numpy_for_every_layout(rng, a_layout, b_layout, out_layout
 
 @needs_blas
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("m,k,n", [(37, 300, 500), (500, 300, 37), (16, 4096, 16)])
+@pytest.mark.parametrize("m,k,n", [(37, 300, 500), (500, 300, 37), (16, 4096, 16), (1, 300, 3000), (3000, 300, 1)])
 def test_products_split_across_threads_cover_every_block(rng, monkeypatch, threads, m, k, n):
     monkeypatch.setattr(jt.flags, "num_threads", threads)
     a = strided(rng, (m, k), "column", np.float64)
