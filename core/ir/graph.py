@@ -192,6 +192,25 @@ def _simplify_all(exprs, domain):
     return tuple(indexexpr.simplify(e, domain) for e in exprs)
 
 
+def _simplified_reindex(shape, exprs, conditions):
+    """``(exprs, conditions, is identity)`` of a reindex onto ``shape``, simplified once per
+    distinct question (a model's forward asks the same ones at every call)."""
+    key = (shape, exprs, conditions)
+    found = _reindexes.get(key)
+    if found is None:
+        simple = _simplify_all(exprs, shape)
+        kept = tuple(c for c in _simplify_all(conditions, shape) if c != indexexpr.const(0))
+        identity = not kept and simple == tuple(indexexpr.loop(a) for a in range(len(shape)))
+        found = (simple, kept, identity)
+        if len(_reindexes) > 8192:
+            _reindexes.clear()
+        _reindexes[key] = found
+    return found
+
+
+_reindexes = {}  # (shape, exprs, conditions) -> `_simplified_reindex`'s answer
+
+
 def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()):
     """Gather: ``out[i] = x[exprs(i)]``, or ``overflow_value`` out of range / when a condition holds.
 
@@ -203,12 +222,10 @@ def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()
         raise MetajitShapeError(f"reindex: negative size in shape {shape}")
     _check_exprs("reindex", exprs, len(x.shape), f"input of shape {x.shape}")
     _check_extras("reindex", extras)
-    exprs = _simplify_all(exprs, shape)
-    conditions = tuple(c for c in _simplify_all(overflow_conditions, shape)
-                       if c != indexexpr.const(0))
-    value = x.dtype.numpy.type(overflow_value).item()
-    identity = tuple(indexexpr.loop(a) for a in range(len(shape)))
-    if shape == x.shape and exprs == identity and not conditions and not extras:
+    exprs, conditions, identity = _simplified_reindex(shape, tuple(exprs), tuple(overflow_conditions))
+    value = _zero(x.dtype) if overflow_value == 0 and type(overflow_value) is int else \
+        x.dtype.numpy.type(overflow_value).item()
+    if identity and shape == x.shape and not extras:
         return x
     return Node("reindex", (x,) + tuple(extras), (exprs, value, conditions), shape, x.dtype,
                 requires_grad=derived_requires_grad(x.dtype))

@@ -98,12 +98,26 @@ class IndexExpr:
 
 def loop(axis):
     """The loop index of ``axis`` (``i<axis>``)."""
-    return IndexExpr("loop", (axis,))
+    found = _loops.get(axis)
+    if found is None:
+        found = _loops[axis] = IndexExpr("loop", (axis,))
+    return found
 
 
 def const(value):
     """An integer constant."""
-    return IndexExpr("const", (int(value),))
+    found = _constants.get(value)
+    if found is None:
+        found = IndexExpr("const", (int(value),))
+        if len(_constants) < _MEMO_SIZE and type(value) is int:
+            _constants[value] = found
+    return found
+
+
+# Shared instances of the loops and of constants met so far: graph building makes them
+# for every op (the objects are immutable, and fewer of them means less garbage collection).
+_MEMO_SIZE = 1 << 16
+_loops, _constants = {}, {}
 
 
 def extra(slot, indices):
