@@ -12,7 +12,7 @@ import os as _os
 # Idle OpenBLAS threads otherwise spin ~0.1 s after each BLAS call and starve the next
 # fused kernel; OpenBLAS reads this when numpy loads it (see docs/env.md).
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-from . import debug, plugins
+from . import debug, garbage_collection, plugins
 from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
@@ -50,6 +50,7 @@ from . import var_methods as _var_methods  # attaches operators and methods to V
 from .ir import graph as _graph
 
 __version__ = "0.1.0"
+garbage_collection.relax_thresholds()
 
 bool = bool_
 float = float32
