@@ -56,7 +56,8 @@ def numel(shape):
     return count
 
 
-def _grad_mode():
+def grad_mode():
+    """Whether values computed now track gradients (outside ``no_grad``)."""
     return not thread_flags.no_grad
 
 
@@ -71,7 +72,7 @@ def array_leaf(data):
     """A leaf holding a host numpy array (copied by the caller when needed)."""
     dtype = dtypes.as_dtype(data.dtype)
     return Node("array", (), (), tuple(data.shape), dtype,
-                requires_grad=dtypes.is_float(dtype) and _grad_mode(), host_data=data)
+                requires_grad=dtypes.is_float(dtype) and grad_mode(), host_data=data)
 
 
 _converted_constants = {}  # (type, value, dtype) -> value as dtype (learning rates, 0, 1, 0.5...)

@@ -3,6 +3,7 @@ LayerNorm, GroupNorm; all from reductions and element-wise meta-ops."""
 from .. import creation, distributed
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import no_grad
+from ..ir import graph
 from ..math_ops import binary, unary
 from ..optim import update_average
 from ..shape_ops import concat
@@ -83,13 +84,29 @@ class _BatchNorm(Module):
                     update_average(self.running_var, unbiased, 1 - self.momentum)
                     self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
         else:
-            mean = self.running_mean.reshape(shape)
-            inverse_std = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps))).reshape(shape)
-        # the statistics and the affine parameters fold into one per-channel scale and shift
+            return _scale_and_shift(x, *self._running_scale_and_shift(shape))
+        return _scale_and_shift(x, *self._scale_and_shift(mean, inverse_std, shape))
+
+    def _scale_and_shift(self, mean, inverse_std, shape):
+        """The statistics and the affine parameters folded into one per-channel scale and shift."""
         scale = binary("mul", inverse_std, self.weight.reshape(shape)) if self.affine else inverse_std
         shift = binary("mul", mean, scale)
         shift = binary("sub", self.bias.reshape(shape), shift) if self.affine else unary("neg", shift)
-        return _scale_and_shift(x, scale, shift)
+        return scale, shift
+
+    def _running_scale_and_shift(self, shape):
+        """`_scale_and_shift` of the running statistics, built again only when a parameter or
+        statistic was replaced (a graph value never changes, so the same nodes give the same
+        scale and shift): an evaluation-mode forward then costs one multiply-add per layer."""
+        state = (self.running_mean, self.running_var, self.weight, self.bias)
+        key = tuple(None if v is None else v._node for v in state) + (tuple(shape), self.eps, graph.grad_mode())
+        cached = self.__dict__.get("_running_folded")
+        if cached is None or len(cached[0]) != len(key) or any(a is not b for a, b in zip(cached[0], key[:4])) \
+                or cached[0][4:] != key[4:]:
+            mean = self.running_mean.reshape(shape)
+            inverse_std = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps))).reshape(shape)
+            cached = self.__dict__["_running_folded"] = (key, self._scale_and_shift(mean, inverse_std, shape))
+        return cached[1]
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

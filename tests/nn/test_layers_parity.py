@@ -58,6 +58,40 @@ def test_batchnorm_running_statistics_and_eval_match_torch(rng):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_eval_batchnorm_follows_every_change_of_its_state(rng):
+    """Evaluation mode reuses the folded scale and shift while the state stays the same;
+    any replaced parameter or statistic, in place or by loading, must show in the output."""
+    ours, theirs = jt.nn.BatchNorm2d(3).eval(), torch.nn.BatchNorm2d(3).eval()
+    data = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+
+    def check():
+        ours.load_state_dict(theirs.state_dict()) if loading else None
+        np.testing.assert_allclose(ours(jt.array(data)).numpy(), theirs(torch.tensor(data)).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    loading = True
+    check()
+    with torch.no_grad():
+        theirs.running_var.mul_(4.0)
+        theirs.running_mean.add_(1.5)
+    check()
+    loading = False
+    ours.weight.mul_(2.0), theirs.weight.data.mul_(2.0)
+    check()
+    ours.bias.assign(jt.array(np.full(3, -0.5, np.float32)))
+    theirs.bias.data.fill_(-0.5)
+    check()
+    ours.eps = theirs.eps = 0.5
+    check()
+    with jt.no_grad():
+        assert not ours(jt.array(data)).requires_grad
+    out = ours(jt.array(data))
+    assert out.requires_grad
+    (weight_grad,) = jt.grad(out.sum(), [ours.weight])
+    torch_out = theirs(torch.tensor(data))
+    torch_out.sum().backward()
+    np.testing.assert_allclose(weight_grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_dropout_and_embedding(rng):
     dropout = jt.nn.Dropout(0.5)
     kept = dropout(jt.ones(20000)).numpy()
