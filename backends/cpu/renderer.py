@@ -18,7 +18,7 @@ op spellings come from the toolkit; this module adds only the loop structure
 import math
 
 from metajit.ir import dtypes
-from metajit.toolkit import codegen
+from metajit.toolkit import codegen, select_cases
 
 PARALLEL_ITERATIONS = 1024  # parallel-loop iterations that keep every thread busy
 PARALLEL_MIN_ELEMENTS = 1 << 15
@@ -78,9 +78,8 @@ class CpuRenderer(codegen.CStyleRenderer):
 
     def _elementwise(self, store, total):
         axes = self.loop_axes()
-        inner = self.fixed_axes() + self.body(store)
         if not axes:
-            return self.nest(axes, inner)
+            return self.nest(axes, self.fixed_axes() + self.body(store))
         outer = math.prod(self.domain[a] for a in axes[:-1])
         if len(axes) == 1:
             pragmas = {0: f"#pragma omp parallel for simd {self._parallel_if(total)} schedule(static)"}
@@ -91,7 +90,28 @@ class CpuRenderer(codegen.CStyleRenderer):
         else:
             pragmas = {len(axes) - 1: f"#pragma omp parallel for simd "
                                       f"{self._parallel_if(self.domain[axes[-1]])} schedule(static)"}
-        return self.nest(axes, inner, pragmas)
+        stores = list(store) if isinstance(store, (list, tuple)) else [store]
+        tree = select_cases.split_by_invariant_selects(stores, axes[-1]) if len(axes) > 1 else None
+        if tree is None:
+            return self.nest(axes, self.fixed_axes() + self.body(store), pragmas)
+        # selects that choose by outer indices (a concat's pieces) are tested once per inner
+        # run, each case's inner loop reading only the input it selects
+        inner_loop = [pragmas.pop(len(axes) - 1), self.loop_header(axes[-1], self.domain[axes[-1]])]
+        cases = self._cases(tree, inner_loop, isinstance(store, (list, tuple)))
+        return self.nest(axes[:-1], self.fixed_axes() + cases, pragmas)
+
+    def _cases(self, tree, inner_loop, several):
+        """The lines of a `select_cases` decision tree: each `Branch` an if/else on its
+        condition, each `Case` the inner loop over its resolved stores."""
+        if isinstance(tree, select_cases.Case):
+            body = self.body(list(tree.stores) if several else tree.stores[0])
+            return inner_loop + ["  " + line for line in body] + ["}"]
+        self.lines, self.values = [], {}
+        condition = self.value(tree.condition)
+        lines = self.lines + [f"if ({condition}) {{"]
+        lines += ["  " + line for line in self._cases(tree.if_true, inner_loop, several)]
+        lines += ["} else {"] + ["  " + line for line in self._cases(tree.if_false, inner_loop, several)] + ["}"]
+        return lines
 
     def _scatter(self, store, total):
         axes = self.loop_axes()

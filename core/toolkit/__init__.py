@@ -9,6 +9,7 @@
 * `allocator` — a size-class caching allocator over a backend's raw allocate/free;
 * `gemm` — a ``matmul`` call's operands as in-place BLAS GEMM layouts;
 * `launching` — running a launch sequence one program call at a time;
+* `select_cases` — element-wise stores split into cases by selects on outer loop indices;
 * `inline_source` — ``jt.code``'s macro language, entry wrapper and error mapping.
 
 Backends import these; nothing here imports the front end or a backend. The vendor SDK
