@@ -13,9 +13,11 @@ ALIGNMENT = 64
 
 
 class HostBuffer:
-    """An aligned allocation: ``array`` (uint8 view), its ``address`` and ``capacity``."""
+    """An aligned allocation: ``array`` (uint8 view), its ``address`` and ``capacity``;
+    ``version`` changes whenever its contents are about to be replaced
+    (`metajit.passes.executor.mark_written`), so derived data can be cached by it."""
 
-    __slots__ = ("array", "address", "capacity")
+    __slots__ = ("array", "address", "capacity", "version")
 
     def __init__(self, capacity):
         raw = np.empty(capacity + ALIGNMENT, dtype=np.uint8)
@@ -23,6 +25,7 @@ class HostBuffer:
         self.array = raw[offset:offset + capacity]
         self.address = raw.ctypes.data + offset
         self.capacity = capacity
+        self.version = 0
 
 
 def _drop(buffer):

@@ -12,7 +12,7 @@ from .. import debug, plugins
 from . import checks, custom_ops, fusion, graphwalk
 from ..errors import MetajitDeviceError, MetajitDtypeError
 from ..ir.kernel import LibraryCall
-from ..toolkit.allocator import size_class
+from ..toolkit.allocator import begin_sequence, mark_written, size_class
 from ..toolkit.decompose import decompose
 
 
@@ -30,6 +30,7 @@ class DeviceBuffer:
         self.nbytes = nbytes
         self.raw = None  # stays None when the allocation fails: nothing to free then
         self.raw = handle.allocate(nbytes)
+        mark_written(self.raw)
         DeviceBuffer.live_count += 1
 
     def __del__(self):
@@ -248,6 +249,7 @@ def realise(nodes, on_ready=()):
     for _, check_nodes, _ in found:
         pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+    begin_sequence()
     description = handle.description
     template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs)
     uploads = template.uploads(order)
@@ -273,7 +275,11 @@ def realise(nodes, on_ready=()):
             else:
                 output_buffers = []
                 for node, size, source in zip(outputs, sizes, sources):
-                    buffer = node.buffer = DeviceBuffer(handle, size) if source is None else order[source].buffer
+                    if source is None:
+                        buffer = node.buffer = DeviceBuffer(handle, size)
+                    else:
+                        buffer = node.buffer = order[source].buffer
+                        mark_written(buffer.raw)
                     output_buffers.append(buffer.raw)
                 sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
                                  tuple([n.attrs[0] for n in parameters(order)])))

@@ -140,3 +140,33 @@ class Workspace:
             self.allocator.release(current)
         self.local.buffer, self.local.nbytes = self.allocator.allocate(nbytes), nbytes
         return self.local.buffer
+
+
+# Buffer versions: a backend buffer with a ``version`` attribute (the cpu's host buffers)
+# gets a new one whenever it is chosen to receive new contents, so that a library program
+# may keep data derived from it (a weight in a library's blocked layout) while it holds.
+_write_versions = itertools.count(1)
+_sequences = threading.local()
+
+
+def mark_written(raw):
+    """Give ``raw`` a new version: it is about to receive new contents."""
+    if hasattr(raw, "version"):
+        raw.version = next(_write_versions)
+
+
+def begin_sequence():
+    """Note (per thread) that the launches queued from now on are one new sequence."""
+    _sequences.start = next(_write_versions)
+
+
+def settled_version(raw):
+    """``raw``'s version when an earlier launch sequence wrote it (its contents then stay
+    as they are while the version holds), else None: a buffer chosen for the current
+    sequence may still hold its previous contents when a launch reads it."""
+    version = getattr(raw, "version", None)
+    start = getattr(_sequences, "start", None)
+    if version is None or start is None or version >= start:
+        return None
+    return version
+

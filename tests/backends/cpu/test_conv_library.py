@@ -141,3 +141,36 @@ def test_empty_convolutions_agree_with_the_composition(x_shape, w_shape):
         out = nn.conv2d(jt.zeros(x_shape), jt.zeros(w_shape), jt.array(bias))
         np.testing.assert_array_equal(out.numpy(), expected)
     jt.set_device("cpu")
+
+
+def _weight_caches():
+    return [p.weights for p in jt.plugins.current().programs.values()
+            if isinstance(p, onednn.ConvolutionProgram) and p.weights is not None]
+
+
+def test_unchanged_weights_keep_their_library_layout_and_changed_ones_are_seen(rng):
+    """Inference reuses a weight's blocked-layout copy from the third call on; a new weight
+    value (replaced, updated in place, or computed in the same realisation, whose buffer may
+    still hold an older value when the copy would be made) always gives the new result."""
+    import torch
+    x_data = rng.standard_normal((1, 8, 9, 9)).astype(np.float32)
+    w_data = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    x, w = jt.array(x_data).sync(), jt.array(w_data).sync()
+
+    def check(weight, expected_weight):
+        want = torch.nn.functional.conv2d(torch.from_numpy(x_data), torch.from_numpy(expected_weight), padding=1)
+        np.testing.assert_allclose(nn.conv2d(x, weight, None, 1, 1).numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+    for _ in range(4):
+        check(w, w_data)
+    assert any(cache.kept for cache in _weight_caches())
+    w.assign(jt.array(w_data * 2).sync())
+    check(w, w_data * 2)
+    w.mul_(-1.0)
+    check(w, w_data * -2)
+    kept = sum(len(cache.kept) for cache in _weight_caches())
+    for step in range(4):  # training-like: a new weight every call, never copied
+        w.assign(jt.array(w_data + step).sync())
+        check(w, w_data + step)
+    assert sum(len(cache.kept) for cache in _weight_caches()) <= kept
+    for scale in (3.0, 3.0, 3.0, 5.0):  # the weight computed by the same realisation
+        check(w * scale, (w_data + 3) * scale)
