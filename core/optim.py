@@ -89,6 +89,8 @@ class Optimizer:
                     changed += [parameter, parameter.grad]
                     changed.extend(v for v in state.values() if isinstance(v, Var))
         changed.extend(take_pending_assignments())
+        if isinstance(loss, Var):  # computed with the gradients: a later loss.item() is free
+            changed.append(loss)
         executor.realise([v._node for v in changed])
 
     def update(self, parameter, gradient, group, state):

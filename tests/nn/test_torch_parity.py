@@ -141,6 +141,25 @@ def test_pytorch_style_backward_and_step_match_jittor_style(rng):
     assert_close(ours.numpy(), theirs)
 
 
+def test_loss_given_to_step_is_computed_with_it(rng):
+    """``step(loss)`` computes the loss in the same realisation as the gradients: reading it
+    afterwards launches nothing and gives the value before the update, as in torch."""
+    start = rng.standard_normal((3, 4)).astype(np.float32)
+    w, tw = jt.array(start), to_torch(start, True)
+    ours, theirs = jt.optim.SGD([w], lr=0.1, momentum=0.9), torch.optim.SGD([tw], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        loss = (w * w).sum()
+        ours.step(loss)
+        theirs.zero_grad()
+        torch_loss = (tw * tw).sum()
+        torch_loss.backward()
+        theirs.step()
+        with jt.debug.record_kernels() as launched:
+            value = loss.item()
+        assert not launched
+        assert value == pytest.approx(torch_loss.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("name,kwargs", [
     ("StepLR", {"step_size": 2, "gamma": 0.5}), ("MultiStepLR", {"milestones": [1, 4], "gamma": 0.1}),
     ("CosineAnnealingLR", {"T_max": 5, "eta_min": 0.01}), ("LambdaLR", {"lr_lambda": lambda e: 0.9 ** e}),
