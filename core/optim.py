@@ -75,7 +75,7 @@ class Optimizer:
             self.zero_grad()
             self.backward(loss)
         self.gradient_averager.average(self.params)
-        changed = []
+        changed, replaced = [], []
         with no_grad():
             for group in self.param_groups:
                 for parameter in group["params"]:
@@ -83,6 +83,8 @@ class Optimizer:
                         continue
                     state = self.state.setdefault(id(parameter), {})
                     state["step"] = state.get("step", 0) + 1
+                    holders = [parameter] + [v for v in state.values() if isinstance(v, Var)]
+                    replaced += [v._node for v in holders]
                     parameter.assign(self.update(parameter, parameter.grad, group, state))
                     # .grad is realised with the step (as PyTorch leaves it): a lazy one
                     # would keep the step's whole graph, old parameters included, alive
@@ -91,7 +93,11 @@ class Optimizer:
         changed.extend(take_pending_assignments())
         if isinstance(loss, Var):  # computed with the gradients: a later loss.item() is free
             changed.append(loss)
-        executor.realise([v._node for v in changed])
+        # the old parameters and state are given to the step: their memory may hold the new
+        # values (when nothing else still reads them), as PyTorch's in-place update
+        targets = [v._node for v in changed]
+        del changed
+        executor.realise(targets, donated=_replaced_values(replaced))
 
     def update(self, parameter, gradient, group, state):
         """The new value of ``parameter`` (lazy); subclasses implement their rule."""
@@ -132,6 +138,15 @@ def _state_var(state, name, like, fill=0.0):
 def _with_weight_decay(gradient, parameter, decay):
     """L2 weight decay folded into the gradient: ``g + decay * p``."""
     return binary("add", gradient, binary("mul", parameter, decay)) if decay else gradient
+
+
+def _replaced_values(nodes):
+    """The nodes that a step replaced (those the Vars no longer hold), in a new list only
+    the executor refers to (`metajit.passes.donation` counts the references)."""
+    kept = {id(node) for node in nodes if node.buffer is None}
+    donated = [node for node in nodes if id(node) not in kept]
+    nodes.clear()
+    return donated
 
 
 def update_average(average, value, decay):

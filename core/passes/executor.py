@@ -9,9 +9,11 @@ import time
 import numpy as np
 
 from .. import debug, plugins
-from . import checks, custom_ops, fusion, graphwalk
+from . import checks, custom_ops, donation, fusion, graphwalk
 from ..errors import MetajitDeviceError, MetajitDtypeError
+from ..ir.graph import numel
 from ..ir.kernel import LibraryCall
+from ..toolkit import analysis
 from ..toolkit.allocator import begin_sequence, mark_written, size_class
 from ..toolkit.decompose import decompose
 
@@ -101,55 +103,75 @@ def compile_kernels(handle, kernels):
     return [programs[k] for k in kernels]
 
 
-def _prepare(handle, template, order):
+def _prepare(handle, template, order, donated=()):
     """The steps of ``template`` with their programs on ``handle`` (compiled in one batch),
     output sizes (rounded up to allocator size classes, so buffers are interchangeable
-    within a class) and, per output, the position of the dead intermediate whose buffer it
-    takes (None: a new one, see `_buffer_sources`): ``(program or None, inputs, outputs,
-    parameters, sizes, sources)``; cached in the template per device."""
+    within a class) and, per output, the position of the dead intermediate (or donated
+    leaf, positions ``donated``) whose buffer it takes (None: a new one, see
+    `_buffer_sources`): ``(program or None, inputs, outputs, parameters, sizes, sources)``;
+    cached in the template per device and donated positions."""
     for outputs in template.outputs:
         _check_dtypes(handle, [dtype for _, dtype in outputs])
     programs = iter(compile_kernels(handle, [s[0] for s in template.steps if s[0] is not None]))
     sizes = [[size_class(size) for size, _ in step_sizes] for step_sizes in template.outputs]
     prepared = tuple((None if kernel is None else next(programs), inputs, outputs, parameters, step_sizes, sources)
                      for (kernel, inputs, outputs, parameters), step_sizes, sources
-                     in zip(template.steps, sizes, _buffer_sources(template, order, sizes)))
-    template.prepared[handle] = prepared
+                     in zip(template.steps, sizes, _buffer_sources(template, order, sizes, donated)))
+    template.prepared[handle if not donated else (handle, donated)] = prepared
     return prepared
 
 
-def _buffer_sources(template, order, sizes):
+def _buffer_sources(template, order, sizes, donated=()):
     """Per step, for each output the position of an intermediate whose buffer it reuses,
     or None for a new buffer. A buffer is free once the step holding its last reader has
     been queued (`_dead_after_each_step`): launches run in order, so that reader is done
     before the next writer starts (stream-ordered reuse). Sizes are size classes, so any
-    free buffer of the output's class fits."""
+    free buffer of the output's class fits. A donated leaf whose last reader is an
+    element-wise kernel reading it in place (`analysis.reads_in_place`) gives its buffer
+    to an output of that kernel itself: an optimiser's update writes over the old value."""
     position = graphwalk.positions(order)
-    dead_after = _dead_after_each_step(template, order)
-    free, size_of, result = {}, {}, []
-    for (kernel, _, outputs, _), step_sizes, dead in zip(template.steps, sizes, dead_after):
+    dead_after = _dead_after_each_step(template, order, donated)
+    free, result = {}, []
+    size_of = {p: size_class(numel(order[p].shape) * order[p].dtype.itemsize) for p in donated}
+    for (kernel, inputs, outputs, _), step_sizes, dead in zip(template.steps, sizes, dead_after):
         sources = []
         if kernel is not None:
+            in_place = _in_place_donations(kernel, inputs(order), position, donated, dead, size_of)
             for node, size in zip(outputs(order), step_sizes):
-                pool = free.get(size)
+                pool = free.get(size) or in_place.get(size)
                 sources.append(pool.pop() if pool else None)
                 size_of[position[id(node)]] = size
         result.append(tuple(sources))
         for owner in dead:
-            free.setdefault(size_of[owner], []).append(owner)
+            if owner not in sources:  # (taken in place by this very step)
+                free.setdefault(size_of[owner], []).append(owner)
     return result
 
 
-def _dead_after_each_step(template, order):
+def _in_place_donations(kernel, inputs, position, donated, dead, size_of):
+    """``{size class: [positions]}`` of the donated leaves dying with this step that its
+    kernel reads in place (see `_buffer_sources`)."""
+    found = {}
+    if not donated or not dead:
+        return found
+    for slot, node in enumerate(inputs):
+        place = position[id(node)]
+        if place in donated and place in dead and analysis.reads_in_place(kernel, slot) \
+                and all(place not in pool for pool in found.values()):
+            found.setdefault(size_of[place], []).append(place)
+    return found
+
+
+def _dead_after_each_step(template, order, donated=()):
     """Per step, the positions of the intermediates whose buffers no later step reads. Only buffers this plan allocates can die: an alias step's
     output shares its input's buffer (possibly a realised leaf's), so a buffer dies with
     the last reader of any node sharing it, and only when the node that allocated it and
     every sharer are intermediates (never a target or a realised leaf)."""
     position = graphwalk.positions(order)
-    intermediates = {position[id(n)] for n in template.intermediates(order)}
+    intermediates = {position[id(n)] for n in template.intermediates(order)} | set(donated)
     owner = {}                 # position -> position of the node whose buffer it uses
     last_use = {}              # owner -> last step reading or writing the buffer
-    sharers = {}               # owner allocated by this plan -> positions using its buffer
+    sharers = {p: [p] for p in donated}  # owner allocated by this plan (or donated) -> positions using its buffer
     for step, (kernel, inputs, outputs, _) in enumerate(template.steps):
         read = [position[id(n)] for n in inputs(order)]
         for p in read:
@@ -225,7 +247,7 @@ def _intact_outputs(finished, order):
     return {id(node) for outputs, _ in finished for node in outputs if id(node) not in overwritten}
 
 
-def realise(nodes, on_ready=()):
+def realise(nodes, on_ready=(), donated=()):
     """Compute every node in ``nodes`` that has no value yet, on the current device.
 
     ``on_ready`` holds ``(watched nodes, callback)`` pairs, the watched nodes among
@@ -235,6 +257,10 @@ def realise(nodes, on_ready=()):
     only those values (a collective) starts while the later kernels run::
 
         realise([loss, gradient], [([gradient], lambda: print("gradient ready"))])
+
+    ``donated``: a list of realised leaves the caller no longer needs (an optimiser's old
+    parameters), whose buffers the outputs may take over where nothing else can read
+    them (`metajit.passes.donation`); pass a list no other name refers to.
     """
     pending = [n for n in nodes if n.buffer is None]
     if pending and custom_ops.has_unrealised():
@@ -254,7 +280,8 @@ def realise(nodes, on_ready=()):
     template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs)
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
-    steps = template.prepared.get(handle) or _prepare(handle, template, order)
+    given = donation.positions(donated, order, graphwalk.positions(order), handle, pending) if donated else ()
+    steps = template.prepared.get(handle if not given else (handle, given)) or _prepare(handle, template, order, given)
     for node in uploads:
         node.buffer = upload(handle, node.host_data)
         node.host_data = None
@@ -266,6 +293,8 @@ def realise(nodes, on_ready=()):
     # buffers as planned by `_buffer_sources`)
     sequence, produced, launched = [], [], []
     queued_with = {}  # id(node) -> the number of launches queued once it has its value
+    taken = {}  # position of a donated leaf -> index of the launch writing into its buffer
+    launches_done = False
     try:
         for program, inputs, outputs, parameters, sizes, sources in steps:
             inputs, outputs = inputs(order), outputs(order)
@@ -280,6 +309,8 @@ def realise(nodes, on_ready=()):
                     else:
                         buffer = node.buffer = order[source].buffer
                         mark_written(buffer.raw)
+                        if source in given:
+                            taken[source] = len(launched)  # the launch that overwrites a donated leaf
                     output_buffers.append(buffer.raw)
                 sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
                                  tuple([n.attrs[0] for n in parameters(order)])))
@@ -292,6 +323,7 @@ def realise(nodes, on_ready=()):
         for watched, callback in on_ready:
             due.setdefault(max([queued_with.get(id(n), 0) for n in watched], default=0), []).append(callback)
         _launch_in_segments(handle, sequence, template.key, seconds, due)
+        launches_done = True
         if found:
             checks.verify(found, to_host)
     except BaseException as error:
@@ -305,6 +337,10 @@ def realise(nodes, on_ready=()):
             for node in outputs:
                 if id(node) not in kept:
                     node.buffer = None
+        # a donated leaf is lost once a launch that may have run (the one interrupted
+        # included) wrote into its buffer; the others keep their values
+        started = len(launched) if launches_done else getattr(error, "metajit_completed", -1) + 1
+        donation.invalidate([order[p] for p, index in taken.items() if index < started])
         if found:
             checks.restore(found)
         raise
@@ -314,6 +350,8 @@ def realise(nodes, on_ready=()):
             debug.record(handle, kernel, duration)
     for node in template.intermediates(order):
         node.buffer = None
+    if taken:
+        donation.invalidate([order[p] for p in taken])
     for node in pending:
         if not node.needs_inputs_for_grad:
             node.inputs = ()

@@ -38,7 +38,7 @@ import itertools
 import operator
 
 from ..ir import dtypes, indexexpr, kernel as K, opset
-from . import graphwalk, library_ops
+from . import donation, graphwalk, library_ops
 from .. import plugins
 from ..errors import MetajitValueError
 from ..ir.graph import numel
@@ -179,6 +179,10 @@ def _fuse(order, targets, library_kernels, costs):
             if node.buffer is None:
                 uploads.append(node)
             continue
+        if node.op == donation.DONATED:
+            raise MetajitValueError("this value was an optimizer's parameter or state before its step, whose "
+                                    "memory the step reused for the new value (as PyTorch updates in place): "
+                                    "compute what reads it (e.g. the gradients of that loss) before the step")
         if node.op == "batch_placeholder":
             raise MetajitValueError("vmap: a value inside the vmapped function was read (numpy, item, sync, "
                                     "print or a data-dependent op such as nonzero); a vmapped function must "

@@ -406,3 +406,17 @@ def as_matmul_call(kernel):
     if attrs is None or gemm_layout(attrs) is None:
         return None
     return K.LibraryCall("matmul", attrs, kernel.inputs, kernel.outputs)
+
+
+def reads_in_place(kernel, slot):
+    """Whether ``kernel`` is element-wise and reads input ``slot`` only at the position it
+    writes (same shape, plain loop indices), computing every value before writing: an
+    output may then share that input's buffer (an in-place update)."""
+    if not isinstance(kernel, K.Kernel) or kernel.inputs[slot][1] != kernel.domain:
+        return False
+    plain = tuple(indexexpr.loop(a) for a in range(len(kernel.domain)))
+    if not all(store.reduce_op is None and store.condition == indexexpr.const(1) and store.index == plain
+               for store in kernel.stores):
+        return False
+    return all(load.args[1] == plain for load in loads(kernel) if load.args[0] == slot)
+

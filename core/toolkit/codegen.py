@@ -377,8 +377,10 @@ class CStyleRenderer(abc.ABC):
         shared value computed once (``accumulate`` is then not used)."""
         self.lines, self.values = [], {}
         if isinstance(store, (list, tuple)):
-            for each in store:
-                value = self.value(each.value)
+            # every value before the first write: an output may share an input's buffer
+            # (an in-place update reading it at the same position)
+            values = [self.value(each.value) for each in store]
+            for each, value in zip(store, values):
                 self.lines.append(f"{self.target(each)} = {value};")
             return self.lines
         value = self.value(store.value)

@@ -1,0 +1,90 @@
+"""Donated values: realised leaves whose buffers a realisation may write its outputs into.
+
+An optimiser step replaces every parameter and state value (momentum) with a new one
+computed from the old; without donation both live at once, a model's parameters and
+state twice over at the peak of the step (PyTorch updates in place). The optimiser
+passes the old nodes as ``donated`` to `metajit.passes.executor.realise`; a donated leaf
+whose buffer nothing outside the realisation can still read becomes a free buffer
+after its last reader step, and an output of its size class takes it over.
+
+"Nothing outside can read it" is checked, not assumed: the node's reference count must
+be exactly the references the realisation accounts for (the graph order, the inputs of
+the nodes in it, the donation list), and its buffer must belong to it alone. A Var or
+any other value still holding the old node (a lazy copy made before the step) keeps it.
+
+A node whose buffer was taken over is invalidated: realising anything that still reads
+it (differentiating the step's loss again) raises `MetajitValueError`, as PyTorch does
+when a value saved for backward was modified in place.
+"""
+import sys
+
+from ..toolkit.allocator import size_class
+
+DONATED = "donated"  # the op of an invalidated node
+
+# references to a donated leaf that `positions` itself holds while it counts: its loop
+# variable and getrefcount's argument (the caller's list and the order are counted apart)
+_OWN_REFERENCES = 2
+
+
+def positions(donated, order, position, handle, targets):
+    """The positions in ``order`` of the ``donated`` leaves whose buffers this realisation
+    may reuse (see the module docstring), as a sorted tuple. None are when a value
+    computed from them that is not among the ``targets`` is held elsewhere (the logits a
+    training loop keeps for its accuracy): it may be computed again after the step."""
+    if not donated:
+        return ()
+    readers = {}
+    for node in order:
+        for source in node.inputs:
+            readers[id(source)] = readers.get(id(source), 0) + 1
+    if _held_dependents(donated, order, readers, {id(t) for t in targets}):
+        return ()
+    found = []
+    for node in donated:
+        place = position.get(id(node))
+        buffer = node.buffer
+        if place is None or buffer is None or node.host_data is not None or buffer.handle is not handle:
+            continue
+        # the caller's list, the order, each reading input, and this function's own
+        expected = 1 + 1 + readers.get(id(node), 0) + _OWN_REFERENCES
+        if sys.getrefcount(node) != expected or not _owns(node, buffer):
+            continue
+        found.append(place)
+    del node
+    return tuple(sorted(found))
+
+
+def _held_dependents(donated, order, readers, targets):
+    """Whether a value of ``order`` computed from a ``donated`` leaf, other than a target,
+    has a reference that the graph does not account for (a Var holding it)."""
+    dependent = {id(node) for node in donated}
+    for node in order:
+        if node.inputs and any(id(source) in dependent for source in node.inputs):
+            dependent.add(id(node))
+            # the order, each reading input, this loop's name and getrefcount's argument
+            if id(node) not in targets and sys.getrefcount(node) != 1 + readers.get(id(node), 0) + 2:
+                return True
+    return False
+
+
+def _owns(node, buffer):
+    """Whether ``buffer`` is ``node``'s alone and of its size class (an alias would see
+    the new contents; another size could not serve an output of the node's size)."""
+    capacity = getattr(buffer.raw, "capacity", None)
+    # the node's attribute, the caller's and this function's names, getrefcount's argument
+    return sys.getrefcount(buffer) == 4 and capacity == size_class(_nbytes(node))
+
+
+def _nbytes(node):
+    count = 1
+    for size in node.shape:
+        count *= size
+    return count * node.dtype.itemsize
+
+
+def invalidate(nodes):
+    """Mark ``nodes`` (donated leaves whose buffers were taken over) as no longer holding a value."""
+    for node in nodes:
+        node.buffer = None
+        node.op, node.inputs, node.attrs = DONATED, (), ()
