@@ -155,7 +155,9 @@ if framework == "metajit":
     jt.set_device("cpu")
     ours = getattr(jt.models, name)().train()
     ours.load_state_dict(model.state_dict())
-    model = ours
+    model = ours  # the torchvision copy is freed: each process holds one model
+    import gc
+    gc.collect()
 step = sgd_step(framework, model, images, labels)
 before = _resident_kib("VmRSS")
 _reset_peak()
