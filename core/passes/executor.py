@@ -154,10 +154,10 @@ def _in_place_donations(kernel, inputs, position, donated, dead, size_of):
     found = {}
     if not donated or not dead:
         return found
-    for slot, node in enumerate(inputs):
+    for node in {id(n): n for n in inputs}.values():
         place = position[id(node)]
-        if place in donated and place in dead and analysis.reads_in_place(kernel, slot) \
-                and all(place not in pool for pool in found.values()):
+        if place in donated and place in dead and all(
+                analysis.reads_in_place(kernel, slot) for slot, other in enumerate(inputs) if other is node):
             found.setdefault(size_of[place], []).append(place)
     return found
 

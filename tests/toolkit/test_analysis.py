@@ -178,3 +178,20 @@ def test_matmul_attrs_describe_the_product_as_strides(case, rng):
                          b_data.T if case == "transposed_b" else b_data)
     np.testing.assert_allclose(out.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
     assert analysis.as_matmul_call(kernel).name == "matmul"
+
+
+def test_reads_in_place_only_for_element_wise_reads_at_the_written_position():
+    f32 = dtypes.float32
+    loops = (indexexpr.loop(0), indexexpr.loop(1))
+    swapped = (indexexpr.loop(1), indexexpr.loop(0))
+    square = [(f32, (4, 4)), (f32, (4, 4))]
+
+    def kernel(value, stores=None):
+        return K.Kernel((4, 4), square, [(f32, (4, 4))], stores or [K.Store(0, loops, value)])
+    update = K.apply("sub", [K.load(0, loops, f32), K.load(1, loops, f32)], f32)
+    assert analysis.reads_in_place(kernel(update), 0) and analysis.reads_in_place(kernel(update), 1)
+    transposed = K.apply("sub", [K.load(0, swapped, f32), K.load(1, loops, f32)], f32)
+    assert not analysis.reads_in_place(kernel(transposed), 0)
+    assert analysis.reads_in_place(kernel(transposed), 1)
+    total = K.Store(0, (indexexpr.loop(0), indexexpr.const(0)), K.load(0, loops, f32), reduce_op="sum")
+    assert not analysis.reads_in_place(kernel(None, [total]), 0)
