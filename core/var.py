@@ -291,7 +291,10 @@ def _prune_pending():
 
 def sync_all(device_sync=False):
     """Realise every pending Var of this thread (Jittor's ``jt.sync_all``); with
-    ``device_sync`` also wait for the device."""
+    ``device_sync`` also wait for the device. Unreachable Vars still held by a reference
+    cycle (a stored exception's traceback) are collected first rather than computed."""
+    if _state.pending_vars:
+        gc.collect(0)  # the young generation: metajit raises its threshold (garbage_collection)
     pending = _live_pending()
     _state.pending_vars.clear()
     executor.realise([v._node for v in pending])

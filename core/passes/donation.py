@@ -34,12 +34,9 @@ def positions(donated, order, position, handle, targets):
     training loop keeps for its accuracy): it may be computed again after the step."""
     if not donated:
         return ()
-    readers = {}
-    for node in order:
-        for source in node.inputs:
-            readers[id(source)] = readers.get(id(source), 0) + 1
-    if _held_dependents(donated, order, readers, {id(t) for t in targets}):
-        return ()
+    readers = _readers(order)
+    for _ in _held(donated, order, readers, {id(t) for t in targets}):
+        return ()  # (`held_values` made them targets: only an unexpected holder is left)
     found = []
     for node in donated:
         place = position.get(id(node))
@@ -55,17 +52,32 @@ def positions(donated, order, position, handle, targets):
     return tuple(sorted(found))
 
 
-def _held_dependents(donated, order, readers, targets):
-    """Whether a value of ``order`` computed from a ``donated`` leaf, other than a target,
-    has a reference that the graph does not account for (a Var holding it)."""
+def held_values(donated, order, targets):
+    """The values of ``order`` computed from a ``donated`` leaf, other than the
+    ``targets``, that something outside the graph holds (a Var: the logits a training
+    loop keeps for its accuracy). The executor computes and keeps them with the step:
+    they could not be computed again once the leaf's memory is reused."""
+    readers = _readers(order)
+    return [node for node in _held(donated, order, readers, {id(t) for t in targets})]
+
+
+def _readers(order):
+    readers = {}
+    for node in order:
+        for source in node.inputs:
+            readers[id(source)] = readers.get(id(source), 0) + 1
+    return readers
+
+
+def _held(donated, order, readers, targets):
+    """`held_values` as a generator (its own references are what it subtracts)."""
     dependent = {id(node) for node in donated}
     for node in order:
         if node.inputs and any(id(source) in dependent for source in node.inputs):
             dependent.add(id(node))
             # the order, each reading input, this loop's name and getrefcount's argument
             if id(node) not in targets and sys.getrefcount(node) != 1 + readers.get(id(node), 0) + 2:
-                return True
-    return False
+                yield node
 
 
 def _owns(node, buffer):

@@ -275,6 +275,8 @@ def realise(nodes, on_ready=(), donated=()):
     for _, check_nodes, _ in found:
         pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+    if donated:  # values kept from the step's graph are computed with it (donation.held_values)
+        pending += donation.held_values(donated, graphwalk.realised_order(pending), pending)
     begin_sequence()
     description = handle.description
     template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs)

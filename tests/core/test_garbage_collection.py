@@ -37,3 +37,14 @@ def test_cycles_are_still_collected(thresholds):
     first.other, second.other = second, first
     del first, second
     assert gc.collect() >= 2
+
+
+def test_sync_all_skips_vars_only_a_reference_cycle_holds(thresholds):
+    import metajit as jt
+    x = jt.array([1.0])
+    failing = jt.code(x.shape, x.dtype, [x], cpu_src='throw std::runtime_error("computed garbage");',
+                      cuda_src='@out(0) = 0;')
+    cycle = [failing]
+    cycle.append(cycle)
+    del failing, cycle
+    jt.sync_all()
