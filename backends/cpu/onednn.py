@@ -146,16 +146,19 @@ class _Execution:
             memory = ctypes.c_void_p()
             _check(lib.dnnl_memory_create(ctypes.byref(memory), desc, engine.engine, None), "memory")
             self.memories[argument] = memory
-        self.bindings = [(self.memories[a], source) for a, (_, source) in arguments.items()]
+        self.bindings = [(self.memories[a].value, source) for a, (_, source) in arguments.items()]
         self.arguments = (_ExecArgument * len(arguments))(
             *[_ExecArgument(_ARGUMENT[a], self.memories[a]) for a in arguments])
+        self.count = len(arguments)
+        self.set_handle, self.execute = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute
+        self.set_handle.argtypes = (ctypes.c_void_p, ctypes.c_void_p)  # plain ints in, no wrapper per call
 
-    def run(self, addresses):
-        lib = library()
+    def run(self, addresses, stream):
+        """Bind this call's buffers (``addresses`` by slot) and queue the primitive on ``stream``."""
+        set_handle = self.set_handle
         for memory, source in self.bindings:
-            lib.dnnl_memory_set_data_handle(memory, ctypes.c_void_p(addresses[source]))
-        _check(lib.dnnl_primitive_execute(self.primitive, _Engine.get().stream, len(self.arguments),
-                                          self.arguments), "execute")
+            set_handle(memory, addresses[source])
+        _check(self.execute(self.primitive, stream, self.count, self.arguments), "execute")
 
 
 class ConvolutionProgram:
@@ -261,12 +264,13 @@ class ConvolutionProgram:
         if self.scratch_offsets:
             base = self.workspace.reserve(self.scratch_bytes).address
             addresses += [base + offset for offset in self.scratch_offsets]
+        stream = _Engine.get().stream
         with self.lock:
             skipped = self.weights.prepare(inputs, addresses) if self.weights is not None else None
             for execution in self.executions:
                 if execution is not skipped:
-                    execution.run(addresses)
-            _check(library().dnnl_stream_wait(_Engine.get().stream), "stream wait")
+                    execution.run(addresses, stream)
+            _check(library().dnnl_stream_wait(stream), "stream wait")
 
 
 class _WeightLayoutCache:
