@@ -141,10 +141,9 @@ def _with_weight_decay(gradient, parameter, decay):
 
 
 def _replaced_values(nodes):
-    """The nodes that a step replaced (those the Vars no longer hold), in a new list only
-    the executor refers to (`metajit.passes.donation` counts the references)."""
-    kept = {id(node) for node in nodes if node.buffer is None}
-    donated = [node for node in nodes if id(node) not in kept]
+    """The computed ones of the nodes a step replaced, moved into a new list only the
+    executor refers to (`metajit.passes.donation` counts the references)."""
+    donated = [node for node in nodes if node.buffer is not None]
     nodes.clear()
     return donated
 

@@ -15,7 +15,7 @@ ALIGNMENT = 64
 class HostBuffer:
     """An aligned allocation: ``array`` (uint8 view), its ``address`` and ``capacity``;
     ``version`` changes whenever its contents are about to be replaced
-    (`metajit.passes.executor.mark_written`), so derived data can be cached by it."""
+    (`metajit.toolkit.allocator.mark_written`), so derived data can be cached by it."""
 
     __slots__ = ("array", "address", "capacity", "version")
 

@@ -101,8 +101,7 @@ class _BatchNorm(Module):
         state = (self.running_mean, self.running_var, self.weight, self.bias)
         key = tuple(None if v is None else v._node for v in state) + (tuple(shape), self.eps, graph.grad_mode())
         cached = self.__dict__.get("_running_folded")
-        if cached is None or len(cached[0]) != len(key) or any(a is not b for a, b in zip(cached[0], key[:4])) \
-                or cached[0][4:] != key[4:]:
+        if cached is None or any(a is not b for a, b in zip(cached[0][:4], key[:4])) or cached[0][4:] != key[4:]:
             mean = self.running_mean.reshape(shape)
             inverse_std = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps))).reshape(shape)
             cached = self.__dict__["_running_folded"] = (key, self._scale_and_shift(mean, inverse_std, shape))

@@ -18,6 +18,7 @@ when a value saved for backward was modified in place.
 """
 import sys
 
+from ..ir.graph import numel
 from ..toolkit.allocator import size_class
 
 DONATED = "donated"  # the op of an invalidated node
@@ -85,14 +86,7 @@ def _owns(node, buffer):
     the new contents; another size could not serve an output of the node's size)."""
     capacity = getattr(buffer.raw, "capacity", None)
     # the node's attribute, the caller's and this function's names, getrefcount's argument
-    return sys.getrefcount(buffer) == 4 and capacity == size_class(_nbytes(node))
-
-
-def _nbytes(node):
-    count = 1
-    for size in node.shape:
-        count *= size
-    return count * node.dtype.itemsize
+    return sys.getrefcount(buffer) == 4 and capacity == size_class(numel(node.shape) * node.dtype.itemsize)
 
 
 def invalidate(nodes):

@@ -117,8 +117,13 @@ def _prepare(handle, template, order, donated=()):
     prepared = tuple((None if kernel is None else next(programs), inputs, outputs, parameters, step_sizes, sources)
                      for (kernel, inputs, outputs, parameters), step_sizes, sources
                      in zip(template.steps, sizes, _buffer_sources(template, order, sizes, donated)))
-    template.prepared[handle if not donated else (handle, donated)] = prepared
+    template.prepared[_prepared_key(handle, donated)] = prepared
     return prepared
+
+
+def _prepared_key(handle, donated):
+    """A template's prepared steps are kept per device and positions of donated leaves."""
+    return handle if not donated else (handle, donated)
 
 
 def _buffer_sources(template, order, sizes, donated=()):
@@ -283,7 +288,7 @@ def realise(nodes, on_ready=(), donated=()):
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
     given = donation.positions(donated, order, graphwalk.positions(order), handle, pending) if donated else ()
-    steps = template.prepared.get(handle if not given else (handle, given)) or _prepare(handle, template, order, given)
+    steps = template.prepared.get(_prepared_key(handle, given)) or _prepare(handle, template, order, given)
     for node in uploads:
         node.buffer = upload(handle, node.host_data)
         node.host_data = None

@@ -169,4 +169,3 @@ def settled_version(raw):
     if version is None or start is None or version >= start:
         return None
     return version
-

@@ -17,6 +17,7 @@ import math
 
 from metajit.ir import indexexpr
 from metajit.ir import kernel as K
+from metajit.toolkit.codegen import is_plain_store
 from metajit.toolkit.gemm import gemm_layout
 
 INT32_MAX = 2 ** 31 - 1
@@ -95,8 +96,9 @@ def loads(kernel):
     return found
 
 
-def _has_extra(expr):
-    return expr.op == "extra" or any(isinstance(a, indexexpr.IndexExpr) and _has_extra(a) for a in expr.args)
+def has_extra(expr):
+    """Whether the IndexExpr ``expr`` reads an extra input (a data-dependent index)."""
+    return expr.op == "extra" or any(isinstance(a, indexexpr.IndexExpr) and has_extra(a) for a in expr.args)
 
 
 def row_major_strides(shape):
@@ -113,7 +115,7 @@ def load_access(kernel, load):
     slot, index = load.args
     shape = kernel.inputs[slot][1]
     domain = kernel.domain
-    data_dependent = any(_has_extra(e) for e in index)
+    data_dependent = any(has_extra(e) for e in index)
     strides, offset = [0] * len(domain), 0
     for expr, stride in zip(index, row_major_strides(shape)):
         form = None if data_dependent else indexexpr.linear_form(expr)
@@ -414,9 +416,7 @@ def reads_in_place(kernel, slot):
     output may then share that input's buffer (an in-place update)."""
     if not isinstance(kernel, K.Kernel) or kernel.inputs[slot][1] != kernel.domain:
         return False
-    plain = tuple(indexexpr.loop(a) for a in range(len(kernel.domain)))
-    if not all(store.reduce_op is None and store.condition == indexexpr.const(1) and store.index == plain
-               for store in kernel.stores):
+    if not all(is_plain_store(store, kernel.domain) for store in kernel.stores):
         return False
+    plain = kernel.stores[0].index
     return all(load.args[1] == plain for load in loads(kernel) if load.args[0] == slot)
-

@@ -23,6 +23,8 @@ import dataclasses
 
 from metajit.ir import indexexpr
 from metajit.ir.kernel import Store, ValueExpr
+from metajit.toolkit.analysis import has_extra
+from metajit.toolkit.codegen import LEAF_OPS
 
 MAX_CASES = 64
 
@@ -81,7 +83,7 @@ def _with_value(store, value):
 
 def _resolve(expr, assumptions, memo):
     """``expr`` with each select whose condition is in ``assumptions`` replaced by the side taken."""
-    if expr.op in ("load", "const", "param", "index"):
+    if expr.op in LEAF_OPS:
         return expr
     found = memo.get(expr)
     if found is not None:
@@ -111,7 +113,7 @@ class _Analysis:
                 found = True
             elif op == "index":
                 index = expr.args[0]
-                found = self.inner_axis not in indexexpr.loop_axes(index) and "extra" not in _index_ops(index)
+                found = self.inner_axis not in indexexpr.loop_axes(index) and not has_extra(index)
             elif op == "load":
                 found = False
             else:
@@ -122,8 +124,7 @@ class _Analysis:
     def has_load(self, expr):
         found = self.loads.get(expr)
         if found is None:
-            found = expr.op == "load" or (expr.op not in ("const", "param", "index")
-                                          and any(self.has_load(arg) for arg in expr.args))
+            found = expr.op == "load" or (expr.op not in LEAF_OPS and any(self.has_load(arg) for arg in expr.args))
             self.loads[expr] = found
         return found
 
@@ -132,7 +133,7 @@ class _Analysis:
         seen, stack = set(), list(reversed(values))
         while stack:
             expr = stack.pop()
-            if expr in seen or expr.op in ("load", "const", "param", "index"):
+            if expr in seen or expr.op in LEAF_OPS:
                 continue
             seen.add(expr)
             if (expr.op == "select" and self.is_invariant(expr.args[0]) and self.has_load(expr.args[1])
@@ -140,14 +141,3 @@ class _Analysis:
                 return expr.args[0]
             stack.extend(reversed(expr.args))
         return None
-
-
-def _index_ops(expr):
-    """The ops in an IndexExpr tree."""
-    ops, stack = set(), [expr]
-    while stack:
-        node = stack.pop()
-        ops.add(node.op)
-        if node.op not in ("loop", "const"):
-            stack.extend(arg for arg in node.args if isinstance(arg, indexexpr.IndexExpr))
-    return ops
