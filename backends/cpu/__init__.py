@@ -2,7 +2,7 @@
 
 Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loading),
 `allocator` (aligned host buffers in the toolkit's caching allocator), `library` (matmul through BLAS), `onednn`
-(oneDNN GEMM and the convolution library ops).
+(oneDNN GEMM and the convolution library ops), `winograd` (wide 3x3 convolutions as Winograd F(4x4, 3x3)).
 """
 import ctypes
 import os
@@ -16,7 +16,7 @@ from metajit.toolkit import analysis, codegen, disk_cache, launching
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
-from . import code_op, onednn
+from . import code_op, onednn, winograd
 from .allocator import host_allocator
 from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
@@ -193,7 +193,9 @@ def metajit_backend_copy_device_to_device(destination, source, nbytes):
 def metajit_backend_lower_library_kernel(kernel):
     if kernel.name == "matmul":
         return MatmulProgram(kernel)
-    return onednn.ConvolutionProgram(kernel, _workspace) if kernel.name in onednn.ConvolutionProgram.ROLES else None
+    if kernel.name not in onednn.ConvolutionProgram.ROLES:
+        return None
+    return winograd.program_for(kernel, _workspace, lambda: onednn.ConvolutionProgram(kernel, _workspace))
 
 
 @hookimpl

@@ -20,7 +20,6 @@ import struct
 import numpy as np
 
 from metajit.flags import flags
-from metajit.toolkit import codegen
 from metajit.toolkit.gemm import operand_layout
 
 _NO_TRANS, _TRANS = 111, 112  # CBLAS transpose flags (the driver passes row-major, 101)
@@ -62,7 +61,7 @@ def available():
     return library() is not None
 
 
-def _routines():
+def routines():
     """Addresses of the CBLAS ``(gemm, gemv)`` routines by numpy dtype."""
     if _state["routines"] is None:
         lib = library()
@@ -78,13 +77,7 @@ def _driver():
     """The compiled parallel driver (`parallel_gemm.cpp`), built on first use."""
     if _state["driver"] is None:
         from metajit.backends import cpu
-        kernel_compiler = cpu.compiler()
-        with open(_DRIVER_PATH) as source:
-            template = source.read()
-        key = kernel_compiler.toolchain.cache_key(template)
-        (function,) = kernel_compiler.load_functions(
-            [(key, template.replace(codegen.NAME_PLACEHOLDER, kernel_compiler.symbol(key)))])
-        _state["driver"] = function
+        _state["driver"] = cpu.compiler().load_driver(_DRIVER_PATH)
     return _state["driver"]
 
 
@@ -120,7 +113,7 @@ def _driver_calls(a, b, out, roles=("a", "b")):
     if k == 0 or layout_a is None or layout_b is None:
         return None
     ldc = out.strides[0] // itemsize if m > 1 else n
-    gemm_routine, gemv_routine = _routines()[out.dtype]
+    gemm_routine, gemv_routine = routines()[out.dtype]
     parameters = _PACK_PARAMETERS.pack(gemm_routine, layout_a[0], layout_b[0], m, n, k, layout_a[1],
                                        layout_b[1], ldc, int(out.dtype == np.float64),
                                        max(1, m * n * k // PART_PRODUCT), gemv_routine)

@@ -28,6 +28,7 @@ class Compiler:
         self.toolchain = host_compiler.HostToolchain(FLAGS, codegen.prelude())
         self.cache = disk_cache.DiskCache(disk_cache.cache_root("cpu"))
         self.libraries = {}
+        self.drivers = {}
 
     def _compile_unit(self, entries):
         return self.toolchain.build_unit(self.cache, entries, codegen.prelude())
@@ -39,6 +40,19 @@ class Compiler:
     def key_of(self, symbol):
         """The cache key named by a kernel's C ``symbol`` (inverse of `symbol`)."""
         return symbol[len(SYMBOL_PREFIX):]
+
+    def load_driver(self, path):
+        """The entry point of the hand-written kernel source at ``path`` (a library driver such
+        as ``parallel_gemm.cpp``: the kernel signature, `codegen.NAME_PLACEHOLDER` as its
+        name), compiled and cached like a generated kernel; loaded once per process."""
+        function = self.drivers.get(path)
+        if function is None:
+            with open(path) as source:
+                template = source.read()
+            key = self.toolchain.cache_key(template)
+            (function,) = self.load_functions([(key, template.replace(codegen.NAME_PLACEHOLDER, self.symbol(key)))])
+            self.drivers[path] = function
+        return function
 
     def load_functions(self, sources):
         """Entry points (ctypes functions) for kernel ``sources`` ((key, body) pairs)."""

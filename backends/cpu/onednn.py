@@ -19,7 +19,7 @@ import threading
 
 from metajit.errors import MetajitDeviceError
 from metajit.flags import flags
-from metajit.toolkit.allocator import settled_version
+from metajit.toolkit.allocator import KeptCopies
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
 _ALIGNMENT = 64  # bytes between the scratch parts of one program
@@ -246,9 +246,9 @@ class ConvolutionProgram:
             _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(reorder_desc), source[0], engine, target[0],
                                                           engine, None), "reorder")
             (after if is_output else before).append(_Execution(reorder_desc, {"src": source, "dst": target}))
-            if role == "weights":
-                self.weights = _WeightLayoutCache(before[-1], position, scratch,
-                                                  lib.dnnl_memory_desc_get_size(wanted), self.workspace.allocator)
+            if role == "weights":  # inference keeps weights in oneDNN's layout (see KeptCopies)
+                self.weights = KeptCopies(lib.dnnl_memory_desc_get_size(wanted), self.workspace.allocator)
+                self.weight_reorder, self.weight_slots = before[-1], (position, scratch)
         self.executions = before + [_Execution(self.primitive_desc, arguments)] + after
 
     @property
@@ -266,49 +266,19 @@ class ConvolutionProgram:
             addresses += [base + offset for offset in self.scratch_offsets]
         stream = _Engine.get().stream
         with self.lock:
-            skipped = self.weights.prepare(inputs, addresses) if self.weights is not None else None
+            skipped = self._use_kept_weights(inputs, addresses) if self.weights is not None else None
             for execution in self.executions:
                 if execution is not skipped:
                     execution.run(addresses, stream)
             _check(library().dnnl_stream_wait(stream), "stream wait")
 
-
-class _WeightLayoutCache:
-    """A convolution's weights in oneDNN's layout, kept while a weight buffer holds the
-    same contents (its `metajit.toolkit.allocator.settled_version`): inference reorders each
-    weight once instead of at every call (a tenth of ResNet-18's batch-1 convolution time).
-    A copy is made on the second call with the same weights, so training, whose weights
-    change at every step, never holds one. One program serves every convolution of its
-    shape, so copies are kept per weight buffer (at most `KEPT`)."""
-
-    KEPT = 16
-
-    def __init__(self, reorder, position, slot, nbytes, allocator):
-        self.reorder, self.position, self.slot = reorder, position, slot
-        self.nbytes, self.allocator = nbytes, allocator
-        self.seen = {}  # weight address -> version at its last call
-        self.kept = {}  # weight address -> (version, buffer holding it in oneDNN's layout)
-
-    def prepare(self, inputs, addresses):
-        """Point the convolution's weight slot at the kept copy when it is current (returns
-        the reorder to skip), making the copy on a second call with the same weights."""
-        weights = inputs[self.position]
-        address, version = weights.address, settled_version(weights)
-        kept = self.kept.pop(address, None)
-        if kept is not None:
-            if kept[0] == version:
-                self.kept[address] = kept
-                addresses[self.slot] = kept[1].address
-                return self.reorder
-            self.allocator.release(kept[1])
-        if version is not None and self.seen.get(address) == version:
-            if len(self.kept) >= self.KEPT:
-                self.allocator.release(self.kept.pop(next(iter(self.kept)))[1])
-            buffer = self.allocator.allocate(self.nbytes)
-            self.kept[address] = (version, buffer)
-            addresses[self.slot] = buffer.address  # this call's reorder fills the copy
-        self.seen.pop(address, None)
-        self.seen[address] = version
-        if len(self.seen) > 4 * self.KEPT:
-            del self.seen[next(iter(self.seen))]
-        return None
+    def _use_kept_weights(self, inputs, addresses):
+        """Point the weight slot at the kept oneDNN-layout copy, if any; returns the
+        weight reorder when the copy is current (it is skipped)."""
+        position, slot = self.weight_slots
+        kept = self.weights.lookup(inputs[position])
+        if kept is None:
+            return None
+        buffer, current = kept
+        addresses[slot] = buffer.address
+        return self.weight_reorder if current else None

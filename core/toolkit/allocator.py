@@ -169,3 +169,51 @@ def settled_version(raw):
     if version is None or start is None or version >= start:
         return None
     return version
+
+
+class KeptCopies:
+    """Data a library program derives from an input buffer (a weight in the library's
+    blocked layout, its Winograd transform), kept per source buffer while that buffer holds
+    the same contents (its `settled_version`): inference derives each weight's copy once
+    instead of at every call.
+
+    A copy is made on the second call with the same contents, so training, whose weights
+    change at every step, never holds one. One program serves every call of its shape, so
+    copies are kept per source buffer, at most ``limit``, each ``nbytes`` from
+    ``allocator``. Example::
+
+        kept = copies.lookup(weights)
+        if kept is None:          # derive into scratch, as without a cache
+            ...
+        else:
+            buffer, current = kept  # derive into ``buffer`` unless it is ``current``
+    """
+
+    def __init__(self, nbytes, allocator, limit=16):
+        self.nbytes, self.allocator, self.limit = nbytes, allocator, limit
+        self.seen = {}  # source address -> version at its last call
+        self.kept = {}  # source address -> (version, buffer holding the derived copy)
+
+    def lookup(self, source):
+        """For this call on buffer ``source``: ``(buffer, current)`` when a copy is kept
+        (``current``: it already holds the data derived from the present contents, else the
+        caller derives into it now), or None when the caller derives into its own scratch."""
+        address, version = source.address, settled_version(source)
+        kept = self.kept.pop(address, None)
+        if kept is not None:
+            if kept[0] == version:
+                self.kept[address] = kept
+                return kept[1], True
+            self.allocator.release(kept[1])
+        result = None
+        if version is not None and self.seen.get(address) == version:
+            if len(self.kept) >= self.limit:
+                self.allocator.release(self.kept.pop(next(iter(self.kept)))[1])
+            buffer = self.allocator.allocate(self.nbytes)
+            self.kept[address] = (version, buffer)
+            result = buffer, False
+        self.seen.pop(address, None)
+        self.seen[address] = version
+        if len(self.seen) > 4 * self.limit:
+            del self.seen[next(iter(self.seen))]
+        return result

@@ -1,7 +1,7 @@
 """The toolkit's caching allocator over raw allocate/free functions."""
 import pytest
 
-from metajit.toolkit.allocator import CachingAllocator, size_class
+from metajit.toolkit.allocator import CachingAllocator, KeptCopies, begin_sequence, mark_written, size_class
 
 
 class Block:
@@ -95,3 +95,42 @@ def test_lowest_address_first_repeats_the_same_buffers_whatever_the_free_order()
         pool.release(buffer)
     pool.empty_cache()
     assert pool.cached_bytes == 0 and pool.free_lists == {}
+
+
+class Versioned:
+    """A source buffer with an address and a write version (`mark_written` renews it)."""
+
+    def __init__(self, address):
+        self.address, self.version = address, None
+
+
+def test_kept_copies_are_made_on_the_second_call_and_dropped_when_the_source_changes():
+    raw = RawMemory()
+    pool = pool_over(raw)
+    copies = KeptCopies(1000, pool, limit=2)
+    weights = Versioned(4096)
+    mark_written(weights)
+    begin_sequence()
+    assert copies.lookup(weights) is None  # first sighting: derive into scratch
+    buffer, current = copies.lookup(weights)
+    assert not current  # the caller fills the copy now
+    assert copies.lookup(weights) == (buffer, True)
+    mark_written(weights)
+    assert copies.lookup(weights) is None  # written in this sequence: not settled yet
+    begin_sequence()
+    assert copies.lookup(weights) is None  # a new version: seen once
+    assert copies.lookup(weights)[1] is False
+    assert pool.allocated_bytes == size_class(1000)
+
+
+def test_kept_copies_stay_within_their_limit():
+    pool = pool_over(RawMemory())
+    copies = KeptCopies(1000, pool, limit=2)
+    sources = [Versioned(4096 * i) for i in range(1, 5)]
+    for source in sources:
+        mark_written(source)
+    begin_sequence()
+    for _ in range(3):
+        for source in sources:
+            copies.lookup(source)
+    assert len(copies.kept) == 2 and pool.allocated_bytes == 2 * size_class(1000)

@@ -1,0 +1,118 @@
+"""3x3 stride-1 convolutions as Winograd F(4x4, 3x3) (`winograd.cpp`), on OpenBLAS.
+
+oneDNN 3.2 has no Winograd convolution for AVX2 machines; its direct convolution already
+runs near the CPU's peak, so the way to be faster is to do fewer multiplications: F(4x4, 3x3)
+does 36 per 4x4 output tile and channel pair instead of 144. The cost is transforming
+the input and output tiles (memory-bound) and the weights, so it pays for wide layers
+with enough tiles; `program_for` picks it for those and keeps oneDNN's convolution for
+the rest. Results differ from a direct convolution by rounding only (relative error
+around 1e-6 of the output's scale).
+
+Forward convolutions (``conv2d``, ``conv2d_bias``) and the input gradient
+(``conv2d_backward_data``, a 3x3 convolution with the flipped, transposed weights) run
+here. The transformed weights are kept between calls while the weight buffer holds the
+same contents (`metajit.toolkit.allocator.KeptCopies`), so inference transforms each
+weight once; when they cannot be kept (training) and the layer has few tiles, the weight
+transform would cost more than it saves, and the call runs on oneDNN instead.
+"""
+import os
+import struct
+
+import numpy as np
+
+from metajit.flags import flags
+from metajit.toolkit.allocator import KeptCopies
+
+from . import blas
+
+_DRIVER_PATH = os.path.join(os.path.dirname(__file__), "winograd.cpp")
+_PACK_PARAMETERS = struct.Struct("=16q")  # see winograd.cpp for the order
+_PACK_ADDRESSES = struct.Struct("3P")
+_LANES = 8                # tiles transformed together (winograd.cpp's LANES)
+TILE_BLOCK = 64           # tiles per block when each thread runs whole blocks in its cache
+MIN_CHANNELS = 32         # fewer input channels: products too thin to beat a direct convolution
+MIN_OUTPUT_CHANNELS = 16
+MIN_TILES = 16            # fewer 4x4 output tiles: the transformed weights outweigh the products
+MIN_TILES_UNKEPT = 64     # ... when the weights are transformed at every call (training)
+_ALIGNMENT = 64
+
+
+def _geometry(call):
+    """(N, C, H, W, K, OH, OW, pad top, pad left, flipped) of the convolution ``call``
+    computes, or None when it is not a 3x3 stride-1 undilated ungrouped float32 one."""
+    stride, padding, dilation, groups = call.attrs[:4]
+    if call.name not in ("conv2d", "conv2d_bias", "conv2d_backward_data") or groups != 1 \
+            or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) \
+            or any(str(dtype) != "float32" for dtype, _ in call.inputs):
+        return None
+    (_, first), (_, weights) = call.inputs[:2]
+    _, output = call.outputs[0]
+    if tuple(weights[2:]) != (3, 3) or not all(0 <= p <= 2 for p in padding):
+        return None
+    if call.name == "conv2d_backward_data":  # the output gradient convolved with flipped w^T
+        return first + output[1:2] + output[2:] + (2 - padding[0], 2 - padding[1], 1)
+    return first + output[1:2] + output[2:] + (padding[0], padding[1], 0)
+
+
+def _padded_tiles(n, oh, ow):
+    tiles = n * -(-oh // 4) * -(-ow // 4)
+    return -(-tiles // _LANES) * _LANES
+
+
+def _align(nbytes):
+    return -(-nbytes // _ALIGNMENT) * _ALIGNMENT
+
+
+def program_for(call, workspace, direct):
+    """A `WinogradProgram` for the library call ``call`` when Winograd pays for its shape,
+    else ``direct()`` (the program that runs it otherwise)."""
+    geometry = _geometry(call)
+    if geometry is None or not blas.available():
+        return direct()
+    n, c, _, _, k, oh, ow = geometry[:7]
+    if c < MIN_CHANNELS or k < MIN_OUTPUT_CHANNELS or _padded_tiles(n, oh, ow) < MIN_TILES:
+        return direct()
+    return WinogradProgram(call, geometry, workspace, direct)
+
+
+class WinogradProgram:
+    """Runs one 3x3 stride-1 convolution shape as Winograd F(4x4, 3x3); scratch (the
+    transformed tiles, and the transformed weights unless kept) comes from the thread's
+    shared ``workspace``."""
+
+    def __init__(self, call, geometry, workspace, direct):
+        self.call, self.workspace, self.make_direct = call, workspace, direct
+        self.direct = None
+        n, c, h, w, k, oh, ow, pad_top, pad_left, flipped = geometry
+        self.geometry = geometry
+        self.padded_tiles = _padded_tiles(n, oh, ow)
+        self.weight_bytes = _align(36 * k * c * 4)
+        self.weights = KeptCopies(self.weight_bytes, workspace.allocator)
+        self.has_bias = call.name == "conv2d_bias"
+        self.sgemm = blas.routines()[np.dtype(np.float32)][0]
+
+    def _tile_block(self, threads):
+        """Tiles per block, or 0 when the whole transformed input is one phase: blocks pay
+        when every thread gets at least two (their transforms then stay in cache)."""
+        return TILE_BLOCK if self.padded_tiles >= 2 * threads * TILE_BLOCK else 0
+
+    def __call__(self, inputs, outputs, parameters):
+        from metajit.backends import cpu
+        kept = self.weights.lookup(inputs[1])
+        if kept is None and self.padded_tiles < MIN_TILES_UNKEPT:
+            if self.direct is None:
+                self.direct = self.make_direct()
+            self.direct(inputs, outputs, parameters)
+            return
+        n, c, h, w, k, oh, ow, pad_top, pad_left, flipped = self.geometry
+        threads = flags.num_threads
+        block = self._tile_block(threads)
+        tiles = threads * block if block else self.padded_tiles
+        tile_bytes = _align(36 * (c + k) * tiles * 4)
+        scratch = self.workspace.reserve(tile_bytes + (self.weight_bytes if kept is None else 0)).address
+        weights, transform = (scratch + tile_bytes, 1) if kept is None else (kept[0].address, int(not kept[1]))
+        packed = _PACK_PARAMETERS.pack(self.sgemm, n, c, h, w, k, oh, ow, pad_top, pad_left, int(self.has_bias),
+                                       scratch, weights, transform, block, flipped)
+        addresses = [buffer.address for buffer in inputs] + [0] * (3 - len(inputs))
+        cpu.compiler().load_driver(_DRIVER_PATH)(_PACK_ADDRESSES.pack(*addresses),
+                                                 struct.pack("P", outputs[0].address), packed, threads)
