@@ -46,11 +46,12 @@ inline void input_rows(const float* z, mj_i64 zs, float* u, mj_i64 us) {
 inline void filter_rows(const float* z, mj_i64 zs, float* v, mj_i64 vs) {
   for (int l = 0; l < LANES; ++l) {
     const float z0 = z[l], z1 = z[zs + l], z2 = z[2 * zs + l];
+    const float outer = z0 + z2, quarter = 0.25f * z0 + z2;  // constant products, not divisions
     v[l] = 0.25f * z0;
-    v[vs + l] = -(z0 + z1 + z2) / 6.0f;
-    v[2 * vs + l] = -(z0 - z1 + z2) / 6.0f;
-    v[3 * vs + l] = z0 / 24.0f + z1 / 12.0f + z2 / 6.0f;
-    v[4 * vs + l] = z0 / 24.0f - z1 / 12.0f + z2 / 6.0f;
+    v[vs + l] = -(outer + z1) * (1.0f / 6.0f);
+    v[2 * vs + l] = -(outer - z1) * (1.0f / 6.0f);
+    v[3 * vs + l] = (quarter + 0.5f * z1) * (1.0f / 6.0f);
+    v[4 * vs + l] = (quarter - 0.5f * z1) * (1.0f / 6.0f);
     v[5 * vs + l] = z2;
   }
 }

@@ -67,7 +67,7 @@ def program_for(call, workspace, direct):
     """A `WinogradProgram` for the library call ``call`` when Winograd pays for its shape,
     else ``direct()`` (the program that runs it otherwise)."""
     geometry = _geometry(call)
-    if geometry is None or not blas.available():
+    if geometry is None or not blas.available() or os.environ.get("METAJIT_WINOGRAD") == "0":
         return direct()
     n, c, _, _, k, oh, ow = geometry[:7]
     if c < MIN_CHANNELS or k < MIN_OUTPUT_CHANNELS or _padded_tiles(n, oh, ow) < MIN_TILES:

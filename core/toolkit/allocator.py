@@ -189,7 +189,7 @@ class KeptCopies:
             buffer, current = kept  # derive into ``buffer`` unless it is ``current``
     """
 
-    def __init__(self, nbytes, allocator, limit=16):
+    def __init__(self, nbytes, allocator, limit=64):
         self.nbytes, self.allocator, self.limit = nbytes, allocator, limit
         self.seen = {}  # source address -> version at its last call
         self.kept = {}  # source address -> (version, buffer holding the derived copy)
