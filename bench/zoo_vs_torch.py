@@ -156,8 +156,9 @@ if framework == "metajit":
     ours = getattr(jt.models, name)().train()
     ours.load_state_dict(model.state_dict())
     model = ours  # the torchvision copy is freed: each process holds one model
-    import gc
-    gc.collect()
+import ctypes, gc
+gc.collect()
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed heap pages (the copy's) until trimmed
 step = sgd_step(framework, model, images, labels)
 before = _resident_kib("VmRSS")
 _reset_peak()

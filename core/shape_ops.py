@@ -227,29 +227,44 @@ def concat(values, dim=0):
         raise MetajitValueError("concat needs at least one Var")
     from .math_ops import _operand_dtype, cast
     dtype = _operand_dtype(values)
-    values = [cast(v, dtype) for v in values]
-    ndim = values[0].ndim
+    nodes = [as_node(v if v.dtype == dtype else cast(v, dtype)) for v in values]
+    first = nodes[0].shape
+    ndim = len(first)
     axis = _axis(dim, ndim, "concat")
-    for v in values[1:]:
-        if v.ndim != ndim or any(a != axis and s != r for a, (s, r) in
-                                 enumerate(zip(v.shape, values[0].shape))):
-            raise MetajitShapeError(f"concat: shapes {[x.shape for x in values]} differ "
+    before, after = first[:axis], first[axis + 1:]
+    for node in nodes[1:]:
+        if len(node.shape) != ndim or node.shape[:axis] != before or node.shape[axis + 1:] != after:
+            raise MetajitShapeError(f"concat: shapes {[v.shape for v in values]} differ "
                                     f"outside dimension {axis}")
-    total = sum(v.shape[axis] for v in values)
-    shape = list(values[0].shape)
-    shape[axis] = total
-    shape = tuple(shape)
-    pieces, offset = [], 0  # (offset, the piece reindexed onto the whole output)
-    for value in values:
-        size = value.shape[axis]
-        if size:
-            exprs = _loops(ndim)
-            exprs[axis] = exprs[axis] - offset
-            pieces.append((offset, graph.reindex(as_node(value), shape, exprs, 0)))
-        offset += size
-    if not pieces:
-        return wrap(graph.reindex(as_node(values[0]), shape, _loops(ndim)))
+    sizes = tuple([node.shape[axis] for node in nodes])
+    shape = before + (sum(sizes),) + after
+    layout = _concat_layout(shape, axis, sizes)
+    if not layout:
+        return wrap(graph.reindex(nodes[0], shape, _loops(ndim)))
+    pieces = [(offset, graph.reindex(nodes[index], shape, exprs)) for index, offset, exprs in layout]
     return wrap(_joined(pieces, graph.index_leaf(shape, axis), 0, len(pieces) - 1))
+
+
+_concat_layouts = {}  # (shape, axis, sizes) -> `_concat_layout`'s answer
+
+
+def _concat_layout(shape, axis, sizes):
+    """``(input index, offset, index expressions)`` of each non-empty piece of a concat
+    onto ``shape``: every concat of a model's forward asks again (DenseNet-121: 600 pieces)."""
+    key = (shape, axis, sizes)
+    layout = _concat_layouts.get(key)
+    if layout is None:
+        layout, offset = [], 0
+        for index, size in enumerate(sizes):
+            if size:
+                exprs = _loops(len(shape))
+                exprs[axis] = exprs[axis] - offset
+                layout.append((index, offset, tuple(exprs)))
+            offset += size
+        if len(_concat_layouts) > 4096:
+            _concat_layouts.clear()
+        _concat_layouts[key] = layout
+    return layout
 
 
 def _joined(pieces, position, first, last):

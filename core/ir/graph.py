@@ -218,8 +218,8 @@ def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()
     ``exprs`` (one per dim of ``x``) and ``overflow_conditions`` are IndexExprs over the
     output indices; extras are integer Nodes read by ``@e<k>`` loads.
     """
-    shape = tuple(int(s) for s in shape)
-    if any(s < 0 for s in shape):
+    shape = tuple(map(int, shape))
+    if shape and min(shape) < 0:
         raise MetajitShapeError(f"reindex: negative size in shape {shape}")
     _check_exprs("reindex", exprs, len(x.shape), f"input of shape {x.shape}")
     _check_extras("reindex", extras)
