@@ -17,6 +17,7 @@ transform would cost more than it saves, and the call runs on oneDNN instead.
 """
 import os
 import struct
+import threading
 
 import numpy as np
 
@@ -90,6 +91,7 @@ class WinogradProgram:
         self.weights = KeptCopies(self.weight_bytes, workspace.allocator)
         self.has_bias = call.name == "conv2d_bias"
         self.sgemm = blas.routines()[np.dtype(np.float32)][0]
+        self.lock = threading.Lock()  # the kept weights are looked up and filled by one call at a time
 
     def _tile_block(self, threads):
         """Tiles per block, or 0 when the whole transformed input is one phase: blocks pay
@@ -97,6 +99,10 @@ class WinogradProgram:
         return TILE_BLOCK if self.padded_tiles >= 2 * threads * TILE_BLOCK else 0
 
     def __call__(self, inputs, outputs, parameters):
+        with self.lock:
+            self._run(inputs, outputs, parameters)
+
+    def _run(self, inputs, outputs, parameters):
         from metajit.backends import cpu
         kept = self.weights.lookup(inputs[1])
         if kept is None and self.padded_tiles < MIN_TILES_UNKEPT:

@@ -107,3 +107,20 @@ def test_convolutions_winograd_does_not_pay_for_stay_on_onednn(rng, c, k, size, 
     before = len(programs(winograd.WinogradProgram))
     nn.conv2d(x, w, None, stride, 1, 1, groups).sync()
     assert len(programs(winograd.WinogradProgram)) == before
+
+
+def test_threads_sharing_one_winograd_program_get_their_own_results(rng):
+    """Two threads run the same convolution shape with different weights, often enough for
+    both weights to be kept: each gets its own result."""
+    from tests.threads import run_in_threads
+    x_data = rng.standard_normal((1, 32, 28, 28)).astype(np.float32)
+    weights = [rng.standard_normal((32, 32, 3, 3)).astype(np.float32) for _ in range(2)]
+    expected = [torch_conv(x_data, w, None, (1, 1), np.zeros((1, 32, 28, 28), np.float32))[0] for w in weights]
+    x = jt.array(x_data).sync()
+    held = [jt.array(w).sync() for w in weights]
+
+    def run(index):
+        return [nn.conv2d(x, held[index], None, 1, 1).numpy() for _ in range(6)]
+    for index, values in enumerate(run_in_threads(run, 2)):
+        for value in values:
+            assert_close(value, expected[index])
