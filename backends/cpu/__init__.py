@@ -2,7 +2,8 @@
 
 Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loading),
 `allocator` (aligned host buffers in the toolkit's caching allocator), `library` (matmul through BLAS), `onednn`
-(oneDNN GEMM and the convolution library ops), `winograd` (wide 3x3 convolutions as Winograd F(4x4, 3x3)).
+(oneDNN GEMM and the convolution library ops), `winograd` (wide 3x3 convolutions as Winograd F(4x4, 3x3)),
+`grouped_conv` (grouped convolutions with 4 channels per group).
 """
 import ctypes
 import os
@@ -16,7 +17,7 @@ from metajit.toolkit import analysis, codegen, disk_cache, launching
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
-from . import code_op, onednn, winograd
+from . import code_op, grouped_conv, onednn, winograd
 from .allocator import host_allocator
 from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
@@ -195,7 +196,8 @@ def metajit_backend_lower_library_kernel(kernel):
         return MatmulProgram(kernel)
     if kernel.name not in onednn.ConvolutionProgram.ROLES:
         return None
-    return winograd.program_for(kernel, _workspace, lambda: onednn.ConvolutionProgram(kernel, _workspace))
+    direct = lambda: onednn.ConvolutionProgram(kernel, _workspace)  # noqa: E731
+    return grouped_conv.program_for(kernel) or winograd.program_for(kernel, _workspace, direct)
 
 
 @hookimpl
