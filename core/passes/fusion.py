@@ -401,7 +401,10 @@ def _chain_leaves(node, materialised, max_ops):
     """The stored values (element count by id) a short chain of cheap element-wise ops
     rooted at ``node`` reads, through gathers without index inputs and broadcasts; None
     when the chain is longer than ``max_ops``, holds another op, or reads a value
-    that is not stored."""
+    that is not stored. Cheap ops on values at most 1/64 of ``node``'s size (per-channel
+    statistics folded into a scale and shift, as BatchNorm's output is) do not count
+    toward ``max_ops``: recomputing them per element costs a few flops."""
+    size = numel(node.shape)
     leaves, ops, pending = {}, 0, [node]
     while pending:
         current = pending.pop()
@@ -413,9 +416,12 @@ def _chain_leaves(node, materialised, max_ops):
         if current.op == "broadcast_to" or (current.op == "reindex" and len(current.inputs) == 1):
             pending.append(current.inputs[0])
             continue
-        ops += 1
-        if current.op not in _CHAIN_OPS or ops > max_ops:
+        if current.op not in _CHAIN_OPS:
             return None
+        if numel(current.shape) * 64 > size:
+            ops += 1
+            if ops > max_ops:
+                return None
         pending.extend(current.inputs)
     return leaves
 
