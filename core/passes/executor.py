@@ -131,11 +131,15 @@ def _buffer_sources(template, order, sizes, donated=()):
     or None for a new buffer. A buffer is free once the step holding its last reader has
     been queued (`_dead_after_each_step`): launches run in order, so that reader is done
     before the next writer starts (stream-ordered reuse). Sizes are size classes, so any
-    free buffer of the output's class fits. A donated leaf whose last reader is an
-    element-wise kernel reading it in place (`analysis.reads_in_place`) gives its buffer
-    to an output of that kernel itself: an optimiser's update writes over the old value."""
+    free buffer of the output's class fits; without one, an intermediate takes the
+    smallest free buffer of a larger class up to twice its size (a kept value never does).
+    DenseNet's concatenations have a new size at every layer, and exact classes alone left
+    most dead buffers unused. A donated leaf whose last reader is an element-wise kernel
+    reading it in place (`analysis.reads_in_place`) gives its buffer to an output of that
+    kernel itself: an optimiser's update writes over the old value."""
     position = graphwalk.positions(order)
     dead_after = _dead_after_each_step(template, order, donated)
+    temporary = {position[id(n)] for n in template.intermediates(order)}
     free, result = {}, []
     size_of = {p: size_class(numel(order[p].shape) * order[p].dtype.itemsize) for p in donated}
     for (kernel, inputs, outputs, _), step_sizes, dead in zip(template.steps, sizes, dead_after):
@@ -144,6 +148,9 @@ def _buffer_sources(template, order, sizes, donated=()):
             in_place = _in_place_donations(kernel, inputs(order), position, donated, dead, size_of)
             for node, size in zip(outputs(order), step_sizes):
                 pool = free.get(size) or in_place.get(size)
+                if not pool and position[id(node)] in temporary:  # the best fitting larger free buffer
+                    size = min((c for c, owners in free.items() if owners and size < c <= 2 * size), default=size)
+                    pool = free.get(size)
                 sources.append(pool.pop() if pool else None)
                 size_of[position[id(node)]] = size
         result.append(tuple(sources))

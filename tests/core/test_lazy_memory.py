@@ -203,6 +203,28 @@ def test_intermediates_are_reused_after_their_last_use(monkeypatch, rng):
     assert state["peak"] <= 4 * data.nbytes    # ...but never more than a few at once
 
 
+def test_intermediates_of_growing_sizes_reuse_larger_dead_buffers(monkeypatch, rng):
+    """Stored intermediates whose sizes all differ (a DenseNet's concatenations) reuse
+    dead buffers of a larger size class instead of each allocating its own; values kept
+    after the realisation (here the result) never take an oversized buffer."""
+    data = rng.standard_normal(1 << 18).astype(np.float32)
+    x = jt.array(data).sync()
+    values, expected = [], []
+    for step in range(12):  # sizes shrink by 1/16 each step: no two in the same class
+        count = (1 << 18) - step * (1 << 14)
+        values.append((x[:count] * 0.5).exp())  # read by two reductions: stored
+        expected.append(np.exp(data[:count].astype(np.float64) * 0.5))
+    total = values[0].sum()
+    for value in values[1:]:
+        total = total + value.sum() * (value.shape[0] / 7) + value.max()
+    gc.collect()
+    state = track_live_bytes(monkeypatch)
+    total.sync()
+    want = expected[0].sum() + sum(e.sum() * (e.shape[0] / 7) + e.max() for e in expected[1:])
+    np.testing.assert_allclose(total.item(), want, rtol=1e-3)
+    assert state["peak"] <= 4 * data.nbytes  # without reuse: twelve buffers of 0.3-1 MiB
+
+
 def test_reused_buffers_give_the_same_gradients_as_separate_ones(rng):
     """A training-style graph (forward intermediates read again by the backward pass)
     computed in one realisation matches numpy."""
