@@ -287,14 +287,16 @@ def realise(nodes, on_ready=(), donated=()):
     for _, check_nodes, _ in found:
         pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+    walked = None
     if donated:  # values kept from the step's graph are computed with it (donation.held_values)
-        pending += donation.held_values(donated, graphwalk.realised_order(pending), pending)
+        held, walked = donation.held_values(donated, graphwalk.realised_order(pending), pending)
+        pending += held
     begin_sequence()
     description = handle.description
     template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs)
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
-    given = donation.positions(donated, order, graphwalk.positions(order), handle, pending) if donated else ()
+    given = donation.positions(donated, order, graphwalk.positions(order), handle, pending, walked) if donated else ()
     steps = template.prepared.get(_prepared_key(handle, given)) or _prepare(handle, template, order, given)
     for node in uploads:
         node.buffer = upload(handle, node.host_data)
