@@ -275,14 +275,26 @@ def _reading_kernels(producer, consumers, materialised):
     return kernels
 
 
+_WINDOW_EXPANSION = 16      # a broadcast expanding a value at most this much is a window's
+_WINDOW_MIN_ELEMENTS = 4096
+
+
 def _amplified_producer(node):
     """The element-wise producer a gather would recompute several times per element.
 
     A reindex with more output than input elements (im2col, pooling windows, upsampling)
     reads each source element repeatedly; inlining an element-wise chain under it would
-    repeat that work for every read, so the chain is stored once instead.
+    repeat that work for every read, so the chain is stored once instead. So does a
+    broadcast over a few window positions (a pooling gradient spreads each output's
+    gradient over its 3x3 window: DenseNet's first feature map has a gradient summing
+    seven layers' contributions, which was computed nine times per element); a broadcast
+    of small values over many (a per-channel scale) keeps them inlined.
     """
-    if node.op != "reindex" or numel(node.shape) <= numel(node.inputs[0].shape):
+    if node.op == "broadcast_to":
+        source_size = numel(node.inputs[0].shape)
+        if source_size < _WINDOW_MIN_ELEMENTS or numel(node.shape) > _WINDOW_EXPANSION * source_size:
+            return None
+    elif node.op != "reindex" or numel(node.shape) <= numel(node.inputs[0].shape):
         return None
     producer = node.inputs[0]
     while not producer.is_realised and producer.op in _INDEX_ONLY:

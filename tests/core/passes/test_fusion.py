@@ -236,3 +236,44 @@ def test_a_producer_read_by_an_earlier_kernel_is_not_stored_by_a_later_one(rng):
     apart = [value.numpy() for value in build()]
     for a, b in zip(together, apart):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_output_before_a_relu_is_recomputed_by_the_backward_pass(rng):
+    """Training BatchNorm + ReLU stores the ReLU's output (the next layer's input) but not
+    BatchNorm's own output: the ReLU's gradient recomputes it from the stored input and the
+    per-channel scale and shift (torch keeps one of the two as well, ReLU being in place)."""
+    data = rng.standard_normal((4, 8, 6, 6)).astype(np.float32)
+    x = jt.array(data)
+    bn, conv = jt.nn.BatchNorm2d(8), jt.nn.Conv2d(8, 4, 1, bias=False)
+    hidden = bn(x)
+    out = conv(jt.nn.relu(hidden)).sqr().sum()
+    gx = jt.grad(out, x)
+    full_size = [k for k in kernels_of(gx) if (4, 8, 6, 6) in [shape for _, shape in k.kernel.outputs]]
+    forward = [k for k in full_size if len(k.kernel.outputs) > 1]
+    assert not forward  # one full-size output per kernel: BatchNorm's is not stored beside the ReLU's
+    import torch
+    tx = torch.from_numpy(data).requires_grad_()
+    tbn, tconv = torch.nn.BatchNorm2d(8), torch.nn.Conv2d(8, 4, 1, bias=False)
+    tconv.weight.data = torch.from_numpy(conv.weight.numpy())
+    tconv(torch.relu(tbn(tx))).square().sum().backward()
+    np.testing.assert_allclose(gx.numpy(), tx.grad.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_a_gradient_spread_over_pooling_windows_is_computed_once(rng):
+    """The gradient reaching a max pooling is stored before the pooling's backward spreads
+    it over each 3x3 window, not recomputed per window position: the window kernels read
+    it (with the input, the maxima and their counts), not the three terms it sums."""
+    data = rng.standard_normal((2, 8, 48, 48)).astype(np.float32)
+    scales = [rng.standard_normal((2, 8, 24, 24)).astype(np.float32) * 0.1 for _ in range(3)]
+    x = jt.array(data)
+    pooled = jt.nn.max_pool2d(x, 3, 2, 1)
+    loss = sum(((pooled * jt.array(s)).exp()).sum() for s in scales)  # its gradient: three terms
+    grad = jt.grad(loss, x)
+    window_kernels = [k for k in kernels_of(grad) if len(k.kernel.domain) == 6]
+    assert window_kernels and all(len(k.kernel.inputs) <= 4 for k in window_kernels), \
+        [k.kernel.inputs for k in window_kernels]
+    import torch
+    tx = torch.from_numpy(data).requires_grad_()
+    tpooled = torch.nn.functional.max_pool2d(tx, 3, 2, 1)
+    sum((tpooled * torch.from_numpy(s)).exp().sum() for s in scales).backward()
+    np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
