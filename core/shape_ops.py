@@ -241,7 +241,8 @@ def concat(values, dim=0):
     layout = _concat_layout(shape, axis, sizes)
     if not layout:
         return wrap(graph.reindex(nodes[0], shape, _loops(ndim)))
-    pieces = [(offset, graph.reindex(nodes[index], shape, exprs)) for index, offset, exprs in layout]
+    pieces = [(offset, graph.reindex_simplified(nodes[index], shape, simplified))
+              for index, offset, simplified in layout]
     return wrap(_joined(pieces, graph.index_leaf(shape, axis), 0, len(pieces) - 1))
 
 
@@ -249,8 +250,9 @@ _concat_layouts = {}  # (shape, axis, sizes) -> `_concat_layout`'s answer
 
 
 def _concat_layout(shape, axis, sizes):
-    """``(input index, offset, index expressions)`` of each non-empty piece of a concat
-    onto ``shape``: every concat of a model's forward asks again (DenseNet-121: 600 pieces)."""
+    """``(input index, offset, simplified gather)`` of each non-empty piece of a concat onto
+    ``shape`` (`graph.simplified_reindex`): every concat of a model's forward asks again
+    (DenseNet-121: 600 pieces)."""
     key = (shape, axis, sizes)
     layout = _concat_layouts.get(key)
     if layout is None:
@@ -259,7 +261,7 @@ def _concat_layout(shape, axis, sizes):
             if size:
                 exprs = _loops(len(shape))
                 exprs[axis] = exprs[axis] - offset
-                layout.append((index, offset, tuple(exprs)))
+                layout.append((index, offset, graph.simplified_reindex(shape, tuple(exprs))))
             offset += size
         if len(_concat_layouts) > 4096:
             _concat_layouts.clear()
@@ -274,10 +276,8 @@ def _joined(pieces, position, first, last):
     if first == last:
         return pieces[first][1]
     middle = (first + last + 1) // 2
-    offset = graph.broadcast_to_tuple(graph.constant_leaf(pieces[middle][0], position.dtype), position.shape)
-    return graph.elementwise("select", [graph.elementwise("lt", [position, offset]),
-                                        _joined(pieces, position, first, middle - 1),
-                                        _joined(pieces, position, middle, last)])
+    return graph.select_below(position, pieces[middle][0], _joined(pieces, position, first, middle - 1),
+                              _joined(pieces, position, middle, last))
 
 
 cat = concat

@@ -116,6 +116,17 @@ def elementwise(op, inputs, target_dtype=None):
                 requires_grad=derived_requires_grad(dtype))
 
 
+def select_below(position, offset, below, above):
+    """``select(position < offset, below, above)`` for an int32 ``position`` index leaf and
+    ``below``/``above`` of its shape and one dtype: a concatenation's select tree, built
+    without `elementwise`'s checks (a DenseNet forward builds 600 of these nodes)."""
+    shape = position.shape
+    bound = Node("broadcast_to", (constant_leaf(offset, position.dtype),), (), shape, position.dtype)
+    condition = Node("lt", (position, bound), (), shape, dtypes.bool_)
+    return Node("select", (condition, below, above), (), shape, below.dtype,
+                requires_grad=derived_requires_grad(below.dtype))
+
+
 _normalised_axes = {}  # (axes, ndim) -> result, for hashable valid arguments
 
 
@@ -193,7 +204,7 @@ def _simplify_all(exprs, domain):
     return tuple(indexexpr.simplify(e, domain) for e in exprs)
 
 
-def _simplified_reindex(shape, exprs, conditions):
+def simplified_reindex(shape, exprs, conditions=()):
     """``(exprs, conditions, is identity)`` of a reindex onto ``shape``, simplified once per
     distinct question (a model's forward asks the same ones at every call)."""
     key = (shape, exprs, conditions)
@@ -209,7 +220,7 @@ def _simplified_reindex(shape, exprs, conditions):
     return found
 
 
-_reindexes = {}  # (shape, exprs, conditions) -> `_simplified_reindex`'s answer
+_reindexes = {}  # (shape, exprs, conditions) -> `simplified_reindex`'s answer
 
 
 def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()):
@@ -223,12 +234,23 @@ def reindex(x, shape, exprs, overflow_value=0, overflow_conditions=(), extras=()
         raise MetajitShapeError(f"reindex: negative size in shape {shape}")
     _check_exprs("reindex", exprs, len(x.shape), f"input of shape {x.shape}")
     _check_extras("reindex", extras)
-    exprs, conditions, identity = _simplified_reindex(shape, tuple(exprs), tuple(overflow_conditions))
+    exprs, conditions, identity = simplified_reindex(shape, tuple(exprs), tuple(overflow_conditions))
     value = _zero(x.dtype) if overflow_value == 0 and type(overflow_value) is int else \
         x.dtype.numpy.type(overflow_value).item()
     if identity and shape == x.shape and not extras:
         return x
     return Node("reindex", (x,) + tuple(extras), (exprs, value, conditions), shape, x.dtype,
+                requires_grad=derived_requires_grad(x.dtype))
+
+
+def reindex_simplified(x, shape, simplified):
+    """`reindex` of ``x`` onto the tuple of ints ``shape`` with zero overflow, given
+    ``simplified`` = ``simplified_reindex(shape, exprs)`` for it (a caller that asks
+    the same question at every call keeps the answer: a concatenation's pieces)."""
+    exprs, conditions, identity = simplified
+    if identity and shape == x.shape:
+        return x
+    return Node("reindex", (x,), (exprs, _zero(x.dtype), conditions), shape, x.dtype,
                 requires_grad=derived_requires_grad(x.dtype))
 
 
