@@ -7,6 +7,8 @@ from ..ir import graph
 from ..math_ops import binary, unary
 from ..optim import update_average
 from ..shape_ops import concat
+from ..var import Var
+from . import library
 from .module import Module
 
 
@@ -84,7 +86,9 @@ class _BatchNorm(Module):
                     update_average(self.running_var, unbiased, 1 - self.momentum)
                     self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
         else:
-            return _scale_and_shift(x, *self._running_scale_and_shift(shape))
+            scale, shift = self._running_scale_and_shift(shape)
+            folded = self._folded_convolution(x, scale, shift)
+            return folded if folded is not None else _scale_and_shift(x, scale, shift)
         return _scale_and_shift(x, *self._scale_and_shift(mean, inverse_std, shape))
 
     def _scale_and_shift(self, mean, inverse_std, shape):
@@ -106,6 +110,32 @@ class _BatchNorm(Module):
             inverse_std = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps))).reshape(shape)
             cached = self.__dict__["_running_folded"] = (key, self._scale_and_shift(mean, inverse_std, shape))
         return cached[1]
+
+    def _folded_convolution(self, x, scale, shift):
+        """Inference (no gradients tracked) on a convolution's pending output: the convolution
+        again with this layer folded into its weights and bias, ``conv(x, w * scale) + (b *
+        scale + shift)``, as ONNX runtimes fold it (one pass over the activations less). The
+        folded weights are computed once and kept while the convolution's parameters and this
+        layer's folded statistics are the same nodes; None when ``x`` is something else."""
+        node = x._node
+        if graph.grad_mode() or node.op != "library" or node.attrs[0] not in ("conv2d", "conv2d_bias") \
+                or node.is_realised or not library.claimed("conv2d_bias", node.dtype):
+            return None
+        source, weight = node.inputs[:2]
+        bias = node.inputs[2] if len(node.inputs) > 2 else None
+        key = (weight, bias, scale._node, shift._node)
+        cached = self.__dict__.get("_folded_conv")
+        if cached is None or any(a is not b for a, b in zip(cached[0], key)):
+            channels = weight.shape[0]
+            folded_weight = binary("mul", Var.from_node(weight), scale.reshape(channels, 1, 1, 1))
+            folded_bias = shift.reshape(channels)
+            if bias is not None:
+                folded_bias = binary("add", binary("mul", Var.from_node(bias), scale.reshape(channels)), folded_bias)
+            folded_weight.sync(), folded_bias.sync()  # computed now, once: kept realised
+            cached = self.__dict__["_folded_conv"] = (key, (folded_weight, folded_bias))
+        folded_weight, folded_bias = cached[1]
+        return library.apply("conv2d_bias", [Var.from_node(source), folded_weight, folded_bias], node.attrs[1],
+                             node.shape)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -92,6 +92,45 @@ def test_eval_batchnorm_follows_every_change_of_its_state(rng):
     np.testing.assert_allclose(weight_grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_inference_folds_batchnorm_into_the_convolution_before_it(rng, bias):
+    """Without gradients, an eval BatchNorm on a convolution's output runs as one biased
+    convolution with folded weights (kept between calls); any change of the convolution's
+    or the BatchNorm's parameters or statistics shows in the output, and with gradients
+    the layers run apart."""
+    data = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, padding=1, bias=bias), torch.nn.BatchNorm2d(6)).eval()
+    with torch.no_grad():
+        theirs[1].running_mean.normal_()
+        theirs[1].running_var.uniform_(0.5, 2.0)
+        theirs[1].weight.normal_()
+    ours = jt.nn.Sequential(jt.nn.Conv2d(4, 6, 3, padding=1, bias=bias), jt.nn.BatchNorm2d(6)).eval()
+
+    def check(loading=True):
+        if loading:
+            ours.load_state_dict(theirs.state_dict())
+        with jt.no_grad():
+            with jt.debug.record_kernels() as launched:
+                out = ours(jt.array(data)).numpy()
+        np.testing.assert_allclose(out, theirs(torch.tensor(data)).detach().numpy(), rtol=1e-4, atol=1e-5)
+        return [getattr(k.kernel, "name", "fused") for k in launched]
+    check()
+    names = check(loading=False)
+    if jt.nn.library.claimed("conv2d_bias", jt.float32):
+        assert names == ["conv2d_bias"]  # the folded weights are kept: no kernel but the convolution
+    with torch.no_grad():
+        theirs[1].running_var.mul_(3.0)
+        theirs[0].weight.mul_(-1.0)
+    check()
+    ours[1].bias.assign(jt.array(np.full(6, 0.25, np.float32)))
+    theirs[1].bias.data.fill_(0.25)
+    check(loading=False)
+    out = ours(jt.array(data))  # gradients tracked: no folding
+    (grad,) = jt.grad(out.sum(), [ours[0].weight])
+    theirs(torch.tensor(data)).sum().backward()
+    np.testing.assert_allclose(grad.numpy(), theirs[0].weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_dropout_and_embedding(rng):
     dropout = jt.nn.Dropout(0.5)
     kept = dropout(jt.ones(20000)).numpy()
