@@ -85,8 +85,9 @@ def forward_rows(jt, torch, torchvision, models, batches, repeat):
             data = rng.standard_normal((batch, 3, side, side)).astype(np.float32)
             x, tx = jt.array(data).sync(), torch.from_numpy(data)
 
-            def run_ours():
-                ours(x).sync()
+            def run_ours():  # inference without gradients, as torch's side under torch.no_grad()
+                with jt.no_grad():
+                    ours(x).sync()
                 jt.sync_all()
             with torch.no_grad():
                 ours_time, theirs_time = paired_medians(run_ours, lambda: theirs(tx), repeat)
