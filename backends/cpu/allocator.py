@@ -12,6 +12,11 @@ from metajit.toolkit.allocator import CachingAllocator
 ALIGNMENT = 64
 
 
+def aligned(nbytes):
+    """``nbytes`` rounded up to a multiple of `ALIGNMENT` (so the next part starts aligned)."""
+    return -(-nbytes // ALIGNMENT) * ALIGNMENT
+
+
 class HostBuffer:
     """An aligned allocation: ``array`` (uint8 view), its ``address`` and ``capacity``;
     ``version`` changes whenever its contents are about to be replaced

@@ -13,7 +13,9 @@
   library is linked under every key it holds.
 """
 import ctypes
+import struct
 
+from metajit.flags import flags
 from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler
 
 FLAGS = ("-std=c++17", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fwrapv",
@@ -54,6 +56,11 @@ class Compiler:
             self.drivers[path] = function
         return function
 
+    def run_driver(self, path, inputs, outputs, parameters):
+        """Run the driver at ``path`` (`load_driver`) on the buffers ``inputs`` and
+        ``outputs`` with its packed ``parameters``, on the kernels' thread count."""
+        self.load_driver(path)(_addresses(inputs), _addresses(outputs), parameters, flags.num_threads)
+
     def load_functions(self, sources):
         """Entry points (ctypes functions) for kernel ``sources`` ((key, body) pairs)."""
         return batch_compile.build_and_load(self.cache, sources, self._compile_unit, self._function,
@@ -68,3 +75,8 @@ class Compiler:
         function.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong)
         function.restype = None
         return function
+
+
+def _addresses(buffers):
+    """The buffers' addresses packed as the C array of pointers a kernel takes."""
+    return struct.pack(f"{len(buffers)}P", *(buffer.address for buffer in buffers))

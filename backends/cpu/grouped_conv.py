@@ -7,20 +7,18 @@ oneDNN's by rounding (fused multiply-adds in another order)."""
 import os
 import struct
 
-from metajit.flags import flags
+from .convolution import is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "grouped_conv.cpp")
 _PACK_PARAMETERS = struct.Struct("=13q")  # see grouped_conv.cpp for the order
-_PACK_ADDRESSES = struct.Struct("3P")
 MAX_GROUP_CHANNELS = 4  # input channels per group; more: oneDNN is faster
 
 
 def program_for(call):
     """A `GroupedConvolutionProgram` for the library call ``call`` when it is a grouped
     float32 stride-1 undilated forward convolution with few channels per group, else None."""
-    stride, padding, dilation, groups = call.attrs[:4]
-    if call.name not in ("conv2d", "conv2d_bias") or groups == 1 or tuple(stride) != (1, 1) \
-            or tuple(dilation) != (1, 1) or any(str(dtype) != "float32" for dtype, _ in call.inputs):
+    groups = call.attrs[3]
+    if groups == 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias")):
         return None
     out_channels, group_channels = call.inputs[1][1][:2]
     if group_channels > MAX_GROUP_CHANNELS or (out_channels // groups) % 4 or call.outputs[0][1][0] == 0:
@@ -41,7 +39,4 @@ class GroupedConvolutionProgram:
 
     def __call__(self, inputs, outputs, parameters):
         from metajit.backends import cpu
-        addresses = [buffer.address for buffer in inputs] + [0] * (3 - len(inputs))
-        cpu.compiler().load_driver(_DRIVER_PATH)(_PACK_ADDRESSES.pack(*addresses),
-                                                 struct.pack("P", outputs[0].address), self.parameters,
-                                                 flags.num_threads)
+        cpu.compiler().run_driver(_DRIVER_PATH, inputs, outputs, self.parameters)

@@ -21,8 +21,9 @@ from metajit.errors import MetajitDeviceError
 from metajit.flags import flags
 from metajit.toolkit.allocator import KeptCopies
 
+from .allocator import aligned
+
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
-_ALIGNMENT = 64  # bytes between the scratch parts of one program
 _UNLOADED = object()
 _library = _UNLOADED
 _threads = [None]
@@ -236,7 +237,7 @@ class ConvolutionProgram:
                 arguments[role] = (wanted, position)
                 continue
             self.scratch_offsets.append(self.scratch_bytes)
-            self.scratch_bytes += -(-lib.dnnl_memory_desc_get_size(wanted) // _ALIGNMENT) * _ALIGNMENT
+            self.scratch_bytes += aligned(lib.dnnl_memory_desc_get_size(wanted))
             scratch = slots + len(self.scratch_offsets) - 1
             arguments[role] = (wanted, scratch)
             is_output = role == output_role

@@ -25,26 +25,24 @@ from metajit.flags import flags
 from metajit.toolkit.allocator import KeptCopies
 
 from . import blas
+from .allocator import aligned
+from .convolution import is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "winograd.cpp")
 _PACK_PARAMETERS = struct.Struct("=16q")  # see winograd.cpp for the order
-_PACK_ADDRESSES = struct.Struct("3P")
 _LANES = 8                # tiles transformed together (winograd.cpp's LANES)
 TILE_BLOCK = 64           # tiles per block when each thread runs whole blocks in its cache
 MIN_CHANNELS = 32         # fewer input channels: products too thin to beat a direct convolution
 MIN_OUTPUT_CHANNELS = 16
 MIN_TILES = 16            # fewer 4x4 output tiles: the transformed weights outweigh the products
 MIN_TILES_UNKEPT = 64     # ... when the weights are transformed at every call (training)
-_ALIGNMENT = 64
 
 
 def _geometry(call):
     """(N, C, H, W, K, OH, OW, pad top, pad left, flipped) of the convolution ``call``
     computes, or None when it is not a 3x3 stride-1 undilated ungrouped float32 one."""
-    stride, padding, dilation, groups = call.attrs[:4]
-    if call.name not in ("conv2d", "conv2d_bias", "conv2d_backward_data") or groups != 1 \
-            or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) \
-            or any(str(dtype) != "float32" for dtype, _ in call.inputs):
+    padding, groups = call.attrs[1], call.attrs[3]
+    if groups != 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias", "conv2d_backward_data")):
         return None
     (_, first), (_, weights) = call.inputs[:2]
     _, output = call.outputs[0]
@@ -58,10 +56,6 @@ def _geometry(call):
 def _padded_tiles(n, oh, ow):
     tiles = n * -(-oh // 4) * -(-ow // 4)
     return -(-tiles // _LANES) * _LANES
-
-
-def _align(nbytes):
-    return -(-nbytes // _ALIGNMENT) * _ALIGNMENT
 
 
 def program_for(call, workspace, direct):
@@ -87,16 +81,24 @@ class WinogradProgram:
         n, c, h, w, k, oh, ow, pad_top, pad_left, flipped = geometry
         self.geometry = geometry
         self.padded_tiles = _padded_tiles(n, oh, ow)
-        self.weight_bytes = _align(36 * k * c * 4)
+        self.weight_bytes = aligned(36 * k * c * 4)
         self.weights = KeptCopies(self.weight_bytes, workspace.allocator)
         self.has_bias = call.name == "conv2d_bias"
         self.sgemm = blas.routines()[np.dtype(np.float32)][0]
         self.lock = threading.Lock()  # the kept weights are looked up and filled by one call at a time
+        self.tile_layouts = {}
 
-    def _tile_block(self, threads):
-        """Tiles per block, or 0 when the whole transformed input is one phase: blocks pay
-        when every thread gets at least two (their transforms then stay in cache)."""
-        return TILE_BLOCK if self.padded_tiles >= 2 * threads * TILE_BLOCK else 0
+    def _tile_layout(self, threads):
+        """(tiles per block, bytes of transformed tiles) on ``threads`` threads; the block
+        is 0 when the whole transformed input is one phase: blocks pay when every thread
+        gets at least two (their transforms then stay in cache)."""
+        layout = self.tile_layouts.get(threads)
+        if layout is None:
+            _, c, _, _, k = self.geometry[:5]
+            block = TILE_BLOCK if self.padded_tiles >= 2 * threads * TILE_BLOCK else 0
+            tiles = threads * block if block else self.padded_tiles
+            layout = self.tile_layouts[threads] = (block, aligned(36 * (c + k) * tiles * 4))
+        return layout
 
     def __call__(self, inputs, outputs, parameters):
         with self.lock:
@@ -111,14 +113,9 @@ class WinogradProgram:
             self.direct(inputs, outputs, parameters)
             return
         n, c, h, w, k, oh, ow, pad_top, pad_left, flipped = self.geometry
-        threads = flags.num_threads
-        block = self._tile_block(threads)
-        tiles = threads * block if block else self.padded_tiles
-        tile_bytes = _align(36 * (c + k) * tiles * 4)
+        block, tile_bytes = self._tile_layout(flags.num_threads)
         scratch = self.workspace.reserve(tile_bytes + (self.weight_bytes if kept is None else 0)).address
         weights, transform = (scratch + tile_bytes, 1) if kept is None else (kept[0].address, int(not kept[1]))
         packed = _PACK_PARAMETERS.pack(self.sgemm, n, c, h, w, k, oh, ow, pad_top, pad_left, int(self.has_bias),
                                        scratch, weights, transform, block, flipped)
-        addresses = [buffer.address for buffer in inputs] + [0] * (3 - len(inputs))
-        cpu.compiler().load_driver(_DRIVER_PATH)(_PACK_ADDRESSES.pack(*addresses),
-                                                 struct.pack("P", outputs[0].address), packed, threads)
+        cpu.compiler().run_driver(_DRIVER_PATH, inputs, outputs, packed)

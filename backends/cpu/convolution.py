@@ -1,0 +1,9 @@
+"""What the hand-written convolution drivers (`winograd`, `grouped_conv`) have in common."""
+
+
+def is_unit_stride_float32(call, names):
+    """Whether the library ``call`` is one of the convolutions ``names`` with stride 1,
+    no dilation and float32 operands: the only kind the drivers compute."""
+    stride, _, dilation = call.attrs[:3]
+    return call.name in names and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) \
+        and all(str(dtype) == "float32" for dtype, _ in call.inputs)
