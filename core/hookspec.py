@@ -168,6 +168,26 @@ def metajit_backend_free(buffer):
 
 
 @hookspec
+def metajit_backend_buffer_view(buffer, offset, nbytes):
+    """A buffer for bytes ``[offset, offset + nbytes)`` of ``buffer`` (optional).
+
+    With it, core gives each realisation one arena from `metajit_backend_allocate` and
+    places the intermediates that die within the realisation at planned offsets in it
+    (values whose lifetimes do not overlap share bytes), instead of allocating them one
+    by one; ``offset`` is a multiple of 64. The view is passed to launch and copy hooks
+    like any buffer but is never freed: core keeps ``buffer`` alive while views of it
+    live and frees it afterwards. Without this hook, intermediates get whole buffers
+    reused by size class.
+
+    Example (host buffers with a numpy ``array`` and an ``address``)::
+
+        @hookimpl
+        def metajit_backend_buffer_view(buffer, offset, nbytes):
+            return HostBuffer.view(buffer, offset, nbytes)
+    """
+
+
+@hookspec
 def metajit_backend_copy_from_host(buffer, array):
     """Copy the C-contiguous numpy ``array`` into device ``buffer`` (required).
 

@@ -22,7 +22,8 @@ PREFERRED_DEFAULTS = ("cpu", "reference")
 REQUIRED_HOOKS = ("describe", "unavailable_reason", "codegen", "compile", "launch",
                   "synchronize", "allocate", "free", "copy_from_host", "copy_to_host",
                   "copy_device_to_device")
-OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence", "compile_code", "memory_info", "collectives")
+OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence", "compile_code", "memory_info", "collectives",
+                  "buffer_view")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +124,8 @@ class BackendHandle:
     """A device's hooks, resolved once; core's hot path calls these attributes directly.
 
     Attributes are the plugin's hook functions without the ``metajit_backend_``
-    prefix (``allocate``, ``launch``...); the optional ``lower_library_kernel`` and
-    ``launch_sequence`` are None when the plugin has none. ``programs`` caches compiled programs by `Kernel` and
+    prefix (``allocate``, ``launch``...); the optional ones (``lower_library_kernel``,
+    ``launch_sequence``, ``buffer_view`` ...) are None when the plugin has none. ``programs`` caches compiled programs by `Kernel` and
     ``sources`` the generated source each came from.
     """
 

@@ -18,7 +18,7 @@ from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
 from . import code_op, grouped_conv, onednn, winograd
-from .allocator import host_allocator
+from .allocator import HostBuffer, host_allocator
 from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
 from .renderer import CpuRenderer
@@ -173,6 +173,11 @@ def metajit_backend_allocate(nbytes):
 @hookimpl
 def metajit_backend_free(buffer):
     _allocator.release(buffer)
+
+
+@hookimpl
+def metajit_backend_buffer_view(buffer, offset, nbytes):
+    return HostBuffer.view(buffer, offset, nbytes)
 
 
 @hookimpl

@@ -1,6 +1,8 @@
 """64-byte aligned host buffers, cached by the toolkit's size-class allocator.
 
-The cache holds at most ``METAJIT_CPU_CACHE_BYTES`` (default 1 GiB) of freed buffers;
+The cache holds at most ``METAJIT_CPU_CACHE_BYTES`` of freed buffers (default: a quarter
+of the machine's memory, at least 1 GiB: enough to keep a training step's arena of
+intermediates, whose pages would otherwise be mapped and faulted in again at every step);
 beyond that, freed buffers are left to numpy's memory management.
 """
 import os
@@ -32,13 +34,33 @@ class HostBuffer:
         self.capacity = capacity
         self.version = 0
 
+    @classmethod
+    def view(cls, buffer, offset, nbytes):
+        """A `HostBuffer` over bytes ``[offset, offset + nbytes)`` of ``buffer`` (sharing
+        its memory; nothing is allocated)."""
+        view = cls.__new__(cls)
+        view.array = buffer.array[offset:offset + nbytes]
+        view.address = buffer.address + offset
+        view.capacity = nbytes
+        view.version = 0
+        return view
+
 
 def _drop(buffer):
     """Raw free of a `HostBuffer`: numpy releases the memory with the last reference."""
 
 
+def default_cache_bytes():
+    """The default cache limit: a quarter of the machine's memory, at least 1 GiB."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not reported on this platform
+        physical = 0
+    return max(1 << 30, physical // 4)
+
+
 def host_allocator(limit_bytes=None):
     """A `CachingAllocator` of `HostBuffer` s (limit: ``METAJIT_CPU_CACHE_BYTES``)."""
     if limit_bytes is None:
-        limit_bytes = int(os.environ.get("METAJIT_CPU_CACHE_BYTES", 1 << 30))
+        limit_bytes = int(os.environ.get("METAJIT_CPU_CACHE_BYTES", default_cache_bytes()))
     return CachingAllocator(HostBuffer, _drop, limit_bytes)

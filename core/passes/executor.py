@@ -17,26 +17,40 @@ from ..toolkit import analysis
 from ..toolkit.allocator import begin_sequence, mark_written, size_class
 from ..toolkit.decompose import decompose
 
+ARENA_ALIGNMENT = 64  # bytes: each intermediate's place in an arena suits every dtype
+
 
 class DeviceBuffer:
     """A device allocation owned by one or more realised nodes; freed when the last one dies
     (not once the interpreter has begun to exit: the process's memory goes with it, and the
-    backend's modules may already be torn down)."""
+    backend's modules may already be torn down). A `part` of an arena holds the arena
+    (``arena``) instead, which is freed once no part of it lives."""
 
-    __slots__ = ("handle", "raw", "nbytes")
+    __slots__ = ("handle", "raw", "nbytes", "arena")
     live_count = 0
     exiting = False
 
     def __init__(self, handle, nbytes):
         self.handle = handle
         self.nbytes = nbytes
+        self.arena = None
         self.raw = None  # stays None when the allocation fails: nothing to free then
         self.raw = handle.allocate(nbytes)
         mark_written(self.raw)
         DeviceBuffer.live_count += 1
 
+    @classmethod
+    def part(cls, arena, offset, nbytes):
+        """A buffer for bytes ``[offset, offset + nbytes)`` of the `DeviceBuffer` ``arena``
+        (the backend's ``buffer_view``), keeping the arena alive."""
+        part = cls.__new__(cls)
+        part.handle, part.nbytes, part.arena, part.raw = arena.handle, nbytes, arena, None
+        part.raw = arena.handle.buffer_view(arena.raw, offset, nbytes)
+        mark_written(part.raw)
+        return part
+
     def __del__(self):
-        if self.raw is not None:
+        if self.raw is not None and self.arena is None:
             counted = type(self)  # not the module global: it may be gone at interpreter exit
             counted.live_count -= 1
             if not counted.exiting:
@@ -104,20 +118,17 @@ def compile_kernels(handle, kernels):
 
 
 def _prepare(handle, template, order, donated=()):
-    """The steps of ``template`` with their programs on ``handle`` (compiled in one batch),
-    output sizes (rounded up to allocator size classes, so buffers are interchangeable
-    within a class) and, per output, the position of the dead intermediate (or donated
-    leaf, positions ``donated``) whose buffer it takes (None: a new one, see
-    `_buffer_sources`): ``(program or None, inputs, outputs, parameters, sizes, sources)``;
-    cached in the template per device and donated positions."""
+    """The steps of ``template`` with their programs on ``handle`` (compiled in one batch)
+    and where each output's memory comes from (`_buffer_plan`), as ``(steps, arena
+    bytes)``, each step ``(program or None, inputs, outputs, parameters, sizes, sources,
+    offsets)``; cached in the template per device and donated positions."""
     for outputs in template.outputs:
         _check_dtypes(handle, [dtype for _, dtype in outputs])
     programs = iter(compile_kernels(handle, [s[0] for s in template.steps if s[0] is not None]))
-    sizes = [[size_class(size) for size, _ in step_sizes] for step_sizes in template.outputs]
-    prepared = tuple((None if kernel is None else next(programs), inputs, outputs, parameters, step_sizes, sources)
-                     for (kernel, inputs, outputs, parameters), step_sizes, sources
-                     in zip(template.steps, sizes, _buffer_sources(template, order, sizes, donated)))
-    template.prepared[_prepared_key(handle, donated)] = prepared
+    sizes, sources, offsets, arena_bytes = _buffer_plan(template, order, donated, handle.buffer_view is not None)
+    steps = tuple((None if kernel is None else next(programs), inputs, outputs, parameters, *where)
+                  for (kernel, inputs, outputs, parameters), *where in zip(template.steps, sizes, sources, offsets))
+    prepared = template.prepared[_prepared_key(handle, donated)] = (steps, arena_bytes)
     return prepared
 
 
@@ -126,43 +137,94 @@ def _prepared_key(handle, donated):
     return handle if not donated else (handle, donated)
 
 
-def _buffer_sources(template, order, sizes, donated=()):
-    """Per step, for each output the position of an intermediate whose buffer it reuses,
-    or None for a new buffer. A buffer is free once the step holding its last reader has
-    been queued (`_dead_after_each_step`): launches run in order, so that reader is done
-    before the next writer starts (stream-ordered reuse). Sizes are size classes, so any
-    free buffer of the output's class fits; without one, an intermediate takes the
-    smallest free buffer of a larger class up to twice its size (a kept value never does).
-    DenseNet's concatenations have a new size at every layer, and exact classes alone left
-    most dead buffers unused. A donated leaf whose last reader is an element-wise kernel
-    reading it in place (`analysis.reads_in_place`) gives its buffer to an output of that
-    kernel itself: an optimiser's update writes over the old value."""
+def _buffer_plan(template, order, donated=(), packs=True):
+    """Where each step's outputs get their memory: per step, per output, its size in bytes,
+    the position of a node whose buffer it takes (or None), and its offset in the
+    realisation's arena (or None); and the arena's size (0: none).
+
+    With ``packs`` (the backend makes views of a buffer), every intermediate whose buffer
+    dies within the realisation lives in one arena, at an offset planned from the
+    lifetimes of all of them (`_arena_layout`): values that are never live at once share
+    bytes, whatever their sizes (DenseNet's concatenations have a new size at every
+    layer). Otherwise such intermediates take whole dead buffers: any of their size class,
+    or else the smallest of a larger class up to twice their size.
+
+    A buffer is dead once the step holding its last reader has been queued
+    (`_dead_after_each_step`): launches run in order, so that reader is done before the
+    next writer starts (stream-ordered reuse). Values kept after the realisation get a
+    buffer of their own, or a dead donated leaf's of their size class. A donated leaf
+    whose last reader is an element-wise kernel reading it in place
+    (`analysis.reads_in_place`) gives its buffer to an output of that kernel itself: an
+    optimiser's update writes over the old value."""
     position = graphwalk.positions(order)
     dead_after = _dead_after_each_step(template, order, donated)
     temporary = {position[id(n)] for n in template.intermediates(order)}
-    free, result = {}, []
+    packed = {p for dead in dead_after for p in dead} - set(donated) if packs else set()
+    free, lifetimes = {}, {}
+    sizes, sources, offsets = [], [], []
     size_of = {p: size_class(numel(order[p].shape) * order[p].dtype.itemsize) for p in donated}
-    for (kernel, inputs, outputs, _), step_sizes, dead in zip(template.steps, sizes, dead_after):
-        sources = []
+    for step, ((kernel, inputs, outputs, _), step_bytes, dead) in enumerate(
+            zip(template.steps, template.outputs, dead_after)):
+        step_sizes, step_sources = [], []
         if kernel is not None:
             in_place = _in_place_donations(kernel, inputs(order), position, donated, dead, size_of)
-            for node, size in zip(outputs(order), step_sizes):
+            for node, (nbytes, _) in zip(outputs(order), step_bytes):
+                place = position[id(node)]
+                if place in packed and nbytes:
+                    lifetimes[place] = [step, step, -(-nbytes // ARENA_ALIGNMENT) * ARENA_ALIGNMENT]
+                    step_sizes.append(lifetimes[place][2])
+                    step_sources.append(None)
+                    continue
+                size = size_class(nbytes)
                 pool = free.get(size) or in_place.get(size)
-                if not pool and position[id(node)] in temporary:  # the best fitting larger free buffer
+                if not pool and place in temporary:  # the best fitting larger free buffer
                     size = min((c for c, owners in free.items() if owners and size < c <= 2 * size), default=size)
                     pool = free.get(size)
-                sources.append(pool.pop() if pool else None)
-                size_of[position[id(node)]] = size
-        result.append(tuple(sources))
+                step_sources.append(pool.pop() if pool else None)
+                step_sizes.append(size)
+                size_of[place] = size
         for owner in dead:
-            if owner not in sources:  # (taken in place by this very step)
+            if owner in lifetimes:
+                lifetimes[owner][1] = step
+            elif owner not in step_sources:  # (taken in place by this very step)
                 free.setdefault(size_of[owner], []).append(owner)
-    return result
+        sizes.append(tuple(step_sizes))
+        sources.append(tuple(step_sources))
+    layout, arena_bytes = _arena_layout(lifetimes)
+    for (_, _, outputs, _), step_sources in zip(template.steps, sources):
+        offsets.append(tuple(layout.get(position[id(n)]) for n in outputs(order)) if step_sources else ())
+    return sizes, sources, offsets, arena_bytes
+
+
+def _arena_layout(lifetimes):
+    """``({position: offset}, arena bytes)`` for values with ``lifetimes`` ({position: [first
+    step, last step, bytes]}): two values whose step ranges overlap never share bytes.
+    Greedy by size: the largest value first, each at the lowest offset where it fits
+    between the values already placed that are live with it (close to the most bytes
+    ever live at once on networks' memory profiles)."""
+    count = len(lifetimes)
+    placed = np.zeros((4, count), dtype=np.int64)  # first step, last step, offset, end
+    layout, total = {}, 0
+    for k, (place, (first, last, nbytes)) in enumerate(
+            sorted(lifetimes.items(), key=lambda item: (-item[1][2], item[1][0]))):
+        overlapping = (placed[0, :k] <= last) & (placed[1, :k] >= first)
+        offset = 0
+        if overlapping.any():
+            starts, ends = placed[2, :k][overlapping], placed[3, :k][overlapping]
+            rank = np.argsort(starts, kind="stable")
+            starts, reached = starts[rank], np.maximum.accumulate(ends[rank])
+            below = np.concatenate(([0], reached[:-1]))  # the end of everything placed below each start
+            gaps = np.flatnonzero(starts - below >= nbytes)
+            offset = int(below[gaps[0]]) if gaps.size else int(reached[-1])
+        placed[:, k] = first, last, offset, offset + nbytes
+        layout[place] = offset
+        total = max(total, offset + nbytes)
+    return layout, total
 
 
 def _in_place_donations(kernel, inputs, position, donated, dead, size_of):
     """``{size class: [positions]}`` of the donated leaves dying with this step that its
-    kernel reads in place (see `_buffer_sources`)."""
+    kernel reads in place (see `_buffer_plan`)."""
     found = {}
     if not donated or not dead:
         return found
@@ -252,11 +314,23 @@ def _launch_in_segments(handle, sequence, plan_key, seconds, due):
             raise
 
 
-def _intact_outputs(finished, order):
-    """Ids of the outputs of the ``finished`` launches (``(outputs, buffer sources)`` pairs)
-    whose buffers no finished launch took over."""
-    overwritten = {id(order[source]) for _, sources in finished for source in sources if source is not None}
-    return {id(node) for outputs, _ in finished for node in outputs if id(node) not in overwritten}
+def _intact_outputs(finished, order, arena_bytes):
+    """Ids of the outputs of the ``finished`` launches (``(outputs, buffer sources, arena
+    offsets, sizes)`` each) whose memory no later finished launch wrote into (took the
+    buffer, or wrote over arena bytes it held)."""
+    overwritten = {id(order[source]) for _, sources, _, _ in finished for source in sources if source is not None}
+    written = np.zeros(-(-arena_bytes // ARENA_ALIGNMENT), dtype=bool)  # arena bytes written later, by block
+    intact = set()
+    for outputs, _, offsets, sizes in reversed(finished):
+        blocks = [None if offset is None else slice(offset // ARENA_ALIGNMENT, -(-(offset + size) // ARENA_ALIGNMENT))
+                  for offset, size in zip(offsets, sizes)]
+        for node, block in zip(outputs, blocks):
+            if (id(node) not in overwritten) if block is None else not written[block].any():
+                intact.add(id(node))
+        for block in blocks:
+            if block is not None:
+                written[block] = True
+    return intact
 
 
 def realise(nodes, on_ready=(), donated=()):
@@ -297,7 +371,7 @@ def realise(nodes, on_ready=(), donated=()):
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
     given = donation.positions(donated, order, graphwalk.positions(order), handle, pending, walked) if donated else ()
-    steps = template.prepared.get(_prepared_key(handle, given)) or _prepare(handle, template, order, given)
+    steps, arena_bytes = template.prepared.get(_prepared_key(handle, given)) or _prepare(handle, template, order, given)
     for node in uploads:
         node.buffer = upload(handle, node.host_data)
         node.host_data = None
@@ -305,22 +379,25 @@ def realise(nodes, on_ready=(), donated=()):
         if node.buffer.handle is not handle:
             migrate(handle, node)
     # every buffer and argument list first, then the launches back to back: the Python
-    # between two kernels is then only the call itself (outputs take dead intermediates'
-    # buffers as planned by `_buffer_sources`)
+    # between two kernels is then only the call itself (outputs take their place in the
+    # arena or dead buffers as planned by `_buffer_plan`)
     sequence, produced, launched = [], [], []
     queued_with = {}  # id(node) -> the number of launches queued once it has its value
     taken = {}  # position of a donated leaf -> index of the launch writing into its buffer
     launches_done = False
     try:
-        for program, inputs, outputs, parameters, sizes, sources in steps:
+        arena = DeviceBuffer(handle, arena_bytes) if arena_bytes else None
+        for program, inputs, outputs, parameters, sizes, sources, offsets in steps:
             inputs, outputs = inputs(order), outputs(order)
             produced.append(outputs)
             if program is None:
                 outputs[0].buffer = inputs[0].buffer
             else:
                 output_buffers = []
-                for node, size, source in zip(outputs, sizes, sources):
-                    if source is None:
+                for node, size, source, offset in zip(outputs, sizes, sources, offsets):
+                    if offset is not None:
+                        buffer = node.buffer = DeviceBuffer.part(arena, offset, size)
+                    elif source is None:
                         buffer = node.buffer = DeviceBuffer(handle, size)
                     else:
                         buffer = node.buffer = order[source].buffer
@@ -330,7 +407,7 @@ def realise(nodes, on_ready=(), donated=()):
                     output_buffers.append(buffer.raw)
                 sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
                                  tuple([n.attrs[0] for n in parameters(order)])))
-                launched.append((outputs, sources))
+                launched.append((outputs, sources, offsets, sizes))
             if on_ready:
                 for node in outputs:
                     queued_with[id(node)] = len(sequence)
@@ -348,7 +425,7 @@ def realise(nodes, on_ready=(), donated=()):
         # reused are kept, so a retry does not redo them; the rest is recomputed (the nodes
         # keep their inputs). Nothing is kept while index checks are pending.
         completed = 0 if found else getattr(error, "metajit_completed", 0)
-        kept = _intact_outputs(launched[:completed], order)
+        kept = _intact_outputs(launched[:completed], order, arena_bytes)
         for outputs in produced:
             for node in outputs:
                 if id(node) not in kept:
