@@ -10,7 +10,7 @@ bias added), ``conv2d_backward_data`` and ``conv2d_backward_weights``
 as library kernels; higher orders differentiate the composition."""
 import math
 
-from ..passes import autodiff
+from ..passes import autodiff, remat
 from .. import creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
@@ -108,9 +108,10 @@ def _conv2d_gradients(node, output_grad):
     if not library.claimed("conv2d_backward_data", output_grad.dtype) \
             or not library.claimed("conv2d_backward_weights", output_grad.dtype):
         return None
+    x_again = remat.recomputed(x) or x  # the forward's input need not be kept for the weight gradient
     return [library.apply("conv2d_backward_data", [output_grad, Var.from_node(weight)],
                               geometry + (x.shape,), x.shape),
-            library.apply("conv2d_backward_weights", [Var.from_node(x), output_grad],
+            library.apply("conv2d_backward_weights", [Var.from_node(x_again), output_grad],
                               geometry + (weight.shape,), weight.shape)]
 
 
