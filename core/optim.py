@@ -95,7 +95,10 @@ class Optimizer:
             changed.append(loss)
         # the old parameters and state are given to the step: their memory may hold the new
         # values (when nothing else still reads them), as PyTorch's in-place update
-        targets = [v._node for v in changed]
+        # in backward order (the last parameters' updates first, as DDP buckets them): the
+        # realisation then takes each layer's weight gradient as soon as its output gradient
+        # exists, instead of holding every layer's output gradient until the first layer's turn
+        targets = [v._node for v in reversed(changed)]
         del changed
         executor.realise(targets, donated=_replaced_values(replaced))
 

@@ -265,3 +265,22 @@ def test_memory_info_reports_the_devices_bytes(device):
         assert after["allocated_bytes"] - before["allocated_bytes"] >= 512 * 512 * 4
         assert after["peak_bytes"] >= after["allocated_bytes"]
     del values
+
+
+def test_a_training_step_takes_each_weight_gradient_as_soon_as_it_can(monkeypatch, rng):
+    """An optimiser step computes the last layer's update first (backward order), so each
+    layer's output gradient is used for its weight gradient and freed at once instead of
+    waiting for the first layer's: ten layers peak at well under twice their stored
+    activations (it was 2.6 times on the cpu, 3.5 on the reference device)."""
+    from metajit import plugins
+    layers, batch, width = 10, 512, 256
+    model = jt.nn.Sequential(*[m for _ in range(layers) for m in (jt.nn.Linear(width, width), jt.nn.Tanh())])
+    optimizer = jt.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = jt.array(rng.standard_normal((batch, width)).astype(np.float32)).sync()
+    for _ in range(2):  # the parameters' and momenta's buffers exist before the measured step
+        optimizer.step((model(x) ** 2).mean())
+    gc.collect()
+    state = track_live_bytes(monkeypatch)
+    optimizer.step((model(x) ** 2).mean())
+    activations = layers * batch * width * 4
+    assert state["peak"] <= (2.0 if plugins.current().buffer_view is not None else 3.0) * activations
