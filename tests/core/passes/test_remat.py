@@ -31,6 +31,20 @@ def test_a_relu_of_a_scaled_value_is_copied_from_that_value(rng):
     np.testing.assert_array_equal(jt.Var.from_node(copy).numpy(), value.numpy())
 
 
+def test_a_normalised_concatenation_is_copied_from_the_concatenation(rng):
+    """BatchNorm's statistics read the concatenation, which the backward pass keeps: the copy
+    reads it as it is instead of gathering its pieces again (too long a chain)."""
+    pieces = [jt.array(rng.standard_normal((2, 4, 6, 6)).astype(np.float32)) * 2.0 for _ in range(6)]
+    joined = jt.concat(pieces, dim=1)
+    mean = joined.mean(dims=(0, 2, 3), keepdims=True)
+    variance = ((joined - mean) ** 2).mean(dims=(0, 2, 3), keepdims=True)
+    value = jt.nn.relu((joined - mean) / (variance + 1e-5).sqrt())
+    copy = remat.recomputed(value._node)
+    assert copy is not None
+    assert joined._node in [node for node in reachable([copy]) if node is not copy]
+    np.testing.assert_allclose(jt.Var.from_node(copy).numpy(), value.numpy(), rtol=1e-6)
+
+
 def test_values_that_would_keep_more_alive_are_not_copied(rng):
     a = jt.array(rng.standard_normal((2, 8, 6, 6)).astype(np.float32)) * 2.0
     b = jt.array(rng.standard_normal((2, 8, 6, 6)).astype(np.float32)) * 3.0
