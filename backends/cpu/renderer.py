@@ -233,6 +233,9 @@ class CpuRenderer(codegen.CStyleRenderer):
         ``step`` (value, target) -> statement replaces the plain ``acc = combine(acc, value)``.
         """
         short = self.domain[suffix[-1]] < ACCUMULATION_LANES
+        if widened and len(suffix) > 1 and not parallel and self.domain[suffix[-1]] <= ACCUMULATION_BLOCK \
+                and (short or self.domain[suffix[-1]] % ACCUMULATION_LANES):
+            return self._row_lanes(store, suffix, combine, clause, identity)
         if widened and not short:
             last, outer = suffix[-1], suffix[:-1]
             size = self.domain[last]
@@ -270,6 +273,29 @@ class CpuRenderer(codegen.CStyleRenderer):
             pragmas[innermost] = (parallel.replace("parallel for", "parallel for simd")
                                   if innermost == 0 and parallel else simd)
         return self.nest(suffix, body, pragmas)
+
+    def _row_lanes(self, store, suffix, combine, clause, identity):
+        """`_accumulate_suffix` for a widened reduction over several axes whose rows are
+        short or not a whole number of lanes (a 56x56 or 7x7 feature map): one float lane
+        per row position, accumulated row after row in a SIMD loop, folded into the double
+        ``acc`` every `ACCUMULATION_BLOCK` / `ACCUMULATION_LANES` rows (so each float sums
+        as few values as in the blocked lanes). Lanes only across 32 positions left each
+        row's remainder to one dependent chain: a BatchNorm's statistics over 56x56 maps ran
+        at 13 GB/s."""
+        last, outer = suffix[-1], suffix[:-1]
+        width = self.domain[last]
+        rows_per_fold = ACCUMULATION_BLOCK // ACCUMULATION_LANES
+        each = f"for (mj_i64 l = 0; l < {width}LL; ++l)"
+        fold = [f"#pragma omp simd reduction({clause}:acc)",
+                f"{each} acc = {combine('acc', '(double)lanes[l]')};",
+                f"{each} lanes[l] = (float){identity};"]
+        row = self.nest([last], self.fixed_axes() + self.body(
+            store, lambda v, t: f"lanes[i{last}] = {combine(f'lanes[i{last}]', f'(float){v}')};"),
+            {0: "#pragma omp simd"})
+        row += [f"if (++rows == {rows_per_fold}) {{"] + ["  " + line for line in fold] + ["  rows = 0;", "}"]
+        lines = [f"float lanes[{width}];", f"{each} lanes[l] = (float){identity};", "int rows = 0;"]
+        lines += self.nest(outer, row, {})
+        return lines + fold[:2]
 
     def _partial_reduction(self, store, inner, loop_axes, total, identity, combine):
         """Threads split the outermost (reduced) loop, each reducing into a private partial
