@@ -127,6 +127,34 @@ def _inverse_of_relabel(node):
     return inverse, extra_conditions
 
 
+def _unmasked(g, exprs, domain):
+    """``g`` without its outer selects whose index condition holds, or fails, at every
+    position the gather ``exprs`` (over loops of ``domain``) reads. A concatenation is a
+    select tree over its pieces, so each piece's gradient arrives masked to the piece's
+    channels, through one select per tree level; read where it lies, the piece's gradient
+    is the output gradient itself (DenseNet stored each level's masked gradient)."""
+    while g.op == "select" and not g.is_realised:
+        holds = _index_condition_over(g.inputs[0], exprs, domain)
+        if holds is None:
+            break
+        g = g.inputs[1] if holds else g.inputs[2]
+    return g
+
+
+def _index_condition_over(condition, exprs, domain):
+    """Whether ``position < bound`` (`graph.select_below`'s condition) holds at every
+    position the gather ``exprs`` reads (True), at none (False), or either (None)."""
+    if condition.op != "lt" or condition.is_realised:
+        return None
+    position, bound = condition.inputs
+    if position.op != "index" or position.is_realised or bound.op != "broadcast_to" \
+            or bound.inputs[0].op != "constant":
+        return None
+    low, high = indexexpr.bounds(exprs[position.attrs[0]], domain)
+    limit = bound.inputs[0].attrs[0]
+    return True if high < limit else False if low >= limit else None
+
+
 def _product_sum_permuted(g, inverse):
     """When the gradient ``g`` is a sum of a product (a matrix product's gradient) and
     the relabel ``inverse`` only permutes its axes, the same sum laid out in the permuted
@@ -160,7 +188,8 @@ def _reindex_rule(node, g, inputs, out):
         permuted = _product_sum_permuted(g._node, inverse)
         if permuted is not None:
             return [wrap(permuted)]
-        return [wrap(graph.reindex(g._node, source.shape, inverse[0], 0, inverse[1]))]
+        read = _unmasked(g._node, inverse[0], source.shape)
+        return [wrap(graph.reindex(read, source.shape, inverse[0], 0, inverse[1]))]
     scattered = graph.reindex_reduce("sum", g._node, source.shape, exprs, conditions,
                                      [e._node for e in _extras(node)])
     return [wrap(scattered)] + [None] * (len(node.inputs) - 1)

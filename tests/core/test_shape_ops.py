@@ -142,3 +142,20 @@ def test_reindex_reduce_into_a_larger_output_through_identity_indices():
     x = jt.array([1.0, 2.0])
     np.testing.assert_array_equal(x.reindex_reduce("add", [3], ["i0"]).numpy(), [1, 2, 0])
     np.testing.assert_array_equal(x.reindex_reduce("maximum", [3], ["i0"]).numpy(), [1, 2, -np.inf])
+
+
+def test_each_concatenated_piece_reads_its_gradient_where_it_lies(rng):
+    """A concatenation is a select tree over its pieces: each piece's gradient gathers its
+    channels of the output gradient itself, not of the gradient masked once per tree level
+    (which DenseNet's training step stored in full for every level); values against torch."""
+    import torch
+    pieces = [rng.standard_normal((2, c, 5, 5)).astype(np.float32) for c in (3, 4, 2, 5, 1) * 4]
+    weights = rng.standard_normal((2, 60, 5, 5)).astype(np.float32)
+    xs = [jt.array(p) for p in pieces]
+    joined = jt.concat(xs, dim=1)
+    grads = jt.grad((jt.nn.relu(joined) * jt.array(weights)).sum(), xs)
+    assert all(grad._node.op == "reindex" and grad._node.inputs[0].op != "select" for grad in grads)
+    torch_pieces = [torch.tensor(p, requires_grad=True) for p in pieces]
+    (torch.relu(torch.cat(torch_pieces, 1)) * torch.from_numpy(weights)).sum().backward()
+    for grad, expected in zip(grads, torch_pieces):
+        np.testing.assert_allclose(grad.numpy(), expected.grad.numpy(), rtol=1e-6)
