@@ -42,13 +42,14 @@ def register(guarded, nodes, describe):
         entries[:] = [e for e in entries if not e[0].is_realised and sys.getrefcount(e[0]) > 2]
 
 
-def due(targets):
+def due(targets, order=None):
     """The registered checks whose guarded node a realisation of ``targets`` computes,
-    taken out of the registry; their nodes must be realised with the targets."""
+    taken out of the registry; their nodes must be realised with the targets. ``order``:
+    the targets' `graphwalk.realised_order` when the caller has it."""
     entries = _registry.entries
     if not entries:
         return []
-    computed = {id(n) for n in graphwalk.realised_order(targets)}
+    computed = {id(n) for n in (graphwalk.realised_order(targets) if order is None else order)}
     found = [e for e in entries if id(e[0]) in computed]
     if found:
         entries[:] = [e for e in entries if id(e[0]) not in computed]

@@ -357,17 +357,24 @@ def realise(nodes, on_ready=(), donated=()):
             callback()
         return
     handle = plugins.current()
-    found = checks.due(pending)  # deferred checks this realisation decides (device-side indices)
-    for _, check_nodes, _ in found:
-        pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
+    # one walk of the graph serves the checks, donation and the plan unless they add targets
     pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+    order = graphwalk.realised_order(pending)
+    found = checks.due(pending, order)  # deferred checks this realisation decides (device-side indices)
+    if found:
+        for _, check_nodes, _ in found:
+            pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
+        pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+        order = graphwalk.realised_order(pending)
     walked = None
     if donated:  # values kept from the step's graph are computed with it (donation.held_values)
-        held, walked = donation.held_values(donated, graphwalk.realised_order(pending), pending)
-        pending += held
+        held, walked = donation.held_values(donated, order, pending)
+        if held:
+            pending += held
+            order = None
     begin_sequence()
     description = handle.description
-    template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs)
+    template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs, order)
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
     given = donation.positions(donated, order, graphwalk.positions(order), handle, pending, walked) if donated else ()
