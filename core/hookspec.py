@@ -275,6 +275,20 @@ def metajit_backend_memory_info():
 
 
 @hookspec
+def metajit_backend_empty_cache():
+    """Return the memory the device keeps for reuse (freed buffers its caching allocator
+    holds) to the system or driver (optional). Called by ``jt.gc()`` after every queued
+    launch has finished, so nothing queued still reads a cached buffer.
+
+    Example::
+
+        @hookimpl
+        def metajit_backend_empty_cache():
+            allocator.empty_cache()
+    """
+
+
+@hookspec
 def metajit_backend_collectives(rank, size, broadcast):
     """A collective library working on this device's buffers (optional; NCCL on cuda).
     Called once per process, on every rank at the same point, when the first collective

@@ -23,7 +23,7 @@ REQUIRED_HOOKS = ("describe", "unavailable_reason", "codegen", "compile", "launc
                   "synchronize", "allocate", "free", "copy_from_host", "copy_to_host",
                   "copy_device_to_device")
 OPTIONAL_HOOKS = ("lower_library_kernel", "launch_sequence", "compile_code", "memory_info", "collectives",
-                  "buffer_view")
+                  "buffer_view", "empty_cache")
 
 
 @dataclasses.dataclass(frozen=True)

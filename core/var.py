@@ -336,17 +336,23 @@ def fetch_sync(values):
     return [v.numpy() for v in values]
 
 
-def collect_garbage():
-    """Collect unreachable Vars and graph nodes now (Jittor's ``jt.gc``): their device
-    buffers return to the allocator."""
-    gc.collect()
-
-
 def clean():
     """Jittor's ``jt.clean``: finish the queued work, then collect every unreachable Var
     and graph node (a full collection), so their device buffers return to the allocator."""
     sync_all()
     gc.collect()
+
+
+def collect_garbage():
+    """Jittor's ``jt.gc()`` (with PyTorch's ``torch.cuda.empty_cache()`` for every device):
+    finish the queued work, collect unreachable Vars and graph nodes (`clean`), and return
+    the memory each device used so far keeps for reuse to the system or driver. Later
+    realisations allocate afresh (slower: a page fault per page touched on the cpu)."""
+    from . import plugins
+    clean()
+    for handle in list(plugins.registry().handles.values()):
+        if handle.empty_cache is not None:
+            handle.empty_cache()
 
 
 def display_memory_info():

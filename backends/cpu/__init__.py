@@ -211,6 +211,11 @@ def metajit_backend_compile_code(call):
 
 
 @hookimpl
+def metajit_backend_empty_cache():
+    _allocator.empty_cache()
+
+
+@hookimpl
 def metajit_backend_memory_info():
     return {"allocated_bytes": _allocator.allocated_bytes, "cached_bytes": _allocator.cached_bytes,
             "peak_bytes": _allocator.peak_bytes}

@@ -195,6 +195,11 @@ def metajit_backend_compile_code(call):
 
 
 @hookimpl
+def metajit_backend_empty_cache():
+    runtime.device().allocator.empty_cache()
+
+
+@hookimpl
 def metajit_backend_memory_info():
     return runtime.device().memory_info()
 

@@ -81,6 +81,10 @@ class AccelPlugin:
         self.device()["allocator"].release(buffer)
 
     @hookimpl
+    def metajit_backend_empty_cache(self):
+        self.device()["allocator"].empty_cache()
+
+    @hookimpl
     def metajit_backend_copy_from_host(self, buffer, array):
         self.device()["driver"].copy(buffer, array.ctypes.data, array.nbytes, runtime.HOST_TO_DEVICE)
 
