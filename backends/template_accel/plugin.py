@@ -81,6 +81,10 @@ class AccelPlugin:
         self.device()["allocator"].release(buffer)
 
     @hookimpl
+    def metajit_backend_buffer_view(self, buffer, offset, nbytes):
+        return buffer + offset  # GDRAM buffers are device addresses
+
+    @hookimpl
     def metajit_backend_empty_cache(self):
         self.device()["allocator"].empty_cache()
 

@@ -271,7 +271,8 @@ def test_a_training_step_takes_each_weight_gradient_as_soon_as_it_can(monkeypatc
     """An optimiser step computes the last layer's update first (backward order), so each
     layer's output gradient is used for its weight gradient and freed at once instead of
     waiting for the first layer's: ten layers peak at well under twice their stored
-    activations (it was 2.6 times on the cpu, 3.5 on the reference device)."""
+    activations on the cpu (2.6 times before), under three times on the other devices
+    (3.5 on the reference device and 3.6 on template_accel before)."""
     from metajit import plugins
     layers, batch, width = 10, 512, 256
     model = jt.nn.Sequential(*[m for _ in range(layers) for m in (jt.nn.Linear(width, width), jt.nn.Tanh())])
@@ -283,7 +284,8 @@ def test_a_training_step_takes_each_weight_gradient_as_soon_as_it_can(monkeypatc
     state = track_live_bytes(monkeypatch)
     optimizer.step((model(x) ** 2).mean())
     activations = layers * batch * width * 4
-    assert state["peak"] <= (2.0 if plugins.current().buffer_view is not None else 3.0) * activations
+    # the cpu backend stores fewer values (fusion and the arena) than the others
+    assert state["peak"] <= (2.0 if plugins.current().name == "cpu" else 3.0) * activations
 
 
 def test_gc_returns_the_devices_cached_memory(rng):
