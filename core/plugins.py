@@ -125,8 +125,9 @@ class BackendHandle:
 
     Attributes are the plugin's hook functions without the ``metajit_backend_``
     prefix (``allocate``, ``launch``...); the optional ones (``lower_library_kernel``,
-    ``launch_sequence``, ``buffer_view`` ...) are None when the plugin has none. ``programs`` caches compiled programs by `Kernel` and
-    ``sources`` the generated source each came from.
+    ``launch_sequence``, ``buffer_view`` ...) are None when the plugin has none.
+    ``programs`` caches compiled programs by `Kernel` and ``sources`` the generated source
+    each came from.
     """
 
     def __init__(self, name, description, functions):

@@ -333,6 +333,11 @@ def _intact_outputs(finished, order, arena_bytes):
     return intact
 
 
+def _host_leaves_last(targets):
+    """``targets`` with the host leaves (values only uploaded) after the computed ones."""
+    return [n for n in targets if n.host_data is None] + [n for n in targets if n.host_data is not None]
+
+
 def realise(nodes, on_ready=(), donated=()):
     """Compute every node in ``nodes`` that has no value yet, on the current device.
 
@@ -358,13 +363,13 @@ def realise(nodes, on_ready=(), donated=()):
         return
     handle = plugins.current()
     # one walk of the graph serves the checks, donation and the plan unless they add targets
-    pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+    pending = _host_leaves_last(pending)
     order = graphwalk.realised_order(pending)
     found = checks.due(pending, order)  # deferred checks this realisation decides (device-side indices)
     if found:
         for _, check_nodes, _ in found:
             pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
-        pending = [n for n in pending if n.host_data is None] + [n for n in pending if n.host_data is not None]
+        pending = _host_leaves_last(pending)
         order = graphwalk.realised_order(pending)
     walked = None
     if donated:  # values kept from the step's graph are computed with it (donation.held_values)
