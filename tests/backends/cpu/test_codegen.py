@@ -199,6 +199,23 @@ def test_short_window_sums_accumulate_plainly_and_exactly(rng):
                                rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(8, 16, 56, 56), (4, 32, 7, 7), (2, 8, 300, 33)])
+def test_sums_over_short_rows_keep_a_lane_per_row_position(shape, rng):
+    """BatchNorm-style statistics (over batch and both spatial axes) whose rows are short or
+    not a whole number of lanes: one float lane per row position, folded into double
+    (`renderer._row_lanes`); against numpy in float64, within float rounding of the
+    magnitudes summed, also with a large offset (a float chain over all values would drift
+    far past that)."""
+    data = rng.standard_normal(shape).astype(np.float32)
+    for values in (data, data + np.float32(1e4)):
+        x = jt.array(values)
+        (kernel,) = launched_by(x.sum((0, 2, 3)))
+        assert f"float lanes[{shape[3]}]" in kernel.source, kernel.source
+        exact = values.sum((0, 2, 3), dtype=np.float64)
+        scale = np.abs(values).sum((0, 2, 3), dtype=np.float64)  # float partials of at most 32 values each
+        assert np.all(np.abs(x.sum((0, 2, 3)).numpy() - exact) <= 1e-6 * scale)
+
+
 @pytest.mark.parametrize("op", ["max", "min"])
 def test_float_max_min_reductions_propagate_nan_through_the_flag(op, rng):
     data = rng.standard_normal((6, 5, 7, 33)).astype(np.float32)
