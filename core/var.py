@@ -293,7 +293,7 @@ def sync_all(device_sync=False):
     """Realise every pending Var of this thread (Jittor's ``jt.sync_all``); with
     ``device_sync`` also wait for the device. Unreachable Vars still held by a reference
     cycle (a stored exception's traceback) are collected first rather than computed."""
-    if _state.pending_vars:
+    if _live_pending():  # (a list not kept: it would hold the Vars through the collection)
         gc.collect(0)  # the young generation: metajit raises its threshold (garbage_collection)
     pending = _live_pending()
     _state.pending_vars.clear()

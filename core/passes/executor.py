@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .. import debug, plugins
+from .. import debug, garbage_collection, plugins
 from . import checks, custom_ops, donation, fusion, graphwalk
 from ..errors import MetajitDeviceError, MetajitDtypeError
 from ..ir.graph import numel
@@ -380,6 +380,7 @@ def realise(nodes, on_ready=(), donated=()):
     begin_sequence()
     description = handle.description
     template, order = fusion.plan_template(pending, description.library_kernels, description.fusion_costs, order)
+    garbage_collection.fit_graph(len(order))
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
     given = donation.positions(donated, order, graphwalk.positions(order), handle, pending, walked) if donated else ()
