@@ -13,11 +13,13 @@ op spellings come from the toolkit; this module adds only the loop structure
   axis when one leads, otherwise every thread reduces into a private partial output
   that is combined at the end (parallel partial sums, no atomics); small windows after
   two kept axes (pooling) vectorise across output columns;
-* scatters (reindex_reduce): ``omp atomic`` for sums, serial otherwise.
+* scatters (reindex_reduce): loops whose iterations write disjoint positions (an output
+  index that is one loop index: a pooling gradient's batch and channel) run in parallel
+  without atomics; otherwise ``omp atomic`` for sums, serial for the other operators.
 """
 import math
 
-from metajit.ir import dtypes
+from metajit.ir import dtypes, indexexpr
 from metajit.toolkit import codegen, select_cases
 
 PARALLEL_ITERATIONS = 1024  # parallel-loop iterations that keep every thread busy
@@ -27,6 +29,7 @@ ACCUMULATION_BLOCK = 1024
 ACCUMULATION_LANES = 32  # independent float partial results per block: several SIMD registers in flight
 WINDOW_COLUMNS_MIN, WINDOW_COLUMNS_MAX = 8, 1024  # output columns a window reduction vectorises across
 WINDOW_VALUES_MIN = 8  # smaller windows (2x2 pooling) measured faster as plain per-output loops
+SCATTER_PARALLEL_MIN_ITERATIONS = 16  # owned iterations (batch x channels) a scatter splits among threads
 
 
 class CpuRenderer(codegen.CStyleRenderer):
@@ -115,6 +118,14 @@ class CpuRenderer(codegen.CStyleRenderer):
 
     def _scatter(self, store, total):
         axes = self.loop_axes()
+        owned = _owned_axes(store, axes)
+        if owned and math.prod(self.domain[a] for a in owned) >= SCATTER_PARALLEL_MIN_ITERATIONS:
+            # iterations of the owned axes write disjoint positions: those loops run in
+            # parallel and outermost, each iteration scattering its part without atomics
+            rest = [a for a in axes if a not in owned]
+            inner = self.fixed_axes() + self.body(store, self.accumulate_statement(store))
+            pragma = f"#pragma omp parallel for collapse({len(owned)}) {self._parallel_if(total)} schedule(static)"
+            return self.nest(owned + rest, inner, {0: pragma})
         atomic = store.reduce_op == "sum" and self.kernel.outputs[store.slot][0] not in (
             dtypes.float16, dtypes.bool_)
         if atomic:
@@ -329,3 +340,16 @@ def _nan_flagged(op, acc, flag, acc_type):
 
 
 _SIMD_REDUCTION = {"sum": "+", "prod": "*", "max": "max", "min": "min", "any": "||", "all": "&&"}
+
+
+def _owned_axes(store, axes):
+    """The loop ``axes`` that alone decide one output index of ``store`` (``c*i + k``):
+    iterations differing in them write disjoint positions, whatever the other loops do."""
+    owned = []
+    for expr in store.index:
+        form = indexexpr.linear_form(expr)
+        if form is not None and len(form[0]) == 1:
+            ((axis, _),) = form[0].items()
+            if axis in axes and axis not in owned:
+                owned.append(axis)
+    return sorted(owned)

@@ -259,6 +259,36 @@ def test_floor_division_scatters_render_as_reductions_without_atomics(rng):
     np.testing.assert_allclose(gradient.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_overlapping_window_gradients_scatter_in_parallel_without_atomics(rng):
+    """A 3x3 stride-2 max pooling's gradient scatters into windows that overlap; its batch
+    and channel loops write disjoint planes, so they run in parallel with plain adds.
+    Oracle: torch's gradient (normal data: no ties within a window)."""
+    import torch
+    data = rng.standard_normal((2, 8, 13, 15)).astype(np.float32)
+    upstream = rng.standard_normal((2, 8, 7, 8)).astype(np.float32)
+    x = jt.array(data)
+    gradient = jt.grad((jt.nn.max_pool2d(x, 3, 2, 1) * jt.array(upstream)).sum(), x)
+    (scatter,) = [k for k in launched_by(gradient) if k.kernel.outputs[0][1] == data.shape]
+    assert "collapse(2)" in scatter.source and "omp atomic" not in scatter.source, scatter.source
+    tx = torch.tensor(data, requires_grad=True)
+    (torch.nn.functional.max_pool2d(tx, 3, 2, 1) * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(gradient.numpy(), tx.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["add", "maximum"])
+def test_scatters_with_a_disjoint_loop_run_it_in_parallel(op, rng):
+    """``out[i0, (3*i1) % 5]``: rows never collide, so the row loop is parallel even for
+    an operator with no atomic form. Oracle: numpy's unbuffered ufunc.at."""
+    data = rng.standard_normal((32, 12)).astype(np.float32)
+    scattered = jt.array(data).reindex_reduce(op, [32, 5], ["i0", "(3*i1)%5"])
+    (kernel,) = launched_by(scattered)
+    assert "collapse(1)" in kernel.source and "omp atomic" not in kernel.source, kernel.source
+    expected = np.full((32, 5), 0.0 if op == "add" else -np.inf, np.float32)
+    rows = np.repeat(np.arange(32), 12)
+    getattr(np, op).at(expected, (rows, np.tile((3 * np.arange(12)) % 5, 32)), data.ravel())
+    np.testing.assert_allclose(scattered.numpy(), expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize("shape,axis", [((1, 5, 9, 14), 1), ((2, 7, 3, 10), 2), ((4, 3, 5), 0)])
 def test_concat_reads_one_input_per_inner_run(rng, shape, axis):
     """A concat's select tree is tested once per inner run (a case per piece), so each
