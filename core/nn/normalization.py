@@ -13,10 +13,19 @@ from .module import Module
 
 
 def _statistics(x, axes, eps):
-    """(mean, biased variance, 1 / sqrt(variance + eps)) over ``axes``, kept as size-1 dims."""
+    """(mean, biased variance, 1 / sqrt(variance + eps)) over ``axes``, kept as size-1 dims.
+
+    The variance is built as ``mean((x - c)**2) - (mean - c)**2`` with ``c`` the mean
+    detached: that is the variance for any constant ``c``, so its gradients of every order
+    are exact, and at ``c = mean`` its value is the two-pass one. Built as ``mean((x -
+    mean)**2)``, its gradient would reduce a full-size value into the mean's gradient
+    that is zero analytically: one more pass over every BatchNorm input per step."""
     mean = x.mean(dims=axes, keepdims=True)
-    centered = binary("sub", x, mean)
-    variance = binary("mul", centered, centered).mean(dims=axes, keepdims=True)
+    held = mean.detach()
+    centered = binary("sub", x, held)
+    offset = binary("sub", mean, held)
+    variance = binary("sub", binary("mul", centered, centered).mean(dims=axes, keepdims=True),
+                      binary("mul", offset, offset))
     return mean, variance, binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
 
 

@@ -42,6 +42,46 @@ def test_layer_matches_torch(name, args, kwargs, rng):
         np.testing.assert_allclose(grad.numpy(), want.numpy(), rtol=1e-3, atol=1e-4)
 
 
+NORMALISATIONS = [("BatchNorm2d", (3,)), ("GroupNorm", (3, 3)), ("LayerNorm", ((6, 7),))]
+
+
+@pytest.mark.parametrize("name,args", NORMALISATIONS, ids=[n for n, _ in NORMALISATIONS])
+def test_normalisation_second_order_gradients_match_torch(name, args, rng):
+    """The batch statistics hold the mean constant inside the variance and add back
+    ``(mean - c)**2``; gradients of the gradient must still see the mean's dependence on
+    the input. Oracle: torch's double backward."""
+    data = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
+    weights, direction = (rng.standard_normal((2, 3, 6, 7)).astype(np.float32) for _ in range(2))
+    theirs = getattr(torch.nn, name)(*args)
+    ours = getattr(jt.nn, name)(*args)
+    ours.load_state_dict(theirs.state_dict())
+    tx = torch.tensor(data, requires_grad=True)
+    (tgrad,) = torch.autograd.grad((theirs(tx) * torch.tensor(weights)).sum(), tx, create_graph=True)
+    expected = torch.autograd.grad((tgrad * torch.tensor(direction)).sum(), [tx, theirs.weight])
+    x = jt.array(data)
+    (grad,) = jt.grad((ours(x) * jt.array(weights)).sum(), [x], retain_graph=True)
+    found = jt.grad((grad * jt.array(direction)).sum(), [x, ours.weight])
+    np.testing.assert_allclose(grad.numpy(), tgrad.detach().numpy(), rtol=1e-4, atol=1e-5)
+    for ours_second, want in zip(found, expected):
+        np.testing.assert_allclose(ours_second.numpy(), want.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_batchnorm_gradients_of_offset_inputs_match_torch(rng):
+    """Inputs far from zero (mean 1e3, spread 1): the variance and its gradient come from
+    the centred values, as torch's; a one-pass E[x^2] - E[x]^2 would lose them."""
+    data = (rng.standard_normal((4, 3, 5, 5)) + 1e3).astype(np.float32)
+    weights = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    theirs, ours = torch.nn.BatchNorm2d(3), jt.nn.BatchNorm2d(3)
+    tx = torch.tensor(data, requires_grad=True)
+    tout = theirs(tx)
+    (tout * torch.tensor(weights)).sum().backward()
+    x = jt.array(data)
+    out = ours(x)
+    (grad,) = jt.grad((out * jt.array(weights)).sum(), [x])
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-3, atol=1e-3)
+
+
 def test_batchnorm_running_statistics_and_eval_match_torch(rng):
     ours, theirs = jt.nn.BatchNorm1d(4, momentum=0.3), torch.nn.BatchNorm1d(4, momentum=0.3)
     for _ in range(3):
