@@ -42,6 +42,11 @@ typedef struct {
   Py_ssize_t count;
 } NodeMap;
 
+static void map_free(NodeMap* map) {
+  PyMem_Free(map->keys);
+  PyMem_Free(map->values);
+}
+
 static int map_init(NodeMap* map, Py_ssize_t expected) {
   Py_ssize_t capacity = 64;
   while (capacity < 2 * expected) capacity <<= 1;
@@ -50,17 +55,13 @@ static int map_init(NodeMap* map, Py_ssize_t expected) {
   map->capacity = capacity;
   map->count = 0;
   if (map->keys == NULL || map->values == NULL) {
-    PyMem_Free(map->keys);
-    PyMem_Free(map->values);
+    map_free(map);
+    map->keys = NULL;
+    map->values = NULL;
     PyErr_NoMemory();
     return -1;
   }
   return 0;
-}
-
-static void map_free(NodeMap* map) {
-  PyMem_Free(map->keys);
-  PyMem_Free(map->values);
 }
 
 static Py_ssize_t map_slot(const NodeMap* map, PyObject* key) {
@@ -418,6 +419,85 @@ static PyObject* instantiate(PyObject* self, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+/* held_values(order, donated, targets) -> (held, readers): the nodes of ``order``
+ * computed from a ``donated`` node, other than the ``targets``, whose reference count is
+ * more than the order's reference plus one per input slot of the order's nodes holding
+ * them (something outside the graph holds them), in order; and {id(leaf): such input
+ * slots} for every donated leaf. metajit.donation documents the counting. */
+static PyObject* held_values(PyObject* self, PyObject* args) {
+  PyObject *order_arg, *donated_arg, *targets_arg;
+  if (!PyArg_ParseTuple(args, "OOO", &order_arg, &donated_arg, &targets_arg)) return NULL;
+  PyObject* order = PySequence_Fast(order_arg, "graphwalk: order must be a sequence");
+  PyObject* donated = order ? PySequence_Fast(donated_arg, "graphwalk: donated must be a sequence") : NULL;
+  PyObject* targets = donated ? PySequence_Fast(targets_arg, "graphwalk: targets must be a sequence") : NULL;
+  PyObject *held = NULL, *readers_of_donated = NULL;
+  NodeMap readers = {NULL, NULL, 0, 0}, dependent = {NULL, NULL, 0, 0}, target_set = {NULL, NULL, 0, 0};
+  if (targets == NULL) goto done;
+  Py_ssize_t count = PySequence_Fast_GET_SIZE(order);
+  PyObject** nodes = PySequence_Fast_ITEMS(order);
+  if (map_init(&readers, 2 * count) < 0 || map_init(&dependent, count) < 0 ||
+      map_init(&target_set, PySequence_Fast_GET_SIZE(targets)) < 0)
+    goto done;
+  for (Py_ssize_t n = 0; n < count; ++n) {
+    PyObject* inputs = inputs_of(nodes[n]);
+    if (inputs == NULL) goto done;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(inputs); ++k) {
+      PyObject* source = PyTuple_GET_ITEM(inputs, k);
+      Py_ssize_t seen = map_get(&readers, source);
+      if (map_put(&readers, source, seen < 0 ? 1 : seen + 1) < 0) goto done;
+    }
+  }
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(donated); ++k)
+    if (map_put(&dependent, PySequence_Fast_ITEMS(donated)[k], 1) < 0) goto done;
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(targets); ++k)
+    if (map_put(&target_set, PySequence_Fast_ITEMS(targets)[k], 1) < 0) goto done;
+  held = PyList_New(0);
+  if (held == NULL) goto done;
+  for (Py_ssize_t n = 0; n < count; ++n) {
+    PyObject* node = nodes[n];
+    PyObject* inputs = inputs_of(node);
+    if (inputs == NULL) goto fail;
+    int computed_from_donated = 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(inputs) && !computed_from_donated; ++k)
+      computed_from_donated = map_get(&dependent, PyTuple_GET_ITEM(inputs, k)) >= 0;
+    if (!computed_from_donated) continue;
+    if (map_put(&dependent, node, 1) < 0) goto fail;
+    Py_ssize_t slots = map_get(&readers, node);
+    if (Py_REFCNT(node) != 1 + (slots < 0 ? 0 : slots) && map_get(&target_set, node) < 0 &&
+        PyList_Append(held, node) < 0)
+      goto fail;
+  }
+  readers_of_donated = PyDict_New();
+  if (readers_of_donated == NULL) goto fail;
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(donated); ++k) {
+    PyObject* leaf = PySequence_Fast_ITEMS(donated)[k];
+    Py_ssize_t slots = map_get(&readers, leaf);
+    PyObject* key = PyLong_FromVoidPtr(leaf);
+    PyObject* value = key ? PyLong_FromSsize_t(slots < 0 ? 0 : slots) : NULL;
+    int failed = value == NULL || PyDict_SetItem(readers_of_donated, key, value) < 0;
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    if (failed) goto fail;
+  }
+  goto done;
+fail:
+  Py_CLEAR(held);
+  Py_CLEAR(readers_of_donated);
+done:
+  map_free(&readers);
+  map_free(&dependent);
+  map_free(&target_set);
+  Py_XDECREF(order);
+  Py_XDECREF(donated);
+  Py_XDECREF(targets);
+  if (held == NULL || readers_of_donated == NULL) {
+    Py_XDECREF(held);
+    Py_XDECREF(readers_of_donated);
+    return NULL;
+  }
+  return Py_BuildValue("(NN)", held, readers_of_donated);
+}
+
 /* set_node_type(Node): learn the slot offsets of the Node class. */
 static PyObject* set_node_type(PyObject* self, PyObject* type) {
   if (!PyType_Check(type)) {
@@ -454,6 +534,8 @@ static PyMethodDef methods[] = {
      "grad_structure(order, targets): (entries, target positions or -1) of the backward key."},
     {"instantiate", instantiate, METH_VARARGS,
      "instantiate(entries, pool): append a new Node per backward-template entry to pool."},
+    {"held_values", held_values, METH_VARARGS,
+     "held_values(order, donated, targets): (held nodes, {id(donated leaf): reading input slots})."},
     {"set_node_type", set_node_type, METH_O, "set_node_type(Node): read Node slots directly."},
     {NULL, NULL, 0, NULL}};
 

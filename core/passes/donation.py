@@ -19,6 +19,7 @@ when a value saved for backward was modified in place.
 import collections
 import sys
 
+from . import graphwalk
 from ..ir.graph import numel
 from ..toolkit.allocator import size_class
 
@@ -34,11 +35,12 @@ def positions(donated, order, position, handle, targets, walked=None):
     may reuse (see the module docstring), as a sorted tuple. None are when a value
     computed from them that is not among the ``targets`` is held elsewhere (the logits a
     training loop keeps for its accuracy): it may be computed again after the step.
-    ``walked``: what `held_values` returned with its held values; when ``order`` has the
-    same nodes (no library op was expanded since), its walk is not repeated."""
+    ``walked``: what `held_values` returned with its held values; when ``order`` is the
+    order it walked (no value was added, no library op expanded since), its walk is not
+    repeated."""
     if not donated:
         return ()
-    if walked is not None and walked[0] == set(map(id, order)):
+    if walked is not None and walked[0] is order:
         readers = walked[1]  # the held values it found are targets now
     else:
         readers = _readers(order)
@@ -65,9 +67,12 @@ def held_values(donated, order, targets):
     training loop keeps for its accuracy), and what the walk found, for `positions`. The
     executor computes and keeps the held values with the step: they could not be computed
     again once the leaf's memory is reused."""
-    readers = _readers(order)
-    held = [node for node in _held(donated, order, readers, {id(t) for t in targets})]
-    return held, (set(map(id, order)), readers)
+    if graphwalk.native is not None:
+        held, readers = graphwalk.native.held_values(order, donated, targets)
+    else:
+        readers = _readers(order)
+        held = [node for node in _held(donated, order, readers, {id(t) for t in targets})]
+    return held, (order, readers)
 
 
 def _readers(order):
@@ -76,9 +81,10 @@ def _readers(order):
 
 
 def _held(donated, order, readers, targets):
-    """`held_values` as a generator (its own references are what it subtracts). A
-    DenseNet's training step has 20000 nodes, nearly all computed from a parameter: the
-    per-node tests stay in C (set operations, ``map``)."""
+    """`held_values` as a generator (its own references are what it subtracts), where the
+    C walk (`graphwalk.native.held_values`) is not built. A DenseNet's training step has
+    20000 nodes, nearly all computed from a parameter: the per-node tests stay in C
+    (set operations, ``map``)."""
     dependent = {id(node) for node in donated}
     isdisjoint, getrefcount = dependent.isdisjoint, sys.getrefcount
     for node in order:

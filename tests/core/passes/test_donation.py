@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import metajit as jt
+from metajit.passes import donation, graphwalk
 
 torch = pytest.importorskip("torch")
 
@@ -92,3 +93,20 @@ def test_differentiating_a_loss_again_after_its_step_says_why_it_cannot(rng):
         return
     with pytest.raises(jt.MetajitValueError, match="before its step"):
         jt.grad(loss, x).numpy()
+
+
+@pytest.mark.skipif(graphwalk.native is None, reason="the C extension is not built")
+def test_native_and_python_find_the_same_held_values(monkeypatch):
+    """A value computed from the donated weight that a Var still holds is held; the target,
+    values only the graph holds and values not computed from the weight are not."""
+    weight, other = jt.array(np.ones(4, np.float32)).sync(), jt.array(np.ones(4, np.float32)).sync()
+    kept = weight * 2.0
+    unrelated = other * 3.0
+    target = (kept + 1.0) * unrelated + weight.exp()
+    order = graphwalk.realised_order([target._node])
+    donated = [weight._node]
+    native_held, native_walk = donation.held_values(donated, order, [target._node])
+    monkeypatch.setattr(graphwalk, "native", None)
+    python_held, python_walk = donation.held_values(donated, order, [target._node])
+    assert native_held == python_held == [kept._node]
+    assert native_walk[1][id(weight._node)] == python_walk[1][id(weight._node)] == 2
