@@ -196,14 +196,17 @@ def cast(x, dtype):
 
 
 def clamp(x, min_v=None, max_v=None, *, min=None, max=None):
-    """Limit ``x`` to ``[min_v, max_v]`` (either bound may be None)."""
+    """Limit ``x`` to ``[min_v, max_v]`` (either bound may be None); the gradient passes
+    where ``min_v <= x <= max_v`` (PyTorch's)."""
     low = min_v if min_v is not None else min
     high = max_v if max_v is not None else max
     result = x if isinstance(x, Var) else wrap(as_node(x))
+    # selects, not maximum/minimum: the gradient is 1 on the closed interval, as PyTorch's
+    # (a tie in maximum splits it); a nan compares false and stays; low > high gives high
     if low is not None:
-        result = binary("maximum", result, low)
+        result = where(binary("lt", result, low), low, result)
     if high is not None:
-        result = binary("minimum", result, high)
+        result = where(binary("gt", result, high), high, result)
     return result
 
 
@@ -244,8 +247,10 @@ def isfinite(x):
 
 
 def relu(x):
-    """``max(x, 0)``."""
-    return binary("maximum", x, 0)
+    """``max(x, 0)`` (nan stays nan); its gradient is 1 where ``x > 0`` and 0 elsewhere,
+    at 0 itself too, as PyTorch's (``maximum``'s would split a tie: 0.5)."""
+    x = x if isinstance(x, Var) else wrap(as_node(x))
+    return where(binary("le", x, 0), 0, x)
 
 
 def matmul(a, b):

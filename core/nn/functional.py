@@ -6,7 +6,7 @@ from ..ir import dtypes
 from ..errors import MetajitIndexError, MetajitShapeError, MetajitValueError
 from ..indexing import first_out_of_range, register_range_check
 from ..ir.graph import index_leaf
-from ..math_ops import as_node, binary, cast, unary, where, wrap
+from ..math_ops import as_node, binary, cast, relu, unary, where, wrap
 from ..var import Var
 
 
@@ -14,14 +14,9 @@ def _var(x):
     return x if isinstance(x, Var) else wrap(as_node(x))
 
 
-def relu(x):
-    """``max(x, 0)``."""
-    return binary("maximum", x, 0.0 if dtypes.is_float(_var(x).dtype) else 0)
-
-
 def relu6(x):
-    """``min(max(x, 0), 6)``."""
-    return binary("minimum", relu(x), 6.0)
+    """``min(max(x, 0), 6)``; gradient 1 strictly between 0 and 6, as PyTorch."""
+    return hardtanh(x, 0.0, 6.0)
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):

@@ -434,8 +434,8 @@ def _chain_leaves(node, materialised, max_ops):
     rooted at ``node`` reads, through gathers without index inputs and broadcasts; None
     when the chain is longer than ``max_ops``, holds another op, or reads a value
     that is not stored. Cheap ops on values at most 1/64 of ``node``'s size (per-channel
-    statistics folded into a scale and shift, as BatchNorm's output is) do not count
-    toward ``max_ops``: recomputing them per element costs a few flops."""
+    statistics folded into a scale and shift, as BatchNorm's output is) and casts do not
+    count toward ``max_ops``: recomputing them per element costs a few flops."""
     size = numel(node.shape)
     leaves, ops, pending = {}, 0, [node]
     while pending:
@@ -450,7 +450,7 @@ def _chain_leaves(node, materialised, max_ops):
             continue
         if current.op not in _CHAIN_OPS:
             return None
-        if numel(current.shape) * 64 > size:
+        if numel(current.shape) * 64 > size and current.op != "cast":  # (a conversion: about free)
             ops += 1
             if ops > max_ops:
                 return None

@@ -15,7 +15,7 @@ import collections
 from ..ir import opset
 from ..ir.graph import Node, numel
 
-MAX_OPS = 8                 # longest chain copied
+MAX_OPS = 8                 # longest chain copied (broadcasts not counted)
 SMALL_FRACTION = 64         # inputs this many times smaller than the value (per-channel) are read as they are
 _LINEAR = frozenset(("add", "sub", "mul", "neg", "cast", "broadcast_to"))
 
@@ -101,9 +101,10 @@ def _copy(value, size, stops, copies, sources, ops):
             sources.add(id(value))
         copies[id(value)] = value
         return value
-    ops.append(value.op)
-    if len(ops) > MAX_OPS:
-        raise _TooLong
+    if value.op != "broadcast_to":  # an index mapping (a per-channel value read as it is)
+        ops.append(value.op)
+        if len(ops) > MAX_OPS:
+            raise _TooLong
     inputs = tuple(_copy(i, size, stops, copies, sources, ops) for i in value.inputs)
     result = copies[id(value)] = Node(value.op, inputs, value.attrs, value.shape, value.dtype, value.requires_grad)
     return result

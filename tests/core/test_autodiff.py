@@ -69,6 +69,18 @@ def test_where_and_clamp_grad(rng):
     check_grad(lambda x: x.clamp(-0.5, 0.5) * x, data)
 
 
+def test_clamp_and_relu_gradients_at_their_bounds_are_pytorchs():
+    """clamp passes the gradient on the closed interval, relu not at 0 (torch's rules,
+    checked by hand: finite differences are undefined at the kinks); nan stays nan."""
+    x = jt.array([-1.0, -0.5, 0.0, 0.5, 1.0, float("nan")])
+    (clamped,) = jt.grad(x.clamp(-0.5, 0.5).sum(), [x])
+    np.testing.assert_array_equal(clamped.numpy()[:5], [0, 1, 1, 1, 0])
+    (rectified,) = jt.grad(jt.relu(x).sum(), [x])
+    np.testing.assert_array_equal(rectified.numpy()[:5], [0, 0, 0, 1, 1])
+    assert np.isnan(x.clamp(-0.5, 0.5).numpy()[5]) and np.isnan(jt.relu(x).numpy()[5])
+    np.testing.assert_array_equal(x.clamp(1.0, -1.0).numpy()[:5], [-1.0] * 5)  # low > high: high
+
+
 @pytest.mark.parametrize("name", ["sum", "mean", "max", "min", "prod"])
 @pytest.mark.parametrize("dims", [None, 1, (0, 2)])
 def test_reduction_grad(name, dims, rng):

@@ -45,8 +45,8 @@ ACTIVATIONS = [
 @pytest.mark.parametrize("name,kwargs", ACTIVATIONS, ids=[f"{n}{k}" for n, k in ACTIVATIONS])
 def test_activation_matches_torch(name, kwargs, rng):
     data = (rng.standard_normal((3, 7)) * 4).astype(np.float32)
-    if name.startswith("Hard") or name in ("Threshold", "Softshrink", "SELU", "CELU"):
-        data[0, :6] = [-3.0, 3.0, -0.5, 0.5, 0.3, 0.0]  # their kinks (ReLU's at 0: docs/pytorch.md)
+    if name.startswith(("Hard", "ReLU")) or name in ("Threshold", "Softshrink", "SELU", "CELU"):
+        data[0, :7] = [-3.0, 3.0, -0.5, 0.5, 0.3, 0.0, 6.0]  # their kinks
     data[1, :3] = [-60.0, 60.0, 1e-3]  # far tails (LogSigmoid's stability)
     if name == "GLU":
         data = data[:, :6]
