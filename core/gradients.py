@@ -227,10 +227,21 @@ def _pow_rule(node, g, inputs, out):
     return [grad_a, grad_b]
 
 
+def _is_constant(node):
+    return node.op == "constant" or (node.op == "broadcast_to" and node.inputs[0].op == "constant")
+
+
 def _extreme_rule(prefer):
+    """maximum's (``prefer="gt"``) or minimum's gradient: to the winner, split evenly on a
+    tie between two values (as ``torch.maximum``); a tie with a constant passes nothing, so
+    ``maximum(x, 0)`` is ReLU with PyTorch's gradient, 0 at 0 (and ReLU6 at 0 and 6)."""
     def rule(node, g, inputs, out):
         a, b = inputs
         a_wins = cast(binary(prefer, a, b), g.dtype)
+        if _is_constant(b._node):
+            return [binary("mul", g, a_wins), None]
+        if _is_constant(a._node):
+            return [None, binary("mul", g, cast(binary(prefer, b, a), g.dtype))]
         tie = binary("mul", cast(binary("eq", a, b), g.dtype), 0.5)
         return [binary("mul", g, binary("add", a_wins, tie)),
                 binary("mul", g, binary("sub", binary("sub", 1.0, a_wins), tie))]

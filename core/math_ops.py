@@ -247,10 +247,9 @@ def isfinite(x):
 
 
 def relu(x):
-    """``max(x, 0)`` (nan stays nan); its gradient is 1 where ``x > 0`` and 0 elsewhere,
-    at 0 itself too, as PyTorch's (``maximum``'s would split a tie: 0.5)."""
-    x = x if isinstance(x, Var) else wrap(as_node(x))
-    return where(binary("le", x, 0), 0, x)
+    """``max(x, 0)``; its gradient is 1 where ``x > 0`` and 0 elsewhere, at 0 itself too, as
+    PyTorch's (a tie of ``maximum`` with a constant passes no gradient: `gradients`)."""
+    return binary("maximum", x, 0)
 
 
 def matmul(a, b):

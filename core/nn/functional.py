@@ -16,7 +16,7 @@ def _var(x):
 
 def relu6(x):
     """``min(max(x, 0), 6)``; gradient 1 strictly between 0 and 6, as PyTorch."""
-    return hardtanh(x, 0.0, 6.0)
+    return binary("minimum", relu(x), 6.0)
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):
