@@ -1,4 +1,4 @@
-"""Imports point down the layers (docs/architecture.md): foundation (errors, flags, debug)
+"""Imports point down the layers (docs/architecture.md): foundation (errors, flags, debug, garbage_collection)
 → IR (``metajit.ir``) → backend interface (hookspec, plugins) and toolkit → passes
 (``metajit.passes``) → front end (everything else). Backends sit beside the passes and
 never see the front end or a pass. Read from the source with ``ast``, so a lazy import
@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIRECTORIES = {"metajit": "core", "metajit.backends": "backends"}
 
-FOUNDATION = {"metajit.errors", "metajit.flags", "metajit.debug"}
+FOUNDATION = {"metajit.errors", "metajit.flags", "metajit.debug", "metajit.garbage_collection"}
 IR = {"metajit.ir"}
 BACKEND_INTERFACE = {"metajit.hookspec", "metajit.plugins"}
 TOOLKIT = {"metajit.toolkit"}
