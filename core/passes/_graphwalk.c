@@ -419,6 +419,55 @@ static PyObject* instantiate(PyObject* self, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+/* positions_of(order, nodes) -> list: the position of each of ``nodes`` in ``order``
+ * (its first), -1 for one not in it. One scan of the order against a map of the few
+ * nodes asked about. */
+static PyObject* positions_of(PyObject* self, PyObject* args) {
+  PyObject *order_arg, *nodes_arg;
+  if (!PyArg_ParseTuple(args, "OO", &order_arg, &nodes_arg)) return NULL;
+  PyObject* order = PySequence_Fast(order_arg, "graphwalk: order must be a sequence");
+  PyObject* nodes = order ? PySequence_Fast(nodes_arg, "graphwalk: nodes must be a sequence") : NULL;
+  PyObject* result = NULL;
+  NodeMap asked = {NULL, NULL, 0, 0};
+  Py_ssize_t* found = NULL;
+  if (nodes == NULL) goto done;
+  Py_ssize_t count = PySequence_Fast_GET_SIZE(nodes);
+  PyObject** items = PySequence_Fast_ITEMS(nodes);
+  found = PyMem_Malloc((count ? count : 1) * sizeof(Py_ssize_t));
+  if (found == NULL) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  if (map_init(&asked, count) < 0) goto done;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    found[k] = -1;
+    if (map_get(&asked, items[k]) < 0 && map_put(&asked, items[k], k) < 0) goto done;
+  }
+  Py_ssize_t size = PySequence_Fast_GET_SIZE(order);
+  PyObject** walked = PySequence_Fast_ITEMS(order);
+  for (Py_ssize_t n = 0; n < size; ++n) {
+    Py_ssize_t k = map_get(&asked, walked[n]);
+    if (k >= 0 && found[k] < 0) found[k] = n;
+  }
+  result = PyList_New(count);
+  if (result == NULL) goto done;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    Py_ssize_t first = map_get(&asked, items[k]); /* a node asked twice: its first entry */
+    PyObject* value = PyLong_FromSsize_t(found[first]);
+    if (value == NULL) {
+      Py_CLEAR(result);
+      goto done;
+    }
+    PyList_SET_ITEM(result, k, value);
+  }
+done:
+  map_free(&asked);
+  PyMem_Free(found);
+  Py_XDECREF(order);
+  Py_XDECREF(nodes);
+  return result;
+}
+
 /* held_values(order, donated, targets) -> (held, readers): the nodes of ``order``
  * computed from a ``donated`` node, other than the ``targets``, whose reference count is
  * more than the order's reference plus one per input slot of the order's nodes holding
@@ -534,6 +583,8 @@ static PyMethodDef methods[] = {
      "grad_structure(order, targets): (entries, target positions or -1) of the backward key."},
     {"instantiate", instantiate, METH_VARARGS,
      "instantiate(entries, pool): append a new Node per backward-template entry to pool."},
+    {"positions_of", positions_of, METH_VARARGS,
+     "positions_of(order, nodes): the position of each node in order, -1 for one not in it."},
     {"held_values", held_values, METH_VARARGS,
      "held_values(order, donated, targets): (held nodes, {id(donated leaf): reading input slots})."},
     {"set_node_type", set_node_type, METH_O, "set_node_type(Node): read Node slots directly."},

@@ -49,10 +49,12 @@ def due(targets, order=None):
     entries = _registry.entries
     if not entries:
         return []
-    computed = {id(n) for n in (graphwalk.realised_order(targets) if order is None else order)}
-    found = [e for e in entries if id(e[0]) in computed]
+    if order is None:
+        order = graphwalk.realised_order(targets)
+    computed = graphwalk.positions_of(order, [e[0] for e in entries])
+    found = [e for e, place in zip(entries, computed) if place >= 0]
     if found:
-        entries[:] = [e for e in entries if id(e[0]) not in computed]
+        entries[:] = [e for e, place in zip(entries, computed) if place < 0]
     return found
 
 

@@ -30,7 +30,7 @@ DONATED = "donated"  # the op of an invalidated node
 _OWN_REFERENCES = 2
 
 
-def positions(donated, order, position, handle, targets, walked=None):
+def positions(donated, order, handle, targets, walked=None):
     """The positions in ``order`` of the ``donated`` leaves whose buffers this realisation
     may reuse (see the module docstring), as a sorted tuple. None are when a value
     computed from them that is not among the ``targets`` is held elsewhere (the logits a
@@ -46,11 +46,12 @@ def positions(donated, order, position, handle, targets, walked=None):
         readers = _readers(order)
         for _ in _held(donated, order, readers, {id(t) for t in targets}):
             return ()  # (`held_values` made them targets: only an unexpected holder is left)
+    places = dict(zip(map(id, donated), graphwalk.positions_of(order, donated)))
     found = []
     for node in donated:
-        place = position.get(id(node))
+        place = places[id(node)]
         buffer = node.buffer
-        if place is None or buffer is None or node.host_data is not None or buffer.handle is not handle:
+        if place < 0 or buffer is None or node.host_data is not None or buffer.handle is not handle:
             continue
         # the caller's list, the order, each reading input, and this function's own
         expected = 1 + 1 + readers[id(node)] + _OWN_REFERENCES

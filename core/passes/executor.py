@@ -383,7 +383,7 @@ def realise(nodes, on_ready=(), donated=()):
     garbage_collection.fit_graph(len(order))
     uploads = template.uploads(order)
     _check_dtypes(handle, [node.dtype for node in uploads])
-    given = donation.positions(donated, order, graphwalk.positions(order), handle, pending, walked) if donated else ()
+    given = donation.positions(donated, order, handle, pending, walked) if donated else ()
     steps, arena_bytes = template.prepared.get(_prepared_key(handle, given)) or _prepare(handle, template, order, given)
     for node in uploads:
         node.buffer = upload(handle, node.host_data)

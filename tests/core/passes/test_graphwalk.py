@@ -107,3 +107,19 @@ def test_native_instantiation_rejects_bad_templates():
         graphwalk.native.instantiate((("add", (0, 5), (), (), "float32", False, False),), [object()])
     with pytest.raises(TypeError):
         graphwalk.native.instantiate((("add",),), [])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_positions_of_finds_a_few_nodes_in_an_order(native, monkeypatch):
+    if native and graphwalk.native is None:
+        pytest.skip("the C extension is not built")
+    if not native:
+        monkeypatch.setattr(graphwalk, "native", None)
+    x = jt.array(np.ones(3, np.float32))
+    y = (x * 2.0).exp()
+    outside = x + 1.0
+    order = graphwalk.realised_order([y._node])
+    asked = [y._node, outside._node, x._node, y._node]
+    expected = [order.index(y._node), -1, order.index(x._node), order.index(y._node)]
+    assert graphwalk.positions_of(order, asked) == expected
+    assert graphwalk.positions_of(order, []) == []
