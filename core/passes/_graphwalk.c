@@ -320,6 +320,138 @@ static PyObject* plan_entry(PyObject* node, const NodeMap* position) {
   return entry;
 }
 
+/* ---- the compact plan key --------------------------------------------------------- */
+/* Op and dtype objects by identity -> small numbers, each object kept alive by the table
+ * (so an address never names two objects); equal objects that are not the same object get
+ * different numbers, which only costs a plan-cache miss. */
+static NodeMap interned = {NULL, NULL, 0, 0};
+
+static Py_ssize_t intern_number(PyObject* object) {
+  if (interned.keys == NULL && map_init(&interned, 64) < 0) return -1;
+  Py_ssize_t number = map_get(&interned, object);
+  if (number >= 0) return number;
+  number = interned.count;
+  if (map_put(&interned, object, number) < 0) return -1;
+  Py_INCREF(object);
+  return number;
+}
+
+typedef struct {
+  long long* words;
+  Py_ssize_t size, capacity;
+} Words;
+
+static int words_push(Words* words, long long value) {
+  if (words->size == words->capacity) {
+    Py_ssize_t capacity = words->capacity ? 2 * words->capacity : 4096;
+    long long* grown = PyMem_Realloc(words->words, capacity * sizeof(long long));
+    if (grown == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    words->words = grown;
+    words->capacity = capacity;
+  }
+  words->words[words->size++] = value;
+  return 0;
+}
+
+static int push_shape(Words* words, PyObject* shape) {
+  if (!PyTuple_Check(shape)) {
+    PyErr_SetString(PyExc_TypeError, "graphwalk: Node.shape must be a tuple");
+    return -1;
+  }
+  Py_ssize_t ndim = PyTuple_GET_SIZE(shape);
+  if (words_push(words, ndim) < 0) return -1;
+  for (Py_ssize_t d = 0; d < ndim; ++d) {
+    long long size = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, d));
+    if (size == -1 && PyErr_Occurred()) return -1;
+    if (words_push(words, size) < 0) return -1;
+  }
+  return 0;
+}
+
+enum { KEY_ON_DEVICE = 1, KEY_ON_HOST, KEY_CONSTANT, KEY_NODE };
+
+/* One node's words (and its attrs, when not empty, appended to ``attrs``). */
+static int plan_key_entry(PyObject* node, const NodeMap* position, Words* words, PyObject* attrs_list) {
+  PyObject* buffer = field(node, F_BUFFER);
+  PyObject* host_data = buffer ? field(node, F_HOST_DATA) : NULL;
+  PyObject* shape = host_data ? field(node, F_SHAPE) : NULL;
+  PyObject* dtype = shape ? field(node, F_DTYPE) : NULL;
+  PyObject* op = dtype ? field(node, F_OP) : NULL;
+  if (op == NULL) return -1;
+  Py_ssize_t dtype_number = intern_number(dtype);
+  if (dtype_number < 0) return -1;
+  if (buffer != Py_None || host_data != Py_None) {
+    if (words_push(words, buffer == Py_None ? KEY_ON_HOST : KEY_ON_DEVICE) < 0 ||
+        words_push(words, dtype_number) < 0)
+      return -1;
+    return push_shape(words, shape);
+  }
+  if (is_constant_op(op)) {
+    if (words_push(words, KEY_CONSTANT) < 0 || words_push(words, dtype_number) < 0) return -1;
+    return 0;
+  }
+  Py_ssize_t op_number = intern_number(op);
+  PyObject* attrs = op_number >= 0 ? field(node, F_ATTRS) : NULL;
+  PyObject* inputs = attrs ? inputs_of(node) : NULL;
+  if (inputs == NULL) return -1;
+  if (words_push(words, KEY_NODE) < 0 || words_push(words, op_number) < 0 ||
+      words_push(words, dtype_number) < 0 || push_shape(words, shape) < 0)
+    return -1;
+  Py_ssize_t count = PyTuple_GET_SIZE(inputs);
+  if (words_push(words, count) < 0) return -1;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    Py_ssize_t at = map_get(position, PyTuple_GET_ITEM(inputs, k));
+    if (at < 0) {
+      PyErr_SetString(PyExc_ValueError, "graphwalk: an input comes after its consumer in the order");
+      return -1;
+    }
+    if (words_push(words, at) < 0) return -1;
+  }
+  int empty = PyTuple_Check(attrs) && PyTuple_GET_SIZE(attrs) == 0;
+  if (words_push(words, empty ? -1 : PyList_GET_SIZE(attrs_list)) < 0) return -1;
+  return empty ? 0 : PyList_Append(attrs_list, attrs);
+}
+
+/* plan_key(order, targets) -> (structure bytes, attrs tuple, target positions): the plan
+ * cache's key as bytes (compared with memcmp, hashed once) and the attrs of the nodes
+ * that have any (compared as objects, never hashed), instead of a tuple per node. */
+static PyObject* plan_key(PyObject* self, PyObject* args) {
+  PyObject *order_list, *targets;
+  if (!PyArg_ParseTuple(args, "OO", &order_list, &targets)) return NULL;
+  if (!PyList_Check(order_list)) {
+    PyErr_SetString(PyExc_TypeError, "graphwalk: order must be a list");
+    return NULL;
+  }
+  Py_ssize_t count = PyList_GET_SIZE(order_list);
+  NodeMap position;
+  if (map_init(&position, count) < 0) return NULL;
+  Words words = {NULL, 0, 0};
+  PyObject* attrs_list = PyList_New(0);
+  PyObject* result = NULL;
+  if (attrs_list == NULL) goto done;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    PyObject* node = PyList_GET_ITEM(order_list, k);
+    if (plan_key_entry(node, &position, &words, attrs_list) < 0 || map_put(&position, node, k) < 0) goto done;
+  }
+  PyObject* where = target_positions(&position, targets, 1);
+  PyObject* structure = where ? PyBytes_FromStringAndSize((const char*)words.words,
+                                                          words.size * (Py_ssize_t)sizeof(long long))
+                              : NULL;
+  PyObject* attrs = structure ? PyList_AsTuple(attrs_list) : NULL;
+  if (attrs != NULL) result = PyTuple_Pack(3, structure, attrs, where);
+  Py_XDECREF(where);
+  Py_XDECREF(structure);
+  Py_XDECREF(attrs);
+done:
+  Py_XDECREF(attrs_list);
+  PyMem_Free(words.words);
+  map_free(&position);
+  return result;
+}
+
 /* structure() for the (order, targets) arguments ``args``. */
 static PyObject* structure_of_arguments(PyObject* args, EntryBuilder build, int required) {
   PyObject *order, *targets;
@@ -579,6 +711,8 @@ static PyMethodDef methods[] = {
      "stops at realised nodes, 1 at nodes gradients do not pass (or whose id is in stop_ids)."},
     {"plan_structure", plan_structure, METH_VARARGS,
      "plan_structure(order, targets): (entries, target positions) of the plan-cache key."},
+    {"plan_key", plan_key, METH_VARARGS,
+     "plan_key(order, targets): (structure bytes, attrs tuple, target positions) of the plan-cache key."},
     {"grad_structure", grad_structure, METH_VARARGS,
      "grad_structure(order, targets): (entries, target positions or -1) of the backward key."},
     {"instantiate", instantiate, METH_VARARGS,

@@ -104,7 +104,7 @@ def plan_template(targets, library_kernels=(), costs=DEFAULT_COSTS, order=None):
     if library_ops.expand_unclaimed(order, library_kernels):
         order = graphwalk.realised_order(targets)
     with _collector_paused():
-        key = graphwalk.plan_entries(order, targets) + (tuple(library_kernels), costs)
+        key = graphwalk.plan_key(order, targets, (tuple(library_kernels), costs))
         template = _plan_cache.get(key)
     if template is None:
         template = _plan_cache[key] = PlanTemplate(_fuse(order, targets, library_kernels, costs), order)
@@ -115,10 +115,10 @@ def plan_template(targets, library_kernels=(), costs=DEFAULT_COSTS, order=None):
 
 @contextlib.contextmanager
 def _collector_paused():
-    """No automatic garbage collection inside the block. The plan-cache key is a tuple per
-    node (20000 for a DenseNet training step), freed again on a cache hit: counted as
-    allocations they would start a young collection over the whole live graph (10-20 ms),
-    for objects that hold no cycles."""
+    """No automatic garbage collection inside the block. Without the C walk the plan-cache
+    key is a tuple per node (20000 for a DenseNet training step), freed again on a cache
+    hit: counted as allocations they would start a young collection over the whole live
+    graph (10-20 ms), for objects that hold no cycles."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -98,6 +98,37 @@ def plan_entries(order, targets):
     return tuple(entries), tuple([position[id(t)] for t in targets])
 
 
+class PlanKey:
+    """The plan cache's key for a graph: ``structure`` (bytes from the C walk: kinds, ops
+    and dtypes by number, shapes, input positions; `plan_entries`' tuple without it) and
+    ``attrs`` (the nodes' non-empty attrs, in order) with ``extra`` (target positions and
+    whatever else the caller keys by). Hashed once, from ``structure`` and ``extra``;
+    compared bytes first, then attrs (index expressions are never hashed)."""
+
+    __slots__ = ("structure", "attrs", "extra", "_hash")
+
+    def __init__(self, structure, attrs, extra):
+        self.structure, self.attrs, self.extra = structure, attrs, extra
+        self._hash = hash((structure, extra))
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return (isinstance(other, PlanKey) and self._hash == other._hash and self.structure == other.structure
+                and self.extra == other.extra and self.attrs == other.attrs)
+
+
+def plan_key(order, targets, extra=()):
+    """The `PlanKey` of the unrealised graph ``order`` with ``targets`` (what `plan_entries`
+    describes), ``extra`` appended to its target positions."""
+    if native is not None:
+        structure, attrs, where = native.plan_key(order, targets)
+        return PlanKey(structure, attrs, (where,) + tuple(extra))
+    entries, where = plan_entries(order, targets)
+    return PlanKey(entries, (), (where,) + tuple(extra))
+
+
 def gradient_entries(order, targets):
     """``(entries, target positions or -1)`` describing what the gradient rules see of
     ``order``: op, attrs (not constant values), shape, dtype, ``requires_grad``,

@@ -123,3 +123,28 @@ def test_positions_of_finds_a_few_nodes_in_an_order(native, monkeypatch):
     expected = [order.index(y._node), -1, order.index(x._node), order.index(y._node)]
     assert graphwalk.positions_of(order, asked) == expected
     assert graphwalk.positions_of(order, []) == []
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_plan_keys_match_exactly_when_the_structure_does(native, monkeypatch):
+    """Equal keys for the same ops, shapes, dtypes, attrs and wiring whatever the constants'
+    values; different keys when attrs (the summed axis), a shape or the inputs' placement differ."""
+    if native and graphwalk.native is None:
+        pytest.skip("the C extension is not built")
+    if not native:
+        monkeypatch.setattr(graphwalk, "native", None)
+
+    def key(build, data=np.ones((2, 3), np.float32), realised=True):
+        x = jt.array(data)
+        if realised:
+            x.sync()
+        target = build(x)._node
+        return graphwalk.plan_key(graphwalk.realised_order([target]), [target], ("extra",))
+
+    base = key(lambda x: (x * 2.0).sum(0))
+    assert base == key(lambda x: (x * 5.0).sum(0)) and hash(base) == hash(key(lambda x: (x * 5.0).sum(0)))
+    assert base != key(lambda x: (x * 2.0).sum(1))
+    assert base != key(lambda x: (x * 2.0).sum(0), np.ones((3, 3), np.float32))
+    assert base != key(lambda x: (x * 2.0).sum(0), realised=False)
+    assert base != key(lambda x: (2.0 * x.exp()).sum(0))
+    assert key(lambda x: x[:, 1:] + x[:, :2]) != key(lambda x: x[:, :2] + x[:, 1:])
