@@ -311,7 +311,7 @@ class AccelRenderer(codegen.CStyleRenderer):
         """Declarations of the loop indices, the row tile (``r0``, ``n``), the item's
         ``inner`` step and the buffer parity ``p`` of step ``step``."""
         lines = [f"const int p = {parity};", f"const mj_i64 step = {step};",
-                 f"mj_i64 rest = taskId + (step / serial) * taskDim;",
+                 "mj_i64 rest = taskId + (step / serial) * taskDim;",
                  f"const mj_i64 block = rest % {phase.split}LL;", f"rest /= {phase.split}LL;"]
         lines += self.fixed_axes() + ["const mj_i64 r0 = 0, n = 1;"] * (self.row is None)
         for axes, source in ((phase.parallel, None), (phase.serial, "inner")):
