@@ -104,17 +104,22 @@ typedef struct {
   Py_ssize_t size, capacity;
 } Stack;
 
-static int stack_push(Stack* stack, PyObject* item) {
-  if (stack->size == stack->capacity) {
-    Py_ssize_t capacity = stack->capacity ? 2 * stack->capacity : 256;
-    PyObject** items = PyMem_Realloc(stack->items, capacity * sizeof(PyObject*));
-    if (items == NULL) {
-      PyErr_NoMemory();
-      return -1;
-    }
-    stack->items = items;
-    stack->capacity = capacity;
+/* Room for one more item in a growable array of ``item_size``-byte items (doubling). */
+static int reserve_one(void** items, Py_ssize_t size, Py_ssize_t* capacity, size_t item_size) {
+  if (size < *capacity) return 0;
+  Py_ssize_t grown_capacity = *capacity ? 2 * *capacity : 256;
+  void* grown = PyMem_Realloc(*items, grown_capacity * item_size);
+  if (grown == NULL) {
+    PyErr_NoMemory();
+    return -1;
   }
+  *items = grown;
+  *capacity = grown_capacity;
+  return 0;
+}
+
+static int stack_push(Stack* stack, PyObject* item) {
+  if (reserve_one((void**)&stack->items, stack->size, &stack->capacity, sizeof(PyObject*)) < 0) return -1;
   stack->items[stack->size++] = item;
   return 0;
 }
@@ -266,17 +271,24 @@ static PyObject* target_positions(const NodeMap* position, PyObject* targets, in
   return result;
 }
 
+/* Checks that ``order_list`` is a list and readies ``position`` for its nodes; returns
+ * its length, or -1 with an exception set. */
+static Py_ssize_t begin_order_walk(PyObject* order_list, NodeMap* position) {
+  if (!PyList_Check(order_list)) {
+    PyErr_SetString(PyExc_TypeError, "graphwalk: order must be a list");
+    return -1;
+  }
+  Py_ssize_t count = PyList_GET_SIZE(order_list);
+  return map_init(position, count) < 0 ? -1 : count;
+}
+
 typedef PyObject* (*EntryBuilder)(PyObject* node, const NodeMap* position);
 
 /* ``(tuple of build(node) over order, target positions)``: the shared skeleton of both keys. */
 static PyObject* structure(PyObject* order_list, PyObject* targets, EntryBuilder build, int required) {
-  if (!PyList_Check(order_list)) {
-    PyErr_SetString(PyExc_TypeError, "graphwalk: order must be a list");
-    return NULL;
-  }
-  Py_ssize_t count = PyList_GET_SIZE(order_list);
   NodeMap position;
-  if (map_init(&position, count) < 0) return NULL;
+  Py_ssize_t count = begin_order_walk(order_list, &position);
+  if (count < 0) return NULL;
   PyObject* entries = PyTuple_New(count);
   PyObject* result = NULL;
   if (entries == NULL) goto done;
@@ -342,16 +354,7 @@ typedef struct {
 } Words;
 
 static int words_push(Words* words, long long value) {
-  if (words->size == words->capacity) {
-    Py_ssize_t capacity = words->capacity ? 2 * words->capacity : 4096;
-    long long* grown = PyMem_Realloc(words->words, capacity * sizeof(long long));
-    if (grown == NULL) {
-      PyErr_NoMemory();
-      return -1;
-    }
-    words->words = grown;
-    words->capacity = capacity;
-  }
+  if (reserve_one((void**)&words->words, words->size, &words->capacity, sizeof(long long)) < 0) return -1;
   words->words[words->size++] = value;
   return 0;
 }
@@ -421,13 +424,9 @@ static int plan_key_entry(PyObject* node, const NodeMap* position, Words* words,
 static PyObject* plan_key(PyObject* self, PyObject* args) {
   PyObject *order_list, *targets;
   if (!PyArg_ParseTuple(args, "OO", &order_list, &targets)) return NULL;
-  if (!PyList_Check(order_list)) {
-    PyErr_SetString(PyExc_TypeError, "graphwalk: order must be a list");
-    return NULL;
-  }
-  Py_ssize_t count = PyList_GET_SIZE(order_list);
   NodeMap position;
-  if (map_init(&position, count) < 0) return NULL;
+  Py_ssize_t count = begin_order_walk(order_list, &position);
+  if (count < 0) return NULL;
   Words words = {NULL, 0, 0};
   PyObject* attrs_list = PyList_New(0);
   PyObject* result = NULL;
