@@ -2,15 +2,15 @@
 first stage) as a direct convolution (`grouped_conv.cpp`): oneDNN blocks channels by 8,
 so with 4 per group its grouped convolution runs at a tenth of the CPU's peak; this
 kernel keeps 4 output channels x 16 columns in registers (0.3-0.4 of torch's time on
-ResNeXt's 4-channel groups). Forward only (``conv2d``, ``conv2d_bias``); results differ from
-oneDNN's by rounding (fused multiply-adds in another order)."""
+ResNeXt's 4-channel groups). Forward only (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu``);
+results differ from oneDNN's by rounding (fused multiply-adds in another order)."""
 import os
 import struct
 
 from .convolution import is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "grouped_conv.cpp")
-_PACK_PARAMETERS = struct.Struct("=13q")  # see grouped_conv.cpp for the order
+_PACK_PARAMETERS = struct.Struct("=14q")  # see grouped_conv.cpp for the order
 MAX_GROUP_CHANNELS = 4  # input channels per group; more: oneDNN is faster
 
 
@@ -18,7 +18,7 @@ def program_for(call):
     """A `GroupedConvolutionProgram` for the library call ``call`` when it is a grouped
     float32 stride-1 undilated forward convolution with few channels per group, else None."""
     groups = call.attrs[3]
-    if groups == 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias")):
+    if groups == 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias", "conv2d_bias_relu")):
         return None
     out_channels, group_channels = call.inputs[1][1][:2]
     if group_channels > MAX_GROUP_CHANNELS or (out_channels // groups) % 4 or call.outputs[0][1][0] == 0:
@@ -35,7 +35,7 @@ class GroupedConvolutionProgram:
         _, (_, _, oh, ow) = call.outputs[0]
         padding, groups = call.attrs[1], call.attrs[3]
         self.parameters = _PACK_PARAMETERS.pack(n, c, h, w, k, oh, ow, kh, kw, padding[0], padding[1], groups,
-                                                int(call.name == "conv2d_bias"))
+                                                int(call.name != "conv2d"), int(call.name == "conv2d_bias_relu"))
 
     def __call__(self, inputs, outputs, parameters):
         from metajit.backends import cpu

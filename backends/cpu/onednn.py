@@ -79,6 +79,7 @@ def set_threads(count):
 _CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
 _TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
 _FORWARD_TRAINING, _CONVOLUTION_DIRECT = 64, 1
+_ELTWISE_RELU = 0x20
 _QUERY_IMPLEMENTATION = 8
 # (query, index) of each argument's memory descriptor; a bias is the weights' second
 _QUERY_MD = {"src": (129, 0), "diff_src": (130, 0), "weights": (131, 0), "bias": (131, 1),
@@ -128,6 +129,25 @@ class _Engine:
         return cls.instance
 
 
+_relu_attributes_made = []
+
+
+def _relu_attributes():
+    """Primitive attributes with a ReLU post-op (``conv2d_bias_relu``), made once: a
+    primitive descriptor copies the attributes it is created with."""
+    if not _relu_attributes_made:
+        lib = library()
+        post_ops, attributes = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
+        _check(lib.dnnl_post_ops_append_eltwise(post_ops, _ELTWISE_RELU, ctypes.c_float(0.0), ctypes.c_float(0.0)),
+               "ReLU post-op")
+        _check(lib.dnnl_primitive_attr_create(ctypes.byref(attributes)), "primitive attributes")
+        _check(lib.dnnl_primitive_attr_set_post_ops(attributes, post_ops), "post-ops attribute")
+        _check(lib.dnnl_post_ops_destroy(post_ops), "post-ops release")
+        _relu_attributes_made.append(attributes)
+    return _relu_attributes_made[0]
+
+
 def _memory_desc(shape, tag):
     handle = ctypes.c_void_p()
     _check(library().dnnl_memory_desc_create_with_tag(ctypes.byref(handle), len(shape), _Dims(*shape), _F32,
@@ -174,6 +194,7 @@ class ConvolutionProgram:
 
     ROLES = {"conv2d": (("src", "weights"), "dst"),
              "conv2d_bias": (("src", "weights", "bias"), "dst"),
+             "conv2d_bias_relu": (("src", "weights", "bias"), "dst"),
              "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
              "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
 
@@ -200,11 +221,12 @@ class ConvolutionProgram:
         lib, engine = library(), _Engine.get().engine
         forward = ctypes.c_void_p()
         bias = self.user_desc["b"] if "bias" in inputs else None
+        attributes = _relu_attributes() if call.name == "conv2d_bias_relu" else None
         _check(lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
-            bias, any_desc["y"], *geometry, None), f"convolution {x_shape} * {w_shape}")
+            bias, any_desc["y"], *geometry, attributes), f"convolution {x_shape} * {w_shape}")
         self.forward_desc = forward  # the backward descriptors refer to it
-        if call.name in ("conv2d", "conv2d_bias"):
+        if call.name in ("conv2d", "conv2d_bias", "conv2d_bias_relu"):
             self.primitive_desc = forward
         elif call.name == "conv2d_backward_data":
             self.primitive_desc = ctypes.c_void_p()

@@ -8,7 +8,7 @@ with enough tiles; `program_for` picks it for those and keeps oneDNN's convoluti
 the rest. Results differ from a direct convolution by rounding only (relative error
 around 1e-6 of the output's scale).
 
-Forward convolutions (``conv2d``, ``conv2d_bias``) and the input gradient
+Forward convolutions (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu``) and the input gradient
 (``conv2d_backward_data``, a 3x3 convolution with the flipped, transposed weights) run
 here. The transformed weights are kept between calls while the weight buffer holds the
 same contents (`metajit.toolkit.allocator.KeptCopies`), so inference transforms each
@@ -29,7 +29,7 @@ from .allocator import aligned
 from .convolution import is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "winograd.cpp")
-_PACK_PARAMETERS = struct.Struct("=16q")  # see winograd.cpp for the order
+_PACK_PARAMETERS = struct.Struct("=17q")  # see winograd.cpp for the order
 _LANES = 8                # tiles transformed together (winograd.cpp's LANES)
 TILE_BLOCK = 64           # tiles per block when each thread runs whole blocks in its cache
 MIN_CHANNELS = 32         # fewer input channels: products too thin to beat a direct convolution
@@ -42,7 +42,8 @@ def _geometry(call):
     """(N, C, H, W, K, OH, OW, pad top, pad left, flipped) of the convolution ``call``
     computes, or None when it is not a 3x3 stride-1 undilated ungrouped float32 one."""
     padding, groups = call.attrs[1], call.attrs[3]
-    if groups != 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias", "conv2d_backward_data")):
+    if groups != 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias", "conv2d_bias_relu",
+                                                        "conv2d_backward_data")):
         return None
     (_, first), (_, weights) = call.inputs[:2]
     _, output = call.outputs[0]
@@ -83,7 +84,8 @@ class WinogradProgram:
         self.padded_tiles = _padded_tiles(n, oh, ow)
         self.weight_bytes = aligned(36 * k * c * 4)
         self.weights = KeptCopies(self.weight_bytes, workspace.allocator)
-        self.has_bias = call.name == "conv2d_bias"
+        self.has_bias = call.name in ("conv2d_bias", "conv2d_bias_relu")
+        self.relu = call.name == "conv2d_bias_relu"
         self.sgemm = blas.routines()[np.dtype(np.float32)][0]
         self.lock = threading.Lock()  # the kept weights are looked up and filled by one call at a time
         self.tile_layouts = {}
@@ -117,5 +119,5 @@ class WinogradProgram:
         scratch = self.workspace.reserve(tile_bytes + (self.weight_bytes if kept is None else 0)).address
         weights, transform = (scratch + tile_bytes, 1) if kept is None else (kept[0].address, int(not kept[1]))
         packed = _PACK_PARAMETERS.pack(self.sgemm, n, c, h, w, k, oh, ow, pad_top, pad_left, int(self.has_bias),
-                                       scratch, weights, transform, block, flipped)
+                                       scratch, weights, transform, block, flipped, int(self.relu))
         cpu.compiler().run_driver(_DRIVER_PATH, inputs, outputs, packed)

@@ -4,7 +4,8 @@ index arithmetic with overflow 0) followed by a matrix product, which backends t
 the col2im scatter).
 
 That composition is the meaning of the library ops ``conv2d`` (``conv2d_bias`` with the
-bias added), ``conv2d_backward_data`` and ``conv2d_backward_weights``
+bias added, ``conv2d_bias_relu`` with a ReLU after it), ``conv2d_backward_data`` and
+``conv2d_backward_weights``
 (`metajit.library_ops`): on a device that claims them
 (the cpu backend with oneDNN) a float32 convolution and its first-order gradients run
 as library kernels; higher orders differentiate the composition."""
@@ -14,7 +15,8 @@ from ..passes import autodiff, remat
 from .. import creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
-from ..math_ops import binary
+from ..ir import graph
+from ..math_ops import binary, cast, relu
 from ..var import Var
 from . import library
 from .module import Module
@@ -130,8 +132,33 @@ def _conv2d_bias_gradients(node, output_grad):
     return grads + [output_grad.sum((0, 2, 3))]
 
 
+def _conv2d_bias_relu_composed(inputs, geometry):
+    """relu(conv2d_bias): the meaning of library op ``conv2d_bias_relu``."""
+    return relu(_conv2d_bias_composed(inputs, geometry))
+
+
+def _conv2d_bias_relu_gradients(node, output_grad):
+    """``conv2d_bias``'s gradients of the output gradient where the output is positive."""
+    positive = cast(binary("gt", Var.from_node(node), 0.0), output_grad.dtype)
+    return _conv2d_bias_gradients(node, binary("mul", output_grad, positive))
+
+
+def relu_folded(x):
+    """Inference (no gradients tracked) on a pending biased convolution's output (a
+    BatchNorm folded into it included): the convolution again with the ReLU as its
+    post-op, as ONNX runtimes fuse them (the activations are written once, not written,
+    read and written again); None when ``x`` is something else or the device does not
+    claim ``conv2d_bias_relu``."""
+    node = x._node if isinstance(x, Var) else None
+    if node is None or graph.grad_mode() or node.op != "library" or node.attrs[0] != "conv2d_bias" \
+            or node.is_realised or not library.claimed("conv2d_bias_relu", node.dtype):
+        return None
+    return library.apply("conv2d_bias_relu", [Var.from_node(i) for i in node.inputs], node.attrs[1], node.shape)
+
+
 library.register("conv2d", _conv2d_composed, _conv2d_gradients)
 library.register("conv2d_bias", _conv2d_bias_composed, _conv2d_bias_gradients)
+library.register("conv2d_bias_relu", _conv2d_bias_relu_composed, _conv2d_bias_relu_gradients)
 library.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
 library.register("conv2d_backward_weights",
                      lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))

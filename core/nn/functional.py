@@ -6,12 +6,21 @@ from ..ir import dtypes
 from ..errors import MetajitIndexError, MetajitShapeError, MetajitValueError
 from ..indexing import first_out_of_range, register_range_check
 from ..ir.graph import index_leaf
-from ..math_ops import as_node, binary, cast, relu, unary, where, wrap
+from .. import math_ops
+from ..math_ops import as_node, binary, cast, unary, where, wrap
 from ..var import Var
 
 
 def _var(x):
     return x if isinstance(x, Var) else wrap(as_node(x))
+
+
+def relu(x):
+    """``max(x, 0)`` (`metajit.relu`: gradient 0 at 0, as PyTorch's); in inference, a ReLU
+    right after a biased convolution runs as that convolution's post-op
+    (`conv.relu_folded`)."""
+    folded = relu_folded(x)
+    return folded if folded is not None else math_ops.relu(x)
 
 
 def relu6(x):
@@ -371,7 +380,7 @@ def dropout(x, p=0.5, training=True):
 
 
 # PyTorch's ``F`` also holds the functional forms defined beside their layers
-from .conv import conv1d, conv2d, conv_transpose2d  # noqa: E402
+from .conv import conv1d, conv2d, conv_transpose2d, relu_folded  # noqa: E402
 from .grid_sample import affine_grid, grid_sample  # noqa: E402
 from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: E402
 from .resampling import interpolate  # noqa: E402

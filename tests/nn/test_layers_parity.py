@@ -171,6 +171,60 @@ def test_inference_folds_batchnorm_into_the_convolution_before_it(rng, bias):
     np.testing.assert_allclose(grad.numpy(), theirs[0].weight.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
+RELU_FOLDS = [(4, 6, 3, 1, 9), (64, 64, 3, 1, 20), (32, 32, 3, 8, 9), (16, 24, 1, 1, 7)]
+
+
+@pytest.mark.parametrize("channels,out_channels,kernel,groups,side", RELU_FOLDS,
+                         ids=["direct", "winograd", "grouped", "pointwise"])
+def test_inference_runs_a_relu_as_the_post_op_of_the_convolution_before_it(channels, out_channels, kernel, groups,
+                                                                           side, rng):
+    """Without gradients, conv + eval BatchNorm + ReLU is one convolution with the ReLU as
+    its post-op on every cpu convolution path (oneDNN, Winograd, the 4-channel grouped
+    kernel); outputs with many negatives match torch. With gradients nothing is folded and
+    the gradient matches torch's."""
+    data = rng.standard_normal((2, channels, side, side)).astype(np.float32)
+    layers = [torch.nn.Conv2d(channels, out_channels, kernel, padding=kernel // 2, groups=groups),
+              torch.nn.BatchNorm2d(out_channels), torch.nn.ReLU()]
+    theirs = torch.nn.Sequential(*layers).eval()
+    with torch.no_grad():
+        theirs[1].running_mean.normal_()
+        theirs[1].running_var.uniform_(0.5, 2.0)
+    ours = jt.nn.Sequential(jt.nn.Conv2d(channels, out_channels, kernel, padding=kernel // 2, groups=groups),
+                            jt.nn.BatchNorm2d(out_channels), jt.nn.ReLU()).eval()
+    ours.load_state_dict(theirs.state_dict())
+    expected = theirs(torch.tensor(data)).detach().numpy()
+    assert 0.2 < (expected == 0).mean() < 0.8
+    for _ in range(2):  # the second call reads the kept folded weights
+        with jt.no_grad():
+            with jt.debug.record_kernels() as launched:
+                out = ours(jt.array(data)).numpy()
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    if jt.nn.library.claimed("conv2d_bias_relu", jt.float32):
+        assert [getattr(k.kernel, "name", "fused") for k in launched] == ["conv2d_bias_relu"]
+    x = jt.array(data)
+    (grad,) = jt.grad((ours(x) * 1.5).sum(), [x])
+    tx = torch.tensor(data, requires_grad=True)
+    (theirs(tx) * 1.5).sum().backward()
+    np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_fused_convolution_and_relu_library_op_has_gradients(rng):
+    """``conv2d_bias_relu`` applied directly (as a backend may see it) differentiates as
+    relu(conv2d + bias). Oracle: torch."""
+    data = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    x, w, b = jt.array(data), jt.array(weight), jt.array(bias)
+    out = jt.nn.library.apply("conv2d_bias_relu", [x, w, b], ((1, 1), (1, 1), (1, 1), 1), (2, 4, 6, 6))
+    grads = jt.grad((out * out).sum(), [x, w, b])
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (data, weight, bias))
+    tout = torch.relu(torch.nn.functional.conv2d(tx, tw, tb, padding=1))
+    (tout * tout).sum().backward()
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-4, atol=1e-5)
+    for ours, theirs in zip(grads, (tx, tw, tb)):
+        np.testing.assert_allclose(ours.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_dropout_and_embedding(rng):
     dropout = jt.nn.Dropout(0.5)
     kept = dropout(jt.ones(20000)).numpy()
