@@ -148,7 +148,8 @@ def relu_folded(x):
     BatchNorm folded into it included): the convolution again with the ReLU as its
     post-op, as ONNX runtimes fuse them (the activations are written once, not written,
     read and written again); None when ``x`` is something else or the device does not
-    claim ``conv2d_bias_relu``."""
+    claim ``conv2d_bias_relu``. (A convolution output that something else reads too is
+    then computed twice, once with the ReLU: torchvision's models never do that.)"""
     node = x._node if isinstance(x, Var) else None
     if node is None or graph.grad_mode() or node.op != "library" or node.attrs[0] != "conv2d_bias" \
             or node.is_realised or not library.claimed("conv2d_bias_relu", node.dtype):
