@@ -39,7 +39,8 @@ from .jittor_spellings import (arg_reduce, binary, reduce, reduce_add, reduce_lo
 from .code_op import code
 from .function import Function
 from .numpy_code import numpy_code
-from .var import Var, clean, display_memory_info, fetch_sync, liveness_info, memory_info, number_of_lived_vars, sync_all
+from .var import (Var, clean, display_memory_info, fetch_sync, liveness_info, memory_info, number_of_lived_vars, sync,
+                  sync_all)
 from .var import collect_garbage as gc
 from . import dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform
 from .distributed import in_mpi, mpi, mpi_all_reduce, mpi_broadcast, mpi_reduce, rank, world_size

@@ -297,7 +297,22 @@ def sync_all(device_sync=False):
         gc.collect(0)  # the young generation: metajit raises its threshold (garbage_collection)
     pending = _live_pending()
     _state.pending_vars.clear()
-    executor.realise([v._node for v in pending])
+    _realised([v._node for v in pending], device_sync)
+
+
+def sync(vars, device_sync=False, weak_sync=True):
+    """Realise the Vars in ``vars`` (a Var or a sequence of them) in one realisation
+    (Jittor's ``jt.sync``); with ``device_sync`` also wait for the device. ``weak_sync``
+    is accepted for Jittor's signature (values are always kept)."""
+    if isinstance(vars, Var):
+        vars = [vars]
+    if not all(isinstance(v, Var) for v in vars):
+        raise MetajitValueError(f"jt.sync takes Vars, got {[type(v).__name__ for v in vars]}")
+    _realised([v._node for v in vars], device_sync)
+
+
+def _realised(nodes, device_sync):
+    executor.realise(nodes)
     if device_sync:
         from . import plugins
         plugins.current().synchronize()

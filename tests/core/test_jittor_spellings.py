@@ -76,3 +76,16 @@ def test_opt_grad_clean_and_global_compile_options():
     with jt.flag_scope(compile_options={"FLAGS: -DSCALE=3": 1}):
         y = jt.code((2,), "float32", [w], cpu_src="for (int k = 0; k < 2; k++) @out(k) = @in0(k) * SCALE;")
         np.testing.assert_array_equal(y.numpy(), [3.0, -6.0])
+
+
+def test_sync_realises_the_given_vars_together():
+    a = jt.array(np.arange(4, dtype=np.float32))
+    b, c = a * 2.0, a + 1.0
+    jt.sync([b, c])
+    with jt.debug.record_kernels() as launched:
+        np.testing.assert_array_equal(b.numpy(), [0, 2, 4, 6])
+        np.testing.assert_array_equal(c.numpy(), [1, 2, 3, 4])
+        jt.sync(c, device_sync=True)
+    assert not launched  # both were computed by the first sync
+    with pytest.raises(jt.errors.MetajitValueError, match="jt.sync takes Vars"):
+        jt.sync([b, 3.0])
