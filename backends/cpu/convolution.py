@@ -1,4 +1,12 @@
-"""What the hand-written convolution drivers (`winograd`, `grouped_conv`) have in common."""
+"""What the cpu backend's convolution programs (`onednn`, `winograd`, `grouped_conv`) have
+in common."""
+
+FORWARD = ("conv2d", "conv2d_bias", "conv2d_bias_relu")  # the forward convolution library ops
+
+
+def epilogue(call):
+    """(adds a bias, applies a ReLU) as the forward convolution ``call`` writes its output."""
+    return call.name in ("conv2d_bias", "conv2d_bias_relu"), call.name == "conv2d_bias_relu"
 
 
 def is_unit_stride_float32(call, names):

@@ -7,7 +7,7 @@ results differ from oneDNN's by rounding (fused multiply-adds in another order).
 import os
 import struct
 
-from .convolution import is_unit_stride_float32
+from .convolution import FORWARD, epilogue, is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "grouped_conv.cpp")
 _PACK_PARAMETERS = struct.Struct("=14q")  # see grouped_conv.cpp for the order
@@ -18,7 +18,7 @@ def program_for(call):
     """A `GroupedConvolutionProgram` for the library call ``call`` when it is a grouped
     float32 stride-1 undilated forward convolution with few channels per group, else None."""
     groups = call.attrs[3]
-    if groups == 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias", "conv2d_bias_relu")):
+    if groups == 1 or not is_unit_stride_float32(call, FORWARD):
         return None
     out_channels, group_channels = call.inputs[1][1][:2]
     if group_channels > MAX_GROUP_CHANNELS or (out_channels // groups) % 4 or call.outputs[0][1][0] == 0:
@@ -34,8 +34,9 @@ class GroupedConvolutionProgram:
         (_, (n, c, h, w)), (_, (k, _, kh, kw)) = call.inputs[:2]
         _, (_, _, oh, ow) = call.outputs[0]
         padding, groups = call.attrs[1], call.attrs[3]
+        has_bias, relu = epilogue(call)
         self.parameters = _PACK_PARAMETERS.pack(n, c, h, w, k, oh, ow, kh, kw, padding[0], padding[1], groups,
-                                                int(call.name != "conv2d"), int(call.name == "conv2d_bias_relu"))
+                                                int(has_bias), int(relu))
 
     def __call__(self, inputs, outputs, parameters):
         from metajit.backends import cpu

@@ -22,6 +22,7 @@ from metajit.flags import flags
 from metajit.toolkit.allocator import KeptCopies
 
 from .allocator import aligned
+from .convolution import FORWARD, epilogue
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
 _UNLOADED = object()
@@ -221,12 +222,12 @@ class ConvolutionProgram:
         lib, engine = library(), _Engine.get().engine
         forward = ctypes.c_void_p()
         bias = self.user_desc["b"] if "bias" in inputs else None
-        attributes = _relu_attributes() if call.name == "conv2d_bias_relu" else None
+        attributes = _relu_attributes() if epilogue(call)[1] else None
         _check(lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
             bias, any_desc["y"], *geometry, attributes), f"convolution {x_shape} * {w_shape}")
         self.forward_desc = forward  # the backward descriptors refer to it
-        if call.name in ("conv2d", "conv2d_bias", "conv2d_bias_relu"):
+        if call.name in FORWARD:
             self.primitive_desc = forward
         elif call.name == "conv2d_backward_data":
             self.primitive_desc = ctypes.c_void_p()

@@ -26,7 +26,7 @@ from metajit.toolkit.allocator import KeptCopies
 
 from . import blas
 from .allocator import aligned
-from .convolution import is_unit_stride_float32
+from .convolution import FORWARD, epilogue, is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "winograd.cpp")
 _PACK_PARAMETERS = struct.Struct("=17q")  # see winograd.cpp for the order
@@ -42,8 +42,7 @@ def _geometry(call):
     """(N, C, H, W, K, OH, OW, pad top, pad left, flipped) of the convolution ``call``
     computes, or None when it is not a 3x3 stride-1 undilated ungrouped float32 one."""
     padding, groups = call.attrs[1], call.attrs[3]
-    if groups != 1 or not is_unit_stride_float32(call, ("conv2d", "conv2d_bias", "conv2d_bias_relu",
-                                                        "conv2d_backward_data")):
+    if groups != 1 or not is_unit_stride_float32(call, FORWARD + ("conv2d_backward_data",)):
         return None
     (_, first), (_, weights) = call.inputs[:2]
     _, output = call.outputs[0]
@@ -84,8 +83,7 @@ class WinogradProgram:
         self.padded_tiles = _padded_tiles(n, oh, ow)
         self.weight_bytes = aligned(36 * k * c * 4)
         self.weights = KeptCopies(self.weight_bytes, workspace.allocator)
-        self.has_bias = call.name in ("conv2d_bias", "conv2d_bias_relu")
-        self.relu = call.name == "conv2d_bias_relu"
+        self.has_bias, self.relu = epilogue(call)
         self.sgemm = blas.routines()[np.dtype(np.float32)][0]
         self.lock = threading.Lock()  # the kept weights are looked up and filled by one call at a time
         self.tile_layouts = {}

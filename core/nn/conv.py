@@ -15,7 +15,6 @@ from ..passes import autodiff, remat
 from .. import creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
-from ..ir import graph
 from ..math_ops import binary, cast, relu
 from ..var import Var
 from . import library
@@ -150,9 +149,8 @@ def relu_folded(x):
     read and written again); None when ``x`` is something else or the device does not
     claim ``conv2d_bias_relu``. (A convolution output that something else reads too is
     then computed twice, once with the ReLU: torchvision's models never do that.)"""
-    node = x._node if isinstance(x, Var) else None
-    if node is None or graph.grad_mode() or node.op != "library" or node.attrs[0] != "conv2d_bias" \
-            or node.is_realised or not library.claimed("conv2d_bias_relu", node.dtype):
+    node = library.pending_for_inference(x, ("conv2d_bias",))
+    if node is None or not library.claimed("conv2d_bias_relu", node.dtype):
         return None
     return library.apply("conv2d_bias_relu", [Var.from_node(i) for i in node.inputs], node.attrs[1], node.shape)
 

@@ -32,4 +32,14 @@ def apply(name, inputs, attrs, shape):
     return Var.from_node(graph.library(name, [v._node for v in inputs], attrs, shape))
 
 
-__all__ = ["apply", "claimed", "register"]
+def pending_for_inference(x, names):
+    """The unrealised library node behind Var ``x`` when it is one of the ops ``names`` and
+    no gradients are tracked (a rewrite may then replace the call by a fused one), else None."""
+    node = x._node if isinstance(x, Var) else None
+    if node is None or graph.grad_mode() or node.op != "library" or node.attrs[0] not in names \
+            or node.is_realised:
+        return None
+    return node
+
+
+__all__ = ["apply", "claimed", "pending_for_inference", "register"]

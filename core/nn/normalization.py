@@ -126,9 +126,8 @@ class _BatchNorm(Module):
         scale + shift)``, as ONNX runtimes fold it (one pass over the activations less). The
         folded weights are computed once and kept while the convolution's parameters and this
         layer's folded statistics are the same nodes; None when ``x`` is something else."""
-        node = x._node
-        if graph.grad_mode() or node.op != "library" or node.attrs[0] not in ("conv2d", "conv2d_bias") \
-                or node.is_realised or not library.claimed("conv2d_bias", node.dtype):
+        node = library.pending_for_inference(x, ("conv2d", "conv2d_bias"))
+        if node is None or not library.claimed("conv2d_bias", node.dtype):
             return None
         source, weight = node.inputs[:2]
         bias = node.inputs[2] if len(node.inputs) > 2 else None
