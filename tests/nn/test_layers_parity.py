@@ -182,6 +182,7 @@ def test_inference_runs_a_relu_as_the_post_op_of_the_convolution_before_it(chann
     its post-op on every cpu convolution path (oneDNN, Winograd, the 4-channel grouped
     kernel); outputs with many negatives match torch. With gradients nothing is folded and
     the gradient matches torch's."""
+    torch.manual_seed(0)  # the layers' initial weights, whatever ran before
     data = rng.standard_normal((2, channels, side, side)).astype(np.float32)
     layers = [torch.nn.Conv2d(channels, out_channels, kernel, padding=kernel // 2, groups=groups),
               torch.nn.BatchNorm2d(out_channels), torch.nn.ReLU()]
