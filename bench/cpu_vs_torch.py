@@ -49,6 +49,24 @@ def paired_medians(ours, theirs, repeat, rounds=3, warmup=2):
     return statistics.median(ours_samples), statistics.median(theirs_samples)
 
 
+def alternated_ratio(ours, theirs, repeat, warmup=2):
+    """``(median time of ours, median time of theirs, median of the per-pair ratios)`` of
+    ``repeat`` pairs of single runs, the side that goes first alternating between pairs.
+    Each ratio compares two runs made back to back, so a change in the machine's load
+    moves both of its times: steadier than a ratio of medians on a shared machine."""
+    for _ in range(warmup):
+        ours(), theirs()
+    ours_samples, theirs_samples = [], []
+    for pair in range(repeat):
+        first, second = ((ours, ours_samples), (theirs, theirs_samples))[::1 if pair % 2 == 0 else -1]
+        for function, samples in (first, second):
+            start = time.perf_counter()
+            function()
+            samples.append(time.perf_counter() - start)
+    ratios = [o / t for o, t in zip(ours_samples, theirs_samples)]
+    return statistics.median(ours_samples), statistics.median(theirs_samples), statistics.median(ratios)
+
+
 def elementwise(jt, torch, rng):
     data = [rng.standard_normal(1 << 22).astype(np.float32) for _ in range(3)]
     a, b, c = (jt.array(d).sync() for d in data)

@@ -6,9 +6,10 @@ from paired runs in one process, and resnet50's first forward from an empty kern
                                  [--threads N] [--repeat R] [--skip-cold]
 
 Both frameworks get the same weights (torchvision's random initialisation copied into
-ours) and the same 224x224 input (299x299 for inception_v3). Forward times are medians of
-``--repeat`` runs in alternating blocks after warm-up (`cpu_vs_torch.paired_medians`);
-the ratio is metajit / torch eager (issue 17's target: <= 0.8). When onnxruntime is
+ours) and the same 224x224 input (299x299 for inception_v3). Times are medians of
+``--repeat`` pairs of single runs after warm-up, the side going first alternating; the
+ratio is the median of the pairs' ratios metajit / torch eager
+(`cpu_vs_torch.alternated_ratio`; issue 17's target: <= 0.8). When onnxruntime is
 importable, the model exported through ``torch.onnx`` is timed too and its ratio to
 metajit printed. Training steps are SGD with momentum on cross-entropy (target <= 1.0).
 """
@@ -25,7 +26,7 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from cpu_vs_torch import paired_medians  # noqa: E402
+from cpu_vs_torch import alternated_ratio  # noqa: E402
 
 ALL_MODELS = ["alexnet", "vgg11", "vgg16_bn", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
               "squeezenet1_1", "googlenet", "inception_v3", "mobilenet_v2", "mnasnet1_0",
@@ -90,14 +91,14 @@ def forward_rows(jt, torch, torchvision, models, batches, repeat):
                     ours(x).sync()
                 jt.sync_all()
             with torch.no_grad():
-                ours_time, theirs_time = paired_medians(run_ours, lambda: theirs(tx), repeat)
+                ours_time, theirs_time, ratio = alternated_ratio(run_ours, lambda: theirs(tx), repeat)
                 onnx = onnx_runner(theirs, tx)
             onnx_text = ""
             if onnx is not None:
-                onnx_time, _ = paired_medians(onnx, run_ours, repeat)
-                onnx_text = f"{onnx_time * 1e3:10.2f} {onnx_time / ours_time:7.2f}"
+                onnx_time, _, onnx_ratio = alternated_ratio(onnx, run_ours, repeat)
+                onnx_text = f"{onnx_time * 1e3:10.2f} {onnx_ratio:7.2f}"
             print(f"{name:28s} {batch:5d} {ours_time * 1e3:11.2f} {theirs_time * 1e3:10.2f} "
-                  f"{ours_time / theirs_time:6.2f} {onnx_text}", flush=True)
+                  f"{ratio:6.2f} {onnx_text}", flush=True)
 
 
 def training_rows(jt, torch, torchvision, models, batch, repeat):
@@ -124,7 +125,7 @@ def training_rows(jt, torch, torchvision, models, batch, repeat):
             torch.nn.functional.cross_entropy(theirs(tx), ty).backward()
             torch_optimizer.step()
         try:
-            ours_time, theirs_time = paired_medians(step_ours, step_theirs, repeat)
+            ours_time, theirs_time, ratio = alternated_ratio(step_ours, step_theirs, repeat)
         except Exception as error:  # report a failing model and go on with the others
             print(f"{name:28s} {batch:5d} failed: {type(error).__name__}: {error}", flush=True)
             continue
@@ -133,7 +134,7 @@ def training_rows(jt, torch, torchvision, models, batch, repeat):
             training_memory(framework, name, batch, threads) for framework in ("metajit", "torch"))
         ours_growth, theirs_growth = ours_peak - ours_before, theirs_peak - theirs_before
         print(f"{name:28s} {batch:5d} {ours_time * 1e3:11.2f} {theirs_time * 1e3:10.2f} "
-              f"{ours_time / theirs_time:6.2f} {ours_peak / 1024:8.0f} {theirs_peak / 1024:8.0f} "
+              f"{ratio:6.2f} {ours_peak / 1024:8.0f} {theirs_peak / 1024:8.0f} "
               f"{ours_peak / theirs_peak:6.2f} {ours_growth / max(theirs_growth, 1):7.2f}", flush=True)
 
 
@@ -207,7 +208,7 @@ def main():
     parser.add_argument("--train-models", default="resnet18,mobilenet_v2,densenet121")
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--repeat", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--skip-cold", action="store_true", help="skip the empty-cache resnet50 forward")
     arguments = parser.parse_args()
     import torch
@@ -217,7 +218,7 @@ def main():
     torch.set_num_threads(arguments.threads)
     jt.flags.num_threads = arguments.threads
     print(f"threads={arguments.threads}  torch {torch.__version__}  torchvision {torchvision.__version__}  "
-          f"(median of {arguments.repeat}; ratio = metajit / torch, lower is better)")
+          f"(medians of {arguments.repeat} alternated pairs; ratio = metajit / torch, lower is better)")
     models = [m for m in arguments.models.split(",") if m]
     if models:
         forward_rows(jt, torch, torchvision, models, [int(b) for b in arguments.batches.split(",")],
