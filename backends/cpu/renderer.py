@@ -45,6 +45,10 @@ class CpuRenderer(codegen.CStyleRenderer):
         header = self.signature() + self.pointer_declarations()
         if len(kernel.stores) > 1 and all(codegen.is_plain_store(store, self.domain) for store in kernel.stores):
             body = self._elementwise(kernel.stores, math.prod(self.domain))  # one loop, shared values
+        elif len(kernel.stores) > 1 and self._reduce_together(kernel.stores):
+            body = [line for store in kernel.stores for line in self.fill_identity(store)]
+            body += self._reduction(kernel.stores, kernel.stores[0].reduced_axes(
+                self.domain, kernel.outputs[kernel.stores[0].slot][1]), math.prod(self.domain))
         else:
             body = []
             for store in kernel.stores:
@@ -63,7 +67,30 @@ class CpuRenderer(codegen.CStyleRenderer):
         axes = store.reduced_axes(self.domain, out_shape)
         if axes is None:
             return lines + self._scatter(store, total)
-        return lines + self._reduction(store, axes, total)
+        return lines + self._reduction([store], axes, total)
+
+    def _reduce_together(self, stores):
+        """Whether ``stores`` are plain reductions one loop nest computes with an accumulator
+        each (`fusion._sibling_reductions`' kernels): the same operator, output dtype and
+        index, no condition, over a non-empty domain, and not nan-aware max/min."""
+        first = stores[0]
+        out_dtype, out_shape = self.kernel.outputs[first.slot]
+        return (math.prod(self.domain) > 0 and first.reduce_op in ("sum", "prod", "any", "all")
+                and first.reduced_axes(self.domain, out_shape) is not None
+                and all(s.reduce_op == first.reduce_op and s.index == first.index
+                        and s.condition == indexexpr.const(1) and self.kernel.outputs[s.slot] == (out_dtype, out_shape)
+                        for s in stores))
+
+    def _accumulating_body(self, stores, step):
+        """The statements computing each of ``stores``' values (shared values once) and
+        ``step(k, value, target)`` for the k-th."""
+        if len(stores) == 1:
+            return self.body(stores[0], lambda value, target: step(0, value, target))
+        self.lines, self.values = [], {}
+        values = [self.value(store.value) for store in stores]
+        for k, (store, value) in enumerate(zip(stores, values)):
+            self.lines.extend(step(k, value, self.target(store)).split("\n"))
+        return self.lines
 
     def _collapse_depth(self, axes):
         """How many of the leading ``axes`` to collapse into the parallel loop: just enough
@@ -136,7 +163,10 @@ class CpuRenderer(codegen.CStyleRenderer):
         pragmas = {0: f"#pragma omp parallel for {self._parallel_if(total)}"} if atomic else {}
         return self.nest(axes, inner, pragmas)
 
-    def _reduction(self, store, reduced, total):
+    def _reduction(self, stores, reduced, total):
+        """Lines of plain reductions: one store, or several computed together by one loop
+        nest with an accumulator each (`_reduce_together`)."""
+        store = stores[0]
         op = store.reduce_op
         out_dtype = self.kernel.outputs[store.slot][0]
         widened = op in ("sum", "prod") and out_dtype in (dtypes.float16, dtypes.float32)
@@ -144,11 +174,11 @@ class CpuRenderer(codegen.CStyleRenderer):
                                              else self.type_name(out_dtype))
         out_type = self.type_name(out_dtype)
         combine = self.COMBINE[op]
+        into_target = lambda k, value, target: f"{target} = {combine(target, value)};"
         axes = self.loop_axes()
         if not axes:
-            return self.nest(axes, self.fixed_axes() + self.body(store, self.accumulate_statement(store)))
+            return self.nest(axes, self.fixed_axes() + self._accumulating_body(stores, into_target))
         reduced = [a for a in reduced if a in axes]
-        target = self.target(store)
         identity = self.identity(store)
         nan_aware = op in ("max", "min") and dtypes.is_float(out_dtype)
         clause = None if nan_aware else _SIMD_REDUCTION[op]
@@ -163,28 +193,31 @@ class CpuRenderer(codegen.CStyleRenderer):
         if widened and suffix and math.prod(self.domain[a] for a in suffix) <= ACCUMULATION_LANES:
             # a few values per output (a pooling window): a float sum is exact enough
             widened, acc_type = False, "float"
-        if self._vectorises_across_windows(op, out_dtype, suffix, loop_axes, reduced):
+        if len(stores) == 1 and self._vectorises_across_windows(op, out_dtype, suffix, loop_axes, reduced):
             return self._window_reduction(store, op, acc_type, out_type, identity, combine, suffix,
                                           loop_axes, total, nan_aware)
-        declare = f"{acc_type} acc = ({acc_type}){identity};"
-        fold = f"{target} = {combine(target, f'({out_type})acc')};"
+        accumulators = _names("acc", stores)
+        declare = [f"{acc_type} {acc} = ({acc_type}){identity};" for acc in accumulators]
+        fold = [f"{target} = {combine(target, f'({out_type}){acc}')};"
+                for target, acc in zip(map(self.target, stores), accumulators)]
         if not suffix:
-            inner = self.fixed_axes() + self.body(store, self.accumulate_statement(store))
+            inner = self.fixed_axes() + self._accumulating_body(stores, into_target)
         elif not loop_axes:
-            parallel = f"#pragma omp parallel for reduction({clause}:acc) {self._parallel_if(total)}"
-            lines = [declare] + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause,
-                                                       identity, parallel)
-            return ["{"] + ["  " + l for l in lines + self.fixed_axes() + [fold]] + ["}"]
+            parallel = (f"#pragma omp parallel for reduction({clause}:{', '.join(accumulators)}) "
+                        f"{self._parallel_if(total)}")
+            lines = declare + self._accumulate_suffix(stores, suffix, widened, acc_type, combine, clause,
+                                                     identity, parallel)
+            return ["{"] + ["  " + l for l in lines + self.fixed_axes() + fold] + ["}"]
         elif nan_aware:
             step, apply_nan = _nan_flagged(op, "acc", "nan_seen", acc_type)
-            inner = ([declare, "int nan_seen = 0;"]
-                     + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause, identity,
-                                               None, step)
-                     + self.fixed_axes() + [apply_nan, fold])
+            inner = (declare + ["int nan_seen = 0;"]
+                     + self._accumulate_suffix(stores, suffix, widened, acc_type, combine, clause, identity,
+                                               None, lambda k, value, target: step(value, target))
+                     + self.fixed_axes() + [apply_nan] + fold)
         else:
-            inner = ([declare] + self._accumulate_suffix(store, suffix, widened, acc_type, combine, clause,
-                                                         identity, None)
-                     + self.fixed_axes() + [fold])
+            inner = (declare + self._accumulate_suffix(stores, suffix, widened, acc_type, combine, clause,
+                                                       identity, None)
+                     + self.fixed_axes() + fold)
         leading_kept = 0
         for axis in loop_axes:
             if axis in reduced:
@@ -195,7 +228,7 @@ class CpuRenderer(codegen.CStyleRenderer):
             pragma = (f"#pragma omp parallel for collapse({depth}) {self._parallel_if(total)} "
                       "schedule(static)")
             return self.nest(loop_axes, inner, {0: pragma})
-        return self._partial_reduction(store, inner, loop_axes, total, identity, combine)
+        return self._partial_reduction(stores, inner, loop_axes, total, identity, combine)
 
     def _vectorises_across_windows(self, op, out_dtype, suffix, loop_axes, reduced):
         """Whether a reduction over small windows (pooling) runs with one accumulator per
@@ -231,100 +264,119 @@ class CpuRenderer(codegen.CStyleRenderer):
         pragma = f"#pragma omp parallel for collapse({depth}) {self._parallel_if(total)} schedule(static)"
         return self.nest(loop_axes[:-1], lines, {0: pragma})
 
-    def _accumulate_suffix(self, store, suffix, widened, acc_type, combine, clause, identity,
+    def _accumulate_suffix(self, stores, suffix, widened, acc_type, combine, clause, identity,
                            parallel, step=None):
-        """Lines reducing the value over the innermost ``suffix`` axes into ``acc``.
+        """Lines reducing each store's value over the innermost ``suffix`` axes into its
+        accumulator (``acc``, ``acc1``, ...).
 
         Widened (double) sums and products run the innermost axis in blocks of
         `ACCUMULATION_BLOCK` accumulated in float, in `ACCUMULATION_LANES` interleaved
         partial results (so several SIMD adds are in flight, not one dependent chain),
-        folding each block into ``acc``: float speed, double accuracy. An innermost axis
-        shorter than the lanes (a 2x2 pooling window) adds straight into ``acc``.
+        folding each block into the accumulator: float speed, double accuracy. An
+        innermost axis shorter than the lanes (a 2x2 pooling window) adds straight into it.
         ``parallel`` is an optional ``parallel for reduction`` pragma for the outermost loop;
-        ``step`` (value, target) -> statement replaces the plain ``acc = combine(acc, value)``.
+        ``step`` (k, value, target) -> statement replaces the plain ``acc = combine(acc, value)``.
         """
         short = self.domain[suffix[-1]] < ACCUMULATION_LANES
         if widened and len(suffix) > 1 and not parallel and self.domain[suffix[-1]] <= ACCUMULATION_BLOCK \
                 and (short or self.domain[suffix[-1]] % ACCUMULATION_LANES):
-            return self._row_lanes(store, suffix, combine, clause, identity)
+            return self._row_lanes(stores, suffix, combine, clause, identity)
+        accumulators = _names("acc", stores)
         if widened and not short:
             last, outer = suffix[-1], suffix[:-1]
             size = self.domain[last]
-            lane_body = self.fixed_axes() + self.body(
-                store, lambda v, t: f"lanes[l] = {combine('lanes[l]', f'(float){v}')};")
-            rest_body = self.fixed_axes() + self.body(
-                store, lambda v, t: f"block = {combine('block', f'(float){v}')};")
+            lanes, blocks = _names("lanes", stores), _names("block", stores)
+            lane_body = self.fixed_axes() + self._accumulating_body(
+                stores, lambda k, v, t: f"{lanes[k]}[l] = {combine(f'{lanes[k]}[l]', f'(float){v}')};")
+            rest_body = self.fixed_axes() + self._accumulating_body(
+                stores, lambda k, v, t: f"{blocks[k]} = {combine(blocks[k], f'(float){v}')};")
             lines = [f"for (mj_i64 b{last} = 0; b{last} < {size}LL; b{last} += {ACCUMULATION_BLOCK}LL) {{",
-                     f"  const mj_i64 e{last} = mj_imin(b{last} + {ACCUMULATION_BLOCK}LL, {size}LL);",
-                     f"  float lanes[{ACCUMULATION_LANES}];",
-                     f"  for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) lanes[l] = (float){identity};",
-                     f"  mj_i64 r{last} = b{last};",
-                     f"  for (; r{last} + {ACCUMULATION_LANES} <= e{last}; r{last} += {ACCUMULATION_LANES}) {{",
-                     "    #pragma omp simd",
-                     f"    for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) {{",
-                     f"      const mj_i64 i{last} = r{last} + l;"]
+                     f"  const mj_i64 e{last} = mj_imin(b{last} + {ACCUMULATION_BLOCK}LL, {size}LL);"]
+            for lane in lanes:
+                lines += [f"  float {lane}[{ACCUMULATION_LANES}];",
+                          f"  for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) {lane}[l] = (float){identity};"]
+            lines += [f"  mj_i64 r{last} = b{last};",
+                      f"  for (; r{last} + {ACCUMULATION_LANES} <= e{last}; r{last} += {ACCUMULATION_LANES}) {{",
+                      "    #pragma omp simd",
+                      f"    for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) {{",
+                      f"      const mj_i64 i{last} = r{last} + l;"]
             lines += ["      " + l for l in lane_body]
-            lines += ["    }", "  }",
-                      f"  float block = (float){identity};",
-                      f"  for (mj_i64 i{last} = r{last}; i{last} < e{last}; ++i{last}) {{"]
+            lines += ["    }", "  }"]
+            lines += [f"  float {block} = (float){identity};" for block in blocks]
+            lines += [f"  for (mj_i64 i{last} = r{last}; i{last} < e{last}; ++i{last}) {{"]
             lines += ["    " + l for l in rest_body]
-            lines += ["  }",
-                      f"  #pragma omp simd reduction({clause}:block)",
-                      f"  for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) block = {combine('block', 'lanes[l]')};",
-                      f"  acc = {combine('acc', 'block')};", "}"]
+            lines += ["  }"]
+            for lane, block, acc in zip(lanes, blocks, accumulators):
+                lines += [f"  #pragma omp simd reduction({clause}:{block})",
+                          f"  for (mj_i64 l = 0; l < {ACCUMULATION_LANES}; ++l) {block} = {combine(block, f'{lane}[l]')};",
+                          f"  {acc} = {combine(acc, block)};"]
+            lines += ["}"]
             if not outer:
                 return ([parallel] if parallel else []) + lines
             return self.nest(outer, lines, {0: parallel} if parallel else {})
-        body = self.fixed_axes() + self.body(
-            store, step or (lambda v, t: f"acc = {combine('acc', f'({acc_type}){v}')};"))
+        body = self.fixed_axes() + self._accumulating_body(
+            stores, step or (lambda k, v, t: f"{accumulators[k]} = {combine(accumulators[k], f'({acc_type}){v}')};"))
         pragmas = {0: parallel} if parallel else {}
         if clause and not short:  # GCC makes a mess of SIMD reductions over a few iterations
             innermost = len(suffix) - 1
-            simd = f"#pragma omp simd reduction({clause}:acc)"
+            simd = f"#pragma omp simd reduction({clause}:{', '.join(accumulators)})"
             pragmas[innermost] = (parallel.replace("parallel for", "parallel for simd")
                                   if innermost == 0 and parallel else simd)
         return self.nest(suffix, body, pragmas)
 
-    def _row_lanes(self, store, suffix, combine, clause, identity):
+    def _row_lanes(self, stores, suffix, combine, clause, identity):
         """`_accumulate_suffix` for a widened reduction over several axes whose rows are
         short or not a whole number of lanes (a 56x56 or 7x7 feature map): one float lane
         per row position, accumulated row after row in a SIMD loop, folded into the double
-        ``acc`` every `ACCUMULATION_BLOCK` / `ACCUMULATION_LANES` rows (so each float sums
-        as few values as in the blocked lanes). Lanes only across 32 positions left each
-        row's remainder to one dependent chain: a BatchNorm's statistics over 56x56 maps ran
-        at 13 GB/s."""
+        accumulator every `ACCUMULATION_BLOCK` / `ACCUMULATION_LANES` rows (so each float
+        sums as few values as in the blocked lanes). Lanes only across 32 positions left
+        each row's remainder to one dependent chain: a BatchNorm's statistics over 56x56
+        maps ran at 13 GB/s."""
         last, outer = suffix[-1], suffix[:-1]
         width = self.domain[last]
         rows_per_fold = ACCUMULATION_BLOCK // ACCUMULATION_LANES
         each = f"for (mj_i64 l = 0; l < {width}LL; ++l)"
-        fold = [f"#pragma omp simd reduction({clause}:acc)",
-                f"{each} acc = {combine('acc', '(double)lanes[l]')};",
-                f"{each} lanes[l] = (float){identity};"]
-        row = self.nest([last], self.fixed_axes() + self.body(
-            store, lambda v, t: f"lanes[i{last}] = {combine(f'lanes[i{last}]', f'(float){v}')};"),
+        lanes = _names("lanes", stores)
+        fold, reset = [], []
+        for lane, acc in zip(lanes, _names("acc", stores)):
+            fold += [f"#pragma omp simd reduction({clause}:{acc})",
+                     f"{each} {acc} = {combine(acc, f'(double){lane}[l]')};"]
+            reset.append(f"{each} {lane}[l] = (float){identity};")
+        row = self.nest([last], self.fixed_axes() + self._accumulating_body(
+            stores, lambda k, v, t: f"{lanes[k]}[i{last}] = {combine(f'{lanes[k]}[i{last}]', f'(float){v}')};"),
             {0: "#pragma omp simd"})
-        row += [f"if (++rows == {rows_per_fold}) {{"] + ["  " + line for line in fold] + ["  rows = 0;", "}"]
-        lines = [f"float lanes[{width}];", f"{each} lanes[l] = (float){identity};", "int rows = 0;"]
+        row += [f"if (++rows == {rows_per_fold}) {{"] + ["  " + line for line in fold + reset] + ["  rows = 0;", "}"]
+        lines = [f"float {lane}[{width}];" for lane in lanes] + reset + ["int rows = 0;"]
         lines += self.nest(outer, row, {})
-        return lines + fold[:2]
+        return lines + fold
 
-    def _partial_reduction(self, store, inner, loop_axes, total, identity, combine):
-        """Threads split the outermost (reduced) loop, each reducing into a private partial
-        output, folded into the real output at the end. Large outputs run serially."""
-        out_dtype, out_shape = self.kernel.outputs[store.slot]
+    def _partial_reduction(self, stores, inner, loop_axes, total, identity, combine):
+        """Threads split the outermost (reduced) loop, each reducing into private partial
+        outputs, folded into the real outputs at the end. Large outputs run serially."""
+        out_dtype, out_shape = self.kernel.outputs[stores[0].slot]
         count = math.prod(out_shape)
         if count > PARTIAL_OUTPUT_MAX_ELEMENTS:
             return self.nest(loop_axes, inner, {})
-        slot = store.slot
-        private = [line.replace(f"out{slot}[", "partial[") for line in inner]
-        return ([f"#pragma omp parallel {self._parallel_if(total)}", "{",
-                 f"  {self.type_name(out_dtype)}* partial = new {self.type_name(out_dtype)}[{count}];",
-                 f"  for (mj_i64 j = 0; j < {count}LL; ++j) partial[j] = {identity};",
-                 "  #pragma omp for schedule(static)"]
-                + ["  " + l for l in self.nest(loop_axes, private, {})]
-                + ["  #pragma omp critical",
-                   f"  for (mj_i64 j = 0; j < {count}LL; ++j) out{slot}[j] = "
-                   f"{combine(f'out{slot}[j]', 'partial[j]')};", "  delete[] partial;", "}"])
+        out_type = self.type_name(out_dtype)
+        partials = _names("partial", stores)
+        private = inner
+        for store, partial in zip(stores, partials):
+            private = [line.replace(f"out{store.slot}[", f"{partial}[") for line in private]
+        lines = [f"#pragma omp parallel {self._parallel_if(total)}", "{"]
+        for partial in partials:
+            lines += [f"  {out_type}* {partial} = new {out_type}[{count}];",
+                      f"  for (mj_i64 j = 0; j < {count}LL; ++j) {partial}[j] = {identity};"]
+        lines += ["  #pragma omp for schedule(static)"] + ["  " + l for l in self.nest(loop_axes, private, {})]
+        lines += ["  #pragma omp critical", "  {"]
+        for store, partial in zip(stores, partials):
+            target = f"out{store.slot}[j]"
+            lines.append(f"    for (mj_i64 j = 0; j < {count}LL; ++j) {target} = {combine(target, f'{partial}[j]')};")
+        return lines + ["  }"] + [f"  delete[] {partial};" for partial in partials] + ["}"]
+
+
+def _names(base, stores):
+    """One C name per store: ``base`` for the first, then ``base1``, ``base2``, ..."""
+    return [base if k == 0 else f"{base}{k}" for k in range(len(stores))]
 
 
 def _nan_flagged(op, acc, flag, acc_type):

@@ -15,17 +15,23 @@ from .module import Module
 def _statistics(x, axes, eps):
     """(mean, biased variance, 1 / sqrt(variance + eps)) over ``axes``, kept as size-1 dims.
 
-    The variance is built as ``mean((x - c)**2) - (mean - c)**2`` with ``c`` the mean
-    detached: that is the variance for any constant ``c``, so its gradients of every order
-    are exact, and at ``c = mean`` its value is the two-pass one. Built as ``mean((x -
-    mean)**2)``, its gradient would reduce a full-size value into the mean's gradient
-    that is zero analytically: one more pass over every BatchNorm input per step."""
-    mean = x.mean(dims=axes, keepdims=True)
-    held = mean.detach()
-    centered = binary("sub", x, held)
-    offset = binary("sub", mean, held)
-    variance = binary("sub", binary("mul", centered, centered).mean(dims=axes, keepdims=True),
-                      binary("mul", offset, offset))
+    Both come from sums over ``d = x - k``, with ``k`` the first element of each reduced
+    slice, detached (the shifted-data algorithm): ``mean = k + mean(d)`` and ``variance =
+    mean(d**2) - mean(d)**2``. That is the variance for any constant ``k``, so its
+    gradients of every order are exact, and a ``k`` drawn from the data keeps the
+    difference from cancelling (an offset of 1e3 costs nothing). The two sums read ``x``
+    in one pass (`fusion._sibling_reductions`), where the two-pass form reads it twice;
+    the gradient sums no full-size value into the shift."""
+    if any(x.shape[axis] == 0 for axis in axes):
+        shifted = x
+        first = None
+    else:
+        first = x[tuple(slice(0, 1) if axis in axes else slice(None) for axis in range(x.ndim))].detach()
+        shifted = binary("sub", x, first)
+    shift_mean = shifted.mean(dims=axes, keepdims=True)
+    mean = shift_mean if first is None else binary("add", first, shift_mean)
+    variance = binary("sub", binary("mul", shifted, shifted).mean(dims=axes, keepdims=True),
+                      binary("mul", shift_mean, shift_mean))
     return mean, variance, binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
 
 

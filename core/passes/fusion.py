@@ -228,6 +228,9 @@ def _fuse(order, targets, library_kernels, costs):
             forced.add(id(node.inputs[0]))
     materialised = _choose_materialised(order, consumers, forced, costs)
     co_stored, absorbed = _siblings(order, materialised, consumers)
+    co_stored.update(_sibling_reductions(order, materialised, consumers, co_stored, absorbed,
+                                         lambda node: plugins.claims(library_kernels, "matmul", node.dtype)
+                                         and bool(_matmul_operands(node))))
     steps = [_alias_step(node) if is_pure_reshape(node) and _is_stored(node.inputs[0], materialised)
              else _build_step(node, materialised, co_stored.get(id(node), ()))
              for node in order if id(node) in materialised and not node.is_realised and id(node) not in absorbed]
@@ -277,6 +280,79 @@ def _siblings(order, materialised, consumers):
                 co_stored.setdefault(id(node), []).append(producer)
                 absorbed.add(id(producer))
     return co_stored, absorbed
+
+
+SIBLING_REDUCTIONS_MAX = 4  # reductions one kernel computes together (accumulators per loop)
+
+
+def _sibling_reductions(order, materialised, consumers, co_stored, absorbed, is_matmul):
+    """Plain reductions with one domain, operator, axes and dtype that read a common
+    full-size stored value are computed by one kernel, one store each: a single pass over
+    the shared input instead of one per reduction (BatchNorm's shifted sum and sum of
+    squares; the sums of its gradient and of the gradient times its input).
+
+    The group's kernel runs at one member's position (its *host*), so every member's
+    inputs must be computed before it and every reader of a member after it: a reduction
+    joins a group hosted earlier when its inputs are ready there, or becomes the host
+    when every reader of the members comes after it. ``co_stored`` (element-wise
+    siblings, computed at their consumer's position) is taken into account; matrix
+    products a library kernel runs (``is_matmul``) stay alone. Returns ({host id:
+    [other members]}) and adds the members to ``absorbed``."""
+    position = graphwalk.positions(order)
+    computed_at = {id(p): position[host] for host, producers in co_stored.items() for p in producers}
+    groups = {}  # (domain, attrs, dtype) -> [group]; a group: [host node, members, leaf ids, first reader]
+    for node in order:
+        if node.op != "reduce" or node.is_realised or id(node) not in materialised or is_matmul(node):
+            continue
+        at = position[id(node)]
+        leaves = _stored_leaves(node.inputs[0], materialised)
+        size = numel(node.inputs[0].shape)
+        shared = {id(leaf) for leaf in leaves if numel(leaf.shape) * 64 > size}
+        ready = max((-1 if leaf.is_realised else computed_at.get(id(leaf), position[id(leaf)]) for leaf in leaves),
+                    default=-1)
+        first_reader = min((position[id(r)] for r in _reading_kernels(node, consumers, materialised)),
+                           default=len(order))
+        key = (node.inputs[0].shape, node.attrs, node.dtype)
+        for group in groups.get(key, ()):
+            host, members, group_leaves, group_reader = group
+            if len(members) >= SIBLING_REDUCTIONS_MAX or not shared & group_leaves:
+                continue
+            if ready < position[id(host)]:              # computed early, at the host
+                members.append(node)
+            elif group_reader > at:                     # the group moves to this node
+                group[0] = node
+                members.append(node)
+            else:
+                continue
+            group[2] |= shared
+            group[3] = min(group_reader, first_reader)
+            for member in members:
+                computed_at[id(member)] = position[id(group[0])]
+            break
+        else:
+            groups.setdefault(key, []).append([node, [node], shared, first_reader])
+    together = {}
+    for group in itertools.chain.from_iterable(groups.values()):
+        host, members = group[0], group[1]
+        if len(members) > 1:
+            together[id(host)] = [m for m in members if m is not host]
+            absorbed.update(id(m) for m in together[id(host)])
+    return together
+
+
+def _stored_leaves(node, materialised):
+    """The stored values (realised or materialised) a kernel computing ``node`` inline loads."""
+    leaves, stack, seen = [], [node], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.is_realised or id(current) in materialised:
+            leaves.append(current)
+        elif current.op != "constant":
+            stack.extend(current.inputs)
+    return leaves
 
 
 def _reading_kernels(producer, consumers, materialised):
@@ -596,8 +672,9 @@ class _KernelBuilder:
 
 
 def _build_step(node, materialised, co_stored=()):
-    """The kernel step computing materialised ``node``; ``co_stored`` are element-wise
-    nodes of its shape it computes inline and stores as further outputs (`_siblings`)."""
+    """The kernel step computing materialised ``node``; ``co_stored`` are nodes it computes
+    inline and stores as further outputs: element-wise nodes of its shape (`_siblings`),
+    or reductions like ``node`` over the same domain (`_sibling_reductions`)."""
     if node.op == "library":
         return Step(library_ops.call_of(node), list(node.inputs), [node])
     if node.op in ("reduce", "reindex_reduce"):
@@ -622,7 +699,8 @@ def _build_step(node, materialised, co_stored=()):
         index = loops
     outputs = [node] + list(co_stored)
     stores = [K.Store(0, index, value, reduce_op, condition)]
-    stores += [K.Store(slot, loops, builder.value(sibling, loops)) for slot, sibling in enumerate(co_stored, 1)]
+    stores += [K.Store(slot, index, builder.value(sibling.inputs[0], loops), reduce_op) if reduce_op
+               else K.Store(slot, loops, builder.value(sibling, loops)) for slot, sibling in enumerate(co_stored, 1)]
     kernel = K.Kernel(domain, [(n.dtype, n.shape) for n in builder.input_nodes],
                       [(n.dtype, n.shape) for n in outputs], stores, [p.dtype for p in builder.parameter_nodes])
     return Step(kernel, builder.input_nodes, outputs, builder.parameter_nodes)

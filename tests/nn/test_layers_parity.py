@@ -47,9 +47,9 @@ NORMALISATIONS = [("BatchNorm2d", (3,)), ("GroupNorm", (3, 3)), ("LayerNorm", ((
 
 @pytest.mark.parametrize("name,args", NORMALISATIONS, ids=[n for n, _ in NORMALISATIONS])
 def test_normalisation_second_order_gradients_match_torch(name, args, rng):
-    """The batch statistics hold the mean constant inside the variance and add back
-    ``(mean - c)**2``; gradients of the gradient must still see the mean's dependence on
-    the input. Oracle: torch's double backward."""
+    """The batch statistics sum values shifted by a detached element of the input;
+    gradients of the gradient must still see the mean's and the variance's whole
+    dependence on the input. Oracle: torch's double backward."""
     data = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
     weights, direction = (rng.standard_normal((2, 3, 6, 7)).astype(np.float32) for _ in range(2))
     theirs = getattr(torch.nn, name)(*args)
@@ -68,7 +68,7 @@ def test_normalisation_second_order_gradients_match_torch(name, args, rng):
 
 def test_batchnorm_gradients_of_offset_inputs_match_torch(rng):
     """Inputs far from zero (mean 1e3, spread 1): the variance and its gradient come from
-    the centred values, as torch's; a one-pass E[x^2] - E[x]^2 would lose them."""
+    values shifted by one of them, near the mean; a plain E[x^2] - E[x]^2 would lose them."""
     data = (rng.standard_normal((4, 3, 5, 5)) + 1e3).astype(np.float32)
     weights = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
     theirs, ours = torch.nn.BatchNorm2d(3), jt.nn.BatchNorm2d(3)
@@ -80,6 +80,27 @@ def test_batchnorm_gradients_of_offset_inputs_match_torch(rng):
     (grad,) = jt.grad((out * jt.array(weights)).sum(), [x])
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("outlier", [-30.0, 60.0])
+def test_batchnorm_statistics_with_an_outlying_first_element_match_torch(outlier, rng):
+    """The shift of the one-pass statistics is each channel's first element: when that
+    element lies far out (tens of standard deviations, over a 1e3 offset), the output,
+    running variance and gradients still match torch's."""
+    data = (rng.standard_normal((8, 3, 7, 7)) + 1e3).astype(np.float32)
+    data[0, :, 0, 0] += outlier
+    weights = rng.standard_normal(data.shape).astype(np.float32)
+    theirs, ours = torch.nn.BatchNorm2d(3), jt.nn.BatchNorm2d(3)
+    tx = torch.tensor(data, requires_grad=True)
+    tout = theirs(tx)
+    (tout * torch.tensor(weights)).sum().backward()
+    x = jt.array(data)
+    out = ours(x)
+    (grad,) = jt.grad((out * jt.array(weights)).sum(), [x])
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-6)
 
 
 def test_batchnorm_running_statistics_and_eval_match_torch(rng):

@@ -313,3 +313,42 @@ def test_concat_along_the_inner_axis_keeps_one_body(rng):
     (kernel,) = launched_by(y)
     assert kernel.source.count("for (") == 2
     np.testing.assert_allclose(y.numpy(), np.concatenate(arrays, 1) + 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape,axes,dtype", [
+    ((8, 16, 56, 56), (0, 2, 3), np.float32),   # BatchNorm statistics: a lane per row position, partial outputs
+    ((40, 2048), (1,), np.float32),             # blocked float lanes, parallel over the kept rows
+    ((1000, 64), (0,), np.float32),             # no innermost reduced axis: private partial outputs
+    ((1 << 17,), (0,), np.float32),             # everything into one value: a parallel reduction clause
+    ((300, 200), (1,), np.float64),             # not widened: a SIMD reduction clause
+    ((50, 70), (1,), np.int32),
+])
+def test_sibling_sums_accumulate_in_one_loop_nest(shape, axes, dtype, rng):
+    """Sums of one domain reading one input become one kernel with an accumulator (lanes,
+    partial outputs) per sum (`fusion._sibling_reductions`, `renderer._reduce_together`);
+    each against numpy in float64."""
+    data = (rng.standard_normal(shape) * 3).astype(dtype)
+    x = jt.array(data)
+    shifted = x - x.reshape(-1)[0]
+    with jt.debug.record_kernels() as launched:
+        total, squares = jt.fetch_sync([shifted.sum(axes), (shifted * shifted).sum(axes)])
+    (kernel,) = [k for k in launched if len(k.kernel.outputs) == 2]
+    assert all(store.reduce_op == "sum" for store in kernel.kernel.stores)
+    assert "acc1" in kernel.source or "partial1" in kernel.source, kernel.source  # the second accumulator
+    d = data.astype(np.float64) - data.reshape(-1)[0]
+    tolerance = {np.float32: 1e-5, np.float64: 1e-12, np.int32: 0}[dtype]
+    np.testing.assert_allclose(total, d.sum(axes), rtol=tolerance, atol=tolerance * np.abs(d).sum(axes).max())
+    np.testing.assert_allclose(squares, (d * d).sum(axes), rtol=tolerance)
+
+
+def test_sibling_products_and_logical_reductions_share_a_kernel(rng):
+    data = rng.uniform(0.5, 1.5, (40, 20)).astype(np.float32)
+    x = jt.array(data)
+    with jt.debug.record_kernels() as launched:
+        product, half = jt.fetch_sync([x.prod(1), (x * 0.5).prod(1)])
+        high, low = jt.fetch_sync([(x > 1.4).any(1), (x < 0.6).any(1)])
+    assert sum(len(k.kernel.outputs) == 2 for k in launched) == 2
+    np.testing.assert_allclose(product, data.astype(np.float64).prod(1), rtol=1e-5)
+    np.testing.assert_allclose(half, (data.astype(np.float64) * 0.5).prod(1), rtol=1e-5)
+    np.testing.assert_array_equal(high, (data > 1.4).any(1))
+    np.testing.assert_array_equal(low, (data < 0.6).any(1))

@@ -277,3 +277,49 @@ def test_a_gradient_spread_over_pooling_windows_is_computed_once(rng):
     tpooled = torch.nn.functional.max_pool2d(tx, 3, 2, 1)
     sum((tpooled * torch.from_numpy(s)).exp().sum() for s in scales).backward()
     np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_batchnorm_statistics_and_gradient_sums_read_their_input_once(rng):
+    """Training BatchNorm's shifted sum and sum of squares, and the backward's sums of the
+    gradient and of the gradient times the input, are each one kernel with two outputs
+    (`fusion._sibling_reductions`): one pass over the full-size values per pair."""
+    data = rng.standard_normal((4, 8, 6, 6)).astype(np.float32)
+    x = jt.array(data)
+    bn = jt.nn.BatchNorm2d(8)
+    out = (jt.nn.relu(bn(x)) * jt.array(rng.standard_normal(data.shape).astype(np.float32))).sum()
+    grads = jt.grad(out, [x, bn.weight])
+    with jt.debug.record_kernels() as launched:
+        jt.fetch_sync(grads)
+    paired = [k.kernel for k in launched if k.kernel.domain == data.shape
+              and sum(store.reduce_op == "sum" for store in k.kernel.stores) == 2]
+    assert len(paired) == 2, [str(k.kernel) for k in launched]
+
+
+def test_reductions_reading_one_input_fuse_only_where_their_order_allows(rng):
+    """Random chains of same-shaped sums, some reading values computed from earlier sums:
+    grouped sums run where all their inputs are ready and before all their readers, so
+    the fused plan gives the eager (one op at a time) results."""
+    grouped = 0
+    for seed in range(12):
+        choices = np.random.default_rng(seed).integers(0, 7, 8)
+        data = rng.standard_normal((6, 40))
+
+        def program(x):
+            values, sums = [x], []
+            for c in choices:
+                base = values[int(c) % len(values)]
+                total = (base * float(c + 1)).sum(1, keepdims=True)
+                sums.append(total)
+                values.append(x - total if c % 3 == 0 else x * 0.5 + base)
+            return sums + [values[-1] * 2]
+        with jt.debug.record_kernels() as launched:
+            fused = jt.fetch_sync(program(jt.array(data)))
+        grouped += sum(len(k.kernel.outputs) > 1 for k in launched)
+        jt.flags.lazy_execution = 0
+        try:
+            unfused = [v.numpy() for v in program(jt.array(data))]
+        finally:
+            jt.flags.lazy_execution = 1
+        for a, b in zip(fused, unfused):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert grouped >= 6  # sums of x itself (and of values ready early) did share kernels
