@@ -197,16 +197,19 @@ def cast(x, dtype):
 
 def clamp(x, min_v=None, max_v=None, *, min=None, max=None):
     """Limit ``x`` to ``[min_v, max_v]`` (either bound may be None); the gradient passes
-    where ``min_v <= x <= max_v`` (PyTorch's)."""
+    where ``min_v <= x <= max_v`` (PyTorch's: not at a nan)."""
     low = min_v if min_v is not None else min
     high = max_v if max_v is not None else max
-    result = x if isinstance(x, Var) else wrap(as_node(x))
+    value = x if isinstance(x, Var) else wrap(as_node(x))
+    result = value
     # selects, not maximum/minimum: the gradient is 1 on the closed interval, as PyTorch's
     # (a tie in maximum splits it); a nan compares false and stays; low > high gives high
     if low is not None:
         result = where(binary("lt", result, low), low, result)
     if high is not None:
         result = where(binary("gt", result, high), high, result)
+    if dtypes.is_float(value.dtype) and (low is not None or high is not None):
+        result = where(binary("ne", value, value), value.detach(), result)  # nan, without a gradient
     return result
 
 

@@ -71,10 +71,13 @@ def test_where_and_clamp_grad(rng):
 
 def test_clamp_and_relu_gradients_at_their_bounds_are_pytorchs():
     """clamp passes the gradient on the closed interval, relu not at 0 (torch's rules,
-    checked by hand: finite differences are undefined at the kinks); nan stays nan."""
+    checked by hand: finite differences are undefined at the kinks); nan stays nan, and
+    clamp passes it no gradient, as torch's."""
     x = jt.array([-1.0, -0.5, 0.0, 0.5, 1.0, float("nan")])
     (clamped,) = jt.grad(x.clamp(-0.5, 0.5).sum(), [x])
-    np.testing.assert_array_equal(clamped.numpy()[:5], [0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(clamped.numpy(), [0, 1, 1, 1, 0, 0])
+    (floored,) = jt.grad(x.clamp(min=-0.5).sum(), [x])
+    np.testing.assert_array_equal(floored.numpy(), [0, 1, 1, 1, 1, 0])
     (rectified,) = jt.grad(jt.relu(x).sum(), [x])
     np.testing.assert_array_equal(rectified.numpy()[:5], [0, 0, 0, 1, 1])
     assert np.isnan(x.clamp(-0.5, 0.5).numpy()[5]) and np.isnan(jt.relu(x).numpy()[5])
