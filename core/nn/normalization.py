@@ -3,8 +3,8 @@ LayerNorm, GroupNorm; all from reductions and element-wise meta-ops."""
 from .. import creation, distributed
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import no_grad
-from ..ir import graph
-from ..math_ops import binary, unary
+from ..ir import dtypes, graph
+from ..math_ops import binary, cast, unary
 from ..optim import update_average
 from ..shape_ops import concat
 from ..var import Var
@@ -22,12 +22,7 @@ def _statistics(x, axes, eps):
     difference from cancelling (an offset of 1e3 costs nothing). The two sums read ``x``
     in one pass (`fusion._sibling_reductions`), where the two-pass form reads it twice;
     the gradient sums no full-size value into the shift."""
-    if any(x.shape[axis] == 0 for axis in axes):
-        shifted = x
-        first = None
-    else:
-        first = x[tuple(slice(0, 1) if axis in axes else slice(None) for axis in range(x.ndim))].detach()
-        shifted = binary("sub", x, first)
+    first, shifted = _shifted(x, axes)
     shift_mean = shifted.mean(dims=axes, keepdims=True)
     mean = shift_mean if first is None else binary("add", first, shift_mean)
     variance = binary("sub", binary("mul", shifted, shifted).mean(dims=axes, keepdims=True),
@@ -35,19 +30,42 @@ def _statistics(x, axes, eps):
     return mean, variance, binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
 
 
+def _shifted(x, axes):
+    """``(k, x - k)``: ``k`` the first element of each slice over ``axes`` (size-1 dims
+    there), detached; ``(None, x)`` when a slice is empty."""
+    if any(x.shape[axis] == 0 for axis in axes):
+        return None, x
+    first = x[tuple(slice(0, 1) if axis in axes else slice(None) for axis in range(x.ndim))].detach()
+    return first, binary("sub", x, first)
+
+
 def _synchronised_statistics(x, axes, eps):
-    """`_statistics` over ``axes`` of the batches of every MPI rank together (one all-reduce
-    of per-channel sums, sums of squares and counts; differentiable through it), and the
-    total element count per channel."""
-    count = x.numel() // x.shape[1]
-    sums = x.sum(dims=axes)
-    squares = binary("mul", x, x).sum(dims=axes)
-    counts = creation.full((1,), float(count), dtype=x.dtype)
-    total = distributed.mpi_all_reduce(concat([sums, squares, counts]), "add")
+    """`_statistics` over ``axes`` of the batches of every MPI rank together, and the total
+    element count per channel (differentiable through the all-reduce).
+
+    Each rank takes its own mean and centred sum of squares from shifted sums (one pass,
+    as `_statistics`); one all-reduce of ``count * mean``, ``centred squares + count *
+    mean**2`` and the counts, in float64, combines them: the difference with the global
+    mean loses nothing to an offset in float64, where float32 sums of ``x`` and ``x**2``
+    cancel (inputs around 1e3 lost the variance)."""
     channels = x.shape[1]
+    count = x.numel() // channels
+    first, shifted = _shifted(x, axes)
+    wide = lambda value: cast(value, dtypes.float64)
+    shift_sum = wide(shifted.sum(dims=axes))
+    local_mean = binary("div", shift_sum, max(count, 1))
+    if first is not None:
+        local_mean = binary("add", wide(first.reshape(channels)), local_mean)
+    centred = binary("sub", wide(binary("mul", shifted, shifted).sum(dims=axes)),
+                     binary("div", binary("mul", shift_sum, shift_sum), max(count, 1)))
+    weighted = binary("mul", local_mean, float(count))
+    counts = creation.full((1,), float(count), dtype=dtypes.float64)
+    total = distributed.mpi_all_reduce(
+        concat([weighted, binary("add", centred, binary("mul", weighted, local_mean)), counts]), "add")
     total_count = total[2 * channels:]
     mean = binary("div", total[:channels], total_count)
     variance = binary("sub", binary("div", total[channels:2 * channels], total_count), binary("mul", mean, mean))
+    mean, variance, total_count = (cast(v, x.dtype) for v in (mean, variance, total_count))
     shape = [1, channels] + [1] * (x.ndim - 2)
     inverse_std = binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
     return mean.reshape(shape), variance.reshape(shape), inverse_std.reshape(shape), total_count

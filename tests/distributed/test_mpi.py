@@ -29,6 +29,12 @@ def test_data_parallel_follows_the_single_process_trajectory(tmp_path, sync):
     np.testing.assert_allclose(rank0, single, rtol=2e-5, atol=1e-6)
 
 
+def test_sync_batchnorm_matches_torch_on_the_whole_batch_also_far_from_zero():
+    result = mpirun("sync_batchnorm.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" ok") == 4  # 2 offsets x 2 ranks
+
+
 def _run_single_process(out, sync):
     import subprocess
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(SCRIPTS))] + sys.path))
