@@ -36,12 +36,18 @@ class FusionCosts:
     ops over stored values that is recomputed by its consumers when that moves less
     memory. ``max_inlined_depth``: the deepest value tree inlined into one kernel (deeper
     nodes are stored). Example: ``FusionCosts(duplicate_max_kernels=8)`` for a GPU, where
-    recomputing is cheaper than a round trip to memory.
+    recomputing is cheaper than a round trip to memory. ``shared_reduction_loops``: the
+    backend renders a kernel's plain reductions of one index, and the element-wise stores
+    over its domain, in one loop nest (the cpu renderer's accumulators per store), so
+    fusion gives such kernels several reductions reading one input and lets a reduction
+    store an element-wise value it computes anyway; a backend that renders each store on
+    its own would read the inputs once per store, gaining nothing.
     """
 
     duplicate_max_kernels: int = 4
     chain_max_ops: int = 3
     max_inlined_depth: int = 64
+    shared_reduction_loops: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

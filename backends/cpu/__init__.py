@@ -12,7 +12,7 @@ import numpy as np
 
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
-from metajit.plugins import BackendDescription, KernelSource
+from metajit.plugins import BackendDescription, FusionCosts, KernelSource
 from metajit.toolkit import analysis, codegen, disk_cache, launching
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
@@ -83,6 +83,7 @@ def metajit_backend_describe():
         tuple((role, ("float32",)) for role in onednn.ConvolutionProgram.ROLES) if onednn.library() is not None else ())
     library = "oneDNN" if onednn.library() is not None else "numpy BLAS (oneDNN not found)"
     return BackendDescription(name=NAME, device_kind="cpu", library_kernels=claims,
+                              fusion_costs=FusionCosts(shared_reduction_loops=True),
                               summary=f"C++17 + OpenMP kernels compiled by the system compiler; {library}",
                               notice=disk_cache.fallback_notice(disk_cache.cache_root(NAME)))
 

@@ -70,26 +70,34 @@ class CpuRenderer(codegen.CStyleRenderer):
         return lines + self._reduction([store], axes, total)
 
     def _reduce_together(self, stores):
-        """Whether ``stores`` are plain reductions one loop nest computes with an accumulator
-        each (`fusion._sibling_reductions`' kernels): the same operator, output dtype and
-        index, no condition, over a non-empty domain, and not nan-aware max/min."""
+        """Whether one loop nest computes ``stores`` (the kernels of `fusion._siblings` and
+        `fusion._sibling_reductions` over a reduction): plain reductions with the same
+        operator, output dtype and index, not nan-aware max/min, an accumulator each, and
+        element-wise stores over the domain, written as the loops pass; the first store
+        reduces and the domain is not empty."""
         first = stores[0]
         out_dtype, out_shape = self.kernel.outputs[first.slot]
         return (math.prod(self.domain) > 0 and first.reduce_op in ("sum", "prod", "any", "all")
                 and first.reduced_axes(self.domain, out_shape) is not None
-                and all(s.reduce_op == first.reduce_op and s.index == first.index
-                        and s.condition == indexexpr.const(1) and self.kernel.outputs[s.slot] == (out_dtype, out_shape)
+                and all(codegen.is_plain_store(s, self.domain) or (
+                        s.reduce_op == first.reduce_op and s.index == first.index
+                        and s.condition == indexexpr.const(1) and self.kernel.outputs[s.slot] == (out_dtype, out_shape))
                         for s in stores))
 
     def _accumulating_body(self, stores, step):
-        """The statements computing each of ``stores``' values (shared values once) and
-        ``step(k, value, target)`` for the k-th."""
+        """The statements computing each of ``stores``' values (shared values once):
+        ``step(k, value, target)`` for the k-th reducing store, a plain write for the others."""
         if len(stores) == 1:
             return self.body(stores[0], lambda value, target: step(0, value, target))
         self.lines, self.values = [], {}
         values = [self.value(store.value) for store in stores]
-        for k, (store, value) in enumerate(zip(stores, values)):
-            self.lines.extend(step(k, value, self.target(store)).split("\n"))
+        reducing = 0
+        for store, value in zip(stores, values):
+            if store.reduce_op is None:
+                self.lines.append(f"{self.target(store)} = {value};")
+                continue
+            self.lines.extend(step(reducing, value, self.target(store)).split("\n"))
+            reducing += 1
         return self.lines
 
     def _collapse_depth(self, axes):
@@ -196,10 +204,11 @@ class CpuRenderer(codegen.CStyleRenderer):
         if len(stores) == 1 and self._vectorises_across_windows(op, out_dtype, suffix, loop_axes, reduced):
             return self._window_reduction(store, op, acc_type, out_type, identity, combine, suffix,
                                           loop_axes, total, nan_aware)
-        accumulators = _names("acc", stores)
+        reducing = [s for s in stores if s.reduce_op is not None]
+        accumulators = _names("acc", reducing)
         declare = [f"{acc_type} {acc} = ({acc_type}){identity};" for acc in accumulators]
         fold = [f"{target} = {combine(target, f'({out_type}){acc}')};"
-                for target, acc in zip(map(self.target, stores), accumulators)]
+                for target, acc in zip(map(self.target, reducing), accumulators)]
         if not suffix:
             inner = self.fixed_axes() + self._accumulating_body(stores, into_target)
         elif not loop_axes:
@@ -281,11 +290,12 @@ class CpuRenderer(codegen.CStyleRenderer):
         if widened and len(suffix) > 1 and not parallel and self.domain[suffix[-1]] <= ACCUMULATION_BLOCK \
                 and (short or self.domain[suffix[-1]] % ACCUMULATION_LANES):
             return self._row_lanes(stores, suffix, combine, clause, identity)
-        accumulators = _names("acc", stores)
+        reducing = [s for s in stores if s.reduce_op is not None]
+        accumulators = _names("acc", reducing)
         if widened and not short:
             last, outer = suffix[-1], suffix[:-1]
             size = self.domain[last]
-            lanes, blocks = _names("lanes", stores), _names("block", stores)
+            lanes, blocks = _names("lanes", reducing), _names("block", reducing)
             lane_body = self.fixed_axes() + self._accumulating_body(
                 stores, lambda k, v, t: f"{lanes[k]}[l] = {combine(f'{lanes[k]}[l]', f'(float){v}')};")
             rest_body = self.fixed_axes() + self._accumulating_body(
@@ -336,9 +346,10 @@ class CpuRenderer(codegen.CStyleRenderer):
         width = self.domain[last]
         rows_per_fold = ACCUMULATION_BLOCK // ACCUMULATION_LANES
         each = f"for (mj_i64 l = 0; l < {width}LL; ++l)"
-        lanes = _names("lanes", stores)
+        reducing = [s for s in stores if s.reduce_op is not None]
+        lanes = _names("lanes", reducing)
         fold, reset = [], []
-        for lane, acc in zip(lanes, _names("acc", stores)):
+        for lane, acc in zip(lanes, _names("acc", reducing)):
             fold += [f"#pragma omp simd reduction({clause}:{acc})",
                      f"{each} {acc} = {combine(acc, f'(double){lane}[l]')};"]
             reset.append(f"{each} {lane}[l] = (float){identity};")
@@ -353,6 +364,7 @@ class CpuRenderer(codegen.CStyleRenderer):
     def _partial_reduction(self, stores, inner, loop_axes, total, identity, combine):
         """Threads split the outermost (reduced) loop, each reducing into private partial
         outputs, folded into the real outputs at the end. Large outputs run serially."""
+        stores = [s for s in stores if s.reduce_op is not None]  # element-wise stores write in place
         out_dtype, out_shape = self.kernel.outputs[stores[0].slot]
         count = math.prod(out_shape)
         if count > PARTIAL_OUTPUT_MAX_ELEMENTS:

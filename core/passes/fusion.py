@@ -227,10 +227,14 @@ def _fuse(order, targets, library_kernels, costs):
                 and node.inputs[0].op not in _ALWAYS_INLINED:
             forced.add(id(node.inputs[0]))
     materialised = _choose_materialised(order, consumers, forced, costs)
-    co_stored, absorbed = _siblings(order, materialised, consumers)
-    co_stored.update(_sibling_reductions(order, materialised, consumers, co_stored, absorbed,
-                                         lambda node: plugins.claims(library_kernels, "matmul", node.dtype)
-                                         and bool(_matmul_operands(node))))
+    shared_loops = costs.shared_reduction_loops
+    co_stored, absorbed = _siblings(order, materialised, consumers, shared_loops)
+    if shared_loops:
+        grouped = _sibling_reductions(order, materialised, consumers, co_stored, absorbed,
+                                      lambda node: plugins.claims(library_kernels, "matmul", node.dtype)
+                                      and bool(_matmul_operands(node)))
+        for host, members in grouped.items():
+            co_stored[host] = co_stored.get(host, []) + members
     steps = [_alias_step(node) if is_pure_reshape(node) and _is_stored(node.inputs[0], materialised)
              else _build_step(node, materialised, co_stored.get(id(node), ()))
              for node in order if id(node) in materialised and not node.is_realised and id(node) not in absorbed]
@@ -247,11 +251,14 @@ def _is_plain_elementwise(node):
     return not node.is_realised and node.op in opset.ELEMENTWISE and node.op not in _ALWAYS_INLINED
 
 
-def _siblings(order, materialised, consumers):
+def _siblings(order, materialised, consumers, into_reductions=False):
     """Stored element-wise producers that the kernel of a stored element-wise consumer of
     the same shape computes and stores itself (SGD's momentum buffer with the parameter
     update; BatchNorm's output with the ReLU after it): one loop reads the inputs once
     and writes both, instead of a second kernel reading the first one's output back.
+    With ``into_reductions`` (`FusionCosts.shared_reduction_loops`) a plain reduction's
+    kernel does the same for producers over its domain (BatchNorm's masked gradient,
+    summed and then read by the input gradient).
 
     A producer qualifies when the consumer reaches it through inlined element-wise nodes
     only (same index) and every other reader of it comes later in the order, so its
@@ -260,12 +267,18 @@ def _siblings(order, materialised, consumers):
     position = graphwalk.positions(order)
     co_stored, absorbed = {}, set()
     for node in order:
-        if id(node) not in materialised or not _is_plain_elementwise(node) or id(node) in absorbed:
+        if id(node) not in materialised or id(node) in absorbed:
+            continue
+        if _is_plain_elementwise(node):
+            domain = node.shape
+        elif into_reductions and node.op == "reduce" and not node.is_realised:
+            domain = node.inputs[0].shape
+        else:
             continue
         region, stack, found = {id(node)}, list(node.inputs), {}
         while stack:
             source = stack.pop()
-            if id(source) in region or not _is_plain_elementwise(source) or source.shape != node.shape:
+            if id(source) in region or not _is_plain_elementwise(source) or source.shape != domain:
                 continue
             if id(source) in materialised:
                 if id(source) not in absorbed and id(source) not in co_stored:
@@ -308,18 +321,22 @@ def _sibling_reductions(order, materialised, consumers, co_stored, absorbed, is_
         leaves = _stored_leaves(node.inputs[0], materialised)
         size = numel(node.inputs[0].shape)
         shared = {id(leaf) for leaf in leaves if numel(leaf.shape) * 64 > size}
-        ready = max((-1 if leaf.is_realised else computed_at.get(id(leaf), position[id(leaf)]) for leaf in leaves),
-                    default=-1)
         first_reader = min((position[id(r)] for r in _reading_kernels(node, consumers, materialised)),
                            default=len(order))
         key = (node.inputs[0].shape, node.attrs, node.dtype)
+        # a reduction storing element-wise siblings keeps them at its position: it may host
+        # a group that stays there, never join one elsewhere
+        stays = id(node) in co_stored
         for group in groups.get(key, ()):
             host, members, group_leaves, group_reader = group
             if len(members) >= SIBLING_REDUCTIONS_MAX or not shared & group_leaves:
                 continue
-            if ready < position[id(host)]:              # computed early, at the host
+            inside = {id(p) for p in co_stored.get(id(host), ())}  # values the host's kernel computes
+            ready = max((-1 if leaf.is_realised else computed_at.get(id(leaf), position[id(leaf)])
+                         for leaf in leaves if id(leaf) not in inside), default=-1)
+            if not stays and ready < position[id(host)]:     # computed early, at the host
                 members.append(node)
-            elif group_reader > at:                     # the group moves to this node
+            elif group_reader > at and id(host) not in co_stored:  # the group moves to this node
                 group[0] = node
                 members.append(node)
             else:
@@ -334,6 +351,7 @@ def _sibling_reductions(order, materialised, consumers, co_stored, absorbed, is_
     together = {}
     for group in itertools.chain.from_iterable(groups.values()):
         host, members = group[0], group[1]
+        # (a host with element-wise siblings of its own stays the host: see ``stays``)
         if len(members) > 1:
             together[id(host)] = [m for m in members if m is not host]
             absorbed.update(id(m) for m in together[id(host)])
@@ -699,7 +717,7 @@ def _build_step(node, materialised, co_stored=()):
         index = loops
     outputs = [node] + list(co_stored)
     stores = [K.Store(0, index, value, reduce_op, condition)]
-    stores += [K.Store(slot, index, builder.value(sibling.inputs[0], loops), reduce_op) if reduce_op
+    stores += [K.Store(slot, index, builder.value(sibling.inputs[0], loops), reduce_op) if sibling.op == "reduce"
                else K.Store(slot, loops, builder.value(sibling, loops)) for slot, sibling in enumerate(co_stored, 1)]
     kernel = K.Kernel(domain, [(n.dtype, n.shape) for n in builder.input_nodes],
                       [(n.dtype, n.shape) for n in outputs], stores, [p.dtype for p in builder.parameter_nodes])

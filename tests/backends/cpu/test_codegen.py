@@ -352,3 +352,23 @@ def test_sibling_products_and_logical_reductions_share_a_kernel(rng):
     np.testing.assert_allclose(half, (data.astype(np.float64) * 0.5).prod(1), rtol=1e-5)
     np.testing.assert_array_equal(high, (data > 1.4).any(1))
     np.testing.assert_array_equal(low, (data < 0.6).any(1))
+
+
+@pytest.mark.parametrize("shape,axes", [((8, 16, 56, 56), (0, 2, 3)), ((40, 2048), (1,)), ((1000, 64), (0,)),
+                                        ((1 << 17,), (0,)), ((30, 20, 7), (1, 2))])
+def test_a_reduction_kernel_stores_the_value_it_sums_for_later_readers(shape, axes, rng):
+    """A value summed by two reductions and read by a later kernel is stored by the
+    reductions' loop nest as it passes (`fusion._siblings` over a reduction), not by a
+    kernel of its own read back: one kernel with the two sums and the full-size value."""
+    data = rng.standard_normal(shape).astype(np.float32)
+    x = jt.array(data)
+    grown = (x * 0.5).exp()
+    with jt.debug.record_kernels() as launched:
+        total, weighted, doubled = jt.fetch_sync([grown.sum(axes), (grown * x).sum(axes), grown * 2.0])
+    (kernel,) = [k for k in launched if len(k.kernel.outputs) == 3]
+    assert [store.reduce_op for store in kernel.kernel.stores].count("sum") == 2
+    assert shape in [tuple(s) for _, s in kernel.kernel.outputs]
+    exact = np.exp(data.astype(np.float64) * 0.5)
+    np.testing.assert_allclose(total, exact.sum(axes), rtol=1e-5)
+    np.testing.assert_allclose(weighted, (exact * data).sum(axes), rtol=1e-5, atol=1e-5 * np.abs(exact * data).sum(axes).max())
+    np.testing.assert_allclose(doubled, exact * 2, rtol=1e-6)

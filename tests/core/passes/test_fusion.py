@@ -1,7 +1,9 @@
 """Fusion: what becomes one kernel, what is materialised, and fused == unfused results."""
 import numpy as np
+import pytest
 
 import metajit as jt
+from metajit import plugins
 from metajit.passes import fusion
 
 
@@ -42,7 +44,11 @@ def test_shared_expensive_producer_is_materialised_once(rng):
     launched = kernels_of(y)
     assert len(launched) == 1
     z = shared.sum() + shared.max()
-    assert len(kernels_of(z)) == 4
+    launched = kernels_of(z)
+    # stored once: by a kernel of its own, or beside the sum that reads it
+    # (`FusionCosts.shared_reduction_loops`), then loaded by the max
+    assert sum((8,) in [shape for _, shape in k.kernel.outputs] for k in launched) == 1
+    assert len(launched) in (3, 4)
 
 
 def test_out_of_range_reindex_reads_become_selects(rng):
@@ -129,7 +135,7 @@ def test_a_deeper_chain_shared_by_kernels_is_still_stored(rng):
     first, second = first_and_second()
     with jt.debug.record_kernels() as launched:
         jt.sync_all()
-    assert any(tuple(k.kernel.outputs[0][1]) == (64, 32) for k in launched)
+    assert any((64, 32) in [tuple(shape) for _, shape in k.kernel.outputs] for k in launched)
     reference = np.exp((data - data.mean(0, keepdims=True)) * 2 + 1)
     np.testing.assert_allclose(first.numpy(), reference.sum(0), rtol=1e-10)
     np.testing.assert_allclose(second.numpy(), reference.max(1), rtol=1e-10)
@@ -249,7 +255,7 @@ def test_batchnorm_output_before_a_relu_is_recomputed_by_the_backward_pass(rng):
     out = conv(jt.nn.relu(hidden)).sqr().sum()
     gx = jt.grad(out, x)
     full_size = [k for k in kernels_of(gx) if (4, 8, 6, 6) in [shape for _, shape in k.kernel.outputs]]
-    forward = [k for k in full_size if len(k.kernel.outputs) > 1]
+    forward = [k for k in full_size if [shape for _, shape in k.kernel.outputs].count((4, 8, 6, 6)) > 1]
     assert not forward  # one full-size output per kernel: BatchNorm's is not stored beside the ReLU's
     import torch
     tx = torch.from_numpy(data).requires_grad_()
@@ -279,10 +285,18 @@ def test_a_gradient_spread_over_pooling_windows_is_computed_once(rng):
     np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def shares_reduction_loops():
+    """Whether the current device renders sibling reductions in one loop nest (the cpu)."""
+    return plugins.current().description.fusion_costs.shared_reduction_loops
+
+
 def test_batchnorm_statistics_and_gradient_sums_read_their_input_once(rng):
     """Training BatchNorm's shifted sum and sum of squares, and the backward's sums of the
-    gradient and of the gradient times the input, are each one kernel with two outputs
-    (`fusion._sibling_reductions`): one pass over the full-size values per pair."""
+    gradient and of the gradient times the input, are each one kernel with two reductions
+    (`fusion._sibling_reductions`): one pass over the full-size values per pair; the
+    backward's kernel also stores the masked gradient it sums (`fusion._siblings`)."""
+    if not shares_reduction_loops():
+        pytest.skip("the device renders each reduction on its own (FusionCosts.shared_reduction_loops)")
     data = rng.standard_normal((4, 8, 6, 6)).astype(np.float32)
     x = jt.array(data)
     bn = jt.nn.BatchNorm2d(8)
@@ -299,6 +313,8 @@ def test_reductions_reading_one_input_fuse_only_where_their_order_allows(rng):
     """Random chains of same-shaped sums, some reading values computed from earlier sums:
     grouped sums run where all their inputs are ready and before all their readers, so
     the fused plan gives the eager (one op at a time) results."""
+    if not shares_reduction_loops():
+        pytest.skip("the device renders each reduction on its own (FusionCosts.shared_reduction_loops)")
     grouped = 0
     for seed in range(12):
         choices = np.random.default_rng(seed).integers(0, 7, 8)
