@@ -228,10 +228,31 @@ def index_properties():
     return found
 
 
+@st.composite
+def _sibling_reductions(draw, op, dtype):
+    """Reductions of one domain and axes over shared inputs, with an element-wise value
+    that a reduction sums and a later kernel reads, realised together: on a backend whose
+    `FusionCosts.shared_reduction_loops` is set, one kernel with several reducing stores
+    and an element-wise store."""
+    shape = draw(shapes(min_dims=1, max_dims=3, nonempty=op == "max"))
+    axes = draw(axes_subsets(len(shape)))
+    keepdims = draw(st.booleans())
+    a, b = (draw(arrays(dtype, shape, bound=2.0)) for _ in range(2))
+    reduce = f".{op}(dims={axes!r}, keepdims={keepdims})"
+    source = (f"[(e := jt.exp(a * 0.25)){reduce}, (e * b){reduce}, (a - b){reduce}, "
+              f"(b * b){reduce}, e * 2.0]")
+    return Program(source, [a, b], "accumulated")
+
+
 def fusion_properties():
-    return [Property(f"fusion.random_dag[{dtype}]", "fusion", random_dag(dtype),
-                     checks.fused_unfused_reference, (dtype,), smoke=dtype == "float32")
-            for dtype in ("float32", "float64")]
+    found = [Property(f"fusion.random_dag[{dtype}]", "fusion", random_dag(dtype),
+                      checks.fused_unfused_reference, (dtype,), smoke=dtype == "float32")
+             for dtype in ("float32", "float64")]
+    for op in ("sum", "max"):
+        found += [Property(f"fusion.sibling_reductions.{op}[{dtype}]", "fusion", _sibling_reductions(op, dtype),
+                           checks.fused_unfused_reference, (dtype,), smoke=dtype == "float32" and op == "sum")
+                  for dtype in ("float32", "float64")]
+    return found
 
 
 GRAD_FUNCTIONS = {
