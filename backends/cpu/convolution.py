@@ -1,12 +1,15 @@
 """What the cpu backend's convolution programs (`onednn`, `winograd`, `grouped_conv`) have
 in common."""
 
-FORWARD = ("conv2d", "conv2d_bias", "conv2d_bias_relu")  # the forward convolution library ops
+FORWARD = ("conv2d", "conv2d_bias", "conv2d_bias_relu", "conv2d_bias_relu6")  # the forward convolution library ops
+RELU, RELU6 = 1, 2  # the activation codes the drivers take (0: none)
+_ACTIVATIONS = {"conv2d_bias_relu": RELU, "conv2d_bias_relu6": RELU6}
 
 
 def epilogue(call):
-    """(adds a bias, applies a ReLU) as the forward convolution ``call`` writes its output."""
-    return call.name in ("conv2d_bias", "conv2d_bias_relu"), call.name == "conv2d_bias_relu"
+    """(adds a bias, activation code: 0, `RELU` or `RELU6`) as the forward convolution
+    ``call`` writes its output."""
+    return call.name in FORWARD and call.name != "conv2d", _ACTIVATIONS.get(call.name, 0)
 
 
 def is_unit_stride_float32(call, names):

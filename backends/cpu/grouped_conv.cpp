@@ -7,7 +7,8 @@
 // same prelude.
 //
 // inputs: x (N, C, H, W), w (K, C / groups, KH, KW), [bias (K,)]; outputs: y (N, K, OH, OW), float32.
-// parameters: N, C, H, W, K, OH, OW, KH, KW, pad top, pad left, groups, has bias, ReLU on the output.
+// parameters: N, C, H, W, K, OH, OW, KH, KW, pad top, pad left, groups, has bias,
+//             activation on the output (0: none, 1: ReLU, 2: ReLU6).
 // Needs (K / groups) % 4 == 0 (`grouped_conv.py` checks).
 
 #pragma GCC optimize("fp-contract=fast")  // fused multiply-adds: rounding differs from any other convolution anyway
@@ -32,8 +33,8 @@ struct Shape {
 
 // Output row oy of image n, group g: rows holds the group's input rows that the filter
 // reaches (group_in x kh rows of row_length floats, zero outside the image).
-void output_row(const Shape& s, const float* x, const float* w, const float* bias, bool relu, float* y, float* rows,
-                mj_i64 n, mj_i64 g, mj_i64 oy) {
+void output_row(const Shape& s, const float* x, const float* w, const float* bias, int activation, float* y,
+                float* rows, mj_i64 n, mj_i64 g, mj_i64 oy) {
   const mj_i64 taps = s.kh * s.kw;
   for (mj_i64 i = 0; i < s.group_in; ++i)
     for (mj_i64 ky = 0; ky < s.kh; ++ky) {
@@ -72,9 +73,14 @@ void output_row(const Shape& s, const float* x, const float* w, const float* bia
           }
         }
       const mj_i64 count = s.ow - x0 < COLUMNS ? s.ow - x0 : COLUMNS;
-      if (relu)  // (a nan compares false and stays)
+      if (activation)  // (a nan compares false and stays)
         for (int o = 0; o < 4; ++o)
           for (int half = 0; half < 2; ++half) acc[o][half] = acc[o][half] < vec8{} ? vec8{} : acc[o][half];
+      if (activation == 2) {
+        const vec8 six = vec8{} + 6.0f;
+        for (int o = 0; o < 4; ++o)
+          for (int half = 0; half < 2; ++half) acc[o][half] = acc[o][half] > six ? six : acc[o][half];
+      }
       for (int o = 0; o < 4; ++o) {
         float* out = y + ((n * s.k + k0 + o) * s.oh + oy) * s.ow + x0;
         if (count == COLUMNS) {
@@ -103,7 +109,7 @@ extern "C" void MJ_KERNEL_NAME(void* const* inputs, void* const* outputs, const 
   const float* x = (const float*)inputs[0];
   const float* w = (const float*)inputs[1];
   const float* bias = p[12] ? (const float*)inputs[2] : nullptr;
-  const bool relu = p[13] != 0;
+  const int activation = (int)p[13];
   float* y = (float*)outputs[0];
   const mj_i64 rows_per_call = s.n * s.groups * s.oh;
 #pragma omp parallel num_threads(num_threads)
@@ -112,7 +118,7 @@ extern "C" void MJ_KERNEL_NAME(void* const* inputs, void* const* outputs, const 
 #pragma omp for schedule(static)
     for (mj_i64 item = 0; item < rows_per_call; ++item) {
       const mj_i64 oy = item % s.oh, g = item / s.oh % s.groups, n = item / (s.oh * s.groups);
-      output_row(s, x, w, bias, relu, y, rows, n, g, oy);
+      output_row(s, x, w, bias, activation, y, rows, n, g, oy);
     }
     delete[] rows;
   }

@@ -2,7 +2,7 @@
 first stage) as a direct convolution (`grouped_conv.cpp`): oneDNN blocks channels by 8,
 so with 4 per group its grouped convolution runs at a tenth of the CPU's peak; this
 kernel keeps 4 output channels x 16 columns in registers (0.3-0.4 of torch's time on
-ResNeXt's 4-channel groups). Forward only (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu``);
+ResNeXt's 4-channel groups). Forward only (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu(6)``);
 results differ from oneDNN's by rounding (fused multiply-adds in another order)."""
 import os
 import struct
@@ -34,9 +34,9 @@ class GroupedConvolutionProgram:
         (_, (n, c, h, w)), (_, (k, _, kh, kw)) = call.inputs[:2]
         _, (_, _, oh, ow) = call.outputs[0]
         padding, groups = call.attrs[1], call.attrs[3]
-        has_bias, relu = epilogue(call)
+        has_bias, activation = epilogue(call)
         self.parameters = _PACK_PARAMETERS.pack(n, c, h, w, k, oh, ow, kh, kw, padding[0], padding[1], groups,
-                                                int(has_bias), int(relu))
+                                                int(has_bias), activation)
 
     def __call__(self, inputs, outputs, parameters):
         from metajit.backends import cpu

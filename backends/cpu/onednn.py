@@ -22,7 +22,7 @@ from metajit.flags import flags
 from metajit.toolkit.allocator import KeptCopies
 
 from .allocator import aligned
-from .convolution import FORWARD, epilogue
+from .convolution import FORWARD, RELU, RELU6, epilogue
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
 _UNLOADED = object()
@@ -80,7 +80,7 @@ def set_threads(count):
 _CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
 _TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
 _FORWARD_TRAINING, _CONVOLUTION_DIRECT = 64, 1
-_ELTWISE_RELU = 0x20
+_ELTWISE_RELU, _ELTWISE_CLIP = 0x20, 0x2e
 _QUERY_IMPLEMENTATION = 8
 # (query, index) of each argument's memory descriptor; a bias is the weights' second
 _QUERY_MD = {"src": (129, 0), "diff_src": (130, 0), "weights": (131, 0), "bias": (131, 1),
@@ -130,23 +130,27 @@ class _Engine:
         return cls.instance
 
 
-_relu_attributes_made = []
+_post_op_attributes_made = {}
+# activation code (`convolution.epilogue`) -> (eltwise algorithm, alpha, beta): ReLU, and
+# ReLU6 as a clip to [0, 6]
+_ACTIVATION_POST_OPS = {RELU: (_ELTWISE_RELU, 0.0, 0.0), RELU6: (_ELTWISE_CLIP, 0.0, 6.0)}
 
 
-def _relu_attributes():
-    """Primitive attributes with a ReLU post-op (``conv2d_bias_relu``), made once: a
-    primitive descriptor copies the attributes it is created with."""
-    if not _relu_attributes_made:
+def _post_op_attributes(activation):
+    """Primitive attributes with the eltwise post-op of ``activation`` (`RELU`, `RELU6`),
+    made once each: a primitive descriptor copies the attributes it is created with."""
+    if activation not in _post_op_attributes_made:
         lib = library()
+        algorithm, alpha, beta = _ACTIVATION_POST_OPS[activation]
         post_ops, attributes = ctypes.c_void_p(), ctypes.c_void_p()
         _check(lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
-        _check(lib.dnnl_post_ops_append_eltwise(post_ops, _ELTWISE_RELU, ctypes.c_float(0.0), ctypes.c_float(0.0)),
-               "ReLU post-op")
+        _check(lib.dnnl_post_ops_append_eltwise(post_ops, algorithm, ctypes.c_float(alpha), ctypes.c_float(beta)),
+               "activation post-op")
         _check(lib.dnnl_primitive_attr_create(ctypes.byref(attributes)), "primitive attributes")
         _check(lib.dnnl_primitive_attr_set_post_ops(attributes, post_ops), "post-ops attribute")
         _check(lib.dnnl_post_ops_destroy(post_ops), "post-ops release")
-        _relu_attributes_made.append(attributes)
-    return _relu_attributes_made[0]
+        _post_op_attributes_made[activation] = attributes
+    return _post_op_attributes_made[activation]
 
 
 def _memory_desc(shape, tag):
@@ -184,8 +188,9 @@ class _Execution:
 
 
 class ConvolutionProgram:
-    """A 2-d convolution library op (``conv2d``, ``conv2d_bias``, ``conv2d_backward_data``,
-    ``conv2d_backward_weights``) as oneDNN primitives.
+    """A 2-d convolution library op (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu``,
+    ``conv2d_bias_relu6``, ``conv2d_backward_data``, ``conv2d_backward_weights``) as oneDNN
+    primitives (the activations as eltwise post-ops).
 
     The convolution runs in the layouts oneDNN prefers on this CPU (blocked channels);
     reorder primitives convert the dense NCHW / OIHW buffers metajit keeps, into
@@ -196,6 +201,7 @@ class ConvolutionProgram:
     ROLES = {"conv2d": (("src", "weights"), "dst"),
              "conv2d_bias": (("src", "weights", "bias"), "dst"),
              "conv2d_bias_relu": (("src", "weights", "bias"), "dst"),
+             "conv2d_bias_relu6": (("src", "weights", "bias"), "dst"),
              "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
              "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
 
@@ -222,7 +228,8 @@ class ConvolutionProgram:
         lib, engine = library(), _Engine.get().engine
         forward = ctypes.c_void_p()
         bias = self.user_desc["b"] if "bias" in inputs else None
-        attributes = _relu_attributes() if epilogue(call)[1] else None
+        activation = epilogue(call)[1]
+        attributes = _post_op_attributes(activation) if activation else None
         _check(lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
             bias, any_desc["y"], *geometry, attributes), f"convolution {x_shape} * {w_shape}")

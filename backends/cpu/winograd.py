@@ -8,7 +8,7 @@ with enough tiles; `program_for` picks it for those and keeps oneDNN's convoluti
 the rest. Results differ from a direct convolution by rounding only (relative error
 around 1e-6 of the output's scale).
 
-Forward convolutions (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu``) and the input gradient
+Forward convolutions (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu(6)``) and the input gradient
 (``conv2d_backward_data``, a 3x3 convolution with the flipped, transposed weights) run
 here. The transformed weights are kept between calls while the weight buffer holds the
 same contents (`metajit.toolkit.allocator.KeptCopies`), so inference transforms each
@@ -83,7 +83,7 @@ class WinogradProgram:
         self.padded_tiles = _padded_tiles(n, oh, ow)
         self.weight_bytes = aligned(36 * k * c * 4)
         self.weights = KeptCopies(self.weight_bytes, workspace.allocator)
-        self.has_bias, self.relu = epilogue(call)
+        self.has_bias, self.activation = epilogue(call)
         self.sgemm = blas.routines()[np.dtype(np.float32)][0]
         self.lock = threading.Lock()  # the kept weights are looked up and filled by one call at a time
         self.tile_layouts = {}
@@ -117,5 +117,5 @@ class WinogradProgram:
         scratch = self.workspace.reserve(tile_bytes + (self.weight_bytes if kept is None else 0)).address
         weights, transform = (scratch + tile_bytes, 1) if kept is None else (kept[0].address, int(not kept[1]))
         packed = _PACK_PARAMETERS.pack(self.sgemm, n, c, h, w, k, oh, ow, pad_top, pad_left, int(self.has_bias),
-                                       scratch, weights, transform, block, flipped, int(self.relu))
+                                       scratch, weights, transform, block, flipped, self.activation)
         cpu.compiler().run_driver(_DRIVER_PATH, inputs, outputs, packed)

@@ -4,7 +4,7 @@ index arithmetic with overflow 0) followed by a matrix product, which backends t
 the col2im scatter).
 
 That composition is the meaning of the library ops ``conv2d`` (``conv2d_bias`` with the
-bias added, ``conv2d_bias_relu`` with a ReLU after it), ``conv2d_backward_data`` and
+bias added, ``conv2d_bias_relu`` / ``conv2d_bias_relu6`` with a ReLU / ReLU6 after it), ``conv2d_backward_data`` and
 ``conv2d_backward_weights``
 (`metajit.library_ops`): on a device that claims them
 (the cpu backend with oneDNN) a float32 convolution and its first-order gradients run
@@ -136,10 +136,24 @@ def _conv2d_bias_relu_composed(inputs, geometry):
     return relu(_conv2d_bias_composed(inputs, geometry))
 
 
+def _conv2d_bias_relu6_composed(inputs, geometry):
+    """min(relu(conv2d_bias), 6): the meaning of library op ``conv2d_bias_relu6``."""
+    return binary("minimum", relu(_conv2d_bias_composed(inputs, geometry)), 6.0)
+
+
 def _conv2d_bias_relu_gradients(node, output_grad):
     """``conv2d_bias``'s gradients of the output gradient where the output is positive."""
     positive = cast(binary("gt", Var.from_node(node), 0.0), output_grad.dtype)
     return _conv2d_bias_gradients(node, binary("mul", output_grad, positive))
+
+
+def _conv2d_bias_relu6_gradients(node, output_grad):
+    """``conv2d_bias``'s gradients of the output gradient where the output is strictly
+    between 0 and 6 (PyTorch's ReLU6)."""
+    out = Var.from_node(node)
+    inside = binary("mul", cast(binary("gt", out, 0.0), output_grad.dtype),
+                    cast(binary("lt", out, 6.0), output_grad.dtype))
+    return _conv2d_bias_gradients(node, binary("mul", output_grad, inside))
 
 
 def relu_folded(x):
@@ -149,15 +163,25 @@ def relu_folded(x):
     read and written again); None when ``x`` is something else or the device does not
     claim ``conv2d_bias_relu``. (A convolution output that something else reads too is
     then computed twice, once with the ReLU: torchvision's models never do that.)"""
+    return _with_activation(x, "conv2d_bias_relu")
+
+
+def relu6_folded(x):
+    """`relu_folded` for ReLU6 (``conv2d_bias_relu6``: MobileNetV2's activation)."""
+    return _with_activation(x, "conv2d_bias_relu6")
+
+
+def _with_activation(x, name):
     node = library.pending_for_inference(x, ("conv2d_bias",))
-    if node is None or not library.claimed("conv2d_bias_relu", node.dtype):
+    if node is None or not library.claimed(name, node.dtype):
         return None
-    return library.apply("conv2d_bias_relu", [Var.from_node(i) for i in node.inputs], node.attrs[1], node.shape)
+    return library.apply(name, [Var.from_node(i) for i in node.inputs], node.attrs[1], node.shape)
 
 
 library.register("conv2d", _conv2d_composed, _conv2d_gradients)
 library.register("conv2d_bias", _conv2d_bias_composed, _conv2d_bias_gradients)
 library.register("conv2d_bias_relu", _conv2d_bias_relu_composed, _conv2d_bias_relu_gradients)
+library.register("conv2d_bias_relu6", _conv2d_bias_relu6_composed, _conv2d_bias_relu6_gradients)
 library.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
 library.register("conv2d_backward_weights",
                      lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))

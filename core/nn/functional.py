@@ -24,8 +24,10 @@ def relu(x):
 
 
 def relu6(x):
-    """``min(max(x, 0), 6)``; gradient 1 strictly between 0 and 6, as PyTorch."""
-    return binary("minimum", relu(x), 6.0)
+    """``min(max(x, 0), 6)``; gradient 1 strictly between 0 and 6, as PyTorch; in inference,
+    right after a biased convolution, that convolution's post-op (`conv.relu6_folded`)."""
+    folded = relu6_folded(x)
+    return folded if folded is not None else binary("minimum", relu(x), 6.0)
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):
@@ -380,7 +382,7 @@ def dropout(x, p=0.5, training=True):
 
 
 # PyTorch's ``F`` also holds the functional forms defined beside their layers
-from .conv import conv1d, conv2d, conv_transpose2d, relu_folded  # noqa: E402
+from .conv import conv1d, conv2d, conv_transpose2d, relu6_folded, relu_folded  # noqa: E402
 from .grid_sample import affine_grid, grid_sample  # noqa: E402
 from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: E402
 from .resampling import interpolate  # noqa: E402

@@ -195,34 +195,38 @@ def test_inference_folds_batchnorm_into_the_convolution_before_it(rng, bias):
 RELU_FOLDS = [(4, 6, 3, 1, 9), (64, 64, 3, 1, 20), (32, 32, 3, 8, 9), (16, 24, 1, 1, 7)]
 
 
+@pytest.mark.parametrize("activation,library_op", [("ReLU", "conv2d_bias_relu"), ("ReLU6", "conv2d_bias_relu6")])
 @pytest.mark.parametrize("channels,out_channels,kernel,groups,side", RELU_FOLDS,
                          ids=["direct", "winograd", "grouped", "pointwise"])
 def test_inference_runs_a_relu_as_the_post_op_of_the_convolution_before_it(channels, out_channels, kernel, groups,
-                                                                           side, rng):
-    """Without gradients, conv + eval BatchNorm + ReLU is one convolution with the ReLU as
-    its post-op on every cpu convolution path (oneDNN, Winograd, the 4-channel grouped
-    kernel); outputs with many negatives match torch. With gradients nothing is folded and
-    the gradient matches torch's."""
+                                                                           side, activation, library_op, rng):
+    """Without gradients, conv + eval BatchNorm + ReLU (ReLU6) is one convolution with the
+    activation as its post-op on every cpu convolution path (oneDNN, Winograd, the
+    4-channel grouped kernel); outputs with many negatives (and, for ReLU6, many above 6)
+    match torch. With gradients nothing is folded and the gradient matches torch's."""
     torch.manual_seed(0)  # the layers' initial weights, whatever ran before
-    data = rng.standard_normal((2, channels, side, side)).astype(np.float32)
+    scale = 8.0 if activation == "ReLU6" else 1.0  # outputs spread past 6
+    data = (rng.standard_normal((2, channels, side, side)) * scale).astype(np.float32)
     layers = [torch.nn.Conv2d(channels, out_channels, kernel, padding=kernel // 2, groups=groups),
-              torch.nn.BatchNorm2d(out_channels), torch.nn.ReLU()]
+              torch.nn.BatchNorm2d(out_channels), getattr(torch.nn, activation)()]
     theirs = torch.nn.Sequential(*layers).eval()
     with torch.no_grad():
         theirs[1].running_mean.normal_()
         theirs[1].running_var.uniform_(0.5, 2.0)
     ours = jt.nn.Sequential(jt.nn.Conv2d(channels, out_channels, kernel, padding=kernel // 2, groups=groups),
-                            jt.nn.BatchNorm2d(out_channels), jt.nn.ReLU()).eval()
+                            jt.nn.BatchNorm2d(out_channels), getattr(jt.nn, activation)()).eval()
     ours.load_state_dict(theirs.state_dict())
     expected = theirs(torch.tensor(data)).detach().numpy()
     assert 0.2 < (expected == 0).mean() < 0.8
+    if activation == "ReLU6":
+        assert 0.05 < (expected == 6).mean() < 0.8
     for _ in range(2):  # the second call reads the kept folded weights
         with jt.no_grad():
             with jt.debug.record_kernels() as launched:
                 out = ours(jt.array(data)).numpy()
-        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
-    if jt.nn.library.claimed("conv2d_bias_relu", jt.float32):
-        assert [getattr(k.kernel, "name", "fused") for k in launched] == ["conv2d_bias_relu"]
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * scale)
+    if jt.nn.library.claimed(library_op, jt.float32):
+        assert [getattr(k.kernel, "name", "fused") for k in launched] == [library_op]
     x = jt.array(data)
     (grad,) = jt.grad((ours(x) * 1.5).sum(), [x])
     tx = torch.tensor(data, requires_grad=True)
@@ -230,17 +234,20 @@ def test_inference_runs_a_relu_as_the_post_op_of_the_convolution_before_it(chann
     np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_the_fused_convolution_and_relu_library_op_has_gradients(rng):
-    """``conv2d_bias_relu`` applied directly (as a backend may see it) differentiates as
-    relu(conv2d + bias). Oracle: torch."""
-    data = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+@pytest.mark.parametrize("library_op,activation", [("conv2d_bias_relu", "relu"), ("conv2d_bias_relu6", "relu6")])
+def test_the_fused_convolution_and_relu_library_op_has_gradients(library_op, activation, rng):
+    """``conv2d_bias_relu`` (``_relu6``) applied directly (as a backend may see it)
+    differentiates as relu(conv2d + bias) (relu6). Oracle: torch."""
+    data = (rng.standard_normal((2, 3, 6, 6)) * 2).astype(np.float32)
     weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     bias = rng.standard_normal(4).astype(np.float32)
     x, w, b = jt.array(data), jt.array(weight), jt.array(bias)
-    out = jt.nn.library.apply("conv2d_bias_relu", [x, w, b], ((1, 1), (1, 1), (1, 1), 1), (2, 4, 6, 6))
+    out = jt.nn.library.apply(library_op, [x, w, b], ((1, 1), (1, 1), (1, 1), 1), (2, 4, 6, 6))
     grads = jt.grad((out * out).sum(), [x, w, b])
     tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (data, weight, bias))
-    tout = torch.relu(torch.nn.functional.conv2d(tx, tw, tb, padding=1))
+    tout = getattr(torch.nn.functional, activation)(torch.nn.functional.conv2d(tx, tw, tb, padding=1))
+    if activation == "relu6":
+        assert 0.05 < (tout == 6).float().mean() < 0.8
     (tout * tout).sum().backward()
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-4, atol=1e-5)
     for ours, theirs in zip(grads, (tx, tw, tb)):
