@@ -492,13 +492,19 @@ def _consumer_kernels(node, consumers, owners):
     return frozenset().union(*(owners[id(c)] for c in consumers.get(id(node), ())))
 
 
+def _is_identity_cast(node):
+    """A cast to the value's own dtype (what ``detach`` records): a plain read."""
+    return node.op == "cast" and node.dtype == node.inputs[0].dtype
+
+
 def _choose_materialised(order, consumers, forced, costs):
     """Materialise forced nodes, and expensive nodes whose consumers fall in several kernels.
 
     A kernel is named by its root (a materialised node); walking consumers first, each
-    node learns the set of kernels that would inline it. Leaves and index-only nodes are
-    never stored for sharing: they are cheap to recompute, so sharing passes to their
-    source; so is one cheap op over a stored input (`_worth_duplicating`).
+    node learns the set of kernels that would inline it. Leaves, index-only nodes and
+    identity casts (detached values: BatchNorm's shift) are never stored for sharing:
+    they are cheap to recompute, so sharing passes to their source; so is one cheap op
+    over a stored input (`_worth_duplicating`).
     """
     materialised = set()
     owners = {}
@@ -511,7 +517,7 @@ def _choose_materialised(order, consumers, forced, costs):
             continue
         kernels = _consumer_kernels(node, consumers, owners)
         if len(kernels) > 1 and node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY \
-                and not _worth_duplicating(node, kernels, costs):
+                and not _is_identity_cast(node) and not _worth_duplicating(node, kernels, costs):
             materialised.add(id(node))
             kernels = frozenset((id(node),))
         owners[id(node)] = kernels
