@@ -72,17 +72,19 @@ class CpuRenderer(codegen.CStyleRenderer):
     def _reduce_together(self, stores):
         """Whether one loop nest computes ``stores`` (the kernels of `fusion._siblings` and
         `fusion._sibling_reductions` over a reduction): plain reductions with the same
-        operator, output dtype and index, not nan-aware max/min, an accumulator each, and
-        element-wise stores over the domain, written as the loops pass; the first store
-        reduces and the domain is not empty."""
+        operator, output dtype and index, an accumulator each (a float max or min alone:
+        it keeps a nan flag), and element-wise stores over the domain, written as the
+        loops pass; the first store reduces and the domain is not empty."""
         first = stores[0]
         out_dtype, out_shape = self.kernel.outputs[first.slot]
-        return (math.prod(self.domain) > 0 and first.reduce_op in ("sum", "prod", "any", "all")
+        reducing = [s for s in stores if not codegen.is_plain_store(s, self.domain)]
+        nan_aware = first.reduce_op in ("max", "min") and dtypes.is_float(out_dtype)
+        return (math.prod(self.domain) > 0 and first.reduce_op is not None
                 and first.reduced_axes(self.domain, out_shape) is not None
-                and all(codegen.is_plain_store(s, self.domain) or (
-                        s.reduce_op == first.reduce_op and s.index == first.index
-                        and s.condition == indexexpr.const(1) and self.kernel.outputs[s.slot] == (out_dtype, out_shape))
-                        for s in stores))
+                and (len(reducing) == 1 or not nan_aware)  # (one nan flag per kernel)
+                and all(s.reduce_op == first.reduce_op and s.index == first.index
+                        and s.condition == indexexpr.const(1) and self.kernel.outputs[s.slot] == (out_dtype, out_shape)
+                        for s in reducing))
 
     def _accumulating_body(self, stores, step):
         """The statements computing each of ``stores``' values (shared values once):

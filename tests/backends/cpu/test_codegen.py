@@ -372,3 +372,20 @@ def test_a_reduction_kernel_stores_the_value_it_sums_for_later_readers(shape, ax
     np.testing.assert_allclose(total, exact.sum(axes), rtol=1e-5)
     np.testing.assert_allclose(weighted, (exact * data).sum(axes), rtol=1e-5, atol=1e-5 * np.abs(exact * data).sum(axes).max())
     np.testing.assert_allclose(doubled, exact * 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_a_max_reduction_stores_the_value_it_reduces_in_the_same_loops(op, rng):
+    """A float max (min) beside the element-wise value it reduces: one loop nest with its
+    nan flag (`renderer._reduce_together`), nan propagating as numpy's."""
+    data = rng.standard_normal((6, 40, 50)).astype(np.float32)
+    data[2, 3, 4] = np.nan
+    x = jt.array(data)
+    grown = (x * 0.5).exp()
+    with jt.debug.record_kernels() as launched:
+        extreme, doubled = jt.fetch_sync([getattr(grown, op)((0, 2)), grown * 2.0])
+    (kernel,) = [k for k in launched if len(k.kernel.outputs) == 2]
+    assert "nan_seen" in kernel.source and "out1[" in kernel.source
+    exact = np.exp(data.astype(np.float64) * 0.5)
+    np.testing.assert_allclose(extreme, getattr(exact, op)((0, 2)), rtol=1e-6)  # nan in column 3
+    np.testing.assert_allclose(doubled, exact * 2, rtol=1e-6)
