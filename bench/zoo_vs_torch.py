@@ -69,6 +69,8 @@ def onnx_runner(theirs, example):
         return None
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = os.cpu_count()
+    # idle threads that spin on after a run would slow the metajit run alternated with it
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {"x": example.numpy()}
     return lambda: session.run(None, feed)

@@ -351,7 +351,6 @@ def _sibling_reductions(order, materialised, consumers, co_stored, absorbed, is_
     together = {}
     for group in itertools.chain.from_iterable(groups.values()):
         host, members = group[0], group[1]
-        # (a host with element-wise siblings of its own stays the host: see ``stays``)
         if len(members) > 1:
             together[id(host)] = [m for m in members if m is not host]
             absorbed.update(id(m) for m in together[id(host)])
