@@ -32,7 +32,7 @@ def test_data_parallel_follows_the_single_process_trajectory(tmp_path, sync):
 def test_sync_batchnorm_matches_torch_on_the_whole_batch_also_far_from_zero():
     result = mpirun("sync_batchnorm.py")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(" ok") == 4  # 2 offsets x 2 ranks
+    assert result.stdout.count("ok") == 4  # 2 offsets x 2 ranks (the ranks' lines may interleave)
 
 
 def _run_single_process(out, sync):

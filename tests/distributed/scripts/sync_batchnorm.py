@@ -29,5 +29,5 @@ for offset in (0.0, 1e3):
         np.testing.assert_allclose(jt.mpi_all_reduce(grad, "add").numpy(), want.numpy(), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-4)
-    print(offset, "ok")
+    sys.stdout.write(f"{offset} ok\n")  # one write: the ranks' lines reach mpirun's output whole
     sys.stdout.flush()
