@@ -77,14 +77,15 @@ class CpuRenderer(codegen.CStyleRenderer):
         loops pass; the first store reduces and the domain is not empty."""
         first = stores[0]
         out_dtype, out_shape = self.kernel.outputs[first.slot]
-        reducing = [s for s in stores if not codegen.is_plain_store(s, self.domain)]
+        reducing = _reducing(stores)
         nan_aware = first.reduce_op in ("max", "min") and dtypes.is_float(out_dtype)
         return (math.prod(self.domain) > 0 and first.reduce_op is not None
                 and first.reduced_axes(self.domain, out_shape) is not None
                 and (len(reducing) == 1 or not nan_aware)  # (one nan flag per kernel)
                 and all(s.reduce_op == first.reduce_op and s.index == first.index
                         and s.condition == indexexpr.const(1) and self.kernel.outputs[s.slot] == (out_dtype, out_shape)
-                        for s in reducing))
+                        for s in reducing)
+                and all(codegen.is_plain_store(s, self.domain) for s in stores if s.reduce_op is None))
 
     def _accumulating_body(self, stores, step):
         """The statements computing each of ``stores``' values (shared values once):
@@ -206,7 +207,7 @@ class CpuRenderer(codegen.CStyleRenderer):
         if len(stores) == 1 and self._vectorises_across_windows(op, out_dtype, suffix, loop_axes, reduced):
             return self._window_reduction(store, op, acc_type, out_type, identity, combine, suffix,
                                           loop_axes, total, nan_aware)
-        reducing = [s for s in stores if s.reduce_op is not None]
+        reducing = _reducing(stores)
         accumulators = _names("acc", reducing)
         declare = [f"{acc_type} {acc} = ({acc_type}){identity};" for acc in accumulators]
         fold = [f"{target} = {combine(target, f'({out_type}){acc}')};"
@@ -292,7 +293,7 @@ class CpuRenderer(codegen.CStyleRenderer):
         if widened and len(suffix) > 1 and not parallel and self.domain[suffix[-1]] <= ACCUMULATION_BLOCK \
                 and (short or self.domain[suffix[-1]] % ACCUMULATION_LANES):
             return self._row_lanes(stores, suffix, combine, clause, identity)
-        reducing = [s for s in stores if s.reduce_op is not None]
+        reducing = _reducing(stores)
         accumulators = _names("acc", reducing)
         if widened and not short:
             last, outer = suffix[-1], suffix[:-1]
@@ -348,7 +349,7 @@ class CpuRenderer(codegen.CStyleRenderer):
         width = self.domain[last]
         rows_per_fold = ACCUMULATION_BLOCK // ACCUMULATION_LANES
         each = f"for (mj_i64 l = 0; l < {width}LL; ++l)"
-        reducing = [s for s in stores if s.reduce_op is not None]
+        reducing = _reducing(stores)
         lanes = _names("lanes", reducing)
         fold, reset = [], []
         for lane, acc in zip(lanes, _names("acc", reducing)):
@@ -366,7 +367,7 @@ class CpuRenderer(codegen.CStyleRenderer):
     def _partial_reduction(self, stores, inner, loop_axes, total, identity, combine):
         """Threads split the outermost (reduced) loop, each reducing into private partial
         outputs, folded into the real outputs at the end. Large outputs run serially."""
-        stores = [s for s in stores if s.reduce_op is not None]  # element-wise stores write in place
+        stores = _reducing(stores)  # element-wise stores write in place
         out_dtype, out_shape = self.kernel.outputs[stores[0].slot]
         count = math.prod(out_shape)
         if count > PARTIAL_OUTPUT_MAX_ELEMENTS:
@@ -386,6 +387,12 @@ class CpuRenderer(codegen.CStyleRenderer):
             target = f"out{store.slot}[j]"
             lines.append(f"    for (mj_i64 j = 0; j < {count}LL; ++j) {target} = {combine(target, f'{partial}[j]')};")
         return lines + ["  }"] + [f"  delete[] {partial};" for partial in partials] + ["}"]
+
+
+def _reducing(stores):
+    """The stores with a reduction operator (the others of a `_reduce_together` kernel are
+    element-wise)."""
+    return [store for store in stores if store.reduce_op is not None]
 
 
 def _names(base, stores):

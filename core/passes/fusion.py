@@ -313,7 +313,7 @@ def _sibling_reductions(order, materialised, consumers, co_stored, absorbed, is_
     [other members]}) and adds the members to ``absorbed``."""
     position = graphwalk.positions(order)
     computed_at = {id(p): position[host] for host, producers in co_stored.items() for p in producers}
-    groups = {}  # (domain, attrs, dtype) -> [group]; a group: [host node, members, leaf ids, first reader]
+    groups = {}  # (domain, attrs, dtype) -> [_ReductionGroup]
     for node in order:
         if node.op != "reduce" or node.is_realised or id(node) not in materialised or is_matmul(node):
             continue
@@ -328,33 +328,42 @@ def _sibling_reductions(order, materialised, consumers, co_stored, absorbed, is_
         # a group that stays there, never join one elsewhere
         stays = id(node) in co_stored
         for group in groups.get(key, ()):
-            host, members, group_leaves, group_reader = group
-            if len(members) >= SIBLING_REDUCTIONS_MAX or not shared & group_leaves:
+            if len(group.members) >= SIBLING_REDUCTIONS_MAX or not shared & group.leaves:
                 continue
-            inside = {id(p) for p in co_stored.get(id(host), ())}  # values the host's kernel computes
+            inside = {id(p) for p in co_stored.get(id(group.host), ())}  # values the host's kernel computes
             ready = max((-1 if leaf.is_realised else computed_at.get(id(leaf), position[id(leaf)])
                          for leaf in leaves if id(leaf) not in inside), default=-1)
-            if not stays and ready < position[id(host)]:     # computed early, at the host
-                members.append(node)
-            elif group_reader > at and id(host) not in co_stored:  # the group moves to this node
-                group[0] = node
-                members.append(node)
-            else:
-                continue
-            group[2] |= shared
-            group[3] = min(group_reader, first_reader)
-            for member in members:
-                computed_at[id(member)] = position[id(group[0])]
+            early = not stays and ready < position[id(group.host)]  # computed early, at the host
+            if not early and (group.first_reader <= at or id(group.host) in co_stored):
+                continue  # nor can the group move to this node
+            if not early:
+                group.host = node
+            group.members.append(node)
+            group.leaves |= shared
+            group.first_reader = min(group.first_reader, first_reader)
+            for member in group.members:
+                computed_at[id(member)] = position[id(group.host)]
             break
         else:
-            groups.setdefault(key, []).append([node, [node], shared, first_reader])
+            groups.setdefault(key, []).append(_ReductionGroup(node, [node], shared, first_reader))
     together = {}
     for group in itertools.chain.from_iterable(groups.values()):
-        host, members = group[0], group[1]
-        if len(members) > 1:
-            together[id(host)] = [m for m in members if m is not host]
-            absorbed.update(id(m) for m in together[id(host)])
+        if len(group.members) > 1:
+            together[id(group.host)] = [m for m in group.members if m is not group.host]
+            absorbed.update(id(m) for m in together[id(group.host)])
     return together
+
+
+@dataclasses.dataclass
+class _ReductionGroup:
+    """Sibling reductions computed by one kernel at ``host``'s position: the ``members``
+    (host included), the ids of the full-size stored values they load (``leaves``) and the
+    earliest position of a kernel reading a member (``first_reader``)."""
+
+    host: object
+    members: list
+    leaves: set
+    first_reader: int
 
 
 def _stored_leaves(node, materialised):
