@@ -13,11 +13,11 @@ import numpy as np
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, FusionCosts, KernelSource
-from metajit.toolkit import analysis, codegen, disk_cache, launching
+from metajit.toolkit import analysis, codegen, disk_cache
 from metajit.toolkit.allocator import Workspace
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
-from . import code_op, grouped_conv, onednn, winograd
+from . import chaining, code_op, grouped_conv, onednn, winograd
 from .allocator import HostBuffer, host_allocator
 from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
@@ -120,25 +120,41 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 @hookimpl
 def metajit_backend_launch_sequence(launches, plan_key):
-    if native_launcher is None:
-        launching.run_each(launches)
-        return
+    # a segment's key is (plan key, first launch): a later segment may read what it writes
+    whole = onednn.library() is not None and not isinstance(plan_key, tuple)
+    modes = chaining.modes_for(launches, plan_key) if whole else {}
+    try:
+        _run_sequence(launches, modes)
+    except BaseException as error:
+        error.metajit_completed = chaining.completed_whole(getattr(error, "metajit_completed", 0), modes)
+        raise
+
+
+def _run_sequence(launches, modes):
+    """Run ``launches``: consecutive compiled kernels and BLAS calls in one C call each
+    (`native_launcher`), the others one by one, convolutions in their ``modes``
+    (`chaining.chained_launches`)."""
     done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
     try:
         batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
-        for program, inputs, outputs, parameters in launches:
-            if type(program) is CompiledKernel:
-                batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
-                ends.append(len(batch))
-                continue
-            calls = program.native_calls(inputs, outputs) if type(program) is MatmulProgram else None
-            if calls is not None:
-                batch += calls
-                ends.append(len(batch))
-                continue
-            done = _run_native(batch, ends, done)
-            batch, ends = [], []
-            program(inputs, outputs, parameters)
+        for index, (program, inputs, outputs, parameters) in enumerate(launches):
+            if native_launcher is not None:
+                if type(program) is CompiledKernel:
+                    batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
+                    ends.append(len(batch))
+                    continue
+                calls = program.native_calls(inputs, outputs) if type(program) is MatmulProgram else None
+                if calls is not None:
+                    batch += calls
+                    ends.append(len(batch))
+                    continue
+                done = _run_native(batch, ends, done)
+                batch, ends = [], []
+            mode = modes.get(index)
+            if mode is None:
+                program(inputs, outputs, parameters)
+            else:
+                program(inputs, outputs, parameters, mode[0], mode[1] is not None)
             done += 1
         _run_native(batch, ends, done)
     except BaseException as error:

@@ -22,9 +22,11 @@ def aligned(nbytes):
 class HostBuffer:
     """An aligned allocation: ``array`` (uint8 view), its ``address`` and ``capacity``;
     ``version`` changes whenever its contents are about to be replaced
-    (`metajit.toolkit.allocator.mark_written`), so derived data can be cached by it."""
+    (`metajit.toolkit.allocator.mark_written`), so derived data can be cached by it;
+    ``is_view``: a part of another buffer (`view`: the executor's arena places there only
+    intermediates that no one reads after their realisation)."""
 
-    __slots__ = ("array", "address", "capacity", "version")
+    __slots__ = ("array", "address", "capacity", "version", "is_view")
 
     def __init__(self, capacity):
         raw = np.empty(capacity + ALIGNMENT, dtype=np.uint8)
@@ -33,6 +35,7 @@ class HostBuffer:
         self.address = raw.ctypes.data + offset
         self.capacity = capacity
         self.version = 0
+        self.is_view = False
 
     @classmethod
     def view(cls, buffer, offset, nbytes):
@@ -43,6 +46,7 @@ class HostBuffer:
         view.address = buffer.address + offset
         view.capacity = nbytes
         view.version = 0
+        view.is_view = True
         return view
 
 

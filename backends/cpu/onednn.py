@@ -257,6 +257,8 @@ class ConvolutionProgram:
         self.scratch_offsets = []
         self.scratch_bytes = 0
         self.weights = None
+        self.source_reorder = self.output_reorder = None  # (reorder, slot, scratch slot, oneDNN-layout desc)
+        self.output_layout_bytes = None  # the output's size in oneDNN's layout, when that is not NCHW
         slots = len(inputs) + 1
         before, after = [], []
         arguments = {}
@@ -276,7 +278,14 @@ class ConvolutionProgram:
             engine = _Engine.get().engine
             _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(reorder_desc), source[0], engine, target[0],
                                                           engine, None), "reorder")
-            (after if is_output else before).append(_Execution(reorder_desc, {"src": source, "dst": target}))
+            reorder = _Execution(reorder_desc, {"src": source, "dst": target})
+            (after if is_output else before).append(reorder)
+            if role in ("src", "dst"):
+                chained = (reorder, position, scratch, wanted)
+                if is_output:
+                    self.output_layout_bytes = lib.dnnl_memory_desc_get_size(wanted)
+                self.output_reorder, self.source_reorder = (
+                    (chained, self.source_reorder) if is_output else (self.output_reorder, chained))
             if role == "weights":  # inference keeps weights in oneDNN's layout (see KeptCopies)
                 self.weights = KeptCopies(lib.dnnl_memory_desc_get_size(wanted), self.workspace.allocator)
                 self.weight_reorder, self.weight_slots = before[-1], (position, scratch)
@@ -289,17 +298,37 @@ class ConvolutionProgram:
         library().dnnl_primitive_desc_query(self.primitive_desc, _QUERY_IMPLEMENTATION, 0, ctypes.byref(info))
         return info.value.decode()
 
-    def __call__(self, inputs, outputs, parameters):
+    def chains_into(self, reader, capacity):
+        """Whether this forward convolution can write its output in oneDNN's layout for
+        ``reader`` (a `ConvolutionProgram` reading it as its source) instead of the dense
+        NCHW layout: both convert it between the same blocked layout and NCHW, and that
+        layout fits the output's ``capacity`` bytes (no padded channel blocks beyond it)."""
+        if self.output_reorder is None or reader.source_reorder is None or self.call.name not in FORWARD:
+            return False
+        return (reader.call.name in FORWARD and self.output_layout_bytes <= capacity
+                and library().dnnl_memory_desc_equal(self.output_reorder[3], reader.source_reorder[3]) == 1)
+
+    def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
+        """Run the convolution on ``inputs`` into ``outputs``; ``source_chained`` /
+        ``output_chained``: the source is / the output is to be in oneDNN's layout
+        (`chains_into`), its reorder skipped."""
         set_threads(flags.num_threads)
         addresses = [b.address for b in inputs] + [outputs[0].address]
         if self.scratch_offsets:
             base = self.workspace.reserve(self.scratch_bytes).address
             addresses += [base + offset for offset in self.scratch_offsets]
+        skipped = []
+        for chained, reorder in ((source_chained, self.source_reorder), (output_chained, self.output_reorder)):
+            if chained:
+                execution, slot, scratch, _ = reorder
+                addresses[scratch] = addresses[slot]
+                skipped.append(execution)
         stream = _Engine.get().stream
         with self.lock:
-            skipped = self._use_kept_weights(inputs, addresses) if self.weights is not None else None
+            if self.weights is not None:
+                skipped.append(self._use_kept_weights(inputs, addresses))
             for execution in self.executions:
-                if execution is not skipped:
+                if execution not in skipped:
                     execution.run(addresses, stream)
             _check(library().dnnl_stream_wait(stream), "stream wait")
 
