@@ -154,7 +154,7 @@ def _run_sequence(launches, modes):
             if mode is None:
                 program(inputs, outputs, parameters)
             else:
-                program(inputs, outputs, parameters, mode[0], mode[1] is not None)
+                program(inputs, outputs, parameters, mode[0], bool(mode[1]))
             done += 1
         _run_native(batch, ends, done)
     except BaseException as error:

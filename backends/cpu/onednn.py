@@ -284,6 +284,8 @@ class ConvolutionProgram:
                 chained = (reorder, position, scratch, wanted)
                 if is_output:
                     self.output_layout_bytes = lib.dnnl_memory_desc_get_size(wanted)
+                    # room for oneDNN's layout (padded channel blocks) when chained in the arena
+                    self.output_capacity = (max(self.output_layout_bytes, lib.dnnl_memory_desc_get_size(user)),)
                 self.output_reorder, self.source_reorder = (
                     (chained, self.source_reorder) if is_output else (self.output_reorder, chained))
             if role == "weights":  # inference keeps weights in oneDNN's layout (see KeptCopies)

@@ -124,10 +124,13 @@ def _prepare(handle, template, order, donated=()):
     offsets)``; cached in the template per device and donated positions."""
     for outputs in template.outputs:
         _check_dtypes(handle, [dtype for _, dtype in outputs])
-    programs = iter(compile_kernels(handle, [s[0] for s in template.steps if s[0] is not None]))
-    sizes, sources, offsets, arena_bytes = _buffer_plan(template, order, donated, handle.buffer_view is not None)
-    steps = tuple((None if kernel is None else next(programs), inputs, outputs, parameters, *where)
-                  for (kernel, inputs, outputs, parameters), *where in zip(template.steps, sizes, sources, offsets))
+    compiled = iter(compile_kernels(handle, [s[0] for s in template.steps if s[0] is not None]))
+    programs = [None if kernel is None else next(compiled) for kernel, *_ in template.steps]
+    sizes, sources, offsets, arena_bytes = _buffer_plan(
+        template, order, donated, handle.buffer_view is not None,
+        [getattr(program, "output_capacity", None) for program in programs])
+    steps = tuple((program, inputs, outputs, parameters, *where) for program, (_, inputs, outputs, parameters), *where
+                  in zip(programs, template.steps, sizes, sources, offsets))
     prepared = template.prepared[_prepared_key(handle, donated)] = (steps, arena_bytes)
     return prepared
 
@@ -137,10 +140,12 @@ def _prepared_key(handle, donated):
     return handle if not donated else (handle, donated)
 
 
-def _buffer_plan(template, order, donated=(), packs=True):
+def _buffer_plan(template, order, donated=(), packs=True, capacities=None):
     """Where each step's outputs get their memory: per step, per output, its size in bytes,
     the position of a node whose buffer it takes (or None), and its offset in the
-    realisation's arena (or None); and the arena's size (0: none).
+    realisation's arena (or None); and the arena's size (0: none). ``capacities``: per
+    step, None or the bytes its program asks for each output placed in the arena (its
+    ``output_capacity``: room for a padded layout it hands to its reader).
 
     With ``packs`` (the backend makes views of a buffer), every intermediate whose buffer
     dies within the realisation lives in one arena, at an offset planned from the
@@ -168,10 +173,11 @@ def _buffer_plan(template, order, donated=(), packs=True):
         step_sizes, step_sources = [], []
         if kernel is not None:
             in_place = _in_place_donations(kernel, inputs(order), position, donated, dead, size_of)
-            for node, (nbytes, _) in zip(outputs(order), step_bytes):
+            wanted = capacities[step] if capacities and capacities[step] else (0,) * len(step_bytes)
+            for node, (nbytes, _), capacity in zip(outputs(order), step_bytes, wanted):
                 place = position[id(node)]
                 if place in packed and nbytes:
-                    lifetimes[place] = [step, step, -(-nbytes // ARENA_ALIGNMENT) * ARENA_ALIGNMENT]
+                    lifetimes[place] = [step, step, -(-max(nbytes, capacity) // ARENA_ALIGNMENT) * ARENA_ALIGNMENT]
                     step_sizes.append(lifetimes[place][2])
                     step_sources.append(None)
                     continue

@@ -1,0 +1,128 @@
+"""Convolution chains on the cpu backend (`chaining`): convolutions handing intermediates
+to each other in oneDNN's blocked layout give torch's values, and only intermediates that
+convolutions alone read are chained."""
+import numpy as np
+import pytest
+import torch
+
+import metajit as jt
+from metajit import nn
+from metajit.backends.cpu import chaining, onednn
+
+pytestmark = pytest.mark.skipif(onednn.library() is None, reason="oneDNN (onednn-cpu-gomp) not installed")
+
+
+@pytest.fixture
+def chained(monkeypatch):
+    """The launches each realisation ran chained (a list per realisation)."""
+    seen = []
+    found = chaining.modes_for
+
+    def spy(launches, plan_key):
+        modes = found(launches, plan_key)
+        seen.append(modes)
+        return modes
+    monkeypatch.setattr(chaining, "modes_for", spy)
+    return seen
+
+
+def parameters(rng, out_channels, in_channels, kernel):
+    weight = rng.standard_normal((out_channels, in_channels, kernel, kernel)).astype(np.float32) / kernel
+    return (weight / np.sqrt(in_channels)).astype(np.float32), rng.standard_normal(out_channels).astype(np.float32)
+
+
+def inverted_residual(rng, channels, hidden):
+    """A MobileNetV2 block's weights: expand 1x1, depthwise 3x3, project 1x1."""
+    return [parameters(rng, hidden, channels, 1), parameters(rng, hidden, 1, 3), parameters(rng, channels, hidden, 1)]
+
+
+def block_ours(x, weights):
+    (w1, b1), (w2, b2), (w3, b3) = [(jt.array(w), jt.array(b)) for w, b in weights]
+    with jt.no_grad():
+        h = nn.relu6(nn.conv2d(x, w1, b1))
+        h = nn.relu6(nn.conv2d(h, w2, b2, padding=1, groups=w2.shape[0]))
+        return nn.conv2d(h, w3, b3)
+
+
+def block_torch(x, weights):
+    (w1, b1), (w2, b2), (w3, b3) = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in weights]
+    h = torch.nn.functional.relu6(torch.nn.functional.conv2d(x, w1, b1))
+    h = torch.nn.functional.relu6(torch.nn.functional.conv2d(h, w2, b2, padding=1, groups=w2.shape[0]))
+    return torch.nn.functional.conv2d(h, w3, b3)
+
+
+@pytest.mark.parametrize("channels,hidden", [(16, 32), (24, 144), (58, 58), (3, 20)])
+def test_chained_block_matches_torch(rng, chained, channels, hidden):
+    x = rng.standard_normal((1, channels, 14, 14)).astype(np.float32)
+    weights = inverted_residual(rng, channels, hidden)
+    ours = block_ours(jt.array(x), weights).numpy()
+    np.testing.assert_allclose(ours, block_torch(torch.from_numpy(x), weights).numpy(), rtol=1e-4, atol=1e-4)
+    modes = chained[-1]
+    # expand -> depthwise -> project: the middle one takes its source and gives its output chained
+    assert any(source and readers for source, readers in modes.values()), modes
+
+
+def test_two_convolutions_reading_one_output_are_both_chained(rng, chained):
+    # a Fire module's squeeze and its two expansions (dilated: oneDNN runs it, not Winograd)
+    x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    (ws, bs), (wa, ba), (wb, bb) = (parameters(rng, 32, 16, 1), parameters(rng, 32, 32, 1),
+                                    parameters(rng, 32, 32, 3))
+    with jt.no_grad():
+        squeezed = nn.relu(nn.conv2d(jt.array(x), jt.array(ws), jt.array(bs)))
+        out = jt.concat([nn.relu(nn.conv2d(squeezed, jt.array(wa), jt.array(ba))),
+                         nn.relu(nn.conv2d(squeezed, jt.array(wb), jt.array(bb), padding=2, dilation=2))], dim=1)
+        ours = out.numpy()
+    F = torch.nn.functional
+    t = F.relu(F.conv2d(torch.from_numpy(x), torch.from_numpy(ws), torch.from_numpy(bs)))
+    expected = torch.cat([F.relu(F.conv2d(t, torch.from_numpy(wa), torch.from_numpy(ba))),
+                          F.relu(F.conv2d(t, torch.from_numpy(wb), torch.from_numpy(bb), padding=2, dilation=2))], 1)
+    np.testing.assert_allclose(ours, expected.numpy(), rtol=1e-4, atol=1e-4)
+    readers = [readers for _, readers in chained[-1].values() if readers]
+    assert readers and len(readers[0]) == 2
+
+
+def test_output_with_another_reader_or_kept_stays_nchw(rng, chained):
+    x = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
+    weights = inverted_residual(rng, 16, 32)
+    (w1, b1), (w2, b2), _ = [(jt.array(w), jt.array(b)) for w, b in weights]
+    with jt.no_grad():
+        first = nn.relu6(nn.conv2d(jt.array(x), w1, b1))
+        second = nn.conv2d(first, w2, b2, padding=1, groups=32)
+        mixed = second + first  # an element-wise reader of the first convolution's output
+        jt.sync([first, mixed])
+    modes = chained[-1]
+    assert not any(readers for _, readers in modes.values()), modes
+    F = torch.nn.functional
+    (tw1, tb1), (tw2, tb2) = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in weights[:2]]
+    t_first = F.relu6(F.conv2d(torch.from_numpy(x), tw1, tb1))
+    np.testing.assert_allclose(first.numpy(), t_first.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mixed.numpy(), (F.conv2d(t_first, tw2, tb2, padding=1, groups=32) + t_first).numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_interrupted_chain_is_recomputed_from_nchw_values(rng, monkeypatch):
+    x = rng.standard_normal((1, 24, 12, 12)).astype(np.float32)
+    weights = inverted_residual(rng, 24, 48)
+    expected = block_torch(torch.from_numpy(x), weights).numpy()
+    block_ours(jt.array(x), weights).sync()  # compiled and planned
+    run = onednn.ConvolutionProgram.__call__
+    interrupted = []
+
+    def interrupt_chained_reader(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
+        if source_chained and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        return run(self, inputs, outputs, parameters, source_chained, output_chained)
+    monkeypatch.setattr(onednn.ConvolutionProgram, "__call__", interrupt_chained_reader)
+    out = block_ours(jt.array(x), weights)
+    with pytest.raises(KeyboardInterrupt):
+        out.sync()
+    assert interrupted
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_completed_launches_exclude_a_chain_whose_readers_have_not_run():
+    modes = {2: (False, (4, 6)), 4: (True, ()), 6: (True, ())}
+    assert chaining.completed_whole(5, modes) == 2
+    assert chaining.completed_whole(7, modes) == 7
+    assert chaining.completed_whole(2, modes) == 2
