@@ -80,7 +80,8 @@ class CompiledKernel:
 @hookimpl
 def metajit_backend_describe():
     claims = (("matmul", ("float32", "float64")),) + (
-        tuple((role, ("float32",)) for role in onednn.ConvolutionProgram.ROLES) if onednn.library() is not None else ())
+        tuple((role, ("float32",)) for role in (*onednn.ConvolutionProgram.ROLES, *onednn.PoolingProgram.ROLES))
+        if onednn.library() is not None else ())
     library = "oneDNN" if onednn.library() is not None else "numpy BLAS (oneDNN not found)"
     return BackendDescription(name=NAME, device_kind="cpu", library_kernels=claims,
                               fusion_costs=FusionCosts(shared_reduction_loops=True),
@@ -216,6 +217,8 @@ def metajit_backend_copy_device_to_device(destination, source, nbytes):
 def metajit_backend_lower_library_kernel(kernel):
     if kernel.name == "matmul":
         return MatmulProgram(kernel)
+    if kernel.name in onednn.PoolingProgram.ROLES:
+        return onednn.PoolingProgram(kernel, _workspace)
     if kernel.name not in onednn.ConvolutionProgram.ROLES:
         return None
     direct = lambda: onednn.ConvolutionProgram(kernel, _workspace)  # noqa: E731

@@ -10,7 +10,7 @@ realisation, so their readers are all among the realisation's launches.
 """
 import threading
 
-from .onednn import ConvolutionProgram
+from .onednn import ReorderedPrimitive
 
 UNCHAINED = (False, ())
 PLAN_CACHE_SIZE = 256
@@ -55,11 +55,11 @@ def chained_launches(launches):
             read_by.setdefault(id(buffer), []).append((index, position))
     modes = {}
     for index, (program, _, outputs, _) in enumerate(launches):
-        if type(program) is not ConvolutionProgram or not outputs[0].is_view:
+        if not isinstance(program, ReorderedPrimitive) or not outputs[0].is_view:
             continue
         found = read_by.get(id(outputs[0]), ())
         readers = tuple(reader for reader, _ in found)
-        if found and all(position == 0 and reader > index and type(launches[reader][0]) is ConvolutionProgram
+        if found and all(position == 0 and reader > index and isinstance(launches[reader][0], ReorderedPrimitive)
                          and program.chains_into(launches[reader][0], outputs[0].capacity)
                          for reader, position in found) and len(set(readers)) == len(readers):
             modes[index] = (modes.get(index, UNCHAINED)[0], readers)

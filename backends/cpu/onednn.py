@@ -16,6 +16,7 @@ import site
 import sys
 import threading
 
+import numpy as np
 
 from metajit.errors import MetajitDeviceError
 from metajit.flags import flags
@@ -79,7 +80,7 @@ def set_threads(count):
 # oneDNN enum values (oneDNN 3.x C API, dnnl_types.h)
 _CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
 _TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
-_FORWARD_TRAINING, _CONVOLUTION_DIRECT = 64, 1
+_FORWARD_TRAINING, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _POOLING_MAX = 64, 96, 1, 0x1ff
 _ELTWISE_RELU, _ELTWISE_CLIP = 0x20, 0x2e
 _QUERY_IMPLEMENTATION = 8
 # (query, index) of each argument's memory descriptor; a bias is the weights' second
@@ -187,66 +188,24 @@ class _Execution:
         _check(self.execute(self.primitive, stream, self.count, self.arguments), "execute")
 
 
-class ConvolutionProgram:
-    """A 2-d convolution library op (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu``,
-    ``conv2d_bias_relu6``, ``conv2d_backward_data``, ``conv2d_backward_weights``) as oneDNN
-    primitives (the activations as eltwise post-ops).
+class ReorderedPrimitive:
+    """A oneDNN primitive run on metajit's dense NCHW / OIHW buffers: it computes in the
+    layouts oneDNN prefers on this CPU (blocked channels), with reorder primitives
+    converting its operands into parts of ``workspace`` (a
+    `metajit.toolkit.allocator.Workspace` every program of the thread shares) before it,
+    and its output back after it. A subclass sets ``call``, ``workspace``, ``user_desc``
+    (dense descriptors by kind: ``x``, ``w``, ``y``, ``b``) and ``primitive_desc``, then
+    calls `_plan_executions`.
 
-    The convolution runs in the layouts oneDNN prefers on this CPU (blocked channels);
-    reorder primitives convert the dense NCHW / OIHW buffers metajit keeps, into
-    parts of ``workspace`` (a `metajit.toolkit.allocator.Workspace` every convolution
-    of the thread shares), before and after it.
+    Between two such programs an intermediate may stay in oneDNN's layout (`chaining`):
+    ``source_reorder`` / ``output_reorder`` are the reorders of the source and the output
+    (``(reorder, slot, scratch slot, layout descriptor)``, None when none is needed).
     """
-
-    ROLES = {"conv2d": (("src", "weights"), "dst"),
-             "conv2d_bias": (("src", "weights", "bias"), "dst"),
-             "conv2d_bias_relu": (("src", "weights", "bias"), "dst"),
-             "conv2d_bias_relu6": (("src", "weights", "bias"), "dst"),
-             "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
-             "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
 
     def __init__(self, call, workspace):
         self.call = call
         self.workspace = workspace
         self.lock = threading.Lock()  # the primitives' memory objects are rebound at each call
-        stride, padding, dilation, groups = call.attrs[:4]
-        inputs, output_role = self.ROLES[call.name]
-        shapes = dict(zip(inputs, (shape for _, shape in call.inputs)))
-        shapes[output_role] = call.outputs[0][1]
-        x_shape = shapes.get("src") or shapes["diff_src"]
-        w_shape = shapes.get("weights") or shapes["diff_weights"]
-        y_shape = shapes.get("dst") or shapes["diff_dst"]
-        if groups > 1:
-            w_shape = (groups, w_shape[0] // groups) + tuple(w_shape[1:])
-        plain = {"x": (x_shape, _TAG_ABCD), "w": (w_shape, _TAG_ABCDE if groups > 1 else _TAG_ABCD),
-                 "y": (y_shape, _TAG_ABCD), "b": ((y_shape[1],), _TAG_A)}
-        any_desc = {name: _memory_desc(shape, _TAG_ANY) for name, (shape, _) in plain.items()}
-        self.user_desc = {name: _memory_desc(shape, tag) for name, (shape, tag) in plain.items()}
-        padding_right = [(y_shape[2 + a] - 1) * stride[a] + (w_shape[-2 + a] - 1) * dilation[a] + 1
-                         - x_shape[2 + a] - padding[a] for a in range(2)]
-        geometry = (_Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*padding), _Dims(*padding_right))
-        lib, engine = library(), _Engine.get().engine
-        forward = ctypes.c_void_p()
-        bias = self.user_desc["b"] if "bias" in inputs else None
-        activation = epilogue(call)[1]
-        attributes = _post_op_attributes(activation) if activation else None
-        _check(lib.dnnl_convolution_forward_primitive_desc_create(
-            ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
-            bias, any_desc["y"], *geometry, attributes), f"convolution {x_shape} * {w_shape}")
-        self.forward_desc = forward  # the backward descriptors refer to it
-        if call.name in FORWARD:
-            self.primitive_desc = forward
-        elif call.name == "conv2d_backward_data":
-            self.primitive_desc = ctypes.c_void_p()
-            _check(lib.dnnl_convolution_backward_data_primitive_desc_create(
-                ctypes.byref(self.primitive_desc), engine, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
-                any_desc["y"], *geometry, forward, None), "convolution backward data")
-        else:
-            self.primitive_desc = ctypes.c_void_p()
-            _check(lib.dnnl_convolution_backward_weights_primitive_desc_create(
-                ctypes.byref(self.primitive_desc), engine, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
-                None, any_desc["y"], *geometry, forward, None), "convolution backward weights")
-        self._plan_executions(inputs, output_role)
 
     def _plan_executions(self, inputs, output_role):
         """Reorders in, the convolution, a reorder out; sources are address slots
@@ -301,17 +260,17 @@ class ConvolutionProgram:
         return info.value.decode()
 
     def chains_into(self, reader, capacity):
-        """Whether this forward convolution can write its output in oneDNN's layout for
-        ``reader`` (a `ConvolutionProgram` reading it as its source) instead of the dense
-        NCHW layout: both convert it between the same blocked layout and NCHW, and that
-        layout fits the output's ``capacity`` bytes (no padded channel blocks beyond it)."""
-        if self.output_reorder is None or reader.source_reorder is None or self.call.name not in FORWARD:
+        """Whether this program can write its output in oneDNN's layout for ``reader``
+        (another program reading it as its source) instead of the dense NCHW layout: both
+        convert it between the same blocked layout and NCHW, and that layout fits the
+        output's ``capacity`` bytes (no padded channel blocks beyond it)."""
+        if self.output_reorder is None or reader.source_reorder is None:
             return False
-        return (reader.call.name in FORWARD and self.output_layout_bytes <= capacity
+        return (self.output_layout_bytes <= capacity
                 and library().dnnl_memory_desc_equal(self.output_reorder[3], reader.source_reorder[3]) == 1)
 
     def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
-        """Run the convolution on ``inputs`` into ``outputs``; ``source_chained`` /
+        """Run the primitive on ``inputs`` into ``outputs``; ``source_chained`` /
         ``output_chained``: the source is / the output is to be in oneDNN's layout
         (`chains_into`), its reorder skipped."""
         set_threads(flags.num_threads)
@@ -334,6 +293,62 @@ class ConvolutionProgram:
                     execution.run(addresses, stream)
             _check(library().dnnl_stream_wait(stream), "stream wait")
 
+
+class ConvolutionProgram(ReorderedPrimitive):
+    """A 2-d convolution library op (``conv2d``, ``conv2d_bias``, ``conv2d_bias_relu``,
+    ``conv2d_bias_relu6``, ``conv2d_backward_data``, ``conv2d_backward_weights``) as oneDNN
+    primitives (the activations as eltwise post-ops); an unchanged weight stays in
+    oneDNN's layout between calls (`KeptCopies`).
+    """
+
+    ROLES = {"conv2d": (("src", "weights"), "dst"),
+             "conv2d_bias": (("src", "weights", "bias"), "dst"),
+             "conv2d_bias_relu": (("src", "weights", "bias"), "dst"),
+             "conv2d_bias_relu6": (("src", "weights", "bias"), "dst"),
+             "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
+             "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
+
+    def __init__(self, call, workspace):
+        super().__init__(call, workspace)
+        stride, padding, dilation, groups = call.attrs[:4]
+        inputs, output_role = self.ROLES[call.name]
+        shapes = dict(zip(inputs, (shape for _, shape in call.inputs)))
+        shapes[output_role] = call.outputs[0][1]
+        x_shape = shapes.get("src") or shapes["diff_src"]
+        w_shape = shapes.get("weights") or shapes["diff_weights"]
+        y_shape = shapes.get("dst") or shapes["diff_dst"]
+        if groups > 1:
+            w_shape = (groups, w_shape[0] // groups) + tuple(w_shape[1:])
+        plain = {"x": (x_shape, _TAG_ABCD), "w": (w_shape, _TAG_ABCDE if groups > 1 else _TAG_ABCD),
+                 "y": (y_shape, _TAG_ABCD), "b": ((y_shape[1],), _TAG_A)}
+        any_desc = {name: _memory_desc(shape, _TAG_ANY) for name, (shape, _) in plain.items()}
+        self.user_desc = {name: _memory_desc(shape, tag) for name, (shape, tag) in plain.items()}
+        padding_right = [(y_shape[2 + a] - 1) * stride[a] + (w_shape[-2 + a] - 1) * dilation[a] + 1
+                         - x_shape[2 + a] - padding[a] for a in range(2)]
+        geometry = (_Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*padding), _Dims(*padding_right))
+        lib, engine = library(), _Engine.get().engine
+        forward = ctypes.c_void_p()
+        bias = self.user_desc["b"] if "bias" in inputs else None
+        activation = epilogue(call)[1]
+        attributes = _post_op_attributes(activation) if activation else None
+        _check(lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
+            bias, any_desc["y"], *geometry, attributes), f"convolution {x_shape} * {w_shape}")
+        self.forward_desc = forward  # the backward descriptors refer to it
+        if call.name in FORWARD:
+            self.primitive_desc = forward
+        elif call.name == "conv2d_backward_data":
+            self.primitive_desc = ctypes.c_void_p()
+            _check(lib.dnnl_convolution_backward_data_primitive_desc_create(
+                ctypes.byref(self.primitive_desc), engine, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
+                any_desc["y"], *geometry, forward, None), "convolution backward data")
+        else:
+            self.primitive_desc = ctypes.c_void_p()
+            _check(lib.dnnl_convolution_backward_weights_primitive_desc_create(
+                ctypes.byref(self.primitive_desc), engine, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
+                None, any_desc["y"], *geometry, forward, None), "convolution backward weights")
+        self._plan_executions(inputs, output_role)
+
     def _use_kept_weights(self, inputs, addresses):
         """Point the weight slot at the kept oneDNN-layout copy, if any; returns the
         weight reorder when the copy is current (it is skipped)."""
@@ -344,3 +359,82 @@ class ConvolutionProgram:
         buffer, current = kept
         addresses[slot] = buffer.address
         return self.weight_reorder if current else None
+
+
+class PoolingProgram(ReorderedPrimitive):
+    """The ``max_pool2d`` library op as a oneDNN pooling primitive (inference), computing
+    in the blocked layout oneDNN's convolutions give the same tensor, so that it chains
+    with them (`chaining`): GoogLeNet's and Inception's stride-1 3x3 poolings sit between
+    convolutions."""
+
+    ROLES = {"max_pool2d": (("src",), "dst")}
+
+    def __init__(self, call, workspace):
+        super().__init__(call, workspace)
+        kernel, stride, padding, dilation = call.attrs[:4]
+        x_shape, y_shape = call.inputs[0][1], call.outputs[0][1]
+        self.user_desc = {"x": _memory_desc(x_shape, _TAG_ABCD), "y": _memory_desc(y_shape, _TAG_ABCD)}
+        padding_right = [(y_shape[2 + a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1
+                         - x_shape[2 + a] - padding[a] for a in range(2)]
+        lib, engine = library(), _Engine.get().engine
+        self.primitive_desc = ctypes.c_void_p()
+        _check(lib.dnnl_pooling_forward_primitive_desc_create(
+            ctypes.byref(self.primitive_desc), engine, _FORWARD_INFERENCE, _POOLING_MAX,
+            _convolution_layout(x_shape), _memory_desc(y_shape, _TAG_ANY), _Dims(*stride), _Dims(*kernel),
+            _Dims(*(d - 1 for d in dilation)), _Dims(*padding), _Dims(*padding_right), None),
+            f"max pooling {x_shape} -> {y_shape}")
+        self._plan_executions(("src",), "dst")
+        self.dense_bytes = [4 * x_shape[0] * x_shape[1] * x_shape[2] * x_shape[3],
+                            4 * y_shape[0] * y_shape[1] * y_shape[2] * y_shape[3]]
+        lib = library()
+        self.layout_bytes = [lib.dnnl_memory_desc_get_size(ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(
+            self.primitive_desc, *_QUERY_MD[role]))) for role in ("src", "dst")]
+
+    def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
+        super().__call__(inputs, outputs, parameters, source_chained, output_chained)
+        source = _floats(inputs[0], self.layout_bytes[0] if source_chained else self.dense_bytes[0])
+        if source.size and np.isnan(source.max()):
+            self._propagate_nans(source, outputs[0], source_chained, output_chained)
+
+    def _propagate_nans(self, source, output, source_chained, output_chained):
+        """oneDNN's maximum passes over NaNs; torch's (and the composition's) is NaN where a
+        window holds one: pool a map of the NaNs (+inf there, -inf elsewhere) the same way
+        and write NaN where it comes out +inf."""
+        marks = np.where(np.isnan(source), np.float32(np.inf), np.float32(-np.inf))
+        pooled = np.empty(self.layout_bytes[1] if output_chained else self.dense_bytes[1], dtype=np.uint8)
+        super().__call__([_Address(marks)], [_Address(pooled)], (), source_chained, output_chained)
+        result = _floats(output, pooled.nbytes)
+        result[pooled.view(np.float32) == np.inf] = np.nan
+
+
+class _Address:
+    """A numpy array passed where a program takes a buffer (only its ``address`` is read)."""
+
+    def __init__(self, array):
+        self.array, self.address = array, array.ctypes.data
+
+
+def _floats(buffer, nbytes):
+    """The first ``nbytes`` of a host buffer as float32 values."""
+    return buffer.array[:nbytes].view(np.float32)
+
+
+_convolution_layouts = {}
+
+
+def _convolution_layout(shape):
+    """The memory descriptor of the layout oneDNN's convolutions write an NCHW ``shape``
+    in on this CPU (asked of a 1x1 convolution producing it; kept per shape)."""
+    if shape not in _convolution_layouts:
+        lib, engine = library(), _Engine.get().engine
+        channels = shape[1]
+        convolution = ctypes.c_void_p()
+        none = _Dims(0, 0)
+        _check(lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(convolution), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT,
+            _memory_desc(shape, _TAG_ANY), _memory_desc((channels, channels, 1, 1), _TAG_ANY), None,
+            _memory_desc(shape, _TAG_ANY), _Dims(1, 1), none, none, none, None), f"layout of {shape}")
+        # the descriptor belongs to the primitive descriptor: both are kept
+        _convolution_layouts[shape] = (convolution, ctypes.c_void_p(
+            lib.dnnl_primitive_desc_query_md(convolution, *_QUERY_MD["dst"])))
+    return _convolution_layouts[shape][1]

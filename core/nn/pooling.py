@@ -1,7 +1,10 @@
 """Pooling from meta-ops: a windowed reindex (overflow = the reduction's identity) and a
-reduction over the window axes."""
+reduction over the window axes. Inference max pooling is the library op ``max_pool2d``
+on devices that claim it (the cpu backend with oneDNN), this composition elsewhere."""
 from ..errors import MetajitShapeError, MetajitValueError
+from ..ir import graph
 from ..math_ops import binary
+from . import library
 from .conv import _output_size, _pair
 from .module import Module, functional_module
 
@@ -16,13 +19,18 @@ def _pooled_size(size, kernel, stride, padding, dilation, ceil_mode):
     return count - 1 if (count - 1) * stride >= size + padding else count
 
 
-def _windows(x, kernel, stride, padding, dilation, fill, ceil_mode=False, output_size=None):
-    batch, channels, height, width = x.shape
-    out_h, out_w = output_size or (
-        _pooled_size(height, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
-        _pooled_size(width, kernel[1], stride[1], padding[1], dilation[1], ceil_mode))
+def _pooled_sizes(x, kernel, stride, padding, dilation, ceil_mode):
+    """(output height, output width) of a pooling over ``x``; a clear error when empty."""
+    out_h, out_w = (_pooled_size(x.shape[2 + a], kernel[a], stride[a], padding[a], dilation[a], ceil_mode)
+                    for a in range(2))
     if out_h <= 0 or out_w <= 0:
         raise MetajitShapeError(f"pooling: input {x.shape} is smaller than the window {kernel}")
+    return out_h, out_w
+
+
+def _windows(x, kernel, stride, padding, dilation, fill, ceil_mode=False, output_size=None):
+    batch, channels = x.shape[:2]
+    out_h, out_w = output_size or _pooled_sizes(x, kernel, stride, padding, dilation, ceil_mode)
     return x.reindex([batch, channels, out_h, out_w, kernel[0], kernel[1]],
                      ["i0", "i1", f"i2*{stride[0]}-{padding[0]}+i4*{dilation[0]}",
                       f"i3*{stride[1]}-{padding[1]}+i5*{dilation[1]}"], overflow_value=fill)
@@ -37,9 +45,20 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     """Maximum over windows (padding never wins: it reads as -inf); ``ceil_mode`` keeps
     the last partial window of each row and column, as PyTorch."""
     _check(x, "max_pool2d")
-    kernel = _pair(kernel_size)
-    return _windows(x, kernel, _pair(stride or kernel_size), _pair(padding), _pair(dilation),
-                    float("-inf"), ceil_mode).max(dims=(4, 5))
+    attrs = (_pair(kernel_size), _pair(stride or kernel_size), _pair(padding), _pair(dilation), bool(ceil_mode))
+    inference = not graph.grad_mode() or not x.requires_grad  # the gradient would run the composition again
+    if inference and library.claimed("max_pool2d", x.dtype):
+        return library.apply("max_pool2d", [x], attrs, x.shape[:2] + _pooled_sizes(x, *attrs))
+    return _max_pool2d_composed([x], attrs)
+
+
+def _max_pool2d_composed(inputs, attrs):
+    """`max_pool2d`'s meaning: the maximum over each reindexed window (-inf outside)."""
+    kernel, stride, padding, dilation, ceil_mode = attrs
+    return _windows(inputs[0], kernel, stride, padding, dilation, float("-inf"), ceil_mode).max(dims=(4, 5))
+
+
+library.register("max_pool2d", _max_pool2d_composed)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
