@@ -379,11 +379,28 @@ def _convolution(draw, dtype, with_grads):
                    "accumulated")
 
 
+@st.composite
+def _max_pooling(draw, dtype):
+    """``jt.nn.max_pool2d`` over a drawn geometry (kernel, stride, padding, dilation,
+    ``ceil_mode``) of an input that may hold nan and infinities (a window with a nan gives
+    nan). Backends that claim the ``max_pool2d`` library op run it (for inference: the
+    input is taken with ``stop_grad``); the reference runs its meta-op composition."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)),) * 2
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    size = [draw(st.integers(dilation[0] * (k - 1) + 1, 9)) for k in kernel]
+    x = draw(edge_arrays(dtype, (draw(st.integers(1, 2)), draw(st.integers(1, 20)), *size), bound=4.0))
+    return Program(f"jt.nn.max_pool2d(a.stop_grad(), {kernel}, {stride}, {padding}, {dilation}, {draw(st.booleans())})", [x])
+
+
 def library_properties():
     return [Property(f"library.conv2d{'.grad' if grads else ''}[{dtype}]", "library",
                      _convolution(dtype, grads), checks.against_reference, (dtype,),
                      smoke=dtype == "float32")
-            for grads in (False, True) for dtype in ("float32", "float64")]
+            for grads in (False, True) for dtype in ("float32", "float64")] + [
+        Property(f"library.max_pool2d[{dtype}]", "library", _max_pooling(dtype), checks.against_reference, (dtype,),
+                 smoke=dtype == "float32") for dtype in ("float32", "float64")]
 
 
 def error_properties():

@@ -393,18 +393,20 @@ class PoolingProgram(ReorderedPrimitive):
     def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
         super().__call__(inputs, outputs, parameters, source_chained, output_chained)
         source = _floats(inputs[0], self.layout_bytes[0] if source_chained else self.dense_bytes[0])
-        if source.size and np.isnan(source.max()):
-            self._propagate_nans(source, outputs[0], source_chained, output_chained)
+        if source.size and not np.isfinite(source.sum()):  # one pass; a nan or an infinity on the way
+            self._mend_non_finite(source, outputs[0], source_chained, output_chained)
 
-    def _propagate_nans(self, source, output, source_chained, output_chained):
-        """oneDNN's maximum passes over NaNs; torch's (and the composition's) is NaN where a
-        window holds one: pool a map of the NaNs (+inf there, -inf elsewhere) the same way
-        and write NaN where it comes out +inf."""
-        marks = np.where(np.isnan(source), np.float32(np.inf), np.float32(-np.inf))
+    def _mend_non_finite(self, source, output, source_chained, output_chained):
+        """oneDNN's maximum passes over NaNs and starts from the lowest finite float; torch's
+        (and the composition's) is NaN where a window holds one and -inf where all it holds
+        is -inf. Pool a map of the windows' values the same way (2 at a NaN, -1 at -inf, 1
+        elsewhere) and write NaN where it comes out 2, -inf where -1."""
+        marks = np.where(np.isnan(source), np.float32(2), np.where(source == -np.inf, np.float32(-1), np.float32(1)))
         pooled = np.empty(self.layout_bytes[1] if output_chained else self.dense_bytes[1], dtype=np.uint8)
         super().__call__([_Address(marks)], [_Address(pooled)], (), source_chained, output_chained)
-        result = _floats(output, pooled.nbytes)
-        result[pooled.view(np.float32) == np.inf] = np.nan
+        result, found = _floats(output, pooled.nbytes), pooled.view(np.float32)
+        result[found == 2] = np.nan
+        result[found == -1] = -np.inf
 
 
 class _Address:

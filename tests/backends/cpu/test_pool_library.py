@@ -40,9 +40,11 @@ def test_library_max_pool_matches_torch(rng, shape, kernel, stride, padding, dil
 
 
 @pytest.mark.parametrize("chained_source", [False, True])
-def test_nan_in_a_window_gives_nan_as_torch(rng, chained_source):
+def test_nan_and_infinite_windows_as_torch(rng, chained_source):
+    # a window with a NaN gives NaN, one holding only -inf gives -inf (not the lowest float)
     x = rng.standard_normal((1, 24, 9, 9)).astype(np.float32)
     x[0, 3, 2, 2], x[0, 20, 8, 8], x[0, 5, 0, 0], x[0, 6, 4, 4] = np.nan, np.nan, -np.inf, np.inf
+    x[0, 7, :2, :2] = -np.inf
     w = np.eye(24, dtype=np.float32).reshape(24, 24, 1, 1)
     with jt.no_grad():
         source = jt.array(x)
@@ -54,6 +56,7 @@ def test_nan_in_a_window_gives_nan_as_torch(rng, chained_source):
         source = torch.nn.functional.conv2d(source, torch.from_numpy(w))
     expected = torch.nn.functional.max_pool2d(source, 3, 1, 1, ceil_mode=True).numpy()
     assert np.isnan(expected).sum() >= 13
+    assert chained_source or expected[0, 7, 0, 0] == -np.inf
     np.testing.assert_array_equal(ours, expected)
 
 
