@@ -393,9 +393,9 @@ class PoolingProgram(ReorderedPrimitive):
     def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
         super().__call__(inputs, outputs, parameters, source_chained, output_chained)
         source = _floats(inputs[0], self.layout_bytes[0] if source_chained else self.dense_bytes[0])
-        with np.errstate(invalid="ignore", over="ignore"):  # one pass: a nan or an infinity on the way
-            finite = np.isfinite(source.sum())
-        if source.size and not finite:
+        with np.errstate(invalid="ignore"):
+            lowest = source.min() if source.size else 0.0  # nan if a nan is there
+        if not lowest > -np.inf:  # a nan, or a window that may hold only -inf
             self._mend_non_finite(source, outputs[0], source_chained, output_chained)
 
     def _mend_non_finite(self, source, output, source_chained, output_chained):
