@@ -362,41 +362,57 @@ class ConvolutionProgram(ReorderedPrimitive):
 
 
 class PoolingProgram(ReorderedPrimitive):
-    """The ``max_pool2d`` library op as a oneDNN pooling primitive (inference), computing
-    in the blocked layout oneDNN's convolutions give the same tensor, so that it chains
-    with them (`chaining`): GoogLeNet's and Inception's stride-1 3x3 poolings sit between
-    convolutions."""
+    """The ``max_pool2d`` library op as oneDNN pooling primitives (inference): one in the
+    blocked layout oneDNN's convolutions give the same tensor, for a pooling chained with
+    them (`chaining`: GoogLeNet's and Inception's poolings sit between convolutions), and
+    one on the dense NCHW buffers themselves, for a pooling that is not (no reorders)."""
 
     ROLES = {"max_pool2d": (("src",), "dst")}
 
     def __init__(self, call, workspace):
         super().__init__(call, workspace)
-        kernel, stride, padding, dilation = call.attrs[:4]
         x_shape, y_shape = call.inputs[0][1], call.outputs[0][1]
         self.user_desc = {"x": _memory_desc(x_shape, _TAG_ABCD), "y": _memory_desc(y_shape, _TAG_ABCD)}
-        padding_right = [(y_shape[2 + a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1
-                         - x_shape[2 + a] - padding[a] for a in range(2)]
-        lib, engine = library(), _Engine.get().engine
-        self.primitive_desc = ctypes.c_void_p()
-        _check(lib.dnnl_pooling_forward_primitive_desc_create(
-            ctypes.byref(self.primitive_desc), engine, _FORWARD_INFERENCE, _POOLING_MAX,
-            _convolution_layout(x_shape), _memory_desc(y_shape, _TAG_ANY), _Dims(*stride), _Dims(*kernel),
-            _Dims(*(d - 1 for d in dilation)), _Dims(*padding), _Dims(*padding_right), None),
-            f"max pooling {x_shape} -> {y_shape}")
+        self.primitive_desc = self._pooling(_convolution_layout(x_shape), _memory_desc(y_shape, _TAG_ANY))
         self._plan_executions(("src",), "dst")
+        self.dense = _Execution(self._pooling(self.user_desc["x"], self.user_desc["y"]),
+                                {"src": (self.user_desc["x"], 0), "dst": (self.user_desc["y"], 1)})
         self.dense_bytes = [4 * x_shape[0] * x_shape[1] * x_shape[2] * x_shape[3],
                             4 * y_shape[0] * y_shape[1] * y_shape[2] * y_shape[3]]
         lib = library()
         self.layout_bytes = [lib.dnnl_memory_desc_get_size(ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(
             self.primitive_desc, *_QUERY_MD[role]))) for role in ("src", "dst")]
 
+    def _pooling(self, source, output):
+        """A max pooling primitive descriptor from memory descriptor ``source`` to ``output``."""
+        kernel, stride, padding, dilation = self.call.attrs[:4]
+        x_shape, y_shape = self.call.inputs[0][1], self.call.outputs[0][1]
+        padding_right = [(y_shape[2 + a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1
+                         - x_shape[2 + a] - padding[a] for a in range(2)]
+        made = ctypes.c_void_p()
+        _check(library().dnnl_pooling_forward_primitive_desc_create(
+            ctypes.byref(made), _Engine.get().engine, _FORWARD_INFERENCE, _POOLING_MAX, source, output,
+            _Dims(*stride), _Dims(*kernel), _Dims(*(d - 1 for d in dilation)), _Dims(*padding),
+            _Dims(*padding_right), None), f"max pooling {x_shape} -> {y_shape}")
+        return made
+
     def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
-        super().__call__(inputs, outputs, parameters, source_chained, output_chained)
+        self._pool(inputs, outputs, source_chained, output_chained)
         source = _floats(inputs[0], self.layout_bytes[0] if source_chained else self.dense_bytes[0])
         with np.errstate(invalid="ignore"):
             lowest = source.min() if source.size else 0.0  # nan if a nan is there
         if not lowest > -np.inf:  # a nan, or a window that may hold only -inf
             self._mend_non_finite(source, outputs[0], source_chained, output_chained)
+
+    def _pool(self, inputs, outputs, source_chained, output_chained):
+        if source_chained or output_chained:
+            super().__call__(inputs, outputs, (), source_chained, output_chained)
+            return
+        set_threads(flags.num_threads)
+        stream = _Engine.get().stream
+        with self.lock:
+            self.dense.run((inputs[0].address, outputs[0].address), stream)
+            _check(library().dnnl_stream_wait(stream), "stream wait")
 
     def _mend_non_finite(self, source, output, source_chained, output_chained):
         """oneDNN's maximum passes over NaNs and starts from the lowest finite float; torch's
@@ -405,7 +421,7 @@ class PoolingProgram(ReorderedPrimitive):
         elsewhere) and write NaN where it comes out 2, -inf where -1."""
         marks = np.where(np.isnan(source), np.float32(2), np.where(source == -np.inf, np.float32(-1), np.float32(1)))
         pooled = np.empty(self.layout_bytes[1] if output_chained else self.dense_bytes[1], dtype=np.uint8)
-        super().__call__([_Address(marks)], [_Address(pooled)], (), source_chained, output_chained)
+        self._pool([_Address(marks)], [_Address(pooled)], source_chained, output_chained)
         result, found = _floats(output, pooled.nbytes), pooled.view(np.float32)
         result[found == 2] = np.nan
         result[found == -1] = -np.inf

@@ -47,9 +47,17 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     _check(x, "max_pool2d")
     attrs = (_pair(kernel_size), _pair(stride or kernel_size), _pair(padding), _pair(dilation), bool(ceil_mode))
     inference = not graph.grad_mode() or not x.requires_grad  # the gradient would run the composition again
-    if inference and library.claimed("max_pool2d", x.dtype):
+    if inference and not _tiles_exactly(x, *attrs) and library.claimed("max_pool2d", x.dtype):
         return library.apply("max_pool2d", [x], attrs, x.shape[:2] + _pooled_sizes(x, *attrs))
     return _max_pool2d_composed([x], attrs)
+
+
+def _tiles_exactly(x, kernel, stride, padding, dilation, ceil_mode):
+    """Whether the windows tile ``x`` exactly (VGG's 2x2, stride 2): the composition is then
+    one pass without bounds checks, faster than a library pooling (a third of oneDNN's
+    time on VGG-11's first pooling)."""
+    return kernel == stride and padding == (0, 0) and dilation == (1, 1) \
+        and x.shape[2] % kernel[0] == 0 and x.shape[3] % kernel[1] == 0
 
 
 def _max_pool2d_composed(inputs, attrs):
