@@ -126,3 +126,24 @@ def test_completed_launches_exclude_a_chain_whose_readers_have_not_run():
     assert chaining.completed_whole(5, modes) == 2
     assert chaining.completed_whole(7, modes) == 7
     assert chaining.completed_whole(2, modes) == 2
+
+
+def test_padded_channel_blocks_get_room_in_the_arena(rng, monkeypatch):
+    # 24 channels are two blocks of 16 in oneDNN's layout: the producer's output_capacity
+    # asks the arena for the padded size, so the value can still be chained
+    seen = []
+    found = chaining.modes_for
+
+    def spy(launches, plan_key):
+        seen.append(launches)
+        return found(launches, plan_key)
+    monkeypatch.setattr(chaining, "modes_for", spy)
+    x = rng.standard_normal((1, 24, 9, 9)).astype(np.float32)
+    weights = inverted_residual(rng, 24, 24)
+    np.testing.assert_allclose(block_ours(jt.array(x), weights).numpy(),
+                               block_torch(torch.from_numpy(x), weights).numpy(), rtol=1e-4, atol=1e-4)
+    programs = [(program, outputs[0]) for program, _, outputs, _ in seen[-1]
+                if isinstance(program, onednn.ConvolutionProgram) and outputs[0].is_view]
+    dense = 4 * 24 * 9 * 9
+    assert programs and all(program.output_layout_bytes > dense for program, _ in programs)
+    assert all(output.capacity >= program.output_layout_bytes for program, output in programs)
