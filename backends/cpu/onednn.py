@@ -28,7 +28,7 @@ from .convolution import FORWARD, RELU, RELU6, epilogue
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
 _UNLOADED = object()
 _library = _UNLOADED
-_threads = [None]
+_threads = threading.local()  # the OpenMP thread count is a per-thread setting
 
 
 def _candidates():
@@ -71,10 +71,10 @@ def library():
 
 
 def set_threads(count):
-    """Give oneDNN's OpenMP regions ``count`` threads (cheap when unchanged)."""
-    if _threads[0] != count:
+    """Give the calling thread's oneDNN OpenMP regions ``count`` threads (cheap when unchanged)."""
+    if getattr(_threads, "count", None) != count:
         ctypes.CDLL("libgomp.so.1").omp_set_num_threads(ctypes.c_int(count))
-        _threads[0] = count
+        _threads.count = count
 
 
 # oneDNN enum values (oneDNN 3.x C API, dnnl_types.h)

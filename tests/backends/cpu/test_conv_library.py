@@ -1,5 +1,8 @@
 """Convolution as a library op on the cpu backend (oneDNN) against its meta-op composition
 on the reference backend: values, first and second order gradients, device switches."""
+import ctypes
+import threading
+
 import numpy as np
 import pytest
 
@@ -174,3 +177,19 @@ def test_unchanged_weights_keep_their_library_layout_and_changed_ones_are_seen(r
     assert sum(len(cache.kept) for cache in _weight_caches()) <= kept
     for scale in (3.0, 3.0, 3.0, 5.0):  # the weight computed by the same realisation
         check(w * scale, (w_data + 3) * scale)
+
+
+def test_each_thread_gives_onednn_its_thread_count():
+    # omp_set_num_threads is a per-thread setting: a second thread must set its own
+    gomp = ctypes.CDLL("libgomp.so.1")
+    onednn.set_threads(1)
+    seen = []
+
+    def other():
+        onednn.set_threads(1)
+        seen.append(gomp.omp_get_max_threads())
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert seen == [1] and gomp.omp_get_max_threads() == 1
+    onednn.set_threads(jt.flags.num_threads)
