@@ -378,6 +378,9 @@ def simplify(expr, domain):
         low, high = bounds(remainder, domain)
         if 0 <= low and high < divisor:
             return quotient if op == "floordiv" else remainder
+        blocked = _split_by_block(left, op, divisor, domain)
+        if blocked is not None:
+            return blocked
         if quotient.is_const and quotient.args[0] == 0:
             return binary(op, remainder, right)
         if op == "mod":
@@ -385,6 +388,32 @@ def simplify(expr, domain):
     if op in ("add", "sub"):
         return _merge_quotient_and_remainder(binary(op, left, right))
     return binary(op, left, right)
+
+
+def _split_by_block(value, op, divisor, domain):
+    """``value // divisor`` or ``value % divisor`` when ``value = block * q + r`` with
+    ``block`` dividing ``divisor`` and ``0 <= r < block``: ``q // (divisor / block)`` and
+    ``block * (q % (divisor / block)) + r`` (floor division; ``q`` is an integer). A
+    channel shuffle's flat index ``((i1 + 58) * 784 + i2 * 28 + i3) // 1568`` becomes
+    ``(i1 + 58) // 2``, which leaves the innermost loop contiguous. None when no term's
+    coefficient is such a block."""
+    forms = [_coefficient(term) for term in _terms(value)]
+    blocks = sorted({abs(scale) for _, scale in forms if 1 < abs(scale) < divisor and divisor % abs(scale) == 0},
+                    reverse=True)
+    for block in blocks:
+        multiple, rest = const(0), const(0)
+        for factor, scale in forms:
+            if scale % block == 0:
+                multiple = binary("add", multiple, binary("mul", factor, scale // block))
+            else:
+                rest = binary("add", rest, binary("mul", factor, scale))
+        low, high = bounds(rest, domain)
+        if 0 <= low and high < block:
+            count = divisor // block
+            if op == "floordiv":
+                return simplify(binary("floordiv", multiple, count), domain)
+            return binary("add", binary("mul", simplify(binary("mod", multiple, count), domain), block), rest)
+    return None
 
 
 def _merge_quotient_and_remainder(expr):

@@ -1,6 +1,7 @@
 """Index expressions: parsing, printing, evaluation, bounds and simplification."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from metajit.ir import indexexpr as I
 from metajit.errors import MetajitValueError
@@ -74,3 +75,43 @@ def test_simplify_merges_quotient_and_remainder(text, expected):
 def test_bad_syntax_raises(text):
     with pytest.raises(MetajitValueError):
         I.parse(text, ndim=1)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("((i2 + i1*28) + (i0+58)*784) / 1568", "(i0+58)/2"),  # ShuffleNet's channel shuffle
+    ("((i2 + i1*28) + (i0+58)*784) % 1568", "i0%2*784+i2+i1*28"),
+    ("(i0*6 + i1*3 + i2) / 12", None), ("(i0*8 + i2 - 3) / 16", None)])
+def test_simplify_division_by_a_multiple_of_a_block(text, expected):
+    domain = (60, 28, 28)
+    expr = I.parse(text, 3)
+    simplified = I.simplify(expr, domain)
+    if expected is not None:
+        assert str(simplified).replace("(", "").replace(")", "") == \
+            str(I.simplify(I.parse(expected, 3), domain)).replace("(", "").replace(")", "")
+    grids = np.meshgrid(*[np.arange(n) for n in domain], indexing="ij")
+    np.testing.assert_array_equal(I.evaluate(simplified, grids), I.evaluate(expr, grids))
+
+
+@st.composite
+def blocked_divisions(draw):
+    """``(coefficients, constant, divisor)``: some loop coefficients multiples of a block
+    that divides the divisor, the others and the constant small (the shapes the block rule
+    looks for, near its bounds)."""
+    block, count = draw(st.integers(2, 8)), draw(st.integers(1, 4))
+    coefficients = [draw(st.integers(-3, 3)) * (block if draw(st.booleans()) else 1) for _ in range(3)]
+    return coefficients, draw(st.integers(-3 * block, 3 * block)), block * count
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(blocked_divisions(), st.tuples(st.lists(st.integers(-40, 40), min_size=3, max_size=3),
+                                                 st.integers(-100, 100), st.integers(1, 64))),
+       st.sampled_from(["floordiv", "mod"]))
+def test_simplified_division_and_modulo_keep_their_values(case, op):
+    coefficients, constant, divisor = case
+    domain = (5, 4, 6)
+    value = I.const(constant)
+    for axis, coefficient in enumerate(coefficients):
+        value = value + I.loop(axis) * coefficient
+    expr = I.binary(op, value, I.const(divisor))
+    grids = np.meshgrid(*[np.arange(n) for n in domain], indexing="ij")
+    np.testing.assert_array_equal(I.evaluate(I.simplify(expr, domain), grids), I.evaluate(expr, grids))
