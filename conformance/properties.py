@@ -380,18 +380,24 @@ def _convolution(draw, dtype, with_grads):
 
 
 @st.composite
-def _max_pooling(draw, dtype):
-    """``jt.nn.max_pool2d`` over a drawn geometry (kernel, stride, padding, dilation,
-    ``ceil_mode``) of an input that may hold nan and infinities (a window with a nan gives
-    nan). Backends that claim the ``max_pool2d`` library op run it (for inference: the
-    input is taken with ``stop_grad``); the reference runs its meta-op composition."""
+def _pooling(draw, dtype, op):
+    """``jt.nn.max_pool2d`` or ``jt.nn.avg_pool2d`` over a drawn geometry (kernel, stride,
+    padding, dilation for the maximum, ``ceil_mode``, ``count_include_pad`` for the
+    average) of an input that may hold nan and infinities (a maximum's window with a nan
+    gives nan). Backends that claim the ``max_pool2d`` / ``avg_pool2d`` library ops run
+    them (for inference: the input is taken with ``stop_grad``); the reference runs their
+    meta-op compositions."""
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (draw(st.integers(1, 2)),) * 2
+    dilation = (draw(st.integers(1, 2)),) * 2 if op == "max" else (1, 1)
     padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
     size = [draw(st.integers(dilation[0] * (k - 1) + 1, 9)) for k in kernel]
     x = draw(edge_arrays(dtype, (draw(st.integers(1, 2)), draw(st.integers(1, 20)), *size), bound=4.0))
-    return Program(f"jt.nn.max_pool2d(a.stop_grad(), {kernel}, {stride}, {padding}, {dilation}, {draw(st.booleans())})", [x])
+    if op == "max":
+        return Program(f"jt.nn.max_pool2d(a.stop_grad(), {kernel}, {stride}, {padding}, {dilation}, "
+                       f"{draw(st.booleans())})", [x])
+    return Program(f"jt.nn.avg_pool2d(a.stop_grad(), {kernel}, {stride}, {padding}, {draw(st.booleans())}, "
+                   f"{draw(st.booleans())})", [x])
 
 
 def library_properties():
@@ -399,8 +405,8 @@ def library_properties():
                      _convolution(dtype, grads), checks.against_reference, (dtype,),
                      smoke=dtype == "float32")
             for grads in (False, True) for dtype in ("float32", "float64")] + [
-        Property(f"library.max_pool2d[{dtype}]", "library", _max_pooling(dtype), checks.against_reference, (dtype,),
-                 smoke=dtype == "float32") for dtype in ("float32", "float64")]
+        Property(f"library.{op}_pool2d[{dtype}]", "library", _pooling(dtype, op), checks.against_reference, (dtype,),
+                 smoke=dtype == "float32") for op in ("max", "avg") for dtype in ("float32", "float64")]
 
 
 def error_properties():

@@ -80,7 +80,8 @@ def set_threads(count):
 # oneDNN enum values (oneDNN 3.x C API, dnnl_types.h)
 _CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
 _TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
-_FORWARD_TRAINING, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _POOLING_MAX = 64, 96, 1, 0x1ff
+_FORWARD_TRAINING, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT = 64, 96, 1
+_POOLING_MAX, _POOLING_AVERAGE_WITH_PADDING, _POOLING_AVERAGE_WITHOUT_PADDING = 0x1ff, 0x2ff, 0x3ff
 _ELTWISE_RELU, _ELTWISE_CLIP = 0x20, 0x2e
 _QUERY_IMPLEMENTATION = 8
 # (query, index) of each argument's memory descriptor; a bias is the weights' second
@@ -362,12 +363,14 @@ class ConvolutionProgram(ReorderedPrimitive):
 
 
 class PoolingProgram(ReorderedPrimitive):
-    """The ``max_pool2d`` library op as oneDNN pooling primitives (inference): one in the
-    blocked layout oneDNN's convolutions give the same tensor, for a pooling chained with
-    them (`chaining`: GoogLeNet's and Inception's poolings sit between convolutions), and
-    one on the dense NCHW buffers themselves, for a pooling that is not (no reorders)."""
+    """The ``max_pool2d`` and ``avg_pool2d`` library ops as oneDNN pooling primitives
+    (inference): one in the blocked layout oneDNN's convolutions give the same tensor, for
+    a pooling chained with them (`chaining`: GoogLeNet's and Inception's poolings sit
+    between convolutions), and one on the dense NCHW buffers themselves, for a pooling
+    that is not (no reorders). The attrs start ``(kernel, stride, padding, dilation,
+    ceil_mode)``; an average's end with ``count_include_pad``."""
 
-    ROLES = {"max_pool2d": (("src",), "dst")}
+    ROLES = {"max_pool2d": (("src",), "dst"), "avg_pool2d": (("src",), "dst")}
 
     def __init__(self, call, workspace):
         super().__init__(call, workspace)
@@ -389,15 +392,21 @@ class PoolingProgram(ReorderedPrimitive):
         x_shape, y_shape = self.call.inputs[0][1], self.call.outputs[0][1]
         padding_right = [(y_shape[2 + a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1
                          - x_shape[2 + a] - padding[a] for a in range(2)]
+        if self.call.name == "max_pool2d":
+            algorithm = _POOLING_MAX
+        else:
+            algorithm = _POOLING_AVERAGE_WITH_PADDING if self.call.attrs[5] else _POOLING_AVERAGE_WITHOUT_PADDING
         made = ctypes.c_void_p()
         _check(library().dnnl_pooling_forward_primitive_desc_create(
-            ctypes.byref(made), _Engine.get().engine, _FORWARD_INFERENCE, _POOLING_MAX, source, output,
+            ctypes.byref(made), _Engine.get().engine, _FORWARD_INFERENCE, algorithm, source, output,
             _Dims(*stride), _Dims(*kernel), _Dims(*(d - 1 for d in dilation)), _Dims(*padding),
             _Dims(*padding_right), None), f"max pooling {x_shape} -> {y_shape}")
         return made
 
     def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
         self._pool(inputs, outputs, source_chained, output_chained)
+        if self.call.name != "max_pool2d":  # an average's sums carry NaNs and infinities as torch's
+            return
         source = _floats(inputs[0], self.layout_bytes[0] if source_chained else self.dense_bytes[0])
         with np.errstate(invalid="ignore"):
             lowest = source.min() if source.size else 0.0  # nan if a nan is there

@@ -1,6 +1,7 @@
 """Pooling from meta-ops: a windowed reindex (overflow = the reduction's identity) and a
-reduction over the window axes. Inference max pooling is the library op ``max_pool2d``
-on devices that claim it (the cpu backend with oneDNN), this composition elsewhere."""
+reduction over the window axes. Inference max and average pooling are the library ops
+``max_pool2d`` and ``avg_pool2d`` on devices that claim them (the cpu backend with
+oneDNN), these compositions elsewhere."""
 from ..errors import MetajitShapeError, MetajitValueError
 from ..ir import graph
 from ..math_ops import binary
@@ -74,14 +75,33 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     With ``ceil_mode`` a last partial window divides by the part of it inside the padded
     input (PyTorch's divisor), e.g. ``avg_pool2d(x, 3, 2, ceil_mode=True)``."""
     _check(x, "avg_pool2d")
-    kernel, stride, padding = _pair(kernel_size), _pair(stride or kernel_size), _pair(padding)
+    attrs = (_pair(kernel_size), _pair(stride or kernel_size), _pair(padding), (1, 1), bool(ceil_mode),
+             bool(count_include_pad))
+    inference = not graph.grad_mode() or not x.requires_grad
+    if inference and not _tiles_exactly(x, *attrs[:5]) and (not count_include_pad or _within_padding(x, *attrs[:5])) \
+            and library.claimed("avg_pool2d", x.dtype):
+        # a library divides by the whole window with the padding counted, so a window
+        # overhanging the padded input (ceil_mode) keeps the composition
+        return library.apply("avg_pool2d", [x], attrs, x.shape[:2] + _pooled_sizes(x, *attrs[:5]))
+    return _avg_pool2d_composed([x], attrs)
+
+
+def _within_padding(x, kernel, stride, padding, dilation, ceil_mode):
+    """Whether every window lies inside the padded input."""
+    sizes = _pooled_sizes(x, kernel, stride, padding, dilation, ceil_mode)
+    return all((size - 1) * s + k <= length + 2 * p
+               for size, s, k, p, length in zip(sizes, stride, kernel, padding, x.shape[2:]))
+
+
+def _avg_pool2d_composed(inputs, attrs):
+    """`avg_pool2d`'s meaning: each reindexed window's sum (zeros outside) over its divisor."""
+    x = inputs[0]
+    kernel, stride, padding, _, ceil_mode, count_include_pad = attrs
     windows = _windows(x, kernel, stride, padding, (1, 1), 0.0, ceil_mode)
     total = windows.sum(dims=(4, 5))
     output_size = tuple(windows.shape[2:4])
     height, width = x.shape[2:]
-    exact = all((size - 1) * s + k <= length + 2 * p
-                for size, s, k, p, length in zip(output_size, stride, kernel, padding, (height, width)))
-    if (count_include_pad or padding == (0, 0)) and exact:
+    if (count_include_pad or padding == (0, 0)) and _within_padding(x, kernel, stride, padding, (1, 1), ceil_mode):
         return binary("div", total, kernel[0] * kernel[1])
     from ..creation import ones
     if count_include_pad:  # padding counts, the overhang past it does not
@@ -91,6 +111,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         counts = _windows(ones((1, 1, height, width), dtype=x.dtype), kernel, stride, padding, (1, 1), 0.0,
                           output_size=output_size)
     return binary("div", total, counts.sum(dims=(4, 5)))
+
+
+library.register("avg_pool2d", _avg_pool2d_composed)
 
 
 def _adaptive_windows(x, out_h, out_w, fill):

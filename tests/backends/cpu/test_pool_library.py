@@ -97,3 +97,25 @@ def test_exact_tilings_keep_the_composition(rng):
         ours = nn.max_pool2d(jt.array(x), 2).numpy()
     assert "max_pool2d" not in launched_names(launched)
     np.testing.assert_array_equal(ours, torch.nn.functional.max_pool2d(torch.from_numpy(x), 2).numpy())
+
+
+AVERAGE_GEOMETRIES = [  # (shape, kernel, stride, padding, ceil_mode, count_include_pad, runs the library op)
+    ((1, 32, 14, 14), 3, 1, 1, False, True, True),     # Inception's branch pooling
+    ((2, 20, 13, 11), 3, 2, 1, True, False, True),     # a last partial window, padding not counted
+    ((2, 20, 12, 11), 3, 2, 1, True, True, False),     # ... counted, a window past the padding: composed
+    ((1, 17, 17, 17), 5, 3, 0, False, True, True),     # Inception's auxiliary head
+    ((1, 6, 10, 9), (2, 3), (1, 2), (1, 0), False, False, True),
+    ((1, 8, 12, 12), 2, 2, 0, False, True, False),     # DenseNet's exact 2x2 tiling: composed
+]
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode,count_include_pad,library", AVERAGE_GEOMETRIES)
+def test_library_avg_pool_matches_torch(rng, shape, kernel, stride, padding, ceil_mode, count_include_pad, library):
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[3], x.flat[40] = np.nan, np.inf
+    with jt.debug.record_kernels() as launched, jt.no_grad():
+        ours = nn.avg_pool2d(jt.array(x), kernel, stride, padding, ceil_mode, count_include_pad).numpy()
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(x), kernel, stride, padding, ceil_mode,
+                                              count_include_pad).numpy()
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+    assert ("avg_pool2d" in launched_names(launched)) == library
