@@ -127,7 +127,7 @@ def metajit_backend_launch_sequence(launches, plan_key):
     try:
         _run_sequence(launches, modes)
     except BaseException as error:
-        error.metajit_completed = chaining.completed_whole(getattr(error, "metajit_completed", 0), modes)
+        error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), modes)
         raise
 
 

@@ -1,7 +1,7 @@
-"""Convolution chains: a oneDNN convolution whose output only oneDNN convolutions read
-(the next layer, or the branches of an Inception or Fire module) hands it over in the
-blocked layout they all compute in, so the reorder to NCHW after the first and the ones
-back before the others are skipped (onnxruntime keeps its NCHWc layout between
+"""Convolution chains: a oneDNN convolution or pooling whose output only oneDNN
+convolutions and poolings read (the next layer, or the branches of an Inception or Fire
+module) hands it over in the blocked layout they all compute in, so the reorder to NCHW
+after the first and the ones back before the others are skipped (onnxruntime keeps its NCHWc layout between
 convolutions for the same reason; at batch 1 these reorders are about a third of a
 depthwise network's convolution time).
 
@@ -68,11 +68,8 @@ def chained_launches(launches):
     return modes
 
 
-def completed_whole(completed, modes):
-    """The launches to report finished after an interruption at ``completed``: a
-    convolution whose output is in oneDNN's layout counts as unfinished until its last
-    reader has run (the executor would otherwise keep that output as if it were NCHW)."""
-    for index, (_, readers) in sorted(modes.items()):
-        if readers and index < completed <= max(readers):
-            return index
-    return completed
+def unkept_outputs(completed, modes):
+    """The launches among the first ``completed`` whose outputs are in oneDNN's layout
+    (chained), for an interruption to report as ``metajit_unkept``: the executor would
+    otherwise keep them as finished NCHW values (for a retry, or a Var the user holds)."""
+    return tuple(index for index, (_, readers) in sorted(modes.items()) if readers and index < completed)

@@ -173,7 +173,8 @@ def _buffer_plan(template, order, donated=(), packs=True, capacities=None):
         step_sizes, step_sources = [], []
         if kernel is not None:
             in_place = _in_place_donations(kernel, inputs(order), position, donated, dead, size_of)
-            wanted = capacities[step] if capacities and capacities[step] else (0,) * len(step_bytes)
+            wanted = tuple(capacities[step] or ()) if capacities else ()
+            wanted += (0,) * (len(step_bytes) - len(wanted))
             for node, (nbytes, _), capacity in zip(outputs(order), step_bytes, wanted):
                 place = position[id(node)]
                 if place in packed and nbytes:
@@ -442,9 +443,13 @@ def realise(nodes, on_ready=(), donated=()):
         # a failed allocation, launch or check, or Ctrl-C: only the outputs of launches the
         # backend reports finished (``metajit_completed``) whose buffers no finished launch
         # reused are kept, so a retry does not redo them; the rest is recomputed (the nodes
-        # keep their inputs). Nothing is kept while index checks are pending.
+        # keep their inputs). Nothing is kept while index checks are pending, nor the
+        # outputs of the launches the backend names in ``metajit_unkept`` (finished, but
+        # left in a layout of its own for a reader that did not run).
         completed = 0 if found else getattr(error, "metajit_completed", 0)
         kept = _intact_outputs(launched[:completed], order, arena_bytes)
+        for index in getattr(error, "metajit_unkept", ()):
+            kept -= {id(node) for node in launched[index][0]} if index < len(launched) else set()
         for outputs in produced:
             for node in outputs:
                 if id(node) not in kept:
