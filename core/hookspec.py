@@ -124,9 +124,14 @@ def metajit_backend_launch_sequence(launches, plan_key):
     If it raises, core treats every output of the sequence as not computed, except that
     an exception carrying an integer ``metajit_completed`` attribute says the first that
     many launches finished: their outputs (whose buffers no finished launch reused) are
-    kept, so a retry does not redo them. A backend should let Ctrl-C (a signal handler's
-    exception) land between launches rather than after the whole sequence. A plugin
-    whose implementation omits ``plan_key`` is called without it.
+    kept, so a retry does not redo them, and every launch up to the interrupted one
+    counts as started (a donated buffer it wrote into is lost); an optional
+    ``metajit_unkept`` attribute lists finished launches whose outputs must not be kept
+    (left in a layout of the backend's own for a reader that did not run). A backend
+    should let Ctrl-C (a signal handler's exception) land between launches rather than
+    after the whole sequence. A realisation run in segments (callbacks between launches)
+    calls it per segment with ``(plan_key, first launch)``. A plugin whose
+    implementation omits ``plan_key`` is called without it.
 
     Example::
 

@@ -400,7 +400,7 @@ class PoolingProgram(ReorderedPrimitive):
         _check(library().dnnl_pooling_forward_primitive_desc_create(
             ctypes.byref(made), _Engine.get().engine, _FORWARD_INFERENCE, algorithm, source, output,
             _Dims(*stride), _Dims(*kernel), _Dims(*(d - 1 for d in dilation)), _Dims(*padding),
-            _Dims(*padding_right), None), f"max pooling {x_shape} -> {y_shape}")
+            _Dims(*padding_right), None), f"{self.call.name} {x_shape} -> {y_shape}")
         return made
 
     def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
@@ -456,6 +456,10 @@ def _convolution_layout(shape):
     in on this CPU (asked of a 1x1 convolution producing it; kept per shape)."""
     if shape not in _convolution_layouts:
         lib, engine = library(), _Engine.get().engine
+        if len(_convolution_layouts) >= 256:  # a pooling primitive copies the descriptor it is made with
+            for made, _ in _convolution_layouts.values():
+                lib.dnnl_primitive_desc_destroy(made)
+            _convolution_layouts.clear()
         channels = shape[1]
         convolution = ctypes.c_void_p()
         none = _Dims(0, 0)

@@ -2,6 +2,8 @@
 reduction over the window axes. Inference max and average pooling are the library ops
 ``max_pool2d`` and ``avg_pool2d`` on devices that claim them (the cpu backend with
 oneDNN), these compositions elsewhere."""
+import functools
+
 from ..errors import MetajitShapeError, MetajitValueError
 from ..ir import graph
 from ..math_ops import binary
@@ -47,10 +49,30 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     the last partial window of each row and column, as PyTorch."""
     _check(x, "max_pool2d")
     attrs = (_pair(kernel_size), _pair(stride or kernel_size), _pair(padding), _pair(dilation), bool(ceil_mode))
-    inference = not graph.grad_mode() or not x.requires_grad  # the gradient would run the composition again
-    if inference and not _tiles_exactly(x, *attrs) and library.claimed("max_pool2d", x.dtype):
+    if _library_pools(x, attrs, "max_pool2d"):
         return library.apply("max_pool2d", [x], attrs, x.shape[:2] + _pooled_sizes(x, *attrs))
     return _max_pool2d_composed([x], attrs)
+
+
+def _library_pools(x, attrs, name):
+    """Whether ``x`` is pooled by the library op ``name`` (its attrs start ``(kernel,
+    stride, padding, dilation, ceil_mode)``): in inference (the gradient would run the
+    composition again), not for exact tilings (the composition is faster), and only when
+    every window reaches the input (a library pooling of a window all in the padding gives
+    the lowest float, or fails, where the composition gives -inf or 0 / 0)."""
+    if graph.grad_mode() and x.requires_grad or _tiles_exactly(x, *attrs[:5]):
+        return False
+    return all(_windows_reach_input(x.shape[2 + a], *(value[a] for value in attrs[:4])) for a in range(2)) \
+        and library.claimed(name, x.dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _windows_reach_input(size, kernel, stride, padding, dilation):
+    """Whether each window along an axis of ``size`` has a tap inside it (ceil_mode's last
+    window included: PyTorch starts it inside the input or its left padding)."""
+    count = _pooled_size(size, kernel, stride, padding, dilation, True)
+    return all(any(0 <= start + tap * dilation < size for tap in range(kernel))
+               for start in range(-padding, count * stride - padding, stride))
 
 
 def _tiles_exactly(x, kernel, stride, padding, dilation, ceil_mode):
@@ -77,9 +99,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     _check(x, "avg_pool2d")
     attrs = (_pair(kernel_size), _pair(stride or kernel_size), _pair(padding), (1, 1), bool(ceil_mode),
              bool(count_include_pad))
-    inference = not graph.grad_mode() or not x.requires_grad
-    if inference and not _tiles_exactly(x, *attrs[:5]) and (not count_include_pad or _within_padding(x, *attrs[:5])) \
-            and library.claimed("avg_pool2d", x.dtype):
+    if (not count_include_pad or _within_padding(x, *attrs[:5])) and _library_pools(x, attrs, "avg_pool2d"):
         # a library divides by the whole window with the padding counted, so a window
         # overhanging the padded input (ceil_mode) keeps the composition
         return library.apply("avg_pool2d", [x], attrs, x.shape[:2] + _pooled_sizes(x, *attrs[:5]))

@@ -119,3 +119,15 @@ def test_library_avg_pool_matches_torch(rng, shape, kernel, stride, padding, cei
                                               count_include_pad).numpy()
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
     assert ("avg_pool2d" in launched_names(launched)) == library
+
+
+def test_windows_lying_in_the_padding_keep_the_composition(rng):
+    # a dilated window that misses the input: torch gives -inf there, a library pooling
+    # would give the lowest float
+    x = rng.standard_normal((1, 2, 2, 5)).astype(np.float32)
+    with jt.debug.record_kernels() as launched, jt.no_grad():
+        ours = nn.max_pool2d(jt.array(x), 2, 1, 1, 3).numpy()
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, 1, 1, 3).numpy()
+    assert np.isneginf(expected).any()
+    np.testing.assert_array_equal(ours, expected)
+    assert "max_pool2d" not in launched_names(launched)
