@@ -1,9 +1,9 @@
 """Convolution chains: a oneDNN convolution or pooling whose output only oneDNN
 convolutions and poolings read (the next layer, or the branches of an Inception or Fire
 module) hands it over in the blocked layout they all compute in, so the reorder to NCHW
-after the first and the ones back before the others are skipped (onnxruntime keeps its NCHWc layout between
-convolutions for the same reason; at batch 1 these reorders are about a third of a
-depthwise network's convolution time).
+after the first and the ones back before the others are skipped (onnxruntime keeps its
+NCHWc layout between convolutions for the same reason; at batch 1 these reorders are
+about a third of a depthwise network's convolution time).
 
 Only intermediates placed in the executor's arena qualify: no one reads them after the
 realisation, so their readers are all among the realisation's launches.
@@ -45,10 +45,10 @@ def _still_chained(launches, modes):
 
 
 def chained_launches(launches):
-    """``{launch index: (source chained, readers)}`` for the convolutions among ``launches``
-    (one whole realisation's, as `metajit_backend_launch_sequence` receives them) that take
-    their source in oneDNN's layout, or hand their output in it to the launches
-    ``readers`` (else empty)."""
+    """``{launch index: (source chained, readers)}`` for the oneDNN convolutions and
+    poolings among ``launches`` (one whole realisation's, as
+    `metajit_backend_launch_sequence` receives them) that take their source in oneDNN's
+    layout, or hand their output in it to the launches ``readers`` (else empty)."""
     read_by = {}
     for index, (_, inputs, _, _) in enumerate(launches):
         for position, buffer in enumerate(inputs):

@@ -376,7 +376,8 @@ class PoolingProgram(ReorderedPrimitive):
         super().__init__(call, workspace)
         x_shape, y_shape = call.inputs[0][1], call.outputs[0][1]
         self.user_desc = {"x": _memory_desc(x_shape, _TAG_ABCD), "y": _memory_desc(y_shape, _TAG_ABCD)}
-        self.primitive_desc = self._pooling(_convolution_layout(x_shape), _memory_desc(y_shape, _TAG_ANY))
+        with _layouts_lock:  # the cached layout descriptor is freed when the cache is trimmed
+            self.primitive_desc = self._pooling(_convolution_layout(x_shape), _memory_desc(y_shape, _TAG_ANY))
         self._plan_executions(("src",), "dst")
         self.dense = _Execution(self._pooling(self.user_desc["x"], self.user_desc["y"]),
                                 {"src": (self.user_desc["x"], 0), "dst": (self.user_desc["y"], 1)})
@@ -387,7 +388,8 @@ class PoolingProgram(ReorderedPrimitive):
             self.primitive_desc, *_QUERY_MD[role]))) for role in ("src", "dst")]
 
     def _pooling(self, source, output):
-        """A max pooling primitive descriptor from memory descriptor ``source`` to ``output``."""
+        """This call's pooling primitive descriptor (maximum, or average with or without the
+        padding counted) from memory descriptor ``source`` to ``output``."""
         kernel, stride, padding, dilation = self.call.attrs[:4]
         x_shape, y_shape = self.call.inputs[0][1], self.call.outputs[0][1]
         padding_right = [(y_shape[2 + a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1
@@ -449,11 +451,13 @@ def _floats(buffer, nbytes):
 
 
 _convolution_layouts = {}
+_layouts_lock = threading.Lock()
 
 
 def _convolution_layout(shape):
     """The memory descriptor of the layout oneDNN's convolutions write an NCHW ``shape``
-    in on this CPU (asked of a 1x1 convolution producing it; kept per shape)."""
+    in on this CPU (asked of a 1x1 convolution producing it; kept per shape). Call it, and
+    use what it returns, with ``_layouts_lock`` held."""
     if shape not in _convolution_layouts:
         lib, engine = library(), _Engine.get().engine
         if len(_convolution_layouts) >= 256:  # a pooling primitive copies the descriptor it is made with
