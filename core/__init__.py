@@ -37,6 +37,7 @@ from .tensor_ops import (addmm, argsort, baddbmm, bincount, bmm, cross, cumprod,
 from .jittor_spellings import (arg_reduce, binary, reduce, reduce_add, reduce_logical_and, reduce_logical_or,
                                reduce_maximum, reduce_minimum, reduce_multiply, ternary, unary)
 from .code_op import code
+from .compiled import compile
 from .function import Function
 from .numpy_code import numpy_code
 from .var import (Var, clean, display_memory_info, fetch_sync, liveness_info, memory_info, number_of_lived_vars, sync,

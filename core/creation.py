@@ -11,7 +11,7 @@ import random as python_random
 import numpy as np
 
 from .ir import dtypes, graph
-from .passes import batching
+from .passes import batching, side_effects
 from .errors import MetajitShapeError, MetajitValueError
 from .flags import flags
 from .var import Var
@@ -198,6 +198,7 @@ def eye(n, m=None, dtype="float32"):
 
 
 def _random(shape, dtype, sample):
+    side_effects.note("it drew random numbers")
     dtype = dtypes.as_dtype(dtype)
     return Var.from_node(batching.random_node(  # inside vmap: per its randomness rule
         _shape(shape), lambda s: graph.array_leaf(np.ascontiguousarray(sample(s), dtype=dtype.numpy))))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from . import creation
+from .passes import side_effects
 from .errors import MetajitValueError
 
 
@@ -15,6 +16,7 @@ def _fill(var, values):
 
 
 def _sample(shape, draw):
+    side_effects.note("it drew random numbers")
     return draw(creation._generator, shape)
 
 

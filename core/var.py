@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 
 from .ir import dtypes, graph
-from .passes import executor
+from .passes import executor, side_effects
 from .errors import MetajitValueError
 from .flags import flags
 from .shape import Shape
@@ -80,6 +80,8 @@ class Var:
         ``requires_grad`` is kept.
         """
         from .math_ops import as_node
+        if self._node.is_realised:
+            side_effects.note("it assigned a new value to an existing Var (a state update)")
         node = _detached(as_node(value, self.dtype))
         if node.dtype is not self.dtype and node.dtype != self.dtype:
             node = graph.elementwise("cast", [node], self.dtype)
@@ -99,6 +101,8 @@ class Var:
 
     def _replace(self, node):
         """In-place operators: point this Var at ``node`` (the new value, with history)."""
+        if self._node.is_realised:
+            side_effects.note("it changed an existing Var in place")
         self._set_node(node)
         return self
 

@@ -9,6 +9,13 @@ from ..errors import MetajitShapeError, MetajitValueError
 from ..var import Var
 
 LoadResult = collections.namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
+_changes = [0]  # attribute assignments, deletions and mode switches of any Module so far
+
+
+def changes():
+    """How many times any Module's attributes or training mode were set so far: a
+    compiled call (`metajit.compile`) traced when this was different is traced again."""
+    return _changes[0]
 
 
 def Parameter(data, requires_grad=True):
@@ -48,6 +55,7 @@ class Module:
         """Nothing to set up (see ``__new__``); kept so ``super().__init__()`` works."""
 
     def __setattr__(self, name, value):
+        _changes[0] += 1
         for table in ("_parameters", "_buffers", "_modules"):
             self.__dict__.get(table, {}).pop(name, None)
         if isinstance(value, Var):
@@ -70,6 +78,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name):
+        _changes[0] += 1
         for table in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__.get(table, {}):
                 del self.__dict__[table][name]
@@ -156,6 +165,7 @@ class Module:
 
     def train(self, mode=True):
         """Set training mode (dropout active, batch statistics) here and below; returns self."""
+        _changes[0] += 1
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self

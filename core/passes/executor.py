@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from .. import debug, garbage_collection, plugins
-from . import checks, custom_ops, donation, fusion, graphwalk
+from . import checks, custom_ops, donation, fusion, graphwalk, side_effects
 from ..errors import MetajitDeviceError, MetajitDtypeError
 from ..ir.graph import numel
 from ..ir.kernel import LibraryCall
@@ -115,6 +115,83 @@ def compile_kernels(handle, kernels):
             programs[kernel] = program
             handle.sources[kernel] = source
     return [programs[k] for k in kernels]
+
+
+def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready=(), found=()):
+    """Give the outputs of the prepared ``steps`` their buffers and launch them (the part of
+    a realisation after planning, also run by `metajit.passes.replay`). ``given``: positions
+    of donated leaves; ``on_ready``: as `realise`'s; ``found``: the deferred index checks
+    the launches decide. Returns ``{position of a donated leaf: the launch writing into
+    its buffer}``. On an exception only the outputs the backend reports finished and
+    intact keep their buffers."""
+    # every buffer and argument list first, then the launches back to back: the Python
+    # between two kernels is then only the call itself (outputs take their place in the
+    # arena or dead buffers as planned by `_buffer_plan`)
+    sequence, produced, launched = [], [], []
+    queued_with = {}  # id(node) -> the number of launches queued once it has its value
+    taken = {}  # position of a donated leaf -> index of the launch writing into its buffer
+    launches_done = False
+    try:
+        arena = DeviceBuffer(handle, arena_bytes) if arena_bytes else None
+        for program, inputs, outputs, parameters, sizes, sources, offsets in steps:
+            inputs, outputs = inputs(order), outputs(order)
+            produced.append(outputs)
+            if program is None:
+                outputs[0].buffer = inputs[0].buffer
+            else:
+                output_buffers = []
+                for node, size, source, offset in zip(outputs, sizes, sources, offsets):
+                    if offset is not None:
+                        buffer = node.buffer = DeviceBuffer.part(arena, offset, size)
+                    elif source is None:
+                        buffer = node.buffer = DeviceBuffer(handle, size)
+                    else:
+                        buffer = node.buffer = order[source].buffer
+                        mark_written(buffer.raw)
+                        if source in given:
+                            taken[source] = len(launched)  # the launch that overwrites a donated leaf
+                    output_buffers.append(buffer.raw)
+                sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
+                                 tuple([n.attrs[0] for n in parameters(order)])))
+                launched.append((outputs, sources, offsets, sizes))
+            if on_ready:
+                for node in outputs:
+                    queued_with[id(node)] = len(sequence)
+        seconds = [] if debug.is_timing() else None
+        due = {}  # launches queued -> callbacks due then
+        for watched, callback in on_ready:
+            due.setdefault(max([queued_with.get(id(n), 0) for n in watched], default=0), []).append(callback)
+        _launch_in_segments(handle, sequence, template.key, seconds, due)
+        launches_done = True
+        if found:
+            checks.verify(found, to_host)
+    except BaseException as error:
+        # a failed allocation, launch or check, or Ctrl-C: only the outputs of launches the
+        # backend reports finished (``metajit_completed``) whose buffers no finished launch
+        # reused are kept, so a retry does not redo them; the rest is recomputed (the nodes
+        # keep their inputs). Nothing is kept while index checks are pending, nor the
+        # outputs of the launches the backend names in ``metajit_unkept`` (finished, but
+        # left in a layout of its own for a reader that did not run).
+        completed = 0 if found else getattr(error, "metajit_completed", 0)
+        kept = _intact_outputs(launched[:completed], order, arena_bytes)
+        for index in getattr(error, "metajit_unkept", ()):
+            kept -= {id(node) for node in launched[index][0]} if index < len(launched) else set()
+        for outputs in produced:
+            for node in outputs:
+                if id(node) not in kept:
+                    node.buffer = None
+        # a donated leaf is lost once a launch that may have run (the one interrupted
+        # included) wrote into its buffer; the others keep their values
+        started = len(launched) if launches_done else getattr(error, "metajit_completed", -1) + 1
+        donation.invalidate([order[p] for p, index in taken.items() if index < started])
+        if found:
+            checks.restore(found)
+        raise
+    if debug.is_recording():
+        kernels = [kernel for kernel, *_ in template.steps if kernel is not None]
+        for kernel, duration in zip(kernels, seconds or [None] * len(kernels)):
+            debug.record(handle, kernel, duration)
+    return taken
 
 
 def _prepare(handle, template, order, donated=()):
@@ -345,7 +422,7 @@ def _host_leaves_last(targets):
     return [n for n in targets if n.host_data is None] + [n for n in targets if n.host_data is not None]
 
 
-def realise(nodes, on_ready=(), donated=()):
+def realise(nodes, on_ready=(), donated=(), capture=None):
     """Compute every node in ``nodes`` that has no value yet, on the current device.
 
     ``on_ready`` holds ``(watched nodes, callback)`` pairs, the watched nodes among
@@ -359,14 +436,23 @@ def realise(nodes, on_ready=(), donated=()):
     ``donated``: a list of realised leaves the caller no longer needs (an optimiser's old
     parameters), whose buffers the outputs may take over where nothing else can read
     them (`metajit.passes.donation`); pass a list no other name refers to.
+
+    ``capture``: a list to which the realisation appends what `metajit.passes.replay`
+    launches again, ``(handle, template, graph order, prepared steps, arena bytes)``, or
+    the reason it cannot be replayed (a string).
     """
+    side_effects.note("a value was read while it ran (sync, numpy, item, print or an op whose "
+                      "output shape depends on values)")
     pending = [n for n in nodes if n.buffer is None]
-    if pending and custom_ops.has_unrealised():
+    opaque = pending and custom_ops.has_unrealised()
+    if opaque:
         custom_ops.run_opaque(pending, realise)
         pending = [n for n in pending if n.buffer is None]
     if not pending:
         for _, callback in on_ready:
             callback()
+        if capture is not None:
+            capture.append("a custom operator with a Python body ran" if opaque else (None, None, [], (), 0))
         return
     handle = plugins.current()
     # one walk of the graph serves the checks, donation and the plan unless they add targets
@@ -398,73 +484,10 @@ def realise(nodes, on_ready=(), donated=()):
     for node in template.leaves(order):
         if node.buffer.handle is not handle:
             migrate(handle, node)
-    # every buffer and argument list first, then the launches back to back: the Python
-    # between two kernels is then only the call itself (outputs take their place in the
-    # arena or dead buffers as planned by `_buffer_plan`)
-    sequence, produced, launched = [], [], []
-    queued_with = {}  # id(node) -> the number of launches queued once it has its value
-    taken = {}  # position of a donated leaf -> index of the launch writing into its buffer
-    launches_done = False
-    try:
-        arena = DeviceBuffer(handle, arena_bytes) if arena_bytes else None
-        for program, inputs, outputs, parameters, sizes, sources, offsets in steps:
-            inputs, outputs = inputs(order), outputs(order)
-            produced.append(outputs)
-            if program is None:
-                outputs[0].buffer = inputs[0].buffer
-            else:
-                output_buffers = []
-                for node, size, source, offset in zip(outputs, sizes, sources, offsets):
-                    if offset is not None:
-                        buffer = node.buffer = DeviceBuffer.part(arena, offset, size)
-                    elif source is None:
-                        buffer = node.buffer = DeviceBuffer(handle, size)
-                    else:
-                        buffer = node.buffer = order[source].buffer
-                        mark_written(buffer.raw)
-                        if source in given:
-                            taken[source] = len(launched)  # the launch that overwrites a donated leaf
-                    output_buffers.append(buffer.raw)
-                sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
-                                 tuple([n.attrs[0] for n in parameters(order)])))
-                launched.append((outputs, sources, offsets, sizes))
-            if on_ready:
-                for node in outputs:
-                    queued_with[id(node)] = len(sequence)
-        seconds = [] if debug.is_timing() else None
-        due = {}  # launches queued -> callbacks due then
-        for watched, callback in on_ready:
-            due.setdefault(max([queued_with.get(id(n), 0) for n in watched], default=0), []).append(callback)
-        _launch_in_segments(handle, sequence, template.key, seconds, due)
-        launches_done = True
-        if found:
-            checks.verify(found, to_host)
-    except BaseException as error:
-        # a failed allocation, launch or check, or Ctrl-C: only the outputs of launches the
-        # backend reports finished (``metajit_completed``) whose buffers no finished launch
-        # reused are kept, so a retry does not redo them; the rest is recomputed (the nodes
-        # keep their inputs). Nothing is kept while index checks are pending, nor the
-        # outputs of the launches the backend names in ``metajit_unkept`` (finished, but
-        # left in a layout of its own for a reader that did not run).
-        completed = 0 if found else getattr(error, "metajit_completed", 0)
-        kept = _intact_outputs(launched[:completed], order, arena_bytes)
-        for index in getattr(error, "metajit_unkept", ()):
-            kept -= {id(node) for node in launched[index][0]} if index < len(launched) else set()
-        for outputs in produced:
-            for node in outputs:
-                if id(node) not in kept:
-                    node.buffer = None
-        # a donated leaf is lost once a launch that may have run (the one interrupted
-        # included) wrote into its buffer; the others keep their values
-        started = len(launched) if launches_done else getattr(error, "metajit_completed", -1) + 1
-        donation.invalidate([order[p] for p, index in taken.items() if index < started])
-        if found:
-            checks.restore(found)
-        raise
-    if debug.is_recording():
-        kernels = [kernel for kernel, *_ in template.steps if kernel is not None]
-        for kernel, duration in zip(kernels, seconds or [None] * len(kernels)):
-            debug.record(handle, kernel, duration)
+    taken = launch_steps(handle, template, order, steps, arena_bytes, given, on_ready, found)
+    if capture is not None:
+        capture.append("a custom operator with a Python body ran" if opaque else
+                       "an index check was pending" if found else (handle, template, order, steps, arena_bytes))
     for node in template.intermediates(order):
         node.buffer = None
     if taken:
