@@ -10,8 +10,9 @@ ours) and the same 224x224 input (299x299 for inception_v3). Times are medians o
 ``--repeat`` pairs of single runs after warm-up, the side going first alternating; the
 ratio is the median of the pairs' ratios metajit / torch eager
 (`cpu_vs_torch.alternated_ratio`; issue 17's target: <= 0.8). When onnxruntime is
-importable, the model exported through ``torch.onnx`` is timed too and its ratio to
-metajit printed. Training steps are SGD with momentum on cross-entropy (target <= 1.0).
+importable, the model exported through ``torch.onnx`` is timed too, in pairs with metajit
+as written (``ort/mj``) and with the model under `metajit.compile` (``jit ms``,
+``ort/jit``: both sides replay a captured graph; the goal is >= 1). Training steps are SGD with momentum on cross-entropy (target <= 1.0).
 """
 import os
 
@@ -80,9 +81,10 @@ def forward_rows(jt, torch, torchvision, models, batches, repeat):
     """Print one row per (model, batch): metajit ms, torch ms, ratio, and onnxruntime."""
     rng = np.random.default_rng(0)
     print(f"{'forward':28s} {'batch':>5s} {'metajit ms':>11s} {'torch ms':>10s} {'ratio':>6s} "
-          f"{'onnxrt ms':>10s} {'ort/mj':>7s}")
+          f"{'onnxrt ms':>10s} {'ort/mj':>7s} {'jit ms':>8s} {'ort/jit':>7s}")
     for name in models:
         ours, theirs = build_pair(jt, torchvision, name)
+        compiled = jt.compile(ours)
         side = 299 if name == "inception_v3" else 224
         for batch in batches:
             data = rng.standard_normal((batch, 3, side, side)).astype(np.float32)
@@ -92,13 +94,19 @@ def forward_rows(jt, torch, torchvision, models, batches, repeat):
                 with jt.no_grad():
                     ours(x).sync()
                 jt.sync_all()
+
+            def run_compiled():
+                with jt.no_grad():
+                    compiled(x).sync()
             with torch.no_grad():
                 ours_time, theirs_time, ratio = alternated_ratio(run_ours, lambda: theirs(tx), repeat)
                 onnx = onnx_runner(theirs, tx)
             onnx_text = ""
             if onnx is not None:
                 onnx_time, _, onnx_ratio = alternated_ratio(onnx, run_ours, repeat)
-                onnx_text = f"{onnx_time * 1e3:10.2f} {onnx_ratio:7.2f}"
+                _, compiled_time, compiled_ratio = alternated_ratio(onnx, run_compiled, repeat)
+                onnx_text = (f"{onnx_time * 1e3:10.2f} {onnx_ratio:7.2f} {compiled_time * 1e3:8.2f} "
+                             f"{compiled_ratio:7.2f}")
             print(f"{name:28s} {batch:5d} {ours_time * 1e3:11.2f} {theirs_time * 1e3:10.2f} "
                   f"{ratio:6.2f} {onnx_text}", flush=True)
 

@@ -89,7 +89,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         key, inputs = _signature(args, kwargs)
         if key is None:
-            return self._as_written(None, "an argument is neither a Var nor a hashable value", args, kwargs)
+            return self._as_written(None, "an argument is neither a Var nor a hashable value", args, kwargs,
+                                    stacklevel=3)
         with self._lock:
             entry = self._signatures.get(key)
             if entry is None:
@@ -105,7 +106,7 @@ class CompiledFunction:
             return self._capture(entry, args, kwargs, inputs)
         return self.function(*args, **kwargs)
 
-    def _as_written(self, entry, reason, args, kwargs, result=None):
+    def _as_written(self, entry, reason, args, kwargs, result=None, stacklevel=4):
         """Mark ``entry`` (None: the call has no signature) to run as written from now on,
         warn once (raise with ``fullgraph``), and return ``result`` or the call's."""
         message = f"jt.compile: a call of {_name(self.function)} runs as written: {reason}"
@@ -113,7 +114,7 @@ class CompiledFunction:
             raise MetajitValueError(message)
         if entry is not None:
             entry.reason = reason
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, stacklevel=stacklevel)  # at the caller's line
         return self.function(*args, **kwargs) if result is None else result
 
     def _capture(self, entry, args, kwargs, inputs):
@@ -133,7 +134,7 @@ class CompiledFunction:
             reasons.append("it set a Module attribute or the training mode")
         if not all(isinstance(v, Var) for v in outputs):
             reasons.append("it returned something other than Vars in tuples, lists or dicts")
-        elif any(v._node.needs_inputs_for_grad for v in outputs):
+        elif any(v._node.needs_inputs_for_grad and v._node.inputs for v in outputs):
             reasons.append("its outputs track gradients (call it under jt.no_grad())")
         captured = []
         if not reasons:

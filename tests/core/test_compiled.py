@@ -1,0 +1,217 @@
+"""`jt.compile`: captured calls replayed, against torch and against the same calls run as
+written; what makes a call run as written, and what starts a capture again."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import metajit as jt
+from tests.threads import run_in_threads
+
+pytestmark = pytest.mark.filterwarnings("error:jt.compile")  # a call run as written fails unless expected
+
+
+class SmallNet(jt.nn.Module):
+    def __init__(self):
+        self.conv = jt.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = jt.nn.BatchNorm2d(8)
+        self.pool = jt.nn.MaxPool2d(2)
+        self.fc = jt.nn.Linear(8 * 4 * 4, 5)
+
+    def execute(self, x):
+        x = self.pool(self.bn(self.conv(x)).relu())
+        return self.fc(x.reshape(x.shape[0], -1))
+
+
+def torch_twin(net):
+    """torch's SmallNet with ``net``'s parameters and buffers."""
+    twin = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                               torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 5))
+    names = {"0": "conv", "1": "bn", "5": "fc"}
+    state = {key: torch.from_numpy(net.state_dict()[names[key.split(".")[0]] + "." + key.split(".", 1)[1]].numpy())
+             for key in twin.state_dict()}
+    twin.load_state_dict(state)
+    return twin.eval()
+
+
+def randomised_net(rng):
+    net = SmallNet()
+    net.bn.running_mean.assign(rng.standard_normal(8).astype(np.float32))
+    net.bn.running_var.assign(rng.uniform(0.5, 2.0, 8).astype(np.float32))
+    return net.eval()
+
+
+class Counted:
+    """A function that counts how often its Python body runs."""
+
+    def __init__(self, function):
+        self.function, self.runs = function, 0
+
+    def __call__(self, *args, **kwargs):
+        self.runs += 1
+        return self.function(*args, **kwargs)
+
+
+def test_module_replays_match_torch_on_new_inputs(rng):
+    net = randomised_net(rng)
+    twin = torch_twin(net)
+    fast = jt.compile(net)
+    with jt.no_grad():
+        for _ in range(5):
+            data = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+            got = fast(jt.array(data)).numpy()
+            np.testing.assert_allclose(got, twin(torch.from_numpy(data)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_the_body_runs_twice_per_kind_of_call(rng):
+    weight = jt.array(rng.standard_normal((4, 3)).astype(np.float32))
+    body = Counted(lambda x, scale: (x @ weight).exp() * scale)
+    fast = jt.compile(body)
+    with jt.no_grad():
+        for _ in range(4):
+            x = rng.standard_normal((2, 4)).astype(np.float32)
+            np.testing.assert_allclose(fast(jt.array(x), 0.5).numpy(), np.exp(x @ weight.numpy()) * 0.5, rtol=1e-5)
+        assert body.runs == 2  # as written, then captured: replayed since
+        x = rng.standard_normal((2, 4)).astype(np.float32)
+        np.testing.assert_allclose(fast(jt.array(x), 2.0).numpy(), np.exp(x @ weight.numpy()) * 2.0, rtol=1e-5)
+        x = rng.standard_normal((3, 4)).astype(np.float32)  # another shape
+        np.testing.assert_allclose(fast(jt.array(x), 0.5).numpy(), np.exp(x @ weight.numpy()) * 0.5, rtol=1e-5)
+        assert body.runs == 4
+
+
+def test_new_parameters_and_layers_are_seen(rng):
+    net = randomised_net(rng)
+    fast = jt.compile(net)
+    data = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with jt.no_grad():
+        for _ in range(3):
+            fast(jt.array(data))
+        other = randomised_net(rng)
+        net.load_state_dict(other.state_dict())
+        for _ in range(3):  # as written (folds built again), captured, replayed
+            np.testing.assert_allclose(fast(jt.array(data)).numpy(),
+                                       torch_twin(other)(torch.from_numpy(data)).detach().numpy(), rtol=1e-4, atol=1e-5)
+        net.fc = jt.nn.Linear(8 * 4 * 4, 2)
+        for _ in range(3):
+            assert fast(jt.array(data)).shape == (2, 2)
+            np.testing.assert_allclose(fast(jt.array(data)).numpy(), net(jt.array(data)).numpy(), rtol=1e-5)
+
+
+def test_training_mode_runs_as_written_and_updates_statistics(rng):
+    net = randomised_net(rng).train()
+    fast = jt.compile(net)
+    data = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    with jt.no_grad(), pytest.warns(UserWarning, match="assigned a new value"):
+        for _ in range(4):
+            fast(jt.array(data)).sync()
+    twin = torch.nn.BatchNorm2d(8, momentum=0.1)
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    conv.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in net.conv.state_dict().items()})
+    twin.running_mean.copy_(torch.from_numpy(randomised_net(np.random.default_rng(1234)).bn.running_mean.numpy()))
+    with torch.no_grad():
+        features = conv(torch.from_numpy(data))
+    means = features.mean((0, 2, 3)).numpy()
+    # four updates of the running mean towards the batch mean, none replayed away
+    expected = np.random.default_rng(1234).standard_normal(8).astype(np.float32)
+    for _ in range(4):
+        expected = 0.9 * expected + 0.1 * means
+    np.testing.assert_allclose(net.bn.running_mean.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_gradients_flow_through_calls_run_as_written(rng):
+    net = randomised_net(rng)
+    fast = jt.compile(net)
+    data = jt.array(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))
+    with pytest.warns(UserWarning, match="track gradients"):
+        for _ in range(3):
+            loss = fast(data).sum()
+    expected = jt.grad(net(data).sum(), net.fc.weight).numpy()
+    np.testing.assert_allclose(jt.grad(loss, net.fc.weight).numpy(), expected, rtol=1e-5)
+
+
+def test_random_numbers_are_drawn_at_every_call(rng):
+    fast = jt.compile(lambda x: jt.nn.dropout(x, 0.5, True))
+    x = jt.ones(1000)
+    with jt.no_grad(), pytest.warns(UserWarning, match="random numbers"):
+        masks = [fast(x).numpy() > 0 for _ in range(4)]
+    assert not (masks[2] == masks[3]).all()
+
+
+def test_reading_a_value_runs_as_written_or_raises_with_fullgraph():
+    def body(x):
+        return x * 2 if x.sum().item() > 0 else x * 3
+    fast = jt.compile(body)
+    with jt.no_grad(), pytest.warns(UserWarning, match="value was read"):
+        results = [fast(jt.array([sign, 1.0])).numpy() for sign in (1.0, 1.0, -5.0, -5.0)]
+    np.testing.assert_allclose(results[3], [-15.0, 3.0])
+    strict = jt.compile(body, fullgraph=True)
+    with jt.no_grad():
+        strict(jt.array([1.0, 2.0]))
+        with pytest.raises(jt.MetajitValueError, match=r"runs as written: .*value was read"):
+            strict(jt.array([1.0, 2.0]))
+
+
+def test_structures_inputs_and_constants(rng):
+    table = jt.array(rng.standard_normal(3).astype(np.float32))
+
+    @jt.compile
+    def body(pair, options):
+        a, b = pair
+        return {"sum": a + b * options["k"], "same": a, "table": table, "both": (a * b, b)}
+    with jt.no_grad():
+        for _ in range(3):
+            a, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+            lazy_b = jt.array(b) * 1.0  # an unrealised input
+            out = body((jt.array(a), lazy_b), {"k": 2.0})
+            np.testing.assert_allclose(out["sum"].numpy(), a + 2 * b, rtol=1e-6)
+            np.testing.assert_allclose(out["same"].numpy(), a)
+            np.testing.assert_allclose(out["table"].numpy(), table.numpy())
+            np.testing.assert_allclose(out["both"][0].numpy(), a * b, rtol=1e-6)
+            np.testing.assert_allclose(out["both"][1].numpy(), b)
+
+
+def test_outputs_do_not_change_when_called_again(rng):
+    fast = jt.compile(lambda x: x.exp())
+    with jt.no_grad():
+        data = [rng.standard_normal(5).astype(np.float32) for _ in range(4)]
+        outputs = [fast(jt.array(d)) for d in data]
+    for d, out in zip(data, outputs):
+        np.testing.assert_allclose(out.numpy(), np.exp(d), rtol=1e-6)
+
+
+def test_threads_replay_the_same_function(rng):
+    net = randomised_net(rng)
+    twin = torch_twin(net)
+    fast = jt.compile(net)
+    data = [rng.standard_normal((2, 3, 8, 8)).astype(np.float32) for _ in range(4)]
+    with jt.no_grad():
+        fast(jt.array(data[0])), fast(jt.array(data[0]))
+
+    def work(index):
+        with jt.no_grad():
+            return [fast(jt.array(data[index])).numpy() for _ in range(5)]
+    for index, results in enumerate(run_in_threads(work, 4)):
+        for got in results:
+            np.testing.assert_allclose(got, twin(torch.from_numpy(data[index])).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_replay_inside_a_capture_runs_the_outer_call_as_written():
+    inner = jt.compile(lambda x: x + 1)
+    outer = jt.compile(lambda x: inner(x) * 2)
+    with jt.no_grad():
+        for _ in range(2):
+            inner(jt.array([1.0]))
+        with pytest.warns(UserWarning, match="compiled function"):
+            results = [outer(jt.array([float(k)])).numpy() for k in range(4)]
+    np.testing.assert_allclose(np.concatenate(results), [2.0, 4.0, 6.0, 8.0])
+
+
+def test_attributes_of_the_module_pass_through(rng):
+    net = randomised_net(rng)
+    fast = jt.compile(net)
+    assert fast.fc is net.fc and len(fast.parameters()) == len(net.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(jt.MetajitValueError, match="function or a Module"):
+            jt.compile(3)
