@@ -398,6 +398,13 @@ def _launch_in_segments(handle, sequence, plan_key, seconds, due):
             raise
 
 
+def launch_sequence(handle, sequence, plan_key):
+    """Launch ``sequence`` (``(program, input raws, output raws, parameters)`` each) as one
+    realisation's launches, under ``plan_key`` (the backend may keep what it derived from
+    an earlier sequence of that key)."""
+    _launch_in_segments(handle, sequence, plan_key, None, {})
+
+
 def _intact_outputs(finished, order, arena_bytes):
     """Ids of the outputs of the ``finished`` launches (``(outputs, buffer sources, arena
     offsets, sizes)`` each) whose memory no later finished launch wrote into (took the

@@ -158,7 +158,9 @@ def test_structures_inputs_and_constants(rng):
     @jt.compile
     def body(pair, options):
         a, b = pair
-        return {"sum": a + b * options["k"], "same": a, "table": table, "both": (a * b, b)}
+        total = a + b * options["k"]
+        return {"sum": total, "same": a, "table": table, "both": (a * b, b), "column": a.reshape(3, 1),
+                "total column": total.reshape(3, 1)}
     with jt.no_grad():
         for _ in range(3):
             a, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
@@ -169,6 +171,8 @@ def test_structures_inputs_and_constants(rng):
             np.testing.assert_allclose(out["table"].numpy(), table.numpy())
             np.testing.assert_allclose(out["both"][0].numpy(), a * b, rtol=1e-6)
             np.testing.assert_allclose(out["both"][1].numpy(), b)
+            np.testing.assert_allclose(out["column"].numpy(), a[:, None])
+            np.testing.assert_allclose(out["total column"].numpy(), (a + 2 * b)[:, None], rtol=1e-6)
 
 
 def test_outputs_do_not_change_when_called_again(rng):
@@ -215,3 +219,15 @@ def test_attributes_of_the_module_pass_through(rng):
         warnings.simplefilter("error")
         with pytest.raises(jt.MetajitValueError, match="function or a Module"):
             jt.compile(3)
+
+
+def test_a_profiled_replay_lists_its_launches(rng):
+    fast = jt.compile(lambda x: (x.exp() + 1).sum(1))
+    with jt.no_grad():
+        for _ in range(2):
+            fast(jt.array(rng.standard_normal((4, 8)).astype(np.float32)))
+        data = rng.standard_normal((4, 8)).astype(np.float32)
+        with jt.profile_scope() as report:
+            got = fast(jt.array(data)).numpy()
+    np.testing.assert_allclose(got, (np.exp(data) + 1).sum(1), rtol=1e-5)
+    assert len(report.launches) >= 1
