@@ -84,6 +84,14 @@ def _fresh_attrs(attrs, memo):
     return (fresh, k)
 
 
+_groups_run = [0]  # opaque groups run so far
+
+
+def groups_run():
+    """How many groups of opaque nodes have run so far (in any thread)."""
+    return _groups_run[0]
+
+
 def has_unrealised():
     """Whether any opaque output still waits to be computed (cheap)."""
     return bool(_unrealised)
@@ -128,6 +136,7 @@ def _run_computed_calls(nodes):
 def _run_group(group, inputs, started):
     """Run (or finish, when ``started`` holds its start) one group; mark its outputs computed."""
     outputs = group.live_outputs()
+    _groups_run[0] += 1
     if id(group) in started:
         group.runner.finish(started[id(group)], outputs)
     else:

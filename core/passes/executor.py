@@ -451,9 +451,11 @@ def realise(nodes, on_ready=(), donated=(), capture=None):
     side_effects.note("a value was read while it ran (sync, numpy, item, print or an op whose "
                       "output shape depends on values)")
     pending = [n for n in nodes if n.buffer is None]
-    opaque = pending and custom_ops.has_unrealised()
-    if opaque:
+    opaque = False  # whether an opaque node (a custom operator's Python body) ran for these nodes
+    if pending and custom_ops.has_unrealised():
+        runs = custom_ops.groups_run()
         custom_ops.run_opaque(pending, realise)
+        opaque = custom_ops.groups_run() != runs
         pending = [n for n in pending if n.buffer is None]
     if not pending:
         for _, callback in on_ready:

@@ -231,3 +231,13 @@ def test_a_profiled_replay_lists_its_launches(rng):
             got = fast(jt.array(data)).numpy()
     np.testing.assert_allclose(got, (np.exp(data) + 1).sum(1), rtol=1e-5)
     assert len(report.launches) >= 1
+
+
+def test_a_custom_operator_with_a_python_body_runs_at_every_call(rng):
+    def forward(np, data):
+        np.exp(data["inputs"][0], out=data["outputs"][0])
+    fast = jt.compile(lambda x: jt.numpy_code(x.shape, x.dtype, [x * 2], forward) + 1)
+    with jt.no_grad(), pytest.warns(UserWarning, match="custom operator"):
+        for _ in range(4):
+            data = rng.standard_normal(5).astype(np.float32)
+            np.testing.assert_allclose(fast(jt.array(data)).numpy(), np.exp(2 * data) + 1, rtol=1e-6)
