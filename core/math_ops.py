@@ -9,7 +9,16 @@ import numpy as np
 
 from .ir import dtypes, graph, opset
 from .errors import MetajitShapeError
+from .flags import thread_flags
 from .var import Var
+
+_inference_additions = []  # rewrites of ``a + b`` without gradients tracked (`register_inference_addition`)
+
+
+def register_inference_addition(rewrite):
+    """Have `binary` try ``rewrite(a, b)`` for ``a + b`` while no gradients are tracked: a
+    Var it returns (a fused library op, e.g. `metajit.nn.conv.residual_folded`) is the sum."""
+    _inference_additions.append(rewrite)
 
 
 def as_node(value, dtype=None):
@@ -140,6 +149,11 @@ def _fast_binary(op, a, b):
 
 def binary(op, a, b):
     """Apply binary meta-op ``op`` with promotion and broadcasting, e.g. ``binary("add", x, 1)``."""
+    if op == "add" and thread_flags.no_grad:
+        for rewrite in _inference_additions:
+            fused = rewrite(a, b)
+            if fused is not None:
+                return fused
     fast = _fast_binary(op, a, b)
     if fast is not None:
         return fast

@@ -1,6 +1,7 @@
 """Convolution chains: a oneDNN convolution or pooling whose output only oneDNN
-convolutions and poolings read (the next layer, or the branches of an Inception or Fire
-module) hands it over in the blocked layout they all compute in, so the reorder to NCHW
+convolutions and poolings read (the next layer, the branches of an Inception or Fire
+module, a residual added by the next block's last convolution) hands it over in the
+blocked layout they all compute in, so the reorder to NCHW
 after the first and the ones back before the others are skipped (onnxruntime keeps its
 NCHWc layout between convolutions for the same reason; at batch 1 these reorders are
 about a third of a depthwise network's convolution time).
@@ -12,7 +13,7 @@ import threading
 
 from .onednn import ReorderedPrimitive
 
-UNCHAINED = (False, ())
+UNCHAINED = ((), ())
 PLAN_CACHE_SIZE = 256
 _modes_by_plan = {}  # plan key -> modes (`chained_launches`)
 _caching = threading.Lock()
@@ -33,22 +34,24 @@ def modes_for(launches, plan_key):
 
 def _still_chained(launches, modes):
     """Whether each chained output of ``launches`` is still an arena part, large enough
-    for oneDNN's layout, that its readers take as their source."""
+    for oneDNN's layout, that its readers take at one of their chained positions."""
     for index, (_, readers) in modes.items():
         if readers:
             program, _, outputs, _ = launches[index]
             output = outputs[0]
             if not output.is_view or output.capacity < program.output_layout_bytes \
-                    or any(launches[reader][1][0] is not output for reader in readers):
+                    or any(all(launches[reader][1][p] is not output for p in modes[reader][0]) for reader in readers):
                 return False
     return True
 
 
 def chained_launches(launches):
-    """``{launch index: (source chained, readers)}`` for the oneDNN convolutions and
-    poolings among ``launches`` (one whole realisation's, as
-    `metajit_backend_launch_sequence` receives them) that take their source in oneDNN's
-    layout, or hand their output in it to the launches ``readers`` (else empty)."""
+    """``{launch index: (chained input positions, readers)}`` for the oneDNN convolutions
+    and poolings among ``launches`` (one whole realisation's, as
+    `metajit_backend_launch_sequence` receives them) that take inputs in oneDNN's layout
+    (their source; a residual, in the output's layout), or hand their output in it to the
+    launches ``readers`` (else empty). A value is chained when every reader is such a
+    program reading it once, at a position that takes this layout."""
     read_by = {}
     for index, (_, inputs, _, _) in enumerate(launches):
         for position, buffer in enumerate(inputs):
@@ -59,12 +62,12 @@ def chained_launches(launches):
             continue
         found = read_by.get(id(outputs[0]), ())
         readers = tuple(reader for reader, _ in found)
-        if found and all(position == 0 and reader > index and isinstance(launches[reader][0], ReorderedPrimitive)
-                         and program.chains_into(launches[reader][0], outputs[0].capacity)
+        if found and all(reader > index and isinstance(launches[reader][0], ReorderedPrimitive)
+                         and program.chains_into(launches[reader][0], position, outputs[0].capacity)
                          for reader, position in found) and len(set(readers)) == len(readers):
             modes[index] = (modes.get(index, UNCHAINED)[0], readers)
-            for reader in readers:
-                modes[reader] = (True, modes.get(reader, UNCHAINED)[1])
+            for reader, position in found:
+                modes[reader] = (modes.get(reader, UNCHAINED)[0] + (position,), modes.get(reader, UNCHAINED)[1])
     return modes
 
 

@@ -7,7 +7,7 @@ results differ from oneDNN's by rounding (fused multiply-adds in another order).
 import os
 import struct
 
-from .convolution import FORWARD, epilogue, is_unit_stride_float32
+from .convolution import FORWARD, adds_residual, epilogue, is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "grouped_conv.cpp")
 _PACK_PARAMETERS = struct.Struct("=14q")  # see grouped_conv.cpp for the order
@@ -16,9 +16,10 @@ MAX_GROUP_CHANNELS = 4  # input channels per group; more: oneDNN is faster
 
 def program_for(call):
     """A `GroupedConvolutionProgram` for the library call ``call`` when it is a grouped
-    float32 stride-1 undilated forward convolution with few channels per group, else None."""
+    float32 stride-1 undilated forward convolution with few channels per group adding no
+    residual (oneDNN adds it as a post-op), else None."""
     groups = call.attrs[3]
-    if groups == 1 or not is_unit_stride_float32(call, FORWARD):
+    if groups == 1 or adds_residual(call) or not is_unit_stride_float32(call, FORWARD):
         return None
     out_channels, group_channels = call.inputs[1][1][:2]
     if group_channels > MAX_GROUP_CHANNELS or (out_channels // groups) % 4 or call.outputs[0][1][0] == 0:

@@ -23,7 +23,7 @@ from metajit.flags import flags
 from metajit.toolkit.allocator import KeptCopies
 
 from .allocator import aligned
-from .convolution import FORWARD, RELU, RELU6, epilogue
+from .convolution import FORWARD, RELU, RELU6, adds_residual, epilogue
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
 _UNLOADED = object()
@@ -78,7 +78,7 @@ def set_threads(count):
 
 
 # oneDNN enum values (oneDNN 3.x C API, dnnl_types.h)
-_CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
+_CPU_ENGINE, _IN_ORDER_STREAM, _F32, _DATA_TYPE_UNDEF = 1, 1, 3, 0
 _TAG_ANY, _TAG_A, _TAG_ABCD, _TAG_ABCDE = 1, 2, 5, 6
 _FORWARD_TRAINING, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT = 64, 96, 1
 _POOLING_MAX, _POOLING_AVERAGE_WITH_PADDING, _POOLING_AVERAGE_WITHOUT_PADDING = 0x1ff, 0x2ff, 0x3ff
@@ -138,21 +138,28 @@ _post_op_attributes_made = {}
 _ACTIVATION_POST_OPS = {RELU: (_ELTWISE_RELU, 0.0, 0.0), RELU6: (_ELTWISE_CLIP, 0.0, 6.0)}
 
 
-def _post_op_attributes(activation):
-    """Primitive attributes with the eltwise post-op of ``activation`` (`RELU`, `RELU6`),
-    made once each: a primitive descriptor copies the attributes it is created with."""
-    if activation not in _post_op_attributes_made:
+def _post_op_attributes(activation, residual=False):
+    """Primitive attributes with the post-ops: a sum (the output memory's contents, the
+    residual copied there first, added) when ``residual``, then the eltwise of
+    ``activation`` (`RELU`, `RELU6`, 0: none); made once each, since a primitive
+    descriptor copies the attributes it is created with."""
+    key = (activation, residual)
+    if key not in _post_op_attributes_made:
         lib = library()
-        algorithm, alpha, beta = _ACTIVATION_POST_OPS[activation]
         post_ops, attributes = ctypes.c_void_p(), ctypes.c_void_p()
         _check(lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
-        _check(lib.dnnl_post_ops_append_eltwise(post_ops, algorithm, ctypes.c_float(alpha), ctypes.c_float(beta)),
-               "activation post-op")
+        if residual:
+            _check(lib.dnnl_post_ops_append_sum(post_ops, ctypes.c_float(1.0), ctypes.c_int32(0), _DATA_TYPE_UNDEF),
+                   "sum post-op")
+        if activation:
+            algorithm, alpha, beta = _ACTIVATION_POST_OPS[activation]
+            _check(lib.dnnl_post_ops_append_eltwise(post_ops, algorithm, ctypes.c_float(alpha), ctypes.c_float(beta)),
+                   "activation post-op")
         _check(lib.dnnl_primitive_attr_create(ctypes.byref(attributes)), "primitive attributes")
         _check(lib.dnnl_primitive_attr_set_post_ops(attributes, post_ops), "post-ops attribute")
         _check(lib.dnnl_post_ops_destroy(post_ops), "post-ops release")
-        _post_op_attributes_made[activation] = attributes
-    return _post_op_attributes_made[activation]
+        _post_op_attributes_made[key] = attributes
+    return _post_op_attributes_made[key]
 
 
 def _memory_desc(shape, tag):
@@ -223,6 +230,8 @@ class ReorderedPrimitive:
         before, after = [], []
         arguments = {}
         for position, role in enumerate(inputs + (output_role,)):
+            if role == "residual":  # not an argument: copied into the output memory (a sum post-op)
+                continue
             wanted = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(self.primitive_desc, *_QUERY_MD[role]))
             user = self.user_desc[kind_of[role]]
             if lib.dnnl_memory_desc_equal(wanted, user):
@@ -251,7 +260,32 @@ class ReorderedPrimitive:
             if role == "weights":  # inference keeps weights in oneDNN's layout (see KeptCopies)
                 self.weights = KeptCopies(lib.dnnl_memory_desc_get_size(wanted), self.workspace.allocator)
                 self.weight_reorder, self.weight_slots = before[-1], (position, scratch)
+        self.residual_copies = None
+        if "residual" in inputs:
+            before.append(self._residual_copy(inputs.index("residual"), *arguments[output_role]))
+            self.residual_copies = (inputs.index("residual"), before[-1],
+                                    self._residual_copy(inputs.index("residual"), *arguments[output_role], chained=True))
+            before.append(self.residual_copies[2])
         self.executions = before + [_Execution(self.primitive_desc, arguments)] + after
+
+    def _residual_copy(self, position, output_desc, output_slot, chained=False):
+        """The reorder copying the residual (input ``position``: NCHW, or the output's
+        oneDNN layout when ``chained``) into the output memory before a sum post-op."""
+        source = output_desc if chained else self.user_desc["y"]
+        reorder_desc = ctypes.c_void_p()
+        engine = _Engine.get().engine
+        _check(library().dnnl_reorder_primitive_desc_create(ctypes.byref(reorder_desc), source, engine, output_desc,
+                                                            engine, None), "residual reorder")
+        return _Execution(reorder_desc, {"src": (source, position), "dst": (output_desc, output_slot)})
+
+    def input_layout(self, position):
+        """The oneDNN-layout descriptor in which input ``position`` may come chained (the
+        source's layout, or the output's for a residual), or None."""
+        if position == 0:
+            return None if self.source_reorder is None else self.source_reorder[3]
+        if self.residual_copies is not None and position == self.residual_copies[0]:
+            return self.output_reorder[3] if self.output_reorder is not None else None
+        return None
 
     @property
     def implementation(self):
@@ -260,31 +294,36 @@ class ReorderedPrimitive:
         library().dnnl_primitive_desc_query(self.primitive_desc, _QUERY_IMPLEMENTATION, 0, ctypes.byref(info))
         return info.value.decode()
 
-    def chains_into(self, reader, capacity):
+    def chains_into(self, reader, position, capacity):
         """Whether this program can write its output in oneDNN's layout for ``reader``
-        (another program reading it as its source) instead of the dense NCHW layout: both
-        convert it between the same blocked layout and NCHW, and that layout fits the
-        output's ``capacity`` bytes (no padded channel blocks beyond it)."""
-        if self.output_reorder is None or reader.source_reorder is None:
+        (another program reading it as input ``position``) instead of the dense NCHW
+        layout: both convert it between the same blocked layout and NCHW, and that layout
+        fits the output's ``capacity`` bytes (no padded channel blocks beyond it)."""
+        wanted = reader.input_layout(position)
+        if self.output_reorder is None or wanted is None:
             return False
         return (self.output_layout_bytes <= capacity
-                and library().dnnl_memory_desc_equal(self.output_reorder[3], reader.source_reorder[3]) == 1)
+                and library().dnnl_memory_desc_equal(self.output_reorder[3], wanted) == 1)
 
-    def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
-        """Run the primitive on ``inputs`` into ``outputs``; ``source_chained`` /
-        ``output_chained``: the source is / the output is to be in oneDNN's layout
-        (`chains_into`), its reorder skipped."""
+    def __call__(self, inputs, outputs, parameters, source_chained=(), output_chained=False):
+        """Run the primitive on ``inputs`` into ``outputs``; ``source_chained``: the
+        positions of the inputs that come in oneDNN's layout (`input_layout`),
+        ``output_chained``: the output is to be in it (`chains_into`); their reorders
+        are skipped."""
         set_threads(flags.num_threads)
         addresses = [b.address for b in inputs] + [outputs[0].address]
         if self.scratch_offsets:
             base = self.workspace.reserve(self.scratch_bytes).address
             addresses += [base + offset for offset in self.scratch_offsets]
         skipped = []
-        for chained, reorder in ((source_chained, self.source_reorder), (output_chained, self.output_reorder)):
+        for chained, reorder in ((0 in source_chained, self.source_reorder), (output_chained, self.output_reorder)):
             if chained:
                 execution, slot, scratch, _ = reorder
                 addresses[scratch] = addresses[slot]
                 skipped.append(execution)
+        if self.residual_copies is not None:  # the residual's copy from NCHW, or from oneDNN's layout
+            position, plain, blocked = self.residual_copies
+            skipped.append(plain if position in source_chained else blocked)
         stream = _Engine.get().stream
         with self.lock:
             if self.weights is not None:
@@ -306,6 +345,8 @@ class ConvolutionProgram(ReorderedPrimitive):
              "conv2d_bias": (("src", "weights", "bias"), "dst"),
              "conv2d_bias_relu": (("src", "weights", "bias"), "dst"),
              "conv2d_bias_relu6": (("src", "weights", "bias"), "dst"),
+             "conv2d_bias_add": (("src", "weights", "bias", "residual"), "dst"),
+             "conv2d_bias_add_relu": (("src", "weights", "bias", "residual"), "dst"),
              "conv2d_backward_data": (("diff_dst", "weights"), "diff_src"),
              "conv2d_backward_weights": (("src", "diff_dst"), "diff_weights")}
 
@@ -331,7 +372,8 @@ class ConvolutionProgram(ReorderedPrimitive):
         forward = ctypes.c_void_p()
         bias = self.user_desc["b"] if "bias" in inputs else None
         activation = epilogue(call)[1]
-        attributes = _post_op_attributes(activation) if activation else None
+        residual = adds_residual(call)
+        attributes = _post_op_attributes(activation, residual) if activation or residual else None
         _check(lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(forward), engine, _FORWARD_TRAINING, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
             bias, any_desc["y"], *geometry, attributes), f"convolution {x_shape} * {w_shape}")
@@ -405,7 +447,7 @@ class PoolingProgram(ReorderedPrimitive):
             _Dims(*padding_right), None), f"{self.call.name} {x_shape} -> {y_shape}")
         return made
 
-    def __call__(self, inputs, outputs, parameters, source_chained=False, output_chained=False):
+    def __call__(self, inputs, outputs, parameters, source_chained=(), output_chained=False):
         self._pool(inputs, outputs, source_chained, output_chained)
         if self.call.name != "max_pool2d":  # an average's sums carry NaNs and infinities as torch's
             return

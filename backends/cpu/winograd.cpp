@@ -5,13 +5,13 @@
 // kernels' OpenMP threads (like parallel_gemm.cpp). Compiled and cached like a generated
 // kernel: same entry signature, same prelude.
 //
-// inputs: x (N, C, H, W), w (K, C, 3, 3) or flipped (C, K, 3, 3), [bias (K,)];
+// inputs: x (N, C, H, W), w (K, C, 3, 3) or flipped (C, K, 3, 3), [bias (K,)], [residual (N, K, OH, OW)];
 // outputs: y (N, K, OH, OW), float32.
 // parameters: sgemm pointer, N, C, H, W, K, OH, OW, pad top, pad left, has bias,
 //             scratch address, transformed-weights address, transform the weights (0/1),
 //             tiles per block (0: whole phases), flipped weights (0/1: w is (C, K, 3, 3), the
 //             convolution is an input gradient), activation on the output (0: none, 1: ReLU,
-//             2: ReLU6).
+//             2: ReLU6), has residual (added before the activation).
 // Scratch holds U (36, C, tiles) then M (36, K, tiles), tiles rounded up to LANES (per thread,
 // tiles = the block, when blocked); transformed weights are V (36, K, C).
 
@@ -118,8 +118,8 @@ void transform_inputs(const Geometry& g, const float* x, float* u, mj_i64 stride
 }
 
 // y for the LANES tiles from t0 of output channel k, from M[xi][k][t - first] (rows of ``stride``).
-void transform_outputs(const Geometry& g, const float* m, mj_i64 stride, mj_i64 first, const float* bias, bool relu,
-                       float upper, float* y, mj_i64 k, mj_i64 t0) {
+void transform_outputs(const Geometry& g, const float* m, mj_i64 stride, mj_i64 first, const float* bias,
+                       const float* residual, bool relu, float upper, float* y, mj_i64 k, mj_i64 t0) {
   alignas(32) float products[36][LANES], half[24][LANES], out[16][LANES];
   for (int xi = 0; xi < 36; ++xi) {
     const float* row = m + (xi * g.k + k) * stride + t0 - first;
@@ -133,12 +133,14 @@ void transform_outputs(const Geometry& g, const float* m, mj_i64 stride, mj_i64 
     const mj_i64 t = t0 + l;
     const mj_i64 image = t / per_image, top = (t % per_image) / g.tiles_w * 4, left = t % g.tiles_w * 4;
     float* plane = y + (image * g.k + k) * g.oh * g.ow;
+    const float* added = residual ? residual + (image * g.k + k) * g.oh * g.ow : nullptr;
     const int rows = (int)(g.oh - top < 4 ? g.oh - top : 4), columns = (int)(g.ow - left < 4 ? g.ow - left : 4);
     for (int i = 0; i < rows; ++i)
       for (int j = 0; j < columns; ++j) {
-        const float value = out[4 * i + j][l] + shift;
+        const mj_i64 at = (top + i) * g.ow + left + j;
+        const float value = out[4 * i + j][l] + shift + (added ? added[at] : 0.0f);
         const float rectified = relu && value < 0.0f ? 0.0f : value;  // (a nan stays)
-        plane[(top + i) * g.ow + left + j] = rectified > upper ? upper : rectified;
+        plane[at] = rectified > upper ? upper : rectified;
       }
   }
 }
@@ -172,6 +174,7 @@ extern "C" void MJ_KERNEL_NAME(void* const* inputs, void* const* outputs, const 
   const bool flipped = p[15] != 0;
   const bool relu = p[16] != 0;  // 1: ReLU, 2: ReLU6
   const float upper = p[16] == 2 ? 6.0f : __builtin_inff();
+  const float* residual = p[17] ? (const float*)inputs[p[10] ? 3 : 2] : nullptr;
   const mj_i64 tile_groups = g.padded_tiles / LANES, channel_groups = (g.c + LANES - 1) / LANES;
 #pragma omp parallel num_threads(num_threads)
   {
@@ -191,7 +194,7 @@ extern "C" void MJ_KERNEL_NAME(void* const* inputs, void* const* outputs, const 
           for (mj_i64 t0 = first; t0 < first + count; t0 += LANES) transform_inputs(g, x, u, block, first, c, t0);
         for (int xi = 0; xi < 36; ++xi) multiply(g, sgemm, v, u, m, block, count, xi);
         for (mj_i64 k = 0; k < g.k; ++k)
-          for (mj_i64 t0 = first; t0 < first + count; t0 += LANES) transform_outputs(g, m, block, first, bias, relu, upper, y, k, t0);
+          for (mj_i64 t0 = first; t0 < first + count; t0 += LANES) transform_outputs(g, m, block, first, bias, residual, relu, upper, y, k, t0);
       }
     } else {  // whole phases: each product once over all tiles, V read once
       float* u = scratch;
@@ -203,7 +206,8 @@ extern "C" void MJ_KERNEL_NAME(void* const* inputs, void* const* outputs, const 
       for (int xi = 0; xi < 36; ++xi) multiply(g, sgemm, v, u, m, g.padded_tiles, g.padded_tiles, xi);
 #pragma omp for schedule(static)
       for (mj_i64 item = 0; item < g.k * tile_groups; ++item)
-        transform_outputs(g, m, g.padded_tiles, 0, bias, relu, upper, y, item / tile_groups, item % tile_groups * LANES);
+        transform_outputs(g, m, g.padded_tiles, 0, bias, residual, relu, upper, y, item / tile_groups,
+                          item % tile_groups * LANES);
     }
   }
 }

@@ -26,10 +26,10 @@ from metajit.toolkit.allocator import KeptCopies
 
 from . import blas
 from .allocator import aligned
-from .convolution import FORWARD, epilogue, is_unit_stride_float32
+from .convolution import FORWARD, adds_residual, epilogue, is_unit_stride_float32
 
 _DRIVER_PATH = os.path.join(os.path.dirname(__file__), "winograd.cpp")
-_PACK_PARAMETERS = struct.Struct("=17q")  # see winograd.cpp for the order
+_PACK_PARAMETERS = struct.Struct("=18q")  # see winograd.cpp for the order
 _LANES = 8                # tiles transformed together (winograd.cpp's LANES)
 TILE_BLOCK = 64           # tiles per block when each thread runs whole blocks in its cache
 MIN_CHANNELS = 32         # fewer input channels: products too thin to beat a direct convolution
@@ -117,5 +117,6 @@ class WinogradProgram:
         scratch = self.workspace.reserve(tile_bytes + (self.weight_bytes if kept is None else 0)).address
         weights, transform = (scratch + tile_bytes, 1) if kept is None else (kept[0].address, int(not kept[1]))
         packed = _PACK_PARAMETERS.pack(self.sgemm, n, c, h, w, k, oh, ow, pad_top, pad_left, int(self.has_bias),
-                                       scratch, weights, transform, block, flipped, self.activation)
+                                       scratch, weights, transform, block, flipped, self.activation,
+                                       int(adds_residual(self.call)))
         cpu.compiler().run_driver(_DRIVER_PATH, inputs, outputs, packed)

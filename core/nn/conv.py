@@ -15,7 +15,7 @@ from ..passes import autodiff, remat
 from .. import creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
-from ..math_ops import binary, cast, relu
+from ..math_ops import binary, cast, register_inference_addition, relu
 from ..var import Var
 from . import library
 from .module import Module
@@ -172,16 +172,59 @@ def relu6_folded(x):
 
 
 def _with_activation(x, name):
-    node = library.pending_for_inference(x, ("conv2d_bias",))
+    node = library.pending_for_inference(x, ("conv2d_bias", "conv2d_bias_add"))
+    if node is not None and node.attrs[0] == "conv2d_bias_add":
+        name = name.replace("conv2d_bias", "conv2d_bias_add")
     if node is None or not library.claimed(name, node.dtype):
         return None
     return library.apply(name, [Var.from_node(i) for i in node.inputs], node.attrs[1], node.shape)
+
+
+def residual_folded(a, b):
+    """Inference (no gradients tracked): ``a + b`` where one is a pending biased
+    convolution's output (a folded BatchNorm's included) and the other a Var of its shape
+    and dtype, as that convolution with the addition as its post-op (``conv2d_bias_add``:
+    the sum written once, as onnxruntime fuses a Conv with the Add after it; a ReLU after
+    it folds in too, `relu_folded`). None otherwise: the caller adds."""
+    for convolved, other in ((a, b), (b, a)):
+        node = library.pending_for_inference(convolved, ("conv2d_bias",))
+        if node is not None and isinstance(other, Var) and other._node is not node \
+                and other._node.shape == node.shape and other.dtype == node.dtype \
+                and library.claimed("conv2d_bias_add", node.dtype):
+            return library.apply("conv2d_bias_add", [Var.from_node(i) for i in node.inputs] + [other],
+                                 node.attrs[1], node.shape)
+    return None
+
+
+def _conv2d_bias_add_composed(inputs, geometry):
+    """conv2d_bias plus a value of its output's shape: the meaning of ``conv2d_bias_add``."""
+    return binary("add", _conv2d_bias_composed(inputs[:3], geometry), inputs[3])
+
+
+def _conv2d_bias_add_relu_composed(inputs, geometry):
+    """relu(conv2d_bias_add): the meaning of library op ``conv2d_bias_add_relu``."""
+    return relu(_conv2d_bias_add_composed(inputs, geometry))
+
+
+def _conv2d_bias_add_gradients(node, output_grad):
+    """``conv2d_bias``'s gradients, and the output gradient itself for the added value."""
+    grads = _conv2d_bias_gradients(node, output_grad)
+    return None if grads is None else grads + [output_grad]
+
+
+def _conv2d_bias_add_relu_gradients(node, output_grad):
+    """``conv2d_bias_add``'s gradients of the output gradient where the output is positive."""
+    positive = cast(binary("gt", Var.from_node(node), 0.0), output_grad.dtype)
+    return _conv2d_bias_add_gradients(node, binary("mul", output_grad, positive))
 
 
 library.register("conv2d", _conv2d_composed, _conv2d_gradients)
 library.register("conv2d_bias", _conv2d_bias_composed, _conv2d_bias_gradients)
 library.register("conv2d_bias_relu", _conv2d_bias_relu_composed, _conv2d_bias_relu_gradients)
 library.register("conv2d_bias_relu6", _conv2d_bias_relu6_composed, _conv2d_bias_relu6_gradients)
+library.register("conv2d_bias_add", _conv2d_bias_add_composed, _conv2d_bias_add_gradients)
+library.register("conv2d_bias_add_relu", _conv2d_bias_add_relu_composed, _conv2d_bias_add_relu_gradients)
+register_inference_addition(residual_folded)
 library.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
 library.register("conv2d_backward_weights",
                      lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))
