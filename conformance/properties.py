@@ -380,6 +380,28 @@ def _convolution(draw, dtype, with_grads):
 
 
 @st.composite
+def _residual_convolution(draw, dtype):
+    """A biased ``jt.nn.conv2d`` plus a value of its output's shape, with or without a ReLU
+    after, without gradients tracked. Backends that claim ``conv2d_bias_add`` (and
+    ``conv2d_bias_add_relu``) run the addition as the convolution's post-op; the reference
+    runs the composition. Finite values, as the convolution properties draw (oneDNN's
+    ReLU post-op turns a NaN into 0, docs/models.md)."""
+    kernel, groups = draw(st.sampled_from([(1, 1), (3, 1), (3, 2)]))
+    stride, padding = draw(st.integers(1, 2)), kernel // 2
+    channels, size = groups * draw(st.integers(1, 3)), draw(st.integers(kernel, 8))
+    out_channels = groups * draw(st.integers(1, 3))
+    batch = draw(st.integers(1, 2))
+    out_size = (size + 2 * padding - kernel) // stride + 1
+    inputs = [draw(arrays(dtype, (batch, channels, size, size), bound=2.0)),
+              draw(arrays(dtype, (out_channels, channels // groups, kernel, kernel), bound=2.0)),
+              draw(arrays(dtype, (out_channels,), bound=2.0)),
+              draw(arrays(dtype, (batch, out_channels, out_size, out_size), bound=4.0))]
+    call = f"jt.nn.conv2d(a, b, c, {stride}, {padding}, 1, {groups}) + d"
+    return Program(f"jt.no_grad()(lambda: {'jt.nn.relu(' + call + ')' if draw(st.booleans()) else call})()", inputs,
+                   "accumulated")
+
+
+@st.composite
 def _pooling(draw, dtype, op):
     """``jt.nn.max_pool2d`` or ``jt.nn.avg_pool2d`` over a drawn geometry (kernel, stride,
     padding, dilation for the maximum, ``ceil_mode``, ``count_include_pad`` for the
@@ -406,7 +428,9 @@ def library_properties():
                      smoke=dtype == "float32")
             for grads in (False, True) for dtype in ("float32", "float64")] + [
         Property(f"library.{op}_pool2d[{dtype}]", "library", _pooling(dtype, op), checks.against_reference, (dtype,),
-                 smoke=dtype == "float32") for op in ("max", "avg") for dtype in ("float32", "float64")]
+                 smoke=dtype == "float32") for op in ("max", "avg") for dtype in ("float32", "float64")] + [
+        Property(f"library.conv2d_bias_add[{dtype}]", "library", _residual_convolution(dtype),
+                 checks.against_reference, (dtype,), smoke=dtype == "float32") for dtype in ("float32", "float64")]
 
 
 def error_properties():
