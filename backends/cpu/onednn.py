@@ -187,13 +187,20 @@ class _Execution:
         self.count = len(arguments)
         self.set_handle, self.execute = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute
         self.set_handle.argtypes = (ctypes.c_void_p, ctypes.c_void_p)  # plain ints in, no wrapper per call
+        self.bound = [None] * len(self.bindings)  # the address each memory holds (rebound when it changes)
 
     def run(self, addresses, stream):
-        """Bind this call's buffers (``addresses`` by slot) and queue the primitive on ``stream``."""
-        set_handle = self.set_handle
-        for memory, source in self.bindings:
-            set_handle(memory, addresses[source])
-        _check(self.execute(self.primitive, stream, self.count, self.arguments), "execute")
+        """Bind this call's buffers (``addresses`` by slot) and queue the primitive on ``stream``
+        (the program's lock held: the memories are the program's)."""
+        bound = self.bound
+        for k, (memory, source) in enumerate(self.bindings):
+            address = addresses[source]
+            if bound[k] != address:
+                self.set_handle(memory, address)
+                bound[k] = address
+        status = self.execute(self.primitive, stream, self.count, self.arguments)
+        if status:
+            _check(status, "execute")
 
 
 class ReorderedPrimitive:
@@ -214,6 +221,7 @@ class ReorderedPrimitive:
         self.call = call
         self.workspace = workspace
         self.lock = threading.Lock()  # the primitives' memory objects are rebound at each call
+        self._mode_plans = {}  # (chained inputs, output chained) -> `_mode_plan`
 
     def _plan_executions(self, inputs, output_role):
         """Reorders in, the convolution, a reorder out; sources are address slots
@@ -311,27 +319,42 @@ class ReorderedPrimitive:
         ``output_chained``: the output is to be in it (`chains_into`); their reorders
         are skipped."""
         set_threads(flags.num_threads)
-        addresses = [b.address for b in inputs] + [outputs[0].address]
+        addresses = [b.address for b in inputs]
+        addresses.append(outputs[0].address)
         if self.scratch_offsets:
             base = self.workspace.reserve(self.scratch_bytes).address
             addresses += [base + offset for offset in self.scratch_offsets]
-        skipped = []
+        mode = (source_chained, output_chained)
+        plan = self._mode_plans.get(mode) or self._mode_plan(source_chained, output_chained)
+        redirects, runs, runs_with_weights_kept = plan
+        for scratch, slot in redirects:
+            addresses[scratch] = addresses[slot]
+        stream = _Engine.get().stream
+        with self.lock:
+            if self.weights is not None and self._use_kept_weights(inputs, addresses) is not None:
+                runs = runs_with_weights_kept
+            for execution in runs:
+                execution.run(addresses, stream)
+            _check(library().dnnl_stream_wait(stream), "stream wait")
+
+    def _mode_plan(self, source_chained, output_chained):
+        """For one mode of `__call__`: the address slots a chained input or output takes the
+        place of (``(scratch slot, its slot)``), the executions to run, and those to run
+        when the weights' kept copy is current (its reorder skipped); kept per mode."""
+        redirects, skipped = [], []
         for chained, reorder in ((0 in source_chained, self.source_reorder), (output_chained, self.output_reorder)):
             if chained:
                 execution, slot, scratch, _ = reorder
-                addresses[scratch] = addresses[slot]
+                redirects.append((scratch, slot))
                 skipped.append(execution)
         if self.residual_copies is not None:  # the residual's copy from NCHW, or from oneDNN's layout
             position, plain, blocked = self.residual_copies
             skipped.append(plain if position in source_chained else blocked)
-        stream = _Engine.get().stream
-        with self.lock:
-            if self.weights is not None:
-                skipped.append(self._use_kept_weights(inputs, addresses))
-            for execution in self.executions:
-                if execution not in skipped:
-                    execution.run(addresses, stream)
-            _check(library().dnnl_stream_wait(stream), "stream wait")
+        runs = [e for e in self.executions if all(e is not s for s in skipped)]
+        weight_reorder = self.weight_reorder if self.weights is not None else None
+        plan = (redirects, runs, [e for e in runs if e is not weight_reorder])
+        self._mode_plans[(source_chained, output_chained)] = plan
+        return plan
 
 
 class ConvolutionProgram(ReorderedPrimitive):
