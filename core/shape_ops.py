@@ -9,6 +9,7 @@ import numpy as np
 
 from .ir import dtypes, graph, indexexpr
 from .errors import MetajitShapeError, MetajitValueError
+from .flags import thread_flags
 from .math_ops import as_node, binary, where, wrap
 from .var import Var
 
@@ -220,11 +221,30 @@ def expand_as(x, other):
     return broadcast(x, other.shape)
 
 
+_inference_concats = []  # rewrites of concatenations without gradients tracked (`register_inference_concat`)
+
+
+def register_inference_concat(rewrite):
+    """Have `concat` try ``rewrite(values, axis)`` (same dtypes, shapes checked) while no
+    gradients are tracked: a Var it returns (a library op, e.g.
+    `metajit.nn.conv.concat_folded`) is the concatenation."""
+    _inference_concats.append(rewrite)
+
+
 def concat(values, dim=0):
     """Join Vars along ``dim`` (``jt.concat`` / ``torch.cat``); a select over reindexed inputs."""
     values = [v if isinstance(v, Var) else wrap(as_node(v)) for v in values]
     if not values:
         raise MetajitValueError("concat needs at least one Var")
+    return _concat(values, dim, True)
+
+
+def concat_composed(values, dim):
+    """`concat` as the select over reindexed inputs, never a library op (its meaning)."""
+    return _concat(values, dim, False)
+
+
+def _concat(values, dim, rewrites):
     from .math_ops import _operand_dtype, cast
     dtype = _operand_dtype(values)
     nodes = [as_node(v if v.dtype == dtype else cast(v, dtype)) for v in values]
@@ -236,6 +256,11 @@ def concat(values, dim=0):
         if len(node.shape) != ndim or node.shape[:axis] != before or node.shape[axis + 1:] != after:
             raise MetajitShapeError(f"concat: shapes {[v.shape for v in values]} differ "
                                     f"outside dimension {axis}")
+    if rewrites and thread_flags.no_grad and len(nodes) > 1:
+        for rewrite in _inference_concats:
+            joined = rewrite([wrap(node) for node in nodes], axis)
+            if joined is not None:
+                return joined
     sizes = tuple([node.shape[axis] for node in nodes])
     shape = before + (sum(sizes),) + after
     layout = _concat_layout(shape, axis, sizes)

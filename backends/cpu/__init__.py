@@ -80,7 +80,8 @@ class CompiledKernel:
 @hookimpl
 def metajit_backend_describe():
     claims = (("matmul", ("float32", "float64")),) + (
-        tuple((role, ("float32",)) for role in (*onednn.ConvolutionProgram.ROLES, *onednn.PoolingProgram.ROLES))
+        tuple((role, ("float32",)) for role in (*onednn.ConvolutionProgram.ROLES, *onednn.PoolingProgram.ROLES,
+                                                *onednn.ConcatProgram.ROLES))
         if onednn.library() is not None else ())
     library = "oneDNN" if onednn.library() is not None else "numpy BLAS (oneDNN not found)"
     return BackendDescription(name=NAME, device_kind="cpu", library_kernels=claims,
@@ -219,6 +220,8 @@ def metajit_backend_lower_library_kernel(kernel):
         return MatmulProgram(kernel)
     if kernel.name in onednn.PoolingProgram.ROLES:
         return onednn.PoolingProgram(kernel, _workspace)
+    if kernel.name in onednn.ConcatProgram.ROLES:
+        return onednn.ConcatProgram(kernel, _workspace)
     if kernel.name not in onednn.ConvolutionProgram.ROLES:
         return None
     direct = lambda: onednn.ConvolutionProgram(kernel, _workspace)  # noqa: E731

@@ -89,7 +89,13 @@ _QUERY_MD = {"src": (129, 0), "diff_src": (130, 0), "weights": (131, 0), "bias":
              "diff_weights": (132, 0), "dst": (133, 0), "diff_dst": (134, 0)}
 _ARGUMENT = {"src": 1, "dst": 17, "weights": 33, "bias": 41, "diff_src": 129, "diff_dst": 145,
              "diff_weights": 161}
+_MULTIPLE_SOURCES = 1024  # DNNL_ARG_MULTIPLE_SRC
 _Dims = ctypes.c_int64 * 12
+
+
+def _argument(name):
+    """oneDNN's argument index for ``name`` (``src_K``: the K-th source of a concat)."""
+    return _ARGUMENT[name] if not name.startswith("src_") else _MULTIPLE_SOURCES + int(name[4:])
 
 
 class _ExecArgument(ctypes.Structure):
@@ -183,7 +189,7 @@ class _Execution:
             self.memories[argument] = memory
         self.bindings = [(self.memories[a].value, source) for a, (_, source) in arguments.items()]
         self.arguments = (_ExecArgument * len(arguments))(
-            *[_ExecArgument(_ARGUMENT[a], self.memories[a]) for a in arguments])
+            *[_ExecArgument(_argument(a), self.memories[a]) for a in arguments])
         self.count = len(arguments)
         self.set_handle, self.execute = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute
         self.set_handle.argtypes = (ctypes.c_void_p, ctypes.c_void_p)  # plain ints in, no wrapper per call
@@ -501,6 +507,117 @@ class PoolingProgram(ReorderedPrimitive):
         result, found = _floats(output, pooled.nbytes), pooled.view(np.float32)
         result[found == 2] = np.nan
         result[found == -1] = -np.inf
+
+
+class ConcatProgram(ReorderedPrimitive):
+    """The ``concat`` library op (inference: outputs of convolutions and poolings joined
+    along channels, as GoogLeNet's, Inception's and SqueezeNet's modules end) as oneDNN's
+    concat primitive: on the NCHW buffers, or in the blocked layout of oneDNN's
+    convolutions when chained with them (`chaining`), where every part is a whole number
+    of channel blocks; parts that come in NCHW are reordered into it first, and the output
+    reordered to NCHW unless it is handed on chained."""
+
+    ROLES = {"concat": None}
+
+    def __init__(self, call, workspace):
+        super().__init__(call, workspace)
+        lib = library()
+        shapes, y_shape = [shape for _, shape in call.inputs], call.outputs[0][1]
+        count = len(shapes)
+        dense = [_memory_desc(shape, _TAG_ABCD) for shape in shapes]
+        dense_y = _memory_desc(y_shape, _TAG_ABCD)
+        self.dense = _Execution(self._concat(dense_y, dense), {
+            **{f"src_{k}": (desc, k) for k, desc in enumerate(dense)}, "dst": (dense_y, count)})
+        self.source_reorder = self.output_reorder = self.residual_copies = None
+        self.output_layout_bytes = None
+        with _layouts_lock:  # (the cached descriptors are freed when the cache is trimmed)
+            blocked = [_convolution_layout(shape) for shape in shapes] + [_convolution_layout(y_shape)]
+            whole_blocks = all(lib.dnnl_memory_desc_get_size(desc) == 4 * _count(shape)
+                               for desc, shape in zip(blocked, shapes + [y_shape]))
+            if whole_blocks:
+                self._plan_blocked(blocked[:-1], blocked[-1], dense, dense_y)
+
+    def _plan_blocked(self, blocked, blocked_y, dense, dense_y):
+        """The blocked concat: slots 0..n-1 the parts, n the output, then scratch for each
+        part (its NCHW value reordered) and for the output."""
+        lib, engine = library(), _Engine.get().engine
+        count = len(blocked)
+        self.part_layouts = [_copied_desc(desc) for desc in blocked]
+        sizes = [lib.dnnl_memory_desc_get_size(desc) for desc in blocked + [blocked_y]]
+        self.scratch_offsets, self.scratch_bytes = [], 0
+        for size in sizes:
+            self.scratch_offsets.append(self.scratch_bytes)
+            self.scratch_bytes += aligned(size)
+        scratch = [count + 1 + k for k in range(count + 1)]
+        self.part_reorders = [self._reorder(dense[k], k, blocked[k], scratch[k]) for k in range(count)]
+        self.blocked = _Execution(self._concat(blocked_y, blocked), {
+            **{f"src_{k}": (desc, scratch[k]) for k, desc in enumerate(blocked)}, "dst": (blocked_y, scratch[-1])})
+        layout_y = _copied_desc(blocked_y)
+        self.output_reorder = (self._reorder(blocked_y, scratch[-1], dense_y, count), count, scratch[-1], layout_y)
+        self.output_layout_bytes = sizes[-1]
+
+    def _concat(self, output, parts):
+        """A concat primitive descriptor joining memory descriptors ``parts`` into ``output``."""
+        made = ctypes.c_void_p()
+        descs = (ctypes.c_void_p * len(parts))(*[d.value for d in parts])
+        _check(library().dnnl_concat_primitive_desc_create(ctypes.byref(made), _Engine.get().engine, output,
+                                                           len(parts), 1, descs, None),
+               f"concat {[shape for _, shape in self.call.inputs]}")
+        return made
+
+    def _reorder(self, source, source_slot, target, target_slot):
+        made = ctypes.c_void_p()
+        engine = _Engine.get().engine
+        _check(library().dnnl_reorder_primitive_desc_create(ctypes.byref(made), source, engine, target, engine, None),
+               "concat reorder")
+        return _Execution(made, {"src": (source, source_slot), "dst": (target, target_slot)})
+
+    def input_layout(self, position):
+        """The blocked layout part ``position`` may come in (None: NCHW only)."""
+        return None if self.output_reorder is None else self.part_layouts[position]
+
+    def __call__(self, inputs, outputs, parameters, source_chained=(), output_chained=False):
+        set_threads(flags.num_threads)
+        addresses = [b.address for b in inputs]
+        addresses.append(outputs[0].address)
+        stream = _Engine.get().stream
+        if not source_chained and not output_chained:
+            with self.lock:
+                self.dense.run(addresses, stream)
+                _check(library().dnnl_stream_wait(stream), "stream wait")
+            return
+        base = self.workspace.reserve(self.scratch_bytes).address
+        addresses += [base + offset for offset in self.scratch_offsets]
+        count = len(inputs)
+        runs = []
+        for k, reorder in enumerate(self.part_reorders):
+            if k in source_chained:
+                addresses[count + 1 + k] = addresses[k]
+            else:
+                runs.append(reorder)
+        runs.append(self.blocked)
+        if output_chained:
+            addresses[-1] = addresses[count]
+        else:
+            runs.append(self.output_reorder[0])
+        with self.lock:
+            for execution in runs:
+                execution.run(addresses, stream)
+            _check(library().dnnl_stream_wait(stream), "stream wait")
+
+
+def _copied_desc(desc):
+    """A copy of memory descriptor ``desc`` that the caller owns (a cached one may be freed)."""
+    made = ctypes.c_void_p()
+    _check(library().dnnl_memory_desc_clone(ctypes.byref(made), desc), "memory descriptor copy")
+    return made
+
+
+def _count(shape):
+    total = 1
+    for size in shape:
+        total *= size
+    return total
 
 
 class _Address:

@@ -16,6 +16,7 @@ from .. import creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
 from ..math_ops import binary, cast, register_inference_addition, relu
+from ..shape_ops import concat_composed, register_inference_concat
 from ..var import Var
 from . import library
 from .module import Module
@@ -196,6 +197,30 @@ def residual_folded(a, b):
     return None
 
 
+_JOINED = ("conv2d", "conv2d_bias", "conv2d_bias_relu", "conv2d_bias_relu6", "conv2d_bias_add",
+           "conv2d_bias_add_relu", "max_pool2d", "avg_pool2d")  # library ops whose outputs `concat_folded` joins
+
+
+def concat_folded(values, axis):
+    """Inference (no gradients tracked): the channel concatenation of pending outputs of
+    convolutions and poolings (GoogLeNet's, Inception's and SqueezeNet's modules) as the
+    library op ``concat``, which a device runs as a library kernel (in the blocked layout
+    its convolutions hand over: no copy back to NCHW and forth); None for anything else
+    (the caller's select over reindexed inputs: it fuses into other consumers)."""
+    if axis != 1 or values[0].ndim != 4 or not library.claimed("concat", values[0].dtype):
+        return None
+    if any(library.pending_for_inference(v, _JOINED) is None for v in values):
+        return None
+    shape = list(values[0].shape)
+    shape[1] = sum(v.shape[1] for v in values)
+    return library.apply("concat", values, (axis,), tuple(shape))
+
+
+def _concat_composed(inputs, attrs):
+    """The meaning of library op ``concat``: `metajit.shape_ops.concat` along ``attrs[0]``."""
+    return concat_composed(inputs, attrs[0])
+
+
 def _conv2d_bias_add_composed(inputs, geometry):
     """conv2d_bias plus a value of its output's shape: the meaning of ``conv2d_bias_add``."""
     return binary("add", _conv2d_bias_composed(inputs[:3], geometry), inputs[3])
@@ -225,6 +250,8 @@ library.register("conv2d_bias_relu6", _conv2d_bias_relu6_composed, _conv2d_bias_
 library.register("conv2d_bias_add", _conv2d_bias_add_composed, _conv2d_bias_add_gradients)
 library.register("conv2d_bias_add_relu", _conv2d_bias_add_relu_composed, _conv2d_bias_add_relu_gradients)
 register_inference_addition(residual_folded)
+library.register("concat", _concat_composed)
+register_inference_concat(concat_folded)
 library.register("conv2d_backward_data", lambda inputs, attrs: _linear_gradient(inputs, attrs, 0))
 library.register("conv2d_backward_weights",
                      lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))
