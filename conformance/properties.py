@@ -402,6 +402,22 @@ def _residual_convolution(draw, dtype):
 
 
 @st.composite
+def _joined_convolutions(draw, dtype):
+    """The channel concatenation of two to three 1x1 convolutions of one input (with a
+    max pooling of it, sometimes), without gradients tracked. Backends that claim
+    ``concat`` run it as a library kernel; the reference runs the composition."""
+    batch, channels, size = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    widths = [draw(st.sampled_from([1, 3, 16, 32])) for _ in range(draw(st.integers(2, 3)))]
+    inputs = [draw(arrays(dtype, (batch, channels, size, size), bound=2.0))]
+    inputs += [draw(arrays(dtype, (width, channels, 1, 1), bound=2.0)) for width in widths]
+    names = "bcd"[:len(widths)]
+    parts = [f"jt.nn.conv2d(a, {name})" for name in names]
+    if draw(st.booleans()):
+        parts.append("jt.nn.max_pool2d(a, 3, 1, 1)")
+    return Program(f"jt.no_grad()(lambda: jt.concat([{', '.join(parts)}], 1))()", inputs, "accumulated")
+
+
+@st.composite
 def _pooling(draw, dtype, op):
     """``jt.nn.max_pool2d`` or ``jt.nn.avg_pool2d`` over a drawn geometry (kernel, stride,
     padding, dilation for the maximum, ``ceil_mode``, ``count_include_pad`` for the
@@ -430,7 +446,9 @@ def library_properties():
         Property(f"library.{op}_pool2d[{dtype}]", "library", _pooling(dtype, op), checks.against_reference, (dtype,),
                  smoke=dtype == "float32") for op in ("max", "avg") for dtype in ("float32", "float64")] + [
         Property(f"library.conv2d_bias_add[{dtype}]", "library", _residual_convolution(dtype),
-                 checks.against_reference, (dtype,), smoke=dtype == "float32") for dtype in ("float32", "float64")]
+                 checks.against_reference, (dtype,), smoke=dtype == "float32") for dtype in ("float32", "float64")] + [
+        Property(f"library.concat[{dtype}]", "library", _joined_convolutions(dtype), checks.against_reference,
+                 (dtype,), smoke=dtype == "float32") for dtype in ("float32", "float64")]
 
 
 def error_properties():
