@@ -125,17 +125,19 @@ def metajit_backend_launch_sequence(launches, plan_key):
     # a segment's key is (plan key, first launch): a later segment may read what it writes
     whole = onednn.library() is not None and not isinstance(plan_key, tuple)
     modes = chaining.modes_for(launches, plan_key) if whole else {}
+    clamped = chaining.clamped_for(launches, plan_key) if whole else ()
     try:
-        _run_sequence(launches, modes)
+        _run_sequence(launches, modes, clamped)
     except BaseException as error:
         error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), modes)
         raise
 
 
-def _run_sequence(launches, modes):
+def _run_sequence(launches, modes, clamped=()):
     """Run ``launches``: consecutive compiled kernels and BLAS calls in one C call each
     (`native_launcher`), the others one by one, convolutions in their ``modes``
-    (`chaining.chained_launches`)."""
+    (`chaining.chained_launches`), the max poolings of ``clamped`` told that their source
+    holds no NaN and no -inf (`chaining.clamped_sources`)."""
     done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
     try:
         batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
@@ -153,7 +155,10 @@ def _run_sequence(launches, modes):
                 done = _run_native(batch, ends, done)
                 batch, ends = [], []
             mode = modes.get(index)
-            if mode is None:
+            if index in clamped:
+                mode = mode or chaining.UNCHAINED
+                program(inputs, outputs, parameters, mode[0], bool(mode[1]), True)
+            elif mode is None:
                 program(inputs, outputs, parameters)
             else:
                 program(inputs, outputs, parameters, mode[0], bool(mode[1]))

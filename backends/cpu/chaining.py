@@ -11,11 +11,12 @@ realisation, so their readers are all among the realisation's launches.
 """
 import threading
 
-from .onednn import ReorderedPrimitive
+from .onednn import ConcatProgram, PoolingProgram, ReorderedPrimitive
 
 UNCHAINED = ((), ())
 PLAN_CACHE_SIZE = 256
 _modes_by_plan = {}  # plan key -> modes (`chained_launches`)
+_clamped_by_plan = {}  # plan key -> (max poolings, edges) (`clamped_sources`)
 _caching = threading.Lock()
 
 
@@ -69,6 +70,44 @@ def chained_launches(launches):
             for reader, position in found:
                 modes[reader] = (modes.get(reader, UNCHAINED)[0] + (position,), modes.get(reader, UNCHAINED)[1])
     return modes
+
+
+def clamped_for(launches, plan_key):
+    """`clamped_sources` of ``launches``, found once per ``plan_key`` (the producers are
+    checked again at each call)."""
+    found = _clamped_by_plan.get(plan_key)
+    if found is None or any(launches[reader][1][position] is not launches[writer][2][0]
+                            for reader, position, writer in found[1]):
+        found = clamped_sources(launches)
+        with _caching:
+            _clamped_by_plan[plan_key] = found
+            if len(_clamped_by_plan) > PLAN_CACHE_SIZE:
+                del _clamped_by_plan[next(iter(_clamped_by_plan))]
+    return found[0]
+
+
+def clamped_sources(launches):
+    """``(indices, edges)``: the max poolings among ``launches`` whose source holds neither
+    NaN nor -inf because a launch before them wrote it so — a oneDNN convolution whose
+    activation post-op is a maximum with 0 (ReLU, ReLU6: NaN and -inf come out 0), or a
+    pooling or concat of such values — so that they need not look for those values
+    (`onednn.PoolingProgram`); ``edges`` are the ``(reader, input position, writer)``
+    links that proof rests on."""
+    writer_of, clamped, edges, poolings = {}, set(), [], set()
+    for index, (program, inputs, outputs, _) in enumerate(launches):
+        if getattr(program, "clamps_output", False):
+            clamped.add(index)
+        elif isinstance(program, (PoolingProgram, ConcatProgram)) and inputs:
+            read = range(1) if isinstance(program, PoolingProgram) else range(len(inputs))
+            writers = [writer_of.get(id(inputs[position])) for position in read]
+            if all(writer in clamped for writer in writers):
+                clamped.add(index)
+                edges += [(index, position, writer) for position, writer in zip(read, writers)]
+                if isinstance(program, PoolingProgram) and program.call.name == "max_pool2d":
+                    poolings.add(index)
+        for buffer in outputs:
+            writer_of[id(buffer)] = index
+    return poolings, edges
 
 
 def unkept_outputs(completed, modes):

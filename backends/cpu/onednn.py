@@ -420,6 +420,9 @@ class ConvolutionProgram(ReorderedPrimitive):
                 ctypes.byref(self.primitive_desc), engine, _CONVOLUTION_DIRECT, any_desc["x"], any_desc["w"],
                 None, any_desc["y"], *geometry, forward, None), "convolution backward weights")
         self._plan_executions(inputs, output_role)
+        # oneDNN's JIT post-ops compute ReLU and clip as a maximum with 0: NaN and -inf come
+        # out 0 (its reference implementation keeps NaN)
+        self.clamps_output = bool(activation) and self.implementation.split(":")[0].startswith(("jit", "brg"))
 
     def _use_kept_weights(self, inputs, addresses):
         """Point the weight slot at the kept oneDNN-layout copy, if any; returns the
@@ -476,9 +479,11 @@ class PoolingProgram(ReorderedPrimitive):
             _Dims(*padding_right), None), f"{self.call.name} {x_shape} -> {y_shape}")
         return made
 
-    def __call__(self, inputs, outputs, parameters, source_chained=(), output_chained=False):
+    def __call__(self, inputs, outputs, parameters, source_chained=(), output_chained=False, source_clamped=False):
+        """Pool; ``source_clamped``: the source is known to hold no NaN and no -inf (a ReLU's
+        output: `chaining.clamped_sources`), so a maximum need not look for them."""
         self._pool(inputs, outputs, source_chained, output_chained)
-        if self.call.name != "max_pool2d":  # an average's sums carry NaNs and infinities as torch's
+        if self.call.name != "max_pool2d" or source_clamped:  # an average's sums carry NaNs as torch's
             return
         source = _floats(inputs[0], self.layout_bytes[0] if source_chained else self.dense_bytes[0])
         with np.errstate(invalid="ignore"):

@@ -131,3 +131,22 @@ def test_windows_lying_in_the_padding_keep_the_composition(rng):
     assert np.isneginf(expected).any()
     np.testing.assert_array_equal(ours, expected)
     assert "max_pool2d" not in launched_names(launched)
+
+
+def test_a_pooling_after_a_relu_convolution_does_not_look_for_nan(rng, monkeypatch):
+    """A ReLU post-op's output holds no NaN and no -inf, so the pooling after it skips its
+    scan for them (`chaining.clamped_sources`); after a convolution without one it scans."""
+    scanned = []
+    floats = onednn._floats
+    monkeypatch.setattr(onednn, "_floats", lambda buffer, nbytes: scanned.append(nbytes) or floats(buffer, nbytes))
+    x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 1, 1)).astype(np.float32)
+    F = torch.nn.functional
+    for relu in (True, False):
+        scanned.clear()
+        with jt.no_grad():
+            h = nn.conv2d(jt.array(x), jt.array(w), jt.zeros(16))
+            ours = nn.max_pool2d(nn.relu(h) if relu else h, 3, 2, 1).numpy()
+        t = F.conv2d(torch.from_numpy(x), torch.from_numpy(w))
+        np.testing.assert_allclose(ours, F.max_pool2d(F.relu(t) if relu else t, 3, 2, 1).numpy(), rtol=1e-5, atol=1e-5)
+        assert bool(scanned) != relu
