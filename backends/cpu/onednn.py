@@ -545,7 +545,7 @@ class ConcatProgram(ReorderedPrimitive):
     def _plan_blocked(self, blocked, blocked_y, dense, dense_y):
         """The blocked concat: slots 0..n-1 the parts, n the output, then scratch for each
         part (its NCHW value reordered) and for the output."""
-        lib, engine = library(), _Engine.get().engine
+        lib = library()
         count = len(blocked)
         self.part_layouts = [_copied_desc(desc) for desc in blocked]
         sizes = [lib.dnnl_memory_desc_get_size(desc) for desc in blocked + [blocked_y]]
