@@ -18,11 +18,12 @@ that change graphs. For each kind:
    captured leaves and launch the captured kernels again; their outputs come back realised.
 
 A call that cannot be replayed runs as written from then on, with one warning naming why
-(``fullgraph=True`` raises instead): it read a value while it ran (``numpy``, ``item``,
+(``fullgraph=True`` raises instead): gradients are tracked (call it under ``jt.no_grad()``:
+training steps run as written), it read a value while it ran (``numpy``, ``item``,
 printing, data-dependent shapes), drew random numbers (dropout in training mode), assigned
-to an existing Var or changed one in place (BatchNorm's running statistics in training
-mode), set a Module attribute, returned something other than Vars, or returned values that
-track gradients (call it under ``jt.no_grad()``: training steps run as written).
+to a Var or changed one in place that outlives the call (BatchNorm's running statistics in
+training mode), or returned something other than Vars. A call that set a Module attribute
+is tried again later. Modules among the arguments are state like the compiled module.
 
 Setting any Module attribute or training mode, or giving a parameter or buffer of the
 compiled module a new value (``load_parameters``, an optimiser step), starts again at 1.
@@ -33,17 +34,20 @@ it reads that are not arguments.
 import collections
 import threading
 import warnings
+import weakref
 
 from . import plugins
 from .errors import MetajitValueError
 from .flags import flags, thread_flags
 from .func import pytree
+from .ir.graph import Node
 from .nn import module as module_state
 from .passes import executor, side_effects
 from .passes.replay import Replay
 from .var import Var
 
 _SIGNATURES_KEPT = 32  # captures kept per compiled function (the least recently used go)
+_NOT_RUN = object()  # `_as_written`: the call has not run yet
 
 
 def compile(function=None, *, fullgraph=False):
@@ -66,7 +70,8 @@ def compile(function=None, *, fullgraph=False):
 
 class CompiledFunction:
     """What `compile` returns: call it as the function; other attributes are the wrapped
-    function's or module's (``compiled.eval()``, ``compiled.parameters()``)."""
+    function's or module's (``compiled.eval()``, ``compiled.parameters()``). As a method
+    decorator it compiles the method of each instance apart."""
 
     def __init__(self, function, fullgraph=False):
         if not callable(function):
@@ -77,36 +82,47 @@ class CompiledFunction:
             owner if isinstance(owner, module_state.Module) else None
         self._signatures = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._methods = weakref.WeakKeyDictionary()  # instance -> its compiled method
 
     def __getattr__(self, name):
         if name == "function":  # not set yet (a copy being made)
             raise AttributeError(name)
         return getattr(self.function, name)
 
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        with self._lock:
+            method = self._methods.get(instance)
+            if method is None:
+                method = self._methods[instance] = CompiledFunction(self.function.__get__(instance, owner),
+                                                                    self.fullgraph)
+        return method
+
     def __repr__(self):
         return f"compiled({self.function!r})"
 
     def __call__(self, *args, **kwargs):
-        key, inputs = _signature(args, kwargs)
+        key, inputs, modules = _signature(args, kwargs)
         if key is None:
-            return self._as_written(None, "an argument is neither a Var nor a hashable value", args, kwargs,
-                                    stacklevel=3)
+            return self._as_written(None, "an argument is neither a Var, a Module nor a hashable value", args,
+                                    kwargs, stacklevel=3)
         with self._lock:
             entry = self._signatures.get(key)
             if entry is None:
-                entry = self._signatures[key] = _Signature()
+                entry = self._signatures[key] = _Signature(modules)
                 if len(self._signatures) > _SIGNATURES_KEPT:
                     self._signatures.popitem(last=False)
             else:
                 self._signatures.move_to_end(key)
-            state = entry.step(self.module)
+            state = entry.step()
         if state == "replay":
             return entry.replayed(inputs)
         if state == "capture":
             return self._capture(entry, args, kwargs, inputs)
         return self.function(*args, **kwargs)
 
-    def _as_written(self, entry, reason, args, kwargs, result=None, stacklevel=4):
+    def _as_written(self, entry, reason, args, kwargs, result=_NOT_RUN, stacklevel=4):
         """Mark ``entry`` (None: the call has no signature) to run as written from now on,
         warn once (raise with ``fullgraph``), and return ``result`` or the call's."""
         message = f"jt.compile: a call of {_name(self.function)} runs as written: {reason}"
@@ -115,27 +131,40 @@ class CompiledFunction:
         if entry is not None:
             entry.reason = reason
         warnings.warn(message, stacklevel=stacklevel)  # at the caller's line
-        return self.function(*args, **kwargs) if result is None else result
+        return self.function(*args, **kwargs) if result is _NOT_RUN else result
 
     def _capture(self, entry, args, kwargs, inputs):
-        state = _module_state(self.module)
+        if not thread_flags.no_grad:
+            entry.capturing = False
+            return self._as_written(entry, "gradients are tracked (call it under jt.no_grad())", args, kwargs)
+        state = _module_state([self.module] + entry.modules)
         unrealised = [v._node for v in inputs + state if v._node.buffer is None]
         if unrealised:
             executor.realise(unrealised)
-        nodes = [v._node for v in inputs + state]
+        # the call sees new leaves holding the arguments' values: an argument that is also
+        # another argument, a parameter or a Var the function reads otherwise binds apart
+        fresh = iter([Var.from_node(_leaf_like(v._node)) for v in inputs])  # one per position
+        leaves, arguments = pytree.flatten((args, kwargs))
+        leaves = [next(fresh) if isinstance(leaf, Var) else leaf for leaf in leaves]
+        call_args, call_kwargs = pytree.unflatten(arguments, leaves)
+        nodes = [leaf._node for leaf in leaves if isinstance(leaf, Var)] + [v._node for v in state]
         changes = module_state.changes()
         try:
-            with side_effects.watching() as reasons:
-                result = self.function(*args, **kwargs)
+            with side_effects.watching() as watched:
+                result = self.function(*call_args, **call_kwargs)
         finally:
             entry.capturing = False
+        reasons = watched.reasons
         outputs, spec = pytree.flatten(result)
-        if module_state.changes() != changes:
-            reasons.append("it set a Module attribute or the training mode")
         if not all(isinstance(v, Var) for v in outputs):
             reasons.append("it returned something other than Vars in tuples, lists or dicts")
         elif any(v._node.needs_inputs_for_grad and v._node.inputs for v in outputs):
             reasons.append("its outputs track gradients (call it under jt.no_grad())")
+        if watched.outliving(outputs):
+            reasons.append("it changed a Var kept outside the call (a state update)")
+        if not reasons and module_state.changes() != changes:  # (maybe another thread's Module): try again later
+            entry.calls = 0
+            return result
         captured = []
         if not reasons:
             executor.realise([v._node for v in outputs], capture=captured)
@@ -143,33 +172,33 @@ class CompiledFunction:
                 reasons.append(captured[0])
         if reasons:
             return self._as_written(entry, reasons[0], args, kwargs, result)
-        bound = {}
-        for slot, node in enumerate(nodes):
-            bound.setdefault(id(node), slot)
-        entry.replay = Replay(captured[0], [v._node for v in outputs], bound)
+        entry.replay = Replay(captured[0], [v._node for v in outputs], {id(node): slot for slot, node in
+                                                                       enumerate(nodes)})
         entry.spec, entry.changes = spec, changes
-        entry.state = list(zip(state, nodes[len(inputs):]))
+        entry.state = [(var, weakref.ref(node)) for var, node in zip(state, nodes[len(inputs):])]
         return result
 
 
 class _Signature:
     """What one kind of call has reached: warmed up, captured (``replay``), or running as
-    written (``reason``)."""
+    written (``reason``); ``modules``: the Modules among its arguments (whose parameters
+    and buffers replays read, as the compiled module's)."""
 
-    def __init__(self):
+    def __init__(self, modules):
+        self.modules = modules
         self.calls = 0
         self.capturing = False
         self.replay = self.reason = self.spec = None
         self.changes, self.state = -1, []
 
-    def step(self, module):
+    def step(self):
         """What this call does: ``"replay"``, ``"capture"``, ``"warm"`` (run as written, the
         first of a kind or after a change) or ``"eager"`` (as written: cannot be replayed,
         or another thread captures)."""
         if self.reason is not None:
             return "eager"
         if self.replay is not None:
-            if self.changes == module_state.changes() and all(v._node is node for v, node in self.state):
+            if self.changes == module_state.changes() and all(v._node is node() for v, node in self.state):
                 return "replay"
             self.replay, self.calls = None, 0  # the module changed: warm its caches up again
         self.calls += 1
@@ -187,29 +216,39 @@ class _Signature:
         lazy = [n for n in values if n.buffer is None]
         if lazy:
             executor.realise(lazy)
-        values += [node for _, node in self.state]
+        values += [var._node for var, _ in self.state]  # (the nodes captured: `step` checked)
         return pytree.unflatten(self.spec, [Var.from_node(n) for n in self.replay.run(values)])
 
 
 def _signature(args, kwargs):
-    """``(key, input Vars)`` of a call; the key is None when an argument is neither a Var
-    nor hashable (such a call runs as written)."""
+    """``(key, input Vars, Modules)`` of a call; the key is None when an argument is
+    neither a Var, a Module nor hashable (such a call runs as written)."""
     leaves, spec = pytree.flatten((args, kwargs))
-    inputs, described = [], []
+    inputs, modules, described = [], [], []
     for leaf in leaves:
         if isinstance(leaf, Var):
             inputs.append(leaf)
             node = leaf._node
             described.append((Var, node.shape, node.dtype, node.requires_grad))
+        elif isinstance(leaf, module_state.Module):
+            modules.append(leaf)  # (kept by the signature: its id stays its own)
+            described.append((module_state.Module, id(leaf)))
         else:
             try:
                 hash(leaf)
             except TypeError:
-                return None, inputs
+                return None, inputs, modules
             described.append((type(leaf), leaf))
     key = (_hashable(spec), tuple(described), thread_flags.no_grad, plugins.current(), flags.check_indices,
            flags.auto_convert_64_to_32, flags.allow_tf32, flags.use_tensorcore, flags.amp_reg, flags.lazy_execution)
-    return key, inputs
+    return key, inputs, modules
+
+
+def _leaf_like(node):
+    """A new realised leaf holding ``node``'s value."""
+    leaf = Node("array", (), (), node.shape, node.dtype, requires_grad=node.requires_grad)
+    leaf.buffer = node.buffer
+    return leaf
 
 
 def _hashable(spec):
@@ -221,13 +260,13 @@ def _hashable(spec):
     return (kind, tuple(_hashable(child) for child in children))
 
 
-def _module_state(module):
-    """The parameters and buffers of ``module`` (None: none), each once."""
-    if module is None:
-        return []
+def _module_state(modules):
+    """The parameters and buffers of ``modules`` (None entries skipped), each once."""
     found = {}
-    for var in module.parameters() + module.buffers():
-        found.setdefault(id(var), var)
+    for module in modules:
+        if module is not None:
+            for var in module.parameters() + module.buffers():
+                found.setdefault(id(var), var)
     return list(found.values())
 
 

@@ -82,6 +82,7 @@ class Var:
         from .math_ops import as_node
         if self._node.is_realised:
             side_effects.note("it assigned a new value to an existing Var (a state update)")
+        side_effects.changed(self)
         node = _detached(as_node(value, self.dtype))
         if node.dtype is not self.dtype and node.dtype != self.dtype:
             node = graph.elementwise("cast", [node], self.dtype)
@@ -103,6 +104,7 @@ class Var:
         """In-place operators: point this Var at ``node`` (the new value, with history)."""
         if self._node.is_realised:
             side_effects.note("it changed an existing Var in place")
+        side_effects.changed(self)
         self._set_node(node)
         return self
 

@@ -535,19 +535,18 @@ class ConcatProgram(ReorderedPrimitive):
             **{f"src_{k}": (desc, k) for k, desc in enumerate(dense)}, "dst": (dense_y, count)})
         self.source_reorder = self.output_reorder = self.residual_copies = None
         self.output_layout_bytes = None
-        with _layouts_lock:  # (the cached descriptors are freed when the cache is trimmed)
-            blocked = [_convolution_layout(shape) for shape in shapes] + [_convolution_layout(y_shape)]
-            whole_blocks = all(lib.dnnl_memory_desc_get_size(desc) == 4 * _count(shape)
-                               for desc, shape in zip(blocked, shapes + [y_shape]))
-            if whole_blocks:
-                self._plan_blocked(blocked[:-1], blocked[-1], dense, dense_y)
+        with _layouts_lock:  # copied at once: the next lookup may trim the cache, freeing the last one
+            blocked = [_copied_desc(_convolution_layout(shape)) for shape in shapes + [y_shape]]
+        if all(lib.dnnl_memory_desc_get_size(desc) == 4 * _count(shape)
+               for desc, shape in zip(blocked, shapes + [y_shape])):
+            self._plan_blocked(blocked[:-1], blocked[-1], dense, dense_y)
 
     def _plan_blocked(self, blocked, blocked_y, dense, dense_y):
         """The blocked concat: slots 0..n-1 the parts, n the output, then scratch for each
         part (its NCHW value reordered) and for the output."""
         lib = library()
         count = len(blocked)
-        self.part_layouts = [_copied_desc(desc) for desc in blocked]
+        self.part_layouts = blocked
         sizes = [lib.dnnl_memory_desc_get_size(desc) for desc in blocked + [blocked_y]]
         self.scratch_offsets, self.scratch_bytes = [], 0
         for size in sizes:
@@ -557,8 +556,7 @@ class ConcatProgram(ReorderedPrimitive):
         self.part_reorders = [self._reorder(dense[k], k, blocked[k], scratch[k]) for k in range(count)]
         self.blocked = _Execution(self._concat(blocked_y, blocked), {
             **{f"src_{k}": (desc, scratch[k]) for k, desc in enumerate(blocked)}, "dst": (blocked_y, scratch[-1])})
-        layout_y = _copied_desc(blocked_y)
-        self.output_reorder = (self._reorder(blocked_y, scratch[-1], dense_y, count), count, scratch[-1], layout_y)
+        self.output_reorder = (self._reorder(blocked_y, scratch[-1], dense_y, count), count, scratch[-1], blocked_y)
         self.output_layout_bytes = sizes[-1]
 
     def _concat(self, output, parts):

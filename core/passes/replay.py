@@ -65,6 +65,8 @@ class Replay:
         try:
             for p, slot in self.bound:
                 order[p].buffer = values[slot].buffer
+                if order[p].buffer.handle is not self.handle:
+                    executor.migrate(self.handle, order[p])
             if self.steps:
                 begin_sequence()
                 executor.launch_steps(self.handle, self.template, order, self.steps, self.arena_bytes)

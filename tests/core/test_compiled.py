@@ -123,7 +123,7 @@ def test_gradients_flow_through_calls_run_as_written(rng):
     net = randomised_net(rng)
     fast = jt.compile(net)
     data = jt.array(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))
-    with pytest.warns(UserWarning, match="track gradients"):
+    with pytest.warns(UserWarning, match="gradients are tracked"):
         for _ in range(3):
             loss = fast(data).sum()
     expected = jt.grad(net(data).sum(), net.fc.weight).numpy()
@@ -241,3 +241,66 @@ def test_a_custom_operator_with_a_python_body_runs_at_every_call(rng):
         for _ in range(4):
             data = rng.standard_normal(5).astype(np.float32)
             np.testing.assert_allclose(fast(jt.array(data)).numpy(), np.exp(2 * data) + 1, rtol=1e-6)
+
+
+def test_a_function_without_outputs_runs_once_per_call():
+    total = jt.zeros(1).sync()
+
+    def accumulate(x):
+        total.assign(total + x.sum())
+    fast = jt.compile(accumulate)
+    with jt.no_grad(), pytest.warns(UserWarning, match="runs as written"):
+        for _ in range(3):
+            fast(jt.ones(2))
+    np.testing.assert_allclose(total.numpy(), [6.0])
+
+
+def test_one_var_in_two_places_and_then_in_one():
+    fast = jt.compile(lambda a, b: a - b)
+    x, y = jt.array([1.0, 2.0]), jt.array([5.0, 7.0])
+    with jt.no_grad():
+        results = [fast(*pair).numpy() for pair in [(x, x), (x, x), (x, y), (y, x), (x, x)]]
+    np.testing.assert_allclose(np.stack(results), [[0, 0], [0, 0], [-4, -5], [4, 5], [0, 0]])
+
+
+def test_a_lazy_counter_kept_outside_is_updated_at_every_call():
+    steps = jt.zeros(1) * 1  # lazy: never realised before the calls
+
+    def count(x):
+        nonlocal steps
+        steps += 1
+        return x * 2
+    counted = steps
+    fast = jt.compile(count)
+    with jt.no_grad(), pytest.warns(UserWarning, match="kept outside the call"):
+        for _ in range(5):
+            fast(jt.ones(2))
+    assert counted is steps
+    np.testing.assert_allclose(steps.numpy(), [5.0])
+
+
+def test_a_module_argument_is_read_at_every_call(rng):
+    layer = jt.nn.Linear(3, 2)
+    fast = jt.compile(lambda module, x: module(x))
+    x = jt.array(rng.standard_normal((1, 3)).astype(np.float32))
+    with jt.no_grad():
+        for _ in range(3):
+            fast(layer, x)
+        layer.weight.assign(jt.zeros((2, 3)))
+        for _ in range(3):
+            np.testing.assert_allclose(fast(layer, x).numpy(), layer.bias.numpy()[None], rtol=1e-6)
+
+
+def test_a_compiled_method_serves_each_instance(rng):
+    class Scaled(jt.nn.Module):
+        def __init__(self, scale):
+            self.scale = jt.array([scale])
+
+        @jt.compile
+        def execute(self, x):
+            return x * self.scale
+    first, second = Scaled(2.0), Scaled(3.0)
+    with jt.no_grad():
+        for _ in range(3):
+            np.testing.assert_allclose(first(jt.ones(2)).numpy(), [2.0, 2.0])
+            np.testing.assert_allclose(second(jt.ones(2)).numpy(), [3.0, 3.0])
