@@ -32,12 +32,18 @@ variables, globals) are constants of the capture, as in ``jax.jit``; so are Pyth
 it reads that are not arguments.
 """
 import collections
+import enum
+import math
 import threading
+import types
 import warnings
 import weakref
 
+import numpy as np
+
 from . import plugins
 from .errors import MetajitValueError
+from .ir.dtypes import DType
 from .flags import flags, thread_flags
 from .func import pytree
 from .ir.graph import Node
@@ -105,8 +111,9 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         key, inputs, modules = _signature(args, kwargs)
         if key is None:
-            return self._as_written(None, "an argument is neither a Var, a Module nor a hashable value", args,
-                                    kwargs, stacklevel=3)
+            return self._as_written(None, "an argument is neither a Var, a Module nor a plain value (a number, "
+                                    "string, dtype or function; pass the Vars an object holds as arguments)",
+                                    args, kwargs, stacklevel=3)
         with self._lock:
             entry = self._signatures.get(key)
             if entry is None:
@@ -116,20 +123,21 @@ class CompiledFunction:
             else:
                 self._signatures.move_to_end(key)
             state = entry.step()
-        if state == "replay":
-            return entry.replayed(inputs)
+        if isinstance(state, tuple):  # what to replay, taken under the lock
+            return _replayed(state, inputs)
         if state == "capture":
             return self._capture(entry, args, kwargs, inputs)
         return self.function(*args, **kwargs)
 
     def _as_written(self, entry, reason, args, kwargs, result=_NOT_RUN, stacklevel=4):
-        """Mark ``entry`` (None: the call has no signature) to run as written from now on,
-        warn once (raise with ``fullgraph``), and return ``result`` or the call's."""
+        """Mark ``entry`` (None: the call has no signature) to run as written until a
+        Module changes, warn once (raise with ``fullgraph``), and return ``result`` or the
+        call's."""
         message = f"jt.compile: a call of {_name(self.function)} runs as written: {reason}"
         if self.fullgraph:
             raise MetajitValueError(message)
         if entry is not None:
-            entry.reason = reason
+            entry.reason, entry.changes = reason, module_state.changes()
         warnings.warn(message, stacklevel=stacklevel)  # at the caller's line
         return self.function(*args, **kwargs) if result is _NOT_RUN else result
 
@@ -149,19 +157,25 @@ class CompiledFunction:
         call_args, call_kwargs = pytree.unflatten(arguments, leaves)
         nodes = [leaf._node for leaf in leaves if isinstance(leaf, Var)] + [v._node for v in state]
         changes = module_state.changes()
+        given = [leaf for leaf in leaves if isinstance(leaf, Var)]
         try:
             with side_effects.watching() as watched:
                 result = self.function(*call_args, **call_kwargs)
         finally:
             entry.capturing = False
-        reasons = watched.reasons
+        # the caller's Vars stand for the new leaves: changed in place as they were, returned as themselves
+        for var, leaf, node in zip(inputs, given, nodes):
+            if leaf._node is not node:
+                var._replace(leaf._node)
+        stand_in = {id(leaf): var for var, leaf in zip(inputs, given)}
         outputs, spec = pytree.flatten(result)
+        outputs = [stand_in.get(id(v), v) for v in outputs]
+        result = pytree.unflatten(spec, outputs)
+        reasons = watched.reasons
         if not all(isinstance(v, Var) for v in outputs):
             reasons.append("it returned something other than Vars in tuples, lists or dicts")
         elif any(v._node.needs_inputs_for_grad and v._node.inputs for v in outputs):
             reasons.append("its outputs track gradients (call it under jt.no_grad())")
-        if watched.outliving(outputs):
-            reasons.append("it changed a Var kept outside the call (a state update)")
         if not reasons and module_state.changes() != changes:  # (maybe another thread's Module): try again later
             entry.calls = 0
             return result
@@ -176,6 +190,12 @@ class CompiledFunction:
                                                                        enumerate(nodes)})
         entry.spec, entry.changes = spec, changes
         entry.state = [(var, weakref.ref(node)) for var, node in zip(state, nodes[len(inputs):])]
+        # outputs that are an argument or a state Var come back as that Var; a Var returned
+        # twice comes back twice
+        position = {id(var): k for k, var in enumerate(inputs + state)}
+        first = {}
+        entry.returned = [("slot", position[id(v)]) if id(v) in position else ("same", first.setdefault(id(v), k))
+                          for k, v in enumerate(outputs)]
         return result
 
 
@@ -189,17 +209,22 @@ class _Signature:
         self.calls = 0
         self.capturing = False
         self.replay = self.reason = self.spec = None
-        self.changes, self.state = -1, []
+        self.changes, self.state, self.returned = -1, [], []
 
     def step(self):
-        """What this call does: ``"replay"``, ``"capture"``, ``"warm"`` (run as written, the
-        first of a kind or after a change) or ``"eager"`` (as written: cannot be replayed,
-        or another thread captures)."""
+        """What this call does (the signature's lock held): replay (a tuple: the replay,
+        the output structure, the state nodes and how outputs come back), ``"capture"``,
+        ``"warm"`` (run as written, the first of a kind or after a change) or ``"eager"``
+        (as written: cannot be replayed until a Module changes, or another thread
+        captures)."""
         if self.reason is not None:
-            return "eager"
+            if self.changes == module_state.changes():
+                return "eager"
+            self.reason, self.calls = None, 0  # a Module changed (eval() after train()): try again
         if self.replay is not None:
-            if self.changes == module_state.changes() and all(v._node is node() for v, node in self.state):
-                return "replay"
+            nodes = [node() for _, node in self.state]
+            if self.changes == module_state.changes() and all(v._node is n for (v, _), n in zip(self.state, nodes)):
+                return self.replay, self.spec, nodes, self.returned, [v for v, _ in self.state]
             self.replay, self.calls = None, 0  # the module changed: warm its caches up again
         self.calls += 1
         if self.calls == 1:
@@ -209,15 +234,22 @@ class _Signature:
         self.capturing = True
         return "capture"
 
-    def replayed(self, inputs):
-        """The outputs of a replay on ``inputs`` (and the module state captured)."""
-        side_effects.note("it called a compiled function that replayed")
-        values = [v._node for v in inputs]
-        lazy = [n for n in values if n.buffer is None]
-        if lazy:
-            executor.realise(lazy)
-        values += [var._node for var, _ in self.state]  # (the nodes captured: `step` checked)
-        return pytree.unflatten(self.spec, [Var.from_node(n) for n in self.replay.run(values)])
+
+
+def _replayed(taken, inputs):
+    """The outputs of a replay (``taken``: what `_Signature.step` returned) on ``inputs``."""
+    replay, spec, state_nodes, returned, state_vars = taken
+    side_effects.note("it called a compiled function that replayed")
+    values = [v._node for v in inputs]
+    lazy = [n for n in values if n.buffer is None]
+    if lazy:
+        executor.realise(lazy)
+    given = inputs + state_vars
+    outputs = []
+    for node, (how, where) in zip(replay.run(values + state_nodes), returned):
+        outputs.append(given[where] if how == "slot" else outputs[where] if where < len(outputs)
+                       else Var.from_node(node))
+    return pytree.unflatten(spec, outputs)
 
 
 def _signature(args, kwargs):
@@ -234,14 +266,31 @@ def _signature(args, kwargs):
             modules.append(leaf)  # (kept by the signature: its id stays its own)
             described.append((module_state.Module, id(leaf)))
         else:
-            try:
-                hash(leaf)
-            except TypeError:
+            static = _static(leaf)
+            if static is None:
                 return None, inputs, modules
-            described.append((type(leaf), leaf))
+            described.append(static)
     key = (_hashable(spec), tuple(described), thread_flags.no_grad, plugins.current(), flags.check_indices,
            flags.auto_convert_64_to_32, flags.allow_tf32, flags.use_tensorcore, flags.amp_reg, flags.lazy_execution)
     return key, inputs, modules
+
+
+_STATIC_TYPES = (bool, int, str, bytes, complex, type(None), type, range, enum.Enum, np.generic, DType,
+                 types.FunctionType, types.BuiltinFunctionType)
+
+
+def _static(value):
+    """How a non-Var argument enters a signature: its type and value (a float's sign too:
+    -0.0 equals 0.0), or None for a value that may hold Vars or change unseen (an object
+    hashed by identity: its attributes would be constants of the capture)."""
+    if type(value) is float:
+        return (float, value, math.copysign(1.0, value))
+    if isinstance(value, _STATIC_TYPES):
+        try:
+            return (type(value), value, hash(value))
+        except TypeError:
+            return None
+    return None
 
 
 def _leaf_like(node):

@@ -31,6 +31,7 @@ class _ThreadState(threading.local):
 
 
 _state = _ThreadState()
+_watched = side_effects.active  # nonzero while `metajit.compile` watches a call (Vars made are noted)
 
 
 class Var:
@@ -52,11 +53,15 @@ class Var:
         from .creation import array_node
         self.grad = None
         self._set_node(array_node(data, dtype))
+        if _watched[0]:
+            side_effects.created(self)
 
     @classmethod
     def from_node(cls, node):
         """Wrap a graph node (internal; users build Vars with jt.array and ops)."""
         var = object.__new__(cls)
+        if _watched[0]:
+            side_effects.created(var)
         var.grad = None
         var._set_node(node)
         return var
@@ -80,8 +85,6 @@ class Var:
         ``requires_grad`` is kept.
         """
         from .math_ops import as_node
-        if self._node.is_realised:
-            side_effects.note("it assigned a new value to an existing Var (a state update)")
         side_effects.changed(self)
         node = _detached(as_node(value, self.dtype))
         if node.dtype is not self.dtype and node.dtype != self.dtype:
@@ -102,8 +105,6 @@ class Var:
 
     def _replace(self, node):
         """In-place operators: point this Var at ``node`` (the new value, with history)."""
-        if self._node.is_realised:
-            side_effects.note("it changed an existing Var in place")
         side_effects.changed(self)
         self._set_node(node)
         return self

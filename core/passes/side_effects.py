@@ -1,25 +1,21 @@
 """What a call being captured for replay (`metajit.compile`) did that a replay of its
-launches would not do again: a value read while it ran, random numbers drawn, a value
-assigned in place. Front-end and executor code `note` such events and report the Vars
-they changed (`changed`); `watching` collects both for one call on this thread.
+launches would not do again: a value read while it ran, random numbers drawn, a Var from
+outside the call given a new value. Front-end and executor code `note` such events, and
+report the Vars made (`created`) and changed in place (`changed`); `watching` collects
+them for one call on this thread.
 """
 import contextlib
 import threading
-import weakref
+
+active = [0]  # how many calls are watched now, in any thread (Var creation asks, cheaply)
 
 
 class Watched:
-    """What one watched call did: ``reasons`` (why it cannot be replayed) and weak
-    references to the Vars it changed in place (``changed``): a changed Var still alive
-    once the call has returned, and not among its outputs, was state kept outside it."""
+    """What one watched call did: ``reasons`` (why it cannot be replayed) and the ids of
+    the Vars it made (``created``: changing those in place is the call's own business)."""
 
     def __init__(self):
-        self.reasons, self.changed = [], []
-
-    def outliving(self, outputs):
-        """The changed Vars still alive that are not among ``outputs``."""
-        kept = {id(v) for v in outputs}
-        return [var for var in (ref() for ref in self.changed) if var is not None and id(var) not in kept]
+        self.reasons, self.created = [], set()
 
 
 class _Watch(threading.local):
@@ -36,11 +32,19 @@ def note(reason):
         current.reasons.append(reason)
 
 
-def changed(var):
-    """Record that ``var`` got a new value in place (by ``assign`` or an in-place operator)."""
+def created(var):
+    """Record that ``var`` was made now (called only while ``active[0]``)."""
     current = _watch.current
     if current is not None:
-        current.changed.append(weakref.ref(var))
+        current.created.add(id(var))
+
+
+def changed(var):
+    """Record that ``var`` got a new value in place (``assign``, an in-place operator): a
+    side effect unless the watched call made it."""
+    current = _watch.current
+    if current is not None and id(var) not in current.created:
+        current.reasons.append("it gave a Var from outside the call a new value (a state update)")
 
 
 @contextlib.contextmanager
@@ -48,10 +52,12 @@ def watching():
     """Collect what the enclosed code does into the `Watched` this yields."""
     outer, current = _watch.current, Watched()
     _watch.current = current
+    active[0] += 1
     try:
         yield current
     finally:
+        active[0] -= 1
         _watch.current = outer
         if outer is not None:  # what a nested call did, its enclosing call did too
             outer.reasons.extend(current.reasons)
-            outer.changed.extend(current.changed)
+            outer.created |= current.created
