@@ -8,28 +8,30 @@ and ``jax.jit`` give their users; an exported ONNX model is the same idea).
             logits = fast(images)        # realised; replayed from the third call on
 
 A call's kind (its signature) is the shapes, dtypes and ``requires_grad`` of its Var
-arguments, its other arguments (hashable values), the grad mode, the device and the flags
-that change graphs. For each kind:
+arguments and which of them are the same Var, its other arguments (numbers, strings,
+dtypes, functions; Modules by identity), the grad mode, the device and the flags that
+change graphs; a call with another kind of argument runs as written. For each kind:
 
 1. the first call runs as written (layers build their caches: folded BatchNorm weights);
 2. the second runs as written too, watched, and its outputs are realised at once while
    the realisation is captured (`metajit.passes.replay`);
-3. later calls bind their Vars and the module's current parameters and buffers to the
+3. later calls bind their Vars and the modules' current parameters and buffers to the
    captured leaves and launch the captured kernels again; their outputs come back realised.
 
-A call that cannot be replayed runs as written from then on, with one warning naming why
-(``fullgraph=True`` raises instead): gradients are tracked (call it under ``jt.no_grad()``:
-training steps run as written), it read a value while it ran (``numpy``, ``item``,
-printing, data-dependent shapes), drew random numbers (dropout in training mode), assigned
-to a Var or changed one in place that outlives the call (BatchNorm's running statistics in
-training mode), or returned something other than Vars. A call that set a Module attribute
-is tried again later. Modules among the arguments are state like the compiled module.
+A call that cannot be replayed runs as written until a Module changes, with one warning
+naming why (``fullgraph=True`` raises instead): gradients are tracked (call it under
+``jt.no_grad()``: training steps run as written), it read a value while it ran
+(``numpy``, ``item``, printing, data-dependent shapes), drew random numbers (dropout in
+training mode), gave a Var it did not make a new value (BatchNorm's running statistics in
+training mode, an argument changed in place), or returned something other than Vars. A
+call that set a Module attribute is tried again later. Modules among the arguments are
+state like the compiled module.
 
 Setting any Module attribute or training mode, or giving a parameter or buffer of the
-compiled module a new value (``load_parameters``, an optimiser step), starts again at 1.
-Vars the function reads that are neither arguments nor the module's state (closure
-variables, globals) are constants of the capture, as in ``jax.jit``; so are Python values
-it reads that are not arguments.
+modules a new value (``load_parameters``, an optimiser step), starts again at 1. Vars the
+function reads that are neither arguments nor the modules' state (closure variables,
+globals, a non-Module ``self``'s attributes) are constants of the capture, as in
+``jax.jit``; so are Python values it reads that are not arguments.
 """
 import collections
 import enum
@@ -88,7 +90,6 @@ class CompiledFunction:
             owner if isinstance(owner, module_state.Module) else None
         self._signatures = collections.OrderedDict()
         self._lock = threading.Lock()
-        self._methods = weakref.WeakKeyDictionary()  # instance -> its compiled method
 
     def __getattr__(self, name):
         if name == "function":  # not set yet (a copy being made)
@@ -98,11 +99,12 @@ class CompiledFunction:
     def __get__(self, instance, owner=None):
         if instance is None:
             return self
-        with self._lock:
-            method = self._methods.get(instance)
-            if method is None:
-                method = self._methods[instance] = CompiledFunction(self.function.__get__(instance, owner),
-                                                                    self.fullgraph)
+        slot = f"_compiled_{id(self)}"  # kept on the instance: a cycle the collector frees with it
+        method = getattr(instance, "__dict__", {}).get(slot)
+        if method is None:
+            method = CompiledFunction(self.function.__get__(instance, owner), self.fullgraph)
+            if hasattr(instance, "__dict__"):
+                instance.__dict__[slot] = method
         return method
 
     def __repr__(self):
@@ -137,47 +139,62 @@ class CompiledFunction:
         if self.fullgraph:
             raise MetajitValueError(message)
         if entry is not None:
-            entry.reason, entry.changes = reason, module_state.changes()
+            with self._lock:
+                entry.reason, entry.changes = reason, module_state.changes()
         warnings.warn(message, stacklevel=stacklevel)  # at the caller's line
         return self.function(*args, **kwargs) if result is _NOT_RUN else result
 
     def _capture(self, entry, args, kwargs, inputs):
-        if not thread_flags.no_grad:
+        try:
+            return self._watched_call(entry, args, kwargs, inputs)
+        finally:
             entry.capturing = False
+
+    def _watched_call(self, entry, args, kwargs, inputs):
+        """The capture call: run the function on new leaves holding the arguments' values
+        (one per distinct argument Var: the signature tells aliased arguments apart, and an
+        argument that is also a parameter binds apart), watched; capture its realisation."""
+        if not thread_flags.no_grad:
             return self._as_written(entry, "gradients are tracked (call it under jt.no_grad())", args, kwargs)
         state = _module_state([self.module] + entry.modules)
         unrealised = [v._node for v in inputs + state if v._node.buffer is None]
         if unrealised:
             executor.realise(unrealised)
-        # the call sees new leaves holding the arguments' values: an argument that is also
-        # another argument, a parameter or a Var the function reads otherwise binds apart
-        fresh = iter([Var.from_node(_leaf_like(v._node)) for v in inputs])  # one per position
+        fresh = {}
+        for var in inputs:
+            if id(var) not in fresh:
+                fresh[id(var)] = Var.from_node(_leaf_like(var._node))
         leaves, arguments = pytree.flatten((args, kwargs))
-        leaves = [next(fresh) if isinstance(leaf, Var) else leaf for leaf in leaves]
-        call_args, call_kwargs = pytree.unflatten(arguments, leaves)
-        nodes = [leaf._node for leaf in leaves if isinstance(leaf, Var)] + [v._node for v in state]
+        call_args, call_kwargs = pytree.unflatten(arguments, [fresh[id(leaf)] if isinstance(leaf, Var) else leaf
+                                                              for leaf in leaves])
+        given = [fresh[id(var)] for var in inputs]
+        nodes = [leaf._node for leaf in given] + [v._node for v in state]
+        given_nodes = {id(var): leaf._node for var, leaf in zip(inputs, given)}
         changes = module_state.changes()
-        given = [leaf for leaf in leaves if isinstance(leaf, Var)]
         try:
             with side_effects.watching() as watched:
                 result = self.function(*call_args, **call_kwargs)
-        finally:
-            entry.capturing = False
-        # the caller's Vars stand for the new leaves: changed in place as they were, returned as themselves
-        for var, leaf, node in zip(inputs, given, nodes):
-            if leaf._node is not node:
-                var._replace(leaf._node)
-        stand_in = {id(leaf): var for var, leaf in zip(inputs, given)}
+        finally:  # the caller's Vars take what the call did to their stand-ins
+            for var in {id(v): v for v in inputs}.values():
+                if fresh[id(var)]._node is not given_nodes[id(var)]:
+                    var._replace(fresh[id(var)]._node)
         outputs, spec = pytree.flatten(result)
-        outputs = [stand_in.get(id(v), v) for v in outputs]
-        result = pytree.unflatten(spec, outputs)
+        position = {id(leaf): k for k, leaf in enumerate(given)}
+        for k, var in enumerate(state):
+            position.setdefault(id(var), len(given) + k)
+        first = {}
+        returned = [("slot", position[id(v)]) if id(v) in position else ("same", first.setdefault(id(v), k))
+                    for k, v in enumerate(outputs)]
+        stand_in = {id(fresh[id(var)]): var for var in inputs}
+        result = pytree.unflatten(spec, [stand_in.get(id(v), v) for v in outputs])
         reasons = watched.reasons
         if not all(isinstance(v, Var) for v in outputs):
             reasons.append("it returned something other than Vars in tuples, lists or dicts")
         elif any(v._node.needs_inputs_for_grad and v._node.inputs for v in outputs):
             reasons.append("its outputs track gradients (call it under jt.no_grad())")
         if not reasons and module_state.changes() != changes:  # (maybe another thread's Module): try again later
-            entry.calls = 0
+            with self._lock:
+                entry.calls = 0
             return result
         captured = []
         if not reasons:
@@ -186,16 +203,10 @@ class CompiledFunction:
                 reasons.append(captured[0])
         if reasons:
             return self._as_written(entry, reasons[0], args, kwargs, result)
-        entry.replay = Replay(captured[0], [v._node for v in outputs], {id(node): slot for slot, node in
-                                                                       enumerate(nodes)})
-        entry.spec, entry.changes = spec, changes
-        entry.state = [(var, weakref.ref(node)) for var, node in zip(state, nodes[len(inputs):])]
-        # outputs that are an argument or a state Var come back as that Var; a Var returned
-        # twice comes back twice
-        position = {id(var): k for k, var in enumerate(inputs + state)}
-        first = {}
-        entry.returned = [("slot", position[id(v)]) if id(v) in position else ("same", first.setdefault(id(v), k))
-                          for k, v in enumerate(outputs)]
+        replay = Replay(captured[0], [v._node for v in outputs], {id(node): slot for slot, node in enumerate(nodes)})
+        with self._lock:  # published whole: `step` reads these under the lock
+            entry.replay, entry.spec, entry.changes, entry.returned = replay, spec, changes, returned
+            entry.state = [(var, weakref.ref(node)) for var, node in zip(state, nodes[len(inputs):])]
         return result
 
 
@@ -254,14 +265,15 @@ def _replayed(taken, inputs):
 
 def _signature(args, kwargs):
     """``(key, input Vars, Modules)`` of a call; the key is None when an argument is
-    neither a Var, a Module nor hashable (such a call runs as written)."""
+    neither a Var, a Module nor a plain value (`_static`; such a call runs as written)."""
     leaves, spec = pytree.flatten((args, kwargs))
-    inputs, modules, described = [], [], []
+    inputs, modules, described, seen = [], [], [], {}
     for leaf in leaves:
         if isinstance(leaf, Var):
-            inputs.append(leaf)
             node = leaf._node
-            described.append((Var, node.shape, node.dtype, node.requires_grad))
+            # (the position of an earlier argument that is the same Var: aliasing is part of the kind)
+            described.append((Var, node.shape, node.dtype, node.requires_grad, seen.setdefault(id(leaf), len(inputs))))
+            inputs.append(leaf)
         elif isinstance(leaf, module_state.Module):
             modules.append(leaf)  # (kept by the signature: its id stays its own)
             described.append((module_state.Module, id(leaf)))
@@ -281,10 +293,11 @@ _STATIC_TYPES = (bool, int, str, bytes, complex, type(None), type, range, enum.E
 
 def _static(value):
     """How a non-Var argument enters a signature: its type and value (a float's sign too:
-    -0.0 equals 0.0), or None for a value that may hold Vars or change unseen (an object
-    hashed by identity: its attributes would be constants of the capture)."""
-    if type(value) is float:
-        return (float, value, math.copysign(1.0, value))
+    -0.0 equals 0.0), or None for anything but numbers, strings, dtypes, enums and
+    functions (an object may hold Vars or change unseen: its attributes would be constants
+    of the capture)."""
+    if isinstance(value, float):  # (numpy's float64 too)
+        return (type(value), value, math.copysign(1.0, value))
     if isinstance(value, _STATIC_TYPES):
         try:
             return (type(value), value, hash(value))

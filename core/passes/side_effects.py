@@ -8,6 +8,7 @@ import contextlib
 import threading
 
 active = [0]  # how many calls are watched now, in any thread (Var creation asks, cheaply)
+_counting = threading.Lock()
 
 
 class Watched:
@@ -52,11 +53,13 @@ def watching():
     """Collect what the enclosed code does into the `Watched` this yields."""
     outer, current = _watch.current, Watched()
     _watch.current = current
-    active[0] += 1
+    with _counting:
+        active[0] += 1
     try:
         yield current
     finally:
-        active[0] -= 1
+        with _counting:
+            active[0] -= 1
         _watch.current = outer
         if outer is not None:  # what a nested call did, its enclosing call did too
             outer.reasons.extend(current.reasons)

@@ -347,3 +347,43 @@ def test_a_kind_run_as_written_in_training_mode_replays_again_in_eval_mode(rng):
         for _ in range(4):
             fast(data)
     assert body.runs == runs + 2  # warmed up and captured again, then replayed
+
+
+def test_returned_arguments_after_a_call_with_aliases():
+    fast = jt.compile(lambda a, b: (a, a + b))
+    x, y, z = jt.array([1.0]), jt.array([2.0]), jt.array([3.0])
+    with jt.no_grad():
+        for _ in range(2):
+            fast(x, x)
+        for _ in range(3):
+            first, total = fast(y, z)
+            assert first is y
+            np.testing.assert_allclose(total.numpy(), [5.0])
+
+    def bump(a, b):
+        a += 1
+        return a + b
+    bumped = jt.compile(bump)
+    with jt.no_grad(), pytest.warns(UserWarning, match="from outside the call"):
+        for k in range(3):
+            v = jt.array([1.0])
+            np.testing.assert_allclose(bumped(v, v).numpy(), [4.0])  # as written: a and b are one Var
+            np.testing.assert_allclose(v.numpy(), [2.0])
+
+
+def test_a_compiled_method_does_not_keep_its_instance():
+    import gc
+    import weakref
+
+    class Doubler(jt.nn.Module):
+        @jt.compile
+        def execute(self, x):
+            return x * 2
+    doubler = Doubler()
+    with jt.no_grad():
+        for _ in range(3):
+            doubler(jt.ones(2))
+    gone = weakref.ref(doubler)
+    del doubler
+    gc.collect()
+    assert gone() is None
