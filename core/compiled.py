@@ -246,7 +246,6 @@ class _Signature:
         return "capture"
 
 
-
 def _replayed(taken, inputs):
     """The outputs of a replay (``taken``: what `_Signature.step` returned) on ``inputs``."""
     replay, spec, state_nodes, returned, state_vars = taken

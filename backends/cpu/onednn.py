@@ -11,6 +11,7 @@ found; the convolutions then stay composed of meta-ops.
 """
 import ctypes
 import ctypes.util
+import math
 import os
 import site
 import sys
@@ -175,6 +176,16 @@ def _memory_desc(shape, tag):
     return handle
 
 
+def _reorder(source, source_slot, target, target_slot):
+    """An `_Execution` of the reorder from memory descriptor ``source`` (address slot
+    ``source_slot``) to ``target`` (``target_slot``)."""
+    made = ctypes.c_void_p()
+    engine = _Engine.get().engine
+    _check(library().dnnl_reorder_primitive_desc_create(ctypes.byref(made), source, engine, target, engine, None),
+           "reorder")
+    return _Execution(made, {"src": (source, source_slot), "dst": (target, target_slot)})
+
+
 class _Execution:
     """One primitive with its argument memories, run in order by a `ConvolutionProgram`."""
 
@@ -256,12 +267,8 @@ class ReorderedPrimitive:
             scratch = slots + len(self.scratch_offsets) - 1
             arguments[role] = (wanted, scratch)
             is_output = role == output_role
-            source, target = ((wanted, scratch), (user, position)) if is_output else ((user, position), (wanted, scratch))
-            reorder_desc = ctypes.c_void_p()
-            engine = _Engine.get().engine
-            _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(reorder_desc), source[0], engine, target[0],
-                                                          engine, None), "reorder")
-            reorder = _Execution(reorder_desc, {"src": source, "dst": target})
+            reorder = _reorder(wanted, scratch, user, position) if is_output else _reorder(user, position, wanted,
+                                                                                             scratch)
             (after if is_output else before).append(reorder)
             if role in ("src", "dst"):
                 chained = (reorder, position, scratch, wanted)
@@ -285,12 +292,7 @@ class ReorderedPrimitive:
     def _residual_copy(self, position, output_desc, output_slot, chained=False):
         """The reorder copying the residual (input ``position``: NCHW, or the output's
         oneDNN layout when ``chained``) into the output memory before a sum post-op."""
-        source = output_desc if chained else self.user_desc["y"]
-        reorder_desc = ctypes.c_void_p()
-        engine = _Engine.get().engine
-        _check(library().dnnl_reorder_primitive_desc_create(ctypes.byref(reorder_desc), source, engine, output_desc,
-                                                            engine, None), "residual reorder")
-        return _Execution(reorder_desc, {"src": (source, position), "dst": (output_desc, output_slot)})
+        return _reorder(output_desc if chained else self.user_desc["y"], position, output_desc, output_slot)
 
     def input_layout(self, position):
         """The oneDNN-layout descriptor in which input ``position`` may come chained (the
@@ -335,13 +337,18 @@ class ReorderedPrimitive:
         redirects, runs, runs_with_weights_kept = plan
         for scratch, slot in redirects:
             addresses[scratch] = addresses[slot]
-        stream = _Engine.get().stream
         with self.lock:
             if self.weights is not None and self._use_kept_weights(inputs, addresses) is not None:
                 runs = runs_with_weights_kept
-            for execution in runs:
-                execution.run(addresses, stream)
-            _check(library().dnnl_stream_wait(stream), "stream wait")
+            self._run(runs, addresses)
+
+    def _run(self, executions, addresses):
+        """Run ``executions`` in order on ``addresses`` (by slot) and wait for them (this
+        program's lock held)."""
+        stream = _Engine.get().stream
+        for execution in executions:
+            execution.run(addresses, stream)
+        _check(library().dnnl_stream_wait(stream), "stream wait")
 
     def _mode_plan(self, source_chained, output_chained):
         """For one mode of `__call__`: the address slots a chained input or output takes the
@@ -455,8 +462,7 @@ class PoolingProgram(ReorderedPrimitive):
         self._plan_executions(("src",), "dst")
         self.dense = _Execution(self._pooling(self.user_desc["x"], self.user_desc["y"]),
                                 {"src": (self.user_desc["x"], 0), "dst": (self.user_desc["y"], 1)})
-        self.dense_bytes = [4 * x_shape[0] * x_shape[1] * x_shape[2] * x_shape[3],
-                            4 * y_shape[0] * y_shape[1] * y_shape[2] * y_shape[3]]
+        self.dense_bytes = [4 * math.prod(x_shape), 4 * math.prod(y_shape)]
         lib = library()
         self.layout_bytes = [lib.dnnl_memory_desc_get_size(ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(
             self.primitive_desc, *_QUERY_MD[role]))) for role in ("src", "dst")]
@@ -496,10 +502,8 @@ class PoolingProgram(ReorderedPrimitive):
             super().__call__(inputs, outputs, (), source_chained, output_chained)
             return
         set_threads(flags.num_threads)
-        stream = _Engine.get().stream
         with self.lock:
-            self.dense.run((inputs[0].address, outputs[0].address), stream)
-            _check(library().dnnl_stream_wait(stream), "stream wait")
+            self._run((self.dense,), (inputs[0].address, outputs[0].address))
 
     def _mend_non_finite(self, source, output, source_chained, output_chained):
         """oneDNN's maximum passes over NaNs and starts from the lowest finite float; torch's
@@ -537,7 +541,7 @@ class ConcatProgram(ReorderedPrimitive):
         self.output_layout_bytes = None
         with _layouts_lock:  # copied at once: the next lookup may trim the cache, freeing the last one
             blocked = [_copied_desc(_convolution_layout(shape)) for shape in shapes + [y_shape]]
-        if all(lib.dnnl_memory_desc_get_size(desc) == 4 * _count(shape)
+        if all(lib.dnnl_memory_desc_get_size(desc) == 4 * math.prod(shape)
                for desc, shape in zip(blocked, shapes + [y_shape])):
             self._plan_blocked(blocked[:-1], blocked[-1], dense, dense_y)
 
@@ -553,10 +557,10 @@ class ConcatProgram(ReorderedPrimitive):
             self.scratch_offsets.append(self.scratch_bytes)
             self.scratch_bytes += aligned(size)
         scratch = [count + 1 + k for k in range(count + 1)]
-        self.part_reorders = [self._reorder(dense[k], k, blocked[k], scratch[k]) for k in range(count)]
+        self.part_reorders = [_reorder(dense[k], k, blocked[k], scratch[k]) for k in range(count)]
         self.blocked = _Execution(self._concat(blocked_y, blocked), {
             **{f"src_{k}": (desc, scratch[k]) for k, desc in enumerate(blocked)}, "dst": (blocked_y, scratch[-1])})
-        self.output_reorder = (self._reorder(blocked_y, scratch[-1], dense_y, count), count, scratch[-1], blocked_y)
+        self.output_reorder = (_reorder(blocked_y, scratch[-1], dense_y, count), count, scratch[-1], blocked_y)
         self.output_layout_bytes = sizes[-1]
 
     def _concat(self, output, parts):
@@ -568,13 +572,6 @@ class ConcatProgram(ReorderedPrimitive):
                f"concat {[shape for _, shape in self.call.inputs]}")
         return made
 
-    def _reorder(self, source, source_slot, target, target_slot):
-        made = ctypes.c_void_p()
-        engine = _Engine.get().engine
-        _check(library().dnnl_reorder_primitive_desc_create(ctypes.byref(made), source, engine, target, engine, None),
-               "concat reorder")
-        return _Execution(made, {"src": (source, source_slot), "dst": (target, target_slot)})
-
     def input_layout(self, position):
         """The blocked layout part ``position`` may come in (None: NCHW only)."""
         return None if self.output_reorder is None else self.part_layouts[position]
@@ -583,11 +580,9 @@ class ConcatProgram(ReorderedPrimitive):
         set_threads(flags.num_threads)
         addresses = [b.address for b in inputs]
         addresses.append(outputs[0].address)
-        stream = _Engine.get().stream
         if not source_chained and not output_chained:
             with self.lock:
-                self.dense.run(addresses, stream)
-                _check(library().dnnl_stream_wait(stream), "stream wait")
+                self._run((self.dense,), addresses)
             return
         base = self.workspace.reserve(self.scratch_bytes).address
         addresses += [base + offset for offset in self.scratch_offsets]
@@ -604,9 +599,7 @@ class ConcatProgram(ReorderedPrimitive):
         else:
             runs.append(self.output_reorder[0])
         with self.lock:
-            for execution in runs:
-                execution.run(addresses, stream)
-            _check(library().dnnl_stream_wait(stream), "stream wait")
+            self._run(runs, addresses)
 
 
 def _copied_desc(desc):
@@ -614,13 +607,6 @@ def _copied_desc(desc):
     made = ctypes.c_void_p()
     _check(library().dnnl_memory_desc_clone(ctypes.byref(made), desc), "memory descriptor copy")
     return made
-
-
-def _count(shape):
-    total = 1
-    for size in shape:
-        total *= size
-    return total
 
 
 class _Address:

@@ -49,8 +49,12 @@ class Replay:
         self.prebuilt = None if not self.steps else _Prebuilt.of(self)
 
     def run(self, values):
-        """Launch again with ``values`` (realised nodes on the device, one per slot) and
-        return the outputs as new realised nodes, in the order of ``targets``."""
+        """Launch again with ``values`` (realised nodes, one per slot; moved to this
+        replay's device when elsewhere) and return the outputs as new realised nodes, in
+        the order of ``targets``."""
+        for node in values:  # (as a realisation moves its leaves to its device)
+            if node.buffer.handle is not self.handle:
+                executor.migrate(self.handle, node)
         if not self.lock.acquire(blocking=False):  # another thread replays this graph now
             return self._run_steps([n if p in self.constants else _copy(n, None) for p, n in enumerate(self.order)],
                                    values)
@@ -65,8 +69,6 @@ class Replay:
         try:
             for p, slot in self.bound:
                 order[p].buffer = values[slot].buffer
-                if order[p].buffer.handle is not self.handle:
-                    executor.migrate(self.handle, order[p])
             if self.steps:
                 begin_sequence()
                 executor.launch_steps(self.handle, self.template, order, self.steps, self.arena_bytes)
@@ -135,8 +137,7 @@ class _Prebuilt:
         handle = replay.handle
         buffers = {p: executor.DeviceBuffer(handle, size) for p, size in self.fresh.items()}
         for p, slot in replay.bound:
-            buffer = values[slot].buffer
-            buffers[p] = buffer if buffer.handle is handle else executor.upload(handle, executor.to_host(values[slot]))
+            buffers[p] = values[slot].buffer
         try:
             for raws, k, p in self.holes:
                 raws[k] = buffers[p].raw

@@ -1,6 +1,8 @@
 """Residual additions as convolution post-ops on the cpu backend (`conv2d_bias_add`,
 ``conv2d_bias_add_relu``): against torch, in oneDNN's and Winograd's programs, chained in
 oneDNN's blocked layout, and left as additions where they must not fuse."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -97,15 +99,9 @@ def test_additions_that_stay_additions(rng, case):
     dtype = np.float64 if case == "float64" else np.float32
     xv, wv, bv = (jt.array(v.astype(dtype)) for v in (x, w, b))
     other = jt.array(r[:, :, :1, :1].astype(dtype) if case == "broadcast" else r.astype(dtype))
-
-    def build():
+    with contextlib.nullcontext() if case == "gradients" else jt.no_grad():
         conv = nn.conv2d(xv, wv, None if case == "no bias" else bv, padding=1)
-        return conv + (conv if case == "itself" else other)
-    if case == "gradients":
-        out = build()
-    else:
-        with jt.no_grad():
-            out = build()
+        out = conv + (conv if case == "itself" else other)
     assert kind(out) != "conv2d_bias_add"
     t = F.conv2d(*map(torch.from_numpy, (x.astype(dtype), w.astype(dtype))),
                  None if case == "no bias" else torch.from_numpy(b.astype(dtype)), padding=1)
