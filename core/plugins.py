@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 import os
+import threading
 
 import pluggy
 
@@ -222,6 +223,10 @@ class _Registry:
         handle = self.handles.get(name)
         if handle is not None:
             return handle
+        with _creating:  # one handle per device: two would each move shared values to their own
+            return self.handles.get(name) or self._new_handle(name)
+
+    def _new_handle(self, name):
         infos = self.device_infos()
         info = infos.get(name)
         if info is None:
@@ -239,13 +244,16 @@ class _Registry:
 
 _registry = None
 _current = None
+_creating = threading.RLock()  # the registry, the device handles and the current device are made once
 
 
 def registry():
     """The process-wide registry, created on first use."""
     global _registry
     if _registry is None:
-        _registry = _Registry()
+        with _creating:
+            if _registry is None:
+                _registry = _Registry()
     return _registry
 
 
@@ -294,13 +302,15 @@ def current():
     """The `BackendHandle` of the device in use (``METAJIT_DEVICE``, else cpu, else reference)."""
     global _current
     if _current is None:
-        requested = os.environ.get("METAJIT_DEVICE")
-        if requested:
-            _current = registry().handle(requested)
-        else:
-            infos = registry().device_infos()
-            name = next(n for n in PREFERRED_DEFAULTS if n in infos and infos[n].available)
-            _current = registry().handle(name)
+        with _creating:
+            if _current is None:
+                requested = os.environ.get("METAJIT_DEVICE")
+                if requested:
+                    _current = registry().handle(requested)
+                else:
+                    infos = registry().device_infos()
+                    name = next(n for n in PREFERRED_DEFAULTS if n in infos and infos[n].available)
+                    _current = registry().handle(name)
     return _current
 
 

@@ -42,7 +42,9 @@ class Node:
     @property
     def is_realised(self):
         """True once the node's value exists (on a device or as host data)."""
-        return self.buffer is not None or self.host_data is not None
+        # host data first: an upload sets ``buffer`` before it clears ``host_data``, so
+        # another thread never sees both unset in between
+        return self.host_data is not None or self.buffer is not None
 
     def __repr__(self):
         return f"Node({self.op}, shape={self.shape}, dtype={self.dtype})"

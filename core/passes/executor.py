@@ -4,6 +4,7 @@
 called by ``Var.sync``/``numpy``/``item`` and `metajit.sync_all`.
 """
 import atexit
+import threading
 import time
 
 import numpy as np
@@ -16,6 +17,8 @@ from ..ir.kernel import LibraryCall
 from ..toolkit import analysis
 from ..toolkit.allocator import begin_sequence, mark_written, size_class
 from ..toolkit.decompose import decompose
+
+_uploading = threading.Lock()
 
 ARENA_ALIGNMENT = 64  # bytes: each intermediate's place in an arena suits every dtype
 
@@ -488,8 +491,10 @@ def realise(nodes, on_ready=(), donated=(), capture=None):
     given = donation.positions(donated, order, handle, pending, walked) if donated else ()
     steps, arena_bytes = template.prepared.get(_prepared_key(handle, given)) or _prepare(handle, template, order, given)
     for node in uploads:
-        node.buffer = upload(handle, node.host_data)
-        node.host_data = None
+        with _uploading:  # a leaf two threads' graphs share (a model's weights) is uploaded once
+            if node.host_data is not None:
+                node.buffer = upload(handle, node.host_data)
+                node.host_data = None
     for node in template.leaves(order):
         if node.buffer.handle is not handle:
             migrate(handle, node)

@@ -23,7 +23,7 @@ _STOP_AT_REALISED, _STOP_AT_NO_GRAD = 0, 1
 
 
 def _is_realised(node):
-    return node.buffer is not None or node.host_data is not None
+    return node.is_realised
 
 
 def _python_order(targets, is_boundary):
@@ -88,7 +88,7 @@ def plan_entries(order, targets):
     position = positions(order)
     entries = []
     for node in order:
-        if node.buffer is not None or node.host_data is not None:
+        if node.is_realised:
             entries.append((node.buffer is None, node.shape, node.dtype))
         elif node.op == "constant":
             entries.append(("constant", node.dtype))

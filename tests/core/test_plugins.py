@@ -227,3 +227,28 @@ def test_an_unclaimed_dtype_runs_the_composition(rng):
             product = (x @ y).numpy()
         assert any(getattr(k.kernel, "name", None) == "matmul" for k in launched) == library
         np.testing.assert_allclose(product, a.astype(dtype) @ b.astype(dtype), rtol=tolerance, atol=tolerance)
+
+
+def test_threads_starting_at_once_share_one_registry_and_device_handle(tmp_path):
+    """Two handles for one device would each move shared values (a model's weights) to
+    themselves at every call, freeing the copy the other thread is reading."""
+    result = _run_python("""
+        import threading
+        import numpy as np
+        import metajit as jt
+        from metajit import plugins
+        start, seen = threading.Barrier(6), []
+        weights = jt.array(np.arange(64, dtype=np.float32).reshape(8, 8))
+
+        def first_use():
+            start.wait()
+            seen.append((id(plugins.registry()), id(plugins.current()), (weights @ weights).numpy().sum()))
+        threads = [threading.Thread(target=first_use) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(len({s[0] for s in seen}), len({s[1] for s in seen}), len({float(s[2]) for s in seen}))
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1", "1"]
