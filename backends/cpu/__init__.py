@@ -21,6 +21,7 @@ from . import chaining, code_op, grouped_conv, onednn, winograd
 from .allocator import HostBuffer, host_allocator
 from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
+from .native import launcher as native_launcher
 from .renderer import CpuRenderer
 
 NAME = "cpu"
@@ -45,12 +46,6 @@ def allocator():
     return _allocator
 
 
-try:  # optional C extension: one call runs many kernels (METAJIT_PURE_PYTHON=1 turns it off)
-    if os.environ.get("METAJIT_PURE_PYTHON") == "1":
-        raise ImportError("METAJIT_PURE_PYTHON=1")
-    from . import _launch as native_launcher
-except ImportError:
-    native_launcher = None
 
 
 class CompiledKernel:
@@ -134,34 +129,33 @@ def metajit_backend_launch_sequence(launches, plan_key):
 
 
 def _run_sequence(launches, modes, clamped=()):
-    """Run ``launches``: consecutive compiled kernels and BLAS calls in one C call each
-    (`native_launcher`), the others one by one, convolutions in their ``modes``
-    (`chaining.chained_launches`), the max poolings of ``clamped`` told that their source
-    holds no NaN and no -inf (`chaining.clamped_sources`)."""
+    """Run ``launches``: consecutive compiled kernels, BLAS calls and oneDNN programs in one
+    C call each (`native_launcher`, where the programs give ``native_calls``), the others
+    one by one, convolutions in their ``modes`` (`chaining.chained_launches`), the max
+    poolings of ``clamped`` told that their source holds no NaN and no -inf
+    (`chaining.clamped_sources`)."""
     done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
     try:
         batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
         for index, (program, inputs, outputs, parameters) in enumerate(launches):
+            chaining_arguments = ()  # (chained inputs, output chained[, source clamped])
+            if index in modes or index in clamped:
+                chained_inputs, readers = modes.get(index, chaining.UNCHAINED)
+                chaining_arguments = (chained_inputs, bool(readers)) + ((True,) if index in clamped else ())
             if native_launcher is not None:
                 if type(program) is CompiledKernel:
                     batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
                     ends.append(len(batch))
                     continue
-                calls = program.native_calls(inputs, outputs) if type(program) is MatmulProgram else None
+                native_calls = getattr(program, "native_calls", None)
+                calls = native_calls(inputs, outputs, *chaining_arguments) if native_calls is not None else None
                 if calls is not None:
                     batch += calls
                     ends.append(len(batch))
                     continue
                 done = _run_native(batch, ends, done)
                 batch, ends = [], []
-            mode = modes.get(index)
-            if index in clamped:
-                mode = mode or chaining.UNCHAINED
-                program(inputs, outputs, parameters, mode[0], bool(mode[1]), True)
-            elif mode is None:
-                program(inputs, outputs, parameters)
-            else:
-                program(inputs, outputs, parameters, mode[0], bool(mode[1]))
+            program(inputs, outputs, parameters, *chaining_arguments)
             done += 1
         _run_native(batch, ends, done)
     except BaseException as error:

@@ -3,9 +3,14 @@
  * buffers with an ``address`` attribute or plain integer addresses. Every address is read
  * first; then the kernels run in order with the GIL released. Optional: without this
  * extension the cpu backend calls each kernel through ctypes.
+ *
+ * Besides compiled kernels, a launch may run oneDNN primitives (`run_primitives`, whose
+ * address `primitive_runner()` gives): the cpu backend's oneDNN programs hand their
+ * executions to the same sequence instead of calling oneDNN through ctypes one by one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 
 typedef void (*KernelFunction)(void* const* inputs, void* const* outputs, const void* parameters,
                                long long num_threads);
@@ -18,6 +23,81 @@ typedef struct {
 } Call;
 
 static PyObject* str_address = NULL;
+
+/* oneDNN's C entry points (dnnl_memory_set_data_handle, dnnl_primitive_execute,
+ * dnnl_stream_wait), whose addresses the parameters carry: this module does not link oneDNN. */
+typedef int (*SetDataHandle)(void* memory, void* handle);
+typedef int (*ExecutePrimitive)(void* primitive, void* stream, int count, const void* arguments);
+typedef int (*WaitStream)(void* stream);
+
+/* The parameters of a `run_primitives` launch: this header, then ``steps`` PrimitiveStep,
+ * each followed by its ``binding_count`` Binding. Every field is 8 bytes (packed by
+ * onednn.py as native-endian 64-bit integers). */
+typedef struct {
+  SetDataHandle set_handle;
+  ExecutePrimitive execute;
+  WaitStream wait;
+  pthread_mutex_t* lock; /* the program's: its memory objects are rebound at each run */
+  long long steps;
+} PrimitiveRun;
+
+typedef struct {
+  void* primitive;
+  const void* arguments; /* dnnl_exec_arg_t[argument_count]: the primitive's memory objects */
+  long long argument_count;
+  long long binding_count;
+  void** bound; /* the address each bound memory object holds now (rebound when it changes) */
+} PrimitiveStep;
+
+typedef struct {
+  void* memory;
+  long long slot; /* the input slot whose address the memory object takes */
+} Binding;
+
+/* The failure status of this thread's last `run_primitives`, read and cleared by `run`. */
+static _Thread_local int primitive_status = 0;
+
+/* A launch running oneDNN primitives in order, then waiting for the stream: ``slots`` are
+ * the addresses the memory objects take (inputs, output, scratch), ``outputs[0]`` is the
+ * calling thread's oneDNN stream. A failure stops the steps and is left in primitive_status. */
+static void run_primitives(void* const* slots, void* const* outputs, const void* parameters, long long num_threads) {
+  (void)num_threads; /* oneDNN takes the OpenMP thread count the caller set */
+  const PrimitiveRun* run = (const PrimitiveRun*)parameters;
+  void* stream = outputs[0];
+  const char* next = (const char*)(run + 1);
+  int status = 0;
+  pthread_mutex_lock(run->lock);
+  for (long long s = 0; s < run->steps && !status; ++s) {
+    const PrimitiveStep* step = (const PrimitiveStep*)next;
+    const Binding* bindings = (const Binding*)(step + 1);
+    for (long long b = 0; b < step->binding_count && !status; ++b) {
+      void* address = slots[bindings[b].slot];
+      if (step->bound[b] != address) {
+        status = run->set_handle(bindings[b].memory, address);
+        step->bound[b] = status ? NULL : address;
+      }
+    }
+    if (!status) status = run->execute(step->primitive, stream, (int)step->argument_count, step->arguments);
+    next = (const char*)(bindings + step->binding_count);
+  }
+  if (!status) status = run->wait(stream);
+  pthread_mutex_unlock(run->lock);
+  if (status) primitive_status = status;
+}
+
+/* Sets the error for a oneDNN failure (status ``status``) as metajit.errors.MetajitDeviceError. */
+static void set_primitive_error(int status) {
+  PyObject* errors = PyImport_ImportModule("metajit.errors");
+  PyObject* type = errors ? PyObject_GetAttrString(errors, "MetajitDeviceError") : NULL;
+  Py_XDECREF(errors);
+  if (type == NULL) {
+    PyErr_Clear();
+    type = PyExc_RuntimeError;
+    Py_INCREF(type);
+  }
+  PyErr_Format(type, "oneDNN execute failed with status %d", status);
+  Py_DECREF(type);
+}
 
 /* The address held by ``item`` (an int, or an object's ``address``); -1 with an error set. */
 static int address_of(PyObject* item, void** address) {
@@ -89,11 +169,16 @@ static PyObject* run(PyObject* self, PyObject* args) {
   /* the list (and so every parameter bytes object) stays referenced by the caller; between
      kernels the GIL is taken back briefly to notice Ctrl-C (a signal handler's exception) */
   Py_ssize_t completed = 0;
-  int interrupted = 0;
+  int interrupted = 0, failed = 0;
   PyThreadState* state = PyEval_SaveThread();
   while (completed < count) {
     calls[completed].function(calls[completed].inputs, calls[completed].outputs, calls[completed].parameters,
                               num_threads);
+    if (primitive_status) {
+      failed = primitive_status;
+      primitive_status = 0;
+      break;
+    }
     ++completed;
     if (completed < count) {
       PyEval_RestoreThread(state);
@@ -105,7 +190,8 @@ static PyObject* run(PyObject* self, PyObject* args) {
   PyEval_RestoreThread(state);
   PyMem_Free(addresses);
   PyMem_Free(calls);
-  if (interrupted) {
+  if (failed) set_primitive_error(failed);
+  if (interrupted || failed) {
     /* the caller keeps what finished: the exception carries how many launches completed */
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
@@ -123,11 +209,34 @@ error:
   return NULL;
 }
 
+/* primitive_runner(): the address of `run_primitives`, a launch's function. */
+static PyObject* primitive_runner(PyObject* self, PyObject* unused) {
+  return PyLong_FromVoidPtr((void*)run_primitives);
+}
+
+/* init_lock(address): initialise the LOCK_BYTES bytes at ``address`` as a mutex. */
+static PyObject* init_lock(PyObject* self, PyObject* args) {
+  PyObject* address;
+  if (!PyArg_ParseTuple(args, "O!", &PyLong_Type, &address)) return NULL;
+  void* lock = PyLong_AsVoidPtr(address);
+  if (lock == NULL) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "init_lock: null address");
+    return NULL;
+  }
+  if (pthread_mutex_init((pthread_mutex_t*)lock, NULL) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"run", run, METH_VARARGS,
      "run(launches, num_threads): call each (address, inputs, outputs, parameters) kernel in order; "
      "an exception from a signal handler (Ctrl-C) between two kernels stops the run and carries "
-     "metajit_completed, the number of kernels that finished."},
+     "metajit_completed, the number of kernels that finished; so does a failed oneDNN launch "
+     "(a MetajitDeviceError)."},
+    {"primitive_runner", primitive_runner, METH_NOARGS,
+     "primitive_runner(): the address of the launch function that runs oneDNN primitives (see onednn.py)."},
+    {"init_lock", init_lock, METH_VARARGS,
+     "init_lock(address): initialise LOCK_BYTES bytes at address as the mutex of a primitive launch."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_launch",
@@ -137,5 +246,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_launch",
 PyMODINIT_FUNC PyInit__launch(void) {
   str_address = PyUnicode_InternFromString("address");
   if (str_address == NULL) return NULL;
-  return PyModule_Create(&module);
+  PyObject* made = PyModule_Create(&module);
+  if (made != NULL && PyModule_AddIntConstant(made, "LOCK_BYTES", (long)sizeof(pthread_mutex_t)) < 0) {
+    Py_DECREF(made);
+    return NULL;
+  }
+  return made;
 }

@@ -56,6 +56,10 @@ class Compiler:
             self.drivers[path] = function
         return function
 
+    def driver_address(self, path):
+        """The address of the driver at ``path`` (`load_driver`), for a native launch."""
+        return ctypes.cast(self.load_driver(path), ctypes.c_void_p).value
+
     def run_driver(self, path, inputs, outputs, parameters):
         """Run the driver at ``path`` (`load_driver`) on the buffers ``inputs`` and
         ``outputs`` with its packed ``parameters``, on the kernels' thread count."""

@@ -14,6 +14,7 @@ import ctypes.util
 import math
 import os
 import site
+import struct
 import sys
 import threading
 
@@ -25,6 +26,7 @@ from metajit.toolkit.allocator import KeptCopies
 
 from .allocator import aligned
 from .convolution import FORWARD, RELU, RELU6, adds_residual, epilogue
+from .native import launcher
 
 _SONAMES = ("libdnnl.so.3", "libdnnl.so")
 _UNLOADED = object()
@@ -187,7 +189,11 @@ def _reorder(source, source_slot, target, target_slot):
 
 
 class _Execution:
-    """One primitive with its argument memories, run in order by a `ConvolutionProgram`."""
+    """One primitive with its argument memories, run in order by a `ConvolutionProgram`.
+
+    ``step`` is its part of a native launch's parameters (`_launch.c`'s PrimitiveStep and
+    its Bindings); ``bound``, the address each memory holds, is shared by both ways of
+    running it (the C launcher's and `run`'s), under the program's locks."""
 
     def __init__(self, primitive_desc, arguments):
         lib, engine = library(), _Engine.get()
@@ -204,7 +210,10 @@ class _Execution:
         self.count = len(arguments)
         self.set_handle, self.execute = lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute
         self.set_handle.argtypes = (ctypes.c_void_p, ctypes.c_void_p)  # plain ints in, no wrapper per call
-        self.bound = [None] * len(self.bindings)  # the address each memory holds (rebound when it changes)
+        self.bound = (ctypes.c_void_p * len(self.bindings))()  # rebound when the address changes
+        self.step = struct.pack(f"=5q{2 * len(self.bindings)}q", self.primitive.value,
+                                ctypes.addressof(self.arguments), self.count, len(self.bindings),
+                                ctypes.addressof(self.bound), *[v for binding in self.bindings for v in binding])
 
     def run(self, addresses, stream):
         """Bind this call's buffers (``addresses`` by slot) and queue the primitive on ``stream``
@@ -218,6 +227,35 @@ class _Execution:
         status = self.execute(self.primitive, stream, self.count, self.arguments)
         if status:
             _check(status, "execute")
+
+
+class _NativeRuns:
+    """How a program's executions run as one native launch (`_launch.c`'s
+    ``run_primitives``): the entry points, the program's mutex, and the packed parameters
+    of each list of executions it runs (made once per list)."""
+
+    def __init__(self):
+        lib = library()
+        self.runner = launcher.primitive_runner()
+        self.lock = ctypes.create_string_buffer(launcher.LOCK_BYTES)
+        launcher.init_lock(ctypes.addressof(self.lock))
+        self.header = [ctypes.cast(f, ctypes.c_void_p).value
+                       for f in (lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute, lib.dnnl_stream_wait)]
+        self.header.append(ctypes.addressof(self.lock))
+        self.packed = {}  # tuple of execution ids -> parameters
+
+    def parameters(self, executions):
+        """The packed parameters running ``executions`` in order."""
+        key = tuple(map(id, executions))
+        entry = self.packed.get(key)
+        if entry is None:  # the executions are kept with the parameters, so their ids stay theirs
+            entry = self.packed[key] = (struct.pack("=5q", *self.header, len(executions))
+                                        + b"".join(e.step for e in executions), tuple(executions))
+        return entry[0]
+
+    def launch(self, executions, addresses):
+        """A native launch of ``executions`` on ``addresses`` (by slot), on this thread's stream."""
+        return (self.runner, addresses, (_Engine.get().stream.value,), self.parameters(executions))
 
 
 class ReorderedPrimitive:
@@ -239,6 +277,7 @@ class ReorderedPrimitive:
         self.workspace = workspace
         self.lock = threading.Lock()  # the primitives' memory objects are rebound at each call
         self._mode_plans = {}  # (chained inputs, output chained) -> `_mode_plan`
+        self.native = _NativeRuns() if launcher is not None else None
 
     def _plan_executions(self, inputs, output_role):
         """Reorders in, the convolution, a reorder out; sources are address slots
@@ -327,24 +366,67 @@ class ReorderedPrimitive:
         ``output_chained``: the output is to be in it (`chains_into`); their reorders
         are skipped."""
         set_threads(flags.num_threads)
+        addresses, runs, runs_with_weights_kept = self._launch_plan(inputs, outputs, source_chained, output_chained)
+        with self.lock:
+            kept = self._use_kept_weights(inputs, addresses) if self.weights is not None else None
+            if kept:
+                runs = runs_with_weights_kept
+            try:
+                self._run(runs, addresses)
+            except BaseException:
+                if kept is False:  # the copy was to be derived by this run
+                    self.weights.forget(inputs[self.weight_slots[0]])
+                raise
+
+    def native_calls(self, inputs, outputs, source_chained=(), output_chained=False):
+        """`__call__` as launches for the C launcher (`native`), to run in a sequence with
+        other launches; None when it must run as a call: without the launcher, when the
+        thread's workspace would have to grow (an earlier launch of the sequence may use
+        it), or when the weights' kept copy is not current (it is derived under the
+        program's lock, so that no other thread reads it half made)."""
+        if self.native is None:
+            return None
+        kept = None
+        if self.weights is not None:
+            with self.lock:
+                kept = self.weights.current(inputs[self.weight_slots[0]])
+            if kept is None:
+                return None
+        plan = self._launch_plan(inputs, outputs, source_chained, output_chained, grow=False)
+        if plan is None:
+            return None
+        set_threads(flags.num_threads)
+        addresses, runs, runs_with_weights_kept = plan
+        if kept is not None:
+            addresses[self.weight_slots[1]] = kept.address
+            runs = runs_with_weights_kept
+        return [self.native.launch(runs, addresses)]
+
+    def _launch_plan(self, inputs, outputs, source_chained, output_chained, grow=True):
+        """This call's addresses by slot (inputs, output, workspace parts; a chained value
+        in place of its scratch), the executions of its mode, and those to run when the
+        weights' kept copy is current (`_mode_plan`); None when the thread's workspace is
+        too small and not to ``grow``."""
         addresses = [b.address for b in inputs]
         addresses.append(outputs[0].address)
         if self.scratch_offsets:
-            base = self.workspace.reserve(self.scratch_bytes).address
-            addresses += [base + offset for offset in self.scratch_offsets]
+            base = self.workspace.reserve(self.scratch_bytes, grow)
+            if base is None:
+                return None
+            addresses += [base.address + offset for offset in self.scratch_offsets]
         mode = (source_chained, output_chained)
-        plan = self._mode_plans.get(mode) or self._mode_plan(source_chained, output_chained)
-        redirects, runs, runs_with_weights_kept = plan
+        redirects, runs, runs_with_weights_kept = (self._mode_plans.get(mode)
+                                                   or self._mode_plan(source_chained, output_chained))
         for scratch, slot in redirects:
             addresses[scratch] = addresses[slot]
-        with self.lock:
-            if self.weights is not None and self._use_kept_weights(inputs, addresses) is not None:
-                runs = runs_with_weights_kept
-            self._run(runs, addresses)
+        return addresses, runs, runs_with_weights_kept
 
     def _run(self, executions, addresses):
         """Run ``executions`` in order on ``addresses`` (by slot) and wait for them (this
-        program's lock held)."""
+        program's lock held); in one native launch where the C launcher is built."""
+        if self.native is not None:
+            launcher.run([self.native.launch(executions, addresses)], flags.num_threads)
+            return
         stream = _Engine.get().stream
         for execution in executions:
             execution.run(addresses, stream)
@@ -432,15 +514,15 @@ class ConvolutionProgram(ReorderedPrimitive):
         self.clamps_output = bool(activation) and self.implementation.split(":")[0].startswith(("jit", "brg"))
 
     def _use_kept_weights(self, inputs, addresses):
-        """Point the weight slot at the kept oneDNN-layout copy, if any; returns the
-        weight reorder when the copy is current (it is skipped)."""
+        """Point the weight slot at the kept oneDNN-layout copy, if any; returns whether
+        the copy is current (its reorder skipped), None when no copy is kept."""
         position, slot = self.weight_slots
         kept = self.weights.lookup(inputs[position])
         if kept is None:
             return None
         buffer, current = kept
         addresses[slot] = buffer.address
-        return self.weight_reorder if current else None
+        return current
 
 
 class PoolingProgram(ReorderedPrimitive):
@@ -488,7 +570,7 @@ class PoolingProgram(ReorderedPrimitive):
     def __call__(self, inputs, outputs, parameters, source_chained=(), output_chained=False, source_clamped=False):
         """Pool; ``source_clamped``: the source is known to hold no NaN and no -inf (a ReLU's
         output: `chaining.clamped_sources`), so a maximum need not look for them."""
-        self._pool(inputs, outputs, source_chained, output_chained)
+        super().__call__(inputs, outputs, parameters, source_chained, output_chained)
         if self.call.name != "max_pool2d" or source_clamped:  # an average's sums carry NaNs as torch's
             return
         source = _floats(inputs[0], self.layout_bytes[0] if source_chained else self.dense_bytes[0])
@@ -497,13 +579,18 @@ class PoolingProgram(ReorderedPrimitive):
         if not lowest > -np.inf:  # a nan, or a window that may hold only -inf
             self._mend_non_finite(source, outputs[0], source_chained, output_chained)
 
-    def _pool(self, inputs, outputs, source_chained, output_chained):
+    def native_calls(self, inputs, outputs, source_chained=(), output_chained=False, source_clamped=False):
+        """`ReorderedPrimitive.native_calls`; None for a maximum whose source may hold NaN
+        or -inf (its output is mended after the pooling, in Python)."""
+        if self.call.name == "max_pool2d" and not source_clamped:
+            return None
+        return super().native_calls(inputs, outputs, source_chained, output_chained)
+
+    def _launch_plan(self, inputs, outputs, source_chained, output_chained, grow=True):
         if source_chained or output_chained:
-            super().__call__(inputs, outputs, (), source_chained, output_chained)
-            return
-        set_threads(flags.num_threads)
-        with self.lock:
-            self._run((self.dense,), (inputs[0].address, outputs[0].address))
+            return super()._launch_plan(inputs, outputs, source_chained, output_chained, grow)
+        runs = (self.dense,)
+        return [inputs[0].address, outputs[0].address], runs, runs
 
     def _mend_non_finite(self, source, output, source_chained, output_chained):
         """oneDNN's maximum passes over NaNs and starts from the lowest finite float; torch's
@@ -512,7 +599,7 @@ class PoolingProgram(ReorderedPrimitive):
         elsewhere) and write NaN where it comes out 2, -inf where -1."""
         marks = np.where(np.isnan(source), np.float32(2), np.where(source == -np.inf, np.float32(-1), np.float32(1)))
         pooled = np.empty(self.layout_bytes[1] if output_chained else self.dense_bytes[1], dtype=np.uint8)
-        self._pool([_Address(marks)], [_Address(pooled)], source_chained, output_chained)
+        super().__call__([_Address(marks)], [_Address(pooled)], (), source_chained, output_chained)
         result, found = _floats(output, pooled.nbytes), pooled.view(np.float32)
         result[found == 2] = np.nan
         result[found == -1] = -np.inf
@@ -537,7 +624,7 @@ class ConcatProgram(ReorderedPrimitive):
         dense_y = _memory_desc(y_shape, _TAG_ABCD)
         self.dense = _Execution(self._concat(dense_y, dense), {
             **{f"src_{k}": (desc, k) for k, desc in enumerate(dense)}, "dst": (dense_y, count)})
-        self.source_reorder = self.output_reorder = self.residual_copies = None
+        self.source_reorder = self.output_reorder = self.residual_copies = self.weights = None
         self.output_layout_bytes = None
         with _layouts_lock:  # copied at once: the next lookup may trim the cache, freeing the last one
             blocked = [_copied_desc(_convolution_layout(shape)) for shape in shapes + [y_shape]]
@@ -576,16 +663,16 @@ class ConcatProgram(ReorderedPrimitive):
         """The blocked layout part ``position`` may come in (None: NCHW only)."""
         return None if self.output_reorder is None else self.part_layouts[position]
 
-    def __call__(self, inputs, outputs, parameters, source_chained=(), output_chained=False):
-        set_threads(flags.num_threads)
+    def _launch_plan(self, inputs, outputs, source_chained, output_chained, grow=True):
         addresses = [b.address for b in inputs]
         addresses.append(outputs[0].address)
         if not source_chained and not output_chained:
-            with self.lock:
-                self._run((self.dense,), addresses)
-            return
-        base = self.workspace.reserve(self.scratch_bytes).address
-        addresses += [base + offset for offset in self.scratch_offsets]
+            runs = (self.dense,)
+            return addresses, runs, runs
+        base = self.workspace.reserve(self.scratch_bytes, grow)
+        if base is None:
+            return None
+        addresses += [base.address + offset for offset in self.scratch_offsets]
         count = len(inputs)
         runs = []
         for k, reorder in enumerate(self.part_reorders):
@@ -598,8 +685,7 @@ class ConcatProgram(ReorderedPrimitive):
             addresses[-1] = addresses[count]
         else:
             runs.append(self.output_reorder[0])
-        with self.lock:
-            self._run(runs, addresses)
+        return addresses, runs, runs
 
 
 def _copied_desc(desc):

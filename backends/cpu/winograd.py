@@ -112,11 +112,37 @@ class WinogradProgram:
                 self.direct = self.make_direct()
             self.direct(inputs, outputs, parameters)
             return
-        n, c, h, w, k, oh, ow, pad_top, pad_left, flipped = self.geometry
         block, tile_bytes = self._tile_layout(flags.num_threads)
         scratch = self.workspace.reserve(tile_bytes + (self.weight_bytes if kept is None else 0)).address
         weights, transform = (scratch + tile_bytes, 1) if kept is None else (kept[0].address, int(not kept[1]))
-        packed = _PACK_PARAMETERS.pack(self.sgemm, n, c, h, w, k, oh, ow, pad_top, pad_left, int(self.has_bias),
-                                       scratch, weights, transform, block, flipped, self.activation,
-                                       int(adds_residual(self.call)))
-        cpu.compiler().run_driver(_DRIVER_PATH, inputs, outputs, packed)
+        try:
+            cpu.compiler().run_driver(_DRIVER_PATH, inputs, outputs,
+                                      self._parameters(scratch, weights, transform, block))
+        except BaseException:
+            if kept is not None and not kept[1]:  # the copy was to be derived by this run
+                self.weights.forget(inputs[1])
+            raise
+
+    def native_calls(self, inputs, outputs):
+        """This call as a launch for the cpu backend's C launcher, when the transformed
+        weights are kept and current and the thread's workspace holds the tiles (else
+        None: the call transforms the weights, or grows the workspace, under its lock)."""
+        from metajit.backends import cpu
+        with self.lock:
+            weights = self.weights.current(inputs[1])
+        if weights is None:
+            return None
+        block, tile_bytes = self._tile_layout(flags.num_threads)
+        scratch = self.workspace.reserve(tile_bytes, grow=False)
+        if scratch is None:
+            return None
+        return [(cpu.compiler().driver_address(_DRIVER_PATH), inputs, outputs,
+                 self._parameters(scratch.address, weights.address, 0, block))]
+
+    def _parameters(self, scratch, weights, transform, block):
+        """The driver's packed parameters (see winograd.cpp): tiles at ``scratch``, the
+        transformed weights at ``weights`` (computed there first when ``transform``)."""
+        n, c, h, w, k, oh, ow, pad_top, pad_left, flipped = self.geometry
+        return _PACK_PARAMETERS.pack(self.sgemm, n, c, h, w, k, oh, ow, pad_top, pad_left, int(self.has_bias),
+                                     scratch, weights, transform, block, flipped, self.activation,
+                                     int(adds_residual(self.call)))

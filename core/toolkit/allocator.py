@@ -131,11 +131,15 @@ class Workspace:
         self.allocator = allocator
         self.local = threading.local()
 
-    def reserve(self, nbytes):
-        """This thread's scratch buffer, grown (the old one released) to at least ``nbytes``."""
+    def reserve(self, nbytes, grow=True):
+        """This thread's scratch buffer, grown (the old one released) to at least ``nbytes``;
+        None instead of growing when ``grow`` is False (a caller that queued launches on the
+        present buffer keeps it valid)."""
         current = getattr(self.local, "buffer", None)
         if current is not None and self.local.nbytes >= nbytes:
             return current
+        if not grow:
+            return None
         if current is not None:
             self.allocator.release(current)
         self.local.buffer, self.local.nbytes = self.allocator.allocate(nbytes), nbytes
@@ -193,6 +197,22 @@ class KeptCopies:
         self.nbytes, self.allocator, self.limit = nbytes, allocator, limit
         self.seen = {}  # source address -> version at its last call
         self.kept = {}  # source address -> (version, buffer holding the derived copy)
+
+    def current(self, source):
+        """The buffer holding the copy derived from ``source``'s present contents, or None
+        (nothing is derived, allocated or forgotten: `lookup` does that)."""
+        address = source.address
+        kept = self.kept.get(address)
+        if kept is None or kept[0] != settled_version(source):
+            return None
+        self.kept[address] = self.kept.pop(address)  # the most recently used
+        return kept[1]
+
+    def forget(self, source):
+        """Drop the copy kept for ``source`` (a derivation into it did not finish)."""
+        kept = self.kept.pop(source.address, None)
+        if kept is not None:
+            self.allocator.release(kept[1])
 
     def lookup(self, source):
         """For this call on buffer ``source``: ``(buffer, current)`` when a copy is kept

@@ -1,7 +1,8 @@
 """The toolkit's caching allocator over raw allocate/free functions."""
 import pytest
 
-from metajit.toolkit.allocator import CachingAllocator, KeptCopies, begin_sequence, mark_written, size_class
+from metajit.toolkit.allocator import (CachingAllocator, KeptCopies, Workspace, begin_sequence, mark_written,
+                                      size_class)
 
 
 class Block:
@@ -134,3 +135,33 @@ def test_kept_copies_stay_within_their_limit():
         for source in sources:
             copies.lookup(source)
     assert len(copies.kept) == 2 and pool.allocated_bytes == 2 * size_class(1000)
+
+
+def test_current_gives_only_a_copy_derived_from_the_present_contents_and_forget_drops_it():
+    pool = pool_over(RawMemory())
+    copies = KeptCopies(1000, pool, limit=2)
+    weights = Versioned(4096)
+    mark_written(weights)
+    begin_sequence()
+    assert copies.current(weights) is None and copies.lookup(weights) is None  # current derives nothing
+    buffer, _ = copies.lookup(weights)
+    assert copies.current(weights) is buffer
+    mark_written(weights)
+    begin_sequence()
+    assert copies.current(weights) is None  # the contents changed
+    copies.lookup(weights)
+    buffer, current = copies.lookup(weights)
+    assert not current
+    copies.forget(weights)  # the derivation did not finish
+    assert copies.current(weights) is None and pool.allocated_bytes == 0
+    assert copies.lookup(weights)[1] is False  # derived again
+
+
+def test_workspace_reserve_without_growing_keeps_the_buffer_it_handed_out():
+    pool = pool_over(RawMemory())
+    workspace = Workspace(pool)
+    assert workspace.reserve(100, grow=False) is None  # nothing reserved yet
+    small = workspace.reserve(100)
+    assert workspace.reserve(64, grow=False) is small
+    assert workspace.reserve(5000, grow=False) is None and workspace.reserve(64) is small
+    assert workspace.reserve(5000) is not small
