@@ -31,6 +31,7 @@ class Compiler:
         self.cache = disk_cache.DiskCache(disk_cache.cache_root("cpu"))
         self.libraries = {}
         self.drivers = {}
+        self.driver_addresses = {}
 
     def _compile_unit(self, entries):
         return self.toolchain.build_unit(self.cache, entries, codegen.prelude())
@@ -58,7 +59,10 @@ class Compiler:
 
     def driver_address(self, path):
         """The address of the driver at ``path`` (`load_driver`), for a native launch."""
-        return ctypes.cast(self.load_driver(path), ctypes.c_void_p).value
+        address = self.driver_addresses.get(path)
+        if address is None:
+            address = self.driver_addresses[path] = ctypes.cast(self.load_driver(path), ctypes.c_void_p).value
+        return address
 
     def run_driver(self, path, inputs, outputs, parameters):
         """Run the driver at ``path`` (`load_driver`) on the buffers ``inputs`` and

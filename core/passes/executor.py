@@ -90,6 +90,15 @@ def _check_dtypes(handle, found):
                 f"{', '.join(sorted(handle.dtypes))}: cast the Var or choose another device")
 
 
+def _upload_leaf(handle, node):
+    """Give the host leaf ``node`` its buffer on ``handle``'s device, once however many
+    threads' graphs share it (a model's weights)."""
+    with _uploading:
+        if node.host_data is not None:
+            node.buffer = upload(handle, node.host_data)
+            node.host_data = None
+
+
 def migrate(handle, node):
     """Move a node's buffer to ``handle``'s device through the host when it lives elsewhere."""
     if node.buffer is not None and node.buffer.handle is not handle:
@@ -491,12 +500,12 @@ def realise(nodes, on_ready=(), donated=(), capture=None):
     given = donation.positions(donated, order, handle, pending, walked) if donated else ()
     steps, arena_bytes = template.prepared.get(_prepared_key(handle, given)) or _prepare(handle, template, order, given)
     for node in uploads:
-        with _uploading:  # a leaf two threads' graphs share (a model's weights) is uploaded once
-            if node.host_data is not None:
-                node.buffer = upload(handle, node.host_data)
-                node.host_data = None
+        _upload_leaf(handle, node)
     for node in template.leaves(order):
-        if node.buffer.handle is not handle:
+        if node.buffer is None:  # the plan was made while another thread uploaded a leaf it shares
+            _check_dtypes(handle, [node.dtype])
+            _upload_leaf(handle, node)
+        elif node.buffer.handle is not handle:
             migrate(handle, node)
     taken = launch_steps(handle, template, order, steps, arena_bytes, given, on_ready, found)
     if capture is not None:

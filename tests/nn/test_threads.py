@@ -75,3 +75,58 @@ def test_no_grad_in_one_thread_does_not_reach_another():
     for thread in threads:
         thread.join()
     assert seen == {"inside": False, "other": True}
+
+
+def small_classifier():
+    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
+
+
+def test_a_plan_made_while_another_thread_uploads_the_shared_weights_still_uploads_them(monkeypatch):
+    """Thread A's plan is keyed with the weights on the host, but another thread uploads
+    them before A fuses, so the plan lists no upload; a later graph of that structure with
+    weights on the host (a fresh model) must still upload its own."""
+    from metajit.passes import fusion
+    x = np.ones((4, 16), np.float32)
+    model = small_classifier()
+    fuse, interleaved = fusion._fuse, []
+
+    def fuse_after_another_thread(*arguments):
+        if not interleaved:
+            interleaved.append(True)
+            other = threading.Thread(target=lambda: model(jt.array(x)).numpy())
+            other.start()
+            other.join()
+        return fuse(*arguments)
+    monkeypatch.setattr(fusion, "_fuse", fuse_after_another_thread)
+    w1, b1, w2, b2 = [p._node.host_data.copy() for p in model.parameters()]  # (not uploaded yet)
+    np.testing.assert_allclose(model(jt.array(x)).numpy(), np.maximum(x @ w1.T + b1, 0) @ w2.T + b2, rtol=1e-5)
+    monkeypatch.setattr(fusion, "_fuse", fuse)
+    fresh = small_classifier()
+    w1, b1, w2, b2 = [p._node.host_data.copy() for p in fresh.parameters()]
+    np.testing.assert_allclose(fresh(jt.array(x)).numpy(), np.maximum(x @ w1.T + b1, 0) @ w2.T + b2, rtol=1e-5)
+
+
+def test_threads_sharing_one_model_for_inference_agree_with_it_alone():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+    model.eval()
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((2, 3, 8, 8)).astype(np.float32) for _ in range(4)]
+    with jt.no_grad():
+        expected = [model(jt.array(x)).numpy() for x in inputs]
+    start, failures = threading.Barrier(4), []
+
+    def worker(k):
+        start.wait()
+        try:
+            for _ in range(5):
+                with jt.no_grad():
+                    np.testing.assert_allclose(model(jt.array(inputs[k])).numpy(), expected[k], rtol=1e-5, atol=1e-6)
+        except Exception as error:  # reported by the main thread
+            failures.append(error)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[0]
