@@ -14,7 +14,7 @@ from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, FusionCosts, KernelSource
 from metajit.toolkit import analysis, codegen, disk_cache
-from metajit.toolkit.allocator import Workspace
+from metajit.toolkit.allocator import Workspace, unpin_kept_copies
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
 from . import chaining, code_op, grouped_conv, onednn, winograd
@@ -162,6 +162,8 @@ def _run_sequence(launches, modes, clamped=()):
         if not hasattr(error, "metajit_completed"):
             error.metajit_completed = done
         raise
+    finally:
+        unpin_kept_copies()
 
 
 def _run_native(batch, ends, done):
@@ -175,6 +177,8 @@ def _run_native(batch, ends, done):
         finished = getattr(error, "metajit_completed", 0)
         error.metajit_completed = done + sum(1 for end in ends if end <= finished)
         raise
+    finally:
+        unpin_kept_copies()  # the kept copies its launches read may be reused now
     return done + len(ends)
 
 

@@ -383,13 +383,14 @@ class ReorderedPrimitive:
         other launches; None when it must run as a call: without the launcher, when the
         thread's workspace would have to grow (an earlier launch of the sequence may use
         it), or when the weights' kept copy is not current (it is derived under the
-        program's lock, so that no other thread reads it half made)."""
+        program's lock, so that no other thread reads it half made). A kept copy the
+        launch reads stays pinned until the sequence unpins it (`KeptCopies.pin`)."""
         if self.native is None:
             return None
         kept = None
         if self.weights is not None:
             with self.lock:
-                kept = self.weights.current(inputs[self.weight_slots[0]])
+                kept = self.weights.pin(inputs[self.weight_slots[0]])
             if kept is None:
                 return None
         plan = self._launch_plan(inputs, outputs, source_chained, output_chained, grow=False)

@@ -125,11 +125,12 @@ class WinogradProgram:
 
     def native_calls(self, inputs, outputs):
         """This call as a launch for the cpu backend's C launcher, when the transformed
-        weights are kept and current and the thread's workspace holds the tiles (else
-        None: the call transforms the weights, or grows the workspace, under its lock)."""
+        weights are kept and current (pinned until the sequence has run) and the thread's
+        workspace holds the tiles (else None: the call transforms the weights, or grows
+        the workspace, under its lock)."""
         from metajit.backends import cpu
         with self.lock:
-            weights = self.weights.current(inputs[1])
+            weights = self.weights.pin(inputs[1])
         if weights is None:
             return None
         block, tile_bytes = self._tile_layout(flags.num_threads)

@@ -191,49 +191,94 @@ class KeptCopies:
             ...
         else:
             buffer, current = kept  # derive into ``buffer`` unless it is ``current``
+
+    A launch queued to run later (in a backend's launch sequence) reads a current copy
+    through `pin`: until the thread calls `unpin_kept_copies`, the copy is not reused for
+    another source, even when another thread's call drops it.
     """
 
     def __init__(self, nbytes, allocator, limit=64):
         self.nbytes, self.allocator, self.limit = nbytes, allocator, limit
         self.seen = {}  # source address -> version at its last call
         self.kept = {}  # source address -> (version, buffer holding the derived copy)
+        self.pins = {}  # id(buffer) -> queued launches reading it
+        self.dropped = {}  # id(buffer) -> a pinned buffer no longer kept: released when unpinned
+        self.lock = threading.Lock()
 
-    def current(self, source):
-        """The buffer holding the copy derived from ``source``'s present contents, or None
-        (nothing is derived, allocated or forgotten: `lookup` does that)."""
-        address = source.address
-        kept = self.kept.get(address)
-        if kept is None or kept[0] != settled_version(source):
-            return None
-        self.kept[address] = self.kept.pop(address)  # the most recently used
-        return kept[1]
+    def pin(self, source):
+        """The buffer holding the copy derived from ``source``'s present contents, kept
+        from reuse until this thread's `unpin_kept_copies`; None when there is no such copy
+        (nothing is derived or allocated: `lookup` does that)."""
+        with self.lock:
+            address = source.address
+            kept = self.kept.get(address)
+            if kept is None or kept[0] != settled_version(source):
+                return None
+            self.kept[address] = self.kept.pop(address)  # the most recently used
+            buffer = kept[1]
+            self.pins[id(buffer)] = self.pins.get(id(buffer), 0) + 1
+        pinned = getattr(_pins, "held", None)
+        if pinned is None:
+            pinned = _pins.held = []
+        pinned.append((self, buffer))
+        return buffer
+
+    def _unpin(self, buffer):
+        with self.lock:
+            count = self.pins.pop(id(buffer)) - 1
+            if count:
+                self.pins[id(buffer)] = count
+            elif self.dropped.pop(id(buffer), None) is not None:
+                self.allocator.release(buffer)
+
+    def _drop(self, buffer):
+        """Stop keeping ``buffer`` (the lock held): released now, or once no queued launch reads it."""
+        if id(buffer) in self.pins:
+            self.dropped[id(buffer)] = buffer
+        else:
+            self.allocator.release(buffer)
 
     def forget(self, source):
         """Drop the copy kept for ``source`` (a derivation into it did not finish)."""
-        kept = self.kept.pop(source.address, None)
-        if kept is not None:
-            self.allocator.release(kept[1])
+        with self.lock:
+            kept = self.kept.pop(source.address, None)
+            if kept is not None:
+                self._drop(kept[1])
 
     def lookup(self, source):
         """For this call on buffer ``source``: ``(buffer, current)`` when a copy is kept
         (``current``: it already holds the data derived from the present contents, else the
         caller derives into it now), or None when the caller derives into its own scratch."""
-        address, version = source.address, settled_version(source)
-        kept = self.kept.pop(address, None)
-        if kept is not None:
-            if kept[0] == version:
-                self.kept[address] = kept
-                return kept[1], True
-            self.allocator.release(kept[1])
-        result = None
-        if version is not None and self.seen.get(address) == version:
-            if len(self.kept) >= self.limit:
-                self.allocator.release(self.kept.pop(next(iter(self.kept)))[1])
-            buffer = self.allocator.allocate(self.nbytes)
-            self.kept[address] = (version, buffer)
-            result = buffer, False
-        self.seen.pop(address, None)
-        self.seen[address] = version
-        if len(self.seen) > 4 * self.limit:
-            del self.seen[next(iter(self.seen))]
-        return result
+        with self.lock:
+            address, version = source.address, settled_version(source)
+            kept = self.kept.pop(address, None)
+            if kept is not None:
+                if kept[0] == version:
+                    self.kept[address] = kept
+                    return kept[1], True
+                self._drop(kept[1])
+            result = None
+            if version is not None and self.seen.get(address) == version:
+                if len(self.kept) >= self.limit:
+                    self._drop(self.kept.pop(next(iter(self.kept)))[1])
+                buffer = self.allocator.allocate(self.nbytes)
+                self.kept[address] = (version, buffer)
+                result = buffer, False
+            self.seen.pop(address, None)
+            self.seen[address] = version
+            if len(self.seen) > 4 * self.limit:
+                del self.seen[next(iter(self.seen))]
+            return result
+
+
+_pins = threading.local()  # per thread: (KeptCopies, buffer) pinned by launches it queued
+
+
+def unpin_kept_copies():
+    """Let go of the copies this thread's queued launches pinned (`KeptCopies.pin`): call
+    it once they have run, or will not."""
+    pinned = getattr(_pins, "held", None)
+    if pinned:
+        _pins.held = []
+        for copies, buffer in pinned:
+            copies._unpin(buffer)

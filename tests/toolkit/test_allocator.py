@@ -2,7 +2,7 @@
 import pytest
 
 from metajit.toolkit.allocator import (CachingAllocator, KeptCopies, Workspace, begin_sequence, mark_written,
-                                      size_class)
+                                      size_class, unpin_kept_copies)
 
 
 class Block:
@@ -137,24 +137,43 @@ def test_kept_copies_stay_within_their_limit():
     assert len(copies.kept) == 2 and pool.allocated_bytes == 2 * size_class(1000)
 
 
-def test_current_gives_only_a_copy_derived_from_the_present_contents_and_forget_drops_it():
+def test_pin_gives_only_a_copy_derived_from_the_present_contents_and_forget_drops_it():
     pool = pool_over(RawMemory())
     copies = KeptCopies(1000, pool, limit=2)
     weights = Versioned(4096)
     mark_written(weights)
     begin_sequence()
-    assert copies.current(weights) is None and copies.lookup(weights) is None  # current derives nothing
+    assert copies.pin(weights) is None and copies.lookup(weights) is None  # pin derives nothing
     buffer, _ = copies.lookup(weights)
-    assert copies.current(weights) is buffer
+    assert copies.pin(weights) is buffer
+    unpin_kept_copies()
     mark_written(weights)
     begin_sequence()
-    assert copies.current(weights) is None  # the contents changed
+    assert copies.pin(weights) is None  # the contents changed
     copies.lookup(weights)
     buffer, current = copies.lookup(weights)
     assert not current
     copies.forget(weights)  # the derivation did not finish
-    assert copies.current(weights) is None and pool.allocated_bytes == 0
+    assert copies.pin(weights) is None and pool.allocated_bytes == 0
     assert copies.lookup(weights)[1] is False  # derived again
+
+
+def test_a_pinned_copy_dropped_by_another_call_is_released_only_once_unpinned():
+    pool = pool_over(RawMemory())
+    copies = KeptCopies(1000, pool, limit=1)
+    first, second = Versioned(4096), Versioned(8192)
+    for source in (first, second):
+        mark_written(source)
+    begin_sequence()
+    copies.lookup(first)
+    kept, _ = copies.lookup(first)
+    assert copies.pin(first) is kept  # a queued launch will read it
+    copies.lookup(second)
+    replacement, _ = copies.lookup(second)  # evicts first's copy (limit 1) while it is pinned
+    assert replacement is not kept and pool.allocated_bytes == 2 * size_class(1000)
+    unpin_kept_copies()  # the launch ran
+    assert pool.allocated_bytes == size_class(1000)
+    assert copies.pin(first) is None
 
 
 def test_workspace_reserve_without_growing_keeps_the_buffer_it_handed_out():

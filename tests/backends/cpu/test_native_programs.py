@@ -171,3 +171,57 @@ def test_a_failing_primitive_raises_a_device_error_and_releases_its_lock():
         launcher.run([working, failing, working], 1)
     assert raised.value.metajit_completed == 1
     assert bound_to == [4096, 4096]  # each memory bound once: the address is remembered
+
+
+class SlowThenConvolved(nn.Module):
+    """A long reduction, then a convolution, twice: the second convolution's launch waits
+    in the sequence behind the reduction, reading its weights' kept copy."""
+
+    def __init__(self, channels, size):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.channels, self.size = channels, size
+        self.ramp = jt.array((np.arange(60000, dtype=np.float32) * 1e-5).reshape(1, 1, 1, 1, -1))
+
+    def execute(self, x):
+        shape = (1, self.channels, self.size, self.size, 1)
+        y = self.conv((x.reshape(shape) * self.ramp).sin().mean(-1))
+        return self.conv((y.reshape(shape) * self.ramp).cos().mean(-1))
+
+
+def test_a_kept_copy_a_queued_launch_reads_is_not_reused_by_another_thread(rng):
+    """Thread A runs more same-shape convolutions than a program keeps copies of, so each
+    of its calls drops the least recently used copy and derives into a new buffer; the
+    copy thread B's queued launch reads must not be among those reused meanwhile."""
+    channels, size = 8, 8
+    many = nn.Sequential(*[nn.Conv2d(channels, channels, 3, padding=1) for _ in range(70)]).eval()
+    for parameter in many.parameters():
+        parameter.assign(parameter * 0.3)
+    slow = SlowThenConvolved(channels, size).eval()
+    xa, xb = (jt.array(rng.standard_normal((1, channels, size, size)).astype(np.float32)) for _ in range(2))
+    with jt.no_grad():
+        jt.sync_all()
+        expected_a, expected_b = many(xa).numpy(), slow(xb).numpy()
+        for _ in range(3):  # the slow model's copy is derived, then current
+            slow(xb).numpy()
+            many(xa).numpy()
+    done, wrong = threading.Event(), []
+
+    def run_many():
+        with jt.no_grad():
+            while not done.is_set():
+                if not np.allclose(many(xa).numpy(), expected_a, rtol=1e-4, atol=1e-5):
+                    wrong.append("many")
+
+    def run_slow():
+        with jt.no_grad():
+            for _ in range(4):
+                if not np.allclose(slow(xb).numpy(), expected_b, rtol=1e-4, atol=1e-5):
+                    wrong.append("slow")
+        done.set()
+    threads = [threading.Thread(target=run_many), threading.Thread(target=run_slow)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
