@@ -10,6 +10,7 @@ and one cheap `Node` construction per gradient node, instead of the front end's
 promotion, broadcasting and shape checks per rule.
 """
 
+import threading
 from . import graphwalk
 from .. import plugins
 from ..flags import flags
@@ -34,6 +35,7 @@ def _is_replayable(node):
     hook = REPLAY_HOOKS.get(node.op)
     return hook is not None and hook.replayable(node)
 _templates = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)
+_evicting = threading.Lock()
 _UNCACHEABLE = object()
 
 
@@ -62,9 +64,10 @@ def record(key, order, seed, results):
     from the forward graph ``order`` and the ``seed`` node."""
     template = None if any(node.op in USER_RULE_OPS and not _is_replayable(node) for node in order) else \
         _template(graphwalk.positions(order), seed, results)
-    _templates[key] = _UNCACHEABLE if template is None else template
-    if len(_templates) > CACHE_SIZE:
-        del _templates[next(iter(_templates))]
+    with _evicting:  # two threads must not both evict the same oldest entry
+        _templates[key] = _UNCACHEABLE if template is None else template
+        if len(_templates) > CACHE_SIZE:
+            del _templates[next(iter(_templates))]
 
 
 def _template(position, seed, results):

@@ -38,6 +38,7 @@ import dataclasses
 import gc
 import itertools
 import operator
+import threading
 
 from ..ir import dtypes, indexexpr, kernel as K, opset
 from . import donation, graphwalk, library_ops
@@ -83,6 +84,7 @@ _INDEX_ONLY = ("broadcast_to", "reindex")
 PLAN_CACHE_SIZE = 4096
 DEFAULT_COSTS = FusionCosts()
 _plan_cache = {}  # oldest entry evicted first; hits do not reorder (that would hash the key again)
+_caching = threading.Lock()  # two threads must not both evict the same oldest plan
 
 
 def plan(targets, library_kernels=(), costs=DEFAULT_COSTS):
@@ -107,9 +109,14 @@ def plan_template(targets, library_kernels=(), costs=DEFAULT_COSTS, order=None):
         key = graphwalk.plan_key(order, targets, (tuple(library_kernels), costs))
         template = _plan_cache.get(key)
     if template is None:
-        template = _plan_cache[key] = PlanTemplate(_fuse(order, targets, library_kernels, costs), order)
-        if len(_plan_cache) > PLAN_CACHE_SIZE:
-            del _plan_cache[next(iter(_plan_cache))]
+        template = PlanTemplate(_fuse(order, targets, library_kernels, costs), order)
+        with _collector_paused():
+            unchanged = graphwalk.plan_key(order, targets, (tuple(library_kernels), costs)) == key
+        if unchanged:  # else another thread computed or uploaded a node meanwhile: the plan fits this call only
+            with _caching:
+                _plan_cache[key] = template
+                if len(_plan_cache) > PLAN_CACHE_SIZE:
+                    del _plan_cache[next(iter(_plan_cache))]
     return template, order
 
 

@@ -6,7 +6,9 @@ Guarantees every backend gets by using it (and the tests in ``tests/toolkit`` pr
   so a reader never sees a half-written artefact;
 * a ``<key>.sha256`` checksum is written last and verified on every lookup; a corrupt,
   truncated or unverified entry is deleted with a warning and reported missing, so it is
-  rebuilt;
+  rebuilt (a lookup checks a failing entry again under `DiskCache.locked` before
+  deleting it: builds install under that lock, so an entry they are publishing is not
+  taken for corrupt);
 * `DiskCache.locked` is an exclusive lock on ``<root>/.lock`` shared by every process
   using the directory (``mpirun -np 4``): compile under it and look up again after
   taking it, and each artefact is built once;
@@ -35,6 +37,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 
@@ -128,6 +131,7 @@ class DiskCache:
         self.root = _usable_directory(root)
         self.suffix = suffix
         self.source_directory = os.path.join(self.root, "src")
+        self._holding = threading.local()  # how deep this thread is in `locked` blocks
         _remove_stale_temporaries(self.root)
 
     def path(self, key):
@@ -138,22 +142,31 @@ class DiskCache:
         return os.path.join(self.root, key + ".sha256")
 
     def lookup(self, key):
-        """The verified artefact path of ``key``, or None (a corrupt entry is removed with a warning)."""
+        """The verified artefact path of ``key``, or None (a corrupt entry is removed with a
+        warning). An entry that does not verify is checked again under `locked`, since an
+        install (which holds the lock) may be publishing it right now."""
         artefact = self.path(key)
         if not os.path.exists(artefact):
             return None
-        try:
-            with open(self._checksum_path(key)) as handle:
-                expected = handle.read().strip()
-            actual = file_digest(artefact)
-        except OSError:
-            expected, actual = None, "unreadable"
-        if expected != actual:
+        if self._verifies(key, artefact):
+            return artefact
+        with self.locked():
+            if not os.path.exists(artefact):
+                return None
+            if self._verifies(key, artefact):
+                return artefact
             warnings.warn(f"metajit: cache entry {artefact} is corrupt or incomplete; rebuilding it",
                           RuntimeWarning, stacklevel=2)
             self.remove(key)
             return None
-        return artefact
+
+    def _verifies(self, key, artefact):
+        """Whether ``artefact`` matches the checksum recorded for ``key``."""
+        try:
+            with open(self._checksum_path(key)) as handle:
+                return handle.read().strip() == file_digest(artefact)
+        except OSError:
+            return False
 
     def remove(self, key):
         """Delete the entry of ``key`` (artefact and checksum), if any."""
@@ -165,7 +178,7 @@ class DiskCache:
         """Publish the file ``built_path`` under ``key`` (hard link or copy to a temporary
         name, rename, checksum last); returns the entry's path. ``built_path`` stays."""
         target = self.path(key)
-        temporary = f"{target}.{os.getpid()}.tmp"
+        temporary = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         try:
@@ -197,10 +210,21 @@ class DiskCache:
 
     @contextlib.contextmanager
     def locked(self):
-        """Exclusive lock shared by every process using this cache directory."""
-        with open(os.path.join(self.root, ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """Exclusive lock shared by every process and thread using this cache directory
+        (a thread already holding it enters again)."""
+        depth = getattr(self._holding, "depth", 0)
+        if depth:
+            self._holding.depth = depth + 1
             try:
                 yield
             finally:
+                self._holding.depth = depth
+            return
+        with open(os.path.join(self.root, ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._holding.depth = 1
+            try:
+                yield
+            finally:
+                self._holding.depth = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
