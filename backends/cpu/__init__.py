@@ -46,8 +46,6 @@ def allocator():
     return _allocator
 
 
-
-
 class CompiledKernel:
     """A loaded C++ kernel: calls it with buffer addresses, packed parameters, thread count.
 
@@ -163,7 +161,7 @@ def _run_sequence(launches, modes, clamped=()):
             error.metajit_completed = done
         raise
     finally:
-        unpin_kept_copies()
+        unpin_kept_copies()  # the kept copies its native launches read may be reused now
 
 
 def _run_native(batch, ends, done):
@@ -177,8 +175,6 @@ def _run_native(batch, ends, done):
         finished = getattr(error, "metajit_completed", 0)
         error.metajit_completed = done + sum(1 for end in ends if end <= finished)
         raise
-    finally:
-        unpin_kept_copies()  # the kept copies its launches read may be reused now
     return done + len(ends)
 
 

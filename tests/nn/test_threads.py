@@ -8,6 +8,7 @@ import pytest
 
 import metajit as jt
 from metajit import nn
+from tests.threads import run_in_threads
 
 
 def make_model():
@@ -114,19 +115,11 @@ def test_threads_sharing_one_model_for_inference_agree_with_it_alone():
     inputs = [rng.standard_normal((2, 3, 8, 8)).astype(np.float32) for _ in range(4)]
     with jt.no_grad():
         expected = [model(jt.array(x)).numpy() for x in inputs]
-    start, failures = threading.Barrier(4), []
+    start = threading.Barrier(4)
 
     def worker(k):
         start.wait()
-        try:
-            for _ in range(5):
-                with jt.no_grad():
-                    np.testing.assert_allclose(model(jt.array(inputs[k])).numpy(), expected[k], rtol=1e-5, atol=1e-6)
-        except Exception as error:  # reported by the main thread
-            failures.append(error)
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures[0]
+        for _ in range(5):
+            with jt.no_grad():
+                np.testing.assert_allclose(model(jt.array(inputs[k])).numpy(), expected[k], rtol=1e-5, atol=1e-6)
+    run_in_threads(worker, 4)

@@ -16,6 +16,7 @@ from metajit import nn
 from metajit.backends import cpu
 from metajit.backends.cpu import grouped_conv, onednn, winograd
 from metajit.errors import MetajitDeviceError
+from tests.threads import run_in_threads
 
 pytestmark = [pytest.mark.skipif(onednn.library() is None, reason="oneDNN (onednn-cpu-gomp) not installed"),
               pytest.mark.skipif(cpu.native_launcher is None, reason="the C launcher is not built")]
@@ -122,20 +123,11 @@ def test_threads_running_one_network_natively_agree_with_torch(rng):
     inputs = [rng.standard_normal((1, 3, 64, 64)).astype(np.float32) for _ in range(4)]
     expected = [theirs(x, w) for x in inputs]
     mine = as_vars(w)
-    failures = []
 
     def worker(k):
-        try:
-            for _ in range(6):
-                np.testing.assert_allclose(ours(inputs[k], mine), expected[k], rtol=1e-4, atol=1e-4)
-        except Exception as error:  # reported by the main thread
-            failures.append(error)
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures[0]
+        for _ in range(6):
+            np.testing.assert_allclose(ours(inputs[k], mine), expected[k], rtol=1e-4, atol=1e-4)
+    run_in_threads(worker, 4)
 
 
 SET_HANDLE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
@@ -219,9 +211,5 @@ def test_a_kept_copy_a_queued_launch_reads_is_not_reused_by_another_thread(rng):
                 if not np.allclose(slow(xb).numpy(), expected_b, rtol=1e-4, atol=1e-5):
                     wrong.append("slow")
         done.set()
-    threads = [threading.Thread(target=run_many), threading.Thread(target=run_slow)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(lambda k: (run_many, run_slow)[k](), 2)
     assert wrong == []
