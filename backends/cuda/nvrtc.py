@@ -80,17 +80,28 @@ class NvrtcCompiler:
         source does not compile."""
         options = DEFAULT_OPTIONS + tuple(options)
         key = self.key(source, architecture, options, name_expressions)
-        path = self.cache.lookup(key)
         names_key = key + "-names"
-        names_path = self.cache.lookup(names_key)
-        if path is not None and names_path is not None:
-            with open(path, "rb") as image, open(names_path, "rb") as names:
-                return image.read(), _parse_names(names.read())
-        image, lowered = self.compile_uncached(source, architecture, options, name_expressions, program_name)
-        self.cache.keep_source(key + ".cu", source)
-        self.cache.install_bytes(key, image)
-        self.cache.install_bytes(names_key, "\n".join(f"{k}\t{v}" for k, v in lowered.items()).encode())
+        found = self._cached(key, names_key)
+        if found is not None:
+            return found
+        with self.cache.locked():  # compiled once; a lookup meanwhile waits for the checksums
+            found = self._cached(key, names_key)
+            if found is not None:
+                return found
+            image, lowered = self.compile_uncached(source, architecture, options, name_expressions, program_name)
+            self.cache.keep_source(key + ".cu", source)
+            self.cache.install_bytes(key, image)
+            self.cache.install_bytes(names_key, "\n".join(f"{k}\t{v}" for k, v in lowered.items()).encode())
         return image, lowered
+
+    def _cached(self, key, names_key):
+        """``(cubin bytes, lowered names)`` of a compile the disk cache holds, or None."""
+        path = self.cache.lookup(key)
+        names_path = self.cache.lookup(names_key)
+        if path is None or names_path is None:
+            return None
+        with open(path, "rb") as image, open(names_path, "rb") as names:
+            return image.read(), _parse_names(names.read())
 
     def compile_uncached(self, source, architecture, options=(), name_expressions=(), program_name="metajit.cu"):
         """`compile` without the disk cache (for callers that cache units themselves);

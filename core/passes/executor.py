@@ -73,12 +73,14 @@ def upload(handle, array):
     return buffer
 
 
-def to_host(node):
-    """The value of a realised node as a fresh numpy array."""
+def to_host(node, buffer=None):
+    """The value of a realised node as a fresh numpy array (read from ``buffer`` where
+    given: a value of a realisation still running)."""
     if node.host_data is not None:
         return node.host_data.copy()
+    buffer = buffer or node.buffer
     array = np.empty(node.shape, dtype=node.dtype.numpy)
-    node.buffer.handle.copy_to_host(node.buffer.raw, array)
+    buffer.handle.copy_to_host(buffer.raw, array)
     return array
 
 
@@ -134,12 +136,19 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
     a realisation after planning, also run by `metajit.passes.replay`). ``given``: positions
     of donated leaves; ``on_ready``: as `realise`'s; ``found``: the deferred index checks
     the launches decide. Returns ``{position of a donated leaf: the launch writing into
-    its buffer}``. On an exception only the outputs the backend reports finished and
-    intact keep their buffers."""
+    its buffer}``.
+
+    The intermediates' buffers stay in a table of this call: their nodes may be shared
+    with other threads' graphs (a model's lazy bias), which must neither read this
+    realisation's arena nor see a value before it is computed. The other outputs (the
+    targets) get their buffers once the launches writing them have run (watched ones
+    just before their callbacks). On an exception only the outputs the backend reports
+    finished and intact get their buffers."""
     # every buffer and argument list first, then the launches back to back: the Python
     # between two kernels is then only the call itself (outputs take their place in the
     # arena or dead buffers as planned by `_buffer_plan`)
     sequence, produced, launched = [], [], []
+    buffers = {id(node): node.buffer for node in template.leaves(order)}  # id(node) -> its buffer here
     queued_with = {}  # id(node) -> the number of launches queued once it has its value
     taken = {}  # position of a donated leaf -> index of the launch writing into its buffer
     launches_done = False
@@ -149,21 +158,22 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
             inputs, outputs = inputs(order), outputs(order)
             produced.append(outputs)
             if program is None:
-                outputs[0].buffer = inputs[0].buffer
+                buffers[id(outputs[0])] = buffers[id(inputs[0])]
             else:
                 output_buffers = []
                 for node, size, source, offset in zip(outputs, sizes, sources, offsets):
                     if offset is not None:
-                        buffer = node.buffer = DeviceBuffer.part(arena, offset, size)
+                        buffer = DeviceBuffer.part(arena, offset, size)
                     elif source is None:
-                        buffer = node.buffer = DeviceBuffer(handle, size)
+                        buffer = DeviceBuffer(handle, size)
                     else:
-                        buffer = node.buffer = order[source].buffer
+                        buffer = buffers[id(order[source])]
                         mark_written(buffer.raw)
                         if source in given:
                             taken[source] = len(launched)  # the launch that overwrites a donated leaf
+                    buffers[id(node)] = buffer
                     output_buffers.append(buffer.raw)
-                sequence.append((program, [n.buffer.raw for n in inputs], output_buffers,
+                sequence.append((program, [buffers[id(n)].raw for n in inputs], output_buffers,
                                  tuple([n.attrs[0] for n in parameters(order)])))
                 launched.append((outputs, sources, offsets, sizes))
             if on_ready:
@@ -172,11 +182,12 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
         seconds = [] if debug.is_timing() else None
         due = {}  # launches queued -> callbacks due then
         for watched, callback in on_ready:
-            due.setdefault(max([queued_with.get(id(n), 0) for n in watched], default=0), []).append(callback)
+            due.setdefault(max([queued_with.get(id(n), 0) for n in watched], default=0), []).append(
+                _published_before(watched, buffers, callback))
         _launch_in_segments(handle, sequence, template.key, seconds, due)
         launches_done = True
         if found:
-            checks.verify(found, to_host)
+            checks.verify(found, lambda node: to_host(node, buffers.get(id(node))))
     except BaseException as error:
         # a failed allocation, launch or check, or Ctrl-C: only the outputs of launches the
         # backend reports finished (``metajit_completed``) whose buffers no finished launch
@@ -190,8 +201,10 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
             kept -= {id(node) for node in launched[index][0]} if index < len(launched) else set()
         for outputs in produced:
             for node in outputs:
-                if id(node) not in kept:
-                    node.buffer = None
+                if id(node) in kept:
+                    node.buffer = buffers[id(node)]
+                elif node.buffer is not None and node.buffer is buffers.get(id(node)):
+                    node.buffer = None  # given before a callback, but not kept
         # a donated leaf is lost once a launch that may have run (the one interrupted
         # included) wrote into its buffer; the others keep their values
         started = len(launched) if launches_done else getattr(error, "metajit_completed", -1) + 1
@@ -199,11 +212,23 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
         if found:
             checks.restore(found)
         raise
+    for node in template.kept(order):
+        node.buffer = buffers[id(node)]
     if debug.is_recording():
         kernels = [kernel for kernel, *_ in template.steps if kernel is not None]
         for kernel, duration in zip(kernels, seconds or [None] * len(kernels)):
             debug.record(handle, kernel, duration)
     return taken
+
+
+def _published_before(watched, buffers, callback):
+    """``callback`` preceded by giving the ``watched`` nodes their buffers from ``buffers``."""
+    def publish_then_call():
+        for node in watched:
+            if id(node) in buffers:
+                node.buffer = buffers[id(node)]
+        callback()
+    return publish_then_call
 
 
 def _prepare(handle, template, order, donated=()):
@@ -511,8 +536,6 @@ def realise(nodes, on_ready=(), donated=(), capture=None):
     if capture is not None:
         capture.append("a custom operator with a Python body ran" if opaque else
                        "an index check was pending" if found else (handle, template, order, steps, arena_bytes))
-    for node in template.intermediates(order):
-        node.buffer = None
     if taken:
         donation.invalidate([order[p] for p in taken])
     for node in pending:

@@ -163,7 +163,8 @@ class PlanTemplate:
     """A fused `Plan` with its nodes named by position in the graph order, so that a graph
     of the same structure replays it.
 
-    ``uploads``, ``intermediates`` and ``leaves`` (every realised node the plan reads) are
+    ``uploads``, ``intermediates``, ``kept`` (the steps' other outputs: the values that
+    outlive the realisation) and ``leaves`` (every realised node the plan reads) are
     pickers (order -> nodes); ``steps`` holds ``(kernel, inputs, outputs, parameters)``
     pickers per step and ``outputs`` each step's output ``(bytes, dtype)`` pairs.
     ``prepared`` is the executor's per-device cache (compiled programs with the steps);
@@ -171,7 +172,7 @@ class PlanTemplate:
     the backend's ``launch_sequence`` (a backend may capture the sequence once and replay it).
     """
 
-    __slots__ = ("uploads", "steps", "outputs", "intermediates", "leaves", "prepared", "key")
+    __slots__ = ("uploads", "steps", "outputs", "intermediates", "kept", "leaves", "prepared", "key")
 
     def __init__(self, fresh, order):
         position = graphwalk.positions(order)
@@ -184,6 +185,8 @@ class PlanTemplate:
         self.outputs = tuple(tuple((numel(n.shape) * n.dtype.itemsize, n.dtype) for n in s.output_nodes)
                              for s in fresh.steps)
         self.intermediates = where(fresh.intermediates)
+        temporary = {id(n) for n in fresh.intermediates}
+        self.kept = where([n for s in fresh.steps for n in s.output_nodes if id(n) not in temporary])
         self.leaves = where([n for n in order if n.is_realised])
         self.prepared = {}
         self.key = next(_template_keys)

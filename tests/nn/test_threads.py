@@ -123,3 +123,47 @@ def test_threads_sharing_one_model_for_inference_agree_with_it_alone():
             with jt.no_grad():
                 np.testing.assert_allclose(model(jt.array(inputs[k])).numpy(), expected[k], rtol=1e-5, atol=1e-6)
     run_in_threads(worker, 4)
+
+
+def test_a_lazy_parameter_shared_by_two_threads_is_computed_by_each(monkeypatch):
+    """A bias set by `init.constant_` has no value until a graph computes it, as an
+    intermediate of that realisation (a convolution's input). Thread B builds and runs its
+    graph while thread A's realisation of the same model is between planning and
+    launching: B must compute the bias itself, not read A's unwritten (then freed) memory."""
+    import torch
+    from metajit.passes import executor
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1)).eval()
+    for layer in (model[0], model[2]):
+        jt.init.constant_(layer.bias, 0.5)
+    weights = [torch.from_numpy(layer.weight.numpy()) for layer in (model[0], model[2])]
+    assert not model[0].bias._node.is_realised
+    rng = np.random.default_rng(0)
+    xa, xb = (rng.standard_normal((1, 3, 8, 8)).astype(np.float32) for _ in range(2))
+
+    def oracle(x):
+        bias = torch.full((4,), 0.5)
+        hidden = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), weights[0], bias, padding=1))
+        return torch.nn.functional.conv2d(hidden, weights[1], bias, padding=1).numpy()
+    launch, results = executor._launch_in_segments, {}
+
+    def launch_after_another_thread(*arguments):
+        if threading.current_thread().name == "A" and "b" not in results:
+            def run_b():
+                with jt.no_grad():
+                    results["b"] = model(jt.array(xb)).numpy()
+            other = threading.Thread(target=run_b, name="B")
+            other.start()
+            other.join()
+        return launch(*arguments)
+    monkeypatch.setattr(executor, "_launch_in_segments", launch_after_another_thread)
+
+    def run_a():
+        with jt.no_grad():
+            results["a"] = model(jt.array(xa)).numpy()
+    thread = threading.Thread(target=run_a, name="A")
+    thread.start()
+    thread.join()
+    np.testing.assert_allclose(results["b"], oracle(xb), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(results["a"], oracle(xa), rtol=1e-5, atol=1e-5)
+    with jt.no_grad():
+        np.testing.assert_allclose(model(jt.array(xb)).numpy(), oracle(xb), rtol=1e-5, atol=1e-5)
