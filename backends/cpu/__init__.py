@@ -7,6 +7,7 @@ Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loadin
 """
 import ctypes
 import os
+import threading
 
 import numpy as np
 
@@ -31,13 +32,16 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 _allocator = host_allocator()
 _workspace = Workspace(_allocator)  # library programs' scratch, one per thread
 _compiler = None
+_making_compiler = threading.Lock()
 
 
 def compiler():
     """The process-wide `Compiler`, created on first compile (never at import)."""
     global _compiler
     if _compiler is None:
-        _compiler = Compiler()
+        with _making_compiler:
+            if _compiler is None:
+                _compiler = Compiler()
     return _compiler
 
 

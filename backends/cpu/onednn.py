@@ -142,6 +142,7 @@ class _Engine:
 
 
 _post_op_attributes_made = {}
+_making_post_ops = threading.Lock()
 # activation code (`convolution.epilogue`) -> (eltwise algorithm, alpha, beta): ReLU, and
 # ReLU6 as a clip to [0, 6]
 _ACTIVATION_POST_OPS = {RELU: (_ELTWISE_RELU, 0.0, 0.0), RELU6: (_ELTWISE_CLIP, 0.0, 6.0)}
@@ -153,21 +154,22 @@ def _post_op_attributes(activation, residual=False):
     ``activation`` (`RELU`, `RELU6`, 0: none); made once each, since a primitive
     descriptor copies the attributes it is created with."""
     key = (activation, residual)
-    if key not in _post_op_attributes_made:
-        lib = library()
-        post_ops, attributes = ctypes.c_void_p(), ctypes.c_void_p()
-        _check(lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
-        if residual:
-            _check(lib.dnnl_post_ops_append_sum(post_ops, ctypes.c_float(1.0), ctypes.c_int32(0), _DATA_TYPE_UNDEF),
-                   "sum post-op")
-        if activation:
-            algorithm, alpha, beta = _ACTIVATION_POST_OPS[activation]
-            _check(lib.dnnl_post_ops_append_eltwise(post_ops, algorithm, ctypes.c_float(alpha), ctypes.c_float(beta)),
-                   "activation post-op")
-        _check(lib.dnnl_primitive_attr_create(ctypes.byref(attributes)), "primitive attributes")
-        _check(lib.dnnl_primitive_attr_set_post_ops(attributes, post_ops), "post-ops attribute")
-        _check(lib.dnnl_post_ops_destroy(post_ops), "post-ops release")
-        _post_op_attributes_made[key] = attributes
+    with _making_post_ops:
+        if key not in _post_op_attributes_made:
+            lib = library()
+            post_ops, attributes = ctypes.c_void_p(), ctypes.c_void_p()
+            _check(lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
+            if residual:
+                _check(lib.dnnl_post_ops_append_sum(post_ops, ctypes.c_float(1.0), ctypes.c_int32(0),
+                                                    _DATA_TYPE_UNDEF), "sum post-op")
+            if activation:
+                algorithm, alpha, beta = _ACTIVATION_POST_OPS[activation]
+                _check(lib.dnnl_post_ops_append_eltwise(post_ops, algorithm, ctypes.c_float(alpha), ctypes.c_float(beta)),
+                       "activation post-op")
+            _check(lib.dnnl_primitive_attr_create(ctypes.byref(attributes)), "primitive attributes")
+            _check(lib.dnnl_primitive_attr_set_post_ops(attributes, post_ops), "post-ops attribute")
+            _check(lib.dnnl_post_ops_destroy(post_ops), "post-ops release")
+            _post_op_attributes_made[key] = attributes
     return _post_op_attributes_made[key]
 
 
