@@ -31,6 +31,9 @@ def checkpoint_directories():
 def _file_name(model_name, files, weights):
     """(weights name, torchvision file name) that ``weights`` asks for, or (None, a path)."""
     if weights is True or weights == "DEFAULT":
+        if not files:
+            raise MetajitValueError(f"{model_name}: torchvision publishes no pretrained weights for it; pass "
+                                    f"weights='/path/to/checkpoint.pth'")
         return next(iter(files.items()))
     if hasattr(weights, "url"):  # a torchvision weights enum member
         return weights.name, weights.url.rsplit("/", 1)[-1]
@@ -113,8 +116,9 @@ def model_function(name, files, construct, defaults=None, target="the model clas
     def model(pretrained=False, weights=None, **kwargs):
         return build(name, files, construct, pretrained, weights, {**(defaults or {}), **kwargs})
     model.__name__ = model.__qualname__ = name
+    checkpoints = ", ".join(files.values()) or "a path: torchvision has none"
     model.__doc__ = (f"{name} with torchvision's architecture and parameter names. ``pretrained=True`` or "
-                     f"``weights=`` loads a local checkpoint ({', '.join(files.values())}; see "
+                     f"``weights=`` loads a local checkpoint ({checkpoints}; see "
                      f"`metajit.models.pretrained`); other keyword arguments go to {target}.\n\n"
                      f"Example: ``jt.models.{name}(num_classes=10)``.")
     return model

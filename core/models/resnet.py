@@ -6,7 +6,9 @@ from .blocks import initialise, kaiming_fan_out
 from .pretrained import model_function
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101",
-           "resnet152", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2"]
+           "resnet152", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2",
+           "resnet26", "resnet38", "Resnet18", "Resnet26", "Resnet34", "Resnet38", "Resnet50", "Resnet101",
+           "Resnet152", "Resnext50_32x4d", "Resnext101_32x8d", "Wide_resnet50_2", "Wide_resnet101_2"]
 
 
 def _conv3x3(in_channels, out_channels, stride=1, groups=1, dilation=1):
@@ -153,6 +155,9 @@ _CONFIGS = {
     "wide_resnet101_2": (Bottleneck, [3, 4, 23, 3], {"width_per_group": 128},
                          {"IMAGENET1K_V1": "wide_resnet101_2-32ee1156.pth",
                           "IMAGENET1K_V2": "wide_resnet101_2-d733dc28.pth"}),
+    # Jittor's shallower bottleneck networks (no torchvision checkpoint: weights= a path)
+    "resnet26": (Bottleneck, [1, 2, 4, 1], {}, {}),
+    "resnet38": (Bottleneck, [2, 3, 5, 2], {}, {}),
 }
 
 
@@ -165,3 +170,8 @@ resnet18, resnet34, resnet50, resnet101, resnet152 = (
     _resnet(n) for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
 resnext50_32x4d, resnext101_32x8d = _resnet("resnext50_32x4d"), _resnet("resnext101_32x8d")
 wide_resnet50_2, wide_resnet101_2 = _resnet("wide_resnet50_2"), _resnet("wide_resnet101_2")
+resnet26, resnet38 = _resnet("resnet26"), _resnet("resnet38")
+# Jittor's spellings (``from jittor.models import Resnet50``)
+Resnet18, Resnet26, Resnet34, Resnet38, Resnet50 = resnet18, resnet26, resnet34, resnet38, resnet50
+Resnet101, Resnet152, Resnext50_32x4d, Resnext101_32x8d = resnet101, resnet152, resnext50_32x4d, resnext101_32x8d
+Wide_resnet50_2, Wide_resnet101_2 = wide_resnet50_2, wide_resnet101_2

@@ -101,3 +101,22 @@ def test_googlenet_weights_set_transform_input_and_drop_auxiliary_heads(no_weigh
     kept = jt.models.googlenet(weights=str(path), aux_logits=True).train()
     outputs = kept(jt.randn(2, 3, 64, 64))
     assert outputs.aux_logits1.shape == (2, 1000) and outputs.aux_logits2.shape == (2, 1000)
+
+
+def test_jittor_spellings_of_the_resnets(no_weights_dirs, torchvision, resnet18_checkpoint):
+    """``from jittor.models import Resnet50`` (and Jittor's resnet26 / resnet38, torchvision's
+    ResNet class with bottleneck depths [1, 2, 4, 1] and [2, 3, 5, 2]) runs unchanged."""
+    for jittor_name in ("Resnet18", "Resnet34", "Resnet50", "Resnet101", "Resnet152", "Resnext50_32x4d",
+                        "Resnext101_32x8d", "Wide_resnet50_2", "Wide_resnet101_2"):
+        assert getattr(jt.models, jittor_name) is getattr(jt.models, jittor_name.lower())
+    theirs, path = resnet18_checkpoint
+    assert_same_outputs(jt.models.Resnet18(weights=str(path)), theirs)
+    from torchvision.models.resnet import Bottleneck, ResNet
+    for builder, depths in ((jt.models.Resnet26, [1, 2, 4, 1]), (jt.models.resnet38, [2, 3, 5, 2])):
+        torch.manual_seed(0)
+        reference = ResNet(Bottleneck, depths, num_classes=10).eval()
+        ours = builder(num_classes=10)
+        assert ours.load_state_dict(reference.state_dict()) == ([], [])
+        assert_same_outputs(ours, reference)
+    with pytest.raises(jt.errors.MetajitValueError, match="no pretrained weights.*weights="):
+        jt.models.Resnet26(pretrained=True)
