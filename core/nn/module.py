@@ -56,19 +56,19 @@ class Module:
 
     def __setattr__(self, name, value):
         _changes[0] += 1
-        for table in ("_parameters", "_buffers", "_modules"):
-            self.__dict__.get(table, {}).pop(name, None)
         if isinstance(value, Var):
-            if name in self.__dict__.get("_buffer_names", ()):
-                self._buffers[name] = value
-            else:
-                if value.requires_grad:
-                    gradients.track_grad(value)
-                self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+            table = "_buffers" if name in self.__dict__.get("_buffer_names", ()) else "_parameters"
         else:
+            table = "_modules" if isinstance(value, Module) else None
+        for other in ("_parameters", "_buffers", "_modules"):
+            if other != table:
+                self.__dict__.get(other, {}).pop(name, None)
+        if table is None:
             object.__setattr__(self, name, value)
+            return
+        if table == "_parameters" and value.requires_grad:
+            gradients.track_grad(value)
+        getattr(self, table)[name] = value  # a replaced entry keeps its place (a Sequential's order)
 
     def __getattr__(self, name):
         for table in ("_parameters", "_buffers", "_modules"):
@@ -286,8 +286,76 @@ def functional_module(name, function, settings=()):
                                   "__doc__": f"Module form of ``{function.__name__}``."})
 
 
-class Sequential(Module):
-    """Modules applied in order: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 1))``."""
+class _ModuleSequence:
+    """List behaviour over a module's numbered children, shared by `Sequential` and
+    `ModuleList` (as PyTorch's): indexing (a slice gives the same kind of container),
+    assignment, deletion and insertion, the children renumbered ``0 .. n-1`` after a
+    deletion or an insertion. Each container defines ``_of(named_layers)``, its own kind
+    built from ``(name, layer)`` pairs (a slice)."""
+
+    def _name_at(self, index):
+        names = list(self._modules)
+        if not isinstance(index, int) or not -len(names) <= index < len(names):
+            raise IndexError(f"{type(self).__name__} index {index!r} out of range for {len(names)} modules")
+        return names[index]
+
+    def _renumber(self, layers):
+        _changes[0] += 1
+        self._modules.clear()
+        for index, layer in enumerate(layers):
+            self._modules[str(index)] = layer
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._of(list(self._modules.items())[index])
+        return self._modules[self._name_at(index)]
+
+    def __setitem__(self, index, module):
+        setattr(self, self._name_at(index), module)
+
+    def __delitem__(self, index):
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            del layers[index]
+        else:
+            del layers[list(self._modules).index(self._name_at(index))]
+        self._renumber(layers)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        """Add ``module`` at the end; returns self."""
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        """Add each of ``modules`` at the end; returns self."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        """Put ``module`` before position ``index`` (as ``list.insert``)."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.insert takes a Module, got {type(module).__name__}")
+        layers = list(self._modules.values())
+        layers.insert(index, module)
+        self._renumber(layers)
+
+    def pop(self, index=-1):
+        """Remove the module at ``index`` and return it."""
+        module = self[index]
+        del self[index]
+        return module
+
+
+class Sequential(_ModuleSequence, Module):
+    """Modules applied in order: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 1))``;
+    ``model.classifier[6] = Linear(4096, 10)`` replaces a layer in place."""
 
     def __init__(self, *layers):
         super().__init__()
@@ -298,30 +366,16 @@ class Sequential(Module):
             for index, layer in enumerate(layers):
                 setattr(self, str(index), layer)
 
+    def _of(self, named_layers):
+        return Sequential(collections.OrderedDict(named_layers))  # (names kept, as torch's)
+
     def execute(self, x):
         for layer in self._modules.values():
             x = layer(x)
         return x
 
-    def __getitem__(self, index):
-        layers = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        return layers[index]
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, layer):
-        """Add ``layer`` at the end; returns self."""
-        setattr(self, str(len(self._modules)), layer)
-        return self
-
-
-class ModuleList(Module):
+class ModuleList(_ModuleSequence, Module):
     """A list of modules whose parameters the parent sees."""
 
     def __init__(self, modules=()):
@@ -329,25 +383,8 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
 
-    def append(self, module):
-        """Add ``module`` at the end; returns self."""
-        setattr(self, str(len(self._modules)), module)
-        return self
-
-    def extend(self, modules):
-        """Add each of ``modules``; returns self."""
-        for module in modules:
-            self.append(module)
-        return self
-
-    def __getitem__(self, index):
-        return list(self._modules.values())[index]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+    def _of(self, named_layers):
+        return ModuleList(layer for _, layer in named_layers)
 
 
 class _NamedTable:

@@ -120,3 +120,27 @@ def test_jittor_spellings_of_the_resnets(no_weights_dirs, torchvision, resnet18_
         assert_same_outputs(ours, reference)
     with pytest.raises(jt.errors.MetajitValueError, match="no pretrained weights.*weights="):
         jt.models.Resnet26(pretrained=True)
+
+
+def test_mnasnet_version_1_checkpoint_loads_into_a_narrower_model(tmp_path, torchvision):
+    """Checkpoints saved before torchvision scaled MNASNet's stem (32/16 channels whatever
+    the width, as the published mnasnet0_5 file) rebuild the stem in place: the model then
+    computes what the saved one did."""
+    from torchvision.models import mnasnet
+    nn, momentum = torch.nn, mnasnet._BN_MOMENTUM
+    torch.manual_seed(0)
+    saved = torchvision.models.mnasnet0_5()
+    version_1_stem = [
+        nn.Conv2d(3, 32, 3, padding=1, stride=2, bias=False), nn.BatchNorm2d(32, momentum=momentum), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False), nn.BatchNorm2d(32, momentum=momentum), nn.ReLU(),
+        nn.Conv2d(32, 16, 1, bias=False), nn.BatchNorm2d(16, momentum=momentum),
+        mnasnet._stack(16, mnasnet._get_depths(0.5)[2], 3, 2, 3, 3, momentum)]
+    for index, layer in enumerate(version_1_stem):
+        saved.layers[index] = layer
+    saved._version = 1
+    path = tmp_path / "mnasnet0.5_version1.pth"
+    torch.save(saved.state_dict(), path)
+    ours = jt.models.mnasnet0_5()
+    assert ours.load_state_dict(str(path)) == ([], [])
+    assert [name for name, _ in ours.layers.named_children()] == [str(k) for k in range(17)]
+    assert_same_outputs(ours, saved.eval(), side=64)

@@ -1,4 +1,5 @@
 """Containers, Parameter, Jittor's Pool, and initialiser distributions (vs PyTorch's formulas)."""
+import collections
 import math
 
 import numpy as np
@@ -106,3 +107,47 @@ def test_trunc_normal_matches_torch_distribution():
     assert values.mean() == pytest.approx(theirs.mean(), abs=0.01)
     with pytest.raises(jt.MetajitValueError, match="a < b"):
         init.trunc_normal_(weight, a=1.0, b=0.0)
+
+
+def _layout(container):
+    """(name, kind, in features) of each child: comparable between metajit and torch."""
+    return [(name, type(layer).__name__, getattr(layer, "in_features", None)) for name, layer in
+            container.named_children()]
+
+
+def test_sequential_and_module_list_edits_follow_torch():
+    """Replacing a named child keeps its place (a grayscale stem set as ``features.conv0 =``
+    must still run first); item assignment, deletion, insertion and pop match torch's
+    containers, children renumbered as torch does."""
+    torch = pytest.importorskip("torch")
+    for kind in ("Sequential", "ModuleList"):
+        def build(nn):
+            layers = [nn.Linear(k + 1, k + 2) for k in range(5)]
+            return getattr(nn, kind)(*layers) if kind == "Sequential" else getattr(nn, kind)(layers)
+        ours, theirs = build(jt.nn), build(torch.nn)
+        for container, nn in ((ours, jt.nn), (theirs, torch.nn)):
+            container[1] = nn.Linear(20, 3)
+            container[-1] = nn.Linear(30, 6)
+            setattr(container, "2", nn.Linear(40, 4))
+            del container[0]
+            container.insert(1, nn.Linear(50, 1))
+            container.append(nn.Linear(60, 1))
+            assert container.pop(2).in_features == 40
+            del container[1:2]
+            container.extend([nn.Linear(70, 1)])
+        assert _layout(ours) == _layout(theirs)
+        assert type(ours[1:]) is type(ours) and _layout(ours[1:]) == _layout(theirs[1:])
+        with pytest.raises(IndexError, match="out of range"):
+            ours[len(ours)] = jt.nn.ReLU()
+
+
+def test_replacing_a_named_layer_keeps_the_forward_order():
+    model = jt.nn.Sequential(collections.OrderedDict(
+        [("conv0", jt.nn.Conv2d(3, 4, 3)), ("relu0", jt.nn.ReLU()), ("pool0", jt.nn.MaxPool2d(2))]))
+    model.conv0 = jt.nn.Conv2d(1, 4, 3)  # a grayscale input
+    assert [name for name, _ in model.named_children()] == ["conv0", "relu0", "pool0"]
+    assert model(jt.ones((1, 1, 6, 6))).shape == (1, 4, 2, 2)
+    model.relu0 = jt.nn.ReLU6()
+    model.conv0.weight = jt.zeros((4, 1, 3, 3))
+    assert [name for name, _ in model.named_parameters()] == ["conv0.weight", "conv0.bias"]
+
