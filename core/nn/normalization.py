@@ -115,14 +115,24 @@ class _BatchNorm(Module):
             if self.training and self.track_running_stats:
                 with no_grad():
                     unbiased = binary("mul", variance.reshape(self.num_features), correction)
-                    update_average(self.running_mean, mean.reshape(self.num_features), 1 - self.momentum)
-                    update_average(self.running_var, unbiased, 1 - self.momentum)
+                    decay = self._decay(x.dtype)
+                    update_average(self.running_mean, mean.reshape(self.num_features), decay)
+                    update_average(self.running_var, unbiased, decay)
                     self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
         else:
             scale, shift = self._running_scale_and_shift(shape)
             folded = self._folded_convolution(x, scale, shift)
             return folded if folded is not None else _scale_and_shift(x, scale, shift)
         return _scale_and_shift(x, *self._scale_and_shift(mean, inverse_std, shape))
+
+    def _decay(self, dtype):
+        """How much of the running statistics a training step keeps: ``1 - momentum``, or
+        with ``momentum=None`` (PyTorch's cumulative average over every batch seen)
+        ``1 - 1 / batches tracked``, this batch included."""
+        if self.momentum is not None:
+            return 1 - self.momentum
+        tracked = cast(binary("add", self.num_batches_tracked, 1), dtype)
+        return binary("sub", 1.0, binary("div", 1.0, tracked))
 
     def _scale_and_shift(self, mean, inverse_std, shape):
         """The statistics and the affine parameters folded into one per-channel scale and shift."""

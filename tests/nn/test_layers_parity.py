@@ -88,10 +88,11 @@ def test_batchnorm_of_offset_inputs_matches_torch(outlier, rng):
     np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-6)
 
 
-def test_batchnorm_running_statistics_and_eval_match_torch(rng):
-    ours, theirs = jt.nn.BatchNorm1d(4, momentum=0.3), torch.nn.BatchNorm1d(4, momentum=0.3)
-    for _ in range(3):
-        data = rng.standard_normal((8, 4)).astype(np.float32) * 3 + 1
+@pytest.mark.parametrize("momentum", [0.3, None])  # None: the cumulative average of every batch
+def test_batchnorm_running_statistics_and_eval_match_torch(rng, momentum):
+    ours, theirs = jt.nn.BatchNorm1d(4, momentum=momentum), torch.nn.BatchNorm1d(4, momentum=momentum)
+    for step in range(3):
+        data = rng.standard_normal((8, 4)).astype(np.float32) * 3 + step
         ours(jt.array(data))
         theirs(torch.tensor(data))
     jt.sync_all()
