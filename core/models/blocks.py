@@ -17,14 +17,15 @@ def make_divisible(value, divisor, min_value=None):
 
 
 def conv_norm_activation(in_channels, out_channels, kernel_size=3, stride=1, groups=1,
-                         activation=nn.ReLU, norm_layer=nn.BatchNorm2d, momentum=0.1):
+                         activation=nn.ReLU, norm_layer=nn.BatchNorm2d, momentum=None):
     """``Sequential(Conv2d, BatchNorm2d[, activation])`` with "same" padding and no conv bias,
     children named ``0``, ``1``, ``2`` as torchvision's ``Conv2dNormActivation``;
-    ``activation=None`` leaves it out. Example: ``conv_norm_activation(3, 32, stride=2)``.
+    ``activation=None`` leaves it out; ``norm_layer(out_channels)`` is called with
+    ``momentum=`` only when one is given. Example: ``conv_norm_activation(3, 32, stride=2)``.
     """
+    norm = norm_layer(out_channels) if momentum is None else norm_layer(out_channels, momentum=momentum)
     layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
-                        groups=groups, bias=False),
-              norm_layer(out_channels, momentum=momentum)]
+                        groups=groups, bias=False), norm]
     if activation is not None:
         layers.append(activation())
     return nn.Sequential(*layers)

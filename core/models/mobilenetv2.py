@@ -48,7 +48,7 @@ class MobileNetV2(nn.Module):
                  block=None, norm_layer=None, dropout=0.2):
         super().__init__()
         block, norm_layer = block or InvertedResidual, norm_layer or nn.BatchNorm2d
-        setting = inverted_residual_setting or _SETTING
+        setting = _SETTING if inverted_residual_setting is None else inverted_residual_setting
         if not setting or any(len(row) != 4 for row in setting):
             raise MetajitValueError(f"inverted_residual_setting should be a non-empty list of 4-element lists, "
                                     f"got {setting}")

@@ -28,23 +28,44 @@ def checkpoint_directories():
     return directories
 
 
+def _check_weights_class(model_name, class_name, weights):
+    """Raise `MetajitValueError` when ``class_name`` (torchvision's ``ResNet50_Weights``)
+    names the weights of a model other than ``model_name``."""
+    if class_name and class_name.lower().removesuffix("_weights") != model_name:
+        raise MetajitValueError(f"{model_name}: weights {weights} are another model's ({class_name}); "
+                                f"pass {model_name}'s own weights or a checkpoint path")
+
+
 def _file_name(model_name, files, weights):
-    """(weights name, torchvision file name) that ``weights`` asks for, or (None, a path)."""
+    """(weights name, torchvision file name) that ``weights`` asks for, or (None, a path).
+    ``True`` (``pretrained=True``) is torchvision's first weights, ``"DEFAULT"`` its latest
+    ImageNet version (``IMAGENET1K_V2`` where there is one)."""
     if weights is True or weights == "DEFAULT":
         if not files:
             raise MetajitValueError(f"{model_name}: torchvision publishes no pretrained weights for it; pass "
                                     f"weights='/path/to/checkpoint.pth'")
-        return next(iter(files.items()))
+        versions = [name for name in files if name.startswith("IMAGENET1K_V")]
+        if weights is True or not versions:
+            return next(iter(files.items()))
+        latest = max(versions, key=lambda name: int(name.rsplit("_V", 1)[1]))
+        return latest, files[latest]
     if hasattr(weights, "url"):  # a torchvision weights enum member
+        _check_weights_class(model_name, type(weights).__name__, weights)
         return weights.name, weights.url.rsplit("/", 1)[-1]
     text = os.fspath(weights)
     if os.path.isfile(text):
         return None, text
-    choice = text.rsplit(".", 1)[-1]  # "IMAGENET1K_V2" or "ResNet50_Weights.IMAGENET1K_V2"
+    class_name, _, choice = text.rpartition(".")  # "IMAGENET1K_V2" or "ResNet50_Weights.IMAGENET1K_V2"
+    if class_name.endswith("_Weights"):
+        _check_weights_class(model_name, class_name, text)
+        if choice == "DEFAULT":
+            return _file_name(model_name, files, choice)
     if choice in files:
         return choice, files[choice]
-    if os.sep in text or text.endswith((".pth", ".pt", ".pkl")):
+    if os.sep in text:
         raise MetajitFileNotFoundError(f"{model_name}: weights file {text!r} does not exist")
+    if text.endswith((".pth", ".pt", ".pkl")):
+        return "a checkpoint file", text  # a bare file name: looked up where checkpoints are kept
     raise MetajitValueError(f"{model_name}: unknown weights {text!r}; use a file path or one of "
                             f"{['DEFAULT'] + list(files)}")
 
@@ -52,10 +73,14 @@ def _file_name(model_name, files, weights):
 def weights_path(model_name, files, pretrained=False, weights=None):
     """The checkpoint file that ``pretrained`` / ``weights`` ask for, or None when neither does.
 
-    ``files`` maps weights names to torchvision's file names, the default first (e.g.
-    ``{"IMAGENET1K_V1": "resnet18-f37072fd.pth"}``). ``weights`` may be a path, ``True``,
-    ``"DEFAULT"``, a name from ``files`` (also as ``"ResNet18_Weights.IMAGENET1K_V1"``) or
-    a torchvision weights enum member. Example:
+    ``files`` maps weights names to torchvision's file names in torchvision's order (e.g.
+    ``{"IMAGENET1K_V1": "resnet50-0676ba61.pth", "IMAGENET1K_V2": "resnet50-11ad3fa6.pth"}``):
+    ``pretrained=True`` takes the first, ``"DEFAULT"`` the latest ``IMAGENET1K_Vn``, as
+    torchvision does.
+    ``weights`` may be a path, a bare file name (looked up in `checkpoint_directories`),
+    ``True``, ``"DEFAULT"``, a name from ``files`` (also as
+    ``"ResNet50_Weights.IMAGENET1K_V2"`` or ``"ResNet50_Weights.DEFAULT"``) or a
+    torchvision weights enum member; another model's weights raise `MetajitValueError`. Example:
     ``weights_path("resnet18", files, pretrained=True)`` gives
     ``~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth`` if that file is there.
     """
@@ -86,13 +111,13 @@ def read_state(state):
     return state
 
 
-def fix_arguments(model_name, arguments, **required):
-    """Set the constructor ``arguments`` that pretrained weights require (e.g.
-    ``num_classes=1000``), raising `MetajitValueError` if the caller asked for another value."""
+def fix_arguments(model_name, arguments, reason="pretrained weights need", **required):
+    """Set the constructor ``arguments`` that pretrained weights (or the model's definition:
+    ``reason``) require (e.g. ``num_classes=1000``), raising `MetajitValueError` if the
+    caller asked for another value."""
     for key, value in required.items():
         if arguments.get(key, value) != value:
-            raise MetajitValueError(f"{model_name}: pretrained weights need {key}={value!r}, "
-                                    f"got {arguments[key]!r}")
+            raise MetajitValueError(f"{model_name}: {reason} {key}={value!r}, got {arguments[key]!r}")
         arguments[key] = value
 
 
@@ -110,11 +135,14 @@ def build(model_name, files, construct, pretrained, weights, arguments):
 
 
 def model_function(name, files, construct, defaults=None, target="the model class"):
-    """A public model function ``name(pretrained=False, weights=None, **kwargs)`` calling
-    ``construct(**{**defaults, **kwargs})`` through `build`, documented with its checkpoint
-    files. Example: ``resnet18 = model_function("resnet18", FILES, make_resnet18)``."""
-    def model(pretrained=False, weights=None, **kwargs):
-        return build(name, files, construct, pretrained, weights, {**(defaults or {}), **kwargs})
+    """A public model function ``name(pretrained=False, weights=None, progress=True, **kwargs)``
+    calling ``construct(**defaults, **kwargs)`` through `build` (a keyword argument that
+    contradicts ``defaults``, as ``resnext50_32x4d(groups=16)``, raises `MetajitValueError`;
+    ``progress`` is torchvision's download bar: nothing is downloaded), documented with its
+    checkpoint files. Example: ``resnet18 = model_function("resnet18", FILES, make_resnet18)``."""
+    def model(pretrained=False, weights=None, progress=True, **kwargs):
+        fix_arguments(name, kwargs, f"{name} is defined with", **(defaults or {}))
+        return build(name, files, construct, pretrained, weights, kwargs)
     model.__name__ = model.__qualname__ = name
     checkpoints = ", ".join(files.values()) or "a path: torchvision has none"
     model.__doc__ = (f"{name} with torchvision's architecture and parameter names. ``pretrained=True`` or "
@@ -129,8 +157,8 @@ def auxiliary_model_function(name, files, model_class, aux_default):
     classifiers and expect inputs in [-1, 1]: with weights, ``transform_input`` defaults to
     True and the model is built with its auxiliary heads to load them, then drops them
     (``model.drop_auxiliary()``) unless ``aux_logits`` (default ``aux_default``) asks to
-    keep them, as torchvision does."""
-    def model(pretrained=False, weights=None, **kwargs):
+    keep them, as torchvision does (``progress`` as in `model_function`)."""
+    def model(pretrained=False, weights=None, progress=True, **kwargs):
         path = weights_path(name, files, pretrained, weights)
         if path is None:
             return model_class(**kwargs)

@@ -57,6 +57,28 @@ def test_weights_by_path_name_and_torchvision_enum(no_weights_dirs, monkeypatch,
     monkeypatch.setenv("METAJIT_WEIGHTS_DIR", str(path.parent))
     assert_same_outputs(jt.models.resnet18(weights="ResNet18_Weights.IMAGENET1K_V1"), theirs)
     assert_same_outputs(jt.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1), theirs)
+    assert_same_outputs(jt.models.resnet18(weights="ResNet18_Weights.DEFAULT", progress=False), theirs)
+    assert_same_outputs(jt.models.resnet18(weights=path.name), theirs)  # torchvision's file name, looked up
+    for other in ("ResNet50_Weights.IMAGENET1K_V1", torchvision.models.ResNet50_Weights.IMAGENET1K_V1):
+        with pytest.raises(jt.MetajitValueError, match="another model's.*ResNet50_Weights"):
+            jt.models.resnet18(weights=other)
+
+
+def test_default_weights_are_torchvisions_latest_and_pretrained_its_first(no_weights_dirs, monkeypatch, torchvision):
+    """torchvision's DEFAULT is IMAGENET1K_V2 where there is one (mobilenet_v2, resnet50 ...);
+    the legacy ``pretrained=True`` means IMAGENET1K_V1; VGG-16's extra feature weights are
+    not its default."""
+    torch.manual_seed(0)
+    theirs = torchvision.models.mobilenet_v2().eval()
+    torch.save(theirs.state_dict(), no_weights_dirs / "mobilenet_v2-7ebf99e0.pth")  # the V2 file
+    monkeypatch.setenv("METAJIT_WEIGHTS_DIR", str(no_weights_dirs))
+    assert_same_outputs(jt.models.mobilenet_v2(weights="DEFAULT"), theirs)
+    assert_same_outputs(jt.models.mobilenet_v2(weights="MobileNet_V2_Weights.DEFAULT"), theirs)
+    assert_same_outputs(jt.models.mobilenet_v2(weights=torchvision.models.MobileNet_V2_Weights.DEFAULT), theirs)
+    with pytest.raises(jt.MetajitFileNotFoundError, match="mobilenet_v2-b0353104.pth"):
+        jt.models.mobilenet_v2(pretrained=True)
+    with pytest.raises(jt.MetajitFileNotFoundError, match="vgg16-397923af.pth"):
+        jt.models.vgg16(weights="DEFAULT")
 
 
 def test_missing_weights_name_the_file_and_where_to_put_it(no_weights_dirs):
