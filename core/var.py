@@ -169,14 +169,23 @@ class Var:
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 
+    def __dlpack__(self, **options):
+        """The value as a DLPack capsule of a host copy (``torch.from_dlpack(var)``,
+        ``np.from_dlpack(var)``): a Var is a value, so the reader gets its own memory."""
+        return self.numpy().__dlpack__(**options)
+
+    def __dlpack_device__(self):
+        """Where `__dlpack__`'s memory lives: the host (DLPack's ``kDLCPU``, device 0)."""
+        return (1, 0)
+
     def __repr__(self):
         return f"jt.Var({np.array2string(self.numpy(), separator=' ')}, dtype={self.dtype})"
 
     __str__ = __repr__
 
     def __len__(self):
-        if not self.shape:
-            raise MetajitValueError("len() of a 0-d Var")
+        if not self.shape:  # a TypeError as numpy's: converters (torch.as_tensor) then treat it as a scalar
+            raise TypeError("len() of a 0-d Var")
         return self.shape[0]
 
     def __iter__(self):

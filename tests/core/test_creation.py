@@ -98,3 +98,14 @@ def test_eye_names_bad_sizes():
         jt.eye((1, 2, 3))
     with pytest.raises(jt.MetajitValueError, match=r"init.eye_ needs a 2-d Var, got shape \(3,\)"):
         jt.init.eye_(jt.zeros(3))
+
+
+def test_dlpack_hands_a_copy_to_torch_and_numpy():
+    torch = pytest.importorskip("torch")
+    value = jt.array(np.arange(6, dtype=np.float32).reshape(2, 3)) * 2
+    np.testing.assert_array_equal(torch.from_dlpack(value).numpy(), np.arange(6).reshape(2, 3) * 2)
+    np.testing.assert_array_equal(np.from_dlpack(value), np.arange(6).reshape(2, 3) * 2)
+    scalar = jt.array(np.float64(3.5))
+    assert torch.asarray(scalar).item() == 3.5 and torch.from_dlpack(scalar).dtype == torch.float64
+    with pytest.raises(TypeError, match="0-d"):  # as numpy's len() of an unsized array
+        len(scalar)
