@@ -84,11 +84,16 @@ class Var:
         ``update`` the new value does not carry gradient history. Its
         ``requires_grad`` is kept.
         """
+        return self._hold(value, self.dtype)
+
+    def _hold(self, value, dtype):
+        """`assign` with the Var's dtype changed to ``dtype`` (`Module.to(dtype)`, ``half()``:
+        the same Var, so an optimiser holding it still updates it)."""
         from .math_ops import as_node
         side_effects.changed(self)
-        node = _detached(as_node(value, self.dtype))
-        if node.dtype is not self.dtype and node.dtype != self.dtype:
-            node = graph.elementwise("cast", [node], self.dtype)
+        node = _detached(as_node(value, dtype))
+        if node.dtype is not dtype and node.dtype != dtype:
+            node = graph.elementwise("cast", [node], dtype)
         if node.shape != self.shape:
             node = graph.broadcast_to(node, self.shape)
         node.requires_grad = self._node.requires_grad

@@ -3,7 +3,7 @@
 Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
-from . import creation, indexing, jittor_spellings, math_ops, reductions, shape_ops, tensor_ops
+from . import creation, indexing, jittor_spellings, math_ops, placement, reductions, shape_ops, tensor_ops
 from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
 from .ir import dtypes
 from .math_ops import binary, unary
@@ -20,6 +20,13 @@ def _in_place(op):
     def method(self, other):
         return self._replace(binary(op, self, other)._node)
     return method
+
+
+def _to(self, *args, **kwargs):
+    """PyTorch's ``x.to(device)``, ``x.to(dtype)``, ``x.to(device, dtype)``, ``x.to(other)``
+    (`metajit.placement`): the same Var for the device in use, a converted one for a dtype."""
+    _, dtype = placement.to_arguments(args, kwargs)
+    return self if dtype is None else math_ops.cast(self, dtype)
 
 
 def _unary(op):
@@ -150,7 +157,8 @@ _METHODS = {
     "rsqrt": lambda self: binary("div", 1.0, unary("sqrt", self)), "reciprocal": _reciprocal,
     "log2": _log_base(2), "log10": _log_base(10),
     "log1p": _unary("log1p"), "expm1": _unary("expm1"),
-    "cast": math_ops.cast, "astype": math_ops.cast, "to": math_ops.cast,
+    "cast": math_ops.cast, "astype": math_ops.cast, "to": _to,
+    "cpu": lambda self: _to(self, "cpu"), "cuda": lambda self, device=None: _to(self, "cuda"),
     "float": _cast_to("float32"), "float32": _cast_to("float32"), "double": _cast_to("float64"),
     "float64": _cast_to("float64"), "half": _cast_to("float16"), "float16": _cast_to("float16"),
     "int": _cast_to("int32"), "int32": _cast_to("int32"), "long": _cast_to("int64"),

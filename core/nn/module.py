@@ -4,8 +4,9 @@ import collections
 
 import numpy as np
 
-from .. import gradients
+from .. import gradients, placement
 from ..errors import MetajitShapeError, MetajitValueError
+from ..ir import dtypes
 from ..var import Var
 
 LoadResult = collections.namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
@@ -107,7 +108,37 @@ class Module:
         setattr(self, name, module)
 
     def __call__(self, *args, **kwargs):
-        return self.execute(*args, **kwargs)
+        hooks = self.__dict__.get("_hooks")
+        if not hooks:
+            return self.execute(*args, **kwargs)
+        for hook in list(hooks["forward_pre"].values()):
+            changed = hook(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        output = self.execute(*args, **kwargs)
+        for hook in list(hooks["forward"].values()):
+            changed = hook(self, args, output)
+            if changed is not None:
+                output = changed
+        return output
+
+    def _add_hook(self, kind, hook):
+        hooks = self.__dict__.setdefault("_hooks", {"forward_pre": {}, "forward": {}})
+        handle = RemovableHandle(hooks[kind])
+        hooks[kind][handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, args)`` before each forward; a value it returns (a tuple, or a
+        single input) replaces the positional inputs. Returns a handle whose ``remove()``
+        takes the hook away. Example: ``layer.register_forward_pre_hook(lambda m, a: (a[0] * 2,))``."""
+        return self._add_hook("forward_pre", hook)
+
+    def register_forward_hook(self, hook):
+        """Call ``hook(module, args, output)`` after each forward; a value it returns replaces
+        the output. Returns a handle whose ``remove()`` takes the hook away. Example:
+        ``model.layer4.register_forward_hook(lambda m, a, out: features.append(out))``."""
+        return self._add_hook("forward", hook)
 
     def execute(self, *args, **kwargs):
         """The computation (Jittor's name); defaults to ``forward`` when a subclass defines it."""
@@ -137,19 +168,20 @@ class Module:
         """The direct child modules."""
         return list(self._modules.values())
 
-    def _named(self, table, prefix, recurse):
+    def _named(self, table, prefix, recurse, remove_duplicate=True):
         seen = set()
         modules = self.named_modules(prefix) if recurse else [(prefix, self)]
         for module_prefix, module in modules:
             for name, value in module.__dict__[table].items():
-                if value is None or id(value) in seen:
+                if value is None or (remove_duplicate and id(value) in seen):
                     continue
                 seen.add(id(value))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, prefix="", recurse=True):
-        """``(dotted name, Var)`` of every parameter (shared ones once)."""
-        return list(self._named("_parameters", prefix, recurse))
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """``(dotted name, Var)`` of every parameter (shared ones once, unless
+        ``remove_duplicate=False``)."""
+        return list(self._named("_parameters", prefix, recurse, remove_duplicate))
 
     def parameters(self, recurse=True):
         """Every parameter Var."""
@@ -162,6 +194,76 @@ class Module:
     def buffers(self, recurse=True):
         """Every buffer Var."""
         return [v for _, v in self.named_buffers(recurse=recurse)]
+
+    def get_submodule(self, target):
+        """The descendant named by the dotted path ``target`` (``"layer1.0.conv1"``; ``""`` is
+        self); raises AttributeError naming the missing part."""
+        module = self
+        for part in target.split(".") if target else ():
+            if part not in module._modules:
+                raise AttributeError(f"{type(module).__name__} has no submodule {part!r} (in {target!r})")
+            module = module._modules[part]
+        return module
+
+    def _get_state(self, target, table, what):
+        owner, _, name = target.rpartition(".")
+        module = self.get_submodule(owner)
+        if name not in module.__dict__[table]:
+            raise AttributeError(f"{type(module).__name__} has no {what} {name!r} (in {target!r})")
+        return module.__dict__[table][name]
+
+    def get_parameter(self, target):
+        """The parameter named by the dotted path ``target`` (``"fc.weight"``)."""
+        return self._get_state(target, "_parameters", "parameter")
+
+    def get_buffer(self, target):
+        """The buffer named by the dotted path ``target`` (``"bn1.running_mean"``)."""
+        return self._get_state(target, "_buffers", "buffer")
+
+    def to(self, *args, **kwargs):
+        """PyTorch's ``module.to(device)``, ``to(dtype)``, ``to(device, dtype)`` or
+        ``to(tensor)``: floating-point parameters and buffers take ``dtype`` in place (the
+        same Vars, so an optimiser holding them keeps working); returns self.
+
+        A device must be the one in use or ``"cpu"`` (`metajit.placement`): metajit runs
+        every computation on the device in use and moves values there itself, so naming
+        another raises `MetajitDeviceError` saying how to select it.
+        """
+        _, dtype = placement.to_arguments(args, kwargs)
+        return self if dtype is None else self._cast_floats(dtype)
+
+    def cpu(self):
+        """PyTorch's ``module.cpu()`` (see `to`); returns self."""
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """PyTorch's ``module.cuda()``: allowed while the cuda device is in use (see `to`;
+        metajit uses one device, so ``device`` changes nothing)."""
+        return self.to("cuda")
+
+    def float(self):
+        """Floating-point parameters and buffers as float32; returns self."""
+        return self._cast_floats(dtypes.float32)
+
+    def double(self):
+        """Floating-point parameters and buffers as float64; returns self."""
+        return self._cast_floats(dtypes.float64)
+
+    def half(self):
+        """Floating-point parameters and buffers as float16; returns self."""
+        return self._cast_floats(dtypes.float16)
+
+    float32, float64, float16 = float, double, half  # Jittor's names
+
+    def _cast_floats(self, dtype):
+        if not dtypes.is_float(dtype):
+            raise MetajitValueError(f"Module.to() takes a floating-point dtype, got {dtype}")
+        for module in self.modules():
+            for table in ("_parameters", "_buffers"):
+                for value in module.__dict__[table].values():
+                    if value is not None and dtypes.is_float(value.dtype) and value.dtype != dtype:
+                        value._hold(value, dtype)
+        return self
 
     def train(self, mode=True):
         """Set training mode (dropout active, batch statistics) here and below; returns self."""
@@ -191,15 +293,18 @@ class Module:
             parameter.requires_grad = requires_grad
         return self
 
-    def zero_grad(self):
-        """Clear ``.grad`` of every parameter."""
+    def zero_grad(self, set_to_none=True):
+        """Clear ``.grad`` of every parameter (gradients are never accumulated in place, so
+        ``set_to_none=False`` clears them too)."""
         for parameter in self.parameters():
             parameter.grad = None
 
-    def state_dict(self):
-        """Ordered ``{dotted name: Var}`` of parameters and persistent buffers."""
-        state = collections.OrderedDict()
-        for module_prefix, module in self.named_modules():
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """Ordered ``{dotted name: Var}`` of parameters and persistent buffers, names after
+        ``prefix``, added to ``destination`` when given (``keep_vars`` is PyTorch's: the
+        entries are the Vars either way)."""
+        state = collections.OrderedDict() if destination is None else destination
+        for module_prefix, module in self.named_modules(prefix.rstrip(".")):
             skip = module.__dict__.get("_non_persistent", set())
             for table in ("_parameters", "_buffers"):
                 for name, value in module.__dict__[table].items():
@@ -207,7 +312,7 @@ class Module:
                         state[f"{module_prefix}.{name}" if module_prefix else name] = value
         return state
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state, strict=True, assign=False):
         """Copy values from ``state`` (Vars, numpy arrays, torch tensors, or a path to a file
         written by ``jt.save`` / ``torch.save``) into the parameters and buffers.
 
@@ -215,7 +320,8 @@ class Module:
         `MetajitValueError` listing them; otherwise they are returned as
         ``(missing_keys, unexpected_keys)``. Entries a module lists in ``optional_state``
         (BatchNorm's ``num_batches_tracked``, absent from old PyTorch checkpoints) may be
-        missing: they keep their value.
+        missing: they keep their value. ``assign`` is PyTorch's: the model's Vars take the
+        values either way.
         """
         if isinstance(state, (str, bytes)) or hasattr(state, "__fspath__"):
             from ..serialization import load
@@ -284,6 +390,27 @@ def functional_module(name, function, settings=()):
 
     return type(name, (Module,), {"__init__": __init__, "execute": execute, "extra_repr": extra_repr,
                                   "__doc__": f"Module form of ``{function.__name__}``."})
+
+
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``remove()`` takes the hook away."""
+
+    _next_id = [0]
+
+    def __init__(self, hooks):
+        self.hooks = hooks
+        self.id = RemovableHandle._next_id[0]
+        RemovableHandle._next_id[0] += 1
+
+    def remove(self):
+        """Take the hook away (again: nothing)."""
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.remove()
 
 
 class _ModuleSequence:

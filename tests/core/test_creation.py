@@ -109,3 +109,15 @@ def test_dlpack_hands_a_copy_to_torch_and_numpy():
     assert torch.asarray(scalar).item() == 3.5 and torch.from_dlpack(scalar).dtype == torch.float64
     with pytest.raises(TypeError, match="0-d"):  # as numpy's len() of an unsized array
         len(scalar)
+
+
+def test_to_takes_torch_devices_and_dtypes():
+    torch = pytest.importorskip("torch")
+    x = jt.array(np.arange(3, dtype=np.float32))
+    assert x.to("cpu") is x and x.cpu() is x and x.to(torch.device("cpu")) is x
+    assert x.to(torch.float64).dtype == "float64" and x.to("cpu", torch.int64).dtype == "int64"
+    assert x.to(dtype=np.float16).dtype == "float16" and x.to(jt.array([1])).dtype == "int32"
+    with pytest.raises(jt.MetajitDeviceError, match="jt.set_device"):
+        x.to("mps")
+    with pytest.raises(jt.MetajitValueError, match="unexpected arguments"):
+        x.to("cpu", memory_format=None)

@@ -194,3 +194,39 @@ def test_checkpoint_without_num_batches_tracked_loads_strictly():
     del state["1.running_var"]
     with pytest.raises(jt.MetajitValueError, match=r"missing keys \['1.running_var'\]"):
         model.load_state_dict(state)
+
+
+def test_torch_module_methods_hooks_lookup_and_dtype_follow_torch():
+    """Forward hooks and pre-hooks (and their removal), dotted lookups, ``to(dtype)`` /
+    ``half()`` in place, ``state_dict(prefix=)`` and ``named_parameters(remove_duplicate=)``
+    as torch.nn.Module does them."""
+    torch = pytest.importorskip("torch")
+    data = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+
+    def build(nn):
+        return nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    ours, theirs = build(jt.nn), build(torch.nn)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    outputs = {}
+    for model, wrap in ((ours, jt.array), (theirs, torch.from_numpy)):
+        seen = []
+        doubled = model[0].register_forward_pre_hook(lambda module, args: (args[0] * 2,))
+        model[1].register_forward_hook(lambda module, args, output: seen.append(output) or output + 1)
+        first = model(wrap(data))
+        doubled.remove()
+        outputs[model is ours] = (first, model(wrap(data)), seen[0])
+    for mine, reference in zip(outputs[True], outputs[False]):
+        np.testing.assert_allclose(mine.numpy(), reference.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert ours.get_submodule("2") is ours[2] and ours.get_parameter("0.bias") is ours[0].bias
+    with pytest.raises(AttributeError, match="no submodule 'x'"):
+        ours.get_submodule("2.x")
+    assert list(ours.state_dict(prefix="net.")) == list(theirs.state_dict(prefix="net."))
+    tied = [jt.nn.ModuleList([ours[0], ours[0]]), torch.nn.ModuleList([theirs[0], theirs[0]])]
+    for remove_duplicate in (True, False):
+        assert [n for n, _ in tied[0].named_parameters(remove_duplicate=remove_duplicate)] == \
+            [n for n, _ in tied[1].named_parameters(remove_duplicate=remove_duplicate)]
+    weight = ours[0].weight
+    assert ours.to(torch.float64) is ours and weight.dtype == "float64" and ours[0].weight is weight
+    assert ours.half()[2].bias.dtype == "float16" and ours.to("cpu", dtype=jt.float32)[2].bias.dtype == "float32"
+    with pytest.raises(jt.MetajitDeviceError, match="jt.set_device"):
+        ours.to("xpu")

@@ -1,0 +1,61 @@
+"""PyTorch's ``.to(device, dtype)``, ``.cpu()`` and ``.cuda()`` on Vars and Modules.
+
+metajit computes everything on the device in use (``jt.flags.use_cuda``,
+``jt.set_device``) and moves values there itself, so a device argument is accepted when it
+is the device in use or ``cpu`` (a value is always readable from the host) and refused
+otherwise with how to select it; a dtype argument converts. Example::
+
+    x = x.to(device)              # device = "cuda" if jt.flags.use_cuda else "cpu"
+    model.to(torch.float64)       # floating-point parameters and buffers as float64
+"""
+from . import plugins
+from .errors import MetajitDeviceError, MetajitValueError
+from .ir import dtypes
+
+DEVICE_NAMES = ("cpu", "cuda", "meta", "mps", "xpu")  # first parts of the device strings PyTorch takes
+
+
+def is_device(argument):
+    """Whether a ``to`` argument names a device (``"cuda:0"``, a ``torch.device``)."""
+    if type(argument).__name__ == "device":
+        return True
+    return isinstance(argument, str) and argument.split(":")[0] in DEVICE_NAMES
+
+
+def check_device(device):
+    """Accept the device in use and ``cpu``; raise `MetajitDeviceError` for any other."""
+    name = getattr(device, "type", None) or str(device).split(":")[0]
+    if name in ("cpu", plugins.get_device()):
+        return
+    raise MetajitDeviceError(f"to({str(device)!r}): metajit runs every computation on the device in use "
+                             f"({plugins.get_device()!r}) and moves values there itself; select {name!r} with "
+                             f"jt.flags.use_cuda = 1 or jt.set_device({name!r}) instead")
+
+
+def as_dtype(value):
+    """A metajit dtype for a ``to`` argument: a name, a numpy, torch or metajit dtype."""
+    if type(value).__module__ == "torch" and type(value).__name__ == "dtype":
+        value = str(value).removeprefix("torch.")
+    return dtypes.as_dtype(value)
+
+
+def to_arguments(args, kwargs):
+    """``(device or None, dtype or None)`` of PyTorch's ``to(device)``, ``to(dtype)``,
+    ``to(device, dtype)``, ``to(other)`` (its dtype) and keyword forms; the device is
+    checked (`check_device`)."""
+    kwargs = dict(kwargs)
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("copy", None)
+    if kwargs:
+        raise MetajitValueError(f"to() got unexpected arguments {sorted(kwargs)}")
+    for argument in args:
+        if hasattr(argument, "dtype") and hasattr(argument, "shape"):  # a Var or tensor: its dtype
+            dtype = argument.dtype
+        elif is_device(argument):
+            device = argument
+        else:
+            dtype = argument
+    if device is not None:
+        check_device(device)
+    return device, None if dtype is None else as_dtype(dtype)
