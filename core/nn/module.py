@@ -123,6 +123,7 @@ class Module:
         return output
 
     def _add_hook(self, kind, hook):
+        _changes[0] += 1  # a compiled call traced without it traces again
         hooks = self.__dict__.setdefault("_hooks", {"forward_pre": {}, "forward": {}})
         handle = RemovableHandle(hooks[kind])
         hooks[kind][handle.id] = hook
@@ -404,6 +405,7 @@ class RemovableHandle:
 
     def remove(self):
         """Take the hook away (again: nothing)."""
+        _changes[0] += 1
         self.hooks.pop(self.id, None)
 
     def __enter__(self):

@@ -230,3 +230,14 @@ def test_torch_module_methods_hooks_lookup_and_dtype_follow_torch():
     assert ours.half()[2].bias.dtype == "float16" and ours.to("cpu", dtype=jt.float32)[2].bias.dtype == "float32"
     with pytest.raises(jt.MetajitDeviceError, match="jt.set_device"):
         ours.to("xpu")
+
+
+def test_a_compiled_model_follows_hooks_added_and_removed():
+    model = jt.nn.Linear(2, 2)
+    compiled, x = jt.compile(model), jt.ones((1, 2))
+    with jt.no_grad():
+        before = compiled(x).numpy()
+        handle = model.register_forward_hook(lambda module, args, output: output * 0)
+        assert not compiled(x).numpy().any()
+        handle.remove()
+        np.testing.assert_array_equal(compiled(x).numpy(), before)
