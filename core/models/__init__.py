@@ -19,3 +19,7 @@ from .resnet import *  # noqa: F401,F403
 from .shufflenetv2 import *  # noqa: F401,F403
 from .squeezenet import *  # noqa: F401,F403
 from .vgg import *  # noqa: F401,F403
+from .registry import (WeightsEnum, get_model, get_model_builder, get_model_weights, get_weight,  # noqa: F401
+                       list_models, weights_enums)
+
+globals().update(weights_enums())  # ResNet50_Weights & co., as torchvision.models exports them

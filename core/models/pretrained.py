@@ -11,6 +11,7 @@ import os
 
 from ..errors import MetajitFileNotFoundError, MetajitValueError
 from ..serialization import load
+from . import registry
 
 WEIGHTS_DIR_VARIABLE = "METAJIT_WEIGHTS_DIR"
 
@@ -144,6 +145,8 @@ def model_function(name, files, construct, defaults=None, target="the model clas
         fix_arguments(name, kwargs, f"{name} is defined with", **(defaults or {}))
         return build(name, files, construct, pretrained, weights, kwargs)
     model.__name__ = model.__qualname__ = name
+    model.__module__ = construct.__module__
+    registry.register(name, model, files)
     checkpoints = ", ".join(files.values()) or "a path: torchvision has none"
     model.__doc__ = (f"{name} with torchvision's architecture and parameter names. ``pretrained=True`` or "
                      f"``weights=`` loads a local checkpoint ({checkpoints}; see "
@@ -172,6 +175,8 @@ def auxiliary_model_function(name, files, model_class, aux_default):
             built.drop_auxiliary()
         return built
     model.__name__ = model.__qualname__ = name
+    model.__module__ = model_class.__module__
+    registry.register(name, model, files)
     model.__doc__ = (f"{name} with torchvision's architecture and parameter names. ``pretrained=True`` or "
                      f"``weights=`` loads a local checkpoint ({', '.join(files.values())}; see "
                      f"`metajit.models.pretrained`) with ``transform_input=True`` by default and the "

@@ -44,3 +44,32 @@ def build_pair(torchvision, name, **kwargs):
     result = ours.load_state_dict(theirs.state_dict())
     assert result == ([], []), result
     return ours, theirs
+
+
+@pytest.fixture
+def no_weights_dirs(monkeypatch, tmp_path):
+    """No METAJIT_WEIGHTS_DIR and an empty torch home, whatever this machine has cached."""
+    monkeypatch.delenv("METAJIT_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def resnet18_checkpoint(torchvision, tmp_path_factory):
+    """(torchvision resnet18 in eval mode, path of its state dict saved as torchvision names it)."""
+    import torch
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet18().eval()
+    path = tmp_path_factory.mktemp("weights") / "resnet18-f37072fd.pth"
+    torch.save(theirs.state_dict(), path)
+    return theirs, path
+
+
+def assert_same_outputs(ours, theirs, side=32):
+    """``ours`` (switched to eval mode) gives ``theirs``'s output on one random image."""
+    import torch
+    data = np.random.default_rng(0).standard_normal((1, 3, side, side)).astype(np.float32)
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(data))
+    error = relative_error(ours.eval()(jt.array(data)).numpy(), expected)
+    assert error < 1e-4, f"relative error {error:.3g}"

@@ -2,39 +2,12 @@
 checkpoint directory, a path, a weights name or a torchvision weights enum; otherwise a
 MetajitFileNotFoundError names the file and where to put it. Checkpoints are written by
 torch.save from torchvision models."""
-import numpy as np
 import pytest
 
 import metajit as jt
-from tests.models.conftest import relative_error
+from tests.models.conftest import assert_same_outputs
 
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture
-def no_weights_dirs(monkeypatch, tmp_path):
-    """No METAJIT_WEIGHTS_DIR and an empty torch home, whatever this machine has cached."""
-    monkeypatch.delenv("METAJIT_WEIGHTS_DIR", raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    return tmp_path
-
-
-@pytest.fixture(scope="module")
-def resnet18_checkpoint(torchvision, tmp_path_factory):
-    """(torchvision resnet18 in eval mode, path of its state dict saved as torchvision names it)."""
-    torch.manual_seed(0)
-    theirs = torchvision.models.resnet18().eval()
-    path = tmp_path_factory.mktemp("weights") / "resnet18-f37072fd.pth"
-    torch.save(theirs.state_dict(), path)
-    return theirs, path
-
-
-def assert_same_outputs(ours, theirs, side=32):
-    data = np.random.default_rng(0).standard_normal((1, 3, side, side)).astype(np.float32)
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(data))
-    error = relative_error(ours.eval()(jt.array(data)).numpy(), expected)
-    assert error < 1e-4, f"relative error {error:.3g}"
 
 
 def test_pretrained_reads_metajit_weights_dir(no_weights_dirs, monkeypatch, resnet18_checkpoint):
