@@ -11,11 +11,13 @@ __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet
            "Resnet152", "Resnext50_32x4d", "Resnext101_32x8d", "Wide_resnet50_2", "Wide_resnet101_2"]
 
 
-def _conv3x3(in_channels, out_channels, stride=1, groups=1, dilation=1):
+def conv3x3(in_channels, out_channels, stride=1, groups=1, dilation=1):
+    """3x3 convolution without bias, padded by ``dilation`` (torchvision's helper)."""
     return nn.Conv2d(in_channels, out_channels, 3, stride, dilation, dilation, groups, bias=False)
 
 
-def _conv1x1(in_channels, out_channels, stride=1):
+def conv1x1(in_channels, out_channels, stride=1):
+    """1x1 convolution without bias (torchvision's helper)."""
     return nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
 
 
@@ -32,10 +34,10 @@ class BasicBlock(nn.Module):
             raise MetajitValueError("BasicBlock supports only groups=1 and base_width=64")
         if dilation > 1:
             raise MetajitValueError("BasicBlock does not support dilation > 1")
-        self.conv1 = _conv3x3(inplanes, planes, stride)
+        self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = norm_layer(planes)
         self.relu = nn.ReLU()
-        self.conv2 = _conv3x3(planes, planes)
+        self.conv2 = conv3x3(planes, planes)
         self.bn2 = norm_layer(planes)
         self.downsample = downsample
         self.stride = stride
@@ -56,11 +58,11 @@ class Bottleneck(nn.Module):
         super().__init__()
         norm_layer = norm_layer or nn.BatchNorm2d
         width = int(planes * (base_width / 64.0)) * groups
-        self.conv1 = _conv1x1(inplanes, width)
+        self.conv1 = conv1x1(inplanes, width)
         self.bn1 = norm_layer(width)
-        self.conv2 = _conv3x3(width, width, stride, groups, dilation)
+        self.conv2 = conv3x3(width, width, stride, groups, dilation)
         self.bn2 = norm_layer(width)
-        self.conv3 = _conv1x1(width, planes * self.expansion)
+        self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = norm_layer(planes * self.expansion)
         self.relu = nn.ReLU()
         self.downsample = downsample
@@ -118,7 +120,7 @@ class ResNet(nn.Module):
             stride = 1
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(_conv1x1(self.inplanes, planes * block.expansion, stride),
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride),
                                        self._norm_layer(planes * block.expansion))
         stage = [block(self.inplanes, planes, stride, downsample, self.groups, self.base_width,
                        previous_dilation, self._norm_layer)]

@@ -13,6 +13,9 @@ def _conv_bn(in_channels, out_channels, kernel_size=1, stride=1, groups=1, activ
     return list(conv_norm_activation(in_channels, out_channels, kernel_size, stride, groups, activation))
 
 
+channel_shuffle = nn.channel_shuffle  # torchvision's helper of this module
+
+
 class InvertedResidual(nn.Module):
     """A ShuffleNet V2 unit: with stride 1, half the channels pass through and the other
     half go through 1x1, 3x3 depthwise, 1x1 (``branch2``); with stride 2 both halves are
@@ -41,7 +44,7 @@ class InvertedResidual(nn.Module):
             out = concat([kept, self.branch2(changed)], 1)
         else:
             out = concat([self.branch1(x), self.branch2(x)], 1)
-        return nn.channel_shuffle(out, 2)
+        return channel_shuffle(out, 2)
 
 
 class ShuffleNetV2(nn.Module):

@@ -3,23 +3,25 @@ from .. import nn
 from .blocks import initialise, kaiming_fan_out, normal_linear
 from .pretrained import model_function
 
-__all__ = ["VGG", "make_layers", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn",
+__all__ = ["VGG", "make_layers", "cfgs", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn",
            "vgg19", "vgg19_bn"]
 
-# output channels of each 3x3 convolution, "M" a 2x2 max pooling (configurations A, B, D, E)
-_STAGES = {
-    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+# output channels of each 3x3 convolution, "M" a 2x2 max pooling: the paper's configurations
+# A, B, D, E (VGG 11, 13, 16, 19), under torchvision's names
+cfgs = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
+_STAGES = {11: cfgs["A"], 13: cfgs["B"], 16: cfgs["D"], 19: cfgs["E"]}
 
 
-def make_layers(configuration, batch_norm=False):
+def make_layers(cfg, batch_norm=False):
     """The ``features`` Sequential for a list of channel counts and ``"M"`` (max pooling):
     3x3 convolutions (with bias), optional BatchNorm, ReLU. Example: ``make_layers([64, "M"])``."""
     layers, channels = [], 3
-    for item in configuration:
+    for item in cfg:
         if item == "M":
             layers.append(nn.MaxPool2d(2, 2))
             continue
