@@ -122,12 +122,19 @@ def fix_arguments(model_name, arguments, reason="pretrained weights need", **req
         arguments[key] = value
 
 
+def is_published(path, files):
+    """Whether the checkpoint ``path`` is one of torchvision's files (``files``' values, by
+    name) rather than the caller's own."""
+    return path is not None and os.path.basename(path) in files.values()
+
+
 def build(model_name, files, construct, pretrained, weights, arguments):
     """``construct(**arguments)``, loaded strictly from the checkpoint that ``pretrained`` /
-    ``weights`` name (then ``num_classes`` must be 1000). The shared body of most model
+    ``weights`` name (torchvision's own file: then ``num_classes`` must be 1000; any other
+    path is the caller's checkpoint, loaded as it is). The shared body of most model
     functions, e.g. ``build("resnet18", FILES, make, pretrained, weights, kwargs)``."""
     path = weights_path(model_name, files, pretrained, weights)
-    if path is not None:
+    if is_published(path, files):
         fix_arguments(model_name, arguments, num_classes=1000)
     model = construct(**arguments)
     if path is not None:
@@ -157,14 +164,17 @@ def model_function(name, files, construct, defaults=None, target="the model clas
 
 def auxiliary_model_function(name, files, model_class, aux_default):
     """`model_function` for GoogLeNet and Inception v3, whose checkpoints include auxiliary
-    classifiers and expect inputs in [-1, 1]: with weights, ``transform_input`` defaults to
-    True and the model is built with its auxiliary heads to load them, then drops them
+    classifiers and expect inputs in [-1, 1]: with torchvision's weights, ``transform_input``
+    defaults to True and the model is built with its auxiliary heads to load them, then drops them
     (``model.drop_auxiliary()``) unless ``aux_logits`` (default ``aux_default``) asks to
     keep them, as torchvision does (``progress`` as in `model_function`)."""
     def model(pretrained=False, weights=None, progress=True, **kwargs):
         path = weights_path(name, files, pretrained, weights)
-        if path is None:
-            return model_class(**kwargs)
+        if not is_published(path, files):  # none, or the caller's own checkpoint: loaded as it is
+            built = model_class(**kwargs)
+            if path is not None:
+                built.load_state_dict(load(path))
+            return built
         keep_auxiliary = kwargs.get("aux_logits", aux_default)
         kwargs.setdefault("transform_input", True)
         kwargs.update(aux_logits=True, init_weights=False)

@@ -139,3 +139,17 @@ def test_mnasnet_version_1_checkpoint_loads_into_a_narrower_model(tmp_path, torc
     assert ours.load_state_dict(str(path)) == ([], [])
     assert [name for name, _ in ours.layers.named_children()] == [str(k) for k in range(17)]
     assert_same_outputs(ours, saved.eval(), side=64)
+
+
+def test_the_callers_own_checkpoint_loads_as_it_is(tmp_path, torchvision):
+    """A path that is not one of torchvision's files is the caller's checkpoint: any
+    num_classes, and GoogLeNet's transform_input and auxiliary heads as the caller asks."""
+    torch.manual_seed(0)
+    classifier = torchvision.models.resnet18(num_classes=10).eval()
+    torch.save(classifier.state_dict(), tmp_path / "my_resnet.pth")
+    assert_same_outputs(jt.models.resnet18(weights=str(tmp_path / "my_resnet.pth"), num_classes=10), classifier)
+    plain = torchvision.models.googlenet(aux_logits=False, init_weights=False).eval()
+    torch.save(plain.state_dict(), tmp_path / "my_googlenet.pth")
+    ours = jt.models.googlenet(weights=str(tmp_path / "my_googlenet.pth"), aux_logits=False)
+    assert not ours.transform_input
+    assert_same_outputs(ours, plain, side=64)
