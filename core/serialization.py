@@ -9,6 +9,7 @@ trust.
 """
 import collections
 import io
+import os
 import pickle
 import zipfile
 
@@ -37,23 +38,100 @@ _TORCH_STORAGE_DTYPES = {
 _LEGACY_TORCH_START = b"\x80\x02\x8a\x0a" + (0x1950a86a20f9469cfc6c).to_bytes(10, "little")
 
 
-def _var_to_numpy(obj):
-    if isinstance(obj, Var):
-        return obj.numpy()
+def _map_leaves(obj, leaf):
+    """``obj`` with ``leaf`` applied to everything inside its dicts, lists and tuples."""
     if isinstance(obj, dict):
-        return type(obj)((k, _var_to_numpy(v)) for k, v in obj.items())
+        return type(obj)((k, _map_leaves(v, leaf)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_var_to_numpy(v) for v in obj)
-    return obj
+        return type(obj)(_map_leaves(v, leaf) for v in obj)
+    return leaf(obj)
+
+
+def _var_to_numpy(obj):
+    return _map_leaves(obj, lambda value: value.numpy() if isinstance(value, Var) else value)
 
 
 def save(obj, path):
-    """Pickle ``obj`` to ``path``; Vars (also inside dicts, lists, tuples) are stored as numpy arrays.
+    """Write ``obj`` to ``path``; Vars (also inside dicts, lists, tuples) are stored as arrays.
 
-    Example: ``jt.save(model.state_dict(), "model.pkl")``.
+    A path ending in ``.pth`` or ``.pt`` gets PyTorch's zip format (`_save_torch_zip`), so
+    ``torch.load`` reads it (weights-only too) and ``torchvision_model.load_state_dict``
+    takes the result; any other gets a pickle with numpy arrays (Jittor's ``.pkl``).
+    `load` reads both. Example: ``jt.save(model.state_dict(), "model.pth")``.
     """
+    obj = _var_to_numpy(obj)
+    if str(os.fspath(path)).endswith((".pth", ".pt")):
+        _save_torch_zip(obj, path)
+        return
     with open(path, "wb") as handle:
-        pickle.dump(_var_to_numpy(obj), handle, protocol=4)
+        pickle.dump(obj, handle, protocol=4)
+
+
+class _TorchName:
+    """A global the torch file names (``torch.FloatStorage``), written as such although
+    torch need not be installed."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+
+class _TorchStorage:
+    """A tensor's storage, pickled as a persistent id naming the file ``data/<key>``."""
+
+    def __init__(self, kind, key, count):
+        self.kind, self.key, self.count = kind, key, count
+
+
+_REBUILD_TENSOR = _TorchName("torch._utils", "_rebuild_tensor_v2")
+_STORAGE_KINDS = {np.dtype(dtype): _TorchName("torch", name) for name, dtype in _TORCH_STORAGE_DTYPES.items()}
+
+
+class _TorchPickler(pickle._Pickler):
+    """Pickles an object as ``torch.save`` does (protocol 2): each array becomes
+    ``torch._utils._rebuild_tensor_v2`` of a storage whose bytes go to ``arrays``."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def __init__(self, handle, arrays):
+        super().__init__(handle, protocol=2)
+        self.arrays = arrays
+
+    def save_torch_name(self, obj):
+        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+        self.memoize(obj)
+    dispatch[_TorchName] = save_torch_name
+
+    def save_array(self, array):
+        kind = _STORAGE_KINDS.get(array.dtype)
+        if kind is None:
+            raise MetajitValueError(f"a .pth file cannot hold a {array.dtype} array; save to a .pkl path instead")
+        self.arrays.append(np.ascontiguousarray(array))
+        storage = _TorchStorage(kind, str(len(self.arrays) - 1), array.size)
+        strides = tuple(int(np.prod(array.shape[k + 1:])) for k in range(array.ndim))
+        self.save(_REBUILD_TENSOR)
+        self.save((storage, 0, tuple(array.shape), strides, False, collections.OrderedDict()))
+        self.write(pickle.REDUCE)
+        self.memoize(array)
+    dispatch[np.ndarray] = save_array
+
+    def persistent_id(self, obj):
+        if isinstance(obj, _TorchStorage):
+            return ("storage", obj.kind, obj.key, "cpu", obj.count)
+        return None
+
+
+def _save_torch_zip(obj, path):
+    """Write ``obj`` (arrays inside containers) in ``torch.save``'s zip format:
+    ``archive/data.pkl``, one ``archive/data/<key>`` per array (little-endian bytes), and
+    the format version."""
+    buffer, arrays = io.BytesIO(), []
+    _TorchPickler(buffer, arrays).dump(_map_leaves(obj, lambda v: np.asarray(v) if isinstance(v, np.generic) else v))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", buffer.getvalue())
+        archive.writestr("archive/byteorder", "little")
+        for key, array in enumerate(arrays):
+            archive.writestr(f"archive/data/{key}", array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        archive.writestr("archive/version", "3\n")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

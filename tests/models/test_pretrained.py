@@ -2,6 +2,7 @@
 checkpoint directory, a path, a weights name or a torchvision weights enum; otherwise a
 MetajitFileNotFoundError names the file and where to put it. Checkpoints are written by
 torch.save from torchvision models."""
+import numpy as np
 import pytest
 
 import metajit as jt
@@ -153,3 +154,21 @@ def test_the_callers_own_checkpoint_loads_as_it_is(tmp_path, torchvision):
     ours = jt.models.googlenet(weights=str(tmp_path / "my_googlenet.pth"), aux_logits=False)
     assert not ours.transform_input
     assert_same_outputs(ours, plain, side=64)
+
+
+def test_a_pth_written_by_metajit_loads_into_torchvision(tmp_path, torchvision):
+    """``jt.save(model.state_dict(), "x.pth")`` writes torch's zip format: torch.load reads it
+    weights-only, torchvision's model takes it strictly and computes what ours does."""
+    ours = jt.models.resnet18(num_classes=5)
+    path = tmp_path / "from_metajit.pth"
+    jt.save(ours.state_dict(), str(path))
+    state = torch.load(path)  # (weights_only=True by default)
+    assert list(state) == list(ours.state_dict()) and state["fc.bias"].dtype == torch.float32
+    assert state["bn1.num_batches_tracked"].dtype == torch.int64
+    theirs = torchvision.models.resnet18(num_classes=5)
+    theirs.load_state_dict(state)
+    assert_same_outputs(ours, theirs.eval())
+    jt.save({"shared": [state["fc.bias"].numpy()] * 2, "step": 3, "scale": np.float64(0.5)}, str(tmp_path / "misc.pt"))
+    misc = torch.load(tmp_path / "misc.pt")
+    assert misc["step"] == 3 and misc["scale"].item() == 0.5 and misc["shared"][0] is misc["shared"][1]
+    np.testing.assert_array_equal(jt.load(str(tmp_path / "misc.pt"))["shared"][1], state["fc.bias"].numpy())
