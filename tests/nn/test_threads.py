@@ -146,24 +146,21 @@ def test_a_lazy_parameter_shared_by_two_threads_is_computed_by_each(monkeypatch)
         return torch.nn.functional.conv2d(hidden, weights[1], bias, padding=1).numpy()
     launch, results = executor._launch_in_segments, {}
 
+    def run_in_thread(name, x):
+        def run():
+            with jt.no_grad():
+                results[name] = model(jt.array(x)).numpy()
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        thread.join()
+
     def launch_after_another_thread(*arguments):
-        if threading.current_thread().name == "A" and "b" not in results:
-            def run_b():
-                with jt.no_grad():
-                    results["b"] = model(jt.array(xb)).numpy()
-            other = threading.Thread(target=run_b, name="B")
-            other.start()
-            other.join()
+        if threading.current_thread().name == "A" and "B" not in results:
+            run_in_thread("B", xb)
         return launch(*arguments)
     monkeypatch.setattr(executor, "_launch_in_segments", launch_after_another_thread)
-
-    def run_a():
-        with jt.no_grad():
-            results["a"] = model(jt.array(xa)).numpy()
-    thread = threading.Thread(target=run_a, name="A")
-    thread.start()
-    thread.join()
-    np.testing.assert_allclose(results["b"], oracle(xb), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(results["a"], oracle(xa), rtol=1e-5, atol=1e-5)
+    run_in_thread("A", xa)
+    np.testing.assert_allclose(results["B"], oracle(xb), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(results["A"], oracle(xa), rtol=1e-5, atol=1e-5)
     with jt.no_grad():
         np.testing.assert_allclose(model(jt.array(xb)).numpy(), oracle(xb), rtol=1e-5, atol=1e-5)
