@@ -179,6 +179,14 @@ class Var:
         ``np.from_dlpack(var)``): a Var is a value, so the reader gets its own memory."""
         return self.numpy().__dlpack__(**options)
 
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """torch functions given Vars see torch tensors (host copies through DLPack):
+        ``torch.as_tensor(var)``, ``torch.stack([var, tensor])``, and
+        ``torchvision_model.load_state_dict(jt_model.state_dict())``."""
+        import torch
+        return func(*_to_torch(args, torch), **_to_torch(kwargs or {}, torch))
+
     def __dlpack_device__(self):
         """Where `__dlpack__`'s memory lives: the host (DLPack's ``kDLCPU``, device 0)."""
         return (1, 0)
@@ -284,6 +292,17 @@ class Var:
             copied.requires_grad = True  # a tracked leaf, as the original parameter is
         memo[id(self)] = copied
         return copied
+
+
+def _to_torch(value, torch):
+    """``value`` with every Var inside its lists, tuples and dicts as a torch tensor."""
+    if isinstance(value, Var):
+        return torch.from_dlpack(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_torch(v, torch) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_torch(v, torch) for k, v in value.items()}
+    return value
 
 
 def _detached(node):

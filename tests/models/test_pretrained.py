@@ -172,3 +172,14 @@ def test_a_pth_written_by_metajit_loads_into_torchvision(tmp_path, torchvision):
     misc = torch.load(tmp_path / "misc.pt")
     assert misc["step"] == 3 and misc["scale"].item() == 0.5 and misc["shared"][0] is misc["shared"][1]
     np.testing.assert_array_equal(jt.load(str(tmp_path / "misc.pt"))["shared"][1], state["fc.bias"].numpy())
+
+
+def test_a_metajit_state_dict_loads_straight_into_torchvision(torchvision):
+    """torch functions see Vars as tensors (``__torch_function__``), so torchvision's
+    ``load_state_dict`` takes metajit's state dict as it is."""
+    ours = jt.models.mobilenet_v2(num_classes=4)
+    theirs = torchvision.models.mobilenet_v2(num_classes=4)
+    theirs.load_state_dict(ours.state_dict())
+    assert_same_outputs(ours, theirs.eval())
+    value = jt.array(np.float32(2.5))
+    assert torch.as_tensor(value).item() == 2.5 and torch.stack([ours.classifier[1].bias] * 2).shape == (2, 4)
