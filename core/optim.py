@@ -24,10 +24,19 @@ from .lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, MultiStepLR,
 
 class Optimizer:
     """Base class: parameter groups (dicts with ``params`` and hyperparameters), per-parameter
-    ``state``, ``zero_grad``, ``step``, ``state_dict`` / ``load_state_dict``."""
+    ``state``, ``zero_grad``, ``step``, ``state_dict`` / ``load_state_dict``. Every
+    optimiser takes PyTorch's ``maximize`` (ascend the gradient) and its implementation
+    choices ``foreach``, ``fused``, ``differentiable``, ``capturable``."""
 
-    def __init__(self, params, defaults):
-        self.defaults = dict(defaults)
+    # PyTorch's implementation choices (one fused step here whatever they say)
+    IMPLEMENTATION_OPTIONS = ("foreach", "fused", "differentiable", "capturable")
+
+    def __init__(self, params, defaults, **options):
+        unknown = set(options) - {"maximize", *self.IMPLEMENTATION_OPTIONS}
+        if unknown:
+            raise MetajitValueError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}")
+        self.defaults = dict(defaults, maximize=bool(options.get("maximize", False)))
+        self.clears_after_step = False  # gradients came from `backward` (Jittor): `step` clears them
         self.param_groups = []
         self.state = {}
         params = list(params)
@@ -46,6 +55,9 @@ class Optimizer:
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Var) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in group["params"]}) != len(group["params"]) or seen & {id(p) for p in group["params"]}:
+            raise MetajitValueError("some parameters appear in more than one parameter group (or twice in one)")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         self.param_groups.append(group)
@@ -55,13 +67,19 @@ class Optimizer:
         """Every parameter of every group."""
         return [p for group in self.param_groups for p in group["params"]]
 
-    def zero_grad(self):
-        """Clear ``.grad`` of every parameter."""
+    def zero_grad(self, set_to_none=True):
+        """Clear ``.grad`` of every parameter (gradients are never accumulated in place, so
+        ``set_to_none=False`` clears them too)."""
         for parameter in self.params:
             parameter.grad = None
 
     def backward(self, loss):
-        """Jittor: compute gradients of ``loss`` for these parameters into ``.grad``."""
+        """Jittor: add the gradients of ``loss`` for these parameters to ``.grad`` (called
+        twice, it accumulates); the next `step` uses them and then clears them, as Jittor's."""
+        self._add_gradients(loss)
+        self.clears_after_step = True
+
+    def _add_gradients(self, loss):
         accumulate_grads(loss, [p for p in self.params if p.requires_grad])
         self.gradient_averager.average(self.params)
 
@@ -70,10 +88,14 @@ class Optimizer:
         return clip_grad_norm_(self.params, max_norm, norm_type)
 
     def step(self, loss=None):
-        """Update the parameters from ``.grad`` (or first from ``loss``, Jittor's style)."""
+        """Update the parameters from ``.grad`` (or first from ``loss``, Jittor's style:
+        the gradients of that loss alone, left in ``.grad`` after the step). Gradients that
+        `backward` added (Jittor's ``backward(loss); step()``) are cleared after the update,
+        as Jittor's; those of ``loss.backward()`` stay, as PyTorch's."""
         if loss is not None:
             self.zero_grad()
-            self.backward(loss)
+            self._add_gradients(loss)
+        clears, self.clears_after_step = self.clears_after_step, False
         self.gradient_averager.average(self.params)
         changed, replaced = [], []
         with no_grad():
@@ -82,13 +104,14 @@ class Optimizer:
                     if parameter.grad is None or not parameter.requires_grad:
                         continue
                     state = self.state.setdefault(id(parameter), {})
-                    state["step"] = state.get("step", 0) + 1
+                    state["step"] = int(state.get("step", 0)) + 1  # (a torch checkpoint's is a tensor)
                     holders = [parameter] + [v for v in state.values() if isinstance(v, Var)]
                     replaced += [v._node for v in holders]
-                    parameter.assign(self.update(parameter, parameter.grad, group, state))
+                    gradient = unary("neg", parameter.grad) if group.get("maximize") else parameter.grad
+                    parameter.assign(self.update(parameter, gradient, group, state))
                     # .grad is realised with the step (as PyTorch leaves it): a lazy one
                     # would keep the step's whole graph, old parameters included, alive
-                    changed += [parameter, parameter.grad]
+                    changed += [parameter] if clears else [parameter, parameter.grad]
                     changed.extend(v for v in state.values() if isinstance(v, Var))
         changed.extend(take_pending_assignments())
         if isinstance(loss, Var):  # computed with the gradients: a later loss.item() is free
@@ -100,6 +123,8 @@ class Optimizer:
         # exists, instead of holding every layer's output gradient until the first layer's turn
         targets = [v._node for v in reversed(changed)]
         del changed
+        if clears:
+            self.zero_grad()
         executor.realise(targets, donated=_replaced_values(replaced))
 
     def update(self, parameter, gradient, group, state):
@@ -160,11 +185,11 @@ def update_average(average, value, decay):
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, **options):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise MetajitValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+                                      weight_decay=weight_decay, nesterov=nesterov), **options)
 
     def update(self, parameter, gradient, group, state):
         gradient = _with_weight_decay(gradient, parameter, group["weight_decay"])
@@ -183,9 +208,9 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, **options):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+                                      amsgrad=amsgrad), **options)
 
     def update(self, parameter, gradient, group, state):
         beta1, beta2 = group["betas"]
@@ -216,17 +241,17 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, **options):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **options)
 
 
 class RMSprop(Optimizer):
     """RMSprop with optional momentum and centering, as PyTorch."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
+                 centered=False, **options):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered))
+                                      momentum=momentum, centered=centered), **options)
 
     def update(self, parameter, gradient, group, state):
         alpha = group["alpha"]
@@ -250,9 +275,9 @@ class Adagrad(Optimizer):
     """Adagrad with learning-rate decay and an initial accumulator, as PyTorch."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10):
+                 eps=1e-10, **options):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps), **options)
 
     def update(self, parameter, gradient, group, state):
         gradient = _with_weight_decay(gradient, parameter, group["weight_decay"])
@@ -263,13 +288,18 @@ class Adagrad(Optimizer):
             "div", gradient, binary("add", unary("sqrt", total), group["eps"])), rate))
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
-    """Scale ``.grad`` of ``parameters`` in place so their global norm is at most ``max_norm``;
-    returns the norm before clipping (a lazy Var)."""
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """Scale ``.grad`` of ``parameters`` (a Var, or any iterable of them: a generator, a
+    ``filter``) in place so their global norm is at most ``max_norm``; returns the norm
+    before clipping (a lazy Var; 0 without gradients). ``error_if_nonfinite`` raises
+    `MetajitValueError` for a NaN or infinite norm (reading it); ``foreach`` is PyTorch's
+    kernel choice (one fused step here either way)."""
+    from .creation import zeros
     from .reductions import norm
+    parameters = [parameters] if isinstance(parameters, Var) else list(parameters)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        return None
+        return zeros(())
     norms = [norm(g, norm_type) for g in grads]
     if norm_type == float("inf"):
         total = norms[0]
@@ -281,8 +311,19 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
             term = binary("pow", value, float(norm_type))
             total = term if total is None else binary("add", total, term)
         total = binary("pow", total, 1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total.item()):
+        raise MetajitValueError(f"clip_grad_norm_: the total norm of the gradients is {total.item()} "
+                                f"(error_if_nonfinite=True)")
     scale = binary("minimum", binary("div", max_norm, binary("add", total, 1e-6)), 1.0)
     for parameter in parameters:
         if parameter.grad is not None:
             parameter.grad = binary("mul", parameter.grad, scale)
     return total
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp ``.grad`` of ``parameters`` (a Var or an iterable) to ``[-clip_value, clip_value]``."""
+    from .math_ops import clamp
+    for parameter in [parameters] if isinstance(parameters, Var) else list(parameters):
+        if parameter.grad is not None:
+            parameter.grad = clamp(parameter.grad, -clip_value, clip_value)

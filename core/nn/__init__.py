@@ -7,9 +7,10 @@ from .layers import (BCELoss, BCEWithLogitsLoss, CELU, ChannelShuffle, CrossEntr
                      Softplus, Tanh)
 from .module import Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList, Sequential
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_  # Jittor keeps optimisers in nn too
+from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_  # Jittor keeps optimisers in nn too
 
-utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_)})
+utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_),
+                           "clip_grad_value_": staticmethod(clip_grad_value_)})
 from .conv import Conv, Conv1d, Conv2d, ConvTranspose2d, conv1d, conv2d, conv_transpose2d
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, Pool,
                       adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d)

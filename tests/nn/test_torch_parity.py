@@ -98,17 +98,22 @@ def test_loss_matches_torch(name, kwargs, rng):
     assert_close(jt.grad(value.sum(), x).numpy(), tx.grad)
 
 
-def _run_optimizer(ours_class, theirs_class, kwargs, rng, steps=6, pytorch_style=False):
+def _run_optimizer(ours_class, theirs_class, kwargs, rng, steps=6, style="jittor"):
+    """``style``: ``"jittor"`` (``step(loss)``), ``"jittor backward"`` (``backward(loss);
+    step()``, no zero_grad: Jittor's step clears) or ``"pytorch"``."""
     start = rng.standard_normal((3, 4)).astype(np.float32)
     target = rng.standard_normal((3, 4)).astype(np.float32)
     w, tw = jt.array(start), to_torch(start, True)
     ours, theirs = ours_class([w], **kwargs), theirs_class([tw], **kwargs)
     for _ in range(steps):
         loss = ((w - jt.array(target)) ** 4).sum()
-        if pytorch_style:
+        if style == "pytorch":
             ours.zero_grad()
             w.requires_grad_()
             loss.backward()
+            ours.step()
+        elif style == "jittor backward":
+            ours.backward(loss)
             ours.step()
         else:
             ours.step(loss)
@@ -135,10 +140,30 @@ def test_optimizer_trajectory_matches_torch(name, kwargs, rng):
     assert_close(w.numpy(), tw, rtol=1e-4, atol=1e-5)
 
 
-def test_pytorch_style_backward_and_step_match_jittor_style(rng):
-    ours, theirs = _run_optimizer(jt.optim.SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9},
-                                  rng, pytorch_style=True)
+@pytest.mark.parametrize("style", ["pytorch", "jittor backward"])
+def test_pytorch_style_backward_and_step_match_jittor_style(rng, style):
+    ours, theirs = _run_optimizer(jt.optim.SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}, rng, style=style)
     assert_close(ours.numpy(), theirs)
+
+
+def test_maximize_default_sgd_rate_and_implementation_options_match_torch(rng):
+    for name, kwargs in (("SGD", {"maximize": True, "foreach": False}), ("SGD", {}),
+                         ("Adam", {"lr": 0.05, "maximize": True, "fused": None})):
+        w, tw = _run_optimizer(getattr(jt.optim, name), getattr(torch.optim, name), kwargs, rng, steps=3)
+        assert_close(w.numpy(), tw)
+    with pytest.raises(jt.MetajitValueError, match="unexpected arguments"):
+        jt.optim.SGD([jt.zeros(2)], lr=0.1, nesterov_typo=True)
+
+
+def test_a_parameter_in_two_groups_is_refused_as_torch_does():
+    head, body = jt.zeros(2), jt.zeros(3)
+    with pytest.raises(jt.MetajitValueError, match="more than one parameter group"):
+        jt.optim.SGD([{"params": [body, head]}, {"params": [head], "lr": 0.1}], lr=0.01)
+    with pytest.raises(jt.MetajitValueError, match="more than one parameter group"):
+        jt.optim.Adam([head, head])
+    optimizer = jt.optim.SGD([body], lr=0.01)
+    with pytest.raises(jt.MetajitValueError, match="more than one parameter group"):
+        optimizer.add_param_group({"params": [body]})
 
 
 def test_loss_given_to_step_is_computed_with_it(rng):
@@ -182,11 +207,20 @@ def test_clip_grad_norm_matches_torch(rng):
     theirs = [to_torch(d, True) for d in data]
     sum((p ** 3).sum() for p in ours).backward()
     sum((p ** 3).sum() for p in theirs).backward()
-    total = jt.nn.utils.clip_grad_norm_(ours, 1.0)
-    ttotal = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    total = jt.nn.utils.clip_grad_norm_((p for p in ours), 1.0)  # a generator, read once
+    ttotal = torch.nn.utils.clip_grad_norm_((p for p in theirs), 1.0)
     assert total.item() == pytest.approx(ttotal.item(), rel=1e-5)
     for p, tp in zip(ours, theirs):
         assert_close(p.grad.numpy(), tp.grad)
+    jt.nn.utils.clip_grad_norm_(ours[1], 0.1)  # a single tensor
+    torch.nn.utils.clip_grad_norm_(theirs[1], 0.1)
+    jt.nn.utils.clip_grad_value_(filter(lambda p: p.requires_grad, ours), 0.05)
+    torch.nn.utils.clip_grad_value_(filter(lambda p: p.requires_grad, theirs), 0.05)
+    for p, tp in zip(ours, theirs):
+        assert_close(p.grad.numpy(), tp.grad)
+    ours[0].grad = jt.array(np.full((3, 4), np.inf, np.float32))
+    with pytest.raises(jt.MetajitValueError, match="error_if_nonfinite"):
+        jt.nn.utils.clip_grad_norm_(ours, 1.0, error_if_nonfinite=True)
 
 
 def test_sequential_state_dict_keys_match_torch():
