@@ -12,7 +12,12 @@ import math
 
 
 class LRScheduler:
-    """Base of learning-rate schedulers: ``step()`` once per epoch sets each group's ``lr``."""
+    """Base of learning-rate schedulers: ``step()`` once per epoch sets each group's ``lr``.
+
+    As PyTorch's, a step changes each group's current rate (`chained_lr`), so two
+    schedulers on one optimiser compose and a rate set by hand carries on; ``step(epoch)``
+    jumps to an epoch with the closed form (`lr_at`). ``state_dict`` / ``load_state_dict``
+    save and restore the schedule for a resumed run."""
 
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
@@ -21,18 +26,38 @@ class LRScheduler:
         self.step()
 
     def lr_at(self, base_lr, epoch):
-        """The learning rate of a group with ``base_lr`` at ``epoch``."""
+        """The learning rate of a group with ``base_lr`` at ``epoch`` (closed form)."""
         raise NotImplementedError
 
-    def step(self):
-        """Advance one epoch and set the new learning rates."""
-        self.last_epoch += 1
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(base, self.last_epoch)
+    def chained_lr(self, lr, base_lr, epoch):
+        """The rate at ``epoch`` of a group whose rate is ``lr`` now (PyTorch's recursive
+        form); defaults to the closed form."""
+        return self.lr_at(base_lr, epoch)
+
+    def step(self, epoch=None):
+        """Advance one epoch (or go to ``epoch``) and set the new learning rates."""
+        if epoch is None:
+            self.last_epoch += 1
+            rates = [self.chained_lr(group["lr"], base, self.last_epoch)
+                     for group, base in zip(self.optimizer.param_groups, self.base_lrs)]
+        else:
+            self.last_epoch = epoch
+            rates = [self.lr_at(base, epoch) for base in self.base_lrs]
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            group["lr"] = rate
 
     def get_last_lr(self):
         """The current learning rate of each group."""
         return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        """The schedule's state (everything but the optimiser and functions), as PyTorch's."""
+        return {key: value for key, value in self.__dict__.items() if key != "optimizer" and not callable(value)
+                and not (isinstance(value, list) and value and all(callable(v) for v in value))}
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from `state_dict`."""
+        self.__dict__.update(state_dict)
 
 
 class StepLR(LRScheduler):
@@ -45,9 +70,12 @@ class StepLR(LRScheduler):
     def lr_at(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
 
+    def chained_lr(self, lr, base_lr, epoch):
+        return lr * self.gamma if epoch and epoch % self.step_size == 0 else lr
+
 
 class MultiStepLR(LRScheduler):
-    """Multiply by ``gamma`` at each epoch in ``milestones``."""
+    """Multiply by ``gamma`` at each epoch in ``milestones`` (a repeated one: once per time)."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         self.milestones, self.gamma = sorted(milestones), gamma
@@ -56,9 +84,13 @@ class MultiStepLR(LRScheduler):
     def lr_at(self, base_lr, epoch):
         return base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
 
+    def chained_lr(self, lr, base_lr, epoch):
+        return lr * self.gamma ** self.milestones.count(epoch)
+
 
 class CosineAnnealingLR(LRScheduler):
-    """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs."""
+    """Cosine from the base rate down to ``eta_min`` over ``T_max`` epochs (and back up
+    after, as PyTorch's)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         self.T_max, self.eta_min = T_max, eta_min
@@ -67,16 +99,41 @@ class CosineAnnealingLR(LRScheduler):
     def lr_at(self, base_lr, epoch):
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
+    def chained_lr(self, lr, base_lr, epoch):
+        if epoch == 0:
+            return lr
+        if (epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
+            return lr + (base_lr - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
+        return ((1 + math.cos(math.pi * epoch / self.T_max)) / (1 + math.cos(math.pi * (epoch - 1) / self.T_max))
+                * (lr - self.eta_min) + self.eta_min)
+
 
 class LambdaLR(LRScheduler):
-    """The base rate times ``lr_lambda(epoch)``."""
+    """The base rate times ``lr_lambda(epoch)`` (one function, or one per group)."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.lr_lambda = lr_lambda
+        groups = len(optimizer.param_groups)
+        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
+        if len(self.lr_lambdas) != groups:
+            raise ValueError(f"LambdaLR: {groups} parameter groups but {len(self.lr_lambdas)} lr_lambdas")
         super().__init__(optimizer, last_epoch)
 
-    def lr_at(self, base_lr, epoch):
-        return base_lr * self.lr_lambda(epoch)
+    def step(self, epoch=None):
+        """Advance one epoch (or go to ``epoch``): each group's base rate times its function."""
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        for group, base, function in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
+            group["lr"] = base * function(self.last_epoch)
+
+
+class MultiplicativeLR(LambdaLR):
+    """Multiply each group's current rate by ``lr_lambda(epoch)`` every epoch after the first."""
+
+    def step(self, epoch=None):
+        """Advance one epoch: each group's rate times its function of the new epoch."""
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.last_epoch > 0:
+            for group, function in zip(self.optimizer.param_groups, self.lr_lambdas):
+                group["lr"] = group["lr"] * function(self.last_epoch)
 
 
 class ExponentialLR(LRScheduler):
@@ -89,8 +146,52 @@ class ExponentialLR(LRScheduler):
     def lr_at(self, base_lr, epoch):
         return base_lr * self.gamma ** epoch
 
+    def chained_lr(self, lr, base_lr, epoch):
+        return lr * self.gamma if epoch else lr
 
-class ReduceLROnPlateau:
+
+class LinearLR(LRScheduler):
+    """Scale the base rate linearly from ``start_factor`` to ``end_factor`` over
+    ``total_iters`` epochs, then keep it (PyTorch's warm-up schedule)."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+            raise ValueError("LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1]")
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        progress = min(epoch, self.total_iters) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+    def chained_lr(self, lr, base_lr, epoch):
+        if epoch == 0:
+            return lr * self.start_factor
+        if epoch > self.total_iters:
+            return lr
+        change = self.end_factor - self.start_factor
+        return lr * (1 + change / (self.total_iters * self.start_factor + (epoch - 1) * change))
+
+
+class ConstantLR(LRScheduler):
+    """The base rate times ``factor`` for the first ``total_iters`` epochs, then the base rate."""
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if not 0 <= factor <= 1:
+            raise ValueError("ConstantLR: factor must be in [0, 1]")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * (self.factor if epoch < self.total_iters else 1.0)
+
+    def chained_lr(self, lr, base_lr, epoch):
+        if epoch == 0:
+            return lr * self.factor
+        return lr / self.factor if epoch == self.total_iters else lr
+
+
+class ReduceLROnPlateau(LRScheduler):
     """Multiply the rates by ``factor`` when ``step(metric)`` has not improved for
     ``patience`` epochs (``mode`` ``"min"`` or ``"max"``; improvement beyond ``threshold``,
     relative or absolute per ``threshold_mode``), then wait ``cooldown`` epochs; never below
@@ -133,7 +234,3 @@ class ReduceLROnPlateau:
                 if group["lr"] - new > self.eps:
                     group["lr"] = new
             self.cooldown_counter, self.bad_epochs = self.cooldown, 0
-
-    def get_last_lr(self):
-        """The current learning rate of each group."""
-        return [group["lr"] for group in self.optimizer.param_groups]

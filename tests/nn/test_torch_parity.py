@@ -201,6 +201,64 @@ def test_scheduler_learning_rates_match_torch(name, kwargs):
         theirs.step()
 
 
+def _scheduled_rates(module, build, steps=9, between=None):
+    """The rates ``build(module, optimizer)``'s schedulers set over ``steps`` epochs, two
+    groups; ``between(step, optimizer)`` may change the optimiser first."""
+    w, v = (torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)) if module is torch.optim \
+        else (jt.zeros(2), jt.zeros(2))
+    optimizer = module.SGD([{"params": [w]}, {"params": [v], "lr": 0.5}], lr=0.1)
+    schedulers = build(module.lr_scheduler, optimizer)
+    rates = []
+    for step in range(steps):
+        if between is not None:
+            between(step, optimizer)
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+        rates.append([group["lr"] for group in optimizer.param_groups])
+    return rates
+
+
+@pytest.mark.parametrize("case", ["chained", "set by hand", "per-group lambdas", "linear warm-up", "constant",
+                                  "multiplicative", "cosine past T_max"])
+def test_schedulers_compose_and_follow_changes_as_torch(case):
+    def manual(step, optimizer):
+        if step == 3:
+            optimizer.param_groups[0]["lr"] = 0.025
+    build, between = {
+        "chained": (lambda m, o: [m.StepLR(o, 2, 0.5), m.ExponentialLR(o, 0.9)], None),
+        "set by hand": (lambda m, o: [m.StepLR(o, 2, 0.5)], manual),
+        "per-group lambdas": (lambda m, o: [m.LambdaLR(o, [lambda e: 0.9 ** e, lambda e: 1 / (e + 1)])], None),
+        "linear warm-up": (lambda m, o: [m.LinearLR(o, 0.25, 1.0, 4), m.MultiStepLR(o, [6, 6, 8])], None),
+        "constant": (lambda m, o: [m.ConstantLR(o, 0.5, 3)], None),
+        "multiplicative": (lambda m, o: [m.MultiplicativeLR(o, lambda e: 0.8)], None),
+        "cosine past T_max": (lambda m, o: [m.CosineAnnealingLR(o, 3, 0.01)], manual),
+    }[case]
+    np.testing.assert_allclose(_scheduled_rates(jt.optim, build, between=between),
+                               _scheduled_rates(torch.optim, build, between=between), rtol=1e-12)
+
+
+def test_scheduler_state_dict_resumes_the_schedule():
+    w = jt.zeros(2)
+    optimizer = jt.optim.SGD([w], lr=0.1)
+    scheduler = jt.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=6)
+    for _ in range(3):
+        scheduler.step()
+    saved, rates = scheduler.state_dict(), []
+    resumed_optimizer = jt.optim.SGD([w], lr=0.1)
+    resumed_optimizer.load_state_dict(optimizer.state_dict())
+    resumed = jt.optim.lr_scheduler.CosineAnnealingLR(resumed_optimizer, T_max=6)
+    resumed.load_state_dict(saved)
+    resumed_optimizer.param_groups[0]["lr"] = optimizer.param_groups[0]["lr"]
+    for _ in range(3):
+        scheduler.step()
+        resumed.step()
+        rates.append((scheduler.get_last_lr(), resumed.get_last_lr()))
+    assert all(a == b for a, b in rates)
+    scheduler.step(1)  # PyTorch's (deprecated) jump to an epoch: the closed form
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.1 * (1 + np.cos(np.pi / 6)) / 2)
+
+
 def test_clip_grad_norm_matches_torch(rng):
     data = [rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (5,))]
     ours = [jt.array(d).requires_grad_() for d in data]
