@@ -218,7 +218,9 @@ class _BatchIterator:
         if self.shuffle:
             if self.seed is None and distributed.in_mpi:  # every rank shuffles alike
                 self.seed = distributed.mpi.broadcast_object(int(np.random.randint(2 ** 31)))
-            seed = None if self.seed is None else self.seed + self.epoch
+            # without a seed of its own, numpy's global generator draws the order: a script
+            # seeded by jt.set_global_seed shuffles alike on every run (torch.manual_seed's way)
+            seed = int(np.random.randint(2 ** 31)) if self.seed is None else self.seed + self.epoch
             np.random.default_rng(seed).shuffle(order)
         self.epoch += 1
         stop = count - count % self.batch_size if self.drop_last else count
@@ -254,6 +256,8 @@ class _BatchIterator:
 
     def _iterate_source(self):
         seed = None if self.seed is None else self.seed + self.epoch
+        if seed is None and self.shuffle:  # (as `_iterate_indices`: the global generator seeds it)
+            seed = int(np.random.randint(2 ** 31))
         self.epoch += 1
         source = self.dataset.for_epoch(self.shuffle, seed)
         batch_size = None if self.batch_size is None else _rank_batch_size(self.batch_size)

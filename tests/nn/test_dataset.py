@@ -35,6 +35,17 @@ def test_shuffle_is_deterministic_per_seed_and_epoch():
     assert second_epoch != first
 
 
+def test_shuffle_without_a_seed_follows_the_global_seed():
+    """As torch.manual_seed does for torch's loader: jt.set_global_seed makes the shuffled
+    order repeat from run to run, and the epochs still differ."""
+    def two_epochs():
+        jt.set_global_seed(7)
+        loader = DataLoader(TensorDataset(np.arange(12)), batch_size=4, shuffle=True)
+        return [[b[0].numpy().tolist() for b in loader] for _ in range(2)]
+    first, again = two_epochs(), two_epochs()
+    assert first == again and first[0] != first[1]
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_dataloader_with_workers_keeps_order(workers):
     loader = DataLoader(Squares(9), batch_size=2, num_workers=workers)
