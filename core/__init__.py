@@ -23,7 +23,7 @@ from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, in
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
                      MetajitValueError)
-from .flags import enable_grad, flag_scope, flags, no_grad
+from .flags import enable_grad, flag_scope, flags, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where
 from .plugins import devices, get_device, set_device
 from .reductions import (all, any, argmax, argmin, max, mean, min, norm, prod, std, sum,

@@ -132,6 +132,14 @@ class flag_scope:
 class _GradMode:
     enabled_inside = None
 
+    def __new__(cls, *arguments):
+        if cls is not set_grad_enabled and len(arguments) == 1 and callable(arguments[0]):
+            return cls()(arguments[0])  # a bare ``@jt.no_grad`` decorator, as torch's
+        return super().__new__(cls)
+
+    def __init__(self, *arguments):
+        """(The mode's own arguments, if any: see the subclasses.)"""
+
     def __enter__(self):
         self._saved = flags.no_grad
         flags.no_grad = not self.enabled_inside
@@ -165,3 +173,51 @@ class enable_grad(_GradMode):
     """Context manager / decorator re-enabling gradient tracking inside `no_grad`."""
 
     enabled_inside = True
+
+
+class inference_mode(_GradMode):
+    """PyTorch's ``torch.inference_mode(mode=True)``: `no_grad` (metajit's no-gradient mode
+    already skips what inference mode skips); ``mode=False`` tracks gradients inside, as
+    torch's does."""
+
+    def __init__(self, mode=True):
+        self.mode = mode
+        self.enabled_inside = not mode
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with inference_mode(self.mode):
+                return function(*args, **kwargs)
+        return wrapper
+
+
+class set_grad_enabled(_GradMode):
+    """PyTorch's ``torch.set_grad_enabled(mode)``: turns gradient tracking on or off at
+    once (in this thread), and as a ``with`` block or decorator restores it afterwards.
+
+    Example: ``with jt.set_grad_enabled(phase == "train"): outputs = model(x)``.
+    """
+
+    def __init__(self, mode):
+        self.enabled_inside = bool(mode)
+        self._before = flags.no_grad
+        flags.no_grad = not self.enabled_inside
+
+    def __enter__(self):
+        self._saved = self._before
+        return self
+
+    def __call__(self, function):
+        flags.no_grad = self._before  # as a decorator it applies per call only
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.enabled_inside):
+                return function(*args, **kwargs)
+        return wrapper
+
+
+def is_grad_enabled():
+    """Whether this thread tracks gradients (False inside `no_grad`)."""
+    return not flags.no_grad

@@ -72,3 +72,32 @@ def test_recorded_flags(capsys):
     batch_compile._print_unless_silent("compiling")
     assert capsys.readouterr().err == "compiling\n"
     assert "use_tensorcore=0" in repr(jt.flags)
+
+
+def test_grad_modes_follow_torchs():
+    """set_grad_enabled (at once, and restored by a with block), inference_mode, a bare
+    @no_grad decorator and is_grad_enabled, against torch's own modes."""
+    torch = pytest.importorskip("torch")
+    seen = {}
+    for module in (jt, torch):
+        @module.no_grad
+        def bare():
+            return module.is_grad_enabled()
+
+        @module.inference_mode()
+        def inference():
+            return module.is_grad_enabled()
+        states = [bare(), inference(), module.is_grad_enabled()]
+        with module.set_grad_enabled(False):
+            states.append(module.is_grad_enabled())
+            with module.inference_mode(False):
+                states.append(module.is_grad_enabled())
+        states.append(module.is_grad_enabled())
+        module.set_grad_enabled(False)
+        states.append(module.is_grad_enabled())
+        module.set_grad_enabled(True)
+        states.append(module.is_grad_enabled())
+        seen[module.__name__] = states
+    assert seen["metajit"] == seen["torch"]
+    with jt.set_grad_enabled(False):
+        assert not (jt.ones(2).requires_grad_() * 2).requires_grad
