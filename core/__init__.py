@@ -16,9 +16,9 @@ from . import debug, garbage_collection, plugins
 from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
-from .creation import (arange, array, empty, eye, full, full_like, linspace, ones, ones_like, rand,
-                       rand_like, randint, randint_like, randn, randn_like, random, seed, set_global_seed, zeros,
-                       zeros_like)
+from .creation import (arange, array, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like,
+                       rand, rand_like, randint, randint_like, randn, randn_like, random, seed, set_global_seed,
+                       tensor, zeros, zeros_like)
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
@@ -47,6 +47,7 @@ from . import dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transf
 from .distributed import in_mpi, mpi, mpi_all_reduce, mpi_broadcast, mpi_reduce, rank, world_size
 from .func import vmap
 from .nn.module import Module  # Jittor: `from jittor import Module`
+from .nn.functional import log_softmax, softmax
 from .serialization import load, save
 from . import var_methods as _var_methods  # attaches operators and methods to Var
 from .ir import graph as _graph

@@ -92,6 +92,30 @@ def array(data, dtype=None):
     return Var.from_node(array_node(data, dtype))
 
 
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """PyTorch's ``torch.tensor``: a copy of ``data``, Python ints as int64 and floats as
+    float32 (as torch; `array` keeps Jittor's int32); ``device`` as in ``Var.to``."""
+    if dtype is None and isinstance(data, (int, list, tuple)):
+        values = list(_flatten(data)) if isinstance(data, (list, tuple)) else [data]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            dtype = dtypes.int64
+    result = array(data, dtype)
+    if device is not None:
+        from .placement import check_device
+        check_device(device)
+    return result.requires_grad_() if requires_grad else result
+
+
+def as_tensor(data, dtype=None, device=None):
+    """PyTorch's ``torch.as_tensor``: `tensor` without gradient tracking."""
+    return tensor(data, dtype, device)
+
+
+def from_numpy(array_data):
+    """PyTorch's ``torch.from_numpy``: a Var of the numpy array's own dtype (a copy)."""
+    return array(array_data, array_data.dtype)
+
+
 def convert(value, dtype):
     """``value`` as a Var of ``dtype``: what ``jt.float32(value)`` and the other dtypes do."""
     return value.cast(dtype) if isinstance(value, Var) else array(value, dtype)

@@ -106,6 +106,30 @@ def _cast_to(dtype):
     return lambda self: math_ops.cast(self, dtype)
 
 
+def _softmax(log):
+    def method(self, dim=-1):
+        from .nn import functional  # (the layer functions sit above the Var methods)
+        return (functional.log_softmax if log else functional.softmax)(self, dim)
+    return method
+
+
+def _new_filled(fill):
+    """PyTorch's ``x.new_zeros(size)`` & co.: a new Var of ``x``'s dtype unless given."""
+    def method(self, *size, dtype=None, **ignored):
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        return creation.full(shape, fill, dtype or self.dtype)
+    return method
+
+
+def _new_full(self, size, fill_value, dtype=None, **ignored):
+    return creation.full(tuple(size), fill_value, dtype or self.dtype)
+
+
+def _allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+    import numpy as np
+    return bool(np.allclose(self.numpy(), np.asarray(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
 def _reciprocal(self):
     return binary("div", 1.0, self)
 
@@ -145,6 +169,15 @@ _METHODS = {
     "divide": _binary("div"), "floor_divide": _binary("floor_div"), "mod": _binary("mod"),
     "pow": _binary("pow"), "maximum": _binary("maximum"), "minimum": _binary("minimum"),
     "equal": _binary("eq"), "not_equal": _binary("ne"), "less": _binary("lt"),
+    "eq": _binary("eq"), "ne": _binary("ne"), "lt": _binary("lt"), "le": _binary("le"),
+    "gt": _binary("gt"), "ge": _binary("ge"),
+    "softmax": _softmax(False), "log_softmax": _softmax(True), "allclose": _allclose,
+    "view_as": lambda self, other: shape_ops.reshape(self, other.shape),
+    "reshape_as": lambda self, other: shape_ops.reshape(self, other.shape),
+    "type_as": lambda self, other: math_ops.cast(self, other.dtype),
+    "new_zeros": _new_filled(0), "new_ones": _new_filled(1), "new_empty": _new_filled(0),
+    "new_full": _new_full, "new_tensor": lambda self, data, dtype=None, **ignored: creation.array(
+        data, dtype or self.dtype),
     "less_equal": _binary("le"), "greater": _binary("gt"), "greater_equal": _binary("ge"),
     "logical_and": _binary("logical_and"), "logical_or": _binary("logical_or"),
     "logical_xor": _binary("logical_xor"), "logical_not": _unary("logical_not"),

@@ -9,6 +9,7 @@ from .module import Module, ModuleDict, ModuleList, Parameter, ParameterDict, Pa
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_  # Jittor keeps optimisers in nn too
 
+from .. import init  # noqa: E402  (PyTorch's ``nn.init``)
 utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_),
                            "clip_grad_value_": staticmethod(clip_grad_value_)})
 from .conv import Conv, Conv1d, Conv2d, ConvTranspose2d, conv1d, conv2d, conv_transpose2d

@@ -237,6 +237,35 @@ def smooth_l1_loss(output, target, reduction="mean", beta=1.0):
                    reduction)
 
 
+def huber_loss(output, target, reduction="mean", delta=1.0):
+    """Huber loss: ``0.5 d^2`` below ``delta``, ``delta (|d| - 0.5 delta)`` above (PyTorch's;
+    `smooth_l1_loss` divided by ``delta`` is the same curve scaled)."""
+    output, target = _var(output), _var(target)
+    _same_shape("huber_loss", output, target)
+    distance = unary("abs", binary("sub", output, target))
+    quadratic = binary("mul", binary("mul", distance, distance), 0.5)
+    linear = binary("mul", binary("sub", distance, 0.5 * delta), delta)
+    return _reduce(where(binary("lt", distance, delta), quadratic, linear), reduction)
+
+
+def one_hot(indices, num_classes=-1):
+    """int64 one-hot rows of integer ``indices`` (a new last axis of ``num_classes``; -1:
+    the largest index plus one, which reads the values)."""
+    from ..creation import arange
+    indices = _var(indices)
+    if num_classes < 0:
+        num_classes = int(indices.max().item()) + 1
+    classes = arange(num_classes).reshape((1,) * indices.ndim + (num_classes,))
+    return cast(binary("eq", indices.unsqueeze(-1), classes), "int64")
+
+
+def normalize(x, p=2.0, dim=1, eps=1e-12):
+    """``x`` divided by its ``p``-norm along ``dim`` (at least ``eps``), as PyTorch's."""
+    from ..reductions import norm
+    x = _var(x)
+    return binary("div", x, binary("maximum", norm(x, p, dim, keepdim=True), eps))
+
+
 def binary_cross_entropy(output, target, weight=None, reduction="mean"):
     """BCE on probabilities; logs are clamped at -100 as in PyTorch."""
     output, target = _var(output), _var(target)

@@ -340,3 +340,30 @@ def test_rrelu_draws_slopes_in_range_when_training(rng):
     assert 0.1 <= slopes.min() < 0.11 and 0.29 < slopes.max() <= 0.3 and abs(slopes.mean() - 0.2) < 0.01
     np.testing.assert_allclose(jt.grad(out.sum(), x).numpy(), slopes, rtol=1e-5)
     np.testing.assert_array_equal(layer(jt.array(np.abs(data))).numpy(), np.abs(data))
+
+
+def test_torch_spellings_of_tensors_functions_and_methods_match_torch(rng):
+    data = rng.standard_normal((3, 4)).astype(np.float32)
+    x, tx = jt.array(data), torch.from_numpy(data)
+    for name in ("eq", "ne", "lt", "le", "gt", "ge"):
+        np.testing.assert_array_equal(getattr(x, name)(0.1).numpy(), getattr(tx, name)(0.1).numpy())
+    assert_close(x.softmax(1).numpy(), tx.softmax(1))
+    assert_close(x.log_softmax(0).numpy(), tx.log_softmax(0))
+    assert_close(jt.softmax(x, 1).numpy(), torch.softmax(tx, 1))
+    assert x.view_as(jt.zeros(12)).shape == (12,) and x.type_as(jt.zeros(1, dtype="int32")).dtype == "int32"
+    assert x.new_zeros(2, 5).shape == (2, 5) and x.new_ones((2,)).dtype == "float32"
+    assert x.new_full((2,), 3.0).numpy().tolist() == [3.0, 3.0] and x.allclose(data)
+    for value in ([1, 2], [[1.5]], 7, [True, False]):
+        assert str(jt.tensor(value).dtype) == str(torch.tensor(value).dtype).removeprefix("torch.")
+    assert jt.from_numpy(np.arange(3)).dtype == "int64" and jt.as_tensor([1.0]).dtype == "float32"
+    labels = np.array([[0, 3], [2, 1]])
+    np.testing.assert_array_equal(jt.nn.functional.one_hot(jt.array(labels), 5).numpy(),
+                                  torch.nn.functional.one_hot(torch.from_numpy(labels), 5).numpy())
+    np.testing.assert_array_equal(jt.nn.functional.one_hot(jt.array(labels)).numpy(),
+                                  torch.nn.functional.one_hot(torch.from_numpy(labels)).numpy())
+    target = rng.standard_normal((3, 4)).astype(np.float32) * 3
+    for reduction in ("mean", "sum", "none"):
+        assert_close(jt.nn.functional.huber_loss(x, jt.array(target), reduction, delta=0.7).numpy(),
+                     torch.nn.functional.huber_loss(tx, torch.from_numpy(target), reduction, delta=0.7))
+    assert_close(jt.nn.functional.normalize(x, p=1.0, dim=0).numpy(), torch.nn.functional.normalize(tx, p=1.0, dim=0))
+    assert jt.nn.init is jt.init
