@@ -148,7 +148,7 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
     # between two kernels is then only the call itself (outputs take their place in the
     # arena or dead buffers as planned by `_buffer_plan`)
     sequence, produced, launched = [], [], []
-    buffers = {id(node): node.buffer for node in template.leaves(order)}  # id(node) -> its buffer here
+    buffers = {node: node.buffer for node in template.leaves(order)}  # node -> its buffer here
     queued_with = {}  # id(node) -> the number of launches queued once it has its value
     taken = {}  # position of a donated leaf -> index of the launch writing into its buffer
     launches_done = False
@@ -158,7 +158,7 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
             inputs, outputs = inputs(order), outputs(order)
             produced.append(outputs)
             if program is None:
-                buffers[id(outputs[0])] = buffers[id(inputs[0])]
+                buffers[outputs[0]] = buffers[inputs[0]]
             else:
                 output_buffers = []
                 for node, size, source, offset in zip(outputs, sizes, sources, offsets):
@@ -167,13 +167,13 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
                     elif source is None:
                         buffer = DeviceBuffer(handle, size)
                     else:
-                        buffer = buffers[id(order[source])]
+                        buffer = buffers[order[source]]
                         mark_written(buffer.raw)
                         if source in given:
                             taken[source] = len(launched)  # the launch that overwrites a donated leaf
-                    buffers[id(node)] = buffer
+                    buffers[node] = buffer
                     output_buffers.append(buffer.raw)
-                sequence.append((program, [buffers[id(n)].raw for n in inputs], output_buffers,
+                sequence.append((program, [buffers[n].raw for n in inputs], output_buffers,
                                  tuple([n.attrs[0] for n in parameters(order)])))
                 launched.append((outputs, sources, offsets, sizes))
             if on_ready:
@@ -187,7 +187,7 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
         _launch_in_segments(handle, sequence, template.key, seconds, due)
         launches_done = True
         if found:
-            checks.verify(found, lambda node: to_host(node, buffers.get(id(node))))
+            checks.verify(found, lambda node: to_host(node, buffers.get(node)))
     except BaseException as error:
         # a failed allocation, launch or check, or Ctrl-C: only the outputs of launches the
         # backend reports finished (``metajit_completed``) whose buffers no finished launch
@@ -202,8 +202,8 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
         for outputs in produced:
             for node in outputs:
                 if id(node) in kept:
-                    node.buffer = buffers[id(node)]
-                elif node.buffer is not None and node.buffer is buffers.get(id(node)):
+                    node.buffer = buffers[node]
+                elif node.buffer is not None and node.buffer is buffers.get(node):
                     node.buffer = None  # given before a callback, but not kept
         # a donated leaf is lost once a launch that may have run (the one interrupted
         # included) wrote into its buffer; the others keep their values
@@ -213,7 +213,7 @@ def launch_steps(handle, template, order, steps, arena_bytes, given=(), on_ready
             checks.restore(found)
         raise
     for node in template.kept(order):
-        node.buffer = buffers[id(node)]
+        node.buffer = buffers[node]
     if debug.is_recording():
         kernels = [kernel for kernel, *_ in template.steps if kernel is not None]
         for kernel, duration in zip(kernels, seconds or [None] * len(kernels)):
@@ -225,8 +225,8 @@ def _published_before(watched, buffers, callback):
     """``callback`` preceded by giving the ``watched`` nodes their buffers from ``buffers``."""
     def publish_then_call():
         for node in watched:
-            if id(node) in buffers:
-                node.buffer = buffers[id(node)]
+            if node in buffers:
+                node.buffer = buffers[node]
         callback()
     return publish_then_call
 
