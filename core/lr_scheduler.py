@@ -8,6 +8,7 @@ PyTorch and Jittor: call ``step()`` once per epoch (`ReduceLROnPlateau`: ``step(
 
 A scheduler changes ``lr`` in the optimiser's ``param_groups`` only.
 """
+import bisect
 import math
 
 
@@ -189,6 +190,151 @@ class ConstantLR(LRScheduler):
         if epoch == 0:
             return lr * self.factor
         return lr / self.factor if epoch == self.total_iters else lr
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the base rate as ``(1 - epoch / total_iters) ** power`` down to 0 at ``total_iters``."""
+
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
+
+    def chained_lr(self, lr, base_lr, epoch):
+        if epoch == 0 or epoch > self.total_iters:
+            return lr
+        return lr * ((1.0 - epoch / self.total_iters) / (1.0 - (epoch - 1) / self.total_iters)) ** self.power
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine from the base rate to ``eta_min`` over ``T_0`` epochs, restarting each time;
+    each period is ``T_mult`` times the previous (SGDR). ``step(epoch)`` takes fractions."""
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        if T_0 <= 0 or not isinstance(T_0, int) or T_mult < 1 or not isinstance(T_mult, int):
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive int and T_mult an int >= 1, "
+                             f"got {T_0}, {T_mult}")
+        self.T_0, self.T_i, self.T_mult, self.eta_min, self.T_cur = T_0, T_0, T_mult, eta_min, last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def step(self, epoch=None):
+        """Advance one epoch (or go to ``epoch``, which may be fractional)."""
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur, self.T_i = self.T_cur - self.T_i, self.T_i * self.T_mult
+        elif epoch >= self.T_0:
+            if self.T_mult == 1:
+                self.T_cur = epoch % self.T_0
+            else:
+                restarts = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                self.T_cur = epoch - self.T_0 * (self.T_mult ** restarts - 1) / (self.T_mult - 1)
+                self.T_i = self.T_0 * self.T_mult ** restarts
+        else:
+            self.T_i, self.T_cur = self.T_0, epoch
+        self.last_epoch = math.floor(epoch)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy, stepped once per batch: the rate rises from ``max_lr /
+    div_factor`` to ``max_lr`` over ``pct_start`` of ``total_steps`` (or ``epochs *
+    steps_per_epoch``), then falls to ``max_lr / div_factor / final_div_factor`` (cosine or
+    linear ``anneal_strategy``; ``three_phase`` as PyTorch's), while momentum (or Adam's
+    first beta) moves the opposite way between ``max_momentum`` and ``base_momentum``."""
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = epochs * steps_per_epoch
+        if total_steps <= 0 or not 0 <= pct_start <= 1 or anneal_strategy not in ("cos", "linear"):
+            raise ValueError("OneCycleLR: total_steps must be positive, pct_start in [0, 1] and anneal_strategy "
+                             "'cos' or 'linear'")
+        self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
+        groups = optimizer.param_groups
+        peaks = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
+        up = float(pct_start * total_steps) - 1
+        self.phases = ([(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                        (float(2 * pct_start * total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
+                         "max_momentum"),
+                        (total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+                       if three_phase else
+                       [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                        (total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")])
+        self.use_beta1 = "betas" in optimizer.defaults
+        if cycle_momentum and "momentum" not in optimizer.defaults and not self.use_beta1:
+            raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
+        if last_epoch == -1:
+            for group, peak in zip(groups, peaks):
+                group.update(initial_lr=peak / div_factor, max_lr=peak, min_lr=peak / div_factor / final_div_factor)
+                group["lr"] = group["initial_lr"]
+                if cycle_momentum:
+                    group.update(max_momentum=max_momentum, base_momentum=base_momentum)
+                    self._set_momentum(group, max_momentum)
+        super().__init__(optimizer, last_epoch)
+
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start, end, fraction):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+        return (end - start) * fraction + start
+
+    def step(self, epoch=None):
+        """Advance one batch; raises ValueError past ``total_steps``, as PyTorch's."""
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.last_epoch > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {self.last_epoch} times, past total_steps={self.total_steps}")
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for index, (end_step, lr_from, lr_to, momentum_from, momentum_to) in enumerate(self.phases):
+                if self.last_epoch <= end_step or index == len(self.phases) - 1:
+                    fraction = (self.last_epoch - start_step) / (end_step - start_step)
+                    group["lr"] = self._anneal(group[lr_from], group[lr_to], fraction)
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(group[momentum_from], group[momentum_to], fraction))
+                    break
+                start_step = end_step
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers`` one after another, switching at the epochs in ``milestones``
+    (each later one starts from its epoch 0)."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
+                             f"got {len(milestones)}")
+        self.optimizer, self.schedulers, self.milestones = optimizer, list(schedulers), list(milestones)
+        self.last_epoch = last_epoch + 1
+        for group in optimizer.param_groups:  # undo the first steps the schedulers took when made
+            group["lr"] = group["initial_lr"]
+        for scheduler in self.schedulers:
+            scheduler.last_epoch -= 1
+        self.schedulers[0].step()
+        self.base_lrs = self.schedulers[0].base_lrs
+
+    def step(self, epoch=None):
+        """Advance one epoch on the scheduler whose turn it is."""
+        self.last_epoch += 1
+        index = bisect.bisect_right(self.milestones, self.last_epoch)
+        if index > 0 and self.milestones[index - 1] == self.last_epoch:
+            self.schedulers[index].step(0)
+        else:
+            self.schedulers[index].step()
 
 
 class ReduceLROnPlateau(LRScheduler):

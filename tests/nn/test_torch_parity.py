@@ -367,3 +367,42 @@ def test_torch_spellings_of_tensors_functions_and_methods_match_torch(rng):
                      torch.nn.functional.huber_loss(tx, torch.from_numpy(target), reduction, delta=0.7))
     assert_close(jt.nn.functional.normalize(x, p=1.0, dim=0).numpy(), torch.nn.functional.normalize(tx, p=1.0, dim=0))
     assert jt.nn.init is jt.init
+
+
+def _schedule(module, optimizer_name, optimizer_kwargs, build, steps, epochs=None):
+    """Per step: each group's (lr, momentum or first beta) under ``build``'s scheduler;
+    ``epochs`` gives ``step(epoch)`` arguments instead of plain steps."""
+    w, v = (torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)) if module is torch.optim \
+        else (jt.zeros(2), jt.zeros(2))
+    optimizer = getattr(module, optimizer_name)([{"params": [w]}, {"params": [v]}], **optimizer_kwargs)
+    scheduler = build(module.lr_scheduler, optimizer)
+    seen = []
+    for step in range(steps):
+        seen.append([(g["lr"], g.get("momentum", g.get("betas", (None,))[0])) for g in optimizer.param_groups])
+        optimizer.step()
+        if epochs is None:
+            scheduler.step()
+        else:
+            scheduler.step(epochs[step])
+    return seen
+
+
+@pytest.mark.parametrize("case", ["one cycle", "one cycle adam three phase", "warm restarts",
+                                  "warm restarts by epoch", "warm-up then cosine", "polynomial"])
+def test_batch_and_restart_schedulers_match_torch(case):
+    optimizer, kwargs, build, steps, epochs = {
+        "one cycle": ("SGD", {"lr": 0.1, "momentum": 0.9},
+                      lambda m, o: m.OneCycleLR(o, max_lr=[0.5, 1.0], total_steps=12), 12, None),
+        "one cycle adam three phase": ("Adam", {"lr": 0.1},
+                                       lambda m, o: m.OneCycleLR(o, 0.2, epochs=2, steps_per_epoch=5,
+                                                                 anneal_strategy="linear", three_phase=True), 10, None),
+        "warm restarts": ("SGD", {"lr": 0.1}, lambda m, o: m.CosineAnnealingWarmRestarts(o, 2, 2, 0.001), 12, None),
+        "warm restarts by epoch": ("SGD", {"lr": 0.1}, lambda m, o: m.CosineAnnealingWarmRestarts(o, 3, 2),
+                                   8, [0.5, 1.25, 2.0, 3.5, 7.0, 9.5, 20.0, 21.0]),
+        "warm-up then cosine": ("SGD", {"lr": 0.1}, lambda m, o: m.SequentialLR(
+            o, [m.LinearLR(o, 0.1, 1.0, 3), m.CosineAnnealingLR(o, 5)], milestones=[3]), 10, None),
+        "polynomial": ("SGD", {"lr": 0.1}, lambda m, o: m.PolynomialLR(o, 4, 2.0), 7, None),
+    }[case]
+    ours = _schedule(jt.optim, optimizer, kwargs, build, steps, epochs)
+    theirs = _schedule(torch.optim, optimizer, kwargs, build, steps, epochs)
+    np.testing.assert_allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float), rtol=1e-12, atol=1e-15)
