@@ -327,6 +327,18 @@ class SequentialLR(LRScheduler):
         self.schedulers[0].step()
         self.base_lrs = self.schedulers[0].base_lrs
 
+    def state_dict(self):
+        """Its own state with each scheduler's `state_dict` (as PyTorch's)."""
+        state = {key: value for key, value in super().state_dict().items() if key != "schedulers"}
+        return dict(state, schedulers=[scheduler.state_dict() for scheduler in self.schedulers])
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from `state_dict`, each scheduler's too."""
+        state = dict(state_dict)
+        for scheduler, saved in zip(self.schedulers, state.pop("schedulers")):
+            scheduler.load_state_dict(saved)
+        self.__dict__.update(state)
+
     def step(self, epoch=None):
         """Advance one epoch on the scheduler whose turn it is."""
         self.last_epoch += 1

@@ -406,3 +406,25 @@ def test_batch_and_restart_schedulers_match_torch(case):
     ours = _schedule(jt.optim, optimizer, kwargs, build, steps, epochs)
     theirs = _schedule(torch.optim, optimizer, kwargs, build, steps, epochs)
     np.testing.assert_allclose(np.array(ours, dtype=float), np.array(theirs, dtype=float), rtol=1e-12, atol=1e-15)
+
+
+def test_sequential_scheduler_state_dict_holds_its_schedulers_states():
+    import pickle
+    lr_scheduler = jt.optim.lr_scheduler
+
+    def build():
+        optimizer = jt.optim.SGD([jt.zeros(2)], lr=0.1)
+        return optimizer, lr_scheduler.SequentialLR(
+            optimizer, [lr_scheduler.LinearLR(optimizer, 0.1, 1.0, 3), lr_scheduler.CosineAnnealingLR(optimizer, 5)],
+            milestones=[3])
+    optimizer, scheduler = build()
+    for _ in range(4):
+        scheduler.step()
+    saved = pickle.loads(pickle.dumps(scheduler.state_dict()))  # (no optimiser inside)
+    resumed_optimizer, resumed = build()
+    resumed.load_state_dict(saved)
+    resumed_optimizer.param_groups[0]["lr"] = optimizer.param_groups[0]["lr"]
+    for _ in range(4):
+        scheduler.step()
+        resumed.step()
+        assert resumed.get_last_lr() == scheduler.get_last_lr()
