@@ -133,12 +133,9 @@ class _GradMode:
     enabled_inside = None
 
     def __new__(cls, *arguments):
-        if cls is not set_grad_enabled and len(arguments) == 1 and callable(arguments[0]):
+        if len(arguments) == 1 and callable(arguments[0]):  # (a mode argument is a bool)
             return cls()(arguments[0])  # a bare ``@jt.no_grad`` decorator, as torch's
         return super().__new__(cls)
-
-    def __init__(self, *arguments):
-        """(The mode's own arguments, if any: see the subclasses.)"""
 
     def __enter__(self):
         self._saved = flags.no_grad

@@ -164,8 +164,8 @@ def _post_op_attributes(activation, residual=False):
                                                     _DATA_TYPE_UNDEF), "sum post-op")
             if activation:
                 algorithm, alpha, beta = _ACTIVATION_POST_OPS[activation]
-                _check(lib.dnnl_post_ops_append_eltwise(post_ops, algorithm, ctypes.c_float(alpha), ctypes.c_float(beta)),
-                       "activation post-op")
+                _check(lib.dnnl_post_ops_append_eltwise(post_ops, algorithm, ctypes.c_float(alpha),
+                                                        ctypes.c_float(beta)), "activation post-op")
             _check(lib.dnnl_primitive_attr_create(ctypes.byref(attributes)), "primitive attributes")
             _check(lib.dnnl_primitive_attr_set_post_ops(attributes, post_ops), "post-ops attribute")
             _check(lib.dnnl_post_ops_destroy(post_ops), "post-ops release")

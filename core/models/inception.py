@@ -143,10 +143,10 @@ class InceptionAux(nn.Module):
 
 class Inception3(nn.Module):
     """Inception v3 with torchvision's arguments: ``aux_logits`` (outputs come back as
-    `InceptionOutputs` in training mode), ``transform_input``, ``inception_blocks``
-    (the classes of the stem's conv unit, blocks A to E and the auxiliary classifier,
-    as torchvision's; the blocks take ``conv_block=``), ``init_weights`` (truncated normal, std 0.1; None means True, as
-    torchvision), ``dropout``.
+    `InceptionOutputs` in training mode), ``transform_input``, ``inception_blocks`` (the
+    classes of the stem's conv unit, blocks A to E and the auxiliary classifier, as
+    torchvision's; the blocks take ``conv_block=``), ``init_weights`` (truncated normal,
+    std 0.1; None means True, as torchvision), ``dropout``.
 
     Example: ``Inception3(num_classes=10, aux_logits=False)``.
     """

@@ -7,7 +7,8 @@ from .layers import (BCELoss, BCEWithLogitsLoss, CELU, ChannelShuffle, CrossEntr
                      Softplus, Tanh)
 from .module import Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList, Sequential
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_  # Jittor keeps optimisers in nn too
+# Jittor keeps optimisers in nn too
+from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_
 
 from .. import init  # noqa: E402  (PyTorch's ``nn.init``)
 utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_),

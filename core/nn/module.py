@@ -444,10 +444,9 @@ class _ModuleSequence:
 
     def __delitem__(self, index):
         layers = list(self._modules.values())
-        if isinstance(index, slice):
-            del layers[index]
-        else:
-            del layers[list(self._modules).index(self._name_at(index))]
+        if not isinstance(index, slice):
+            self._name_at(index)  # (checks the index)
+        del layers[index]
         self._renumber(layers)
 
     def __len__(self):
