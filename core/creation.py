@@ -94,7 +94,8 @@ def array(data, dtype=None):
 
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """PyTorch's ``torch.tensor``: a copy of ``data``, Python ints as int64 and floats as
-    float32 (as torch; `array` keeps Jittor's int32); ``device`` as in ``Var.to``."""
+    float32 (as torch; `array` keeps Jittor's int32); ``device`` as in ``Var.to``;
+    ``pin_memory`` changes nothing (a Var's host copy is what a transfer reads)."""
     if dtype is None and isinstance(data, (int, list, tuple)):
         values = list(_flatten(data)) if isinstance(data, (list, tuple)) else [data]
         if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):

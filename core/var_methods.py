@@ -115,14 +115,26 @@ def _softmax(log):
 
 def _new_filled(fill):
     """PyTorch's ``x.new_zeros(size)`` & co.: a new Var of ``x``'s dtype unless given."""
-    def method(self, *size, dtype=None, **ignored):
+    def method(self, *size, dtype=None, device=None, requires_grad=False):
         shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-        return creation.full(shape, fill, dtype or self.dtype)
+        return _new_var(self, creation.full(shape, fill, dtype or self.dtype), device, requires_grad)
     return method
 
 
-def _new_full(self, size, fill_value, dtype=None, **ignored):
-    return creation.full(tuple(size), fill_value, dtype or self.dtype)
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    return _new_var(self, creation.full(tuple(size), fill_value, dtype or self.dtype), device, requires_grad)
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    return _new_var(self, creation.array(data, dtype or self.dtype), device, requires_grad)
+
+
+def _new_var(self, value, device, requires_grad):
+    """``value`` (made by a ``new_*`` method) on ``device`` (`metajit.placement`), tracked
+    when ``requires_grad``."""
+    if device is not None:
+        placement.check_device(device)
+    return value.requires_grad_() if requires_grad else value
 
 
 def _allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
@@ -176,8 +188,7 @@ _METHODS = {
     "reshape_as": lambda self, other: shape_ops.reshape(self, other.shape),
     "type_as": lambda self, other: math_ops.cast(self, other.dtype),
     "new_zeros": _new_filled(0), "new_ones": _new_filled(1), "new_empty": _new_filled(0),
-    "new_full": _new_full, "new_tensor": lambda self, data, dtype=None, **ignored: creation.array(
-        data, dtype or self.dtype),
+    "new_full": _new_full, "new_tensor": _new_tensor,
     "less_equal": _binary("le"), "greater": _binary("gt"), "greater_equal": _binary("ge"),
     "logical_and": _binary("logical_and"), "logical_or": _binary("logical_or"),
     "logical_xor": _binary("logical_xor"), "logical_not": _unary("logical_not"),
