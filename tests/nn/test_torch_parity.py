@@ -353,7 +353,9 @@ def test_torch_spellings_of_tensors_functions_and_methods_match_torch(rng):
     assert x.view_as(jt.zeros(12)).shape == (12,) and x.type_as(jt.zeros(1, dtype="int32")).dtype == "int32"
     assert x.new_zeros(2, 5).shape == (2, 5) and x.new_ones((2,)).dtype == "float32"
     assert x.new_full((2,), 3.0).numpy().tolist() == [3.0, 3.0] and x.allclose(data)
-    assert x.new_zeros(2, requires_grad=True).requires_grad and not x.new_tensor([1.0], device="cpu").requires_grad
+    assert x.new_zeros(2, requires_grad=True).requires_grad and x.new_tensor([1.0], device="cpu").shape == (1,)
+    with pytest.raises(jt.MetajitDeviceError, match="jt.set_device"):
+        x.new_ones(2, device="mps")
     for value in ([1, 2], [[1.5]], 7, [True, False]):
         assert str(jt.tensor(value).dtype) == str(torch.tensor(value).dtype).removeprefix("torch.")
     assert jt.from_numpy(np.arange(3)).dtype == "int64" and jt.as_tensor([1.0]).dtype == "float32"
