@@ -363,9 +363,86 @@ def track_grad(var):
     _tracked_leaves[id(var)] = var
 
 
+def takes_gradient(var):
+    """Whether `backward` can reach ``var``: a computed Var that needs gradients, or a leaf
+    whose ``.grad`` it fills (PyTorch's ``requires_grad``; a new float Var needs gradients
+    in Jittor's sense but is no target of ``backward`` until ``requires_grad_()``)."""
+    return var.requires_grad and (not is_leaf(var) or _tracked_leaves.get(id(var)) is var)
+
+
+_retaining = weakref.WeakValueDictionary()  # non-leaf Vars whose .grad `backward` fills
+
+
+def retain_grad(var):
+    """PyTorch's ``y.retain_grad()``: `backward` also fills ``y.grad`` for this computed Var
+    (a leaf's is filled anyway). Example::
+
+        y = x * 2; y.retain_grad(); (y * y).sum().backward()   # y.grad == 2 * y
+    """
+    if not var.requires_grad:
+        raise MetajitValueError("retain_grad() on a Var that does not require gradients: it is "
+                                "a constant for autodiff (stop_grad, no_grad or not a float)")
+    if not is_leaf(var):
+        _retaining[id(var)] = var
+
+
+def retains_grad(var):
+    """Whether `retain_grad` was called on this computed Var."""
+    return _retaining.get(id(var)) is var
+
+
+def is_leaf(var):
+    """PyTorch's ``is_leaf``: a Var that no gradient flows through to others — one made by
+    the user (``jt.array``, a parameter), a detached one, or one that needs no gradient."""
+    node = var._node
+    return not node.needs_inputs_for_grad or not node.inputs
+
+
+class HookHandle:
+    """What `register_hook` returns: ``remove()`` takes the hook away (usable as a context
+    manager, as PyTorch's ``RemovableHandle``)."""
+
+    def __init__(self, remove):
+        self.remove = remove
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.remove()
+
+
+def register_hook(var, hook):
+    """PyTorch's ``x.register_hook(hook)``: every backward pass (``backward``, `grad`)
+    through ``x`` calls ``hook(gradient)`` with x's gradient (a Var, the sum over its
+    uses); a Var it returns replaces that gradient from there on (in ``x.grad`` too, for a
+    leaf), None keeps it. Returns a handle whose ``remove()`` takes the hook away::
+
+        handle = h.register_hook(lambda g: g.clamp(-1, 1))
+    """
+    if not var.requires_grad:
+        raise MetajitValueError("register_hook on a Var that does not require gradients: no "
+                                "gradient flows into it (stop_grad, no_grad or not a float)")
+    if not callable(hook):
+        raise MetajitValueError(f"register_hook needs a function of the gradient, got {type(hook).__name__}")
+    shape, dtype = var.shape, var.dtype
+
+    def on_gradient(gradient_node):
+        result = hook(wrap(gradient_node))
+        if result is None:
+            return gradient_node
+        if not isinstance(result, Var) or tuple(result.shape) != tuple(shape):
+            got = f"shape {tuple(result.shape)}" if isinstance(result, Var) else type(result).__name__
+            raise MetajitValueError(f"the hook {getattr(hook, '__name__', hook)!r} returned {got} for a "
+                                    f"gradient of shape {tuple(shape)}: return a Var of that shape or None")
+        return (result if result.dtype == dtype else cast(result, dtype))._node
+    return HookHandle(autodiff.add_gradient_hook(var._node, on_gradient))
+
+
 def backward(loss, weight=None, create_graph=False):
-    """Accumulate d(loss)/d(leaf) into ``.grad`` of the tracked leaves ``loss`` depends on,
-    in one backward pass; see `metajit.Var.backward`."""
+    """Accumulate d(loss)/d(leaf) into ``.grad`` of the tracked leaves ``loss`` depends on
+    (and of computed Vars given `retain_grad`), in one backward pass; see
+    `metajit.Var.backward`."""
     if weight is not None:
         loss = binary("mul", loss, weight)
     if not loss.requires_grad:
@@ -374,8 +451,9 @@ def backward(loss, weight=None, create_graph=False):
     loss = _scalar_loss(loss)
     order = autodiff.graph_order(loss._node)
     in_graph = {id(n) for n in order}
-    accumulate_grads(loss, [v for v in list(_tracked_leaves.values())
-                            if v.requires_grad and id(v._node) in in_graph], create_graph, order)
+    kept = dict(list(_tracked_leaves.items()) + list(_retaining.items()))
+    accumulate_grads(loss, [v for v in kept.values() if v.requires_grad and id(v._node) in in_graph],
+                     create_graph, order)
 
 
 def accumulate_grads(loss, leaves, create_graph=False, order=None):

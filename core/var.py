@@ -248,6 +248,29 @@ class Var:
         from .gradients import backward
         backward(self, grad, create_graph)
 
+    def register_hook(self, hook):
+        """PyTorch's ``x.register_hook(hook)``: ``hook(gradient)`` sees (and may replace, by
+        returning a Var) x's gradient in every backward pass; see `metajit.gradients.register_hook`."""
+        from .gradients import register_hook
+        return register_hook(self, hook)
+
+    def retain_grad(self):
+        """PyTorch's ``y.retain_grad()``: `backward` also fills ``.grad`` of this computed Var."""
+        from .gradients import retain_grad
+        retain_grad(self)
+
+    @property
+    def retains_grad(self):
+        """Whether `retain_grad` was called on this computed Var."""
+        from .gradients import retains_grad
+        return retains_grad(self)
+
+    @property
+    def is_leaf(self):
+        """PyTorch's ``is_leaf``: made by the user, detached, or needing no gradient."""
+        from .gradients import is_leaf
+        return is_leaf(self)
+
     def requires_grad_(self, value=True):
         """PyTorch spelling: set `requires_grad` and return self."""
         self.requires_grad = value

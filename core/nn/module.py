@@ -7,7 +7,9 @@ import numpy as np
 from .. import gradients, placement
 from ..errors import MetajitShapeError, MetajitValueError
 from ..ir import dtypes
+from ..flags import thread_flags
 from ..var import Var
+from .backward_hooks import call_with_backward_hooks
 
 LoadResult = collections.namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
 _changes = [0]  # attribute assignments, deletions and mode switches of any Module so far
@@ -115,7 +117,12 @@ class Module:
             changed = hook(self, args)
             if changed is not None:
                 args = changed if isinstance(changed, tuple) else (changed,)
-        output = self.execute(*args, **kwargs)
+        if (hooks["backward_pre"] or hooks["backward"]) and not thread_flags.no_grad:
+            output = call_with_backward_hooks(self, list(hooks["backward_pre"].values()),
+                                              list(hooks["backward"].values()), args,
+                                              lambda *inputs: self.execute(*inputs, **kwargs))
+        else:
+            output = self.execute(*args, **kwargs)
         for hook in list(hooks["forward"].values()):
             changed = hook(self, args, output)
             if changed is not None:
@@ -124,7 +131,8 @@ class Module:
 
     def _add_hook(self, kind, hook):
         _changes[0] += 1  # a compiled call traced without it traces again
-        hooks = self.__dict__.setdefault("_hooks", {"forward_pre": {}, "forward": {}})
+        hooks = self.__dict__.setdefault("_hooks", {kind: {} for kind in
+                                                    ("forward_pre", "forward", "backward_pre", "backward")})
         handle = RemovableHandle(hooks[kind])
         hooks[kind][handle.id] = hook
         return handle
@@ -140,6 +148,22 @@ class Module:
         the output. Returns a handle whose ``remove()`` takes the hook away. Example:
         ``model.layer4.register_forward_hook(lambda m, a, out: features.append(out))``."""
         return self._add_hook("forward", hook)
+
+    def register_full_backward_hook(self, hook):
+        """Call ``hook(module, grad_input, grad_output)`` in each backward pass through this
+        module: tuples of the gradients of its positional inputs (from this module's use of
+        them; None for a non-Var or one needing no gradient) and of its outputs. A tuple it
+        returns replaces ``grad_input``. Returns a handle whose ``remove()`` takes the hook
+        away. Example (Grad-CAM): ``layer.register_full_backward_hook(lambda m, gi, go: grads.append(go[0]))``."""
+        return self._add_hook("backward", hook)
+
+    register_backward_hook = register_full_backward_hook
+
+    def register_full_backward_pre_hook(self, hook):
+        """Call ``hook(module, grad_output)`` in each backward pass, when this module's output
+        gradients are known and before its own backward; a tuple it returns replaces them.
+        Returns a handle whose ``remove()`` takes the hook away."""
+        return self._add_hook("backward_pre", hook)
 
     def execute(self, *args, **kwargs):
         """The computation (Jittor's name); defaults to ``forward`` when a subclass defines it."""

@@ -6,12 +6,15 @@ the graph, calls the rules and sums the contributions, and never imports the fro
 A rule is ``rule(node, grad_node) -> [grad node or None per input]``; its nodes are
 meta-ops, so gradients can be differentiated again.
 """
+import weakref
+
 from . import backward_cache, graphwalk, library_ops
 from ..ir import graph
 from ..flags import flags
 
 RULES = {}  # op -> rule(node, grad node) -> [node or None per input]
 GROUP_RULES = {}  # op -> rule(group, {output index: grad node}) -> [node or None per input]
+GRADIENT_HOOKS = weakref.WeakKeyDictionary()  # node -> [hook(grad node) -> grad node]
 
 
 def register_rule(op, rule):
@@ -26,6 +29,27 @@ def register_group_rule(op, rule):
     The rule runs once per group, when every member node in the graph has its gradient;
     the member nodes share their inputs (after the first, which gets no gradient)."""
     GROUP_RULES[op] = rule
+
+
+def add_gradient_hook(node, hook):
+    """Make every backward pass through ``node`` replace its gradient (the sum over its
+    consumers) with ``hook(grad_node)`` before passing it on; returns a function that
+    removes the hook. Hooks run in the order they were added."""
+    hooks = GRADIENT_HOOKS.setdefault(node, [])
+    entry = [hook]  # a new list per registration: the same hook added twice is removed once
+
+    def remove():
+        if node in GRADIENT_HOOKS and entry in hooks:
+            hooks.remove(entry)
+            if not hooks:
+                del GRADIENT_HOOKS[node]
+    hooks.append(entry)
+    return remove
+
+
+def _hooked(order):
+    """Whether a node of ``order`` has gradient hooks."""
+    return bool(GRADIENT_HOOKS) and any(node in GRADIENT_HOOKS for node in order)
 
 
 def _group_sizes(order):
@@ -70,6 +94,10 @@ def backward_pass(loss_node, seed, target_nodes, stop_nodes=(), order=None):
     collected = {}  # group id -> {output index: grad node}
     for node in reversed(order):
         g = grads.get(id(node))
+        if g is not None and GRADIENT_HOOKS and node in GRADIENT_HOOKS:
+            for (hook,) in list(GRADIENT_HOOKS[node]):
+                g = hook(g)
+            grads[id(node)] = g
         if node.op in GROUP_RULES:
             group, k = node.attrs
             if g is not None:
@@ -94,7 +122,8 @@ def target_gradients(loss_node, seed, target_nodes, order=None):
     structure was seen before. ``order``: the loss's `graph_order`, when the caller has it."""
     if order is None:
         order = graph_order(loss_node)
-    if not flags.lazy_execution:
+    # hooks are user functions, which a recorded template would skip
+    if not flags.lazy_execution or _hooked(order):
         grads = backward_pass(loss_node, seed, target_nodes, order=order)
         return [grads.get(id(t)) for t in target_nodes]
     key = backward_cache.structure_key(order, target_nodes, seed)
