@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 
 from .ir import dtypes, graph
-from .passes import executor, side_effects
+from .passes import autodiff, executor, side_effects
 from .errors import MetajitValueError
 from .flags import flags
 from .shape import Shape
@@ -98,6 +98,8 @@ class Var:
             node = graph.broadcast_to(node, self.shape)
         node.requires_grad = self._node.requires_grad
         node.grad_boundary = True
+        if autodiff.GRADIENT_HOOKS:
+            autodiff.move_gradient_hooks(self._node, node)
         self._set_node(node)
         if node.buffer is None:
             state = _state

@@ -39,17 +39,26 @@ def add_gradient_hook(node, hook):
     entry = [hook]  # a new list per registration: the same hook added twice is removed once
 
     def remove():
-        if node in GRADIENT_HOOKS and entry in hooks:
+        if entry in hooks:
             hooks.remove(entry)
-            if not hooks:
-                del GRADIENT_HOOKS[node]
+        if not hooks:  # under whichever node holds the list now (see `move_gradient_hooks`)
+            for holder in [n for n, held in GRADIENT_HOOKS.items() if held is hooks]:
+                del GRADIENT_HOOKS[holder]
     hooks.append(entry)
     return remove
 
 
+def move_gradient_hooks(old, new):
+    """Give node ``new`` the gradient hooks of ``old`` (a Var assigned a new value, as an
+    optimiser step does, keeps its hooks, as a PyTorch parameter updated in place)."""
+    hooks = GRADIENT_HOOKS.pop(old, None)
+    if hooks:
+        GRADIENT_HOOKS[new] = hooks
+
+
 def _hooked(order):
     """Whether a node of ``order`` has gradient hooks."""
-    return bool(GRADIENT_HOOKS) and any(node in GRADIENT_HOOKS for node in order)
+    return bool(GRADIENT_HOOKS) and any(GRADIENT_HOOKS.get(node) for node in order)
 
 
 def _group_sizes(order):

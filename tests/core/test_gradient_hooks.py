@@ -70,3 +70,20 @@ def test_hook_mistakes_raise_and_name_them():
         jt.array([1, 2]).register_hook(lambda g: g)
     with pytest.raises(MetajitValueError, match="function"):
         x.register_hook(3)
+
+
+def test_a_parameter_keeps_its_hook_across_optimiser_steps_as_torch():
+    values = np.array([[0.5, -1.5], [2.0, 0.25]], dtype=np.float32)
+    results = []
+    for library in (torch, jt):
+        weight = _leaf(library, values)
+        optimizer = library.optim.SGD([weight], lr=0.1)
+        handle = weight.register_hook(lambda g: g.clamp(-0.5, 0.5))
+        for step in range(3):
+            if step == 2:
+                handle.remove()
+            optimizer.zero_grad()
+            (weight ** 3).sum().backward()
+            optimizer.step()
+        results.append(weight.detach().numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
