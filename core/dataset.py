@@ -19,7 +19,7 @@ import numpy as np
 
 from . import distributed
 from .errors import MetajitError, MetajitValueError
-from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+from .sampler import (BatchSampler, DistributedSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
 from .var import Var
 

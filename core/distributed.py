@@ -125,6 +125,11 @@ class CheckedCollectives:
         self.agree("broadcast_object")
         return self.comm.bcast(value, root)
 
+    def gather_objects(self, value):
+        """Every rank's picklable ``value``, in rank order, on every rank."""
+        self.agree("gather_objects")
+        return self.comm.allgather(value)
+
     def run(self, kind, array, op, root):
         """The collective ``kind`` ("all_reduce", "reduce" or "broadcast") of ``array``."""
         if kind == "all_reduce":
@@ -385,6 +390,15 @@ def broadcast_parameters(parameters):
     executor.realise([p._node for p in parameters])
 
 
+_averaged_in_backward = weakref.WeakValueDictionary()  # id -> parameter a DDP wrapper averages
+
+
+def mark_averaged_in_backward(parameter):
+    """Leave ``parameter``'s gradient to the backward pass's averaging
+    (`metajit.nn.parallel.DistributedDataParallel`): optimisers do not average it again."""
+    _averaged_in_backward[id(parameter)] = parameter
+
+
 class GradientAverager:
     """Averages gradients over the ranks before an update (data parallelism), in buckets
     of `BUCKET_BYTES` taken in the order the backward pass makes the gradients ready:
@@ -396,11 +410,13 @@ class GradientAverager:
         self.orders = {}
         self.averaged = {}  # id(parameter) -> weak reference to the gradient Var already averaged
 
-    def average(self, parameters):
-        """Replace each parameter's ``.grad`` by its mean over the ranks (lazily)."""
+    def average(self, parameters, skip_marked=False):
+        """Replace each parameter's ``.grad`` by its mean over the ranks (lazily); with
+        ``skip_marked``, not those of `mark_averaged_in_backward` (an optimiser's step)."""
         if not in_mpi:  # every optimiser step asks: no work outside MPI
             return
-        pending = [p for p in parameters if p.grad is not None and not self._is_averaged(p)]
+        pending = [p for p in parameters if p.grad is not None and not self._is_averaged(p)
+                   and not (skip_marked and _averaged_in_backward.get(id(p)) is p)]
         if not pending:
             return
         key = tuple(id(p) for p in pending)
@@ -427,3 +443,148 @@ for _name, _function in (("mpi_all_reduce", mpi_all_reduce), ("mpi_reduce", mpi_
     setattr(Var, _name, _function)
     if mpi is not None:
         setattr(mpi, _name, _function)
+
+
+# PyTorch's ``torch.distributed`` spellings over the same MPI world, so a DDP script runs
+# under ``mpirun`` (``jt.distributed.init_process_group("nccl")`` ... ``all_reduce(t)``).
+
+class ReduceOp:
+    """``torch.distributed.ReduceOp``'s members that MPI reductions here offer."""
+    SUM, AVG, MAX, MIN = "add", "mean", "max", "min"
+
+
+_process_group = {"initialised": False, "backend": None}
+
+
+def is_available():
+    """True: collectives run over MPI when launched by ``mpirun`` (one process otherwise)."""
+    return True
+
+
+def _check_group(group):
+    if group is not None:
+        raise MetajitValueError("metajit's collectives run over the world of the MPI launch: pass group=None")
+
+
+def init_process_group(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1, store=None,
+                       group_name="", pg_options=None, device_id=None):
+    """PyTorch's ``init_process_group``: the process group is the MPI world this script was
+    launched in (``mpirun -np N``; a single process otherwise), whatever ``backend``
+    ("nccl", "gloo", "mpi") names: device collectives use the backend's library where it
+    has one. A ``world_size`` or ``rank`` that contradicts the launch raises
+    `MetajitValueError`. Example: ``jt.distributed.init_process_group("nccl")``."""
+    if world_size not in (-1, None) and world_size != globals()["world_size"]:
+        raise MetajitValueError(f"init_process_group(world_size={world_size}) but this job has "
+                                f"{globals()['world_size']} process(es): launch it with mpirun -np {world_size}")
+    if rank not in (-1, None) and rank != globals()["rank"]:
+        raise MetajitValueError(f"init_process_group(rank={rank}) but this process is rank {globals()['rank']} "
+                                "of the MPI launch; leave rank out")
+    _process_group.update(initialised=True, backend=backend or "mpi")
+
+
+def is_initialized():
+    """Whether `init_process_group` was called (and not `destroy_process_group`)."""
+    return _process_group["initialised"]
+
+
+def destroy_process_group(group=None):
+    """End the process group started by `init_process_group` (MPI itself ends with the process)."""
+    _check_group(group)
+    _process_group.update(initialised=False, backend=None)
+
+
+def get_backend(group=None):
+    """The backend named to `init_process_group`."""
+    _check_group(group)
+    return _process_group["backend"]
+
+
+def get_rank(group=None):
+    """This process's rank (0 .. world size - 1)."""
+    _check_group(group)
+    return rank
+
+
+def get_world_size(group=None):
+    """The number of processes."""
+    _check_group(group)
+    return world_size
+
+
+def barrier(group=None, async_op=False, device_ids=None):
+    """Wait until every rank gets here."""
+    _check_group(group)
+    if in_mpi:
+        mpi.barrier()
+
+
+class _Work:
+    """What ``async_op=True`` collectives return: ``wait()`` computes the result (the
+    collective is a graph node already running as soon as its input exists)."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def wait(self, timeout=None):
+        """Compute the collective's result; returns True."""
+        executor.realise([v._node for v in self.values])
+        return True
+
+    def is_completed(self):
+        """Whether the result is computed."""
+        return all(v._node.is_realised for v in self.values)
+
+
+def _in_place(values, async_op):
+    return _Work(values) if async_op else None
+
+
+def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
+    """PyTorch's in-place ``all_reduce``: ``tensor`` becomes ``op`` of every rank's."""
+    _check_group(group)
+    tensor._replace(mpi_all_reduce(tensor, op)._node)
+    return _in_place([tensor], async_op)
+
+
+def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
+    """PyTorch's in-place ``reduce``: rank ``dst``'s ``tensor`` becomes the reduction
+    ("add" or "mean"); the others' become zeros, as `mpi_reduce` (PyTorch leaves them unspecified)."""
+    _check_group(group)
+    tensor._replace(mpi_reduce(tensor, op, dst)._node)
+    return _in_place([tensor], async_op)
+
+
+def broadcast(tensor, src, group=None, async_op=False):
+    """PyTorch's in-place ``broadcast``: every rank's ``tensor`` becomes rank ``src``'s."""
+    _check_group(group)
+    tensor._replace(mpi_broadcast(tensor, src)._node)
+    return _in_place([tensor], async_op)
+
+
+def all_gather(tensor_list, tensor, group=None, async_op=False):
+    """PyTorch's ``all_gather``: ``tensor_list[k]`` becomes rank k's ``tensor`` (the
+    same shape on every rank), through one all-reduce of the ranks' pieces in place."""
+    from .shape_ops import concat
+    from .creation import zeros
+    _check_group(group)
+    if len(tensor_list) != world_size:
+        raise MetajitValueError(f"all_gather: tensor_list has {len(tensor_list)} entries for {world_size} ranks")
+    piece = tensor.reshape((1,) + tuple(tensor.shape))
+    blanks = [zeros(piece.shape, dtype=tensor.dtype)] * (world_size - 1)
+    gathered = mpi_all_reduce(concat(blanks[:rank] + [piece] + blanks[rank:], 0), "add")
+    for k, target in enumerate(tensor_list):
+        target._replace(gathered[k]._node)
+    return _in_place(list(tensor_list), async_op)
+
+
+def all_gather_object(object_list, obj, group=None):
+    """PyTorch's ``all_gather_object``: ``object_list[k]`` becomes rank k's picklable ``obj``."""
+    _check_group(group)
+    object_list[:] = mpi.gather_objects(obj) if in_mpi else [obj]
+
+
+def broadcast_object_list(object_list, src=0, group=None, device=None):
+    """PyTorch's ``broadcast_object_list``: every rank's list becomes rank ``src``'s."""
+    _check_group(group)
+    if in_mpi:
+        object_list[:] = mpi.broadcast_object(list(object_list), src)

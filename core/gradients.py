@@ -474,6 +474,33 @@ def accumulate_grads(loss, leaves, create_graph=False, order=None):
         if not create_graph and id(total._node) not in in_graph and not total._node.is_realised:
             total._node.grad_boundary = True  # a node of the backward pass only: no forward node changes
         leaf.grad = total
+    if _post_accumulate_hooks:
+        for leaf in leaves:
+            for hook in list(_post_accumulate_hooks.get(id(leaf), ())):
+                hook(leaf)
+
+
+_post_accumulate_hooks = {}  # id(leaf Var) -> [hook(leaf)], an entry dropped with its Var
+
+
+def register_post_accumulate_grad_hook(var, hook):
+    """PyTorch's ``p.register_post_accumulate_grad_hook(hook)``: ``hook(p)`` runs after each
+    backward pass (``backward``, an optimiser's ``step(loss)``) has added to ``p.grad``, for
+    a leaf Var such as a parameter. Returns a handle whose ``remove()`` takes it away::
+
+        p.register_post_accumulate_grad_hook(lambda p: p.grad.clamp_(-1, 1))
+    """
+    if not is_leaf(var) or not var.requires_grad:
+        raise MetajitValueError("register_post_accumulate_grad_hook needs a leaf Var that takes gradients "
+                                "(a parameter, or a Var given requires_grad_())")
+    key = id(var)
+    if key not in _post_accumulate_hooks:
+        _post_accumulate_hooks[key] = []
+        weakref.finalize(var, _post_accumulate_hooks.pop, key, None)
+    hooks = _post_accumulate_hooks[key]
+    entry = lambda leaf: hook(leaf)  # noqa: E731  (its own identity: the same hook added twice is removed once)
+    hooks.append(entry)
+    return HookHandle(lambda: entry in hooks and hooks.remove(entry))
 
 
 def vjp(function, primals, cotangents):

@@ -81,7 +81,7 @@ class Optimizer:
 
     def _add_gradients(self, loss):
         accumulate_grads(loss, [p for p in self.params if p.requires_grad])
-        self.gradient_averager.average(self.params)
+        self.gradient_averager.average(self.params, skip_marked=True)
 
     def clip_grad_norm(self, max_norm, norm_type=2):
         """Scale the gradients so their global ``norm_type`` norm is at most ``max_norm``."""
@@ -96,7 +96,7 @@ class Optimizer:
             self.zero_grad()
             self._add_gradients(loss)
         clears, self.clears_after_step = self.clears_after_step, False
-        self.gradient_averager.average(self.params)
+        self.gradient_averager.average(self.params, skip_marked=True)
         changed, replaced = [], []
         with no_grad():
             for group in self.param_groups:

@@ -122,3 +122,45 @@ class BatchSampler(Sampler):
                 batch = []
         if batch and not self.drop_last:
             yield batch
+
+
+class DistributedSampler(Sampler):
+    """PyTorch's ``DistributedSampler``: rank ``rank`` of ``num_replicas`` (by default this
+    process's MPI rank and the world size, `metajit.distributed`) reads every
+    ``num_replicas``-th index of one order shared by all ranks, padded by repeating its
+    start (or cut, with ``drop_last``) so every rank reads ``len(self)`` items. With
+    ``shuffle`` the order is a permutation drawn from ``seed + epoch``: call
+    `set_epoch` at each epoch's start for a new one. Example::
+
+        sampler = DistributedSampler(data)
+        loader = DataLoader(data, batch_size=32, sampler=sampler)   # 32 per rank
+        for epoch in range(epochs):
+            sampler.set_epoch(epoch)
+    """
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        from . import distributed
+        num_replicas = distributed.world_size if num_replicas is None else num_replicas
+        rank = distributed.rank if rank is None else rank
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise MetajitValueError(f"DistributedSampler: rank {rank} is not in [0, {num_replicas - 1}] "
+                                    f"(num_replicas={num_replicas})")
+        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
+        self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, seed, drop_last, 0
+        count = len(dataset)
+        self.num_samples = count // num_replicas if drop_last else -(-count // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def set_epoch(self, epoch):
+        """Use the permutation of ``seed + epoch`` from the next iteration on."""
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.num_samples
+
+    def __iter__(self):
+        count = len(self.dataset)
+        order = np.random.default_rng(self.seed + self.epoch).permutation(count) if self.shuffle else np.arange(count)
+        if self.total_size > count:  # pad with the order's start, repeated as often as needed
+            order = np.resize(order, self.total_size)
+        return iter(order[:self.total_size][self.rank::self.num_replicas].tolist())

@@ -256,6 +256,12 @@ class Var:
         from .gradients import register_hook
         return register_hook(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """PyTorch's: ``hook(self)`` runs after each backward pass has added to ``self.grad``
+        (a leaf); see `metajit.gradients.register_post_accumulate_grad_hook`."""
+        from .gradients import register_post_accumulate_grad_hook
+        return register_post_accumulate_grad_hook(self, hook)
+
     def retain_grad(self):
         """PyTorch's ``y.retain_grad()``: `backward` also fills ``.grad`` of this computed Var."""
         from .gradients import retain_grad

@@ -7,6 +7,8 @@ from .layers import (BCELoss, BCEWithLogitsLoss, CELU, ChannelShuffle, CrossEntr
                      Softplus, Tanh)
 from .module import Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList, Sequential
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from . import parallel  # noqa: E402  (``nn.parallel.DistributedDataParallel``)
+from .parallel import DataParallel
 # Jittor keeps optimisers in nn too
 from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_
 

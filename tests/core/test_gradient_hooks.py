@@ -87,3 +87,22 @@ def test_a_parameter_keeps_its_hook_across_optimiser_steps_as_torch():
             optimizer.step()
         results.append(weight.detach().numpy())
     np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+
+
+def test_post_accumulate_grad_hooks_run_after_each_backward_as_torch():
+    results = []
+    for library in (torch, jt):
+        weight = _leaf(library, np.array([1.0, -3.0], dtype=np.float32))
+        seen = []
+        handle = weight.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.numpy().copy()))
+        (weight * weight).sum().backward()
+        (weight ** 3).sum().backward()
+        handle.remove()
+        (weight * weight).sum().backward()
+        results.append((seen, weight.grad.numpy()))
+    (theirs, theirs_grad), (ours, ours_grad) = results
+    assert len(ours) == len(theirs) == 2
+    for expected, got in zip(theirs + [theirs_grad], ours + [ours_grad]):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    with pytest.raises(MetajitValueError, match="leaf"):
+        (jt.array([1.0]).requires_grad_() * 2).register_post_accumulate_grad_hook(lambda p: None)

@@ -147,3 +147,9 @@ def test_nccl_collectives_and_training_on_two_gpus_match_the_host_path(tmp_path)
         saved[device] = [np.load(f"{out}_{device}_{rank}.npy") for rank in (0, 1)]
     for rank in (0, 1):
         np.testing.assert_allclose(saved["cuda"][rank], saved["cpu"][rank], rtol=1e-4, atol=1e-5)
+
+
+def test_a_pytorch_ddp_loop_follows_torch_on_the_global_batches():
+    result = mpirun("ddp_steps.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok") == 2
