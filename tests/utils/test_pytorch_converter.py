@@ -495,3 +495,17 @@ def test_torchvision_weights_load_from_local_files_only(tmp_path_factory, tmp_pa
     np.testing.assert_array_equal(ours.fc.weight.numpy(), theirs.fc.weight.detach().numpy())
     with pytest.raises(ValueError, match="num_classes"):
         module.resnet18(weights=module.ResNet18_Weights.DEFAULT, num_classes=10)
+
+
+def test_ddp_script_names_map_to_the_mpi_world():
+    code = body(convert(
+        "import torch\nimport torch.distributed as dist\n"
+        "from torch.nn.parallel import DistributedDataParallel as DDP\n"
+        "from torch.utils.data.distributed import DistributedSampler\n"
+        "dist.init_process_group('nccl')\n"
+        "model = DDP(torch.nn.Linear(3, 2))\n"
+        "sampler = DistributedSampler(data)\n"
+        "dist.all_reduce(t, op=dist.ReduceOp.SUM)\n"))
+    assert code.splitlines() == [
+        "jt.distributed.init_process_group('nccl')", "model = nn.parallel.DistributedDataParallel(nn.Linear(3, 2))",
+        "sampler = jt.dataset.DistributedSampler(data)", "jt.distributed.all_reduce(t, op=jt.distributed.ReduceOp.SUM)"]

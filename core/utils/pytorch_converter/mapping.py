@@ -96,6 +96,9 @@ MODULES = {
     "torch.optim": ("jt.optim",),
     "torch.optim.lr_scheduler": ("jt.lr_scheduler",),
     "torch.utils.data": ("jt.dataset",),
+    "torch.utils.data.distributed": ("jt.dataset",),
+    "torch.distributed": ("jt.distributed",),
+    "torch.nn.parallel": ("nn.parallel",),
     "torch.linalg": ("jt.linalg",),
     "torchvision.models": ("jt.models",),
 }
