@@ -11,14 +11,17 @@ import collections
 import itertools
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.context
+import numbers
 import pickle
 import random
 import traceback
+import weakref
 
 import numpy as np
 
-from . import distributed
-from .errors import MetajitError, MetajitValueError
+from . import creation, distributed
+from .errors import MetajitError, MetajitTypeError, MetajitValueError
 from .sampler import (BatchSampler, DistributedSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
 from .var import Var
@@ -42,19 +45,22 @@ def _load_batch(dataset, indices):
 
 class MetajitWorkerError(MetajitError, RuntimeError):
     """A DataLoader worker process failed in a way its own exception cannot report (it died,
-    or its exception could not be rebuilt); the message carries the worker's traceback."""
+    or its exception could not be rebuilt), or sent nothing within the loader's ``timeout``;
+    the message says which."""
 
 
-WorkerInfo = collections.namedtuple("WorkerInfo", "id num_workers seed")
+WorkerInfo = collections.namedtuple("WorkerInfo", "id num_workers seed dataset", defaults=(None,))
 WorkerInfo.__doc__ = """Which DataLoader worker process this is: ``id`` in ``range(num_workers)``;
-``seed`` seeded numpy's and Python's global generators in this worker."""
+``seed`` seeded numpy's, Python's and metajit's generators in this worker; ``dataset`` is
+this worker's copy of the loader's dataset (as PyTorch's, for a ``worker_init_fn`` to
+configure)."""
 
 _worker_info = None
 
 
 def get_worker_info():
-    """In a DataLoader worker process reading an iterable source, its `WorkerInfo`; in the
-    main process ``None`` (PyTorch's ``torch.utils.data.get_worker_info``)::
+    """In a DataLoader worker process, its `WorkerInfo`; in the main process ``None``
+    (PyTorch's ``torch.utils.data.get_worker_info``)::
 
         info = get_worker_info()
         share = range(10) if info is None else range(info.id, 10, info.num_workers)
@@ -114,22 +120,74 @@ def _reader_share(source, reader, readers):
         itertools.islice(source, reader, None, readers)
 
 
-def _worker_loop(source, info, chunk_size, connection):
-    """A worker process: read this worker's share of ``source`` and send it in chunks."""
+class _MainProcessGone(Exception):
+    """The loader closed this worker's pipe: the worker exits quietly."""
+
+
+def _receive(connection):
+    try:
+        return connection.recv()
+    except (EOFError, OSError) as error:
+        raise _MainProcessGone() from error
+
+
+def _worker_loop(info, source, worker_init_fn, connection):
+    """A worker process: seed its generators, run ``worker_init_fn(id)``, then serve the
+    loader's requests until it sends ``None``:
+
+    * ``("load", indices)``: reply ``("samples", [dataset[i] for i in indices])``;
+    * ``("read", epoch, chunk_size, credit)``: send this worker's share of the iterable
+      source in ``("samples", chunk)`` replies, then ``("done", None)``: ``source`` as given
+      at the start when ``epoch`` is None, else ``dataset.for_epoch(*epoch)`` (persistent
+      workers). At most ``credit`` chunks go unanswered by a ``("more", None)``;
+      ``("stop", None)`` ends the read early with ``("stopped", None)``.
+
+    An exception is sent as ``("error", (type, traceback))`` and ends the worker."""
     global _worker_info
     _worker_info = info
     np.random.seed(info.seed % 2**32)
     random.seed(info.seed)
+    creation.seed(info.seed)
     try:
-        samples = _reader_share(source, info.id * distributed.world_size + distributed.rank,
-                                distributed.world_size * info.num_workers)
-        for chunk in _groups(samples, chunk_size, False):
-            connection.send(("samples", chunk))
-        connection.send(("done", None))
+        if worker_init_fn is not None:
+            worker_init_fn(info.id)
+        while (request := _receive(connection)) is not None:
+            kind, *arguments = request
+            if kind == "load":
+                connection.send(("samples", _load_batch(info.dataset, arguments[0])))
+            elif kind == "read":
+                epoch, chunk_size, credit = arguments
+                _send_share(source if epoch is None else info.dataset.for_epoch(*epoch), info, chunk_size, credit,
+                            connection)
+            # ("more", None) and ("stop", None) left over from a finished read need nothing
+    except _MainProcessGone:
+        pass
     except BaseException as error:  # reported to the main process, which raises it
-        connection.send(("error", (_picklable_type(error), traceback.format_exc())))
+        try:
+            connection.send(("error", (_picklable_type(error), traceback.format_exc())))
+        except OSError:
+            pass
     finally:
         connection.close()
+
+
+def _send_share(source, info, chunk_size, credit, connection):
+    """Send this worker's share of ``source`` in chunks, keeping to the loader's credit."""
+    samples = _reader_share(source, info.id * distributed.world_size + distributed.rank,
+                            distributed.world_size * info.num_workers)
+    chunks = _groups(samples, chunk_size, False)
+    while True:
+        while credit == 0 or connection.poll():  # (a chunk is loaded only once it may be sent)
+            if _receive(connection)[0] == "stop":
+                connection.send(("stopped", None))
+                return
+            credit += 1
+        chunk = next(chunks, None)
+        if chunk is None:
+            connection.send(("done", None))
+            return
+        connection.send(("samples", chunk))
+        credit -= 1
 
 
 def _picklable_type(error):
@@ -150,47 +208,156 @@ def _worker_error(worker_id, error_type, worker_traceback):
         return MetajitWorkerError(message)
 
 
-def _samples_from_workers(source, num_workers, chunk_size, seed):
-    """The samples of ``source`` read by ``num_workers`` forked processes, taken from the
-    workers in turn one chunk at a time (a fixed order for a deterministic source)."""
-    context = multiprocessing.get_context("fork")
-    workers = []
-    try:
-        for worker_id in range(num_workers):
-            receiver, sender = context.Pipe(duplex=False)
-            info = WorkerInfo(worker_id, num_workers, seed + worker_id)
-            process = context.Process(target=_worker_loop, args=(source, info, chunk_size, sender), daemon=True)
-            process.start()
-            sender.close()
-            workers.append((worker_id, process, receiver))
-        active = list(workers)
-        while active:
-            for worker in list(active):
-                worker_id, process, receiver = worker
-                multiprocessing.connection.wait([receiver, process.sentinel])
-                if not receiver.poll():
-                    raise MetajitWorkerError(f"DataLoader worker process {worker_id} exited with code "
-                                             f"{process.exitcode} before sending its samples")
-                kind, payload = receiver.recv()
-                if kind == "samples":
-                    yield from payload
-                elif kind == "done":
-                    active.remove(worker)
-                else:
-                    raise _worker_error(worker_id, *payload)
-    finally:
-        for _, process, receiver in workers:
-            receiver.close()
-            if process.is_alive():
-                process.terminate()
-            process.join()
+def _terminate(processes, connections):
+    for connection in connections:
+        connection.close()
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+        process.join()
+
+
+class _Workers:
+    """A loader's worker processes (see `_worker_loop`), each with its own pipe; ``pending``
+    counts each worker's unanswered ``load`` requests and ``reading`` holds the workers in
+    the middle of a read."""
+
+    def __init__(self, dataset, source, count, base_seed, worker_init_fn, context, timeout):
+        self.count, self.timeout = count, timeout
+        self.pending, self.reading = [0] * count, set()
+        self.processes, self.connections = [], []
+        self._finalizer = weakref.finalize(self, _terminate, self.processes, self.connections)
+        for worker_id in range(count):
+            mine, theirs = context.Pipe()
+            info = WorkerInfo(worker_id, count, base_seed + worker_id, dataset)
+            process = context.Process(target=_worker_loop, args=(info, source, worker_init_fn, theirs), daemon=True)
+            try:
+                process.start()
+            except (pickle.PicklingError, AttributeError, TypeError) as error:
+                self.close()
+                raise MetajitValueError(
+                    f"the {context.get_start_method()!r} multiprocessing_context sends the dataset and "
+                    f"worker_init_fn to each worker by pickling, which failed: {error}; define them at module "
+                    f"level, or use the 'fork' context (the default where the platform has it)") from error
+            theirs.close()
+            self.processes.append(process)
+            self.connections.append(mine)
+
+    def send(self, worker_id, kind, *arguments):
+        if kind == "load":
+            self.pending[worker_id] += 1
+        elif kind == "read":
+            self.reading.add(worker_id)
+        try:
+            self.connections[worker_id].send((kind, *arguments))
+        except OSError:  # the worker has ended: its next reply (its error) or its death reports why
+            pass
+
+    def receive(self, worker_id):
+        """Worker ``worker_id``'s next reply ``(kind, payload)``; raises its exception, or
+        `MetajitWorkerError` if it died or sent nothing within the timeout."""
+        connection, process = self.connections[worker_id], self.processes[worker_id]
+        if not multiprocessing.connection.wait([connection, process.sentinel], self.timeout):
+            raise MetajitWorkerError(f"DataLoader timed out after {self.timeout} seconds waiting for worker process "
+                                     f"{worker_id}; give a larger timeout (0 waits as long as it takes)")
+        if not connection.poll():
+            raise MetajitWorkerError(f"DataLoader worker process {worker_id} exited unexpectedly with code "
+                                     f"{process.exitcode}")
+        kind, payload = connection.recv()
+        if kind == "error":
+            raise _worker_error(worker_id, *payload)
+        if kind in ("done", "stopped"):
+            self.reading.discard(worker_id)
+        elif worker_id not in self.reading:
+            self.pending[worker_id] -= 1
+        return kind, payload
+
+    def drain(self):
+        """Take the replies still owed from an epoch left unfinished, so the workers can
+        start the next one."""
+        for worker_id in list(self.reading):
+            self.send(worker_id, "stop")
+            while self.receive(worker_id)[0] not in ("done", "stopped"):
+                pass
+        for worker_id in range(self.count):
+            while self.pending[worker_id]:
+                self.receive(worker_id)
+
+    def close(self):
+        """Stop the worker processes."""
+        self._finalizer()
+
+
+def _batches_from_workers(workers, batches, prefetch_factor):
+    """The samples of each of ``batches`` (lists of indices), batch ``k`` loaded by worker
+    ``k % n``, each worker at most ``prefetch_factor`` batches ahead."""
+    ahead = min(len(batches), prefetch_factor * workers.count)
+    for k in range(ahead):
+        workers.send(k % workers.count, "load", batches[k])
+    for k in range(len(batches)):
+        _, samples = workers.receive(k % workers.count)
+        if k + ahead < len(batches):
+            workers.send(k % workers.count, "load", batches[k + ahead])
+        yield samples
+
+
+def _samples_from_workers(workers, epoch, chunk_size, prefetch_factor):
+    """The samples of an iterable source read by the workers (see `_worker_loop`'s ``read``),
+    taken from the workers in turn one chunk at a time (a fixed order for a deterministic
+    source), each worker at most ``prefetch_factor`` chunks ahead."""
+    for worker_id in range(workers.count):
+        workers.send(worker_id, "read", epoch, chunk_size, prefetch_factor)
+    active = list(range(workers.count))
+    while active:
+        for worker_id in list(active):
+            kind, payload = workers.receive(worker_id)
+            if kind == "samples":
+                workers.send(worker_id, "more")
+                yield from payload
+            else:
+                active.remove(worker_id)
+
+
+def _multiprocessing_context(context, num_workers):
+    """The context worker processes start from: ``context`` (a start method's name or a
+    context), else ``"fork"`` where the platform has it (as PyTorch on Linux), so that a
+    dataset need not be picklable."""
+    if context is not None and num_workers == 0:
+        raise MetajitValueError("multiprocessing_context can only be used with multi-process loading "
+                                "(num_workers > 0), but got num_workers=0")
+    methods = multiprocessing.get_all_start_methods()
+    if context is None:
+        return multiprocessing.get_context("fork" if "fork" in methods else None)
+    if isinstance(context, str):
+        if context not in methods:
+            raise MetajitValueError(f"multiprocessing_context should specify a valid start method in {methods!r}, "
+                                    f"but got multiprocessing_context={context!r}")
+        return multiprocessing.get_context(context)
+    if not isinstance(context, multiprocessing.context.BaseContext):
+        raise MetajitTypeError(f"multiprocessing_context should be a start method's name ({methods!r}) or a "
+                               f"multiprocessing context, but got multiprocessing_context={context!r}")
+    return context
+
+
+def _as_generator(generator):
+    """A loader's ``generator`` as a ``numpy.random.Generator``: one as it is, an int as
+    its seed, an object with ``initial_seed()`` (a ``torch.Generator``) by that seed."""
+    if generator is None or isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        return np.random.default_rng(int(generator))
+    if callable(getattr(generator, "initial_seed", None)):
+        return np.random.default_rng(int(generator.initial_seed()))
+    raise MetajitTypeError(f"generator must be a numpy.random.Generator, an int seed or a torch.Generator, "
+                           f"got {type(generator).__name__}")
 
 
 class _BatchIterator:
     """Shared batching logic of `Dataset` and `DataLoader`."""
 
     def __init__(self, dataset, batch_size, shuffle, drop_last, num_workers, seed, collate_fn,
-                 sampler=None, batch_sampler=None):
+                 sampler=None, batch_sampler=None, *, generator=None, worker_init_fn=None, persistent_workers=False,
+                 prefetch_factor=None, timeout=0, multiprocessing_context=None):
         iterable = isinstance(dataset, IterableDataset)
         if batch_size is None and not iterable:
             raise MetajitValueError("batch_size=None (samples passed through unbatched) needs an iterable source "
@@ -202,11 +369,50 @@ class _BatchIterator:
         if iterable and (sampler is not None or batch_sampler is not None):
             raise MetajitValueError(f"{type(dataset).__name__} is read by iteration, in its own order: a sampler "
                                     "needs a dataset indexed with __getitem__")
+        if seed is not None and generator is not None:
+            raise MetajitValueError("give a seed or a generator, not both: each decides the shuffle order")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.drop_last, self.num_workers, self.seed = drop_last, num_workers, seed
         self.collate_fn = collate_fn or collate
         self.sampler, self.batch_sampler = sampler, batch_sampler
+        self.generator = _as_generator(generator)
+        self._set_worker_options(worker_init_fn, persistent_workers, prefetch_factor, timeout,
+                                 multiprocessing_context)
         self.epoch = 0
+
+    def _set_worker_options(self, worker_init_fn, persistent_workers, prefetch_factor, timeout, context):
+        # checked as PyTorch's DataLoader checks them
+        if self.num_workers < 0:
+            raise MetajitValueError("num_workers should be non-negative; use num_workers=0 to load in this process")
+        if timeout < 0:
+            raise MetajitValueError(f"timeout should be non-negative (0 waits as long as it takes), got {timeout}")
+        if prefetch_factor is not None and self.num_workers == 0:
+            raise MetajitValueError("prefetch_factor can only be given with multi-process loading: set "
+                                    "num_workers > 0, or leave prefetch_factor as None")
+        if prefetch_factor is not None and prefetch_factor < 1:
+            raise MetajitValueError(f"prefetch_factor should be at least 1, got {prefetch_factor}")
+        if persistent_workers and self.num_workers == 0:
+            raise MetajitValueError("persistent_workers needs num_workers > 0")
+        self.multiprocessing_context = _multiprocessing_context(context, self.num_workers)
+        self.prefetch_factor = prefetch_factor or (2 if self.num_workers > 0 else None)
+        self.worker_init_fn, self.persistent_workers, self.timeout = worker_init_fn, persistent_workers, timeout
+        self._workers = None
+
+    def _draw_seed(self):
+        """A seed drawn from the loader's generator, else from numpy's global generator."""
+        if self.generator is not None:
+            return int(self.generator.integers(2 ** 31))
+        # numpy's global generator: a script seeded by jt.set_global_seed shuffles alike on every run
+        # (torch.manual_seed's way)
+        return int(np.random.randint(2 ** 31))
+
+    def _epoch_seed(self):
+        """This epoch's seed: the loader's seed plus the epoch, else a draw (rank 0's under MPI,
+        so that every rank agrees)."""
+        if self.seed is not None:
+            return self.seed + self.epoch
+        seed = self._draw_seed()
+        return distributed.mpi.broadcast_object(seed) if distributed.in_mpi else seed
 
     def batches(self):
         if self.batch_sampler is not None:
@@ -216,12 +422,7 @@ class _BatchIterator:
         count = len(self.dataset)
         order = np.arange(count)
         if self.shuffle:
-            if self.seed is None and distributed.in_mpi:  # every rank shuffles alike
-                self.seed = distributed.mpi.broadcast_object(int(np.random.randint(2 ** 31)))
-            # without a seed of its own, numpy's global generator draws the order: a script
-            # seeded by jt.set_global_seed shuffles alike on every run (torch.manual_seed's way)
-            seed = int(np.random.randint(2 ** 31)) if self.seed is None else self.seed + self.epoch
-            np.random.default_rng(seed).shuffle(order)
+            np.random.default_rng(self._epoch_seed()).shuffle(order)
         self.epoch += 1
         stop = count - count % self.batch_size if self.drop_last else count
         batches = [order[start:start + self.batch_size] for start in range(0, stop, self.batch_size)]
@@ -255,15 +456,17 @@ class _BatchIterator:
         return self._iterate_indices()
 
     def _iterate_source(self):
-        seed = None if self.seed is None else self.seed + self.epoch
-        if seed is None and self.shuffle:  # (as `_iterate_indices`: the global generator seeds it)
-            seed = int(np.random.randint(2 ** 31))
+        # persistent workers prepare each epoch themselves: they need a seed all of them share
+        needs_seed = self.shuffle or self.persistent_workers or self.seed is not None
+        seed = self._epoch_seed() if needs_seed else None
         self.epoch += 1
-        source = self.dataset.for_epoch(self.shuffle, seed)
+        source = self.dataset.for_epoch(self.shuffle, seed)  # (persistent workers: only to check the options)
         batch_size = None if self.batch_size is None else _rank_batch_size(self.batch_size)
         if self.num_workers > 0:
-            worker_seed = int(np.random.randint(2**31)) if seed is None else seed
-            samples = _samples_from_workers(source, self.num_workers, batch_size or 1, worker_seed)
+            samples = self._from_workers(
+                None if self.persistent_workers else source,
+                lambda workers: _samples_from_workers(workers, (self.shuffle, seed) if self.persistent_workers
+                                                      else None, batch_size or 1, self.prefetch_factor))
         else:
             samples = _reader_share(source, distributed.rank, distributed.world_size)
         if batch_size is None:
@@ -278,11 +481,40 @@ class _BatchIterator:
             for indices in batches:
                 yield self.collate_fn(_load_batch(self.dataset, indices))
             return
-        context = multiprocessing.get_context("fork")
-        with context.Pool(self.num_workers) as pool:
-            results = [pool.apply_async(_load_batch, (self.dataset, indices)) for indices in batches]
-            for result in results:
-                yield self.collate_fn(result.get())
+        for samples in self._from_workers(
+                None, lambda workers: _batches_from_workers(workers, batches, self.prefetch_factor)):
+            yield self.collate_fn(samples)
+
+    def _from_workers(self, source, read):
+        """What ``read(workers)`` yields from this epoch's worker processes: the persistent
+        ones (started at the first epoch; what an unfinished epoch left is taken first) or
+        new ones reading ``source``, stopped at the end of the epoch."""
+        workers = self._workers
+        if workers is not None:
+            try:
+                workers.drain()
+            except Exception:  # (a failure in a batch nobody asked for: start afresh)
+                workers.close()
+                workers = None
+        try:
+            if workers is None:
+                base_seed = self._draw_seed() if self.seed is None else self.seed + self.epoch
+                workers = _Workers(self.dataset, source, self.num_workers, base_seed, self.worker_init_fn,
+                                   self.multiprocessing_context, self.timeout or None)
+                if self.persistent_workers:
+                    self._workers = workers
+            yield from read(workers)
+        except GeneratorExit:  # the epoch was left unfinished: persistent workers drain at the next
+            if not self.persistent_workers:
+                workers.close()
+            raise
+        except BaseException:
+            if workers is not None:
+                workers.close()
+            self._workers = None
+            raise
+        if not self.persistent_workers:
+            workers.close()
 
 
 def _batch_count(count, batch_size, drop_last):
@@ -394,9 +626,38 @@ class DataLoader(_BatchIterator):
     Over an iterable source, ``shuffle=True`` asks the source to shuffle (see
     `IterableDataset.for_epoch`) and ``batch_size=None`` passes its samples through as they
     come (for a source that batches itself).
+
+    PyTorch's options, checked as PyTorch checks them:
+
+    * ``generator`` draws each epoch's shuffle order and the workers' seeds, instead of
+      numpy's global generator: a ``numpy.random.Generator``, an int (the seed of a new
+      one), or a ``torch.Generator`` (its ``initial_seed()``). Loaders with equal generators
+      shuffle alike; ``seed`` (metajit's) instead fixes each epoch's order as ``seed + epoch``.
+    * ``num_workers > 0`` loads in worker processes, started from ``multiprocessing_context``
+      (``"fork"``, ``"spawn"``, ``"forkserver"`` or a context; by default ``"fork"`` where
+      the platform has it, so that neither the dataset nor ``worker_init_fn`` is pickled);
+      each worker calls ``worker_init_fn(worker_id)`` first. Batches come in order
+      (``in_order`` is accepted).
+    * ``prefetch_factor`` batches per worker are requested ahead (default 2).
+    * ``persistent_workers=True`` keeps the workers alive from one epoch to the next (each
+      keeps its copy of the dataset, and its ``worker_init_fn`` runs once).
+    * ``timeout`` > 0: seconds to wait for a batch from a worker before raising
+      `MetajitWorkerError`.
+    * ``pin_memory`` (and ``pin_memory_device``) are accepted and change nothing: batches
+      are made in host memory, from which each device backend copies them itself.
+
+    ::
+
+        loader = DataLoader(dataset, batch_size=32, shuffle=True, num_workers=4, generator=0,
+                            persistent_workers=True, worker_init_fn=lambda worker_id: ...)
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, num_workers=0, seed=None,
-                 collate_fn=None, sampler=None, batch_sampler=None):
+                 collate_fn=None, sampler=None, batch_sampler=None, *, pin_memory=False, timeout=0,
+                 worker_init_fn=None, multiprocessing_context=None, generator=None, prefetch_factor=None,
+                 persistent_workers=False, pin_memory_device="", in_order=True):
         super().__init__(dataset, batch_size, shuffle, drop_last, num_workers, seed, collate_fn, sampler,
-                         batch_sampler)
+                         batch_sampler, generator=generator, worker_init_fn=worker_init_fn,
+                         persistent_workers=persistent_workers, prefetch_factor=prefetch_factor, timeout=timeout,
+                         multiprocessing_context=multiprocessing_context)
+        self.pin_memory, self.pin_memory_device, self.in_order = pin_memory, pin_memory_device, in_order

@@ -56,6 +56,11 @@ class MetajitValueError(MetajitError, ValueError):
     """An argument value that is not allowed (bad expression, bad option)."""
 
 
+class MetajitTypeError(MetajitError, TypeError):
+    """An argument of the wrong kind (a dtype has `MetajitDtypeError`), e.g. a model
+    setting that is not a list of the expected configuration objects."""
+
+
 class MetajitDeviceError(MetajitError, RuntimeError):
     """An unknown, unavailable or misbehaving device backend."""
 

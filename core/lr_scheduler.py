@@ -11,6 +11,34 @@ A scheduler changes ``lr`` in the optimiser's ``param_groups`` only.
 import bisect
 import math
 
+from .errors import MetajitTypeError, MetajitValueError
+
+
+def _per_group(name, optimizer, value):
+    """``value`` for each parameter group: a list or tuple as it is (one per group), else repeated."""
+    groups = len(optimizer.param_groups)
+    if not isinstance(value, (list, tuple)):
+        return [value] * groups
+    if len(value) != groups:
+        raise MetajitValueError(f"{name} has {len(value)} values but the optimizer has {groups} param_groups: "
+                                f"give one value per group, or a single number for all")
+    return list(value)
+
+
+def _uses_beta1(optimizer, name):
+    """Whether ``cycle_momentum`` cycles Adam's first beta (``betas[0]``) rather than SGD's ``momentum``."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise MetajitValueError(f"{name}: cycle_momentum needs an optimizer with momentum or betas; "
+                                "pass cycle_momentum=False for this one")
+    return "betas" in optimizer.defaults
+
+
+def _set_momentum(group, value, use_beta1):
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        group["momentum"] = value
+
 
 class LRScheduler:
     """Base of learning-rate schedulers: ``step()`` once per epoch sets each group's ``lr``.
@@ -113,10 +141,7 @@ class LambdaLR(LRScheduler):
     """The base rate times ``lr_lambda(epoch)`` (one function, or one per group)."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        groups = len(optimizer.param_groups)
-        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
-        if len(self.lr_lambdas) != groups:
-            raise ValueError(f"LambdaLR: {groups} parameter groups but {len(self.lr_lambdas)} lr_lambdas")
+        self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def step(self, epoch=None):
@@ -261,7 +286,7 @@ class OneCycleLR(LRScheduler):
                              "'cos' or 'linear'")
         self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
         groups = optimizer.param_groups
-        peaks = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
+        peaks = _per_group("max_lr", optimizer, max_lr)
         up = float(pct_start * total_steps) - 1
         self.phases = ([(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                         (float(2 * pct_start * total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
@@ -270,23 +295,15 @@ class OneCycleLR(LRScheduler):
                        if three_phase else
                        [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                         (total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")])
-        self.use_beta1 = "betas" in optimizer.defaults
-        if cycle_momentum and "momentum" not in optimizer.defaults and not self.use_beta1:
-            raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
+        self.use_beta1 = _uses_beta1(optimizer, "OneCycleLR") if cycle_momentum else "betas" in optimizer.defaults
         if last_epoch == -1:
             for group, peak in zip(groups, peaks):
                 group.update(initial_lr=peak / div_factor, max_lr=peak, min_lr=peak / div_factor / final_div_factor)
                 group["lr"] = group["initial_lr"]
                 if cycle_momentum:
                     group.update(max_momentum=max_momentum, base_momentum=base_momentum)
-                    self._set_momentum(group, max_momentum)
+                    _set_momentum(group, max_momentum, self.use_beta1)
         super().__init__(optimizer, last_epoch)
-
-    def _set_momentum(self, group, value):
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
 
     def _anneal(self, start, end, fraction):
         if self.anneal_strategy == "cos":
@@ -305,12 +322,99 @@ class OneCycleLR(LRScheduler):
                     fraction = (self.last_epoch - start_step) / (end_step - start_step)
                     group["lr"] = self._anneal(group[lr_from], group[lr_to], fraction)
                     if self.cycle_momentum:
-                        self._set_momentum(group, self._anneal(group[momentum_from], group[momentum_to], fraction))
+                        _set_momentum(group, self._anneal(group[momentum_from], group[momentum_to], fraction),
+                                      self.use_beta1)
                     break
                 start_step = end_step
 
 
-class SequentialLR(LRScheduler):
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates, stepped once per batch: each cycle the rate rises from
+    ``base_lr`` to ``max_lr`` over ``step_size_up`` steps and falls back over
+    ``step_size_down`` (default: ``step_size_up``), while momentum (or Adam's first beta)
+    moves the opposite way between ``max_momentum`` and ``base_momentum``::
+
+        scheduler = CyclicLR(optimizer, base_lr=0.01, max_lr=0.1, step_size_up=10)
+        for batch in loader:
+            train(batch)
+            scheduler.step()
+
+    The cycle's height ``max_lr - base_lr`` is scaled by ``mode``: ``"triangular"`` (not
+    scaled), ``"triangular2"`` (halved each cycle) or ``"exp_range"`` (``gamma`` to the power
+    of the step), or by ``scale_fn(x)`` with ``x`` the cycle number (``scale_mode="cycle"``)
+    or the step (``"iterations"``). Rates and momenta may be given per group (lists)."""
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
+                 gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
+                 max_momentum=0.9, last_epoch=-1):
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise MetajitValueError(f"CyclicLR: mode {mode!r} is not 'triangular', 'triangular2' or 'exp_range'; "
+                                    "give one of them or a scale_fn")
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for group, rate in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = rate
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        self.total_size = float(step_size_up) + float(step_size_up if step_size_down is None else step_size_down)
+        self.step_ratio = float(step_size_up) / self.total_size
+        self.mode, self.gamma, self._scale_fn_custom = mode, gamma, scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else "iterations" if mode == "exp_range" else "cycle"
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = _uses_beta1(optimizer, "CyclicLR")
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for group, low, high in zip(optimizer.param_groups, self.base_momentums, self.max_momentums):
+                    _set_momentum(group, high, self.use_beta1)
+                    group.update(max_momentum=high, base_momentum=low)
+        super().__init__(optimizer, last_epoch)  # (its first step starts from each group's initial_lr, as PyTorch's)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x):
+        """The factor on the cycle's height at ``x`` (the cycle number or the step, per ``scale_mode``)."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def step(self, epoch=None):
+        """Advance one batch (or go to batch ``epoch``) and set the rates and momenta."""
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        position = 1.0 + self.last_epoch / self.total_size - cycle
+        if position <= self.step_ratio:
+            height = position / self.step_ratio
+        else:
+            height = (position - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        for group, low, high in zip(self.optimizer.param_groups, self.base_lrs, self.max_lrs):
+            group["lr"] = low + (high - low) * height * scale
+        if self.cycle_momentum:
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                _set_momentum(group, high - (high - low) * height * scale, self.use_beta1)
+
+
+class _SchedulerOfSchedulers(LRScheduler):
+    # SequentialLR and ChainedScheduler: the state holds each of ``self.schedulers``' states
+
+    def state_dict(self):
+        """Its own state with each scheduler's `state_dict` (as PyTorch's)."""
+        state = {key: value for key, value in super().state_dict().items() if key != "schedulers"}
+        return dict(state, schedulers=[scheduler.state_dict() for scheduler in self.schedulers])
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from `state_dict`, each scheduler's too."""
+        state = dict(state_dict)
+        for scheduler, saved in zip(self.schedulers, state.pop("schedulers")):
+            scheduler.load_state_dict(saved)
+        self.__dict__.update(state)
+
+
+class SequentialLR(_SchedulerOfSchedulers):
     """Run ``schedulers`` one after another, switching at the epochs in ``milestones``
     (each later one starts from its epoch 0)."""
 
@@ -327,18 +431,6 @@ class SequentialLR(LRScheduler):
         self.schedulers[0].step()
         self.base_lrs = self.schedulers[0].base_lrs
 
-    def state_dict(self):
-        """Its own state with each scheduler's `state_dict` (as PyTorch's)."""
-        state = {key: value for key, value in super().state_dict().items() if key != "schedulers"}
-        return dict(state, schedulers=[scheduler.state_dict() for scheduler in self.schedulers])
-
-    def load_state_dict(self, state_dict):
-        """Restore a state from `state_dict`, each scheduler's too."""
-        state = dict(state_dict)
-        for scheduler, saved in zip(self.schedulers, state.pop("schedulers")):
-            scheduler.load_state_dict(saved)
-        self.__dict__.update(state)
-
     def step(self, epoch=None):
         """Advance one epoch on the scheduler whose turn it is."""
         self.last_epoch += 1
@@ -347,6 +439,38 @@ class SequentialLR(LRScheduler):
             self.schedulers[index].step(0)
         else:
             self.schedulers[index].step()
+
+
+class ChainedScheduler(_SchedulerOfSchedulers):
+    """Step every one of ``schedulers`` (all on one optimiser) at each ``step()``, in order,
+    so their factors multiply (PyTorch's ``ChainedScheduler``)::
+
+        warm = ConstantLR(optimizer, factor=0.1, total_iters=20)
+        decay = ExponentialLR(optimizer, gamma=0.9)
+        scheduler = ChainedScheduler([warm, decay], optimizer=optimizer)
+
+    ``ReduceLROnPlateau`` cannot be chained: its ``step`` needs the metric."""
+
+    def __init__(self, schedulers, optimizer=None):
+        if len(schedulers) < 1:
+            raise MetajitValueError("ChainedScheduler: give at least one scheduler to chain")
+        optimizer = optimizer or schedulers[0].optimizer
+        for index, scheduler in enumerate(schedulers):
+            if not hasattr(scheduler, "optimizer"):
+                raise MetajitTypeError(f"ChainedScheduler: item {index} ({type(scheduler).__name__}) is not a "
+                                       "learning-rate scheduler; pass schedulers made on the optimizer")
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise MetajitValueError(f"ChainedScheduler: item {index} is a ReduceLROnPlateau, whose step needs "
+                                        "the metric; step it yourself beside the chain")
+            if scheduler.optimizer is not optimizer:
+                raise MetajitValueError(f"ChainedScheduler: item {index} ({type(scheduler).__name__}) belongs to "
+                                        "another optimizer; make every chained scheduler on the same one")
+        self.optimizer, self.schedulers = optimizer, list(schedulers)
+
+    def step(self):
+        """Step each scheduler once, in order."""
+        for scheduler in self.schedulers:
+            scheduler.step()
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -363,8 +487,7 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError("ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode 'rel' or 'abs'")
         self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown, self.eps = threshold, threshold_mode, cooldown, eps
-        groups = len(optimizer.param_groups)
-        self.min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * groups
+        self.min_lrs = _per_group("min_lr", optimizer, min_lr)
         self.best = math.inf if mode == "min" else -math.inf
         self.bad_epochs, self.cooldown_counter, self.last_epoch = 0, 0, 0
 
