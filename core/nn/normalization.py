@@ -5,7 +5,7 @@ from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import no_grad
 from ..ir import dtypes, graph
 from ..math_ops import binary, cast, unary
-from ..optim import update_average
+from ..optimizer import update_average
 from ..shape_ops import concat
 from ..var import Var
 from . import library

@@ -1,0 +1,271 @@
+"""The optimiser base class (``metajit.optimizer``): parameter groups, per-parameter
+state, PyTorch's and Jittor's calling styles (`Optimizer.step` with a loss, a closure or
+neither), state dicts, and the pieces every update rule shares (state Vars, weight decay,
+running averages), plus gradient clipping. The rules live in `metajit.optim` (SGD, Adam,
+RMSprop, Adagrad) and `metajit.optim_rules` (Adamax ... LBFGS).
+
+Updates are built lazily under ``no_grad`` and every parameter and state Var of one
+step is realised together, so a step is one fused batch of kernels. Hyperparameters
+enter kernels as parameters, so changing the learning rate never recompiles.
+"""
+import math
+
+import numpy as np
+
+from . import distributed
+from .passes import executor
+from .gradients import accumulate_grads
+from .errors import MetajitValueError
+from .flags import enable_grad, no_grad
+from .math_ops import binary, unary
+from .var import Var, take_pending_assignments
+
+
+class Optimizer:
+    """Base class: parameter groups (dicts with ``params`` and hyperparameters), per-parameter
+    ``state``, ``zero_grad``, ``step``, ``state_dict`` / ``load_state_dict``. Every
+    optimiser takes PyTorch's ``maximize`` (ascend the gradient) and its implementation
+    choices ``foreach``, ``fused``, ``differentiable``, ``capturable``."""
+
+    # PyTorch's implementation choices (one fused step here whatever they say)
+    IMPLEMENTATION_OPTIONS = ("foreach", "fused", "differentiable", "capturable")
+
+    def __init__(self, params, defaults, **options):
+        unknown = set(options) - {"maximize", *self.IMPLEMENTATION_OPTIONS}
+        if unknown:
+            raise MetajitValueError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}")
+        self.defaults = dict(defaults, maximize=bool(options.get("maximize", False)))
+        self.clears_after_step = False  # gradients came from `backward` (Jittor): `step` clears them
+        self.param_groups = []
+        self.state = {}
+        params = list(params)
+        if not params:
+            raise MetajitValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+        # under mpirun: data parallel (every rank starts from rank 0's parameters, and
+        # gradients are averaged over the ranks before each update)
+        self.gradient_averager = distributed.GradientAverager()
+        distributed.broadcast_parameters(self.params)
+
+    def add_param_group(self, group):
+        """Add a dict with ``params`` and optional hyperparameter overrides."""
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Var) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in group["params"]}) != len(group["params"]) or seen & {id(p) for p in group["params"]}:
+            raise MetajitValueError("some parameters appear in more than one parameter group (or twice in one)")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.param_groups.append(group)
+
+    @property
+    def params(self):
+        """Every parameter of every group."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def zero_grad(self, set_to_none=True):
+        """Clear ``.grad`` of every parameter (gradients are never accumulated in place, so
+        ``set_to_none=False`` clears them too)."""
+        for parameter in self.params:
+            parameter.grad = None
+
+    def backward(self, loss):
+        """Jittor: add the gradients of ``loss`` for these parameters to ``.grad`` (called
+        twice, it accumulates); the next `step` uses them and then clears them, as Jittor's."""
+        self._add_gradients(loss)
+        self.clears_after_step = True
+
+    def _add_gradients(self, loss):
+        accumulate_grads(loss, [p for p in self.params if p.requires_grad])
+        self.gradient_averager.average(self.params, skip_marked=True)
+
+    def clip_grad_norm(self, max_norm, norm_type=2):
+        """Scale the gradients so their global ``norm_type`` norm is at most ``max_norm``."""
+        return clip_grad_norm_(self.params, max_norm, norm_type)
+
+    def step(self, loss=None):
+        """Update the parameters from ``.grad`` (or first from ``loss``, Jittor's style:
+        the gradients of that loss alone, left in ``.grad`` after the step). Gradients that
+        `backward` added (Jittor's ``backward(loss); step()``) are cleared after the update,
+        as Jittor's; those of ``loss.backward()`` stay, as PyTorch's.
+
+        ``loss`` may also be PyTorch's closure: a function that clears the gradients,
+        computes the loss, calls ``loss.backward()`` and returns the loss. It is called with
+        gradients enabled, the update uses the gradients it left, and `step` returns its loss
+        (computed with the step). Example::
+
+            def closure():
+                optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                return loss
+            loss = optimizer.step(closure)
+        """
+        closure_loss = None
+        if is_closure(loss):
+            loss = closure_loss = evaluate_closure(loss)
+        elif loss is not None:
+            self.zero_grad()
+            self._add_gradients(loss)
+        clears, self.clears_after_step = self.clears_after_step, False
+        self.gradient_averager.average(self.params, skip_marked=True)
+        changed, replaced = [], []
+        with no_grad():
+            for group in self.param_groups:
+                for parameter in group["params"]:
+                    if parameter.grad is None or not parameter.requires_grad:
+                        continue
+                    state = self.state.setdefault(id(parameter), {})
+                    state["step"] = int(state.get("step", 0)) + 1  # (a torch checkpoint's is a tensor)
+                    holders = [parameter] + [v for v in state.values() if isinstance(v, Var)]
+                    replaced += [v._node for v in holders]
+                    gradient = unary("neg", parameter.grad) if group.get("maximize") else parameter.grad
+                    parameter.assign(self.update(parameter, gradient, group, state))
+                    # .grad is realised with the step (as PyTorch leaves it): a lazy one
+                    # would keep the step's whole graph, old parameters included, alive
+                    changed += [parameter] if clears else [parameter, parameter.grad]
+                    changed.extend(v for v in state.values() if isinstance(v, Var))
+        changed.extend(take_pending_assignments())
+        if isinstance(loss, Var):  # computed with the gradients: a later loss.item() is free
+            changed.append(loss)
+        # the old parameters and state are given to the step: their memory may hold the new
+        # values (when nothing else still reads them), as PyTorch's in-place update
+        # in backward order (the last parameters' updates first, as DDP buckets them): the
+        # realisation then takes each layer's weight gradient as soon as its output gradient
+        # exists, instead of holding every layer's output gradient until the first layer's turn
+        targets = [v._node for v in reversed(changed)]
+        del changed
+        if clears:
+            self.zero_grad()
+        executor.realise(targets, donated=_replaced_values(replaced))
+        return closure_loss
+
+    def update(self, parameter, gradient, group, state):
+        """The new value of ``parameter`` (lazy); subclasses implement their rule."""
+        raise NotImplementedError
+
+    def state_dict(self):
+        """``{"state": {index: {name: numpy or number}}, "param_groups": [...]}`` (PyTorch layout)."""
+        index = {id(p): k for k, p in enumerate(self.params)}
+        state = {index[key]: {name: _saved(value) for name, value in entry.items()}
+                 for key, entry in self.state.items() if key in index}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and state saved by `state_dict`."""
+        params = self.params
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
+            raise MetajitValueError("optimizer state_dict does not match this optimizer's parameter groups")
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for position, entry in state_dict["state"].items():
+            self.state[id(params[int(position)])] = {name: _restored(value) for name, value in entry.items()}
+
+
+def is_closure(value):
+    """Whether ``value`` given to ``step`` is PyTorch's closure (a function, not a loss Var)."""
+    return callable(value) and not isinstance(value, Var)
+
+
+def evaluate_closure(closure):
+    """``closure()`` with gradients enabled (``step`` runs under `no_grad` otherwise)."""
+    with enable_grad():
+        return closure()
+
+
+def _saved(value):
+    """A state value as `Optimizer.state_dict` stores it: Vars as numpy, also inside lists."""
+    if isinstance(value, Var):
+        return value.numpy()
+    return [_saved(v) for v in value] if isinstance(value, list) else value
+
+
+def _restored(value):
+    """The inverse of `_saved`: numpy arrays (torch's tensors) back to Vars."""
+    if isinstance(value, np.ndarray):
+        return Var(value)
+    return [_restored(v) for v in value] if isinstance(value, list) else value
+
+
+def _state_var(state, name, like, fill=0.0):
+    if name not in state:
+        from .creation import full
+        state[name] = full(like.shape, fill, like.dtype).stop_grad()
+    return state[name]
+
+
+def _with_weight_decay(gradient, parameter, decay):
+    """L2 weight decay folded into the gradient: ``g + decay * p``."""
+    return binary("add", gradient, binary("mul", parameter, decay)) if decay else gradient
+
+
+def apply_weight_decay(parameter, gradient, group, decoupled):
+    """``(parameter, gradient)`` with ``group["weight_decay"]`` applied: decoupled (AdamW:
+    the parameter scaled by ``1 - lr * decay``) or as L2 folded into the gradient."""
+    decay = group["weight_decay"]
+    if not decoupled:
+        return parameter, _with_weight_decay(gradient, parameter, decay)
+    return (binary("mul", parameter, 1.0 - group["lr"] * decay) if decay else parameter), gradient
+
+
+def _replaced_values(nodes):
+    """The computed ones of the nodes a step replaced, moved into a new list only the
+    executor refers to (`metajit.passes.donation` counts the references)."""
+    donated = [node for node in nodes if node.buffer is not None]
+    nodes.clear()
+    return donated
+
+
+def update_average(average, value, decay):
+    """``average = decay * average + (1 - decay) * value`` in place, without gradient history
+    (optimiser state, BatchNorm running statistics); returns ``average``."""
+    return average.assign(binary("add", binary("mul", average, decay), binary("mul", value, 1.0 - decay)))
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """Scale ``.grad`` of ``parameters`` (a Var, or any iterable of them: a generator, a
+    ``filter``) in place so their global norm is at most ``max_norm``; returns the norm
+    before clipping (a lazy Var; 0 without gradients). ``error_if_nonfinite`` raises
+    `MetajitValueError` for a NaN or infinite norm (reading it); ``foreach`` is PyTorch's
+    kernel choice (one fused step here either way)."""
+    from .creation import zeros
+    from .reductions import norm
+    parameters = [parameters] if isinstance(parameters, Var) else list(parameters)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return zeros(())
+    norms = [norm(g, norm_type) for g in grads]
+    if norm_type == float("inf"):
+        total = norms[0]
+        for value in norms[1:]:
+            total = binary("maximum", total, value)
+    else:
+        total = None
+        for value in norms:
+            term = binary("pow", value, float(norm_type))
+            total = term if total is None else binary("add", total, term)
+        total = binary("pow", total, 1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total.item()):
+        raise MetajitValueError(f"clip_grad_norm_: the total norm of the gradients is {total.item()} "
+                                f"(error_if_nonfinite=True)")
+    scale = binary("minimum", binary("div", max_norm, binary("add", total, 1e-6)), 1.0)
+    for parameter in parameters:
+        if parameter.grad is not None:
+            parameter.grad = binary("mul", parameter.grad, scale)
+    return total
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp ``.grad`` of ``parameters`` (a Var or an iterable) to ``[-clip_value, clip_value]``."""
+    from .math_ops import clamp
+    for parameter in [parameters] if isinstance(parameters, Var) else list(parameters):
+        if parameter.grad is not None:
+            parameter.grad = clamp(parameter.grad, -clip_value, clip_value)
