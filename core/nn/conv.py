@@ -1,7 +1,8 @@
 """Convolutions from meta-ops: an im2col *gather* (one reindex, padding and dilation as
 index arithmetic with overflow 0) followed by a matrix product, which backends that claim
 ``matmul`` run as BLAS. Gradients come from the same meta-ops (the gather's gradient is
-the col2im scatter).
+the col2im scatter). 1-d convolutions are 2-d ones over a unit height; 3-d ones and all
+transposed convolutions (a zero-spreading reindex, then a convolution) are compositions.
 
 That composition is the meaning of the library ops ``conv2d`` (``conv2d_bias`` with the
 bias added, ``conv2d_bias_relu`` / ``conv2d_bias_relu6`` with a ReLU / ReLU6 after it), ``conv2d_backward_data`` and
@@ -9,6 +10,7 @@ bias added, ``conv2d_bias_relu`` / ``conv2d_bias_relu6`` with a ReLU / ReLU6 aft
 (`metajit.library_ops`): on a device that claims them
 (the cpu backend with oneDNN) a float32 convolution and its first-order gradients run
 as library kernels; higher orders differentiate the composition."""
+import functools
 import math
 
 from ..passes import autodiff, remat
@@ -16,7 +18,7 @@ from .. import creation, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import enable_grad
 from ..math_ops import binary, cast, register_inference_addition, relu
-from ..shape_ops import concat_composed, register_inference_concat
+from ..shape_ops import concat_composed, pad, register_inference_concat
 from ..var import Var
 from . import library
 from .module import Module
@@ -30,25 +32,96 @@ def _output_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-d convolution of ``x`` (N, C, H, W) with ``weight`` (OC, C/groups, KH, KW), as PyTorch."""
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    if x.ndim != 4 or weight.ndim != 4:
-        raise MetajitShapeError(f"conv2d expects a 4-d input and weight, got {x.shape} and {weight.shape}")
-    batch, channels, height, width = x.shape
-    out_channels, group_channels, kernel_h, kernel_w = weight.shape
+def accepts_unbatched(spatial):
+    """Decorator: a convolution or pooling of an (N, C, *spatial) input also takes an
+    unbatched (C, *spatial) one, as PyTorch's (run as a batch of one, every result
+    squeezed again); other ranks raise. Example: ``@accepts_unbatched(3)`` on ``conv3d``."""
+    def decorate(function):
+        @functools.wraps(function)
+        def batched(x, *args, **kwargs):
+            if x.ndim == spatial + 1:
+                result = function(x.unsqueeze(0), *args, **kwargs)
+                return tuple(r.squeeze(0) for r in result) if isinstance(result, tuple) else result.squeeze(0)
+            if x.ndim != spatial + 2:
+                raise MetajitShapeError(f"{function.__name__} expects an (N, C, {_DIMS[spatial]}) or unbatched "
+                                        f"(C, {_DIMS[spatial]}) input, got shape {tuple(x.shape)}")
+            return function(x, *args, **kwargs)
+        return batched
+    return decorate
+
+
+_DIMS = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def unit_height(x, name):
+    """(N, C, L) or (C, L) ``x`` as (N, C, 1, L) or (C, 1, L): 1-d convolutions and poolings
+    run as 2-d ones over a unit height (squeeze dim -2 afterwards).
+    Example: ``conv2d(unit_height(x, "conv1d"), weight.unsqueeze(2)).squeeze(-2)``."""
+    if x.ndim not in (2, 3):
+        raise MetajitShapeError(f"{name} expects an (N, C, L) or unbatched (C, L) input, got shape {tuple(x.shape)}")
+    return x.unsqueeze(-2)
+
+
+def _single(value):
+    return _pair(value, 1)[0]
+
+
+def padding_pairs(padding, kernel, stride, dilation, name):
+    """(left, right) padding per spatial axis for PyTorch's ``padding``: sizes, ``"valid"``
+    (none) or ``"same"`` (the output as long as the input; stride 1; an odd total pads
+    one more on the right, as PyTorch). Example: ``padding_pairs("same", (4,), (1,), (1,),
+    "conv1d")`` is ``((1, 2),)``."""
+    if not isinstance(padding, str):
+        return tuple((p, p) for p in _pair(padding, len(kernel)))
+    if padding == "valid":
+        return ((0, 0),) * len(kernel)
+    if padding != "same":
+        raise MetajitValueError(f"{name}: padding must be 'same', 'valid' or sizes, got {padding!r}")
+    if any(s != 1 for s in stride):
+        raise MetajitValueError(f"{name}: padding='same' needs stride 1, got stride {tuple(stride)}; "
+                                "give the padding as sizes")
+    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    return tuple((total // 2, total - total // 2) for total in totals)
+
+
+def pad_spatial(x, pairs, mode="constant"):
+    """``x`` padded on its trailing ``len(pairs)`` dims by ``(left, right)`` pairs, in
+    `metajit.shape_ops.pad`'s ``mode``. Example: ``pad_spatial(x, ((1, 1), (0, 2)))``."""
+    return pad(x, [size for pair in reversed(pairs) for size in pair], mode)
+
+
+def _convolution_geometry(x, weight, bias, stride, padding, dilation, groups, name):
+    """Checks a convolution's operands; returns ``x`` (padded on the right where
+    ``padding="same"`` pads more there), the geometry ``(stride, padding, dilation,
+    groups)`` and the output shape."""
+    spatial = x.ndim - 2
+    if weight.ndim != x.ndim:
+        raise MetajitShapeError(f"{name} expects a {x.ndim}-d weight (out_channels, in_channels / groups, "
+                                f"{_DIMS[spatial]}), got shape {tuple(weight.shape)}")
+    stride, dilation, kernel = _pair(stride, spatial), _pair(dilation, spatial), tuple(weight.shape[2:])
+    pairs = padding_pairs(padding, kernel, stride, dilation, name)
+    if any(right != left for left, right in pairs):
+        x = pad_spatial(x, [(0, right - left) for left, right in pairs])
+    padding = tuple(left for left, _ in pairs)
+    batch, channels = x.shape[:2]
+    out_channels, group_channels = weight.shape[:2]
     if channels != group_channels * groups or out_channels % groups:
-        raise MetajitShapeError(f"conv2d: input has {channels} channels but weight {weight.shape} "
+        raise MetajitShapeError(f"{name}: input has {channels} channels but weight {tuple(weight.shape)} "
                                 f"with groups={groups} expects {group_channels * groups}")
-    out_h = _output_size(height, kernel_h, stride[0], padding[0], dilation[0])
-    out_w = _output_size(width, kernel_w, stride[1], padding[1], dilation[1])
-    if out_h <= 0 or out_w <= 0:
-        raise MetajitShapeError(f"conv2d: input {x.shape} is too small for kernel {weight.shape[2:]} "
+    sizes = tuple(_output_size(x.shape[2 + a], kernel[a], stride[a], padding[a], dilation[a]) for a in range(spatial))
+    if min(sizes) <= 0:
+        raise MetajitShapeError(f"{name}: input {tuple(x.shape)} is too small for kernel {kernel} "
                                 f"with padding {padding} and dilation {dilation}")
-    geometry = (stride, padding, dilation, groups)
-    output_shape = (batch, out_channels, out_h, out_w)
-    if bias is not None and bias.shape != (out_channels,):
-        raise MetajitShapeError(f"conv2d: bias of shape {bias.shape} given for {out_channels} output channels")
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise MetajitShapeError(f"{name}: bias of shape {tuple(bias.shape)} given for {out_channels} output channels")
+    return x, (stride, padding, dilation, groups), (batch, out_channels) + sizes
+
+
+@accepts_unbatched(2)
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d convolution of ``x`` (N, C, H, W) with ``weight`` (OC, C/groups, KH, KW), as
+    PyTorch (``padding``: sizes, ``"same"`` or ``"valid"``). Example: ``F.conv2d(x, w, b, padding=1)``."""
+    x, geometry, output_shape = _convolution_geometry(x, weight, bias, stride, padding, dilation, groups, "conv2d")
     # a convolution over zero channels or of an empty batch is its composition (zeros plus
     # the bias) on every device: libraries reject empty operands
     library_ok = x.dtype == weight.dtype and 0 not in x.shape and 0 not in weight.shape
@@ -57,34 +130,52 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if library_ok and library.claimed("conv2d", x.dtype):
         result = library.apply("conv2d", [x, weight], geometry, output_shape)
     else:
-        result = _conv2d_composed([x, weight], geometry)
+        result = _conv_composed([x, weight], geometry)
     if bias is not None:
-        result = binary("add", result, bias.reshape(1, out_channels, 1, 1))
+        result = binary("add", result, bias.reshape(1, -1, 1, 1))
     return result
 
 
-def _conv2d_composed(inputs, geometry):
-    """conv2d (no bias) as im2col gather + matmul: the meaning of library op ``conv2d``."""
+@accepts_unbatched(3)
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-d convolution of ``x`` (N, C, D, H, W) with ``weight`` (OC, C/groups, KD, KH, KW), as
+    PyTorch (the composition of `conv2d`: a gather and a matrix product).
+    Example: ``F.conv3d(volume, w, padding="same")``."""
+    x, geometry, _ = _convolution_geometry(x, weight, bias, stride, padding, dilation, groups, "conv3d")
+    result = _conv_composed([x, weight], geometry)
+    return result if bias is None else binary("add", result, bias.reshape(1, -1, 1, 1, 1))
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-d convolution of ``x`` (N, C, L) with ``weight`` (OC, C/groups, K): `conv2d` over a
+    unit height. Example: ``F.conv1d(signal, w, padding="same")``."""
+    height_padding = padding if isinstance(padding, str) else (0, _single(padding))
+    return conv2d(unit_height(x, "conv1d"), weight.unsqueeze(2), bias, (1, _single(stride)), height_padding,
+                  (1, _single(dilation)), groups).squeeze(-2)
+
+
+def _conv_composed(inputs, geometry):
+    """A convolution (no bias) over ``len(stride)`` spatial dims as an im2col gather and a
+    matrix product: the meaning of library op ``conv2d``."""
     x, weight = inputs
     (stride, padding, dilation, groups) = geometry
-    batch, _, _, _ = x.shape
-    out_channels, group_channels, kernel_h, kernel_w = weight.shape
-    out_h = _output_size(x.shape[2], kernel_h, stride[0], padding[0], dilation[0])
-    out_w = _output_size(x.shape[3], kernel_w, stride[1], padding[1], dilation[1])
-    # columns[n, g, oh, ow, c, kh, kw] = x[n, g*Cg + c, oh*s - p + kh*d, ow*s - p + kw*d]
+    spatial, batch = len(stride), x.shape[0]
+    out_channels, group_channels, kernel = weight.shape[0], weight.shape[1], tuple(weight.shape[2:])
+    sizes = [_output_size(x.shape[2 + a], kernel[a], stride[a], padding[a], dilation[a]) for a in range(spatial)]
+    # columns[n, g, *o, c, *k] = x[n, g*Cg + c, o*s - p + k*d ...]
+    channel = 2 + spatial
     columns = x.reindex(
-        [batch, groups, out_h, out_w, group_channels, kernel_h, kernel_w],
-        ["i0", f"i1*{group_channels}+i4",
-         f"i2*{stride[0]}-{padding[0]}+i5*{dilation[0]}", f"i3*{stride[1]}-{padding[1]}+i6*{dilation[1]}"])
+        [batch, groups] + sizes + [group_channels] + list(kernel),
+        ["i0", f"i1*{group_channels}+i{channel}"]
+        + [f"i{2 + a}*{stride[a]}-{padding[a]}+i{channel + 1 + a}*{dilation[a]}" for a in range(spatial)])
     # batch and positions share one axis, so the forward product and both gradients
     # (d columns = d out @ kernels^T, d kernels = columns^T @ d out) are single-axis matmuls
-    patch = group_channels * kernel_h * kernel_w
-    columns = columns.permute(1, 0, 2, 3, 4, 5, 6).reshape(groups, batch * out_h * out_w, patch)
+    patch, positions = group_channels * math.prod(kernel), math.prod(sizes)
+    columns = columns.permute((1, 0) + tuple(range(2, columns.ndim))).reshape(groups, batch * positions, patch)
     kernels = weight.reshape(groups, out_channels // groups, patch).transpose(1, 2)
-    result = columns @ kernels
-    result = result.reshape(groups, batch, out_h, out_w, out_channels // groups)
-    result = result.permute(1, 0, 4, 2, 3).reshape(batch, out_channels, out_h, out_w)
-    return result
+    result = (columns @ kernels).reshape([groups, batch] + sizes + [out_channels // groups])
+    result = result.permute((1, 0, channel) + tuple(range(2, channel)))
+    return result.reshape([batch, out_channels] + sizes)
 
 
 def _linear_gradient(inputs, attrs, wanted):
@@ -96,7 +187,7 @@ def _linear_gradient(inputs, attrs, wanted):
     with enable_grad():
         placeholder = creation.zeros(wanted_shape, dtype=other.dtype)
         operands = [placeholder, other] if wanted == 0 else [other, placeholder]
-        output = _conv2d_composed(operands, tuple(geometry))
+        output = _conv_composed(operands, tuple(geometry))
         grads = autodiff.backward_pass(output._node, output_grad._node, [placeholder._node],
                                        [output_grad._node, other._node])
     found = grads.get(id(placeholder._node))
@@ -120,7 +211,7 @@ def _conv2d_gradients(node, output_grad):
 def _conv2d_bias_composed(inputs, geometry):
     """conv2d with a per-channel bias: the meaning of library op ``conv2d_bias``."""
     x, weight, bias = inputs
-    return binary("add", _conv2d_composed([x, weight], geometry), bias.reshape(1, bias.shape[0], 1, 1))
+    return binary("add", _conv_composed([x, weight], geometry), bias.reshape(1, bias.shape[0], 1, 1))
 
 
 def _conv2d_bias_gradients(node, output_grad):
@@ -243,7 +334,7 @@ def _conv2d_bias_add_relu_gradients(node, output_grad):
     return _conv2d_bias_add_gradients(node, binary("mul", output_grad, positive))
 
 
-library.register("conv2d", _conv2d_composed, _conv2d_gradients)
+library.register("conv2d", _conv_composed, _conv2d_gradients)
 library.register("conv2d_bias", _conv2d_bias_composed, _conv2d_bias_gradients)
 library.register("conv2d_bias_relu", _conv2d_bias_relu_composed, _conv2d_bias_relu_gradients)
 library.register("conv2d_bias_relu6", _conv2d_bias_relu6_composed, _conv2d_bias_relu6_gradients)
@@ -257,47 +348,88 @@ library.register("conv2d_backward_weights",
                      lambda inputs, attrs: _linear_gradient(inputs[::-1], attrs, 1))
 
 
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-d convolution of ``x`` (N, C, L) with ``weight`` (OC, C/groups, K)."""
-    result = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, _pair(stride, 1)[0]),
-                    (0, _pair(padding, 1)[0]), (1, _pair(dilation, 1)[0]), groups)
-    return result.squeeze(2)
-
-
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):
-    """Transposed 2-d convolution (``weight`` is (C, OC, KH, KW)), as a stride-1 convolution of
-    the zero-dilated, padded input with the flipped, transposed kernel."""
-    stride, padding = _pair(stride), _pair(padding)
-    output_padding, dilation = _pair(output_padding), _pair(dilation)
-    batch, channels, height, width = x.shape
-    kernel_h, kernel_w = weight.shape[2:]
-    grown_h, grown_w = (height - 1) * stride[0] + 1, (width - 1) * stride[1] + 1
-    edge_h = dilation[0] * (kernel_h - 1) - padding[0]
-    edge_w = dilation[1] * (kernel_w - 1) - padding[1]
-    if edge_h < 0 or edge_w < 0:
-        raise MetajitValueError("conv_transpose2d: padding larger than dilation * (kernel - 1) "
-                                "is not supported")
+def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, convolution, name):
+    """A transposed convolution (``weight`` (C, OC/groups, *kernel)) as a stride-1
+    ``convolution`` of the zero-dilated, padded input (one reindex; a padding past
+    ``dilation * (kernel - 1)`` crops it) with the flipped, transposed kernel."""
+    spatial = x.ndim - 2
+    stride, padding, output_padding, dilation = (_pair(v, spatial) for v in (stride, padding, output_padding,
+                                                                             dilation))
+    if weight.ndim != x.ndim or x.shape[1] != weight.shape[0] or weight.shape[0] % groups:
+        raise MetajitShapeError(f"{name}: input {tuple(x.shape)} and weight {tuple(weight.shape)} (in_channels, "
+                                f"out_channels / groups, {_DIMS[spatial]}) do not fit with groups={groups}")
+    kernel = tuple(weight.shape[2:])
+    edges = [d * (k - 1) - p for k, d, p in zip(kernel, dilation, padding)]
+    sizes = [(n - 1) * s + 1 + 2 * e + o for n, s, e, o in zip(x.shape[2:], stride, edges, output_padding)]
+    if any(size <= d * (k - 1) for size, d, k in zip(sizes, dilation, kernel)):
+        raise MetajitShapeError(f"{name}: padding {padding} leaves no output for input {tuple(x.shape)} and "
+                                f"kernel {kernel}")
+    offsets = [f"i{2 + a}-{e}" if e >= 0 else f"i{2 + a}+{-e}" for a, e in enumerate(edges)]
     spread = x.reindex(
-        [batch, channels, grown_h + 2 * edge_h + output_padding[0], grown_w + 2 * edge_w + output_padding[1]],
-        ["i0", "i1", f"(i2-{edge_h})/{stride[0]}", f"(i3-{edge_w})/{stride[1]}"],
-        overflow_conditions=[f"(i2-{edge_h})%{stride[0]}!=0", f"(i3-{edge_w})%{stride[1]}!=0",
-                             f"i2<{edge_h}", f"i3<{edge_w}"])
-    flipped = weight.flip((2, 3)).transpose(0, 1)
-    return conv2d(spread, flipped, bias, 1, 0, dilation)
+        list(x.shape[:2]) + sizes, ["i0", "i1"] + [f"({o})/{s}" for o, s in zip(offsets, stride)],
+        overflow_conditions=[f"({o})%{s}!=0" for o, s in zip(offsets, stride) if s > 1]
+        + [f"i{2 + a}<{e}" for a, e in enumerate(edges) if e > 0])
+    in_channels, group_out = weight.shape[:2]
+    flipped = weight.reshape((groups, in_channels // groups, group_out) + kernel).transpose(1, 2)
+    flipped = flipped.reshape((groups * group_out, in_channels // groups) + kernel).flip(tuple(range(2, x.ndim)))
+    return convolution(spread, flipped, bias, 1, 0, dilation, groups)
+
+
+@accepts_unbatched(2)
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 2-d convolution of ``x`` (N, C, H, W) with ``weight`` (C, OC/groups, KH, KW),
+    as PyTorch (the gradient of `conv2d` with respect to its input).
+    Example: ``F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)``."""
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, conv2d,
+                           "conv_transpose2d")
+
+
+@accepts_unbatched(3)
+def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 3-d convolution of ``x`` (N, C, D, H, W) with ``weight`` (C, OC/groups, KD, KH,
+    KW), as PyTorch. Example: ``F.conv_transpose3d(volume, w, stride=2)``."""
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, conv3d,
+                           "conv_transpose3d")
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 1-d convolution of ``x`` (N, C, L) with ``weight`` (C, OC/groups, K):
+    `conv_transpose2d` over a unit height. Example: ``F.conv_transpose1d(signal, w, stride=2)``."""
+    return conv_transpose2d(unit_height(x, "conv_transpose1d"), weight.unsqueeze(2), bias, (1, _single(stride)),
+                            (0, _single(padding)), (0, _single(output_padding)), groups,
+                            (1, _single(dilation))).squeeze(-2)
+
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class _ConvNd(Module):
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                 bias, dims, transposed=False, output_padding=0):
+    """What the convolution modules share: arguments, PyTorch's initialisation and
+    ``padding_mode`` (the input padded by `pad_spatial` before a convolution without
+    padding). Subclasses set ``dims`` and ``convolution`` (the functional form)."""
+
+    dims, transposed = 2, False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                 padding_mode, output_padding=0):
         super().__init__()
+        name, dims = type(self).__name__, self.dims
         if in_channels % groups or out_channels % groups:
-            raise MetajitValueError(f"channels {in_channels} -> {out_channels} must be divisible by "
+            raise MetajitValueError(f"{name}: channels {in_channels} -> {out_channels} must be divisible by "
                                     f"groups={groups}")
+        if padding_mode not in _PADDING_MODES or self.transposed and padding_mode != "zeros":
+            raise MetajitValueError(f"{name}: padding_mode must be one of "
+                                    f"{_PADDING_MODES[:1] if self.transposed else _PADDING_MODES}, "
+                                    f"got {padding_mode!r}")
+        if self.transposed and isinstance(padding, str):
+            raise MetajitValueError(f"{name}: padding must be sizes, got {padding!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair(kernel_size, dims)
-        self.stride, self.padding = _pair(stride, dims), _pair(padding, dims)
+        self.kernel_size, self.stride = _pair(kernel_size, dims), _pair(stride, dims)
         self.dilation, self.output_padding = _pair(dilation, dims), _pair(output_padding, dims)
-        shape = ((in_channels, out_channels // groups) if transposed
+        self.padding = padding if isinstance(padding, str) else _pair(padding, dims)
+        self.padding_mode = padding_mode
+        self._padding_pairs = padding_pairs(self.padding, self.kernel_size, self.stride, self.dilation, name)
+        shape = ((in_channels, out_channels // groups) if self.transposed
                  else (out_channels, in_channels // groups)) + self.kernel_size
         self.weight = init.kaiming_uniform_(creation.empty(*shape), a=math.sqrt(5))
         if bias:
@@ -312,39 +444,92 @@ class _ConvNd(Module):
                 f"stride={self.stride}, padding={self.padding}")
 
 
-class Conv2d(_ConvNd):
-    """2-d convolution with stride, padding, dilation and groups (depthwise when groups = channels)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, 2)
+class _Convolution(_ConvNd):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros"):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode)
 
     def execute(self, x):
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            x, padding = pad_spatial(x, self._padding_pairs, self.padding_mode), 0
+        return self.convolution(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class Conv1d(_Convolution):
+    """1-d convolution with stride, padding (sizes, ``"same"``, ``"valid"``; ``padding_mode``
+    zeros, reflect, replicate or circular), dilation and groups, as ``torch.nn.Conv1d``.
+    Example: ``nn.Conv1d(16, 32, 3, padding="same", padding_mode="reflect")``."""
+
+    dims, convolution = 1, staticmethod(conv1d)
+
+
+class Conv2d(_Convolution):
+    """2-d convolution with stride, padding (sizes, ``"same"``, ``"valid"``; ``padding_mode``),
+    dilation and groups (depthwise when groups = channels), as ``torch.nn.Conv2d``.
+    Example: ``nn.Conv2d(3, 64, 3, padding=1)``."""
+
+    dims, convolution = 2, staticmethod(conv2d)
 
 
 Conv = Conv2d
 
 
-class Conv1d(_ConvNd):
-    """1-d convolution with stride, padding, dilation and groups."""
+class Conv3d(_Convolution):
+    """3-d convolution with stride, padding (sizes, ``"same"``, ``"valid"``; ``padding_mode``),
+    dilation and groups, as ``torch.nn.Conv3d``. Example: ``nn.Conv3d(1, 8, 3, padding=1)``."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, 1)
-
-    def execute(self, x):
-        return conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+    dims, convolution = 3, staticmethod(conv3d)
 
 
-class ConvTranspose2d(_ConvNd):
-    """Transposed 2-d convolution (groups = 1)."""
+class _TransposedConvolution(_ConvNd):
+    transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 bias=True, dilation=1):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 1, bias, 2,
-                         transposed=True, output_padding=output_padding)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros"):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding)
 
-    def execute(self, x):
-        return conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                self.output_padding, self.dilation)
+    def execute(self, x, output_size=None):
+        output_padding = self.output_padding if output_size is None else self._output_padding(x, output_size)
+        return self.convolution(x, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups,
+                                self.dilation)
+
+    def _output_padding(self, x, output_size):
+        """The output padding making the output ``output_size`` (its last ``dims`` entries), as
+        PyTorch's ``forward(x, output_size)``."""
+        wanted, extra = tuple(output_size)[-self.dims:], []
+        for a in range(self.dims):
+            smallest = ((x.shape[x.ndim - self.dims + a] - 1) * self.stride[a] - 2 * self.padding[a]
+                        + self.dilation[a] * (self.kernel_size[a] - 1) + 1)
+            extra.append(wanted[a] - smallest)
+            if not 0 <= extra[-1] < self.stride[a]:
+                raise MetajitShapeError(f"{type(self).__name__}: output_size {tuple(output_size)} cannot come from "
+                                        f"input {tuple(x.shape)}; dim {a} can be {smallest} to "
+                                        f"{smallest + self.stride[a] - 1}")
+        return tuple(extra)
+
+
+class ConvTranspose1d(_TransposedConvolution):
+    """Transposed 1-d convolution (stride, padding, output_padding, groups, dilation), as
+    ``torch.nn.ConvTranspose1d``; ``forward(x, output_size=None)``.
+    Example: ``nn.ConvTranspose1d(32, 16, 4, stride=2, padding=1)``."""
+
+    dims, convolution = 1, staticmethod(conv_transpose1d)
+
+
+class ConvTranspose2d(_TransposedConvolution):
+    """Transposed 2-d convolution (stride, padding, output_padding, groups, dilation), as
+    ``torch.nn.ConvTranspose2d``; ``forward(x, output_size=None)``.
+    Example: ``nn.ConvTranspose2d(64, 32, 2, stride=2)``."""
+
+    dims, convolution = 2, staticmethod(conv_transpose2d)
+
+
+class ConvTranspose3d(_TransposedConvolution):
+    """Transposed 3-d convolution (stride, padding, output_padding, groups, dilation), as
+    ``torch.nn.ConvTranspose3d``; ``forward(x, output_size=None)``.
+    Example: ``nn.ConvTranspose3d(8, 4, 2, stride=2)``."""
+
+    dims, convolution = 3, staticmethod(conv_transpose3d)

@@ -1,10 +1,11 @@
-"""Functional forms of activations and losses (``jt.nn.functional`` / ``F``), all meta-op
-compositions, so they fuse and differentiate like everything else."""
+"""Functional forms of activations, embeddings and linear maps (``jt.nn.functional`` /
+``F``), all meta-op compositions, so they fuse and differentiate like everything else;
+``F`` also re-exports the losses, distances, dropouts, normalisations, convolutions and
+pooling defined beside their modules."""
 import math
 
 from ..ir import dtypes
 from ..errors import MetajitIndexError, MetajitShapeError, MetajitValueError
-from ..indexing import first_out_of_range, register_range_check
 from ..ir.graph import index_leaf
 from .. import math_ops
 from ..math_ops import as_node, binary, cast, unary, where, wrap
@@ -53,6 +54,31 @@ def hardswish(x):
 def leaky_relu(x, negative_slope=0.01):
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
     return where(binary("gt", x, 0.0), x, binary("mul", x, negative_slope))
+
+
+def prelu(input, weight):
+    """``x`` where positive, ``weight * x`` elsewhere: one weight, or one per channel (dim 1
+    of an input of 2 or more dims), as ``torch.nn.functional.prelu``.
+
+    Example: ``F.prelu(x, jt.array([0.25]))``."""
+    x, weight = _var(input), _var(weight)
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    if weight.numel() not in (1, channels):
+        raise MetajitShapeError(f"prelu: {weight.numel()} weights for input shape {tuple(x.shape)}; give one "
+                                f"weight, or one per channel (dim 1)")
+    if weight.numel() > 1:
+        weight = weight.reshape([-1] + [1] * (x.ndim - 2))
+    return where(binary("gt", x, 0.0), x, binary("mul", x, weight))
+
+
+def sigmoid(input):
+    """``1 / (1 + exp(-x))``. Example: ``F.sigmoid(jt.array([0.0]))`` is 0.5."""
+    return unary("sigmoid", input)
+
+
+def tanh(input):
+    """Hyperbolic tangent. Example: ``F.tanh(jt.array([0.0]))`` is 0."""
+    return unary("tanh", input)
 
 
 def _non_positive_part(x, positive):
@@ -133,8 +159,8 @@ def softshrink(x, lambd=0.5):
 
 
 def logsigmoid(x):
-    """``log(sigmoid(x))``, stable for large ``|x|``: ``min(x, 0) - log1p(exp(-|x|))``."""
-    return binary("sub", binary("minimum", x, 0.0), unary("log1p", unary("exp", unary("neg", unary("abs", x)))))
+    """``log(sigmoid(x))``, stable for large ``|x|``: ``-log(1 + exp(-x))``."""
+    return unary("neg", _log1p_exp(unary("neg", x)))
 
 
 def softmin(x, dim=-1):
@@ -171,9 +197,12 @@ def softplus(x, beta=1.0, threshold=20.0):
 
 
 def _log1p_exp(x):
-    """Stable ``log(1 + exp(x))``: ``relu(x) + log1p(exp(-|x|))`` (softplus(-20) is 2.06e-9,
-    not 0)."""
-    return binary("add", relu(x), unary("log1p", unary("exp", unary("neg", unary("abs", x)))))
+    """Stable ``log(1 + exp(x))``: ``x + log1p(exp(-x))`` above 0, ``log1p(exp(x))``
+    elsewhere, so no ``exp`` overflows (softplus(-20) is 2.06e-9, not 0) and the gradient
+    is ``sigmoid(x)`` everywhere, 1/2 at 0 as PyTorch's."""
+    negative_part = _non_positive_part(x, binary("gt", x, 0.0))
+    positive_part = binary("sub", x, negative_part)
+    return binary("add", positive_part, unary("log1p", unary("exp", binary("sub", negative_part, positive_part))))
 
 
 def mish(x):
@@ -196,56 +225,24 @@ def log_softmax(x, dim=-1):
     return binary("sub", shifted, unary("log", unary("exp", shifted).sum(dim, keepdims=True)))
 
 
-def _reduce(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise MetajitValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1):
+    """A sample of the Gumbel-softmax distribution: ``softmax((logits + g) / tau)`` with
+    Gumbel(0, 1) noise ``g`` from metajit's random numbers (``jt.set_global_seed`` repeats
+    it); ``hard``: the one-hot of its largest entry, with the soft sample's gradient
+    (straight through). ``eps`` is unused, as in PyTorch.
 
-
-def _same_shape(name, output, target):
-    if output.shape != target.shape:
-        raise MetajitShapeError(f"{name}: output shape {output.shape} and target shape "
-                                f"{target.shape} differ")
-
-
-def mse_loss(output, target, reduction="mean"):
-    """Mean squared error."""
-    output, target = _var(output), _var(target)
-    _same_shape("mse_loss", output, target)
-    difference = binary("sub", output, target)
-    return _reduce(binary("mul", difference, difference), reduction)
-
-
-def l1_loss(output, target, reduction="mean"):
-    """Mean absolute error."""
-    output, target = _var(output), _var(target)
-    _same_shape("l1_loss", output, target)
-    return _reduce(unary("abs", binary("sub", output, target)), reduction)
-
-
-def smooth_l1_loss(output, target, reduction="mean", beta=1.0):
-    """Huber-like: ``0.5 d^2 / beta`` below ``beta``, ``|d| - 0.5 beta`` above."""
-    output, target = _var(output), _var(target)
-    _same_shape("smooth_l1_loss", output, target)
-    distance = unary("abs", binary("sub", output, target))
-    quadratic = binary("div", binary("mul", binary("mul", distance, distance), 0.5), beta)
-    return _reduce(where(binary("lt", distance, beta), quadratic, binary("sub", distance, 0.5 * beta)),
-                   reduction)
-
-
-def huber_loss(output, target, reduction="mean", delta=1.0):
-    """Huber loss: ``0.5 d^2`` below ``delta``, ``delta (|d| - 0.5 delta)`` above (PyTorch's;
-    `smooth_l1_loss` divided by ``delta`` is the same curve scaled)."""
-    output, target = _var(output), _var(target)
-    _same_shape("huber_loss", output, target)
-    distance = unary("abs", binary("sub", output, target))
-    quadratic = binary("mul", binary("mul", distance, distance), 0.5)
-    linear = binary("mul", binary("sub", distance, 0.5 * delta), delta)
-    return _reduce(where(binary("lt", distance, delta), quadratic, linear), reduction)
+    Example: ``F.gumbel_softmax(logits, tau=0.5, hard=True)`` is one-hot along the last dim."""
+    from ..creation import rand
+    logits = _var(logits)
+    exponential = unary("neg", unary("log1p", unary("neg", rand(*logits.shape, dtype=logits.dtype))))
+    noise = unary("neg", unary("log", binary("maximum", exponential, float(dtypes.finfo(logits.dtype).tiny))))
+    soft = softmax(binary("div", binary("add", logits, noise), tau), dim)
+    if not hard:
+        return soft
+    largest = soft.argmax(dim, keepdims=True)[0]
+    positions = wrap(index_leaf(soft.shape, dim % soft.ndim))
+    one_hot = cast(binary("eq", positions, largest), soft.dtype)
+    return binary("add", binary("sub", one_hot, soft.detach()), soft)
 
 
 def one_hot(indices, num_classes=-1):
@@ -266,126 +263,70 @@ def normalize(x, p=2.0, dim=1, eps=1e-12):
     return binary("div", x, binary("maximum", norm(x, p, dim, keepdim=True), eps))
 
 
-def binary_cross_entropy(output, target, weight=None, reduction="mean"):
-    """BCE on probabilities; logs are clamped at -100 as in PyTorch."""
-    output, target = _var(output), _var(target)
-    _same_shape("binary_cross_entropy", output, target)
-    log_p = binary("maximum", unary("log", output), -100.0)
-    log_q = binary("maximum", unary("log", binary("sub", 1.0, output)), -100.0)
-    loss = unary("neg", binary("add", binary("mul", target, log_p),
-                               binary("mul", binary("sub", 1.0, target), log_q)))
-    if weight is not None:
-        loss = binary("mul", loss, weight)
-    return _reduce(loss, reduction)
-
-
-def binary_cross_entropy_with_logits(output, target, weight=None, reduction="mean", pos_weight=None):
-    """BCE on logits, computed stably: ``(1 - t) x + (1 + (w - 1) t) log(1 + exp(-x))``."""
-    output, target = _var(output), _var(target)
-    _same_shape("binary_cross_entropy_with_logits", output, target)
-    log_weight = 1.0 if pos_weight is None else binary("add", binary("mul", binary("sub", pos_weight, 1.0),
-                                                                     target), 1.0)
-    loss = binary("add", binary("mul", binary("sub", 1.0, target), output),
-                  binary("mul", log_weight, _log1p_exp(unary("neg", output))))
-    if weight is not None:
-        loss = binary("mul", loss, weight)
-    return _reduce(loss, reduction)
-
-
-def _pick(log_probabilities, target, ignore_index):
-    """``-log_probabilities[n, target[n], ...]`` (class dim 1) and the valid mask."""
-    target = _var(target)
-    if not dtypes.is_integer(target.dtype):
-        raise MetajitValueError(f"class-index targets must be integers, got {target.dtype}")
-    expected = log_probabilities.shape[:1] + log_probabilities.shape[2:]
-    if target.shape != expected:
-        raise MetajitShapeError(f"target shape {target.shape} does not match output shape "
-                                f"{log_probabilities.shape} (expected {expected})")
-    classes = log_probabilities.shape[1]
-
-    def message(bad):  # a wrong class is an error, not a finite loss
-        return f"class index {bad} is out of range for {classes} classes (ignore_index is {ignore_index})"
-    host = target._node.host_data
-    if host is not None:  # labels still on the host: checked now
-        bad = first_out_of_range(host[host != ignore_index], 0, classes)
-        if bad is not None:
-            raise MetajitIndexError(message(bad))
-    positions = wrap(index_leaf(log_probabilities.shape, 1))
-    one_hot = binary("eq", positions, target.unsqueeze(1))
-    picked = unary("neg", where(one_hot, log_probabilities, 0.0).sum(1))
-    valid = binary("ne", target, ignore_index)
-    if host is None:  # labels computed on the device: checked when the loss or its gradient is
-        register_range_check(one_hot._node, where(valid, target, 0)._node, 0, classes, message)
-    return where(valid, picked, 0.0), valid
-
-
-def _class_weighted(loss, valid, target, weight, dtype):
-    """Per-sample ``loss`` scaled by the target class's weight, and the weights counted
-    (zero where ignored): the numerator and denominator of PyTorch's weighted mean."""
-    counted = cast(valid, dtype)
-    if weight is None:
-        return loss, counted
-    target_weight = _var(weight)[where(valid, target, 0)]
-    return binary("mul", loss, target_weight), binary("mul", counted, target_weight)
-
-
-def _finish(loss, counted, reduction):
-    if reduction == "mean":
-        return binary("div", loss.sum(), counted.sum())
-    return _reduce(loss, reduction)
-
-
-def nll_loss(output, target, weight=None, ignore_index=-100, reduction="mean"):
-    """Negative log likelihood of class indices ``target`` under log-probabilities ``output``,
-    with optional per-class ``weight`` (the mean divides by the summed weights)."""
-    output, target = _var(output), _var(target)
-    loss, valid = _pick(output, target, ignore_index)
-    return _finish(*_class_weighted(loss, valid, target, weight, output.dtype), reduction)
-
-
-def cross_entropy(output, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
-    """Softmax cross-entropy over dim 1 with class-index or probability targets, per-class
-    ``weight``, ``ignore_index`` and label smoothing, as ``torch.nn.functional.cross_entropy``."""
-    output = _var(output)
-    log_probabilities = log_softmax(output, 1)
-    target = _var(target)
-    classes = output.shape[1]
-    class_shape = [1, classes] + [1] * (output.ndim - 2)
-    if dtypes.is_float(target.dtype):
-        _same_shape("cross_entropy", output, target)
-        smoothed = binary("add", binary("mul", target, 1.0 - label_smoothing), label_smoothing / classes)
-        if weight is not None:
-            smoothed = binary("mul", smoothed, _var(weight).reshape(class_shape))
-        return _reduce(unary("neg", binary("mul", log_probabilities, smoothed).sum(1)), reduction)
-    loss, valid = _pick(log_probabilities, target, ignore_index)
-    loss, counted = _class_weighted(loss, valid, target, weight, output.dtype)
-    if label_smoothing:
-        per_class = log_probabilities if weight is None else binary(
-            "mul", log_probabilities, _var(weight).reshape(class_shape))
-        uniform = where(valid, unary("neg", per_class.sum(1)), 0.0)
-        loss = binary("add", binary("mul", loss, 1.0 - label_smoothing),
-                      binary("mul", uniform, label_smoothing / classes))
-    return _finish(loss, counted, reduction)
-
-
-def kl_div(output, target, reduction="mean", log_target=False):
-    """KL divergence with ``output`` as log-probabilities (PyTorch's argument order)."""
-    output, target = _var(output), _var(target)
-    if log_target:
-        loss = binary("mul", unary("exp", target), binary("sub", target, output))
-    else:
-        safe = where(binary("gt", target, 0.0), target, 1.0)
-        loss = where(binary("gt", target, 0.0), binary("mul", target, binary("sub", unary("log", safe), output)), 0.0)
-    if reduction == "batchmean":
-        return binary("div", loss.sum(), output.shape[0])
-    return _reduce(loss, reduction)
-
-
 def linear(x, weight, bias=None):
     """``x @ weight.T + bias``."""
     result = _var(x) @ _var(weight).transpose()
     return result if bias is None else binary("add", result, bias)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """``y[..., o] = sum_ij x1[..., i] weight[o, i, j] x2[..., j] + bias[o]``, as
+    ``torch.nn.functional.bilinear``: inputs (..., in1) and (..., in2), ``weight``
+    (out, in1, in2). Example: ``F.bilinear(a, b, jt.randn(5, 3, 4))`` for (N, 3) ``a`` and (N, 4) ``b``."""
+    x1, x2, weight = _var(input1), _var(input2), _var(weight)
+    out_features, in1, in2 = weight.shape
+    leading = tuple(x1.shape[:-1])
+    if x1.shape[-1] != in1 or x2.shape[-1] != in2 or tuple(x2.shape[:-1]) != leading:
+        raise MetajitShapeError(f"bilinear: inputs of shapes {tuple(x1.shape)} and {tuple(x2.shape)} do not fit weight "
+                                f"shape {tuple(weight.shape)}; expected (..., {in1}) and (..., {in2})")
+    rows = math.prod(leading)
+    projected = (x1.reshape(rows, in1) @ weight.permute(1, 0, 2).reshape(in1, out_features * in2))
+    result = binary("mul", projected.reshape(rows, out_features, in2), x2.reshape(rows, 1, in2)).sum(2)
+    result = result.reshape(leading + (out_features,))
+    return result if bias is None else binary("add", result, bias)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """The rows of ``weight`` at the integer ``input`` indices, as
+    ``torch.nn.functional.embedding``: ``padding_idx``'s row gets no gradient; ``max_norm``
+    first rescales, in place, the looked-up rows whose ``norm_type``-norm exceeds it;
+    ``scale_grad_by_freq`` divides each row's gradient by its count in ``input``. The
+    gradient is dense (``sparse`` is accepted).
+
+    Example: ``F.embedding(tokens, table, padding_idx=0)``."""
+    indices, weight = _var(input), _var(weight)
+    count = weight.shape[0]
+    if padding_idx is not None:
+        if not -count <= padding_idx < count:
+            raise MetajitIndexError(f"embedding: padding_idx {padding_idx} is out of range for {count} embeddings; "
+                                    f"give one in [-{count}, {count})")
+        padding_idx %= count
+    if max_norm is not None:
+        _renormalise_rows(weight, indices, max_norm, norm_type)
+    rows = weight[indices]
+    if scale_grad_by_freq:
+        from ..creation import zeros
+        frequency = zeros(count, dtype=weight.dtype).scatter_add(0, indices.flatten(), 1.0)[indices]
+        detached = rows.detach()
+        rows = binary("add", detached, binary("div", binary("sub", rows, detached), frequency.unsqueeze(-1)))
+    if padding_idx is not None:
+        rows = where(binary("eq", indices, padding_idx).unsqueeze(-1), rows.detach(), rows)
+    return rows
+
+
+def _renormalise_rows(weight, indices, max_norm, norm_type):
+    """Scale the rows of ``weight`` at ``indices`` whose norm exceeds ``max_norm`` down to
+    it, in place and without gradient history (PyTorch's ``embedding_renorm_``)."""
+    from ..creation import zeros
+    from ..flags import no_grad
+    from ..reductions import norm
+    with no_grad():
+        looked_up = binary("gt", zeros(weight.shape[0]).scatter(0, indices.flatten(), 1.0), 0.0)
+        lengths = norm(weight, norm_type, 1)
+        scale = where(binary("logical_and", looked_up, binary("gt", lengths, max_norm)),
+                      binary("div", max_norm, binary("add", lengths, 1e-7)), 1.0)
+        weight.assign(binary("mul", weight, scale.unsqueeze(1)))
 
 
 def channel_shuffle(x, groups):
@@ -399,18 +340,16 @@ def channel_shuffle(x, groups):
     return grouped.transpose(1, 2).reshape(x.shape)
 
 
-def dropout(x, p=0.5, training=True):
-    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` when training."""
-    if not training or p == 0:
-        return x
-    if not 0 <= p < 1:
-        raise MetajitValueError(f"dropout probability must be in [0, 1), got {p}")
-    from ..creation import rand
-    keep = binary("ge", rand(*_var(x).shape), p)
-    return where(keep, binary("mul", x, 1.0 / (1.0 - p)), 0.0)
-
-
 # PyTorch's ``F`` also holds the functional forms defined beside their layers
+from .distance import cosine_similarity, pairwise_distance, pdist  # noqa: E402
+from .dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout  # noqa: E402
+from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cosine_embedding_loss,  # noqa: E402
+                     cross_entropy, gaussian_nll_loss, hinge_embedding_loss, huber_loss, kl_div, l1_loss,
+                     margin_ranking_loss, mse_loss, multi_margin_loss, multilabel_margin_loss,
+                     multilabel_soft_margin_loss, nll_loss, poisson_nll_loss, smooth_l1_loss, soft_margin_loss,
+                     triplet_margin_loss, triplet_margin_with_distance_loss)
+from .normalization import (batch_norm, group_norm, instance_norm, layer_norm, local_response_norm,  # noqa: E402
+                            rms_norm)
 from .conv import conv1d, conv2d, conv_transpose2d, relu6_folded, relu_folded  # noqa: E402
 from .grid_sample import affine_grid, grid_sample  # noqa: E402
 from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: E402

@@ -1,9 +1,10 @@
-"""Layers built from meta-ops: `Linear`, `Identity`, `Flatten`, `Dropout`, `Embedding`,
-`ChannelShuffle`, activation modules and loss modules (thin wrappers over
+"""Layers built from meta-ops: `Linear`, `Bilinear`, `Identity`, `Flatten`, `Unflatten`,
+`Embedding`, `ChannelShuffle` and activation modules (thin wrappers over
 `metajit.nn.functional`)."""
 import math
 
 from .. import creation, init
+from ..errors import MetajitIndexError, MetajitShapeError
 from ..math_ops import where
 from . import functional as F
 from .module import Module, functional_module
@@ -53,30 +54,102 @@ class Flatten(Module):
         return x.flatten(self.start_dim, self.end_dim)
 
 
-class Dropout(Module):
-    """Zeroes elements with probability ``p`` while training, scaling the rest by ``1/(1-p)``
-    (PyTorch's ``inplace`` is accepted and ignored: results are new Vars)."""
-
-    def __init__(self, p=0.5, inplace=False):
-        super().__init__()
-        self.p = p
-
-    def execute(self, x):
-        return F.dropout(x, self.p, self.training)
-
-    def extra_repr(self):
-        return f"p={self.p}"
-
-
 class Embedding(Module):
-    """A lookup table: ``weight[indices]``, weight initialised N(0, 1) as PyTorch."""
+    """A lookup table, `F.embedding` of ``weight`` (initialised N(0, 1) as PyTorch, the
+    ``padding_idx`` row zero), with PyTorch's options.
 
-    def __init__(self, num_embeddings, embedding_dim):
+    Example: ``nn.Embedding(10000, 256, padding_idx=0)(tokens)``."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False):
         super().__init__()
-        self.weight = init.normal_(creation.empty(num_embeddings, embedding_dim))
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise MetajitIndexError(f"Embedding: padding_idx {padding_idx} is out of range for {num_embeddings} "
+                                        f"embeddings; give one in [-{num_embeddings}, {num_embeddings})")
+            padding_idx %= num_embeddings
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            weight = init.normal_(creation.empty(num_embeddings, embedding_dim))
+            if padding_idx is not None:
+                weight = where(creation.arange(num_embeddings).reshape(-1, 1) == padding_idx, 0.0, weight)
+        elif tuple(_weight.shape) != (num_embeddings, embedding_dim):
+            raise MetajitShapeError(f"Embedding: _weight shape {tuple(_weight.shape)} is not "
+                                    f"({num_embeddings}, {embedding_dim})")
+        else:
+            weight = _weight.detach()
+        self.weight = weight.requires_grad_(not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
+                        scale_grad_by_freq=False, sparse=False):
+        """An Embedding holding the 2-d ``embeddings`` (not trained when ``freeze``).
+
+        Example: ``nn.Embedding.from_pretrained(vectors, freeze=False)``."""
+        if embeddings.ndim != 2:
+            raise MetajitShapeError(f"Embedding.from_pretrained: expected 2-d embeddings, got shape "
+                                    f"{tuple(embeddings.shape)}")
+        return cls(*embeddings.shape, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze)
 
     def execute(self, indices):
-        return self.weight[indices]
+        return F.embedding(indices, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
+
+    def extra_repr(self):
+        options = "".join(f", {name}={getattr(self, name)}" for name in ("padding_idx", "max_norm")
+                          if getattr(self, name) is not None)
+        return f"{self.num_embeddings}, {self.embedding_dim}{options}"
+
+
+class Bilinear(Module):
+    """``y = x1 @ weight @ x2 + bias`` per output feature (`F.bilinear`), initialised
+    uniformly in ``+-1/sqrt(in1_features)`` as PyTorch.
+
+    Example: ``nn.Bilinear(20, 30, 40)(a, b)`` for (N, 20) ``a`` and (N, 30) ``b``."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True):
+        super().__init__()
+        self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
+        bound = 1 / math.sqrt(in1_features) if in1_features else 0
+        self.weight = init.uniform_(creation.empty(out_features, in1_features, in2_features), -bound, bound)
+        self.bias = init.uniform_(creation.empty(out_features), -bound, bound) if bias else None
+
+    def execute(self, x1, x2):
+        return F.bilinear(x1, x2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+class Unflatten(Module):
+    """Splits dim ``dim`` into ``unflattened_size`` (one entry may be -1), the inverse of
+    `Flatten`. Example: ``nn.Unflatten(1, (2, 5))`` maps (N, 10) to (N, 2, 5)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def execute(self, x):
+        dim = self.dim % x.ndim
+        return x.reshape(tuple(x.shape[:dim]) + self.unflattened_size + tuple(x.shape[dim + 1:]))
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels (dim -3) of (N, C, H, W) or (C, H, W) inputs.
+
+    Example: ``nn.Softmax2d()(segmentation_logits)``."""
+
+    def execute(self, x):
+        if x.ndim not in (3, 4):
+            raise MetajitShapeError(f"Softmax2d expects a (C, H, W) or (N, C, H, W) input, got shape {tuple(x.shape)}")
+        return F.softmax(x, -3)
 
 
 ChannelShuffle = functional_module("ChannelShuffle", F.channel_shuffle, ("groups",))
@@ -100,8 +173,8 @@ GLU = functional_module("GLU", F.glu, ("dim",))
 ELU = functional_module("ELU", F.elu, ("alpha", "inplace"))
 GELU = functional_module("GELU", F.gelu, ("approximate",))
 SiLU = functional_module("SiLU", F.silu, ("inplace",))
-Sigmoid = functional_module("Sigmoid", lambda x: x.sigmoid())
-Tanh = functional_module("Tanh", lambda x: x.tanh())
+Sigmoid = functional_module("Sigmoid", F.sigmoid)
+Tanh = functional_module("Tanh", F.tanh)
 Softmax = functional_module("Softmax", F.softmax, ("dim",))
 LogSoftmax = functional_module("LogSoftmax", F.log_softmax, ("dim",))
 Softplus = functional_module("Softplus", F.softplus, ("beta", "threshold"))
@@ -130,33 +203,7 @@ class PReLU(Module):
         self.weight = creation.full((num_parameters,), float(init), "float32")
 
     def execute(self, x):
-        weight = self.weight
-        if weight.shape[0] > 1:
-            weight = weight.reshape([1, -1] + [1] * (x.ndim - 2))
-        return where(x > 0.0, x, x * weight)
+        return F.prelu(x, self.weight)
 
-
-def _loss(name, function, settings):
-    def __init__(self, *args, **kwargs):
-        Module.__init__(self)
-        values = dict(zip(settings, args))
-        values.update(kwargs)
-        self.settings = values
-
-    def execute(self, output, target):
-        return function(output, target, **self.settings)
-
-    return type(name, (Module,), {"__init__": __init__, "execute": execute,
-                                  "__doc__": f"Module form of ``{function.__name__}``."})
-
-
-MSELoss = _loss("MSELoss", F.mse_loss, ("reduction",))
-L1Loss = _loss("L1Loss", F.l1_loss, ("reduction",))
-SmoothL1Loss = _loss("SmoothL1Loss", F.smooth_l1_loss, ("reduction", "beta"))
-BCELoss = _loss("BCELoss", F.binary_cross_entropy, ("weight", "reduction"))
-BCEWithLogitsLoss = _loss("BCEWithLogitsLoss", F.binary_cross_entropy_with_logits,
-                          ("weight", "reduction", "pos_weight"))
-CrossEntropyLoss = _loss("CrossEntropyLoss", F.cross_entropy,
-                         ("weight", "ignore_index", "reduction", "label_smoothing"))
-NLLLoss = _loss("NLLLoss", F.nll_loss, ("weight", "ignore_index", "reduction"))
-KLDivLoss = _loss("KLDivLoss", F.kl_div, ("reduction", "log_target"))
+    def extra_repr(self):
+        return f"num_parameters={self.weight.shape[0]}"

@@ -1,14 +1,18 @@
-"""Normalisation layers: BatchNorm1d/2d (running statistics, momentum, eval mode),
-LayerNorm, GroupNorm; all from reductions and element-wise meta-ops."""
+"""Normalisation: batch, instance, layer, group, RMS and local response normalisation,
+as functions (``F.batch_norm`` ...) and layers (running statistics, momentum, eval
+mode); all from reductions and element-wise meta-ops."""
+import math
+
 from .. import creation, distributed
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import no_grad
 from ..ir import dtypes, graph
 from ..math_ops import binary, cast, unary
 from ..optimizer import update_average
-from ..shape_ops import concat
+from ..shape_ops import concat, pad
 from ..var import Var
 from . import library
+from .functional import _var
 from .module import Module
 
 
@@ -27,7 +31,11 @@ def _statistics(x, axes, eps):
     mean = shift_mean if first is None else binary("add", first, shift_mean)
     variance = binary("sub", binary("mul", shifted, shifted).mean(dims=axes, keepdims=True),
                       binary("mul", shift_mean, shift_mean))
-    return mean, variance, binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
+    return mean, variance, _inverse_std(variance, eps)
+
+
+def _inverse_std(variance, eps):
+    return binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
 
 
 def _shifted(x, axes):
@@ -67,13 +75,12 @@ def _synchronised_statistics(x, axes, eps):
     variance = binary("sub", binary("div", total[channels:2 * channels], total_count), binary("mul", mean, mean))
     mean, variance, total_count = (cast(v, x.dtype) for v in (mean, variance, total_count))
     shape = [1, channels] + [1] * (x.ndim - 2)
-    inverse_std = binary("div", 1.0, unary("sqrt", binary("add", variance, eps)))
-    return mean.reshape(shape), variance.reshape(shape), inverse_std.reshape(shape), total_count
+    return mean.reshape(shape), variance.reshape(shape), _inverse_std(variance, eps).reshape(shape), total_count
 
 
 def _normalise(x, axes, eps):
-    mean, variance, inverse_std = _statistics(x, axes, eps)
-    return binary("mul", binary("sub", x, mean), inverse_std), mean, variance
+    mean, _, inverse_std = _statistics(x, axes, eps)
+    return binary("mul", binary("sub", x, mean), inverse_std)
 
 
 def _scale_and_shift(x, scale, shift):
@@ -82,22 +89,185 @@ def _scale_and_shift(x, scale, shift):
     return binary("add", binary("mul", x, scale), shift)
 
 
-class _BatchNorm(Module):
-    dims = None
+def _folded_affine(mean, inverse_std, weight, bias, shape):
+    """``(x - mean) * inverse_std * weight + bias`` as one ``scale`` and ``shift``
+    (`_scale_and_shift`); ``weight`` and ``bias`` (per channel, reshaped to ``shape``) may
+    be None."""
+    scale = inverse_std if weight is None else binary("mul", inverse_std, _var(weight).reshape(shape))
+    shift = binary("mul", mean, scale)
+    shift = unary("neg", shift) if bias is None else binary("sub", _var(bias).reshape(shape), shift)
+    return scale, shift
+
+
+def _elementwise_affine(x, weight, bias, shape=None):
+    """``x * weight + bias``, either may be None; both reshaped to ``shape`` when given."""
+    if weight is not None:
+        x = binary("mul", x, _var(weight) if shape is None else _var(weight).reshape(shape))
+    if bias is not None:
+        x = binary("add", x, _var(bias) if shape is None else _var(bias).reshape(shape))
+    return x
+
+
+def _channel_shape(x):
+    return [1, x.shape[1]] + [1] * (x.ndim - 2)
+
+
+def _update_running_statistics(running_mean, running_var, mean, variance, correction, decay):
+    """Move the running statistics (either may be None) towards a batch's ``mean`` and its
+    ``variance`` times ``correction`` (N / (N - 1): the unbiased variance) by ``1 - decay``,
+    in place and without gradient history, as PyTorch's training step."""
+    with no_grad():
+        if running_mean is not None:
+            update_average(running_mean, mean.reshape(running_mean.shape), decay)
+        if running_var is not None:
+            update_average(running_var, binary("mul", variance, correction).reshape(running_var.shape), decay)
+
+
+def _normalized_axes(x, normalized_shape, name):
+    """The trailing axes of ``x`` that ``normalized_shape`` (an int or a sequence) names."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) > x.ndim or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise MetajitShapeError(f"{name}: normalized_shape {shape} is not the trailing dims of input shape "
+                                f"{tuple(x.shape)}; pass the sizes of the last dims to normalise over")
+    return tuple(range(x.ndim - len(shape), x.ndim))
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation of (N, C, ...) ``input`` per channel (dim 1), as
+    ``torch.nn.functional.batch_norm``: with ``training``, the batch's statistics, and the
+    running statistics (if given) updated in place by ``momentum`` (the variance unbiased);
+    otherwise the running statistics.
+
+    Example: ``F.batch_norm(x, mean, var, training=True)`` normalises ``x`` and moves
+    ``mean`` and ``var`` 10% of the way to its statistics."""
+    x = _var(input)
+    if x.ndim < 2:
+        raise MetajitShapeError(f"batch_norm: expected an (N, C, ...) input, got shape {tuple(x.shape)}")
+    shape = _channel_shape(x)
+    if training:
+        count = x.numel() // max(x.shape[1], 1)
+        if count <= 1:
+            raise MetajitValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
+                                    f"shape {tuple(x.shape)}; use a larger batch or training=False")
+        if eps <= 0:
+            raise MetajitValueError(f"batch_norm: eps must be positive when training, got {eps}")
+        mean, variance, inverse_std = _statistics(x, (0,) + tuple(range(2, x.ndim)), eps)
+        _update_running_statistics(running_mean, running_var, mean, variance, count / (count - 1), 1 - momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise MetajitValueError("batch_norm: training=False normalises with running_mean and running_var; "
+                                    "pass both, or training=True for the batch's statistics")
+        mean = _var(running_mean).reshape(shape)
+        inverse_std = _inverse_std(_var(running_var), eps).reshape(shape)
+    return _scale_and_shift(x, *_folded_affine(mean, inverse_std, weight, bias, shape))
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalisation of each channel of each sample of (N, C, ...) ``input`` over its
+    spatial dims, as ``torch.nn.functional.instance_norm``; with ``use_input_stats=False``
+    the running statistics instead. Running statistics given with ``use_input_stats`` move
+    towards the batch average of the instances' statistics, in place.
+
+    Example: ``F.instance_norm(images)`` gives every (sample, channel) plane mean 0, variance 1."""
+    x = _var(input)
+    if not use_input_stats:
+        return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
+    spatial = math.prod(x.shape[2:])
+    if x.ndim < 3 or spatial <= 1:
+        raise MetajitValueError(f"instance_norm: expected an (N, C, ...) input with more than 1 spatial element, "
+                                f"got shape {tuple(x.shape)}")
+    mean, variance, inverse_std = _statistics(x, tuple(range(2, x.ndim)), eps)
+    _update_running_statistics(running_mean, running_var, mean.mean(0), variance.mean(0),
+                               spatial / (spatial - 1), 1 - momentum)
+    return _scale_and_shift(x, *_folded_affine(mean, inverse_std, weight, bias, _channel_shape(x)))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalisation over the trailing ``normalized_shape`` dims, then ``* weight + bias``
+    (each of that shape, optional), as ``torch.nn.functional.layer_norm``.
+
+    Example: ``F.layer_norm(x, x.shape[-1:])`` gives each row mean 0, variance 1."""
+    x = _var(input)
+    return _elementwise_affine(_normalise(x, _normalized_axes(x, normalized_shape, "layer_norm"), eps), weight, bias)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalisation of (N, C, ...) ``input`` over groups of ``C / num_groups`` channels
+    and the spatial dims, then a per-channel ``* weight + bias``, as
+    ``torch.nn.functional.group_norm``.
+
+    Example: ``F.group_norm(x, 1)`` normalises each sample over all its values."""
+    x = _var(input)
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise MetajitShapeError(f"group_norm: the channels (dim 1) of input shape {tuple(x.shape)} do not split into "
+                                f"{num_groups} groups; num_groups must divide them")
+    normalised = _normalise(x.reshape(x.shape[0], num_groups, -1), (2,), eps).reshape(x.shape)
+    return _elementwise_affine(normalised, weight, bias, _channel_shape(x))
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``x / sqrt(mean(x**2) + eps) * weight`` over the trailing ``normalized_shape`` dims,
+    as ``torch.nn.functional.rms_norm`` (``eps`` None: the dtype's machine epsilon).
+
+    Example: ``F.rms_norm(x, (x.shape[-1],))`` gives each row a root mean square of 1."""
+    x = _var(input)
+    axes = _normalized_axes(x, normalized_shape, "rms_norm")
+    eps = float(dtypes.finfo(x.dtype).eps) if eps is None else eps
+    mean_square = binary("mul", x, x).mean(dims=axes, keepdims=True)
+    return _elementwise_affine(binary("mul", x, _inverse_std(mean_square, eps)), weight, None)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """``x / (k + alpha * mean(x**2 over a window of size channels))**beta`` of (N, C, ...)
+    ``input`` (windows zero-padded at the ends), as ``torch.nn.functional.local_response_norm``
+    (AlexNet's normalisation).
+
+    Example: ``F.local_response_norm(features, 5)``."""
+    x = _var(input)
+    if x.ndim < 3:
+        raise MetajitShapeError(f"local_response_norm: expected an (N, C, ...) input of 3 or more dims, "
+                                f"got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        return x
+    channels = x.shape[1]
+    padded = pad(binary("mul", x, x), (0, 0) * (x.ndim - 2) + (size // 2, (size - 1) // 2))
+    window = padded[:, :channels]
+    for offset in range(1, size):
+        window = binary("add", window, padded[:, offset:offset + channels])
+    divisor = binary("pow", binary("add", binary("mul", window, alpha / size), k), beta)
+    return binary("div", x, divisor)
+
+
+class _NormBase(Module):
+    """Per-channel affine parameters and running statistics, as PyTorch's ``_NormBase``."""
+
     optional_state = ("num_batches_tracked",)  # PyTorch before 0.4.1 did not save it
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, sync=False,
-                 is_train=True):
+    def __init__(self, num_features, eps, momentum, affine, track_running_stats):
         super().__init__()
-        self.num_features, self.eps, self.momentum, self.sync = num_features, eps, momentum, sync
-        self.training = is_train
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = creation.ones(num_features) if affine else None
         self.bias = creation.zeros(num_features) if affine else None
-        if track_running_stats:
-            self.register_buffer("running_mean", creation.zeros(num_features))
-            self.register_buffer("running_var", creation.ones(num_features))
-            self.register_buffer("num_batches_tracked", creation.zeros((), dtype="int64"))
+        tracked = track_running_stats
+        self.register_buffer("running_mean", creation.zeros(num_features) if tracked else None)
+        self.register_buffer("running_var", creation.ones(num_features) if tracked else None)
+        self.register_buffer("num_batches_tracked", creation.zeros((), dtype="int64") if tracked else None)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    dims = None
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, sync=False,
+                 is_train=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        self.sync = sync
+        self.training = is_train
 
     def execute(self, x):
         if x.ndim not in self.dims or x.shape[1] != self.num_features:
@@ -113,17 +283,15 @@ class _BatchNorm(Module):
                 count = x.numel() // self.num_features
                 correction = count / max(count - 1, 1)
             if self.training and self.track_running_stats:
+                _update_running_statistics(self.running_mean, self.running_var, mean, variance, correction,
+                                           self._decay(x.dtype))
                 with no_grad():
-                    unbiased = binary("mul", variance.reshape(self.num_features), correction)
-                    decay = self._decay(x.dtype)
-                    update_average(self.running_mean, mean.reshape(self.num_features), decay)
-                    update_average(self.running_var, unbiased, decay)
                     self.num_batches_tracked.assign(binary("add", self.num_batches_tracked, 1))
         else:
             scale, shift = self._running_scale_and_shift(shape)
             folded = self._folded_convolution(x, scale, shift)
             return folded if folded is not None else _scale_and_shift(x, scale, shift)
-        return _scale_and_shift(x, *self._scale_and_shift(mean, inverse_std, shape))
+        return _scale_and_shift(x, *_folded_affine(mean, inverse_std, self.weight, self.bias, shape))
 
     def _decay(self, dtype):
         """How much of the running statistics a training step keeps: ``1 - momentum``, or
@@ -134,15 +302,8 @@ class _BatchNorm(Module):
         tracked = cast(binary("add", self.num_batches_tracked, 1), dtype)
         return binary("sub", 1.0, binary("div", 1.0, tracked))
 
-    def _scale_and_shift(self, mean, inverse_std, shape):
-        """The statistics and the affine parameters folded into one per-channel scale and shift."""
-        scale = binary("mul", inverse_std, self.weight.reshape(shape)) if self.affine else inverse_std
-        shift = binary("mul", mean, scale)
-        shift = binary("sub", self.bias.reshape(shape), shift) if self.affine else unary("neg", shift)
-        return scale, shift
-
     def _running_scale_and_shift(self, shape):
-        """`_scale_and_shift` of the running statistics, built again only when a parameter or
+        """`_folded_affine` of the running statistics, built again only when a parameter or
         statistic was replaced (a graph value never changes, so the same nodes give the same
         scale and shift): an evaluation-mode forward then costs one multiply-add per layer."""
         state = (self.running_mean, self.running_var, self.weight, self.bias)
@@ -150,9 +311,11 @@ class _BatchNorm(Module):
         cached = self.__dict__.get("_running_folded")
         if cached is None or any(a is not b for a, b in zip(cached[0][:4], key[:4])) or cached[0][4:] != key[4:]:
             mean = self.running_mean.reshape(shape)
-            inverse_std = binary("div", 1.0, unary("sqrt", binary("add", self.running_var, self.eps))).reshape(shape)
-            cached = self.__dict__["_running_folded"] = (key, self._scale_and_shift(mean, inverse_std, shape))
+            inverse_std = _inverse_std(self.running_var, self.eps).reshape(shape)
+            cached = self.__dict__["_running_folded"] = (key, _folded_affine(mean, inverse_std, self.weight,
+                                                                             self.bias, shape))
         return cached[1]
+
 
     def _folded_convolution(self, x, scale, shift):
         """Inference (no gradients tracked) on a convolution's pending output: the convolution
@@ -178,9 +341,6 @@ class _BatchNorm(Module):
         folded_weight, folded_bias = cached[1]
         return library.apply("conv2d_bias", [Var.from_node(source), folded_weight, folded_bias], node.attrs[1],
                              node.shape)
-
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
 class BatchNorm1d(_BatchNorm):
@@ -219,28 +379,80 @@ class SyncBatchNorm(_BatchNorm):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, sync=True)
 
 
-class LayerNorm(Module):
-    """Normalise over the trailing ``normalized_shape`` dims, with an elementwise affine."""
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of (N, C, D, H, W) inputs. Example: ``nn.BatchNorm3d(16)(volumes)``."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True):
+    dims = (5,)
+
+
+class _InstanceNorm(_NormBase):
+    batched_ndim = None
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+
+    def execute(self, x):
+        if x.ndim not in (self.batched_ndim - 1, self.batched_ndim):
+            raise MetajitShapeError(f"{type(self).__name__} expects a {self.batched_ndim - 1}-d (unbatched) or "
+                                    f"{self.batched_ndim}-d input, got shape {tuple(x.shape)}")
+        unbatched = x.ndim == self.batched_ndim - 1
+        channels = x.shape[0 if unbatched else 1]
+        if channels != self.num_features and (self.affine or self.track_running_stats):
+            raise MetajitShapeError(f"{type(self).__name__}({self.num_features}) got {channels} channels "
+                                    f"(input shape {tuple(x.shape)})")
+        out = instance_norm(x.unsqueeze(0) if unbatched else x, self.running_mean, self.running_var, self.weight,
+                            self.bias, self.training or not self.track_running_stats,
+                            0.0 if self.momentum is None else self.momentum, self.eps)
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or (C, L) inputs (`instance_norm`); by default
+    without affine parameters or running statistics, as PyTorch.
+
+    Example: ``nn.InstanceNorm1d(8, affine=True)(x)``."""
+
+    batched_ndim = 3
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or (C, H, W) inputs (`instance_norm`).
+
+    Example: ``nn.InstanceNorm2d(3, track_running_stats=True)`` normalises with running
+    statistics in eval mode."""
+
+    batched_ndim = 4
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) or (C, D, H, W) inputs (`instance_norm`).
+
+    Example: ``nn.InstanceNorm3d(4)(volumes)``."""
+
+    batched_ndim = 5
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing ``normalized_shape`` dims, with an elementwise affine
+    (`layer_norm`). Example: ``nn.LayerNorm(512)(tokens)``."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps = shape, eps
         self.weight = creation.ones(shape) if elementwise_affine else None
-        self.bias = creation.zeros(shape) if elementwise_affine else None
+        self.bias = creation.zeros(shape) if elementwise_affine and bias else None
 
     def execute(self, x):
-        if tuple(x.shape[x.ndim - len(self.normalized_shape):]) != self.normalized_shape:
-            raise MetajitShapeError(f"LayerNorm{self.normalized_shape} got input shape {x.shape}")
-        axes = tuple(range(x.ndim - len(self.normalized_shape), x.ndim))
-        normalised = _normalise(x, axes, self.eps)[0]
-        if self.weight is not None:
-            normalised = binary("add", binary("mul", normalised, self.weight), self.bias)
-        return normalised
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
 
 
 class GroupNorm(Module):
-    """Normalise over groups of channels (and all spatial dims), then a per-channel affine."""
+    """Normalise over groups of channels (and all spatial dims), then a per-channel affine
+    (`group_norm`). Example: ``nn.GroupNorm(4, 32)(features)``."""
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
         super().__init__()
@@ -251,11 +463,42 @@ class GroupNorm(Module):
         self.bias = creation.zeros(num_channels) if affine else None
 
     def execute(self, x):
-        batch = x.shape[0]
-        grouped = x.reshape(batch, self.num_groups, -1)
-        normalised = _normalise(grouped, (2,), self.eps)[0].reshape(x.shape)
-        if self.weight is not None:
-            shape = [1, self.num_channels] + [1] * (x.ndim - 2)
-            normalised = binary("add", binary("mul", normalised, self.weight.reshape(shape)),
-                                self.bias.reshape(shape))
-        return normalised
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the trailing ``normalized_shape`` dims with a
+    learned scale (`rms_norm`; ``eps`` None: the dtype's machine epsilon), as PyTorch's.
+
+    Example: ``nn.RMSNorm(4096)(hidden)``."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = creation.ones(shape) if elementwise_affine else None
+
+    def execute(self, x):
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
+
+
+class LocalResponseNorm(Module):
+    """Normalisation across neighbouring channels (`local_response_norm`), as PyTorch's.
+
+    Example: ``nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)``."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def execute(self, x):
+        return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

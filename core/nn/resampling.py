@@ -1,4 +1,4 @@
-"""Padding, upsampling and pixel-shuffle layers (index-mapping meta-ops)."""
+"""Padding (1-, 2- and 3-d), upsampling and pixel-shuffle layers (index-mapping meta-ops)."""
 import math
 
 import numpy as np
@@ -8,40 +8,53 @@ from ..math_ops import binary
 from ..shape_ops import pad
 from ..var import Var
 from .conv import _pair
-from .module import Module
+from .module import Module, functional_module
 from .pooling import adaptive_avg_pool2d
 
 
-class _Pad2d(Module):
-    mode = "constant"
+class _Pad(Module):
+    """Padding of the last ``dims`` dims by ``padding`` (an int for every side, or ``2 *
+    dims`` sizes: (left, right), then (top, bottom), then (front, back), as ``F.pad``) in
+    ``mode``; subclasses set ``dims`` and ``mode``."""
+
+    dims, mode = 2, "constant"
 
     def __init__(self, padding, value=0.0):
         super().__init__()
-        self.padding = _pair(padding, 4) if not isinstance(padding, (tuple, list)) else tuple(padding)
+        self.padding = tuple(padding) if isinstance(padding, (tuple, list)) else (padding,) * (2 * self.dims)
+        if len(self.padding) != 2 * self.dims:
+            raise MetajitValueError(f"{type(self).__name__} takes an int or {2 * self.dims} padding sizes, "
+                                    f"got {padding!r}")
         self.value = value
 
     def execute(self, x):
         return pad(x, self.padding, self.mode, self.value)
 
-
-class ZeroPad2d(_Pad2d):
-    """Pad (left, right, top, bottom) with zeros."""
-
-
-class ConstantPad2d(_Pad2d):
-    """Pad with ``value``."""
+    def extra_repr(self):
+        return f"{self.padding}" + (f", value={self.value}" if self.mode == "constant" and self.value else "")
 
 
-class ReflectionPad2d(_Pad2d):
-    """Pad by reflecting at the edges (edge not repeated)."""
+_PAD_MODES = {"Zero": ("constant", "with zeros"), "Constant": ("constant", "with ``value``"),
+              "Reflection": ("reflect", "by reflecting at the edges (the edge not repeated)"),
+              "Replication": ("replicate", "by repeating the edge values"),
+              "Circular": ("circular", "by wrapping around (the other end's values)")}
 
-    mode = "reflect"
+
+def _padding_layer(kind, dims):
+    mode, how = _PAD_MODES[kind]
+    name = f"{kind}Pad{dims}d"
+    value = ", 1.5" if kind == "Constant" else ""
+    return type(name, (_Pad,), {"dims": dims, "mode": mode, "__module__": __name__, "__doc__":
+                                f"Pad the last {dims} dim{'s' if dims > 1 else ''} {how}, as ``torch.nn.{name}``: "
+                                f"``padding`` is an int or {2 * dims} sizes (left, right, ...; negative crops). "
+                                f"Example: ``nn.{name}(2{value})``."})
 
 
-class ReplicationPad2d(_Pad2d):
-    """Pad by repeating the edge values."""
-
-    mode = "replicate"
+ZeroPad1d, ZeroPad2d, ZeroPad3d = (_padding_layer("Zero", dims) for dims in (1, 2, 3))
+ConstantPad1d, ConstantPad2d, ConstantPad3d = (_padding_layer("Constant", dims) for dims in (1, 2, 3))
+ReflectionPad1d, ReflectionPad2d, ReflectionPad3d = (_padding_layer("Reflection", dims) for dims in (1, 2, 3))
+ReplicationPad1d, ReplicationPad2d, ReplicationPad3d = (_padding_layer("Replication", dims) for dims in (1, 2, 3))
+CircularPad1d, CircularPad2d, CircularPad3d = (_padding_layer("Circular", dims) for dims in (1, 2, 3))
 
 
 def _source_positions(size, out_size, rule, scale):
@@ -175,17 +188,31 @@ class Upsample(Module):
         return interpolate(x, **self.settings)
 
 
-class PixelShuffle(Module):
-    """(N, C*r*r, H, W) -> (N, C, H*r, W*r)."""
+def pixel_shuffle(x, upscale_factor):
+    """(*, C r^2, H, W) -> (*, C, H r, W r) with r = ``upscale_factor``: each group of r^2
+    channels becomes an r x r block of pixels, as PyTorch. Example: ``F.pixel_shuffle(x, 2)``."""
+    r = upscale_factor
+    *lead, channels, height, width = x.shape
+    if x.ndim < 3 or channels % (r * r):
+        raise MetajitShapeError(f"pixel_shuffle({r}): the channels (dim -3) of shape {tuple(x.shape)} must be "
+                                f"divisible by {r * r}")
+    blocks = x.reshape(tuple(lead) + (channels // (r * r), r, r, height, width))
+    order = tuple(range(len(lead))) + tuple(len(lead) + a for a in (0, 3, 1, 4, 2))
+    return blocks.permute(order).reshape(tuple(lead) + (channels // (r * r), height * r, width * r))
 
-    def __init__(self, upscale_factor):
-        super().__init__()
-        self.factor = upscale_factor
 
-    def execute(self, x):
-        r = self.factor
-        batch, channels, height, width = x.shape
-        if channels % (r * r):
-            raise MetajitValueError(f"PixelShuffle({r}): {channels} channels are not divisible by {r * r}")
-        return (x.reshape(batch, channels // (r * r), r, r, height, width)
-                .permute(0, 1, 4, 2, 5, 3).reshape(batch, channels // (r * r), height * r, width * r))
+def pixel_unshuffle(x, downscale_factor):
+    """(*, C, H r, W r) -> (*, C r^2, H, W) with r = ``downscale_factor``: the inverse of
+    `pixel_shuffle`, as PyTorch. Example: ``F.pixel_unshuffle(x, 2)``."""
+    r = downscale_factor
+    *lead, channels, height, width = x.shape
+    if x.ndim < 3 or height % r or width % r:
+        raise MetajitShapeError(f"pixel_unshuffle({r}): the height and width of shape {tuple(x.shape)} must be "
+                                f"divisible by {r}")
+    blocks = x.reshape(tuple(lead) + (channels, height // r, r, width // r, r))
+    order = tuple(range(len(lead))) + tuple(len(lead) + a for a in (0, 2, 4, 1, 3))
+    return blocks.permute(order).reshape(tuple(lead) + (channels * r * r, height // r, width // r))
+
+
+PixelShuffle = functional_module("PixelShuffle", pixel_shuffle, ("upscale_factor",))
+PixelUnshuffle = functional_module("PixelUnshuffle", pixel_unshuffle, ("downscale_factor",))
