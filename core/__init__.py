@@ -22,7 +22,7 @@ from .creation import (arange, array, as_tensor, empty, eye, from_numpy, full, f
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
-                     MetajitValueError)
+                     MetajitTypeError, MetajitValueError)
 from .flags import enable_grad, flag_scope, flags, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where
 from .plugins import devices, get_device, set_device

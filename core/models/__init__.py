@@ -8,13 +8,17 @@ dicts and ``.pth`` checkpoints load strictly. Weights are never downloaded: see
     model = jt.models.resnet50(pretrained=True)       # resnet50-0676ba61.pth from the local cache
     model.load_state_dict(torchvision_model.state_dict())
 """
-from . import pretrained
+from . import ops, pretrained
 from .alexnet import *  # noqa: F401,F403
+from .convnext import *  # noqa: F401,F403
 from .densenet import *  # noqa: F401,F403
+from .efficientnet import *  # noqa: F401,F403
 from .googlenet import *  # noqa: F401,F403
 from .inception import *  # noqa: F401,F403
 from .mnasnet import *  # noqa: F401,F403
 from .mobilenetv2 import *  # noqa: F401,F403
+from .mobilenetv3 import *  # noqa: F401,F403
+from .regnet import *  # noqa: F401,F403
 from .resnet import *  # noqa: F401,F403
 from .shufflenetv2 import *  # noqa: F401,F403
 from .squeezenet import *  # noqa: F401,F403

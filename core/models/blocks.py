@@ -1,7 +1,9 @@
 """Pieces several model families share: channel rounding, the conv-norm-activation block,
-Inception's conv-bn-relu, the input transform of Google's checkpoints, and weight
-initialisation by layer type."""
+torchvision's checks of settings and strides, Inception's conv-bn-relu, the input transform
+of Google's checkpoints, and weight initialisation by layer type (torchvision.ops' layers
+are in `metajit.models.ops`)."""
 from .. import init, nn
+from ..errors import MetajitTypeError, MetajitValueError
 from ..math_ops import binary
 from ..creation import array
 
@@ -17,18 +19,41 @@ def make_divisible(value, divisor, min_value=None):
 
 
 def conv_norm_activation(in_channels, out_channels, kernel_size=3, stride=1, groups=1,
-                         activation=nn.ReLU, norm_layer=nn.BatchNorm2d, momentum=None):
-    """``Sequential(Conv2d, BatchNorm2d[, activation])`` with "same" padding and no conv bias,
-    children named ``0``, ``1``, ``2`` as torchvision's ``Conv2dNormActivation``;
-    ``activation=None`` leaves it out; ``norm_layer(out_channels)`` is called with
-    ``momentum=`` only when one is given. Example: ``conv_norm_activation(3, 32, stride=2)``.
+                         activation=nn.ReLU, norm_layer=nn.BatchNorm2d, momentum=None, dilation=1,
+                         padding=None, bias=None):
+    """``Sequential(Conv2d[, norm][, activation])``, children named ``0``, ``1``, ``2`` as
+    torchvision's ``Conv2dNormActivation``: "same" padding ``(kernel_size - 1) // 2 *
+    dilation`` unless ``padding`` is given, a conv bias only without a norm unless ``bias``
+    says; ``activation=None`` or ``norm_layer=None`` leaves that layer out;
+    ``norm_layer(out_channels)`` is called with ``momentum=`` only when one is given.
+    Example: ``conv_norm_activation(3, 32, stride=2)``.
     """
-    norm = norm_layer(out_channels) if momentum is None else norm_layer(out_channels, momentum=momentum)
-    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
-                        groups=groups, bias=False), norm]
+    padding = (kernel_size - 1) // 2 * dilation if padding is None else padding
+    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                        bias=norm_layer is None if bias is None else bias)]
+    if norm_layer is not None:
+        layers.append(norm_layer(out_channels) if momentum is None else norm_layer(out_channels, momentum=momentum))
     if activation is not None:
         layers.append(activation())
     return nn.Sequential(*layers)
+
+
+def check_setting(argument, setting, config_class, listed, advice):
+    """Refuse a model's ``setting`` (constructor argument ``argument``) as torchvision does:
+    `MetajitValueError` when it is empty, `MetajitTypeError` when it is not a list of
+    ``config_class`` instances (``listed`` names them in the message, ``advice`` says where
+    to get them). Example: ``check_setting("block_setting", setting, CNBlockConfig,
+    "CNBlockConfig", "one per stage")``."""
+    if not setting:
+        raise MetajitValueError(f"The {argument} should not be empty: pass a list of {listed} ({advice})")
+    if not isinstance(setting, (list, tuple)) or not all(isinstance(row, config_class) for row in setting):
+        raise MetajitTypeError(f"The {argument} should be List[{listed}] ({advice})")
+
+
+def check_stride(stride, family):
+    """Refuse a ``family`` block's ``stride`` other than 1 or 2, as torchvision does."""
+    if not 1 <= stride <= 2:
+        raise MetajitValueError(f"illegal stride value {stride}: {family} blocks take stride 1 or 2")
 
 
 class BasicConv2d(nn.Module):

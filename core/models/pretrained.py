@@ -39,14 +39,20 @@ def _check_weights_class(model_name, class_name, weights):
 
 def _file_name(model_name, files, weights):
     """(weights name, torchvision file name) that ``weights`` asks for, or (None, a path).
-    ``True`` (``pretrained=True``) is torchvision's first weights, ``"DEFAULT"`` its latest
-    ImageNet version (``IMAGENET1K_V2`` where there is one)."""
+    ``True`` (``pretrained=True``) is torchvision's ``IMAGENET1K_V1``, ``"DEFAULT"`` its
+    latest ImageNet version (``IMAGENET1K_V2`` where there is one; the first weights where
+    there is no ``IMAGENET1K_Vn``)."""
     if weights is True or weights == "DEFAULT":
         if not files:
             raise MetajitValueError(f"{model_name}: torchvision publishes no pretrained weights for it; pass "
                                     f"weights='/path/to/checkpoint.pth'")
+        if weights is True:
+            if "IMAGENET1K_V1" not in files:  # as torchvision's pretrained=True (regnet_y_128gf)
+                raise MetajitValueError(f"{model_name}: pretrained=True means IMAGENET1K_V1 weights, which "
+                                        f"torchvision does not publish for it; pass weights= one of {list(files)}")
+            return "IMAGENET1K_V1", files["IMAGENET1K_V1"]
         versions = [name for name in files if name.startswith("IMAGENET1K_V")]
-        if weights is True or not versions:
+        if not versions:
             return next(iter(files.items()))
         latest = max(versions, key=lambda name: int(name.rsplit("_V", 1)[1]))
         return latest, files[latest]
@@ -76,8 +82,8 @@ def weights_path(model_name, files, pretrained=False, weights=None):
 
     ``files`` maps weights names to torchvision's file names in torchvision's order (e.g.
     ``{"IMAGENET1K_V1": "resnet50-0676ba61.pth", "IMAGENET1K_V2": "resnet50-11ad3fa6.pth"}``):
-    ``pretrained=True`` takes the first, ``"DEFAULT"`` the latest ``IMAGENET1K_Vn``, as
-    torchvision does.
+    ``pretrained=True`` takes ``IMAGENET1K_V1``, ``"DEFAULT"`` the latest ``IMAGENET1K_Vn``
+    (else the first), as torchvision does.
     ``weights`` may be a path, a bare file name (looked up in `checkpoint_directories`),
     ``True``, ``"DEFAULT"``, a name from ``files`` (also as
     ``"ResNet50_Weights.IMAGENET1K_V2"`` or ``"ResNet50_Weights.DEFAULT"``) or a

@@ -20,10 +20,15 @@ URL_ROOT = "https://download.pytorch.org/models/"
 _ENUM_NAMES = {
     "alexnet": "AlexNet", "googlenet": "GoogLeNet", "inception_v3": "Inception_V3", "mobilenet_v2": "MobileNet_V2",
     "resnext50_32x4d": "ResNeXt50_32X4D", "resnext101_32x8d": "ResNeXt101_32X8D",
-    "wide_resnet50_2": "Wide_ResNet50_2", "wide_resnet101_2": "Wide_ResNet101_2",
+    "resnext101_64x4d": "ResNeXt101_64X4D", "wide_resnet50_2": "Wide_ResNet50_2",
+    "wide_resnet101_2": "Wide_ResNet101_2", "mobilenet_v3_large": "MobileNet_V3_Large",
+    "mobilenet_v3_small": "MobileNet_V3_Small", "convnext_tiny": "ConvNeXt_Tiny", "convnext_small": "ConvNeXt_Small",
+    "convnext_base": "ConvNeXt_Base", "convnext_large": "ConvNeXt_Large",
 }
+# model name prefix -> enum name prefix, the rest of the name upper-cased (regnet_y_1_6gf -> RegNet_Y_1_6GF)
 _ENUM_PREFIXES = {"resnet": "ResNet", "densenet": "DenseNet", "squeezenet": "SqueezeNet", "mnasnet": "MNASNet",
-                  "vgg": "VGG", "shufflenet_v2_": "ShuffleNet_V2_"}
+                  "vgg": "VGG", "shufflenet_v2_": "ShuffleNet_V2_", "efficientnet_": "EfficientNet_",
+                  "regnet_": "RegNet_"}
 _builders = {}  # model name -> public model function
 _enums = {}  # model name -> weights enum
 

@@ -6,9 +6,9 @@ from .blocks import initialise, kaiming_fan_out
 from .pretrained import model_function
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101",
-           "resnet152", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2",
-           "resnet26", "resnet38", "Resnet18", "Resnet26", "Resnet34", "Resnet38", "Resnet50", "Resnet101",
-           "Resnet152", "Resnext50_32x4d", "Resnext101_32x8d", "Wide_resnet50_2", "Wide_resnet101_2"]
+           "resnet152", "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2",
+           "wide_resnet101_2", "resnet26", "resnet38", "Resnet18", "Resnet26", "Resnet34", "Resnet38", "Resnet50",
+           "Resnet101", "Resnet152", "Resnext50_32x4d", "Resnext101_32x8d", "Wide_resnet50_2", "Wide_resnet101_2"]
 
 
 def conv3x3(in_channels, out_channels, stride=1, groups=1, dilation=1):
@@ -151,6 +151,8 @@ _CONFIGS = {
     "resnext101_32x8d": (Bottleneck, [3, 4, 23, 3], {"groups": 32, "width_per_group": 8},
                          {"IMAGENET1K_V1": "resnext101_32x8d-8ba56ff5.pth",
                           "IMAGENET1K_V2": "resnext101_32x8d-110c445d.pth"}),
+    "resnext101_64x4d": (Bottleneck, [3, 4, 23, 3], {"groups": 64, "width_per_group": 4},
+                         {"IMAGENET1K_V1": "resnext101_64x4d-173b62eb.pth"}),
     "wide_resnet50_2": (Bottleneck, [3, 4, 6, 3], {"width_per_group": 128},
                         {"IMAGENET1K_V1": "wide_resnet50_2-95faca4d.pth",
                          "IMAGENET1K_V2": "wide_resnet50_2-9ba9bcbe.pth"}),
@@ -170,7 +172,8 @@ def _resnet(name):
 
 resnet18, resnet34, resnet50, resnet101, resnet152 = (
     _resnet(n) for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
-resnext50_32x4d, resnext101_32x8d = _resnet("resnext50_32x4d"), _resnet("resnext101_32x8d")
+resnext50_32x4d, resnext101_32x8d, resnext101_64x4d = (
+    _resnet(n) for n in ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d"))
 wide_resnet50_2, wide_resnet101_2 = _resnet("wide_resnet50_2"), _resnet("wide_resnet101_2")
 resnet26, resnet38 = _resnet("resnet26"), _resnet("resnet38")
 # Jittor's spellings (``from jittor.models import Resnet50``)

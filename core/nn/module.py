@@ -69,6 +69,7 @@ class Module:
         if table is None:
             object.__setattr__(self, name, value)
             return
+        self.__dict__.pop(name, None)  # a plain value set before (None) would hide the new entry
         if table == "_parameters" and value.requires_grad:
             gradients.track_grad(value)
         getattr(self, table)[name] = value  # a replaced entry keeps its place (a Sequential's order)

@@ -8,6 +8,10 @@ from tests.models.conftest import assert_same_outputs
 
 torch = pytest.importorskip("torch")
 JITTOR_ONLY = {"resnet26", "resnet38"}
+# torchvision's classification families metajit.models has (its vision transformers,
+# Swin and MaxViT it has not)
+FAMILIES = ("alexnet", "vgg", "resnet", "resnext", "wide_resnet", "squeezenet", "googlenet", "inception",
+            "mobilenet_v2", "mobilenet_v3", "mnasnet", "shufflenet", "densenet", "efficientnet", "convnext", "regnet")
 
 
 def test_weights_enums_match_torchvisions(torchvision):
@@ -21,9 +25,19 @@ def test_weights_enums_match_torchvisions(torchvision):
         assert getattr(jt.models, name) is enum
 
 
+def test_every_model_of_the_families_present_is_there(torchvision):
+    theirs = torchvision.models.list_models(module=torchvision.models)
+    assert sorted(set(jt.models.list_models(module=jt.models)) - JITTOR_ONLY) == \
+        [name for name in theirs if name.startswith(FAMILIES)]
+
+
 def test_registry_functions_answer_as_torchvisions(torchvision):
     theirs = set(torchvision.models.list_models(module=torchvision.models))
     assert set(jt.models.list_models()) - JITTOR_ONLY <= theirs
+    for family in ("mobilenet_v3", "efficientnet", "convnext", "regnet"):
+        assert jt.models.list_models(include=f"{family}*") == torchvision.models.list_models(include=f"{family}*")
+    assert jt.models.get_model_weights("regnet_y_128gf").DEFAULT.name == "IMAGENET1K_SWAG_E2E_V1"
+    assert jt.models.EfficientNet_V2_S_Weights.DEFAULT.file_name == "efficientnet_v2_s-dd5fe13b.pth"
     assert jt.models.list_models(include="resnet*", exclude="*26") == \
         sorted(set(torchvision.models.list_models(include="resnet*")) | {"resnet38"})
     assert jt.models.list_models(module=jt.models) == jt.models.list_models()

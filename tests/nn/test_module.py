@@ -241,3 +241,13 @@ def test_a_compiled_model_follows_hooks_added_and_removed():
         assert not compiled(x).numpy().any()
         handle.remove()
         np.testing.assert_array_equal(compiled(x).numpy(), before)
+
+
+def test_a_module_or_var_set_where_a_plain_value_was_replaces_it():
+    layer = jt.nn.Module()
+    layer.head = None
+    layer.head = jt.nn.Linear(2, 3)
+    layer.scale = None
+    layer.scale = jt.array([1.0])
+    assert isinstance(layer.head, jt.nn.Linear) and layer.scale is not None
+    assert list(layer.state_dict()) == ["scale", "head.weight", "head.bias"]
