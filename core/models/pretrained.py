@@ -134,29 +134,35 @@ def is_published(path, files):
     return path is not None and os.path.basename(path) in files.values()
 
 
-def build(model_name, files, construct, pretrained, weights, arguments):
+def build(model_name, files, construct, pretrained, weights, arguments, weights_arguments=None):
     """``construct(**arguments)``, loaded strictly from the checkpoint that ``pretrained`` /
-    ``weights`` name (torchvision's own file: then ``num_classes`` must be 1000; any other
-    path is the caller's checkpoint, loaded as it is). The shared body of most model
-    functions, e.g. ``build("resnet18", FILES, make, pretrained, weights, kwargs)``."""
+    ``weights`` name (torchvision's own file: then ``num_classes`` must be 1000, and the
+    arguments ``weights_arguments[weights name]`` those weights were trained with, such as a
+    ViT's ``image_size``; any other path is the caller's checkpoint, loaded as it is). The
+    shared body of most model functions, e.g. ``build("resnet18", FILES, make, pretrained,
+    weights, kwargs)``."""
     path = weights_path(model_name, files, pretrained, weights)
     if is_published(path, files):
         fix_arguments(model_name, arguments, num_classes=1000)
+        chosen = next(name for name, file_name in files.items() if file_name == os.path.basename(path))
+        fix_arguments(model_name, arguments, f"its {chosen} weights need",
+                      **(weights_arguments or {}).get(chosen, {}))
     model = construct(**arguments)
     if path is not None:
         model.load_state_dict(load(path))
     return model
 
 
-def model_function(name, files, construct, defaults=None, target="the model class"):
+def model_function(name, files, construct, defaults=None, target="the model class", weights_arguments=None):
     """A public model function ``name(pretrained=False, weights=None, progress=True, **kwargs)``
     calling ``construct(**defaults, **kwargs)`` through `build` (a keyword argument that
     contradicts ``defaults``, as ``resnext50_32x4d(groups=16)``, raises `MetajitValueError`;
-    ``progress`` is torchvision's download bar: nothing is downloaded), documented with its
-    checkpoint files. Example: ``resnet18 = model_function("resnet18", FILES, make_resnet18)``."""
+    ``weights_arguments``: see `build`; ``progress`` is torchvision's download bar: nothing
+    is downloaded), documented with its checkpoint files.
+    Example: ``resnet18 = model_function("resnet18", FILES, make_resnet18)``."""
     def model(pretrained=False, weights=None, progress=True, **kwargs):
         fix_arguments(name, kwargs, f"{name} is defined with", **(defaults or {}))
-        return build(name, files, construct, pretrained, weights, kwargs)
+        return build(name, files, construct, pretrained, weights, kwargs, weights_arguments)
     model.__name__ = model.__qualname__ = name
     model.__module__ = construct.__module__
     registry.register(name, model, files)

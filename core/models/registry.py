@@ -27,7 +27,7 @@ _ENUM_NAMES = {
 }
 # model name prefix -> enum name prefix, the rest of the name upper-cased (regnet_y_1_6gf -> RegNet_Y_1_6GF)
 _ENUM_PREFIXES = {"resnet": "ResNet", "densenet": "DenseNet", "squeezenet": "SqueezeNet", "mnasnet": "MNASNet",
-                  "vgg": "VGG", "shufflenet_v2_": "ShuffleNet_V2_", "efficientnet_": "EfficientNet_",
+                  "vgg": "VGG", "shufflenet_v2_": "ShuffleNet_V2_", "efficientnet_": "EfficientNet_", "vit_": "ViT_",
                   "regnet_": "RegNet_"}
 _builders = {}  # model name -> public model function
 _enums = {}  # model name -> weights enum

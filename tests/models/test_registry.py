@@ -8,10 +8,10 @@ from tests.models.conftest import assert_same_outputs
 
 torch = pytest.importorskip("torch")
 JITTOR_ONLY = {"resnet26", "resnet38"}
-# torchvision's classification families metajit.models has (its vision transformers,
-# Swin and MaxViT it has not)
+# torchvision's classification families metajit.models has (Swin and MaxViT it has not)
 FAMILIES = ("alexnet", "vgg", "resnet", "resnext", "wide_resnet", "squeezenet", "googlenet", "inception",
-            "mobilenet_v2", "mobilenet_v3", "mnasnet", "shufflenet", "densenet", "efficientnet", "convnext", "regnet")
+            "mobilenet_v2", "mobilenet_v3", "mnasnet", "shufflenet", "densenet", "efficientnet", "convnext", "regnet",
+            "vit")
 
 
 def test_weights_enums_match_torchvisions(torchvision):
