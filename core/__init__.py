@@ -24,16 +24,25 @@ from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceErro
                      MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
                      MetajitTypeError, MetajitValueError)
 from .flags import enable_grad, flag_scope, flags, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from .math_ops import cast, clamp, isfinite, isinf, isnan, matmul, nonzero, relu, sign, where
+from .math_ops import (addcdiv, addcmul, atan2, cast, clamp, clamp_max, clamp_min, copysign, deg2rad, digamma, erfc,
+                       exp2, float_power, fmod, frac, gcd, heaviside, hypot, isclose, isfinite, isinf, isnan, isneginf,
+                       isposinf, isreal, lcm, lerp, lgamma, logaddexp, logaddexp2, logit, matmul, nan_to_num, nonzero,
+                       rad2deg, relu, sign, signbit, sinc, trunc, where, xlogy)
 from .plugins import devices, get_device, set_device
-from .reductions import (all, any, argmax, argmin, max, mean, min, norm, prod, std, sum,
-                         var)
-from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, expand, flatten, flip,
-                        pad, permute, reindex, reindex_reduce, repeat, reshape, split, squeeze,
-                        stack, t, tile, transpose, unsqueeze, view)
-from .tensor_ops import (addmm, argsort, baddbmm, bincount, bmm, cross, cumprod, cumsum, diag, einsum, erfinv,
-                         gather, histc, index_select, kthvalue, masked_fill, masked_select, meshgrid, outer, roll,
-                         scatter, scatter_add, searchsorted, sort, topk, trace, tril, triu, unique)
+from .reductions import (all, amax, amin, aminmax, any, argmax, argmin, count_nonzero, dist, logsumexp, max, mean,
+                         min, nanmean, nansum, norm, prod, renorm, std, sum, var)
+from .shape_ops import (broadcast, broadcast_to, cat, chunk, concat, dsplit, expand, flatten, flip, fliplr, flipud,
+                        hsplit, moveaxis, movedim, narrow, pad, permute, ravel, reindex, reindex_reduce, repeat,
+                        reshape, rot90, split, squeeze, stack, swapaxes, t, tensor_split, tile, transpose, unflatten,
+                        unsqueeze, view, vsplit)
+from .tensor_ops import (addmm, addmv, addr, argsort, argwhere, baddbmm, bincount, bmm, cross, cummax, cummin,
+                         cumprod, cumsum, diag, diag_embed, diagflat, diff, dot, einsum, erfinv, gather, histc,
+                         index_add, index_copy, index_fill, index_select, inner, kron, kthvalue, logcumsumexp,
+                         masked_fill, masked_scatter, masked_select, meshgrid, mm, mv, outer, repeat_interleave, roll,
+                         scatter, scatter_add, scatter_reduce, searchsorted, sort, take, take_along_dim, topk, trace,
+                         tril, triu, unique, unique_consecutive)
+from .statistics import (bernoulli, corrcoef, cov, median, mode, multinomial, nanmedian, nanquantile,
+                         quantile)
 from .jittor_spellings import (arg_reduce, binary, reduce, reduce_add, reduce_logical_and, reduce_logical_or,
                                reduce_maximum, reduce_minimum, reduce_multiply, ternary, unary)
 from .code_op import code
@@ -65,6 +74,15 @@ long = int64
 manual_seed = seed
 set_seed = set_global_seed
 clip = clamp
+arctan2 = atan2
+fix = trunc
+sgn = sign
+ger = outer
+vdot = dot
+swapdims = swapaxes
+unbind = misc.unbind
+det, inverse, logdet, slogdet, cholesky, matrix_power = (linalg.det, linalg.inv, linalg.logdet, linalg.slogdet,
+                                                         linalg.cholesky, linalg.matrix_power)
 
 
 def index(shape, dim, dtype="int32"):
@@ -96,7 +114,9 @@ for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
               "maximum", "minimum", "logical_and", "logical_or", "logical_xor", "logical_not",
               "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "pow", "floor_divide",
               "mod", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
-              "add", "sub", "mul", "div", "subtract", "multiply", "divide"):
+              "add", "sub", "mul", "div", "subtract", "multiply", "divide", "remainder", "true_divide",
+              "absolute", "positive", "diagonal", "pinverse", "qr", "svd", "split_with_sizes", "is_floating_point",
+              "is_signed", "is_complex", "is_same_size"):
     globals()[_name] = _module_function(_name)
 del _name
 

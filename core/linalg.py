@@ -481,3 +481,11 @@ def diagonal(x, offset=0, dim1=-2, dim2=-1):
     loops = [f"i{d}" for d in range(batch)]
     return moved.reindex(tuple(moved.shape[:-2]) + (length,),
                          loops + [f"i{batch}+{max(-offset, 0)}", f"i{batch}+{max(offset, 0)}"])
+
+
+def logdet(x):
+    """The natural log of the determinant: nan for a negative determinant, -inf for a
+    singular matrix (``torch.logdet``; `slogdet` for the sign and log of the magnitude).
+    Example: ``jt.linalg.logdet(2 * jt.eye(3))`` is 3 log 2."""
+    sign, magnitude = slogdet(x)
+    return where(binary("lt", sign, 0), float("nan"), magnitude)

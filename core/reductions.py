@@ -1,14 +1,16 @@
-"""Reductions: sum/mean/max/min/prod/any/all, argmax/argmin, norm, var, std.
+"""Reductions: sum/mean/max/min/prod/any/all, argmax/argmin, norm, var, std, and PyTorch's
+amax/amin/aminmax, logsumexp, nansum/nanmean, count_nonzero, sum_to_size, dist, renorm.
 
 Dimensions are given Jittor-style (``x.sum(1)``, ``dims=(0, 1)``, ``keepdims``)
 or PyTorch/numpy-style (``dim=``, ``axis=``, ``keepdim=``). Integer and bool
 sums and products accumulate in int64, as numpy and PyTorch do.
 """
 import builtins
+import collections
 
 from .ir import dtypes, graph
-from .errors import MetajitValueError
-from .math_ops import as_node, binary, cast, cast_node, unary, where, wrap, replace_at_zero
+from .errors import MetajitShapeError, MetajitValueError
+from .math_ops import as_node, binary, cast, cast_node, isinf, isnan, unary, where, wrap, replace_at_zero
 from .var import Var
 
 
@@ -169,3 +171,103 @@ def var(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=Fal
 def std(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=False):
     """Standard deviation over ``dim``; unbiased by default (see `var`)."""
     return unary("sqrt", var(x, dim, unbiased, keepdims, correction, keepdim))
+
+
+MinMax = collections.namedtuple("aminmax", ["min", "max"])
+
+
+def _all_if_empty(dim):
+    """PyTorch's ``dim=()`` for all dims is metajit's ``None``."""
+    return None if isinstance(dim, (tuple, list)) and not dim else dim
+
+
+def amax(x, dim=None, keepdim=False, keepdims=False):
+    """The maximum over ``dim`` (all dims for None or ``()``), as ``torch.amax``: nan
+    propagates and the gradient is split evenly between tied maxima. Example: ``x.amax(1)``."""
+    return max(x, dim=_all_if_empty(dim), keepdims=keepdim or keepdims)
+
+
+def amin(x, dim=None, keepdim=False, keepdims=False):
+    """The minimum over ``dim`` (see `amax`), as ``torch.amin``. Example: ``x.amin((0, 1))``."""
+    return min(x, dim=_all_if_empty(dim), keepdims=keepdim or keepdims)
+
+
+def aminmax(x, *, dim=None, keepdim=False):
+    """``(min, max)`` over ``dim`` (all dims by default) as a named tuple, as ``torch.aminmax``.
+    Example: ``low, high = x.aminmax(dim=0)``."""
+    return MinMax(amin(x, dim, keepdim), amax(x, dim, keepdim))
+
+
+def _float_var(x):
+    x = _as_var(x)
+    return x if dtypes.is_float(x.dtype) else cast(x, dtypes.DEFAULT_FLOAT)
+
+
+def logsumexp(x, dim=None, keepdim=False):
+    """``log(sum(exp(x)))`` over ``dim`` (all dims by default) without overflow: the
+    maximum is taken out first (as a constant, so the gradient is ``softmax(x)``), as
+    ``torch.logsumexp``. Example: ``jt.logsumexp(jt.array([1000.0, 1000.0]), 0)`` is 1000 + log 2."""
+    x = _float_var(x)
+    axes = graph.normalise_axes(_all_if_empty(dim), x.ndim, "logsumexp")
+    largest = max(x, dim=axes, keepdims=True).detach()
+    shift = where(isinf(largest), 0.0, largest)  # all -inf (or an inf) passes through the exp as it is
+    total = unary("log", sum(unary("exp", x - shift), dim=axes, keepdims=True)) + shift
+    return total if keepdim else _without_axes(total, axes)
+
+
+def _without_axes(x, axes):
+    """``x`` with the size-1 dims ``axes`` removed."""
+    from .shape_ops import reshape
+    return reshape(x, [size for axis, size in enumerate(x.shape) if axis not in axes])
+
+
+def nansum(x, dim=None, keepdim=False, dtype=None):
+    """The sum over ``dim`` treating nan as 0 (``torch.nansum``). Example: ``x.nansum(1)``."""
+    x = _as_var(x) if dtype is None else cast(_as_var(x), dtype)
+    if dtypes.is_float(x.dtype):
+        x = where(isnan(x), 0.0, x)
+    return sum(x, dim=dim, keepdims=keepdim)
+
+
+def nanmean(x, dim=None, keepdim=False):
+    """The mean over ``dim`` of the elements that are not nan (nan where all are), as
+    ``torch.nanmean``. Example: ``x.nanmean(0)``."""
+    x = _float_var(x)
+    kept = ~isnan(x)
+    return binary("div", sum(where(kept, x, 0.0), dim=dim, keepdims=keepdim),
+                  cast(sum(kept, dim=dim, keepdims=keepdim), x.dtype))
+
+
+def count_nonzero(x, dim=None):
+    """The number of nonzero elements over ``dim`` (all by default), int64, as
+    ``torch.count_nonzero``. Example: ``x.count_nonzero(0)``."""
+    return sum(binary("ne", x, 0), dim=_all_if_empty(dim))
+
+
+def sum_to_size(x, *size):
+    """``x`` summed down to ``size``, which it must broadcast from (``Tensor.sum_to_size``):
+    the gradient of a broadcast. Example: ``jt.ones(2, 3).sum_to_size(1, 3)`` is ``[[2, 2, 2]]``."""
+    from .shape_ops import reshape
+    x = _as_var(x)
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    leading = x.ndim - len(size)
+    if leading < 0 or builtins.any(s not in (1, n) for s, n in zip(size, x.shape[leading:])):
+        raise MetajitShapeError(f"sum_to_size: shape {tuple(x.shape)} does not broadcast from {tuple(size)}; "
+                                "give a size it expands to")
+    axes = list(range(leading)) + [leading + k for k, s in enumerate(size) if s == 1 and x.shape[leading + k] != 1]
+    return reshape(sum(x, dim=axes, keepdims=True), size) if axes else x
+
+
+def dist(x, other, p=2):
+    """The ``p``-norm of ``x - other`` over all elements (``torch.dist``). Example: ``a.dist(b, 1)``."""
+    return norm(binary("sub", x, other), p)
+
+
+def renorm(x, p, dim, maxnorm):
+    """``x`` with each slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down
+    to it (by ``maxnorm / (norm + 1e-7)``, as ``torch.renorm``); differentiable through
+    the norm. Example: ``weight.renorm(2, 0, 1.0)``."""
+    x = _float_var(x)
+    axis = graph.normalise_axes(dim, x.ndim, "renorm")[0]
+    norms = norm(x, p, dim=[a for a in range(x.ndim) if a != axis], keepdims=True)
+    return x * where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)

@@ -417,3 +417,167 @@ def repeat(x, *repeats):
 
 
 tile = repeat
+
+
+def narrow(x, dim, start, length):
+    """The ``length`` elements of ``x`` from ``start`` along ``dim`` (``torch.narrow``;
+    a negative ``start`` counts from the end). Example: ``x.narrow(1, 2, 3)`` is ``x[:, 2:5]``."""
+    shape = as_node(x).shape
+    axis = _axis(dim, len(shape), "narrow")
+    size, start, length = shape[axis], int(start), int(length)
+    start = start + size if start < 0 else start
+    if not 0 <= start <= size or not 0 <= length <= size - start:
+        raise MetajitShapeError(f"narrow: start {start} and length {length} do not fit dimension {axis} "
+                                f"of size {size}; keep start + length <= {size}")
+    return _slice_along(x, axis, start, start + length)
+
+
+def _axes_list(dims, ndim, op):
+    dims = [dims] if isinstance(dims, (int, np.integer)) else list(dims)
+    return [_axis(d, ndim, op) for d in dims]
+
+
+def movedim(x, source, destination):
+    """``x`` with dims ``source`` moved to positions ``destination`` (ints or sequences), the
+    others keeping their order (``torch.movedim`` / ``moveaxis``). Example: ``x.movedim(0, -1)``."""
+    ndim = len(as_node(x).shape)
+    source, destination = _axes_list(source, ndim, "movedim"), _axes_list(destination, ndim, "movedim")
+    if len(source) != len(destination) or len(set(source)) != len(source) or len(set(destination)) != len(source):
+        raise MetajitShapeError(f"movedim: source {source} and destination {destination} must be lists of "
+                                "distinct dims of the same length")
+    order = [None] * ndim
+    for s, d in zip(source, destination):
+        order[d] = s
+    rest = iter(a for a in range(ndim) if a not in source)
+    return permute(x, [a if a is not None else next(rest) for a in order])
+
+
+moveaxis = movedim
+
+
+def swapaxes(x, axis0, axis1):
+    """``x`` with two dims exchanged (``torch.swapaxes`` / ``swapdims``, ``transpose(a, b)``).
+    Example: ``x.swapaxes(0, 1)``."""
+    return transpose(x, axis0, axis1)
+
+
+def unflatten(x, dim, sizes):
+    """Dim ``dim`` of ``x`` split into ``sizes`` (one may be -1), as ``torch.unflatten``.
+    Example: ``jt.zeros(2, 12).unflatten(1, (3, -1))`` has shape (2, 3, 4)."""
+    shape = as_node(x).shape
+    axis = _axis(dim, len(shape), "unflatten")
+    sizes = [int(s) for s in sizes]
+    if sizes.count(-1) == 1:
+        known = graph.numel([s for s in sizes if s != -1])
+        sizes[sizes.index(-1)] = shape[axis] // known if known else 0
+    if graph.numel(sizes) != shape[axis]:
+        raise MetajitShapeError(f"unflatten: sizes {tuple(sizes)} do not multiply to the size {shape[axis]} "
+                                f"of dimension {axis}")
+    return reshape(x, shape[:axis] + tuple(sizes) + shape[axis + 1:])
+
+
+def ravel(x):
+    """``x`` as a 1-d Var (``torch.ravel``). Example: ``jt.ravel(jt.zeros(2, 3))`` has shape (6,)."""
+    return reshape(x, (-1,))
+
+
+def _pieces(x, axis, bounds):
+    """The slices of ``x`` along ``axis`` between consecutive ``bounds``."""
+    return [_slice_along(x, axis, start, max(start, stop)) for start, stop in zip(bounds, bounds[1:])]
+
+
+def tensor_split(x, indices_or_sections, dim=0):
+    """``x`` split along ``dim`` into ``n`` pieces as equal as possible (the first ``size % n``
+    one longer) or at the given indices (slices ``[:i0], [i0:i1], ..., [ik:]``), as
+    ``torch.tensor_split``. Example: ``jt.arange(7).tensor_split(3)`` gives sizes 3, 2, 2."""
+    shape = as_node(x).shape
+    axis = _axis(dim, len(shape), "tensor_split")
+    size = shape[axis]
+    if isinstance(indices_or_sections, Var):
+        indices_or_sections = indices_or_sections.numpy().tolist()
+    if isinstance(indices_or_sections, (numbers.Integral, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise MetajitValueError(f"tensor_split: the number of sections must be positive, got {sections}")
+        quotient, remainder = divmod(size, sections)
+        bounds = [k * quotient + min(k, remainder) for k in range(sections + 1)]
+    else:
+        bounds = [0] + [slice(int(i)).indices(size)[1] for i in indices_or_sections] + [size]
+    return _pieces(x, axis, bounds)
+
+
+def _split_sideways(x, sections, dim, name, min_ndim):
+    """`hsplit` / `vsplit` / `dsplit`: `tensor_split` along ``dim``, a number of sections
+    dividing the size evenly."""
+    shape = as_node(x).shape
+    if len(shape) < min_ndim:
+        raise MetajitShapeError(f"{name} needs a Var of at least {min_ndim} dims, got shape {tuple(shape)}")
+    if isinstance(sections, (numbers.Integral, np.integer)) and (sections <= 0 or shape[dim] % sections):
+        raise MetajitShapeError(f"{name}: dimension {dim} of size {shape[dim]} does not split into {sections} "
+                                "equal pieces; give split indices instead")
+    return tensor_split(x, sections, dim)
+
+
+def hsplit(x, sections):
+    """`tensor_split` along dim 1 (dim 0 of a 1-d Var) into equal pieces or at indices
+    (``torch.hsplit``). Example: ``left, right = x.hsplit(2)``."""
+    ndim = len(as_node(x).shape)
+    return _split_sideways(x, sections, 1 if ndim > 1 else 0, "hsplit", 1)
+
+
+def vsplit(x, sections):
+    """`tensor_split` along dim 0 of a Var of 2 or more dims (``torch.vsplit``).
+    Example: ``top, bottom = x.vsplit(2)``."""
+    return _split_sideways(x, sections, 0, "vsplit", 2)
+
+
+def dsplit(x, sections):
+    """`tensor_split` along dim 2 of a Var of 3 or more dims (``torch.dsplit``). Example: ``x.dsplit([1, 3])``."""
+    return _split_sideways(x, sections, 2, "dsplit", 3)
+
+
+def fliplr(x):
+    """``x`` reversed along dim 1 (``torch.fliplr``; at least 2 dims). Example: ``jt.fliplr(image)``."""
+    if len(as_node(x).shape) < 2:
+        raise MetajitShapeError("fliplr needs a Var of at least 2 dims; use flip(x, 0) for a vector")
+    return flip(x, 1)
+
+
+def flipud(x):
+    """``x`` reversed along dim 0 (``torch.flipud``). Example: ``jt.flipud(image)``."""
+    return flip(x, 0)
+
+
+def rot90(x, k=1, dims=(0, 1)):
+    """``x`` rotated by ``k`` quarter turns in the plane of ``dims``, from the first dim
+    towards the second (``torch.rot90``). Example: ``jt.rot90(image, 1, (0, 1))``."""
+    ndim = len(as_node(x).shape)
+    first, second = _axes_list(dims, ndim, "rot90") if len(dims) == 2 else (None, None)
+    if first is None or first == second:
+        raise MetajitShapeError(f"rot90: dims must be two different dims, got {tuple(dims)}")
+    k = int(k) % 4
+    if k == 1:
+        return transpose(flip(x, second), first, second)
+    if k == 2:
+        return flip(x, (first, second))
+    if k == 3:
+        return transpose(flip(x, first), first, second)
+    return wrap(as_node(x))
+
+
+def unfold(x, dimension, size, step):
+    """The windows of ``size`` elements along ``dimension`` every ``step``, as a new last dim
+    (``Tensor.unfold``, not `metajit.nn.unfold`). Example: ``jt.arange(5).unfold(0, 2, 2)``
+    is ``[[0, 1], [2, 3]]``."""
+    shape = as_node(x).shape
+    axis = _axis(dimension, max(len(shape), 1), "unfold")
+    length = shape[axis] if shape else 1
+    if size < 0 or size > length or step <= 0:
+        raise MetajitShapeError(f"unfold: windows of size {size} every {step} do not fit dimension {axis} "
+                                f"of size {length}; keep 0 <= size <= {length} and step > 0")
+    if not shape:
+        return reshape(x, (size,))
+    exprs = _loops(len(shape))
+    exprs[axis] = I.loop(axis) * int(step) + I.loop(len(shape))
+    windows = shape[:axis] + ((length - size) // step + 1,) + shape[axis + 1:] + (int(size),)
+    return wrap(graph.reindex(as_node(x), windows, exprs))

@@ -4,7 +4,11 @@ of any order come from the meta-ops): ``masked_fill``, ``index_select``, ``gathe
 (log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts),
 ``einsum``, ``meshgrid``, ``searchsorted``, ``histc``, ``bincount``, ``cross``, ``erfinv``,
 ``bmm``/``baddbmm``/``addmm``,
-``scatter``/``scatter_add``, ``masked_select``, ``unique``.
+``scatter``/``scatter_add``, ``masked_select``, ``unique``; and PyTorch's
+``cummax``/``cummin``/``logcumsumexp`` (scans), ``diff``, ``take``/``take_along_dim``,
+``index_add``/``index_copy``/``index_fill``, ``masked_scatter``, ``scatter_reduce``,
+``repeat_interleave``, ``diag_embed``/``diagflat``, ``argwhere``, ``unique_consecutive``,
+``mm``/``mv``/``dot``/``inner``/``kron``/``addmv``/``addr``.
 
 Each follows PyTorch's documented behaviour (Jittor's where it has the op). Example::
 
@@ -12,16 +16,21 @@ Each follows PyTorch's documented behaviour (Jittor's where it has the op). Exam
     picked = x.gather(1, index)          # out[i][j] = x[i][index[i][j]]
 """
 import builtins
+import collections
 
 import numpy as np
 
 from .creation import arange, array
 from .errors import MetajitShapeError
 from .indexing import _check_device_indices, check_index_values, getitem
-from .math_ops import binary, matmul, where
+from .ir import dtypes, graph
+from .math_ops import binary, logaddexp, matmul, nonzero, where, with_gradient
 from .reductions import sum as reduce_sum
-from .shape_ops import reindex, reindex_reduce
+from .shape_ops import concat, narrow, reindex, reindex_reduce
 from .var import Var
+
+
+ValuesIndices = collections.namedtuple("ValuesIndices", ["values", "indices"])  # torch.return_types' fields
 
 
 def _dim(dim, ndim, op):
@@ -138,26 +147,36 @@ def roll(x, shifts, dims=None):
     return reindex(x, x.shape, exprs)
 
 
-def _scan(x, dim, op, identity):
-    """Inclusive scan of ``x`` along ``dim`` with ``op`` in ceil(log2(n)) steps, each
-    combining with a copy shifted by 1, 2, 4... (``identity`` where the shift runs off)."""
-    dim = _dim(dim, x.ndim, "cumsum")
-    step, result = 1, x
-    while step < (x.shape[dim] if x.ndim else 1):
-        exprs = [f"i{d}" if d != dim else f"i{d}-{step}" for d in range(x.ndim)]
-        result = binary(op, result, reindex(result, x.shape, exprs, overflow_value=identity))
+def _scan(values, dim, combine, identities, op):
+    """Inclusive scan of the Vars ``values`` (one shape) along ``dim`` in ceil(log2(n)) steps
+    (Hillis-Steele): each step combines them, ``combine(later, earlier)`` (lists of Vars, an
+    associative operation), with a copy shifted by 1, 2, 4... (``identities`` where the
+    shift runs off). Returns the list of scanned Vars."""
+    first = values[0]
+    dim = _dim(dim, first.ndim, op)
+    step = 1
+    while step < (first.shape[dim] if first.ndim else 1):
+        exprs = [f"i{d}" if d != dim else f"i{d}-{step}" for d in range(first.ndim)]
+        values = combine(values, [reindex(v, v.shape, exprs, overflow_value=identity)
+                                  for v, identity in zip(values, identities)])
         step *= 2
-    return result
+    return values
+
+
+def _running(x, dim, op, identity, name):
+    """The running ``op`` (a binary meta-op) of ``x`` along ``dim``; bools count as int32."""
+    x = x.int32() if x.dtype == "bool" else x
+    return _scan([x], dim, lambda later, earlier: [binary(op, later[0], earlier[0])], [identity], name)[0]
 
 
 def cumsum(x, dim):
     """Running sums along ``dim`` (bool counts as int32)."""
-    return _scan(x.int32() if x.dtype == "bool" else x, dim, "add", 0)
+    return _running(x, dim, "add", 0, "cumsum")
 
 
 def cumprod(x, dim):
     """Running products along ``dim`` (bool counts as int32)."""
-    return _scan(x.int32() if x.dtype == "bool" else x, dim, "mul", 1)
+    return _running(x, dim, "mul", 1, "cumprod")
 
 
 def _ordered_before(a, b, descending):
@@ -192,31 +211,32 @@ def argsort(x, dim=-1, descending=False):
 
 
 def sort(x, dim=-1, descending=False):
-    """``(values, indices)`` of ``x`` sorted along ``dim`` (see `argsort`); the values are a
-    gather of ``x``, so gradients flow to the elements they came from."""
+    """The named tuple ``(values, indices)`` of ``x`` sorted along ``dim`` (see `argsort`); the
+    values are a gather of ``x``, so gradients flow to the elements they came from."""
     dim = _dim(dim, x.ndim, "sort")
     indices = argsort(x, dim, descending)
-    return (gather(x, dim, indices) if x.ndim else x), indices
+    return ValuesIndices(gather(x, dim, indices) if x.ndim else x, indices)
 
 
 def topk(x, k, dim=-1, largest=True, sorted=True):
-    """``(values, indices)`` of the ``k`` largest (``largest=False``: smallest) along ``dim``."""
+    """The named tuple ``(values, indices)`` of the ``k`` largest (``largest=False``: smallest)
+    along ``dim``."""
     dim = _dim(dim, x.ndim, "topk")
     if not 0 <= k <= (x.shape[dim] if x.ndim else 1):
         raise MetajitShapeError(f"topk: k={k} is out of range for dim {dim} of size {x.shape[dim]}")
     values, indices = sort(x, dim, descending=largest)
     picked = (slice(None),) * dim + (slice(0, k),)
-    return getitem(values, picked), getitem(indices, picked)
+    return ValuesIndices(getitem(values, picked), getitem(indices, picked))
 
 
 def kthvalue(x, k, dim=-1, keepdim=False):
-    """``(values, indices)`` of the ``k``-th smallest (1-based) along ``dim``."""
+    """The named tuple ``(values, indices)`` of the ``k``-th smallest (1-based) along ``dim``."""
     dim = _dim(dim, x.ndim, "kthvalue")
     if not 1 <= k <= x.shape[dim]:
         raise MetajitShapeError(f"kthvalue: k={k} is out of range for dim {dim} of size {x.shape[dim]}")
     values, indices = sort(x, dim)
     picked = (slice(None),) * dim + (slice(k - 1, k) if keepdim else k - 1,)
-    return getitem(values, picked), getitem(indices, picked)
+    return ValuesIndices(getitem(values, picked), getitem(indices, picked))
 
 
 def einsum(equation, *operands):
@@ -418,3 +438,324 @@ def addmm(input, mat1, mat2, beta=1, alpha=1):
     if mat1.ndim != 2 or mat2.ndim != 2:
         raise MetajitShapeError(f"addmm expects 2-d matrices, got shapes {tuple(mat1.shape)} and {tuple(mat2.shape)}")
     return _scaled_sum(input, matmul(mat1, mat2), beta, alpha)
+
+
+# ---- PyTorch's further tensor ops ----------------------------------------------------------
+
+def _positions(shape, dim):
+    """An int64 Var of ``shape`` whose elements are their own index along ``dim``."""
+    return Var.from_node(graph.index_leaf(tuple(shape), dim, dtypes.int64))
+
+
+def _cumulative_extreme(x, dim, later_wins, op):
+    """``(values, indices)`` of the running extreme along ``dim``: a scan of (value, index)
+    pairs where the later pair replaces the earlier when ``later_wins(later, earlier)``
+    (the values then gathered at the indices, so the gradient reaches the chosen elements)."""
+    if x.ndim == 0:
+        values, indices = _cumulative_extreme(x.reshape(1), 0, later_wins, op)
+        return ValuesIndices(values.reshape(()), indices.reshape(()))
+    dim = _dim(dim, x.ndim, op)
+    keys = x.int32() if x.dtype == "bool" else x
+    if dtypes.is_float(keys.dtype):
+        lowest, highest = float("-inf"), float("inf")
+    else:
+        lowest, highest = int(np.iinfo(keys.dtype.numpy).min), int(np.iinfo(keys.dtype.numpy).max)
+    identity = lowest if op == "cummax" else highest
+
+    def combine(later, earlier):
+        wins = later_wins(later[0], earlier[0]) | later[0].isnan()
+        return [where(wins, later[0], earlier[0]), where(wins, later[1], earlier[1])]
+    _, indices = _scan([keys, _positions(x.shape, dim)], dim, combine, [identity, 0], op)
+    return ValuesIndices(gather(x, dim, indices), indices)
+
+
+def cummax(x, dim):
+    """``(values, indices)`` of the running maximum along ``dim``, as ``torch.cummax``: a tie
+    or a nan takes the later index, nan propagates. Example: ``values, indices = x.cummax(0)``."""
+    return _cumulative_extreme(x, dim, lambda later, earlier: binary("ge", later, earlier), "cummax")
+
+
+def cummin(x, dim):
+    """``(values, indices)`` of the running minimum along ``dim`` (see `cummax`), as
+    ``torch.cummin``. Example: ``x.cummin(1).values``."""
+    return _cumulative_extreme(x, dim, lambda later, earlier: binary("le", later, earlier), "cummin")
+
+
+def logcumsumexp(x, dim):
+    """``log(cumsum(exp(x)))`` along ``dim`` without overflow (a scan of `logaddexp`), as
+    ``torch.logcumsumexp``. Example: ``jt.logcumsumexp(scores, 1)``."""
+    (result,) = _scan([x if dtypes.is_float(x.dtype) else x.float32()], dim,
+                      lambda later, earlier: [logaddexp(later[0], earlier[0])], [float("-inf")], "logcumsumexp")
+    return result
+
+
+def diff(x, n=1, dim=-1, prepend=None, append=None):
+    """The ``n``-th forward difference along ``dim`` (``out[i] = x[i + 1] - x[i]``; bools:
+    ``!=``), ``prepend`` / ``append`` joined first (scalars broadcast), as ``torch.diff``.
+    Example: ``jt.diff(jt.array([1, 4, 9]))`` is ``[3, 5]``."""
+    dim = _dim(dim, x.ndim, "diff")
+    extras = []
+    for extra in (prepend, append):
+        if extra is not None and not (isinstance(extra, Var) and extra.ndim):
+            shape = list(x.shape)
+            shape[dim] = 1
+            extra = array(extra).cast(x.dtype).broadcast_to(*shape)
+        extras.append(extra)
+    x = concat([v for v in (extras[0], x, extras[1]) if v is not None], dim)
+    for _ in range(n):
+        size = x.shape[dim]
+        later, earlier = narrow(x, dim, min(1, size), max(size - 1, 0)), narrow(x, dim, 0, max(size - 1, 0))
+        x = binary("logical_xor" if x.dtype == "bool" else "sub", later, earlier)
+    return x
+
+
+def take(x, index):
+    """The elements of the flattened ``x`` at the integer ``index`` (negative counts from
+    the end), in ``index``'s shape (``torch.take``). Example: ``x.take(jt.array([0, -1]))``."""
+    return getitem(x.reshape(-1), index if isinstance(index, Var) else array(index))
+
+
+def take_along_dim(x, indices, dim=None):
+    """``gather`` along ``dim`` with ``x`` and ``indices`` broadcast in the other dims (the
+    flattened ``x`` when ``dim`` is None), as ``torch.take_along_dim``: what ``argsort`` /
+    ``argmax(keepdim=True)`` indices pick. Example: ``x.take_along_dim(x.argsort(1), 1)``."""
+    indices = indices if isinstance(indices, Var) else array(indices)
+    if dim is None:
+        return gather(x.reshape(-1), 0, indices.reshape(-1))
+    dim = _dim(dim, x.ndim, "take_along_dim")
+    if indices.ndim != x.ndim:
+        raise MetajitShapeError(f"take_along_dim: indices of shape {tuple(indices.shape)} need x's {x.ndim} dims")
+    shape = [builtins.max(a, b) for a, b in zip(x.shape, indices.shape)]
+    return gather(x.broadcast_to(*shape[:dim], x.shape[dim], *shape[dim + 1:]), dim,
+                  indices.broadcast_to(*shape[:dim], indices.shape[dim], *shape[dim + 1:]))
+
+
+def _index_spread(x, dim, index, op):
+    """``(dim, index)``: the 1-d ``index`` of an ``index_*`` op spread over the source's
+    shape (``x``'s, with ``len(index)`` along ``dim``), the form `scatter` takes."""
+    dim = _dim(dim, x.ndim, op)
+    index = index if isinstance(index, Var) else array(index)
+    if index.ndim > 1:
+        raise MetajitShapeError(f"{op}: index must be 1-d, got shape {tuple(index.shape)}")
+    index = index.reshape(-1)
+    along = [1] * x.ndim
+    along[dim] = index.shape[0]
+    spread = list(x.shape)
+    spread[dim] = index.shape[0]
+    return dim, index.reshape(along).broadcast_to(*spread)
+
+
+def index_add(x, dim, index, source, alpha=1):
+    """``x`` with ``alpha * source[k]`` added to slice ``index[k]`` along ``dim`` (repeats add
+    up), as ``torch.index_add``. Example: ``x.index_add(0, jt.array([0, 0]), rows)``."""
+    dim, spread = _index_spread(x, dim, index, "index_add")
+    return scatter(x, dim, spread, source if alpha == 1 else binary("mul", source, alpha), reduce="add")
+
+
+def index_copy(x, dim, index, source):
+    """``x`` with slice ``index[k]`` along ``dim`` replaced by ``source[k]``, as
+    ``torch.index_copy`` (a repeated index keeps the largest value). Example: ``x.index_copy(1, idx, cols)``."""
+    dim, spread = _index_spread(x, dim, index, "index_copy")
+    return scatter(x, dim, spread, source)
+
+
+def index_fill(x, dim, index, value):
+    """``x`` with the slices ``index`` along ``dim`` set to ``value`` (a number or 0-d Var),
+    as ``torch.index_fill``. Example: ``x.index_fill(1, jt.array([0, 2]), -1.0)``."""
+    dim, spread = _index_spread(x, dim, index, "index_fill")
+    return scatter(x, dim, spread, value.broadcast_to(*spread.shape) if isinstance(value, Var) else value)
+
+
+def masked_scatter(x, mask, source):
+    """``x`` with the positions where ``mask`` (broadcast to ``x``) is true filled, in order,
+    from the elements of ``source``, as ``torch.masked_scatter``. Example: ``x.masked_scatter(x < 0, values)``."""
+    mask = (mask if isinstance(mask, Var) else array(mask)).bool().broadcast_to(*x.shape)
+    if source.numel() == 0:  # nothing to place (a true in the mask would read past the source)
+        return x
+    flat = mask.reshape(-1)
+    order = where(flat, cumsum(flat, 0) - 1, 0)  # the rank of each true position
+    return where(mask, getitem(source.reshape(-1), order).reshape(x.shape).cast(x.dtype), x)
+
+
+_SCATTER_REDUCTIONS = {"sum": "add", "prod": "multiply", "mean": "add", "amax": "maximum", "amin": "minimum"}
+
+
+def scatter_reduce(x, dim, index, src, reduce, include_self=True):
+    """``x`` with ``src`` reduced into the positions ``index`` names along ``dim`` (as
+    `scatter`), by ``reduce`` = ``"sum"``, ``"prod"``, ``"mean"``, ``"amax"`` or ``"amin"``;
+    ``include_self=False`` leaves ``x``'s own value out where anything lands. As
+    ``torch.scatter_reduce``: an integer mean rounds down, and the gradient of amax / amin
+    is split evenly between the tied values. Example: ``x.scatter_reduce(0, idx, src, "amax")``."""
+    if reduce not in _SCATTER_REDUCTIONS:
+        raise MetajitShapeError(f"scatter_reduce: reduce must be one of {', '.join(_SCATTER_REDUCTIONS)}, "
+                                f"got {reduce!r}")
+    dim, index, exprs = _along(x, dim, index, "scatter_reduce")
+    values = _source(src, index, x)
+
+    def scattered(v, op):
+        return reindex_reduce(v, op, x.shape, exprs, extras=[index])
+    hit = scattered(array(True).broadcast_to(*index.shape), "logical_or")
+    op = _SCATTER_REDUCTIONS[reduce]
+    if reduce in ("amax", "amin"):
+        result = scattered(values, op)
+        result = binary(op, x, result) if include_self else result
+        if dtypes.is_float(x.dtype):
+            result = _tie_split(x, values, result, include_self, scattered, exprs, index)
+    else:
+        result = scattered(values, op)
+        if include_self:
+            result = binary("mul" if reduce == "prod" else "add", x, result)
+        if reduce == "mean":
+            count = scattered(array(1).cast(x.dtype).broadcast_to(*index.shape), "add") + int(include_self)
+            count = where(count == 0, 1, count)
+            result = binary("div" if dtypes.is_float(x.dtype) else "floor_div", result, count)
+    return _checked(where(hit, result, x).cast(x.dtype), index, x.shape[dim], dim)
+
+
+def _tie_split(x, values, extreme, include_self, scattered, exprs, index):
+    """The scattered extreme ``extreme``, its gradient split evenly between every value tied
+    at it (the scattered ones and, when included, ``x``'s own), as PyTorch's."""
+    extreme = extreme.detach()
+    src_ties = binary("eq", values, reindex(extreme, index.shape, exprs, extras=[index]))
+    count = scattered(src_ties.cast(x.dtype), "add")
+    total = scattered(where(src_ties, values, 0.0), "add")
+    if include_self:
+        self_ties = binary("eq", x, extreme)
+        count, total = count + self_ties.cast(x.dtype), total + where(self_ties, x, 0.0)
+    return with_gradient(extreme, total / where(count == 0, 1.0, count))
+
+
+def repeat_interleave(x, repeats=None, dim=None, output_size=None):
+    """Each element (slice along ``dim``; of the flattened ``x`` when None) repeated
+    ``repeats`` times, an int or one count per element, as ``torch.repeat_interleave``.
+    Counts as a Var are read (their sum sizes the result); ``jt.repeat_interleave(counts)``
+    repeats ``arange(len(counts))``. Example: ``jt.array([1, 2]).repeat_interleave(2)`` is ``[1, 1, 2, 2]``."""
+    if repeats is None:
+        x, repeats = arange(x.shape[0]).int64(), x
+    if dim is None:
+        x, dim = x.reshape(-1), 0
+    dim = _dim(dim, x.ndim, "repeat_interleave")
+    counts = np.asarray(repeats.numpy() if isinstance(repeats, Var) else repeats, dtype=np.int64).reshape(-1)
+    if counts.size == 1:
+        counts = np.repeat(counts, x.shape[dim])
+    if counts.size != x.shape[dim] or (counts < 0).any():
+        raise MetajitShapeError(f"repeat_interleave: {counts.size} repeats for dimension {dim} of size "
+                                f"{x.shape[dim]}; give one non-negative count per element, or one int")
+    return index_select(x, dim, array(np.repeat(np.arange(x.shape[dim]), counts)))
+
+
+def diag_embed(x, offset=0, dim1=-2, dim2=-1):
+    """Matrices with the last dim of ``x`` on their diagonal ``offset``, placed in the
+    output's dims ``dim1`` and ``dim2`` (``torch.diag_embed``).
+    Example: ``jt.diag_embed(jt.ones(2, 3))`` is two 3 x 3 identities."""
+    ndim = x.ndim + 1
+    first, second = _dim(dim1, ndim, "diag_embed"), _dim(dim2, ndim, "diag_embed")
+    if first == second:
+        raise MetajitShapeError(f"diag_embed: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    size = x.shape[-1] + abs(int(offset))
+    batch = iter(range(x.ndim - 1))
+    shape, exprs = [], [None] * (x.ndim - 1)
+    for axis in range(ndim):
+        if axis in (first, second):
+            shape.append(size)
+        else:
+            source = next(batch)
+            shape.append(x.shape[source])
+            exprs[source] = f"i{axis}"
+    exprs.append(f"i{first}" if offset >= 0 else f"i{second}")
+    return reindex(x, shape, exprs, overflow_conditions=[f"i{second}-i{first}!={int(offset)}"])
+
+
+def diagflat(x, offset=0):
+    """A square matrix with the flattened ``x`` on diagonal ``offset`` (``torch.diagflat``).
+    Example: ``jt.diagflat(jt.ones(2, 2))`` is the 4 x 4 identity."""
+    return diag(x.reshape(-1), offset)
+
+
+def argwhere(x):
+    """The indices of the nonzero elements, an int64 Var of shape (count, ndim), as
+    ``torch.argwhere`` (a sync point, as `metajit.nonzero`). Example: ``jt.argwhere(x > 0)``."""
+    return nonzero(x).int64().reshape(-1, x.ndim)
+
+
+def unique_consecutive(x, return_inverse=False, return_counts=False, dim=None):
+    """``x`` with each run of equal consecutive elements (slices along ``dim``; of the
+    flattened ``x`` when None) kept once, with the inverse indices and run lengths on
+    request, as ``torch.unique_consecutive`` (a sync point, as `unique`).
+    Example: ``jt.array([1, 1, 2, 1]).unique_consecutive()`` is ``[1, 2, 1]``."""
+    values = x.numpy()
+    axis = 0 if dim is None else _dim(dim, x.ndim, "unique_consecutive")
+    runs = values.reshape(-1) if dim is None else np.moveaxis(values, axis, 0)
+    different = runs[1:] != runs[:-1]
+    changed = different.reshape(len(different), -1).any(axis=1) if different.size else np.zeros(len(different), bool)
+    starts_run = np.concatenate([[True], changed]) if len(runs) else np.zeros(0, bool)
+    starts = np.flatnonzero(starts_run)
+    results = [array(np.moveaxis(runs[starts], 0, axis))]
+    if return_inverse:
+        inverse = np.cumsum(starts_run) - 1
+        results.append(array(inverse.reshape(x.shape if dim is None else (len(runs),)).astype(np.int64)))
+    if return_counts:
+        results.append(array(np.diff(np.append(starts, len(runs))).astype(np.int64)))
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+# ---- products --------------------------------------------------------------------------------
+
+def _require_ndim(op, *pairs):
+    for value, ndim in pairs:
+        if value.ndim != ndim:
+            raise MetajitShapeError(f"{op} expects {' and '.join(f'{n}-d' for _, n in pairs)} Vars, got shapes "
+                                    f"{' and '.join(str(tuple(v.shape)) for v, _ in pairs)}")
+
+
+def mm(x, y):
+    """The product of two matrices (``torch.mm``, no broadcasting). Example: ``a.mm(b)``."""
+    _require_ndim("mm", (x, 2), (y, 2))
+    return matmul(x, y)
+
+
+def mv(matrix, vector):
+    """The product of a matrix and a vector (``torch.mv``). Example: ``a.mv(v)``."""
+    _require_ndim("mv", (matrix, 2), (vector, 1))
+    return matmul(matrix, vector)
+
+
+def dot(x, y):
+    """The inner product of two 1-d Vars of equal length (``torch.dot`` / ``vdot``: no complex
+    numbers to conjugate). Example: ``jt.dot(a, b)``."""
+    _require_ndim("dot", (x, 1), (y, 1))
+    if x.shape != y.shape:
+        raise MetajitShapeError(f"dot: lengths {x.shape[0]} and {y.shape[0]} differ")
+    return reduce_sum(binary("mul", x, y))
+
+
+def inner(x, y):
+    """The sums of products over the last dims, shape ``x.shape[:-1] + y.shape[:-1]``
+    (``torch.inner``; a 0-d operand multiplies). Example: ``jt.inner(a, b)``."""
+    if x.ndim == 0 or y.ndim == 0:
+        return binary("mul", x, y)
+    if x.shape[-1] != y.shape[-1]:
+        raise MetajitShapeError(f"inner: last dims {x.shape[-1]} and {y.shape[-1]} differ")
+    product = matmul(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]).transpose())
+    return product.reshape(*x.shape[:-1], *y.shape[:-1])
+
+
+def kron(x, y):
+    """The Kronecker product: block ``(i, j, ...)`` of the result is ``x[i, j, ...] * y``
+    (``torch.kron``). Example: ``jt.kron(jt.eye(2), block)``."""
+    ndim = builtins.max(x.ndim, y.ndim)
+    x_shape = (1,) * (ndim - x.ndim) + tuple(x.shape)
+    y_shape = (1,) * (ndim - y.ndim) + tuple(y.shape)
+    spread_x = x.reshape([s for size in x_shape for s in (size, 1)])
+    spread_y = y.reshape([s for size in y_shape for s in (1, size)])
+    return binary("mul", spread_x, spread_y).reshape([a * b for a, b in zip(x_shape, y_shape)])
+
+
+def addmv(input, matrix, vector, beta=1, alpha=1):
+    """``beta * input + alpha * (matrix @ vector)``, as ``torch.addmv``. Example: ``jt.addmv(b, a, v)``."""
+    return _scaled_sum(input, mv(matrix, vector), beta, alpha)
+
+
+def addr(input, vec1, vec2, beta=1, alpha=1):
+    """``beta * input + alpha * outer(vec1, vec2)``, as ``torch.addr``. Example: ``jt.addr(m, u, v)``."""
+    return _scaled_sum(input, outer(vec1, vec2), beta, alpha)

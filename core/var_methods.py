@@ -3,7 +3,10 @@
 Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
-from . import creation, indexing, jittor_spellings, math_ops, placement, reductions, shape_ops, tensor_ops
+import collections
+
+from . import (creation, indexing, jittor_spellings, linalg, math_ops, misc, placement, plugins, reductions, shape_ops,
+               statistics, tensor_ops)
 from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
 from .ir import dtypes
 from .math_ops import binary, unary
@@ -257,9 +260,158 @@ for _alias, _name in (("arcsin", "asin"), ("arccos", "acos"), ("arctan", "atan")
     _METHODS[_alias] = _unary(_name)
 
 
+# ---- PyTorch's further Tensor methods -------------------------------------------------------
+
+class device(str):
+    """What ``x.device`` returns: PyTorch's ``torch.device`` for the device in use (metajit has
+    no per-Var device, `metajit.placement`): ``"cuda:0"`` on cuda, ``"cpu"`` on the host's
+    devices (cpu and the reference interpreter), the backend's name on any other. It has
+    torch's ``.type`` and ``.index``, and is named as torch's class, which
+    `placement.is_device` recognises, so ``x.to(x.device)`` works. Example: ``x.device.type``."""
+
+    __slots__ = ()
+
+    @property
+    def type(self):
+        """The kind of device: ``"cpu"``, ``"cuda"`` or a backend's name."""
+        return self.split(":")[0]
+
+    @property
+    def index(self):
+        """The device's index (0 on cuda), None for the host."""
+        return int(self.split(":")[1]) if ":" in self else None
+
+
+def _device(self):
+    """PyTorch's ``x.device``: the `device` in use (the same for every Var)."""
+    kind = plugins.current().description.device_kind
+    if kind == "cuda":
+        return device("cuda:0")
+    return device("cpu" if kind in ("cpu", "interpreter") else plugins.get_device())
+
+
+def _get_device(self):
+    """PyTorch's ``x.get_device()``: -1 on the host, else the device's index (0)."""
+    current = _device(self)
+    return -1 if current.type == "cpu" else current.index or 0
+
+
+_TENSOR_TYPES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                 "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+                 "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+def _type(self, dtype=None, non_blocking=False):
+    """PyTorch's ``x.type()``: the tensor type's name (``"torch.FloatTensor"``;
+    ``"torch.cuda.FloatTensor"`` on cuda); ``x.type(dtype)`` with a dtype or such a name:
+    ``x`` converted to it."""
+    if dtype is None:
+        return ("torch.cuda." if _device(self).type == "cuda" else "torch.") + _TENSOR_TYPES[str(self.dtype)]
+    if isinstance(dtype, str) and dtype.endswith("Tensor"):
+        names = {name: key for key, name in _TENSOR_TYPES.items()}
+        if dtype.rsplit(".", 1)[-1] not in names:
+            raise MetajitDtypeError(f"type: unknown tensor type {dtype!r}; use one of "
+                                    f"{', '.join('torch.' + name for name in names)} or a dtype")
+        dtype = names[dtype.rsplit(".", 1)[-1]]
+    return math_ops.cast(self, placement.as_dtype(dtype))
+
+
+def _stride(self, dim=None):
+    """PyTorch's ``x.stride()``: the strides, in elements, of ``x`` laid out contiguously
+    (metajit's layout), or that of dim ``dim``."""
+    strides, step = [], 1
+    for size in reversed(self.shape):
+        strides.append(step)
+        step *= max(size, 1)
+    strides = tuple(reversed(strides))
+    return strides if dim is None else strides[dim]
+
+
+SVD = collections.namedtuple("svd", ["U", "S", "V"])
+
+
+def _svd(self, some=True, compute_uv=True):
+    """PyTorch's ``x.svd()`` (``torch.svd``): the named tuple ``(U, S, V)`` with ``V``, not
+    `metajit.linalg.svd`'s ``Vh``; reduced unless ``some=False``; without ``compute_uv``,
+    U and V are zeros (m x m and n x n), as torch's."""
+    u, values, vh = linalg.svd(self, full_matrices=not some)
+    if not compute_uv:
+        batch, (m, n) = tuple(self.shape[:-2]), self.shape[-2:]
+        return SVD(creation.zeros(*batch, m, m, dtype=values.dtype), values,
+                   creation.zeros(*batch, n, n, dtype=values.dtype))
+    return SVD(u, values, shape_ops.transpose(vh, -2, -1))
+
+
+def _in_place_version(function):
+    """PyTorch's in-place ``x.f_(...)`` of ``f``: ``x`` rebound to the result, cast to its dtype."""
+    def method(self, *args, **kwargs):
+        return self._replace(math_ops.cast(function(self, *args, **kwargs), self.dtype)._node)
+    return method
+
+
+_TORCH_METHODS = {
+    "amax": reductions.amax, "amin": reductions.amin, "aminmax": reductions.aminmax,
+    "logsumexp": reductions.logsumexp, "nansum": reductions.nansum, "nanmean": reductions.nanmean,
+    "count_nonzero": reductions.count_nonzero, "sum_to_size": reductions.sum_to_size,
+    "dist": reductions.dist, "renorm": reductions.renorm,
+    "atan2": math_ops.atan2, "arctan2": math_ops.atan2, "hypot": math_ops.hypot,
+    "clamp_min": math_ops.clamp_min, "clamp_max": math_ops.clamp_max, "lerp": math_ops.lerp,
+    "addcmul": math_ops.addcmul, "addcdiv": math_ops.addcdiv, "logaddexp": math_ops.logaddexp,
+    "logaddexp2": math_ops.logaddexp2, "deg2rad": math_ops.deg2rad, "rad2deg": math_ops.rad2deg,
+    "exp2": math_ops.exp2, "erfc": math_ops.erfc, "trunc": math_ops.trunc, "fix": math_ops.trunc,
+    "frac": math_ops.frac, "fmod": math_ops.fmod, "remainder": _binary("mod"), "copysign": math_ops.copysign,
+    "sgn": math_ops.sign, "signbit": math_ops.signbit, "heaviside": math_ops.heaviside, "sinc": math_ops.sinc,
+    "xlogy": math_ops.xlogy, "logit": math_ops.logit, "lgamma": math_ops.lgamma, "digamma": math_ops.digamma,
+    "nan_to_num": math_ops.nan_to_num, "isclose": math_ops.isclose, "isposinf": math_ops.isposinf,
+    "isneginf": math_ops.isneginf, "isreal": math_ops.isreal, "float_power": math_ops.float_power,
+    "gcd": math_ops.gcd, "lcm": math_ops.lcm, "positive": lambda self: self, "absolute": _unary("abs"),
+    "true_divide": _binary("div"), "where": lambda self, condition, y: math_ops.where(condition, self, y),
+    "mm": tensor_ops.mm, "mv": tensor_ops.mv, "dot": tensor_ops.dot, "vdot": tensor_ops.dot,
+    "inner": tensor_ops.inner, "ger": tensor_ops.outer, "kron": tensor_ops.kron, "addmv": tensor_ops.addmv,
+    "addr": tensor_ops.addr, "cummax": tensor_ops.cummax, "cummin": tensor_ops.cummin,
+    "logcumsumexp": tensor_ops.logcumsumexp, "diff": tensor_ops.diff, "take": tensor_ops.take,
+    "take_along_dim": tensor_ops.take_along_dim, "index_add": tensor_ops.index_add,
+    "index_copy": tensor_ops.index_copy, "index_fill": tensor_ops.index_fill,
+    "masked_scatter": tensor_ops.masked_scatter, "scatter_reduce": tensor_ops.scatter_reduce,
+    "repeat_interleave": tensor_ops.repeat_interleave, "diag_embed": tensor_ops.diag_embed,
+    "diagflat": tensor_ops.diagflat, "argwhere": tensor_ops.argwhere,
+    "unique_consecutive": tensor_ops.unique_consecutive,
+    "unbind": misc.unbind, "narrow": shape_ops.narrow, "movedim": shape_ops.movedim,
+    "moveaxis": shape_ops.movedim, "swapaxes": shape_ops.swapaxes, "swapdims": shape_ops.swapaxes,
+    "unflatten": shape_ops.unflatten, "ravel": shape_ops.ravel, "tensor_split": shape_ops.tensor_split,
+    "split_with_sizes": lambda self, split_sizes, dim=0: shape_ops.split(self, list(split_sizes), dim),
+    "hsplit": shape_ops.hsplit, "vsplit": shape_ops.vsplit, "dsplit": shape_ops.dsplit,
+    "fliplr": shape_ops.fliplr, "flipud": shape_ops.flipud, "rot90": shape_ops.rot90, "unfold": shape_ops.unfold,
+    "diagonal": lambda self, offset=0, dim1=0, dim2=1: linalg.diagonal(self, offset, dim1, dim2),
+    "median": statistics.median, "nanmedian": statistics.nanmedian, "mode": statistics.mode,
+    "quantile": statistics.quantile, "nanquantile": statistics.nanquantile, "cov": statistics.cov,
+    "corrcoef": statistics.corrcoef, "multinomial": statistics.multinomial, "bernoulli": statistics.bernoulli,
+    "det": linalg.det, "logdet": linalg.logdet, "slogdet": linalg.slogdet, "inverse": linalg.inv,
+    "pinverse": lambda self, rcond=1e-15: linalg.pinv(self, rtol=rcond), "cholesky": linalg.cholesky,
+    "qr": lambda self, some=True: linalg.qr(self, "reduced" if some else "complete"), "svd": _svd,
+    "matrix_power": linalg.matrix_power,
+    "is_floating_point": lambda self: dtypes.is_float(self.dtype),
+    "is_signed": lambda self: self.dtype not in (dtypes.uint8, dtypes.bool_),
+    "is_complex": lambda self: False, "is_same_size": lambda self, other: tuple(self.shape) == tuple(other.shape),
+    "nelement": lambda self: self.numel(), "element_size": lambda self: self.dtype.itemsize,
+    "stride": _stride, "is_contiguous": lambda self, memory_format=None: True, "get_device": _get_device,
+    "type": _type, "byte": _cast_to("uint8"), "char": _cast_to("int8"), "short": _cast_to("int16"),
+}
+for _name in ("addcmul", "addcdiv", "lerp", "clamp_min", "clamp_max", "index_add", "index_copy", "index_fill",
+              "masked_scatter", "scatter_reduce", "nan_to_num", "fmod", "remainder", "trunc", "frac"):
+    _TORCH_METHODS[_name + "_"] = _in_place_version(_TORCH_METHODS[_name])
+_TORCH_PROPERTIES = {
+    "device": _device, "is_cuda": lambda self: _device(self).type == "cuda",
+    "is_cpu": lambda self: _device(self).type == "cpu", "itemsize": lambda self: self.dtype.itemsize,
+    "nbytes": lambda self: self.numel() * self.dtype.itemsize,
+}
+
+
 def _attach():
-    for name, function in {**_OPERATORS, **_METHODS}.items():
+    for name, function in {**_OPERATORS, **_METHODS, **_TORCH_METHODS}.items():
         setattr(Var, name, function)
+    for name, getter in _TORCH_PROPERTIES.items():
+        setattr(Var, name, property(getter))
     Var.T = property(lambda self: shape_ops.transpose(self))
     Var.mT = property(lambda self: shape_ops.transpose(self, -2, -1))
 
