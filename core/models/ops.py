@@ -10,7 +10,7 @@ from ..creation import rand
 from ..errors import MetajitValueError
 from ..math_ops import binary, cast
 
-__all__ = ["stochastic_depth", "StochasticDepth", "SqueezeExcitation", "Permute", "LayerNorm2d"]
+__all__ = ["stochastic_depth", "StochasticDepth", "SqueezeExcitation", "Permute", "LayerNorm2d", "MLP"]
 
 
 def _check_stochastic_depth(p, mode):
@@ -106,3 +106,21 @@ class LayerNorm2d(nn.LayerNorm):
 
     def execute(self, x):
         return super().execute(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class MLP(nn.Sequential):
+    """torchvision.ops' ``MLP``: ``Linear`` (then ``norm_layer``, ``activation_layer`` and
+    ``Dropout``) for each of ``hidden_channels`` but the last, then ``Linear`` and ``Dropout``;
+    children numbered as torchvision's. Example: ``MLP(768, [3072, 768], activation_layer=nn.GELU)``."""
+
+    def __init__(self, in_channels, hidden_channels, norm_layer=None, activation_layer=nn.ReLU, inplace=None,
+                 bias=True, dropout=0.0):
+        layers, width = [], in_channels
+        for hidden in hidden_channels[:-1]:
+            layers.append(nn.Linear(width, hidden, bias=bias))
+            if norm_layer is not None:
+                layers.append(norm_layer(hidden))
+            layers += [activation_layer(), nn.Dropout(dropout)]
+            width = hidden
+        layers += [nn.Linear(width, hidden_channels[-1], bias=bias), nn.Dropout(dropout)]
+        super().__init__(*layers)

@@ -9,9 +9,10 @@ from ..creation import zeros
 from ..errors import MetajitValueError
 from ..shape_ops import concat
 from .blocks import conv_norm_activation
+from .ops import MLP
 from .pretrained import model_function
 
-__all__ = ["VisionTransformer", "ConvStemConfig", "MLP", "MLPBlock", "EncoderBlock", "Encoder", "vit_b_16",
+__all__ = ["VisionTransformer", "ConvStemConfig", "MLPBlock", "EncoderBlock", "Encoder", "vit_b_16",
            "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 
 ConvStemConfig = collections.namedtuple("ConvStemConfig", "out_channels kernel_size stride norm_layer activation_layer",
@@ -19,24 +20,6 @@ ConvStemConfig = collections.namedtuple("ConvStemConfig", "out_channels kernel_s
 ConvStemConfig.__doc__ = """One convolution of a ViT's convolutional stem (torchvision's
 ``ConvStemConfig``): ``out_channels``, ``kernel_size``, ``stride``, ``norm_layer``,
 ``activation_layer``."""
-
-
-class MLP(nn.Sequential):
-    """torchvision.ops' ``MLP``: ``Linear`` (then ``norm_layer``, ``activation_layer`` and
-    ``Dropout``) for each of ``hidden_channels`` but the last, then ``Linear`` and ``Dropout``;
-    children numbered as torchvision's. Example: ``MLP(768, [3072, 768], activation_layer=nn.GELU)``."""
-
-    def __init__(self, in_channels, hidden_channels, norm_layer=None, activation_layer=nn.ReLU, inplace=None,
-                 bias=True, dropout=0.0):
-        layers, width = [], in_channels
-        for hidden in hidden_channels[:-1]:
-            layers.append(nn.Linear(width, hidden, bias=bias))
-            if norm_layer is not None:
-                layers.append(norm_layer(hidden))
-            layers += [activation_layer(), nn.Dropout(dropout)]
-            width = hidden
-        layers += [nn.Linear(width, hidden_channels[-1], bias=bias), nn.Dropout(dropout)]
-        super().__init__(*layers)
 
 
 class MLPBlock(MLP):

@@ -28,25 +28,30 @@ def _kept(x, p, per_channel):
     return binary("ge", rand(*shape), p)
 
 
-def _dropout(x, p, training, per_channel):
+def _without_randomness(x, p, training):
+    """``x`` itself when dropout keeps everything (eval mode, ``p`` 0), zeros when it drops
+    everything (``p`` 1), else None (a mask is needed); ``p`` checked."""
     _check_probability(p)
     if not training or p == 0:
         return x
+    return binary("mul", _var(x), 0.0) if p == 1 else None
+
+
+def _dropout(x, p, training, per_channel):
+    trivial = _without_randomness(x, p, training)
+    if trivial is not None:
+        return trivial
     x = _var(x)
-    if p == 1:
-        return binary("mul", x, 0.0)
     return where(_kept(x, p, per_channel), binary("mul", x, 1.0 / (1.0 - p)), 0.0)
 
 
 def _alpha_dropout(x, p, training, per_channel):
     """Dropped values set to SELU's negative saturation, then an affine map that keeps a
     zero-mean, unit-variance input so (PyTorch's constants)."""
-    _check_probability(p)
-    if not training or p == 0:
-        return x
+    trivial = _without_randomness(x, p, training)
+    if trivial is not None:
+        return trivial
     x = _var(x)
-    if p == 1:
-        return binary("mul", x, 0.0)
     scale = 1.0 / math.sqrt((_SELU_NEGATIVE_SATURATION ** 2 * p + 1) * (1 - p))
     shift = _SELU_NEGATIVE_SATURATION * scale * p
     return where(_kept(x, p, per_channel), binary("add", binary("mul", x, scale), shift),

@@ -101,6 +101,9 @@ MODULES = {
     "torch.nn.parallel": ("nn.parallel",),
     "torch.linalg": ("jt.linalg",),
     "torchvision.models": ("jt.models",),
+    "torchvision.ops": ("jt.models.ops",),
+    "torchvision.ops.misc": ("jt.models.ops",),
+    "torchvision.ops.stochastic_depth": ("jt.models.ops",),
 }
 
 # names spelled differently in metajit, wherever they appear

@@ -9,8 +9,8 @@ own. Two kinds:
   `_unconverted_method` (a tensor method metajit's Var lacks);
 * torchvision's model-file helpers (`TORCHVISION` maps their torchvision names here):
   weights enums, ``register_model``, ``handle_legacy_interface``, ``_ovewrite_named_param``,
-  ``_make_divisible``, ``Conv2dNormActivation``, ``SqueezeExcitation``. Weights are read
-  from local files only.
+  ``_make_divisible``, ``Conv2dNormActivation`` (torchvision.ops' other layers are
+  `metajit.models.ops`'). Weights are read from local files only.
 """
 import dataclasses
 import enum
@@ -143,23 +143,6 @@ class Conv2dNormActivation(nn.Sequential):
         self.out_channels = out_channels
 
 
-class SqueezeExcitation(nn.Module):
-    """torchvision's squeeze-and-excitation block: the input scaled per channel by
-    ``scale_activation(fc2(activation(fc1(avgpool(x)))))`` (1x1 convolutions)."""
-
-    def __init__(self, input_channels, squeeze_channels, activation=nn.ReLU, scale_activation=nn.Sigmoid):
-        super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
-        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
-        self.activation = activation()
-        self.scale_activation = scale_activation()
-
-    def execute(self, x):
-        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
-        return scale * x
-
-
 # torchvision's names (as imported by its model files) -> the definition above
 TORCHVISION = {
     "torchvision.utils._log_api_usage_once": "_log_api_usage_once",
@@ -172,6 +155,4 @@ TORCHVISION = {
     "torchvision.models._utils._make_divisible": "_make_divisible",
     "torchvision.ops.misc.Conv2dNormActivation": "Conv2dNormActivation",
     "torchvision.ops.Conv2dNormActivation": "Conv2dNormActivation",
-    "torchvision.ops.misc.SqueezeExcitation": "SqueezeExcitation",
-    "torchvision.ops.SqueezeExcitation": "SqueezeExcitation",
 }
