@@ -194,11 +194,13 @@ def _check_device_indices(guarded, device_indices):
                              f"index {value} is out of range for dimension {dim} of size {size}")
 
 
-def setitem(x, index, value):
-    """``x[index] = value``: ``x`` now holds the updated value (gradients flow to both).
+def setitem(x, index, value, accumulate=False):
+    """``x[index] = value``: ``x`` now holds the updated value (gradients flow to both);
+    with ``accumulate`` (PyTorch's ``index_put_(..., accumulate=True)``) ``x[index] += value``,
+    repeated indices adding up.
 
-    With repeated integer indices one of the written values wins (metajit takes the
-    largest), as numpy and PyTorch leave the order unspecified too.
+    With repeated integer indices and no ``accumulate`` one of the written values wins
+    (metajit takes the largest), as numpy and PyTorch leave the order unspecified too.
     """
     node = x._node
     shape, exprs, extras, device_indices = _index_mapping(node, index)
@@ -209,6 +211,10 @@ def setitem(x, index, value):
     except MetajitShapeError:
         raise MetajitShapeError(f"cannot assign a value of shape {source.shape} to an index "
                                 f"selecting shape {shape}") from None
+    if accumulate:
+        result = graph.elementwise("add", [node, graph.reindex_reduce("sum", source, node.shape, exprs, (), extras)])
+        _check_device_indices(result, device_indices)
+        return x._replace(result)
     scattered = graph.reindex_reduce("max", source, node.shape, exprs, (), extras)
     ones = graph.broadcast_to(graph.constant_leaf(1, dtypes.int32), shape)
     hits = graph.reindex_reduce("sum", ones, node.shape, exprs, (), extras)

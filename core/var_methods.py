@@ -4,6 +4,7 @@ Kept apart from `metajit.var` so the Var class stays small and the front-end
 modules can import it without cycles.
 """
 import collections
+import math
 
 from . import (creation, indexing, jittor_spellings, linalg, math_ops, misc, placement, plugins, reductions, shape_ops,
                statistics, tensor_ops)
@@ -400,6 +401,55 @@ _TORCH_METHODS = {
 for _name in ("addcmul", "addcdiv", "lerp", "clamp_min", "clamp_max", "index_add", "index_copy", "index_fill",
               "masked_scatter", "scatter_reduce", "nan_to_num", "fmod", "remainder", "trunc", "frac"):
     _TORCH_METHODS[_name + "_"] = _in_place_version(_TORCH_METHODS[_name])
+for _name in ("exp", "log", "log2", "log10", "log1p", "expm1", "exp2", "sqrt", "rsqrt", "abs", "neg", "sign", "sgn",
+              "relu", "sigmoid", "tanh", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+              "atanh", "erf", "erfc", "erfinv", "floor", "ceil", "round", "reciprocal", "square", "logit", "lgamma",
+              "digamma", "deg2rad", "rad2deg", "sinc", "xlogy", "hypot", "atan2", "copysign", "float_power", "t",
+              "squeeze", "unsqueeze", "transpose", "addmm", "baddbmm", "addmv", "addr"):
+    _TORCH_METHODS[_name + "_"] = _in_place_version(_TORCH_METHODS.get(_name) or _METHODS[_name])
+
+
+def _drawn(sample):
+    """PyTorch's in-place random fill ``x.f_(...)``: ``x`` takes ``sample(x, ...)`` (drawn
+    from metajit's generator, so ``jt.set_global_seed`` repeats it), without history."""
+    def method(self, *args, generator=None, **kwargs):
+        if generator is not None:
+            raise MetajitValueError("metajit's random numbers come from one generator: seed it with "
+                                    "jt.set_global_seed instead of passing generator=")
+        return self.assign(math_ops.cast(sample(self, *args, **kwargs), self.dtype))
+    return method
+
+
+def _uniform(x, low=0.0, high=1.0):
+    return creation.rand(*x.shape) * (high - low) + low
+
+
+def _random_integers(x, low=0, high=None):
+    """Integers in ``[low, high)`` (one argument: ``[0, low)``; none: up to the largest
+    integer ``x``'s dtype holds exactly), as PyTorch's ``random_``."""
+    if high is None:
+        low, high = (0, low) if low else (0, 2 ** (24 if x.dtype == dtypes.float32 else 53) + 1
+                                          if dtypes.is_float(x.dtype) else dtypes.iinfo(x.dtype).max)
+    return creation.randint(low, high, shape=tuple(x.shape), dtype="int64")
+
+
+_TORCH_METHODS.update({
+    "uniform_": _drawn(_uniform),
+    "normal_": _drawn(lambda x, mean=0.0, std=1.0: creation.randn(*x.shape) * std + mean),
+    "log_normal_": _drawn(lambda x, mean=1.0, std=2.0: unary("exp", creation.randn(*x.shape) * std + mean)),
+    "bernoulli_": _drawn(lambda x, p=0.5: binary("lt", creation.rand(*x.shape), p)),
+    "exponential_": _drawn(lambda x, lambd=1.0: unary("neg", unary("log1p", unary("neg", creation.rand(*x.shape))))
+                           / lambd),
+    "geometric_": _drawn(lambda x, p: unary("ceil", unary("log1p", unary("neg", creation.rand(*x.shape)))
+                                             / math.log1p(-p))),
+    "cauchy_": _drawn(lambda x, median=0.0, sigma=1.0: unary("tan", (creation.rand(*x.shape) - 0.5) * math.pi)
+                      * sigma + median),
+    "random_": _drawn(_random_integers),
+    "index_put_": lambda self, indices, values, accumulate=False: indexing.setitem(self, tuple(indices), values,
+                                                                                   accumulate),
+    "index_put": lambda self, indices, values, accumulate=False: indexing.setitem(creation.array(self),
+                                                                                  tuple(indices), values, accumulate),
+})
 _TORCH_PROPERTIES = {
     "device": _device, "is_cuda": lambda self: _device(self).type == "cuda",
     "is_cpu": lambda self: _device(self).type == "cpu", "itemsize": lambda self: self.dtype.itemsize,

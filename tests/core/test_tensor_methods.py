@@ -504,3 +504,45 @@ def test_every_name_is_a_method_and_a_function_where_torch_has_one():
         assert hasattr(torch, name) and callable(getattr(jt, name)), name
     for name in ("itemsize", "nbytes", "is_cuda", "is_cpu", "device"):
         assert isinstance(getattr(jt.Var, name), property), name
+
+
+def test_in_place_unary_and_shape_methods_match_torch():
+    values = np.random.default_rng(3).uniform(0.2, 0.9, (3, 4)).astype(np.float32)
+    for name in ("exp_", "log_", "sqrt_", "abs_", "neg_", "relu_", "sigmoid_", "tanh_", "floor_", "reciprocal_",
+                 "erfinv_", "t_", "unsqueeze_", "squeeze_", "transpose_"):
+        arguments = {"unsqueeze_": (1,), "squeeze_": (), "transpose_": (0, 1)}.get(name, ())
+        ours, theirs = jt.array(values), torch.from_numpy(values.copy())
+        assert getattr(ours, name)(*arguments) is ours
+        getattr(theirs, name)(*arguments)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_index_put_writes_or_accumulates_as_torch():
+    indices = (np.array([0, 2, 0, 1]), np.array([1, 1, 1, 3]))
+    values = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+    theirs = torch.zeros(3, 4).index_put_(tuple(torch.from_numpy(i) for i in indices), torch.from_numpy(values),
+                                          accumulate=True)
+    ours = jt.zeros((3, 4)).index_put_(tuple(jt.array(i) for i in indices), jt.array(values), accumulate=True)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    base = jt.zeros((3, 4))
+    written = base.index_put((jt.array([2]), jt.array([0])), jt.array([5.0]))
+    assert written.numpy()[2, 0] == 5.0 and base.numpy().sum() == 0
+
+
+def test_in_place_random_fills_follow_their_distributions_and_the_seed():
+    count = 20000
+    jt.set_global_seed(1)
+    samples = {name: getattr(jt.zeros(count), name)(*arguments).numpy() for name, arguments in [
+        ("uniform_", (2.0, 4.0)), ("normal_", (1.0, 0.5)), ("bernoulli_", (0.3,)), ("exponential_", (2.0,)),
+        ("geometric_", (0.25,)), ("log_normal_", (0.0, 0.5)), ("cauchy_", ()), ("random_", (3, 7))]}
+    assert 2.0 <= samples["uniform_"].min() and samples["uniform_"].max() < 4.0
+    assert abs(samples["uniform_"].mean() - 3.0) < 0.03 and abs(samples["normal_"].std() - 0.5) < 0.02
+    assert abs(samples["bernoulli_"].mean() - 0.3) < 0.02 and set(np.unique(samples["bernoulli_"])) == {0.0, 1.0}
+    assert abs(samples["exponential_"].mean() - 0.5) < 0.02 and samples["exponential_"].min() >= 0
+    assert abs(samples["geometric_"].mean() - 4.0) < 0.15 and samples["geometric_"].min() >= 1
+    assert abs(np.log(samples["log_normal_"]).std() - 0.5) < 0.02 and abs(np.median(samples["cauchy_"])) < 0.05
+    assert set(np.unique(samples["random_"])) == {3.0, 4.0, 5.0, 6.0}
+    jt.set_global_seed(1)
+    np.testing.assert_array_equal(jt.zeros(count).uniform_(2.0, 4.0).numpy(), samples["uniform_"])
+    with pytest.raises(jt.MetajitValueError, match="set_global_seed"):
+        jt.zeros(3).normal_(generator=torch.Generator())

@@ -195,7 +195,7 @@ class Net(nn.Module):
         self.act = nn.FractionalMaxPool2d(2)
 
     def forward(self, x: torch.jit.Final[int]):
-        return x.narrow(1, 0, 2)
+        return x.as_strided((2,), (1,))
 
 
 def traced(model, x):
@@ -207,7 +207,7 @@ def traced(model, x):
 def test_unconvertible_constructs_are_reported_and_raise_where_reached(tmp_path):
     conversion = convert_with_report(UNCONVERTIBLE)
     assert [(u.line, u.construct) for u in conversion.unconverted] == [
-        (8, "nn.FractionalMaxPool2d(2)"), (11, "x.narrow(1, 0, 2)"), (15, "torch.backends.cudnn.benchmark = True"),
+        (8, "nn.FractionalMaxPool2d(2)"), (11, "x.as_strided((2,), (1,))"), (15, "torch.backends.cudnn.benchmark = True"),
         (16, "torch.jit.trace(model, x)")]
     assert conversion.unconverted[0].reason == "metajit has no nn.FractionalMaxPool2d"
     assert conversion.code.startswith("# Not converted from PyTorch")
@@ -217,7 +217,7 @@ def test_unconvertible_constructs_are_reported_and_raise_where_reached(tmp_path)
     module = load_converted(conversion.code, tmp_path)
     with pytest.raises(NotImplementedError, match=r"nn.FractionalMaxPool2d\(2\) was not converted from PyTorch"):
         module.Net()
-    with pytest.raises(NotImplementedError, match="Var has no narrow"):
+    with pytest.raises(NotImplementedError, match="Var has no as_strided"):
         module.Net.execute(None, jt.zeros((1, 3)))
     assert module._unconverted_method([1, 2], "index", "why")(2) == 1  # other receivers keep their method
     stand_in = module._unconverted("torchvision.ops.Thing", "why")
