@@ -31,7 +31,8 @@ from cpu_vs_torch import alternated_ratio  # noqa: E402
 
 ALL_MODELS = ["alexnet", "vgg11", "vgg16_bn", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
               "squeezenet1_1", "googlenet", "inception_v3", "mobilenet_v2", "mnasnet1_0",
-              "shufflenet_v2_x1_0", "densenet121"]
+              "shufflenet_v2_x1_0", "densenet121", "mobilenet_v3_large", "efficientnet_b0", "regnet_y_400mf",
+              "convnext_tiny", "vit_b_16"]
 
 
 def import_torchvision():
@@ -63,11 +64,15 @@ def onnx_runner(theirs, example):
     except ImportError:
         return None
     path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # its fused attention op has no ONNX export (ViT)
     try:
-        torch.onnx.export(theirs, (example,), path, input_names=["x"], dynamo=False)
+        torch.onnx.export(theirs, (example,), path, input_names=["x"], dynamo=False, verbose=False)
     except Exception as error:  # an exporter problem must not stop the bench
-        print(f"  (onnx export failed: {type(error).__name__}: {error})")
+        print(f"  (onnx export failed: {type(error).__name__}: {str(error).splitlines()[0]})")
         return None
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = os.cpu_count()
     # idle threads that spin on after a run would slow the metajit run alternated with it
