@@ -16,8 +16,8 @@ from . import debug, garbage_collection, plugins
 from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
-from .creation import (arange, array, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like,
-                       rand, rand_like, randint, randint_like, randn, randn_like, random, seed, set_global_seed,
+from .creation import (arange, array, as_tensor, empty, eye, from_numpy, full, full_like, linspace, manual_seed,
+                       ones, ones_like, rand, rand_like, randint, randint_like, randn, randn_like, random, seed, set_global_seed,
                        tensor, zeros, zeros_like)
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
@@ -71,7 +71,6 @@ half = float16
 int = int32
 long = int64
 
-manual_seed = seed
 set_seed = set_global_seed
 clip = clamp
 arctan2 = atan2

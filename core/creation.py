@@ -25,12 +25,19 @@ def seed(value):
     _generator = np.random.default_rng(value)
 
 
+def manual_seed(value):
+    """PyTorch's ``torch.manual_seed``: seed metajit's random numbers and numpy's global
+    generator, from which samplers and ``DataLoader(shuffle=True)`` draw when given no
+    ``generator`` (as torch's draw from its own), so a PyTorch script's shuffles repeat."""
+    seed(value)
+    np.random.seed(value % 2 ** 32)
+
+
 def set_global_seed(value):
     """Seed metajit, numpy's global generator and Python's ``random`` (Jittor's
     ``jt.set_global_seed`` / ``jt.set_seed``), so a script's data shuffling and
     initialisation repeat."""
-    seed(value)
-    np.random.seed(value % 2 ** 32)
+    manual_seed(value)
     python_random.seed(value)
 
 
@@ -78,8 +85,10 @@ def _flatten(data):
 
 
 def _trainable(var):
-    """Created float Vars track gradients (Jittor: differentiable unless stop_grad)."""
+    """Created float Vars track gradients (Jittor: differentiable unless stop_grad); they
+    are leaves (PyTorch's ``jt.ones(3).is_leaf``), not results of the ops that built them."""
     var._node.requires_grad = dtypes.is_float(var.dtype) and not flags.no_grad
+    var._node.grad_boundary = True
     return var
 
 

@@ -56,6 +56,7 @@ this worker's copy of the loader's dataset (as PyTorch's, for a ``worker_init_fn
 configure)."""
 
 _worker_info = None
+_worker_info_asked = False  # whether the source being read in this worker asked for `get_worker_info`
 
 
 def get_worker_info():
@@ -64,7 +65,11 @@ def get_worker_info():
 
         info = get_worker_info()
         share = range(10) if info is None else range(info.id, 10, info.num_workers)
+
+    A source that asks for it before its first sample shards itself (see `IterableDataset`).
     """
+    global _worker_info_asked
+    _worker_info_asked = _worker_info is not None
     return _worker_info
 
 
@@ -81,7 +86,8 @@ class IterableDataset:
 
     With ``num_workers > 0`` every worker process iterates its own copy. If the class sets
     ``shards_itself = True``, its ``__iter__`` keeps only its reader's share itself: its
-    worker's (through `get_worker_info`) and, under MPI, its rank's. Otherwise worker ``w``
+    worker's (through `get_worker_info`) and, under MPI, its rank's. So does a source that
+    calls `get_worker_info` in a worker before yielding its first sample (PyTorch's idiom). Otherwise worker ``w``
     of ``W`` on rank ``r`` of ``R`` keeps the samples ``k, k + n, k + 2n, ...`` of the full
     iteration, for ``k = w * R + r`` and ``n = R * W`` (a rank's workers together keep
     ``r, r + R, ...``), so each sample is loaded once. Under MPI ``batch_size`` is the global
@@ -115,9 +121,20 @@ def _groups(samples, size, drop_last):
 
 
 def _reader_share(source, reader, readers):
-    """The samples reader ``reader`` of ``readers`` (worker processes of every MPI rank) loads."""
-    return iter(source) if getattr(source, "shards_itself", False) else \
-        itertools.islice(source, reader, None, readers)
+    """The samples reader ``reader`` of ``readers`` (worker processes of every MPI rank) loads:
+    all that ``source`` yields when it shards itself, else every ``readers``-th from ``reader``."""
+    global _worker_info_asked
+    if getattr(source, "shards_itself", False):
+        yield from source
+        return
+    _worker_info_asked = False
+    samples = iter(source)
+    first = list(itertools.islice(samples, 1))
+    if _worker_info_asked:  # PyTorch's idiom: it kept its worker's share with get_worker_info
+        yield from first
+        yield from samples
+    else:
+        yield from itertools.islice(itertools.chain(first, samples), reader, None, readers)
 
 
 class _MainProcessGone(Exception):

@@ -445,6 +445,11 @@ def backward(loss, weight=None, create_graph=False):
     `metajit.Var.backward`."""
     if weight is not None:
         loss = binary("mul", loss, weight)
+    elif loss.numel() != 1:
+        raise MetajitValueError(
+            f"backward() of a Var of shape {tuple(loss.shape)} needs its gradient: pass "
+            f"`y.backward(weights)` with weights of that shape, or reduce it first "
+            f"(`y.sum().backward()`, `y.mean().backward()`), as PyTorch requires")
     if not loss.requires_grad:
         raise MetajitValueError("backward() on a Var that does not require gradients: it does "
                                 "not depend on any trainable Var (or was computed under no_grad)")

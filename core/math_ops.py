@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .ir import dtypes, graph, opset
-from .errors import MetajitDtypeError, MetajitShapeError
+from .errors import MetajitDtypeError, MetajitShapeError, MetajitTypeError
 from .flags import thread_flags
 from .var import Var
 
@@ -28,6 +28,11 @@ def as_node(value, dtype=None):
         return value._node
     if isinstance(value, (numbers.Number, np.number, np.bool_)) and not isinstance(value, complex):
         return graph.constant_leaf(value, dtypes.as_dtype(dtype) if dtype else dtypes.scalar_dtype(value))
+    if isinstance(value, (tuple, list)) and any(isinstance(item, Var) for item in value):
+        raise MetajitTypeError(
+            f"an operator got a {type(value).__name__} of Vars as an operand (did a Jittor "
+            f"function return a tuple? jt.argmax/argmin give (indices, values), as Jittor's: "
+            f"write `x.argmax(-1)[0]`); stack the Vars first with jt.stack if you meant an array")
     from .creation import array_node
     return array_node(value, dtype)
 

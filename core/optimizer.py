@@ -14,7 +14,7 @@ import numpy as np
 
 from . import distributed
 from .passes import executor
-from .gradients import accumulate_grads
+from .gradients import accumulate_grads, track_grad
 from .errors import MetajitValueError
 from .flags import enable_grad, no_grad
 from .math_ops import binary, unary
@@ -59,6 +59,9 @@ class Optimizer:
             raise MetajitValueError("some parameters appear in more than one parameter group (or twice in one)")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
+        for parameter in group["params"]:
+            if parameter.requires_grad:  # ``loss.backward()`` fills its ``.grad`` (a plain ``jt.randn``)
+                track_grad(parameter)
         self.param_groups.append(group)
 
     @property

@@ -6,7 +6,7 @@
     loader = jt.dataset.DataLoader(data, batch_size=8, sampler=RandomSampler(data))
 
 Random samplers draw from ``generator`` (a ``numpy.random.Generator``) or, by default,
-numpy's global generator, which ``jt.set_seed`` seeds.
+numpy's global generator, which ``jt.set_seed`` and ``jt.manual_seed`` seed.
 """
 import numpy as np
 

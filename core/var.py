@@ -111,7 +111,13 @@ class Var:
     update = assign
 
     def _replace(self, node):
-        """In-place operators: point this Var at ``node`` (the new value, with history)."""
+        """In-place operators: point this Var at ``node`` (the new value, with history).
+
+        Under `no_grad` (``with torch.no_grad(): w.mul_(0.5)``) the Var keeps its
+        ``requires_grad`` and stays a leaf, as `assign` does: a parameter changed there
+        still trains."""
+        if flags.no_grad and self._node.requires_grad and not node.requires_grad:
+            return self._hold(Var.from_node(node), node.dtype)
         side_effects.changed(self)
         self._set_node(node)
         return self

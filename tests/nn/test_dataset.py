@@ -39,15 +39,22 @@ def test_shuffle_is_deterministic_per_seed_and_epoch():
     assert second_epoch != first
 
 
-def test_shuffle_without_a_seed_follows_the_global_seed():
-    """As torch.manual_seed does for torch's loader: jt.set_global_seed makes the shuffled
-    order repeat from run to run, and the epochs still differ."""
+@pytest.mark.parametrize("seeding", ["set_global_seed", "manual_seed"])
+def test_shuffle_without_a_seed_follows_the_global_seed(seeding):
+    """As torch.manual_seed does for torch's loader: jt.set_global_seed (Jittor) and
+    jt.manual_seed (PyTorch) make the shuffled order and the random samplers' draws repeat
+    from run to run, and the epochs still differ."""
     def two_epochs():
-        jt.set_global_seed(7)
+        getattr(jt, seeding)(7)
         loader = DataLoader(TensorDataset(np.arange(12)), batch_size=4, shuffle=True)
         return [[b[0].numpy().tolist() for b in loader] for _ in range(2)]
     first, again = two_epochs(), two_epochs()
     assert first == again and first[0] != first[1]
+
+    def draws():
+        getattr(jt, seeding)(3)
+        return (list(jt.dataset.RandomSampler(range(10))), list(jt.dataset.WeightedRandomSampler([1.0] * 10, 5)))
+    assert draws() == draws()
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -64,6 +71,9 @@ def test_bad_configuration_is_reported():
         len(Dataset())
 
 
+MAIN_PROCESS = os.getpid()
+
+
 class Countdown(jt.dataset.IterableDataset):
     """An iterable source; reports which worker read each sample."""
 
@@ -71,9 +81,30 @@ class Countdown(jt.dataset.IterableDataset):
         self.count = count
 
     def __iter__(self):
-        info = jt.dataset.get_worker_info()
+        reader = -1 if os.getpid() == MAIN_PROCESS else os.getpid()  # (asking get_worker_info would shard it)
         for value in range(self.count, 0, -1):
-            yield value, -1 if info is None else info.id
+            yield value, reader
+
+
+def torch_style_shards(base, worker_info):
+    """PyTorch's documented IterableDataset: each worker keeps its share via get_worker_info."""
+    class Shards(base):
+        def __iter__(self):
+            info = worker_info()
+            first, step = (0, 1) if info is None else (info.id, info.num_workers)
+            return iter(range(first, 11, step))
+    return Shards()
+
+
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_a_source_sharding_itself_with_get_worker_info_is_read_once_as_torchs(workers):
+    ours = DataLoader(torch_style_shards(jt.dataset.IterableDataset, jt.dataset.get_worker_info),
+                      batch_size=2, num_workers=workers)
+    theirs = torch.utils.data.DataLoader(torch_style_shards(torch.utils.data.IterableDataset,
+                                                            torch.utils.data.get_worker_info),
+                                         batch_size=2, num_workers=workers)
+    our_samples = sorted(v for batch in ours for v in batch.numpy().tolist())
+    assert our_samples == sorted(v for batch in theirs for v in batch.tolist()) == list(range(11))
 
 
 class FailsAtThree(jt.dataset.IterableDataset):
@@ -91,8 +122,9 @@ def test_iterable_sources_are_batched_and_each_worker_reads_its_share(workers):
     if workers:
         # worker k reads samples k, k + 2, ... of 9, 8, ..., 1; chunks of 2 come from the workers in turn
         assert values == (9, 7, 8, 6, 5, 3, 4, 2, 1)
-        assert {value: reader for value, reader in zip(values, readers)} == \
-            {value: (9 - value) % 2 for value in range(1, 10)}
+        reader_of = dict(zip(values, readers))
+        assert len(set(readers)) == 2 and -1 not in readers
+        assert all(reader_of[value] == reader_of[9 - (9 - value) % 2] for value in range(1, 10))
     else:
         assert values == tuple(range(9, 0, -1)) and set(readers) == {-1}
 
