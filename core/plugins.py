@@ -36,7 +36,10 @@ class FusionCosts:
     producer instead of reading it stored. ``chain_max_ops``: the longest chain of cheap
     ops over stored values that is recomputed by its consumers when that moves less
     memory. ``max_inlined_depth``: the deepest value tree inlined into one kernel (deeper
-    nodes are stored). Example: ``FusionCosts(duplicate_max_kernels=8)`` for a GPU, where
+    nodes are stored). ``max_inlined_reads``: the most positions one kernel element may
+    evaluate an inlined node at (a node read directly and through a shift, again and again,
+    as a scan's steps are, is evaluated at a number of positions that doubles per step;
+    beyond the limit it is stored). Example: ``FusionCosts(duplicate_max_kernels=8)`` for a GPU, where
     recomputing is cheaper than a round trip to memory. ``shared_reduction_loops``: the
     backend renders a kernel's plain reductions of one index, and the element-wise stores
     over its domain, in one loop nest (the cpu renderer's accumulators per store), so
@@ -48,6 +51,7 @@ class FusionCosts:
     duplicate_max_kernels: int = 4
     chain_max_ops: int = 3
     max_inlined_depth: int = 64
+    max_inlined_reads: int = 16
     shared_reduction_loops: bool = False
 
 

@@ -236,9 +236,9 @@ def _fuse(order, targets, library_kernels, costs):
         if id(node) in forced and is_pure_reshape(node) and not node.inputs[0].is_realised \
                 and node.inputs[0].op not in _ALWAYS_INLINED:
             forced.add(id(node.inputs[0]))
-    materialised = _choose_materialised(order, consumers, forced, costs)
+    materialised, widely_read = _choose_materialised(order, consumers, forced, costs)
     shared_loops = costs.shared_reduction_loops
-    co_stored, absorbed = _siblings(order, materialised, consumers, shared_loops)
+    co_stored, absorbed = _siblings(order, materialised, consumers, widely_read, shared_loops)
     if shared_loops:
         grouped = _sibling_reductions(order, materialised, consumers, co_stored, absorbed,
                                       lambda node: plugins.claims(library_kernels, "matmul", node.dtype)
@@ -261,7 +261,7 @@ def _is_plain_elementwise(node):
     return not node.is_realised and node.op in opset.ELEMENTWISE and node.op not in _ALWAYS_INLINED
 
 
-def _siblings(order, materialised, consumers, into_reductions=False):
+def _siblings(order, materialised, consumers, widely_read, into_reductions=False):
     """Stored element-wise producers that the kernel of a stored element-wise consumer of
     the same shape computes and stores itself (SGD's momentum buffer with the parameter
     update; BatchNorm's output with the ReLU after it): one loop reads the inputs once
@@ -272,7 +272,8 @@ def _siblings(order, materialised, consumers, into_reductions=False):
 
     A producer qualifies when the consumer reaches it through inlined element-wise nodes
     only (same index) and every other reader of it comes later in the order, so its
-    buffer is written before anyone loads it. Returns ({consumer id: [producers]}, ids of
+    buffer is written before anyone loads it; not one stored for being read at many
+    positions (``widely_read``), which the consumer would recompute at them. Returns ({consumer id: [producers]}, ids of
     the absorbed producers)."""
     position = graphwalk.positions(order)
     co_stored, absorbed = {}, set()
@@ -291,7 +292,7 @@ def _siblings(order, materialised, consumers, into_reductions=False):
             if id(source) in region or not _is_plain_elementwise(source) or source.shape != domain:
                 continue
             if id(source) in materialised:
-                if id(source) not in absorbed and id(source) not in co_stored:
+                if id(source) not in absorbed and id(source) not in co_stored and id(source) not in widely_read:
                     found[id(source)] = source
                 continue
             region.add(id(source))
@@ -516,7 +517,9 @@ def _is_identity_cast(node):
 
 
 def _choose_materialised(order, consumers, forced, costs):
-    """Materialise forced nodes, and expensive nodes whose consumers fall in several kernels.
+    """Materialise forced nodes, expensive nodes whose consumers fall in several kernels,
+    and nodes a kernel element would evaluate at more than ``costs.max_inlined_reads``
+    positions (returned as the second result).
 
     A kernel is named by its root (a materialised node); walking consumers first, each
     node learns the set of kernels that would inline it. Leaves, index-only nodes and
@@ -526,22 +529,51 @@ def _choose_materialised(order, consumers, forced, costs):
     """
     materialised = set()
     owners = {}
+    read_paths = {}
+    widely_read = set()  # stored for their reads: recomputing them is what storing avoids
     for node in reversed(order):
         if node.is_realised:
             continue
         if id(node) in forced:
             materialised.add(id(node))
             owners[id(node)] = frozenset((id(node),))
+            read_paths[id(node)] = _AT_ROOT
             continue
         kernels = _consumer_kernels(node, consumers, owners)
-        if len(kernels) > 1 and node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY \
-                and not _is_identity_cast(node) and not _worth_duplicating(node, kernels, costs):
+        storable = node.op not in _ALWAYS_INLINED and node.op not in _INDEX_ONLY and not _is_identity_cast(node)
+        paths = _AT_ROOT
+        if len(kernels) > 1 and storable and not _worth_duplicating(node, kernels, costs):
             materialised.add(id(node))
             kernels = frozenset((id(node),))
+        else:
+            paths = _read_paths(node, consumers, read_paths)
+            if len(paths) > costs.max_inlined_reads and storable:
+                materialised.add(id(node))
+                widely_read.add(id(node))
+                kernels, paths = frozenset((id(node),)), _AT_ROOT
         owners[id(node)] = kernels
-    _recompute_cheap_chains(order, consumers, forced, materialised, owners, costs)
+        read_paths[id(node)] = paths
+    _recompute_cheap_chains(order, consumers, forced | widely_read, materialised, owners, costs)
     _limit_inlined_depth(order, materialised, costs.max_inlined_depth)
-    return materialised
+    return materialised, widely_read
+
+
+_AT_ROOT = frozenset(((),))
+
+
+def _read_paths(node, consumers, read_paths):
+    """The positions at which the kernels inlining ``node`` evaluate it per element, as the
+    index-changing nodes (reindex, broadcast) on each way from a kernel's root to it: ways
+    through the same ones read the same position and share one value."""
+    paths = set()
+    for consumer in consumers.get(id(node), ()):
+        if consumer.is_realised:
+            continue
+        above = read_paths[id(consumer)]
+        if consumer.op in _INDEX_ONLY:
+            above = [path + (id(consumer),) for path in above]
+        paths.update(above)
+    return frozenset(paths)
 
 
 _CHAIN_OPS = _CHEAP_OPS | frozenset(opset.COMPARISON_BINARY) | {"cast", "select", "abs"}
