@@ -5,16 +5,47 @@
 
     loader = jt.dataset.DataLoader(data, batch_size=8, sampler=RandomSampler(data))
 
-Random samplers draw from ``generator`` (a ``numpy.random.Generator``) or, by default,
-numpy's global generator, which ``jt.set_seed`` and ``jt.manual_seed`` seed.
+Random samplers draw from ``generator`` (see `as_generator`: a ``numpy.random.Generator``,
+an int seed or a ``torch.Generator``) or, by default, numpy's global generator, which
+``jt.set_seed`` and ``jt.manual_seed`` seed.
 """
+import collections.abc
+import numbers
+
 import numpy as np
 
-from .errors import MetajitValueError
+from .errors import MetajitTypeError, MetajitValueError
+
+
+def as_generator(generator):
+    """A ``generator`` argument (of `DataLoader`, the random samplers, `random_split`) as a
+    ``numpy.random.Generator``: one as it is, an int as its seed, an object with
+    ``initial_seed()`` (a ``torch.Generator``) by that seed; ``None`` stays ``None`` (numpy's
+    global generator). Equal generators draw alike::
+
+        as_generator(torch.Generator().manual_seed(5))   # default_rng(5)
+    """
+    if generator is None or isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        return np.random.default_rng(int(generator))
+    if callable(getattr(generator, "initial_seed", None)):
+        return np.random.default_rng(int(generator.initial_seed()))
+    raise MetajitTypeError(f"generator must be a numpy.random.Generator, an int seed or a torch.Generator, "
+                           f"got {type(generator).__name__}")
 
 
 def _random(generator):
     return generator if generator is not None else np.random
+
+
+def _check_draws(sampler, num_samples, replacement):
+    """PyTorch's checks of a random sampler's ``num_samples`` and ``replacement``."""
+    if not isinstance(replacement, bool):
+        raise MetajitTypeError(f"{sampler}: replacement should be a boolean value, but got replacement={replacement!r}")
+    if not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, bool) or num_samples <= 0:
+        raise MetajitValueError(f"{sampler}: num_samples should be a positive integer value, but got "
+                                f"num_samples={num_samples!r}")
 
 
 class Sampler:
@@ -44,10 +75,11 @@ class RandomSampler(Sampler):
     """A random permutation of the dataset, or with ``replacement`` ``num_samples`` draws."""
 
     def __init__(self, dataset, replacement=False, num_samples=None, generator=None):
+        _check_draws("RandomSampler", len(dataset) if num_samples is None else num_samples, replacement)
         if num_samples is not None and not replacement and num_samples > len(dataset):
             raise MetajitValueError(f"RandomSampler: num_samples={num_samples} exceeds the dataset's "
                                     f"{len(dataset)} items without replacement")
-        self.dataset, self.replacement, self.generator = dataset, replacement, generator
+        self.dataset, self.replacement, self.generator = dataset, replacement, as_generator(generator)
         self.num_samples = num_samples
 
     def __len__(self):
@@ -63,11 +95,13 @@ class RandomSampler(Sampler):
 
 class SubsetRandomSampler(Sampler):
     """The given ``indices`` in random order. Jittor's ``SubsetRandomSampler(dataset, indices)``
-    and PyTorch's ``SubsetRandomSampler(indices)`` are both accepted."""
+    and PyTorch's ``SubsetRandomSampler(indices, generator=None)`` are both accepted."""
 
     def __init__(self, *arguments, generator=None):
+        if len(arguments) == 2 and not isinstance(arguments[1], collections.abc.Iterable):
+            arguments, generator = arguments[:1], arguments[1]  # PyTorch's generator given by position
         self.indices = list(arguments[-1])
-        self.generator = generator
+        self.generator = as_generator(generator)
 
     def __len__(self):
         return len(self.indices)
@@ -81,6 +115,7 @@ class WeightedRandomSampler(Sampler):
     """``num_samples`` indices drawn with probability proportional to ``weights``."""
 
     def __init__(self, weights, num_samples, replacement=True, generator=None):
+        _check_draws("WeightedRandomSampler", num_samples, replacement)
         weights = np.asarray(weights, dtype=np.float64)
         if weights.ndim != 1 or weights.size == 0 or (weights < 0).any() or not np.isfinite(weights).all() \
                 or weights.sum() <= 0:
@@ -90,7 +125,7 @@ class WeightedRandomSampler(Sampler):
             raise MetajitValueError(f"WeightedRandomSampler: {num_samples} samples without replacement but "
                                     f"only {np.count_nonzero(weights)} nonzero weights")
         self.weights, self.num_samples = weights / weights.sum(), num_samples
-        self.replacement, self.generator = replacement, generator
+        self.replacement, self.generator = replacement, as_generator(generator)
 
     def __len__(self):
         return self.num_samples
