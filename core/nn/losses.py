@@ -11,7 +11,7 @@ from ..ir.graph import index_leaf
 from ..math_ops import binary, cast, unary, where, wrap
 from .distance import pairwise_distance
 from .functional import _log1p_exp, _var, log_softmax, logsigmoid, relu
-from .module import Module
+from .module import functional_module
 
 
 def _reduction(reduction, size_average, reduce):
@@ -263,8 +263,9 @@ def kl_div(output, target, reduction="mean", log_target=False, size_average=None
     if log_target:
         loss = binary("mul", unary("exp", target), binary("sub", target, output))
     else:
-        safe = where(binary("gt", target, 0.0), target, 1.0)
-        loss = where(binary("gt", target, 0.0), binary("mul", target, binary("sub", unary("log", safe), output)), 0.0)
+        zero = binary("eq", target, 0.0)  # contributes 0; a negative target gives nan, as torch's
+        safe = where(zero, 1.0, target)
+        loss = where(zero, 0.0, binary("mul", target, binary("sub", unary("log", safe), output)))
     reduction = _reduction(reduction, size_average, reduce)
     if reduction == "batchmean":
         return binary("div", loss.sum(), output.shape[0] if output.ndim else 1)
@@ -475,26 +476,10 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
 
 
 def _loss(name, function, settings):
-    """A loss Module calling ``function(*inputs, **settings)``; positional constructor
-    arguments fill ``settings`` in PyTorch's order (e.g. ``MultiMarginLoss(2, 0.5)``)."""
-    def __init__(self, *args, **kwargs):
-        Module.__init__(self)
-        if len(args) > len(settings):
-            raise MetajitValueError(f"{name} takes at most {len(settings)} positional arguments "
-                                    f"({', '.join(settings)}), got {len(args)}")
-        values = dict(zip(settings, args))
-        values.update(kwargs)
-        self.settings = values
-
-    def execute(self, *inputs):
-        return function(*inputs, **self.settings)
-
-    def extra_repr(self):
-        return ", ".join(f"{k}={v}" for k, v in self.settings.items() if not hasattr(v, "shape"))
-
-    return type(name, (Module,), {"__init__": __init__, "execute": execute, "extra_repr": extra_repr,
-                                  "__doc__": f"Module form of ``{function.__name__}``: the same settings, "
-                                             f"given once. Example: ``nn.{name}()(*inputs)``."})
+    """The loss Module ``name`` calling ``function`` (see `functional_module`)."""
+    return functional_module(name, function, settings,
+                             f"Module form of ``{function.__name__}``: the same settings, given once (each "
+                             f"also an attribute, e.g. ``criterion.reduction``). Example: ``nn.{name}()(*inputs)``.")
 
 
 # Jittor's positional order for the modules Jittor has; PyTorch's for the rest

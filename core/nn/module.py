@@ -1,6 +1,7 @@
 """`Module`: the base of layers and models (Jittor's ``execute``, PyTorch's ``forward``),
 and the containers `Sequential`, `ModuleList`, `ModuleDict`, `ParameterList`."""
 import collections
+import inspect
 
 import numpy as np
 
@@ -398,24 +399,44 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
-def functional_module(name, function, settings=()):
-    """A Module class calling ``function(x, **settings)``; positional constructor arguments
-    fill ``settings`` in order (e.g. ``LeakyReLU(0.2)``), PyTorch's ``inplace`` is ignored."""
+def functional_module(name, function, settings=(), doc=None):
+    """A Module class calling ``function(*inputs, **settings)``, as PyTorch's activation and
+    loss modules: positional constructor arguments fill ``settings`` in order (e.g.
+    ``LeakyReLU(0.2)``, ``MultiMarginLoss(2, 0.5)``), and each setting is an attribute
+    (``criterion.reduction``, ``act.negative_slope``; a Var one, a loss's class ``weight``,
+    a buffer) holding the given value or ``function``'s default, read at each call.
+    PyTorch's ``inplace`` is accepted and ignored (metajit never overwrites its input)."""
+    defaults = {key: parameter.default for key, parameter in inspect.signature(function).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+
     def __init__(self, *args, **kwargs):
         Module.__init__(self)
-        values = dict(zip(settings, args))
+        if len(args) > len(settings):
+            raise MetajitValueError(f"{name} takes at most {len(settings)} positional arguments "
+                                    f"({', '.join(settings)}), got {len(args)}")
+        kwargs.pop("inplace", None)
+        unknown = sorted(set(kwargs) - set(settings) - set(defaults))
+        if unknown:
+            raise MetajitValueError(f"{name} got unexpected arguments {unknown}")
+        values = {key: defaults[key] for key in settings if key in defaults}
+        values.update(zip(settings, args))
         values.update(kwargs)
-        values.pop("inplace", None)
-        self.settings = values
+        self._setting_names = tuple(values)
+        for key, value in values.items():
+            if isinstance(value, Var):
+                self.register_buffer(key, value)
+            else:
+                setattr(self, key, value)
 
-    def execute(self, x):
-        return function(x, **self.settings)
+    def execute(self, *inputs):
+        return function(*inputs, **{key: getattr(self, key) for key in self._setting_names})
 
     def extra_repr(self):
-        return ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        return ", ".join(f"{key}={getattr(self, key)}" for key in self._setting_names
+                         if not isinstance(getattr(self, key), Var))
 
     return type(name, (Module,), {"__init__": __init__, "execute": execute, "extra_repr": extra_repr,
-                                  "__doc__": f"Module form of ``{function.__name__}``."})
+                                  "__doc__": doc or f"Module form of ``{function.__name__}``."})
 
 
 class RemovableHandle:

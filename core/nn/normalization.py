@@ -132,6 +132,16 @@ def _normalized_axes(x, normalized_shape, name):
     return tuple(range(x.ndim - len(shape), x.ndim))
 
 
+def _values_per_channel(x, what):
+    """How many values of (N, C, ...) ``x`` each channel's batch statistics average (more
+    than one, or a `MetajitValueError` as PyTorch raises: one value has no variance)."""
+    count = x.numel() // max(x.shape[1], 1)
+    if count <= 1:
+        raise MetajitValueError(f"{what}: expected more than 1 value per channel when training, got input "
+                                f"shape {tuple(x.shape)}; use a larger batch, or evaluation mode (model.eval())")
+    return count
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Batch normalisation of (N, C, ...) ``input`` per channel (dim 1), as
     ``torch.nn.functional.batch_norm``: with ``training``, the batch's statistics, and the
@@ -145,10 +155,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise MetajitShapeError(f"batch_norm: expected an (N, C, ...) input, got shape {tuple(x.shape)}")
     shape = _channel_shape(x)
     if training:
-        count = x.numel() // max(x.shape[1], 1)
-        if count <= 1:
-            raise MetajitValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
-                                    f"shape {tuple(x.shape)}; use a larger batch or training=False")
+        count = _values_per_channel(x, "batch_norm")
         if eps <= 0:
             raise MetajitValueError(f"batch_norm: eps must be positive when training, got {eps}")
         mean, variance, inverse_std = _statistics(x, (0,) + tuple(range(2, x.ndim)), eps)
@@ -279,8 +286,8 @@ class _BatchNorm(_NormBase):
                 mean, variance, inverse_std, count = _synchronised_statistics(x, axes, self.eps)
                 correction = binary("div", count, binary("maximum", binary("sub", count, 1.0), 1.0))
             else:
+                count = _values_per_channel(x, type(self).__name__)
                 mean, variance, inverse_std = _statistics(x, axes, self.eps)
-                count = x.numel() // self.num_features
                 correction = count / max(count - 1, 1)
             if self.training and self.track_running_stats:
                 _update_running_statistics(self.running_mean, self.running_var, mean, variance, correction,

@@ -567,3 +567,49 @@ def test_loss_modules_take_torch_positional_settings(rng):
     assert "margin=0.2" in repr(jt.nn.CosineEmbeddingLoss(0.2))
     with pytest.raises(jt.MetajitValueError, match="positional"):
         jt.nn.SoftMarginLoss(None, None, "mean", 1)
+
+
+@pytest.mark.parametrize("name, args, kwargs, attributes", [
+    ("CrossEntropyLoss", (), {"reduction": "sum", "label_smoothing": 0.1}, ("reduction", "label_smoothing",
+                                                                           "ignore_index")),
+    ("NLLLoss", (), {}, ("reduction", "ignore_index")),
+    ("SmoothL1Loss", (), {"beta": 0.5}, ("reduction", "beta")),
+    ("KLDivLoss", (), {"log_target": True}, ("reduction", "log_target")),
+    ("MultiMarginLoss", (2, 0.5), {}, ("p", "margin", "reduction")),
+    ("HuberLoss", (), {"delta": 2.0}, ("reduction", "delta")),
+    ("LeakyReLU", (0.2,), {"inplace": True}, ("negative_slope",)),
+])
+def test_module_settings_are_attributes_as_torchs(name, args, kwargs, attributes):
+    ours, theirs = getattr(jt.nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    for attribute in attributes:
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+
+
+def test_a_changed_setting_applies_and_a_class_weight_is_a_buffer():
+    criterion = jt.nn.MSELoss()
+    criterion.reduction = "sum"
+    assert criterion(jt.ones(3), jt.zeros(3)).item() == 3.0
+    weighted = jt.nn.CrossEntropyLoss(weight=jt.array([1.0, 2.0]))
+    assert list(weighted.state_dict()) == list(torch.nn.CrossEntropyLoss(weight=torch.ones(2)).state_dict())
+    assert list(weighted.parameters()) == []
+    with pytest.raises(jt.MetajitValueError, match="unexpected arguments"):
+        jt.nn.MSELoss(reductoin="sum")
+
+
+def test_kl_div_at_zero_and_negative_targets_as_torchs():
+    log_p = np.log(np.array([0.1, 0.2, 0.3, 0.4], np.float32))
+    target = np.array([-1.0, 0.5, 0.0, 0.5], np.float32)
+    ours = F.kl_div(jt.array(log_p), jt.array(target), reduction="none").numpy()
+    theirs = TF.kl_div(torch.tensor(log_p), torch.tensor(target), reduction="none").numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)  # nan where torch's is (assert_allclose matches nans)
+
+
+def test_batch_norm_training_needs_more_than_one_value_per_channel():
+    for layer in (jt.nn.BatchNorm1d(3), jt.nn.BatchNorm2d(3)):
+        shape = (1, 3) if isinstance(layer, jt.nn.BatchNorm1d) else (1, 3, 1, 1)
+        with pytest.raises(jt.MetajitValueError, match="more than 1 value per channel"):
+            layer(jt.ones(*shape))
+        with pytest.raises(ValueError, match="more than 1 value per channel"):
+            getattr(torch.nn, type(layer).__name__)(3)(torch.ones(*shape))
+        layer.eval()
+        assert layer(jt.ones(*shape)).shape == shape
