@@ -51,8 +51,9 @@ def _binary(draw, op, dtype, source, second=None):
 UNARY_FLOAT_OPS = ("exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
                    "tanh", "asinh", "acosh", "atanh", "sigmoid", "erf", "floor", "ceil", "round")
 BINARY_SOURCES = {
-    "add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b", "floor_div": "a // b",
-    "mod": "a % b", "pow": "a ** b", "maximum": "jt.maximum(a, b)", "minimum": "jt.minimum(a, b)",
+    "add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b",
+    # the meta-ops themselves: `//` and `%` refuse an integer divisor of 0 (metajit.division)
+    "floor_div": "jt.binary(a, b, 'floor_divide')", "mod": "jt.binary(a, b, 'mod')", "pow": "a ** b", "maximum": "jt.maximum(a, b)", "minimum": "jt.minimum(a, b)",
     "eq": "a == b", "ne": "a != b", "lt": "a < b", "le": "a <= b", "gt": "a > b", "ge": "a >= b",
     "logical_and": "jt.logical_and(a, b)", "logical_or": "jt.logical_or(a, b)",
     "logical_xor": "jt.logical_xor(a, b)", "bitwise_and": "jt.bitwise_and(a, b)",

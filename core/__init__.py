@@ -22,10 +22,11 @@ from .creation import (arange, array, as_tensor, empty, eye, from_numpy, full, f
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
-                     MetajitTypeError, MetajitValueError)
+                     MetajitTypeError, MetajitValueError, MetajitZeroDivisionError)
+from .division import fmod
 from .flags import enable_grad, flag_scope, flags, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .math_ops import (addcdiv, addcmul, atan2, cast, clamp, clamp_max, clamp_min, copysign, deg2rad, digamma, erfc,
-                       exp2, float_power, fmod, frac, gcd, heaviside, hypot, isclose, isfinite, isinf, isnan, isneginf,
+                       exp2, float_power, frac, gcd, heaviside, hypot, isclose, isfinite, isinf, isnan, isneginf,
                        isposinf, isreal, lcm, lerp, lgamma, logaddexp, logaddexp2, logit, matmul, nan_to_num, nonzero,
                        rad2deg, relu, sign, signbit, sinc, trunc, where, xlogy)
 from .plugins import devices, get_device, set_device

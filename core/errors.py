@@ -82,3 +82,8 @@ class MetajitFileNotFoundError(MetajitError, FileNotFoundError):
 class MetajitMemoryError(MetajitError, MemoryError):
     """A device ran out of memory even after its cache was emptied; names the requested
     size and what is held."""
+
+
+class MetajitZeroDivisionError(MetajitError, ZeroDivisionError, RuntimeError):
+    """An integer divided by zero (``//``, ``%``, ``div(rounding_mode=...)``); also a
+    `RuntimeError`, what PyTorch raises there."""

@@ -465,14 +465,6 @@ def frac(x):
     return binary("sub", x, trunc(x))
 
 
-def fmod(a, b):
-    """The remainder of ``a / b`` with the sign of ``a`` (C's ``fmod``, ``torch.fmod``;
-    `remainder` / ``%`` take the sign of ``b``). Example: ``jt.fmod(jt.array([-7]), 3)`` is -1."""
-    rest = binary("mod", a, b)
-    other_sign = (rest != 0) & (binary("lt", rest, 0) != binary("lt", a, 0))
-    return where(other_sign, binary("sub", rest, b), rest)
-
-
 def copysign(a, b):
     """``|a|`` with the sign (bit) of ``b``, a float (``torch.copysign``).
     Example: ``jt.copysign(jt.array([2.0]), -0.0)`` is -2."""

@@ -6,8 +6,8 @@ modules can import it without cycles.
 import collections
 import math
 
-from . import (creation, indexing, jittor_spellings, linalg, math_ops, misc, placement, plugins, reductions, shape_ops,
-               statistics, tensor_ops)
+from . import (creation, division, indexing, jittor_spellings, linalg, math_ops, misc, placement, plugins,
+               reductions, shape_ops, statistics, tensor_ops)
 from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
 from .ir import dtypes
 from .math_ops import binary, unary
@@ -20,10 +20,15 @@ def _binary(op, reflected=False):
     return lambda self, other: binary(op, self, other)
 
 
-def _in_place(op):
+def _in_place(operator):
+    """The in-place form (``x += y``) of ``operator(x, y)``: ``x`` rebound to the result."""
     def method(self, other):
-        return self._replace(binary(op, self, other)._node)
+        return self._replace(operator(self, other)._node)
     return method
+
+
+def _reflected(function):
+    return lambda self, other: function(other, self)
 
 
 def _to(self, *args, **kwargs):
@@ -38,19 +43,32 @@ def _unary(op):
 
 
 def _dtype_kept(name, op):
-    """PyTorch's in-place ``x.add_(y)`` & co.: the result keeps ``x``'s dtype (``alpha``
-    scales ``y`` for add/sub); a float result for an integer ``x`` is refused, as PyTorch."""
+    """PyTorch's in-place ``x.add_(y)`` & co. (`_kept_in_place`); ``alpha`` scales ``y`` for add/sub."""
     def method(self, other, alpha=None):
         if alpha is not None:
             other = binary("mul", other, alpha)
-        result = binary(op, self, other)
-        if result.dtype != self.dtype:
-            if dtypes.is_float(result.dtype) and not dtypes.is_float(self.dtype):
-                raise MetajitDtypeError(f"{name}: the result is {result.dtype}, which this {self.dtype} Var cannot "
-                                        "hold in place; cast it first (x = x.float())")
-            result = math_ops.cast(result, self.dtype)
-        return self._replace(result._node)
+        return _kept_in_place(self, binary(op, self, other), name)
     return method
+
+
+def _kept_in_place(self, result, name):
+    """``self`` rebound to ``result`` in its own dtype; a float result for an integer ``self``
+    is refused, as PyTorch."""
+    if result.dtype != self.dtype:
+        if dtypes.is_float(result.dtype) and not dtypes.is_float(self.dtype):
+            raise MetajitDtypeError(f"{name}: the result is {result.dtype}, which this {self.dtype} Var cannot "
+                                    "hold in place; cast it first (x = x.float())")
+        result = math_ops.cast(result, self.dtype)
+    return self._replace(result._node)
+
+
+def _divide(self, other, rounding_mode=None):
+    """PyTorch's ``x.div(y, rounding_mode=None | "trunc" | "floor")`` (`division.divide`)."""
+    return division.divide(self, other, rounding_mode)
+
+
+def _divide_in_place(self, other, rounding_mode=None):
+    return _kept_in_place(self, division.divide(self, other, rounding_mode), "div_")
 
 
 def _opt_grad(self, optimizer):
@@ -160,8 +178,8 @@ _OPERATORS = {
     "__sub__": _binary("sub"), "__rsub__": _binary("sub", True),
     "__mul__": _binary("mul"), "__rmul__": _binary("mul", True),
     "__truediv__": _binary("div"), "__rtruediv__": _binary("div", True),
-    "__floordiv__": _binary("floor_div"), "__rfloordiv__": _binary("floor_div", True),
-    "__mod__": _binary("mod"), "__rmod__": _binary("mod", True),
+    "__floordiv__": division.floor_divide, "__rfloordiv__": _reflected(division.floor_divide),
+    "__mod__": division.remainder, "__rmod__": _reflected(division.remainder),
     "__pow__": _binary("pow"), "__rpow__": _binary("pow", True),
     "__lshift__": _binary("left_shift"), "__rshift__": _binary("right_shift"),
     "__and__": _logical_or_bitwise("bitwise_and", "logical_and"),
@@ -169,9 +187,10 @@ _OPERATORS = {
     "__xor__": _logical_or_bitwise("bitwise_xor", "logical_xor"),
     "__eq__": _binary("eq"), "__ne__": _binary("ne"), "__lt__": _binary("lt"),
     "__le__": _binary("le"), "__gt__": _binary("gt"), "__ge__": _binary("ge"),
-    "__iadd__": _in_place("add"), "__isub__": _in_place("sub"), "__imul__": _in_place("mul"),
-    "__itruediv__": _in_place("div"), "__ifloordiv__": _in_place("floor_div"),
-    "__imod__": _in_place("mod"), "__ipow__": _in_place("pow"),
+    "__iadd__": _in_place(_binary("add")), "__isub__": _in_place(_binary("sub")),
+    "__imul__": _in_place(_binary("mul")), "__itruediv__": _in_place(_binary("div")),
+    "__ifloordiv__": _in_place(division.floor_divide), "__imod__": _in_place(division.remainder),
+    "__ipow__": _in_place(_binary("pow")),
     "__neg__": _unary("neg"), "__pos__": lambda self: self, "__abs__": _unary("abs"),
     "__invert__": _invert,
     "__matmul__": lambda self, other: math_ops.matmul(self, other),
@@ -181,8 +200,8 @@ _OPERATORS = {
 
 _METHODS = {
     "add": _binary("add"), "sub": _binary("sub"), "subtract": _binary("sub"),
-    "mul": _binary("mul"), "multiply": _binary("mul"), "div": _binary("div"),
-    "divide": _binary("div"), "floor_divide": _binary("floor_div"), "mod": _binary("mod"),
+    "mul": _binary("mul"), "multiply": _binary("mul"), "div": _divide,
+    "divide": _divide, "floor_divide": division.floor_divide, "mod": division.remainder,
     "pow": _binary("pow"), "maximum": _binary("maximum"), "minimum": _binary("minimum"),
     "equal": _binary("eq"), "not_equal": _binary("ne"), "less": _binary("lt"),
     "eq": _binary("eq"), "ne": _binary("ne"), "lt": _binary("lt"), "le": _binary("le"),
@@ -242,7 +261,7 @@ _METHODS = {
     "scatter_add_": lambda self, *args: self._replace(tensor_ops.scatter_add(self, *args)._node),
     "bmm": tensor_ops.bmm, "baddbmm": tensor_ops.baddbmm, "addmm": tensor_ops.addmm,
     "add_": _dtype_kept("add_", "add"), "sub_": _dtype_kept("sub_", "sub"), "mul_": _dtype_kept("mul_", "mul"),
-    "div_": _dtype_kept("div_", "div"), "pow_": _dtype_kept("pow_", "pow"),
+    "div_": _divide_in_place, "pow_": _dtype_kept("pow_", "pow"),
     "zero_": lambda self: _fill(self, 0), "fill_": _fill, "copy_": _copy_from,
     "dim": lambda self: self.ndim, "ndimension": lambda self: self.ndim,
     "opt_grad": _opt_grad, "reindex_var": _reindex_var,
@@ -360,7 +379,7 @@ _TORCH_METHODS = {
     "addcmul": math_ops.addcmul, "addcdiv": math_ops.addcdiv, "logaddexp": math_ops.logaddexp,
     "logaddexp2": math_ops.logaddexp2, "deg2rad": math_ops.deg2rad, "rad2deg": math_ops.rad2deg,
     "exp2": math_ops.exp2, "erfc": math_ops.erfc, "trunc": math_ops.trunc, "fix": math_ops.trunc,
-    "frac": math_ops.frac, "fmod": math_ops.fmod, "remainder": _binary("mod"), "copysign": math_ops.copysign,
+    "frac": math_ops.frac, "fmod": division.fmod, "remainder": division.remainder, "copysign": math_ops.copysign,
     "sgn": math_ops.sign, "signbit": math_ops.signbit, "heaviside": math_ops.heaviside, "sinc": math_ops.sinc,
     "xlogy": math_ops.xlogy, "logit": math_ops.logit, "lgamma": math_ops.lgamma, "digamma": math_ops.digamma,
     "nan_to_num": math_ops.nan_to_num, "isclose": math_ops.isclose, "isposinf": math_ops.isposinf,
@@ -399,8 +418,8 @@ _TORCH_METHODS = {
     "type": _type, "byte": _cast_to("uint8"), "char": _cast_to("int8"), "short": _cast_to("int16"),
 }
 for _name in ("addcmul", "addcdiv", "lerp", "clamp_min", "clamp_max", "index_add", "index_copy", "index_fill",
-              "masked_scatter", "scatter_reduce", "nan_to_num", "fmod", "remainder", "trunc", "frac"):
-    _TORCH_METHODS[_name + "_"] = _in_place_version(_TORCH_METHODS[_name])
+              "masked_scatter", "scatter_reduce", "nan_to_num", "fmod", "remainder", "trunc", "frac", "floor_divide"):
+    _TORCH_METHODS[_name + "_"] = _in_place_version(_TORCH_METHODS.get(_name) or _METHODS[_name])
 for _name in ("exp", "log", "log2", "log10", "log1p", "expm1", "exp2", "sqrt", "rsqrt", "abs", "neg", "sign", "sgn",
               "relu", "sigmoid", "tanh", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
               "atanh", "erf", "erfc", "erfinv", "floor", "ceil", "round", "reciprocal", "square", "logit", "lgamma",

@@ -16,7 +16,7 @@ Example (what `metajit.indexing` does)::
 import sys
 import threading
 
-from ..errors import MetajitIndexError
+from ..errors import MetajitError, MetajitIndexError
 from . import graphwalk
 
 PRUNE_ABOVE = 16  # entries kept before unreachable ones are dropped (each may hold a graph)
@@ -33,8 +33,9 @@ _registry = _Registry()
 
 
 def register(guarded, nodes, describe):
-    """Run ``describe(*values of nodes)`` (an error message, or None when all is well)
-    with the realisation that first computes ``guarded``."""
+    """Run ``describe(*values of nodes)`` with the realisation that first computes
+    ``guarded``: None when all is well, else a message (raised as `MetajitIndexError`) or
+    the `MetajitError` to raise."""
     entries = _registry.entries
     entries.append((guarded, tuple(nodes), describe))
     if len(entries) > PRUNE_ABOVE:
@@ -64,9 +65,9 @@ def restore(found):
 
 
 def verify(found, read):
-    """Raise `MetajitIndexError` for the first failing check of ``found`` (``read(node)`` gives
-    a realised node's value); failing checks go back to the registry."""
+    """Raise the error of the first failing check of ``found`` (``read(node)`` gives a
+    realised node's value); failing checks go back to the registry."""
     for guarded, nodes, describe in found:
-        message = describe(*[read(node) for node in nodes])
-        if message is not None:
-            raise MetajitIndexError(message)
+        failure = describe(*[read(node) for node in nodes])
+        if failure is not None:
+            raise failure if isinstance(failure, MetajitError) else MetajitIndexError(failure)

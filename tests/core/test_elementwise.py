@@ -74,10 +74,12 @@ def test_binary_matches_numpy_with_broadcasting(name, dtype, rng):
 
 
 def test_integer_division_and_modulo_follow_floor_semantics():
-    a = jt.array([7, -7, 7, -7, 5])
-    b = jt.array([2, 2, -2, -2, 0])
-    np.testing.assert_array_equal((a // b).numpy(), [3, -4, -4, 3, 0])
-    np.testing.assert_array_equal((a % b).numpy(), [1, 1, -1, -1, 0])
+    a = jt.array([7, -7, 7, -7])
+    b = jt.array([2, 2, -2, -2])
+    np.testing.assert_array_equal((a // b).numpy(), [3, -4, -4, 3])
+    np.testing.assert_array_equal((a % b).numpy(), [1, 1, -1, -1])
+    # the meta-ops give 0 for an integer divided by 0; `//` and `%` raise (tests/core/test_division.py)
+    np.testing.assert_array_equal(jt.binary(jt.array([5]), jt.array([0]), "floor_divide").numpy(), [0])
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "int64"])
