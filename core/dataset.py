@@ -6,9 +6,15 @@ deterministic for a given ``seed`` and epoch.
 A source read by iteration rather than by index (an `IterableDataset`, such as a
 ``metajit.data`` pipe) is batched as it yields; with workers, each worker process reads
 its own share of it (see `IterableDataset`) and `get_worker_info` tells the source which.
+
+PyTorch's dataset utilities build datasets from datasets: `Subset`, `random_split`,
+`ConcatDataset` (``a + b``), `ChainDataset` (``a + b`` of iterable sources) and
+`StackDataset`; batches are made by `metajit.collate`'s `default_collate`.
 """
+import bisect
 import collections
 import itertools
+import math
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.context
@@ -16,30 +22,27 @@ import numbers
 import pickle
 import random
 import traceback
+import warnings
 import weakref
 
 import numpy as np
 
 from . import creation, distributed
-from .errors import MetajitError, MetajitTypeError, MetajitValueError
+from .collate import default_collate, default_convert
+from .errors import MetajitError, MetajitIndexError, MetajitTypeError, MetajitValueError
 from .sampler import (BatchSampler, DistributedSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
-                      WeightedRandomSampler)
+                      WeightedRandomSampler, as_generator)
 from .var import Var
 
 
-def collate(items):
-    """Stack a list of samples (arrays, numbers, Vars, or tuples/dicts of them) into Vars."""
-    first = items[0]
-    if isinstance(first, (tuple, list)):
-        return type(first)(collate([item[k] for item in items]) for k in range(len(first)))
-    if isinstance(first, dict):
-        return {key: collate([item[key] for item in items]) for key in first}
-    if isinstance(first, Var):
-        return Var(np.stack([item.numpy() for item in items]))
-    return Var(np.stack([np.asarray(item) for item in items]))
+collate = default_collate  # metajit's earlier name, which the data pipes' collate uses
 
 
 def _load_batch(dataset, indices):
+    """The samples at ``indices``: by the dataset's ``__getitems__`` where it has one (PyTorch's
+    batched fetch), else one ``dataset[i]`` each."""
+    if callable(getattr(dataset, "__getitems__", None)):
+        return dataset.__getitems__([int(i) for i in indices])
     return [dataset[int(i)] for i in indices]
 
 
@@ -99,6 +102,10 @@ class IterableDataset:
 
     def __iter__(self):
         raise MetajitValueError(f"{type(self).__name__} must define __iter__")
+
+    def __add__(self, other):
+        """``a + b``: the `ChainDataset` of the two, as PyTorch's."""
+        return ChainDataset([self, other])
 
     def for_epoch(self, shuffle, seed):
         """Called by the loader in the main process at the start of each epoch, before any
@@ -356,19 +363,6 @@ def _multiprocessing_context(context, num_workers):
     return context
 
 
-def _as_generator(generator):
-    """A loader's ``generator`` as a ``numpy.random.Generator``: one as it is, an int as
-    its seed, an object with ``initial_seed()`` (a ``torch.Generator``) by that seed."""
-    if generator is None or isinstance(generator, np.random.Generator):
-        return generator
-    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
-        return np.random.default_rng(int(generator))
-    if callable(getattr(generator, "initial_seed", None)):
-        return np.random.default_rng(int(generator.initial_seed()))
-    raise MetajitTypeError(f"generator must be a numpy.random.Generator, an int seed or a torch.Generator, "
-                           f"got {type(generator).__name__}")
-
-
 class _BatchIterator:
     """Shared batching logic of `Dataset` and `DataLoader`."""
 
@@ -390,9 +384,9 @@ class _BatchIterator:
             raise MetajitValueError("give a seed or a generator, not both: each decides the shuffle order")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.drop_last, self.num_workers, self.seed = drop_last, num_workers, seed
-        self.collate_fn = collate_fn or collate
+        self.collate_fn = collate_fn or (default_convert if batch_size is None else default_collate)
         self.sampler, self.batch_sampler = sampler, batch_sampler
-        self.generator = _as_generator(generator)
+        self.generator = as_generator(generator)
         self._set_worker_options(worker_init_fn, persistent_workers, prefetch_factor, timeout,
                                  multiprocessing_context)
         self.epoch = 0
@@ -487,7 +481,8 @@ class _BatchIterator:
         else:
             samples = _reader_share(source, distributed.rank, distributed.world_size)
         if batch_size is None:
-            yield from _while_every_rank_has_one(samples)
+            for sample in _while_every_rank_has_one(samples):
+                yield self.collate_fn(sample)
             return
         for group in _while_every_rank_has_one(_groups(samples, batch_size, self.drop_last)):
             yield self.collate_fn(group)
@@ -604,6 +599,10 @@ class Dataset:
     def __getitem__(self, index):
         raise MetajitValueError(f"{type(self).__name__} must define __getitem__")
 
+    def __add__(self, other):
+        """``a + b``: the `ConcatDataset` of the two, as PyTorch's."""
+        return ConcatDataset([self, other])
+
     def _batch_iterator(self):
         if self._iterator is None:
             self._iterator = _BatchIterator(self, self.batch_size, self.shuffle, self.drop_last,
@@ -634,6 +633,164 @@ class TensorDataset(Dataset):
         return tuple(a[index] for a in self.arrays)
 
 
+class Subset(Dataset):
+    """The items of ``dataset`` at ``indices``, in that order (PyTorch's ``Subset``)::
+
+        evens = Subset(data, range(0, len(data), 2))   # evens[1] is data[2]
+    """
+
+    def __init__(self, dataset, indices):
+        super().__init__()
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, index):
+        if isinstance(index, list):
+            return self.dataset[[self.indices[i] for i in index]]
+        return self.dataset[self.indices[index]]
+
+
+class ConcatDataset(Dataset):
+    """Indexed datasets one after another (PyTorch's ``ConcatDataset``; ``a + b`` of two
+    datasets is one). ``cumulative_sizes[k]`` is how many items the first ``k + 1`` hold;
+    negative indices count from the end::
+
+        both = ConcatDataset([train, extra])   # both[len(train)] is extra[0]
+    """
+
+    def __init__(self, datasets):
+        super().__init__()
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise MetajitValueError("ConcatDataset: datasets should not be an empty iterable")
+        for dataset in self.datasets:
+            if isinstance(dataset, IterableDataset):
+                raise MetajitTypeError(f"ConcatDataset does not support IterableDataset ({type(dataset).__name__} "
+                                       f"is read by iteration): chain iterable sources with ChainDataset")
+        self.cumulative_sizes = self.cumsum(self.datasets)
+
+    @staticmethod
+    def cumsum(sequence):
+        """The running total of the lengths of ``sequence``'s datasets."""
+        return list(itertools.accumulate(len(dataset) for dataset in sequence))
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index):
+        if index < 0:
+            if -index > len(self):
+                raise MetajitValueError(f"ConcatDataset: absolute value of index should not exceed dataset length: "
+                                        f"index {index}, length {len(self)}")
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        if which == len(self.datasets):
+            raise MetajitIndexError(f"ConcatDataset: index {index} is out of range for {len(self)} items")
+        return self.datasets[which][index - (self.cumulative_sizes[which - 1] if which else 0)]
+
+
+class ChainDataset(IterableDataset):
+    """Iterable sources read one after another (PyTorch's ``ChainDataset``; ``a + b`` of two
+    iterable sources is one)::
+
+        for batch in DataLoader(ChainDataset([first_stream, second_stream]), batch_size=8):
+            ...
+    """
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        for dataset in self.datasets:
+            if not isinstance(dataset, IterableDataset):
+                raise MetajitTypeError(f"ChainDataset only supports IterableDataset, got {type(dataset).__name__}: "
+                                       f"join indexed datasets with ConcatDataset")
+
+    def __iter__(self):
+        for dataset in self.datasets:
+            yield from dataset
+
+    def __len__(self):
+        return sum(len(dataset) for dataset in self.datasets)
+
+
+class StackDataset(Dataset):
+    """Datasets of equal length read side by side (PyTorch's ``StackDataset``): item ``i``
+    is the tuple of their items ``i``, or with keywords the dict::
+
+        StackDataset(images, texts)[0]             # (images[0], texts[0])
+        StackDataset(image=images, text=texts)[0]  # {"image": images[0], "text": texts[0]}
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        if args and kwargs:
+            raise MetajitValueError("StackDataset: give the datasets either by position (items are tuples) or by "
+                                    "keyword (items are dicts), not both")
+        if not args and not kwargs:
+            raise MetajitValueError("StackDataset: at least one dataset should be passed")
+        self.datasets = args or kwargs
+        lengths = [len(dataset) for dataset in (args or kwargs.values())]
+        if len(set(lengths)) > 1:
+            raise MetajitValueError(f"StackDataset: size mismatch between datasets: lengths {lengths}")
+        self._length = lengths[0]
+
+    def __len__(self):
+        return self._length
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {key: dataset[index] for key, dataset in self.datasets.items()}
+        return tuple(dataset[index] for dataset in self.datasets)
+
+
+def _split_lengths(lengths, count):
+    """`random_split`'s lengths as integers: fractions summing to 1 become
+    ``floor(count * fraction)``, the remainder added one by one from the first (PyTorch's
+    rule); integer lengths must be non-negative and sum to ``count``."""
+    for k, length in enumerate(lengths):
+        if not isinstance(length, numbers.Real) or isinstance(length, bool):
+            raise MetajitTypeError(f"random_split: lengths must be numbers, got {length!r} at index {k}")
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        for k, fraction in enumerate(lengths):
+            if not 0 <= fraction <= 1:
+                raise MetajitValueError(f"random_split: fraction at index {k} is not between 0 and 1 (got {fraction})")
+        lengths = [math.floor(count * fraction) for fraction in lengths]
+        for k in range(count - sum(lengths)):
+            lengths[k % len(lengths)] += 1
+        for k, length in enumerate(lengths):
+            if length == 0:
+                warnings.warn(f"Length of split at index {k} is 0. This might result in an empty dataset.",
+                              stacklevel=3)
+    if sum(lengths) != count:
+        raise MetajitValueError(f"random_split: sum of input lengths does not equal the length of the input dataset: "
+                                f"{lengths} sums to {sum(lengths)}, the dataset has {count} items; give integer "
+                                f"lengths summing to {count}, or fractions summing to 1")
+    for k, length in enumerate(lengths):
+        if not isinstance(length, numbers.Integral):
+            raise MetajitTypeError(f"random_split: lengths must be integers, or fractions summing to 1; got "
+                                   f"{length!r} at index {k}")
+        if length < 0:
+            raise MetajitValueError(f"random_split: length at index {k} is negative ({length})")
+    return [int(length) for length in lengths]
+
+
+def random_split(dataset, lengths, generator=None):
+    """Split ``dataset`` into non-overlapping `Subset` s of the given ``lengths`` in a random
+    order (PyTorch's ``random_split``). ``lengths`` are integers summing to ``len(dataset)``,
+    or fractions summing to 1 (each split gets ``floor(len * fraction)`` items and the
+    remainder goes one item each to the first splits). ``generator`` draws the order (see
+    `metajit.sampler.as_generator`: a numpy ``Generator``, an int seed, or a
+    ``torch.Generator`` by its ``initial_seed()``); by default numpy's global generator,
+    which ``jt.manual_seed`` seeds::
+
+        train, val = random_split(data, [0.8, 0.2], generator=torch.Generator().manual_seed(42))
+    """
+    lengths, generator = _split_lengths(list(lengths), len(dataset)), as_generator(generator)
+    order = (np.random if generator is None else generator).permutation(sum(lengths)).tolist()
+    return [Subset(dataset, order[end - length:end]) for end, length in zip(itertools.accumulate(lengths), lengths)]
+
+
 class DataLoader(_BatchIterator):
     """PyTorch-style loader over any object with ``__getitem__`` and ``__len__``, or over an
     `IterableDataset` (a ``metajit.data.IterDataPipe`` is one)::
@@ -641,8 +798,10 @@ class DataLoader(_BatchIterator):
         loader = DataLoader(IterableWrapper(range(100)).map(float), batch_size=10, num_workers=2)
 
     Over an iterable source, ``shuffle=True`` asks the source to shuffle (see
-    `IterableDataset.for_epoch`) and ``batch_size=None`` passes its samples through as they
-    come (for a source that batches itself).
+    `IterableDataset.for_epoch`) and ``batch_size=None`` passes its samples through one by
+    one (for a source that batches itself), each through ``collate_fn``: by default
+    `default_convert`, which makes their numpy arrays Vars (PyTorch's rule). With a batch
+    size, ``collate_fn`` defaults to `default_collate`.
 
     PyTorch's options, checked as PyTorch checks them:
 

@@ -130,7 +130,8 @@ def test_iterable_sources_are_batched_and_each_worker_reads_its_share(workers):
 
 
 def test_iterable_source_options_and_errors():
-    assert list(DataLoader(Countdown(3), batch_size=None)) == [(3, -1), (2, -1), (1, -1)]
+    # unbatched samples pass through default_convert, which makes tuples lists (torch's [[3, -1], ...])
+    assert list(DataLoader(Countdown(3), batch_size=None)) == [[3, -1], [2, -1], [1, -1]]
     assert len(list(DataLoader(Countdown(5), batch_size=2, drop_last=True))) == 2
     with pytest.raises(jt.MetajitValueError, match="shuffle=True: Countdown yields samples in its own order"):
         list(DataLoader(Countdown(3), shuffle=True))
