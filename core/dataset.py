@@ -89,8 +89,9 @@ class IterableDataset:
 
     With ``num_workers > 0`` every worker process iterates its own copy. If the class sets
     ``shards_itself = True``, its ``__iter__`` keeps only its reader's share itself: its
-    worker's (through `get_worker_info`) and, under MPI, its rank's. So does a source that
-    calls `get_worker_info` in a worker before yielding its first sample (PyTorch's idiom). Otherwise worker ``w``
+    worker's (through `get_worker_info`) and, under MPI, its rank's. So does a source of
+    the user's that calls `get_worker_info` in a worker before yielding its first sample
+    (PyTorch's idiom; not a metajit data pipe, whose ``sharding_filter`` decides). Otherwise worker ``w``
     of ``W`` on rank ``r`` of ``R`` keeps the samples ``k, k + n, k + 2n, ...`` of the full
     iteration, for ``k = w * R + r`` and ``n = R * W`` (a rank's workers together keep
     ``r, r + R, ...``), so each sample is loaded once. Under MPI ``batch_size`` is the global
@@ -133,6 +134,9 @@ def _reader_share(source, reader, readers):
     global _worker_info_asked
     if getattr(source, "shards_itself", False):
         yield from source
+        return
+    if type(source).__module__.partition(".")[0] == "metajit":  # a data pipe: its sharding_filter decides
+        yield from itertools.islice(source, reader, None, readers)
         return
     _worker_info_asked = False
     samples = iter(source)
