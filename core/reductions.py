@@ -53,23 +53,25 @@ def _as_bool(x):
     return cast(x, dtypes.bool_)
 
 
-def _reduction(op, prepare, doc):
+def _reduction(op, prepare, doc, takes_dtype=False):
     def reduction(x, *args, **kwargs):
         x = _as_var(x)
+        dtype = kwargs.pop("dtype", None) if takes_dtype else None
         axes, keepdims = _axes_and_keepdims(x, args, kwargs, op)
         if op in ("max", "min") and builtins.any(x.shape[a] == 0 for a in axes):
             raise MetajitValueError(f"{op} over a zero-size dimension of a Var of shape {x.shape} has no "
                                     "value (numpy and torch raise too): reduce over non-empty dimensions")
-        return _reduce(op, prepare(x), axes, keepdims)
+        return _reduce(op, prepare(x) if dtype is None else cast(x, dtype), axes, keepdims)
     reduction.__name__ = op
     reduction.__doc__ = doc
     return reduction
 
 
 sum = _reduction("sum", _as_float_or_int64, "Sum over dimensions (all by default), e.g. "
-                 "``x.sum(1, keepdims=True)``; ints and bools accumulate in int64.")
+                 "``x.sum(1, keepdims=True)``; ints and bools accumulate in int64; ``dtype=``: "
+                 "``x`` converted to it first (PyTorch's), e.g. ``x.sum(dim=1, dtype=jt.float64)``.", True)
 prod = _reduction("prod", _as_float_or_int64, "Product over dimensions, e.g. ``x.prod(0)``; "
-                  "ints and bools accumulate in int64.")
+                  "ints and bools accumulate in int64; ``dtype=``: ``x`` converted to it first.", True)
 max = _reduction("max", lambda x: x, "Maximum over dimensions (values only, as in Jittor; nan "
                  "propagates), e.g. ``x.max(0)``.")
 min = _reduction("min", lambda x: x, "Minimum over dimensions (values only, as in Jittor; nan "
@@ -83,8 +85,12 @@ def _count(x, axes):
 
 
 def mean(x, *args, **kwargs):
-    """Average over dimensions; integer inputs give float32."""
+    """Average over dimensions; integer inputs give float32; ``dtype=``: ``x`` converted to it
+    first (PyTorch's), e.g. ``x.mean(0, dtype=jt.float64)``."""
     x = _as_var(x)
+    dtype = kwargs.pop("dtype", None)
+    if dtype is not None:
+        x = cast(x, dtype)
     axes, keepdims = _axes_and_keepdims(x, args, kwargs, "mean")
     node = as_node(x)
     if not dtypes.is_float(node.dtype):

@@ -24,7 +24,7 @@ from .creation import arange, array
 from .errors import MetajitShapeError
 from .indexing import _check_device_indices, check_index_values, getitem
 from .ir import dtypes, graph
-from .math_ops import binary, logaddexp, matmul, nonzero, where, with_gradient
+from .math_ops import binary, cast, logaddexp, matmul, nonzero, where, with_gradient
 from .reductions import sum as reduce_sum
 from .shape_ops import concat, narrow, reindex, reindex_reduce
 from .var import Var
@@ -169,14 +169,14 @@ def _running(x, dim, op, identity, name):
     return _scan([x], dim, lambda later, earlier: [binary(op, later[0], earlier[0])], [identity], name)[0]
 
 
-def cumsum(x, dim):
-    """Running sums along ``dim`` (bool counts as int32)."""
-    return _running(x, dim, "add", 0, "cumsum")
+def cumsum(x, dim, dtype=None):
+    """Running sums along ``dim`` (bool counts as int32; ``dtype``: ``x`` converted to it first)."""
+    return _running(x if dtype is None else cast(x, dtype), dim, "add", 0, "cumsum")
 
 
-def cumprod(x, dim):
-    """Running products along ``dim`` (bool counts as int32)."""
-    return _running(x, dim, "mul", 1, "cumprod")
+def cumprod(x, dim, dtype=None):
+    """Running products along ``dim`` (bool counts as int32; ``dtype``: ``x`` converted to it first)."""
+    return _running(x if dtype is None else cast(x, dtype), dim, "mul", 1, "cumprod")
 
 
 def _ordered_before(a, b, descending):
@@ -187,9 +187,9 @@ def _ordered_before(a, b, descending):
     return binary("lt", a, b) | (nan_b & ~nan_a)
 
 
-def argsort(x, dim=-1, descending=False):
+def argsort(x, dim=-1, descending=False, stable=True):
     """Indices (int64) that sort ``x`` along ``dim``; stable (ties keep their order), nan last
-    (first when ``descending``), as ``torch.sort(stable=True)``. Each element's rank counts
+    (first when ``descending``), as ``torch.sort(stable=True)``, whatever ``stable`` says. Each element's rank counts
     the elements before it, a reduction the fusion never materialises; the indices are then
     placed at their ranks. O(n^2) work per row, all on the device."""
     dim = _dim(dim, x.ndim, "argsort")
@@ -210,9 +210,10 @@ def argsort(x, dim=-1, descending=False):
     return order.transpose(dim, -1) if dim != x.ndim - 1 else order
 
 
-def sort(x, dim=-1, descending=False):
-    """The named tuple ``(values, indices)`` of ``x`` sorted along ``dim`` (see `argsort`); the
-    values are a gather of ``x``, so gradients flow to the elements they came from."""
+def sort(x, dim=-1, descending=False, stable=True):
+    """The named tuple ``(values, indices)`` of ``x`` sorted along ``dim`` (see `argsort`, always
+    stable: ``stable`` is PyTorch's); the values are a gather of ``x``, so gradients flow to the
+    elements they came from."""
     dim = _dim(dim, x.ndim, "sort")
     indices = argsort(x, dim, descending)
     return ValuesIndices(gather(x, dim, indices) if x.ndim else x, indices)

@@ -129,9 +129,9 @@ def _cast_to(dtype):
 
 
 def _softmax(log):
-    def method(self, dim=-1):
+    def method(self, dim=-1, dtype=None):
         from .nn import functional  # (the layer functions sit above the Var methods)
-        return (functional.log_softmax if log else functional.softmax)(self, dim)
+        return (functional.log_softmax if log else functional.softmax)(self, dim, dtype=dtype)
     return method
 
 

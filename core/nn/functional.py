@@ -163,9 +163,9 @@ def logsigmoid(x):
     return unary("neg", _log1p_exp(unary("neg", x)))
 
 
-def softmin(x, dim=-1):
-    """``softmax(-x)`` along ``dim``."""
-    return softmax(unary("neg", x), dim)
+def softmin(x, dim=-1, *, dtype=None):
+    """``softmax(-x)`` along ``dim`` (``dtype``: ``x`` converted to it first, as PyTorch's)."""
+    return softmax(unary("neg", _in_dtype(x, dtype)), dim)
 
 
 def glu(x, dim=-1):
@@ -210,17 +210,23 @@ def mish(x):
     return binary("mul", x, unary("tanh", softplus(x)))
 
 
-def softmax(x, dim=-1):
-    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the max for stability."""
-    x = _var(x)
+def _in_dtype(x, dtype):
+    """``x`` as a Var, converted to ``dtype`` when given (PyTorch's ``dtype=`` of softmax & co.)."""
+    return _var(x) if dtype is None else cast(x, dtype)
+
+
+def softmax(x, dim=-1, *, dtype=None):
+    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the max for stability; ``dtype``:
+    ``x`` converted to it first, as PyTorch's (``F.softmax(scores, -1, dtype=jt.float32)``)."""
+    x = _in_dtype(x, dtype)
     shifted = binary("sub", x, x.max(dim, keepdims=True))
     exponentials = unary("exp", shifted)
     return binary("div", exponentials, exponentials.sum(dim, keepdims=True))
 
 
-def log_softmax(x, dim=-1):
-    """``x - logsumexp(x)`` along ``dim``."""
-    x = _var(x)
+def log_softmax(x, dim=-1, *, dtype=None):
+    """``x - logsumexp(x)`` along ``dim`` (``dtype``: ``x`` converted to it first, as PyTorch's)."""
+    x = _in_dtype(x, dtype)
     shifted = binary("sub", x, x.max(dim, keepdims=True))
     return binary("sub", shifted, unary("log", unary("exp", shifted).sum(dim, keepdims=True)))
 
