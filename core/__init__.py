@@ -53,7 +53,7 @@ from .numpy_code import numpy_code
 from .var import (Var, clean, display_memory_info, fetch_sync, liveness_info, memory_info, number_of_lived_vars, sync,
                   sync_all)
 from .var import collect_garbage as gc
-from . import dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform
+from . import dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform, utils
 from .distributed import in_mpi, mpi, mpi_all_reduce, mpi_broadcast, mpi_reduce, rank, world_size
 from .func import vmap
 from .nn.module import Module  # Jittor: `from jittor import Module`

@@ -358,3 +358,11 @@ def test_random_sampler_draws_from_numpys_global_generator_without_one():
     jt.manual_seed(1)
     assert list(RandomSampler(range(8))) == first and sorted(first) == list(range(8))
     assert len(list(WeightedRandomSampler([1, 1], 3))) == 3
+
+
+def test_torch_utils_data_spelling_reaches_the_same_names():
+    from metajit.utils.data import DataLoader as spelled, random_split as split
+    assert spelled is jt.dataset.DataLoader and split is jt.dataset.random_split
+    assert jt.utils.data.TensorDataset is jt.dataset.TensorDataset
+    with pytest.raises(AttributeError, match="no 'NoSuchLoader'"):
+        jt.utils.data.NoSuchLoader
