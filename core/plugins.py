@@ -51,7 +51,7 @@ class FusionCosts:
     duplicate_max_kernels: int = 4
     chain_max_ops: int = 3
     max_inlined_depth: int = 64
-    max_inlined_reads: int = 16
+    max_inlined_reads: int = 4
     shared_reduction_loops: bool = False
 
 

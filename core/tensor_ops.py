@@ -1,7 +1,8 @@
 """Tensor ops Jittor and PyTorch users reach for, as meta-op compositions (so gradients
 of any order come from the meta-ops): ``masked_fill``, ``index_select``, ``gather``,
 ``tril``/``triu``, ``diag``, ``trace``, ``outer``, ``roll``, ``cumsum``/``cumprod``
-(log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts),
+(log-step scans), ``sort``/``argsort``/``topk``/``kthvalue`` (ranks by comparison counts; a bitonic network
+for long rows),
 ``einsum``, ``meshgrid``, ``searchsorted``, ``histc``, ``bincount``, ``cross``, ``erfinv``,
 ``bmm``/``baddbmm``/``addmm``,
 ``scatter``/``scatter_add``, ``masked_select``, ``unique``; and PyTorch's
@@ -20,12 +21,13 @@ import collections
 
 import numpy as np
 
+from .bitonic import ordered_before, sorting_order
 from .creation import arange, array
 from .errors import MetajitShapeError
 from .indexing import _check_device_indices, check_index_values, getitem
 from .ir import dtypes, graph
 from .math_ops import binary, cast, logaddexp, matmul, nonzero, where, with_gradient
-from .reductions import sum as reduce_sum
+from .reductions import argmax, sum as reduce_sum
 from .shape_ops import concat, narrow, reindex, reindex_reduce
 from .var import Var
 
@@ -179,34 +181,33 @@ def cumprod(x, dim, dtype=None):
     return _running(x if dtype is None else cast(x, dtype), dim, "mul", 1, "cumprod")
 
 
-def _ordered_before(a, b, descending):
-    """Whether value ``a`` sorts strictly before ``b`` (nan last ascending, first descending)."""
-    nan_a, nan_b = a.isnan(), b.isnan()
-    if descending:
-        return binary("gt", a, b) | (nan_a & ~nan_b)
-    return binary("lt", a, b) | (nan_b & ~nan_a)
+RANKED_SORT_MAX = 256  # longer rows sort with the bitonic network (fewer comparisons than n^2)
 
 
 def argsort(x, dim=-1, descending=False, stable=True):
     """Indices (int64) that sort ``x`` along ``dim``; stable (ties keep their order), nan last
-    (first when ``descending``), as ``torch.sort(stable=True)``, whatever ``stable`` says. Each element's rank counts
-    the elements before it, a reduction the fusion never materialises; the indices are then
-    placed at their ranks. O(n^2) work per row, all on the device."""
+    (first when ``descending``), as ``torch.sort(stable=True)``, whatever ``stable`` says.
+    Rows of at most `RANKED_SORT_MAX` count each element's rank (the elements before it, a
+    reduction the fusion never materialises) and place the indices at their ranks: one
+    kernel, n^2 comparisons per row. Longer rows run `metajit.bitonic.sorting_order`."""
     dim = _dim(dim, x.ndim, "argsort")
     if x.ndim == 0:
         return array(0).int64()
     moved = x.transpose(dim, -1) if dim != x.ndim - 1 else x
     n = moved.shape[-1]
-    mine, other = moved.unsqueeze(-1), moved.unsqueeze(-2)  # [..., i, 1] and [..., 1, j]
-    positions = arange(n)
-    earlier = binary("lt", positions.reshape(1, n), positions.reshape(n, 1))  # j < i
-    equal = binary("eq", other, mine) | (other.isnan() & mine.isnan())
-    before = _ordered_before(other, mine, descending) | (equal & earlier)
-    rank = reduce_sum(before.int32(), -1)
-    loops = ", ".join(f"i{d}" for d in range(moved.ndim))
-    exprs = [f"i{d}" for d in range(moved.ndim - 1)] + [f"@e0({loops})"]
-    index = positions.int64().broadcast_to(*moved.shape)
-    order = reindex_reduce(index, "add", moved.shape, exprs, extras=[rank])
+    if n > RANKED_SORT_MAX:
+        order = sorting_order(moved, descending)
+    else:
+        mine, other = moved.unsqueeze(-1), moved.unsqueeze(-2)  # [..., i, 1] and [..., 1, j]
+        positions = arange(n)
+        earlier = binary("lt", positions.reshape(1, n), positions.reshape(n, 1))  # j < i
+        equal = binary("eq", other, mine) | (other.isnan() & mine.isnan())
+        before = ordered_before(other, mine, descending) | (equal & earlier)
+        rank = reduce_sum(before.int32(), -1)
+        loops = ", ".join(f"i{d}" for d in range(moved.ndim))
+        exprs = [f"i{d}" for d in range(moved.ndim - 1)] + [f"@e0({loops})"]
+        index = positions.int64().broadcast_to(*moved.shape)
+        order = reindex_reduce(index, "add", moved.shape, exprs, extras=[rank])
     return order.transpose(dim, -1) if dim != x.ndim - 1 else order
 
 
@@ -225,6 +226,9 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     dim = _dim(dim, x.ndim, "topk")
     if not 0 <= k <= (x.shape[dim] if x.ndim else 1):
         raise MetajitShapeError(f"topk: k={k} is out of range for dim {dim} of size {x.shape[dim]}")
+    if k == 1 and largest and x.ndim:  # one pass: the first maximum (a nan first), as sorting would give
+        indices, values = argmax(x, dim, keepdims=True)
+        return ValuesIndices(values, indices.int64())
     values, indices = sort(x, dim, descending=largest)
     picked = (slice(None),) * dim + (slice(0, k),)
     return ValuesIndices(getitem(values, picked), getitem(indices, picked))
