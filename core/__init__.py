@@ -16,9 +16,9 @@ from . import debug, garbage_collection, plugins
 from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
-from .creation import (arange, array, as_tensor, empty, eye, from_numpy, full, full_like, linspace, manual_seed,
-                       ones, ones_like, rand, rand_like, randint, randint_like, randn, randn_like, random, seed, set_global_seed,
-                       tensor, zeros, zeros_like)
+from .creation import (arange, array, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                       get_default_dtype, linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randint_like,
+                       randn, randn_like, random, seed, set_default_dtype, set_global_seed, tensor, zeros, zeros_like)
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
@@ -29,6 +29,7 @@ from .math_ops import (addcdiv, addcmul, atan2, cast, clamp, clamp_max, clamp_mi
                        exp2, float_power, frac, gcd, heaviside, hypot, isclose, isfinite, isinf, isnan, isneginf,
                        isposinf, isreal, lcm, lerp, lgamma, logaddexp, logaddexp2, logit, matmul, nan_to_num, nonzero,
                        rad2deg, relu, sign, signbit, sinc, trunc, where, xlogy)
+from .placement import device
 from .plugins import devices, get_device, set_device
 from .reductions import (all, amax, amin, aminmax, any, argmax, argmin, count_nonzero, dist, logsumexp, max, mean,
                          min, nanmean, nansum, norm, prod, renorm, std, sum, var)

@@ -2,17 +2,21 @@
 
 Constant fills and ranges are meta-ops (constant / index leaves broadcast and
 combined element-wise), so they fuse into their consumers; random numbers are
-host-generated leaves, reproducible with `seed`.
+host-generated leaves, reproducible with `seed`. The factories also take PyTorch's
+keyword arguments (`factory_arguments`) and make floats of the default dtype
+(`set_default_dtype`).
 """
+import functools
 import numbers
 
 import random as python_random
 
 import numpy as np
 
+from . import placement
 from .ir import dtypes, graph
 from .passes import batching, side_effects
-from .errors import MetajitShapeError, MetajitValueError
+from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
 from .flags import flags
 from .var import Var
 
@@ -101,24 +105,72 @@ def array(data, dtype=None):
     return Var.from_node(array_node(data, dtype))
 
 
-def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
-    """PyTorch's ``torch.tensor``: a copy of ``data``, Python ints as int64 and floats as
-    float32 (as torch; `array` keeps Jittor's int32); ``device`` as in ``Var.to``;
-    ``pin_memory`` changes nothing (a Var's host copy is what a transfer reads)."""
+def get_default_dtype():
+    """PyTorch's ``torch.get_default_dtype``: the float dtype factories give without a
+    ``dtype`` (float32 unless `set_default_dtype` changed it)."""
+    return dtypes.DEFAULT_FLOAT
+
+
+def set_default_dtype(dtype):
+    """PyTorch's ``torch.set_default_dtype``: the float dtype of factories given no ``dtype``
+    (``zeros``, ``ones``, ``rand``, ``linspace``, ...), of Python floats in `array` / `tensor`,
+    of layers' parameters, and of integer true division. Python floats combined with a Var
+    still take its dtype. Example: ``jt.set_default_dtype(jt.float64); jt.zeros(2).dtype``
+    is float64."""
+    dtype = placement.as_dtype(dtype)
+    if not dtypes.is_float(dtype):
+        raise MetajitDtypeError(f"set_default_dtype takes a floating-point dtype, got {dtype}")
+    dtypes.DEFAULT_FLOAT = dtype
+
+
+def _float_unless(dtype):
+    return dtypes.DEFAULT_FLOAT if dtype is None else dtype
+
+
+def factory_arguments(name, value, device=None, requires_grad=None, layout=None, pin_memory=False, out=None,
+                      memory_format=None):
+    """``value``, just made by factory ``name``, after PyTorch's factory keyword arguments:
+    ``device`` must be the device in use or ``"cpu"`` (`metajit.placement.check_device`, as
+    ``Var.to``); ``requires_grad=True`` makes a tracked leaf (``requires_grad_()``) and
+    ``False`` one without gradients, while leaving it out keeps Jittor's rule (float Vars
+    track gradients); ``layout`` must be strided; ``pin_memory`` and ``memory_format`` change
+    nothing (a Var has one layout and its host copy is what a transfer reads); ``out`` must
+    be None (a factory makes a new Var: assign it)."""
+    if out is not None:
+        raise MetajitValueError(f"{name}: out= is not supported (a Var's value is not written in place); "
+                                f"assign the result instead: x = jt.{name}(...)")
+    if layout is not None and not str(layout).endswith("strided"):
+        raise MetajitValueError(f"{name}: only the strided layout exists in metajit, got layout={layout}")
+    if device is not None:
+        placement.check_device(device)
+    return value if requires_grad is None else value.requires_grad_(requires_grad)
+
+
+def _factory(make):
+    """``make`` also taking PyTorch's factory keyword arguments (`factory_arguments`)."""
+    @functools.wraps(make)
+    def factory(*args, device=None, requires_grad=None, layout=None, pin_memory=False, out=None,
+                memory_format=None, **kwargs):
+        return factory_arguments(make.__name__, make(*args, **kwargs), device, requires_grad, layout, pin_memory,
+                                 out, memory_format)
+    return factory
+
+
+@_factory
+def tensor(data, dtype=None):
+    """PyTorch's ``torch.tensor``: a copy of ``data``, Python ints as int64 and floats of the
+    default dtype (as torch; `array` keeps Jittor's int32), with torch's keyword arguments
+    (`factory_arguments`). Example: ``jt.tensor([1.0, 2.0], requires_grad=True)``."""
     if dtype is None and isinstance(data, (int, list, tuple)):
         values = list(_flatten(data)) if isinstance(data, (list, tuple)) else [data]
         if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             dtype = dtypes.int64
-    result = array(data, dtype)
-    if device is not None:
-        from .placement import check_device
-        check_device(device)
-    return result.requires_grad_() if requires_grad else result
+    return array(data, dtype)
 
 
 def as_tensor(data, dtype=None, device=None):
-    """PyTorch's ``torch.as_tensor``: `tensor` without gradient tracking."""
-    return tensor(data, dtype, device)
+    """PyTorch's ``torch.as_tensor``: `tensor` (a copy: a Var holds its own value)."""
+    return tensor(data, dtype, device=device)
 
 
 def from_numpy(array_data):
@@ -143,8 +195,10 @@ def _shape(args):
     return tuple(int(s) for s in args)
 
 
+@_factory
 def full(shape, value, dtype=None):
-    """A Var of ``shape`` filled with ``value`` (dtype from the value unless given)."""
+    """A Var of ``shape`` filled with ``value`` (dtype from the value unless given); PyTorch's
+    keyword arguments as `factory_arguments`. Example: ``jt.full((2,), -1, device="cpu")``."""
     dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(value)
     shape = _shape((shape,) if isinstance(shape, int) else tuple(shape))
     constant = graph.constant_leaf(value, dtype)
@@ -152,17 +206,21 @@ def full(shape, value, dtype=None):
     return _trainable(Var.from_node(node))
 
 
-def zeros(*shape, dtype="float32"):
-    """A Var of zeros: ``jt.zeros(2, 3)`` or ``jt.zeros((2, 3), dtype="int32")``."""
-    return full(_shape(shape), 0, dtype)
+@_factory
+def zeros(*shape, dtype=None):
+    """A Var of zeros (of the default float dtype unless given): ``jt.zeros(2, 3)`` or
+    ``jt.zeros((2, 3), dtype="int32")``; PyTorch's keyword arguments as `factory_arguments`."""
+    return full(_shape(shape), 0, _float_unless(dtype))
 
 
-def ones(*shape, dtype="float32"):
-    """A Var of ones: ``jt.ones(2, 3)``."""
-    return full(_shape(shape), 1, dtype)
+@_factory
+def ones(*shape, dtype=None):
+    """A Var of ones: ``jt.ones(2, 3)`` (see `zeros`)."""
+    return full(_shape(shape), 1, _float_unless(dtype))
 
 
-def empty(*shape, dtype="float32"):
+@_factory
+def empty(*shape, dtype=None):
     """PyTorch spelling; metajit fills with zeros so values are never garbage."""
     return zeros(*shape, dtype=dtype)
 
@@ -171,21 +229,27 @@ def _like(make):
     def like(x, dtype=None):
         return make(x.shape, dtype=dtype or x.dtype)
     like.__name__ = make.__name__ + "_like"
-    like.__doc__ = f"`{make.__name__}` with the shape (and, unless given, dtype) of ``x``."
-    return like
+    like.__doc__ = (f"`{make.__name__}` with the shape (and, unless given, dtype) of ``x``; PyTorch's "
+                    f"keyword arguments as `factory_arguments`.")
+    return _factory(like)
 
 
 zeros_like = _like(zeros)
 ones_like = _like(ones)
+empty_like = _like(empty)
 
 
+@_factory
 def full_like(x, value, dtype=None):
     """`full` with the shape (and, unless given, dtype) of ``x``."""
     return full(x.shape, value, dtype or x.dtype)
 
 
+@_factory
 def arange(start, end=None, step=1, dtype=None):
-    """``[start, end)`` with ``step``, like ``numpy.arange``; int32 for ints, else float32."""
+    """``[start, end)`` with ``step``, like ``numpy.arange``; int32 for ints, else the default
+    float dtype; PyTorch's keyword arguments as `factory_arguments`
+    (``jt.arange(0, t, dtype=jt.long, device=idx.device)``)."""
     if end is None:
         start, end = 0, start
     values = (start, end, step)
@@ -194,7 +258,7 @@ def arange(start, end=None, step=1, dtype=None):
     if dtype is None:
         dtype = dtypes.DEFAULT_INT if all(isinstance(v, (int, np.integer)) for v in values) \
             else dtypes.DEFAULT_FLOAT
-    dtype = dtypes.as_dtype(dtype)
+    dtype = placement.as_dtype(dtype)
     count = max(0, int(np.ceil((end - start) / step)))
     from .math_ops import binary, cast
     index = Var.from_node(graph.index_leaf((count,), 0, dtypes.int64 if dtype == dtypes.int64 else dtypes.int32))
@@ -203,17 +267,20 @@ def arange(start, end=None, step=1, dtype=None):
     return _trainable(cast(result, dtype))
 
 
-def linspace(start, end, steps, dtype="float32"):
-    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+@_factory
+def linspace(start, end, steps, dtype=None):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (of the default float
+    dtype unless given)."""
     from .math_ops import binary, cast
-    dtype = dtypes.as_dtype(dtype)
+    dtype = placement.as_dtype(_float_unless(dtype))
     compute = dtype if dtypes.is_float(dtype) else dtypes.DEFAULT_FLOAT
     index = cast(Var.from_node(graph.index_leaf((int(steps),), 0)), compute)
     delta = (end - start) / (steps - 1) if steps > 1 else 0.0
     return _trainable(cast(binary("add", binary("mul", index, delta), float(start)), dtype))
 
 
-def eye(n, m=None, dtype="float32"):
+@_factory
+def eye(n, m=None, dtype=None):
     """The ``n`` x ``m`` (default square) matrix with ones on the diagonal, as ``torch.eye``;
     ``n`` may also be a shape ``(n, m)``, as Jittor's ``jt.init.eye``. Built from two index
     leaves and a comparison (no host data). Example: ``jt.eye(3)``, ``jt.eye(2, 4, dtype="int32")``."""
@@ -228,34 +295,43 @@ def eye(n, m=None, dtype="float32"):
     from .math_ops import binary, cast
     row_index = Var.from_node(graph.index_leaf((rows, columns), 0))
     column_index = Var.from_node(graph.index_leaf((rows, columns), 1))
-    return _trainable(cast(binary("eq", row_index, column_index), dtypes.as_dtype(dtype)))
+    return _trainable(cast(binary("eq", row_index, column_index), placement.as_dtype(_float_unless(dtype))))
 
 
 def _random(shape, dtype, sample):
     side_effects.note("it drew random numbers")
-    dtype = dtypes.as_dtype(dtype)
+    dtype = placement.as_dtype(_float_unless(dtype))
     return Var.from_node(batching.random_node(  # inside vmap: per its randomness rule
         _shape(shape), lambda s: graph.array_leaf(np.ascontiguousarray(sample(s), dtype=dtype.numpy))))
 
 
-def rand(*shape, dtype="float32"):
-    """Uniform random numbers in ``[0, 1)``."""
+@_factory
+def rand(*shape, dtype=None):
+    """Uniform random numbers in ``[0, 1)`` (of the default float dtype unless given)."""
     return _random(shape, dtype, lambda s: _generator.random(s))
 
 
-def randn(*shape, dtype="float32"):
-    """Standard normal random numbers."""
+@_factory
+def randn(*shape, dtype=None):
+    """Standard normal random numbers (of the default float dtype unless given)."""
     return _random(shape, dtype, lambda s: _generator.standard_normal(s))
 
 
-def randint(low, high=None, shape=(1,), dtype="int32"):
-    """Random integers in ``[low, high)`` (``[0, low)`` when ``high`` is None)."""
+@_factory
+def randint(low, high=None, shape=(1,), dtype="int32", *, size=None):
+    """Random integers in ``[low, high)`` (``[0, low)`` when ``high`` is None), Jittor's
+    ``randint(low, high, shape)``; also PyTorch's ``randint(high, size)`` and ``size=``.
+    Example: ``jt.randint(0, 10, (3,))``, ``jt.randint(10, size=(3,))``."""
+    if isinstance(high, (tuple, list)):
+        low, high, shape = 0, low, high
+    if size is not None:
+        shape = size
     if high is None:
         low, high = 0, low
     return _random(shape, dtype, lambda s: _generator.integers(low, high, s))
 
 
-def random(shape, type="uniform", dtype="float32"):
+def random(shape, type="uniform", dtype=None):
     """Jittor's ``jt.random(shape, dtype, type)``: ``"uniform"`` in [0, 1) or ``"normal"``."""
     if type not in ("uniform", "normal"):
         raise MetajitValueError(f"random: type must be 'uniform' or 'normal', got {type!r}")
@@ -266,6 +342,7 @@ rand_like = _like(rand)
 randn_like = _like(randn)
 
 
-def randint_like(x, low, high=None):
-    """`randint` with the shape and dtype of ``x``."""
-    return randint(low, high, x.shape, x.dtype)
+@_factory
+def randint_like(x, low, high=None, dtype=None):
+    """`randint` with the shape (and, unless given, dtype) of ``x``."""
+    return randint(low, high, x.shape, dtype or x.dtype)

@@ -15,6 +15,35 @@ from .ir import dtypes
 DEVICE_NAMES = ("cpu", "cuda", "meta", "mps", "xpu")  # first parts of the device strings PyTorch takes
 
 
+class device(str):
+    """PyTorch's ``torch.device`` (``jt.device``), also what ``x.device`` returns: a device
+    string (``"cuda:0"``, ``"cpu"``) with torch's ``.type`` and ``.index``, named as torch's
+    class, which `is_device` recognises, so ``x.to(x.device)`` and ``jt.zeros(2,
+    device=jt.device("cpu"))`` work. An unknown kind raises; whether the device can be used
+    is checked where it is (`check_device`). Example: ``jt.device("cuda", 0)`` is ``"cuda:0"``."""
+
+    __slots__ = ()
+
+    def __new__(cls, kind, index=None):
+        if isinstance(kind, device) and index is None:
+            return kind
+        text = str(kind) if index is None else f"{kind}:{int(index)}"
+        if text.split(":")[0] not in DEVICE_NAMES + tuple(info.name for info in plugins.devices()):
+            raise MetajitDeviceError(f"unknown device {text!r}; use one of {', '.join(DEVICE_NAMES)} or an installed "
+                                     f"metajit device")
+        return super().__new__(cls, text)
+
+    @property
+    def type(self):
+        """The kind of device: ``"cpu"``, ``"cuda"`` or a backend's name."""
+        return self.split(":")[0]
+
+    @property
+    def index(self):
+        """The device's index (0 on cuda), None for the host."""
+        return int(self.split(":")[1]) if ":" in self else None
+
+
 def is_device(argument):
     """Whether a ``to`` argument names a device (``"cuda:0"``, a ``torch.device``)."""
     if type(argument).__name__ == "device":

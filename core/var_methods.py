@@ -135,28 +135,22 @@ def _softmax(log):
     return method
 
 
-def _new_filled(fill):
-    """PyTorch's ``x.new_zeros(size)`` & co.: a new Var of ``x``'s dtype unless given."""
-    def method(self, *size, dtype=None, device=None, requires_grad=False):
+def _new_filled(name, fill):
+    """PyTorch's ``x.new_zeros(size)`` & co.: a new Var of ``x``'s dtype unless given, with
+    torch's keyword arguments (`creation.factory_arguments`)."""
+    def method(self, *size, dtype=None, **options):
         shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-        return _new_var(self, creation.full(shape, fill, dtype or self.dtype), device, requires_grad)
+        return creation.factory_arguments(name, creation.full(shape, fill, dtype or self.dtype), **options)
     return method
 
 
-def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
-    return _new_var(self, creation.full(tuple(size), fill_value, dtype or self.dtype), device, requires_grad)
+def _new_full(self, size, fill_value, dtype=None, **options):
+    return creation.factory_arguments("new_full", creation.full(tuple(size), fill_value, dtype or self.dtype),
+                                      **options)
 
 
-def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-    return _new_var(self, creation.array(data, dtype or self.dtype), device, requires_grad)
-
-
-def _new_var(self, value, device, requires_grad):
-    """``value`` (made by a ``new_*`` method) on ``device`` (`metajit.placement`), tracked
-    when ``requires_grad``."""
-    if device is not None:
-        placement.check_device(device)
-    return value.requires_grad_() if requires_grad else value
+def _new_tensor(self, data, dtype=None, **options):
+    return creation.factory_arguments("new_tensor", creation.array(data, dtype or self.dtype), **options)
 
 
 def _allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
@@ -210,7 +204,8 @@ _METHODS = {
     "view_as": lambda self, other: shape_ops.reshape(self, other.shape),
     "reshape_as": lambda self, other: shape_ops.reshape(self, other.shape),
     "type_as": lambda self, other: math_ops.cast(self, other.dtype),
-    "new_zeros": _new_filled(0), "new_ones": _new_filled(1), "new_empty": _new_filled(0),
+    "new_zeros": _new_filled("new_zeros", 0), "new_ones": _new_filled("new_ones", 1),
+    "new_empty": _new_filled("new_empty", 0),
     "new_full": _new_full, "new_tensor": _new_tensor,
     "less_equal": _binary("le"), "greater": _binary("gt"), "greater_equal": _binary("ge"),
     "logical_and": _binary("logical_and"), "logical_or": _binary("logical_or"),
@@ -282,32 +277,14 @@ for _alias, _name in (("arcsin", "asin"), ("arccos", "acos"), ("arctan", "atan")
 
 # ---- PyTorch's further Tensor methods -------------------------------------------------------
 
-class device(str):
-    """What ``x.device`` returns: PyTorch's ``torch.device`` for the device in use (metajit has
-    no per-Var device, `metajit.placement`): ``"cuda:0"`` on cuda, ``"cpu"`` on the host's
-    devices (cpu and the reference interpreter), the backend's name on any other. It has
-    torch's ``.type`` and ``.index``, and is named as torch's class, which
-    `placement.is_device` recognises, so ``x.to(x.device)`` works. Example: ``x.device.type``."""
-
-    __slots__ = ()
-
-    @property
-    def type(self):
-        """The kind of device: ``"cpu"``, ``"cuda"`` or a backend's name."""
-        return self.split(":")[0]
-
-    @property
-    def index(self):
-        """The device's index (0 on cuda), None for the host."""
-        return int(self.split(":")[1]) if ":" in self else None
-
-
 def _device(self):
-    """PyTorch's ``x.device``: the `device` in use (the same for every Var)."""
+    """PyTorch's ``x.device``: the `placement.device` in use (the same for every Var):
+    ``"cuda:0"`` on cuda, ``"cpu"`` on the host's devices (cpu and the reference
+    interpreter), the backend's name on any other."""
     kind = plugins.current().description.device_kind
     if kind == "cuda":
-        return device("cuda:0")
-    return device("cpu" if kind in ("cpu", "interpreter") else plugins.get_device())
+        return placement.device("cuda:0")
+    return placement.device("cpu" if kind in ("cpu", "interpreter") else plugins.get_device())
 
 
 def _get_device(self):

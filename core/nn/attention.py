@@ -233,11 +233,6 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     return (output, weights) if batched else (output.squeeze(1), weights.squeeze(0))
 
 
-def _placed(module, device, dtype):
-    """``module`` moved to PyTorch's factory arguments ``device`` / ``dtype`` when given."""
-    return module if device is None and dtype is None else module.to(device=device, dtype=dtype)
-
-
 class MultiheadAttention(Module):
     """Multi-head attention, ``torch.nn.MultiheadAttention``'s arguments and parameters
     (``in_proj_weight`` and ``in_proj_bias``, or ``q_proj_weight`` / ``k_proj_weight`` /
@@ -249,7 +244,7 @@ class MultiheadAttention(Module):
     Example: ``out, _ = nn.MultiheadAttention(16, 4, batch_first=True)(x, x, x, need_weights=False)``."""
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
-                 kdim=None, vdim=None, batch_first=False, device=None, dtype=None):
+                 kdim=None, vdim=None, batch_first=False):
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
             raise MetajitValueError(f"MultiheadAttention: embed_dim {embed_dim} must be positive and divisible by "
@@ -277,7 +272,6 @@ class MultiheadAttention(Module):
             self.bias_v = init.xavier_normal_(creation.empty(1, 1, embed_dim))
         else:
             self.bias_k = self.bias_v = None
-        _placed(self, device, dtype)
 
     def execute(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):

@@ -1,6 +1,7 @@
 """`Module`: the base of layers and models (Jittor's ``execute``, PyTorch's ``forward``),
 and the containers `Sequential`, `ModuleList`, `ModuleDict`, `ParameterList`."""
 import collections
+import functools
 import inspect
 
 import numpy as np
@@ -57,6 +58,14 @@ class Module:
 
     def __init__(self):
         """Nothing to set up (see ``__new__``); kept so ``super().__init__()`` works."""
+
+    def __init_subclass__(cls, **kwargs):
+        # metajit's layers take PyTorch's factory arguments (nn.Linear(3, 4, device="cpu",
+        # dtype=jt.float64)) unless their constructor names them or takes any keyword
+        super().__init_subclass__(**kwargs)
+        initialiser = cls.__dict__.get("__init__")
+        if initialiser is not None and cls.__module__.startswith("metajit.") and _without_placement(initialiser):
+            cls.__init__ = _taking_placement(initialiser)
 
     def __setattr__(self, name, value):
         _changes[0] += 1
@@ -389,6 +398,24 @@ class Module:
             child_text = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child_text}")
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+
+def _without_placement(initialiser):
+    """Whether a constructor takes neither ``device`` nor ``dtype`` nor ``**kwargs``."""
+    parameters = inspect.signature(initialiser).parameters.values()
+    return not any(p.name in ("device", "dtype") or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _taking_placement(initialiser):
+    """A layer's ``initialiser`` also taking PyTorch's factory arguments ``device`` and
+    ``dtype``: the layer is built, then its floating-point parameters and buffers are
+    converted to ``dtype`` and ``device`` is checked, as `Module.to` does."""
+    @functools.wraps(initialiser)
+    def __init__(self, *args, device=None, dtype=None, **kwargs):
+        initialiser(self, *args, **kwargs)
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+    return __init__
 
 
 def _to_numpy(value):

@@ -10,7 +10,7 @@ import copy
 from .. import init
 from ..errors import MetajitShapeError, MetajitValueError
 from . import functional as F
-from .attention import MultiheadAttention, _placed, causal_mask
+from .attention import MultiheadAttention, causal_mask
 from .dropout import Dropout
 from .layers import Linear
 from .module import Module, ModuleList
@@ -76,10 +76,9 @@ class TransformerEncoderLayer(_Layer):
     Example: ``nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)(x)``."""
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation=F.relu, layer_norm_eps=1e-5,
-                 batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
+                 batch_first=False, norm_first=False, bias=True):
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
                          norm_first, bias, ("self_attn",))
-        _placed(self, device, dtype)
 
     def execute(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         x = self._residual(src, 1, self._attending(self.self_attn, None, src_mask, src_key_padding_mask, is_causal))
@@ -94,10 +93,9 @@ class TransformerDecoderLayer(_Layer):
     Example: ``nn.TransformerDecoderLayer(32, 4, 64)(tgt, memory)``."""
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation=F.relu, layer_norm_eps=1e-5,
-                 batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
+                 batch_first=False, norm_first=False, bias=True):
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
                          norm_first, bias, ("self_attn", "multihead_attn"))
-        _placed(self, device, dtype)
 
     def execute(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
@@ -167,7 +165,7 @@ class Transformer(Module):
 
     def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048,
                  dropout=0.1, activation=F.relu, custom_encoder=None, custom_decoder=None, layer_norm_eps=1e-5,
-                 batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
+                 batch_first=False, norm_first=False, bias=True):
         super().__init__()
         settings = (d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first,
                     bias)
@@ -179,7 +177,6 @@ class Transformer(Module):
             if parameter.ndim > 1:
                 init.xavier_uniform_(parameter)
         self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
-        _placed(self, device, dtype)
 
     def execute(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
                 tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
