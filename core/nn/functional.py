@@ -1,7 +1,12 @@
 """Functional forms of activations, embeddings and linear maps (``jt.nn.functional`` /
 ``F``), all meta-op compositions, so they fuse and differentiate like everything else;
 ``F`` also re-exports the losses, distances, dropouts, normalisations, convolutions and
-pooling defined beside their modules."""
+pooling defined beside their modules.
+
+The activations take PyTorch's ``inplace`` and ignore it, as the dropouts and the
+activation modules do: the result is a new Var and the input keeps its value
+(``x = F.relu(x, inplace=True)`` works as in PyTorch). The in-place forms ``F.relu_(x)``,
+``F.elu_`` ... rebind ``x`` to the result, as ``x.relu_()`` does."""
 import math
 
 from ..ir import dtypes
@@ -16,7 +21,7 @@ def _var(x):
     return x if isinstance(x, Var) else wrap(as_node(x))
 
 
-def relu(x):
+def relu(x, inplace=False):
     """``max(x, 0)`` (`metajit.relu`: gradient 0 at 0, as PyTorch's); in inference, a ReLU
     right after a biased convolution runs as that convolution's post-op
     (`conv.relu_folded`)."""
@@ -24,34 +29,34 @@ def relu(x):
     return folded if folded is not None else math_ops.relu(x)
 
 
-def relu6(x):
+def relu6(x, inplace=False):
     """``min(max(x, 0), 6)``; gradient 1 strictly between 0 and 6, as PyTorch; in inference,
     right after a biased convolution, that convolution's post-op (`conv.relu6_folded`)."""
     folded = relu6_folded(x)
     return folded if folded is not None else binary("minimum", relu(x), 6.0)
 
 
-def hardtanh(x, min_val=-1.0, max_val=1.0):
+def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
     """``x`` clipped to ``[min_val, max_val]`` (nan stays nan); gradient 1 strictly inside, as PyTorch."""
     x = _var(x)
     inside = where(binary("ge", x, max_val), cast(max_val, x.dtype), x)
     return where(binary("le", x, min_val), cast(min_val, x.dtype), inside)
 
 
-def hardsigmoid(x):
+def hardsigmoid(x, inplace=False):
     """``relu6(x + 3) / 6``; gradient 1/6 strictly between -3 and 3, as PyTorch."""
     x = _var(x)
     return hardtanh(binary("add", binary("div", x, 6.0), 0.5), 0.0, 1.0)
 
 
-def hardswish(x):
+def hardswish(x, inplace=False):
     """``x * relu6(x + 3) / 6``; gradient ``x / 3 + 1/2`` strictly between -3 and 3, as PyTorch."""
     x = _var(x)
     middle = binary("div", binary("mul", x, binary("add", x, 3.0)), 6.0)
     return where(binary("le", x, -3.0), binary("mul", x, 0.0), where(binary("ge", x, 3.0), x, middle))
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x, negative_slope=0.01, inplace=False):
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
     return where(binary("gt", x, 0.0), x, binary("mul", x, negative_slope))
 
@@ -87,7 +92,7 @@ def _non_positive_part(x, positive):
     return where(positive, binary("mul", x, 0.0), x)
 
 
-def elu(x, alpha=1.0):
+def elu(x, alpha=1.0, inplace=False):
     """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere."""
     positive = binary("gt", x, 0.0)
     negative = binary("mul", unary("expm1", _non_positive_part(x, positive)), alpha)
@@ -104,7 +109,7 @@ def gelu(x, approximate="none"):
                   binary("add", unary("erf", binary("mul", x, 1.0 / math.sqrt(2.0))), 1.0))
 
 
-def silu(x):
+def silu(x, inplace=False):
     """``x * sigmoid(x)``."""
     return binary("mul", x, unary("sigmoid", x))
 
@@ -113,12 +118,12 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def selu(x):
+def selu(x, inplace=False):
     """Self-normalising ELU: ``scale * elu(x, alpha)`` with PyTorch's constants."""
     return binary("mul", elu(x, SELU_ALPHA), SELU_SCALE)
 
 
-def celu(x, alpha=1.0):
+def celu(x, alpha=1.0, inplace=False):
     """``x`` where positive, ``alpha * (exp(x / alpha) - 1)`` elsewhere."""
     if alpha == 0:
         raise MetajitValueError("celu: alpha must not be 0")
@@ -137,7 +142,7 @@ def tanhshrink(x):
     return binary("sub", x, unary("tanh", x))
 
 
-def threshold(x, threshold, value):
+def threshold(x, threshold, value, inplace=False):
     """``x`` where above ``threshold``, else ``value`` (PyTorch's ``F.threshold``)."""
     x = _var(x)
     return where(binary("gt", x, threshold), x, cast(value, x.dtype))
@@ -177,7 +182,7 @@ def glu(x, dim=-1):
     return binary("mul", first, unary("sigmoid", second))
 
 
-def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False):
+def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     """Randomised leaky ReLU: negative inputs scaled by a slope drawn uniformly from
     ``[lower, upper]`` per element when training, by their mean otherwise."""
     x = _var(x)
@@ -205,7 +210,7 @@ def _log1p_exp(x):
     return binary("add", positive_part, unary("log1p", unary("exp", binary("sub", negative_part, positive_part))))
 
 
-def mish(x):
+def mish(x, inplace=False):
     """``x * tanh(softplus(x))``."""
     return binary("mul", x, unary("tanh", softplus(x)))
 
@@ -344,6 +349,19 @@ def channel_shuffle(x, groups):
     batch, channels = x.shape[:2]
     grouped = x.reshape((batch, groups, channels // groups) + tuple(x.shape[2:]))
     return grouped.transpose(1, 2).reshape(x.shape)
+
+
+def _rebinding(function):
+    """PyTorch's in-place ``F.<function>_(x, ...)``: ``x`` rebound to ``function(x, ...)``."""
+    def in_place(x, *args, **kwargs):
+        return x._replace(function(x, *args, **kwargs)._node)
+    in_place.__name__ = function.__name__ + "_"
+    in_place.__doc__ = f"``x`` rebound to ``{function.__name__}(x, ...)`` (PyTorch's in-place form); returns ``x``."
+    return in_place
+
+
+relu_, elu_, leaky_relu_, hardtanh_, threshold_, celu_, selu_, rrelu_ = (
+    _rebinding(function) for function in (relu, elu, leaky_relu, hardtanh, threshold, celu, selu, rrelu))
 
 
 # PyTorch's ``F`` also holds the functional forms defined beside their layers
