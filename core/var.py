@@ -160,8 +160,11 @@ class Var:
 
     @property
     def data(self):
-        """The value as numpy (Jittor's ``Var.data``); assigning sets the value."""
-        return self.numpy()
+        """The value as numpy (Jittor's ``Var.data``); assigning sets the value, and so do
+        in-place changes of the array (``w.data[0] = 0``, ``w.data *= 0.5``: see
+        `metajit.host_view`)."""
+        from .host_view import host_view
+        return host_view(self, self.numpy())
 
     @data.setter
     def data(self, value):
