@@ -6,12 +6,19 @@ PyTorch and Jittor: call ``step()`` once per epoch (`ReduceLROnPlateau`: ``step(
         train(...)
         scheduler.step()
 
-A scheduler changes ``lr`` in the optimiser's ``param_groups`` only.
+A scheduler changes ``lr`` in the optimiser's ``param_groups`` only. Its attributes are
+PyTorch's, so ``state_dict()`` / ``load_state_dict()`` go both ways between metajit and
+``torch.optim.lr_scheduler`` (through ``jt.save`` / ``torch.load`` and back).
 """
 import bisect
+import collections
 import math
+import types
 
 from .errors import MetajitTypeError, MetajitValueError
+
+# what PyTorch's schedulers record as they run: a state saved without them still loads
+_BOOKKEEPING = frozenset({"_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step"})
 
 
 def _per_group(name, optimizer, value):
@@ -40,18 +47,54 @@ def _set_momentum(group, value, use_beta1):
         group["momentum"] = value
 
 
+def _group_lrs(optimizer):
+    """Each group's learning rate now (what ``get_last_lr()`` returns after a step)."""
+    return [group["lr"] for group in optimizer.param_groups]
+
+
+def _function_state(function):
+    """How PyTorch saves a scheduler's function: None for a plain function or lambda, the
+    attributes of a callable object."""
+    if isinstance(function, types.FunctionType):
+        return None
+    attributes = getattr(function, "__dict__", None)
+    return None if attributes is None else dict(attributes)
+
+
+def _restore_functions(owner, functions, saved):
+    """Give each callable object in ``functions`` the attributes `_function_state` saved."""
+    if len(saved) != len(functions):
+        raise MetajitValueError(f"{owner}.load_state_dict: the state has {len(saved)} functions, this scheduler "
+                                f"{len(functions)} (one per parameter group); make it on the same optimizer")
+    for function, attributes in zip(functions, saved):
+        if attributes is not None:
+            function.__dict__.update(attributes)
+
+
 class LRScheduler:
     """Base of learning-rate schedulers: ``step()`` once per epoch sets each group's ``lr``.
 
-    As PyTorch's, a step changes each group's current rate (`chained_lr`), so two
-    schedulers on one optimiser compose and a rate set by hand carries on; ``step(epoch)``
-    jumps to an epoch with the closed form (`lr_at`). ``state_dict`` / ``load_state_dict``
-    save and restore the schedule for a resumed run."""
+    As PyTorch's, a step changes each group's current rate (`chained_lr`, or `get_lr` in a
+    subclass written for PyTorch), so two schedulers on one optimiser compose and a rate set
+    by hand carries on; ``step(epoch)`` jumps to an epoch with the closed form (`lr_at`)
+    where there is one. ``state_dict`` / ``load_state_dict`` save and restore the schedule
+    for a resumed run, in PyTorch's format: ``last_epoch``, ``base_lrs``, ``_step_count``,
+    ``_last_lr`` and the scheduler's own settings. Example::
+
+        scheduler.load_state_dict(torch.load("ckpt.pth")["scheduler"])
+    """
+
+    separately_saved = ()  # attributes a subclass saves and restores itself
 
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
         self.base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self):
+        """Count steps from zero and take the first (at construction, as PyTorch's)."""
+        self._step_count = 0
         self.step()
 
     def lr_at(self, base_lr, epoch):
@@ -63,30 +106,56 @@ class LRScheduler:
         form); defaults to the closed form."""
         return self.lr_at(base_lr, epoch)
 
+    def get_lr(self):
+        """Each group's rate at ``last_epoch``, from its current rate (PyTorch's ``get_lr``,
+        which a scheduler written for PyTorch overrides)."""
+        return [self.chained_lr(group["lr"], base, self.last_epoch)
+                for group, base in zip(self.optimizer.param_groups, self.base_lrs)]
+
     def step(self, epoch=None):
         """Advance one epoch (or go to ``epoch``) and set the new learning rates."""
+        self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
         if epoch is None:
             self.last_epoch += 1
-            rates = [self.chained_lr(group["lr"], base, self.last_epoch)
-                     for group, base in zip(self.optimizer.param_groups, self.base_lrs)]
+            rates = self.get_lr()
         else:
             self.last_epoch = epoch
-            rates = [self.lr_at(base, epoch) for base in self.base_lrs]
+            has_closed_form = type(self).lr_at is not LRScheduler.lr_at
+            rates = [self.lr_at(base, epoch) for base in self.base_lrs] if has_closed_form else self.get_lr()
+        self._set_lrs(rates)
+
+    def _set_lrs(self, rates):
         for group, rate in zip(self.optimizer.param_groups, rates):
             group["lr"] = rate
+        self._last_lr = _group_lrs(self.optimizer)
 
     def get_last_lr(self):
-        """The current learning rate of each group."""
-        return [group["lr"] for group in self.optimizer.param_groups]
+        """The learning rate of each group as the last step set it."""
+        return self._last_lr
 
     def state_dict(self):
-        """The schedule's state (everything but the optimiser and functions), as PyTorch's."""
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer" and not callable(value)
-                and not (isinstance(value, list) and value and all(callable(v) for v in value))}
+        """The schedule's state: every attribute but the optimiser, as PyTorch's."""
+        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        """Restore a state from `state_dict`."""
-        self.__dict__.update(state_dict)
+        """Restore a state from `state_dict`, saved by this kind of scheduler in metajit or
+        PyTorch; a state missing this scheduler's settings raises `MetajitValueError`
+        naming them."""
+        if not isinstance(state_dict, dict):
+            raise MetajitTypeError(f"{type(self).__name__}.load_state_dict takes the dict state_dict() returned, "
+                                   f"not {type(state_dict).__name__}")
+        missing = sorted(set(self.__dict__) - {"optimizer"} - set(state_dict) - _BOOKKEEPING)
+        if missing:
+            raise MetajitValueError(f"{type(self).__name__}.load_state_dict: the state lacks {missing}; it was saved "
+                                    f"from another kind of scheduler or with other arguments (it has "
+                                    f"{sorted(state_dict)})")
+        self.__dict__.update({key: value for key, value in state_dict.items() if key not in self.separately_saved})
+
+
+_LRScheduler = LRScheduler  # PyTorch's older name, which custom schedulers subclass
 
 
 class StepLR(LRScheduler):
@@ -107,14 +176,19 @@ class MultiStepLR(LRScheduler):
     """Multiply by ``gamma`` at each epoch in ``milestones`` (a repeated one: once per time)."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
-        self.milestones, self.gamma = sorted(milestones), gamma
+        self.milestones, self.gamma = collections.Counter(milestones), gamma  # (a Counter, as PyTorch's)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
-        return base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
+        return base_lr * self.gamma ** bisect.bisect_right(sorted(self.milestones.elements()), epoch)
 
     def chained_lr(self, lr, base_lr, epoch):
-        return lr * self.gamma ** self.milestones.count(epoch)
+        return lr * self.gamma ** self.milestones[epoch]
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from `state_dict` (milestones as a Counter or a list)."""
+        super().load_state_dict(state_dict)
+        self.milestones = collections.Counter(self.milestones)
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -138,28 +212,38 @@ class CosineAnnealingLR(LRScheduler):
 
 
 class LambdaLR(LRScheduler):
-    """The base rate times ``lr_lambda(epoch)`` (one function, or one per group)."""
+    """The base rate times ``lr_lambda(epoch)`` (one function, or one per group). Its state
+    holds ``lr_lambdas`` as PyTorch's: None for a function, a callable object's attributes."""
+
+    separately_saved = ("lr_lambdas",)
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
-    def step(self, epoch=None):
-        """Advance one epoch (or go to ``epoch``): each group's base rate times its function."""
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        for group, base, function in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
-            group["lr"] = base * function(self.last_epoch)
+    def get_lr(self):
+        """Each group's base rate times its function of ``last_epoch``."""
+        return [base * function(self.last_epoch) for base, function in zip(self.base_lrs, self.lr_lambdas)]
+
+    def state_dict(self):
+        """The schedule's state, the functions as PyTorch saves them (`_function_state`)."""
+        return dict(super().state_dict(), lr_lambdas=[_function_state(f) for f in self.lr_lambdas])
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from `state_dict`; the functions stay this scheduler's own."""
+        super().load_state_dict(state_dict)
+        _restore_functions(type(self).__name__, self.lr_lambdas, state_dict["lr_lambdas"])
 
 
 class MultiplicativeLR(LambdaLR):
     """Multiply each group's current rate by ``lr_lambda(epoch)`` every epoch after the first."""
 
-    def step(self, epoch=None):
-        """Advance one epoch: each group's rate times its function of the new epoch."""
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        if self.last_epoch > 0:
-            for group, function in zip(self.optimizer.param_groups, self.lr_lambdas):
-                group["lr"] = group["lr"] * function(self.last_epoch)
+    def get_lr(self):
+        """Each group's rate times its function of ``last_epoch`` (unchanged at epoch 0)."""
+        if self.last_epoch <= 0:
+            return _group_lrs(self.optimizer)
+        return [group["lr"] * function(self.last_epoch)
+                for group, function in zip(self.optimizer.param_groups, self.lr_lambdas)]
 
 
 class ExponentialLR(LRScheduler):
@@ -182,7 +266,7 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
-            raise ValueError("LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1]")
+            raise MetajitValueError("LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1]")
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -204,7 +288,7 @@ class ConstantLR(LRScheduler):
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
         if not 0 <= factor <= 1:
-            raise ValueError("ConstantLR: factor must be in [0, 1]")
+            raise MetajitValueError("ConstantLR: factor must be in [0, 1]")
         self.factor, self.total_iters = factor, total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -239,13 +323,17 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
         if T_0 <= 0 or not isinstance(T_0, int) or T_mult < 1 or not isinstance(T_mult, int):
-            raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive int and T_mult an int >= 1, "
-                             f"got {T_0}, {T_mult}")
+            raise MetajitValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive int and T_mult an int "
+                                    f">= 1, got {T_0}, {T_mult}")
         self.T_0, self.T_i, self.T_mult, self.eta_min, self.T_cur = T_0, T_0, T_mult, eta_min, last_epoch
         super().__init__(optimizer, last_epoch)
 
     def step(self, epoch=None):
-        """Advance one epoch (or go to ``epoch``, which may be fractional)."""
+        """Advance one epoch (or go to ``epoch``, which may be fractional); not counted in
+        ``_step_count``, as PyTorch's."""
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
@@ -263,8 +351,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         else:
             self.T_i, self.T_cur = self.T_0, epoch
         self.last_epoch = math.floor(epoch)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+        self._set_lrs([self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                       for base in self.base_lrs])
 
 
 class OneCycleLR(LRScheduler):
@@ -279,23 +367,25 @@ class OneCycleLR(LRScheduler):
                  div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
-                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+                raise MetajitValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
             total_steps = epochs * steps_per_epoch
         if total_steps <= 0 or not 0 <= pct_start <= 1 or anneal_strategy not in ("cos", "linear"):
-            raise ValueError("OneCycleLR: total_steps must be positive, pct_start in [0, 1] and anneal_strategy "
-                             "'cos' or 'linear'")
-        self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
+            raise MetajitValueError("OneCycleLR: total_steps must be positive, pct_start in [0, 1] and "
+                                    "anneal_strategy 'cos' or 'linear'")
+        self.total_steps, self._anneal_func_type, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
         groups = optimizer.param_groups
         peaks = _per_group("max_lr", optimizer, max_lr)
         up = float(pct_start * total_steps) - 1
-        self.phases = ([(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                        (float(2 * pct_start * total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
-                         "max_momentum"),
-                        (total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
-                       if three_phase else
-                       [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                        (total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")])
-        self.use_beta1 = _uses_beta1(optimizer, "OneCycleLR") if cycle_momentum else "betas" in optimizer.defaults
+        phases = ([(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                   (float(2 * pct_start * total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                   (total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+                  if three_phase else
+                  [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                   (total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")])
+        self._schedule_phases = [dict(zip(("end_step", "start_lr", "end_lr", "start_momentum", "end_momentum"), phase))
+                                 for phase in phases]
+        if cycle_momentum:
+            self.use_beta1 = _uses_beta1(optimizer, "OneCycleLR")
         if last_epoch == -1:
             for group, peak in zip(groups, peaks):
                 group.update(initial_lr=peak / div_factor, max_lr=peak, min_lr=peak / div_factor / final_div_factor)
@@ -306,26 +396,30 @@ class OneCycleLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _anneal(self, start, end, fraction):
-        if self.anneal_strategy == "cos":
+        if self._anneal_func_type == "cos":
             return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
         return (end - start) * fraction + start
 
-    def step(self, epoch=None):
-        """Advance one batch; raises ValueError past ``total_steps``, as PyTorch's."""
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+    def get_lr(self):
+        """Each group's rate at batch ``last_epoch`` (and its momentum, set here as PyTorch
+        sets it); raises `MetajitValueError` past ``total_steps``, as PyTorch's."""
         if self.last_epoch > self.total_steps:
-            raise ValueError(f"OneCycleLR: stepped {self.last_epoch} times, past total_steps={self.total_steps}")
+            raise MetajitValueError(f"OneCycleLR: stepped {self.last_epoch} times, past "
+                                    f"total_steps={self.total_steps}")
+        rates = []
         for group in self.optimizer.param_groups:
             start_step = 0.0
-            for index, (end_step, lr_from, lr_to, momentum_from, momentum_to) in enumerate(self.phases):
-                if self.last_epoch <= end_step or index == len(self.phases) - 1:
+            for index, phase in enumerate(self._schedule_phases):
+                end_step = phase["end_step"]
+                if self.last_epoch <= end_step or index == len(self._schedule_phases) - 1:
                     fraction = (self.last_epoch - start_step) / (end_step - start_step)
-                    group["lr"] = self._anneal(group[lr_from], group[lr_to], fraction)
+                    rates.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], fraction))
                     if self.cycle_momentum:
-                        _set_momentum(group, self._anneal(group[momentum_from], group[momentum_to], fraction),
-                                      self.use_beta1)
+                        _set_momentum(group, self._anneal(group[phase["start_momentum"]],
+                                                          group[phase["end_momentum"]], fraction), self.use_beta1)
                     break
                 start_step = end_step
+        return rates
 
 
 class CyclicLR(LRScheduler):
@@ -342,7 +436,10 @@ class CyclicLR(LRScheduler):
     The cycle's height ``max_lr - base_lr`` is scaled by ``mode``: ``"triangular"`` (not
     scaled), ``"triangular2"`` (halved each cycle) or ``"exp_range"`` (``gamma`` to the power
     of the step), or by ``scale_fn(x)`` with ``x`` the cycle number (``scale_mode="cycle"``)
-    or the step (``"iterations"``). Rates and momenta may be given per group (lists)."""
+    or the step (``"iterations"``). Rates and momenta may be given per group (lists). Its state
+    holds ``scale_fn`` as PyTorch's: None for a function, a callable object's attributes."""
+
+    separately_saved = ("_scale_fn_custom",)
 
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
                  gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
@@ -381,9 +478,8 @@ class CyclicLR(LRScheduler):
             return 1 / (2.0 ** (x - 1))
         return self.gamma ** x
 
-    def step(self, epoch=None):
-        """Advance one batch (or go to batch ``epoch``) and set the rates and momenta."""
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+    def get_lr(self):
+        """Each group's rate at batch ``last_epoch`` (and its momentum, set here as PyTorch sets it)."""
         cycle = math.floor(1 + self.last_epoch / self.total_size)
         position = 1.0 + self.last_epoch / self.total_size - cycle
         if position <= self.step_ratio:
@@ -391,27 +487,66 @@ class CyclicLR(LRScheduler):
         else:
             height = (position - 1) / (self.step_ratio - 1)
         scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
-        for group, low, high in zip(self.optimizer.param_groups, self.base_lrs, self.max_lrs):
-            group["lr"] = low + (high - low) * height * scale
         if self.cycle_momentum:
             for group, low, high in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
                 _set_momentum(group, high - (high - low) * height * scale, self.use_beta1)
+        return [low + (high - low) * height * scale for low, high in zip(self.base_lrs, self.max_lrs)]
+
+    def state_dict(self):
+        """The schedule's state, ``scale_fn`` as PyTorch saves it (`_function_state`)."""
+        return dict(super().state_dict(), _scale_fn_custom=_function_state(self._scale_fn_custom))
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from `state_dict`; ``scale_fn`` stays this scheduler's own."""
+        super().load_state_dict(state_dict)
+        saved = state_dict["_scale_fn_custom"]
+        if saved is not None and self._scale_fn_custom is not None:
+            _restore_functions("CyclicLR", [self._scale_fn_custom], [saved])
+
+
+def _check_schedulers(owner, schedulers, optimizer):
+    """PyTorch's checks of the schedulers a `SequentialLR` or `ChainedScheduler` runs."""
+    if len(schedulers) < 1:
+        raise MetajitValueError(f"{owner}: give at least one scheduler")
+    for index, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise MetajitTypeError(f"{owner}: item {index} ({type(scheduler).__name__}) is not a "
+                                   "learning-rate scheduler; pass schedulers made on the optimizer")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise MetajitValueError(f"{owner}: item {index} is a ReduceLROnPlateau, whose step needs "
+                                    "the metric; step it yourself beside the others")
+        if scheduler.optimizer is not optimizer:
+            raise MetajitValueError(f"{owner}: item {index} ({type(scheduler).__name__}) belongs to "
+                                    "another optimizer; make every scheduler on the same one")
+
+
+def _undo_first_step(scheduler):
+    """Take back the step a scheduler took when made (in each scheduler it runs, if any)."""
+    if hasattr(scheduler, "_schedulers"):
+        for inner in scheduler._schedulers:
+            _undo_first_step(inner)
+    elif hasattr(scheduler, "last_epoch"):
+        scheduler.last_epoch -= 1
 
 
 class _SchedulerOfSchedulers(LRScheduler):
-    # SequentialLR and ChainedScheduler: the state holds each of ``self.schedulers``' states
+    # SequentialLR and ChainedScheduler: the state holds each of ``self._schedulers``' states
+
+    separately_saved = ("_schedulers",)
 
     def state_dict(self):
-        """Its own state with each scheduler's `state_dict` (as PyTorch's)."""
-        state = {key: value for key, value in super().state_dict().items() if key != "schedulers"}
-        return dict(state, schedulers=[scheduler.state_dict() for scheduler in self.schedulers])
+        """Its own state with each scheduler's `state_dict` under ``_schedulers`` (as PyTorch's)."""
+        return dict(super().state_dict(), _schedulers=[scheduler.state_dict() for scheduler in self._schedulers])
 
     def load_state_dict(self, state_dict):
         """Restore a state from `state_dict`, each scheduler's too."""
-        state = dict(state_dict)
-        for scheduler, saved in zip(self.schedulers, state.pop("schedulers")):
-            scheduler.load_state_dict(saved)
-        self.__dict__.update(state)
+        super().load_state_dict(state_dict)
+        saved = state_dict["_schedulers"]
+        if len(saved) != len(self._schedulers):
+            raise MetajitValueError(f"{type(self).__name__}.load_state_dict: the state holds {len(saved)} "
+                                    f"schedulers' states, this one runs {len(self._schedulers)}")
+        for scheduler, state in zip(self._schedulers, saved):
+            scheduler.load_state_dict(state)
 
 
 class SequentialLR(_SchedulerOfSchedulers):
@@ -419,26 +554,29 @@ class SequentialLR(_SchedulerOfSchedulers):
     (each later one starts from its epoch 0)."""
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        _check_schedulers("SequentialLR", schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
-                             f"got {len(milestones)}")
-        self.optimizer, self.schedulers, self.milestones = optimizer, list(schedulers), list(milestones)
+            raise MetajitValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} "
+                                    f"milestones, got {len(milestones)}")
+        self.optimizer, self._schedulers, self._milestones = optimizer, list(schedulers), list(milestones)
         self.last_epoch = last_epoch + 1
-        for group in optimizer.param_groups:  # undo the first steps the schedulers took when made
+        for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
-        for scheduler in self.schedulers:
-            scheduler.last_epoch -= 1
-        self.schedulers[0].step()
-        self.base_lrs = self.schedulers[0].base_lrs
+        _undo_first_step(self)
+        first = self._schedulers[bisect.bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
 
-    def step(self, epoch=None):
+    def step(self):
         """Advance one epoch on the scheduler whose turn it is."""
         self.last_epoch += 1
-        index = bisect.bisect_right(self.milestones, self.last_epoch)
-        if index > 0 and self.milestones[index - 1] == self.last_epoch:
-            self.schedulers[index].step(0)
+        index = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            scheduler._update_lr(0)
         else:
-            self.schedulers[index].step()
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
 
 
 class ChainedScheduler(_SchedulerOfSchedulers):
@@ -452,25 +590,17 @@ class ChainedScheduler(_SchedulerOfSchedulers):
     ``ReduceLROnPlateau`` cannot be chained: its ``step`` needs the metric."""
 
     def __init__(self, schedulers, optimizer=None):
-        if len(schedulers) < 1:
-            raise MetajitValueError("ChainedScheduler: give at least one scheduler to chain")
-        optimizer = optimizer or schedulers[0].optimizer
-        for index, scheduler in enumerate(schedulers):
-            if not hasattr(scheduler, "optimizer"):
-                raise MetajitTypeError(f"ChainedScheduler: item {index} ({type(scheduler).__name__}) is not a "
-                                       "learning-rate scheduler; pass schedulers made on the optimizer")
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise MetajitValueError(f"ChainedScheduler: item {index} is a ReduceLROnPlateau, whose step needs "
-                                        "the metric; step it yourself beside the chain")
-            if scheduler.optimizer is not optimizer:
-                raise MetajitValueError(f"ChainedScheduler: item {index} ({type(scheduler).__name__}) belongs to "
-                                        "another optimizer; make every chained scheduler on the same one")
-        self.optimizer, self.schedulers = optimizer, list(schedulers)
+        optimizer = optimizer or (schedulers[0].optimizer if schedulers and hasattr(schedulers[0], "optimizer")
+                                  else None)
+        _check_schedulers("ChainedScheduler", schedulers, optimizer)
+        self.optimizer, self._schedulers = optimizer, list(schedulers)
+        self._last_lr = _group_lrs(optimizer)
 
     def step(self):
         """Step each scheduler once, in order."""
-        for scheduler in self.schedulers:
+        for scheduler in self._schedulers:
             scheduler.step()
+        self._last_lr = _group_lrs(self.optimizer)
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -482,14 +612,17 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
                  cooldown=0, min_lr=0, eps=1e-8):
         if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be below 1, got {factor}")
+            raise MetajitValueError(f"ReduceLROnPlateau: factor must be below 1, got {factor}")
         if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
-            raise ValueError("ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode 'rel' or 'abs'")
+            raise MetajitValueError("ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode 'rel' "
+                                    "or 'abs'")
         self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown, self.eps = threshold, threshold_mode, cooldown, eps
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr
         self.min_lrs = _per_group("min_lr", optimizer, min_lr)
-        self.best = math.inf if mode == "min" else -math.inf
-        self.bad_epochs, self.cooldown_counter, self.last_epoch = 0, 0, 0
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.best, self.num_bad_epochs, self.cooldown_counter, self.last_epoch = self.mode_worse, 0, 0, 0
+        self._last_lr = _group_lrs(optimizer)
 
     def _better(self, value):
         # PyTorch's comparisons, kept exactly (a relative threshold scales ``best`` itself)
@@ -498,20 +631,21 @@ class ReduceLROnPlateau(LRScheduler):
             return value < self.best * scale if self.mode == "min" else value > self.best * scale
         return value < self.best - self.threshold if self.mode == "min" else value > self.best + self.threshold
 
-    def step(self, metric):
-        """Record this epoch's ``metric`` (a number or a one-element Var)."""
-        value = float(metric.item() if hasattr(metric, "item") else metric)
-        self.last_epoch += 1
+    def step(self, metrics, epoch=None):
+        """Record this epoch's metric (a number or a one-element Var)."""
+        value = float(metrics.item() if hasattr(metrics, "item") else metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self._better(value):
-            self.best, self.bad_epochs = value, 0
+            self.best, self.num_bad_epochs = value, 0
         else:
-            self.bad_epochs += 1
+            self.num_bad_epochs += 1
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
-            self.bad_epochs = 0
-        if self.bad_epochs > self.patience:
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
             for group, floor in zip(self.optimizer.param_groups, self.min_lrs):
                 new = max(group["lr"] * self.factor, floor)
                 if group["lr"] - new > self.eps:
                     group["lr"] = new
-            self.cooldown_counter, self.bad_epochs = self.cooldown, 0
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = _group_lrs(self.optimizer)

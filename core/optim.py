@@ -9,6 +9,7 @@ other optimisers (Adamax ... LBFGS) and `metajit.optimizer` the base class they 
 all re-exported here.
 """
 import math
+import sys
 
 from .errors import MetajitValueError
 from .math_ops import binary, unary
@@ -17,6 +18,9 @@ from .optimizer import (Optimizer, _state_var, _with_weight_decay, apply_weight_
 from .optim_rules import ASGD, LBFGS, Adadelta, Adamax, NAdam, RAdam, Rprop
 from . import lr_scheduler  # ``jt.optim.lr_scheduler``, as in PyTorch
 from .lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, MultiStepLR, StepLR
+
+# ``import metajit.optim.lr_scheduler`` / ``from metajit.optim.lr_scheduler import StepLR``, as torch's
+sys.modules[f"{__name__}.lr_scheduler"] = lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta", "ASGD",
            "Rprop", "LBFGS", "clip_grad_norm_", "clip_grad_value_", "update_average", "lr_scheduler",

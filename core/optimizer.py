@@ -37,7 +37,7 @@ class Optimizer:
         self.defaults = dict(defaults, maximize=bool(options.get("maximize", False)))
         self.clears_after_step = False  # gradients came from `backward` (Jittor): `step` clears them
         self.param_groups = []
-        self.state = {}
+        self.state = ParameterState(self.param_groups)
         params = list(params)
         if not params:
             raise MetajitValueError("optimizer got an empty parameter list")
@@ -121,7 +121,7 @@ class Optimizer:
                 for parameter in group["params"]:
                     if parameter.grad is None or not parameter.requires_grad:
                         continue
-                    state = self.state.setdefault(id(parameter), {})
+                    state = self.state[parameter]
                     state["step"] = int(state.get("step", 0)) + 1  # (a torch checkpoint's is a tensor)
                     holders = [parameter] + [v for v in state.values() if isinstance(v, Var)]
                     replaced += [v._node for v in holders]
@@ -151,26 +151,92 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self):
-        """``{"state": {index: {name: numpy or number}}, "param_groups": [...]}`` (PyTorch layout)."""
+        """PyTorch's layout: ``{"state": {index: {name: value}}, "param_groups": [{...,
+        "params": [index, ...]}]}``, the parameters numbered in group order, state Vars as
+        numpy arrays. ``jt.save`` to a ``.pth`` makes them tensors: ``torch.load`` of that file
+        loads into a ``torch.optim`` optimiser of the same kind."""
         index = {id(p): k for k, p in enumerate(self.params)}
-        state = {index[key]: {name: _saved(value) for name, value in entry.items()}
-                 for key, entry in self.state.items() if key in index}
+        state = {index[id(parameter)]: {name: _saved(value) for name, value in entry.items()}
+                 for parameter, entry in self.state.items() if id(parameter) in index}
         groups = [{**{k: v for k, v in g.items() if k != "params"},
                    "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Restore hyperparameters and state saved by `state_dict`."""
+        """Restore hyperparameters and state from `state_dict`'s layout, written by metajit or
+        by ``torch.optim`` (torch tensors, as ``torch.load`` returns them, are taken too).
+        Floating-point state takes its parameter's dtype, as PyTorch's. Example::
+
+            optimizer.load_state_dict(torch.load("ckpt.pth", map_location="cpu")["optimizer"])
+        """
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            keys = sorted(map(str, state_dict))[:5] if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise MetajitValueError(f"optimizer.load_state_dict takes what optimizer.state_dict() returns, a dict "
+                                    f"with 'state' and 'param_groups'; got {keys} (a model's state_dict goes to "
+                                    "model.load_state_dict)")
         params = self.params
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
-            raise MetajitValueError("optimizer state_dict does not match this optimizer's parameter groups")
+            raise MetajitValueError(
+                f"optimizer state_dict has parameter groups of {[len(g['params']) for g in groups]} parameters, "
+                f"this optimizer {[len(g['params']) for g in self.param_groups]}; make the optimizer on the same "
+                "parameter groups as the one saved")
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = {}
+        self.state = ParameterState(self.param_groups)
         for position, entry in state_dict["state"].items():
-            self.state[id(params[int(position)])] = {name: _restored(value) for name, value in entry.items()}
+            if not 0 <= int(position) < len(params):
+                raise MetajitValueError(f"optimizer state_dict has state for parameter {position}, but the "
+                                        f"optimizer has {len(params)} parameters")
+            parameter = params[int(position)]
+            self.state[parameter] = {name: _restored(value, parameter, name) for name, value in entry.items()}
+
+
+class ParameterState(dict):
+    """``optimizer.state``: each parameter's state (a dict), keyed by the parameter Var as
+    PyTorch's; reading a parameter without state adds an empty dict, as PyTorch's
+    ``defaultdict(dict)``. ``id(parameter)``, metajit's earlier key, finds the same entry.
+    Example: ``optimizer.state[model.weight]["exp_avg"]``."""
+
+    def __init__(self, param_groups):
+        super().__init__()
+        self.param_groups = param_groups  # the optimizer's own list: groups added later are found
+
+    def _key(self, key):
+        if isinstance(key, int) and not isinstance(key, bool):
+            for group in self.param_groups:
+                for parameter in group["params"]:
+                    if id(parameter) == key:
+                        return parameter
+        return key
+
+    def __missing__(self, key):
+        if not isinstance(key, Var):
+            raise KeyError(key)
+        self[key] = entry = {}
+        return entry
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._key(key))
+
+    def __setitem__(self, key, value):
+        super().__setitem__(self._key(key), value)
+
+    def __delitem__(self, key):
+        super().__delitem__(self._key(key))
+
+    def __contains__(self, key):
+        return super().__contains__(self._key(key))
+
+    def get(self, key, default=None):
+        return super().get(self._key(key), default)
+
+    def setdefault(self, key, default=None):
+        return super().setdefault(self._key(key), default)
+
+    def pop(self, key, *default):
+        return super().pop(self._key(key), *default)
 
 
 def is_closure(value):
@@ -191,11 +257,23 @@ def _saved(value):
     return [_saved(v) for v in value] if isinstance(value, list) else value
 
 
-def _restored(value):
-    """The inverse of `_saved`: numpy arrays (torch's tensors) back to Vars."""
-    if isinstance(value, np.ndarray):
-        return Var(value)
-    return [_restored(v) for v in value] if isinstance(value, list) else value
+def _restored(value, parameter, name):
+    """A saved state value as `Optimizer.step` uses it: ``step`` a Python int (torch's is a
+    float tensor), arrays and torch tensors Vars (floating ones in ``parameter``'s dtype),
+    also inside lists (LBFGS's history)."""
+    if isinstance(value, list):
+        return [_restored(v, parameter, name) for v in value]
+    if isinstance(value, Var):
+        value = value.numpy()
+    elif hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if name == "step":
+        return int(value)
+    if not isinstance(value, np.ndarray):
+        return value
+    if value.dtype.kind == "f" and parameter.is_floating_point():
+        value = value.astype(parameter.dtype.numpy, copy=False)
+    return Var(value).stop_grad()
 
 
 def _state_var(state, name, like, fill=0.0):
