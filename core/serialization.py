@@ -97,22 +97,25 @@ def _binary_file(f, mode, caller):
     yield f
 
 
+TORCH_ENDINGS = (".pth", ".pt", ".tar", ".ckpt", ".bin")  # what PyTorch scripts name checkpoints
+
+
 def _writes_torch_format(f):
     """Whether `save` writes torch's zip format to ``f``: a name (the path, or an open file's
-    ``name``) ending in ``.pth`` or ``.pt``, or a file object without one (``io.BytesIO``),
-    as ``torch.save`` writes."""
+    ``name``) with one of PyTorch checkpoints' endings (`TORCH_ENDINGS`: ``.pth``, ``.pt``,
+    ``.pth.tar``...), or a file object without one (``io.BytesIO``), as ``torch.save`` writes."""
     name = os.fspath(f) if _is_path(f) else getattr(f, "name", None)
     if not isinstance(name, (str, bytes)):
         return True
-    return os.fsdecode(name).endswith((".pth", ".pt"))
+    return os.fsdecode(name).endswith(TORCH_ENDINGS)
 
 
 def save(obj, f):
     """Write ``obj`` to ``f``, a path or a binary file object (``io.BytesIO``, ``open(name,
     "wb")``); Vars (also inside dicts, lists, tuples) are stored as arrays.
 
-    A name ending in ``.pth`` or ``.pt``, or a file object without a name, gets PyTorch's
-    zip format (`_save_torch_zip`), so ``torch.load`` reads it (weights-only too) and
+    A name ending in ``.pth``, ``.pt``, ``.tar``, ``.ckpt`` or ``.bin``, or a file object
+    without a name, gets PyTorch's zip format (`_save_torch_zip`), so ``torch.load`` reads it (weights-only too) and
     ``torchvision_model.load_state_dict`` takes the result; any other name gets a pickle
     with numpy arrays (Jittor's ``.pkl``). `load` reads both.
     Example: ``jt.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, "ckpt.pth")``.

@@ -139,3 +139,10 @@ def test_wrong_arguments_raise_naming_the_mistake(tmp_path):
         jt.load(3)
     with pytest.raises(jt.MetajitValueError, match="the BytesIO object is not a complete"):
         jt.load(io.BytesIO(b"not a checkpoint"))
+
+
+@pytest.mark.parametrize("name", ["checkpoint.pth.tar", "model.ckpt", "pytorch_model.bin"])
+def test_pytorch_checkpoint_names_get_torchs_format(tmp_path, name):
+    jt.save({"weight": jt.ones(2), "epoch": 3}, tmp_path / name)
+    loaded = torch.load(tmp_path / name, weights_only=True)
+    assert loaded["epoch"] == 3 and torch.equal(loaded["weight"], torch.ones(2))
