@@ -16,9 +16,10 @@ from . import debug, garbage_collection, plugins
 from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
-from .creation import (arange, array, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
-                       get_default_dtype, linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randint_like,
-                       randn, randn_like, random, seed, set_default_dtype, set_global_seed, tensor, zeros, zeros_like)
+from .creation import (Tensor, arange, array, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                       get_default_dtype, is_tensor, linspace, manual_seed, ones, ones_like, rand, rand_like, randint,
+                       randint_like, randn, randn_like, random, seed, set_default_dtype, set_global_seed, tensor, zeros,
+                       zeros_like)
 from .ir.dtypes import DType, finfo, iinfo, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceError, MetajitDtypeError,
                      MetajitError, MetajitFileNotFoundError, MetajitIndexError, MetajitMemoryError, MetajitShapeError,
@@ -26,7 +27,7 @@ from .errors import (MetajitCodegenError, MetajitCompileError, MetajitDeviceErro
 from .division import fmod
 from .flags import enable_grad, flag_scope, flags, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .math_ops import (addcdiv, addcmul, atan2, cast, clamp, clamp_max, clamp_min, copysign, deg2rad, digamma, erfc,
-                       exp2, float_power, frac, gcd, heaviside, hypot, isclose, isfinite, isinf, isnan, isneginf,
+                       exp2, float_power, frac, gcd, heaviside, hypot, isclose, isfinite, isin, isinf, isnan, isneginf,
                        isposinf, isreal, lcm, lerp, lgamma, logaddexp, logaddexp2, logit, matmul, nan_to_num, nonzero,
                        rad2deg, relu, sign, signbit, sinc, trunc, where, xlogy)
 from .placement import device
@@ -54,7 +55,7 @@ from .numpy_code import numpy_code
 from .var import (Var, clean, display_memory_info, fetch_sync, liveness_info, memory_info, number_of_lived_vars, sync,
                   sync_all)
 from .var import collect_garbage as gc
-from . import dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform, utils
+from . import autograd, dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform, utils
 from .distributed import in_mpi, mpi, mpi_all_reduce, mpi_broadcast, mpi_reduce, rank, world_size
 from .func import vmap
 from .nn.module import Module  # Jittor: `from jittor import Module`
@@ -117,7 +118,7 @@ for _name in ("exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
               "mod", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
               "add", "sub", "mul", "div", "subtract", "multiply", "divide", "remainder", "true_divide",
               "absolute", "positive", "diagonal", "pinverse", "qr", "svd", "split_with_sizes", "is_floating_point",
-              "is_signed", "is_complex", "is_same_size"):
+              "is_signed", "is_complex", "is_same_size", "numel", "allclose"):
     globals()[_name] = _module_function(_name)
 del _name
 

@@ -173,6 +173,43 @@ def as_tensor(data, dtype=None, device=None):
     return tensor(data, dtype, device=device)
 
 
+class _TensorType(type):
+    """The type of `Tensor`: every Var is an instance, and its attributes are Var's."""
+
+    def __instancecheck__(cls, instance):
+        return isinstance(instance, Var)
+
+    def __subclasscheck__(cls, subclass):
+        return issubclass(subclass, Var)
+
+    def __getattr__(cls, name):
+        return getattr(Var, name)
+
+
+class Tensor(metaclass=_TensorType):
+    """PyTorch's ``torch.Tensor`` (``jt.Tensor``): ``isinstance(x, jt.Tensor)`` holds for every
+    Var, ``jt.Tensor.add(x, y)`` is ``x.add(y)``, and the legacy constructor makes a Var of the
+    default float dtype: ``jt.Tensor(2, 3)`` of that shape (zeros: metajit has no uninitialised
+    memory), ``jt.Tensor([1, 2])`` of that data. Jittor's class is `Var`, whose constructor
+    takes data (``jt.Var(2)`` is the scalar 2)."""
+
+    def __new__(cls, *data_or_sizes):
+        if all(isinstance(size, (numbers.Integral, np.integer)) and not isinstance(size, bool)
+               for size in data_or_sizes):
+            return empty(*data_or_sizes) if data_or_sizes else empty(0)
+        if len(data_or_sizes) == 1 and type(data_or_sizes[0]).__name__ in ("Shape", "Size"):
+            return empty(*data_or_sizes[0])
+        if len(data_or_sizes) != 1:
+            raise MetajitValueError(f"jt.Tensor takes sizes (jt.Tensor(2, 3)) or one piece of data "
+                                    f"(jt.Tensor([1, 2])), got {data_or_sizes!r}")
+        return array(data_or_sizes[0], dtypes.DEFAULT_FLOAT)
+
+
+def is_tensor(value):
+    """PyTorch's ``torch.is_tensor``: whether ``value`` is a Var."""
+    return isinstance(value, Var)
+
+
 def from_numpy(array_data):
     """PyTorch's ``torch.from_numpy``: a Var of the numpy array's own dtype (a copy)."""
     return array(array_data, array_data.dtype)

@@ -531,6 +531,17 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     return close | (isnan(a) & isnan(b)) if equal_nan else close
 
 
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """PyTorch's ``torch.isin``: a bool Var of ``elements``' shape, whether each element is
+    among ``test_elements`` (a Var, array or scalar; nan never is), or with ``invert`` whether
+    it is not. One fused comparison per pair of elements (``assume_unique`` changes nothing).
+    Example: ``jt.isin(token_ids, jt.array(special_ids))``."""
+    elements = as_var(elements)
+    tests = as_var(test_elements).reshape(-1)
+    found = binary("eq", elements.unsqueeze(-1), tests).any(-1)
+    return unary("logical_not", found) if invert else found
+
+
 def isposinf(x):
     """True where ``x`` is +inf (``torch.isposinf``). Example: ``jt.isposinf(x)``."""
     return binary("eq", x, math.inf)

@@ -8,7 +8,7 @@ import math
 
 from . import (creation, division, indexing, jittor_spellings, linalg, math_ops, misc, placement, plugins,
                reductions, shape_ops, statistics, tensor_ops)
-from .errors import MetajitDtypeError, MetajitShapeError, MetajitValueError
+from .errors import MetajitDtypeError, MetajitShapeError, MetajitTypeError, MetajitValueError
 from .ir import dtypes
 from .math_ops import binary, unary
 from .var import Var
@@ -29,6 +29,25 @@ def _in_place(operator):
 
 def _reflected(function):
     return lambda self, other: function(other, self)
+
+
+def _equality(op, with_none):
+    """``x == y`` / ``x != y`` element-wise; against None, ``with_none`` (False for ``==``,
+    True for ``!=``), as PyTorch, so ``mask == None`` tests nothing by mistake."""
+    def method(self, other):
+        return with_none if other is None else binary(op, self, other)
+    return method
+
+
+def _format(self, spec):
+    """``f"{loss:.3f}"``: a one-element Var formats as its Python scalar (PyTorch formats 0-d
+    tensors so); without a spec, as ``str``."""
+    if not spec:
+        return str(self)
+    if self.numel() != 1:
+        raise MetajitTypeError(f"cannot format a Var of shape {tuple(self.shape)} with {spec!r}: format one "
+                               f"element (f'{{x.item():{spec}}}') or the list (x.tolist())")
+    return format(self.item(), spec)
 
 
 def _to(self, *args, **kwargs):
@@ -179,7 +198,7 @@ _OPERATORS = {
     "__and__": _logical_or_bitwise("bitwise_and", "logical_and"),
     "__or__": _logical_or_bitwise("bitwise_or", "logical_or"),
     "__xor__": _logical_or_bitwise("bitwise_xor", "logical_xor"),
-    "__eq__": _binary("eq"), "__ne__": _binary("ne"), "__lt__": _binary("lt"),
+    "__eq__": _equality("eq", False), "__ne__": _equality("ne", True), "__lt__": _binary("lt"),
     "__le__": _binary("le"), "__gt__": _binary("gt"), "__ge__": _binary("ge"),
     "__iadd__": _in_place(_binary("add")), "__isub__": _in_place(_binary("sub")),
     "__imul__": _in_place(_binary("mul")), "__itruediv__": _in_place(_binary("div")),
@@ -189,7 +208,7 @@ _OPERATORS = {
     "__invert__": _invert,
     "__matmul__": lambda self, other: math_ops.matmul(self, other),
     "__rmatmul__": lambda self, other: math_ops.matmul(other, self),
-    "__getitem__": indexing.getitem, "__setitem__": _setitem,
+    "__getitem__": indexing.getitem, "__setitem__": _setitem, "__format__": _format,
 }
 
 _METHODS = {
