@@ -151,3 +151,35 @@ def kaiming_uniform_(var, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 def kaiming_normal_(var, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """He normal: std ``gain / sqrt(fan)``."""
     return normal_(var, 0.0, _kaiming_std(var, a, mode, nonlinearity))
+
+
+def fan_in_uniform_(weight, bias=None):
+    """PyTorch's initialisation of Linear and convolution layers (their ``reset_parameters``):
+    ``weight`` He-uniform with ``a = sqrt(5)``, ``bias`` (when given) uniform within
+    ``1 / sqrt(fan_in)``. Example: ``init.fan_in_uniform_(layer.weight, layer.bias)``."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in = fan_in_and_fan_out(weight)[0]
+        bound = 1 / math.sqrt(fan_in) if fan_in else 0
+        uniform_(bias, -bound, bound)
+    return weight
+
+
+def orthogonal_(var, gain=1.0):
+    """A (semi-)orthogonal matrix times ``gain``, as ``torch.nn.init.orthogonal_``: ``var``
+    (2 or more dims) seen as (rows, the rest) gets the Q factor of a QR decomposition of
+    standard normal values, signed by R's diagonal, so its rows (or columns, whichever are
+    fewer) are orthonormal. Example: ``init.orthogonal_(rnn.weight_hh_l0)``."""
+    if var.ndim < 2:
+        raise MetajitValueError(f"orthogonal_ needs a Var of 2 or more dims, got shape {tuple(var.shape)}")
+    rows = var.shape[0]
+    columns = var.numel() // rows if rows else 0
+
+    def draw(generator, shape):
+        values = generator.standard_normal((rows, columns))
+        if rows < columns:
+            values = values.T
+        q, r = np.linalg.qr(values)
+        q *= np.sign(np.diagonal(r))
+        return (q.T if rows < columns else q) * gain
+    return _fill(var, _sample(var.shape, draw))

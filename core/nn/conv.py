@@ -431,13 +431,13 @@ class _ConvNd(Module):
         self._padding_pairs = padding_pairs(self.padding, self.kernel_size, self.stride, self.dilation, name)
         shape = ((in_channels, out_channels // groups) if self.transposed
                  else (out_channels, in_channels // groups)) + self.kernel_size
-        self.weight = init.kaiming_uniform_(creation.empty(*shape), a=math.sqrt(5))
-        if bias:
-            fan_in = init.fan_in_and_fan_out(self.weight)[0]
-            bound = 1 / math.sqrt(fan_in) if fan_in else 0
-            self.bias = init.uniform_(creation.empty(out_channels), -bound, bound)
-        else:
-            self.bias = None
+        self.weight = creation.empty(*shape)
+        self.bias = creation.empty(out_channels) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw the parameters again, as at construction (`init.fan_in_uniform_`)."""
+        init.fan_in_uniform_(self.weight, self.bias)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -19,12 +19,13 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = init.kaiming_uniform_(creation.empty(out_features, in_features), a=math.sqrt(5))
-        if bias:
-            bound = 1 / math.sqrt(in_features) if in_features else 0
-            self.bias = init.uniform_(creation.empty(out_features), -bound, bound)
-        else:
-            self.bias = None
+        self.weight = creation.empty(out_features, in_features)
+        self.bias = creation.empty(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw the parameters again, as at construction (`init.fan_in_uniform_`)."""
+        init.fan_in_uniform_(self.weight, self.bias)
 
     def execute(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -72,15 +73,20 @@ class Embedding(Module):
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
-            weight = init.normal_(creation.empty(num_embeddings, embedding_dim))
-            if padding_idx is not None:
-                weight = where(creation.arange(num_embeddings).reshape(-1, 1) == padding_idx, 0.0, weight)
+            self.weight = creation.empty(num_embeddings, embedding_dim).requires_grad_(not _freeze)
+            self.reset_parameters()
         elif tuple(_weight.shape) != (num_embeddings, embedding_dim):
             raise MetajitShapeError(f"Embedding: _weight shape {tuple(_weight.shape)} is not "
                                     f"({num_embeddings}, {embedding_dim})")
         else:
-            weight = _weight.detach()
-        self.weight = weight.requires_grad_(not _freeze)
+            self.weight = _weight.detach().requires_grad_(not _freeze)
+
+    def reset_parameters(self):
+        """Draw the table again from N(0, 1), the ``padding_idx`` row zero, as at construction."""
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            rows = creation.arange(self.num_embeddings).reshape(-1, 1)
+            self.weight.assign(where(rows == self.padding_idx, 0.0, self.weight))
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -113,9 +119,16 @@ class Bilinear(Module):
     def __init__(self, in1_features, in2_features, out_features, bias=True):
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        bound = 1 / math.sqrt(in1_features) if in1_features else 0
-        self.weight = init.uniform_(creation.empty(out_features, in1_features, in2_features), -bound, bound)
-        self.bias = init.uniform_(creation.empty(out_features), -bound, bound) if bias else None
+        self.weight = creation.empty(out_features, in1_features, in2_features)
+        self.bias = creation.empty(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw the parameters again, uniformly within ``1 / sqrt(in1_features)``, as at construction."""
+        bound = 1 / math.sqrt(self.in1_features) if self.in1_features else 0
+        for parameter in (self.weight, self.bias):
+            if parameter is not None:
+                init.uniform_(parameter, -bound, bound)
 
     def execute(self, x1, x2):
         return F.bilinear(x1, x2, self.weight, self.bias)
@@ -200,7 +213,12 @@ class PReLU(Module):
 
     def __init__(self, num_parameters=1, init=0.25):
         super().__init__()
-        self.weight = creation.full((num_parameters,), float(init), "float32")
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = creation.full((num_parameters,), float(init))
+
+    def reset_parameters(self):
+        """Every slope back to ``init``."""
+        self.weight.assign(float(self.init))
 
     def execute(self, x):
         return F.prelu(x, self.weight)

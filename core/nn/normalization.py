@@ -3,7 +3,7 @@ as functions (``F.batch_norm`` ...) and layers (running statistics, momentum, ev
 mode); all from reductions and element-wise meta-ops."""
 import math
 
-from .. import creation, distributed
+from .. import creation, distributed, init
 from ..errors import MetajitShapeError, MetajitValueError
 from ..flags import no_grad
 from ..ir import dtypes, graph
@@ -262,9 +262,28 @@ class _NormBase(Module):
         self.register_buffer("running_var", creation.ones(num_features) if tracked else None)
         self.register_buffer("num_batches_tracked", creation.zeros((), dtype="int64") if tracked else None)
 
+    def reset_running_stats(self):
+        """Running mean 0, running variance 1, no batches tracked, as at construction."""
+        if self.track_running_stats:
+            for statistic, value in ((self.running_mean, 0), (self.running_var, 1), (self.num_batches_tracked, 0)):
+                statistic.assign(value)
+
+    def reset_parameters(self):
+        """`reset_running_stats`, and the affine weight 1 and bias 0, as at construction."""
+        self.reset_running_stats()
+        _reset_affine(self.weight, self.bias)
+
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+def _reset_affine(weight, bias=None):
+    """An affine weight back to ones and its bias to zeros (either may be None)."""
+    if weight is not None:
+        init.ones_(weight)
+    if bias is not None:
+        init.zeros_(bias)
 
 
 class _BatchNorm(_NormBase):
@@ -385,6 +404,23 @@ class SyncBatchNorm(_BatchNorm):
             raise MetajitValueError("SyncBatchNorm: process groups are not supported; statistics cover every rank")
         super().__init__(num_features, eps, momentum, affine, track_running_stats, sync=True)
 
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """PyTorch's: ``module`` with each batch normalisation layer in it (``module`` itself
+        included) replaced by a SyncBatchNorm holding the same parameters, running statistics
+        and mode (the same Vars, so an optimiser made before keeps training them); returns the
+        converted module. Example: ``model = nn.SyncBatchNorm.convert_sync_batchnorm(model)``."""
+        converted = module
+        if isinstance(module, _BatchNorm) and not isinstance(module, cls):
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, process_group)
+            for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                setattr(converted, name, getattr(module, name))
+            converted.train(module.training)
+        for name, child in module.named_children():
+            converted.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return converted
+
 
 class BatchNorm3d(_BatchNorm):
     """Batch normalisation of (N, C, D, H, W) inputs. Example: ``nn.BatchNorm3d(16)(volumes)``."""
@@ -450,6 +486,10 @@ class LayerNorm(Module):
         self.weight = creation.ones(shape) if elementwise_affine else None
         self.bias = creation.zeros(shape) if elementwise_affine and bias else None
 
+    def reset_parameters(self):
+        """The affine parameters back to their construction values (weight 1, bias 0)."""
+        _reset_affine(self.weight, self.bias)
+
     def execute(self, x):
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
@@ -469,6 +509,10 @@ class GroupNorm(Module):
         self.weight = creation.ones(num_channels) if affine else None
         self.bias = creation.zeros(num_channels) if affine else None
 
+    def reset_parameters(self):
+        """The affine parameters back to their construction values (weight 1, bias 0)."""
+        _reset_affine(self.weight, self.bias)
+
     def execute(self, x):
         return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
@@ -487,6 +531,10 @@ class RMSNorm(Module):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps = shape, eps
         self.weight = creation.ones(shape) if elementwise_affine else None
+
+    def reset_parameters(self):
+        """The affine parameters back to their construction values (weight 1, bias 0)."""
+        _reset_affine(self.weight)
 
     def execute(self, x):
         return rms_norm(x, self.normalized_shape, self.weight, self.eps)
