@@ -30,7 +30,7 @@ from .math_ops import (addcdiv, addcmul, atan2, cast, clamp, clamp_max, clamp_mi
                        exp2, float_power, frac, gcd, heaviside, hypot, isclose, isfinite, isin, isinf, isnan, isneginf,
                        isposinf, isreal, lcm, lerp, lgamma, logaddexp, logaddexp2, logit, matmul, nan_to_num, nonzero,
                        rad2deg, relu, sign, signbit, sinc, trunc, where, xlogy)
-from .placement import device
+from .placement import channels_last, channels_last_3d, contiguous_format, device, preserve_format
 from .plugins import devices, get_device, set_device
 from .reductions import (all, amax, amin, aminmax, any, argmax, argmin, count_nonzero, dist, logsumexp, max, mean,
                          min, nanmean, nansum, norm, prod, renorm, std, sum, var)
@@ -55,7 +55,8 @@ from .numpy_code import numpy_code
 from .var import (Var, clean, display_memory_info, fetch_sync, liveness_info, memory_info, number_of_lived_vars, sync,
                   sync_all)
 from .var import collect_garbage as gc
-from . import autograd, dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform, utils
+from . import amp, autograd, cuda, dataset, func, init, linalg, lr_scheduler, misc, nn, optim, transform, utils
+from .amp import autocast
 from .distributed import in_mpi, mpi, mpi_all_reduce, mpi_broadcast, mpi_reduce, rank, world_size
 from .func import vmap
 from .nn.module import Module  # Jittor: `from jittor import Module`
@@ -128,7 +129,7 @@ def __getattr__(name):
     listing devices probes every backend); ``jt.models`` (the model zoo) and ``jt.data`` (data pipes),
     imported on first use."""
     if name == "has_cuda":
-        return "cuda" in {info.name for info in devices() if info.available}
+        return cuda.is_available()
     if name in ("models", "data"):
         import importlib
         return importlib.import_module("." + name, __name__)

@@ -15,6 +15,24 @@ from .ir import dtypes
 DEVICE_NAMES = ("cpu", "cuda", "meta", "mps", "xpu")  # first parts of the device strings PyTorch takes
 
 
+class memory_format:
+    """PyTorch's memory formats (``jt.channels_last``, ``jt.contiguous_format``,
+    ``jt.preserve_format``, ``jt.channels_last_3d``), accepted where torch takes them
+    (``x.to``, ``x.contiguous``, ``model.to``, the factories) and changing nothing: a Var's
+    values do not depend on a layout, which metajit's backends choose themselves (the cpu
+    backend's convolutions use a blocked one)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"jt.{self.name}"
+
+
+contiguous_format, preserve_format, channels_last, channels_last_3d = (
+    memory_format(name) for name in ("contiguous_format", "preserve_format", "channels_last", "channels_last_3d"))
+
+
 class device(str):
     """PyTorch's ``torch.device`` (``jt.device``), also what ``x.device`` returns: a device
     string (``"cuda:0"``, ``"cpu"``) with torch's ``.type`` and ``.index``, named as torch's
@@ -71,11 +89,11 @@ def as_dtype(value):
 def to_arguments(args, kwargs):
     """``(device or None, dtype or None)`` of PyTorch's ``to(device)``, ``to(dtype)``,
     ``to(device, dtype)``, ``to(other)`` (its dtype) and keyword forms; the device is
-    checked (`check_device`)."""
+    checked (`check_device`); ``non_blocking``, ``copy`` and ``memory_format`` change nothing."""
     kwargs = dict(kwargs)
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-    kwargs.pop("non_blocking", None)
-    kwargs.pop("copy", None)
+    for accepted in ("non_blocking", "copy", "memory_format"):
+        kwargs.pop(accepted, None)
     if kwargs:
         raise MetajitValueError(f"to() got unexpected arguments {sorted(kwargs)}")
     for argument in args:

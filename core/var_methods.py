@@ -246,7 +246,7 @@ _METHODS = {
     "int64": _cast_to("int64"), "int8": _cast_to("int8"), "int16": _cast_to("int16"),
     "uint8": _cast_to("uint8"), "bool": _cast_to("bool"),
     "clone": lambda self: creation.array(self), "copy": lambda self: creation.array(self),
-    "contiguous": lambda self: self, "nonzero": math_ops.nonzero,
+    "contiguous": lambda self, memory_format=None: self, "nonzero": math_ops.nonzero,
     "sum": reductions.sum, "mean": reductions.mean, "max": reductions.max,
     "min": reductions.min, "prod": reductions.prod, "product": reductions.prod,
     "any": reductions.any, "all": reductions.all, "argmax": reductions.argmax,

@@ -125,9 +125,9 @@ class Module:
         if not hooks:
             return self.execute(*args, **kwargs)
         for hook in list(hooks["forward_pre"].values()):
-            changed = hook(self, args)
+            changed = hook(self, args, kwargs)
             if changed is not None:
-                args = changed if isinstance(changed, tuple) else (changed,)
+                args, kwargs = changed
         if (hooks["backward_pre"] or hooks["backward"]) and not thread_flags.no_grad:
             output = call_with_backward_hooks(self, list(hooks["backward_pre"].values()),
                                               list(hooks["backward"].values()), args,
@@ -135,30 +135,48 @@ class Module:
         else:
             output = self.execute(*args, **kwargs)
         for hook in list(hooks["forward"].values()):
-            changed = hook(self, args, output)
+            changed = hook(self, args, kwargs, output)
             if changed is not None:
                 output = changed
         return output
 
-    def _add_hook(self, kind, hook):
+    def _add_hook(self, kind, hook, prepend=False):
         _changes[0] += 1  # a compiled call traced without it traces again
         hooks = self.__dict__.setdefault("_hooks", {kind: {} for kind in
                                                     ("forward_pre", "forward", "backward_pre", "backward")})
         handle = RemovableHandle(hooks[kind])
         hooks[kind][handle.id] = hook
+        if prepend:
+            for key in [key for key in hooks[kind] if key != handle.id]:
+                hooks[kind][key] = hooks[kind].pop(key)  # (moved behind the new hook)
         return handle
 
-    def register_forward_pre_hook(self, hook):
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
         """Call ``hook(module, args)`` before each forward; a value it returns (a tuple, or a
-        single input) replaces the positional inputs. Returns a handle whose ``remove()``
-        takes the hook away. Example: ``layer.register_forward_pre_hook(lambda m, a: (a[0] * 2,))``."""
-        return self._add_hook("forward_pre", hook)
+        single input) replaces the positional inputs. With ``with_kwargs``, PyTorch's
+        ``hook(module, args, kwargs)`` returning None or ``(args, kwargs)``; ``prepend``: run
+        before the hooks added earlier. Returns a handle whose ``remove()`` takes the hook
+        away. Example: ``layer.register_forward_pre_hook(lambda m, a: (a[0] * 2,))``."""
+        if not with_kwargs:
+            plain = hook
 
-    def register_forward_hook(self, hook):
-        """Call ``hook(module, args, output)`` after each forward; a value it returns replaces
-        the output. Returns a handle whose ``remove()`` takes the hook away. Example:
+            def hook(module, args, kwargs):
+                changed = plain(module, args)
+                return None if changed is None else (changed if isinstance(changed, tuple) else (changed,), kwargs)
+        return self._add_hook("forward_pre", hook, prepend)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Call ``hook(module, args, output)`` after each forward (with ``with_kwargs``,
+        ``hook(module, args, kwargs, output)``); a value it returns replaces the output;
+        ``prepend``: run before the hooks added earlier. Returns a handle whose ``remove()``
+        takes the hook away. Example:
         ``model.layer4.register_forward_hook(lambda m, a, out: features.append(out))``."""
-        return self._add_hook("forward", hook)
+        if not with_kwargs:
+            plain = hook
+
+            def hook(module, args, kwargs, output):
+                return plain(module, args, output)
+        return self._add_hook("forward", hook, prepend)
 
     def register_full_backward_hook(self, hook):
         """Call ``hook(module, grad_input, grad_output)`` in each backward pass through this

@@ -119,5 +119,6 @@ def test_to_takes_torch_devices_and_dtypes():
     assert x.to(dtype=np.float16).dtype == "float16" and x.to(jt.array([1])).dtype == "int32"
     with pytest.raises(jt.MetajitDeviceError, match="jt.set_device"):
         x.to("mps")
+    assert x.to("cpu", memory_format=jt.channels_last) is x  # (a layout changes no value)
     with pytest.raises(jt.MetajitValueError, match="unexpected arguments"):
-        x.to("cpu", memory_format=None)
+        x.to("cpu", layout=None)
