@@ -18,8 +18,7 @@ from .parallel import DataParallel
 from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_
 
 from .. import init  # noqa: E402  (PyTorch's ``nn.init``)
-utils = type("utils", (), {"clip_grad_norm_": staticmethod(clip_grad_norm_),
-                           "clip_grad_value_": staticmethod(clip_grad_value_)})
+from . import utils  # noqa: E402  (PyTorch's ``nn.utils``)
 from .conv import (Conv, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, conv1d, conv2d,
                    conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d)
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
