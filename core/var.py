@@ -73,7 +73,9 @@ class Var:
                 executor.realise([node])
             else:
                 state = _state
-                state.pending_vars.append(weakref.ref(self))
+                holder = weakref.ref(self)
+                state.pending_vars.append(holder)
+                node.holder = holder
                 if len(state.pending_vars) > state.prune_above:
                     _prune_pending()
 

@@ -20,7 +20,7 @@ class Node:
     """One meta-op application in the lazy graph (see the module docstring)."""
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "buffer", "host_data",
-                 "requires_grad", "grad_boundary", "__weakref__")
+                 "requires_grad", "grad_boundary", "holder", "__weakref__")
 
     def __init__(self, op, inputs, attrs, shape, dtype, requires_grad=False, host_data=None):
         self.op = op
@@ -33,6 +33,8 @@ class Node:
         self.requires_grad = requires_grad
         # True for detached/assigned values: a gradient leaf even though it has inputs.
         self.grad_boundary = False
+        # a weak reference to the last Var made for this node (unset on nodes a template made)
+        self.holder = None
 
     @property
     def needs_inputs_for_grad(self):

@@ -466,6 +466,24 @@ def _host_leaves_last(targets):
     return [n for n in targets if n.host_data is None] + [n for n in targets if n.host_data is not None]
 
 
+_STORED_RESULTS = ("library", "reduce", "reindex_reduce")  # fusion always stores these
+
+
+def _held_results(order, targets):
+    """The stored results (library ops, reductions) in ``order`` that a live Var still refers
+    to: made targets, they keep their values, so reading one later costs nothing (a forward
+    hook reading ``output.mean().item()`` per layer computed every layer above it again)."""
+    chosen = {id(node) for node in targets}
+    held = []
+    for node in order:
+        if node.op in _STORED_RESULTS and node.buffer is None and id(node) not in chosen:
+            holder = getattr(node, "holder", None)  # (unset on a node a plan template made)
+            var = holder() if holder is not None else None
+            if var is not None and var._node is node:
+                held.append(node)
+    return held
+
+
 def realise(nodes, on_ready=(), donated=(), capture=None):
     """Compute every node in ``nodes`` that has no value yet, on the current device.
 
@@ -510,6 +528,11 @@ def realise(nodes, on_ready=(), donated=(), capture=None):
             pending += [n for n in check_nodes if n.buffer is None and n.host_data is None]
         pending = _host_leaves_last(pending)
         order = graphwalk.realised_order(pending)
+    if capture is None and not donated:
+        held = _held_results(order, pending)
+        if held:
+            pending += held
+            order = None
     walked = None
     if donated:  # values kept from the step's graph are computed with it (donation.held_values)
         held, walked = donation.held_values(donated, order, pending)
