@@ -427,7 +427,7 @@ def _amplified_producer(node):
         source_size = numel(node.inputs[0].shape)
         if source_size < _WINDOW_MIN_ELEMENTS or numel(node.shape) > _WINDOW_EXPANSION * source_size:
             return None
-    elif node.op != "reindex" or numel(node.shape) <= numel(node.inputs[0].shape):
+    elif node.op != "reindex" or numel(node.shape) <= numel(node.inputs[0].shape) or _reads_each_once(node):
         return None
     producer = node.inputs[0]
     while not producer.is_realised and producer.op in _INDEX_ONLY:
@@ -435,6 +435,31 @@ def _amplified_producer(node):
     if producer.is_realised or producer.op in _ALWAYS_INLINED or producer.op not in opset.ELEMENTWISE:
         return None
     return producer
+
+
+def _shifted_axis(expr):
+    """The output axis ``k`` when ``expr`` is ``i<k>`` or ``i<k>`` plus or minus a constant."""
+    if expr.op == "loop":
+        return expr.args[0]
+    if expr.op in ("add", "sub") and expr.args[0].op == "loop" and expr.args[1].op == "const":
+        return expr.args[0].args[0]
+    if expr.op == "add" and expr.args[1].op == "loop" and expr.args[0].op == "const":
+        return expr.args[1].args[0]
+    return None
+
+
+def _reads_each_once(node):
+    """Whether a reindex reads each source element at most once: every source index is a
+    distinct output index shifted by a constant and no longer output axis goes unread (a
+    padding: the gradient pieces of ``chunk`` joined by zero-padded reads), so a producer
+    inlined under it is computed once per element however many outputs fall outside."""
+    exprs, _, conditions = node.attrs
+    if len(node.inputs) > 1 or conditions:
+        return False
+    axes = [_shifted_axis(expr) for expr in exprs]
+    if None in axes or len(set(axes)) != len(axes):
+        return False
+    return all(size == 1 or axis in axes for axis, size in enumerate(node.shape))
 
 
 def is_pure_reshape(node):

@@ -366,3 +366,19 @@ def test_a_value_read_at_ever_more_positions_is_stored():
     assert 2 <= len(kernels) <= 6
     assert all(len(distinct_loads(k.kernel)) <= 2 * FusionCosts().max_inlined_reads for k in kernels)
     np.testing.assert_allclose(running.numpy(), np.cumsum(data, -1), rtol=1e-5)
+
+
+def test_a_padding_read_keeps_its_producer_inlined_but_a_repeating_read_stores_it(rng):
+    """A reindex with more outputs than inputs stores the element-wise chain under it when
+    it reads source elements repeatedly (upsampling), not when it reads each at most once
+    (zero padding: the gradient pieces of ``chunk`` joined), which inlines the chain."""
+    data = rng.standard_normal((4, 5)).astype(np.float32)
+    x = jt.array(data).sync()
+    padded = x.exp().reindex([6, 9], ["i0-1", "i1-2"])
+    assert len(fusion.plan([padded._node]).steps) == 1
+    repeated = x.exp().reindex([8, 5], ["i0/2", "i1"])
+    assert len(fusion.plan([repeated._node]).steps) == 2
+    expected = np.zeros((6, 9), np.float32)
+    expected[1:5, 2:7] = np.exp(data)
+    np.testing.assert_allclose(padded.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(repeated.numpy(), np.exp(data).repeat(2, 0), rtol=1e-6)
