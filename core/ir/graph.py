@@ -36,6 +36,10 @@ class Node:
         # a weak reference to the last Var made for this node (unset on nodes a template made)
         self.holder = None
 
+    def __getstate__(self):
+        """Pickled without ``holder`` (a Var of this process; a weak reference does not pickle)."""
+        return None, {name: getattr(self, name) for name in Node.__slots__[:-2] if hasattr(self, name)}
+
     @property
     def needs_inputs_for_grad(self):
         """Whether autodiff may still traverse into this node's inputs."""

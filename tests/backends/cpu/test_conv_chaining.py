@@ -146,18 +146,19 @@ def interrupt_launch(monkeypatch, pick):
     monkeypatch.setattr(chaining, "modes_for", spy)
 
 
-def test_a_chained_value_the_user_holds_is_recomputed_after_an_interruption(rng, monkeypatch):
-    # a -> b chained and finished, the launch after them interrupted: a (held) was left
-    # in oneDNN's layout, so it is not kept as a finished value
+def test_a_value_the_user_holds_is_right_after_an_interrupted_chain(rng, monkeypatch):
+    # a (held by the user) is a target, kept in the plain layout (`executor._held_results`);
+    # b -> b2 chained and finished, the launch after them interrupted: a's value is right
     x = rng.standard_normal((1, 24, 12, 12)).astype(np.float32)
     w1 = rng.standard_normal((48, 24, 1, 1)).astype(np.float32) / 5
     w2 = rng.standard_normal((48, 48, 1, 1)).astype(np.float32) / 7
+    w4 = rng.standard_normal((48, 48, 1, 1)).astype(np.float32) / 7
     w3 = rng.standard_normal((16, 48, 3, 3)).astype(np.float32) / 20
 
     def ours():
         with jt.no_grad():
             a = nn.conv2d(jt.array(x), jt.array(w1), jt.zeros(48))
-            b = nn.conv2d(a, jt.array(w2), jt.zeros(48))
+            b = nn.conv2d(nn.conv2d(a, jt.array(w2), jt.zeros(48)), jt.array(w4), jt.zeros(48))
             return a, nn.conv2d(b * 2.0 + 1.0, jt.array(w3), jt.zeros(16), padding=1, dilation=2)
     ours()[1].sync()
     interrupt_launch(monkeypatch, lambda modes: max(r for _, readers in modes.values() for r in readers) + 1)

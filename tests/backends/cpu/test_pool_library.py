@@ -67,9 +67,11 @@ def test_pooling_between_convolutions_is_chained(rng, monkeypatch):
     x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
     w1 = rng.standard_normal((32, 16, 1, 1)).astype(np.float32)
     w2 = rng.standard_normal((24, 32, 1, 1)).astype(np.float32)
-    with jt.no_grad():
-        h = nn.max_pool2d(nn.relu(nn.conv2d(jt.array(x), jt.array(w1), jt.zeros(32))), 3, 1, 1, ceil_mode=True)
-        ours = nn.conv2d(h, jt.array(w2), jt.zeros(24)).numpy()
+    with jt.no_grad():  # (the pooled map held by no Var: a held one is kept, in the plain layout)
+        pooled = nn.max_pool2d(nn.relu(nn.conv2d(jt.array(x), jt.array(w1), jt.zeros(32))), 3, 1, 1, ceil_mode=True)
+        ours = nn.conv2d(pooled, jt.array(w2), jt.zeros(24))
+        del pooled
+        ours = ours.numpy()
     F = torch.nn.functional
     t = F.max_pool2d(F.relu(F.conv2d(torch.from_numpy(x), torch.from_numpy(w1))), 3, 1, 1, ceil_mode=True)
     np.testing.assert_allclose(ours, F.conv2d(t, torch.from_numpy(w2)).numpy(), rtol=1e-4, atol=1e-4)
