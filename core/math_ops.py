@@ -288,6 +288,11 @@ def matmul(a, b):
     if x.shape[-1] != contracted_b:
         raise MetajitShapeError(f"matmul: shapes {x.shape} and {y.shape} do not match "
                                 f"({x.shape[-1]} != {contracted_b})")
+    if len(x.shape) > 2 and len(y.shape) == 2 and x.dtype is y.dtype and dtypes.is_float(x.dtype):
+        # (..., m, k) @ (k, n) is one (rows, k) @ (k, n) product: y's gradient then sums over one
+        # axis, a matrix product too (a Linear layer on a sequence or an NHWC map)
+        rows = graph.reshape(x, (graph.numel(x.shape[:-1]), x.shape[-1]))
+        return wrap(graph.reshape(matmul(wrap(rows), wrap(y))._node, x.shape[:-1] + (y.shape[-1],)))
     if len(x.shape) > 1 and len(y.shape) > 1 and x.dtype is y.dtype and dtypes.is_float(x.dtype):
         # (..., m, k, 1) * (..., 1, k, n) summed over k, built without the front end's checks
         batch = x.shape[:-2] if x.shape[:-2] == y.shape[:-2] else \
