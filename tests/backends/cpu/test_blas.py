@@ -120,3 +120,24 @@ def test_products_replay_their_plan_on_new_buffers(rng, expression):
         library.MatmulProgram.__call__ = original
         library.MatmulProgram.native_calls = original_native
     assert programs and all(program.plan is not None for program in programs)
+
+
+def test_a_linear_on_a_sequence_and_its_weight_gradient_are_single_products(rng):
+    """(batch, time, in) @ (in, out) runs as one (batch * time, in) product, so the
+    weight's gradient sums over one axis and is one product too, not a 4-d reduction."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((4, 7, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 5)).astype(np.float32)
+    g = rng.standard_normal((4, 7, 3)).astype(np.float32)
+    ours, weight = jt.array(x), jt.array(w)
+    with jt.debug.record_kernels() as launched:
+        out = jt.nn.functional.linear(ours, weight)
+        grad_x, grad_w = jt.grad((out * jt.array(g)).sum(), [ours, weight])
+        jt.sync([out, grad_x, grad_w])
+    products = [k.kernel for k in launched if getattr(k.kernel, "name", None) == "matmul"]
+    assert len(products) == 3 and all(not p.attrs.batch for p in products)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    (torch.nn.functional.linear(tx, tw) * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(out.numpy(), torch.nn.functional.linear(tx, tw).detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(grad_x.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad_w.numpy(), tw.grad.numpy(), rtol=1e-5, atol=1e-6)
