@@ -488,6 +488,19 @@ def accumulate_grads(loss, leaves, create_graph=False, order=None):
 _post_accumulate_hooks = {}  # id(leaf Var) -> [hook(leaf)], an entry dropped with its Var
 
 
+def zero_grads(parameters, set_to_none=True):
+    """``zero_grad`` of optimisers and modules: every ``.grad`` becomes None, or with
+    ``set_to_none=False`` a gradient that exists becomes zeros (as PyTorch's: an optimiser
+    then still steps a parameter the next loss does not reach, with its momentum and
+    weight decay)."""
+    for parameter in parameters:
+        if set_to_none or parameter.grad is None:
+            parameter.grad = None
+        else:
+            parameter.grad = wrap(graph.broadcast_to(graph.constant_leaf(0, parameter.grad.dtype),
+                                                     tuple(parameter.grad.shape)))
+
+
 def register_post_accumulate_grad_hook(var, hook):
     """PyTorch's ``p.register_post_accumulate_grad_hook(hook)``: ``hook(p)`` runs after each
     backward pass (``backward``, an optimiser's ``step(loss)``) has added to ``p.grad``, for

@@ -1,6 +1,7 @@
 """Parameter initialisation (``metajit.init``), matching ``torch.nn.init`` distributions.
 
-Each function fills a Var in place (it keeps its identity) and returns it.
+Each function fills a Var in place (it keeps its identity) and returns it; a numpy array
+(PyTorch scripts pass ``param.data``: metajit's writes back to its Var) is filled in place.
 """
 import math
 
@@ -11,8 +12,20 @@ from .passes import side_effects
 from .errors import MetajitValueError
 
 
+def _numpy_dtype(var):
+    return var.dtype if isinstance(var, np.ndarray) else var.dtype.numpy
+
+
 def _fill(var, values):
-    return var.assign(np.asarray(values, dtype=var.dtype.numpy).reshape(var.shape))
+    """Give ``var`` the ``values`` (all of them, or one broadcast) and return it: a Var keeps its
+    identity (`Var.assign`); a numpy array, as PyTorch scripts pass ``param.data`` (a
+    `metajit.host_view.HostView`, which writes back to its Var), is filled in place."""
+    values, shape = np.asarray(values, dtype=_numpy_dtype(var)), tuple(var.shape)
+    values = values.reshape(shape) if values.size == math.prod(shape) else np.broadcast_to(values, shape)
+    if isinstance(var, np.ndarray):
+        np.copyto(var, values)
+        return var
+    return var.assign(values)
 
 
 def _sample(shape, draw):
@@ -47,7 +60,7 @@ def fan_in_and_fan_out(var):
 def _float32(var):
     # float32 parameters are drawn in float32: numpy's float32 samplers take half the time
     # and memory, which counts for models with 100M+ parameters (VGG's classifier)
-    return np.float32 if var.dtype.numpy == np.float32 else np.float64
+    return np.float32 if _numpy_dtype(var) == np.float32 else np.float64
 
 
 def _affine(values, scale, shift):
@@ -89,7 +102,7 @@ def trunc_normal_(var, mean=0.0, std=1.0, a=-2.0, b=2.0):
 
 def constant_(var, value):
     """Every element ``value``."""
-    return var.assign(value)
+    return _fill(var, value)
 
 
 def zeros_(var):
@@ -114,7 +127,8 @@ def eye_like(var):
 
 def eye_(var):
     """Ones on the diagonal of a 2-d ``var``, zeros elsewhere (``torch.nn.init.eye_``)."""
-    return var.assign(creation.eye(_matrix_shape(var, "eye_"), dtype=var.dtype))
+    rows, columns = _matrix_shape(var, "eye_")
+    return _fill(var, np.eye(rows, columns))
 
 
 def _matrix_shape(var, name):
@@ -173,7 +187,7 @@ def orthogonal_(var, gain=1.0):
     if var.ndim < 2:
         raise MetajitValueError(f"orthogonal_ needs a Var of 2 or more dims, got shape {tuple(var.shape)}")
     rows = var.shape[0]
-    columns = var.numel() // rows if rows else 0
+    columns = math.prod(var.shape) // rows if rows else 0
 
     def draw(generator, shape):
         values = generator.standard_normal((rows, columns))

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import distributed
+from . import distributed, gradients
 from .passes import executor
 from .gradients import accumulate_grads, track_grad
 from .errors import MetajitValueError
@@ -70,10 +70,9 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def zero_grad(self, set_to_none=True):
-        """Clear ``.grad`` of every parameter (gradients are never accumulated in place, so
-        ``set_to_none=False`` clears them too)."""
-        for parameter in self.params:
-            parameter.grad = None
+        """Clear ``.grad`` of every parameter: None, or zeros with ``set_to_none=False``
+        (see `metajit.gradients.zero_grads`)."""
+        gradients.zero_grads(self.params, set_to_none)
 
     def backward(self, loss):
         """Jittor: add the gradients of ``loss`` for these parameters to ``.grad`` (called

@@ -175,8 +175,10 @@ def var(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=Fal
 
 
 def std(x, dim=None, unbiased=None, keepdims=False, correction=None, keepdim=False):
-    """Standard deviation over ``dim``; unbiased by default (see `var`)."""
-    return unary("sqrt", var(x, dim, unbiased, keepdims, correction, keepdim))
+    """Standard deviation over ``dim``; unbiased by default (see `var`). Where the values
+    are all equal (0) the gradient is 0, as PyTorch's, not ``inf * 0``."""
+    return replace_at_zero(lambda variance: unary("sqrt", variance), var(x, dim, unbiased, keepdims, correction,
+                                                                        keepdim))
 
 
 MinMax = collections.namedtuple("aminmax", ["min", "max"])

@@ -9,6 +9,7 @@ from ..indexing import first_out_of_range, register_range_check
 from ..ir import dtypes
 from ..ir.graph import index_leaf
 from ..math_ops import binary, cast, unary, where, wrap
+from ..function import Function
 from .distance import pairwise_distance
 from .functional import _log1p_exp, _var, log_softmax, logsigmoid, relu
 from .module import functional_module
@@ -109,16 +110,39 @@ def huber_loss(output, target, reduction="mean", delta=1.0, weight=None):
     return _weighted_reduce(where(binary("lt", distance, delta), quadratic, linear), weight, reduction, False)
 
 
+def _clamped_logs(p):
+    """``log p`` and ``log (1 - p)``, each at least -100 (PyTorch's BCE clamp)."""
+    return (binary("maximum", unary("log", p), -100.0),
+            binary("maximum", unary("log", binary("sub", 1.0, p)), -100.0))
+
+
+class _BinaryCrossEntropy(Function):
+    """Element-wise BCE with PyTorch's gradient ``(p - t) / max(p (1 - p), 1e-12)``: finite
+    at a saturated probability (exactly 0 or 1), where the clamped logs' own derivative is
+    nan (0 times infinity), and written with ops, so it can be differentiated again."""
+
+    def execute(self, p, t):
+        self.p, self.t = p, t
+        log_p, log_q = _clamped_logs(p)
+        return unary("neg", binary("add", binary("mul", t, log_p), binary("mul", binary("sub", 1.0, t), log_q)))
+
+    def grad(self, grad_output):
+        p, t = self.p, self.t
+        slope = binary("div", binary("sub", p, t),
+                       binary("maximum", binary("mul", p, binary("sub", 1.0, p)), 1e-12))
+        # the target's, as torch's, is not clamped: infinite at a saturated probability
+        log_odds = binary("sub", unary("log1p", unary("neg", p)), unary("log", p))
+        return binary("mul", grad_output, slope), binary("mul", grad_output, log_odds)
+
+
 def binary_cross_entropy(output, target, weight=None, reduction="mean", size_average=None, reduce=None):
-    """BCE on probabilities; logs are clamped at -100 as in PyTorch.
+    """BCE on probabilities; logs are clamped at -100 and the gradient is PyTorch's (finite
+    at probabilities of exactly 0 or 1).
 
     Example: ``F.binary_cross_entropy(x.sigmoid(), labels)``."""
     output, target = _var(output), _var(target)
     _same_shape("binary_cross_entropy", output, target)
-    log_p = binary("maximum", unary("log", output), -100.0)
-    log_q = binary("maximum", unary("log", binary("sub", 1.0, output)), -100.0)
-    loss = unary("neg", binary("add", binary("mul", target, log_p),
-                               binary("mul", binary("sub", 1.0, target), log_q)))
+    loss = _BinaryCrossEntropy()(output, target)
     if weight is not None:
         loss = binary("mul", loss, weight)
     return _reduce(loss, _reduction(reduction, size_average, reduce))

@@ -348,10 +348,9 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
-        """Clear ``.grad`` of every parameter (gradients are never accumulated in place, so
-        ``set_to_none=False`` clears them too)."""
-        for parameter in self.parameters():
-            parameter.grad = None
+        """Clear ``.grad`` of every parameter: None, or zeros with ``set_to_none=False``
+        (see `metajit.gradients.zero_grads`)."""
+        gradients.zero_grads(self.parameters(), set_to_none)
 
     def state_dict(self, destination=None, prefix="", keep_vars=False):
         """Ordered ``{dotted name: Var}`` of parameters and persistent buffers, names after

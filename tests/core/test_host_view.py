@@ -58,3 +58,16 @@ def test_copies_and_results_stay_apart_from_the_var():
     np.testing.assert_array_equal(var.numpy(), np.ones((2, 2)))
     assert type(doubled) is np.ndarray
     assert type(pickle.loads(pickle.dumps(var.data))) is np.ndarray
+
+
+def test_init_functions_fill_data_in_place_as_on_the_parameter():
+    layer = jt.nn.Linear(40, 30)
+    jt.nn.init.constant_(layer.bias.data, 0.25)
+    jt.nn.init.eye_(layer.weight.data)
+    np.testing.assert_array_equal(layer.bias.numpy(), np.full(30, 0.25, np.float32))
+    np.testing.assert_array_equal(layer.weight.numpy(), np.eye(30, 40, dtype=np.float32))
+    jt.nn.init.xavier_uniform_(layer.weight.data)
+    bound = np.sqrt(6 / 70)
+    assert np.abs(layer.weight.numpy()).max() <= bound and layer.weight.numpy().std() > bound / 3
+    jt.nn.init.normal_(layer.weight.data, 0.0, 0.02)
+    assert 0.015 < layer.weight.numpy().std() < 0.025 and layer.weight.requires_grad

@@ -97,3 +97,25 @@ def test_an_argmax_tuple_is_no_operand():
         scores.argmax(-1) == labels
     accuracy = (scores.argmax(-1)[0] == labels).float().mean().item()
     assert accuracy == 0.5
+
+
+def test_zero_grad_keeping_tensors_steps_an_unreached_parameter_as_torch():
+    """``zero_grad(set_to_none=False)`` leaves zeros, so momentum and weight decay still move
+    a parameter the next loss does not reach."""
+    start = np.array([[0.5, -1.0, 2.0]], np.float32)
+    results = []
+    for library in (torch, jt):
+        used, unused = library.nn.Linear(3, 1, bias=False), library.nn.Linear(3, 1, bias=False)
+        with library.no_grad():
+            used.weight.copy_(library.tensor(start))
+            unused.weight.copy_(library.tensor(start))
+        optimizer = library.optim.SGD([used.weight, unused.weight], lr=0.1, momentum=0.9, weight_decay=0.1)
+        x = library.tensor(np.ones((2, 3), np.float32))
+        for loss in (lambda: (used(x) + unused(x)).sum(), lambda: used(x).sum()):
+            optimizer.zero_grad(set_to_none=False)
+            loss().backward()
+            optimizer.step()
+        results.append([w.detach().numpy() for w in (used.weight, unused.weight)])
+        assert np.array_equal(unused.weight.grad.numpy(), np.zeros((1, 3), np.float32))
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)

@@ -613,3 +613,31 @@ def test_batch_norm_training_needs_more_than_one_value_per_channel():
             getattr(torch.nn, type(layer).__name__)(3)(torch.ones(*shape))
         layer.eval()
         assert layer(jt.ones(*shape)).shape == shape
+
+
+def test_binary_cross_entropy_at_saturated_probabilities_has_torchs_gradient():
+    p = np.array([0.0, 1.0, 1.0, 0.0, 0.5, 0.25], np.float32)
+    t = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.5], np.float32)
+    theirs_p, theirs_t = torch.tensor(p, requires_grad=True), torch.tensor(t, requires_grad=True)
+    TF.binary_cross_entropy(theirs_p, theirs_t, reduction="sum").backward()
+    ours_p, ours_t = jt.array(p), jt.array(t)
+    loss = F.binary_cross_entropy(ours_p, ours_t, reduction="sum")
+    grad_p, grad_t = jt.grad(loss, [ours_p, ours_t])
+    np.testing.assert_allclose(loss.item(), 200.0 + np.log(2) + 0.5 * (np.log(4) + np.log(4 / 3)), rtol=1e-5)
+    np.testing.assert_allclose(grad_p.numpy(), theirs_p.grad.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(grad_t.numpy(), theirs_t.grad.numpy(), rtol=1e-5)
+    # second order through the written gradient (interior points)
+    inner = jt.array(np.array([0.3, 0.6], np.float32))
+    (first,) = jt.grad(F.binary_cross_entropy(inner, jt.array([1.0, 0.0]), reduction="sum"), [inner])
+    (second,) = jt.grad(first.sum(), [inner])
+    np.testing.assert_allclose(second.numpy(), [1 / 0.3 ** 2, 1 / 0.4 ** 2], rtol=1e-4)
+
+
+def test_std_of_equal_values_has_a_zero_gradient_as_torchs():
+    data = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]], np.float32)
+    theirs = torch.tensor(data, requires_grad=True)
+    theirs.std(1).sum().backward()
+    ours = jt.array(data)
+    (gradient,) = jt.grad(ours.std(1).sum(), [ours])
+    np.testing.assert_allclose(gradient.numpy(), theirs.grad.numpy(), rtol=1e-5)
+    assert np.isnan(jt.array([1.0]).std().item())  # one value, unbiased: nan, as torch (which also warns)
