@@ -16,7 +16,9 @@ from . import debug, garbage_collection, plugins
 from .debug import profile_scope
 from .ir import dtypes
 from .gradients import grad, jvp, vjp
-from .creation import (Tensor, arange, array, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+from .creation import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
+                       LongTensor, ShortTensor, Tensor, arange, array, as_tensor, empty, empty_like, eye, from_numpy,
+                       full, full_like,
                        get_default_dtype, is_tensor, linspace, manual_seed, ones, ones_like, rand, rand_like, randint,
                        randint_like, randn, randn_like, random, seed, set_default_dtype, set_global_seed, tensor, zeros,
                        zeros_like)

@@ -21,7 +21,7 @@ Example::
 
     y = Exp.apply(x)
 """
-from . import function, gradients
+from . import creation, function, gradients
 from .creation import zeros
 from .errors import MetajitValueError
 from .flags import enable_grad, inference_mode, no_grad, set_grad_enabled
@@ -96,6 +96,14 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         gradients.backward(total, create_graph=create_graph)
     else:
         gradients.accumulate_grads(total, _as_list(inputs), create_graph)
+
+
+def Variable(data, requires_grad=False, volatile=False):
+    """PyTorch's legacy ``torch.autograd.Variable`` (a plain tensor since PyTorch 0.4):
+    ``data`` itself as a Var (a copy of other data), a tracked leaf if ``requires_grad``;
+    ``volatile`` is accepted and ignored, as PyTorch does."""
+    var = data if isinstance(data, Var) else creation.array(data)
+    return var.requires_grad_() if requires_grad else var
 
 
 class Function(function.Function):

@@ -173,14 +173,28 @@ def as_tensor(data, dtype=None, device=None):
     return tensor(data, dtype, device=device)
 
 
+def _legacy_constructor(name, data_or_sizes, dtype):
+    """What PyTorch's legacy constructors make: sizes give zeros of that shape (metajit has no
+    uninitialised memory), one piece of data a Var of it, both of ``dtype``."""
+    if all(isinstance(size, (numbers.Integral, np.integer)) and not isinstance(size, bool) for size in data_or_sizes):
+        return empty(*data_or_sizes, dtype=dtype) if data_or_sizes else empty(0, dtype=dtype)
+    if len(data_or_sizes) == 1 and type(data_or_sizes[0]).__name__ in ("Shape", "Size"):
+        return empty(*data_or_sizes[0], dtype=dtype)
+    if len(data_or_sizes) != 1:
+        raise MetajitValueError(f"jt.{name} takes sizes (jt.{name}(2, 3)) or one piece of data "
+                                f"(jt.{name}([1, 2])), got {data_or_sizes!r}")
+    return array(data_or_sizes[0], dtype)
+
+
 class _TensorType(type):
-    """The type of `Tensor`: every Var is an instance, and its attributes are Var's."""
+    """The type of `Tensor` and the typed legacy classes: Vars (of the class's dtype, if it
+    has one) are instances, and their attributes are Var's."""
 
     def __instancecheck__(cls, instance):
-        return isinstance(instance, Var)
+        return isinstance(instance, Var) and (cls.dtype is None or instance.dtype == cls.dtype)
 
     def __subclasscheck__(cls, subclass):
-        return issubclass(subclass, Var)
+        return cls.dtype is None and issubclass(subclass, Var)
 
     def __getattr__(cls, name):
         return getattr(Var, name)
@@ -193,16 +207,29 @@ class Tensor(metaclass=_TensorType):
     memory), ``jt.Tensor([1, 2])`` of that data. Jittor's class is `Var`, whose constructor
     takes data (``jt.Var(2)`` is the scalar 2)."""
 
+    dtype = None
+
     def __new__(cls, *data_or_sizes):
-        if all(isinstance(size, (numbers.Integral, np.integer)) and not isinstance(size, bool)
-               for size in data_or_sizes):
-            return empty(*data_or_sizes) if data_or_sizes else empty(0)
-        if len(data_or_sizes) == 1 and type(data_or_sizes[0]).__name__ in ("Shape", "Size"):
-            return empty(*data_or_sizes[0])
-        if len(data_or_sizes) != 1:
-            raise MetajitValueError(f"jt.Tensor takes sizes (jt.Tensor(2, 3)) or one piece of data "
-                                    f"(jt.Tensor([1, 2])), got {data_or_sizes!r}")
-        return array(data_or_sizes[0], dtypes.DEFAULT_FLOAT)
+        return _legacy_constructor(cls.__name__, data_or_sizes, cls.dtype or dtypes.DEFAULT_FLOAT)
+
+
+def _typed_tensor(name, dtype):
+    """PyTorch's legacy class ``name`` (``torch.FloatTensor``...): its constructor makes Vars
+    of ``dtype`` (see `Tensor`) and ``isinstance`` tests a Var's dtype."""
+    return _TensorType(name, (), {
+        "dtype": dtypes.as_dtype(dtype), "__module__": __name__,
+        "__new__": lambda cls, *data_or_sizes: _legacy_constructor(name, data_or_sizes, cls.dtype),
+        "__doc__": f"PyTorch's legacy ``torch.{name}``: ``jt.{name}(2, 3)`` (zeros) or ``jt.{name}(data)``, "
+                   f"{dtype}; ``isinstance(x, jt.{name})`` when ``x`` is a {dtype} Var."})
+
+
+FloatTensor, DoubleTensor, HalfTensor = (_typed_tensor(n, d) for n, d in (
+    ("FloatTensor", "float32"), ("DoubleTensor", "float64"), ("HalfTensor", "float16")))
+LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor, BoolTensor = (_typed_tensor(n, d) for n, d in (
+    ("LongTensor", "int64"), ("IntTensor", "int32"), ("ShortTensor", "int16"), ("CharTensor", "int8"),
+    ("ByteTensor", "uint8"), ("BoolTensor", "bool")))
+LEGACY_TENSOR_TYPES = ("FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
+                       "CharTensor", "ByteTensor", "BoolTensor")
 
 
 def is_tensor(value):

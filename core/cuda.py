@@ -13,6 +13,11 @@ from . import creation, plugins
 from .var import collect_garbage, sync_all
 
 
+# PyTorch's legacy ``torch.cuda.FloatTensor`` & co.: the same classes (values go to the selected device)
+FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor, BoolTensor = (
+    getattr(creation, name) for name in creation.LEGACY_TENSOR_TYPES)
+
+
 def is_available():
     """Whether a usable cuda device is installed here (also ``jt.has_cuda``); computing on it
     needs it selected: ``jt.flags.use_cuda = 1``."""

@@ -79,3 +79,24 @@ def test_comparing_with_none():
     assert (x != None) is (t != None) is True  # noqa: E711
     assert x is not None and x.__eq__(None) is False
     np.testing.assert_array_equal((x == 1).numpy(), [True, True])
+
+
+@pytest.mark.parametrize("name", ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
+                                  "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor"])
+def test_legacy_typed_constructors_as_torchs(name):
+    ours, theirs = getattr(jt, name), getattr(torch, name)
+    data = [[1, 0], [3, 1]]
+    made, expected = ours(data), theirs(data)
+    assert str(made.dtype) == str(expected.dtype).replace("torch.", "")
+    np.testing.assert_array_equal(made.numpy(), expected.numpy())
+    assert tuple(ours(2, 3).shape) == (2, 3) and isinstance(made, ours) and isinstance(made, jt.Tensor)
+    assert isinstance(made, jt.FloatTensor) == (name == "FloatTensor")
+    assert getattr(jt.cuda, name) is ours
+
+
+def test_variable_is_the_tensor_itself():
+    x = jt.array([1.0, 2.0])
+    assert jt.autograd.Variable(x) is x
+    leaf = jt.autograd.Variable(jt.array([3.0]), requires_grad=True, volatile=False)
+    (leaf * leaf).sum().backward()
+    np.testing.assert_allclose(leaf.grad.numpy(), [6.0])
