@@ -14,11 +14,11 @@ import numbers
 import numpy as np
 
 from .ir import dtypes, graph, indexexpr as I
-from .errors import MetajitIndexError, MetajitShapeError, MetajitValueError
+from .errors import MetajitIndexError, MetajitShapeError, MetajitTypeError, MetajitValueError
 from .flags import flags
 from .passes import checks
 from .math_ops import as_node, binary, broadcast_shapes, cast_node, where, wrap
-from .reductions import any as reduce_any, max as reduce_max, min as reduce_min
+from .reductions import ARG_EXTREME_HINT, IndicesValues, any as reduce_any, max as reduce_max, min as reduce_min
 from .var import Var
 
 
@@ -69,6 +69,8 @@ def _expand(shape, index):
 def _index_mapping(node, index):
     """Output shape, one IndexExpr per input dim (over output loops), extra nodes, and the
     ``(index node, size, dim)`` of index Vars computed on the device (checked later)."""
+    if isinstance(index, IndicesValues):
+        raise MetajitTypeError(f"an argmax / argmin result used as an index: {ARG_EXTREME_HINT}")
     shape = node.shape
     items = _expand(shape, index)
     arrays, extras, dims, device_indices = {}, [], 0, []

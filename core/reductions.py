@@ -100,6 +100,28 @@ def mean(x, *args, **kwargs):
     return binary("div", total, count) if count else binary("mul", total, float("nan"))
 
 
+ARG_EXTREME_HINT = ("jt.argmax / jt.argmin return the tuple (indices, values), as Jittor's: take the indices "
+                     "with [0], e.g. x.argmax(1)[0]")
+
+
+class IndicesValues(collections.namedtuple("IndicesValues", ["indices", "values"])):
+    """What `argmax` / `argmin` return: Jittor's tuple ``(indices, values)`` (also by name).
+    Used as PyTorch's single Var of indices (``x.argmax(1).eq(y)``, ``int(...)``) it raises
+    an error saying so, instead of failing on a plain tuple."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"{ARG_EXTREME_HINT}; the tuple has no attribute {name!r}")
+
+    def _not_a_number(self, *unused):
+        raise TypeError(f"{ARG_EXTREME_HINT}; a tuple is not a number")
+
+    __int__ = __float__ = __index__ = _not_a_number
+
+
 def _arg_extreme(op):
     def arg(x, dim=None, keepdims=False, keepdim=False):
         keepdims = keepdims or keepdim
@@ -119,7 +141,7 @@ def _arg_extreme(op):
         candidates = where(hits, positions, x.shape[axes[0]])
         index = _reduce("min", candidates, axes, keepdims)
         value = _reduce(op, x, axes, keepdims)
-        return index, value
+        return IndicesValues(index, value)
     arg.__name__ = "arg" + op
     arg.__doc__ = (f"Jittor's ``arg{op}(dim, keepdims=False)``: a tuple (int32 indices of the "
                    f"first {op}imum, values). ``dim=None`` searches the flattened Var.")

@@ -119,3 +119,17 @@ def test_zero_grad_keeping_tensors_steps_an_unreached_parameter_as_torch():
         assert np.array_equal(unused.weight.grad.numpy(), np.zeros((1, 3), np.float32))
     for ours, theirs in zip(results[1], results[0]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_torch_uses_of_an_argmax_tuple_say_what_it_is():
+    scores = jt.array(np.array([[0.1, 0.9], [0.8, 0.2]], np.float32))
+    result = scores.argmax(1)
+    indices, values = result
+    assert result.indices is indices and result.values is values and len(result) == 2
+    with pytest.raises(AttributeError, match=r"\(indices, values\).*no attribute 'item'"):
+        result.item()
+    with pytest.raises(TypeError, match="a tuple is not a number"):
+        int(jt.argmax(scores[0], 0))
+    with pytest.raises(MetajitTypeError, match="used as an index"):
+        jt.ones(4, 3)[result]
+    assert not hasattr(result, "eq")
