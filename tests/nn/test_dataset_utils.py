@@ -144,26 +144,21 @@ def test_concat_dataset_errors_name_the_mistake():
         ConcatDataset([[1], Stream(2)])
 
 
-class Stream(IterableDataset):
-    def __init__(self, count, start=0):
-        self.count, self.start = count, start
+def counting_stream(base):
+    """An iterable source of ``count`` numbers from ``start`` on ``base`` (either framework's)."""
+    class Counting(base):
+        def __init__(self, count, start=0):
+            self.count, self.start = count, start
 
-    def __iter__(self):
-        return iter(range(self.start, self.start + self.count))
+        def __iter__(self):
+            return iter(range(self.start, self.start + self.count))
 
-    def __len__(self):
-        return self.count
+        def __len__(self):
+            return self.count
+    return Counting
 
 
-class TorchStream(data.IterableDataset):
-    def __init__(self, count, start=0):
-        self.count, self.start = count, start
-
-    def __iter__(self):
-        return iter(range(self.start, self.start + self.count))
-
-    def __len__(self):
-        return self.count
+Stream, TorchStream = counting_stream(IterableDataset), counting_stream(data.IterableDataset)
 
 
 def test_chain_dataset_reads_its_sources_in_turn_as_torchs():

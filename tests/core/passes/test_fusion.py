@@ -5,6 +5,7 @@ import pytest
 import metajit as jt
 from metajit import plugins
 from metajit.passes import fusion
+from metajit.toolkit import analysis
 
 
 def kernels_of(var):
@@ -341,20 +342,6 @@ def test_reductions_reading_one_input_fuse_only_where_their_order_allows(rng):
     assert grouped >= 6  # sums of x itself (and of values ready early) did share kernels
 
 
-def distinct_loads(kernel):
-    """The distinct (input, position) reads in a kernel's value trees."""
-    loads, seen, pending = set(), set(), [store.value for store in kernel.stores]
-    while pending:
-        expr = pending.pop()
-        if expr in seen:
-            continue
-        seen.add(expr)
-        if expr.op == "load":
-            loads.add(expr)
-        pending.extend(arg for arg in expr.args if hasattr(arg, "op"))
-    return loads
-
-
 def test_a_value_read_at_ever_more_positions_is_stored():
     """A scan's step reads the previous one directly and shifted, so inlining every step
     evaluates the first at every earlier position (quadratic work); fusion stores a value
@@ -364,7 +351,7 @@ def test_a_value_read_at_ever_more_positions_is_stored():
     running = jt.array(data).cumsum(-1)
     kernels = kernels_of(running)
     assert 2 <= len(kernels) <= 6
-    assert all(len(distinct_loads(k.kernel)) <= 2 * FusionCosts().max_inlined_reads for k in kernels)
+    assert all(len(analysis.loads(k.kernel)) <= 2 * FusionCosts().max_inlined_reads for k in kernels)
     np.testing.assert_allclose(running.numpy(), np.cumsum(data, -1), rtol=1e-5)
 
 
