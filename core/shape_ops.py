@@ -10,7 +10,7 @@ import numpy as np
 from .ir import dtypes, graph, indexexpr
 from .errors import MetajitShapeError, MetajitValueError
 from .flags import thread_flags
-from .math_ops import as_node, binary, where, wrap
+from .math_ops import as_node, wrap
 from .var import Var
 
 I = indexexpr
