@@ -101,8 +101,8 @@ def trunc_normal_(var, mean=0.0, std=1.0, a=-2.0, b=2.0):
 
 
 def constant_(var, value):
-    """Every element ``value``."""
-    return _fill(var, value)
+    """Every element ``value`` (for a Var, a lazy broadcast: no host copy)."""
+    return _fill(var, value) if isinstance(var, np.ndarray) else var.assign(value)
 
 
 def zeros_(var):
@@ -128,7 +128,9 @@ def eye_like(var):
 def eye_(var):
     """Ones on the diagonal of a 2-d ``var``, zeros elsewhere (``torch.nn.init.eye_``)."""
     rows, columns = _matrix_shape(var, "eye_")
-    return _fill(var, np.eye(rows, columns))
+    if isinstance(var, np.ndarray):
+        return _fill(var, np.eye(rows, columns))
+    return var.assign(creation.eye(rows, columns, dtype=var.dtype))
 
 
 def _matrix_shape(var, name):
