@@ -31,6 +31,11 @@ def ordered_before(a, b, descending):
     return binary("lt", a, b) | (nan_b & ~nan_a)
 
 
+def same_key(a, b):
+    """Whether values ``a`` and ``b`` tie in a sort (nan ties with nan)."""
+    return binary("eq", a, b) | (a.isnan() & b.isnan())
+
+
 def _ascending_keys(keys, descending):
     """Keys whose ascending order is the requested one, and the padding key that sorts after
     them all (ties with it go by position, so padding still comes last); None for float64
@@ -58,8 +63,7 @@ def _float64_order(key, index, other_key, other_index, count, descending):
     """Whether the partner's entry comes first, for float64 keys compared with their nans."""
     real, other_real = binary("lt", index, count), binary("lt", other_index, count)
     earlier_position = binary("lt", other_index, index)
-    same = binary("eq", other_key, key) | (other_key.isnan() & key.isnan())
-    by_key = ordered_before(other_key, key, descending) | (same & earlier_position)
+    by_key = ordered_before(other_key, key, descending) | (same_key(other_key, key) & earlier_position)
     # a strict total order: real entries by key then position, before padding, padding by position
     return where(real & other_real, by_key, where(real | other_real, other_real, earlier_position))
 

@@ -96,6 +96,21 @@ def _trainable(var):
     return var
 
 
+def is_torch_tensor(value):
+    """Whether ``value`` is a torch tensor (found by its methods: metajit never imports torch)."""
+    return hasattr(value, "detach") and hasattr(value, "cpu") and not isinstance(value, np.ndarray)
+
+
+def as_numpy(value):
+    """A Var (computed now), a torch tensor (detached, on the host), an array or a scalar as
+    a numpy array."""
+    if isinstance(value, Var):
+        return value.numpy()
+    if is_torch_tensor(value):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 def array(data, dtype=None):
     """A Var holding a copy of ``data``.
 

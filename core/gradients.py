@@ -493,12 +493,12 @@ def zero_grads(parameters, set_to_none=True):
     ``set_to_none=False`` a gradient that exists becomes zeros (as PyTorch's: an optimiser
     then still steps a parameter the next loss does not reach, with its momentum and
     weight decay)."""
+    from .creation import zeros
     for parameter in parameters:
         if set_to_none or parameter.grad is None:
             parameter.grad = None
         else:
-            parameter.grad = wrap(graph.broadcast_to(graph.constant_leaf(0, parameter.grad.dtype),
-                                                     tuple(parameter.grad.shape)))
+            parameter.grad = zeros(parameter.grad.shape, dtype=parameter.grad.dtype)
 
 
 def register_post_accumulate_grad_hook(var, hook):

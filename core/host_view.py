@@ -78,23 +78,23 @@ class HostView(np.ndarray):
 
     def copy_(self, source):
         """PyTorch's ``copy_`` (a Var, tensor or array broadcast to this shape)."""
-        return self._changed(_as_array(source))
+        return self._changed(creation.as_numpy(source))
 
     def add_(self, other, alpha=1):
         """PyTorch's ``add_`` (``self += alpha * other``)."""
-        return self._changed(self.view(np.ndarray) + alpha * _as_array(other))
+        return self._changed(self.view(np.ndarray) + alpha * creation.as_numpy(other))
 
     def sub_(self, other, alpha=1):
         """PyTorch's ``sub_``."""
-        return self._changed(self.view(np.ndarray) - alpha * _as_array(other))
+        return self._changed(self.view(np.ndarray) - alpha * creation.as_numpy(other))
 
     def mul_(self, other):
         """PyTorch's ``mul_``."""
-        return self._changed(self.view(np.ndarray) * _as_array(other))
+        return self._changed(self.view(np.ndarray) * creation.as_numpy(other))
 
     def div_(self, other):
         """PyTorch's ``div_``."""
-        return self._changed(self.view(np.ndarray) / _as_array(other))
+        return self._changed(self.view(np.ndarray) / creation.as_numpy(other))
 
     def clamp_(self, min=None, max=None):
         """PyTorch's ``clamp_``."""
@@ -121,13 +121,6 @@ class HostView(np.ndarray):
 
 # numpy functions that change their first argument in place
 _FILLING_FUNCTIONS = frozenset((np.copyto, np.put, np.place, np.putmask, np.fill_diagonal, np.put_along_axis))
-
-
-def _as_array(value):
-    """A Var, torch tensor, array or scalar as numpy."""
-    if hasattr(value, "detach") and hasattr(value, "numpy"):
-        value = value.detach()
-    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
 def host_view(var, value):

@@ -15,6 +15,7 @@ import numpy as np
 from . import distributed, gradients
 from .passes import executor
 from .gradients import accumulate_grads, track_grad
+from .creation import as_numpy, is_torch_tensor
 from .errors import MetajitValueError
 from .flags import enable_grad, no_grad
 from .math_ops import binary, unary
@@ -262,10 +263,8 @@ def _restored(value, parameter, name):
     also inside lists (LBFGS's history)."""
     if isinstance(value, list):
         return [_restored(v, parameter, name) for v in value]
-    if isinstance(value, Var):
-        value = value.numpy()
-    elif hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-        value = value.detach().cpu().numpy()
+    if isinstance(value, Var) or is_torch_tensor(value):
+        value = as_numpy(value)
     if name == "step":
         return int(value)
     if not isinstance(value, np.ndarray):

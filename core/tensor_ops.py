@@ -21,7 +21,7 @@ import collections
 
 import numpy as np
 
-from .bitonic import ordered_before, sorting_order
+from .bitonic import ordered_before, same_key, sorting_order
 from .creation import arange, array
 from .errors import MetajitShapeError
 from .indexing import _check_device_indices, check_index_values, getitem
@@ -201,8 +201,7 @@ def argsort(x, dim=-1, descending=False, stable=True):
         mine, other = moved.unsqueeze(-1), moved.unsqueeze(-2)  # [..., i, 1] and [..., 1, j]
         positions = arange(n)
         earlier = binary("lt", positions.reshape(1, n), positions.reshape(n, 1))  # j < i
-        equal = binary("eq", other, mine) | (other.isnan() & mine.isnan())
-        before = ordered_before(other, mine, descending) | (equal & earlier)
+        before = ordered_before(other, mine, descending) | (same_key(other, mine) & earlier)
         rank = reduce_sum(before.int32(), -1)
         loops = ", ".join(f"i{d}" for d in range(moved.ndim))
         exprs = [f"i{d}" for d in range(moved.ndim - 1)] + [f"@e0({loops})"]

@@ -4,9 +4,7 @@ import collections
 import functools
 import inspect
 
-import numpy as np
-
-from .. import gradients, placement
+from .. import creation, gradients, placement
 from ..errors import MetajitShapeError, MetajitValueError
 from ..ir import dtypes
 from ..flags import thread_flags
@@ -392,7 +390,7 @@ class Module:
         for name, target in own.items():
             if name not in state:
                 continue
-            value = _to_numpy(state[name])
+            value = creation.as_numpy(state[name])
             if tuple(value.shape) != tuple(target.shape):
                 mismatched.append(f"{name}: checkpoint {tuple(value.shape)} vs model {target.shape}")
                 continue
@@ -433,14 +431,6 @@ def _taking_placement(initialiser):
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
     return __init__
-
-
-def _to_numpy(value):
-    if isinstance(value, Var):
-        return value.numpy()
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def functional_module(name, function, settings=(), doc=None):

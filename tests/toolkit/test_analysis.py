@@ -153,7 +153,7 @@ def test_matmul_attrs_describe_the_product_as_strides(case, rng):
     """The strides in `MatmulAttrs`, applied to the raw buffers with numpy, give the product
     numpy computes (the oracle) for every layout ``a @ b`` and its gradients produce."""
     shapes = {"plain": ((5, 3), (3, 4)), "transposed_a": ((3, 5), (3, 4)), "transposed_b": ((5, 3), (4, 3)),
-              "batched": ((2, 5, 3), (2, 3, 4)), "broadcast_batch": ((5, 3), (2, 3, 4)),  # ((2, 5, 3) @ (3, 4) is a 2-d product)
+              "batched": ((2, 5, 3), (2, 3, 4)), "broadcast_batch": ((5, 3), (2, 3, 4)),  # ((2, 5, 3) @ (3, 4): 2-d
               "matrix_vector": ((5, 3), (3,)), "vector_matrix": ((3,), (3, 4))}[case]
     a_data, b_data = (rng.standard_normal(s).astype(np.float32) for s in shapes)
     a, b = jt.array(a_data), jt.array(b_data)
