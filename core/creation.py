@@ -238,13 +238,15 @@ def _typed_tensor(name, dtype):
                    f"{dtype}; ``isinstance(x, jt.{name})`` when ``x`` is a {dtype} Var."})
 
 
-FloatTensor, DoubleTensor, HalfTensor = (_typed_tensor(n, d) for n, d in (
-    ("FloatTensor", "float32"), ("DoubleTensor", "float64"), ("HalfTensor", "float16")))
-LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor, BoolTensor = (_typed_tensor(n, d) for n, d in (
-    ("LongTensor", "int64"), ("IntTensor", "int32"), ("ShortTensor", "int16"), ("CharTensor", "int8"),
-    ("ByteTensor", "uint8"), ("BoolTensor", "bool")))
-LEGACY_TENSOR_TYPES = ("FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
-                       "CharTensor", "ByteTensor", "BoolTensor")
+FloatTensor = _typed_tensor("FloatTensor", "float32")
+DoubleTensor = _typed_tensor("DoubleTensor", "float64")
+HalfTensor = _typed_tensor("HalfTensor", "float16")
+LongTensor = _typed_tensor("LongTensor", "int64")
+IntTensor = _typed_tensor("IntTensor", "int32")
+ShortTensor = _typed_tensor("ShortTensor", "int16")
+CharTensor = _typed_tensor("CharTensor", "int8")
+ByteTensor = _typed_tensor("ByteTensor", "uint8")
+BoolTensor = _typed_tensor("BoolTensor", "bool")
 
 
 def is_tensor(value):

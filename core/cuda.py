@@ -10,12 +10,10 @@ ask about, and PyTorch's mixed precision spellings are under ``jt.cuda.amp`` as 
 """
 from . import amp  # noqa: F401  (torch.cuda.amp)
 from . import creation, plugins
-from .var import collect_garbage, sync_all
-
-
 # PyTorch's legacy ``torch.cuda.FloatTensor`` & co.: the same classes (values go to the selected device)
-FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor, BoolTensor = (
-    getattr(creation, name) for name in creation.LEGACY_TENSOR_TYPES)
+from .creation import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor,  # noqa: F401
+                       HalfTensor, IntTensor, LongTensor, ShortTensor)
+from .var import collect_garbage, sync_all
 
 
 def is_available():
