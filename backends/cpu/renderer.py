@@ -58,8 +58,7 @@ class CpuRenderer(codegen.CStyleRenderer):
     def _render_store(self, store):
         out_shape = self.kernel.outputs[store.slot][1]
         total = math.prod(self.domain)
-        lines = self.fill_identity(store, f"#pragma omp parallel for simd num_threads(num_threads) "
-                                          f"if({math.prod(out_shape)} >= {PARALLEL_MIN_ELEMENTS})")
+        lines = self.fill_identity(store, self._parallel_simd(math.prod(out_shape)))
         if total == 0:
             return lines
         if store.reduce_op is None:
@@ -117,20 +116,29 @@ class CpuRenderer(codegen.CStyleRenderer):
     def _parallel_if(self, work):
         return f"num_threads(num_threads) if({work} >= {PARALLEL_MIN_ELEMENTS})"
 
+    @staticmethod
+    def _parallel_simd(work, clauses=""):
+        """The pragma of a loop that is both the parallel and the SIMD loop: ``parallel for
+        simd`` when ``work`` elements keep the threads busy, else ``omp simd`` alone (GCC 12
+        leaves a ``parallel for simd`` loop scalar when its ``if`` clause is a false constant)."""
+        if work >= PARALLEL_MIN_ELEMENTS:
+            return f"#pragma omp parallel for simd num_threads(num_threads) {clauses}".rstrip()
+        return f"#pragma omp simd {clauses.replace('schedule(static)', '')}".rstrip()
+
     def _elementwise(self, store, total):
         axes = self.loop_axes()
         if not axes:
             return self.nest(axes, self.fixed_axes() + self.body(store))
         outer = math.prod(self.domain[a] for a in axes[:-1])
+        inner = self.domain[axes[-1]]
         if len(axes) == 1:
-            pragmas = {0: f"#pragma omp parallel for simd {self._parallel_if(total)} schedule(static)"}
-        elif outer >= 64:
+            pragmas = {0: self._parallel_simd(total, "schedule(static)")}
+        elif outer >= 64 or (inner < PARALLEL_MIN_ELEMENTS <= total):
             pragmas = {0: f"#pragma omp parallel for collapse({self._collapse_depth(axes[:-1])}) "
                           f"{self._parallel_if(total)} schedule(static)",
                        len(axes) - 1: "#pragma omp simd"}
         else:
-            pragmas = {len(axes) - 1: f"#pragma omp parallel for simd "
-                                      f"{self._parallel_if(self.domain[axes[-1]])} schedule(static)"}
+            pragmas = {len(axes) - 1: self._parallel_simd(inner, "schedule(static)")}
         stores = list(store) if isinstance(store, (list, tuple)) else [store]
         tree = select_cases.split_by_invariant_selects(stores, axes[-1]) if len(axes) > 1 else None
         if tree is None:
@@ -216,7 +224,7 @@ class CpuRenderer(codegen.CStyleRenderer):
             inner = self.fixed_axes() + self._accumulating_body(stores, into_target)
         elif not loop_axes:
             parallel = (f"#pragma omp parallel for reduction({clause}:{', '.join(accumulators)}) "
-                        f"{self._parallel_if(total)}")
+                        f"num_threads(num_threads)") if total >= PARALLEL_MIN_ELEMENTS else None
             lines = declare + self._accumulate_suffix(stores, suffix, widened, acc_type, combine, clause,
                                                      identity, parallel)
             return ["{"] + ["  " + l for l in lines + self.fixed_axes() + fold] + ["}"]
