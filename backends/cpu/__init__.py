@@ -14,7 +14,7 @@ import numpy as np
 from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, FusionCosts, KernelSource
-from metajit.toolkit import analysis, codegen, disk_cache
+from metajit.toolkit import analysis, axis_merge, codegen, disk_cache
 from metajit.toolkit.allocator import Workspace, unpin_kept_copies
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
@@ -97,8 +97,10 @@ def metajit_backend_codegen(kernels):
     kernel_compiler = compiler()
     sources = []
     for kernel in kernels:
-        # a scatter through floor divisions (upsampling gradients) runs as a reduction: no atomics
-        text, symbol = codegen.render_named(CpuRenderer, analysis.as_reduction(kernel) or kernel,
+        # a scatter through floor divisions (upsampling gradients) runs as a reduction: no atomics;
+        # contiguous axes merge so a 7x7 map is one SIMD loop of 49
+        rendered = analysis.as_reduction(kernel) or axis_merge.merge_contiguous_axes(kernel)
+        text, symbol = codegen.render_named(CpuRenderer, rendered,
                                             kernel_compiler.toolchain.cache_key, SYMBOL_PREFIX)
         sources.append(KernelSource(kernel, "c++17-openmp", text, symbol))
     return sources

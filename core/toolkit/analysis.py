@@ -171,7 +171,8 @@ def _subexpressions(expr):
             yield from _subexpressions(arg)
 
 
-def _index_expressions(kernel):
+def index_expressions(kernel):
+    """Every IndexExpr of ``kernel``: load and store indices, store conditions, index values."""
     for load in loads(kernel):
         yield from load.args[1]
     for store in kernel.stores:
@@ -193,7 +194,7 @@ def fits_int32(kernel):
     sizes = [math.prod(kernel.domain)] + [math.prod(shape) for _, shape in kernel.inputs + kernel.outputs]
     if max(sizes) > INT32_MAX:
         return False
-    for expr in _index_expressions(kernel):
+    for expr in index_expressions(kernel):
         for part in _subexpressions(expr):
             if part.op == "extra":
                 continue
@@ -245,6 +246,33 @@ def _canonical(expr):
     return indexexpr.binary(expr.op, _canonical(expr.args[0]), _canonical(expr.args[1]))
 
 
+def rewrite_kernel(kernel, domain, access_index, index, inputs=None, outputs=None):
+    """``kernel`` over ``domain`` with every load's and store's index tuple replaced by
+    ``access_index(kind, slot, index_tuple)`` (``kind`` "in" or "out") and every other index
+    expression (conditions, index values) by ``index(expr)``; ``inputs``/``outputs`` replace
+    the buffer types and shapes when given."""
+    memo = {}
+
+    def value(expr):
+        if expr in memo:
+            return memo[expr]
+        if expr.op == "load":
+            result = K.load(expr.args[0], access_index("in", *expr.args), expr.dtype)
+        elif expr.op == "index":
+            result = K.index_value(index(expr.args[0]), expr.dtype)
+        elif expr.op in ("const", "param"):
+            result = expr
+        else:
+            result = K.apply(expr.op, [value(a) for a in expr.args], expr.dtype)
+        memo[expr] = result
+        return result
+
+    stores = [K.Store(s.slot, access_index("out", s.slot, s.index), value(s.value), s.reduce_op,
+                      index(s.condition)) for s in kernel.stores]
+    return K.Kernel(domain, kernel.inputs if inputs is None else inputs,
+                    kernel.outputs if outputs is None else outputs, stores, kernel.parameters)
+
+
 def _split_axis(kernel, axis, factor):
     """``kernel`` with loop ``axis`` split into ``(axis, axis + 1)`` of sizes
     ``(domain[axis] // factor, factor)``, every expression rewritten and simplified."""
@@ -255,25 +283,7 @@ def _split_axis(kernel, axis, factor):
     def index(expr):
         return indexexpr.simplify(_canonical(indexexpr.substitute(expr, loops)), domain)
 
-    memo = {}
-
-    def value(expr):
-        if expr in memo:
-            return memo[expr]
-        if expr.op == "load":
-            result = K.load(expr.args[0], [index(e) for e in expr.args[1]], expr.dtype)
-        elif expr.op == "index":
-            result = K.index_value(index(expr.args[0]), expr.dtype)
-        elif expr.op in ("const", "param"):
-            result = expr
-        else:
-            result = K.apply(expr.op, [value(a) for a in expr.args], expr.dtype)
-        memo[expr] = result
-        return result
-
-    stores = [K.Store(s.slot, [index(e) for e in s.index], value(s.value), s.reduce_op, index(s.condition))
-              for s in kernel.stores]
-    return K.Kernel(domain, kernel.inputs, kernel.outputs, stores, kernel.parameters)
+    return rewrite_kernel(kernel, domain, lambda kind, slot, exprs: [index(e) for e in exprs], index)
 
 
 def _floor_divided_axis(kernel):
