@@ -171,6 +171,21 @@ def _subexpressions(expr):
             yield from _subexpressions(arg)
 
 
+def index_values(kernel):
+    """The IndexExprs of ``kernel``'s ``index`` value nodes (a mask computed from the loop
+    position), each shared node visited once."""
+    seen, stack = set(), [store.value for store in kernel.stores]
+    while stack:
+        expr = stack.pop()
+        if expr in seen:
+            continue
+        seen.add(expr)
+        if expr.op == "index":
+            yield expr.args[0]
+        elif expr.op not in ("load", "const", "param"):
+            stack.extend(expr.args)
+
+
 def index_expressions(kernel):
     """Every IndexExpr of ``kernel``: load and store indices, store conditions, index values."""
     for load in loads(kernel):
@@ -178,13 +193,7 @@ def index_expressions(kernel):
     for store in kernel.stores:
         yield from store.index
         yield store.condition
-        stack = [store.value]
-        while stack:
-            expr = stack.pop()
-            if expr.op == "index":
-                yield expr.args[0]
-            elif expr.op not in ("load", "const", "param"):
-                stack.extend(expr.args)
+    yield from index_values(kernel)
 
 
 def fits_int32(kernel):

@@ -56,7 +56,7 @@ def _merge_pair(kernel, outer, inner):
     or index expression does not allow it."""
     pair = {outer, inner}
     if any(indexexpr.loop_axes(store.condition) & pair for store in kernel.stores) or any(
-            indexexpr.loop_axes(load_free) & pair for load_free in _index_values(kernel)):
+            indexexpr.loop_axes(expr) & pair for expr in analysis.index_values(kernel)):
         return None
     accesses = [("in", *load.args) for load in analysis.loads(kernel)]
     accesses += [("out", store.slot, store.index) for store in kernel.stores]
@@ -84,16 +84,3 @@ def _merge_pair(kernel, outer, inner):
     return analysis.rewrite_kernel(kernel, tuple(domain), access_index, lambda expr: expr,
                                    buffers["in"], buffers["out"])
 
-
-def _index_values(kernel):
-    """The IndexExprs of ``index`` value nodes (a mask computed from the loop position)."""
-    seen, stack = set(), [store.value for store in kernel.stores]
-    while stack:
-        expr = stack.pop()
-        if expr in seen:
-            continue
-        seen.add(expr)
-        if expr.op == "index":
-            yield expr.args[0]
-        elif expr.op not in ("load", "const", "param"):
-            stack.extend(expr.args)
