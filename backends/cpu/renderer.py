@@ -223,8 +223,10 @@ class CpuRenderer(codegen.CStyleRenderer):
         if not suffix:
             inner = self.fixed_axes() + self._accumulating_body(stores, into_target)
         elif not loop_axes:
+            # kept below the threading threshold too: GCC 12 with AVX-512 miscompiled the same
+            # loops without the pragma (a masked cross-entropy sum lost values)
             parallel = (f"#pragma omp parallel for reduction({clause}:{', '.join(accumulators)}) "
-                        f"num_threads(num_threads)") if total >= PARALLEL_MIN_ELEMENTS else None
+                        f"{self._parallel_if(total)}")
             lines = declare + self._accumulate_suffix(stores, suffix, widened, acc_type, combine, clause,
                                                      identity, parallel)
             return ["{"] + ["  " + l for l in lines + self.fixed_axes() + fold] + ["}"]
