@@ -298,8 +298,24 @@ def _adaptive_sizes(x, output_size):
     return tuple(n if out is None else out for n, out in zip(x.shape[2:], sizes))
 
 
+def _divided_windows(x, sizes):
+    """When every output size divides its input size (``output_size=1`` among them), the
+    adaptive windows are equal tiles: ``x`` viewed as (N, C, out1, k1, out2, k2...) and the
+    window axes, or None. A reshape, where `_adaptive_windows` builds a masked gather."""
+    if not all(out and n % out == 0 for n, out in zip(x.shape[2:], sizes)):
+        return None
+    shape = list(x.shape[:2])
+    for n, out in zip(x.shape[2:], sizes):
+        shape += [out, n // out]
+    return x.reshape(shape), tuple(3 + 2 * a for a in range(len(sizes)))
+
+
 def _adaptive_average(x, output_size):
     sizes = _adaptive_sizes(x, output_size)
+    divided = _divided_windows(x, sizes)
+    if divided is not None:
+        tiles, axes = divided
+        return binary("div", tiles.sum(dims=axes), float(math.prod(tiles.shape[a] for a in axes)))
     axes = _window_axes(len(sizes))
     counts = _adaptive_windows(creation.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype), sizes, 0.0)
     return binary("div", _adaptive_windows(x, sizes, 0.0).sum(dims=axes), counts.sum(dims=axes))
@@ -309,6 +325,9 @@ def _adaptive_maximum(x, output_size, return_indices):
     sizes = _adaptive_sizes(x, output_size)
     if return_indices:
         return _maximum_and_indices(x, lambda values, fill: _adaptive_windows(values, sizes, fill))
+    divided = _divided_windows(x, sizes)
+    if divided is not None:
+        return divided[0].max(dims=divided[1])
     return _adaptive_windows(x, sizes, float("-inf")).max(dims=_window_axes(len(sizes)))
 
 

@@ -23,6 +23,9 @@ FUNCTIONS = [
     ("avg_pool3d", (2,), {"divisor_override": 3}), ("avg_pool2d", (3,), {"stride": 2, "divisor_override": 5}),
     ("adaptive_avg_pool3d", ((2, 3, None),), {}), ("adaptive_max_pool3d", ((2, 4, 3),), {}),
     ("lp_pool2d", (3, 2), {}), ("lp_pool3d", (2, 2), {}), ("lp_pool2d", (float("inf"), 2), {}),
+    # output sizes dividing the input's: equal tiles, reduced through a reshape
+    ("adaptive_avg_pool1d", (3,), {}), ("adaptive_avg_pool2d", (1,), {}), ("adaptive_max_pool2d", ((7, 4),), {}),
+    ("adaptive_avg_pool3d", ((1, 3, 7),), {}), ("adaptive_max_pool3d", ((5, 2, 1),), {}),
 ]
 
 
