@@ -80,8 +80,9 @@ class LoadAccess:
     in_bounds: bool
 
 
-def loads(kernel):
-    """The distinct ``load`` nodes of ``kernel``'s value trees, in first-seen order."""
+def value_nodes(kernel):
+    """The distinct nodes of ``kernel``'s value trees, in first-seen order (each shared
+    node once, so a deep DAG costs its size, not its paths)."""
     found, seen = [], set()
     stack = [store.value for store in reversed(kernel.stores)]
     while stack:
@@ -89,11 +90,15 @@ def loads(kernel):
         if expr in seen:
             continue
         seen.add(expr)
-        if expr.op == "load":
-            found.append(expr)
-        elif expr.op not in ("const", "param", "index"):
+        found.append(expr)
+        if expr.op not in ("load", "const", "param", "index"):
             stack.extend(reversed(expr.args))
     return found
+
+
+def loads(kernel):
+    """The distinct ``load`` nodes of ``kernel``'s value trees, in first-seen order."""
+    return [expr for expr in value_nodes(kernel) if expr.op == "load"]
 
 
 def has_extra(expr):
@@ -173,17 +178,8 @@ def _subexpressions(expr):
 
 def index_values(kernel):
     """The IndexExprs of ``kernel``'s ``index`` value nodes (a mask computed from the loop
-    position), each shared node visited once."""
-    seen, stack = set(), [store.value for store in kernel.stores]
-    while stack:
-        expr = stack.pop()
-        if expr in seen:
-            continue
-        seen.add(expr)
-        if expr.op == "index":
-            yield expr.args[0]
-        elif expr.op not in ("load", "const", "param"):
-            stack.extend(expr.args)
+    position)."""
+    return [expr.args[0] for expr in value_nodes(kernel) if expr.op == "index"]
 
 
 def index_expressions(kernel):
