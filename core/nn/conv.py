@@ -440,8 +440,18 @@ class _ConvNd(Module):
         init.fan_in_uniform_(self.weight, self.bias)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+        """PyTorch's summary: sizes and stride, then only the settings that differ from the
+        defaults (``bias=False`` included)."""
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        unset = {"padding": (0,) * self.dims, "dilation": (1,) * self.dims, "output_padding": (0,) * self.dims,
+                 "groups": 1}
+        text += "".join(f", {name}={getattr(self, name)}" for name, default in unset.items()
+                        if getattr(self, name) != default)
+        if self.bias is None:
+            text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
+        return text
 
 
 class _Convolution(_ConvNd):

@@ -251,3 +251,15 @@ def test_a_module_or_var_set_where_a_plain_value_was_replaces_it():
     layer.scale = jt.array([1.0])
     assert isinstance(layer.head, jt.nn.Linear) and layer.scale is not None
     assert list(layer.state_dict()) == ["scale", "head.weight", "head.bias"]
+
+
+def test_convolution_repr_matches_torch():
+    """Convolution modules print as PyTorch's: defaults left out, ``bias=False`` shown."""
+    torch = pytest.importorskip("torch")
+    cases = [("Conv2d", (3, 8, 3), {"bias": False}),
+             ("Conv2d", (3, 8, 3), {"stride": 2, "padding": 1, "dilation": 2, "padding_mode": "reflect"}),
+             ("Conv2d", (4, 8, 3), {"groups": 2, "padding": "same"}),
+             ("ConvTranspose2d", (3, 8, 3), {"stride": 2, "output_padding": 1, "bias": False}),
+             ("Conv1d", (3, 8, 3), {}), ("Conv3d", (3, 8, 3), {"padding": 1})]
+    for name, args, settings in cases:
+        assert repr(getattr(jt.nn, name)(*args, **settings)) == repr(getattr(torch.nn, name)(*args, **settings))
