@@ -117,13 +117,13 @@ class CpuRenderer(codegen.CStyleRenderer):
         return f"num_threads(num_threads) if({work} >= {PARALLEL_MIN_ELEMENTS})"
 
     @staticmethod
-    def _parallel_simd(work, clauses=""):
+    def _parallel_simd(work):
         """The pragma of a loop that is both the parallel and the SIMD loop: ``parallel for
         simd`` when ``work`` elements keep the threads busy, else ``omp simd`` alone (GCC 12
         leaves a ``parallel for simd`` loop scalar when its ``if`` clause is a false constant)."""
         if work >= PARALLEL_MIN_ELEMENTS:
-            return f"#pragma omp parallel for simd num_threads(num_threads) {clauses}".rstrip()
-        return f"#pragma omp simd {clauses.replace('schedule(static)', '')}".rstrip()
+            return "#pragma omp parallel for simd num_threads(num_threads) schedule(static)"
+        return "#pragma omp simd"
 
     def _elementwise(self, store, total):
         axes = self.loop_axes()
@@ -132,13 +132,13 @@ class CpuRenderer(codegen.CStyleRenderer):
         outer = math.prod(self.domain[a] for a in axes[:-1])
         inner = self.domain[axes[-1]]
         if len(axes) == 1:
-            pragmas = {0: self._parallel_simd(total, "schedule(static)")}
+            pragmas = {0: self._parallel_simd(total)}
         elif outer >= 64 or (inner < PARALLEL_MIN_ELEMENTS <= total):
             pragmas = {0: f"#pragma omp parallel for collapse({self._collapse_depth(axes[:-1])}) "
                           f"{self._parallel_if(total)} schedule(static)",
                        len(axes) - 1: "#pragma omp simd"}
         else:
-            pragmas = {len(axes) - 1: self._parallel_simd(inner, "schedule(static)")}
+            pragmas = {len(axes) - 1: self._parallel_simd(inner)}
         stores = list(store) if isinstance(store, (list, tuple)) else [store]
         tree = select_cases.split_by_invariant_selects(stores, axes[-1]) if len(axes) > 1 else None
         if tree is None:

@@ -176,20 +176,22 @@ def _subexpressions(expr):
             yield from _subexpressions(arg)
 
 
-def index_values(kernel):
+def index_values(kernel, nodes=None):
     """The IndexExprs of ``kernel``'s ``index`` value nodes (a mask computed from the loop
-    position)."""
-    return [expr.args[0] for expr in value_nodes(kernel) if expr.op == "index"]
+    position); ``nodes``: its `value_nodes`, when the caller has them."""
+    return [expr.args[0] for expr in nodes or value_nodes(kernel) if expr.op == "index"]
 
 
 def index_expressions(kernel):
     """Every IndexExpr of ``kernel``: load and store indices, store conditions, index values."""
-    for load in loads(kernel):
-        yield from load.args[1]
+    nodes = value_nodes(kernel)
+    for expr in nodes:
+        if expr.op == "load":
+            yield from expr.args[1]
     for store in kernel.stores:
         yield from store.index
         yield store.condition
-    yield from index_values(kernel)
+    yield from index_values(kernel, nodes)
 
 
 def fits_int32(kernel):

@@ -55,10 +55,11 @@ def _merge_pair(kernel, outer, inner):
     """``kernel`` with loop ``inner`` folded into loop ``outer``, or None when some access
     or index expression does not allow it."""
     pair = {outer, inner}
+    nodes = analysis.value_nodes(kernel)
     if any(indexexpr.loop_axes(store.condition) & pair for store in kernel.stores) or any(
-            indexexpr.loop_axes(expr) & pair for expr in analysis.index_values(kernel)):
+            indexexpr.loop_axes(expr) & pair for expr in analysis.index_values(kernel, nodes)):
         return None
-    accesses = [("in", *load.args) for load in analysis.loads(kernel)]
+    accesses = [("in", *node.args) for node in nodes if node.op == "load"]
     accesses += [("out", store.slot, store.index) for store in kernel.stores]
     positions = {}
     for kind, slot, index in accesses:
@@ -83,4 +84,3 @@ def _merge_pair(kernel, outer, inner):
 
     return analysis.rewrite_kernel(kernel, tuple(domain), access_index, lambda expr: expr,
                                    buffers["in"], buffers["out"])
-

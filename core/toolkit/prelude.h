@@ -93,7 +93,8 @@ MJ_INLINE float mj_host_expf(float x) {
 #define MJ_EXPF(x) mj_host_expf(x)
 
 MJ_INLINE float mj_abs_bits(float x) { return __builtin_bit_cast(float, __builtin_bit_cast(unsigned, x) & 0x7fffffffu); }
-// |magnitude| with the sign of `sign` (copysignf is a call in some builds; bit operations vectorise).
+// a non-negative `magnitude` with the sign of `sign` (copysignf is a call in some builds; bit
+// operations vectorise).
 MJ_INLINE float mj_with_sign(float magnitude, float sign) {
   return __builtin_bit_cast(float, __builtin_bit_cast(unsigned, magnitude) | (__builtin_bit_cast(unsigned, sign) & 0x80000000u));
 }
