@@ -53,18 +53,24 @@ def relative_error(ours, theirs):
     return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
 
 
+def model_pair(jt, torch, torchvision, name):
+    """torchvision's ``name`` on the GPU in eval mode, and metajit's with the same weights."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = getattr(torchvision.models, name)().cuda().eval()
+    ours = getattr(jt.models, name)().eval()
+    ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+    return ours, theirs
+
+
 def forward_rows(jt, torch, torchvision, models, batches, runs, compiled_models):
     """One row per (model, batch): FPS of each, ratio, relative error, torch.compile."""
     print(f"{'forward':16s} {'batch':>5s} {'metajit fps':>12s} {'torch fps':>10s} {'ratio':>6s} {'rel err':>8s} "
           f"{'compile fps':>12s} {'mj/compile':>10s}")
     sync_ours, sync_theirs = (lambda: jt.sync_all(True)), torch.cuda.synchronize
     for name in models:
-        torch.manual_seed(0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            theirs = getattr(torchvision.models, name)().cuda().eval()
-        ours = getattr(jt.models, name)().eval()
-        ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+        ours, theirs = model_pair(jt, torch, torchvision, name)
         for batch in batches:
             data = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
             x_ours, x_theirs = jt.array(data).sync(), torch.from_numpy(data).cuda()
@@ -103,40 +109,49 @@ def compiled_row(torch, model, example, runs, ours_s, batch):
 def training_rows(jt, torch, torchvision, runs):
     """MLP (batch 64) and ResNet-18 (batch 16) SGD-momentum steps: ms each and the ratio."""
     print(f"{'training step':24s} {'metajit ms':>11s} {'torch ms':>9s} {'ratio':>6s} {'target':>7s}")
-    rng = np.random.default_rng(0)
-    cases = [("mlp 784-1024-1024-10 b64", "mlp", (64, 784), 10, 0.5),
-             ("resnet18 b16", "resnet18", (16, 3, 224, 224), 1000, 1.0)]
-    for label, kind, shape, classes, target in cases:
-        torch.manual_seed(0)
-        if kind == "mlp":
-            theirs = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
-                                         torch.nn.ReLU(), torch.nn.Linear(1024, 10)).cuda()
-            ours = jt.nn.Sequential(jt.nn.Linear(784, 1024), jt.nn.ReLU(), jt.nn.Linear(1024, 1024), jt.nn.ReLU(),
-                                    jt.nn.Linear(1024, 10))
-        else:
-            theirs = torchvision.models.resnet18().cuda()
-            ours = jt.models.resnet18()
-        ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
-        data = rng.standard_normal(shape).astype(np.float32)
-        labels = rng.integers(0, classes, shape[0])
-        x_ours, y_ours = jt.array(data).sync(), jt.array(labels).sync()
-        x_theirs, y_theirs = torch.from_numpy(data).cuda(), torch.from_numpy(labels).cuda()
-        optimizer = jt.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
-        torch_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
-
-        def step_ours():
-            loss = jt.nn.cross_entropy_loss(ours(x_ours), y_ours)
-            optimizer.step(loss)
-            loss.sync()
-
-        def step_theirs():
-            torch_optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(theirs(x_theirs), y_theirs).backward()
-            torch_optimizer.step()
+    for label, kind, target in TRAINING_CASES:
+        step_ours, step_theirs = training_pair(jt, torch, torchvision, kind)
         ours_s, theirs_s = paired(step_ours, step_theirs, max(runs // 4, 10), lambda: jt.sync_all(True),
                                   torch.cuda.synchronize)
         print(f"{label:24s} {ours_s * 1e3:11.3f} {theirs_s * 1e3:9.3f} {ours_s / theirs_s:6.2f} {target:7.2f}",
               flush=True)
+
+
+TRAINING_CASES = [("mlp 784-1024-1024-10 b64", "mlp", 0.5), ("resnet18 b16", "resnet18", 1.0)]
+
+
+def training_pair(jt, torch, torchvision, kind):
+    """One SGD-momentum step of each framework on the same model, weights and batch:
+    ``kind`` "mlp" (784-1024-1024-10, batch 64) or "resnet18" (batch 16)."""
+    rng = np.random.default_rng(0)
+    shape, classes = ((64, 784), 10) if kind == "mlp" else ((16, 3, 224, 224), 1000)
+    torch.manual_seed(0)
+    if kind == "mlp":
+        theirs = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
+                                     torch.nn.ReLU(), torch.nn.Linear(1024, 10)).cuda()
+        ours = jt.nn.Sequential(jt.nn.Linear(784, 1024), jt.nn.ReLU(), jt.nn.Linear(1024, 1024), jt.nn.ReLU(),
+                                jt.nn.Linear(1024, 10))
+    else:
+        theirs = torchvision.models.resnet18().cuda()
+        ours = jt.models.resnet18()
+    ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+    data = rng.standard_normal(shape).astype(np.float32)
+    labels = rng.integers(0, classes, shape[0])
+    x_ours, y_ours = jt.array(data).sync(), jt.array(labels).sync()
+    x_theirs, y_theirs = torch.from_numpy(data).cuda(), torch.from_numpy(labels).cuda()
+    optimizer = jt.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+    torch_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
+
+    def step_ours():
+        loss = jt.nn.cross_entropy_loss(ours(x_ours), y_ours)
+        optimizer.step(loss)
+        loss.sync()
+
+    def step_theirs():
+        torch_optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(theirs(x_theirs), y_theirs).backward()
+        torch_optimizer.step()
+    return step_ours, step_theirs
 
 
 def main():

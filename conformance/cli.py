@@ -41,7 +41,7 @@ def _run(arguments):
 
     try:
         results, seed = runner.run(arguments.backend, arguments.tier, arguments.max_examples,
-                                   arguments.seed, arguments.keyword, xfail, progress)
+                                   arguments.seed, arguments.keyword, xfail, progress, arguments.shard)
     except jt.MetajitError as error:
         print(f"conformance: {error}", file=sys.stderr)
         return 2
@@ -80,6 +80,13 @@ def _backends(arguments):
     return 0
 
 
+def _shard(text):
+    try:
+        return runner.parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parser():
     """The argument parser of the ``conformance`` command."""
     top = argparse.ArgumentParser(prog="conformance", description="metajit backend conformance suite")
@@ -93,6 +100,8 @@ def parser():
     run.add_argument("--seed", type=int, help="hypothesis seed, for a reproducible run")
     run.add_argument("-k", dest="keyword", help="only properties containing this text or matching "
                                                 "this glob (comma-separated for several)")
+    run.add_argument("--shard", type=_shard, help="K/N: only every N-th selected property from the K-th "
+                                                  "(0-based), to split a slow run over N processes")
     run.add_argument("--xfail", help="file of property-name globs expected to fail")
     run.add_argument("--junit", help="write JUnit XML here")
     run.add_argument("--json", help="write JSON results here")

@@ -29,13 +29,30 @@ class Result:
     snippet: str = ""
 
 
-def select(tier="standard", keyword=None):
-    """The properties of ``tier`` whose names match ``keyword`` (substring or glob)."""
+def select(tier="standard", keyword=None, shard=None):
+    """The properties of ``tier`` whose names match ``keyword`` (substring or glob); with
+    ``shard=(k, n)`` only every n-th of those, starting at the k-th (0-based), so n
+    processes given k = 0 .. n-1 run the selection once between them."""
     chosen = [p for p in all_properties(tier) if tier != "smoke" or p.smoke]
     if keyword:
         patterns = [k.strip() for k in keyword.split(",") if k.strip()]
         chosen = [p for p in chosen if any(name_matches(p.name, k) for k in patterns)]
+    if shard is not None:
+        index, count = shard
+        if not (count >= 1 and 0 <= index < count):
+            raise ValueError(f"shard {index}/{count}: the index must be in 0..{count - 1}")
+        chosen = chosen[index::count]
     return chosen
+
+
+def parse_shard(text):
+    """``"K/N"`` as ``(K, N)`` (see `select`)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard {text!r}: write it as K/N, e.g. 0/4") from None
+    select("smoke", shard=(index, count))  # validates the numbers
+    return index, count
 
 
 def name_matches(name, pattern):
@@ -107,8 +124,9 @@ def run_property(prop, backend, max_examples, seed_value, derandomize):
 
 
 def run(backend, tier="standard", max_examples=None, seed=None, keyword=None, xfail=(),
-        on_result=None):
+        on_result=None, shard=None):
     """Run the ``tier`` properties on ``backend``; returns (results, seed used or None).
+    ``keyword`` and ``shard`` narrow the selection (`select`).
 
     Without ``seed`` the run is derandomised when the ``CI`` environment variable is set,
     otherwise a random seed is drawn (and returned, to rerun with ``--seed``).
@@ -125,7 +143,7 @@ def run(backend, tier="standard", max_examples=None, seed=None, keyword=None, xf
     previous = jt.get_device()
     results = []
     try:
-        for prop in select(tier, keyword):
+        for prop in select(tier, keyword, shard):
             missing = [d for d in prop.dtypes if d not in declared]
             if missing:
                 result = Result(prop.name, prop.family, "unsupported",

@@ -103,3 +103,18 @@ def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "metajit.conformance", "list", "-k", "errors"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "errors.shape_mismatch" in result.stdout
+
+
+def test_shards_split_the_selection_without_overlap(capsys):
+    from metajit.conformance import runner
+    whole = [p.name for p in runner.select("smoke", "elementwise")]
+    shards = [[p.name for p in runner.select("smoke", "elementwise", (k, 3))] for k in range(3)]
+    assert sorted(sum(shards, [])) == sorted(whole) and all(shards)
+    assert not set(shards[0]) & set(shards[1])
+    assert run_cli("run", "--backend", "reference", "--tier", "smoke", "-k", "elementwise", "--shard", "1/3",
+                   "--seed", "2") == 0
+    assert f"{len(shards[1])} passed" in capsys.readouterr().out
+    for bad in ("3/3", "1", "a/b"):
+        with pytest.raises(SystemExit):
+            cli.main(["run", "--backend", "reference", "--shard", bad])
+        assert "shard" in capsys.readouterr().err

@@ -211,6 +211,8 @@ def test_wrong_index_count_names_the_line():
 
 
 def test_a_device_without_a_source_for_it_lists_the_sources_given():
+    if jt.get_device() == "cuda":
+        pytest.skip("cuda_src is this device's own source (this host code would write device memory)")
     x = jt.array([1.0])
     with pytest.raises(jt.MetajitDeviceError, match="needs cpu_src.*but this operator has only cuda_src"):
         jt.code(x.shape, x.dtype, [x], cuda_src="@out(0) = 1;").sync()

@@ -1,0 +1,44 @@
+"""Timing helpers shared by the GPU benchmarks (bench/gpu_chain.py, bench/gpu_profile.py):
+wall time of queued calls, and device time per kernel read by CUPTI through torch.profiler,
+which sees every kernel in the process, metajit's (driver API, CUDA graphs) as well."""
+import time
+
+
+def pipelined(function, synchronize, repeat):
+    """Seconds per call of ``repeat`` calls queued back to back, followed by one wait."""
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(repeat):
+        function()
+    synchronize()
+    return (time.perf_counter() - started) / repeat
+
+
+def call_and_sync(function, synchronize):
+    """Seconds of one call and a wait for the device."""
+    synchronize()
+    started = time.perf_counter()
+    function()
+    synchronize()
+    return time.perf_counter() - started
+
+
+def kernel_seconds(torch, function, synchronize, repeat):
+    """{kernel or copy name: device seconds per call of ``function``} over ``repeat`` calls,
+    from CUPTI; None where the profiler cannot record (the reason is printed)."""
+    from torch.profiler import ProfilerActivity, profile
+    synchronize()
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as recorded:
+            for _ in range(repeat):
+                function()
+            synchronize()
+    except Exception as error:  # no CUPTI here
+        print(f"  (no device times: {type(error).__name__}: {error})")
+        return None
+    times = {}
+    for event in recorded.key_averages():
+        if str(getattr(event, "device_type", "")).endswith("CUDA"):
+            total = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
+            times[event.key] = times.get(event.key, 0.0) + total * 1e-6 / repeat
+    return times or None
