@@ -8,6 +8,8 @@ algorithm and allocated every workspace, so recording never searches or allocate
 Sequences holding a program that is not ``graph_safe`` (one that reads values on the
 host, e.g. a ``jt.code`` operator whose output size varies) always run launch by launch.
 Each plan keeps at most `GRAPHS_PER_PLAN` recorded graphs (least recently used dropped).
+A plan recorded `FUTILE_RECORDINGS` times in a row without one replay (its buffers or
+parameters never repeat) stops being recorded: recording costs more than launching.
 ``METAJIT_CUDA_GRAPHS=0`` turns replay off.
 """
 import collections
@@ -17,6 +19,7 @@ from metajit.toolkit.launching import run_each
 
 GRAPHS_PER_PLAN = 4
 MAX_SIGHTINGS = 4096  # remembered sequence signatures waiting for their second sighting
+FUTILE_RECORDINGS = 3
 
 
 def signature(launches):
@@ -37,13 +40,15 @@ class GraphReplay:
         self.enabled = os.environ.get("METAJIT_CUDA_GRAPHS", "1") != "0" if enabled is None else enabled
         self.graphs = {}  # plan key -> OrderedDict(signature -> graph)
         self.sightings = set()
+        self.unreplayed = collections.Counter()  # plan key -> recordings since its last replay
         self.recorded = 0
         self.replayed = 0
 
     def run(self, launches, plan_key):
         """Run ``launches`` (``(program, inputs, outputs, parameters)``), replaying or
         recording a graph when the sequence repeats."""
-        if not self.enabled or len(launches) < 2 or not all(getattr(p, "graph_safe", False) for p, *_ in launches):
+        if (not self.enabled or len(launches) < 2 or self.unreplayed[plan_key] >= FUTILE_RECORDINGS
+                or not all(getattr(p, "graph_safe", False) for p, *_ in launches)):
             run_each(launches)
             return
         key = (self.context(), signature(launches))
@@ -53,6 +58,7 @@ class GraphReplay:
             per_plan.move_to_end(key)
             self.device.launch_graph(graph, f"the CUDA graph of a {len(launches)}-kernel plan")
             self.replayed += 1
+            self.unreplayed[plan_key] = 0
             return
         sighting = (plan_key, key)
         if sighting not in self.sightings:
@@ -69,6 +75,7 @@ class GraphReplay:
             self.device.destroy_graph(old)
         self.device.launch_graph(graph, f"the CUDA graph of a {len(launches)}-kernel plan")
         self.recorded += 1
+        self.unreplayed[plan_key] += 1
 
     def _record(self, launches):
         try:

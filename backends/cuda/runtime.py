@@ -82,8 +82,12 @@ class Device:
         result, name = module.cuDeviceGetName(256, self.device)
         check(result, "cuDeviceGetName")
         self.name = name.split(b"\0", 1)[0].decode(errors="replace")
+        result, total = module.cuDeviceTotalMem(self.device)
+        check(result, "cuDeviceTotalMem")
+        # a raw free synchronises the whole device: keep up to half its memory cached
+        # (out of memory empties the cache and retries, so this never blocks an allocation)
         self.allocator = CachingAllocator(self._raw_allocate, self._raw_free,
-                                          int(os.environ.get("METAJIT_CUDA_CACHE_BYTES", 4 << 30)),
+                                          int(os.environ.get("METAJIT_CUDA_CACHE_BYTES", int(total) // 2)),
                                           lowest_address_first=True)  # repeated plans keep their addresses
         self.staging = PinnedStaging(self)
         self.modules = {}

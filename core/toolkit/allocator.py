@@ -2,8 +2,10 @@
 
 Freed buffers go back to a free list of their size class (four classes per power of
 two, so at most 25% is wasted) and are reused by the next allocation of that class; the
-cache holds at most ``limit_bytes`` of freed buffers, beyond which they are returned
-with the raw free. With ``lowest_address_first``, a class hands out its lowest-addressed
+cache holds at most ``limit_bytes`` of freed buffers. Beyond that, buffers of the size
+classes used least recently are returned with the raw free: a loop that moves on to new
+sizes (another model, another batch size) keeps its own buffers cached instead of paying
+a raw allocate and free (on a GPU, a device-wide synchronisation) at every step. With ``lowest_address_first``, a class hands out its lowest-addressed
 free buffer (buffers have an ``address``) whatever order they were freed in: a
 computation repeated from the same free buffers then gets the same addresses, so a
 device can replay it as recorded (CUDA Graphs); otherwise the last freed (cheapest).
@@ -17,6 +19,7 @@ and for a device whose kernels and copies run on one stream. Example::
     buffer = allocator.allocate(1000)     # a 1024-byte class
     allocator.release(buffer)             # cached, not returned to the driver
 """
+import collections
 import heapq
 import itertools
 import threading
@@ -47,6 +50,7 @@ class CachingAllocator:
         self.limit_bytes = limit_bytes
         self.lowest_address_first = lowest_address_first
         self.free_lists = {}  # capacity -> buffers (a heap of (address, tie-break, buffer) when ordered)
+        self.recent_classes = collections.OrderedDict()  # capacities, least recently used first
         self.tie_break = itertools.count()
         self.capacities = {}  # request size -> size class (a training step asks the same sizes again)
         self.live = {}        # buffer -> capacity
@@ -61,6 +65,8 @@ class CachingAllocator:
         if capacity is None:
             capacity = self.capacities[nbytes] = size_class(nbytes)
         with self.lock:
+            self.recent_classes[capacity] = None
+            self.recent_classes.move_to_end(capacity)
             free = self.free_lists.get(capacity)
             if free:
                 self.cached_bytes -= capacity
@@ -83,23 +89,45 @@ class CachingAllocator:
         return buffer
 
     def release(self, buffer):
-        """Return ``buffer`` to its free list, or to the raw free when the cache is full.
+        """Return ``buffer`` to its free list; when the cache then holds more than its
+        limit, buffers of the least recently used size classes go to the raw free (this
+        one only if it alone is over the limit).
 
         Never raises for a buffer this allocator handed out (finalisers call it, also at
         interpreter exit)."""
         with self.lock:
             capacity = self.live.pop(buffer)
             self.allocated_bytes -= capacity
-            cached = self.cached_bytes + capacity <= self.limit_bytes
-            if cached:
+            if capacity > self.limit_bytes:
+                evicted = [buffer]
+            else:
+                self.recent_classes[capacity] = None
+                self.recent_classes.move_to_end(capacity)
                 free = self.free_lists.setdefault(capacity, [])
                 if self.lowest_address_first:
                     heapq.heappush(free, (buffer.address, next(self.tie_break), buffer))
                 else:
                     free.append(buffer)
                 self.cached_bytes += capacity
-        if not cached:
-            self.raw_free(buffer)
+                evicted = self._evict_beyond_limit() if self.cached_bytes > self.limit_bytes else []
+        for entry in evicted:
+            self.raw_free(entry)
+
+    def _evict_beyond_limit(self):
+        """Take cached buffers of the least recently used classes out until the cache is
+        within its limit (the caller holds the lock and frees them); returns them."""
+        evicted = []
+        for capacity in list(self.recent_classes):
+            free = self.free_lists.get(capacity)
+            while free and self.cached_bytes > self.limit_bytes:
+                entry = free.pop()  # the last element: a heap stays a heap
+                evicted.append(entry[2] if self.lowest_address_first else entry)
+                self.cached_bytes -= capacity
+            if not free:
+                self.free_lists.pop(capacity, None)
+            if self.cached_bytes <= self.limit_bytes:
+                break
+        return evicted
 
     def empty_cache(self):
         """Return every cached free buffer with the raw free."""

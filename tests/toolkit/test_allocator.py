@@ -1,4 +1,6 @@
 """The toolkit's caching allocator over raw allocate/free functions."""
+import itertools
+
 import pytest
 
 from metajit.toolkit.allocator import (CachingAllocator, KeptCopies, Workspace, begin_sequence, mark_written,
@@ -184,3 +186,27 @@ def test_workspace_reserve_without_growing_keeps_the_buffer_it_handed_out():
     assert workspace.reserve(64, grow=False) is small
     assert workspace.reserve(5000, grow=False) is None and workspace.reserve(64) is small
     assert workspace.reserve(5000) is not small
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_a_full_cache_returns_the_least_recently_used_classes_not_the_buffers_in_use(ordered):
+    raw = RawMemory()
+    addresses = itertools.count(4096, 4096)
+
+    def allocate(nbytes):
+        block = raw.allocate(nbytes)
+        block.address = next(addresses)
+        return block
+    pool = CachingAllocator(allocate, raw.free, limit_bytes=8192, lowest_address_first=ordered)
+    old = [pool.allocate(2048) for _ in range(4)]  # a finished loop's buffers fill the cache
+    for buffer in old:
+        pool.release(buffer)
+    assert pool.cached_bytes == 8192 and raw.frees == []
+    for step in range(5):  # a new loop of other sizes: its buffers stay cached after the first step
+        current = [pool.allocate(3072), pool.allocate(1024)]
+        for buffer in current:
+            pool.release(buffer)
+    assert raw.allocations.count(3072) == 1 and raw.allocations.count(1024) == 1
+    assert sorted(raw.frees) == [2048, 2048]  # the old class made room, once
+    assert pool.cached_bytes == 8192
+    assert pool.allocate(3000) is current[0]

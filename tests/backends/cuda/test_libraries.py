@@ -158,6 +158,19 @@ def test_replay_keys_on_addresses_parameters_and_context():
     assert replay.recorded == 1 and log[-3:] == ["unsafe"] * 3
 
 
+def test_a_plan_whose_buffers_never_repeat_stops_being_recorded():
+    log, recorder = [], emulated_libraries.HostGraphs()
+    replay = graphs.GraphReplay(recorder, enabled=True)
+    program = _Program(log)
+    for address in range(10, 10 + 2 * (graphs.FUTILE_RECORDINGS + 3)):  # each sequence seen twice, never again
+        replay.run([(program, [_Buffer(address // 2)], [_Buffer(99)], ()), (program, [], [_Buffer(8)], ())], "plan")
+    assert replay.recorded == graphs.FUTILE_RECORDINGS and replay.replayed == 0
+    assert recorder.launched == graphs.FUTILE_RECORDINGS and len(log) == 2 * 2 * (graphs.FUTILE_RECORDINGS + 3)
+    replay.run([(program, [_Buffer(5)], [_Buffer(99)], ()), (program, [], [_Buffer(8)], ())], "other plan")
+    replay.run([(program, [_Buffer(5)], [_Buffer(99)], ()), (program, [], [_Buffer(8)], ())], "other plan")
+    assert replay.recorded == graphs.FUTILE_RECORDINGS + 1  # other plans are still recorded
+
+
 def test_a_failure_while_recording_leaves_nothing_recorded():
     recorder = emulated_libraries.HostGraphs()
 
