@@ -1,6 +1,11 @@
-"""The convolution library ops on cuDNN: ``conv2d``, ``conv2d_bias``, ``conv2d_backward_data``
-and ``conv2d_backward_weights`` (strides, padding, dilation, groups and depthwise) on the
+"""The convolution library ops on cuDNN: ``conv2d``, ``conv2d_backward_data`` and
+``conv2d_backward_weights`` (strides, padding, dilation, groups and depthwise) on the
 dense NCHW / OIHW buffers metajit keeps, queued on the device's stream.
+
+``conv2d_bias`` is not claimed: a bias (a folded BatchNorm's too) is added by the fused
+kernel that applies the activation after the convolution, in the same pass over the
+output. On an H200, cuDNN's separate ``cudnnAddTensor`` pass took 12-23% of the GPU time of
+squeezenet1_1, mobilenet_v2 and resnet50 forwards at batch 64.
 
 Algorithms: for each problem (role, dtype, shapes, geometry, math mode, device, cuDNN
 version) cuDNN's ``Find...AlgorithmEx`` times the candidates once; the fastest is kept in
@@ -29,9 +34,8 @@ TENSOR_NCHW, CROSS_CORRELATION = 0, 1
 DEFAULT_MATH, TENSOR_OP_MATH, FMA_MATH = 0, 1, 3
 SEARCH_WORKSPACE_BYTES = 256 << 20  # the most workspace an algorithm may use
 ALGORITHM_FILE = "cudnn_algorithms.json"
-ROLES = {"conv2d": ("x", "w"), "conv2d_bias": ("x", "w", "b"), "conv2d_backward_data": ("dy", "w"),
-         "conv2d_backward_weights": ("x", "dy")}
-OUTPUT_OF = {"conv2d": "y", "conv2d_bias": "y", "conv2d_backward_data": "dx", "conv2d_backward_weights": "dw"}
+ROLES = {"conv2d": ("x", "w"), "conv2d_backward_data": ("dy", "w"), "conv2d_backward_weights": ("x", "dy")}
+OUTPUT_OF = {"conv2d": "y", "conv2d_backward_data": "dx", "conv2d_backward_weights": "dw"}
 DTYPES = tuple(DATA_TYPES)
 
 
@@ -163,17 +167,6 @@ class Cudnn:
         found = self.descriptors[problem] = (x, w, y, conv)
         return found
 
-    def _bias_descriptor(self, problem):
-        key = ("bias", problem.dtype, problem.y[1])
-        found = self.descriptors.get(key)
-        if found is None:
-            found = ctypes.c_void_p()
-            self._check(self.library.cudnnCreateTensorDescriptor(ctypes.byref(found)), "bias descriptor")
-            self._check(self.library.cudnnSetTensor4dDescriptor(found, TENSOR_NCHW, DATA_TYPES[problem.dtype], 1,
-                                                                problem.y[1], 1, 1), "bias descriptor")
-            self.descriptors[key] = found
-        return found
-
     def algorithm(self, problem, operands):
         """``(algorithm, workspace bytes)`` for ``problem``: from the algorithm file, else
         timed by cuDNN on the operands' buffers (``{"x"|"w"|"y": address}``; the output's
@@ -227,18 +220,10 @@ class Cudnn:
                                                         ctypes.byref(zero), w, address["w"])
         self._check(status, f"convolution {problem}")
 
-    def add_bias(self, problem, bias, y):
-        """Queue ``y += bias`` broadcast over (N, H, W)."""
-        scale = ctypes.c_double if problem.dtype == "float64" else ctypes.c_float
-        one = scale(1.0)
-        self._check(self.library.cudnnAddTensor(self.handle, ctypes.byref(one), self._bias_descriptor(problem),
-                                                ctypes.c_void_p(bias), ctypes.byref(one),
-                                                self._descriptors(problem)[2], ctypes.c_void_p(y)), "bias add")
-
 
 class ConvolutionProgram:
     """A convolution library call on ``dnn`` (a `Cudnn` or any object with its
-    ``algorithm``/``convolve``/``add_bias``), with workspace from ``workspace`` (a
+    ``algorithm``/``convolve``), with workspace from ``workspace`` (a
     `GrowingWorkspace`). The algorithm is chosen at the first run (per math type)."""
 
     graph_safe = True
@@ -257,7 +242,7 @@ class ConvolutionProgram:
         named = dict(zip(self.roles, (b.address for b in inputs)))
         named[self.output] = outputs[0].address
         return {"x": named.get("x", named.get("dx")), "w": named.get("w", named.get("dw")),
-                "y": named.get("y", named.get("dy")), "b": named.get("b")}
+                "y": named.get("y", named.get("dy"))}
 
     def __call__(self, inputs, outputs, parameters):
         operands = self.operands(inputs, outputs)
@@ -269,8 +254,6 @@ class ConvolutionProgram:
         problem, algorithm, workspace_bytes = choice
         space = self.workspace.reserve(workspace_bytes) if workspace_bytes else 0
         self.dnn.convolve(problem, algorithm, space, workspace_bytes, operands)
-        if operands["b"] is not None:
-            self.dnn.add_bias(problem, operands["b"], operands["y"])
 
 
 class GrowingWorkspace:

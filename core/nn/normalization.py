@@ -348,9 +348,14 @@ class _BatchNorm(_NormBase):
         again with this layer folded into its weights and bias, ``conv(x, w * scale) + (b *
         scale + shift)``, as ONNX runtimes fold it (one pass over the activations less). The
         folded weights are computed once and kept while the convolution's parameters and this
-        layer's folded statistics are the same nodes; None when ``x`` is something else."""
+        layer's folded statistics are the same nodes; None when ``x`` is something else. A
+        device that runs ``conv2d`` but not ``conv2d_bias`` as a library call (cuda) gets the
+        folded bias as an addition that fuses with what follows (the activation)."""
         node = library.pending_for_inference(x, ("conv2d", "conv2d_bias"))
-        if node is None or not library.claimed("conv2d_bias", node.dtype):
+        if node is None:
+            return None
+        with_bias = library.claimed("conv2d_bias", node.dtype)
+        if not with_bias and not (node.attrs[0] == "conv2d" and library.claimed("conv2d", node.dtype)):
             return None
         source, weight = node.inputs[:2]
         bias = node.inputs[2] if len(node.inputs) > 2 else None
@@ -365,8 +370,11 @@ class _BatchNorm(_NormBase):
             folded_weight.sync(), folded_bias.sync()  # computed now, once: kept realised
             cached = self.__dict__["_folded_conv"] = (key, (folded_weight, folded_bias))
         folded_weight, folded_bias = cached[1]
-        return library.apply("conv2d_bias", [Var.from_node(source), folded_weight, folded_bias], node.attrs[1],
-                             node.shape)
+        if with_bias:
+            return library.apply("conv2d_bias", [Var.from_node(source), folded_weight, folded_bias], node.attrs[1],
+                                 node.shape)
+        convolved = library.apply("conv2d", [Var.from_node(source), folded_weight], node.attrs[1], node.shape)
+        return binary("add", convolved, folded_bias.reshape(1, -1, 1, 1))
 
 
 class BatchNorm1d(_BatchNorm):

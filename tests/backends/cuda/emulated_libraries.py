@@ -107,11 +107,6 @@ class HostDnn:
         else:
             w.copy_(torch.nn.grad.conv2d_weight(x, problem.w, y, **geometry))
 
-    def add_bias(self, problem, bias, y):
-        """``y += bias`` over channels."""
-        output = _tensor(y, problem.dtype, problem.y)
-        output += _tensor(bias, problem.dtype, (1, problem.y[1], 1, 1))
-
 
 class HostGraphs:
     """Graph recording for the emulated device: a graph is the recorded work, run at launch."""

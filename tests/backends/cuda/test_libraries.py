@@ -83,6 +83,28 @@ def test_convolutions_and_their_gradients_match_torch(device, rng, stride, paddi
         assert {p.kind for p in BACKEND.dnn.searched} == {"forward", "backward_data", "backward_filter"}
 
 
+def test_inference_folds_batchnorm_into_the_weights_and_adds_the_bias_in_the_fused_kernel(device, rng):
+    import torch
+    ours = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5), nn.ReLU())
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3, padding=1, bias=False), torch.nn.BatchNorm2d(5),
+                                 torch.nn.ReLU())
+    with torch.no_grad():
+        theirs[1].running_mean.uniform_(-1, 1), theirs[1].running_var.uniform_(0.5, 2)
+        theirs[1].weight.uniform_(-2, 2), theirs[1].bias.uniform_(-1, 1)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    with jt.no_grad():
+        normalised = ours[1](ours[0](jt.array(x)))
+        add = normalised._node
+        assert add.op == "add"  # the folded bias, left to fusion
+        convolution = add.inputs[0]
+        assert convolution.op == "library" and convolution.attrs[0] == "conv2d"
+        assert convolution.inputs[1] is not ours[0].weight._node  # the folded weights
+        result = ours(jt.array(x)).numpy()
+    np.testing.assert_allclose(result, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_repeated_inference_is_replayed_as_a_graph_with_the_same_results(device, rng):
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
     model.eval()
@@ -243,7 +265,7 @@ def test_library_symbols_resolve():
                    "cudnnSetConvolution2dDescriptor", "cudnnSetConvolutionGroupCount", "cudnnSetConvolutionMathType",
                    "cudnnFindConvolutionForwardAlgorithmEx", "cudnnFindConvolutionBackwardDataAlgorithmEx",
                    "cudnnFindConvolutionBackwardFilterAlgorithmEx", "cudnnConvolutionForward",
-                   "cudnnConvolutionBackwardData", "cudnnConvolutionBackwardFilter", "cudnnAddTensor",
+                   "cudnnConvolutionBackwardData", "cudnnConvolutionBackwardFilter",
                    "cudnnGetErrorString", "cudnnGetVersion"):
         getattr(dnn, symbol)
     assert nvidia_libraries.function(dnn, "cudnnGetVersion", __import__("ctypes").c_size_t)() >= 90000
