@@ -2,6 +2,7 @@
 
     conformance run --backend cpu --tier standard
     conformance run --backend mydevice --plugin mydevice_backend   # a plugin not installed yet
+    conformance run --backend cuda --jobs 14       # 14 processes, one merged report
     conformance list
     conformance backends
 """
@@ -12,7 +13,7 @@ import time
 
 import metajit as jt
 
-from . import report, runner
+from . import parallel, report, runner
 
 
 def _register_plugin(reference, name):
@@ -40,8 +41,14 @@ def _run(arguments):
                   f"{result.seconds:.1f}s)", flush=True)
 
     try:
-        results, seed = runner.run(arguments.backend, arguments.tier, arguments.max_examples,
-                                   arguments.seed, arguments.keyword, xfail, progress, arguments.shard)
+        if arguments.jobs > 1:
+            if arguments.shard:
+                raise jt.MetajitValueError("--jobs runs every shard itself: give --jobs or --shard, not both")
+            results, seed = parallel.run_in_processes(_shard_arguments(arguments), arguments.jobs,
+                                                      lambda line: print(line, flush=True))
+        else:
+            results, seed = runner.run(arguments.backend, arguments.tier, arguments.max_examples,
+                                       arguments.seed, arguments.keyword, xfail, progress, arguments.shard)
     except jt.MetajitError as error:
         print(f"conformance: {error}", file=sys.stderr)
         return 2
@@ -60,6 +67,18 @@ def _run(arguments):
     if arguments.junit:
         report.write_junit(arguments.junit, arguments.backend, results)
     return 1 if failed else 0
+
+
+def _shard_arguments(arguments):
+    """The ``run`` arguments each `parallel` shard process gets: the same selection, one
+    seed for all (drawn here unless given or derandomised under CI), no reports."""
+    seed, _ = runner.resolve_seed(arguments.seed)
+    argv = ["--backend", arguments.backend, "--tier", arguments.tier]
+    for option, value in (("--plugin", arguments.plugin), ("--max-examples", arguments.max_examples),
+                          ("--seed", seed), ("-k", arguments.keyword), ("--xfail", arguments.xfail)):
+        if value is not None:
+            argv += [option, str(value)]
+    return argv + (["-v"] if arguments.verbose else [])
 
 
 def _list(arguments):
@@ -102,6 +121,8 @@ def parser():
                                                 "this glob (comma-separated for several)")
     run.add_argument("--shard", type=_shard, help="K/N: only every N-th selected property from the K-th "
                                                   "(0-based), to split a slow run over N processes")
+    run.add_argument("--jobs", type=int, default=1, help="run the selection as this many shard processes "
+                                                         "(for backends that compile slowly)")
     run.add_argument("--xfail", help="file of property-name globs expected to fail")
     run.add_argument("--junit", help="write JUnit XML here")
     run.add_argument("--json", help="write JSON results here")

@@ -123,6 +123,15 @@ def run_property(prop, backend, max_examples, seed_value, derandomize):
                   message[:2000], reproduction)
 
 
+def resolve_seed(seed):
+    """``(seed, derandomize)`` for a run given ``seed`` (None: derandomised under the ``CI``
+    environment variable, else a freshly drawn seed)."""
+    derandomize = seed is None and bool(os.environ.get("CI"))
+    if seed is None and not derandomize:
+        seed = random.randrange(2 ** 32)
+    return seed, derandomize
+
+
 def run(backend, tier="standard", max_examples=None, seed=None, keyword=None, xfail=(),
         on_result=None, shard=None):
     """Run the ``tier`` properties on ``backend``; returns (results, seed used or None).
@@ -136,9 +145,7 @@ def run(backend, tier="standard", max_examples=None, seed=None, keyword=None, xf
         reason = "not installed" if info is None else info.reason
         raise jt.MetajitDeviceError(f"backend {backend!r} cannot be tested: {reason}")
     declared = set(info.description.dtypes)
-    derandomize = seed is None and bool(os.environ.get("CI"))
-    if seed is None and not derandomize:
-        seed = random.randrange(2 ** 32)
+    seed, derandomize = resolve_seed(seed)
     examples = max_examples or EXAMPLES_PER_TIER[tier]
     previous = jt.get_device()
     results = []

@@ -118,3 +118,20 @@ def test_shards_split_the_selection_without_overlap(capsys):
         with pytest.raises(SystemExit):
             cli.main(["run", "--backend", "reference", "--shard", bad])
         assert "shard" in capsys.readouterr().err
+
+
+def test_jobs_run_shards_in_processes_and_merge_one_report(tmp_path, capsys):
+    from metajit.conformance import runner
+    report = tmp_path / "results.json"
+    assert run_cli("run", "--backend", "reference", "--tier", "smoke", "-k", "elementwise", "--jobs", "2",
+                   "--seed", "5", "--json", str(report)) == 0
+    data = json.loads(report.read_text())
+    assert [r["name"] for r in data["results"]] == [p.name for p in runner.select("smoke", "elementwise")]
+    assert data["seed"] == 5 and all(r["status"] == "passed" for r in data["results"])
+    assert "seed 5" in capsys.readouterr().out
+    assert run_cli("run", "--backend", "mutant_fmax", "--plugin", "tests.conformance.mutant_plugin:PLUGIN",
+                   "-k", "elementwise.maximum[float32],elementwise.add[float32]", "--jobs", "2", "--seed", "1") == 1
+    output = capsys.readouterr().out
+    assert "FAILED      elementwise.maximum[float32]" in output and "1 passed, 1 failed" in output
+    assert run_cli("run", "--backend", "reference", "--jobs", "2", "--shard", "0/2") == 2
+    assert "not both" in capsys.readouterr().err
