@@ -64,16 +64,16 @@ class CudaProgram:
 
     def __init__(self, device, functions, plan, kernel):
         self.device = device
-        self.steps = [(function, launch) for function, launch in zip(functions, plan)]
-        self.types = runtime.argument_types(kernel)
-        self.resident_blocks = device.multiprocessors * BLOCKS_PER_MULTIPROCESSOR
+        resident_blocks = device.multiprocessors * BLOCKS_PER_MULTIPROCESSOR
+        self.steps = [(int(function), max(launch.blocks or min(math.ceil(launch.work / launch.threads),
+                                                                resident_blocks), 1), launch.threads, launch.entry)
+                      for function, launch in zip(functions, plan)]
+        self.arguments = runtime.KernelArguments(runtime.argument_types(kernel))
 
     def __call__(self, inputs, outputs, parameters):
-        values = tuple([b.address for b in inputs] + [b.address for b in outputs]
-                       + [int(p) if isinstance(p, bool) else p for p in parameters])
-        for function, launch in self.steps:
-            blocks = launch.blocks or min(math.ceil(launch.work / launch.threads), self.resident_blocks)
-            self.device.launch(function, max(blocks, 1), launch.threads, (values, self.types), launch.entry)
+        values = [b.address for b in inputs] + [b.address for b in outputs] + list(parameters)
+        for function, blocks, threads, name in self.steps:
+            self.device.launch(function, blocks, threads, self.arguments, values, name)
 
 
 def library_claims():

@@ -16,6 +16,7 @@ modules loaded from cubins, and device memory in the toolkit's caching allocator
 import ctypes
 import functools
 import os
+import threading
 
 from metajit.errors import MetajitDeviceError, MetajitMemoryError
 from metajit.toolkit.allocator import CachingAllocator
@@ -76,6 +77,7 @@ class Device:
         self.make_current()
         result, self.stream = module.cuStreamCreate(module.CUstream_flags.CU_STREAM_NON_BLOCKING)
         check(result, "cuStreamCreate")
+        self.stream_handle = int(self.stream)
         self.architecture = "sm_{}{}".format(*(self.attribute(name) for name in (
             "CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR", "CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR")))
         self.multiprocessors = self.attribute("CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT")
@@ -176,12 +178,17 @@ class Device:
             functions.append(function)
         return functions
 
-    def launch(self, function, blocks, threads, arguments, name):
-        """Queue ``function`` on ``blocks`` x ``threads`` with ``arguments``
-        (``(values, ctypes types)``, as cuda-bindings takes them)."""
+    def launch(self, function, blocks, threads, arguments, values, name):
+        """Queue ``function`` (a ``CUfunction`` as an int) on ``blocks`` x ``threads`` with
+        ``values`` in the `KernelArguments` block ``arguments``."""
         self.last_kernel = name
-        check(driver().cuLaunchKernel(function, blocks, 1, 1, threads, 1, 1, 0, self.stream, arguments, 0)[0],
-              f"cuLaunchKernel({name})")
+        with arguments.lock:
+            for slot, value in zip(arguments.slots, values):
+                slot.value = value
+            result = _cu_launch_kernel()(function, blocks, 1, 1, threads, 1, 1, 0, self.stream_handle,
+                                         arguments.pointers, None)
+        if result:
+            check(driver().CUresult(result), f"cuLaunchKernel({name})")
 
     # ---- CUDA graphs --------------------------------------------------------------------
     def record(self, queue_work):
@@ -277,6 +284,28 @@ class PinnedStaging:
 def device():
     """The process's `Device` (created on first use)."""
     return Device()
+
+
+@functools.lru_cache(maxsize=None)
+def _cu_launch_kernel():
+    """The driver's ``cuLaunchKernel`` through ctypes: a launch is one C call, where
+    cuda-bindings converts every argument in Python first."""
+    function = ctypes.CDLL("libcuda.so.1").cuLaunchKernel
+    function.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
+    function.restype = ctypes.c_int
+    return function
+
+
+class KernelArguments:
+    """The argument block of one kernel's launches: a ctypes slot per argument (types from
+    `argument_types`) and the ``void*`` array of their addresses that ``cuLaunchKernel``
+    reads. The driver copies the values when a launch is queued (or recorded into a graph),
+    so one block serves every launch; ``lock`` keeps threads from filling it at once."""
+
+    def __init__(self, types):
+        self.slots = [kind() for kind in types]
+        self.pointers = (ctypes.c_void_p * max(len(self.slots), 1))(*(ctypes.addressof(s) for s in self.slots))
+        self.lock = threading.Lock()
 
 
 def argument_types(kernel):
