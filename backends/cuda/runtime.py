@@ -22,6 +22,7 @@ from metajit.errors import MetajitDeviceError, MetajitMemoryError
 from metajit.toolkit.allocator import CachingAllocator
 
 
+@functools.lru_cache(maxsize=None)
 def driver():
     """``cuda.bindings.driver`` (imported on first use)."""
     from cuda.bindings import driver as module
