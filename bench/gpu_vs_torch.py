@@ -5,7 +5,9 @@ runs alternating between the frameworks in one process (issue 13).
     python bench/gpu_vs_torch.py [--models resnet18,resnet50,...] [--batches 1,16,64]
                                  [--runs 100] [--compile resnet18] [--skip-train]
 
-Both frameworks run strict float32 (no TF32; ``torch.backends.cudnn.benchmark`` on for
+The ``jit`` columns time ``jt.compile(model)``, which replays the captured launches without
+building or planning the graph (the counterpart of torch.compile's "reduce-overhead"
+mode, which the ``compile`` columns time). Both frameworks run strict float32 (no TF32; ``torch.backends.cudnn.benchmark`` on for
 torch) on the same weights (torchvision's random initialisation copied into metajit's)
 and inputs; outputs are compared first (relative error < 1e-3). Timing follows the seed
 tutorial: warm up, synchronise, run ``--runs`` forwards, synchronise, take the mean; the
@@ -65,12 +67,15 @@ def model_pair(jt, torch, torchvision, name):
 
 
 def forward_rows(jt, torch, torchvision, models, batches, runs, compiled_models):
-    """One row per (model, batch): FPS of each, ratio, relative error, torch.compile."""
+    """One row per (model, batch): FPS of each, ratio, relative error; FPS of ``jt.compile``
+    (replays the captured launches: no graph building) and its ratio to torch eager;
+    torch.compile's."""
     print(f"{'forward':16s} {'batch':>5s} {'metajit fps':>12s} {'torch fps':>10s} {'ratio':>6s} {'rel err':>8s} "
-          f"{'compile fps':>12s} {'mj/compile':>10s}")
+          f"{'jit fps':>9s} {'jit/torch':>9s} {'compile fps':>12s} {'jit/compile':>11s}")
     sync_ours, sync_theirs = (lambda: jt.sync_all(True)), torch.cuda.synchronize
     for name in models:
         ours, theirs = model_pair(jt, torch, torchvision, name)
+        replayed = jt.compile(ours)
         for batch in batches:
             data = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
             x_ours, x_theirs = jt.array(data).sync(), torch.from_numpy(data).cuda()
@@ -83,15 +88,20 @@ def forward_rows(jt, torch, torchvision, models, batches, runs, compiled_models)
                 def run_theirs():
                     theirs(x_theirs)
                 ours_s, theirs_s = paired(run_ours, run_theirs, runs, sync_ours, sync_theirs)
+                jit_s, _ = paired(lambda: replayed(x_ours), run_theirs, runs, sync_ours, sync_theirs)
+                jit_error = relative_error(replayed(x_ours).numpy(), ours(x_ours).numpy())  # a replay vs eager
                 compile_column = ""
                 if name in compiled_models:
-                    compile_column = compiled_row(torch, theirs, x_theirs, runs, ours_s, batch)
+                    compile_column = compiled_row(torch, theirs, x_theirs, runs, jit_s, batch)
+            assert jit_error < 1e-6, f"jt.compile's replay of {name} differs from its capture ({jit_error:.1e})"
             print(f"{name:16s} {batch:5d} {batch / ours_s:12.1f} {batch / theirs_s:10.1f} "
-                  f"{theirs_s / ours_s:6.2f} {error:8.1e} {compile_column}", flush=True)
+                  f"{theirs_s / ours_s:6.2f} {error:8.1e} {batch / jit_s:9.1f} {theirs_s / jit_s:9.2f} "
+                  f"{compile_column}", flush=True)
 
 
 def compiled_row(torch, model, example, runs, ours_s, batch):
-    """torch.compile(mode="reduce-overhead")'s FPS and our ratio to it, with its compile time."""
+    """torch.compile(mode="reduce-overhead")'s FPS and its time over ``ours_s`` (our
+    jt.compile's), with its compile time."""
     start = time.perf_counter()
     try:
         compiled = torch.compile(model, mode="reduce-overhead")
@@ -103,7 +113,7 @@ def compiled_row(torch, model, example, runs, ours_s, batch):
     if compile_s > 60:
         return f"(compile took {compile_s:.0f} s)"
     seconds = mean_seconds(lambda: compiled(example), runs, torch.cuda.synchronize)
-    return f"{batch / seconds:12.1f} {seconds / ours_s:10.2f}  (compiled in {compile_s:.1f} s)"
+    return f"{batch / seconds:12.1f} {seconds / ours_s:11.2f}  (compiled in {compile_s:.1f} s)"
 
 
 def training_rows(jt, torch, torchvision, runs):
