@@ -22,6 +22,7 @@ import ctypes
 import dataclasses
 import json
 import os
+import sys
 import threading
 
 from metajit.errors import MetajitDeviceError
@@ -195,6 +196,9 @@ class Cudnn:
         usable = [r for r in results[:count.value] if r.status == 0 and r.memory <= SEARCH_WORKSPACE_BYTES]
         if not usable:
             raise MetajitDeviceError(f"cuDNN has no algorithm for {problem}")
+        if os.environ.get("METAJIT_CUDNN_SEARCH_LOG"):
+            print(f"cuDNN search {problem}: " + ", ".join(
+                f"algo {r.algo} {r.time:.3f} ms {r.memory >> 20} MiB math {r.mathType}" for r in usable), file=sys.stderr)
         best = min(usable, key=lambda r: r.time)
         self.algorithms.put(key, best.algo, best.memory)
         return best.algo, best.memory
