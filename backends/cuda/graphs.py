@@ -47,8 +47,7 @@ class GraphReplay:
     def run(self, launches, plan_key):
         """Run ``launches`` (``(program, inputs, outputs, parameters)``), replaying or
         recording a graph when the sequence repeats."""
-        if (not self.enabled or len(launches) < 2 or self.unreplayed[plan_key] >= FUTILE_RECORDINGS
-                or not all(getattr(p, "graph_safe", False) for p, *_ in launches)):
+        if not self.enabled or len(launches) < 2 or not all(getattr(p, "graph_safe", False) for p, *_ in launches):
             run_each(launches)
             return
         key = (self.context(), signature(launches))
@@ -61,6 +60,9 @@ class GraphReplay:
             self.unreplayed[plan_key] = 0
             return
         sighting = (plan_key, key)
+        if self.unreplayed[plan_key] >= FUTILE_RECORDINGS:  # its graphs may still replay (and re-arm it)
+            run_each(launches)
+            return
         if sighting not in self.sightings:
             if len(self.sightings) >= MAX_SIGHTINGS:
                 self.sightings.clear()

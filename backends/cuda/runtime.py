@@ -87,10 +87,11 @@ class Device:
         self.name = name.split(b"\0", 1)[0].decode(errors="replace")
         result, total = module.cuDeviceTotalMem(self.device)
         check(result, "cuDeviceTotalMem")
-        # a raw free synchronises the whole device: keep up to half its memory cached
-        # (out of memory empties the cache and retries, so this never blocks an allocation)
+        # a raw free synchronises the whole device: keep up to a quarter of its memory
+        # cached (our own out-of-memory empties it and retries; libraries' memory and other
+        # frameworks in the process still find the rest)
         self.allocator = CachingAllocator(self._raw_allocate, self._raw_free,
-                                          int(os.environ.get("METAJIT_CUDA_CACHE_BYTES", int(total) // 2)),
+                                          int(os.environ.get("METAJIT_CUDA_CACHE_BYTES", int(total) // 4)),
                                           lowest_address_first=True)  # repeated plans keep their addresses
         self.staging = PinnedStaging(self)
         self.modules = {}
@@ -184,12 +185,13 @@ class Device:
         ``values`` in the `KernelArguments` block ``arguments``."""
         self.last_kernel = name
         with arguments.lock:
-            for slot, value in zip(arguments.slots, values):
+            for slot, value in zip(arguments.slots, values, strict=True):
                 slot.value = value
             result = _cu_launch_kernel()(function, blocks, 1, 1, threads, 1, 1, 0, self.stream_handle,
                                          arguments.pointers, None)
         if result:
-            check(driver().CUresult(result), f"cuLaunchKernel({name})")
+            known = result in {code.value for code in driver().CUresult}
+            check(driver().CUresult(result) if known else result, f"cuLaunchKernel({name})")
 
     # ---- CUDA graphs --------------------------------------------------------------------
     def record(self, queue_work):

@@ -352,7 +352,7 @@ class _BatchNorm(_NormBase):
         device that runs ``conv2d`` but not ``conv2d_bias`` as a library call (cuda) gets the
         folded bias as an addition that fuses with what follows (the activation)."""
         node = library.pending_for_inference(x, ("conv2d", "conv2d_bias"))
-        if node is None:
+        if node is None or scale.dtype != node.dtype or shift.dtype != node.dtype:  # folding would mix dtypes
             return None
         with_bias = library.claimed("conv2d_bias", node.dtype)
         if not with_bias and not (node.attrs[0] == "conv2d" and library.claimed("conv2d", node.dtype)):

@@ -117,7 +117,7 @@ class CachingAllocator:
         """Take cached buffers of the least recently used classes out until the cache is
         within its limit (the caller holds the lock and frees them); returns them."""
         evicted = []
-        for capacity in list(self.recent_classes):
+        for capacity in self.recent_classes:
             free = self.free_lists.get(capacity)
             while free and self.cached_bytes > self.limit_bytes:
                 entry = free.pop()  # the last element: a heap stays a heap

@@ -188,6 +188,9 @@ def test_a_plan_whose_buffers_never_repeat_stops_being_recorded():
         replay.run([(program, [_Buffer(address // 2)], [_Buffer(99)], ()), (program, [], [_Buffer(8)], ())], "plan")
     assert replay.recorded == graphs.FUTILE_RECORDINGS and replay.replayed == 0
     assert recorder.launched == graphs.FUTILE_RECORDINGS and len(log) == 2 * 2 * (graphs.FUTILE_RECORDINGS + 3)
+    replay.run([(program, [_Buffer(6)], [_Buffer(99)], ()), (program, [], [_Buffer(8)], ())], "plan")
+    assert replay.replayed == 1  # a graph it recorded still replays, and recording is allowed again
+    assert replay.unreplayed["plan"] == 0
     replay.run([(program, [_Buffer(5)], [_Buffer(99)], ()), (program, [], [_Buffer(8)], ())], "other plan")
     replay.run([(program, [_Buffer(5)], [_Buffer(99)], ()), (program, [], [_Buffer(8)], ())], "other plan")
     assert replay.recorded == graphs.FUTILE_RECORDINGS + 1  # other plans are still recorded
