@@ -24,18 +24,10 @@ import warnings
 
 import numpy as np
 
+from gpu_timing import pipelined
+
 MODELS = ["resnet18", "resnet50", "vgg16", "alexnet", "mobilenet_v2", "squeezenet1_1"]
 ROUNDS = 3
-
-
-def mean_seconds(function, runs, synchronize):
-    """Mean seconds of ``function`` over ``runs`` calls between two synchronisations."""
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(runs):
-        function()
-    synchronize()
-    return (time.perf_counter() - start) / runs
 
 
 def paired(ours, theirs, runs, sync_ours, sync_theirs, warmup=10):
@@ -45,8 +37,8 @@ def paired(ours, theirs, runs, sync_ours, sync_theirs, warmup=10):
         theirs()
     times = ([], [])
     for _ in range(ROUNDS):
-        times[0].append(mean_seconds(ours, runs, sync_ours))
-        times[1].append(mean_seconds(theirs, runs, sync_theirs))
+        times[0].append(pipelined(ours, sync_ours, runs))
+        times[1].append(pipelined(theirs, sync_theirs, runs))
     return statistics.median(times[0]), statistics.median(times[1])
 
 
@@ -112,7 +104,7 @@ def compiled_row(torch, model, example, runs, ours_s, batch):
     compile_s = time.perf_counter() - start
     if compile_s > 60:
         return f"(compile took {compile_s:.0f} s)"
-    seconds = mean_seconds(lambda: compiled(example), runs, torch.cuda.synchronize)
+    seconds = pipelined(lambda: compiled(example), torch.cuda.synchronize, runs)
     return f"{batch / seconds:12.1f} {seconds / ours_s:11.2f}  (compiled in {compile_s:.1f} s)"
 
 
