@@ -2,8 +2,10 @@
 their results merged in selection order, as if one process had run it. A backend whose
 kernels compile slowly (NVRTC, a vendor's compiler) gets through a tier about N times
 faster on N cores; every process checks the same seed's examples."""
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,6 +16,7 @@ from metajit.errors import MetajitError
 from .runner import Result
 
 PROGRESS = ("PASSED", "FAILED", "XFAILED", "XPASSED", "UNSUPPORTED")
+PR_SET_PDEATHSIG = 1  # prctl option: a signal for the process when its parent dies
 
 
 def run_in_processes(argv, jobs, on_progress):
@@ -23,18 +26,24 @@ def run_in_processes(argv, jobs, on_progress):
     raises `MetajitError` with a shard's output when one ends without results."""
     with tempfile.TemporaryDirectory(prefix="metajit-conformance-") as folder:
         shards = []
-        for index in range(jobs):
-            path = os.path.join(folder, f"shard{index}.json")
-            command = [sys.executable, "-m", "metajit.conformance", "run", *argv, "--shard", f"{index}/{jobs}",
-                       "--json", path]
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            shards.append((process, path, []))
-        relays = [threading.Thread(target=_relay, args=(process.stdout, lines, on_progress), daemon=True)
-                  for process, _, lines in shards]
-        for relay in relays:
-            relay.start()
-        for relay in relays:
-            relay.join()
+        try:
+            for index in range(jobs):
+                path = os.path.join(folder, f"shard{index}.json")
+                command = [sys.executable, "-m", "metajit.conformance", "run", *argv, "--shard", f"{index}/{jobs}",
+                           "--json", path]
+                process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                           preexec_fn=_die_with_parent)
+                shards.append((process, path, []))
+            relays = [threading.Thread(target=_relay, args=(process.stdout, lines, on_progress), daemon=True)
+                      for process, _, lines in shards]
+            for relay in relays:
+                relay.start()
+            for relay in relays:
+                relay.join()
+        except BaseException:  # interrupted: no shard outlives the run
+            for process, _, _ in shards:
+                process.kill()
+            raise
         per_shard, seed = [], None
         for index, (process, path, lines) in enumerate(shards):
             code = process.wait()
@@ -46,6 +55,15 @@ def run_in_processes(argv, jobs, on_progress):
             seed = data["seed"]
             per_shard.append([Result(**fields) for fields in data["results"]])
     return _interleave(per_shard), seed
+
+
+def _die_with_parent():
+    """In the shard process before it starts (Linux): be killed if the parent dies, so a
+    parent stopped by a time limit leaves no shards running."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the shards run to their end
+        pass
 
 
 def _relay(stream, lines, on_progress):
