@@ -22,6 +22,7 @@ def check(function):
 
 
 def close(ours, expected, rtol=1e-5, atol=1e-6):
+    """Assert ``ours`` equals ``expected`` within the tolerances (compared in float64)."""
     np.testing.assert_allclose(np.asarray(ours, np.float64), np.asarray(expected, np.float64), rtol=rtol, atol=atol)
 
 
