@@ -18,7 +18,7 @@ import statistics
 
 import numpy as np
 
-from gpu_timing import call_and_sync, kernel_seconds, pipelined
+from gpu_timing import call_and_sync, cuda_missing, kernel_seconds, pipelined
 
 ROUNDS = 5
 
@@ -30,6 +30,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=50)
     arguments = parser.parse_args()
     import metajit as jt
+    if cuda_missing(jt, "gpu_chain"):
+        return
     from metajit.backends.cuda import runtime
     jt.set_device("cuda")
     device = runtime.device()

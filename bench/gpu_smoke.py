@@ -181,6 +181,10 @@ def memory_information():
 def main():
     """Run every check on the device and exit non-zero if any failed."""
     print("devices:", [str(d) for d in jt.devices()])
+    reason = {d.name: d.reason for d in jt.devices()}.get(DEVICE, "not installed")
+    if reason:
+        print(f"gpu_smoke: device {DEVICE!r} cannot run here ({reason}); nothing checked")
+        sys.exit(2)
     jt.set_device(DEVICE)
     if DEVICE == "cuda":
         from metajit.backends.cuda import runtime

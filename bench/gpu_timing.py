@@ -1,7 +1,17 @@
-"""Timing helpers shared by the GPU benchmarks (bench/gpu_chain.py, bench/gpu_profile.py):
-wall time of queued calls, and device time per kernel read by CUPTI through torch.profiler,
-which sees every kernel in the process, metajit's (driver API, CUDA graphs) as well."""
+"""Helpers shared by the GPU benchmarks (bench/gpu_chain.py, gpu_profile.py, gpu_vs_torch.py):
+whether the cuda device can run here, wall time of queued calls, and device time per kernel
+read by CUPTI through torch.profiler, which sees every kernel in the process, metajit's
+(driver API, CUDA graphs) as well."""
 import time
+
+
+def cuda_missing(jt, script):
+    """None when metajit's cuda device can run here; else prints why ``script`` measures
+    nothing and returns that reason."""
+    reason = {d.name: d.reason for d in jt.devices()}.get("cuda", "the cuda backend is not installed")
+    if reason:
+        print(f"{script}: the cuda device is not usable here ({reason}); nothing measured")
+    return reason
 
 
 def pipelined(function, synchronize, repeat):

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from gpu_timing import pipelined
+from gpu_timing import cuda_missing, pipelined
 
 MODELS = ["resnet18", "resnet50", "vgg16", "alexnet", "mobilenet_v2", "squeezenet1_1"]
 ROUNDS = 3
@@ -166,9 +166,7 @@ def main():
     parser.add_argument("--skip-train", action="store_true")
     arguments = parser.parse_args()
     import metajit as jt
-    reason = {d.name: d.reason for d in jt.devices()}.get("cuda", "the cuda backend is not installed")
-    if reason:
-        print(f"gpu_vs_torch: the cuda device is not usable here ({reason}); nothing measured")
+    if cuda_missing(jt, "gpu_vs_torch"):
         return
     import torch
     import torchvision
