@@ -15,7 +15,7 @@ import pstats
 
 import numpy as np
 
-from gpu_timing import cuda_missing, kernel_seconds, pipelined
+from gpu_timing import kernel_seconds, pipelined, strict_float32_frameworks
 from gpu_vs_torch import model_pair, training_pair
 
 CASES = "squeezenet1_1:64,mobilenet_v2:64,alexnet:1,vgg16:64,resnet50:64"
@@ -68,15 +68,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=10)
     arguments = parser.parse_args()
     import metajit as jt
-    if cuda_missing(jt, "gpu_profile"):
+    frameworks = strict_float32_frameworks(jt, "gpu_profile")
+    if frameworks is None:
         return
-    import torch
-    import torchvision
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
-    jt.set_device("cuda")
-    jt.flags.allow_tf32 = 0
+    torch, torchvision = frameworks
     sync_ours = lambda: jt.sync_all(True)  # noqa: E731
     for case in filter(None, arguments.cases.split(",")):
         name, batch = case.split(":")

@@ -14,6 +14,21 @@ def cuda_missing(jt, script):
     return reason
 
 
+def strict_float32_frameworks(jt, script):
+    """Both frameworks on the GPU in strict float32 (no TF32; cudnn.benchmark on for torch):
+    ``(torch, torchvision)``, or None when the cuda device cannot run here (said why)."""
+    if cuda_missing(jt, script):
+        return None
+    import torch
+    import torchvision
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    jt.set_device("cuda")
+    jt.flags.allow_tf32 = 0
+    return torch, torchvision
+
+
 def pipelined(function, synchronize, repeat):
     """Seconds per call of ``repeat`` calls queued back to back, followed by one wait."""
     synchronize()

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from gpu_timing import cuda_missing, pipelined
+from gpu_timing import pipelined, strict_float32_frameworks
 
 MODELS = ["resnet18", "resnet50", "vgg16", "alexnet", "mobilenet_v2", "squeezenet1_1"]
 ROUNDS = 3
@@ -166,15 +166,10 @@ def main():
     parser.add_argument("--skip-train", action="store_true")
     arguments = parser.parse_args()
     import metajit as jt
-    if cuda_missing(jt, "gpu_vs_torch"):
+    frameworks = strict_float32_frameworks(jt, "gpu_vs_torch")
+    if frameworks is None:
         return
-    import torch
-    import torchvision
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
-    jt.set_device("cuda")
-    jt.flags.allow_tf32 = 0
+    torch, torchvision = frameworks
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, strict float32; "
           f"{jt.devices()[[d.name for d in jt.devices()].index('cuda')].description.summary}")
     forward_rows(jt, torch, torchvision, [m for m in arguments.models.split(",") if m],
