@@ -185,8 +185,8 @@ class Device:
         ``values`` in the `KernelArguments` block ``arguments``."""
         self.last_kernel = name
         with arguments.lock:
-            for slot, value in zip(arguments.slots, values, strict=True):
-                slot.value = value
+            for slot, convert, value in zip(arguments.slots, arguments.converters, values, strict=True):
+                slot.value = convert(value)
             result = _cu_launch_kernel()(function, blocks, 1, 1, threads, 1, 1, 0, self.stream_handle,
                                          arguments.pointers, None)
         if result:
@@ -307,6 +307,8 @@ class KernelArguments:
 
     def __init__(self, types):
         self.slots = [kind() for kind in types]
+        # numpy scalars (a bool among them) become the Python number their slot takes
+        self.converters = [float if kind in (ctypes.c_double, ctypes.c_float) else int for kind in types]
         self.pointers = (ctypes.c_void_p * max(len(self.slots), 1))(*(ctypes.addressof(s) for s in self.slots))
         self.lock = threading.Lock()
 

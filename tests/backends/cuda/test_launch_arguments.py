@@ -39,7 +39,7 @@ def test_values_reach_the_driver_at_their_c_types(launched):
     arguments = runtime.KernelArguments(kinds["types"])
     device = _device()
     device.launch(device, 0x7000, 12, 256, arguments, [0x1000, 0x2000, np.float32(0.5), np.int64(-3), True], "k0")
-    device.launch(device, 0x7001, 1, 32, arguments, [0x3000, 0x4000, 2.0, 7, False], "k1")
+    device.launch(device, 0x7001, 1, 32, arguments, [0x3000, 0x4000, np.int64(2), 7, np.bool_(False)], "k1")
     assert seen == [(0x7000, (12, 1, 1), (256, 1, 1), 0, 0x5000, (0x1000, 0x2000, 0.5, -3, 1), None),
                     (0x7001, (1, 1, 1), (32, 1, 1), 0, 0x5000, (0x3000, 0x4000, 2.0, 7, 0), None)]
     assert device.last_kernel == "k1"
