@@ -5,10 +5,11 @@ two, so at most 25% is wasted) and are reused by the next allocation of that cla
 cache holds at most ``limit_bytes`` of freed buffers. Beyond that, buffers of the size
 classes used least recently are returned with the raw free: a loop that moves on to new
 sizes (another model, another batch size) keeps its own buffers cached instead of paying
-a raw allocate and free (on a GPU, a device-wide synchronisation) at every step. With ``lowest_address_first``, a class hands out its lowest-addressed
-free buffer (buffers have an ``address``) whatever order they were freed in: a
-computation repeated from the same free buffers then gets the same addresses, so a
-device can replay it as recorded (CUDA Graphs); otherwise the last freed (cheapest).
+a raw allocate and free (on a GPU, a device-wide synchronisation) at every step. With
+``lowest_address_first``, a class hands out its lowest-addressed free buffer (buffers
+have an ``address``) whatever order they were freed in: a computation repeated from the
+same free buffers then gets the same addresses, so a device can replay it as recorded
+(CUDA Graphs); otherwise the last freed (cheapest).
 
 Reuse is *stream-ordered*: a buffer freed while queued work still reads it is handed
 out only to work queued after that work — true for the host (launches run in order)
@@ -65,8 +66,7 @@ class CachingAllocator:
         if capacity is None:
             capacity = self.capacities[nbytes] = size_class(nbytes)
         with self.lock:
-            self.recent_classes[capacity] = None
-            self.recent_classes.move_to_end(capacity)
+            self._used(capacity)
             free = self.free_lists.get(capacity)
             if free:
                 self.cached_bytes -= capacity
@@ -101,8 +101,7 @@ class CachingAllocator:
             if capacity > self.limit_bytes:
                 evicted = [buffer]
             else:
-                self.recent_classes[capacity] = None
-                self.recent_classes.move_to_end(capacity)
+                self._used(capacity)
                 free = self.free_lists.setdefault(capacity, [])
                 if self.lowest_address_first:
                     heapq.heappush(free, (buffer.address, next(self.tie_break), buffer))
@@ -112,6 +111,11 @@ class CachingAllocator:
                 evicted = self._evict_beyond_limit() if self.cached_bytes > self.limit_bytes else []
         for entry in evicted:
             self.raw_free(entry)
+
+    def _used(self, capacity):
+        """Mark size class ``capacity`` the most recently used (the caller holds the lock)."""
+        self.recent_classes[capacity] = None
+        self.recent_classes.move_to_end(capacity)
 
     def _evict_beyond_limit(self):
         """Take cached buffers of the least recently used classes out until the cache is
