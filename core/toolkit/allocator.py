@@ -114,8 +114,10 @@ class CachingAllocator:
 
     def _used(self, capacity):
         """Mark size class ``capacity`` the most recently used (the caller holds the lock)."""
-        self.recent_classes[capacity] = None
-        self.recent_classes.move_to_end(capacity)
+        try:
+            self.recent_classes.move_to_end(capacity)
+        except KeyError:
+            self.recent_classes[capacity] = None
 
     def _evict_beyond_limit(self):
         """Take cached buffers of the least recently used classes out until the cache is
