@@ -40,7 +40,7 @@ if wanted smoke; then
 fi
 
 if wanted tests; then
-    LIMIT=$(cap 240)
+    LIMIT=$(cap 150)
     phase "in parallel for up to $LIMIT s: the cuda backend's tests, the core tests on cuda (12 workers)"
     PYTEST="python -m pytest -p no:cacheprovider --timeout 100 --timeout-method=thread"
     (timeout "$LIMIT" $PYTEST -q -rfs tests/backends/cuda -m "not slow" > "$OUT/cuda_tests.log" 2>&1
@@ -56,7 +56,7 @@ fi
 
 if wanted conformance; then
     # NVRTC compiles each example's kernels (~0.2 s apiece): the tier runs as 15 processes
-    LIMIT=$(cap 240)
+    LIMIT=$(cap 210)
     phase "conformance, standard tier, on cuda (--jobs 15, up to $LIMIT s)"
     timeout "$LIMIT" python -m metajit.conformance run --backend cuda --tier standard --seed 12 --jobs 15 -v \
         > "$OUT/conformance.log" 2>&1
