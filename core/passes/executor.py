@@ -470,15 +470,27 @@ _STORED_RESULTS = ("library", "reduce", "reindex_reduce")  # fusion always store
 
 
 def _held_results(order, targets):
-    """The stored results (library ops, reductions) in ``order`` that a live Var still refers
-    to: made targets, they keep their values, so reading one later costs nothing (a forward
-    hook reading ``output.mean().item()`` per layer computed every layer above it again)."""
+    """The values in ``order`` that a live Var still refers to and that are computed from a
+    stored result (a library op or a reduction, which fusion always writes out): made
+    targets, they keep their values, so reading one later costs nothing. A forward hook
+    reading ``output.mean().item()`` after each ``relu(linear(x))`` otherwise computed
+    every product above it again, since the stored product itself is no Var's."""
     chosen = {id(node) for node in targets}
+    downstream = set()  # ids of the unrealised nodes computed from a stored result
     held = []
     for node in order:
-        if node.op in _STORED_RESULTS and node.buffer is None and id(node) not in chosen:
-            holder = getattr(node, "holder", None)  # (unset on a node a plan template made)
-            var = holder() if holder is not None else None
+        if node.buffer is not None:
+            continue
+        if node.op not in _STORED_RESULTS:
+            for source in node.inputs:
+                if id(source) in downstream:
+                    break
+            else:
+                continue
+        downstream.add(id(node))
+        holder = getattr(node, "holder", None)  # (unset on a node a plan template made)
+        if holder is not None and id(node) not in chosen:
+            var = holder()
             if var is not None and var._node is node:
                 held.append(node)
     return held

@@ -50,6 +50,7 @@ def test_intermediates_of_many_sizes_take_about_the_bytes_live_at_once(monkeypat
         expected_value = np.exp(data[:count].astype(np.float64) * 0.5 + expected_value[:count].mean() * 0.1)
         total = total + value.sum() + value.max()
         expected_total += expected_value.sum() + expected_value.max()
+    del value  # (a live Var's value would be kept as well, outside the arena)
     gc.collect()
     state = track_live_bytes(monkeypatch)
     total.sync()

@@ -100,6 +100,22 @@ def test_stored_results_a_live_var_holds_are_kept_for_later_reads(rng):
         assert value == pytest.approx(np.abs(expected.numpy()).mean(), rel=1e-5)
 
 
+def test_a_live_var_computed_from_a_stored_result_is_kept(rng):
+    """``relu(linear(x))`` read after each layer: the Var holds the relu, not the stored
+    product below it, and keeping the relu's value is what saves every product above it
+    from being computed again at the next read."""
+    x, seen = jt.array(rng.standard_normal((4, 16)).astype(np.float32)), []
+    layers = [jt.nn.Linear(16, 16) for _ in range(5)]
+    with jt.debug.record_kernels() as launched:
+        for layer in layers:
+            x = jt.nn.relu(layer(x))
+            seen.append(x.abs().mean().item())
+    products = [k for k in launched if "matmul" in str(getattr(k.kernel, "name", ""))]
+    assert len(products) == len(layers) or not products
+    expected = x.numpy()
+    assert seen[-1] == pytest.approx(np.abs(expected).mean(), rel=1e-6)
+
+
 def test_a_value_no_var_holds_is_not_kept(rng):
     x = jt.array(rng.standard_normal((4, 4)).astype(np.float32))
     total = (x @ x).sum()  # the product's result is no Var's
