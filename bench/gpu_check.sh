@@ -10,6 +10,8 @@
 # bench/fetch_gpu_wheels.sh here first (pluggy, scipy-openblas32, onednn-cpu-gomp for 3.12).
 # Everything here also renders and compiles on a machine without a GPU (those tests run in
 # the default suite there, the GPU parts skipped); this script is where the GPU parts run.
+# CONFORMANCE_K (optional): the conformance phase's -k (comma-separated names or globs), to
+# finish a selection an earlier run left undone.
 # Logs go to $OUT (the folder the device tool brings back), else /tmp/gpu_check; each phase
 # prints its summary. The last phases get whatever time is left of the budget.
 set -uo pipefail
@@ -59,7 +61,7 @@ if wanted conformance; then
     LIMIT=$(cap 210)
     phase "conformance, standard tier, on cuda (--jobs 15, up to $LIMIT s)"
     timeout "$LIMIT" python -m metajit.conformance run --backend cuda --tier standard --seed 12 --jobs 15 -v \
-        > "$OUT/conformance.log" 2>&1
+        ${CONFORMANCE_K:+-k "$CONFORMANCE_K"} > "$OUT/conformance.log" 2>&1
     echo "exit $?" >> "$OUT/conformance.log"
     grep -c "^PASSED" "$OUT/conformance.log" | sed 's/^/properties passed so far: /'
     grep -E "^FAILED|^backend |^exit|conformance:" "$OUT/conformance.log" | head -40
