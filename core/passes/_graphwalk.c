@@ -14,13 +14,14 @@
 #include <string.h>
 
 enum { F_OP, F_INPUTS, F_ATTRS, F_SHAPE, F_DTYPE, F_BUFFER, F_HOST_DATA, F_REQUIRES_GRAD,
-       F_GRAD_BOUNDARY, F_COUNT };
+       F_GRAD_BOUNDARY, F_HOLDER, F_COUNT };
 static const char* FIELD_NAMES[F_COUNT] = {"op", "inputs", "attrs", "shape", "dtype", "buffer",
-                                           "host_data", "requires_grad", "grad_boundary"};
+                                           "host_data", "requires_grad", "grad_boundary", "holder"};
 static PyObject* field_names[F_COUNT];
 static Py_ssize_t field_offsets[F_COUNT];
 static PyTypeObject* node_type = NULL;
 static PyObject* str_constant = NULL;
+static PyObject* str_node = NULL; /* "_node", the field of a Var naming its node */
 
 /* A borrowed field of ``node``, or NULL with an exception set. */
 static PyObject* field(PyObject* node, int which) {
@@ -539,6 +540,7 @@ static PyObject* instantiate(PyObject* self, PyObject* args) {
     values[F_HOST_DATA] = Py_None;
     values[F_REQUIRES_GRAD] = PyTuple_GET_ITEM(entry, 5);
     values[F_GRAD_BOUNDARY] = PyTuple_GET_ITEM(entry, 6);
+    values[F_HOLDER] = Py_None;
     PyObject* node = new_node(values);
     Py_DECREF(inputs);
     if (node == NULL || PyList_Append(pool, node) < 0) {
@@ -678,6 +680,96 @@ done:
   return Py_BuildValue("(NN)", held, readers_of_donated);
 }
 
+/* 1 when a live Var refers to ``node`` (the object of its ``holder`` weak reference, whose
+ * ``_node`` is ``node``), 0 when none does or the holder is unset, -1 on error. */
+static int held_by_a_var(PyObject* node) {
+  PyObject* holder;
+  if (Py_TYPE(node) == node_type) {
+    holder = *(PyObject**)((char*)node + field_offsets[F_HOLDER]);
+    if (holder == NULL) return 0; /* a node a plan template made */
+    Py_INCREF(holder);
+  } else {
+    holder = PyObject_GetAttr(node, field_names[F_HOLDER]);
+    if (holder == NULL) {
+      if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+      PyErr_Clear();
+      return 0;
+    }
+  }
+  int held = 0;
+  if (PyWeakref_Check(holder)) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* var;
+    int alive = PyWeakref_GetRef(holder, &var); /* a new reference; 0 once the Var died */
+#else
+    PyObject* var = PyWeakref_GetObject(holder); /* borrowed; None once the Var died */
+    int alive = var == NULL ? -1 : var != Py_None;
+    if (alive > 0) Py_INCREF(var);
+#endif
+    if (alive < 0) {
+      held = -1;
+    } else if (alive) {
+      PyObject* current = PyObject_GetAttr(var, str_node);
+      held = current == NULL ? -1 : current == node;
+      Py_XDECREF(current);
+      Py_DECREF(var);
+    }
+  }
+  Py_DECREF(holder);
+  return held;
+}
+
+/* held_results(order, targets, stored_ops) -> list: the unrealised nodes of ``order``,
+ * other than ``targets``, that a live Var refers to and that are computed from an
+ * unrealised node whose op is in the tuple ``stored_ops`` (such nodes included), in
+ * order. metajit.executor keeps their values (see its _held_results). */
+static PyObject* held_results(PyObject* self, PyObject* args) {
+  PyObject *order_arg, *targets_arg, *stored_ops;
+  if (!PyArg_ParseTuple(args, "OOO!", &order_arg, &targets_arg, &PyTuple_Type, &stored_ops)) return NULL;
+  PyObject* order = PySequence_Fast(order_arg, "graphwalk: order must be a sequence");
+  PyObject* targets = order ? PySequence_Fast(targets_arg, "graphwalk: targets must be a sequence") : NULL;
+  PyObject* held = NULL;
+  NodeMap downstream = {NULL, NULL, 0, 0}, target_set = {NULL, NULL, 0, 0};
+  if (targets == NULL) goto done;
+  Py_ssize_t count = PySequence_Fast_GET_SIZE(order);
+  PyObject** nodes = PySequence_Fast_ITEMS(order);
+  if (map_init(&downstream, count) < 0 || map_init(&target_set, PySequence_Fast_GET_SIZE(targets)) < 0) goto done;
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(targets); ++k)
+    if (map_put(&target_set, PySequence_Fast_ITEMS(targets)[k], 1) < 0) goto done;
+  held = PyList_New(0);
+  if (held == NULL) goto done;
+  for (Py_ssize_t n = 0; n < count; ++n) {
+    PyObject* node = nodes[n];
+    PyObject* buffer = field(node, F_BUFFER);
+    if (buffer == NULL) goto fail;
+    if (buffer != Py_None) continue;
+    PyObject* op = field(node, F_OP);
+    if (op == NULL) goto fail;
+    int computed = PySequence_Contains(stored_ops, op);
+    if (computed < 0) goto fail;
+    if (!computed) {
+      PyObject* inputs = inputs_of(node);
+      if (inputs == NULL) goto fail;
+      for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(inputs) && !computed; ++k)
+        computed = map_get(&downstream, PyTuple_GET_ITEM(inputs, k)) >= 0;
+      if (!computed) continue;
+    }
+    if (map_put(&downstream, node, 1) < 0) goto fail;
+    if (map_get(&target_set, node) >= 0) continue;
+    int by_var = held_by_a_var(node);
+    if (by_var < 0 || (by_var && PyList_Append(held, node) < 0)) goto fail;
+  }
+  goto done;
+fail:
+  Py_CLEAR(held);
+done:
+  map_free(&downstream);
+  map_free(&target_set);
+  Py_XDECREF(order);
+  Py_XDECREF(targets);
+  return held;
+}
+
 /* set_node_type(Node): learn the slot offsets of the Node class. */
 static PyObject* set_node_type(PyObject* self, PyObject* type) {
   if (!PyType_Check(type)) {
@@ -720,6 +812,8 @@ static PyMethodDef methods[] = {
      "positions_of(order, nodes): the position of each node in order, -1 for one not in it."},
     {"held_values", held_values, METH_VARARGS,
      "held_values(order, donated, targets): (held nodes, {id(donated leaf): reading input slots})."},
+    {"held_results", held_results, METH_VARARGS,
+     "held_results(order, targets, stored_ops): unrealised nodes a live Var holds, computed from a stored op."},
     {"set_node_type", set_node_type, METH_O, "set_node_type(Node): read Node slots directly."},
     {NULL, NULL, 0, NULL}};
 
@@ -733,6 +827,7 @@ PyMODINIT_FUNC PyInit__graphwalk(void) {
     if (field_names[k] == NULL) return NULL;
   }
   str_constant = PyUnicode_InternFromString("constant");
-  if (str_constant == NULL) return NULL;
+  str_node = PyUnicode_InternFromString("_node");
+  if (str_constant == NULL || str_node == NULL) return NULL;
   return PyModule_Create(&module);
 }

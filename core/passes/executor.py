@@ -475,25 +475,7 @@ def _held_results(order, targets):
     targets, they keep their values, so reading one later costs nothing. A forward hook
     reading ``output.mean().item()`` after each ``relu(linear(x))`` otherwise computed
     every product above it again, since the stored product itself is no Var's."""
-    chosen = {id(node) for node in targets}
-    downstream = set()  # ids of the unrealised nodes computed from a stored result
-    held = []
-    for node in order:
-        if node.buffer is not None:
-            continue
-        if node.op not in _STORED_RESULTS:
-            for source in node.inputs:
-                if id(source) in downstream:
-                    break
-            else:
-                continue
-        downstream.add(id(node))
-        holder = getattr(node, "holder", None)  # (unset on a node a plan template made)
-        if holder is not None and id(node) not in chosen:
-            var = holder()
-            if var is not None and var._node is node:
-                held.append(node)
-    return held
+    return graphwalk.held_results(order, targets, _STORED_RESULTS)
 
 
 def realise(nodes, on_ready=(), donated=(), capture=None):

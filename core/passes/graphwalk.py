@@ -79,6 +79,32 @@ def positions_of(order, nodes):
     return [position.get(id(n), -1) for n in nodes]
 
 
+def held_results(order, targets, stored_ops):
+    """The unrealised nodes of ``order``, other than ``targets``, that a live Var refers to
+    (its ``holder``) and that are computed from an unrealised node whose op is in
+    ``stored_ops`` (such nodes included), in order."""
+    if native is not None:
+        return native.held_results(order, targets, tuple(stored_ops))
+    chosen = {id(node) for node in targets}
+    downstream = set()  # ids of the unrealised nodes computed from a stored op
+    held = []
+    for node in order:
+        if node.buffer is not None:
+            continue
+        if node.op not in stored_ops:
+            for source in node.inputs:
+                if id(source) in downstream:
+                    break
+            else:
+                continue
+        downstream.add(id(node))
+        holder = getattr(node, "holder", None)  # (unset on a node a plan template made)
+        var = holder() if holder is not None and id(node) not in chosen else None
+        if var is not None and var._node is node:
+            held.append(node)
+    return held
+
+
 def plan_entries(order, targets):
     """``(entries, target positions)`` describing the unrealised graph ``order`` for the plan
     cache: realised nodes by (on host?, shape, dtype), constants by dtype (never value),

@@ -148,3 +148,30 @@ def test_plan_keys_match_exactly_when_the_structure_does(native, monkeypatch):
     assert base != key(lambda x: (x * 2.0).sum(0), realised=False)
     assert base != key(lambda x: (2.0 * x.exp()).sum(0))
     assert key(lambda x: x[:, 1:] + x[:, :2]) != key(lambda x: x[:, :2] + x[:, 1:])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_held_results_are_the_live_vars_computed_from_a_stored_op(native, monkeypatch):
+    if native and graphwalk.native is None:
+        pytest.skip("the C extension is not built")
+    if not native:
+        monkeypatch.setattr(graphwalk, "native", None)
+    x = jt.array(np.ones((3, 3), np.float32))
+    above = x * 2.0                        # held, but computed from no stored op
+    total = above.sum()                    # a stored op, held
+    shifted = (total + 1.0).exp()          # held, computed from it
+    dropped = shifted * 3.0                # its Var dies below
+    dropped_node = dropped._node
+    reassigned = shifted + 2.0             # its Var then holds another node
+    reassigned_node = reassigned._node
+    reassigned = jt.array(np.zeros(2, np.float32))
+    out = dropped_node                     # the target
+    del dropped
+    order = graphwalk.realised_order([out, reassigned_node])
+    stored = ("library", "reduce", "reindex_reduce")
+    assert graphwalk.held_results(order, [out], stored) == [total._node, shifted._node]
+    assert graphwalk.held_results(order, [out, shifted._node], stored) == [total._node]
+    bare = object.__new__(graph.Node)  # a template's node: its holder unset
+    bare.op, bare.inputs, bare.buffer = "add", (total._node,), None
+    assert graphwalk.held_results(order + [bare], [out], stored) == [total._node, shifted._node]
+    assert above is not None and reassigned is not None
