@@ -45,8 +45,11 @@ class Function:
         several = isinstance(result, Sequence) and not isinstance(result, (str, Var))
         outputs = list(result) if several else [result]
         positions = [k for k, value in enumerate(outputs) if isinstance(value, Var)]
+        # the arguments' shapes, not the Vars: a Var held by the gradient rule counts as live
+        # for as long as the graph exists, and a live Var's value is kept at each read
+        shapes = [getattr(a, "shape", None) for a in args]
         group = custom_ops.GradientGroup(
-            lambda grads: self._input_gradients(grads, len(outputs), positions, args, differentiable),
+            lambda grads: self._input_gradients(grads, len(outputs), positions, shapes, differentiable),
             (type(self), len(outputs), tuple(positions), tuple(differentiable)))
         wrapped = custom_ops.custom_grad_outputs(group, [outputs[k]._node for k in positions],
                                                  [args[k]._node for k in differentiable])
@@ -54,26 +57,26 @@ class Function:
             outputs[k] = Var.from_node(node)
         return (type(result)(outputs) if isinstance(result, tuple) else outputs) if several else outputs[0]
 
-    def _input_gradients(self, grads, count, positions, args, differentiable):
+    def _input_gradients(self, grads, count, positions, shapes, differentiable):
         """The user's ``grad`` on the output gradients (by output position), as nodes
-        for the differentiable arguments."""
+        for the differentiable arguments (``shapes``: the ``execute`` arguments' shapes)."""
         output_grads = [None] * count
         for k, node in grads.items():
             output_grads[positions[k]] = Var.from_node(node)
         result = self.grad(*output_grads)
         if not isinstance(result, Sequence) or isinstance(result, Var):
             result = (result,)
-        if len(result) != len(args):
+        if len(result) != len(shapes):
             raise MetajitValueError(f"{type(self).__name__}.grad returned {len(result)} gradients for "
-                                    f"{len(args)} execute arguments; return one per argument (None for none)")
+                                    f"{len(shapes)} execute arguments; return one per argument (None for none)")
         nodes = []
         for k in differentiable:
             value = result[k]
             if value is not None and not isinstance(value, Var):
                 value = Var(value)
-            if value is not None and value.shape != args[k].shape:
+            if value is not None and value.shape != shapes[k]:
                 raise MetajitValueError(f"{type(self).__name__}.grad: the gradient of argument {k} has shape "
-                                        f"{value.shape}, but the argument has shape {args[k].shape}")
+                                        f"{value.shape}, but the argument has shape {shapes[k]}")
             nodes.append(None if value is None else value._node)
         return nodes
 

@@ -686,7 +686,7 @@ static int held_by_a_var(PyObject* node) {
   PyObject* holder;
   if (Py_TYPE(node) == node_type) {
     holder = *(PyObject**)((char*)node + field_offsets[F_HOLDER]);
-    if (holder == NULL) return 0; /* a node a plan template made */
+    if (holder == NULL) return 0; /* a node made without __init__ */
     Py_INCREF(holder);
   } else {
     holder = PyObject_GetAttr(node, field_names[F_HOLDER]);
@@ -827,7 +827,8 @@ PyMODINIT_FUNC PyInit__graphwalk(void) {
     if (field_names[k] == NULL) return NULL;
   }
   str_constant = PyUnicode_InternFromString("constant");
+  if (str_constant == NULL) return NULL;
   str_node = PyUnicode_InternFromString("_node");
-  if (str_constant == NULL || str_node == NULL) return NULL;
+  if (str_node == NULL) return NULL;
   return PyModule_Create(&module);
 }

@@ -467,6 +467,7 @@ def _host_leaves_last(targets):
 
 
 _STORED_RESULTS = ("library", "reduce", "reindex_reduce")  # fusion always stores these
+_VIEWS = ("reindex", "broadcast_to")  # reads of their first input's elements
 
 
 def _held_results(order, targets):
@@ -474,8 +475,19 @@ def _held_results(order, targets):
     stored result (a library op or a reduction, which fusion always writes out): made
     targets, they keep their values, so reading one later costs nothing. A forward hook
     reading ``output.mean().item()`` after each ``relu(linear(x))`` otherwise computed
-    every product above it again, since the stored product itself is no Var's."""
-    return graphwalk.held_results(order, targets, _STORED_RESULTS)
+    every product above it again, since the stored product itself is no Var's. A held view
+    (a slice, transpose or broadcast) keeps the value it reads instead: reading it again
+    costs no more than a copy would, and a broadcast's copy can be far larger."""
+    held = graphwalk.held_results(order, targets, _STORED_RESULTS)
+    if not held:
+        return held
+    chosen, kept = {id(node) for node in targets}, {}
+    for node in held:
+        while node.op in _VIEWS and node.inputs[0].buffer is None:
+            node = node.inputs[0]
+        if id(node) not in chosen:
+            kept.setdefault(id(node), node)
+    return list(kept.values())
 
 
 def realise(nodes, on_ready=(), donated=(), capture=None):

@@ -98,7 +98,7 @@ def held_results(order, targets, stored_ops):
             else:
                 continue
         downstream.add(id(node))
-        holder = getattr(node, "holder", None)  # (unset on a node a plan template made)
+        holder = getattr(node, "holder", None)  # (unset on a node made without __init__)
         var = holder() if holder is not None and id(node) not in chosen else None
         if var is not None and var._node is node:
             held.append(node)

@@ -131,3 +131,26 @@ def test_second_order_through_a_differentiable_grad():
     np.testing.assert_allclose(first.numpy(), 3 * np.array([1.5, -2.0]) ** 2, rtol=1e-6)
     (second,) = jt.grad(first.sum(), [x])
     np.testing.assert_allclose(second.numpy(), 6 * np.array([1.5, -2.0]), rtol=1e-6)
+
+
+def test_the_arguments_are_not_kept_alive_by_the_function():
+    """Only what ``execute`` saves stays alive: a value the caller dropped is not counted
+    as held (a held value is stored at each read), and wrong gradient shapes still name
+    the argument's shape."""
+    class Double(Function):
+        def execute(self, x):
+            return x * 2.0
+
+        def grad(self, grad):
+            return grad * 2.0
+
+    a = jt.array(np.ones((8, 8), np.float32))
+    a.requires_grad = True
+    inner = (a @ a).exp()
+    exp_node = inner._node
+    out = Double()(inner)
+    del inner
+    out.sum().sync()
+    assert exp_node.buffer is None  # inlined into the sum, as without the Function
+    np.testing.assert_allclose(jt.grad(out.sum(), a).numpy(), np.full((8, 8), 2.0 * 2 * 8 * np.exp(8.0)),
+                               rtol=1e-5)

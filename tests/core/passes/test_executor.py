@@ -116,6 +116,21 @@ def test_a_live_var_computed_from_a_stored_result_is_kept(rng):
     assert seen[-1] == pytest.approx(np.abs(expected).mean(), rel=1e-6)
 
 
+def test_a_held_view_keeps_the_value_it_reads(rng):
+    """A live broadcast or transpose of a computed value keeps that value, not a copy of
+    the view (a broadcast's copy can be far larger)."""
+    x = jt.array(rng.standard_normal((64, 64)).astype(np.float32))
+    mean = x.mean(1, keepdims=True)
+    spread = mean.broadcast_to((64, 64))
+    flipped = (x.exp() @ x).transpose()
+    (x - spread).sum().sync()
+    (flipped * 2.0).sum().sync()
+    assert mean._node.buffer is not None and spread._node.buffer is None
+    assert flipped._node.buffer is None and flipped._node.inputs[0].buffer is not None
+    expected = x.numpy().astype(np.float64).mean(1, keepdims=True)
+    np.testing.assert_allclose(spread.numpy(), np.broadcast_to(expected, (64, 64)), rtol=1e-5, atol=1e-6)
+
+
 def test_a_value_no_var_holds_is_not_kept(rng):
     x = jt.array(rng.standard_normal((4, 4)).astype(np.float32))
     total = (x @ x).sum()  # the product's result is no Var's

@@ -164,14 +164,14 @@ def test_held_results_are_the_live_vars_computed_from_a_stored_op(native, monkey
     dropped_node = dropped._node
     reassigned = shifted + 2.0             # its Var then holds another node
     reassigned_node = reassigned._node
-    reassigned = jt.array(np.zeros(2, np.float32))
+    reassigned.assign(np.zeros((), np.float32))
     out = dropped_node                     # the target
     del dropped
     order = graphwalk.realised_order([out, reassigned_node])
     stored = ("library", "reduce", "reindex_reduce")
     assert graphwalk.held_results(order, [out], stored) == [total._node, shifted._node]
     assert graphwalk.held_results(order, [out, shifted._node], stored) == [total._node]
-    bare = object.__new__(graph.Node)  # a template's node: its holder unset
+    bare = object.__new__(graph.Node)  # a node made without __init__: its holder unset
     bare.op, bare.inputs, bare.buffer = "add", (total._node,), None
     assert graphwalk.held_results(order + [bare], [out], stored) == [total._node, shifted._node]
     assert above is not None and reassigned is not None
