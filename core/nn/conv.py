@@ -90,31 +90,56 @@ def pad_spatial(x, pairs, mode="constant"):
     return pad(x, [size for pair in reversed(pairs) for size in pair], mode)
 
 
+_GEOMETRIES = {}  # checked geometries by operand shapes and arguments (a model asks the same each call)
+
+
 def _convolution_geometry(x, weight, bias, stride, padding, dilation, groups, name):
     """Checks a convolution's operands; returns ``x`` (padded on the right where
     ``padding="same"`` pads more there), the geometry ``(stride, padding, dilation,
     groups)`` and the output shape."""
-    spatial = x.ndim - 2
-    if weight.ndim != x.ndim:
-        raise MetajitShapeError(f"{name} expects a {x.ndim}-d weight (out_channels, in_channels / groups, "
-                                f"{_DIMS[spatial]}), got shape {tuple(weight.shape)}")
-    stride, dilation, kernel = _pair(stride, spatial), _pair(dilation, spatial), tuple(weight.shape[2:])
+    try:
+        key = (x._node.shape, weight._node.shape, None if bias is None else bias._node.shape, stride, padding,
+               dilation, groups, name)
+        found = _GEOMETRIES.get(key)
+    except (TypeError, AttributeError):  # a list among the arguments, an operand that is no Var
+        key = found = None
+    if found is None:
+        found = _checked_geometry(tuple(x.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
+                                  stride, padding, dilation, groups, name)
+        if key is not None and len(_GEOMETRIES) < 4096:
+            _GEOMETRIES[key] = found
+    extra_padding, geometry, output_shape = found
+    if extra_padding is not None:
+        x = pad_spatial(x, extra_padding)
+    return x, geometry, output_shape
+
+
+def _checked_geometry(x_shape, weight_shape, bias_shape, stride, padding, dilation, groups, name):
+    """`_convolution_geometry` on shapes: ``(right padding pairs to add to x or None,
+    geometry, output shape)``; raises for operands that do not fit."""
+    spatial = len(x_shape) - 2
+    if len(weight_shape) != len(x_shape):
+        raise MetajitShapeError(f"{name} expects a {len(x_shape)}-d weight (out_channels, in_channels / groups, "
+                                f"{_DIMS[spatial]}), got shape {weight_shape}")
+    stride, dilation, kernel = _pair(stride, spatial), _pair(dilation, spatial), weight_shape[2:]
     pairs = padding_pairs(padding, kernel, stride, dilation, name)
+    extra_padding = None
     if any(right != left for left, right in pairs):
-        x = pad_spatial(x, [(0, right - left) for left, right in pairs])
+        extra_padding = [(0, right - left) for left, right in pairs]
+        x_shape = x_shape[:2] + tuple(size + right - left for size, (left, right) in zip(x_shape[2:], pairs))
     padding = tuple(left for left, _ in pairs)
-    batch, channels = x.shape[:2]
-    out_channels, group_channels = weight.shape[:2]
+    batch, channels = x_shape[:2]
+    out_channels, group_channels = weight_shape[:2]
     if channels != group_channels * groups or out_channels % groups:
-        raise MetajitShapeError(f"{name}: input has {channels} channels but weight {tuple(weight.shape)} "
+        raise MetajitShapeError(f"{name}: input has {channels} channels but weight {weight_shape} "
                                 f"with groups={groups} expects {group_channels * groups}")
-    sizes = tuple(_output_size(x.shape[2 + a], kernel[a], stride[a], padding[a], dilation[a]) for a in range(spatial))
+    sizes = tuple(_output_size(x_shape[2 + a], kernel[a], stride[a], padding[a], dilation[a]) for a in range(spatial))
     if min(sizes) <= 0:
-        raise MetajitShapeError(f"{name}: input {tuple(x.shape)} is too small for kernel {kernel} "
+        raise MetajitShapeError(f"{name}: input {x_shape} is too small for kernel {kernel} "
                                 f"with padding {padding} and dilation {dilation}")
-    if bias is not None and tuple(bias.shape) != (out_channels,):
-        raise MetajitShapeError(f"{name}: bias of shape {tuple(bias.shape)} given for {out_channels} output channels")
-    return x, (stride, padding, dilation, groups), (batch, out_channels) + sizes
+    if bias_shape is not None and bias_shape != (out_channels,):
+        raise MetajitShapeError(f"{name}: bias of shape {bias_shape} given for {out_channels} output channels")
+    return extra_padding, (stride, padding, dilation, groups), (batch, out_channels) + sizes
 
 
 @accepts_unbatched(2)

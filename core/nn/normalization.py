@@ -332,15 +332,16 @@ class _BatchNorm(_NormBase):
         """`_folded_affine` of the running statistics, built again only when a parameter or
         statistic was replaced (a graph value never changes, so the same nodes give the same
         scale and shift): an evaluation-mode forward then costs one multiply-add per layer."""
-        state = (self.running_mean, self.running_var, self.weight, self.bias)
-        key = tuple(None if v is None else v._node for v in state) + (tuple(shape), self.eps, graph.grad_mode())
+        nodes = (self.running_mean, self.running_var, self.weight, self.bias)
+        nodes = [None if v is None else v._node for v in nodes]
+        settings = (tuple(shape), self.eps, graph.grad_mode())
         cached = self.__dict__.get("_running_folded")
-        if cached is None or any(a is not b for a, b in zip(cached[0][:4], key[:4])) or cached[0][4:] != key[4:]:
+        if cached is None or cached[1] != settings or any(a is not b for a, b in zip(cached[0], nodes)):
             mean = self.running_mean.reshape(shape)
             inverse_std = _inverse_std(self.running_var, self.eps).reshape(shape)
-            cached = self.__dict__["_running_folded"] = (key, _folded_affine(mean, inverse_std, self.weight,
-                                                                             self.bias, shape))
-        return cached[1]
+            cached = self.__dict__["_running_folded"] = (nodes, settings, _folded_affine(
+                mean, inverse_std, self.weight, self.bias, shape))
+        return cached[2]
 
 
     def _folded_convolution(self, x, scale, shift):

@@ -37,10 +37,17 @@ def register(name, decompose, gradients=None):
     OPS[name] = LibraryOp(decompose, gradients)
 
 
+_CLAIMS = {}  # (name, dtype) -> (library_kernels asked, answer): layers ask the same at every call
+
+
 def claimed(name, dtype=None):
     """Whether the current device runs library op ``name`` (on inputs of ``dtype``) as a
     library kernel."""
-    return plugins.claims(plugins.current().description.library_kernels, name, dtype)
+    kernels = plugins.current().description.library_kernels
+    known = _CLAIMS.get((name, dtype))
+    if known is None or known[0] is not kernels:
+        known = _CLAIMS[(name, dtype)] = (kernels, plugins.claims(kernels, name, dtype))
+    return known[1]
 
 
 def call_of(node):
