@@ -99,6 +99,13 @@ static int map_put(NodeMap* map, PyObject* key, Py_ssize_t value) {
   return 0;
 }
 
+/* Put every item of the PySequence_Fast ``items`` in ``map`` (value 1), as a set of nodes. */
+static int map_put_all(NodeMap* map, PyObject* items) {
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(items); ++k)
+    if (map_put(map, PySequence_Fast_ITEMS(items)[k], 1) < 0) return -1;
+  return 0;
+}
+
 /* ---- a growable stack of borrowed pointers --------------------------------------- */
 typedef struct {
   PyObject** items;
@@ -629,10 +636,7 @@ static PyObject* held_values(PyObject* self, PyObject* args) {
       if (map_put(&readers, source, seen < 0 ? 1 : seen + 1) < 0) goto done;
     }
   }
-  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(donated); ++k)
-    if (map_put(&dependent, PySequence_Fast_ITEMS(donated)[k], 1) < 0) goto done;
-  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(targets); ++k)
-    if (map_put(&target_set, PySequence_Fast_ITEMS(targets)[k], 1) < 0) goto done;
+  if (map_put_all(&dependent, donated) < 0 || map_put_all(&target_set, targets) < 0) goto done;
   held = PyList_New(0);
   if (held == NULL) goto done;
   for (Py_ssize_t n = 0; n < count; ++n) {
@@ -733,9 +737,9 @@ static PyObject* held_results(PyObject* self, PyObject* args) {
   if (targets == NULL) goto done;
   Py_ssize_t count = PySequence_Fast_GET_SIZE(order);
   PyObject** nodes = PySequence_Fast_ITEMS(order);
-  if (map_init(&downstream, count) < 0 || map_init(&target_set, PySequence_Fast_GET_SIZE(targets)) < 0) goto done;
-  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(targets); ++k)
-    if (map_put(&target_set, PySequence_Fast_ITEMS(targets)[k], 1) < 0) goto done;
+  if (map_init(&downstream, count) < 0 || map_init(&target_set, PySequence_Fast_GET_SIZE(targets)) < 0 ||
+      map_put_all(&target_set, targets) < 0)
+    goto done;
   held = PyList_New(0);
   if (held == NULL) goto done;
   for (Py_ssize_t n = 0; n < count; ++n) {

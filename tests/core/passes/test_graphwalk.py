@@ -109,12 +109,17 @@ def test_native_instantiation_rejects_bad_templates():
         graphwalk.native.instantiate((("add",),), [])
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_positions_of_finds_a_few_nodes_in_an_order(native, monkeypatch):
-    if native and graphwalk.native is None:
+@pytest.fixture(params=["native", "python"])
+def walks(request, monkeypatch):
+    """Each test using it runs on the C walks and on the Python ones."""
+    if request.param == "native" and graphwalk.native is None:
         pytest.skip("the C extension is not built")
-    if not native:
+    if request.param == "python":
         monkeypatch.setattr(graphwalk, "native", None)
+    return request.param
+
+
+def test_positions_of_finds_a_few_nodes_in_an_order(walks):
     x = jt.array(np.ones(3, np.float32))
     y = (x * 2.0).exp()
     outside = x + 1.0
@@ -125,14 +130,9 @@ def test_positions_of_finds_a_few_nodes_in_an_order(native, monkeypatch):
     assert graphwalk.positions_of(order, []) == []
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_plan_keys_match_exactly_when_the_structure_does(native, monkeypatch):
+def test_plan_keys_match_exactly_when_the_structure_does(walks):
     """Equal keys for the same ops, shapes, dtypes, attrs and wiring whatever the constants'
     values; different keys when attrs (the summed axis), a shape or the inputs' placement differ."""
-    if native and graphwalk.native is None:
-        pytest.skip("the C extension is not built")
-    if not native:
-        monkeypatch.setattr(graphwalk, "native", None)
 
     def key(build, data=np.ones((2, 3), np.float32), realised=True):
         x = jt.array(data)
@@ -150,12 +150,7 @@ def test_plan_keys_match_exactly_when_the_structure_does(native, monkeypatch):
     assert key(lambda x: x[:, 1:] + x[:, :2]) != key(lambda x: x[:, :2] + x[:, 1:])
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_held_results_are_the_live_vars_computed_from_a_stored_op(native, monkeypatch):
-    if native and graphwalk.native is None:
-        pytest.skip("the C extension is not built")
-    if not native:
-        monkeypatch.setattr(graphwalk, "native", None)
+def test_held_results_are_the_live_vars_computed_from_a_stored_op(walks):
     x = jt.array(np.ones((3, 3), np.float32))
     above = x * 2.0                        # held, but computed from no stored op
     total = above.sum()                    # a stored op, held
