@@ -60,10 +60,12 @@ def model_pair(jt, torch, torchvision, name):
 
 def forward_rows(jt, torch, torchvision, models, batches, runs, compiled_models):
     """One row per (model, batch): FPS of each, ratio, relative error; FPS of ``jt.compile``
-    (replays the captured launches: no graph building) and its ratio to torch eager;
-    torch.compile's."""
+    (replays the captured launches: no graph building) and its ratio to torch eager; the
+    CUDA graphs recorded / replayed while eager ran; torch.compile's."""
+    from metajit.backends import cuda
+    replay = cuda.graph_replay()
     print(f"{'forward':16s} {'batch':>5s} {'metajit fps':>12s} {'torch fps':>10s} {'ratio':>6s} {'rel err':>8s} "
-          f"{'jit fps':>9s} {'jit/torch':>9s} {'compile fps':>12s} {'jit/compile':>11s}")
+          f"{'jit fps':>9s} {'jit/torch':>9s} {'graphs':>9s} {'compile fps':>12s} {'jit/compile':>11s}")
     sync_ours, sync_theirs = (lambda: jt.sync_all(True)), torch.cuda.synchronize
     for name in models:
         ours, theirs = model_pair(jt, torch, torchvision, name)
@@ -79,7 +81,10 @@ def forward_rows(jt, torch, torchvision, models, batches, runs, compiled_models)
 
                 def run_theirs():
                     theirs(x_theirs)
+                before = (replay.recorded, replay.replayed)
                 ours_s, theirs_s = paired(run_ours, run_theirs, runs, sync_ours, sync_theirs)
+                # CUDA graphs recorded / replayed while eager ran (a steady loop replays each call)
+                graphs = f"{replay.recorded - before[0]}/{replay.replayed - before[1]}"
                 jit_s, _ = paired(lambda: replayed(x_ours), run_theirs, runs, sync_ours, sync_theirs)
                 jit_error = relative_error(replayed(x_ours).numpy(), ours(x_ours).numpy())  # a replay vs eager
                 compile_column = ""
@@ -88,7 +93,7 @@ def forward_rows(jt, torch, torchvision, models, batches, runs, compiled_models)
             assert jit_error < 1e-6, f"jt.compile's replay of {name} differs from its capture ({jit_error:.1e})"
             print(f"{name:16s} {batch:5d} {batch / ours_s:12.1f} {batch / theirs_s:10.1f} "
                   f"{theirs_s / ours_s:6.2f} {error:8.1e} {batch / jit_s:9.1f} {theirs_s / jit_s:9.2f} "
-                  f"{compile_column}", flush=True)
+                  f"{graphs:>9s} {compile_column}", flush=True)
 
 
 def compiled_row(torch, model, example, runs, ours_s, batch):
@@ -179,7 +184,7 @@ def main():
         training_rows(jt, torch, torchvision, arguments.runs)
     from metajit.backends import cuda
     replay = cuda.graph_replay()
-    print(f"CUDA graphs: {replay.recorded} recorded, {replay.replayed} replays")
+    print(f"CUDA graphs in all: {replay.recorded} recorded, {replay.replayed} replays")
 
 
 if __name__ == "__main__":
