@@ -20,7 +20,12 @@ def _loops(ndim):
     return [I.loop(a) for a in range(ndim)]
 
 
-def _index_names(x_shape, y_shape):
+def _index_names(x_shape, y_shape, *expression_lists):
+    """The named constants (``xshape0``, ``XDIM`` ...) the expressions may use; None when
+    none of them names one (the usual case: building the table cost more than parsing)."""
+    if not any(isinstance(e, str) and ("shape" in e or "SHAPE" in e or "DIM" in e)
+               for exprs in expression_lists for e in ([exprs] if isinstance(exprs, str) else exprs)):
+        return None
     names = {"XDIM": len(x_shape), "YDIM": len(y_shape)}
     for prefix, shape in (("x", x_shape), ("y", y_shape)):
         for axis, size in enumerate(shape):
@@ -62,7 +67,7 @@ def reindex(x, shape, indexes, overflow_value=0, overflow_conditions=(), extras=
     shape = tuple(int(s) for s in shape)
     node = as_node(x)
     extra_nodes = _extra_nodes(extras)
-    names = _index_names(node.shape, shape)
+    names = _index_names(node.shape, shape, indexes, overflow_conditions)
     exprs = _parse_all(indexes, len(shape), extra_nodes, names)
     conditions = _parse_all(list(overflow_conditions), len(shape), extra_nodes, names)
     return wrap(graph.reindex(node, shape, exprs, overflow_value, conditions, extra_nodes))
@@ -79,7 +84,7 @@ def reindex_reduce(x, op, shape, indexes, overflow_conditions=(), extras=()):
     shape = tuple(int(s) for s in shape)
     node = as_node(x)
     extra_nodes = _extra_nodes(extras)
-    names = _index_names(node.shape, shape)
+    names = _index_names(node.shape, shape, indexes, overflow_conditions)
     exprs = _parse_all(indexes, len(node.shape), extra_nodes, names)
     conditions = _parse_all(list(overflow_conditions), len(node.shape), extra_nodes, names)
     return wrap(graph.reindex_reduce(op, node, shape, exprs, conditions, extra_nodes))
