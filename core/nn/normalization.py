@@ -43,7 +43,8 @@ def _shifted(x, axes):
     there), detached; ``(None, x)`` when a slice is empty."""
     if any(x.shape[axis] == 0 for axis in axes):
         return None, x
-    first = x[tuple(slice(0, 1) if axis in axes else slice(None) for axis in range(x.ndim))].detach()
+    first = x.reindex([1 if axis in axes else size for axis, size in enumerate(x.shape)],
+                      ["0" if axis in axes else f"i{axis}" for axis in range(x.ndim)]).detach()
     return first, binary("sub", x, first)
 
 
