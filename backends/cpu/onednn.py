@@ -384,25 +384,26 @@ class ReorderedPrimitive:
         """`__call__` as launches for the C launcher (`native`), to run in a sequence with
         other launches; None when it must run as a call: without the launcher, when the
         thread's workspace would have to grow (an earlier launch of the sequence may use
-        it), or when the weights' kept copy is not current (it is derived under the
-        program's lock, so that no other thread reads it half made). A kept copy the
-        launch reads stays pinned until the sequence unpins it (`KeptCopies.pin`)."""
+        it), or when this call is to derive the weights' kept copy (under the program's
+        lock, so that no other thread reads it half made). A kept copy the launch reads
+        stays pinned until the sequence unpins it (`KeptCopies.pin`); without one (training:
+        the weights change at every step) the launch derives them into its scratch."""
         if self.native is None:
             return None
-        kept = None
-        if self.weights is not None:
-            with self.lock:
-                kept = self.weights.pin(inputs[self.weight_slots[0]])
-            if kept is None:
-                return None
         plan = self._launch_plan(inputs, outputs, source_chained, output_chained, grow=False)
         if plan is None:
             return None
-        set_threads(flags.num_threads)
         addresses, runs, runs_with_weights_kept = plan
-        if kept is not None:
-            addresses[self.weight_slots[1]] = kept.address
-            runs = runs_with_weights_kept
+        if self.weights is not None:
+            source = inputs[self.weight_slots[0]]
+            with self.lock:
+                kept = self.weights.pin(source)
+                if kept is None and not self.weights.derives_in_scratch(source):
+                    return None
+            if kept is not None:
+                addresses[self.weight_slots[1]] = kept.address
+                runs = runs_with_weights_kept
+        set_threads(flags.num_threads)
         return [self.native.launch(runs, addresses)]
 
     def _launch_plan(self, inputs, outputs, source_chained, output_chained, grow=True):

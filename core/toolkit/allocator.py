@@ -298,11 +298,31 @@ class KeptCopies:
                 buffer = self.allocator.allocate(self.nbytes)
                 self.kept[address] = (version, buffer)
                 result = buffer, False
-            self.seen.pop(address, None)
-            self.seen[address] = version
-            if len(self.seen) > 4 * self.limit:
-                del self.seen[next(iter(self.seen))]
+            self._note_seen(address, version)
             return result
+
+    def derives_in_scratch(self, source):
+        """For a call on buffer ``source`` that `pin` found no current copy for: True when
+        `lookup` would answer None (the caller derives into its own scratch: training, whose
+        weights change at every step), with the same bookkeeping, so the call may run
+        queued; False when `lookup` would make or find a copy (the caller then calls it)."""
+        with self.lock:
+            address, version = source.address, settled_version(source)
+            kept = self.kept.get(address)
+            if (kept is not None and kept[0] == version) or (version is not None
+                                                             and self.seen.get(address) == version):
+                return False
+            if kept is not None:
+                self._drop(self.kept.pop(address)[1])
+            self._note_seen(address, version)
+            return True
+
+    def _note_seen(self, address, version):
+        """Remember that a call found ``address`` at ``version`` (the lock held)."""
+        self.seen.pop(address, None)
+        self.seen[address] = version
+        if len(self.seen) > 4 * self.limit:
+            del self.seen[next(iter(self.seen))]
 
 
 _pins = threading.local()  # per thread: (KeptCopies, buffer) pinned by launches it queued

@@ -126,6 +126,29 @@ def test_kept_copies_are_made_on_the_second_call_and_dropped_when_the_source_cha
     assert pool.allocated_bytes == size_class(1000)
 
 
+def test_derives_in_scratch_answers_as_lookup_would_and_keeps_its_bookkeeping():
+    """A queued launch asks `derives_in_scratch` where `pin` found no copy: True where
+    `lookup` would answer None (the weights of a training step, new at every step), with
+    the sighting recorded, so a second call with the same contents still makes the copy."""
+    pool = pool_over(RawMemory())
+    copies = KeptCopies(1000, pool, limit=2)
+    weights = Versioned(4096)
+    for _ in range(3):  # training: new contents at every step
+        mark_written(weights)
+        begin_sequence()
+        assert copies.pin(weights) is None and copies.derives_in_scratch(weights)
+    assert pool.allocated_bytes == 0
+    assert not copies.derives_in_scratch(weights)  # the same contents again: this call makes the copy
+    buffer, current = copies.lookup(weights)
+    assert not current and copies.pin(weights) is buffer
+    unpin_kept_copies()
+    assert not copies.derives_in_scratch(weights)  # current: pin gives it
+    mark_written(weights)
+    begin_sequence()
+    assert copies.derives_in_scratch(weights) and copies.pin(weights) is None
+    assert pool.allocated_bytes == 0  # the stale copy was dropped
+
+
 def test_kept_copies_stay_within_their_limit():
     pool = pool_over(RawMemory())
     copies = KeptCopies(1000, pool, limit=2)
