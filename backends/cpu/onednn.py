@@ -398,6 +398,7 @@ class ReorderedPrimitive:
             source = inputs[self.weight_slots[0]]
             with self.lock:
                 kept = self.weights.pin(source)
+                # nothing may refuse the launch once derives_in_scratch has noted the sighting
                 if kept is None and not self.weights.derives_in_scratch(source):
                     return None
             if kept is not None:

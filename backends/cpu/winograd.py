@@ -126,16 +126,29 @@ class WinogradProgram:
             raise
 
     def native_calls(self, inputs, outputs):
-        """This call as a launch for the cpu backend's C launcher, when the transformed
-        weights are kept and current (pinned until the sequence has run) and the thread's
-        workspace holds the tiles (else None: the call transforms the weights, or grows
-        the workspace, under its lock)."""
+        """This call as a launch for the cpu backend's C launcher when the thread's
+        workspace holds its scratch: with the transformed weights kept and current (pinned
+        until the sequence has run), or transformed into the scratch where `lookup` would
+        keep no copy (training: new weights at every step), or, for few tiles, as the direct
+        convolution's launch. None otherwise: the call makes the kept copy or grows the
+        workspace, under its lock."""
         from metajit.backends import cpu
+        block, tile_bytes = self._tile_layout(flags.num_threads)
         with self.lock:
             weights = self.weights.pin(inputs[1])
-        if weights is None:
-            return None
-        block, tile_bytes = self._tile_layout(flags.num_threads)
+            if weights is None:
+                if self.padded_tiles < MIN_TILES_UNKEPT:  # `_run` would run the direct convolution
+                    if self.direct is None:
+                        self.direct = self.make_direct()
+                    calls = getattr(self.direct, "native_calls", None)
+                    calls = calls(inputs, outputs) if calls is not None else None
+                    return calls if calls is not None and self.weights.derives_in_scratch(inputs[1]) else None
+                scratch = self.workspace.reserve(tile_bytes + self.weight_bytes, grow=False)
+                # nothing may refuse the launch once derives_in_scratch has noted the sighting
+                if scratch is None or not self.weights.derives_in_scratch(inputs[1]):
+                    return None
+                return [(cpu.compiler().driver_address(_DRIVER_PATH), inputs, outputs,
+                         self._parameters(scratch.address, scratch.address + tile_bytes, 1, block))]
         scratch = self.workspace.reserve(tile_bytes, grow=False)
         if scratch is None:
             return None

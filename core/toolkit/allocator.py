@@ -305,7 +305,8 @@ class KeptCopies:
         """For a call on buffer ``source`` that `pin` found no current copy for: True when
         `lookup` would answer None (the caller derives into its own scratch: training, whose
         weights change at every step), with the same bookkeeping, so the call may run
-        queued; False when `lookup` would make or find a copy (the caller then calls it)."""
+        queued; False when `lookup` would make or find a copy (the caller then calls it).
+        The sighting counts when asked: a caller answered True must queue its launch."""
         with self.lock:
             address, version = source.address, settled_version(source)
             kept = self.kept.get(address)

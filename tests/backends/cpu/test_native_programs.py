@@ -96,6 +96,25 @@ def test_library_programs_join_the_native_sequence_and_match_torch(rng, called):
     assert {name for name, _ in called} == {program.__name__ for program in PROGRAMS}
 
 
+@pytest.mark.parametrize("size", [64, 128])  # Winograd's direct fallback (few tiles), its own transform
+def test_weights_new_at_every_call_are_derived_natively_and_match_torch(rng, called, size):
+    """Training: the weights change before every call, so no program keeps a copy of them;
+    from the second call (the first grows the workspace) each derives them into its
+    scratch inside the native sequence, Winograd's transform included."""
+    w = network(rng)
+    mine = as_vars(w)
+    for step in range(4):
+        w = {name: (weight + np.float32(0.01), bias) for name, (weight, bias) in w.items()}
+        for name, (weight, _) in w.items():
+            mine[name][0].assign(weight)  # the same Var (and buffer class), new contents
+        x = rng.standard_normal((2, 3, size, size)).astype(np.float32)
+        called.clear()
+        np.testing.assert_allclose(ours(x, mine), theirs(x, w), rtol=1e-4, atol=1e-4)
+        if step:
+            assert {how for _, how in called} == {"native"}, called
+    assert {name for name, _ in called} == {program.__name__ for program in PROGRAMS}
+
+
 def test_a_new_thread_grows_its_workspace_by_calls_then_runs_natively(rng, called):
     w = network(rng)
     x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
