@@ -140,8 +140,8 @@ class WinogradProgram:
                 if self.padded_tiles < MIN_TILES_UNKEPT:  # `_run` would run the direct convolution
                     if self.direct is None:
                         self.direct = self.make_direct()
-                    calls = getattr(self.direct, "native_calls", None)
-                    calls = calls(inputs, outputs) if calls is not None else None
+                    direct_calls = getattr(self.direct, "native_calls", None)
+                    calls = direct_calls(inputs, outputs) if direct_calls is not None else None
                     return calls if calls is not None and self.weights.derives_in_scratch(inputs[1]) else None
                 scratch = self.workspace.reserve(tile_bytes + self.weight_bytes, grow=False)
                 # nothing may refuse the launch once derives_in_scratch has noted the sighting
