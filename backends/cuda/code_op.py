@@ -24,7 +24,7 @@ from metajit.errors import MetajitCompileError, MetajitValueError
 from metajit.toolkit import batch_compile, codegen, disk_cache, host_compiler, inline_source
 from metajit.toolkit.inline_source import MacroExpander
 
-from . import nvrtc
+from . import nvrtc, runtime
 
 HOST_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared")
 SYMBOL_PREFIX = "mj_cuda_code_"
@@ -290,7 +290,8 @@ class CudaCodeProgram:
             _check_driver(result, f"cuModuleGetFunction({name})")
             handles.append(int(function))
         self.functions = (ctypes.c_void_p * max(len(handles), 1))(*handles)
-        self.launcher = _Launcher(_launch_address(), ctypes.cast(self.functions, ctypes.c_void_p), self.stream)
+        launch = ctypes.cast(runtime.cu_launch_kernel(), ctypes.c_void_p).value
+        self.launcher = _Launcher(launch, ctypes.cast(self.functions, ctypes.c_void_p), self.stream)
 
     def run(self, inputs, input_shapes, outputs, output_shapes, data):
         """As `metajit.backends.cpu.code_op.CodeProgram.run`, on device buffers (objects
@@ -298,12 +299,6 @@ class CudaCodeProgram:
         return inline_source.run_entry(self.compiled.entry, [b.address for b in inputs], input_shapes,
                                        [b.address for b in outputs], output_shapes, data,
                                        ctypes.addressof(self.launcher))
-
-
-@functools.lru_cache(maxsize=None)
-def _launch_address():
-    """The address of the driver's ``cuLaunchKernel`` (libcuda is loaded with the context)."""
-    return ctypes.cast(ctypes.CDLL("libcuda.so.1").cuLaunchKernel, ctypes.c_void_p).value
 
 
 def _check_driver(result, what):

@@ -187,7 +187,7 @@ class Device:
         with arguments.lock:
             for slot, convert, value in zip(arguments.slots, arguments.converters, values, strict=True):
                 slot.value = convert(value)
-            result = _cu_launch_kernel()(function, blocks, 1, 1, threads, 1, 1, 0, self.stream_handle,
+            result = cu_launch_kernel()(function, blocks, 1, 1, threads, 1, 1, 0, self.stream_handle,
                                          arguments.pointers, None)
         if result:
             known = result in {code.value for code in driver().CUresult}
@@ -290,9 +290,10 @@ def device():
 
 
 @functools.lru_cache(maxsize=None)
-def _cu_launch_kernel():
-    """The driver's ``cuLaunchKernel`` through ctypes: a launch is one C call, where
-    cuda-bindings converts every argument in Python first."""
+def cu_launch_kernel():
+    """The driver's ``cuLaunchKernel`` through ctypes (libcuda is loaded with the context): a
+    launch is one C call, where cuda-bindings converts every argument in Python first;
+    `jt.code`'s CUDA launcher calls it through its address."""
     function = ctypes.CDLL("libcuda.so.1").cuLaunchKernel
     function.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
     function.restype = ctypes.c_int

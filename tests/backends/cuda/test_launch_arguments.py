@@ -25,7 +25,7 @@ def launched(monkeypatch):
         seen.append((function, (gx, gy, gz), (bx, by, bz), shared, stream, values, extra))
         return 0 if function != 13 else 1  # 1: CUDA_ERROR_INVALID_VALUE
     callback = LAUNCH_TYPE(stand_in)
-    monkeypatch.setattr(runtime, "_cu_launch_kernel", lambda: callback)
+    monkeypatch.setattr(runtime, "cu_launch_kernel", lambda: callback)
     yield seen, kinds
 
 
