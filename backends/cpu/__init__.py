@@ -15,10 +15,10 @@ from metajit.flags import flags
 from metajit.hookspec import hookimpl
 from metajit.plugins import BackendDescription, FusionCosts, KernelSource
 from metajit.toolkit import analysis, axis_merge, codegen, disk_cache
-from metajit.toolkit.allocator import Workspace, unpin_kept_copies
+from metajit.toolkit.allocator import Workspace, recorded_answers, unpin_kept_copies
 from metajit.toolkit.host_compiler import missing_compiler_reason
 
-from . import chaining, code_op, grouped_conv, onednn, winograd
+from . import chaining, code_op, grouped_conv, kept_batches, onednn, winograd
 from .allocator import HostBuffer, host_allocator
 from .compiler import SYMBOL_PREFIX, Compiler
 from .library import MatmulProgram
@@ -122,14 +122,32 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 @hookimpl
 def metajit_backend_launch_sequence(launches, plan_key):
     # a segment's key is (plan key, first launch): a later segment may read what it writes
-    whole = onednn.library() is not None and not isinstance(plan_key, tuple)
-    modes = chaining.modes_for(launches, plan_key) if whole else {}
-    clamped = chaining.clamped_for(launches, plan_key) if whole else ()
+    signature = (kept_batches.signature_of(native_launcher, launches, _workspace)
+                 if native_launcher is not None and hasattr(native_launcher, "signature") else None)
+    kept = None
     try:
-        _run_sequence(launches, modes, clamped)
+        kept = kept_batches.find(plan_key, signature, launches) if signature is not None else None
+        if kept is not None:
+            if onednn.library() is not None:
+                onednn.set_threads(flags.num_threads)
+            _run_native(kept.calls, kept.ends, 0)
+            return
+        whole = onednn.library() is not None and not isinstance(plan_key, tuple)
+        modes = chaining.modes_for(launches, plan_key) if whole else {}
+        clamped = chaining.clamped_for(launches, plan_key) if whole else ()
+        try:
+            built = _run_sequence(launches, modes, clamped)
+        except BaseException as error:
+            error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), modes)
+            raise
+        if built is not None and signature is not None:
+            kept_batches.keep(plan_key, kept_batches.KeptBatch(signature, *built, modes))
     except BaseException as error:
-        error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), modes)
+        if kept is not None:
+            error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), kept.modes)
         raise
+    finally:
+        unpin_kept_copies()  # the kept copies its native launches read may be reused now
 
 
 def _run_sequence(launches, modes, clamped=()):
@@ -137,37 +155,46 @@ def _run_sequence(launches, modes, clamped=()):
     C call each (`native_launcher`, where the programs give ``native_calls``), the others
     one by one, convolutions in their ``modes`` (`chaining.chained_launches`), the max
     poolings of ``clamped`` told that their source holds no NaN and no -inf
-    (`chaining.clamped_sources`)."""
+    (`chaining.clamped_sources`). Returns ``(calls, ends, answers)`` for a
+    `kept_batches.KeptBatch` when every launch ran in one native batch, else None."""
     done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
     try:
         batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
-        for index, (program, inputs, outputs, parameters) in enumerate(launches):
-            chaining_arguments = ()  # (chained inputs, output chained[, source clamped])
-            if index in modes or index in clamped:
-                chained_inputs, readers = modes.get(index, chaining.UNCHAINED)
-                chaining_arguments = (chained_inputs, bool(readers)) + ((True,) if index in clamped else ())
-            if native_launcher is not None:
-                if type(program) is CompiledKernel:
-                    batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
-                    ends.append(len(batch))
-                    continue
-                native_calls = getattr(program, "native_calls", None)
-                calls = native_calls(inputs, outputs, *chaining_arguments) if native_calls is not None else None
-                if calls is not None:
-                    batch += calls
-                    ends.append(len(batch))
-                    continue
-                done = _run_native(batch, ends, done)
-                batch, ends = [], []
-            program(inputs, outputs, parameters, *chaining_arguments)
-            done += 1
+        answers = []  # the weight copies' answers the batch relies on (None: it is not kept)
+        with recorded_answers() as recorded:
+            for index, (program, inputs, outputs, parameters) in enumerate(launches):
+                chaining_arguments = ()  # (chained inputs, output chained[, source clamped])
+                if index in modes or index in clamped:
+                    chained_inputs, readers = modes.get(index, chaining.UNCHAINED)
+                    chaining_arguments = (chained_inputs, bool(readers)) + ((True,) if index in clamped else ())
+                if native_launcher is not None:
+                    if type(program) is CompiledKernel:
+                        batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
+                        ends.append(len(batch))
+                        continue
+                    native_calls = getattr(program, "native_calls", None)
+                    calls = native_calls(inputs, outputs, *chaining_arguments) if native_calls is not None else None
+                    if recorded:
+                        placed = kept_batches.answers_by_place(recorded, index, inputs)
+                        answers = None if placed is None or answers is None else answers + placed
+                        recorded.clear()
+                    if calls is not None:
+                        batch += calls
+                        ends.append(len(batch))
+                        continue
+                    done = _run_native(batch, ends, done)
+                    batch, ends = [], []
+                answers = None
+                program(inputs, outputs, parameters, *chaining_arguments)
+                done += 1
         _run_native(batch, ends, done)
+        if answers is None or not batch:
+            return None
+        return [kept_batches.as_addresses(call) for call in batch], ends, answers
     except BaseException as error:
         if not hasattr(error, "metajit_completed"):
             error.metajit_completed = done
         raise
-    finally:
-        unpin_kept_copies()  # the kept copies its native launches read may be reused now
 
 
 def _run_native(batch, ends, done):

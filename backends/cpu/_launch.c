@@ -11,6 +11,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <string.h>
 
 typedef void (*KernelFunction)(void* const* inputs, void* const* outputs, const void* parameters,
                                long long num_threads);
@@ -209,6 +211,108 @@ error:
   return NULL;
 }
 
+/* Appends ``value`` to ``words`` (a growing array of 8-byte words); -1 when out of memory. */
+static int append_word(long long** words, Py_ssize_t* count, Py_ssize_t* capacity, long long value) {
+  if (*count == *capacity) {
+    Py_ssize_t grown = *capacity ? 2 * *capacity : 256;
+    long long* larger = PyMem_Realloc(*words, grown * sizeof(long long));
+    if (larger == NULL) return -1;
+    *words = larger;
+    *capacity = grown;
+  }
+  (*words)[(*count)++] = value;
+  return 0;
+}
+
+/* Appends the addresses of ``buffers`` (a list or tuple), after their count; -1 with an error set. */
+static int append_addresses(long long** words, Py_ssize_t* count, Py_ssize_t* capacity, PyObject* buffers) {
+  Py_ssize_t size = buffer_count(buffers);
+  if (append_word(words, count, capacity, size) < 0) return (PyErr_NoMemory(), -1);
+  PyObject** items = size ? PySequence_Fast_ITEMS(buffers) : NULL;
+  for (Py_ssize_t k = 0; k < size; ++k) {
+    void* address;
+    if (address_of(items[k], &address) < 0) return -1;
+    if (append_word(words, count, capacity, (long long)(intptr_t)address) < 0) return (PyErr_NoMemory(), -1);
+  }
+  return 0;
+}
+
+/* Appends ``parameters`` (None, a list or a tuple of Python ints and floats) as a tag and the
+ * value's bits each, after their count; 1 when one is anything else (or an int past 64 bits),
+ * -1 when out of memory. The bits tell -0.0 from 0.0 and 1 from 1.0, which compare equal. */
+static int append_parameters(long long** words, Py_ssize_t* count, Py_ssize_t* capacity, PyObject* parameters) {
+  Py_ssize_t size = buffer_count(parameters);
+  if (parameters != Py_None && size == 0 && !PyList_Check(parameters) && !PyTuple_Check(parameters)) return 1;
+  if (append_word(words, count, capacity, size) < 0) return -1;
+  PyObject** items = size ? PySequence_Fast_ITEMS(parameters) : NULL;
+  for (Py_ssize_t k = 0; k < size; ++k) {
+    long long tag, bits;
+    if (PyFloat_Check(items[k])) {
+      double value = PyFloat_AS_DOUBLE(items[k]);
+      memcpy(&bits, &value, sizeof bits);
+      tag = 1;
+    } else if (PyLong_Check(items[k])) {
+      int overflow;
+      bits = PyLong_AsLongLongAndOverflow(items[k], &overflow);
+      if (overflow || (bits == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 1;
+      }
+      tag = PyBool_Check(items[k]) ? 3 : 2;
+    } else {
+      return 1;
+    }
+    if (append_word(words, count, capacity, tag) < 0 || append_word(words, count, capacity, bits) < 0) return -1;
+  }
+  return 0;
+}
+
+/* signature(launches): ``(programs, words)`` telling apart the launch sequences that differ
+ * in what they run: the programs in order (a tuple), and every input and output address and
+ * the tag and bits of every parameter (bytes); None when a parameter is neither an int nor a
+ * float. ``launches`` is a list of (program, inputs, outputs, parameters). */
+static PyObject* signature(PyObject* self, PyObject* args) {
+  PyObject* launches;
+  if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &launches)) return NULL;
+  Py_ssize_t launch_count = PyList_GET_SIZE(launches), count = 0, capacity = 0;
+  long long* words = NULL;
+  PyObject* programs = PyTuple_New(launch_count);
+  if (programs == NULL) return NULL;
+  for (Py_ssize_t k = 0; k < launch_count; ++k) {
+    PyObject* launch = PyList_GET_ITEM(launches, k);
+    if (!PyTuple_Check(launch) || PyTuple_GET_SIZE(launch) != 4) {
+      PyErr_SetString(PyExc_TypeError, "signature: each launch must be (program, inputs, outputs, parameters)");
+      goto error;
+    }
+    Py_INCREF(PyTuple_GET_ITEM(launch, 0));
+    PyTuple_SET_ITEM(programs, k, PyTuple_GET_ITEM(launch, 0));
+    if (append_addresses(&words, &count, &capacity, PyTuple_GET_ITEM(launch, 1)) < 0 ||
+        append_addresses(&words, &count, &capacity, PyTuple_GET_ITEM(launch, 2)) < 0)
+      goto error;
+    int found = append_parameters(&words, &count, &capacity, PyTuple_GET_ITEM(launch, 3));
+    if (found < 0) {
+      PyErr_NoMemory();
+      goto error;
+    }
+    if (found > 0) {
+      PyMem_Free(words);
+      Py_DECREF(programs);
+      Py_RETURN_NONE;
+    }
+  }
+  PyObject* bytes = PyBytes_FromStringAndSize((const char*)words, count * (Py_ssize_t)sizeof(long long));
+  PyMem_Free(words);
+  if (bytes == NULL) {
+    Py_DECREF(programs);
+    return NULL;
+  }
+  return Py_BuildValue("(NN)", programs, bytes);
+error:
+  PyMem_Free(words);
+  Py_DECREF(programs);
+  return NULL;
+}
+
 /* primitive_runner(): the address of `run_primitives`, a launch's function. */
 static PyObject* primitive_runner(PyObject* self, PyObject* unused) {
   return PyLong_FromVoidPtr((void*)run_primitives);
@@ -233,6 +337,9 @@ static PyMethodDef methods[] = {
      "an exception from a signal handler (Ctrl-C) between two kernels stops the run and carries "
      "metajit_completed, the number of kernels that finished; so does a failed oneDNN launch "
      "(a MetajitDeviceError)."},
+    {"signature", signature, METH_VARARGS,
+     "signature(launches): (programs, bytes) telling apart launch sequences: the programs in order, every "
+     "input and output address and every parameter's bits; None when a parameter is not an int or float."},
     {"primitive_runner", primitive_runner, METH_NOARGS,
      "primitive_runner(): the address of the launch function that runs oneDNN primitives (see onednn.py)."},
     {"init_lock", init_lock, METH_VARARGS,

@@ -320,7 +320,8 @@ class ReorderedPrimitive:
                 self.output_reorder, self.source_reorder = (
                     (chained, self.source_reorder) if is_output else (self.output_reorder, chained))
             if role == "weights":  # inference keeps weights in oneDNN's layout (see KeptCopies)
-                self.weights = KeptCopies(lib.dnnl_memory_desc_get_size(wanted), self.workspace.allocator)
+                self.weights = KeptCopies(lib.dnnl_memory_desc_get_size(wanted), self.workspace.allocator,
+                                          guard=self.lock)
                 self.weight_reorder, self.weight_slots = before[-1], (position, scratch)
         self.residual_copies = None
         if "residual" in inputs:

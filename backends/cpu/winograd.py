@@ -84,10 +84,10 @@ class WinogradProgram:
         self.geometry = geometry
         self.padded_tiles = _padded_tiles(n, oh, ow)
         self.weight_bytes = aligned(36 * k * c * 4)
-        self.weights = KeptCopies(self.weight_bytes, workspace.allocator)
+        self.lock = threading.Lock()  # the kept weights are looked up and filled by one call at a time
+        self.weights = KeptCopies(self.weight_bytes, workspace.allocator, guard=self.lock)
         self.has_bias, self.activation = epilogue(call)
         self.sgemm = blas.routines()[np.dtype(np.float32)][0]
-        self.lock = threading.Lock()  # the kept weights are looked up and filled by one call at a time
         self.tile_layouts = {}
 
     def _tile_layout(self, threads):

@@ -21,6 +21,7 @@ and for a device whose kernels and copies run on one stream. Example::
     allocator.release(buffer)             # cached, not returned to the driver
 """
 import collections
+import contextlib
 import heapq
 import itertools
 import threading
@@ -179,6 +180,10 @@ class Workspace:
         self.local.buffer, self.local.nbytes = self.allocator.allocate(nbytes), nbytes
         return self.local.buffer
 
+    def current(self):
+        """This thread's scratch buffer as it is now (None before its first `reserve`)."""
+        return getattr(self.local, "buffer", None)
+
 
 # Buffer versions: a backend buffer with a ``version`` attribute (the cpu's host buffers)
 # gets a new one whenever it is chosen to receive new contents, so that a library program
@@ -229,10 +234,15 @@ class KeptCopies:
     A launch queued to run later (in a backend's launch sequence) reads a current copy
     through `pin`: until the thread calls `unpin_kept_copies`, the copy is not reused for
     another source, even when another thread's call drops it.
+
+    ``guard`` is the lock under which the callers ask and derive (their program's lock: no
+    one pins a copy half derived); `recorded_answers` logs what `pin` and
+    `derives_in_scratch` answered, for a caller that asks again under ``guard`` later.
     """
 
-    def __init__(self, nbytes, allocator, limit=64):
+    def __init__(self, nbytes, allocator, limit=64, guard=None):
         self.nbytes, self.allocator, self.limit = nbytes, allocator, limit
+        self.guard = guard if guard is not None else threading.Lock()
         self.seen = {}  # source address -> version at its last call
         self.kept = {}  # source address -> (version, buffer holding the derived copy)
         self.pins = {}  # id(buffer) -> queued launches reading it
@@ -247,7 +257,7 @@ class KeptCopies:
             address = source.address
             kept = self.kept.get(address)
             if kept is None or kept[0] != settled_version(source):
-                return None
+                return _answered(self, KeptCopies.pin, source, None)
             self.kept[address] = self.kept.pop(address)  # the most recently used
             buffer = kept[1]
             self.pins[id(buffer)] = self.pins.get(id(buffer), 0) + 1
@@ -255,7 +265,24 @@ class KeptCopies:
         if pinned is None:
             pinned = _pins.held = []
         pinned.append((self, buffer))
-        return buffer
+        return _answered(self, KeptCopies.pin, source, buffer)
+
+    def hold(self, buffer):
+        """Keep ``buffer`` (a copy `pin` gave) from being released until `release`: a
+        caller that keeps a launch built on it (a kept batch) reads it again later."""
+        with self.lock:
+            self.pins[id(buffer)] = self.pins.get(id(buffer), 0) + 1
+
+    def release(self, buffer):
+        """Let go of a `hold` on ``buffer``."""
+        self._unpin(buffer)
+
+    def holds_current(self, source, buffer):
+        """Whether ``buffer`` (held: `hold`) is still the copy kept for ``source``'s present
+        contents, as `pin` would find it. It takes no lock: a held copy is never rewritten
+        nor released, and a copy another call is deriving is another buffer."""
+        kept = self.kept.get(source.address)
+        return kept is not None and kept[1] is buffer and kept[0] == settled_version(source)
 
     def _unpin(self, buffer):
         with self.lock:
@@ -312,11 +339,11 @@ class KeptCopies:
             kept = self.kept.get(address)
             if (kept is not None and kept[0] == version) or (version is not None
                                                              and self.seen.get(address) == version):
-                return False
+                return _answered(self, KeptCopies.derives_in_scratch, source, False)
             if kept is not None:
                 self._drop(self.kept.pop(address)[1])
             self._note_seen(address, version)
-            return True
+            return _answered(self, KeptCopies.derives_in_scratch, source, True)
 
     def _note_seen(self, address, version):
         """Remember that a call found ``address`` at ``version`` (the lock held)."""
@@ -327,6 +354,33 @@ class KeptCopies:
 
 
 _pins = threading.local()  # per thread: (KeptCopies, buffer) pinned by launches it queued
+_answers = threading.local()  # per thread: the log of `recorded_answers`, or None
+
+
+def _answered(copies, question, source, answer):
+    """``answer``, logged where this thread records answers (`recorded_answers`)."""
+    log = getattr(_answers, "log", None)
+    if log is not None:
+        log.append((copies, question, source, answer))
+    return answer
+
+
+@contextlib.contextmanager
+def recorded_answers():
+    """Log, while the block runs on this thread, every answer of `KeptCopies.pin` and
+    `KeptCopies.derives_in_scratch` as ``(copies, question, source, answer)``: asking
+    ``question(copies, source)`` again under ``copies.guard`` tells whether the data a
+    launch was built on is still current. Yields the log::
+
+        with recorded_answers() as log:
+            calls = program.native_calls(inputs, outputs)
+    """
+    outer = getattr(_answers, "log", None)
+    _answers.log = log = []
+    try:
+        yield log
+    finally:
+        _answers.log = outer
 
 
 def unpin_kept_copies():

@@ -1,10 +1,12 @@
 """The toolkit's caching allocator over raw allocate/free functions."""
 import itertools
+import threading
 
 import pytest
 
 from metajit.toolkit.allocator import (CachingAllocator, KeptCopies, Workspace, begin_sequence, mark_written,
-                                      size_class, unpin_kept_copies)
+                                      recorded_answers, size_class, unpin_kept_copies)
+from tests.threads import run_in_threads
 
 
 class Block:
@@ -199,6 +201,57 @@ def test_a_pinned_copy_dropped_by_another_call_is_released_only_once_unpinned():
     unpin_kept_copies()  # the launch ran
     assert pool.allocated_bytes == size_class(1000)
     assert copies.pin(first) is None
+
+
+def test_a_held_copy_stays_current_until_its_source_changes_and_outlives_a_drop_until_released():
+    """A kept launch batch holds the copies it reads (`hold`) and checks them without a
+    lock at each use (`holds_current`); a held copy another call drops is released only
+    once the batch lets go of it."""
+    pool = pool_over(RawMemory())
+    copies = KeptCopies(1000, pool, limit=1)
+    first, second = Versioned(4096), Versioned(8192)
+    for source in (first, second):
+        mark_written(source)
+    begin_sequence()
+    copies.lookup(first)
+    kept, _ = copies.lookup(first)
+    copies.hold(kept)
+    assert copies.holds_current(first, kept) and not copies.holds_current(second, kept)
+    copies.lookup(second)
+    copies.lookup(second)  # evicts first's copy (limit 1) while it is held
+    assert not copies.holds_current(first, kept) and pool.allocated_bytes == 2 * size_class(1000)
+    copies.release(kept)
+    assert pool.allocated_bytes == size_class(1000)
+    mark_written(second)
+    begin_sequence()
+    replacement = copies.pin(second) or copies.lookup(second)
+    assert replacement is None  # the new contents are seen once: nothing kept for them yet
+    held, _ = copies.lookup(second)
+    copies.hold(held)
+    assert copies.holds_current(second, held)
+    mark_written(second)  # written again: the held copy is stale, though still kept
+    assert not copies.holds_current(second, held)
+    copies.release(held)
+
+
+def test_recorded_answers_log_what_pin_and_derives_in_scratch_answered_on_this_thread():
+    pool = pool_over(RawMemory())
+    copies = KeptCopies(1000, pool, limit=2)
+    weights = Versioned(4096)
+    mark_written(weights)
+    begin_sequence()
+    with recorded_answers() as log:
+        assert copies.pin(weights) is None and copies.derives_in_scratch(weights)
+        copies.lookup(weights)  # (not a question a queued launch asks)
+        other = Versioned(8192)
+        run_in_threads(lambda _: copies.derives_in_scratch(other), 1)  # logged on its thread only
+    assert log == [(copies, KeptCopies.pin, weights, None), (copies, KeptCopies.derives_in_scratch, weights, True)]
+    buffer, _ = copies.lookup(weights)
+    with recorded_answers() as log:
+        assert copies.pin(weights) is buffer
+    unpin_kept_copies()
+    assert log == [(copies, KeptCopies.pin, weights, buffer)]
+    assert isinstance(copies.guard, type(threading.Lock()))  # asked again under it
 
 
 def test_workspace_reserve_without_growing_keeps_the_buffer_it_handed_out():

@@ -14,7 +14,7 @@ import torch
 import metajit as jt
 from metajit import nn
 from metajit.backends import cpu
-from metajit.backends.cpu import grouped_conv, onednn, winograd
+from metajit.backends.cpu import grouped_conv, kept_batches, onednn, winograd
 from metajit.errors import MetajitDeviceError
 from tests.threads import run_in_threads
 
@@ -28,7 +28,8 @@ PROGRAMS = (onednn.ConvolutionProgram, onednn.PoolingProgram, onednn.ConcatProgr
 @pytest.fixture
 def called(monkeypatch):
     """How the library programs ran: ``(class name, "call")`` for a call,
-    ``(class name, "native")`` for launches handed to the C launcher."""
+    ``(class name, "native")`` for launches handed to the C launcher (their own, or those
+    of a kept batch)."""
     seen = []
     for program in PROGRAMS:
         for method, how in (("__call__", "call"), ("native_calls", "native")):
@@ -40,6 +41,15 @@ def called(monkeypatch):
                     seen.append((type(self).__name__, _how))
                 return result
             monkeypatch.setattr(program, method, spy)
+    find = kept_batches.find
+
+    def kept_batch_spy(plan_key, signature, launches):  # a kept batch runs its programs' native calls
+        kept = find(plan_key, signature, launches)
+        if kept is not None:
+            seen.extend((type(program).__name__, "native") for program, *_ in launches
+                        if isinstance(program, PROGRAMS))
+        return kept
+    monkeypatch.setattr(kept_batches, "find", kept_batch_spy)
     return seen
 
 

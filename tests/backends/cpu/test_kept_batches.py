@@ -1,0 +1,137 @@
+"""Native launch batches kept per plan (`kept_batches`): a forward run again on the same
+buffers runs the batch built by its last run without asking the programs again, reads
+weights written since then (never their stale kept copies), and tells apart sequences
+that differ only in a parameter's bits."""
+import numpy as np
+import pytest
+import torch
+
+import metajit as jt
+from metajit import nn
+from metajit.backends import cpu
+from metajit.backends.cpu import kept_batches, onednn
+
+pytestmark = [pytest.mark.skipif(onednn.library() is None, reason="oneDNN (onednn-cpu-gomp) not installed"),
+              pytest.mark.skipif(cpu.native_launcher is None, reason="the C launcher is not built")]
+F = torch.nn.functional
+
+
+def weights(rng):
+    """A 1x1 stem, a depthwise 3x3 and a 3x3 convolution, with biases."""
+    def pair(out_channels, in_channels, kernel):
+        scale = 1 / np.sqrt(in_channels * kernel * kernel)
+        return [(rng.standard_normal((out_channels, in_channels, kernel, kernel)) * scale).astype(np.float32),
+                rng.standard_normal(out_channels).astype(np.float32)]
+    return {"stem": pair(16, 3, 1), "depthwise": pair(16, 1, 3), "mix": pair(8, 16, 3)}
+
+
+def forward(x, w, conv, relu, relu6):
+    h = relu(conv(x, *w["stem"]))
+    h = relu6(conv(h, *w["depthwise"], padding=1, groups=16))
+    return conv(h, *w["mix"], padding=1) + 1.0
+
+
+def ours(x, mine):
+    with jt.no_grad():
+        return forward(jt.array(x), mine, nn.conv2d, nn.relu, nn.relu6).numpy()
+
+
+def theirs(x, w):
+    tensors = {name: [torch.from_numpy(a) for a in pair] for name, pair in w.items()}
+    return forward(torch.from_numpy(x), tensors, F.conv2d, F.relu, F.relu6).numpy()
+
+
+@pytest.fixture
+def asked(monkeypatch):
+    """``{"programs": calls of a convolution's native_calls, "kept": kept batches run}``."""
+    counts = {"programs": 0, "kept": 0}
+    native_calls, find = onednn.ReorderedPrimitive.native_calls, kept_batches.find
+
+    def counted_native_calls(self, *arguments):
+        counts["programs"] += 1
+        return native_calls(self, *arguments)
+
+    def counted_find(*arguments):
+        kept = find(*arguments)
+        counts["kept"] += kept is not None
+        return kept
+    monkeypatch.setattr(onednn.ReorderedPrimitive, "native_calls", counted_native_calls)
+    monkeypatch.setattr(kept_batches, "find", counted_find)
+    return counts
+
+
+def test_a_forward_run_again_runs_its_kept_batch_and_matches_torch(rng, asked):
+    w = weights(rng)
+    mine = {name: [jt.array(a) for a in pair] for name, pair in w.items()}
+    x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+    for _ in range(4):  # weights uploaded, seen settled, copied, then current: the batch is kept
+        ours(x, mine)
+    asked.update(programs=0, kept=0)
+    for _ in range(3):
+        x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+        np.testing.assert_allclose(ours(x, mine), theirs(x, w), rtol=1e-4, atol=1e-5)
+    assert asked == {"programs": 0, "kept": 3}
+
+
+def test_weights_written_since_the_batch_was_kept_are_read_not_their_stale_copies(rng, asked):
+    w = weights(rng)
+    mine = {name: [jt.array(a) for a in pair] for name, pair in w.items()}
+    x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+    for _ in range(4):
+        ours(x, mine)
+    same_buffers = 0
+    for step in range(3):
+        addresses = [mine[name][0]._node.buffer.raw.address for name in w]
+        for name in w:
+            w[name][0] = w[name][0] * np.float32(0.5) + np.float32(0.01 * (step + 1))
+            mine[name][0].assign(w[name][0])
+        jt.sync_all()
+        moved = [mine[name][0]._node.buffer.raw.address for name in w] != addresses
+        asked.update(programs=0, kept=0)
+        np.testing.assert_allclose(ours(x, mine), theirs(x, w), rtol=1e-4, atol=1e-5)
+        # the same buffers with new contents: the batch kept for them is not run
+        assert asked["kept"] == 0 or moved, asked
+        same_buffers += not moved
+        for _ in range(4):
+            np.testing.assert_allclose(ours(x, mine), theirs(x, w), rtol=1e-4, atol=1e-5)
+        assert asked["kept"] >= 1  # kept again once the new copies are current
+    assert same_buffers  # (the caching allocator hands the freed buffer back to assign)
+
+
+def test_a_forgotten_batch_lets_go_of_the_weight_copies_it_held(rng):
+    w = weights(rng)
+    mine = {name: [jt.array(a) for a in pair] for name, pair in w.items()}
+    x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+    kept_batches.forget_all()
+    for _ in range(4):
+        ours(x, mine)
+    batches = list(kept_batches._local.batches.values())
+    held = [(copies, buffer) for batch in batches for _, _, copies, buffer in batch.held]
+    assert len(held) == 3 and all(id(buffer) in copies.pins for copies, buffer in held)
+    kept_batches.forget_all()
+    assert all(id(buffer) not in copies.pins for copies, buffer in held)
+    np.testing.assert_allclose(ours(x, mine), theirs(x, w), rtol=1e-4, atol=1e-5)
+
+
+class Buffer:
+    address = 4096
+
+
+@pytest.mark.parametrize("first, second", [(0.0, -0.0), (1, 1.0), (1, True), (2.5, 2.5000000000000004)])
+def test_the_signature_tells_apart_parameters_python_calls_equal(first, second):
+    signature = cpu.native_launcher.signature
+    launch = ["program", [Buffer(), 8192], (Buffer(),)]
+    assert signature([(*launch, (first,))]) != signature([(*launch, (second,))])
+    assert signature([(*launch, (first,))]) == signature([(*launch, (first,))])
+
+
+def test_the_signature_tells_apart_addresses_and_programs_and_gives_none_for_other_parameters():
+    signature = cpu.native_launcher.signature
+    one = signature([("a", [4096], [8192], None), ("b", [], [4096], (1,))])
+    assert one == signature([("a", (4096,), (8192,), ()), ("b", [], [Buffer()], [1])])
+    assert one != signature([("a", [4096], [8192], None), ("c", [], [4096], (1,))])
+    assert one != signature([("a", [4096, 8192], [], None), ("b", [], [4096], (1,))])  # where the counts split
+    assert signature([("a", [], [4096], ("text",))]) is None
+    assert signature([("a", [], [4096], (1 << 70,))]) is None
+    with pytest.raises(TypeError, match="program, inputs, outputs, parameters"):
+        signature([("a", [], [])])
