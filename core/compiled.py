@@ -36,6 +36,7 @@ globals, a non-Module ``self``'s attributes) are constants of the capture, as in
 import collections
 import enum
 import math
+import operator
 import threading
 import types
 import warnings
@@ -56,6 +57,7 @@ from .var import Var
 
 _SIGNATURES_KEPT = 32  # captures kept per compiled function (the least recently used go)
 _NOT_RUN = object()  # `_as_written`: the call has not run yet
+_NODE_OF = operator.attrgetter("_node")
 
 
 def compile(function=None, *, fullgraph=False):
@@ -206,21 +208,23 @@ class CompiledFunction:
         replay = Replay(captured[0], [v._node for v in outputs], {id(node): slot for slot, node in enumerate(nodes)})
         with self._lock:  # published whole: `step` reads these under the lock
             entry.replay, entry.spec, entry.changes, entry.returned = replay, spec, changes, returned
-            entry.state = [(var, weakref.ref(node)) for var, node in zip(state, nodes[len(inputs):])]
+            entry.state = (state, [weakref.ref(node) for node in nodes[len(inputs):]])
         return result
 
 
 class _Signature:
     """What one kind of call has reached: warmed up, captured (``replay``), or running as
     written (``reason``); ``modules``: the Modules among its arguments (whose parameters
-    and buffers replays read, as the compiled module's)."""
+    and buffers replays read, as the compiled module's); ``state``: those parameters and
+    buffers (Vars) with weak references to the nodes they held at capture (a replay needs
+    each still to hold its node)."""
 
     def __init__(self, modules):
         self.modules = modules
         self.calls = 0
         self.capturing = False
         self.replay = self.reason = self.spec = None
-        self.changes, self.state, self.returned = -1, [], []
+        self.changes, self.state, self.returned = -1, ([], []), []
 
     def step(self):
         """What this call does (the signature's lock held): replay (a tuple: the replay,
@@ -233,9 +237,10 @@ class _Signature:
                 return "eager"
             self.reason, self.calls = None, 0  # a Module changed (eval() after train()): try again
         if self.replay is not None:
-            nodes = [node() for _, node in self.state]
-            if self.changes == module_state.changes() and all(v._node is n for (v, _), n in zip(self.state, nodes)):
-                return self.replay, self.spec, nodes, self.returned, [v for v, _ in self.state]
+            state_vars, captured = self.state
+            nodes = [node() for node in captured]
+            if self.changes == module_state.changes() and all(map(operator.is_, map(_NODE_OF, state_vars), nodes)):
+                return self.replay, self.spec, nodes, self.returned, state_vars
             self.replay, self.calls = None, 0  # the module changed: warm its caches up again
         self.calls += 1
         if self.calls == 1:

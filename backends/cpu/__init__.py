@@ -130,7 +130,7 @@ def metajit_backend_launch_sequence(launches, plan_key):
         if kept is not None:
             if onednn.library() is not None:
                 onednn.set_threads(flags.num_threads)
-            _run_native(kept.calls, kept.ends, 0)
+            _run_kept(kept, launches)
             return
         whole = onednn.library() is not None and not isinstance(plan_key, tuple)
         modes = chaining.modes_for(launches, plan_key) if whole else {}
@@ -140,8 +140,10 @@ def metajit_backend_launch_sequence(launches, plan_key):
         except BaseException as error:
             error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), modes)
             raise
-        if built is not None and signature is not None:
-            kept_batches.keep(plan_key, kept_batches.KeptBatch(signature, *built, modes))
+        # (a launch that grew the thread's workspace moved the scratch later calls read)
+        if built is not None and signature is not None and kept_batches.signature_of(
+                native_launcher, launches, _workspace) == signature:
+            kept_batches.offer(plan_key, kept_batches.KeptBatch(signature, *built, modes, clamped))
     except BaseException as error:
         if kept is not None:
             error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), kept.modes)
@@ -155,42 +157,75 @@ def _run_sequence(launches, modes, clamped=()):
     C call each (`native_launcher`, where the programs give ``native_calls``), the others
     one by one, convolutions in their ``modes`` (`chaining.chained_launches`), the max
     poolings of ``clamped`` told that their source holds no NaN and no -inf
-    (`chaining.clamped_sources`). Returns ``(calls, ends, answers)`` for a
-    `kept_batches.KeptBatch` when every launch ran in one native batch, else None."""
+    (`chaining.clamped_sources`). Returns ``(segments, answers)`` for a
+    `kept_batches.KeptBatch`, or None where it cannot be kept: a launch ran as a call
+    because of what a weight copy answered (the next run differs), or without the
+    launcher."""
     done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
     try:
         batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
+        segments = []  # native batches (calls, ends) and the indices of launches run as calls
         answers = []  # the weight copies' answers the batch relies on (None: it is not kept)
         with recorded_answers() as recorded:
             for index, (program, inputs, outputs, parameters) in enumerate(launches):
-                chaining_arguments = ()  # (chained inputs, output chained[, source clamped])
-                if index in modes or index in clamped:
-                    chained_inputs, readers = modes.get(index, chaining.UNCHAINED)
-                    chaining_arguments = (chained_inputs, bool(readers)) + ((True,) if index in clamped else ())
+                arguments = _chaining_arguments(index, modes, clamped)
                 if native_launcher is not None:
                     if type(program) is CompiledKernel:
                         batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
                         ends.append(len(batch))
                         continue
                     native_calls = getattr(program, "native_calls", None)
-                    calls = native_calls(inputs, outputs, *chaining_arguments) if native_calls is not None else None
+                    calls = native_calls(inputs, outputs, *arguments) if native_calls is not None else None
                     if recorded:
                         placed = kept_batches.answers_by_place(recorded, index, inputs)
-                        answers = None if placed is None or answers is None else answers + placed
+                        # a call made because of an answer (a copy to derive) is a launch next time
+                        answers = None if placed is None or answers is None or calls is None else answers + placed
                         recorded.clear()
                     if calls is not None:
                         batch += calls
                         ends.append(len(batch))
                         continue
                     done = _run_native(batch, ends, done)
+                    if batch:
+                        segments.append((*native_launcher.pack(batch), ends))
                     batch, ends = [], []
-                answers = None
-                program(inputs, outputs, parameters, *chaining_arguments)
+                    segments.append(index)
+                else:
+                    answers = None
+                program(inputs, outputs, parameters, *arguments)
                 done += 1
         _run_native(batch, ends, done)
-        if answers is None or not batch:
-            return None
-        return [kept_batches.as_addresses(call) for call in batch], ends, answers
+        if batch:
+            segments.append((*native_launcher.pack(batch), ends))
+        return None if answers is None else (segments, answers)
+    except BaseException as error:
+        if not hasattr(error, "metajit_completed"):
+            error.metajit_completed = done
+        raise
+
+
+def _chaining_arguments(index, modes, clamped):
+    """What launch ``index`` is told of its layouts: ``(chained inputs, output chained[,
+    source clamped])``, or nothing where it has neither."""
+    if index not in modes and index not in clamped:
+        return ()
+    chained_inputs, readers = modes.get(index, chaining.UNCHAINED)
+    return (chained_inputs, bool(readers)) + ((True,) if index in clamped else ())
+
+
+def _run_kept(kept, launches):
+    """Run the `kept_batches.KeptBatch` ``kept`` for ``launches``: its native batches, and
+    the launches it runs as calls on their buffers now."""
+    done = 0
+    try:
+        for segment in kept.segments:
+            if type(segment) is int:
+                program, inputs, outputs, parameters = launches[segment]
+                program(inputs, outputs, parameters, *_chaining_arguments(segment, kept.modes, kept.clamped))
+                done += 1
+            else:
+                packed, _, ends = segment  # (the parameters the packed calls point into stay kept)
+                done = _run_native(packed, ends, done)
     except BaseException as error:
         if not hasattr(error, "metajit_completed"):
             error.metajit_completed = done
@@ -198,12 +233,16 @@ def _run_sequence(launches, modes, clamped=()):
 
 
 def _run_native(batch, ends, done):
-    """Run ``batch`` in one C call; returns the launches done after it. An interruption
-    reports the launches whose calls all finished."""
+    """Run ``batch`` (a list of native calls, or bytes they were packed into) in one C
+    call; returns the launches done after it. An interruption reports the launches whose
+    calls all finished."""
     if not batch:
         return done
     try:
-        native_launcher.run(batch, flags.num_threads)
+        if type(batch) is list:
+            native_launcher.run(batch, flags.num_threads)
+        else:
+            native_launcher.run_packed(batch, flags.num_threads)
     except BaseException as error:
         finished = getattr(error, "metajit_completed", 0)
         error.metajit_completed = done + sum(1 for end in ends if end <= finished)

@@ -127,49 +127,10 @@ static Py_ssize_t buffer_count(PyObject* buffers) {
   return PyList_Check(buffers) || PyTuple_Check(buffers) ? PySequence_Fast_GET_SIZE(buffers) : 0;
 }
 
-/* run(launches, num_threads): run every launch of the list ``launches`` in order. */
-static PyObject* run(PyObject* self, PyObject* args) {
-  PyObject* launches;
-  long long num_threads;
-  if (!PyArg_ParseTuple(args, "O!L", &PyList_Type, &launches, &num_threads)) return NULL;
-  Py_ssize_t count = PyList_GET_SIZE(launches), slots = 1;
-  for (Py_ssize_t k = 0; k < count; ++k) {
-    PyObject* launch = PyList_GET_ITEM(launches, k);
-    if (!PyTuple_Check(launch) || PyTuple_GET_SIZE(launch) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(launch, 3))) {
-      PyErr_SetString(PyExc_TypeError, "launch: each launch must be (address, inputs, outputs, bytes)");
-      return NULL;
-    }
-    /* an empty input list still gets a (null) slot: kernels index their arrays unconditionally */
-    slots += buffer_count(PyTuple_GET_ITEM(launch, 1)) + buffer_count(PyTuple_GET_ITEM(launch, 2)) + 2;
-  }
-  void** addresses = PyMem_Calloc(slots, sizeof(void*));
-  Call* calls = PyMem_Calloc(count ? count : 1, sizeof(Call));
-  if (addresses == NULL || calls == NULL) {
-    PyMem_Free(addresses);
-    PyMem_Free(calls);
-    return PyErr_NoMemory();
-  }
-  void** next = addresses;
-  for (Py_ssize_t k = 0; k < count; ++k) {
-    PyObject* launch = PyList_GET_ITEM(launches, k);
-    void* function;
-    if (address_of(PyTuple_GET_ITEM(launch, 0), &function) < 0 || function == NULL) {
-      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "launch: null kernel address");
-      goto error;
-    }
-    calls[k].function = (KernelFunction)function;
-    calls[k].inputs = next;
-    Py_ssize_t read = read_addresses(PyTuple_GET_ITEM(launch, 1), next);
-    if (read < 0) goto error;
-    next += read + 1;
-    calls[k].outputs = next;
-    read = read_addresses(PyTuple_GET_ITEM(launch, 2), next);
-    if (read < 0) goto error;
-    next += read + 1;
-    calls[k].parameters = PyBytes_AS_STRING(PyTuple_GET_ITEM(launch, 3));
-  }
-  /* the list (and so every parameter bytes object) stays referenced by the caller; between
-     kernels the GIL is taken back briefly to notice Ctrl-C (a signal handler's exception) */
+/* Runs ``count`` calls in order with the GIL released, taking it back between two calls to
+ * notice Ctrl-C (a signal handler's exception); None, or NULL with the exception set, which
+ * carries ``metajit_completed`` (the calls that finished). */
+static PyObject* execute(const Call* calls, Py_ssize_t count, long long num_threads) {
   Py_ssize_t completed = 0;
   int interrupted = 0, failed = 0;
   PyThreadState* state = PyEval_SaveThread();
@@ -190,8 +151,6 @@ static PyObject* run(PyObject* self, PyObject* args) {
     }
   }
   PyEval_RestoreThread(state);
-  PyMem_Free(addresses);
-  PyMem_Free(calls);
   if (failed) set_primitive_error(failed);
   if (interrupted || failed) {
     /* the caller keeps what finished: the exception carries how many launches completed */
@@ -205,10 +164,111 @@ static PyObject* run(PyObject* self, PyObject* args) {
     return NULL;
   }
   Py_RETURN_NONE;
-error:
+}
+
+/* The address slots ``launches`` (a list of (address, inputs, outputs, bytes)) need, a null
+ * one after each input and output list included (kernels index their arrays
+ * unconditionally); -1 with an error set when a launch is malformed. */
+static Py_ssize_t count_slots(PyObject* launches) {
+  Py_ssize_t count = PyList_GET_SIZE(launches), slots = 1;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    PyObject* launch = PyList_GET_ITEM(launches, k);
+    if (!PyTuple_Check(launch) || PyTuple_GET_SIZE(launch) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(launch, 3))) {
+      PyErr_SetString(PyExc_TypeError, "launch: each launch must be (address, inputs, outputs, bytes)");
+      return -1;
+    }
+    slots += buffer_count(PyTuple_GET_ITEM(launch, 1)) + buffer_count(PyTuple_GET_ITEM(launch, 2)) + 2;
+  }
+  return slots;
+}
+
+/* Fills ``calls`` from ``launches``, their addresses in ``addresses`` (zeroed, count_slots
+ * long); -1 with an error set. The calls point at the launches' parameter bytes. */
+static int read_calls(PyObject* launches, Call* calls, void** addresses) {
+  void** next = addresses;
+  for (Py_ssize_t k = 0; k < PyList_GET_SIZE(launches); ++k) {
+    PyObject* launch = PyList_GET_ITEM(launches, k);
+    void* function;
+    if (address_of(PyTuple_GET_ITEM(launch, 0), &function) < 0 || function == NULL) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "launch: null kernel address");
+      return -1;
+    }
+    calls[k].function = (KernelFunction)function;
+    calls[k].inputs = next;
+    Py_ssize_t read = read_addresses(PyTuple_GET_ITEM(launch, 1), next);
+    if (read < 0) return -1;
+    next += read + 1;
+    calls[k].outputs = next;
+    read = read_addresses(PyTuple_GET_ITEM(launch, 2), next);
+    if (read < 0) return -1;
+    next += read + 1;
+    calls[k].parameters = PyBytes_AS_STRING(PyTuple_GET_ITEM(launch, 3));
+  }
+  return 0;
+}
+
+/* run(launches, num_threads): run every launch of the list ``launches`` in order. */
+static PyObject* run(PyObject* self, PyObject* args) {
+  PyObject* launches;
+  long long num_threads;
+  if (!PyArg_ParseTuple(args, "O!L", &PyList_Type, &launches, &num_threads)) return NULL;
+  Py_ssize_t count = PyList_GET_SIZE(launches), slots = count_slots(launches);
+  if (slots < 0) return NULL;
+  void** addresses = PyMem_Calloc(slots, sizeof(void*));
+  Call* calls = PyMem_Calloc(count ? count : 1, sizeof(Call));
+  /* the list (and so every parameter bytes object) stays referenced by the caller */
+  PyObject* result = addresses == NULL || calls == NULL ? PyErr_NoMemory()
+                     : read_calls(launches, calls, addresses) < 0 ? NULL
+                     : execute(calls, count, num_threads);
   PyMem_Free(addresses);
   PyMem_Free(calls);
+  return result;
+}
+
+/* pack(launches): ``(packed, parameters)``: the launches read once into a bytes object (a
+ * call count, the calls, their addresses), for `run_packed`; ``parameters`` holds the
+ * parameter bytes objects the packed calls point into (keep it with ``packed``). */
+static PyObject* pack(PyObject* self, PyObject* args) {
+  PyObject* launches;
+  if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &launches)) return NULL;
+  Py_ssize_t count = PyList_GET_SIZE(launches), slots = count_slots(launches);
+  if (slots < 0) return NULL;
+  Py_ssize_t header = (Py_ssize_t)sizeof(long long) + count * (Py_ssize_t)sizeof(Call);
+  PyObject* packed = PyBytes_FromStringAndSize(NULL, header + slots * (Py_ssize_t)sizeof(void*));
+  PyObject* parameters = PyTuple_New(count);
+  if (packed == NULL || parameters == NULL) goto error;
+  char* data = PyBytes_AS_STRING(packed); /* filled in place: its pointers point into itself */
+  memset(data, 0, PyBytes_GET_SIZE(packed));
+  *(long long*)data = count;
+  if (read_calls(launches, (Call*)(data + sizeof(long long)), (void**)(data + header)) < 0) goto error;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    PyObject* bytes = PyTuple_GET_ITEM(PyList_GET_ITEM(launches, k), 3);
+    Py_INCREF(bytes);
+    PyTuple_SET_ITEM(parameters, k, bytes);
+  }
+  return Py_BuildValue("(NN)", packed, parameters);
+error:
+  Py_XDECREF(packed);
+  Py_XDECREF(parameters);
   return NULL;
+}
+
+/* run_packed(packed, num_threads): run the launches `pack` read into ``packed``. */
+static PyObject* run_packed(PyObject* self, PyObject* args) {
+  PyObject* packed;
+  long long num_threads;
+  if (!PyArg_ParseTuple(args, "O!L", &PyBytes_Type, &packed, &num_threads)) return NULL;
+  const char* data = PyBytes_AS_STRING(packed);
+  if (PyBytes_GET_SIZE(packed) < (Py_ssize_t)sizeof(long long)) {
+    PyErr_SetString(PyExc_ValueError, "run_packed: not a packed launch list");
+    return NULL;
+  }
+  long long count = *(const long long*)data;
+  if (count < 0 || PyBytes_GET_SIZE(packed) < (Py_ssize_t)(sizeof(long long) + count * sizeof(Call))) {
+    PyErr_SetString(PyExc_ValueError, "run_packed: not a packed launch list");
+    return NULL;
+  }
+  return execute((const Call*)(data + sizeof(long long)), (Py_ssize_t)count, num_threads);
 }
 
 /* Appends ``value`` to ``words`` (a growing array of 8-byte words); -1 when out of memory. */
@@ -337,6 +397,11 @@ static PyMethodDef methods[] = {
      "an exception from a signal handler (Ctrl-C) between two kernels stops the run and carries "
      "metajit_completed, the number of kernels that finished; so does a failed oneDNN launch "
      "(a MetajitDeviceError)."},
+    {"pack", pack, METH_VARARGS,
+     "pack(launches): (packed, parameters): the launches read once, for run_packed; keep parameters (the "
+     "parameter bytes the packed calls point into) with packed."},
+    {"run_packed", run_packed, METH_VARARGS,
+     "run_packed(packed, num_threads): run the launches pack read, as run does."},
     {"signature", signature, METH_VARARGS,
      "signature(launches): (programs, bytes) telling apart launch sequences: the programs in order, every "
      "input and output address and every parameter's bits; None when a parameter is not an int or float."},

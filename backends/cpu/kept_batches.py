@@ -12,7 +12,7 @@ weight copy its calls were built on is still current for the buffers now in thos
 thread dropping one does not release it under a running batch.
 
 A batch keeps its programs alive (its calls carry their oneDNN primitives' addresses) and
-plain addresses, no buffers.
+its calls packed once (`_launch.pack`: plain addresses, no buffers, nothing to read again).
 """
 import atexit
 import collections
@@ -22,6 +22,7 @@ from metajit.flags import flags
 from metajit.toolkit.allocator import KeptCopies
 
 KEPT_PER_THREAD = 64
+VARIANTS = 4
 _local = threading.local()
 _exiting = False
 
@@ -33,19 +34,23 @@ def _stop_releasing():
 
 
 class KeptBatch:
-    """One sequence's native calls (``calls``, a list for the launcher, and ``ends``: where
-    each launch's calls end), the ``signature`` they were built for and the convolution
-    chaining ``modes`` they ran in. ``answers`` are the weight copies' answers the calls
-    were built on (``(launch index, input slot, copies, question, answer)``, `recorded_answers`):
-    the copies they read are held while the batch lives and checked at each use (``held``);
-    the other questions are asked again (``asked``), except a `KeptCopies.pin` that found
-    no copy where `KeptCopies.derives_in_scratch` on the same source follows it (that one
-    answers False where a copy is current)."""
+    """One sequence's ``segments``: native batches (``(packed, parameters, ends)``: the
+    calls packed for the launcher (`_launch.pack`), the parameter bytes they point into,
+    and where each launch's calls end) and the indices of the launches that run
+    as calls (a program with no native path for them, such as a max pooling that mends
+    NaNs in Python); the ``signature`` they were built for and the convolution chaining
+    ``modes`` and ``clamped`` poolings they ran with. ``answers`` are the weight copies'
+    answers the calls were built on (``(launch index, input slot, copies, question,
+    answer)``, `recorded_answers`): the copies they read are held while the batch lives
+    and checked at each use (``held``); the other questions are asked again (``asked``),
+    except a `KeptCopies.pin` that found no copy where `KeptCopies.derives_in_scratch` on
+    the same source follows it (that one answers False where a copy is current)."""
 
-    __slots__ = ("signature", "calls", "ends", "modes", "held", "asked")
+    __slots__ = ("signature", "segments", "modes", "clamped", "held", "asked", "calls_made")
 
-    def __init__(self, signature, calls, ends, answers, modes):
-        self.signature, self.calls, self.ends, self.modes = signature, calls, ends, modes
+    def __init__(self, signature, segments, answers, modes, clamped):
+        self.signature, self.segments, self.modes, self.clamped = signature, segments, modes, clamped
+        self.calls_made = tuple(segment for segment in segments if type(segment) is int)
         self.held, self.asked = [], []
         for k, (index, slot, copies, question, answer) in enumerate(answers):
             if question is KeptCopies.pin and answer is not None:
@@ -91,44 +96,50 @@ def signature_of(launcher, launches, workspace):
 
 
 def find(plan_key, signature, launches):
-    """The batch kept for ``plan_key`` when it was built for ``signature`` and is still
-    current (`KeptBatch.current`) for ``launches``, else None. What the questions asked
-    again pin, the caller unpins (`unpin_kept_copies`), also when None is returned."""
+    """The batch kept for ``plan_key`` and ``signature`` when it is still current
+    (`KeptBatch.current`) for ``launches``, else None. What the questions asked again
+    pin, the caller unpins (`unpin_kept_copies`), also when None is returned."""
     batches = getattr(_local, "batches", None)
-    kept = batches.get(plan_key) if batches is not None else None
-    if kept is None or kept.signature != signature or not kept.current(launches):
+    variants = batches.get(plan_key) if batches is not None else None
+    if variants is None:
         return None
-    batches.move_to_end(plan_key)
-    return kept
+    for kept, confirmed in variants:
+        if kept.signature == signature:
+            if not confirmed or not kept.current(launches):
+                return None
+            batches.move_to_end(plan_key)
+            return kept
+    return None
 
 
-def keep(plan_key, kept):
-    """Keep the `KeptBatch` ``kept`` for ``plan_key`` on this thread, in place of the one
-    kept before (the least recently used goes beyond `KEPT_PER_THREAD`)."""
+def offer(plan_key, kept):
+    """Keep the `KeptBatch` ``kept`` for ``plan_key`` on this thread, in place of one kept
+    for the same signature. A plan keeps `VARIANTS` signatures (a loop that holds its last
+    output while the next is computed alternates between two output buffers), and a
+    thread `KEPT_PER_THREAD` plans, the least recently used going first. A batch with
+    launches run as calls is used only once a second build for the same signature made
+    the same calls: a program may run as a call once to prepare a native run (a product
+    recording its BLAS calls)."""
     batches = getattr(_local, "batches", None)
     if batches is None:
         batches = _local.batches = collections.OrderedDict()
-    replaced = batches.pop(plan_key, None)
-    if replaced is not None:
-        replaced.release()
-    batches[plan_key] = kept
+    variants = batches.pop(plan_key, [])
+    replaced = next((entry for entry in variants if entry[0].signature == kept.signature), None)
+    confirmed = not kept.calls_made or (replaced is not None and replaced[0].calls_made == kept.calls_made)
+    dropped = [entry for entry in variants if entry is replaced] + variants[VARIANTS - 1:]
+    batches[plan_key] = [(kept, confirmed)] + [entry for entry in variants[:VARIANTS - 1] if entry is not replaced]
     if len(batches) > KEPT_PER_THREAD:
-        batches.popitem(last=False)[1].release()
+        dropped += batches.popitem(last=False)[1]
+    for entry in dropped:
+        entry[0].release()
 
 
 def forget_all():
     """Drop this thread's kept batches (their programs and held copies with them)."""
     batches, _local.batches = getattr(_local, "batches", None), None
-    for kept in (batches or {}).values():
-        kept.release()
-
-
-def as_addresses(call):
-    """A native call ``(function, inputs, outputs, parameters)`` with plain addresses in
-    place of buffers, to be kept without keeping the buffers."""
-    function, inputs, outputs, parameters = call
-    return (function, tuple([b if type(b) is int else b.address for b in inputs]),
-            tuple([b if type(b) is int else b.address for b in outputs]), parameters)
+    for variants in (batches or {}).values():
+        for kept, _ in variants:
+            kept.release()
 
 
 def answers_by_place(recorded, index, inputs):

@@ -98,6 +98,47 @@ def test_weights_written_since_the_batch_was_kept_are_read_not_their_stale_copie
     assert same_buffers  # (the caching allocator hands the freed buffer back to assign)
 
 
+def test_a_loop_holding_its_last_output_alternates_between_two_kept_batches(rng, asked):
+    """``y = model(x)`` in a loop holds the last output while the next is computed, so
+    the outputs alternate between two buffers: both sequences are kept."""
+    w = weights(rng)
+    mine = {name: [jt.array(a) for a in pair] for name, pair in w.items()}
+    x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+    held = None
+    with jt.no_grad():
+        for step in range(10):
+            if step == 6:
+                asked.update(programs=0, kept=0)
+            held = forward(jt.array(x), mine, nn.conv2d, nn.relu, nn.relu6)
+            held.sync()
+    assert asked == {"programs": 0, "kept": 4}
+    np.testing.assert_allclose(held.numpy(), theirs(x, w), rtol=1e-4, atol=1e-5)
+
+
+def test_a_max_pooling_mending_nans_in_python_runs_as_a_call_inside_its_kept_batch(rng, asked):
+    """A maximum over values that may hold NaN (no ReLU before it) mends them in Python
+    after oneDNN's pooling: the kept batch runs it as a call between its native parts."""
+    stem = weights(rng)["stem"]
+    mine, tensors = [jt.array(a) for a in stem], [torch.from_numpy(a) for a in stem]
+
+    def pooled(x, conv, max_pool):
+        return max_pool(conv(x, *tensors if conv is F.conv2d else mine) * 2.0, 3, 2, 1) + 1.0
+    for step in range(8):
+        x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+        if step >= 6:
+            x[0, 1, 4, 4] = np.nan
+        if step == 5:
+            asked.update(programs=0, kept=0)
+        with jt.no_grad():
+            result = pooled(jt.array(x), nn.conv2d, nn.max_pool2d).numpy()
+        expected = pooled(torch.from_numpy(x), F.conv2d, F.max_pool2d).numpy()
+        np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5)
+    assert np.isnan(result).any() and asked == {"programs": 0, "kept": 3}
+    pooling = [batch for variants in kept_batches._local.batches.values() for batch, _ in variants
+               if any(type(p).__name__ == "PoolingProgram" for p in batch.signature[0][0])]
+    assert pooling and all(batch.calls_made for batch in pooling)
+
+
 def test_a_forgotten_batch_lets_go_of_the_weight_copies_it_held(rng):
     w = weights(rng)
     mine = {name: [jt.array(a) for a in pair] for name, pair in w.items()}
@@ -105,7 +146,7 @@ def test_a_forgotten_batch_lets_go_of_the_weight_copies_it_held(rng):
     kept_batches.forget_all()
     for _ in range(4):
         ours(x, mine)
-    batches = list(kept_batches._local.batches.values())
+    batches = [batch for variants in kept_batches._local.batches.values() for batch, _ in variants]
     held = [(copies, buffer) for batch in batches for _, _, copies, buffer in batch.held]
     assert len(held) == 3 and all(id(buffer) in copies.pins for copies, buffer in held)
     kept_batches.forget_all()
@@ -135,3 +176,41 @@ def test_the_signature_tells_apart_addresses_and_programs_and_gives_none_for_oth
     assert signature([("a", [], [4096], (1 << 70,))]) is None
     with pytest.raises(TypeError, match="program, inputs, outputs, parameters"):
         signature([("a", [], [])])
+
+
+class Released:
+    """A stand-in for a `KeptBatch` counting its releases."""
+
+    def __init__(self, signature, calls_made=()):
+        self.signature, self.calls_made, self.releases = signature, calls_made, 0
+
+    def current(self, launches):
+        return True
+
+    def release(self):
+        self.releases += 1
+
+
+def test_offer_keeps_a_few_signatures_per_plan_and_confirms_batches_that_make_calls(monkeypatch):
+    monkeypatch.setattr(kept_batches, "KEPT_PER_THREAD", 2)
+    kept_batches.forget_all()
+    first, second, third = (Released(s) for s in "abc")
+    for batch in (first, second, third):
+        kept_batches.offer("plan", batch)
+    assert kept_batches.find("plan", "a", []) is first and kept_batches.find("plan", "c", []) is third
+    again = Released("a")
+    kept_batches.offer("plan", again)  # replaces the batch of the same signature
+    assert first.releases == 1 and kept_batches.find("plan", "a", []) is again
+    for k in range(kept_batches.VARIANTS):
+        kept_batches.offer("plan", Released(f"new {k}"))
+    assert second.releases == third.releases == again.releases == 1  # the oldest variants went
+    calling = Released("x", calls_made=(3,))
+    kept_batches.offer("other", calling)
+    assert kept_batches.find("other", "x", []) is None  # not yet confirmed
+    confirming = Released("x", calls_made=(3,))
+    kept_batches.offer("other", confirming)
+    assert kept_batches.find("other", "x", []) is confirming
+    kept_batches.offer("third plan", Released("y"))  # beyond KEPT_PER_THREAD plans: "plan" goes
+    assert kept_batches.find("plan", "new 0", []) is None and kept_batches.find("other", "x", []) is confirming
+    kept_batches.forget_all()
+    assert confirming.releases == 1

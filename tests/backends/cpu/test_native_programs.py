@@ -194,6 +194,27 @@ def test_a_failing_primitive_raises_a_device_error_and_releases_its_lock():
     assert bound_to == [4096, 4096]  # each memory bound once: the address is remembered
 
 
+def test_packed_launches_run_as_the_list_they_were_packed_from():
+    """`pack` reads a launch list once (a kept batch); `run_packed` runs it as `run` runs
+    the list, a failing launch reported with the launches finished before it."""
+    launcher, bound_to, keep = cpu.native_launcher, [], []
+    working = primitive_launch(launcher, 0, bound_to, keep)
+    failing = primitive_launch(launcher, 5, bound_to, keep)
+    packed, parameters = launcher.pack([working, working])
+    assert parameters == (working[3], working[3])
+    launcher.run_packed(packed, 1)
+    assert bound_to == [4096]  # bound once, as the list's run binds it
+    packed, parameters = launcher.pack([working, failing, working])
+    with pytest.raises(MetajitDeviceError, match="status 5") as raised:
+        launcher.run_packed(packed, 1)
+    assert raised.value.metajit_completed == 1
+    with pytest.raises(TypeError, match="address, inputs, outputs, bytes"):
+        launcher.pack([(1, [], [])])
+    with pytest.raises(ValueError, match="not a packed launch list"):
+        launcher.run_packed(b"\x05", 1)
+    launcher.run_packed(launcher.pack([])[0], 1)  # nothing to do
+
+
 class SlowThenConvolved(nn.Module):
     """A long reduction, then a convolution, twice: the second convolution's launch waits
     in the sequence behind the reduction, reading its weights' kept copy."""
