@@ -109,6 +109,17 @@ class Versioned:
         self.address, self.version = address, None
 
 
+def copies_of_settled_weights():
+    """``(pool, copies, weights)``: copies (at most two kept) of a source whose contents an
+    earlier launch sequence wrote."""
+    pool = pool_over(RawMemory())
+    copies = KeptCopies(1000, pool, limit=2)
+    weights = Versioned(4096)
+    mark_written(weights)
+    begin_sequence()
+    return pool, copies, weights
+
+
 def test_kept_copies_are_made_on_the_second_call_and_dropped_when_the_source_changes():
     raw = RawMemory()
     pool = pool_over(raw)
@@ -165,11 +176,7 @@ def test_kept_copies_stay_within_their_limit():
 
 
 def test_pin_gives_only_a_copy_derived_from_the_present_contents_and_forget_drops_it():
-    pool = pool_over(RawMemory())
-    copies = KeptCopies(1000, pool, limit=2)
-    weights = Versioned(4096)
-    mark_written(weights)
-    begin_sequence()
+    pool, copies, weights = copies_of_settled_weights()
     assert copies.pin(weights) is None and copies.lookup(weights) is None  # pin derives nothing
     buffer, _ = copies.lookup(weights)
     assert copies.pin(weights) is buffer
@@ -185,7 +192,9 @@ def test_pin_gives_only_a_copy_derived_from_the_present_contents_and_forget_drop
     assert copies.lookup(weights)[1] is False  # derived again
 
 
-def test_a_pinned_copy_dropped_by_another_call_is_released_only_once_unpinned():
+def one_copy_kept_of_two_sources():
+    """``(pool, copies, first, second, kept)``: copies kept for one source at most, the
+    first source's made (``kept``), the second source's contents settled too."""
     pool = pool_over(RawMemory())
     copies = KeptCopies(1000, pool, limit=1)
     first, second = Versioned(4096), Versioned(8192)
@@ -194,6 +203,11 @@ def test_a_pinned_copy_dropped_by_another_call_is_released_only_once_unpinned():
     begin_sequence()
     copies.lookup(first)
     kept, _ = copies.lookup(first)
+    return pool, copies, first, second, kept
+
+
+def test_a_pinned_copy_dropped_by_another_call_is_released_only_once_unpinned():
+    pool, copies, first, second, kept = one_copy_kept_of_two_sources()
     assert copies.pin(first) is kept  # a queued launch will read it
     copies.lookup(second)
     replacement, _ = copies.lookup(second)  # evicts first's copy (limit 1) while it is pinned
@@ -207,14 +221,7 @@ def test_a_held_copy_stays_current_until_its_source_changes_and_outlives_a_drop_
     """A kept launch batch holds the copies it reads (`hold`) and checks them without a
     lock at each use (`holds_current`); a held copy another call drops is released only
     once the batch lets go of it."""
-    pool = pool_over(RawMemory())
-    copies = KeptCopies(1000, pool, limit=1)
-    first, second = Versioned(4096), Versioned(8192)
-    for source in (first, second):
-        mark_written(source)
-    begin_sequence()
-    copies.lookup(first)
-    kept, _ = copies.lookup(first)
+    pool, copies, first, second, kept = one_copy_kept_of_two_sources()
     copies.hold(kept)
     assert copies.holds_current(first, kept) and not copies.holds_current(second, kept)
     copies.lookup(second)
@@ -235,11 +242,7 @@ def test_a_held_copy_stays_current_until_its_source_changes_and_outlives_a_drop_
 
 
 def test_recorded_answers_log_what_pin_and_derives_in_scratch_answered_on_this_thread():
-    pool = pool_over(RawMemory())
-    copies = KeptCopies(1000, pool, limit=2)
-    weights = Versioned(4096)
-    mark_written(weights)
-    begin_sequence()
+    pool, copies, weights = copies_of_settled_weights()
     with recorded_answers() as log:
         assert copies.pin(weights) is None and copies.derives_in_scratch(weights)
         copies.lookup(weights)  # (not a question a queued launch asks)
