@@ -122,8 +122,7 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 @hookimpl
 def metajit_backend_launch_sequence(launches, plan_key):
     # a segment's key is (plan key, first launch): a later segment may read what it writes
-    signature = (kept_batches.signature_of(native_launcher, launches, _workspace)
-                 if native_launcher is not None and hasattr(native_launcher, "signature") else None)
+    signature = kept_batches.signature_of(native_launcher, launches, _workspace)
     kept = None
     try:
         kept = kept_batches.find(plan_key, signature, launches) if signature is not None else None
@@ -136,14 +135,17 @@ def metajit_backend_launch_sequence(launches, plan_key):
         modes = chaining.modes_for(launches, plan_key) if whole else {}
         clamped = chaining.clamped_for(launches, plan_key) if whole else ()
         try:
-            built = _run_sequence(launches, modes, clamped)
+            built = _run_sequence(launches, modes, clamped, keep=signature is not None)
         except BaseException as error:
             error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), modes)
             raise
-        # (a launch that grew the thread's workspace moved the scratch later calls read)
-        if built is not None and signature is not None and kept_batches.signature_of(
-                native_launcher, launches, _workspace) == signature:
-            kept_batches.offer(plan_key, kept_batches.KeptBatch(signature, *built, modes, clamped))
+        try:  # every launch has run: an interruption from here on leaves them finished
+            # (a launch that grew the thread's workspace moved the scratch later calls read)
+            if built is not None and kept_batches.signature_of(native_launcher, launches, _workspace) == signature:
+                kept_batches.offer(plan_key, kept_batches.KeptBatch(signature, *built, modes, clamped))
+        except BaseException as error:
+            error.metajit_completed = len(launches)
+            raise
     except BaseException as error:
         if kept is not None:
             error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), kept.modes)
@@ -152,20 +154,19 @@ def metajit_backend_launch_sequence(launches, plan_key):
         unpin_kept_copies()  # the kept copies its native launches read may be reused now
 
 
-def _run_sequence(launches, modes, clamped=()):
+def _run_sequence(launches, modes, clamped=(), keep=False):
     """Run ``launches``: consecutive compiled kernels, BLAS calls and oneDNN programs in one
     C call each (`native_launcher`, where the programs give ``native_calls``), the others
     one by one, convolutions in their ``modes`` (`chaining.chained_launches`), the max
     poolings of ``clamped`` told that their source holds no NaN and no -inf
-    (`chaining.clamped_sources`). Returns ``(segments, answers)`` for a
+    (`chaining.clamped_sources`). With ``keep``, returns ``(segments, answers)`` for a
     `kept_batches.KeptBatch`, or None where it cannot be kept: a launch ran as a call
-    because of what a weight copy answered (the next run differs), or without the
-    launcher."""
+    because of what a weight copy answered (the next run differs)."""
     done = 0  # launches known to have finished, reported with an exception (Ctrl-C)
     try:
         batch, ends = [], []  # consecutive native calls (one C call), and where each launch's calls end
-        segments = []  # native batches (calls, ends) and the indices of launches run as calls
-        answers = []  # the weight copies' answers the batch relies on (None: it is not kept)
+        segments = [] if keep else None  # packed native batches and the indices of launches run as calls
+        answers = []  # the weight copies' answers the batch relies on
         with recorded_answers() as recorded:
             for index, (program, inputs, outputs, parameters) in enumerate(launches):
                 arguments = _chaining_arguments(index, modes, clamped)
@@ -178,26 +179,22 @@ def _run_sequence(launches, modes, clamped=()):
                     calls = native_calls(inputs, outputs, *arguments) if native_calls is not None else None
                     if recorded:
                         placed = kept_batches.answers_by_place(recorded, index, inputs)
-                        # a call made because of an answer (a copy to derive) is a launch next time
-                        answers = None if placed is None or answers is None or calls is None else answers + placed
+                        if placed is None or calls is None:  # (a call made to derive a copy: a launch next time)
+                            segments = None
+                        elif segments is not None:
+                            answers += placed
                         recorded.clear()
                     if calls is not None:
                         batch += calls
                         ends.append(len(batch))
                         continue
-                    done = _run_native(batch, ends, done)
-                    if batch:
-                        segments.append((*native_launcher.pack(batch), ends))
+                    done = _run_batch(batch, ends, done, segments)
                     batch, ends = [], []
-                    segments.append(index)
-                else:
-                    answers = None
-                program(inputs, outputs, parameters, *arguments)
-                done += 1
-        _run_native(batch, ends, done)
-        if batch:
-            segments.append((*native_launcher.pack(batch), ends))
-        return None if answers is None else (segments, answers)
+                    if segments is not None:
+                        segments.append(index)
+                done = _call(launches[index], arguments, done)
+        _run_batch(batch, ends, done, segments)
+        return None if segments is None else (segments, answers)
     except BaseException as error:
         if not hasattr(error, "metajit_completed"):
             error.metajit_completed = done
@@ -213,6 +210,28 @@ def _chaining_arguments(index, modes, clamped):
     return (chained_inputs, bool(readers)) + ((True,) if index in clamped else ())
 
 
+def _call(launch, arguments, done):
+    """Run ``launch`` as a Python call; returns the launches done after it (an exception
+    reports ``done``: a count the program's own launches carry is not the sequence's)."""
+    program, inputs, outputs, parameters = launch
+    try:
+        program(inputs, outputs, parameters, *arguments)
+    except BaseException as error:
+        error.metajit_completed = done
+        raise
+    return done + 1
+
+
+def _run_batch(batch, ends, done, segments):
+    """`_run_native` on ``batch``, packed first and appended to ``segments`` unless that
+    is None (a sequence that may be kept)."""
+    if batch and segments is not None:
+        packed, parameters = native_launcher.pack(batch)
+        segments.append((packed, parameters, ends))
+        batch = packed
+    return _run_native(batch, ends, done)
+
+
 def _run_kept(kept, launches):
     """Run the `kept_batches.KeptBatch` ``kept`` for ``launches``: its native batches, and
     the launches it runs as calls on their buffers now."""
@@ -220,9 +239,7 @@ def _run_kept(kept, launches):
     try:
         for segment in kept.segments:
             if type(segment) is int:
-                program, inputs, outputs, parameters = launches[segment]
-                program(inputs, outputs, parameters, *_chaining_arguments(segment, kept.modes, kept.clamped))
-                done += 1
+                done = _call(launches[segment], _chaining_arguments(segment, kept.modes, kept.clamped), done)
             else:
                 packed, _, ends = segment  # (the parameters the packed calls point into stay kept)
                 done = _run_native(packed, ends, done)
@@ -306,6 +323,7 @@ def metajit_backend_compile_code(call):
 
 @hookimpl
 def metajit_backend_empty_cache():
+    kept_batches.forget_all()  # (this thread's: their held weight copies go back to the allocator)
     _allocator.empty_cache()
 
 

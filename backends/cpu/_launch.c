@@ -111,15 +111,34 @@ static int address_of(PyObject* item, void** address) {
 }
 
 /* Reads ``buffers`` (a list or tuple) into ``slots``; returns the count or -1. */
-static Py_ssize_t read_addresses(PyObject* buffers, void** slots) {
+/* The address of item ``k`` of ``buffers`` (a list or tuple), held while it is read: reading
+ * an ``address`` attribute may run Python code that changes the list. -1 with an error set. */
+static int address_at(PyObject* buffers, Py_ssize_t k, void** address) {
+  if (k >= PySequence_Fast_GET_SIZE(buffers)) {
+    PyErr_SetString(PyExc_RuntimeError, "launch: a list of buffers changed while it was read");
+    return -1;
+  }
+  PyObject* item = PySequence_Fast_ITEMS(buffers)[k];
+  Py_INCREF(item);
+  int status = address_of(item, address);
+  Py_DECREF(item);
+  return status;
+}
+
+/* Reads ``buffers`` (a list or tuple) into ``slots``, which end before ``end``; returns the
+ * count or -1. */
+static Py_ssize_t read_addresses(PyObject* buffers, void** slots, void** end) {
   if (!PyList_Check(buffers) && !PyTuple_Check(buffers)) {
     PyErr_SetString(PyExc_TypeError, "launch: inputs and outputs must be lists or tuples");
     return -1;
   }
   Py_ssize_t count = PySequence_Fast_GET_SIZE(buffers);
-  PyObject** items = PySequence_Fast_ITEMS(buffers);
+  if (count >= end - slots) { /* (one slot more stays null) */
+    PyErr_SetString(PyExc_RuntimeError, "launch: a launch list changed while it was read");
+    return -1;
+  }
   for (Py_ssize_t k = 0; k < count; ++k)
-    if (address_of(items[k], &slots[k]) < 0) return -1;
+    if (address_at(buffers, k, &slots[k]) < 0) return -1;
   return count;
 }
 
@@ -182,12 +201,22 @@ static Py_ssize_t count_slots(PyObject* launches) {
   return slots;
 }
 
-/* Fills ``calls`` from ``launches``, their addresses in ``addresses`` (zeroed, count_slots
- * long); -1 with an error set. The calls point at the launches' parameter bytes. */
-static int read_calls(PyObject* launches, Call* calls, void** addresses) {
+/* Fills ``calls`` (``count`` of them) from ``launches``, their addresses in ``addresses``
+ * (zeroed, ``slots`` long); -1 with an error set. The calls point at the launches' parameter
+ * bytes. */
+static int read_calls(PyObject* launches, Py_ssize_t count, Call* calls, void** addresses, Py_ssize_t slots) {
   void** next = addresses;
-  for (Py_ssize_t k = 0; k < PyList_GET_SIZE(launches); ++k) {
+  void** end = addresses + slots;
+  for (Py_ssize_t k = 0; k < count; ++k) {
+    if (PyList_GET_SIZE(launches) != count) {
+      PyErr_SetString(PyExc_RuntimeError, "launch: the launch list changed while it was read");
+      return -1;
+    }
     PyObject* launch = PyList_GET_ITEM(launches, k);
+    if (!PyTuple_Check(launch) || PyTuple_GET_SIZE(launch) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(launch, 3))) {
+      PyErr_SetString(PyExc_TypeError, "launch: each launch must be (address, inputs, outputs, bytes)");
+      return -1;
+    }
     void* function;
     if (address_of(PyTuple_GET_ITEM(launch, 0), &function) < 0 || function == NULL) {
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "launch: null kernel address");
@@ -195,11 +224,11 @@ static int read_calls(PyObject* launches, Call* calls, void** addresses) {
     }
     calls[k].function = (KernelFunction)function;
     calls[k].inputs = next;
-    Py_ssize_t read = read_addresses(PyTuple_GET_ITEM(launch, 1), next);
+    Py_ssize_t read = read_addresses(PyTuple_GET_ITEM(launch, 1), next, end);
     if (read < 0) return -1;
     next += read + 1;
     calls[k].outputs = next;
-    read = read_addresses(PyTuple_GET_ITEM(launch, 2), next);
+    read = read_addresses(PyTuple_GET_ITEM(launch, 2), next, end);
     if (read < 0) return -1;
     next += read + 1;
     calls[k].parameters = PyBytes_AS_STRING(PyTuple_GET_ITEM(launch, 3));
@@ -218,7 +247,7 @@ static PyObject* run(PyObject* self, PyObject* args) {
   Call* calls = PyMem_Calloc(count ? count : 1, sizeof(Call));
   /* the list (and so every parameter bytes object) stays referenced by the caller */
   PyObject* result = addresses == NULL || calls == NULL ? PyErr_NoMemory()
-                     : read_calls(launches, calls, addresses) < 0 ? NULL
+                     : read_calls(launches, count, calls, addresses, slots) < 0 ? NULL
                      : execute(calls, count, num_threads);
   PyMem_Free(addresses);
   PyMem_Free(calls);
@@ -240,7 +269,12 @@ static PyObject* pack(PyObject* self, PyObject* args) {
   char* data = PyBytes_AS_STRING(packed); /* filled in place: its pointers point into itself */
   memset(data, 0, PyBytes_GET_SIZE(packed));
   *(long long*)data = count;
-  if (read_calls(launches, (Call*)(data + sizeof(long long)), (void**)(data + header)) < 0) goto error;
+  if (read_calls(launches, count, (Call*)(data + sizeof(long long)), (void**)(data + header), slots) < 0)
+    goto error;
+  if (PyList_GET_SIZE(launches) != count) {
+    PyErr_SetString(PyExc_RuntimeError, "launch: the launch list changed while it was read");
+    goto error;
+  }
   for (Py_ssize_t k = 0; k < count; ++k) {
     PyObject* bytes = PyTuple_GET_ITEM(PyList_GET_ITEM(launches, k), 3);
     Py_INCREF(bytes);
@@ -288,10 +322,9 @@ static int append_word(long long** words, Py_ssize_t* count, Py_ssize_t* capacit
 static int append_addresses(long long** words, Py_ssize_t* count, Py_ssize_t* capacity, PyObject* buffers) {
   Py_ssize_t size = buffer_count(buffers);
   if (append_word(words, count, capacity, size) < 0) return (PyErr_NoMemory(), -1);
-  PyObject** items = size ? PySequence_Fast_ITEMS(buffers) : NULL;
   for (Py_ssize_t k = 0; k < size; ++k) {
     void* address;
-    if (address_of(items[k], &address) < 0) return -1;
+    if (address_at(buffers, k, &address) < 0) return -1;
     if (append_word(words, count, capacity, (long long)(intptr_t)address) < 0) return (PyErr_NoMemory(), -1);
   }
   return 0;

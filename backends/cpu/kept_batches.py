@@ -63,13 +63,18 @@ class KeptBatch:
     def current(self, launches):
         """Whether the copies this batch reads are still current for the buffers of
         ``launches``, and the questions asked again answer as before (pinning what they
-        find, as building the batch did)."""
+        find, as building the batch did). They are first only peeked at: a check that
+        fails leaves no sighting noted (which would make the next build derive a copy)."""
         for index, slot, copies, buffer in self.held:
             if not copies.holds_current(launches[index][1][slot], buffer):
                 return False
-        for index, slot, copies, question, answer in self.asked:
+        asked = [(copies, question, launches[index][1][slot], answer)
+                 for index, slot, copies, question, answer in self.asked]
+        if any(copies.peek(question, source) is not answer for copies, question, source, answer in asked):
+            return False
+        for copies, question, source, answer in asked:
             with copies.guard:
-                if question(copies, launches[index][1][slot]) is not answer:
+                if question(copies, source) is not answer:  # (another thread's call came between)
                     return False
         return True
 
@@ -86,8 +91,11 @@ class KeptBatch:
 
 def signature_of(launcher, launches, workspace):
     """What a kept batch of ``launches`` must match (`launcher.signature` with the thread
-    count and the address of this thread's ``workspace`` buffer); None when the launches
-    cannot be told apart by it (a parameter that is not a Python number)."""
+    count and the address of this thread's ``workspace`` buffer); None without a launcher
+    that packs batches (not built, or built before it could), or when the launches cannot
+    be told apart by it (a parameter that is not a Python number)."""
+    if launcher is None or not hasattr(launcher, "pack"):
+        return None
     found = launcher.signature(launches)
     if found is None:
         return None
@@ -97,18 +105,23 @@ def signature_of(launcher, launches, workspace):
 
 def find(plan_key, signature, launches):
     """The batch kept for ``plan_key`` and ``signature`` when it is still current
-    (`KeptBatch.current`) for ``launches``, else None. What the questions asked again
-    pin, the caller unpins (`unpin_kept_copies`), also when None is returned."""
+    (`KeptBatch.current`) for ``launches``, else None; a stale one is dropped (its held
+    copies with it). What the questions asked again pin, the caller unpins
+    (`unpin_kept_copies`), also when None is returned."""
     batches = getattr(_local, "batches", None)
     variants = batches.get(plan_key) if batches is not None else None
     if variants is None:
         return None
-    for kept, confirmed in variants:
+    for position, (kept, confirmed) in enumerate(variants):
         if kept.signature == signature:
-            if not confirmed or not kept.current(launches):
+            if not confirmed:
                 return None
-            batches.move_to_end(plan_key)
-            return kept
+            if kept.current(launches):
+                batches.move_to_end(plan_key)
+                return kept
+            del variants[position]
+            kept.release()
+            return None
     return None
 
 

@@ -267,6 +267,17 @@ class KeptCopies:
         pinned.append((self, buffer))
         return _answered(self, KeptCopies.pin, source, buffer)
 
+    def peek(self, question, source):
+        """What ``question`` (`pin` or `derives_in_scratch`) would answer for ``source``
+        now, with none of its effects: nothing pinned, dropped or noted as seen."""
+        with self.lock:
+            address, version = source.address, settled_version(source)
+            kept = self.kept.get(address)
+            current = kept is not None and kept[0] == version
+            if question is KeptCopies.pin:
+                return kept[1] if current else None
+            return not current and not (version is not None and self.seen.get(address) == version)
+
     def hold(self, buffer):
         """Keep ``buffer`` (a copy `pin` gave) from being released until `release`: a
         caller that keeps a launch built on it (a kept batch) reads it again later."""

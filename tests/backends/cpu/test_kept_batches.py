@@ -10,6 +10,7 @@ import metajit as jt
 from metajit import nn
 from metajit.backends import cpu
 from metajit.backends.cpu import kept_batches, onednn
+from metajit.toolkit.allocator import KeptCopies
 
 pytestmark = [pytest.mark.skipif(onednn.library() is None, reason="oneDNN (onednn-cpu-gomp) not installed"),
               pytest.mark.skipif(cpu.native_launcher is None, reason="the C launcher is not built")]
@@ -43,8 +44,10 @@ def theirs(x, w):
 
 @pytest.fixture
 def asked(monkeypatch):
-    """``{"programs": calls of a convolution's native_calls, "kept": kept batches run}``."""
+    """``{"programs": calls of a convolution's native_calls, "kept": kept batches run}``,
+    this thread's kept batches forgotten first."""
     counts = {"programs": 0, "kept": 0}
+    kept_batches.forget_all()  # (batches other tests kept on this thread)
     native_calls, find = onednn.ReorderedPrimitive.native_calls, kept_batches.find
 
     def counted_native_calls(self, *arguments):
@@ -139,6 +142,42 @@ def test_a_max_pooling_mending_nans_in_python_runs_as_a_call_inside_its_kept_bat
     assert pooling and all(batch.calls_made for batch in pooling)
 
 
+def test_a_weight_new_at_every_step_before_a_constant_one_is_never_copied(rng, asked, monkeypatch):
+    """A trained weight read before a frozen one (a generator trained through a fixed
+    network): checking a kept batch must not note a sighting of the trained weight
+    when a later question fails, or the rebuild would derive a kept copy of weights that
+    change at every step. Once both settle, the kept batch runs."""
+    made = []
+    lookup = KeptCopies.lookup
+
+    def counted_lookup(self, source):
+        found = lookup(self, source)
+        made.append(found is not None and not found[1])  # a copy derived now
+        return found
+    monkeypatch.setattr(KeptCopies, "lookup", counted_lookup)
+    with jt.no_grad():  # a workspace large enough already: the first step's batch is kept
+        big = rng.standard_normal((4, 64, 32, 32)).astype(np.float32)
+        nn.conv2d(jt.array(big), jt.array(big[:, :, :3, :3].copy()), padding=1).numpy()
+    trained = rng.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.1
+    frozen = rng.standard_normal((8, 16, 3, 3)).astype(np.float32) * 0.1
+    mine_trained, mine_frozen = jt.array(trained), jt.array(frozen)
+    x = rng.standard_normal((1, 8, 8, 8)).astype(np.float32)
+    for step in range(8):
+        trained = trained + np.float32(0.01)
+        mine_trained.assign(trained)
+        jt.sync_all()
+        if step == 5:
+            asked.update(programs=0, kept=0)
+        with jt.no_grad():
+            result = nn.conv2d(nn.relu(nn.conv2d(jt.array(x), mine_trained, padding=1)), mine_frozen,
+                               padding=1).numpy()
+        expected = F.conv2d(F.relu(F.conv2d(torch.from_numpy(x), torch.from_numpy(trained), padding=1)),
+                            torch.from_numpy(frozen), padding=1).numpy()
+        np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5)
+    assert made.count(True) == 1  # the frozen weight's copy, never the trained one's
+    assert asked == {"programs": 0, "kept": 3}
+
+
 def test_a_forgotten_batch_lets_go_of_the_weight_copies_it_held(rng):
     w = weights(rng)
     mine = {name: [jt.array(a) for a in pair] for name, pair in w.items()}
@@ -214,3 +253,29 @@ def test_offer_keeps_a_few_signatures_per_plan_and_confirms_batches_that_make_ca
     assert kept_batches.find("plan", "new 0", []) is None and kept_batches.find("other", "x", []) is confirming
     kept_batches.forget_all()
     assert confirming.releases == 1
+
+
+def test_an_interruption_after_every_launch_ran_reports_them_all_finished(rng, monkeypatch):
+    """Keeping the batch comes after the sequence ran: an exception there (Ctrl-C) reports
+    every launch finished, so the executor keeps their outputs instead of treating donated
+    buffers they overwrote as intact."""
+    kept_batches.forget_all()
+    w = weights(rng)
+    mine = {name: [jt.array(a) for a in pair] for name, pair in w.items()}
+    x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+    sequences = []
+    run_sequence = cpu._run_sequence
+
+    def counted_run_sequence(launches, *arguments, **options):
+        sequences.append(len(launches))
+        return run_sequence(launches, *arguments, **options)
+
+    def interrupted_offer(plan_key, kept):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cpu, "_run_sequence", counted_run_sequence)
+    monkeypatch.setattr(kept_batches, "offer", interrupted_offer)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        ours(x, mine)
+    assert raised.value.metajit_completed == sequences[-1] > 0
+    monkeypatch.undo()
+    np.testing.assert_allclose(ours(x, mine), theirs(x, w), rtol=1e-4, atol=1e-5)
