@@ -21,7 +21,7 @@ from ..math_ops import binary, cast, register_inference_addition, relu
 from ..shape_ops import concat_composed, pad, register_inference_concat
 from ..var import Var
 from . import library
-from .module import Module
+from .module import Module, state_entries
 
 
 def _pair(value, count=2):
@@ -489,7 +489,8 @@ class _Convolution(_ConvNd):
         padding = self.padding
         if self.padding_mode != "zeros":
             x, padding = pad_spatial(x, self._padding_pairs, self.padding_mode), 0
-        return self.convolution(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        weight, bias = state_entries(self, "_parameters", ("weight", "bias"))
+        return self.convolution(x, weight, bias, self.stride, padding, self.dilation, self.groups)
 
 
 class Conv1d(_Convolution):

@@ -7,7 +7,7 @@ from .. import creation, init
 from ..errors import MetajitIndexError, MetajitShapeError
 from ..math_ops import where
 from . import functional as F
-from .module import Module, functional_module
+from .module import Module, functional_module, state_entries
 
 
 class Linear(Module):
@@ -28,7 +28,7 @@ class Linear(Module):
         init.fan_in_uniform_(self.weight, self.bias)
 
     def execute(self, x):
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, *state_entries(self, "_parameters", ("weight", "bias")))
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

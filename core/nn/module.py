@@ -415,6 +415,18 @@ class Module:
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
 
 
+def state_entries(module, table, names):
+    """``[getattr(module, name) for name in names]``, read from ``module``'s ``table``
+    (``"_parameters"`` or ``"_buffers"``) where the entry is: a layer reading its state at
+    every call skips the failed attribute lookup that reaches `Module.__getattr__` (~1 µs
+    a read, a fifth of a batch-1 mobilenet_v2's graph building). Example::
+
+        weight, bias = state_entries(self, "_parameters", ("weight", "bias"))
+    """
+    found = module.__dict__[table]
+    return [found[name] if name in found else getattr(module, name) for name in names]
+
+
 def _without_placement(initialiser):
     """Whether a constructor takes neither ``device`` nor ``dtype`` nor ``**kwargs``."""
     parameters = inspect.signature(initialiser).parameters.values()

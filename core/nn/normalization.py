@@ -13,7 +13,7 @@ from ..shape_ops import concat, pad
 from ..var import Var
 from . import library
 from .functional import _var
-from .module import Module
+from .module import Module, state_entries
 
 
 def _statistics(x, axes, eps):
@@ -333,8 +333,9 @@ class _BatchNorm(_NormBase):
         """`_folded_affine` of the running statistics, built again only when a parameter or
         statistic was replaced (a graph value never changes, so the same nodes give the same
         scale and shift): an evaluation-mode forward then costs one multiply-add per layer."""
-        nodes = (self.running_mean, self.running_var, self.weight, self.bias)
-        nodes = [None if v is None else v._node for v in nodes]
+        state = (state_entries(self, "_buffers", ("running_mean", "running_var"))
+                 + state_entries(self, "_parameters", ("weight", "bias")))
+        nodes = [None if v is None else v._node for v in state]
         settings = (tuple(shape), self.eps, graph.grad_mode())
         cached = self.__dict__.get("_running_folded")
         if cached is None or cached[1] != settings or any(a is not b for a, b in zip(cached[0], nodes)):

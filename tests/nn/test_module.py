@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import metajit as jt
+from metajit.nn.module import state_entries
 
 
 class Net(jt.nn.Module):
@@ -263,3 +264,20 @@ def test_convolution_repr_matches_torch():
              ("Conv1d", (3, 8, 3), {}), ("Conv3d", (3, 8, 3), {"padding": 1})]
     for name, args, settings in cases:
         assert repr(getattr(jt.nn, name)(*args, **settings)) == repr(getattr(torch.nn, name)(*args, **settings))
+
+
+def test_state_entries_read_as_attribute_access_does():
+    """`state_entries` reads a layer's entries from its table, and what attribute access
+    gives where the name is elsewhere: a plain None (no bias), another table, or a value
+    assigned since."""
+    layer = jt.nn.Linear(3, 2, bias=False)
+    weight, bias = state_entries(layer, "_parameters", ("weight", "bias"))
+    assert weight is layer.weight and bias is None
+    norm = jt.nn.BatchNorm2d(4)
+    running_mean, weight = state_entries(norm, "_buffers", ("running_mean", "weight"))
+    assert running_mean is norm.running_mean and weight is norm.weight  # (a parameter, not a buffer)
+    replacement = jt.ones(4)
+    norm.running_mean = replacement
+    assert state_entries(norm, "_buffers", ("running_mean",))[0] is replacement
+    with pytest.raises(AttributeError):
+        state_entries(norm, "_buffers", ("missing",))
