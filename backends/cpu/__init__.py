@@ -140,8 +140,7 @@ def metajit_backend_launch_sequence(launches, plan_key):
             error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", 0), modes)
             raise
         try:  # every launch has run: an interruption from here on leaves them finished
-            # (a launch that grew the thread's workspace moved the scratch later calls read)
-            if built is not None and kept_batches.signature_of(native_launcher, launches, _workspace) == signature:
+            if built is not None and kept_batches.workspace_unmoved(signature, _workspace):
                 kept_batches.offer(plan_key, kept_batches.KeptBatch(signature, *built, modes, clamped))
         except BaseException as error:
             error.metajit_completed = len(launches)

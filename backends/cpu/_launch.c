@@ -293,12 +293,9 @@ static PyObject* run_packed(PyObject* self, PyObject* args) {
   long long num_threads;
   if (!PyArg_ParseTuple(args, "O!L", &PyBytes_Type, &packed, &num_threads)) return NULL;
   const char* data = PyBytes_AS_STRING(packed);
-  if (PyBytes_GET_SIZE(packed) < (Py_ssize_t)sizeof(long long)) {
-    PyErr_SetString(PyExc_ValueError, "run_packed: not a packed launch list");
-    return NULL;
-  }
-  long long count = *(const long long*)data;
-  if (count < 0 || PyBytes_GET_SIZE(packed) < (Py_ssize_t)(sizeof(long long) + count * sizeof(Call))) {
+  Py_ssize_t size = PyBytes_GET_SIZE(packed);
+  long long count = size >= (Py_ssize_t)sizeof(long long) ? *(const long long*)data : -1;
+  if (count < 0 || size < (Py_ssize_t)(sizeof(long long) + count * sizeof(Call))) {
     PyErr_SetString(PyExc_ValueError, "run_packed: not a packed launch list");
     return NULL;
   }

@@ -99,8 +99,18 @@ def signature_of(launcher, launches, workspace):
     found = launcher.signature(launches)
     if found is None:
         return None
+    return found, flags.num_threads, _scratch_address(workspace)
+
+
+def workspace_unmoved(signature, workspace):
+    """Whether this thread's ``workspace`` buffer is still where it was when ``signature``
+    (`signature_of`) was taken: a launch that grew it moved the scratch later calls read."""
+    return signature[2] == _scratch_address(workspace)
+
+
+def _scratch_address(workspace):
     scratch = workspace.current()
-    return found, flags.num_threads, None if scratch is None else scratch.address
+    return None if scratch is None else scratch.address
 
 
 def find(plan_key, signature, launches):
@@ -137,10 +147,11 @@ def offer(plan_key, kept):
     if batches is None:
         batches = _local.batches = collections.OrderedDict()
     variants = batches.pop(plan_key, [])
-    replaced = next((entry for entry in variants if entry[0].signature == kept.signature), None)
-    confirmed = not kept.calls_made or (replaced is not None and replaced[0].calls_made == kept.calls_made)
-    dropped = [entry for entry in variants if entry is replaced] + variants[VARIANTS - 1:]
-    batches[plan_key] = [(kept, confirmed)] + [entry for entry in variants[:VARIANTS - 1] if entry is not replaced]
+    replaced = [entry for entry in variants if entry[0].signature == kept.signature]
+    others = [entry for entry in variants if entry[0].signature != kept.signature]
+    confirmed = not kept.calls_made or any(entry[0].calls_made == kept.calls_made for entry in replaced)
+    batches[plan_key] = [(kept, confirmed)] + others[:VARIANTS - 1]
+    dropped = replaced + others[VARIANTS - 1:]
     if len(batches) > KEPT_PER_THREAD:
         dropped += batches.popitem(last=False)[1]
     for entry in dropped:

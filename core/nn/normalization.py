@@ -339,10 +339,10 @@ class _BatchNorm(_NormBase):
         settings = (tuple(shape), self.eps, graph.grad_mode())
         cached = self.__dict__.get("_running_folded")
         if cached is None or cached[1] != settings or any(a is not b for a, b in zip(cached[0], nodes)):
-            mean = self.running_mean.reshape(shape)
-            inverse_std = _inverse_std(self.running_var, self.eps).reshape(shape)
+            running_mean, running_var, weight, bias = state
+            inverse_std = _inverse_std(running_var, self.eps).reshape(shape)
             cached = self.__dict__["_running_folded"] = (nodes, settings, _folded_affine(
-                mean, inverse_std, self.weight, self.bias, shape))
+                running_mean.reshape(shape), inverse_std, weight, bias, shape))
         return cached[2]
 
 

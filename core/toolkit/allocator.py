@@ -271,12 +271,10 @@ class KeptCopies:
         """What ``question`` (`pin` or `derives_in_scratch`) would answer for ``source``
         now, with none of its effects: nothing pinned, dropped or noted as seen."""
         with self.lock:
-            address, version = source.address, settled_version(source)
-            kept = self.kept.get(address)
-            current = kept is not None and kept[0] == version
+            _, _, kept, current, seen = self._standing(source)
             if question is KeptCopies.pin:
                 return kept[1] if current else None
-            return not current and not (version is not None and self.seen.get(address) == version)
+            return not current and not seen
 
     def hold(self, buffer):
         """Keep ``buffer`` (a copy `pin` gave) from being released until `release`: a
@@ -346,15 +344,21 @@ class KeptCopies:
         queued; False when `lookup` would make or find a copy (the caller then calls it).
         The sighting counts when asked: a caller answered True must queue its launch."""
         with self.lock:
-            address, version = source.address, settled_version(source)
-            kept = self.kept.get(address)
-            if (kept is not None and kept[0] == version) or (version is not None
-                                                             and self.seen.get(address) == version):
+            address, version, kept, current, seen = self._standing(source)
+            if current or seen:
                 return _answered(self, KeptCopies.derives_in_scratch, source, False)
             if kept is not None:
                 self._drop(self.kept.pop(address)[1])
             self._note_seen(address, version)
             return _answered(self, KeptCopies.derives_in_scratch, source, True)
+
+    def _standing(self, source):
+        """``(address, settled version, kept entry, whether that entry is current, whether a
+        call saw this version before)`` of ``source`` (the lock held)."""
+        address, version = source.address, settled_version(source)
+        kept = self.kept.get(address)
+        return (address, version, kept, kept is not None and kept[0] == version,
+                version is not None and self.seen.get(address) == version)
 
     def _note_seen(self, address, version):
         """Remember that a call found ``address`` at ``version`` (the lock held)."""
