@@ -294,7 +294,7 @@ def _with_activation(x, name):
         name = name.replace("conv2d_bias", "conv2d_bias_add")
     if node is None or not library.claimed(name, node.dtype):
         return None
-    return library.apply(name, [Var.from_node(i) for i in node.inputs], node.attrs[1], node.shape)
+    return library.apply(name, node.inputs, node.attrs[1], node.shape)
 
 
 def residual_folded(a, b):
@@ -308,7 +308,7 @@ def residual_folded(a, b):
         if node is not None and isinstance(other, Var) and other._node is not node \
                 and other._node.shape == node.shape and other.dtype == node.dtype \
                 and library.claimed("conv2d_bias_add", node.dtype):
-            return library.apply("conv2d_bias_add", [Var.from_node(i) for i in node.inputs] + [other],
+            return library.apply("conv2d_bias_add", list(node.inputs) + [other],
                                  node.attrs[1], node.shape)
     return None
 

@@ -28,8 +28,9 @@ def register(name, decompose, gradients=None):
 
 
 def apply(name, inputs, attrs, shape):
-    """A Var for library op ``name`` on input Vars ``inputs`` (output dtype: the first input's)."""
-    return Var.from_node(graph.library(name, [v._node for v in inputs], attrs, shape))
+    """A Var for library op ``name`` on ``inputs`` (output dtype: the first input's): Vars,
+    or graph nodes where a rewrite reuses a pending node's inputs (no Var made for them)."""
+    return Var.from_node(graph.library(name, [v._node if isinstance(v, Var) else v for v in inputs], attrs, shape))
 
 
 def pending_for_inference(x, names):

@@ -374,9 +374,9 @@ class _BatchNorm(_NormBase):
             cached = self.__dict__["_folded_conv"] = (key, (folded_weight, folded_bias))
         folded_weight, folded_bias = cached[1]
         if with_bias:
-            return library.apply("conv2d_bias", [Var.from_node(source), folded_weight, folded_bias], node.attrs[1],
+            return library.apply("conv2d_bias", [source, folded_weight, folded_bias], node.attrs[1],
                                  node.shape)
-        convolved = library.apply("conv2d", [Var.from_node(source), folded_weight], node.attrs[1], node.shape)
+        convolved = library.apply("conv2d", [source, folded_weight], node.attrs[1], node.shape)
         return binary("add", convolved, folded_bias.reshape(1, -1, 1, 1))
 
 
