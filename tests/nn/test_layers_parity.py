@@ -220,6 +220,20 @@ def test_inference_runs_a_relu_as_the_post_op_of_the_convolution_before_it(chann
     np.testing.assert_allclose(grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_a_live_convolution_output_under_a_folded_relu_reads_its_own_values(rng):
+    """A Var the user still holds of a convolution whose ReLU was folded into another
+    convolution (with the post-op) still reads the pre-activation values, the ReLU's
+    Var the activated ones, as torch's (the convolution is then run twice, once folded)."""
+    data, weight, bias = (rng.standard_normal(shape).astype(np.float32) for shape in ((2, 8, 9, 9), (16, 8, 3, 3), (16,)))
+    with jt.no_grad():
+        convolved = jt.nn.conv2d(jt.array(data), jt.array(weight), jt.array(bias), padding=1)
+        activated = jt.nn.relu(convolved).numpy()
+        before_relu = convolved.numpy()
+    expected = torch.nn.functional.conv2d(torch.tensor(data), torch.tensor(weight), torch.tensor(bias), padding=1)
+    np.testing.assert_allclose(before_relu, expected.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(activated, expected.relu().numpy(), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("library_op,activation", [("conv2d_bias_relu", "relu"), ("conv2d_bias_relu6", "relu6")])
 def test_the_fused_convolution_and_relu_library_op_has_gradients(library_op, activation, rng):
     """``conv2d_bias_relu`` (``_relu6``) applied directly (as a backend may see it)
