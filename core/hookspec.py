@@ -108,7 +108,7 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 
 @hookspec
-def metajit_backend_launch_sequence(launches, plan_key):
+def metajit_backend_launch_sequence(launches, plan_key, seconds):
     """Run a realisation's kernels in order (optional; without it core calls
     `metajit_backend_launch` once per kernel).
 
@@ -132,6 +132,12 @@ def metajit_backend_launch_sequence(launches, plan_key):
     after the whole sequence. A realisation run in segments (callbacks between launches)
     calls it per segment with ``(plan_key, first launch)``. A plugin whose
     implementation omits ``plan_key`` is called without it.
+
+    :param seconds: None, or a list while `metajit.profile_scope` times the launches: run
+        them as the sequence runs them (the same layouts between kernels, the same fused
+        paths) but one at a time, waiting for each, and append each one's wall time. A
+        plugin whose implementation omits ``seconds`` (or ``plan_key``) is profiled
+        through `metajit_backend_launch`, one kernel at a time.
 
     Example::
 

@@ -136,7 +136,10 @@ class BackendHandle:
 
     Attributes are the plugin's hook functions without the ``metajit_backend_``
     prefix (``allocate``, ``launch``...); the optional ones (``lower_library_kernel``,
-    ``launch_sequence``, ``buffer_view`` ...) are None when the plugin has none.
+    ``launch_sequence``, ``buffer_view`` ...) are None when the plugin has none;
+    ``launch_sequence`` takes ``(launches, plan_key[, seconds])`` whatever the plugin's
+    own arguments, and ``times_sequences`` says whether it times launches itself
+    (``seconds``: `profile_scope`).
     ``programs`` caches compiled programs by `Kernel` and ``sources`` the generated source
     each came from.
     """
@@ -147,6 +150,7 @@ class BackendHandle:
         self.dtypes = frozenset(dtypes.as_dtype(d) for d in description.dtypes)  # the singletons: lookups hit by identity
         for hook in REQUIRED_HOOKS + OPTIONAL_HOOKS:
             setattr(self, hook, functions.get(hook))
+        self.times_sequences = False
         self.programs = {}
         self.sources = {}
 
@@ -240,9 +244,17 @@ class _Registry:
             raise MetajitDeviceError(f"device {name!r} is unavailable: {info.reason}")
         functions = {hook: self._function(name, hook) for hook in REQUIRED_HOOKS + OPTIONAL_HOOKS}
         sequence = functions["launch_sequence"]
-        if sequence is not None and "plan_key" not in self._argnames(name, "launch_sequence"):
-            functions["launch_sequence"] = lambda launches, plan_key: sequence(launches)
+        names = self._argnames(name, "launch_sequence") if sequence is not None else ()
+        timed = "plan_key" in names and "seconds" in names
+        if timed:
+            functions["launch_sequence"] = lambda launches, plan_key, seconds=None: sequence(launches, plan_key, seconds)
+        elif sequence is not None:
+            if "plan_key" in names:
+                functions["launch_sequence"] = lambda launches, plan_key, seconds=None: sequence(launches, plan_key)
+            else:
+                functions["launch_sequence"] = lambda launches, plan_key, seconds=None: sequence(launches)
         handle = self.handles[name] = BackendHandle(name, info.description, functions)
+        handle.times_sequences = timed
         return handle
 
 

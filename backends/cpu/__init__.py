@@ -8,6 +8,7 @@ Parts: `renderer` (Kernel -> C++), `compiler` (batch compile, disk cache, loadin
 import ctypes
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -120,8 +121,11 @@ def metajit_backend_launch(program, inputs, outputs, parameters):
 
 
 @hookimpl
-def metajit_backend_launch_sequence(launches, plan_key):
+def metajit_backend_launch_sequence(launches, plan_key, seconds):
     # a segment's key is (plan key, first launch): a later segment may read what it writes
+    if seconds is not None:
+        _run_timed(launches, plan_key, seconds)
+        return
     signature = kept_batches.signature_of(native_launcher, launches, _workspace)
     kept = None
     try:
@@ -170,12 +174,7 @@ def _run_sequence(launches, modes, clamped=(), keep=False):
             for index, (program, inputs, outputs, parameters) in enumerate(launches):
                 arguments = _chaining_arguments(index, modes, clamped)
                 if native_launcher is not None:
-                    if type(program) is CompiledKernel:
-                        batch.append((program.address, inputs, outputs, program.pack_parameters(*parameters or [0])))
-                        ends.append(len(batch))
-                        continue
-                    native_calls = getattr(program, "native_calls", None)
-                    calls = native_calls(inputs, outputs, *arguments) if native_calls is not None else None
+                    calls = _native_calls(program, inputs, outputs, parameters, arguments)
                     if recorded:
                         placed = kept_batches.answers_by_place(recorded, index, inputs)
                         if placed is None or calls is None:  # (a call made to derive a copy: a launch next time)
@@ -198,6 +197,41 @@ def _run_sequence(launches, modes, clamped=(), keep=False):
         if not hasattr(error, "metajit_completed"):
             error.metajit_completed = done
         raise
+
+
+def _run_timed(launches, plan_key, seconds):
+    """`metajit_backend_launch_sequence` for a profiler: each launch as the sequence runs
+    it (chained layouts, clamped poolings, native calls) but on its own, its wall time
+    appended to ``seconds``; nothing is kept."""
+    whole = onednn.library() is not None and not isinstance(plan_key, tuple)
+    modes = chaining.modes_for(launches, plan_key) if whole else {}
+    clamped = chaining.clamped_for(launches, plan_key) if whole else ()
+    if onednn.library() is not None:
+        onednn.set_threads(flags.num_threads)
+    done = 0
+    try:
+        for index, launch in enumerate(launches):
+            program, inputs, outputs, parameters = launch
+            arguments = _chaining_arguments(index, modes, clamped)
+            started = time.perf_counter()
+            calls = _native_calls(program, inputs, outputs, parameters, arguments)
+            done = _run_native(calls, [len(calls)], done) if calls else _call(launch, arguments, done)
+            seconds.append(time.perf_counter() - started)
+    except BaseException as error:
+        error.metajit_unkept = chaining.unkept_outputs(getattr(error, "metajit_completed", done), modes)
+        raise
+    finally:
+        unpin_kept_copies()
+
+
+def _native_calls(program, inputs, outputs, parameters, arguments):
+    """The native calls running one launch, or None where it runs as a Python call."""
+    if native_launcher is None:
+        return None
+    if type(program) is CompiledKernel:
+        return [(program.address, inputs, outputs, program.pack_parameters(*parameters or [0]))]
+    native_calls = getattr(program, "native_calls", None)
+    return native_calls(inputs, outputs, *arguments) if native_calls is not None else None
 
 
 def _chaining_arguments(index, modes, clamped):

@@ -419,8 +419,11 @@ def _launch_in_segments(handle, sequence, plan_key, seconds, due):
             whole = start == 0 and point == len(sequence)
             segment = sequence if whole else sequence[start:point]
             try:
+                key = plan_key if whole else (plan_key, start)
                 if handle.launch_sequence is not None and seconds is None:
-                    handle.launch_sequence(segment, plan_key if whole else (plan_key, start))
+                    handle.launch_sequence(segment, key)
+                elif handle.launch_sequence is not None and handle.times_sequences:
+                    handle.launch_sequence(segment, key, seconds)
                 else:
                     _launch_each(handle, segment, seconds)
             except BaseException as error:

@@ -229,3 +229,20 @@ def test_padded_channel_blocks_get_room_in_the_arena(rng, monkeypatch):
     dense = 4 * 24 * 9 * 9
     assert programs and all(program.output_layout_bytes > dense for program, _ in programs)
     assert all(output.capacity >= program.output_layout_bytes for program, output in programs)
+
+
+def test_profiled_launches_run_chained_as_unprofiled_ones(rng, chained):
+    """`profile_scope` times each launch as the realisation runs it: the block's
+    convolutions hand their intermediates over in oneDNN's layout (no reorder timed that
+    the unprofiled run skips), one timed row per launch, and torch's values."""
+    x = rng.standard_normal((1, 16, 14, 14)).astype(np.float32)
+    weights = inverted_residual(rng, 16, 64)
+    block_ours(jt.array(x), weights).numpy()  # compiled, planned and chained once unprofiled
+    unprofiled = list(chained)
+    with jt.debug.record_kernels() as launched, jt.profile_scope() as report:
+        ours = block_ours(jt.array(x), weights).numpy()
+    np.testing.assert_allclose(ours, block_torch(torch.from_numpy(x), weights).numpy(), rtol=1e-4, atol=1e-4)
+    assert len(chained) == len(unprofiled) + 1 and chained[-1] == unprofiled[-1]
+    assert any(source and readers for source, readers in chained[-1].values())
+    assert len(launched) == sum(row.count for row in report.rows) == 3
+    assert all(entry.seconds > 0 for entry in launched)

@@ -178,3 +178,35 @@ def test_plugins_without_a_plan_key_parameter_still_get_sequences(rng):
         jt.set_device(previous)
         jt.plugins.unregister_backend("old_style")
     assert calls == [1]
+
+
+def test_a_sequence_hook_taking_seconds_times_profiled_launches_itself(queued):
+    """A plugin whose ``launch_sequence`` takes ``seconds`` is handed the profiler's list
+    and fills it (one entry per launch); without it the profiler launches one kernel at
+    a time through ``launch`` (the queued device here)."""
+    handed = []
+    assert not jt.plugins.current().times_sequences  # the queued device's hook takes no seconds
+
+    class Timing(QueuedDevice):
+        @hookimpl
+        def metajit_backend_launch_sequence(self, launches, plan_key, seconds):
+            handed.append(seconds)
+            for launch in launches:
+                self.metajit_backend_launch(*launch)
+                self.metajit_backend_synchronize()
+                if seconds is not None:
+                    seconds.append(0.25)
+
+    jt.plugins.register_backend(Timing(), "timing")
+    previous = jt.get_device()
+    try:
+        jt.set_device("timing")
+        x = jt.array(np.arange(4, dtype=np.float32)).sync()
+        with jt.profile_scope() as report:
+            assert ((x * 3).exp().sum() + x.max()).numpy() == pytest.approx(np.exp(np.arange(4) * 3).sum() + 3)
+        assert jt.plugins.current().times_sequences
+    finally:
+        jt.set_device(previous)
+        jt.plugins.unregister_backend("timing")
+    assert handed and all(isinstance(seconds, list) for seconds in handed)
+    assert report.rows and all(row.total == pytest.approx(0.25 * row.count) for row in report.rows)
