@@ -9,8 +9,9 @@
 // matrix first, and a batch-1 fully connected layer only reads its weight once. A product
 // with a few rows (or columns) of C whose every entry is a dot product of two stored rows
 // (a fully connected layer at batch 2 to 16: A row-major, B the weight read transposed)
-// runs as those dot products (mj_dot_block): the weight is read once, without gemm's
-// packing, which doubles what such a product reads.
+// runs as those dot products (MjDotBlock): the weight is read once, without gemm's
+// packing, which doubles what such a product reads. With B not read transposed (the input
+// gradient of such a layer), the few rows of C are combinations of B's rows (MjCombinationBlock).
 
 typedef void (*mj_sgemm_fn)(int, int, int, int, int, int, float, const float*, int, const float*, int,
                             float, float*, int);
@@ -58,57 +59,97 @@ static void mj_column_part(Gemv gemv, const mj_i64* p, const T* a, const T* b, T
 // out[i * out_small + j * out_streamed] = small[i, :k] . streamed[j, :k] for i < M and j in
 // [begin, end): each row of the streamed side (the weight) is read once per M small rows,
 // R of its rows at a time, the dot products accumulated across vector lanes.
-template <class T, int M, int R>
-static void mj_dot_block(const T* small, mj_i64 ld_small, const T* streamed, mj_i64 ld_streamed, T* out,
-                         mj_i64 out_small, mj_i64 out_streamed, mj_i64 k, mj_i64 begin, mj_i64 end) {
-  typedef T Vector __attribute__((vector_size(MJ_VECTOR_BYTES), aligned(sizeof(T))));
-  constexpr int lanes = MJ_VECTOR_BYTES / sizeof(T);
-  mj_i64 j = begin;
-  for (; j + R <= end; j += R) {
-    Vector sums[M][R] = {};
-    mj_i64 q = 0;
-    for (; q + lanes <= k; q += lanes) {
-      Vector row[R];
-      for (int r = 0; r < R; ++r) row[r] = *(const Vector*)(streamed + (j + r) * ld_streamed + q);
+struct MjDotBlock {
+  template <class T, int M, int R>
+  static void run(const T* small, mj_i64 ld_small, const T* streamed, mj_i64 ld_streamed, T* out,
+                  mj_i64 out_small, mj_i64 out_streamed, mj_i64 k, mj_i64 begin, mj_i64 end) {
+    typedef T Vector __attribute__((vector_size(MJ_VECTOR_BYTES), aligned(sizeof(T))));
+    constexpr int lanes = MJ_VECTOR_BYTES / sizeof(T);
+    mj_i64 j = begin;
+    for (; j + R <= end; j += R) {
+      Vector sums[M][R] = {};
+      mj_i64 q = 0;
+      for (; q + lanes <= k; q += lanes) {
+        Vector row[R];
+        for (int r = 0; r < R; ++r) row[r] = *(const Vector*)(streamed + (j + r) * ld_streamed + q);
+        for (int i = 0; i < M; ++i) {
+          const Vector value = *(const Vector*)(small + i * ld_small + q);
+          for (int r = 0; r < R; ++r) sums[i][r] += value * row[r];
+        }
+      }
       for (int i = 0; i < M; ++i) {
-        const Vector value = *(const Vector*)(small + i * ld_small + q);
-        for (int r = 0; r < R; ++r) sums[i][r] += value * row[r];
+        for (int r = 0; r < R; ++r) {
+          T total = 0;
+          for (int lane = 0; lane < lanes; ++lane) total += sums[i][r][lane];
+          for (mj_i64 rest = q; rest < k; ++rest) total += small[i * ld_small + rest] * streamed[(j + r) * ld_streamed + rest];
+          out[i * out_small + (j + r) * out_streamed] = total;
+        }
       }
     }
-    for (int i = 0; i < M; ++i) {
-      for (int r = 0; r < R; ++r) {
+    if (R > 1 && j < end) run<T, M, 1>(small, ld_small, streamed, ld_streamed, out, out_small, out_streamed, k, j, end);
+  }
+};
+
+// out[i * out_small + j] = sum over q of small[i, q] * streamed[q, j] for i < M and j in
+// [begin, end): the rows of the streamed side (a weight not read transposed: a small-batch
+// Linear's input gradient) combined with each small row's entries as factors, R vectors of
+// columns at a time, each part of a streamed row read once per M small rows.
+struct MjCombinationBlock {
+  template <class T, int M, int R>
+  static void run(const T* small, mj_i64 ld_small, const T* streamed, mj_i64 ld_streamed, T* out,
+                  mj_i64 out_small, mj_i64, mj_i64 k, mj_i64 begin, mj_i64 end) {
+    typedef T Vector __attribute__((vector_size(MJ_VECTOR_BYTES), aligned(sizeof(T))));
+    constexpr int lanes = MJ_VECTOR_BYTES / sizeof(T);
+    mj_i64 j = begin;
+    for (; j + R * lanes <= end; j += R * lanes) {
+      Vector sums[M][R] = {};
+      for (mj_i64 q = 0; q < k; ++q) {
+        Vector row[R];
+        for (int r = 0; r < R; ++r) row[r] = *(const Vector*)(streamed + q * ld_streamed + j + r * lanes);
+        for (int i = 0; i < M; ++i) {
+          const T factor = small[i * ld_small + q];
+          for (int r = 0; r < R; ++r) sums[i][r] += factor * row[r];
+        }
+      }
+      for (int i = 0; i < M; ++i)
+        for (int r = 0; r < R; ++r) *(Vector*)(out + i * out_small + j + r * lanes) = sums[i][r];
+    }
+    if (R > 1 && j + lanes <= end) {
+      run<T, M, 1>(small, ld_small, streamed, ld_streamed, out, out_small, 1, k, j, end);
+      return;
+    }
+    for (; j < end; ++j) {
+      for (int i = 0; i < M; ++i) {
         T total = 0;
-        for (int lane = 0; lane < lanes; ++lane) total += sums[i][r][lane];
-        for (mj_i64 rest = q; rest < k; ++rest) total += small[i * ld_small + rest] * streamed[(j + r) * ld_streamed + rest];
-        out[i * out_small + (j + r) * out_streamed] = total;
+        for (mj_i64 q = 0; q < k; ++q) total += small[i * ld_small + q] * streamed[q * ld_streamed + j];
+        out[i * out_small + j] = total;
       }
     }
   }
-  if (R > 1 && j < end)
-    mj_dot_block<T, M, 1>(small, ld_small, streamed, ld_streamed, out, out_small, out_streamed, k, j, end);
-}
+};
 #pragma GCC pop_options
 
-// `mj_dot_block` over every row of the small side, MJ_SMALL_BLOCK rows at a time.
-template <class T>
-static void mj_dot_rows(const T* small, mj_i64 ld_small, mj_i64 rows, const T* streamed, mj_i64 ld_streamed, T* out,
-                        mj_i64 out_small, mj_i64 out_streamed, mj_i64 k, mj_i64 begin, mj_i64 end) {
+// `Block::run` over every row of the small side, MJ_SMALL_BLOCK rows at a time.
+template <class Block, class T>
+static void mj_small_rows(const T* small, mj_i64 ld_small, mj_i64 rows, const T* streamed, mj_i64 ld_streamed, T* out,
+                          mj_i64 out_small, mj_i64 out_streamed, mj_i64 k, mj_i64 begin, mj_i64 end) {
   constexpr int R = MJ_STREAMED_BLOCK;
   for (mj_i64 i = 0; i < rows;) {
     const mj_i64 left = rows - i;
     const T* part = small + i * ld_small;
     T* written = out + i * out_small;
     if (left >= MJ_SMALL_BLOCK) {
-      mj_dot_block<T, MJ_SMALL_BLOCK, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed, k, begin, end);
+      Block::template run<T, MJ_SMALL_BLOCK, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed,
+                                                k, begin, end);
       i += MJ_SMALL_BLOCK;
     } else if (left >= 4) {
-      mj_dot_block<T, 4, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed, k, begin, end);
+      Block::template run<T, 4, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed, k, begin, end);
       i += 4;
     } else if (left >= 2) {
-      mj_dot_block<T, 2, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed, k, begin, end);
+      Block::template run<T, 2, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed, k, begin, end);
       i += 2;
     } else {
-      mj_dot_block<T, 1, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed, k, begin, end);
+      Block::template run<T, 1, R>(part, ld_small, streamed, ld_streamed, written, out_small, out_streamed, k, begin, end);
       i += 1;
     }
   }
@@ -120,9 +161,11 @@ static void mj_parallel_gemm(Gemm gemm, Gemv gemv, const mj_i64* p, const T* a, 
   const int trans_a = (int)p[1], trans_b = (int)p[2], m = (int)p[3], n = (int)p[4], k = (int)p[5];
   const int lda = (int)p[6], ldb = (int)p[7], ldc = (int)p[8];
   const bool by_columns = n >= m;  // split the longer side of C into blocks of 16
+  const bool few = (by_columns ? m : n) <= MJ_MOST_SMALL_ROWS && (by_columns ? m : n) > 1;
   // dot products of stored rows: A row-major with op(B) = B^T stored row-major (or the mirror)
-  const bool dots = trans_a == 111 && trans_b == 112 && (by_columns ? m : n) <= MJ_MOST_SMALL_ROWS
-                    && (by_columns ? m : n) > 1;
+  const bool dots = few && trans_a == 111 && trans_b == 112;
+  // rows of B combined: A and B row-major, few rows of C
+  const bool combinations = few && by_columns && trans_a == 111 && trans_b == 111;
   const mj_i64 extent = by_columns ? n : m;
   mj_i64 parts = p[10] < threads ? p[10] : threads;
   if (parts < 1) parts = 1;
@@ -133,9 +176,11 @@ static void mj_parallel_gemm(Gemm gemm, Gemv gemv, const mj_i64* p, const T* a, 
     const mj_i64 begin = part * chunk;
     const int size = (int)(begin + chunk < extent ? chunk : extent - begin);
     if (dots && by_columns) {
-      mj_dot_rows<T>(a, lda, m, b, ldb, c, ldc, 1, k, begin, begin + size);
+      mj_small_rows<MjDotBlock, T>(a, lda, m, b, ldb, c, ldc, 1, k, begin, begin + size);
     } else if (dots) {
-      mj_dot_rows<T>(b, ldb, n, a, lda, c, 1, ldc, k, begin, begin + size);
+      mj_small_rows<MjDotBlock, T>(b, ldb, n, a, lda, c, 1, ldc, k, begin, begin + size);
+    } else if (combinations) {
+      mj_small_rows<MjCombinationBlock, T>(a, lda, m, b, ldb, c, ldc, 1, k, begin, begin + size);
     } else if (m == 1 && gemv) {
       mj_row_part<T>(gemv, p, a, b, c, begin, size);
     } else if (n == 1 && gemv) {

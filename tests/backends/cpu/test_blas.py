@@ -47,18 +47,21 @@ def test_products_split_across_threads_cover_every_block(rng, monkeypatch, threa
 @needs_blas
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transposed", [True, False], ids=["weight-transposed", "weight-as-stored"])
 @pytest.mark.parametrize("m,k,n", [(2, 40, 301), (8, 4099, 70), (16, 33, 100), (5, 7, 64), (3, 16, 5),
-                                   (301, 40, 2), (70, 4099, 8), (100, 33, 13), (17, 64, 300)])
-def test_fully_connected_products_with_few_rows_match_float64(rng, monkeypatch, threads, dtype, m, k, n):
-    """A row-major A times a weight read transposed with 2 to 16 rows (or columns) of C runs
-    as dot products of stored rows: every block size, a k that is no multiple of the
-    vector width, rows that start unaligned (padded), both split directions."""
+                                   (301, 40, 2), (70, 4099, 8), (100, 33, 13), (17, 64, 300), (9, 5, 47)])
+def test_fully_connected_products_with_few_rows_match_float64(rng, monkeypatch, threads, dtype, transposed, m, k, n):
+    """A row-major A times a weight with 2 to 16 rows (or columns) of C: read transposed (a
+    Linear's forward) it runs as dot products of stored rows, read as stored (its input
+    gradient) as combinations of the weight's rows. Every block size, a k that is no
+    multiple of the vector width, column counts between vector widths, rows that start
+    unaligned (padded), both split directions."""
     monkeypatch.setattr(jt.flags, "num_threads", threads)
     a = strided(rng, (m, k), "padded", dtype)
-    weight = strided(rng, (n, k), "padded", dtype)
+    weight = strided(rng, (n, k), "padded", dtype).T if transposed else strided(rng, (k, n), "padded", dtype)
     out = np.full((m, n), np.nan, dtype)
-    blas.gemm(a, weight.T, out)
-    exact = a.astype(np.float64) @ weight.T.astype(np.float64)
+    blas.gemm(a, weight, out)
+    exact = a.astype(np.float64) @ weight.astype(np.float64)
     tolerance = (1e-5 if dtype == np.float32 else 1e-13) * np.sqrt(k)
     np.testing.assert_allclose(out, exact, rtol=tolerance, atol=tolerance)
 
