@@ -137,9 +137,9 @@ class BackendHandle:
     Attributes are the plugin's hook functions without the ``metajit_backend_``
     prefix (``allocate``, ``launch``...); the optional ones (``lower_library_kernel``,
     ``launch_sequence``, ``buffer_view`` ...) are None when the plugin has none;
-    ``launch_sequence`` takes ``(launches, plan_key[, seconds])`` whatever the plugin's
-    own arguments, and ``times_sequences`` says whether it times launches itself
-    (``seconds``: `profile_scope`).
+    ``launch_sequence`` takes ``(launches, plan_key)`` whatever the plugin's own
+    arguments, and also ``seconds`` where ``times_sequences`` says the plugin times
+    launches itself (`profile_scope`).
     ``programs`` caches compiled programs by `Kernel` and ``sources`` the generated source
     each came from.
     """
@@ -246,13 +246,10 @@ class _Registry:
         sequence = functions["launch_sequence"]
         names = self._argnames(name, "launch_sequence") if sequence is not None else ()
         timed = "plan_key" in names and "seconds" in names
-        if timed:
+        if timed:  # (core passes seconds only while profiling)
             functions["launch_sequence"] = lambda launches, plan_key, seconds=None: sequence(launches, plan_key, seconds)
-        elif sequence is not None:
-            if "plan_key" in names:
-                functions["launch_sequence"] = lambda launches, plan_key, seconds=None: sequence(launches, plan_key)
-            else:
-                functions["launch_sequence"] = lambda launches, plan_key, seconds=None: sequence(launches)
+        elif sequence is not None and "plan_key" not in names:
+            functions["launch_sequence"] = lambda launches, plan_key: sequence(launches)
         handle = self.handles[name] = BackendHandle(name, info.description, functions)
         handle.times_sequences = timed
         return handle

@@ -135,9 +135,7 @@ def metajit_backend_launch_sequence(launches, plan_key, seconds):
                 onednn.set_threads(flags.num_threads)
             _run_kept(kept, launches)
             return
-        whole = onednn.library() is not None and not isinstance(plan_key, tuple)
-        modes = chaining.modes_for(launches, plan_key) if whole else {}
-        clamped = chaining.clamped_for(launches, plan_key) if whole else ()
+        modes, clamped = _sequence_modes(launches, plan_key)
         try:
             built = _run_sequence(launches, modes, clamped, keep=signature is not None)
         except BaseException as error:
@@ -203,11 +201,7 @@ def _run_timed(launches, plan_key, seconds):
     """`metajit_backend_launch_sequence` for a profiler: each launch as the sequence runs
     it (chained layouts, clamped poolings, native calls) but on its own, its wall time
     appended to ``seconds``; nothing is kept."""
-    whole = onednn.library() is not None and not isinstance(plan_key, tuple)
-    modes = chaining.modes_for(launches, plan_key) if whole else {}
-    clamped = chaining.clamped_for(launches, plan_key) if whole else ()
-    if onednn.library() is not None:
-        onednn.set_threads(flags.num_threads)
+    modes, clamped = _sequence_modes(launches, plan_key)
     done = 0
     try:
         for index, launch in enumerate(launches):
@@ -222,6 +216,14 @@ def _run_timed(launches, plan_key, seconds):
         raise
     finally:
         unpin_kept_copies()
+
+
+def _sequence_modes(launches, plan_key):
+    """The chaining modes and clamped max poolings of a whole realisation's ``launches``
+    (none for a segment of one: its key is a tuple)."""
+    if onednn.library() is None or isinstance(plan_key, tuple):
+        return {}, ()
+    return chaining.modes_for(launches, plan_key), chaining.clamped_for(launches, plan_key)
 
 
 def _native_calls(program, inputs, outputs, parameters, arguments):

@@ -161,7 +161,8 @@ static void mj_parallel_gemm(Gemm gemm, Gemv gemv, const mj_i64* p, const T* a, 
   const int trans_a = (int)p[1], trans_b = (int)p[2], m = (int)p[3], n = (int)p[4], k = (int)p[5];
   const int lda = (int)p[6], ldb = (int)p[7], ldc = (int)p[8];
   const bool by_columns = n >= m;  // split the longer side of C into blocks of 16
-  const bool few = (by_columns ? m : n) <= MJ_MOST_SMALL_ROWS && (by_columns ? m : n) > 1;
+  const int short_side = by_columns ? m : n;
+  const bool few = short_side > 1 && short_side <= MJ_MOST_SMALL_ROWS;
   // dot products of stored rows: A row-major with op(B) = B^T stored row-major (or the mirror)
   const bool dots = few && trans_a == 111 && trans_b == 112;
   // rows of B combined: A and B row-major, few rows of C
