@@ -67,6 +67,9 @@ class Module:
 
     def __setattr__(self, name, value):
         _changes[0] += 1
+        if isinstance(getattr(type(self), name, None), property):  # a parametrized tensor's setter
+            object.__setattr__(self, name, value)
+            return
         if isinstance(value, Var):
             table = "_buffers" if name in self.__dict__.get("_buffer_names", ()) else "_parameters"
         else:
@@ -626,6 +629,20 @@ class _NamedTable:
 
     def __setitem__(self, name, value):
         setattr(self, name, value)
+
+    def __delitem__(self, name):
+        delattr(self, name)
+
+    def pop(self, name):
+        """Remove the entry ``name`` and return it."""
+        value = self[name]
+        del self[name]
+        return value
+
+    def clear(self):
+        """Remove every entry."""
+        for name in list(self.keys()):
+            del self[name]
 
     def __contains__(self, name):
         return name in getattr(self, self._table)
