@@ -55,28 +55,26 @@ class Flatten(Module):
         return x.flatten(self.start_dim, self.end_dim)
 
 
-class Embedding(Module):
-    """A lookup table, `F.embedding` of ``weight`` (initialised N(0, 1) as PyTorch, the
-    ``padding_idx`` row zero), with PyTorch's options.
+class LookupTable(Module):
+    """The table of `Embedding` and `EmbeddingBag`: ``weight`` of shape ``(num_embeddings,
+    embedding_dim)``, initialised N(0, 1) as PyTorch with the ``padding_idx`` row zero, or
+    taken from ``_weight``; not trained when ``_freeze``."""
 
-    Example: ``nn.Embedding(10000, 256, padding_idx=0)(tokens)``."""
-
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
-                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, _weight=None, _freeze=False):
         super().__init__()
+        name = type(self).__name__
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise MetajitIndexError(f"Embedding: padding_idx {padding_idx} is out of range for {num_embeddings} "
+                raise MetajitIndexError(f"{name}: padding_idx {padding_idx} is out of range for {num_embeddings} "
                                         f"embeddings; give one in [-{num_embeddings}, {num_embeddings})")
             padding_idx %= num_embeddings
-        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
-        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        self.padding_idx = padding_idx
         if _weight is None:
             self.weight = creation.empty(num_embeddings, embedding_dim).requires_grad_(not _freeze)
             self.reset_parameters()
         elif tuple(_weight.shape) != (num_embeddings, embedding_dim):
-            raise MetajitShapeError(f"Embedding: _weight shape {tuple(_weight.shape)} is not "
+            raise MetajitShapeError(f"{name}: _weight shape {tuple(_weight.shape)} is not "
                                     f"({num_embeddings}, {embedding_dim})")
         else:
             self.weight = _weight.detach().requires_grad_(not _freeze)
@@ -88,17 +86,36 @@ class Embedding(Module):
             rows = creation.arange(self.num_embeddings).reshape(-1, 1)
             self.weight.assign(where(rows == self.padding_idx, 0.0, self.weight))
 
+    @staticmethod
+    def pretrained_shape(embeddings, name):
+        """The ``(num_embeddings, embedding_dim)`` of the 2-d ``embeddings`` given to
+        ``from_pretrained``."""
+        if embeddings.ndim != 2:
+            raise MetajitShapeError(f"{name}.from_pretrained: expected 2-d embeddings, got shape "
+                                    f"{tuple(embeddings.shape)}")
+        return tuple(embeddings.shape)
+
+
+class Embedding(LookupTable):
+    """A lookup table, `F.embedding` of ``weight`` (initialised N(0, 1) as PyTorch, the
+    ``padding_idx`` row zero), with PyTorch's options.
+
+    Example: ``nn.Embedding(10000, 256, padding_idx=0)(tokens)``."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False):
+        super().__init__(num_embeddings, embedding_dim, padding_idx, _weight, _freeze)
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
                         scale_grad_by_freq=False, sparse=False):
         """An Embedding holding the 2-d ``embeddings`` (not trained when ``freeze``).
 
         Example: ``nn.Embedding.from_pretrained(vectors, freeze=False)``."""
-        if embeddings.ndim != 2:
-            raise MetajitShapeError(f"Embedding.from_pretrained: expected 2-d embeddings, got shape "
-                                    f"{tuple(embeddings.shape)}")
-        return cls(*embeddings.shape, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
-                   _weight=embeddings, _freeze=freeze)
+        return cls(*cls.pretrained_shape(embeddings, "Embedding"), padding_idx, max_norm, norm_type,
+                   scale_grad_by_freq, sparse, _weight=embeddings, _freeze=freeze)
 
     def execute(self, indices):
         return F.embedding(indices, self.weight, self.padding_idx, self.max_norm, self.norm_type,

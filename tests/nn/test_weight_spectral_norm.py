@@ -126,7 +126,11 @@ def test_spectral_norm_matches_torch_over_training_and_evaluation(rng, kind):
 
 
 def test_spectral_norm_divides_by_the_largest_singular_value(rng):
-    layer = spectral_norm(nn.Linear(6, 8), n_power_iterations=30)
+    left, _ = np.linalg.qr(rng.standard_normal((8, 6)))
+    right, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    layer = nn.Linear(6, 8)
+    layer.weight.assign(((left * [4.0, 2.0, 1.0, 0.5, 0.2, 0.1]) @ right.T).astype(np.float32))  # singular values 4, 2, ...
+    spectral_norm(layer, n_power_iterations=30)
     layer(jt.randn(1, 6))
     singular = np.linalg.svd(layer.weight.numpy(), compute_uv=False)
     assert abs(singular[0] - 1) < 1e-4
