@@ -366,6 +366,7 @@ relu_, elu_, leaky_relu_, hardtanh_, threshold_, celu_, selu_, rrelu_ = (
 
 # PyTorch's ``F`` also holds the functional forms defined beside their layers
 from .distance import cosine_similarity, pairwise_distance, pdist  # noqa: E402
+from .ctc_loss import ctc_loss  # noqa: E402
 from .embedding_bag import embedding_bag  # noqa: E402
 from .dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout  # noqa: E402
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cosine_embedding_loss,  # noqa: E402
