@@ -7,15 +7,13 @@ import pytest
 
 import metajit as jt
 from metajit import nn
+from tests.oracle import assert_close_to
 
 torch = pytest.importorskip("torch")
 
 
 def assert_close(got, want, tolerance=1e-5):
-    got = got.numpy() if isinstance(got, jt.Var) else np.asarray(got)
-    want = want.detach().numpy() if isinstance(want, torch.Tensor) else np.asarray(want)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+    assert_close_to(got, want, tolerance)
 
 
 CASES = {
