@@ -17,6 +17,7 @@ from ..errors import MetajitShapeError, MetajitValueError
 from ..math_ops import binary, unary, where
 from ..shape_ops import concat
 from ..var import Var
+from .losses import _reduce
 from .module import functional_module
 
 NEGATIVE_INFINITY = float("-inf")
@@ -30,8 +31,6 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     "mean" (each loss divided by its target length, then averaged), "sum" or "none";
     ``zero_infinity`` turns the infinite loss of an impossible alignment (and its
     gradient) into 0."""
-    if reduction not in ("mean", "sum", "none"):
-        raise MetajitValueError(f"ctc_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     unbatched = log_probs.ndim == 2
     if unbatched:
         log_probs = log_probs.unsqueeze(1)
@@ -50,11 +49,10 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     loss = binary("mul", _log_likelihood(log_probs, labels, input_lengths, target_lengths, blank), -1.0)
     if zero_infinity:
         loss = where(binary("eq", loss, float("inf")), 0.0, loss)
-    if reduction == "none":
-        return loss[0] if unbatched else loss
-    if reduction == "sum":
-        return loss.sum()
-    return binary("div", loss, array(np.maximum(target_lengths, 1).astype(np.float32)).cast(loss.dtype)).mean()
+    if reduction == "mean":  # each loss per label first, as torch's
+        loss = binary("div", loss, array(np.maximum(target_lengths, 1).astype(np.float32)).cast(loss.dtype))
+    loss = _reduce(loss, reduction)
+    return loss[0] if unbatched and reduction == "none" else loss
 
 
 def _lengths(values, batch, name):

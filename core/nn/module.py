@@ -97,6 +97,9 @@ class Module:
         for table in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__.get(table, {}):
                 del self.__dict__[table][name]
+                if table == "_buffers":  # a Var set under this name later is a parameter again
+                    self.__dict__.get("_buffer_names", set()).discard(name)
+                    self.__dict__.get("_non_persistent", set()).discard(name)
                 return
         object.__delattr__(self, name)
 

@@ -281,3 +281,12 @@ def test_state_entries_read_as_attribute_access_does():
     assert state_entries(norm, "_buffers", ("running_mean",))[0] is replacement
     with pytest.raises(AttributeError):
         state_entries(norm, "_buffers", ("missing",))
+
+
+def test_a_var_set_where_a_buffer_was_deleted_is_a_parameter():
+    layer = jt.nn.Linear(2, 2)
+    layer.register_buffer("scale", jt.ones(2), persistent=False)
+    del layer.scale
+    layer.scale = jt.ones(2)
+    assert "scale" in dict(layer.named_parameters()) and "scale" in layer.state_dict()
+    assert "scale" not in dict(layer.named_buffers())

@@ -272,3 +272,8 @@ def test_parametrizations_and_norms_name_the_mistake():
         spectral_norm(nn.Linear(2, 2), n_power_iterations=0)
     with pytest.raises(jt.MetajitValueError, match="dim 2 is out of range"):
         weight_norm(nn.Linear(2, 2), dim=2)
+    with pytest.raises(jt.MetajitValueError, match="dim 2 is out of range"):
+        parametrizations.weight_norm(nn.Linear(2, 2), dim=2)
+    for register in (spectral_norm, parametrizations.spectral_norm):
+        with pytest.raises(jt.MetajitValueError, match="dim -3 is out of range"):
+            register(nn.Linear(2, 2), dim=-3)

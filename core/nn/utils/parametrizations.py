@@ -12,7 +12,7 @@ from ...math_ops import binary
 from ..functional import normalize
 from ..module import Module
 from .parametrize import register_parametrization
-from .spectral_norm import check_iterations, default_dim, first_vectors, spectral_norm_of, weight_matrix
+from .spectral_norm import check_iterations, first_vectors, output_dim, spectral_norm_of, weight_matrix
 from .weight_norm import norm_except_dim, normalised_weight
 
 
@@ -38,7 +38,7 @@ class _SpectralNorm(Module):
     def __init__(self, weight, n_power_iterations=1, dim=0, eps=1e-12):
         super().__init__()
         check_iterations(n_power_iterations, "spectral_norm")
-        self.dim = dim % weight.ndim if weight.ndim > 1 else 0
+        self.dim = dim
         self.eps, self.n_power_iterations = eps, n_power_iterations
         if weight.ndim > 1:
             with no_grad():
@@ -83,6 +83,6 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
     normalised instead); ``dim``: the output dimension, by default 1 for transposed
     convolutions and 0 otherwise. Returns ``module``."""
     weight = getattr(module, name)
-    dim = default_dim(module) if dim is None else dim
-    register_parametrization(module, name, _SpectralNorm(weight, n_power_iterations, dim, eps))
+    register_parametrization(module, name, _SpectralNorm(weight, n_power_iterations, output_dim(module, weight, dim),
+                                                         eps))
     return module

@@ -39,9 +39,15 @@ def spectral_norm_of(matrix, u, v):
     return total(binary("mul", u, matrix @ v))
 
 
-def default_dim(module):
-    """The dimension of the output channels: 1 for a transposed convolution, else 0."""
-    return 1 if type(module).__name__.startswith("ConvTranspose") else 0
+def output_dim(module, weight, dim):
+    """``dim`` as a non-negative dimension of ``weight``; by default that of the output
+    channels: 1 for a transposed convolution, else 0."""
+    if dim is None:
+        return 1 if type(module).__name__.startswith("ConvTranspose") else 0
+    if not -weight.ndim <= dim < max(weight.ndim, 1):
+        raise MetajitValueError(f"spectral_norm: dim {dim} is out of range for a weight of shape "
+                                f"{tuple(weight.shape)}")
+    return dim % max(weight.ndim, 1)
 
 
 def check_iterations(n_power_iterations, what):
@@ -83,7 +89,7 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
     otherwise). Returns ``module``."""
     check_iterations(n_power_iterations, "spectral_norm")
     weight = normalisable_parameter(module, name, "spectral_norm")
-    dim = default_dim(module) if dim is None else dim % weight.ndim
+    dim = output_dim(module, weight, dim)
     hook = _SpectralNormHook(name, n_power_iterations, dim, eps)
     add_norm_hook(module, name, hook, "spectral_norm")
     with no_grad():
@@ -106,6 +112,5 @@ def remove_spectral_norm(module, name="weight"):
     module.__dict__.pop(name, None)
     for suffix in ("_orig", "_u", "_v"):
         delattr(module, name + suffix)
-    module.__dict__.get("_buffer_names", set()).difference_update({name + "_u", name + "_v"})
     setattr(module, name, weight)
     return module

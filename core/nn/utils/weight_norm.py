@@ -9,7 +9,7 @@ same split as a parametrization. Example::
 """
 from ...errors import MetajitValueError
 from ...math_ops import binary, unary
-from ...reductions import norm, sum as total
+from ...reductions import norm
 from ..module import Parameter
 from .norm_hooks import add_norm_hook, normalisable_parameter, remove_norm_hook
 
@@ -20,11 +20,11 @@ def norm_except_dim(v, dim):
     -1 (PyTorch's meaning of -1 here), a 0-d Var."""
     if dim is None or dim == -1:
         return norm(v)
+    if not -v.ndim <= dim < v.ndim:
+        raise MetajitValueError(f"weight_norm: dim {dim} is out of range for a weight of shape {tuple(v.shape)}")
     dim %= v.ndim
     axes = tuple(k for k in range(v.ndim) if k != dim)
-    if not axes:
-        return unary("abs", v)
-    return unary("sqrt", total(binary("mul", v, v), dim=axes, keepdims=True))
+    return norm(v, 2, axes, keepdim=True) if axes else unary("abs", v)
 
 
 def normalised_weight(g, v, dim):
@@ -53,12 +53,11 @@ def weight_norm(module, name="weight", dim=0):
     parameter itself), the weight recomputed from them before each forward. Returns
     ``module``."""
     weight = normalisable_parameter(module, name, "weight_norm")
-    if dim is not None and not -weight.ndim <= dim < weight.ndim:
-        raise MetajitValueError(f"weight_norm: dim {dim} is out of range for {name!r} of shape {weight.shape}")
+    magnitude = norm_except_dim(weight, dim).detach()  # (checks dim before the module changes)
     hook = _WeightNormHook(name, dim)
     add_norm_hook(module, name, hook, "weight_norm")
     del module._parameters[name]
-    setattr(module, name + "_g", Parameter(norm_except_dim(weight, dim).detach(), weight.requires_grad))
+    setattr(module, name + "_g", Parameter(magnitude, weight.requires_grad))
     setattr(module, name + "_v", Parameter(weight.detach(), weight.requires_grad))
     hook(module, ())
     return module
